@@ -1,0 +1,1712 @@
+//! Typed configuration: embedded defaults < TOML file < `FAXGATE_*` environment.
+//!
+//! This module owns the shape of `faxgate.toml`, where each value came from, and every check
+//! made on it after loading. Errors name the key and its origin: the file and line for a TOML
+//! file, the variable for the environment. Secrets (`password`) can live in a separate file
+//! (`password_file`) and are never printed: [`Config::to_redacted_toml`] replaces them.
+//!
+//! Layering (figment): [`Config::default`] is the embedded default (no hardware, no mail server,
+//! everything under `./faxgate-data` or `$FAXGATE_DATA`); a TOML file given with `--config`, else
+//! `./faxgate.toml`, else `/etc/faxgate/faxgate.toml` when present, is merged over it; then
+//! variables `FAXGATE_SECTION__KEY` (nested keys joined with `__`) override both. Unknown keys are
+//! an error everywhere: a misspelt key silently ignored is a fax sent to the wrong place.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::{Figment, Metadata, Source};
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Environment variable naming the data directory of the embedded default (ours).
+pub const DATA_ENV: &str = "FAXGATE_DATA";
+/// Environment variable naming the config file, same as `--config` (ours).
+pub const CONFIG_ENV: &str = "FAXGATE_CONFIG";
+/// Prefix of environment overrides; nested keys are joined with `__`.
+pub const ENV_PREFIX: &str = "FAXGATE_";
+/// System-wide config file used when neither `--config` nor `./faxgate.toml` is given.
+pub const SYSTEM_CONFIG: &str = "/etc/faxgate/faxgate.toml";
+/// Text that replaces every secret in printed configuration.
+pub const REDACTED: &str = "<redacted>";
+
+/// The whole configuration. Section order follows `firmware-config/faxgate.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[gateway]`: identity, served domains, data directory.
+    pub gateway: Gateway,
+    /// `[smtp]`: the offramp ESMTP listener.
+    pub smtp: Smtp,
+    /// `[relay]`: where mail the gateway writes (received faxes, reports) goes.
+    pub relay: Relay,
+    /// `[[modem]]`: one entry per fax modem.
+    #[serde(rename = "modem")]
+    pub modems: Vec<Modem>,
+    /// `[loopback]`: the built-in in-memory line of the embedded default.
+    pub loopback: Loopback,
+    /// `[dialplan]`: number normalisation and toll-fraud policy.
+    pub dialplan: DialPlan,
+    /// `[[route]]`: onramp routing table, first match wins.
+    #[serde(rename = "route")]
+    pub routes: Vec<Route>,
+    /// `[onramp]`: fax → email.
+    pub onramp: Onramp,
+    /// `[offramp]`: email → fax.
+    pub offramp: Offramp,
+    /// `[retry]`: backoff and give-up policy for fax and mail jobs.
+    pub retry: Retry,
+    /// `[spool]`: durable queue settings.
+    pub spool: Spool,
+    /// `[log]`: logging filter and format.
+    pub log: Log,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            gateway: Gateway::default(),
+            smtp: Smtp::default(),
+            relay: Relay::default(),
+            modems: Vec::new(),
+            loopback: Loopback::default(),
+            dialplan: DialPlan::default(),
+            routes: vec![Route::default_route()],
+            onramp: Onramp::default(),
+            offramp: Offramp::default(),
+            retry: Retry::default(),
+            spool: Spool::default(),
+            log: Log::default(),
+        }
+    }
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gateway {
+    /// Our host name: SMTP greeting, `Received:` headers, Message-ID right-hand side.
+    pub hostname: String,
+    /// Mail domains served: only `FAX=…@` one of these is accepted at RCPT (never relayed).
+    pub domains: Vec<String>,
+    /// Where spool, inbox and the default Maildir live. Relative paths are relative to the
+    /// working directory at start-up.
+    pub data_dir: PathBuf,
+    /// Operator mailbox: dead letters and failure copies are reported here.
+    pub admin: String,
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        let data_dir = std::env::var_os(DATA_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("faxgate-data"));
+        Gateway {
+            hostname: "localhost".into(),
+            domains: vec!["localhost".into()],
+            data_dir,
+            admin: "postmaster@localhost".into(),
+        }
+    }
+}
+
+/// `[smtp]`: the offramp listener (RFC 5321 server).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Smtp {
+    /// Addresses to listen on; a single string or a list.
+    #[serde(deserialize_with = "one_or_many")]
+    pub listen: Vec<SocketAddr>,
+    /// Simultaneous connections in all.
+    pub max_connections: usize,
+    /// Simultaneous connections from one client IP address.
+    pub max_connections_per_ip: usize,
+    /// Largest message accepted, in octets (advertised as `SIZE`, RFC 1870).
+    pub max_message_size: u64,
+    /// Recipients per message (RFC 5321 §4.5.3.1.8 asks servers to take at least 100).
+    pub max_recipients: usize,
+    /// Waiting for the next command (RFC 5321 §4.5.3.2.7 server timeout: 5 minutes).
+    #[serde(with = "humantime_serde")]
+    pub command_timeout: Duration,
+    /// Waiting for the next block of message data (RFC 5321 §4.5.3.2.5: 3 minutes).
+    #[serde(with = "humantime_serde")]
+    pub data_timeout: Duration,
+    /// Client networks allowed to submit fax mail without authenticating (CIDR).
+    pub client_networks: Vec<IpNet>,
+    /// Envelope senders allowed (`user@domain` or `@domain`); empty allows any sender
+    /// that passed the network or AUTH check.
+    pub allowed_senders: Vec<String>,
+    /// Refuse MAIL until STARTTLS succeeded.
+    pub require_tls: bool,
+    /// Refuse MAIL until AUTH succeeded (clients in `client_networks` included).
+    pub require_auth: bool,
+    /// Offer AUTH on a connection that is not encrypted (off: AUTH only after STARTTLS).
+    pub auth_without_tls: bool,
+    /// Users file for AUTH: lines `user:$argon2id$…` (PHC strings). No file: no AUTH.
+    pub users_file: Option<PathBuf>,
+    /// Failed AUTH attempts per connection before it is closed.
+    pub max_auth_failures: u32,
+    /// TLS certificate chain (PEM) for STARTTLS; with `tls_key`, STARTTLS is offered.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for STARTTLS.
+    pub tls_key: Option<PathBuf>,
+    /// Also accept site forms of recipient local parts that are plain digits (`12125550123@`),
+    /// besides RFC 3192 `FAX=+…`.
+    pub accept_plain_digits: bool,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Smtp {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
+            max_connections: 64,
+            max_connections_per_ip: 16,
+            max_message_size: 25 * 1024 * 1024,
+            max_recipients: 100,
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(180),
+            client_networks: vec![
+                "127.0.0.0/8".parse().expect("valid CIDR"),
+                "::1/128".parse().expect("valid CIDR"),
+            ],
+            allowed_senders: Vec::new(),
+            require_tls: false,
+            require_auth: false,
+            auth_without_tls: false,
+            users_file: None,
+            max_auth_failures: 3,
+            tls_cert: None,
+            tls_key: None,
+            accept_plain_digits: true,
+        }
+    }
+}
+
+/// How mail written by the gateway leaves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayMode {
+    /// Deliver into a Maildir (the zero-config default).
+    Maildir,
+    /// Deliver to an SMTP relay (the site's mail server).
+    Smtp,
+}
+
+/// Transport security towards the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelaySecurity {
+    /// Plain SMTP, no TLS at all.
+    None,
+    /// STARTTLS when offered, plain otherwise.
+    Opportunistic,
+    /// STARTTLS required: fail (and retry) if not offered.
+    Starttls,
+    /// Implicit TLS from the first byte (port 465).
+    Tls,
+}
+
+/// `[relay]`: onramp delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Relay {
+    /// `maildir` or `smtp`.
+    pub mode: RelayMode,
+    /// Maildir path (relative paths are under `gateway.data_dir`).
+    pub maildir: PathBuf,
+    /// Relay host name or address (mode `smtp`).
+    pub host: String,
+    /// Relay port.
+    pub port: u16,
+    /// `none`, `opportunistic`, `starttls` or `tls`.
+    pub security: RelaySecurity,
+    /// AUTH user name; empty: no AUTH.
+    pub username: String,
+    /// AUTH password (prefer `password_file`). Never printed.
+    pub password: Option<String>,
+    /// File whose first line is the AUTH password.
+    pub password_file: Option<PathBuf>,
+    /// Whole-transaction timeout per message (lettre's own timeout covers only the connect).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Ask the relay for a DSN (`NOTIFY=SUCCESS,FAILURE` with `ENVID`, RFC 3461).
+    pub request_dsn: bool,
+    /// Simultaneous relay connections.
+    pub max_connections: usize,
+}
+
+impl Default for Relay {
+    fn default() -> Self {
+        Relay {
+            mode: RelayMode::Maildir,
+            maildir: PathBuf::from("maildir"),
+            host: String::new(),
+            port: 25,
+            security: RelaySecurity::Opportunistic,
+            username: String::new(),
+            password: None,
+            password_file: None,
+            timeout: Duration::from_secs(120),
+            request_dsn: false,
+            max_connections: 2,
+        }
+    }
+}
+
+/// Fax service class the modem is driven in (ITU-T T.31 / T.32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModemClass {
+    /// Class 1 (T.31): the host runs T.30.
+    #[serde(rename = "1")]
+    Class1,
+    /// Class 1.0 (T.31 with `AT+FCLASS=1.0`).
+    #[serde(rename = "1.0")]
+    Class1_0,
+    /// Class 2.0 (T.32): the modem runs T.30.
+    #[serde(rename = "2.0")]
+    Class2_0,
+}
+
+/// What a modem is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModemRole {
+    /// Answer incoming calls only.
+    Receive,
+    /// Place outgoing calls only.
+    Send,
+    /// Both: answers RING when idle, leased for sending otherwise.
+    Both,
+}
+
+/// One `[[modem]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Modem {
+    /// Short name, used in logs, routes (`line`) and the status display.
+    pub name: String,
+    /// Serial device, e.g. `/dev/faxmodem0` (see `hardware/60-faxgate.rules`).
+    pub device: PathBuf,
+    /// Modem profile: a file name (without `.toml`) under `profiles_dir`.
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    /// Directory holding modem profiles.
+    #[serde(default = "default_profiles_dir")]
+    pub profiles_dir: PathBuf,
+    /// `1`, `1.0` or `2.0`.
+    #[serde(default = "default_class")]
+    pub class: ModemClass,
+    /// Our station ID sent as TSI/CSI (T.30 §5.3.6.2.4: up to 20 characters, digits, `+`, space).
+    #[serde(default)]
+    pub local_id: String,
+    /// Answer after this many rings.
+    #[serde(default = "default_rings")]
+    pub rings: u32,
+    /// `receive`, `send` or `both`.
+    #[serde(default = "default_role")]
+    pub role: ModemRole,
+    /// Highest signalling rate offered, bit/s (2400 … 14400).
+    #[serde(default = "default_max_rate")]
+    pub max_rate: u32,
+    /// Offer and accept T.30 Annex A error correction.
+    #[serde(default = "default_true")]
+    pub ecm: bool,
+}
+
+fn default_profile() -> String {
+    "generic-class1".into()
+}
+fn default_profiles_dir() -> PathBuf {
+    PathBuf::from("/etc/faxgate/modems")
+}
+fn default_class() -> ModemClass {
+    ModemClass::Class1
+}
+fn default_rings() -> u32 {
+    1
+}
+fn default_role() -> ModemRole {
+    ModemRole::Both
+}
+fn default_max_rate() -> u32 {
+    14400
+}
+fn default_true() -> bool {
+    true
+}
+
+/// `[loopback]`: the built-in line of the embedded default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Loopback {
+    /// Run the in-memory line: every number dialled on it reaches this gateway's own onramp.
+    pub enabled: bool,
+    /// Station ID of the simulated far end.
+    pub remote_id: String,
+}
+
+impl Default for Loopback {
+    fn default() -> Self {
+        Loopback {
+            enabled: true,
+            remote_id: "+1 212 555 0123".into(),
+        }
+    }
+}
+
+/// `[dialplan]`: turning recipients into dial strings, and what may be dialled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialPlan {
+    /// Our country calling code (E.164), e.g. `1` for NANP, `44` for the UK.
+    pub country_code: String,
+    /// Area code used to complete short local numbers; empty: local numbers are not completed.
+    pub area_code: String,
+    /// Prefix dialled before an international number (`011` NANP, `00` most of the world).
+    pub international_prefix: String,
+    /// Prefix dialled before a national number outside the local area (`1` NANP, `0` UK).
+    pub national_prefix: String,
+    /// Dial national numbers of our own area without area code.
+    pub strip_local_area: bool,
+    /// Prefix for an outside line (PBX), e.g. `9,`; dialled first.
+    pub outside_prefix: String,
+    /// Allowed destinations (E.164 patterns, see [`validate_number_pattern`]); empty allows all
+    /// that `deny` does not.
+    pub allow: Vec<String>,
+    /// Denied destinations; checked before `allow`.
+    pub deny: Vec<String>,
+    /// Permit destinations outside our country code (toll fraud: off by default).
+    pub allow_international: bool,
+    /// Premium-rate patterns, always denied unless `allow_premium`.
+    pub premium: Vec<String>,
+    /// Permit premium-rate destinations.
+    pub allow_premium: bool,
+}
+
+impl Default for DialPlan {
+    fn default() -> Self {
+        DialPlan {
+            country_code: "1".into(),
+            area_code: String::new(),
+            international_prefix: "011".into(),
+            national_prefix: "1".into(),
+            strip_local_area: false,
+            outside_prefix: String::new(),
+            allow: Vec::new(),
+            deny: Vec::new(),
+            allow_international: false,
+            // NANP premium and chargeable services: 900 and 976 exchanges.
+            premium: vec!["+1900*".into(), "+1XXX976*".into()],
+            allow_premium: false,
+        }
+    }
+}
+
+/// Attachment format of an onramp email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttachFormat {
+    /// RFC 3949 Profile S TIFF (MH, 1728 wide): every T.37 recipient can read it.
+    Tiff,
+    /// TIFF-F (RFC 3949 Profile F) with MMR coding: smaller, for known-capable recipients.
+    TiffMmr,
+    /// PDF with the page images embedded as CCITT G4 (`CCITTFaxDecode`).
+    Pdf,
+    /// No attachment: a notice only (privacy).
+    None,
+}
+
+/// One `[[route]]`: match keys (all given must match) → recipients.
+///
+/// A match value is exact (`5550002`), a prefix (`555*`), or a pattern where `X` is any digit
+/// and `*` (last only) any rest (`+1212XXX*`). Absent keys match anything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Name shown in logs.
+    pub name: String,
+    /// Modem (line) name.
+    #[serde(default)]
+    pub line: Option<String>,
+    /// Dialled number (DID, `NDID=`).
+    #[serde(default)]
+    pub did: Option<String>,
+    /// Caller ID (`NMBR=`).
+    #[serde(default)]
+    pub caller: Option<String>,
+    /// Remote station ID (TSI/CSID).
+    #[serde(default)]
+    pub csid: Option<String>,
+    /// T.33 subaddress (SUB).
+    #[serde(default)]
+    pub subaddress: Option<String>,
+    /// Recipient addresses.
+    pub to: Vec<String>,
+    /// Attachment format.
+    #[serde(default = "default_format")]
+    pub format: AttachFormat,
+    /// Subject template (fields: see `firmware-config/faxgate.toml`); empty: the onramp default.
+    #[serde(default)]
+    pub subject: String,
+    /// Body template; empty: the onramp default.
+    #[serde(default)]
+    pub body: String,
+    /// Copy `gateway.admin` when the reception failed or was partial.
+    #[serde(default)]
+    pub admin_copy_on_failure: bool,
+}
+
+fn default_format() -> AttachFormat {
+    AttachFormat::Tiff
+}
+
+impl Route {
+    /// The default route of the embedded configuration: everything to the local fax mailbox.
+    pub fn default_route() -> Route {
+        Route {
+            name: "default".into(),
+            line: None,
+            did: None,
+            caller: None,
+            csid: None,
+            subaddress: None,
+            to: vec!["fax@localhost".into()],
+            format: AttachFormat::Tiff,
+            subject: String::new(),
+            body: String::new(),
+            admin_copy_on_failure: false,
+        }
+    }
+}
+
+/// `[onramp]`: received faxes to email.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Onramp {
+    /// `From:` of fax emails (RFC 3965: must be able to receive bounces).
+    pub from: String,
+    /// Watched inbox folder for files to send as received faxes (relative: under data dir).
+    pub inbox: PathBuf,
+    /// A file in the inbox counts as complete once unchanged for this long.
+    #[serde(with = "humantime_serde")]
+    pub inbox_settle: Duration,
+    /// Default subject template.
+    pub subject: String,
+    /// Default body template.
+    pub body: String,
+}
+
+impl Default for Onramp {
+    fn default() -> Self {
+        Onramp {
+            from: "Fax Gateway <fax-gateway@localhost>".into(),
+            inbox: PathBuf::from("inbox"),
+            inbox_settle: Duration::from_secs(5),
+            subject: "Fax from {remote_id} ({pages} pages)".into(),
+            body: "A fax was received.\n\nFrom: {remote_id}\nCaller: {caller}\nDialled: {did}\n\
+                   Pages: {pages}\nDuration: {duration}\nSpeed: {speed}\nResolution: {resolution}\n\
+                   Bad lines: {bad_lines}\nReceived: {time}\nResult: {cause}\n"
+                .into(),
+        }
+    }
+}
+
+/// What to do with the body text of an email sent to fax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BodyText {
+    /// Fax the body text as pages of its own.
+    Include,
+    /// Never fax the body text.
+    Omit,
+    /// Fax the body text only when there is no attachment.
+    IfNoAttachment,
+}
+
+/// Fax vertical resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resolution {
+    /// 3.85 lines/mm (98 lpi).
+    Standard,
+    /// 7.7 lines/mm (196 lpi).
+    Fine,
+    /// 15.4 lines/mm (391 lpi).
+    Superfine,
+}
+
+/// Paper the pages are laid out for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Paper {
+    /// 210 × 297 mm.
+    A4,
+    /// 8.5 × 11 in.
+    Letter,
+}
+
+/// `[offramp]`: email to fax.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Offramp {
+    /// `include`, `omit` or `if-no-attachment`.
+    pub body_text: BodyText,
+    /// Send a cover page first.
+    pub cover_page: bool,
+    /// Page header line template (TCPA: sender identity on every page).
+    pub header: String,
+    /// Sender name printed in the header line.
+    pub sender_name: String,
+    /// Default resolution (a sender may ask otherwise).
+    pub resolution: Resolution,
+    /// Paper size.
+    pub paper: Paper,
+    /// Inline images smaller than this (octets) are treated as signature logos and skipped.
+    pub min_inline_image: u64,
+    /// Send a success report when the envelope did not say (RFC 3461 NOTIFY absent).
+    pub notify_success_by_default: bool,
+    /// Honour requests for MDNs (RFC 8098) at all.
+    pub mdn: bool,
+    /// Pages per document at most.
+    pub max_pages: u32,
+}
+
+impl Default for Offramp {
+    fn default() -> Self {
+        Offramp {
+            body_text: BodyText::IfNoAttachment,
+            cover_page: false,
+            header: "{date} {time}  FROM: {station} {sender}  TO: {recipient}  P. {page}/{pages}"
+                .into(),
+            sender_name: "faxgate".into(),
+            resolution: Resolution::Fine,
+            paper: Paper::A4,
+            min_inline_image: 16 * 1024,
+            notify_success_by_default: false,
+            mdn: false,
+            max_pages: 100,
+        }
+    }
+}
+
+/// `[retry]`: the scheduler's policy (defaults after HylaFAX and common MTAs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retry {
+    /// Wait after a busy line.
+    #[serde(with = "humantime_serde")]
+    pub busy: Duration,
+    /// Wait after no answer.
+    #[serde(with = "humantime_serde")]
+    pub no_answer: Duration,
+    /// Wait after a T.30 protocol failure.
+    #[serde(with = "humantime_serde")]
+    pub protocol_error: Duration,
+    /// Dials per fax job at most.
+    pub max_dials: u32,
+    /// Calls that reached a fax machine per job at most.
+    pub max_tries: u32,
+    /// A fax job older than this is given up.
+    #[serde(with = "humantime_serde")]
+    pub kill_after: Duration,
+    /// First wait after a relay failure (doubles each time).
+    #[serde(with = "humantime_serde")]
+    pub relay_initial: Duration,
+    /// Longest wait between relay attempts.
+    #[serde(with = "humantime_serde")]
+    pub relay_max: Duration,
+    /// Mail is given up after this long (kept in `failed/`).
+    #[serde(with = "humantime_serde")]
+    pub relay_give_up: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            busy: Duration::from_secs(180),
+            no_answer: Duration::from_secs(300),
+            protocol_error: Duration::from_secs(60),
+            max_dials: 12,
+            max_tries: 3,
+            kill_after: Duration::from_secs(3 * 3600),
+            relay_initial: Duration::from_secs(60),
+            relay_max: Duration::from_secs(3600),
+            relay_give_up: Duration::from_secs(5 * 86400),
+        }
+    }
+}
+
+/// `[spool]`: the durable queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Spool {
+    /// Spool directory (relative: under data dir).
+    pub dir: PathBuf,
+    /// Free space kept in reserve: below it new jobs get a temporary error.
+    pub min_free_bytes: u64,
+    /// Keep finished jobs in `done/` this long.
+    #[serde(with = "humantime_serde")]
+    pub keep_done: Duration,
+    /// Keep failed jobs in `failed/` this long.
+    #[serde(with = "humantime_serde")]
+    pub keep_failed: Duration,
+}
+
+impl Default for Spool {
+    fn default() -> Self {
+        Spool {
+            dir: PathBuf::from("spool"),
+            min_free_bytes: 64 * 1024 * 1024,
+            keep_done: Duration::from_secs(7 * 86400),
+            keep_failed: Duration::from_secs(30 * 86400),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Plain lines under systemd (journald stamps them), timestamped lines otherwise.
+    Auto,
+    /// Plain lines without timestamps.
+    Plain,
+    /// Lines with timestamps.
+    Full,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `RUST_LOG`-style filter; `RUST_LOG` in the environment wins.
+    pub filter: String,
+    /// `auto`, `plain`, `full` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            filter: "info".into(),
+            format: LogFormat::Auto,
+        }
+    }
+}
+
+fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        One(T),
+        Many(Vec<T>),
+    }
+    Ok(match OneOrMany::<T>::deserialize(d)? {
+        OneOrMany::One(v) => vec![v],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The embedded default.
+    Default,
+    /// A TOML file, with the line of the key when it could be found.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the key.
+        line: Option<usize>,
+    },
+    /// An environment variable.
+    Env(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("the embedded default"),
+            Origin::File {
+                path,
+                line: Some(l),
+            } => write!(f, "{}:{l}", path.display()),
+            Origin::File { path, line: None } => write!(f, "{}", path.display()),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+        }
+    }
+}
+
+/// One configuration problem: which key, where its value came from, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key, e.g. `smtp.client_networks.1`.
+    pub key: String,
+    /// Where the offending value came from.
+    pub origin: Origin,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: key `{}`: {}", self.origin, self.key, self.message)
+    }
+}
+
+/// Every problem found while loading; never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A loaded, validated configuration with the provenance of its values.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The effective configuration.
+    pub config: Config,
+    /// The TOML file merged over the defaults, if any.
+    pub file: Option<PathBuf>,
+    figment: Figment,
+}
+
+impl Loaded {
+    /// Where the value at `key` (dotted) came from.
+    pub fn origin(&self, key: &str) -> Origin {
+        origin_of(&self.figment, key, self.file.as_deref())
+    }
+}
+
+/// Which file to read: `explicit` (from `--config` or `FAXGATE_CONFIG`), else `./faxgate.toml`,
+/// else [`SYSTEM_CONFIG`] when present, else none (embedded default only).
+pub fn find_config_file(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    ["faxgate.toml", SYSTEM_CONFIG]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+/// Loads defaults < `file` < environment, then validates. `env` is the environment to read
+/// (`std::env::vars()` in the binary; a fixed list in tests).
+pub fn load(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Loaded, ConfigErrors> {
+    let mut errors = Vec::new();
+    if let Some(f) = file
+        && !f.is_file()
+    {
+        return Err(ConfigErrors(vec![ConfigError {
+            key: String::new(),
+            origin: Origin::File {
+                path: f.to_path_buf(),
+                line: None,
+            },
+            message: "config file not found or not a regular file".into(),
+        }]));
+    }
+    // FAXGATE_DATA and FAXGATE_CONFIG are not config keys: they choose the default data
+    // directory and the file.
+    let env: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k != DATA_ENV && k != CONFIG_ENV)
+        .collect();
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(f) = file {
+        figment = figment.merge(Toml::file_exact(f));
+    }
+    figment = figment.merge(EnvVars(env));
+
+    let config: Config = match figment.extract() {
+        Ok(c) => c,
+        Err(e) => {
+            for err in e {
+                errors.push(figment_error(&figment, err, file));
+            }
+            return Err(ConfigErrors(errors));
+        }
+    };
+    let loaded = Loaded {
+        config,
+        file: file.map(Path::to_path_buf),
+        figment,
+    };
+    let problems = validate(&loaded.config);
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(ConfigErrors(
+            problems
+                .into_iter()
+                .map(|(key, message)| ConfigError {
+                    origin: loaded.origin(&key),
+                    key,
+                    message,
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// Name of the metadata of environment overrides (ours).
+const ENV_SOURCE: &str = "FAXGATE_* environment";
+
+/// The `FAXGATE_*` provider over an explicit list of variables, parsed the way figment parses
+/// environment values (`5` is an integer, `[a, b]` a list, `true` a boolean). Taking the list
+/// rather than reading the process environment keeps loading a pure function of its inputs.
+struct EnvVars(Vec<(String, String)>);
+
+impl figment::Provider for EnvVars {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(ENV_SOURCE).interpolater(|_, keys| env_var_name(keys))
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        use figment::value::{Dict, Value};
+        let mut root = Dict::new();
+        for (name, raw) in &self.0 {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let keys: Vec<String> = rest.split("__").map(|k| k.to_ascii_lowercase()).collect();
+            if keys.iter().any(String::is_empty) {
+                continue;
+            }
+            let value: Value = raw.parse().unwrap_or_else(|_| Value::from(raw.clone()));
+            let mut dict = &mut root;
+            for k in &keys[..keys.len() - 1] {
+                let entry = dict
+                    .entry(k.clone())
+                    .or_insert_with(|| Value::from(Dict::new()));
+                if entry.as_dict().is_none() {
+                    *entry = Value::from(Dict::new());
+                }
+                dict = match entry {
+                    Value::Dict(_, d) => d,
+                    _ => unreachable!("just made a dict"),
+                };
+            }
+            dict.insert(keys[keys.len() - 1].clone(), value);
+        }
+        Ok(figment::Profile::Default.collect(root))
+    }
+}
+
+/// `FAXGATE_SMTP__LISTEN` for the key path `smtp.listen` (array indices dropped).
+fn env_var_name<S: AsRef<str>>(keys: &[S]) -> String {
+    let parts: Vec<String> = keys
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|c| c.parse::<usize>().is_err())
+        .map(str::to_ascii_uppercase)
+        .collect();
+    format!("{ENV_PREFIX}{}", parts.join("__"))
+}
+
+fn figment_error(figment: &Figment, err: figment::Error, file: Option<&Path>) -> ConfigError {
+    use figment::error::Kind;
+    let mut path = err.path.clone();
+    if let Kind::UnknownField(name, _) = &err.kind
+        && path.last() != Some(name)
+    {
+        path.push(name.clone());
+    }
+    let key = path.join(".");
+    let origin = match &err.metadata {
+        Some(md) => origin_from_metadata(md, &path, file),
+        None => origin_of(figment, &key, file),
+    };
+    let message = match &err.kind {
+        Kind::UnknownField(name, expected) => {
+            format!(
+                "unknown key `{name}` (expected one of: {})",
+                expected.join(", ")
+            )
+        }
+        other => other.to_string(),
+    };
+    ConfigError {
+        key,
+        origin,
+        message,
+    }
+}
+
+fn origin_of(figment: &Figment, key: &str, file: Option<&Path>) -> Origin {
+    let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+    // Array elements have no metadata of their own: walk up to the array.
+    for n in (1..=path.len()).rev() {
+        if let Some(md) = figment.find_metadata(&path[..n].join(".")) {
+            return origin_from_metadata(md, &path, file);
+        }
+    }
+    Origin::Default
+}
+
+fn origin_from_metadata(md: &Metadata, path: &[String], file: Option<&Path>) -> Origin {
+    if md.name == ENV_SOURCE {
+        return Origin::Env(env_var_name(path));
+    }
+    let toml_file = match &md.source {
+        Some(Source::File(p)) => Some(p.clone()),
+        _ if md.name.contains("TOML") => file.map(Path::to_path_buf),
+        _ => None,
+    };
+    match toml_file {
+        Some(p) => Origin::File {
+            line: line_of_key(&p, path),
+            path: p,
+        },
+        None => Origin::Default,
+    }
+}
+
+/// 1-based line of the key at `path` (dotted components; numbers index arrays) in a TOML file.
+/// The deepest component found is used, so an unknown element still points at its array.
+pub fn line_of_key(file: &Path, path: &[String]) -> Option<usize> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let doc = toml_edit::ImDocument::parse(text.as_str()).ok()?;
+    let span = span_in_item(doc.as_item(), path, None)?;
+    let upto = text.get(..span.start)?;
+    Some(upto.bytes().filter(|&b| b == b'\n').count() + 1)
+}
+
+type Span = Option<std::ops::Range<usize>>;
+
+fn span_in_item(item: &toml_edit::Item, path: &[String], best: Span) -> Span {
+    use toml_edit::{Item, Value};
+    let Some((comp, rest)) = path.split_first() else {
+        return best;
+    };
+    match item {
+        Item::Table(t) => match t.get_key_value(comp) {
+            Some((k, v)) => span_in_item(v, rest, k.span().or(best)),
+            None => best,
+        },
+        Item::ArrayOfTables(a) => match comp.parse::<usize>().ok().and_then(|i| a.get(i)) {
+            Some(t) => {
+                let s = t.span().or(best);
+                match t.get_key_value(rest.first().map(String::as_str).unwrap_or("")) {
+                    Some((k, v)) => span_in_item(v, &rest[1..], k.span().or(s)),
+                    None => s,
+                }
+            }
+            None => best,
+        },
+        Item::Value(Value::Array(a)) => match comp.parse::<usize>().ok().and_then(|i| a.get(i)) {
+            Some(v) => v.span().or(best),
+            None => best,
+        },
+        Item::Value(Value::InlineTable(t)) => match t.get_key_value(comp) {
+            Some((k, _)) => k.span().or(best),
+            None => best,
+        },
+        _ => best,
+    }
+}
+
+/// Checks made after loading. Returns `(dotted key, problem)` pairs; empty when all is well.
+pub fn validate(c: &Config) -> Vec<(String, String)> {
+    let mut p: Vec<(String, String)> = Vec::new();
+    let mut err = |k: String, m: String| p.push((k, m));
+
+    // [gateway]
+    if c.gateway.hostname.is_empty() || !is_domain(&c.gateway.hostname) {
+        err(
+            "gateway.hostname".into(),
+            format!("`{}` is not a host name", c.gateway.hostname),
+        );
+    }
+    if c.gateway.domains.is_empty() {
+        err(
+            "gateway.domains".into(),
+            "at least one mail domain must be served".into(),
+        );
+    }
+    for (i, d) in c.gateway.domains.iter().enumerate() {
+        if !is_domain(d) {
+            err(
+                format!("gateway.domains.{i}"),
+                format!("`{d}` is not a domain"),
+            );
+        }
+    }
+    check_path(&mut err, "gateway.data_dir", &c.gateway.data_dir);
+    if !is_address(&c.gateway.admin) {
+        err(
+            "gateway.admin".into(),
+            format!("`{}` is not a mail address", c.gateway.admin),
+        );
+    }
+
+    // [smtp]
+    if c.smtp.listen.is_empty() {
+        err(
+            "smtp.listen".into(),
+            "at least one listen address is needed".into(),
+        );
+    }
+    check_range(
+        &mut err,
+        "smtp.max_connections",
+        c.smtp.max_connections as u64,
+        1,
+        100_000,
+    );
+    check_range(
+        &mut err,
+        "smtp.max_connections_per_ip",
+        c.smtp.max_connections_per_ip as u64,
+        1,
+        c.smtp.max_connections.max(1) as u64,
+    );
+    check_range(
+        &mut err,
+        "smtp.max_message_size",
+        c.smtp.max_message_size,
+        1024,
+        1 << 32,
+    );
+    // RFC 5321 §4.5.3.1.8: a server must be able to buffer 100 recipients.
+    check_range(
+        &mut err,
+        "smtp.max_recipients",
+        c.smtp.max_recipients as u64,
+        1,
+        10_000,
+    );
+    if c.smtp.command_timeout < Duration::from_secs(1) {
+        err("smtp.command_timeout".into(), "must be at least 1s".into());
+    }
+    if c.smtp.data_timeout < Duration::from_secs(1) {
+        err("smtp.data_timeout".into(), "must be at least 1s".into());
+    }
+    for (i, s) in c.smtp.allowed_senders.iter().enumerate() {
+        let ok = match s.strip_prefix('@') {
+            Some(d) => is_domain(d),
+            None => is_address(s),
+        };
+        if !ok {
+            err(
+                format!("smtp.allowed_senders.{i}"),
+                format!("`{s}` is neither `user@domain` nor `@domain`"),
+            );
+        }
+    }
+    match (&c.smtp.tls_cert, &c.smtp.tls_key) {
+        (Some(_), None) => err(
+            "smtp.tls_key".into(),
+            "tls_cert is set but tls_key is not".into(),
+        ),
+        (None, Some(_)) => err(
+            "smtp.tls_cert".into(),
+            "tls_key is set but tls_cert is not".into(),
+        ),
+        (Some(cert), Some(key)) => {
+            check_path(&mut err, "smtp.tls_cert", cert);
+            check_path(&mut err, "smtp.tls_key", key);
+        }
+        (None, None) => {
+            if c.smtp.require_tls {
+                err(
+                    "smtp.require_tls".into(),
+                    "TLS is required but no tls_cert/tls_key is configured".into(),
+                );
+            }
+        }
+    }
+    if let Some(u) = &c.smtp.users_file {
+        check_path(&mut err, "smtp.users_file", u);
+    } else if c.smtp.require_auth {
+        err(
+            "smtp.require_auth".into(),
+            "AUTH is required but no users_file is configured".into(),
+        );
+    }
+    if c.smtp.require_auth && !c.smtp.auth_without_tls && c.smtp.tls_cert.is_none() {
+        err(
+            "smtp.require_auth".into(),
+            "AUTH is offered only after STARTTLS: configure tls_cert/tls_key or set auth_without_tls"
+                .into(),
+        );
+    }
+
+    // [relay]
+    check_path(&mut err, "relay.maildir", &c.relay.maildir);
+    if c.relay.mode == RelayMode::Smtp {
+        if c.relay.host.is_empty() {
+            err(
+                "relay.host".into(),
+                "mode is smtp but no host is set".into(),
+            );
+        } else if !is_domain(&c.relay.host) && c.relay.host.parse::<std::net::IpAddr>().is_err() {
+            err(
+                "relay.host".into(),
+                format!(
+                    "`{}` is neither a host name nor an IP address",
+                    c.relay.host
+                ),
+            );
+        }
+        if c.relay.port == 0 {
+            err("relay.port".into(), "port 0 is not a port".into());
+        }
+    }
+    if c.relay.password.is_some() && c.relay.password_file.is_some() {
+        err(
+            "relay.password_file".into(),
+            "set password or password_file, not both".into(),
+        );
+    }
+    if let Some(pf) = &c.relay.password_file {
+        check_path(&mut err, "relay.password_file", pf);
+    }
+    if (c.relay.password.is_some() || c.relay.password_file.is_some())
+        && c.relay.username.is_empty()
+    {
+        err(
+            "relay.username".into(),
+            "a password is set but no username".into(),
+        );
+    }
+    check_range(
+        &mut err,
+        "relay.max_connections",
+        c.relay.max_connections as u64,
+        1,
+        64,
+    );
+
+    // [[modem]]
+    let mut names = BTreeSet::new();
+    let mut devices = BTreeSet::new();
+    for (i, m) in c.modems.iter().enumerate() {
+        let k = |f: &str| format!("modem.{i}.{f}");
+        if m.name.is_empty()
+            || !m
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            err(
+                k("name"),
+                format!("`{}`: use letters, digits, `-` and `_`", m.name),
+            );
+        } else if !names.insert(m.name.clone()) {
+            err(k("name"), format!("modem name `{}` used twice", m.name));
+        }
+        let dev = m.device.to_string_lossy();
+        if !m.device.is_absolute() || dev.ends_with('/') || dev.contains('\0') {
+            err(
+                k("device"),
+                format!("`{dev}` is not an absolute device path such as /dev/ttyACM0"),
+            );
+        } else if !devices.insert(m.device.clone()) {
+            err(k("device"), format!("device `{dev}` used by two modems"));
+        }
+        if m.profile.is_empty()
+            || !m
+                .profile
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' || ch == '.')
+        {
+            err(
+                k("profile"),
+                format!("`{}` is not a profile name", m.profile),
+            );
+        }
+        check_path(&mut err, &k("profiles_dir"), &m.profiles_dir);
+        if !is_station_id(&m.local_id) {
+            err(
+                k("local_id"),
+                "T.30 §5.3.6.2.4: at most 20 characters, digits, `+` and spaces".into(),
+            );
+        }
+        check_range(&mut err, &k("rings"), m.rings as u64, 1, 20);
+        if ![2400, 4800, 7200, 9600, 12000, 14400].contains(&m.max_rate) {
+            err(
+                k("max_rate"),
+                format!(
+                    "{} is not a T.30 signalling rate (2400 … 14400)",
+                    m.max_rate
+                ),
+            );
+        }
+    }
+
+    // [loopback]
+    if !is_station_id(&c.loopback.remote_id) {
+        err(
+            "loopback.remote_id".into(),
+            "T.30 §5.3.6.2.4: at most 20 characters, digits, `+` and spaces".into(),
+        );
+    }
+
+    // [dialplan]
+    let d = &c.dialplan;
+    if d.country_code.is_empty()
+        || d.country_code.len() > 3
+        || !d.country_code.bytes().all(|b| b.is_ascii_digit())
+        || d.country_code.starts_with('0')
+    {
+        err(
+            "dialplan.country_code".into(),
+            format!(
+                "`{}` is not an E.164 country code (1–3 digits)",
+                d.country_code
+            ),
+        );
+    }
+    for (key, v) in [
+        ("dialplan.area_code", &d.area_code),
+        ("dialplan.international_prefix", &d.international_prefix),
+        ("dialplan.national_prefix", &d.national_prefix),
+    ] {
+        if !v.bytes().all(|b| b.is_ascii_digit()) || v.len() > 8 {
+            err(key.into(), format!("`{v}`: digits only"));
+        }
+    }
+    if !d
+        .outside_prefix
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b"*#,W".contains(&b))
+    {
+        err(
+            "dialplan.outside_prefix".into(),
+            format!("`{}`: digits, `*`, `#`, `,` and `W` only", d.outside_prefix),
+        );
+    }
+    for (list, name) in [
+        (&d.allow, "allow"),
+        (&d.deny, "deny"),
+        (&d.premium, "premium"),
+    ] {
+        for (i, pat) in list.iter().enumerate() {
+            if let Err(m) = validate_number_pattern(pat, true) {
+                err(format!("dialplan.{name}.{i}"), m);
+            }
+        }
+    }
+
+    // [[route]]
+    for (i, r) in c.routes.iter().enumerate() {
+        if r.name.is_empty() {
+            err(format!("route.{i}.name"), "a route needs a name".into());
+        }
+        if r.to.is_empty() {
+            err(
+                format!("route.{i}.to"),
+                "a route needs at least one recipient".into(),
+            );
+        }
+        for (j, a) in r.to.iter().enumerate() {
+            if !is_address(a) {
+                err(
+                    format!("route.{i}.to.{j}"),
+                    format!("`{a}` is not a mail address"),
+                );
+            }
+        }
+        for (field, v) in [
+            ("line", &r.line),
+            ("did", &r.did),
+            ("caller", &r.caller),
+            ("csid", &r.csid),
+            ("subaddress", &r.subaddress),
+        ] {
+            if let Some(v) = v
+                && let Err(m) = validate_match(v)
+            {
+                err(format!("route.{i}.{field}"), m);
+            }
+        }
+    }
+    if let Some(last) = c.routes.last() {
+        let catch_all = last.line.is_none()
+            && last.did.is_none()
+            && last.caller.is_none()
+            && last.csid.is_none()
+            && last.subaddress.is_none();
+        if !catch_all {
+            err(
+                format!("route.{}", c.routes.len() - 1),
+                "the last route must match everything (a default route), so no fax goes unrouted"
+                    .into(),
+            );
+        }
+    } else {
+        err(
+            "route".into(),
+            "at least one (default) route is needed so no fax goes unrouted".into(),
+        );
+    }
+
+    // [onramp]
+    if !is_address(&c.onramp.from) {
+        err(
+            "onramp.from".into(),
+            format!("`{}` is not a mail address", c.onramp.from),
+        );
+    }
+    check_path(&mut err, "onramp.inbox", &c.onramp.inbox);
+
+    // [offramp]
+    check_range(
+        &mut err,
+        "offramp.max_pages",
+        c.offramp.max_pages as u64,
+        1,
+        10_000,
+    );
+
+    // [retry]
+    check_range(
+        &mut err,
+        "retry.max_dials",
+        c.retry.max_dials as u64,
+        1,
+        1000,
+    );
+    check_range(
+        &mut err,
+        "retry.max_tries",
+        c.retry.max_tries as u64,
+        1,
+        100,
+    );
+    if c.retry.relay_initial > c.retry.relay_max {
+        err(
+            "retry.relay_initial".into(),
+            "must not exceed retry.relay_max".into(),
+        );
+    }
+    for (k, v) in [
+        ("retry.busy", c.retry.busy),
+        ("retry.no_answer", c.retry.no_answer),
+        ("retry.protocol_error", c.retry.protocol_error),
+        ("retry.relay_initial", c.retry.relay_initial),
+        ("retry.kill_after", c.retry.kill_after),
+        ("retry.relay_give_up", c.retry.relay_give_up),
+    ] {
+        if v.is_zero() {
+            err(k.into(), "must be longer than zero".into());
+        }
+    }
+
+    // [spool]
+    check_path(&mut err, "spool.dir", &c.spool.dir);
+
+    // [log]
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.filter) {
+        err("log.filter".into(), format!("not a valid filter: {e}"));
+    }
+    p
+}
+
+fn check_range(err: &mut impl FnMut(String, String), key: &str, v: u64, lo: u64, hi: u64) {
+    if v < lo || v > hi {
+        err(key.into(), format!("{v} is outside {lo} … {hi}"));
+    }
+}
+
+fn check_path(err: &mut impl FnMut(String, String), key: &str, p: &Path) {
+    let s = p.to_string_lossy();
+    if s.is_empty() {
+        err(key.into(), "an empty path is not a path".into());
+    } else if s.contains('\0') {
+        err(key.into(), "a path cannot hold a NUL byte".into());
+    }
+}
+
+/// A host or domain name (RFC 1035 letters-digits-hyphen labels; `localhost` included).
+pub fn is_domain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// A mail address, bare (`user@domain`) or with a display name (`Name <user@domain>`).
+pub fn is_address(s: &str) -> bool {
+    let addr = match (s.rfind('<'), s.ends_with('>')) {
+        (Some(i), true) => &s[i + 1..s.len() - 1],
+        (None, false) => s,
+        _ => return false,
+    };
+    match addr.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !local
+                    .bytes()
+                    .any(|b| b.is_ascii_whitespace() || b == b'<' || b == b'>')
+                && is_domain(domain)
+        }
+        None => false,
+    }
+}
+
+/// T.30 §5.3.6.2.4 identity: up to 20 of `0-9`, `+` and space.
+pub fn is_station_id(s: &str) -> bool {
+    s.len() <= 20
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || b == b'+' || b == b' ')
+}
+
+/// Checks a number pattern: `+` then digits or `X` (any digit), optionally ending with `*`
+/// (any rest). With `e164` false the leading `+` is optional (DIDs and caller IDs as modems
+/// report them).
+pub fn validate_number_pattern(p: &str, e164: bool) -> Result<(), String> {
+    let body = match p.strip_prefix('+') {
+        Some(b) => b,
+        None if e164 => return Err(format!("`{p}`: an E.164 pattern starts with `+`")),
+        None => p,
+    };
+    let body = body.strip_suffix('*').unwrap_or(body);
+    if body.is_empty() && !p.ends_with('*') {
+        return Err(format!("`{p}`: no digits"));
+    }
+    if let Some(bad) = body.chars().find(|c| !(c.is_ascii_digit() || *c == 'X')) {
+        return Err(format!(
+            "`{p}`: `{bad}` not allowed (digits, `X` for any digit, `*` at the end)"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a route match value: exact text, `prefix*`, or a pattern with `X` and `*` on digits.
+fn validate_match(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        return Err("an empty match never matches; remove the key to match anything".into());
+    }
+    if let Some(i) = v.find('*')
+        && i != v.len() - 1
+    {
+        return Err(format!("`{v}`: `*` is allowed only at the end"));
+    }
+    if v.len() > 64 {
+        return Err(format!("`{v}`: longer than 64 characters"));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// The relay password: `password`, or the first line of `password_file`.
+    pub fn relay_password(&self) -> std::io::Result<Option<String>> {
+        if let Some(p) = &self.relay.password {
+            return Ok(Some(p.clone()));
+        }
+        match &self.relay.password_file {
+            Some(f) => {
+                let s = std::fs::read_to_string(f)?;
+                Ok(Some(s.lines().next().unwrap_or("").to_owned()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// `path` resolved against `gateway.data_dir` when relative.
+    pub fn data_path(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.gateway.data_dir.join(path)
+        }
+    }
+
+    /// The effective configuration as TOML, every secret replaced by [`REDACTED`].
+    pub fn to_redacted_toml(&self) -> String {
+        let mut c = self.clone();
+        if c.relay.password.is_some() {
+            c.relay.password = Some(REDACTED.into());
+        }
+        toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write(dir: &tempfile::TempDir, name: &str, body: &str) -> PathBuf {
+        let p = dir.path().join(name);
+        let mut f = std::fs::File::create(&p).unwrap();
+        f.write_all(body.as_bytes()).unwrap();
+        p
+    }
+
+    #[test]
+    fn defaults_validate() {
+        assert_eq!(validate(&Config::default()), Vec::<(String, String)>::new());
+    }
+
+    #[test]
+    fn misspelt_key_names_key_file_and_line() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write(
+            &d,
+            "c.toml",
+            "[gateway]\nhostname = \"gw\"\n\n[smtp]\nlisten = \"127.0.0.1:25\"\nmax_recipeints = 5\n",
+        );
+        let e = load(Some(&f), Vec::new()).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!(e.0[0].key, "smtp.max_recipeints");
+        assert_eq!(
+            e.0[0].origin,
+            Origin::File {
+                path: f.clone(),
+                line: Some(6)
+            }
+        );
+        assert!(e.to_string().contains("unknown key"), "{e}");
+    }
+
+    #[test]
+    fn bad_cidr_names_element_line() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write(
+            &d,
+            "c.toml",
+            "[smtp]\nclient_networks = [\n  \"10.0.0.0/8\",\n  \"10.0.0.0/33\",\n]\n",
+        );
+        let e = load(Some(&f), Vec::new()).unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("smtp.client_networks"), "{s}");
+        assert!(s.contains(&format!("{}:", f.display())), "{s}");
+        match &e.0[0].origin {
+            Origin::File { line: Some(l), .. } => assert!(*l == 2 || *l == 4, "line {l}"),
+            o => panic!("origin {o:?}"),
+        }
+    }
+
+    #[test]
+    fn env_overrides_and_is_named() {
+        let env = vec![
+            (
+                "FAXGATE_SMTP__LISTEN".to_string(),
+                "127.0.0.1:2526".to_string(),
+            ),
+            ("FAXGATE_RETRY__MAX_DIALS".to_string(), "0".to_string()),
+        ];
+        let e = load(None, env.clone()).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!(e.0[0].key, "retry.max_dials");
+        assert_eq!(
+            e.0[0].origin,
+            Origin::Env("FAXGATE_RETRY__MAX_DIALS".into())
+        );
+        let ok = load(None, env[..1].to_vec()).unwrap();
+        assert_eq!(
+            ok.config.smtp.listen,
+            vec!["127.0.0.1:2526".parse().unwrap()]
+        );
+        assert_eq!(
+            ok.origin("smtp.listen"),
+            Origin::Env("FAXGATE_SMTP__LISTEN".into())
+        );
+        assert_eq!(ok.origin("smtp.max_recipients"), Origin::Default);
+    }
+
+    #[test]
+    fn env_list_value_and_type_error() {
+        let env = vec![(
+            "FAXGATE_GATEWAY__DOMAINS".to_string(),
+            "[\"fax.example\", \"example\"]".to_string(),
+        )];
+        let ok = load(None, env).unwrap();
+        assert_eq!(ok.config.gateway.domains, vec!["fax.example", "example"]);
+        let env = vec![(
+            "FAXGATE_SMTP__MAX_RECIPIENTS".to_string(),
+            "many".to_string(),
+        )];
+        let e = load(None, env).unwrap_err();
+        assert_eq!(
+            e.0[0].origin,
+            Origin::Env("FAXGATE_SMTP__MAX_RECIPIENTS".into())
+        );
+    }
+
+    #[test]
+    fn validation_collects_every_error() {
+        let mut c = Config::default();
+        c.gateway.domains = vec!["bad domain".into()];
+        c.dialplan.allow = vec!["1212*".into()];
+        c.modems.push(Modem {
+            name: "m0".into(),
+            device: "dev/ttyS0".into(),
+            profile: default_profile(),
+            profiles_dir: default_profiles_dir(),
+            class: ModemClass::Class1,
+            local_id: "this id is far too long for T.30".into(),
+            rings: 0,
+            role: ModemRole::Both,
+            max_rate: 1234,
+            ecm: true,
+        });
+        let keys: Vec<String> = validate(&c).into_iter().map(|(k, _)| k).collect();
+        for k in [
+            "gateway.domains.0",
+            "dialplan.allow.0",
+            "modem.0.device",
+            "modem.0.local_id",
+            "modem.0.rings",
+            "modem.0.max_rate",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_redacted() {
+        let mut c = Config::default();
+        c.relay.password = Some("hunter2-secret".into());
+        let s = c.to_redacted_toml();
+        assert!(!s.contains("hunter2"), "{s}");
+        assert!(s.contains(REDACTED));
+    }
+
+    #[test]
+    fn number_patterns() {
+        assert!(validate_number_pattern("+1212*", true).is_ok());
+        assert!(validate_number_pattern("+1XXX976*", true).is_ok());
+        assert!(validate_number_pattern("1212", true).is_err());
+        assert!(validate_number_pattern("+12a", true).is_err());
+        assert!(validate_number_pattern("+1*2", true).is_err());
+        assert!(validate_number_pattern("555*", false).is_ok());
+    }
+}

@@ -1,0 +1,169 @@
+//! `faxgate run`: the long-running process around the gateway's services.
+//!
+//! Owns the process life cycle: creating the data directory, the shutdown signal that every
+//! service listens to, SIGTERM/SIGINT handling, and systemd notification. With `NOTIFY_SOCKET`
+//! set (`Type=notify`) it sends `READY=1` once the services are up, `STATUS=` lines as the
+//! state changes, `WATCHDOG=1` at half of `WATCHDOG_USEC`, and `STOPPING=1` when asked to stop.
+//! Without `NOTIFY_SOCKET` notification is a no-op.
+
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::Config;
+
+/// Tells services to stop. Cloned receivers see the change; `stopped()` resolves once.
+#[derive(Clone, Debug)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    /// A pair: the trigger (send `true` to stop) and the first receiver.
+    pub fn new() -> (watch::Sender<bool>, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Shutdown(rx))
+    }
+
+    /// True once shutdown was requested.
+    pub fn is_stopping(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves when shutdown is requested (at once if it already was).
+    pub async fn stopped(&mut self) {
+        // An error means the sender is gone, which also means: stop.
+        let _ = self.0.wait_for(|v| *v).await;
+    }
+}
+
+/// systemd notification, silent when not running under `Type=notify`.
+#[derive(Clone, Debug)]
+pub struct Notifier {
+    enabled: bool,
+}
+
+impl Notifier {
+    /// Reads `NOTIFY_SOCKET` from the environment.
+    pub fn from_env() -> Notifier {
+        Notifier {
+            enabled: std::env::var_os("NOTIFY_SOCKET").is_some_and(|v| !v.is_empty()),
+        }
+    }
+
+    fn send(&self, state: &[NotifyState<'_>]) {
+        if self.enabled
+            && let Err(e) = sd_notify::notify(state)
+        {
+            warn!("systemd notification failed: {e}");
+        }
+    }
+
+    /// `READY=1` with a status line.
+    pub fn ready(&self, status: &str) {
+        self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
+    }
+
+    /// `STATUS=…`: a live one-line summary shown by `systemctl status`.
+    pub fn status(&self, status: &str) {
+        self.send(&[NotifyState::Status(status)]);
+    }
+
+    /// `STOPPING=1`.
+    pub fn stopping(&self) {
+        self.send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+    }
+
+    /// `WATCHDOG=1`.
+    pub fn watchdog(&self) {
+        self.send(&[NotifyState::Watchdog]);
+    }
+
+    /// Half of `WATCHDOG_USEC` when systemd asked for keep-alives (sd_watchdog_enabled(3)
+    /// recommends pinging at half the interval).
+    pub fn watchdog_interval(&self) -> Option<Duration> {
+        if !self.enabled {
+            return None;
+        }
+        let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+        if let Some(pid) = std::env::var("WATCHDOG_PID")
+            .ok()
+            .and_then(|p| p.parse::<u32>().ok())
+            && pid != std::process::id()
+        {
+            return None;
+        }
+        (usec > 0).then(|| Duration::from_micros(usec / 2))
+    }
+}
+
+/// Waits for SIGTERM or SIGINT.
+async fn termination() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// Runs the gateway until SIGTERM/SIGINT. Returns once every service stopped.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let notifier = Notifier::from_env();
+    let data_dir = &config.gateway.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display()))?;
+    let (stop_tx, shutdown) = Shutdown::new();
+
+    // Signal handlers are installed before READY so a stop request right after start-up is
+    // never lost.
+    let signals = tokio::spawn(termination());
+
+    let watchdog = notifier.watchdog_interval().map(|every| {
+        let n = notifier.clone();
+        let mut sd = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => n.watchdog(),
+                    _ = sd.stopped() => break,
+                }
+            }
+        })
+    });
+
+    info!(
+        data_dir = %data_dir.display(),
+        listen = ?config.smtp.listen,
+        "faxgate {} started",
+        env!("CARGO_PKG_VERSION")
+    );
+    notifier.ready("running");
+
+    let why = signals.await??;
+    info!("{why} received: stopping");
+    notifier.stopping();
+    let _ = stop_tx.send(true);
+    if let Some(w) = watchdog {
+        let _ = w.await;
+    }
+    info!("stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn shutdown_resolves_for_every_clone() {
+        let (tx, a) = Shutdown::new();
+        let mut b = a.clone();
+        assert!(!a.is_stopping());
+        tx.send(true).unwrap();
+        b.stopped().await;
+        assert!(a.is_stopping());
+    }
+}

@@ -1,0 +1,28 @@
+//! faxgate — a T.37 store-and-forward fax ⇄ email gateway.
+//!
+//! *Onramp* (fax → email): a fax received on a modem, or a file dropped into the inbox folder,
+//! becomes an RFC 3949 Profile S TIFF attached to an RFC 3965 email delivered to the site's mail
+//! server. *Offramp* (email → fax): mail for `FAX=+12125551212@gateway` (RFC 3192) is accepted
+//! over ESMTP, stored durably, rendered into fax pages, sent over T.30 through a modem, and the
+//! sender gets an RFC 3464 delivery status notification.
+//!
+//! # Layout
+//!
+//! Modules marked PURE never open files, sockets or serial ports and never read the clock:
+//! bytes, events and `now` go in; outputs, commands and the next deadline come out. The I/O
+//! shells around them pump bytes and time.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | typed `faxgate.toml`: embedded defaults < file < `FAXGATE_*` env, validation with key and origin, redaction |
+//! | [`logging`] | tracing set-up: plain lines under systemd, timestamps otherwise, JSON on request |
+//! | [`image`] | PURE: the [`image::Page`] bitmap; T.4/T.6 codecs and TIFF-F files as they land |
+//! | [`daemon`] | `faxgate run`: signals, graceful shutdown, systemd notification (`READY`, `STOPPING`, `WATCHDOG`, `STATUS`) |
+//!
+//! The binary (`src/main.rs`) is the CLI: it parses arguments with clap and calls into these
+//! modules; `anyhow` is used only there.
+
+pub mod config;
+pub mod daemon;
+pub mod image;
+pub mod logging;

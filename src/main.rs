@@ -1,0 +1,95 @@
+//! The `faxgate` command line. Library errors become `anyhow` reports here and only here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use faxgate::config;
+
+/// T.37 store-and-forward fax ⇄ email gateway.
+#[derive(Parser, Debug)]
+#[command(name = "faxgate", version, about, long_about = None)]
+struct Cli {
+    /// Config file (default: ./faxgate.toml, else /etc/faxgate/faxgate.toml if present, else the
+    /// embedded default).
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the gateway until SIGTERM or SIGINT.
+    Run,
+    /// Check a config file (or the effective one): print it with secrets redacted, or every
+    /// error with its key and origin. Exit 0 when valid, 1 otherwise.
+    CheckConfig {
+        /// File to check (default: the one `run` would use).
+        file: Option<PathBuf>,
+    },
+}
+
+fn load(explicit: Option<&std::path::Path>) -> Result<config::Loaded, config::ConfigErrors> {
+    let file = config::find_config_file(explicit);
+    config::load(file.as_deref(), std::env::vars())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => {
+            let explicit = file.or(cli.config);
+            match load(explicit.as_deref()) {
+                Ok(l) => {
+                    match &l.file {
+                        Some(f) => {
+                            println!("# effective configuration: {} + environment", f.display())
+                        }
+                        None => {
+                            println!("# effective configuration: embedded default + environment")
+                        }
+                    }
+                    print!("{}", l.config.to_redacted_toml());
+                    ExitCode::SUCCESS
+                }
+                Err(errs) => {
+                    eprintln!("faxgate: configuration has {} error(s):", errs.0.len());
+                    eprintln!("{errs}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Run => {
+            let loaded = match load(cli.config.as_deref()) {
+                Ok(l) => l,
+                Err(errs) => {
+                    eprintln!("faxgate: configuration has {} error(s):", errs.0.len());
+                    eprintln!("{errs}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            faxgate::logging::init(&loaded.config.log);
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("faxgate: cannot start runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(faxgate::daemon::run(loaded.config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("faxgate: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
