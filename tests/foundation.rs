@@ -253,10 +253,11 @@ fn run_notifies_systemd_and_stops_on_sigterm() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let status = status.unwrap_or_else(|| {
+    if status.is_none() {
         let _ = child.kill();
-        panic!("faxgate did not exit after SIGTERM");
-    });
+        let _ = child.wait();
+    }
+    let status = status.expect("faxgate did not exit after SIGTERM");
     let mut err = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(status.success(), "exit {status:?}; stderr:\n{err}");
