@@ -198,6 +198,16 @@ fn systemd_unit_verifies() {
     }
 }
 
+/// Kills and reaps the child when the test ends, however it ends.
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn recv_until(sock: &UnixDatagram, want: &str, deadline: Instant) -> Vec<String> {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
@@ -227,39 +237,37 @@ fn run_notifies_systemd_and_stops_on_sigterm() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let mut child = faxgate(d.path())
-        .arg("run")
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "400000")
-        .env("FAXGATE_DATA", d.path().join("data"))
-        .env("FAXGATE_SMTP__LISTEN", "127.0.0.1:0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Reap(
+        faxgate(d.path())
+            .arg("run")
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env("WATCHDOG_USEC", "400000")
+            .env("FAXGATE_DATA", d.path().join("data"))
+            .env("FAXGATE_SMTP__LISTEN", "127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     recv_until(&sock, "READY=1", deadline);
     // WATCHDOG_USEC=0.4 s: keep-alives come every 0.2 s.
     recv_until(&sock, "WATCHDOG=1", deadline);
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    let pid = rustix::process::Pid::from_raw(child.0.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     recv_until(&sock, "STOPPING=1", deadline);
     let mut status = None;
     while Instant::now() < deadline {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = child.0.try_wait().unwrap() {
             status = Some(s);
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
     let status = status.expect("faxgate did not exit after SIGTERM");
     let mut err = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(status.success(), "exit {status:?}; stderr:\n{err}");
     assert!(d.path().join("data").is_dir(), "data dir created");
 }
