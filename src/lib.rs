@@ -18,6 +18,8 @@
 //! | [`logging`] | tracing set-up: plain lines under systemd, timestamps otherwise, JSON on request |
 //! | [`image`] | PURE: the [`image::Page`] bitmap; T.4/T.6 codecs and TIFF-F files as they land |
 //! | [`onramp`] | received faxes → emails: routes, templates, the RFC 3965 message, the G4 PDF writer |
+//! | [`spool`] | the durable queue on disk: one commit point per job (fsync + rename), atomic record updates, archives, start-up recovery; `faxgate queue` |
+//! | [`scheduler`] | PURE: retry/backoff per cause class, kill and give-up times, priorities, modem and relay limits |
 //! | [`daemon`] | `faxgate run`: signals, graceful shutdown, systemd notification (`READY`, `STOPPING`, `WATCHDOG`, `STATUS`) |
 //!
 //! The binary (`src/main.rs`) is the CLI: it parses arguments with clap and calls into these
@@ -28,3 +30,5 @@ pub mod daemon;
 pub mod image;
 pub mod logging;
 pub mod onramp;
+pub mod scheduler;
+pub mod spool;
