@@ -237,6 +237,9 @@ pub struct Relay {
     pub request_dsn: bool,
     /// Simultaneous relay connections.
     pub max_connections: usize,
+    /// Extra CA certificate(s) (PEM) trusted for the relay's TLS certificate, besides the
+    /// system's roots: for a site CA or a test relay. None: system roots only.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for Relay {
@@ -253,6 +256,7 @@ impl Default for Relay {
             timeout: Duration::from_secs(120),
             request_dsn: false,
             max_connections: 2,
+            tls_ca_file: None,
         }
     }
 }

@@ -20,6 +20,7 @@
 //! | [`onramp`] | received faxes → emails: routes, templates, the RFC 3965 message, the G4 PDF writer |
 //! | [`spool`] | the durable queue on disk: one commit point per job (fsync + rename), atomic record updates, archives, start-up recovery; `faxgate queue` |
 //! | [`scheduler`] | PURE: retry/backoff per cause class, kill and give-up times, priorities, modem and relay limits |
+//! | [`delivery`] | mail leaving the gateway: Maildir or SMTP relay (lettre), `MailOut` jobs, retry classes, dead letters |
 //! | [`daemon`] | `faxgate run`: signals, graceful shutdown, systemd notification (`READY`, `STOPPING`, `WATCHDOG`, `STATUS`) |
 //!
 //! The binary (`src/main.rs`) is the CLI: it parses arguments with clap and calls into these
@@ -27,6 +28,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod delivery;
 pub mod image;
 pub mod logging;
 pub mod onramp;
