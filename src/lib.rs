@@ -17,6 +17,7 @@
 //! | [`config`] | typed `faxgate.toml`: embedded defaults < file < `FAXGATE_*` env, validation with key and origin, redaction |
 //! | [`logging`] | tracing set-up: plain lines under systemd, timestamps otherwise, JSON on request |
 //! | [`image`] | PURE: the [`image::Page`] bitmap; T.4/T.6 codecs and TIFF-F files as they land |
+//! | [`image_tools`] | I/O shell of `faxgate convert` and `faxgate tiff-check` over [`image::codec`] and [`image::tiff`] (MH/MR/MMR codecs, TIFF-F writer/reader/checker) |
 //! | [`daemon`] | `faxgate run`: signals, graceful shutdown, systemd notification (`READY`, `STOPPING`, `WATCHDOG`, `STATUS`) |
 //!
 //! The binary (`src/main.rs`) is the CLI: it parses arguments with clap and calls into these
@@ -25,4 +26,5 @@
 pub mod config;
 pub mod daemon;
 pub mod image;
+pub mod image_tools;
 pub mod logging;
