@@ -105,8 +105,12 @@ pub fn write_pdf(pages: &[G4Page]) -> Result<Vec<u8>, PdfError> {
 
     for (i, p) in pages.iter().enumerate() {
         let (page_id, content_id, image_id) = (3 + 3 * i, 4 + 3 * i, 5 + 3 * i);
-        let w_pt = f64::from(p.width) * 72.0 / f64::from(p.x_dpi);
-        let h_pt = f64::from(p.height) * 72.0 / f64::from(p.y_dpi);
+        // Sizes are written with 4 decimals, rounded down: a renderer sizes its raster as
+        // ceil(points × dpi / 72), so rounding up would add a blank column and row at the
+        // fax's own resolution.
+        let floor4 = |v: f64| (v * 10_000.0).floor() / 10_000.0;
+        let w_pt = floor4(f64::from(p.width) * 72.0 / f64::from(p.x_dpi));
+        let h_pt = floor4(f64::from(p.height) * 72.0 / f64::from(p.y_dpi));
 
         offsets[page_id] = out.len();
         let _ = write!(
@@ -204,7 +208,7 @@ mod tests {
         assert!(text.contains(
             "/DecodeParms << /K -1 /Columns 1728 /Rows 2 /BlackIs1 false >> /Length 4 >>"
         ));
-        assert!(text.contains("/MediaBox [0 0 609.8824 0.7347]"), "{text}");
+        assert!(text.contains("/MediaBox [0 0 609.8823 0.7346]"), "{text}");
     }
 
     #[test]
