@@ -286,3 +286,171 @@ pub fn compose(
         message: bytes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::image::Resolution;
+    use crate::onramp::Source;
+    use mail_parser::MimeHeaders;
+
+    fn setup(format: AttachFormat, admin_copy: bool) -> (Settings, RouteTable) {
+        let mut c = Config::default();
+        c.gateway.hostname = "gw.example.com".into();
+        c.gateway.admin = "Postmaster <postmaster@example.com>".into();
+        let mut r = Route::default_route();
+        r.to = vec!["fax@example.com".into()];
+        r.format = format;
+        r.admin_copy_on_failure = admin_copy;
+        r.body = "{pages} pages, {cause}".into();
+        (
+            Settings::from_config(&c).unwrap(),
+            RouteTable::new(&[r]).unwrap(),
+        )
+    }
+
+    fn reception(completion: Completion) -> Reception {
+        Reception {
+            source: Source::Modem,
+            line: Some("line1".into()),
+            did: None,
+            caller: None,
+            remote_id: Some("+1 212 555 0123".into()),
+            subaddress: None,
+            pages: 2,
+            duration_secs: 61,
+            speed: Some(9600),
+            resolution: Some((204, 98)),
+            bad_lines: 0,
+            received: 1_796_000_000,
+            completion,
+        }
+    }
+
+    fn two_pages() -> Vec<Page> {
+        (0..2)
+            .map(|k| {
+                let mut p = Page::new(1728, 50, Resolution::STANDARD).unwrap();
+                for y in 0..50 {
+                    for x in (k * 3..1728).step_by(7 + y as usize % 5) {
+                        p.set(x as u32, y, true);
+                    }
+                }
+                p
+            })
+            .collect()
+    }
+
+    fn parse(bytes: &[u8]) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default().parse(bytes).unwrap()
+    }
+
+    #[test]
+    fn partial_reception_copies_admin_and_mmr_is_profile_f() {
+        let (s, t) = setup(AttachFormat::TiffMmr, true);
+        let pages = two_pages();
+        let orig = write_tiff(&pages, Profile::S).unwrap();
+        let r = reception(Completion::Partial {
+            cause: "line failed on page 3".into(),
+        });
+        let p = Pages::Decoded {
+            pages: &pages,
+            original: &orig,
+            original_is_profile_s: true,
+        };
+        let o = compose(&s, &t, &r, &p, "6b0b5a000000000000aa", None).unwrap();
+        assert_eq!(
+            o.data.envelope.to,
+            vec!["fax@example.com", "postmaster@example.com"]
+        );
+        assert_eq!(o.data.envelope.from, "fax-gateway@localhost");
+        assert_eq!(
+            o.data.envelope.envid.as_deref(),
+            Some("6b0b5a000000000000aa")
+        );
+        let m = parse(&o.message);
+        assert_eq!(
+            m.cc().unwrap().first().unwrap().address(),
+            Some("postmaster@example.com")
+        );
+        assert_eq!(
+            m.message_id(),
+            Some("6b0b5a000000000000aa.1@gw.example.com")
+        );
+        assert_eq!(
+            m.body_text(0).unwrap().trim_end(),
+            "2 pages, partial reception: line failed on page 3"
+        );
+        let a = m.attachment(0).unwrap();
+        assert_eq!(
+            a.attachment_name(),
+            Some("fax-6b0b5a000000000000aa-partial.tif")
+        );
+        let tif = a.contents();
+        assert!(crate::image::tiff::check(tif, Profile::F(Coding::Mmr)).is_empty());
+        assert!(
+            !crate::image::tiff::check(tif, Profile::S).is_empty(),
+            "MMR is not S"
+        );
+        assert_eq!(
+            crate::image::tiff::read_bytes(tif, crate::image::tiff::Limits::default()).unwrap(),
+            pages
+        );
+    }
+
+    #[test]
+    fn complete_reception_no_admin_copy_explicit_recipients() {
+        let (s, t) = setup(AttachFormat::Tiff, true);
+        let pages = two_pages();
+        let orig = write_tiff(&pages, Profile::S).unwrap();
+        let p = Pages::Decoded {
+            pages: &pages,
+            original: &orig,
+            original_is_profile_s: true,
+        };
+        let to = vec!["Boss <boss@example.com>".to_string()];
+        let o = compose(&s, &t, &reception(Completion::Complete), &p, "j", Some(&to));
+        // "j@…" is a fine Message-ID left part; the job id is the spool's in real use.
+        let o = o.unwrap();
+        assert_eq!(o.data.envelope.to, vec!["boss@example.com"]);
+        let m = parse(&o.message);
+        assert!(m.cc().is_none());
+        // Already Profile S: attached byte for byte.
+        assert_eq!(m.attachment(0).unwrap().contents(), &orig[..]);
+    }
+
+    #[test]
+    fn undecodable_fax_is_still_mailed_with_admin_copy() {
+        let (s, t) = setup(AttachFormat::Pdf, false);
+        let junk = b"II*\0not really a tiff".to_vec();
+        let p = Pages::Undecodable {
+            original: &junk,
+            error: "malformed TIFF",
+        };
+        let o = compose(&s, &t, &reception(Completion::Complete), &p, "j", None).unwrap();
+        assert_eq!(
+            o.data.envelope.to,
+            vec!["fax@example.com", "postmaster@example.com"]
+        );
+        let m = parse(&o.message);
+        assert!(
+            m.body_text(0)
+                .unwrap()
+                .contains("could not be decoded (malformed TIFF)")
+        );
+        assert_eq!(m.attachment(0).unwrap().contents(), &junk[..]);
+    }
+
+    #[test]
+    fn superfine_is_resampled_for_profile_s() {
+        let mut p = Page::new(1728, 40, Resolution::SUPERFINE).unwrap();
+        p.set(5, 5, true);
+        let tif = write_tiff(&[p], Profile::S).unwrap();
+        assert!(crate::image::tiff::check(&tif, Profile::S).is_empty());
+        let back =
+            crate::image::tiff::read_bytes(&tif, crate::image::tiff::Limits::default()).unwrap();
+        assert_eq!(back[0].resolution().y_dpi, 196.0);
+        assert_eq!(back[0].height(), 20);
+    }
+}

@@ -420,3 +420,20 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod config_tests {
+    #[test]
+    fn config_check_names_the_bad_template_key() {
+        let mut c = crate::config::Config::default();
+        c.routes[0].subject = "Fax {from}".into();
+        c.onramp.body = "{pages".into();
+        let problems = crate::config::validate(&c);
+        let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["onramp.body", "route.0.subject"], "{problems:?}");
+        assert!(
+            problems[1].1.contains("unknown field `{from}`"),
+            "{problems:?}"
+        );
+    }
+}
