@@ -142,12 +142,18 @@ impl SmtpRelay {
         )
         .await
         .map_err(classify)?;
-        let result = self.transaction(&mut conn, &hello, envelope, message).await;
+        let mut stream_gone = false;
+        let result = self
+            .transaction(&mut conn, &hello, envelope, message, &mut stream_gone)
+            .await;
         match &result {
             Ok(_) => {
                 // The message is accepted; a failed QUIT changes nothing.
                 let _ = conn.quit().await;
             }
+            // lettre 0.11.23 leaves no stream behind a failed TLS upgrade, and writing QUIT on
+            // it panics ("InnerAsyncNetworkStream::None must never be built"): drop it instead.
+            Err(_) if stream_gone => {}
             Err(_) => conn.abort().await,
         }
         result
@@ -159,6 +165,7 @@ impl SmtpRelay {
         hello: &ClientId,
         envelope: &Envelope,
         message: &[u8],
+        stream_gone: &mut bool,
     ) -> Result<Accepted, DeliveryError> {
         match self.security {
             RelaySecurity::Starttls if !conn.can_starttls() => {
@@ -168,7 +175,13 @@ impl SmtpRelay {
                 )));
             }
             RelaySecurity::Starttls | RelaySecurity::Opportunistic if conn.can_starttls() => {
-                conn.starttls(self.tls()?, hello).await.map_err(classify)?;
+                let params = self.tls()?;
+                if let Err(e) = conn.starttls(params, hello).await {
+                    // Whether the STARTTLS reply or the handshake failed, the connection is
+                    // unusable; never fall back to plain text on it.
+                    *stream_gone = true;
+                    return Err(DeliveryError::Temporary(format!("STARTTLS: {e}")));
+                }
             }
             _ => {}
         }
