@@ -123,25 +123,59 @@ impl SmtpRelay {
             .map_err(|e| DeliveryError::Config(format!("TLS set-up: {e}")))
     }
 
+    /// Our own TCP connect, so that `TCP_NODELAY` can be set: lettre writes the end-of-data
+    /// `CRLF . CRLF` as a separate small write, which Nagle's algorithm holds back until the
+    /// relay's delayed ACK (40 ms on Linux) — measured: 67 ms per message instead of ~25 ms.
+    /// (Implicit TLS still goes through lettre's own connect, which does the handshake.)
+    async fn connect_tcp(&self) -> Result<tokio::net::TcpStream, DeliveryError> {
+        let unreachable = |e: String| {
+            DeliveryError::Temporary(format!("relay {} unreachable: {e}", self.describe()))
+        };
+        let addrs = tokio::time::timeout(
+            self.timeout,
+            tokio::net::lookup_host((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| unreachable("name lookup timed out".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+        let mut last = "no address".to_string();
+        for addr in addrs {
+            match tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => {
+                    // Best effort: without it delivery is slower, not wrong.
+                    let _ = s.set_nodelay(true);
+                    return Ok(s);
+                }
+                Ok(Err(e)) => last = format!("{addr}: {e}"),
+                Err(_) => last = format!("{addr}: connect timed out"),
+            }
+        }
+        Err(unreachable(last))
+    }
+
     async fn session(
         &self,
         envelope: &Envelope,
         message: &[u8],
     ) -> Result<Accepted, DeliveryError> {
         let hello = ClientId::Domain(self.hello.clone());
-        let implicit = match self.security {
-            RelaySecurity::Tls => Some(self.tls()?),
-            _ => None,
+        let mut conn = match self.security {
+            RelaySecurity::Tls => AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(self.timeout),
+                &hello,
+                Some(self.tls()?),
+                None,
+            )
+            .await
+            .map_err(classify)?,
+            _ => {
+                let tcp = self.connect_tcp().await?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello)
+                    .await
+                    .map_err(classify)?
+            }
         };
-        let mut conn = AsyncSmtpConnection::connect_tokio1(
-            (self.host.as_str(), self.port),
-            Some(self.timeout),
-            &hello,
-            implicit,
-            None,
-        )
-        .await
-        .map_err(classify)?;
         let mut stream_gone = false;
         let result = self
             .transaction(&mut conn, &hello, envelope, message, &mut stream_gone)
