@@ -17,6 +17,7 @@
 //! | [`config`] | typed `faxgate.toml`: embedded defaults < file < `FAXGATE_*` env, validation with key and origin, redaction |
 //! | [`logging`] | tracing set-up: plain lines under systemd, timestamps otherwise, JSON on request |
 //! | [`image`] | PURE: the [`image::Page`] bitmap; T.4/T.6 codecs and TIFF-F files as they land |
+//! | [`image::render`] | PURE: TIFF, PDF (hayro), PNG/JPEG/GIF/BMP/WebP, text and simple HTML to fax pages; geometry, threshold/dither, header line, cover page, limits |
 //! | [`daemon`] | `faxgate run`: signals, graceful shutdown, systemd notification (`READY`, `STOPPING`, `WATCHDOG`, `STATUS`) |
 //!
 //! The binary (`src/main.rs`) is the CLI: it parses arguments with clap and calls into these

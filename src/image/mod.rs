@@ -5,5 +5,6 @@
 //! padded to a whole byte.
 
 mod page;
+pub mod render;
 
 pub use page::{Page, PageError, Resolution};
