@@ -33,6 +33,7 @@ use tracing::{error, info};
 use super::fax_in::{self, FaxInData};
 use super::{Completion, Reception, Source};
 use crate::image::Page;
+use crate::image::render::{Budget, Kind, Options as RenderOptions, render_part};
 use crate::image::tiff::{self, Limits};
 use crate::scheduler::Timestamp;
 use crate::spool::{JobRecord, Spool, SpoolError};
@@ -251,30 +252,57 @@ impl InboxError {
     }
 }
 
-/// Turns a dropped document into fax pages (at fax geometry: 1728 wide, 204 dpi, standard or
-/// fine). PURE.
-pub fn document_pages(bytes: &[u8]) -> Result<Vec<Page>, InboxError> {
+/// Most time rendering one dropped document may take (ours): a hostile or broken PDF cannot
+/// hold the onramp for longer.
+pub const RENDER_BUDGET: Duration = Duration::from_secs(120);
+
+/// Turns a dropped document into fax pages (1728 wide at 204 dpi). A TIFF already at fax
+/// geometry keeps its exact pixels (only a density Profile S cannot carry is resampled);
+/// anything else — PDF, pictures, other TIFFs, text — goes through the renderer
+/// ([`crate::image::render`]) with `opts` (the `[offramp]` resolution and paper: documents
+/// look the same whichever way they travel). `budget` is asked before each page. PURE.
+pub fn document_pages(
+    bytes: &[u8],
+    name: &str,
+    opts: &RenderOptions,
+    budget: &mut dyn Budget,
+) -> Result<Vec<Page>, InboxError> {
     let doc = |m: String| InboxError::Document(m);
     if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
-        let pages =
-            tiff::read_bytes(bytes, Limits::default()).map_err(|e| doc(format!("TIFF: {e}")))?;
-        if pages.is_empty() {
-            return Err(doc("TIFF has no pages".into()));
+        let fax = tiff::read_bytes(bytes, Limits::default()).and_then(|pages| {
+            if pages.is_empty() {
+                return Err(tiff::TiffError::Malformed {
+                    page: 0,
+                    what: "no pages".into(),
+                });
+            }
+            Ok(pages)
+        });
+        if let Ok(pages) = fax {
+            let mapped: Result<Vec<Page>, String> =
+                pages.into_iter().map(to_fax_geometry).collect();
+            if let Ok(p) = mapped {
+                return Ok(p);
+            }
         }
-        let mut out = Vec::with_capacity(pages.len());
-        for (i, p) in pages.into_iter().enumerate() {
-            out.push(to_fax_geometry(p).map_err(|m| doc(format!("TIFF page {}: {m}", i + 1)))?);
-        }
-        return Ok(out);
+        // Not a bilevel fax-geometry TIFF (a grey scan, an A4 300 dpi page): render it.
     }
-    Err(doc(
-        "not a TIFF (the inbox takes fax TIFF files; PDF and pictures go through the renderer)"
-            .into(),
-    ))
+    let kind = Kind::sniff(bytes, None).ok_or_else(|| {
+        doc(
+            "not a document faxgate renders (TIFF, PDF, PNG, JPEG, GIF, BMP, WebP, PNM, text)"
+                .into(),
+        )
+    })?;
+    let r = render_part(name, bytes, kind, opts, budget).map_err(|e| doc(e.to_string()))?;
+    if r.pages.is_empty() {
+        return Err(doc(format!("{name}: nothing to fax")));
+    }
+    Ok(r.pages)
 }
 
 /// A TIFF page already at fax width, with its vertical density brought to standard or fine.
 fn to_fax_geometry(p: Page) -> Result<Page, String> {
+    // Fax width at 200 or 204 dpi only; everything else is the renderer's to place.
     let r = p.resolution();
     if p.width() != 1728 || !(199.0..=205.0).contains(&r.x_dpi) {
         return Err(format!(
@@ -360,16 +388,28 @@ impl Inbox {
     }
 
     /// Takes one complete file (see [`take_file`]).
-    pub fn take(&self, spool: &Spool, path: &Path, now: Timestamp) -> Option<JobRecord> {
-        take_file(&self.dir, spool, path, now)
+    pub fn take(
+        &self,
+        spool: &Spool,
+        path: &Path,
+        now: Timestamp,
+        opts: &RenderOptions,
+    ) -> Option<JobRecord> {
+        take_file(&self.dir, spool, path, now, opts)
     }
 }
 
 /// Takes one complete file from the inbox `dir`: commits it as a `FaxIn` job received at
 /// `now`, then removes it and its sidecar. A file that cannot be used is moved to `.failed/`
 /// with a note; a temporary failure leaves it in place for the next scan. Blocking.
-pub fn take_file(dir: &Path, spool: &Spool, path: &Path, now: Timestamp) -> Option<JobRecord> {
-    match ingest(spool, path, now, Source::Inbox) {
+pub fn take_file(
+    dir: &Path,
+    spool: &Spool,
+    path: &Path,
+    now: Timestamp,
+    opts: &RenderOptions,
+) -> Option<JobRecord> {
+    match ingest_with(spool, path, now, Source::Inbox, &[], opts) {
         Ok(rec) => {
             for p in [path.to_path_buf(), sidecar_path(path)] {
                 if let Err(e) = fs::remove_file(&p)
@@ -427,24 +467,15 @@ pub fn sidecar_path(path: &Path) -> PathBuf {
 }
 
 /// Reads `path` (and its sidecar), turns it into a Profile S TIFF and commits it as a `FaxIn`
-/// job from `source` at `now`. Does not remove anything. Used by the inbox and by
-/// `faxgate onramp submit` (which passes explicit recipients through the sidecar's `to`).
-pub fn ingest(
-    spool: &Spool,
-    path: &Path,
-    now: Timestamp,
-    source: Source,
-) -> Result<JobRecord, InboxError> {
-    ingest_with(spool, path, now, source, &[])
-}
-
-/// [`ingest`] with recipients that replace the route's (and the sidecar's).
+/// job from `source` at `now`; `to`, when not empty, replaces the route's (and the sidecar's)
+/// recipients. Does not remove anything. Used by the inbox and by `faxgate onramp submit`.
 pub fn ingest_with(
     spool: &Spool,
     path: &Path,
     now: Timestamp,
     source: Source,
     to: &[String],
+    opts: &RenderOptions,
 ) -> Result<JobRecord, InboxError> {
     let meta = fs::metadata(path).map_err(io_err(path))?;
     if meta.len() > MAX_INBOX_FILE {
@@ -457,7 +488,14 @@ pub fn ingest_with(
         Ok(_) => Sidecar::parse(&fs::read(&side).map_err(io_err(&side))?)?,
         Err(_) => Sidecar::default(),
     };
-    let pages = document_pages(&bytes)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // The I/O shell measures time for the renderer's page budget.
+    let started = std::time::Instant::now();
+    let mut budget = |_page: u32| started.elapsed() < RENDER_BUDGET;
+    let pages = document_pages(&bytes, &name, opts, &mut budget)?;
     let tiff = super::compose::write_tiff(&pages, tiff::Profile::S)
         .map_err(|e| InboxError::Document(format!("cannot write the pages as TIFF: {e}")))?;
     let r = pages[0].resolution();
@@ -582,7 +620,7 @@ mod tests {
         fn document_pages_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
             let mut b = b"II*\0".to_vec();
             b.extend(bytes);
-            let _ = document_pages(&b);
+            let _ = document_pages(&b, "x.tif", &RenderOptions::default(), &mut crate::image::render::Unlimited);
         }
     }
 }
