@@ -55,6 +55,9 @@ pub struct EngineConfig {
     pub max_bps: u32,
     /// Offer / use Annex A error correction.
     pub ecm: bool,
+    /// Best coding offered or used: MMR > MR > MH (MMR only with ECM). Lower it for remotes
+    /// that claim more than they decode.
+    pub max_coding: Coding,
     /// Use 64-octet ECM frames instead of 256 (sender side).
     pub ecm_frame_64: bool,
     /// SUB to send with DCS (when the remote's DIS bit 49 allows it).
@@ -83,6 +86,7 @@ impl Default for EngineConfig {
             local_id: String::new(),
             max_bps: 14400,
             ecm: true,
+            max_coding: Coding::Mmr,
             ecm_frame_64: false,
             subaddress: None,
             sender_id: None,
@@ -203,8 +207,8 @@ impl PostMsg {
 }
 
 enum Job {
-    Send(Box<dyn PageSource>),
-    Receive(Box<dyn PageSink>),
+    Send(Box<dyn PageSource + Send>),
+    Receive(Box<dyn PageSink + Send>),
 }
 
 /// ECM transmit state for the current page.
@@ -289,17 +293,19 @@ pub struct Engine {
 
 impl Engine {
     /// A calling engine that sends the pages of `source`.
-    pub fn sender(cfg: EngineConfig, source: Box<dyn PageSource>) -> Engine {
+    pub fn sender(cfg: EngineConfig, source: Box<dyn PageSource + Send>) -> Engine {
         Engine::new(cfg, Role::CallingSender, Job::Send(source))
     }
 
     /// An answering engine that receives into `sink`.
-    pub fn receiver(cfg: EngineConfig, sink: Box<dyn PageSink>) -> Engine {
+    pub fn receiver(cfg: EngineConfig, sink: Box<dyn PageSink + Send>) -> Engine {
         Engine::new(cfg, Role::AnsweringReceiver, Job::Receive(sink))
     }
 
     fn new(cfg: EngineConfig, role: Role, job: Job) -> Engine {
-        let ours = Capabilities::ours(cfg.max_bps, cfg.ecm);
+        let mut ours = Capabilities::ours(cfg.max_bps, cfg.ecm);
+        ours.mr = cfg.max_coding >= Coding::Mr;
+        ours.mmr = cfg.ecm && cfg.max_coding == Coding::Mmr;
         let rung = Modulation::LADDER
             .iter()
             .copied()
@@ -727,7 +733,7 @@ impl Engine {
 
     // ----- transmitter (calling, sending) ---------------------------------------------------
 
-    fn source(&mut self) -> &mut Box<dyn PageSource> {
+    fn source(&mut self) -> &mut Box<dyn PageSource + Send> {
         match &mut self.job {
             Job::Send(s) => s,
             Job::Receive(_) => unreachable!("sender handlers run only on sending engines"),
@@ -1179,7 +1185,7 @@ impl Engine {
 
     // ----- receiver (answering) -------------------------------------------------------------
 
-    fn sink(&mut self) -> &mut Box<dyn PageSink> {
+    fn sink(&mut self) -> &mut Box<dyn PageSink + Send> {
         match &mut self.job {
             Job::Receive(s) => s,
             Job::Send(_) => unreachable!("receiver handlers run only on receiving engines"),
@@ -1504,11 +1510,11 @@ impl Engine {
             self.resend(f, after);
             return;
         }
+        self.pending = Some((post, page, block, count));
         if !self.sink().ready() {
             self.respond(Fcf::Rnr, &[], After::Command);
             return;
         }
-        self.pending = Some((post, page, block, count));
         self.pending_pps(now);
     }
 }

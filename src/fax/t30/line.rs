@@ -363,8 +363,9 @@ impl Line {
             if let Some(t) = s.busy_until {
                 consider(t);
             }
-            if s.listen.is_some()
+            if let Some((listen, _)) = s.listen
                 && let Some(d) = self.engines[i].poll_at()
+                && !self.carrier_for(i, listen)
             {
                 consider(d);
             }
@@ -395,10 +396,7 @@ impl Line {
                 continue;
             }
             // Carrier present (the other side is sending what we listen for): no timeout yet.
-            if let Some(tx) = &self.sides[side.other().idx()].tx
-                && tx.fate == Fate::Deliver
-                && matches_listen(listen, &tx.t.signal)
-            {
+            if self.carrier_for(i, listen) {
                 continue;
             }
             self.sides[i].listen = None;
@@ -406,6 +404,14 @@ impl Line {
             self.log(side, &what);
             self.engines[i].handle(Event::Timeout, self.now);
         }
+    }
+
+    /// Whether side `i` hears the carrier it listens for right now.
+    fn carrier_for(&self, i: usize, listen: Listen) -> bool {
+        self.sides[1 - i]
+            .tx
+            .as_ref()
+            .is_some_and(|tx| tx.fate == Fate::Deliver && matches_listen(listen, &tx.t.signal))
     }
 
     fn deliver(&mut self, to: Side, tx: Tx) {
@@ -512,10 +518,10 @@ fn describe_frames(frames: &[Frame]) -> String {
         s.push_str(name);
         match f.fcf() {
             Some(Fcf::Tsi | Fcf::Csi | Fcf::Cig | Fcf::Sub | Fcf::Sid) => {
-                let _ = write!(s, "\"{}\"", super::fcf::decode_id(f.fif()));
+                let _ = write!(s, " \"{}\"", super::fcf::decode_id(f.fif()));
             }
             Some(Fcf::Dis | Fcf::Dcs | Fcf::Dtc | Fcf::Pps | Fcf::Ctc) => {
-                s.push('(');
+                s.push_str(" (");
                 for (k, b) in f.fif().iter().enumerate() {
                     if k > 0 {
                         s.push(' ');
@@ -532,7 +538,7 @@ fn describe_frames(frames: &[Frame]) -> String {
                             .is_some_and(|o| o >> (i % 8) & 1 != 0)
                     })
                     .collect();
-                let _ = write!(s, "({})", ranges(&missing));
+                let _ = write!(s, " (missing {})", ranges(&missing));
             }
             _ => {}
         }

@@ -45,6 +45,7 @@ pub mod fcf;
 pub mod hdlc;
 pub mod line;
 pub mod page;
+pub mod pages;
 pub mod report;
 
 pub use cause::{Cause, CauseClass};

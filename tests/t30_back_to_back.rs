@@ -1,0 +1,477 @@
+//! Two T.30 engines back to back over the in-memory line: every coding × resolution, ECM on and
+//! off, one and three pages, EOM between documents — pages must arrive pixel-exact and both
+//! call reports agree. Then the same line with tampering in flight, and transcript fixtures.
+
+use faxgate::fax::t30::line::{Fate, Line, Side, Signal, Transmission};
+use faxgate::fax::t30::pages::{PagesSink, ReceivedPage};
+use faxgate::fax::t30::{
+    Cause, Coding, Engine, EngineConfig, Fcf, Modulation, PageOutcome, State, VResolution,
+};
+use faxgate::image::{Page, Resolution};
+use std::sync::{Arc, Mutex};
+
+const STEPS: usize = 100_000;
+
+/// A deterministic test page: `seed` varies the pattern; about 5 cm of A4 at any resolution.
+fn test_page(res: VResolution, seed: u32) -> Page {
+    let (r, rows) = match res {
+        VResolution::Standard => (Resolution::STANDARD, 200),
+        VResolution::Fine => (Resolution::FINE, 400),
+        VResolution::Superfine => (Resolution::SUPERFINE, 800),
+    };
+    let mut p = Page::new(1728, rows, r).unwrap();
+    let mut x: u32 = 0x9E37_79B9 ^ seed.wrapping_mul(0x85EB_CA6B);
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    // "Text": short black bars in lines; a frame; a diagonal.
+    for _ in 0..300 {
+        let y0 = next() % (rows - 10);
+        let x0 = next() % 1600;
+        let w = 2 + next() % 60;
+        let h = 1 + next() % 8;
+        for y in y0..y0 + h {
+            for xx in x0..(x0 + w).min(1728) {
+                p.set(xx, y, true);
+            }
+        }
+    }
+    for y in 0..rows {
+        p.set(5, y, true);
+        p.set(1722, y, true);
+        p.set((y * 3 + seed) % 1728, y, true);
+    }
+    p
+}
+
+struct Call {
+    line: Line,
+    received: Arc<Mutex<Vec<ReceivedPage>>>,
+    sent: Vec<Page>,
+}
+
+fn config(id: &str, ecm: bool) -> EngineConfig {
+    EngineConfig {
+        local_id: id.into(),
+        ecm,
+        ..EngineConfig::default()
+    }
+}
+
+fn call(docs: Vec<Vec<Page>>, tx: EngineConfig, rx: EngineConfig, sink: PagesSink) -> Call {
+    let sent: Vec<Page> = docs.iter().flatten().cloned().collect();
+    let received = sink.pages();
+    let source = faxgate::fax::t30::pages::PagesSource::new(docs);
+    let a = Engine::sender(tx, Box::new(source));
+    let b = Engine::receiver(rx, Box::new(sink));
+    Call {
+        line: Line::new(a, b),
+        received,
+        sent,
+    }
+}
+
+fn run(c: &mut Call) {
+    if let Err(e) = c.line.run(STEPS) {
+        panic!("line: {e}\n{}", c.line.transcript());
+    }
+}
+
+fn assert_pixel_exact(c: &Call) {
+    let got = c.received.lock().unwrap();
+    assert_eq!(got.len(), c.sent.len(), "{}", c.line.transcript());
+    for (i, (g, s)) in got.iter().zip(&c.sent).enumerate() {
+        assert_eq!(g.quality.bad_rows, 0, "page {i}");
+        assert!(g.page == *s, "page {i} differs\n{}", c.line.transcript());
+    }
+}
+
+fn assert_reports_agree(c: &Call, cause: Cause) {
+    let a = c.line.engine(Side::Caller).report();
+    let b = c.line.engine(Side::Answerer).report();
+    assert_eq!(a.cause, Some(cause), "{}", c.line.transcript());
+    assert_eq!(b.cause, Some(cause), "{}", c.line.transcript());
+    assert_eq!(a.remote_id.as_deref(), Some("+1 555 0100"));
+    assert_eq!(b.remote_id.as_deref(), Some("+1 555 0199"));
+    assert_eq!(a.modulation, b.modulation);
+    assert_eq!(a.resolution, b.resolution);
+    assert_eq!(a.coding, b.coding);
+    assert_eq!(a.ecm, b.ecm);
+    assert_eq!(a.pages_confirmed(), b.pages_confirmed());
+    let outcomes =
+        |r: &faxgate::fax::t30::CallReport| r.pages.iter().map(|p| p.outcome).collect::<Vec<_>>();
+    assert_eq!(outcomes(a), outcomes(b));
+}
+
+fn plain(docs: Vec<Vec<Page>>, ecm: bool) -> Call {
+    call(
+        docs,
+        config("+1 555 0199", ecm),
+        config("+1 555 0100", ecm),
+        PagesSink::new(),
+    )
+}
+
+#[test]
+fn every_coding_and_resolution_ecm_on_and_off() {
+    for ecm in [false, true] {
+        for res in [
+            VResolution::Standard,
+            VResolution::Fine,
+            VResolution::Superfine,
+        ] {
+            for coding in [Coding::Mh, Coding::Mr, Coding::Mmr] {
+                if coding == Coding::Mmr && !ecm {
+                    continue; // T.30 §5.3.6.2.3: MMR only with ECM
+                }
+                let mut tx = config("+1 555 0199", ecm);
+                let rx = config("+1 555 0100", ecm);
+                // Steer the coding by what the sender may use.
+                tx.max_coding = coding;
+                let pages = vec![test_page(res, 1)];
+                let mut c = call(vec![pages], tx, rx, PagesSink::new());
+                run(&mut c);
+                assert_reports_agree(&c, Cause::Ok);
+                let r = c.line.engine(Side::Caller).report();
+                assert_eq!(r.coding, Some(coding), "{ecm} {res:?}");
+                assert_eq!(r.resolution, Some(res));
+                assert_eq!(r.ecm, ecm);
+                assert_pixel_exact(&c);
+            }
+        }
+    }
+}
+
+#[test]
+fn three_pages_and_eom_between_documents() {
+    for ecm in [false, true] {
+        // One document of three pages (MPS, MPS, EOP).
+        let docs = vec![(1..=3).map(|i| test_page(VResolution::Fine, i)).collect()];
+        let mut c = plain(docs, ecm);
+        run(&mut c);
+        assert_reports_agree(&c, Cause::Ok);
+        assert_pixel_exact(&c);
+        assert_eq!(count(&c, "MPS"), if ecm { 0 } else { 2 });
+        // Two documents, the second at another resolution: EOM, phase B again, new DCS.
+        let docs = vec![
+            vec![
+                test_page(VResolution::Fine, 4),
+                test_page(VResolution::Fine, 5),
+            ],
+            vec![test_page(VResolution::Standard, 6)],
+        ];
+        let mut c = plain(docs, ecm);
+        run(&mut c);
+        assert_reports_agree(&c, Cause::Ok);
+        assert_pixel_exact(&c);
+        assert_eq!(count(&c, "DCS"), 2, "{}", c.line.transcript());
+        assert_eq!(count(&c, "DIS"), 2);
+        let r = c.line.engine(Side::Answerer).report();
+        assert_eq!(r.resolution, Some(VResolution::Standard));
+        assert_eq!(r.pages_confirmed(), 3);
+    }
+}
+
+/// Occurrences of a word in the transcript.
+fn count(c: &Call, what: &str) -> usize {
+    c.line
+        .transcript()
+        .split(|ch: char| ch.is_whitespace() || ch == '(')
+        .filter(|w| *w == what)
+        .count()
+}
+
+/// Spoils the FCS of the frame(s) at `index` of a V.21 or ECM transmission.
+fn corrupt_frame(t: &mut Transmission, index: usize) {
+    let frames = match &mut t.signal {
+        Signal::Frames(f) | Signal::Ecm(_, _, f) => f,
+        _ => return,
+    };
+    if let Some(f) = frames.get_mut(index) {
+        let mid = f.len() / 2;
+        f[mid] ^= 0x5A;
+    }
+}
+
+/// Replaces a V.21 transmission by one DCN frame (as if the sender had hung up there).
+fn make_dcn(t: &mut Transmission, x: bool) {
+    let f = faxgate::fax::t30::Frame::new(Fcf::Dcn, x, &[], true);
+    t.signal = Signal::Frames(vec![faxgate::fax::t30::hdlc::with_fcs(f.bytes())]);
+    t.note = Some("replaced by DCN".into());
+}
+
+fn one_shot(
+    mut pred: impl FnMut(&Transmission) -> bool + 'static,
+    mut act: impl FnMut(&mut Transmission) -> Fate + 'static,
+) -> impl FnMut(&mut Transmission) -> Fate + 'static {
+    let mut done = false;
+    move |t| {
+        if !done && pred(t) {
+            done = true;
+            act(t)
+        } else {
+            Fate::Deliver
+        }
+    }
+}
+
+#[test]
+fn lost_cfr_makes_the_sender_repeat_dcs_and_tcf() {
+    let mut c = plain(vec![vec![test_page(VResolution::Fine, 1)]], false);
+    c.line = take_line(c.line).with_tamper(one_shot(|t| t.has(Fcf::Cfr), |_| Fate::Drop));
+    run(&mut c);
+    assert_eq!(count(&c, "DCS"), 2, "{}", c.line.transcript());
+    assert_eq!(count(&c, "TCF"), 2);
+    assert_reports_agree(&c, Cause::Ok);
+    assert_pixel_exact(&c);
+}
+
+/// Lets a test install a tamper hook on a line built by [`call`].
+fn take_line(l: Line) -> Line {
+    l
+}
+
+#[test]
+fn ftt_then_success_at_a_lower_speed() {
+    let mut c = plain(vec![vec![test_page(VResolution::Standard, 1)]], false);
+    c.line = take_line(c.line).with_tamper(one_shot(
+        |t| matches!(t.signal, Signal::Tcf(..)),
+        |t| {
+            if let Signal::Tcf(_, b) = &mut t.signal {
+                // Line noise: a burst of errors every 100 octets — no 1 s run of zeros.
+                for x in b.iter_mut().step_by(100) {
+                    *x = 0xA5;
+                }
+            }
+            t.note = Some("noise".into());
+            Fate::Deliver
+        },
+    ));
+    run(&mut c);
+    assert_reports_agree(&c, Cause::Ok);
+    let a = c.line.engine(Side::Caller).report();
+    assert_eq!(a.ftt_count, 1);
+    assert_eq!(a.modulation, Some(Modulation::V17_12000));
+    assert_eq!(count(&c, "FTT"), 1);
+    assert_pixel_exact(&c);
+}
+
+#[test]
+fn training_fails_at_every_rate() {
+    let mut c = plain(vec![vec![test_page(VResolution::Standard, 1)]], false);
+    c.line = take_line(c.line).with_tamper(|t| {
+        if let Signal::Tcf(_, b) = &mut t.signal {
+            b.iter_mut().step_by(50).for_each(|x| *x = 0xFF);
+        }
+        Fate::Deliver
+    });
+    run(&mut c);
+    let a = c.line.engine(Side::Caller).report();
+    assert_eq!(
+        a.cause,
+        Some(Cause::TrainingFailed),
+        "{}",
+        c.line.transcript()
+    );
+    assert_eq!(a.ftt_count, EngineConfig::default().max_ftt);
+    // The receiver saw DCN before any page.
+    let b = c.line.engine(Side::Answerer).report();
+    assert_eq!(b.cause, Some(Cause::UnexpectedDcn));
+    assert!(c.line.engine(Side::Caller).is_finished());
+    assert_eq!(c.line.engine(Side::Answerer).state(), State::CallFinished);
+}
+
+#[test]
+fn corrupt_page_is_answered_with_rtn_and_sent_again() {
+    let docs = vec![vec![
+        test_page(VResolution::Fine, 1),
+        test_page(VResolution::Fine, 2),
+    ]];
+    let mut c = plain(docs, false);
+    c.line = take_line(c.line).with_tamper(one_shot(
+        |t| matches!(t.signal, Signal::Page(..)),
+        |t| {
+            if let Signal::Page(_, _, b) = &mut t.signal {
+                // Line noise: one bit hit in every 16th octet of the middle half.
+                let n = b.len();
+                for x in b[n / 4..3 * n / 4].iter_mut().step_by(16) {
+                    *x ^= 0x08;
+                }
+            }
+            t.note = Some("noise over half the page".into());
+            Fate::Deliver
+        },
+    ));
+    run(&mut c);
+    assert_reports_agree(&c, Cause::Ok);
+    let outcomes: Vec<_> = c
+        .line
+        .engine(Side::Caller)
+        .report()
+        .pages
+        .iter()
+        .map(|p| p.outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            PageOutcome::Rejected,
+            PageOutcome::Confirmed,
+            PageOutcome::Confirmed
+        ],
+        "{}\n{:?}",
+        c.line.transcript(),
+        c.line.engine(Side::Answerer).report().pages
+    );
+    assert_eq!(count(&c, "RTN"), 1);
+    assert_eq!(count(&c, "DCS"), 2, "retrain after RTN");
+    assert_pixel_exact(&c);
+}
+
+#[test]
+fn lost_ecm_frames_are_repaired_by_ppr() {
+    let mut c = plain(vec![vec![test_page(VResolution::Superfine, 1)]], true);
+    c.line = take_line(c.line).with_tamper(one_shot(
+        |t| matches!(t.signal, Signal::Ecm(..)),
+        |t| {
+            corrupt_frame(t, 2);
+            corrupt_frame(t, 5);
+            t.note = Some("frames 2 and 5 damaged".into());
+            Fate::Deliver
+        },
+    ));
+    run(&mut c);
+    assert_reports_agree(&c, Cause::Ok);
+    assert!(
+        c.line.transcript().contains("PPR (missing 2,5)"),
+        "{}",
+        c.line.transcript()
+    );
+    assert!(c.line.transcript().contains("FCD 2,5 RCP"));
+    assert_eq!(c.line.engine(Side::Caller).report().ppr_count, 1);
+    assert_pixel_exact(&c);
+}
+
+#[test]
+fn four_pprs_lead_to_ctc_and_a_lower_speed() {
+    let mut c = plain(vec![vec![test_page(VResolution::Fine, 1)]], true);
+    let mut spoiled = 0;
+    c.line = take_line(c.line).with_tamper(move |t| {
+        if matches!(t.signal, Signal::Ecm(Modulation::V17_14400, ..)) && spoiled < 4 {
+            spoiled += 1;
+            corrupt_frame(t, 0);
+        }
+        Fate::Deliver
+    });
+    run(&mut c);
+    assert_reports_agree(&c, Cause::Ok);
+    let a = c.line.engine(Side::Caller).report();
+    assert_eq!(a.ppr_count, 4);
+    assert_eq!(a.ctc_count, 1);
+    assert_eq!(a.modulation, Some(Modulation::V17_12000));
+    assert_eq!(count(&c, "CTC"), 1, "{}", c.line.transcript());
+    assert_eq!(count(&c, "CTR"), 1);
+    assert_pixel_exact(&c);
+}
+
+#[test]
+fn peer_that_never_answers_ends_with_t1() {
+    let mut c = plain(vec![vec![test_page(VResolution::Fine, 1)]], false);
+    // Nothing the answerer sends reaches the caller.
+    c.line = take_line(c.line).with_tamper(|t| {
+        if t.from == Side::Answerer {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    });
+    run(&mut c);
+    let a = c.line.engine(Side::Caller).report();
+    assert_eq!(a.cause, Some(Cause::T1Expired));
+    assert_eq!(a.duration, EngineConfig::default().timers.t1);
+    let b = c.line.engine(Side::Answerer).report();
+    assert_eq!(b.cause, Some(Cause::T1Expired));
+    // The answerer repeated DIS every T4 until T1 (T.30 Figure 5-2b).
+    assert!(count(&c, "DIS") >= 6, "{}", c.line.transcript());
+}
+
+#[test]
+fn dcn_in_the_middle_of_a_document() {
+    let docs = vec![
+        (1..=3)
+            .map(|i| test_page(VResolution::Standard, i))
+            .collect(),
+    ];
+    let mut c = plain(docs, false);
+    // The receiver's second MCF is replaced by DCN: it hung up after page 2.
+    let mut mcfs = 0;
+    c.line = take_line(c.line).with_tamper(move |t| {
+        if t.from == Side::Answerer && t.has(Fcf::Mcf) {
+            mcfs += 1;
+            if mcfs == 2 {
+                make_dcn(t, false);
+            }
+        }
+        Fate::Deliver
+    });
+    run(&mut c);
+    let a = c.line.engine(Side::Caller).report();
+    assert_eq!(
+        a.cause,
+        Some(Cause::UnexpectedDcn),
+        "{}",
+        c.line.transcript()
+    );
+    assert_eq!(a.pages_confirmed(), 1);
+    assert_eq!(c.line.engine(Side::Caller).state(), State::CallFinished);
+    // The receiver kept two good pages and, hearing no more, ends as a partial reception.
+    let b = c.line.engine(Side::Answerer).report();
+    assert_eq!(b.cause, Some(Cause::PartialReceive));
+    assert_eq!(c.received.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn bad_fcs_frames_are_recovered() {
+    // The DCS arrives with a bad FCS: the receiver asks CRP (lost while the caller sends TCF),
+    // the caller repeats DCS + TCF after T4. Then the MCF is damaged: the caller repeats EOP and
+    // the receiver answers MCF again.
+    let mut c = plain(vec![vec![test_page(VResolution::Fine, 1)]], false);
+    let mut step = 0;
+    c.line = take_line(c.line).with_tamper(move |t| {
+        if step == 0 && t.has(Fcf::Dcs) {
+            step = 1;
+            let last = t.fcfs().len() - 1;
+            corrupt_frame(t, last);
+            t.note = Some("DCS FCS bad".into());
+        } else if step == 1 && t.has(Fcf::Mcf) {
+            step = 2;
+            corrupt_frame(t, 0);
+            t.note = Some("MCF FCS bad".into());
+        }
+        Fate::Deliver
+    });
+    run(&mut c);
+    assert_reports_agree(&c, Cause::Ok);
+    assert_eq!(count(&c, "CRP"), 1, "{}", c.line.transcript());
+    assert_eq!(count(&c, "EOP"), 2);
+    assert_pixel_exact(&c);
+}
+
+#[test]
+fn receiver_not_ready_is_polled_with_rr() {
+    let sink = PagesSink::new().with_not_ready(2);
+    let mut c = call(
+        vec![vec![test_page(VResolution::Fine, 1)]],
+        config("+1 555 0199", true),
+        config("+1 555 0100", true),
+        sink,
+    );
+    run(&mut c);
+    assert_reports_agree(&c, Cause::Ok);
+    assert_eq!(count(&c, "RNR"), 2, "{}", c.line.transcript());
+    assert_eq!(count(&c, "RR"), 2);
+    assert_pixel_exact(&c);
+}
