@@ -106,6 +106,41 @@ fn assert_reports_agree(c: &Call, cause: Cause) {
     assert_eq!(outcomes(a), outcomes(b));
 }
 
+/// Compares the call's transcript with `tests/fixtures/t30/<name>.txt`. Set
+/// `FAXGATE_BLESS=1` to (re)write the fixture after checking the new transcript by eye.
+fn fixture(c: &Call, name: &str, title: &str) {
+    let mut text = format!(
+        "# {title}\n# ms since the call started · A = caller (sender), B = answerer (receiver)\n"
+    );
+    text.push_str(c.line.transcript());
+    for side in [Side::Caller, Side::Answerer] {
+        let e = c.line.engine(side);
+        let r = e.report();
+        let cause = r.cause.expect("finished");
+        text.push_str(&format!(
+            "# {}: {:?}, cause {} {:?} ({:?}: {}), pages confirmed {}\n",
+            if side == Side::Caller { "A" } else { "B" },
+            e.state(),
+            cause.number(),
+            cause,
+            cause.class(),
+            cause.meaning(),
+            r.pages_confirmed()
+        ));
+    }
+    let path = format!(
+        "{}/tests/fixtures/t30/{name}.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    if std::env::var_os("FAXGATE_BLESS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (run with FAXGATE_BLESS=1 to create)\n{text}"));
+    assert_eq!(text, want, "transcript {name} changed");
+}
+
 fn plain(docs: Vec<Vec<Page>>, ecm: bool) -> Call {
     call(
         docs,
@@ -172,6 +207,19 @@ fn three_pages_and_eom_between_documents() {
         let r = c.line.engine(Side::Answerer).report();
         assert_eq!(r.resolution, Some(VResolution::Standard));
         assert_eq!(r.pages_confirmed(), 3);
+        if ecm {
+            fixture(
+                &c,
+                "ecm_two_documents",
+                "ECM, two documents: PPS-MPS, PPS-EOM, phase B again, PPS-EOP",
+            );
+        } else {
+            fixture(
+                &c,
+                "two_documents",
+                "non-ECM, two documents (fine, then standard): MPS, EOM, phase B again, EOP",
+            );
+        }
     }
 }
 
@@ -200,7 +248,7 @@ fn corrupt_frame(t: &mut Transmission, index: usize) {
 fn make_dcn(t: &mut Transmission, x: bool) {
     let f = faxgate::fax::t30::Frame::new(Fcf::Dcn, x, &[], true);
     t.signal = Signal::Frames(vec![faxgate::fax::t30::hdlc::with_fcs(f.bytes())]);
-    t.note = Some("replaced by DCN".into());
+    t.note = Some("the line delivers DCN instead".into());
 }
 
 fn one_shot(
@@ -227,6 +275,11 @@ fn lost_cfr_makes_the_sender_repeat_dcs_and_tcf() {
     assert_eq!(count(&c, "TCF"), 2);
     assert_reports_agree(&c, Cause::Ok);
     assert_pixel_exact(&c);
+    fixture(
+        &c,
+        "lost_cfr",
+        "CFR lost on the line: T4 expires at the caller, DCS + TCF repeated (T.30 Figure 5-2a)",
+    );
 }
 
 /// Lets a test install a tamper hook on a line built by [`call`].
@@ -257,6 +310,11 @@ fn ftt_then_success_at_a_lower_speed() {
     assert_eq!(a.modulation, Some(Modulation::V17_12000));
     assert_eq!(count(&c, "FTT"), 1);
     assert_pixel_exact(&c);
+    fixture(
+        &c,
+        "ftt_fallback",
+        "TCF spoiled by noise: FTT, the caller steps V.17 14400 down to 12000",
+    );
 }
 
 #[test]
@@ -329,6 +387,11 @@ fn corrupt_page_is_answered_with_rtn_and_sent_again() {
     assert_eq!(count(&c, "RTN"), 1);
     assert_eq!(count(&c, "DCS"), 2, "retrain after RTN");
     assert_pixel_exact(&c);
+    fixture(
+        &c,
+        "rtn_resend",
+        "page 1 hit by noise: RTN, retrain (DCS + TCF), page 1 again, then page 2",
+    );
 }
 
 #[test]
@@ -353,6 +416,11 @@ fn lost_ecm_frames_are_repaired_by_ppr() {
     assert!(c.line.transcript().contains("FCD 2,5 RCP"));
     assert_eq!(c.line.engine(Side::Caller).report().ppr_count, 1);
     assert_pixel_exact(&c);
+    fixture(
+        &c,
+        "ecm_ppr",
+        "ECM frames 2 and 5 damaged: PPR asks for them, they are sent again, MCF (Annex A)",
+    );
 }
 
 #[test]
@@ -375,6 +443,11 @@ fn four_pprs_lead_to_ctc_and_a_lower_speed() {
     assert_eq!(count(&c, "CTC"), 1, "{}", c.line.transcript());
     assert_eq!(count(&c, "CTR"), 1);
     assert_pixel_exact(&c);
+    fixture(
+        &c,
+        "ecm_ctc",
+        "frame 0 damaged four times at 14400: four PPRs, CTC/CTR, the block at 12000 (Annex A.4.1)",
+    );
 }
 
 #[test]
@@ -396,6 +469,11 @@ fn peer_that_never_answers_ends_with_t1() {
     assert_eq!(b.cause, Some(Cause::T1Expired));
     // The answerer repeated DIS every T4 until T1 (T.30 Figure 5-2b).
     assert!(count(&c, "DIS") >= 6, "{}", c.line.transcript());
+    fixture(
+        &c,
+        "t1_no_answer",
+        "the caller never hears the answerer: DIS repeated every T4, both give up at T1",
+    );
 }
 
 #[test]
@@ -431,6 +509,11 @@ fn dcn_in_the_middle_of_a_document() {
     let b = c.line.engine(Side::Answerer).report();
     assert_eq!(b.cause, Some(Cause::PartialReceive));
     assert_eq!(c.received.lock().unwrap().len(), 2);
+    fixture(
+        &c,
+        "dcn_mid_document",
+        "the answerer sends DCN instead of the second MCF",
+    );
 }
 
 #[test]
@@ -458,6 +541,11 @@ fn bad_fcs_frames_are_recovered() {
     assert_eq!(count(&c, "CRP"), 1, "{}", c.line.transcript());
     assert_eq!(count(&c, "EOP"), 2);
     assert_pixel_exact(&c);
+    fixture(
+        &c,
+        "bad_fcs",
+        "DCS with a bad FCS (CRP lost while TCF is sent; DCS repeated), then MCF with a bad FCS (EOP repeated)",
+    );
 }
 
 #[test]
@@ -474,4 +562,9 @@ fn receiver_not_ready_is_polled_with_rr() {
     assert_eq!(count(&c, "RNR"), 2, "{}", c.line.transcript());
     assert_eq!(count(&c, "RR"), 2);
     assert_pixel_exact(&c);
+    fixture(
+        &c,
+        "ecm_rnr",
+        "receiver not ready twice: RNR, RR, RNR, RR, MCF (Annex A flow control)",
+    );
 }

@@ -251,7 +251,9 @@ pub struct Engine {
     commands: VecDeque<Command>,
     /// Transmit commands issued and not yet reported `Sent`.
     outstanding: usize,
-    /// Deadline of the receive in progress.
+    /// A receive command is outstanding.
+    receiving: bool,
+    /// Deadline of the receive in progress, until its carrier is detected.
     deadline: Option<Duration>,
     /// End of T1 (phase B entry).
     t1_end: Option<Duration>,
@@ -322,6 +324,7 @@ impl Engine {
             },
             commands: VecDeque::new(),
             outstanding: 0,
+            receiving: false,
             deadline: None,
             t1_end: None,
             started: None,
@@ -426,7 +429,7 @@ impl Engine {
         if let Some(d) = self.deadline
             && now >= d
         {
-            self.deadline = None;
+            self.end_receive();
             self.on_timeout(now);
         }
     }
@@ -436,12 +439,18 @@ impl Engine {
         if self.state != State::CallFinished {
             self.commands.clear();
             self.outstanding = 0;
-            self.deadline = None;
+            self.end_receive();
             self.send_dcn(now, Cause::LocalAbort);
         }
     }
 
-    /// Feeds one event from the line at `now`.
+    fn end_receive(&mut self) {
+        self.receiving = false;
+        self.deadline = None;
+    }
+
+    /// Feeds one event from the line at `now`. Events that make no sense now (a frame when
+    /// nothing is being received, a second `Sent`) are ignored.
     pub fn handle(&mut self, event: Event, now: Duration) {
         if self.state == State::CallFinished {
             return;
@@ -459,44 +468,59 @@ impl Engine {
             Event::CarrierLost => {
                 self.commands.clear();
                 self.outstanding = 0;
+                self.end_receive();
                 let cause = self.cause_for_drop(Cause::CarrierLost);
                 self.finish(now, cause);
             }
+            Event::Connect => {
+                // Carrier detected: the wait for it is over; the receive runs to its end.
+                if self.receiving {
+                    self.deadline = None;
+                }
+            }
             Event::Frame(f) => {
-                if self.deadline.is_none() {
-                    return; // not receiving: a stray frame
+                if !self.receiving {
+                    return; // a stray frame
                 }
                 if self.state == State::FDocEcm {
                     self.on_ecm_frame(f);
                     return;
                 }
                 let last = f.is_final();
-                if self.rx_frames.len() < 16 {
+                // Bounded: a V.21 transmission is a handful of frames (T.30 §5.3.6); keep the
+                // first 15 and always the final one.
+                if last || self.rx_frames.len() < 15 {
                     self.rx_frames.push(f);
                 }
                 if last {
-                    self.deadline = None;
+                    self.end_receive();
                     let frames = std::mem::take(&mut self.rx_frames);
                     self.rx_bad = false;
                     self.on_frames(frames, now);
                 }
             }
             Event::BadFrame => {
-                self.rx_bad = true;
+                if self.receiving {
+                    self.rx_bad = true;
+                }
             }
-            Event::Data(bytes) => self.on_data(&bytes, now),
+            Event::Data(bytes) => {
+                if self.receiving {
+                    self.on_data(&bytes, now);
+                }
+            }
             Event::CarrierEnd => {
-                if self.deadline.is_none() {
+                if !self.receiving {
                     return;
                 }
-                self.deadline = None;
+                self.end_receive();
                 self.on_carrier_end(now);
             }
             Event::WrongCarrier => {
-                if self.deadline.is_none() {
+                if !self.receiving {
                     return;
                 }
-                self.deadline = None;
+                self.end_receive();
                 // +FCERROR: V.21 came instead of high speed — the remote repeated a command.
                 match self.state {
                     State::FTcf | State::FDocNonEcm | State::FDocEcm => {
@@ -507,8 +531,8 @@ impl Engine {
                 }
             }
             Event::Timeout => {
-                if self.deadline.is_some() {
-                    self.deadline = None;
+                if self.receiving {
+                    self.end_receive();
                     self.on_timeout(now);
                 }
             }
@@ -535,6 +559,7 @@ impl Engine {
     fn receive_frames(&mut self, now: Duration, timeout: Duration) {
         self.rx_frames.clear();
         self.rx_bad = false;
+        self.receiving = true;
         self.deadline = Some(now + timeout);
         self.commands.push_back(Command::ReceiveFrames { timeout });
     }
@@ -546,6 +571,7 @@ impl Engine {
         } else {
             self.training
         };
+        self.receiving = true;
         self.deadline = Some(now + timeout);
         self.commands.push_back(Command::ReceiveData {
             modulation,
@@ -579,7 +605,7 @@ impl Engine {
         }
         // A page whose verdict never came is recorded as unconfirmed.
         self.commands.push_back(Command::HangUp);
-        self.deadline = None;
+        self.end_receive();
         self.phase = Phase::CallDone;
         self.state = State::CallFinished;
     }
@@ -790,6 +816,8 @@ impl Engine {
             }
         };
         dcs.frame_64 = dcs.ecm && self.cfg.ecm_frame_64;
+        // A new mode may change the coding or the minimum line length: code the page afresh.
+        self.page_data = None;
         self.rung = dcs.modulation;
         self.dcs = Some(dcs);
         self.phase = Phase::B;
@@ -1405,7 +1433,7 @@ impl Engine {
                 }
                 self.page_bytes += bytes.len();
                 if self.page_bytes > self.cfg.max_page_bytes {
-                    self.deadline = None;
+                    self.end_receive();
                     self.send_dcn(now, Cause::TooMuchData);
                     return;
                 }

@@ -308,7 +308,16 @@ impl Line {
     fn catch_started(&mut self, side: Side) {
         let o = side.other().idx();
         let Some(tx) = &self.sides[o].tx else { return };
-        let (listen, _) = self.sides[side.idx()].listen.expect("listening");
+        let Some((listen, _)) = self.sides[side.idx()].listen else {
+            return;
+        };
+        if tx.fate == Fate::Deliver && matches_listen(listen, &tx.t.signal) {
+            // Caught within the preamble / training: this receive will get the signal.
+            if self.now <= tx.start + CATCH {
+                self.engines[side.idx()].handle(Event::Connect, self.now);
+            }
+            return;
+        }
         if matches!(listen, Listen::High(..))
             && matches!(tx.t.signal, Signal::Frames(_))
             && tx.fate == Fate::Deliver
@@ -345,6 +354,13 @@ impl Line {
         {
             self.sides[o].listen = None;
             self.engines[o].handle(Event::WrongCarrier, self.now);
+        }
+        // A listener for this very carrier detects it now (Class 1 CONNECT).
+        if fate == Fate::Deliver
+            && let Some((listen, _)) = self.sides[o].listen
+            && matches_listen(listen, &t.signal)
+        {
+            self.engines[o].handle(Event::Connect, self.now);
         }
         self.sides[side.idx()].busy_until = Some(end);
         self.sides[side.idx()].tx = Some(Tx {

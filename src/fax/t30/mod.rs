@@ -27,8 +27,11 @@
 //!      issued alone, after every transmit before it has completed. It ends with one terminal
 //!      event: a frame with the final bit ([`Event::Frame`]) for `ReceiveFrames`, or
 //!      [`Event::CarrierEnd`] (Class 1 `NO CARRIER`), [`Event::WrongCarrier`] (`+FCERROR`), or
-//!      [`Event::Timeout`]. Before that it may deliver any number of [`Event::Frame`] /
-//!      [`Event::BadFrame`] / [`Event::Data`].
+//!      [`Event::Timeout`]. Before that it may deliver [`Event::Connect`] once (the carrier was
+//!      detected, Class 1 `CONNECT`: from then on the timeout no longer applies and
+//!      [`Engine::poll_at`] is `None` until the terminal event) and any number of
+//!      [`Event::Frame`] / [`Event::BadFrame`] / [`Event::Data`]. For V.21 the driver re-issues
+//!      `+FRH=3` after each non-final frame itself; that is one receive command to the engine.
 //!    - [`Command::HangUp`] is the last command: hang up the line; the engine is finished.
 //! 3. Whenever the engine is waiting, call [`Engine::handle_timeout`] at [`Engine::poll_at`]
 //!    (or report [`Event::Timeout`] when the receive's `timeout` ran out — either is fine; a
@@ -134,6 +137,9 @@ pub enum Command {
 pub enum Event {
     /// A transmit command (frames, TCF, page, ECM block, silence) completed.
     Sent,
+    /// The carrier a receive command waits for was detected (Class 1 `CONNECT` after
+    /// `+FRH`/`+FRM`): the receive's timeout no longer applies; it runs to its terminal event.
+    Connect,
     /// A frame arrived with a good FCS (V.21, or ECM at high speed).
     Frame(Frame),
     /// A frame arrived with a bad FCS (Class 1 `ERROR` after `+FRH`), or unparseable.
