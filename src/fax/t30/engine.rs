@@ -287,6 +287,8 @@ pub struct Engine {
     after: After,
     got_dcs: bool,
     last_response: Option<(Frame, After)>,
+    /// The post-message command last answered (non-ECM), to tell a repeat from a new one.
+    last_post: Option<PostMsg>,
     ecm_rx: EcmRx,
     /// The PPS being answered: (post-message octet, page, block, frame count).
     pending: Option<(u8, u8, u8, usize)>,
@@ -352,6 +354,7 @@ impl Engine {
             after: After::Command,
             got_dcs: false,
             last_response: None,
+            last_post: None,
             pending: None,
             ecm_rx: EcmRx {
                 frames: vec![None; 256],
@@ -1372,14 +1375,30 @@ impl Engine {
             return;
         }
         if !self.page_started {
-            // Repeated command: our response was lost; repeat it (T.30 Figure 5-2b).
             match self.last_response.clone() {
-                Some((f, after)) => self.resend(f, after),
-                None => self.send_dcn(now, Cause::ProtocolError),
+                // The same command again with no page between: our response was lost; repeat
+                // it (T.30 Figure 5-2b, "command repeated").
+                Some((f, after)) if self.last_post == Some(post) => self.resend(f, after),
+                // A different command with no page data: the page never arrived. Refuse it
+                // (RTN): the sender retrains and sends it again.
+                _ => {
+                    let page = self.report.pages_confirmed();
+                    self.report.pages.push(PageRecord {
+                        page,
+                        outcome: PageOutcome::Rejected,
+                        quality: Some(Default::default()),
+                        modulation: self.modulation(),
+                        bytes: 0,
+                    });
+                    self.last_post = Some(post);
+                    self.phase = Phase::D;
+                    self.respond(Fcf::Rtn, &[], After::Command);
+                }
             }
             return;
         }
         self.page_started = false;
+        self.last_post = Some(post);
         let q = self.sink().end_page();
         let verdict = self.cfg.quality.judge(&q);
         let accepted = verdict != Verdict::Bad;
