@@ -626,3 +626,139 @@ mod random_line {
         }
     }
 }
+
+#[test]
+fn polling_the_remote_for_its_document() {
+    for ecm in [false, true] {
+        let docs = vec![
+            vec![test_page(VResolution::Fine, 11)],
+            vec![test_page(VResolution::Fine, 12)],
+        ];
+        let sent: Vec<Page> = docs.iter().flatten().cloned().collect();
+        let sink = PagesSink::new();
+        let received = sink.pages();
+        let poller = Engine::poller(config("+1 555 0100", ecm), Box::new(sink));
+        let polled = Engine::polled_sender(
+            config("+1 555 0199", ecm),
+            Box::new(faxgate::fax::t30::pages::PagesSource::new(docs)),
+        );
+        let mut c = Call {
+            line: Line::new(poller, polled),
+            received,
+            sent,
+        };
+        run(&mut c);
+        let t = c.line.transcript();
+        assert!(t.contains("CIG \"+1 555 0100\" DTC"), "{t}");
+        for side in [Side::Caller, Side::Answerer] {
+            assert_eq!(c.line.engine(side).report().cause, Some(Cause::Ok), "{t}");
+            assert_eq!(c.line.engine(side).report().pages_confirmed(), 2);
+        }
+        assert_eq!(
+            c.line.engine(Side::Caller).report().remote_id.as_deref(),
+            Some("+1 555 0199")
+        );
+        assert_pixel_exact(&c);
+        if !ecm {
+            fixture(
+                &c,
+                "polling",
+                "the caller polls (DIS bit 9 → CIG + DTC), the answerer sends two documents",
+            );
+        }
+    }
+}
+
+#[test]
+fn polling_a_station_with_nothing_to_send() {
+    let sink = PagesSink::new();
+    let received = sink.pages();
+    let poller = Engine::poller(config("+1 555 0100", false), Box::new(sink));
+    let plain_rx = Engine::receiver(config("+1 555 0199", false), Box::new(PagesSink::new()));
+    let mut c = Call {
+        line: Line::new(poller, plain_rx),
+        received,
+        sent: vec![],
+    };
+    run(&mut c);
+    let a = c.line.engine(Side::Caller).report();
+    assert_eq!(
+        a.cause,
+        Some(Cause::NothingToPoll),
+        "{}",
+        c.line.transcript()
+    );
+    assert_eq!(
+        c.line.engine(Side::Answerer).report().cause,
+        Some(Cause::UnexpectedDcn)
+    );
+}
+
+#[test]
+fn procedure_interrupt_when_asked() {
+    for ecm in [false, true] {
+        let docs = vec![
+            (1..=2)
+                .map(|i| test_page(VResolution::Standard, i))
+                .collect(),
+        ];
+        let sent: Vec<Page> = docs.iter().flatten().cloned().collect();
+        let sink = PagesSink::new();
+        let received = sink.pages();
+        let a = Engine::sender(
+            config("+1 555 0199", ecm),
+            Box::new(faxgate::fax::t30::pages::PagesSource::new(docs)),
+        );
+        let mut b = Engine::receiver(config("+1 555 0100", ecm), Box::new(sink));
+        b.request_interrupt();
+        let mut c = Call {
+            line: Line::new(a, b),
+            received,
+            sent,
+        };
+        run(&mut c);
+        assert_eq!(count(&c, "PIP"), 1, "{}", c.line.transcript());
+        for side in [Side::Caller, Side::Answerer] {
+            let r = c.line.engine(side).report();
+            assert_eq!(r.cause, Some(Cause::Interrupted), "{}", c.line.transcript());
+            assert_eq!(r.pages_confirmed(), 1);
+        }
+        assert_eq!(c.received.lock().unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn identification_frames_pass_through() {
+    let mut tx = config("+1 555 0199", false);
+    tx.subaddress = Some("4711".into());
+    tx.sender_id = Some("ACME SALES".into());
+    tx.password = Some("0000".into());
+    tx.nsf = Some(vec![0xB5, 0x00, 0x2A, 0x01]);
+    let mut rx = config("+1 555 0100", false);
+    rx.nsf = Some(vec![0x20, 0x00, 0x7F]);
+    rx.scan_time_ms = 20; // the receiver asks for 20 ms lines: the sender pads with fill
+    let mut c = call(
+        vec![vec![test_page(VResolution::Fine, 3)]],
+        tx,
+        rx,
+        PagesSink::new(),
+    );
+    run(&mut c);
+    assert_reports_agree(&c, Cause::Ok);
+    let b = c.line.engine(Side::Answerer).report();
+    assert_eq!(b.subaddress.as_deref(), Some("4711"));
+    assert_eq!(b.sender_id.as_deref(), Some("ACME SALES"));
+    assert!(b.password_received);
+    assert_eq!(b.nsf.as_deref(), Some(&[0xB5, 0x00, 0x2A, 0x01][..]));
+    let a = c.line.engine(Side::Caller).report();
+    assert_eq!(a.nsf.as_deref(), Some(&[0x20, 0x00, 0x7F][..]));
+    assert_eq!(c.line.engine(Side::Caller).dcs().unwrap().scan_time_ms, 20);
+    // 400 fine rows at 20 ms and 14400 bit/s: at least 288 bits a row.
+    assert!(a.pages[0].bytes >= 400 * 288 / 8, "{}", a.pages[0].bytes);
+    assert!(
+        c.line
+            .transcript()
+            .contains("SUB \"4711\" SID \"ACME SALES\" PWD")
+    );
+    assert_pixel_exact(&c);
+}

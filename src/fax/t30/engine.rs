@@ -76,6 +76,9 @@ pub struct EngineConfig {
     pub max_rtn_per_page: u32,
     /// Largest page accepted on receive, bytes (non-ECM data or ECM page data).
     pub max_page_bytes: usize,
+    /// Minimum scan line time we ask for as a receiver, ms at 3.85 l/mm (T.30 Table 2 bits
+    /// 21–23: 0, 5, 10, 20 or 40). 0: we decode lines as fast as they come.
+    pub scan_time_ms: u32,
     /// Timer values.
     pub timers: Timers,
 }
@@ -96,18 +99,37 @@ impl Default for EngineConfig {
             max_ftt: 5,
             max_rtn_per_page: 2,
             max_page_bytes: 8 << 20,
+            scan_time_ms: 0,
             timers: Timers::default(),
         }
     }
 }
 
-/// Which side of the call this engine is.
+/// Which side of the call this engine is, and which way the document goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// Calling terminal, sending a document.
+    /// Calling terminal, sending a document (the usual offramp call).
     CallingSender,
-    /// Answering terminal, receiving.
+    /// Answering terminal, receiving (the usual onramp call).
     AnsweringReceiver,
+    /// Calling terminal that polls: it answers a DIS with "ready to transmit" (bit 9) by
+    /// CIG + DTC and then receives (T.30 §5.3.6.1.2).
+    CallingReceiver,
+    /// Answering terminal that is polled: its DIS says "ready to transmit"; after the
+    /// caller's DTC it sends (T.30 §5.3.6.1.2).
+    AnsweringSender,
+}
+
+impl Role {
+    /// Whether this side placed the call (and so sets the X bit, T.30 §5.3.6.1).
+    pub fn is_calling(self) -> bool {
+        matches!(self, Role::CallingSender | Role::CallingReceiver)
+    }
+
+    /// Whether this side sends the document.
+    pub fn is_sender(self) -> bool {
+        matches!(self, Role::CallingSender | Role::AnsweringSender)
+    }
 }
 
 /// T.30 §2 phases of a call.
@@ -290,6 +312,10 @@ pub struct Engine {
     /// The post-message command last answered (non-ECM), to tell a repeat from a new one.
     last_post: Option<PostMsg>,
     ecm_rx: EcmRx,
+    /// The local side asked for a procedure interrupt (PIP/PIN at the next page end).
+    interrupt: bool,
+    /// A PIP/PIN was sent or received: the call ends as [`Cause::Interrupted`].
+    interrupted: bool,
     /// The PPS being answered: (post-message octet, page, block, frame count).
     pending: Option<(u8, u8, u8, usize)>,
     report: CallReport,
@@ -306,10 +332,24 @@ impl Engine {
         Engine::new(cfg, Role::AnsweringReceiver, Job::Receive(sink))
     }
 
+    /// A calling engine that polls the remote for its document and receives it into `sink`.
+    pub fn poller(cfg: EngineConfig, sink: Box<dyn PageSink + Send>) -> Engine {
+        Engine::new(cfg, Role::CallingReceiver, Job::Receive(sink))
+    }
+
+    /// An answering engine that offers `source` for polling and sends it when asked by DTC.
+    pub fn polled_sender(cfg: EngineConfig, source: Box<dyn PageSource + Send>) -> Engine {
+        Engine::new(cfg, Role::AnsweringSender, Job::Send(source))
+    }
+
     fn new(cfg: EngineConfig, role: Role, job: Job) -> Engine {
         let mut ours = Capabilities::ours(cfg.max_bps, cfg.ecm);
         ours.mr = cfg.max_coding >= Coding::Mr;
         ours.mmr = cfg.ecm && cfg.max_coding == Coding::Mmr;
+        ours.scan_time.standard_ms = cfg.scan_time_ms;
+        // Polling (T.30 §5.3.6.1.2): the polled side offers a document instead of a receiver.
+        ours.ready_to_transmit = role == Role::AnsweringSender;
+        ours.can_receive = !role.is_sender();
         let rung = Modulation::LADDER
             .iter()
             .copied()
@@ -320,9 +360,10 @@ impl Engine {
             role,
             job,
             phase: Phase::A,
-            state: match role {
-                Role::CallingSender => State::T,
-                Role::AnsweringReceiver => State::R,
+            state: if role.is_calling() {
+                State::T
+            } else {
+                State::R
             },
             commands: VecDeque::new(),
             outstanding: 0,
@@ -335,7 +376,9 @@ impl Engine {
             repeats: 0,
             last_sent: Vec::new(),
             // T.30 §5.3.6.1: X = 1 in frames from the station that received DIS (the caller).
-            x: role == Role::CallingSender,
+            x: role.is_calling(),
+            interrupt: false,
+            interrupted: false,
             remote: None,
             dcs: None,
             rung,
@@ -374,16 +417,15 @@ impl Engine {
         self.started = Some(now);
         self.phase = Phase::B;
         self.t1_end = Some(now + self.cfg.timers.t1);
-        match self.role {
-            Role::CallingSender => {
-                if self.source_pages() == 0 {
-                    self.finish(now, Cause::DocumentError);
-                    return;
-                }
-                self.state = State::T;
-                self.receive_frames(now, self.cfg.timers.t1);
-            }
-            Role::AnsweringReceiver => self.send_dis(),
+        if self.role.is_sender() && self.source_pages() == 0 {
+            self.finish(now, Cause::DocumentError);
+            return;
+        }
+        if self.role.is_calling() {
+            self.state = State::T;
+            self.receive_frames(now, self.cfg.timers.t1);
+        } else {
+            self.send_dis();
         }
     }
 
@@ -435,6 +477,13 @@ impl Engine {
             self.end_receive();
             self.on_timeout(now);
         }
+    }
+
+    /// Asks for a procedure interrupt (T.30 §5.3.6.1.5): as a receiver, the next page end is
+    /// answered PIP (page good) or PIN (page bad) instead of MCF/RTN, and the call ends with
+    /// [`Cause::Interrupted`] — faxgate has no operator to hand the line to.
+    pub fn request_interrupt(&mut self) {
+        self.interrupt = true;
     }
 
     /// Aborts the call locally (shutdown): DCN, then hang up.
@@ -623,7 +672,7 @@ impl Engine {
     }
 
     fn cause_for_drop(&self, default: Cause) -> Cause {
-        if self.role == Role::AnsweringReceiver && self.report.pages_confirmed() > 0 {
+        if !self.role.is_sender() && self.report.pages_confirmed() > 0 {
             Cause::PartialReceive
         } else {
             default
@@ -738,7 +787,12 @@ impl Engine {
             }
             State::FEnd => {
                 // T.30: the receiver releases the call anyway after MCF to EOP.
-                self.finish(now, Cause::Ok);
+                let cause = if self.interrupted {
+                    Cause::Interrupted
+                } else {
+                    Cause::Ok
+                };
+                self.finish(now, cause);
             }
             _ => {}
         }
@@ -775,6 +829,10 @@ impl Engine {
         for f in &frames {
             match f.fcf() {
                 Some(Fcf::Dis) => dis = Some(Capabilities::decode(f.fif())),
+                // After EOM a poller asks again with DTC (T.30 §5.3.6.1.2).
+                Some(Fcf::Dtc) if self.role == Role::AnsweringSender => {
+                    dis = Some(Capabilities::decode(f.fif()))
+                }
                 Some(Fcf::Csi) => self.report.remote_id = Some(decode_id(f.fif())),
                 Some(Fcf::Nsf) => self.report.nsf = Some(f.fif().to_vec()),
                 Some(Fcf::Dcn) => {
@@ -785,6 +843,15 @@ impl Engine {
             }
         }
         match dis {
+            Some(c) if !self.role.is_sender() => {
+                // Polling: the remote must have a document for us (DIS bit 9).
+                if c.ready_to_transmit {
+                    self.remote = Some(c);
+                    self.send_dis();
+                } else {
+                    self.send_dcn(now, Cause::NothingToPoll);
+                }
+            }
             Some(c) => {
                 self.remote = Some(c);
                 self.repeats = 0;
@@ -889,8 +956,8 @@ impl Engine {
                     _ => self.send_dcn(now, Cause::TrainingFailed),
                 }
             }
-            Some(Fcf::Dis) => {
-                // Our DCS was lost and the remote repeated DIS (T.30 Figure 5-2a).
+            Some(Fcf::Dis | Fcf::Dtc) => {
+                // Our DCS was lost and the remote repeated DIS/DTC (T.30 Figure 5-2a).
                 self.repeat_or_fail(now, Repeat::Dcs);
             }
             Some(Fcf::Crp) => self.repeat_or_fail(now, Repeat::Dcs),
@@ -1182,7 +1249,14 @@ impl Engine {
                 self.repeat_or_fail(now, Repeat::LastFrames(st));
             }
             Some(Fcf::Dcn) => self.finish(now, Cause::UnexpectedDcn),
-            Some(Fcf::Pip | Fcf::Pin) => self.send_dcn(now, Cause::Interrupted),
+            Some(Fcf::Pip) => {
+                self.record_sent_page(PageOutcome::Confirmed);
+                self.send_dcn(now, Cause::Interrupted);
+            }
+            Some(Fcf::Pin) => {
+                self.record_sent_page(PageOutcome::Rejected);
+                self.send_dcn(now, Cause::Interrupted);
+            }
             _ => self.send_dcn(now, Cause::ProtocolError),
         }
     }
@@ -1223,17 +1297,59 @@ impl Engine {
         }
     }
 
-    /// Node R: NSF, CSI, DIS (T.30 Figure 5-2b).
+    /// Node R: NSF, CSI, DIS (T.30 Figure 5-2b) — or, for a polling caller, NSC, CIG, DTC
+    /// (T.30 §5.3.6.1.2).
     fn send_dis(&mut self) {
         self.phase = Phase::B;
         self.state = State::R;
+        let calling = self.role.is_calling();
         let mut frames = Vec::new();
         if let Some(nsf) = self.cfg.nsf.clone() {
-            frames.push(self.frame(Fcf::Nsf, &nsf));
+            frames.push(self.frame(if calling { Fcf::Nsc } else { Fcf::Nsf }, &nsf));
         }
-        frames.push(self.frame(Fcf::Csi, &encode_id(&self.cfg.local_id)));
-        frames.push(self.frame(Fcf::Dis, &self.ours.encode()));
+        let id = encode_id(&self.cfg.local_id);
+        frames.push(self.frame(if calling { Fcf::Cig } else { Fcf::Csi }, &id));
+        frames.push(self.frame(
+            if calling { Fcf::Dtc } else { Fcf::Dis },
+            &self.ours.encode(),
+        ));
         self.send_frames(frames);
+    }
+
+    /// Node F of a polled sender: DTC (with CIG/NSC) makes it the transmitter.
+    fn polled_on_frames(&mut self, frames: Vec<Frame>, now: Duration) {
+        let mut dtc = None;
+        for f in &frames {
+            match f.fcf() {
+                Some(Fcf::Dtc) => dtc = Some(Capabilities::decode(f.fif())),
+                Some(Fcf::Cig) => self.report.remote_id = Some(decode_id(f.fif())),
+                Some(Fcf::Nsc) => self.report.nsf = Some(f.fif().to_vec()),
+                Some(Fcf::Dcn) => {
+                    self.finish(now, Cause::UnexpectedDcn);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        match dtc {
+            Some(c) => {
+                self.got_dcs = true;
+                self.remote = Some(c);
+                self.repeats = 0;
+                self.send_dcs(now);
+            }
+            None => {
+                self.state = State::F;
+                let t1_left = self
+                    .t1_end
+                    .map_or(Duration::ZERO, |e| e.saturating_sub(now));
+                if t1_left.is_zero() {
+                    self.finish(now, Cause::T1Expired);
+                } else {
+                    self.receive_frames(now, self.cfg.timers.t4.min(t1_left));
+                }
+            }
+        }
     }
 
     fn respond(&mut self, fcf: Fcf, fif: &[u8], after: After) {
@@ -1326,7 +1442,9 @@ impl Engine {
                 self.respond(Fcf::Err, &[], After::Command);
             }
             Some(Fcf::Dcn) => {
-                let cause = if matches!(self.state, State::FEnd) {
+                let cause = if self.interrupted {
+                    Cause::Interrupted
+                } else if matches!(self.state, State::FEnd) {
                     Cause::Ok
                 } else {
                     self.cause_for_drop(Cause::UnexpectedDcn)
@@ -1418,6 +1536,15 @@ impl Engine {
             modulation: self.modulation(),
             bytes: self.page_bytes,
         });
+        if self.interrupt {
+            // T.30 §5.3.6.1.5: PIP (page good) / PIN (page bad) instead of MCF / RTN.
+            self.interrupt = false;
+            self.interrupted = true;
+            let fcf = if accepted { Fcf::Pip } else { Fcf::Pin };
+            self.phase = Phase::D;
+            self.respond(fcf, &[], After::End);
+            return;
+        }
         let (fcf, after) = match (verdict, post) {
             (Verdict::Good, PostMsg::Mps) => (Fcf::Mcf, After::Data(DataKind::Page)),
             (Verdict::Good, PostMsg::Eom) => (Fcf::Mcf, After::PhaseB),
@@ -1500,7 +1627,7 @@ impl Engine {
             _ => {
                 // V.21 carrier ended without a final frame: damaged command. Ask again (CRP,
                 // T.30 §5.3.6.1.7) if something arrived, else keep waiting.
-                if self.role == Role::AnsweringReceiver {
+                if self.state == State::F {
                     if self.rx_bad {
                         self.rx_bad = false;
                         self.state = State::III;
@@ -1579,6 +1706,7 @@ impl Engine {
             State::DPostTcf => self.d_on_frames(frames, now),
             State::IIQ => self.ii_on_frames(frames, now),
             State::IVPpsQ | State::IVPpsRnr | State::IVCtc => self.iv_on_frames(frames, now),
+            State::F if self.role.is_sender() => self.polled_on_frames(frames, now),
             State::F | State::FEnd => self.f_on_frames(frames, now),
             _ => {}
         }
@@ -1649,6 +1777,12 @@ impl Engine {
         });
         self.ecm_rx.page_bytes = 0;
         self.phase = Phase::D;
+        if self.interrupt {
+            self.interrupt = false;
+            self.interrupted = true;
+            self.respond(Fcf::Pip, &[], After::End);
+            return;
+        }
         self.respond(Fcf::Mcf, &[], after);
     }
 }
