@@ -110,7 +110,7 @@ fn assert_reports_agree(c: &Call, cause: Cause) {
 /// `FAXGATE_BLESS=1` to (re)write the fixture after checking the new transcript by eye.
 fn fixture(c: &Call, name: &str, title: &str) {
     let mut text = format!(
-        "# {title}\n# ms since the call started · A = caller (sender), B = answerer (receiver)\n"
+        "# {title}\n# ms since the call started · A = the calling engine, B = the answering engine\n"
     );
     text.push_str(c.line.transcript());
     for side in [Side::Caller, Side::Answerer] {
@@ -761,4 +761,50 @@ fn identification_frames_pass_through() {
             .contains("SUB \"4711\" SID \"ACME SALES\" PWD")
     );
     assert_pixel_exact(&c);
+}
+
+/// A page of random pixels: its MMR coding is larger than one ECM block.
+fn noise_page(seed: u32) -> Page {
+    let mut p = Page::new(1728, 400, Resolution::FINE).unwrap();
+    let mut x: u32 = seed | 1;
+    for y in 0..400 {
+        for xx in 0..1728 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            if x.is_multiple_of(3) {
+                p.set(xx, y, true);
+            }
+        }
+    }
+    p
+}
+
+#[test]
+fn ecm_pages_larger_than_a_block_use_pps_null() {
+    for frame_64 in [false, true] {
+        let mut tx = config("+1 555 0199", true);
+        tx.ecm_frame_64 = frame_64;
+        let rx = config("+1 555 0100", true);
+        let mut c = call(
+            vec![vec![noise_page(5), test_page(VResolution::Fine, 6)]],
+            tx,
+            rx,
+            PagesSink::new(),
+        );
+        run(&mut c);
+        assert_reports_agree(&c, Cause::Ok);
+        let t = c.line.transcript();
+        // PPS-NULL (FIF octet 1 = 00) between the blocks of page 1, then PPS-MPS, PPS-EOP.
+        assert!(t.contains("PPS (00 00 00 FF)"), "{t}");
+        assert!(t.contains("PPS (2F 01 00"), "{t}");
+        assert_eq!(
+            c.line.engine(Side::Answerer).dcs().unwrap().frame_64,
+            frame_64
+        );
+        let bytes = c.line.engine(Side::Caller).report().pages[0].bytes;
+        let block = if frame_64 { 64 * 256 } else { 256 * 256 };
+        assert!(bytes > block, "{bytes}");
+        assert_pixel_exact(&c);
+    }
 }

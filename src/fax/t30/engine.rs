@@ -105,6 +105,19 @@ impl Default for EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// The settings a `[[modem]]` entry gives (`local_id`, `max_rate`, `ecm`); everything else
+    /// keeps its default.
+    pub fn for_modem(m: &crate::config::Modem) -> EngineConfig {
+        EngineConfig {
+            local_id: m.local_id.clone(),
+            max_bps: m.max_rate,
+            ecm: m.ecm,
+            ..EngineConfig::default()
+        }
+    }
+}
+
 /// Which side of the call this engine is, and which way the document goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -1309,11 +1322,19 @@ impl Engine {
         }
         let id = encode_id(&self.cfg.local_id);
         frames.push(self.frame(if calling { Fcf::Cig } else { Fcf::Csi }, &id));
-        frames.push(self.frame(
-            if calling { Fcf::Dtc } else { Fcf::Dis },
-            &self.ours.encode(),
-        ));
+        let caps = self.dis_caps().encode();
+        frames.push(self.frame(if calling { Fcf::Dtc } else { Fcf::Dis }, &caps));
         self.send_frames(frames);
+    }
+
+    /// What our DIS/DTC offers. DIS bits 11–14 cannot say "V.17 up to 9600": below 14400 we
+    /// offer V.29 / V.27 ter only (and still send at V.17 up to `max_bps` when we transmit).
+    fn dis_caps(&self) -> Capabilities {
+        let mut caps = self.ours.clone();
+        if self.cfg.max_bps < 14_400 {
+            caps.modems.v17 = false;
+        }
+        caps
     }
 
     /// Node F of a polled sender: DTC (with CIG/NSC) makes it the transmitter.
@@ -1473,7 +1494,8 @@ impl Engine {
     }
 
     fn accepts(&self, d: &Dcs) -> bool {
-        self.ours.modems.has(d.modulation)
+        self.dis_caps().modems.has(d.modulation)
+            && d.modulation.bps() <= self.cfg.max_bps
             && (d.resolution != super::VResolution::Fine || self.ours.fine)
             && (d.resolution != super::VResolution::Superfine || self.ours.superfine)
             && (!d.ecm || self.ours.ecm)
@@ -1784,5 +1806,42 @@ impl Engine {
             return;
         }
         self.respond(Fcf::Mcf, &[], after);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_from_a_modem_entry() {
+        let m: crate::config::Modem = toml::from_str(
+            "name = 'fax0'\ndevice = '/dev/ttyS0'\nlocal_id = '+49 30 1234'\nmax_rate = 9600\necm = false\n",
+        )
+        .unwrap();
+        let c = EngineConfig::for_modem(&m);
+        assert_eq!(c.local_id, "+49 30 1234");
+        assert_eq!(c.max_bps, 9600);
+        assert!(!c.ecm);
+        assert_eq!(c.timers, Timers::default());
+        // Capabilities follow: no V.17 offered at 9600, no ECM, so no MMR.
+        let e = Engine::receiver(c, Box::new(crate::fax::t30::pages::PagesSink::new()));
+        let dis = e.dis_caps();
+        assert!(!dis.modems.v17 && dis.modems.v29 && !dis.ecm && !dis.mmr);
+        let v17_9600 = Dcs {
+            modulation: Modulation::V17_9600,
+            resolution: crate::fax::t30::VResolution::Fine,
+            coding: Coding::Mr,
+            width: crate::fax::t30::Width::A4,
+            scan_time_ms: 0,
+            ecm: false,
+            frame_64: false,
+        };
+        assert!(!e.accepts(&v17_9600), "V.17 was not offered");
+        let v29 = Dcs {
+            modulation: Modulation::V29_9600,
+            ..v17_9600
+        };
+        assert!(e.accepts(&v29));
     }
 }
