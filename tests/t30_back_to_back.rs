@@ -518,9 +518,10 @@ fn dcn_in_the_middle_of_a_document() {
 
 #[test]
 fn bad_fcs_frames_are_recovered() {
-    // The DCS arrives with a bad FCS: the receiver asks CRP (lost while the caller sends TCF),
-    // the caller repeats DCS + TCF after T4. Then the MCF is damaged: the caller repeats EOP and
-    // the receiver answers MCF again.
+    // The DCS arrives with a bad FCS: the receiver stays silent while TCF passes (a CRP would
+    // collide with it) and the caller repeats DCS + TCF after T4. Then EOP arrives damaged:
+    // the receiver asks CRP and the caller repeats EOP. Then the MCF is damaged: the caller
+    // repeats EOP once more and the receiver answers MCF again.
     let mut c = plain(vec![vec![test_page(VResolution::Fine, 1)]], false);
     let mut step = 0;
     c.line = take_line(c.line).with_tamper(move |t| {
@@ -529,8 +530,12 @@ fn bad_fcs_frames_are_recovered() {
             let last = t.fcfs().len() - 1;
             corrupt_frame(t, last);
             t.note = Some("DCS FCS bad".into());
-        } else if step == 1 && t.has(Fcf::Mcf) {
+        } else if step == 1 && t.has(Fcf::Eop) {
             step = 2;
+            corrupt_frame(t, 0);
+            t.note = Some("EOP FCS bad".into());
+        } else if step == 2 && t.has(Fcf::Mcf) {
+            step = 3;
             corrupt_frame(t, 0);
             t.note = Some("MCF FCS bad".into());
         }
@@ -538,13 +543,14 @@ fn bad_fcs_frames_are_recovered() {
     });
     run(&mut c);
     assert_reports_agree(&c, Cause::Ok);
-    assert_eq!(count(&c, "CRP"), 1, "{}", c.line.transcript());
-    assert_eq!(count(&c, "EOP"), 2);
+    assert_eq!(count(&c, "DCS"), 2, "{}", c.line.transcript());
+    assert_eq!(count(&c, "CRP"), 1);
+    assert_eq!(count(&c, "EOP"), 3);
     assert_pixel_exact(&c);
     fixture(
         &c,
         "bad_fcs",
-        "DCS with a bad FCS (CRP lost while TCF is sent; DCS repeated), then MCF with a bad FCS (EOP repeated)",
+        "bad FCS on DCS (silence, DCS repeated), on EOP (CRP, EOP repeated) and on MCF (EOP repeated, MCF again)",
     );
 }
 

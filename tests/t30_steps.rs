@@ -78,8 +78,8 @@ fn dis_frame(caps: &Capabilities) -> Frame {
 #[test]
 fn timers_are_the_t30_values() {
     let t = Timers::default();
-    assert_eq!(t.t1, Duration::from_secs(35)); // T.30 §5.4.3.1: T1 = 35 ± 5 s
-    assert_eq!(t.t2, Duration::from_secs(6)); // T2 = 6 ± 1 s
+    assert_eq!(t.t1, Duration::from_secs(35)); // T.30: T1 = 35 ± 5 s
+    assert_eq!(t.t2, Duration::from_secs(7)); // T2 = 6 ± 1 s: the upper tolerance
     assert_eq!(t.t4, Duration::from_secs(3)); // T4 = 3 s ± 15 %
     assert_eq!(t.t5, Duration::from_secs(60)); // Annex A: T5 = 60 ± 5 s
 }

@@ -53,11 +53,11 @@ macro_rules! causes {
 causes! {
     /// Every page sent or received and confirmed; the call ended with DCN.
     Ok = 0, Done, "all pages transferred and confirmed";
-    /// T.30 §5.4.3 (T1): no DIS (calling) or no DCS (answering) within T1 of the call starting.
+    /// T.30 time-out T1: no DIS (calling) or no DCS (answering) within T1 of the call starting.
     T1Expired = 1, Retry, "T1 expired: the remote never identified itself as a fax machine";
     /// A command went unanswered three times (T.30 flow charts: repeat count 3, T4 each).
     NoResponse = 2, Retry, "the remote stopped answering commands (three repeats, T4 each)";
-    /// T.30 §5.4.3 (T2): the receiver waited T2 for a command or page that never came.
+    /// T.30 time-out T2: the receiver waited T2 for a command or page that never came.
     T2Expired = 3, Retry, "T2 expired waiting for the next command or page";
     /// FTT at the slowest rate, or the fallback attempt limit reached.
     TrainingFailed = 4, Retry, "training failed at every rate tried";

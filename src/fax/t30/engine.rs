@@ -9,16 +9,20 @@ use super::{Command, DataKind, Event};
 use std::collections::VecDeque;
 use std::time::Duration;
 
-/// T.30 timers (T.30 §5.4.3.1 and Annex A.4.4). Defaults are the nominal values.
+/// T.30 timers (T.30 §5 time-outs and Annex A). Defaults are the nominal values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timers {
-    /// T1 = 35 ± 5 s: time to identify the remote as a fax terminal (phase B entry).
+    /// T.30 time-out T1 = 35 ± 5 s: how long two terminals try to identify each other, from
+    /// the start of phase B.
     pub t1: Duration,
-    /// T2 = 6 ± 1 s: the receiver waits this long for a command or page data.
+    /// T2 = 6 ± 1 s: the receiver waits this long for a command or page data. Ours: 7 s, the
+    /// upper tolerance, so that a sender's repeat after T4 (which follows its TCF) is still
+    /// heard (spandsp makes the same choice).
     pub t2: Duration,
-    /// T4 = 3 s ± 15 %: the wait for a response before a command is repeated.
+    /// T4 = 3 s ± 15 %: the wait for a response's flags before a command is repeated.
     pub t4: Duration,
-    /// T5 = 60 ± 5 s: Annex A, the longest a receiver may stay not ready (RNR).
+    /// T5 = 60 ± 5 s (Annex A): the longest a receiver may stay not ready (RNR), from the
+    /// first RNR.
     pub t5: Duration,
 }
 
@@ -26,7 +30,7 @@ impl Default for Timers {
     fn default() -> Self {
         Timers {
             t1: Duration::from_secs(35),
-            t2: Duration::from_secs(6),
+            t2: Duration::from_secs(7),
             t4: Duration::from_secs(3),
             t5: Duration::from_secs(60),
         }
@@ -744,6 +748,12 @@ impl Engine {
     fn go_after(&mut self, now: Duration, after: After) {
         match after {
             After::Command => {
+                // After FTT, RTN or RTP the next command is a DCS: back in phase B (T.30
+                // Figure 5-2b); after RNR, ERR or CRP the post-message exchange goes on.
+                let last = self.last_sent.last().and_then(Frame::fcf);
+                if matches!(last, Some(Fcf::Ftt | Fcf::Rtn | Fcf::Rtp)) {
+                    self.phase = Phase::B;
+                }
                 self.state = State::F;
                 self.receive_frames(now, self.cfg.timers.t2);
             }
@@ -1647,15 +1657,20 @@ impl Engine {
                 self.receive_frames(now, self.cfg.timers.t2);
             }
             _ => {
-                // V.21 carrier ended without a final frame: damaged command. Ask again (CRP,
-                // T.30 §5.3.6.1.7) if something arrived, else keep waiting.
+                // V.21 carrier ended without a final frame: a damaged command.
                 if self.state == State::F {
-                    if self.rx_bad {
-                        self.rx_bad = false;
+                    let damaged = std::mem::take(&mut self.rx_bad);
+                    if damaged && self.phase == Phase::D {
+                        // Post-message command damaged: ask for it again (CRP, T.30
+                        // §5.3.6.1.7); the sender is listening for our response.
                         self.state = State::III;
                         self.after = After::Command;
                         let f = self.frame(Fcf::Crp, &[]);
                         self.send_frames(vec![f]);
+                    } else if damaged || self.got_dcs {
+                        // Phase B: a damaged DCS is followed at once by TCF, so a CRP would
+                        // collide with it. Stay silent; the sender repeats DCS after T4.
+                        self.receive_frames(now, self.cfg.timers.t2);
                     } else {
                         self.on_timeout(now);
                     }
