@@ -764,7 +764,7 @@ fn identification_frames_pass_through() {
     assert!(
         c.line
             .transcript()
-            .contains("SUB \"4711\" SID \"ACME SALES\" PWD")
+            .contains("SUB \"4711\" SID \"ACME SALES\" DCS")
     );
     assert_pixel_exact(&c);
 }

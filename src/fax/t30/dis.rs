@@ -460,7 +460,15 @@ pub struct Dcs {
 impl Dcs {
     /// Encodes as a DCS FIF.
     pub fn encode(&self) -> Vec<u8> {
-        let mut f = Fif::new(6);
+        self.encode_with(false, false)
+    }
+
+    /// Encodes as a DCS FIF that announces a SUB frame (bit 49) and/or a SID frame (bit 50)
+    /// in the same transmission (T.30 Table 2).
+    pub fn encode_with(&self, subaddress: bool, sender_id: bool) -> Vec<u8> {
+        let mut f = Fif::new(7);
+        f.set(bit::SUBADDRESS, subaddress);
+        f.set(bit::PASSWORD, sender_id);
         f.set(bit::RECEIVE_FAX, true);
         let b = self.modulation.dcs_bits();
         for (i, v) in b.iter().enumerate() {
@@ -719,6 +727,26 @@ mod tests {
             };
             assert_eq!(Dcs::decode(&d.encode()), Some(d));
         }
+    }
+
+    #[test]
+    fn dcs_announces_sub_and_sid() {
+        let d = Dcs {
+            modulation: Modulation::V17_14400,
+            resolution: VResolution::Standard,
+            coding: Coding::Mh,
+            width: Width::A4,
+            scan_time_ms: 0,
+            ecm: false,
+            frame_64: false,
+        };
+        assert_eq!(d.encode().len(), 6, "bits 1–48 suffice");
+        let f = d.encode_with(true, true);
+        // Bits 49 and 50: octet 7, masks 0x01 and 0x02; octet 6 now extends (bit 48).
+        assert_eq!(f.len(), 7);
+        assert_eq!(f[6], 0x03);
+        assert!(f[5] & 0x80 != 0);
+        assert_eq!(Dcs::decode(&f), Some(d));
     }
 
     #[test]

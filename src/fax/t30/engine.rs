@@ -66,9 +66,11 @@ pub struct EngineConfig {
     pub ecm_frame_64: bool,
     /// SUB to send with DCS (when the remote's DIS bit 49 allows it).
     pub subaddress: Option<String>,
-    /// SID to send with DCS (when DIS bit 50 allows it).
+    /// SID to send with DCS (when DIS bit 50 allows it): the sender's identification, which
+    /// receivers may check as a password.
     pub sender_id: Option<String>,
-    /// PWD to send with DCS (when DIS bit 50 allows it).
+    /// Password: sent as PWD with DTC when polling, or as SID with DCS when no `sender_id` is
+    /// set (T.30 §5.3.6.1.2–3; DIS bit 50).
     pub password: Option<String>,
     /// NSF / NSS octets to send before DIS / DCS (T.35 country code first); passed through.
     pub nsf: Option<Vec<u8>>,
@@ -932,16 +934,22 @@ impl Engine {
             frames.push(self.frame(Fcf::Sub, &encode_id(&sub)));
             self.report.subaddress = Some(sub);
         }
-        if remote.password {
-            if let Some(sid) = self.cfg.sender_id.clone() {
-                frames.push(self.frame(Fcf::Sid, &encode_id(&sid)));
-                self.report.sender_id = Some(sid);
-            }
-            if let Some(pwd) = self.cfg.password.clone() {
-                frames.push(self.frame(Fcf::Pwd, &encode_id(&pwd)));
-            }
+        let mut sid_sent = false;
+        if remote.password
+            && let Some(sid) = self
+                .cfg
+                .sender_id
+                .clone()
+                .or_else(|| self.cfg.password.clone())
+        {
+            // T.30 §5.3.6.1.3: with DCS the identification/password travels as SID (PWD
+            // belongs to DTC, polling).
+            frames.push(self.frame(Fcf::Sid, &encode_id(&sid)));
+            self.report.sender_id = Some(sid);
+            sid_sent = true;
         }
-        frames.push(self.frame(Fcf::Dcs, &dcs.encode()));
+        let sub_sent = self.report.subaddress.is_some() && remote.subaddress;
+        frames.push(self.frame(Fcf::Dcs, &dcs.encode_with(sub_sent, sid_sent)));
         self.send_frames(frames);
         self.transmit(Command::Silence(GAP));
         self.transmit(Command::SendTcf {
@@ -1306,8 +1314,10 @@ impl Engine {
         self.report.ctc_count += 1;
         self.ecm_tx.pprs = 0;
         self.state = State::IVCtc;
+        // Annex A: the CTC FIF is DCS octets 1–2 with only bits 11–14 (the new rate) set.
         let fif = self.dcs.map(|d| d.encode()).unwrap_or_default();
-        let f = self.frame(Fcf::Ctc, &fif[..2.min(fif.len())]);
+        let rate = fif.get(1).map_or(0, |o| o & 0x3C);
+        let f = self.frame(Fcf::Ctc, &[0, rate]);
         self.send_frames(vec![f]);
     }
 
@@ -1332,6 +1342,13 @@ impl Engine {
         }
         let id = encode_id(&self.cfg.local_id);
         frames.push(self.frame(if calling { Fcf::Cig } else { Fcf::Csi }, &id));
+        if calling
+            && let Some(pwd) = self.cfg.password.clone()
+            && self.remote.as_ref().is_some_and(|r| r.password)
+        {
+            // T.30 §5.3.6.1.2: a poller may send PWD with DTC.
+            frames.push(self.frame(Fcf::Pwd, &encode_id(&pwd)));
+        }
         let caps = self.dis_caps().encode();
         frames.push(self.frame(if calling { Fcf::Dtc } else { Fcf::Dis }, &caps));
         self.send_frames(frames);
@@ -1354,6 +1371,7 @@ impl Engine {
             match f.fcf() {
                 Some(Fcf::Dtc) => dtc = Some(Capabilities::decode(f.fif())),
                 Some(Fcf::Cig) => self.report.remote_id = Some(decode_id(f.fif())),
+                Some(Fcf::Pwd) => self.report.password_received = true,
                 Some(Fcf::Nsc) => self.report.nsf = Some(f.fif().to_vec()),
                 Some(Fcf::Dcn) => {
                     self.finish(now, Cause::UnexpectedDcn);
@@ -1399,7 +1417,10 @@ impl Engine {
             match f.fcf() {
                 Some(Fcf::Tsi) => self.report.remote_id = Some(decode_id(f.fif())),
                 Some(Fcf::Sub) => self.report.subaddress = Some(decode_id(f.fif())),
-                Some(Fcf::Sid) => self.report.sender_id = Some(decode_id(f.fif())),
+                Some(Fcf::Sid) => {
+                    self.report.sender_id = Some(decode_id(f.fif()));
+                    self.report.password_received = true;
+                }
                 Some(Fcf::Pwd) => self.report.password_received = true,
                 Some(Fcf::Nss) => self.report.nsf = Some(f.fif().to_vec()),
                 Some(Fcf::Dcs) => dcs = Some(f.fif().to_vec()),

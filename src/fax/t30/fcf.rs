@@ -89,7 +89,8 @@ pub enum Fcf {
     Rcp,
 }
 
-/// (FCF, octet without X, whether the X bit applies). Source: T.30 Table 3 / §5.3.6.1.
+/// (FCF, octet without X, whether the X bit applies), from the bit patterns of T.30 §5.3.6.1
+/// read first bit first: MPS "X111 0010" is 0x4E | X, CTC "X100 1000" is 0x12 | X.
 const TABLE: &[(Fcf, u8, bool)] = &[
     (Fcf::Dis, 0x80, false),
     (Fcf::Csi, 0x40, false),
@@ -106,12 +107,12 @@ const TABLE: &[(Fcf, u8, bool)] = &[
     (Fcf::Sid, 0xA2, true),
     (Fcf::Cfr, 0x84, true),
     (Fcf::Ftt, 0x44, true),
-    (Fcf::Mps, 0x72, true),
+    (Fcf::Mps, 0x4E, true),
     (Fcf::Eom, 0x8E, true),
     (Fcf::Eop, 0x2E, true),
     (Fcf::Pps, 0xBE, true),
     (Fcf::Eor, 0xCE, true),
-    (Fcf::Rr, 0x76, true),
+    (Fcf::Rr, 0x6E, true),
     (Fcf::Mcf, 0x8C, true),
     (Fcf::Rtp, 0xCC, true),
     (Fcf::Rtn, 0x4C, true),
@@ -120,11 +121,11 @@ const TABLE: &[(Fcf, u8, bool)] = &[
     (Fcf::Ppr, 0xBC, true),
     (Fcf::Rnr, 0xEC, true),
     (Fcf::Err, 0x1C, true),
-    (Fcf::Ctc, 0x48, true),
+    (Fcf::Ctc, 0x12, true),
     (Fcf::Ctr, 0xC4, true),
     (Fcf::Dcn, 0xFA, true),
     (Fcf::Crp, 0x1A, true),
-    (Fcf::PriMps, 0x7A, true),
+    (Fcf::PriMps, 0x5E, true),
     (Fcf::PriEom, 0x9E, true),
     (Fcf::PriEop, 0x3E, true),
     (Fcf::Fcd, 0x06, false),
@@ -338,6 +339,37 @@ mod tests {
             }
         }
         assert_eq!(Fcf::Dcs.octet(true), 0x83);
+        // Spot checks against the bit strings of T.30 §5.3.6.1 (first transmitted bit first).
+        let from_bits = |bits: &str| -> u8 {
+            bits.chars()
+                .filter(|c| *c == '0' || *c == '1')
+                .enumerate()
+                .map(|(i, c)| u8::from(c == '1') << i)
+                .sum()
+        };
+        for (f, bits) in [
+            (Fcf::Dis, "0000 0001"),
+            (Fcf::Dtc, "1000 0001"),
+            (Fcf::Pwd, "1000 0011"),
+            (Fcf::Dcs, "0100 0001"),
+            (Fcf::Cfr, "0010 0001"),
+            (Fcf::Mps, "0111 0010"),
+            (Fcf::Eom, "0111 0001"),
+            (Fcf::Eop, "0111 0100"),
+            (Fcf::Pps, "0111 1101"),
+            (Fcf::Rr, "0111 0110"),
+            (Fcf::Mcf, "0011 0001"),
+            (Fcf::Rtn, "0011 0010"),
+            (Fcf::Ppr, "0011 1101"),
+            (Fcf::Ctc, "0100 1000"),
+            (Fcf::Ctr, "0010 0011"),
+            (Fcf::Dcn, "0101 1111"),
+            (Fcf::Crp, "0101 1000"),
+            (Fcf::Fcd, "0110 0000"),
+            (Fcf::Rcp, "0110 0001"),
+        ] {
+            assert_eq!(f.octet(false), from_bits(bits), "{}", f.name());
+        }
         assert_eq!(Fcf::Dis.octet(true), 0x80);
         assert_eq!(Fcf::from_octet(0xFF), None);
     }

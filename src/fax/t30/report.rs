@@ -43,7 +43,8 @@ pub struct CallReport {
     pub subaddress: Option<String>,
     /// SID received or sent.
     pub sender_id: Option<String>,
-    /// PWD received or sent.
+    /// A password came with the call (PWD with DTC, or SID with DCS); its value is not kept
+    /// here because reports travel in email.
     pub password_received: bool,
     /// NSF octets of the remote (country code and vendor), passed through untouched.
     pub nsf: Option<Vec<u8>>,
