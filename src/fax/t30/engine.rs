@@ -1,4 +1,29 @@
 //! The T.30 state machine: one handler per flow-chart state, time passed in.
+//!
+//! The flows, as the transcripts in `tests/fixtures/t30/` show them (T.30 Figure 5-2; the
+//! letters are the flow charts' node names, see [`State`]):
+//!
+//! ```text
+//! caller / sender                          answerer / receiver
+//! T   wait DIS (T1) <-------- NSF CSI DIS --- R
+//! D   TSI [SUB] [SID] DCS, 75 ms, TCF ------> F, FTcf (judge the zeros)
+//!     wait CFR/FTT (T4) <---------- CFR|FTT --- FTrainResponse
+//!       FTT: next rung of Modulation::LADDER, D again (at most max_ftt)
+//!       nothing: D again (3 repeats, then DCN NoResponse)
+//! I   75 ms, page (short training) ---------> FDocNonEcm (sink decodes)
+//! II  75 ms, MPS|EOM|EOP -------------------> F: copy quality → verdict
+//!     wait (T4) <------ MCF|RTP|RTN (PIP|PIN) --- III
+//!       MPS+MCF: I   EOM+MCF: T   EOP+MCF: B   RTN/RTP: D (retrain)
+//! ECM (Annex A) instead of I/II:
+//! IV  FCD 0..n, RCP x3 ---------------------> FDocEcm
+//!     PPS-NULL|MPS|EOM|EOP ------------------> F: all frames? MCF : PPR(map)
+//!       PPR: resend the frames asked for; the 4th PPR: CTC → CTR, one rung lower
+//!       RNR: RR until MCF/PPR (T5)
+//! B   DCN ----------------------------------> F/FEnd: hang up
+//! ```
+//!
+//! Polling swaps the document's direction: the answerer's DIS carries bit 9, the caller answers
+//! CIG [PWD] DTC, and the answerer then runs the sender's side from node D.
 
 use super::cause::Cause;
 use super::dis::{Capabilities, Coding, Dcs, Modulation, Training, choose_dcs};
