@@ -814,3 +814,117 @@ fn ecm_pages_larger_than_a_block_use_pps_null() {
         assert_pixel_exact(&c);
     }
 }
+
+#[test]
+fn page_over_the_receive_limit_ends_the_call() {
+    for ecm in [false, true] {
+        let tx = config("+1 555 0199", ecm);
+        let mut rx = config("+1 555 0100", ecm);
+        rx.max_page_bytes = 1000;
+        let mut c = call(
+            vec![vec![test_page(VResolution::Fine, 1)]],
+            tx,
+            rx,
+            PagesSink::new(),
+        );
+        run(&mut c);
+        let b = c.line.engine(Side::Answerer).report();
+        assert_eq!(b.cause, Some(Cause::TooMuchData), "{}", c.line.transcript());
+        let a = c.line.engine(Side::Caller).report().cause.unwrap();
+        assert_eq!(a.class(), faxgate::fax::t30::CauseClass::Retry, "{a:?}");
+        assert!(c.received.lock().unwrap().is_empty());
+    }
+}
+
+/// A sink whose storage fails when a page is to be kept.
+struct FailingSink(PagesSink);
+
+impl faxgate::fax::t30::PageSink for FailingSink {
+    fn start_page(&mut self, c: &faxgate::fax::t30::PageCoding) {
+        self.0.start_page(c)
+    }
+    fn data(&mut self, b: &[u8]) {
+        self.0.data(b)
+    }
+    fn end_page(&mut self) -> faxgate::fax::t30::PageQuality {
+        self.0.end_page()
+    }
+    fn finish_page(&mut self, _accepted: bool) -> Result<(), faxgate::fax::t30::SinkError> {
+        Err(faxgate::fax::t30::SinkError("disk full".into()))
+    }
+}
+
+/// A source that cannot code its second page.
+struct FailingSource(faxgate::fax::t30::pages::PagesSource);
+
+impl faxgate::fax::t30::PageSource for FailingSource {
+    fn page_count(&self) -> usize {
+        self.0.page_count()
+    }
+    fn ends_document(&self, p: usize) -> bool {
+        self.0.ends_document(p)
+    }
+    fn wanted(&self, p: usize) -> faxgate::fax::t30::Wanted {
+        self.0.wanted(p)
+    }
+    fn encode(
+        &mut self,
+        p: usize,
+        c: &faxgate::fax::t30::PageCoding,
+    ) -> Result<Vec<u8>, faxgate::fax::t30::SourceError> {
+        if p == 1 {
+            return Err(faxgate::fax::t30::SourceError {
+                page: p,
+                reason: "unreadable".into(),
+            });
+        }
+        self.0.encode(p, c)
+    }
+}
+
+#[test]
+fn local_failures_end_the_call_with_fail_causes() {
+    use faxgate::fax::t30::CauseClass;
+    // The receiver cannot store the page.
+    let a = Engine::sender(
+        config("+1 555 0199", false),
+        Box::new(faxgate::fax::t30::pages::PagesSource::new(vec![vec![
+            test_page(VResolution::Standard, 1),
+        ]])),
+    );
+    let b = Engine::receiver(
+        config("+1 555 0100", false),
+        Box::new(FailingSink(PagesSink::new())),
+    );
+    let mut line = Line::new(a, b);
+    line.run(STEPS).unwrap();
+    let cb = line.engine(Side::Answerer).report().cause.unwrap();
+    assert_eq!(cb, Cause::SinkError, "{}", line.transcript());
+    assert_eq!(cb.class(), CauseClass::Fail);
+    assert_eq!(
+        line.engine(Side::Caller).report().cause,
+        Some(Cause::UnexpectedDcn)
+    );
+    // The sender cannot code its second page: DCN after the first.
+    let src = FailingSource(faxgate::fax::t30::pages::PagesSource::new(vec![vec![
+        test_page(VResolution::Standard, 1),
+        test_page(VResolution::Standard, 2),
+    ]]));
+    let a = Engine::sender(config("+1 555 0199", true), Box::new(src));
+    let b = Engine::receiver(config("+1 555 0100", true), Box::new(PagesSink::new()));
+    let mut line = Line::new(a, b);
+    line.run(STEPS).unwrap();
+    let ra = line.engine(Side::Caller).report();
+    assert_eq!(
+        ra.cause,
+        Some(Cause::DocumentError),
+        "{}",
+        line.transcript()
+    );
+    assert_eq!(ra.pages_confirmed(), 1);
+    assert_eq!(Cause::DocumentError.class(), CauseClass::Fail);
+    assert_eq!(
+        line.engine(Side::Answerer).report().cause,
+        Some(Cause::PartialReceive)
+    );
+}
