@@ -1012,3 +1012,22 @@ fn an_independent_decoder_reads_what_goes_down_the_line() {
         assert_pixel_exact(&c);
     }
 }
+
+#[test]
+fn wide_pages_keep_their_width() {
+    for (pels, width) in [
+        (2048u32, faxgate::fax::t30::Width::B4),
+        (2432, faxgate::fax::t30::Width::A3),
+    ] {
+        let mut p = Page::new(pels, 120, Resolution::FINE).unwrap();
+        for y in 0..120 {
+            p.set(pels - 1 - y, y, true);
+            p.set(y * 5, y, true);
+        }
+        let mut c = plain(vec![vec![p]], true);
+        run(&mut c);
+        assert_reports_agree(&c, Cause::Ok);
+        assert_eq!(c.line.engine(Side::Answerer).report().width, Some(width));
+        assert_pixel_exact(&c);
+    }
+}
