@@ -31,6 +31,6 @@ pub mod daemon;
 pub mod image;
 pub mod logging;
 pub mod mail;
-pub mod smtp;
 pub mod scheduler;
+pub mod smtp;
 pub mod spool;
