@@ -530,6 +530,11 @@ impl Session {
             ),
             Err(f) => self.reply(554, "5.3.0", &format!("Message refused ({})", f.reason)),
         }
+        if self.stopping {
+            // The message in flight is done: now the shutdown reaches this session.
+            self.close_shutting_down();
+            return;
+        }
         self.process();
     }
 
