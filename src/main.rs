@@ -32,6 +32,11 @@ enum Command {
     },
     /// Look at and steer the spool: list, show, retry, cancel, purge.
     Queue(faxgate::spool::cli::QueueArgs),
+    /// Print a `smtp.users_file` line for USER; the password is read from standard input.
+    HashPassword {
+        /// The AUTH user name.
+        user: String,
+    },
 }
 
 fn load(explicit: Option<&std::path::Path>) -> Result<config::Loaded, config::ConfigErrors> {
@@ -42,6 +47,7 @@ fn load(explicit: Option<&std::path::Path>) -> Result<config::Loaded, config::Co
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::HashPassword { user } => faxgate::smtp::auth::hash_password_main(&user),
         Command::CheckConfig { file } => {
             let explicit = file.or(cli.config);
             match load(explicit.as_deref()) {

@@ -565,17 +565,16 @@ fn sigkill_after_250_keeps_the_message() {
     assert_eq!(rec[0].id.as_str(), id);
 }
 
-#[test]
-fn connection_caps() {
-    let g = Gateway::start("max_connections = 3\nmax_connections_per_ip = 2\n");
-    // The start-up probe's slot is released once the server saw its EOF: retry until two
-    // sessions are held (bounded).
+/// Holds `n` sessions that got a `220` (bounded retries: the start-up probe's slot is released
+/// only once the server saw its EOF).
+fn hold(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     let mut held = Vec::new();
     for _ in 0..200 {
-        if held.len() == 2 {
+        if held.len() == n {
             break;
         }
-        let s = TcpStream::connect(g.addr).unwrap();
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut r = BufReader::new(s.try_clone().unwrap());
         let mut line = String::new();
         r.read_line(&mut line).unwrap();
@@ -585,27 +584,55 @@ fn connection_caps() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    assert_eq!(held.len(), 2);
-    let mut s = TcpStream::connect(g.addr).unwrap();
+    assert_eq!(held.len(), n);
+    held
+}
+
+fn refused_with(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
+    text
+}
+
+#[test]
+fn connection_caps() {
+    // Per client address.
+    let g = Gateway::start("max_connections = 3\nmax_connections_per_ip = 2\n");
+    let held = hold(g.addr, 2);
+    let text = refused_with(g.addr);
     assert!(
         text.starts_with("421 4.7.0 gw.fax.test Too many connections from your address"),
         "{text}"
     );
     drop(held);
-    // Slots come back when connections end (bounded wait: the server sees EOF first).
-    let mut ok = false;
-    for _ in 0..100 {
-        let mut c = Raw::connect(g.addr);
-        if c.cmd("NOOP").starts_with("250") {
-            ok = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(ok);
+    // Slots come back when connections end.
+    let again = hold(g.addr, 2);
+    drop(again);
+    // In all.
+    let g = Gateway::start("max_connections = 2\nmax_connections_per_ip = 2\n");
+    let held = hold(g.addr, 2);
+    let text = refused_with(g.addr);
+    assert!(
+        text.starts_with("421 4.3.2 gw.fax.test Too many connections"),
+        "{text}"
+    );
+    drop(held);
+}
+
+#[test]
+fn idle_client_times_out() {
+    // RFC 5321 §4.5.3.2.7 says 5 minutes; 1 s here so the test is quick.
+    let g = Gateway::start("command_timeout = \"1s\"\n");
+    let mut c = Raw::connect(g.addr);
+    assert!(c.cmd("EHLO slow.test").starts_with("250-"));
+    let r = c.reply();
+    assert!(
+        r.starts_with("421 4.4.2 gw.fax.test Error: timeout exceeded"),
+        "{r}"
+    );
+    assert_eq!(c.reply(), "", "closed after the 421");
 }
 
 #[test]
@@ -633,4 +660,84 @@ fn graceful_shutdown_says_421() {
     assert!(busy.reply().starts_with("421 4.3.2"));
     g.wait();
     assert_eq!(g.messages().len(), 1);
+}
+
+/// True when a STARTTLS handshake with the gateway verifies against `cafile` (Python `ssl`).
+fn handshake_verifies(port: u16, cafile: &Path) -> bool {
+    let python = common::require_tool("python3", "python3");
+    let script = r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+s = smtplib.SMTP("localhost", int(sys.argv[1]), timeout=30)
+try:
+    s.starttls(context=ctx)
+    print("VERIFIED")
+except ssl.SSLError as e:
+    print("REFUSED", e)
+"#;
+    let o = Command::new(python)
+        .args(["-c", script, &port.to_string()])
+        .arg(cafile)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("VERIFIED") || out.contains("REFUSED"),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out.contains("VERIFIED")
+}
+
+#[test]
+fn sighup_reloads_certificate() {
+    let (mut g, certs) = secure_gateway();
+    let next = tempfile::tempdir().unwrap();
+    make_certs(next.path());
+    let (old_ca, new_ca) = (certs.path().join("ca.pem"), next.path().join("ca.pem"));
+    assert!(handshake_verifies(g.addr.port(), &old_ca));
+    assert!(!handshake_verifies(g.addr.port(), &new_ca));
+    for f in ["leaf.pem", "leaf.key"] {
+        std::fs::copy(next.path().join(f), certs.path().join(f)).unwrap();
+    }
+    g.signal(libc::SIGHUP);
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if handshake_verifies(g.addr.port(), &new_ca) {
+            reloaded = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(reloaded, "{}", g.log());
+    assert!(!handshake_verifies(g.addr.port(), &old_ca));
+    // A broken file on the next SIGHUP keeps the working certificate.
+    std::fs::write(certs.path().join("leaf.pem"), "not a certificate").unwrap();
+    g.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(handshake_verifies(g.addr.port(), &new_ca), "{}", g.log());
+}
+
+#[test]
+fn hash_password_command_makes_a_working_users_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = common::faxgate(dir.path())
+        .args(["hash-password", "carol"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"pa55 word\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(line.starts_with("carol:$argon2id$"), "{line}");
+    let users = faxgate::smtp::auth::Users::parse(&line).unwrap();
+    assert!(users.verify("carol", "pa55 word"));
+    assert!(!users.verify("carol", "pa55 word\n"));
 }

@@ -128,6 +128,50 @@ impl Users {
     }
 }
 
+/// A PHC string for `password` with argon2id and the crate's default (OWASP) parameters and a
+/// fresh random salt: one users-file line is `user:` followed by this.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| format!("no random salt: {e}"))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// `faxgate hash-password USER`: reads the password from the first line of standard input
+/// (so it never appears in `ps` or shell history) and prints the users-file line.
+pub fn hash_password_cli(user: &str) -> Result<String, String> {
+    if user.is_empty() || user.len() > MAX_USER || user.contains([':', ' ', '\t', '\n']) {
+        return Err("bad user name (no `:` or spaces)".into());
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+    let pw = line.trim_end_matches(['\r', '\n']);
+    if pw.is_empty() {
+        return Err("empty password".into());
+    }
+    Ok(format!("{user}:{}", hash_password(pw)?))
+}
+
+/// The `faxgate hash-password` command: prints the line, or the error on stderr.
+pub fn hash_password_main(user: &str) -> std::process::ExitCode {
+    match hash_password_cli(user) {
+        Ok(line) => {
+            println!("{line}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("faxgate: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Failed AUTH attempts from one address within [`AuthLimiter::WINDOW`] before it is locked out
 /// (ours; RFC 4954 §4 asks servers to limit guessing without fixing numbers).
 pub const LOCKOUT_FAILURES: usize = 10;
