@@ -1038,3 +1038,6 @@ impl Drop for Incoming {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
