@@ -710,8 +710,15 @@ impl Spool {
     }
 
     /// Finish a queued job at `now`: into `done/` or `failed/`.
+    /// An attempt still open (e.g. the operator cancelled a job during its call) is closed as
+    /// [`CauseClass::Interrupted`]: its real outcome can no longer be recorded.
     pub fn finish(&self, id: &JobId, now: Timestamp, how: Final) -> Result<JobRecord> {
         self.update(id, |r| {
+            if let Some(a) = r.attempts.last_mut().filter(|a| a.cause.is_none()) {
+                a.ended = Some(now);
+                a.cause = Some(CauseClass::Interrupted);
+                a.detail = "job finished while the attempt was open".into();
+            }
             let d = match how {
                 Final::Done => Decision::Done,
                 Final::Failed(g) => Decision::Fail(g),
