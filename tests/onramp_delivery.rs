@@ -54,6 +54,7 @@ fn data(to: &[&str]) -> MailOutData {
         },
         purpose: Purpose::Fax { fax_job: None },
         subject: "Fax from +1 212 555 0123 (1 pages)".into(),
+        file: mail_out::MESSAGE_FILE.into(),
     }
 }
 
@@ -368,4 +369,46 @@ async fn service_retries_while_relay_down_and_delivers_once() {
         .expect("service stops")
         .unwrap();
     assert_eq!(relay.messages().len(), 1);
+}
+
+/// A report job shaped the way the offramp writes it (`file: "mail.eml"`, no purpose, extra
+/// fields) is delivered by the same path, from the null sender, without DSN parameters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offramp_report_jobs_use_the_same_delivery() {
+    let d = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let relay = Relay::start(port, &d.path().join("relay"), &["--dsn"]);
+    let mut c = config(port);
+    c.relay.request_dsn = true;
+    let sp = spool(d.path());
+    let report = b"From: Mail Delivery System <MAILER-DAEMON@gw.example.com>\r\n\
+        To: sender@example.com\r\nSubject: Fax delivery report\r\n\
+        Message-ID: <r.1@gw.example.com>\r\nDate: Mon, 30 Nov 2026 00:53:20 +0000\r\n\r\nsent\r\n";
+    let mut inc = sp.begin(JobKind::MailOut).unwrap();
+    inc.write_file("mail.eml", report).unwrap();
+    let rec = inc
+        .commit(faxgate::spool::NewJob::new(serde_json::json!({
+            "envelope": { "from": "", "to": ["sender@example.com"], "envid": null },
+            "file": "mail.eml",
+            "report": "dsn",
+            "message": "6b0b5a000000000000aa",
+        })))
+        .unwrap();
+    let delivery = Delivery::from_config(&c).unwrap();
+    let (_, dec) = mail_out::attempt(
+        &sp,
+        &delivery,
+        &Policy::from(&c.retry),
+        &Notices::from_config(&c),
+        &rec.id,
+    )
+    .await
+    .unwrap();
+    assert_eq!(dec, Decision::Done);
+    let got = relay.messages();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0["mail_from"], "<>", "null sender");
+    assert_eq!(got[0].0["mail_options"], serde_json::json!([]));
+    assert_eq!(got[0].0["rcpt_options"], serde_json::json!([[]]));
+    same_bytes(&got[0].1, report);
 }
