@@ -1,7 +1,9 @@
 //! The inbox folder: files dropped into `onramp.inbox` are sent on as received faxes.
 //!
 //! This module owns deciding when a dropped file is complete, reading its optional sidecar,
-//! turning it into fax pages and committing it as a `FaxIn` job. Poll-based (a directory scan
+//! turning it into fax pages ([`document_pages`]: a fax TIFF keeps its exact pixels; PDF,
+//! pictures, other TIFFs and text go through [`crate::image::render`]) and committing it as a
+//! `FaxIn` job whose TIFF is RFC 3949 Profile S. Poll-based (a directory scan
 //! per tick): robust on every filesystem, network mounts included, and nothing to leak.
 //!
 //! **When is a file complete?** ([`Settler`], PURE) A file counts once it was *renamed into
