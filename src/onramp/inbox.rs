@@ -461,6 +461,47 @@ fn park(dir: &Path, path: &Path, why: &str) {
     }
 }
 
+/// Reads a regular file of at most `max` bytes (`None` when larger), not following a symlink
+/// unless `follow`. A symlink, directory or device is a document error.
+fn read_limited(path: &Path, max: u64, follow: bool) -> Result<Option<Vec<u8>>, InboxError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = fs::OpenOptions::new();
+    o.read(true);
+    if !follow {
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let f = match o.open(path) {
+        Ok(f) => f,
+        // O_NOFOLLOW on a symlink fails with ELOOP.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(InboxError::Document(format!(
+                "{} is a symbolic link; the inbox takes regular files only",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let m = f.metadata().map_err(io_err(path))?;
+    if !m.is_file() {
+        return Err(InboxError::Document(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    if m.len() > max {
+        return Ok(None);
+    }
+    let mut buf = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(io_err(path))?;
+    if buf.len() as u64 > max {
+        return Ok(None);
+    }
+    Ok(Some(buf))
+}
+
 /// `NAME.meta` beside `NAME`.
 pub fn sidecar_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
@@ -479,16 +520,22 @@ pub fn ingest_with(
     to: &[String],
     opts: &RenderOptions,
 ) -> Result<JobRecord, InboxError> {
-    let meta = fs::metadata(path).map_err(io_err(path))?;
-    if meta.len() > MAX_INBOX_FILE {
-        return Err(InboxError::TooLarge);
-    }
-    let bytes = fs::read(path).map_err(io_err(path))?;
+    // Whoever can write into the inbox must not make faxgate mail out a file it can read
+    // (its relay password, the spool): inbox files are opened without following symlinks.
+    // `submit` is the operator's own command and may name a link.
+    let follow = source != Source::Inbox;
+    let bytes = match read_limited(path, MAX_INBOX_FILE, follow)? {
+        Some(b) => b,
+        None => return Err(InboxError::TooLarge),
+    };
     let side = sidecar_path(path);
-    let sidecar = match fs::metadata(&side) {
-        Ok(m) if m.len() > MAX_SIDECAR => return Err(SidecarError::NotText.into()),
-        Ok(_) => Sidecar::parse(&fs::read(&side).map_err(io_err(&side))?)?,
-        Err(_) => Sidecar::default(),
+    let sidecar = match read_limited(&side, MAX_SIDECAR, follow) {
+        Ok(Some(b)) => Sidecar::parse(&b)?,
+        Ok(None) => return Err(SidecarError::NotText.into()),
+        Err(InboxError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Sidecar::default()
+        }
+        Err(e) => return Err(e),
     };
     let name = path
         .file_name()
@@ -574,6 +621,57 @@ mod tests {
         assert_eq!(s.poll_at(), None);
         // A file seen for the first time is never ready on that same scan, whatever `now`.
         assert!(s.observe(vec![obs("c", 1, 5, 5)], t(0)).is_empty());
+    }
+
+    #[test]
+    fn symlinks_are_not_followed_from_the_inbox() {
+        let d = tempfile::tempdir().unwrap();
+        let secret = d.path().join("secret");
+        fs::write(&secret, b"relay password").unwrap();
+        let link = d.path().join("evil.tif");
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        assert!(matches!(
+            read_limited(&link, 100, false),
+            Err(InboxError::Document(m)) if m.contains("symbolic link")
+        ));
+        assert_eq!(
+            read_limited(&link, 100, true).unwrap().unwrap(),
+            b"relay password"
+        );
+        assert_eq!(
+            read_limited(&secret, 5, false).unwrap(),
+            None,
+            "over the limit"
+        );
+        assert!(matches!(
+            read_limited(d.path(), 100, false),
+            Err(InboxError::Document(_))
+        ));
+        // The settler never even offers a symlink: scans skip non-regular entries.
+        let mut inbox = Inbox::new(d.path().to_path_buf(), Duration::ZERO).unwrap();
+        inbox.scan(Timestamp(0)).unwrap();
+        let ready = inbox.scan(Timestamp(10)).unwrap();
+        assert!(!ready.iter().any(|p| p.ends_with("evil.tif")), "{ready:?}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn settler_takes_only_document_names(
+            names in proptest::collection::vec("[.a-z~]{1,8}(\\.tmp|\\.part|\\.meta|\\.tif)?", 0..20),
+            times in proptest::collection::vec(0i128..3, 0..20),
+        ) {
+            let mut s = Settler::new(Duration::from_millis(10));
+            let obs: Vec<Observation> = names
+                .iter()
+                .zip(times.iter().chain(std::iter::repeat(&0)))
+                .map(|(n, t)| Observation { name: n.clone(), size: 1, mtime_ns: 1, ctime_ns: 1 + t })
+                .collect();
+            for now in [0u64, 5, 20, 40] {
+                for r in s.observe(obs.clone(), Timestamp(now)) {
+                    proptest::prop_assert!(!is_ignored(&r));
+                }
+            }
+        }
     }
 
     #[test]
