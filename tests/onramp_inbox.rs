@@ -292,6 +292,16 @@ async fn inbox_tiff_becomes_profile_s_email_pdf_and_notice() {
     let tif = std::fs::read(&att).unwrap();
     let violations = tiff::check(&tif, Profile::S);
     assert!(violations.is_empty(), "{violations:?}");
+    let check = common::faxgate(&work)
+        .arg("tiff-check")
+        .arg(&att)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "faxgate tiff-check: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
     let ti = Command::new("tiffinfo")
         .arg("-D")
         .arg(&att)
