@@ -139,8 +139,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         &crate::spool::spool_dir(&config),
         crate::spool::SpoolOptions::from_config(&config),
     )?;
-    let smtp = crate::smtp::bind(&config, spool).await?;
+    let smtp = crate::smtp::bind(&config, spool.clone()).await?;
     let smtp = tokio::spawn(smtp.run(shutdown.clone()));
+    // The onramp: inbox folder, routing of received faxes, mail delivery (reports included).
+    let onramp = crate::onramp::service::OnrampService::new(&config, spool)?;
+    let onramp = tokio::spawn(onramp.run(shutdown.clone()));
 
     info!(
         data_dir = %data_dir.display(),
@@ -155,6 +158,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     notifier.stopping();
     let _ = stop_tx.send(true);
     let _ = smtp.await;
+    let _ = onramp.await;
     if let Some(w) = watchdog {
         let _ = w.await;
     }

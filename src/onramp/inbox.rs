@@ -10,7 +10,9 @@
 //! place* or has been *unchanged for `onramp.inbox_settle`*. A rename changes a file's ctime but
 //! not its mtime, while every write moves both; so a file whose ctime is later than its mtime
 //! had its metadata changed after its last write — renamed in (or `cp -p`/`touch`-ed after
-//! writing) — and is taken at once. Anything else waits until size, mtime and ctime have
+//! writing) — and is taken at once. (Kernels stamp files with a coarse clock, a few ms: a
+//! rename within the same tick as the last write leaves ctime = mtime, and such a file simply
+//! waits the settle time — later, never early.) Anything else waits until size, mtime and ctime have
 //! stayed the same for the settle time. Names starting with `.` or ending in `.tmp`, `.part`
 //! or `~` are temporary files and never taken; `NAME.meta` is the sidecar of `NAME`.
 //!
