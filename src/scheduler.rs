@@ -334,6 +334,28 @@ pub struct Limits {
     pub local_workers: usize,
 }
 
+/// Local workers when built from a config (ours): rendering and routing are CPU work, and the
+/// appliance has few cores.
+pub const LOCAL_WORKERS: usize = 2;
+
+impl Limits {
+    /// The limits a configuration implies: every `[[modem]]` with role `send` or `both`,
+    /// `relay.max_connections`, and [`LOCAL_WORKERS`].
+    pub fn from_config(c: &crate::config::Config) -> Limits {
+        use crate::config::ModemRole;
+        Limits {
+            modems: c
+                .modems
+                .iter()
+                .filter(|m| matches!(m.role, ModemRole::Send | ModemRole::Both))
+                .map(|m| m.name.clone())
+                .collect(),
+            relay_connections: c.relay.max_connections,
+            local_workers: LOCAL_WORKERS,
+        }
+    }
+}
+
 /// The dispatcher: waiting jobs, running jobs, and the resources they hold.
 #[derive(Debug, Clone)]
 pub struct Scheduler {
@@ -817,6 +839,33 @@ mod tests {
             s.next(at(0)).unwrap().resource,
             Resource::Modem("m1".into())
         );
+    }
+
+    #[test]
+    fn limits_from_config() {
+        let c: crate::config::Config = toml::from_str(
+            r#"
+            [relay]
+            max_connections = 3
+            [[modem]]
+            name = "rx"
+            device = "/dev/ttyS0"
+            role = "receive"
+            [[modem]]
+            name = "tx"
+            device = "/dev/ttyS1"
+            role = "send"
+            [[modem]]
+            name = "both"
+            device = "/dev/ttyS2"
+            role = "both"
+            "#,
+        )
+        .unwrap();
+        let l = Limits::from_config(&c);
+        assert_eq!(l.modems, vec!["tx".to_string(), "both".to_string()]);
+        assert_eq!(l.relay_connections, 3);
+        assert_eq!(l.local_workers, LOCAL_WORKERS);
     }
 
     #[test]

@@ -815,6 +815,11 @@ impl Spool {
     /// Start-up recovery (owner only): finish half-done moves, close interrupted attempts.
     fn recover(&self, now: Timestamp) -> Result<()> {
         let loaded = self.load()?;
+        for d in &loaded.damaged {
+            // Left in place for the operator: deleting might destroy the only copy of a
+            // message; retrying it blindly is impossible without a record.
+            tracing::warn!("spool: damaged job {}: {}", d.path.display(), d.reason);
+        }
         for rec in loaded.jobs {
             let dir = self.job_dir(Area::Queue, &rec.id);
             let tmp = dir.join(RECORD_TMP);
