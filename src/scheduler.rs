@@ -841,6 +841,58 @@ mod tests {
         );
     }
 
+    fn class(n: u8) -> CauseClass {
+        [
+            CauseClass::Done,
+            CauseClass::Busy,
+            CauseClass::NoAnswer,
+            CauseClass::ProtocolError,
+            CauseClass::Fatal,
+            CauseClass::Interrupted,
+            CauseClass::RelayTemporary,
+            CauseClass::RelayPermanent,
+            CauseClass::LocalTemporary,
+        ][usize::from(n) % 9]
+    }
+
+    proptest::proptest! {
+        /// Any history: no panic, a retry is never in the past, never after the job's
+        /// deadline, and a fax job never gets more than `max_dials` dials.
+        #[test]
+        fn decide_is_bounded(
+            hist in proptest::collection::vec((0u8..9, proptest::bool::ANY, 0u64..20_000), 0..30),
+            fax in proptest::bool::ANY,
+        ) {
+            let p = Policy::default();
+            let kind = if fax { JobKind::FaxOut } else { JobKind::MailOut };
+            let mut r = rec(kind);
+            let mut now = T0;
+            for (c, connected, gap) in hist {
+                now = Timestamp(now.0 + gap * S);
+                r.attempts.push(Attempt {
+                    started: now,
+                    ended: Some(now),
+                    cause: Some(class(c)),
+                    detail: String::new(),
+                    pages_sent: 0,
+                    modem: None,
+                    connected,
+                });
+                match decide(&p, &r, now) {
+                    Decision::RetryAt(t) => {
+                        proptest::prop_assert!(t >= now);
+                        let limit = if fax { p.kill_after } else { p.relay_give_up };
+                        proptest::prop_assert!(t <= r.epoch.plus(limit));
+                        if fax {
+                            proptest::prop_assert!(r.dials_and_tries().0 < p.max_dials as usize);
+                        }
+                    }
+                    Decision::Done | Decision::Fail(_) => break,
+                }
+            }
+        }
+    }
+
     #[test]
     fn limits_from_config() {
         let c: crate::config::Config = toml::from_str(

@@ -549,7 +549,14 @@ impl Spool {
             let entries = match fs::read_dir(&b) {
                 Ok(e) => e,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(SpoolError::io(&b, e)),
+                Err(e) => {
+                    // A stray file (or unreadable directory) among the buckets.
+                    out.damaged.push(Damaged {
+                        path: b.clone(),
+                        reason: format!("not a readable bucket directory: {e}"),
+                    });
+                    continue;
+                }
             };
             for e in entries.filter_map(|e| e.ok()) {
                 let path = e.path();
