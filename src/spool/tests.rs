@@ -412,3 +412,27 @@ proptest! {
         prop_assert_eq!(JobRecord::from_bytes(&r.to_bytes(), Some(&r.id)).unwrap(), r);
     }
 }
+
+#[test]
+fn concurrent_updates_from_two_handles_lose_nothing() {
+    // The daemon (owner) and the CLI (attached) change the same record at once: the flock on
+    // the job directory serialises the read-modify-write cycles.
+    let (d, owner) = fresh();
+    let r = commit(&owner, JobKind::MailOut, b"m");
+    let cli = Spool::attach(d.path(), opts()).unwrap();
+    std::thread::scope(|s| {
+        for h in [&owner, &cli] {
+            let id = r.id.clone();
+            s.spawn(move || {
+                for _ in 0..25 {
+                    h.update(&id, |x| {
+                        x.priority = x.priority.wrapping_add(1);
+                        Ok(())
+                    })
+                    .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(owner.get(&r.id).unwrap().1.priority, 127u8.wrapping_add(50));
+}
