@@ -17,6 +17,7 @@
 //! | [`config`] | typed `faxgate.toml`: embedded defaults < file < `FAXGATE_*` env, validation with key and origin, redaction |
 //! | [`logging`] | tracing set-up: plain lines under systemd, timestamps otherwise, JSON on request |
 //! | [`image`] | PURE: the [`image::Page`] bitmap; T.4/T.6 codecs and TIFF-F files as they land |
+//! | [`offramp`] | offramp jobs: MIME → parts to fax, sender options, causes in plain words, RFC 3464 DSN / RFC 8098 MDN (PURE), message → fax jobs → one report |
 //! | [`daemon`] | `faxgate run`: signals, graceful shutdown, systemd notification (`READY`, `STOPPING`, `WATCHDOG`, `STATUS`) |
 //!
 //! The binary (`src/main.rs`) is the CLI: it parses arguments with clap and calls into these
@@ -26,3 +27,4 @@ pub mod config;
 pub mod daemon;
 pub mod image;
 pub mod logging;
+pub mod offramp;
