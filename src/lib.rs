@@ -17,6 +17,10 @@
 //! | [`config`] | typed `faxgate.toml`: embedded defaults < file < `FAXGATE_*` env, validation with key and origin, redaction |
 //! | [`logging`] | tracing set-up: plain lines under systemd, timestamps otherwise, JSON on request |
 //! | [`image`] | PURE: the [`image::Page`] bitmap; T.4/T.6 codecs and TIFF-F files as they land |
+//! | [`mail`] | PURE: RFC 3192 fax addresses (relay refusal included) and the dial plan (E.164, prefixes, toll-fraud policy) |
+//! | [`smtp`] | offramp ESMTP listener: PURE session state machine; tokio listener, STARTTLS, AUTH, durable commit |
+//! | [`spool`] | the durable queue on disk: one commit point per job (fsync + rename), atomic record updates, archives, start-up recovery; `faxgate queue` |
+//! | [`scheduler`] | PURE: retry/backoff per cause class, kill and give-up times, priorities, modem and relay limits |
 //! | [`offramp`] | offramp jobs: MIME → parts to fax, sender options, causes in plain words, RFC 3464 DSN / RFC 8098 MDN (PURE), message → fax jobs → one report |
 //! | [`daemon`] | `faxgate run`: signals, graceful shutdown, systemd notification (`READY`, `STOPPING`, `WATCHDOG`, `STATUS`) |
 //!
@@ -27,4 +31,8 @@ pub mod config;
 pub mod daemon;
 pub mod image;
 pub mod logging;
+pub mod mail;
 pub mod offramp;
+pub mod smtp;
+pub mod scheduler;
+pub mod spool;

@@ -30,6 +30,8 @@ enum Command {
         /// File to check (default: the one `run` would use).
         file: Option<PathBuf>,
     },
+    /// Look at and steer the spool: list, show, retry, cancel, purge.
+    Queue(faxgate::spool::cli::QueueArgs),
 }
 
 fn load(explicit: Option<&std::path::Path>) -> Result<config::Loaded, config::ConfigErrors> {
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Queue(args) => queue(cli.config.as_deref(), &args),
         Command::Run => {
             let loaded = match load(cli.config.as_deref()) {
                 Ok(l) => l,
@@ -90,6 +93,32 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `faxgate queue …`: load the config (for the spool dir and retention), then hand over.
+fn queue(config: Option<&std::path::Path>, args: &faxgate::spool::cli::QueueArgs) -> ExitCode {
+    let cfg = match load(config) {
+        Ok(l) => l.config,
+        Err(errs) => {
+            eprintln!(
+                "faxgate: configuration has {} error(s):\n{errs}",
+                errs.0.len()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let dir = args
+        .spool
+        .clone()
+        .unwrap_or_else(|| faxgate::spool::spool_dir(&cfg));
+    let opts = faxgate::spool::SpoolOptions::from_config(&cfg);
+    match faxgate::spool::cli::run(&dir, opts, &args.command, &mut std::io::stdout()) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("faxgate: {:#}", anyhow::Error::from(e));
+            ExitCode::FAILURE
         }
     }
 }
