@@ -33,6 +33,6 @@ pub mod image;
 pub mod logging;
 pub mod mail;
 pub mod offramp;
-pub mod smtp;
 pub mod scheduler;
+pub mod smtp;
 pub mod spool;

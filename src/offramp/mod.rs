@@ -8,6 +8,7 @@
 //! | [`mime`] | PURE: which MIME parts are faxed, in order; skip policy; content sniffing; strict base64 |
 //! | [`options`] | PURE: what a sender may ask for (resolution) in the subject or a header |
 //! | [`causes`] | PURE: outcomes in plain words, with RFC 3463 status and the `X-Fax` diagnostic |
+//! | [`jobs`] | a `Message` job → one `FaxOut` job per recipient → ONE report (`MailOut`) when all are final |
 //! | [`dsn`] | PURE: RFC 3464 delivery status notifications (and RFC 8098 MDNs) from `<>` |
 //!
 //! RFC 3965 §3 governs the whole: a part that cannot be processed fails the message and the
@@ -15,5 +16,6 @@
 
 pub mod causes;
 pub mod dsn;
+pub mod jobs;
 pub mod mime;
 pub mod options;
