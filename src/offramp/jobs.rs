@@ -715,3 +715,153 @@ pub fn on_fax_final(
         mdns,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::Attempt;
+
+    fn rec(state: JobState, failure: Option<GiveUp>, causes: &[(CauseClass, u32)]) -> JobRecord {
+        let id: JobId = "6b0b5ae65504f019e0e3.1".parse().unwrap();
+        JobRecord {
+            version: crate::spool::RECORD_VERSION,
+            id,
+            kind: JobKind::FaxOut,
+            state,
+            created: Timestamp(0),
+            epoch: Timestamp(0),
+            next_due: Timestamp(0),
+            priority: 127,
+            attempts: causes
+                .iter()
+                .enumerate()
+                .map(|(i, (c, p))| Attempt {
+                    started: Timestamp(i as u64 * 1000),
+                    ended: Some(Timestamp(i as u64 * 1000 + 500)),
+                    cause: Some(*c),
+                    detail: String::new(),
+                    pages_sent: *p,
+                    modem: None,
+                    connected: false,
+                })
+                .collect(),
+            counted_from: 0,
+            failure,
+            finished: Some(Timestamp(9999)),
+            parent: None,
+            data: serde_json::Value::Null,
+        }
+    }
+
+    fn job(result: Option<FaxResult>) -> FaxOutJob {
+        FaxOutJob {
+            message: "6b0b5ae65504f019e0e3".parse().unwrap(),
+            recipient: 1,
+            rcpt: "FAX=+1@h".into(),
+            e164: "+1".into(),
+            dial: "1".into(),
+            subaddress: None,
+            options: SenderOptions {
+                resolution: crate::config::Resolution::Fine,
+                cover_page: false,
+                subject: String::new(),
+            },
+            pages_total: 4,
+            result,
+        }
+    }
+
+    #[test]
+    fn causes_from_history_and_t30_numbers() {
+        use CauseClass::*;
+        let t30 = |n: u16, pages: u32| {
+            Some(FaxResult {
+                t30_cause: Some(n),
+                pages_sent: pages,
+                ..FaxResult::default()
+            })
+        };
+        let failed = |f: GiveUp, c: &[(CauseClass, u32)]| rec(JobState::Failed, Some(f), c);
+        let table: Vec<(JobRecord, FaxOutJob, Cause)> = vec![
+            (
+                rec(JobState::Done, None, &[(Done, 4)]),
+                job(None),
+                Cause::Delivered,
+            ),
+            (
+                failed(GiveUp::TooManyDials, &[(Busy, 0), (Busy, 0)]),
+                job(None),
+                Cause::Busy { tries: 2 },
+            ),
+            (
+                failed(GiveUp::TooManyDials, &[(Busy, 0), (NoAnswer, 0)]),
+                job(None),
+                Cause::NoAnswer { tries: 2 },
+            ),
+            (
+                failed(GiveUp::TooManyTries, &[(ProtocolError, 2)]),
+                job(None),
+                Cause::LineFailed { page: 3, tries: 1 },
+            ),
+            (
+                failed(GiveUp::Fatal, &[(Fatal, 0)]),
+                job(t30(7, 0)),
+                Cause::CodingRefused,
+            ),
+            (
+                failed(GiveUp::TooManyTries, &[(ProtocolError, 0)]),
+                job(t30(1, 0)),
+                Cause::NotAFax,
+            ),
+            (
+                failed(GiveUp::TooManyTries, &[(ProtocolError, 3)]),
+                job(t30(10, 3)),
+                Cause::LineFailed { page: 4, tries: 1 },
+            ),
+            (
+                failed(GiveUp::KillTime, &[(LocalTemporary, 0)]),
+                job(None),
+                Cause::Expired { tries: 0 },
+            ),
+            (
+                failed(GiveUp::Cancelled, &[]),
+                job(None),
+                Cause::GatewayError {
+                    detail: "the fax was cancelled by the operator".into(),
+                },
+            ),
+        ];
+        for (r, j, want) in table {
+            assert_eq!(cause_of(&r, &j), want, "{:?} {:?}", r.failure, r.attempts);
+        }
+    }
+
+    #[test]
+    fn outcome_is_none_until_final() {
+        let r = rec(JobState::Queued, None, &[(CauseClass::Busy, 0)]);
+        let rc = crate::smtp::session::Recipient {
+            address: "FAX=+1@h".into(),
+            number: crate::mail::address::Number::Global("1".into()),
+            form: crate::mail::address::AddressForm::Rfc3192,
+            subaddress: None,
+            destination: crate::mail::dialplan::Destination {
+                e164: "+1".into(),
+                dial: "1".into(),
+                international: false,
+            },
+            notify: Some(vec![smtp::Notify::Success, smtp::Notify::Failure]),
+            orcpt: None,
+        };
+        assert!(outcome_of(&r, &job(None), &rc).is_none());
+        let done = rec(
+            JobState::Done,
+            None,
+            &[(CauseClass::Busy, 0), (CauseClass::Done, 4)],
+        );
+        let o = outcome_of(&done, &job(None), &rc).unwrap();
+        assert_eq!(o.action, Action::Delivered);
+        assert_eq!(o.fax.pages_sent, 4);
+        assert_eq!(o.fax.attempts, 2);
+        assert!(o.notify.success && o.notify.failure && o.notify.given);
+    }
+}
