@@ -389,3 +389,93 @@ fn success_report_only_when_asked_or_by_default() {
         }
     }
 }
+
+#[test]
+fn delay_report_once_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open_at(dir.path(), SpoolOptions::default(), T0).unwrap();
+    let cfg = Config::default(); // delay_report_after 30 min
+    let env = envelope(
+        vec![
+            recipient(
+                "33142685300",
+                Some(vec![Notify::Delay, Notify::Failure]),
+                None,
+            ),
+            recipient("33142685301", None, None),
+        ],
+        Some("ENV-7"),
+        Some(Ret::Full),
+    );
+    let eml = b"From: a@example.org\r\nSubject: Devis\r\n\r\nbonjour\r\n";
+    let msg = commit_message(&spool, env.clone(), eml);
+    let opts = SenderOptions {
+        resolution: faxgate::config::Resolution::Standard,
+        cover_page: false,
+        subject: "Devis".into(),
+    };
+    let mut ids = Vec::new();
+    for j in jobs::fax_jobs(&msg, &env, &opts, 2) {
+        let mut inc = spool
+            .begin_child(JobKind::FaxOut, &msg, j.recipient)
+            .unwrap();
+        inc.write_file(jobs::MESSAGE_FILE, eml).unwrap();
+        ids.push(
+            inc.commit_at(NewJob::new(serde_json::to_value(&j).unwrap()), T0)
+                .unwrap()
+                .id,
+        );
+    }
+    let early = T0.plus(std::time::Duration::from_secs(60));
+    assert!(matches!(
+        attempt(&spool, &ids[0], early, CauseClass::Busy, 0),
+        Decision::RetryAt(_)
+    ));
+    assert_eq!(
+        jobs::on_fax_retry(&spool, &ids[0], &cfg, early).unwrap(),
+        None,
+        "too early"
+    );
+    let later = T0.plus(std::time::Duration::from_secs(31 * 60));
+    assert!(matches!(
+        attempt(&spool, &ids[0], later, CauseClass::NoAnswer, 0),
+        Decision::RetryAt(_)
+    ));
+    let rep = jobs::on_fax_retry(&spool, &ids[0], &cfg, later)
+        .unwrap()
+        .expect("delay report");
+    assert_eq!(rep, msg.child(jobs::DELAY_CHILD_BASE + 1).unwrap());
+    // Only once.
+    assert_eq!(
+        jobs::on_fax_retry(&spool, &ids[0], &cfg, later).unwrap(),
+        None
+    );
+    // The other recipient did not ask for delay reports.
+    assert!(matches!(
+        attempt(&spool, &ids[1], later, CauseClass::Busy, 0),
+        Decision::RetryAt(_)
+    ));
+    assert_eq!(
+        jobs::on_fax_retry(&spool, &ids[1], &cfg, later).unwrap(),
+        None
+    );
+
+    let (_, rec) = spool.get(&rep).unwrap();
+    let data: MailOutJob = serde_json::from_value(rec.data).unwrap();
+    assert_eq!(data.envelope.from, "");
+    assert_eq!(data.report, jobs::ReportKind::Delay);
+    let mail = std::fs::read(spool.payload_path(&rep, &data.file).unwrap()).unwrap();
+    let p = python_parse(&mail);
+    assert_eq!(p["per_message"]["Original-Envelope-Id"], "ENV-7");
+    let r = p["recipients"].as_array().unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["Action"], "delayed");
+    assert_eq!(r[0]["Status"], "4.4.1");
+    assert_eq!(
+        r[0]["Final-Recipient"],
+        "rfc822; FAX=+33142685300@fax.example.org"
+    );
+    // RET=FULL is not honoured for a delay notice: headers only.
+    assert_eq!(p["parts"][2], "text/rfc822-headers");
+    assert!(p["summary"].as_str().unwrap().contains("NOT YET SENT"));
+}

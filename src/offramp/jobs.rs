@@ -4,7 +4,8 @@
 //! The pure half ([`fax_jobs`], [`outcome_of`], [`cause_of`], [`report`]) decides; the thin
 //! spool shell ([`split_message`], [`on_fax_final`]) reads and commits jobs. Idempotence after
 //! a crash comes from the spool's deterministic child ids: recipient `i` (1-based) of message
-//! `M` is job `M.i`, its report is `M.9000`, MDNs are `M.9100+i`; committing an id that exists
+//! `M` is job `M.i`, its report is `M.9000`, MDNs are `M.9100+i`, delay reports `M.9400+i`;
+//! committing an id that exists
 //! fails with `Exists`, which here means "done before", so a report is never sent twice even
 //! when two fax jobs finish at the same moment.
 //!
@@ -32,8 +33,11 @@ pub const MAIL_FILE: &str = "mail.eml";
 pub const REPORT_CHILD: u16 = 9000;
 /// Child number base of MDNs (`+ recipient`, 1-based) (ours).
 pub const MDN_CHILD_BASE: u16 = 9100;
-/// Recipients per message handled at most: child numbers 1..=899 stay below the report's.
-pub const MAX_RECIPIENTS: usize = 899;
+/// Child number base of delay reports (`+ recipient`, 1-based) (ours).
+pub const DELAY_CHILD_BASE: u16 = 9400;
+/// Recipients per message handled at most, so that the child number ranges above stay apart
+/// (`smtp.max_recipients` defaults to 100; a message with more is refused, not truncated).
+pub const MAX_RECIPIENTS: usize = 299;
 /// Largest `message.eml` read back (ours; the listener's SIZE limit is far below).
 pub const MAX_MESSAGE_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -117,8 +121,10 @@ pub struct MailEnvelope {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReportKind {
-    /// RFC 3464 DSN.
+    /// RFC 3464 DSN (final outcome of every recipient).
     Dsn,
+    /// RFC 3464 DSN with `Action: delayed` for one recipient.
+    Delay,
     /// RFC 8098 MDN.
     Mdn,
 }
@@ -130,7 +136,7 @@ pub struct MailOutJob {
     pub envelope: MailEnvelope,
     /// Payload file holding the message.
     pub file: String,
-    /// DSN or MDN.
+    /// DSN, delay DSN or MDN.
     pub report: ReportKind,
     /// The message it reports on.
     pub message: JobId,
@@ -156,9 +162,6 @@ pub enum JobsError {
     /// The job is of another kind.
     #[error("job {0} is not a {1} job")]
     WrongKind(JobId, &'static str),
-    /// More recipients than child ids allow.
-    #[error("message {0} has more than {MAX_RECIPIENTS} recipients")]
-    TooManyRecipients(JobId),
     /// `message.eml` could not be read.
     #[error("message file of job {id}: {source}")]
     Read {
@@ -485,9 +488,6 @@ pub fn split_message(
         return Err(JobsError::WrongKind(id.clone(), "message"));
     }
     let data: MessageData = parse_data(&rec, "message job")?;
-    if data.envelope.recipients.len() > MAX_RECIPIENTS {
-        return Err(JobsError::TooManyRecipients(id.clone()));
-    }
     let raw = read_message(spool, id, &data.file)?;
     let headers = super::mime::extract(&raw, &super::mime::Policy::from_config(&cfg.offramp))
         .map(|x| x.headers)
@@ -497,7 +497,16 @@ pub fn split_message(
         headers.fax_resolution.as_deref(),
         &cfg.offramp,
     );
-    match check(&raw, &options) {
+    let checked = if data.envelope.recipients.len() > MAX_RECIPIENTS {
+        Err(Cause::GatewayError {
+            detail: format!(
+                "the message has more than {MAX_RECIPIENTS} recipients; send it in smaller batches"
+            ),
+        })
+    } else {
+        check(&raw, &options)
+    };
+    match checked {
         Ok(pages) => {
             let mut jobs = Vec::new();
             for job in fax_jobs(id, &data.envelope, &options, pages) {
@@ -714,6 +723,120 @@ pub fn on_fax_final(
         report: report_job,
         mdns,
     })
+}
+
+/// Called by the fax worker after a `FaxOut` attempt that will be retried: when the sender
+/// asked with `NOTIFY=DELAY` (RFC 3461 §4.1) and the fax has been retrying for
+/// `offramp.delay_report_after`, queue ONE delay report for this recipient (RFC 3464
+/// `Action: delayed`, status 4.x.x). Returns the report job when one was queued now.
+pub fn on_fax_retry(
+    spool: &Spool,
+    fax_id: &JobId,
+    cfg: &crate::config::Config,
+    now: Timestamp,
+) -> Result<Option<JobId>, JobsError> {
+    let after = cfg.offramp.delay_report_after;
+    if after.is_zero() {
+        return Ok(None);
+    }
+    let (_, fax) = spool.get(fax_id)?;
+    if fax.kind != JobKind::FaxOut {
+        return Err(JobsError::WrongKind(fax_id.clone(), "fax-out"));
+    }
+    if fax.state.is_final() || now.since(fax.epoch) < after {
+        return Ok(None);
+    }
+    let job: FaxOutJob = parse_data(&fax, "fax-out job")?;
+    let (_, msg) = spool.get(&job.message)?;
+    let data: MessageData = parse_data(&msg, "message job")?;
+    let Some(r) = data
+        .envelope
+        .recipients
+        .get(usize::from(job.recipient).wrapping_sub(1))
+    else {
+        return Err(JobsError::BadData {
+            id: fax_id.clone(),
+            what: "fax-out job",
+            detail: format!("recipient {} not in the envelope", job.recipient),
+        });
+    };
+    let notify = notify_of(r);
+    if !notify.wants(Action::Delayed, false) || usize::from(job.recipient) > MAX_RECIPIENTS {
+        return Ok(None);
+    }
+    let attempts = &fax.attempts[fax.counted_from.min(fax.attempts.len())..];
+    let res = job.result.clone().unwrap_or_default();
+    let outcome = RecipientOutcome {
+        rcpt: r.address.clone(),
+        orcpt: r.orcpt.clone(),
+        notify,
+        action: Action::Delayed,
+        cause: cause_of(&fax, &job),
+        fax: FaxSummary {
+            number: job.e164.clone(),
+            pages_sent: res.pages_sent,
+            pages_total: job.pages_total,
+            duration: None,
+            remote_id: res.remote_id,
+            speed_bps: None,
+            attempts: attempts
+                .iter()
+                .filter(|a| a.cause.is_none_or(CauseClass::is_dial))
+                .count() as u32,
+            last_attempt: attempts
+                .iter()
+                .rev()
+                .find_map(|a| a.ended)
+                .map(|t| t.unix_secs() as i64),
+        },
+    };
+    let raw = read_message(spool, &msg.id, &data.file)?;
+    let subject = super::mime::extract(&raw, &super::mime::Policy::from_config(&cfg.offramp))
+        .ok()
+        .and_then(|x| x.headers.subject);
+    let n = DELAY_CHILD_BASE + job.recipient;
+    let arrival = chrono::DateTime::parse_from_rfc3339(&data.received)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|_| to_utc(msg.created));
+    let report_id = format!("{}.{n}", msg.id.base());
+    let Some(rep) = dsn::build(&dsn::ReportInput {
+        hostname: &cfg.gateway.hostname,
+        report_id: &report_id,
+        mail_from: &data.envelope.mail_from,
+        envid: data.envelope.envid.as_deref(),
+        // RFC 3461 §4.3: no content with a delay notice; headers identify the message.
+        ret: Ret::Hdrs,
+        arrival,
+        now: to_utc(now),
+        original: &raw,
+        subject: subject.as_deref(),
+        recipients: std::slice::from_ref(&outcome),
+        success_by_default: false,
+    }) else {
+        return Ok(None);
+    };
+    let mj = MailOutJob {
+        envelope: MailEnvelope {
+            from: rep.mail_from.clone(),
+            to: vec![rep.rcpt_to.clone()],
+            envid: None,
+        },
+        file: MAIL_FILE.into(),
+        report: ReportKind::Delay,
+        message: msg.id.clone(),
+    };
+    let value = serde_json::to_value(&mj).unwrap_or_default();
+    let fresh = commit_child(
+        spool,
+        JobKind::MailOut,
+        &msg.id,
+        n,
+        MAIL_FILE,
+        &rep.message,
+        value,
+        now,
+    )?;
+    Ok(if fresh { msg.id.child(n).ok() } else { None })
 }
 
 #[cfg(test)]
