@@ -12,8 +12,8 @@
 //! - a recipient is listed only if its NOTIFY asks for this kind of outcome: failures unless
 //!   `NOTIFY=NEVER`, successes only with `NOTIFY=SUCCESS` (or `offramp.notify_success_by_default`
 //!   when the envelope said nothing), delays only with `NOTIFY=DELAY`;
-//! - `Original-Envelope-Id` carries ENVID, `Original-Recipient` carries ORCPT (both decoded
-//!   from xtext, RFC 3461 §4);
+//! - `Original-Envelope-Id` carries ENVID, `Original-Recipient` carries ORCPT (RFC 3461 §4;
+//!   the SMTP session stores both already decoded from xtext, so they are used as stored);
 //! - the whole original message only with `RET=FULL` and a failure among the listed
 //!   recipients (RFC 3461 §4.3: success reports carry headers only), else its headers.
 
@@ -140,7 +140,7 @@ pub struct FaxSummary {
 pub struct RecipientOutcome {
     /// The RCPT TO address (RFC 3464 §2.3.2 Final-Recipient, type rfc822).
     pub rcpt: String,
-    /// The ORCPT parameter as given (`rfc822;xtext`), RFC 3461 §4.2.
+    /// The ORCPT parameter (`addr-type;address`, decoded from xtext), RFC 3461 §4.2.
     pub orcpt: Option<String>,
     /// The recipient's NOTIFY.
     pub notify: Notify,
@@ -161,7 +161,7 @@ pub struct ReportInput<'a> {
     pub report_id: &'a str,
     /// Envelope MAIL FROM of the original (the report's recipient); empty for `<>`.
     pub mail_from: &'a str,
-    /// ENVID, xtext as received.
+    /// ENVID (decoded from xtext by the SMTP session).
     pub envid: Option<&'a str>,
     /// RET.
     pub ret: Ret,
@@ -200,31 +200,6 @@ mod bytes_as_string {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         Ok(String::deserialize(d)?.into_bytes())
     }
-}
-
-/// Decode RFC 3461 §4 xtext (`+XX` hex escapes). Invalid escapes are kept as written;
-/// control characters are dropped (they could split a header field).
-pub fn xtext_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'+'
-            && let Some(h) = b.get(i + 1..i + 3)
-            && h.iter().all(u8::is_ascii_hexdigit)
-        {
-            let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
-            out.push(hex(h[0]) << 4 | hex(h[1]));
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out)
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect()
 }
 
 /// Keep a value on one header line: no CR/LF or other controls, bounded length.
@@ -445,7 +420,7 @@ pub fn build(input: &ReportInput<'_>) -> Option<Report> {
     if let Some(envid) = input.envid {
         m.push_str(&format!(
             "Original-Envelope-Id: {}\r\n",
-            one_line(&xtext_decode(envid), 200)
+            one_line(envid, 200)
         ));
     }
     m.push_str(&format!(
@@ -455,12 +430,12 @@ pub fn build(input: &ReportInput<'_>) -> Option<Report> {
     for r in &listed {
         m.push_str("\r\n");
         if let Some(orcpt) = &r.orcpt {
-            // ORCPT = addr-type ";" xtext (RFC 3461 §4.2).
+            // ORCPT = addr-type ";" address (RFC 3461 §4.2).
             let (ty, addr) = orcpt.split_once(';').unwrap_or(("rfc822", orcpt));
             m.push_str(&format!(
                 "Original-Recipient: {}; {}\r\n",
                 one_line(ty.trim(), 20),
-                one_line(&xtext_decode(addr.trim()), 300)
+                one_line(addr.trim(), 300)
             ));
         }
         m.push_str(&format!(
@@ -659,7 +634,7 @@ mod tests {
             hostname: "fax.example.org",
             report_id: "0000abcd00112233aabb",
             mail_from: "alice@example.org",
-            envid: Some("QQ+2B1"),
+            envid: Some("QQ+1"),
             ret: Ret::Hdrs,
             arrival: t(0),
             now: t(60),
@@ -691,14 +666,6 @@ mod tests {
             assert_eq!(no.wants(*a, *def), *want, "{no:?} {a:?} {def}");
         }
         assert_eq!(Notify::parse("SOMETIMES"), None);
-    }
-
-    #[test]
-    fn xtext() {
-        assert_eq!(xtext_decode("QQ+2B1"), "QQ+1");
-        assert_eq!(xtext_decode("a+3Db"), "a=b");
-        assert_eq!(xtext_decode("bad+zz+"), "bad+zz+");
-        assert_eq!(xtext_decode("x+0D+0Ay"), "xy");
     }
 
     #[test]
@@ -738,7 +705,7 @@ mod tests {
                 Notify::parse("SUCCESS,FAILURE").unwrap(),
             ),
         ];
-        r[1].orcpt = Some("rfc822;FAX=+2B12125550199@fax.example.org".into());
+        r[1].orcpt = Some("rfc822;FAX=+12125550199@fax.example.org".into());
         r[1].fax.pages_sent = 2;
         r[1].fax.remote_id = Some("+1 212 555 0199".into());
         r[1].fax.speed_bps = Some(14400);
@@ -801,7 +768,7 @@ mod tests {
         )];
         let mut i = input(&r, b"");
         i.subject = Some("x\r\nBcc: victim@x");
-        i.envid = Some("e+0D+0ABcc:+20v@x");
+        i.envid = Some("e\r\nBcc: v@x");
         let text = String::from_utf8(build(&i).unwrap().message).unwrap();
         assert!(!text.contains("\r\nBcc:"), "{text}");
     }
