@@ -489,9 +489,7 @@ pub fn split_message(
     }
     let data: MessageData = parse_data(&rec, "message job")?;
     let raw = read_message(spool, id, &data.file)?;
-    let headers = super::mime::extract(&raw, &super::mime::Policy::from_config(&cfg.offramp))
-        .map(|x| x.headers)
-        .unwrap_or_default();
+    let headers = super::mime::headers(&raw);
     let options = super::options::parse(
         headers.subject.as_deref(),
         headers.fax_resolution.as_deref(),
@@ -659,9 +657,7 @@ pub fn on_fax_final(
         }
     }
     let raw = read_message(spool, &msg.id, &data.file)?;
-    let headers = super::mime::extract(&raw, &super::mime::Policy::from_config(&cfg.offramp))
-        .map(|x| x.headers)
-        .unwrap_or_default();
+    let headers = super::mime::headers(&raw);
     let report_job = queue_report(
         spool,
         cfg,
@@ -791,9 +787,7 @@ pub fn on_fax_retry(
         },
     };
     let raw = read_message(spool, &msg.id, &data.file)?;
-    let subject = super::mime::extract(&raw, &super::mime::Policy::from_config(&cfg.offramp))
-        .ok()
-        .and_then(|x| x.headers.subject);
+    let subject = super::mime::headers(&raw).subject;
     let n = DELAY_CHILD_BASE + job.recipient;
     let arrival = chrono::DateTime::parse_from_rfc3339(&data.received)
         .map(|t| t.with_timezone(&chrono::Utc))

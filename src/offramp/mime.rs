@@ -344,15 +344,15 @@ fn describe_unknown(data: &[u8], declared: &str, filename: Option<&str>) -> Stri
         _ => None,
     };
     if let Some(w) = by_ext {
-        return format!("{w}, type {declared}");
+        return w.into();
     }
     if data.starts_with(b"PK\x03\x04") {
-        return format!("a ZIP-based file, type {declared}");
+        return "a ZIP-based file (such as an Office document)".into();
     }
     if data.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) {
-        return format!("an old Microsoft Office file, type {declared}");
+        return "an old Microsoft Office file".into();
     }
-    format!("type {declared}")
+    format!("of type {declared}")
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -391,15 +391,17 @@ struct Walker<'a, 'm> {
     leaves: usize,
 }
 
-/// Take the faxable parts out of a raw RFC 5322 message.
-pub fn extract(raw: &[u8], policy: &Policy) -> Result<Extracted, MimeError> {
-    let msg = MessageParser::default()
-        .parse(raw)
-        .ok_or(MimeError::NotAMessage)?;
-    if msg.parts.is_empty() {
-        return Err(MimeError::NotAMessage);
-    }
-    let headers = Headers {
+/// The header fields of interest of a raw message (empty when it does not parse), also when
+/// its parts cannot be faxed: the report still quotes its subject.
+pub fn headers(raw: &[u8]) -> Headers {
+    MessageParser::default()
+        .parse_headers(raw)
+        .map(|m| headers_of(&m))
+        .unwrap_or_default()
+}
+
+fn headers_of(msg: &Message<'_>) -> Headers {
+    Headers {
         subject: msg.subject().map(str::to_string),
         from: msg
             .from()
@@ -417,7 +419,18 @@ pub fn extract(raw: &[u8], policy: &Policy) -> Result<Extracted, MimeError> {
         fax_resolution: msg
             .header_raw("X-Fax-Resolution")
             .map(|s| s.trim().to_string()),
-    };
+    }
+}
+
+/// Take the faxable parts out of a raw RFC 5322 message.
+pub fn extract(raw: &[u8], policy: &Policy) -> Result<Extracted, MimeError> {
+    let msg = MessageParser::default()
+        .parse(raw)
+        .ok_or(MimeError::NotAMessage)?;
+    if msg.parts.is_empty() {
+        return Err(MimeError::NotAMessage);
+    }
+    let headers = headers_of(&msg);
     let mut w = Walker {
         msg: &msg,
         policy,
