@@ -352,6 +352,15 @@ fn describe_unknown(data: &[u8], declared: &str, filename: Option<&str>) -> Stri
     if data.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) {
         return "an old Microsoft Office file".into();
     }
+    if data.len() >= 12
+        && &data[4..8] == b"ftyp"
+        && matches!(&data[8..12], b"heic" | b"heix" | b"mif1" | b"msf1")
+    {
+        return "a HEIC/HEIF photo (set the phone to send JPEG)".into();
+    }
+    if let Some(sub) = declared.strip_prefix("image/") {
+        return format!("an image in a format the gateway does not read ({sub})");
+    }
     format!("of type {declared}")
 }
 
@@ -701,10 +710,23 @@ impl Walker<'_, '_> {
         self.check_encoding(part, &name, (!is_text_type).then_some(bytes.len()))?;
         let Some(kind) = sniff(&bytes) else {
             let declared = name.declared.as_str();
+            // Only a type we would render can "lie"; an image format we do not read (HEIC,
+            // SVG, …) is unsupported, not damaged.
             let claims = match declared {
                 "application/pdf" => Some("PDF document"),
-                "image/tiff" => Some("TIFF image"),
-                d if d.starts_with("image/") => Some("image"),
+                "image/tiff" | "image/tiff-fx" => Some("TIFF image"),
+                "image/png"
+                | "image/jpeg"
+                | "image/jpg"
+                | "image/pjpeg"
+                | "image/gif"
+                | "image/bmp"
+                | "image/x-ms-bmp"
+                | "image/webp"
+                | "image/x-portable-bitmap"
+                | "image/x-portable-graymap"
+                | "image/x-portable-pixmap"
+                | "image/x-portable-anymap" => Some("image"),
                 _ => None,
             };
             if let Some(c) = claims {
@@ -949,6 +971,20 @@ mod tests {
         assert!(matches!(e, MimeError::Unsupported { .. }));
         assert!(e.to_string().contains("letter.doc"), "{e}");
         assert!(e.to_string().contains("Word document"), "{e}");
+    }
+
+    #[test]
+    fn heic_is_unsupported_not_damaged() {
+        let mut heic = vec![0, 0, 0, 24];
+        heic.extend_from_slice(b"ftypheic\0\0\0\0mif1heic");
+        let m = mixed(&[(
+            "Content-Type: image/heic; name=\"IMG_1.HEIC\"",
+            "base64",
+            &b64(&heic),
+        )]);
+        let e = extract(&m, &policy()).unwrap_err();
+        assert!(matches!(e, MimeError::Unsupported { .. }), "{e:?}");
+        assert!(e.to_string().contains("HEIC"), "{e}");
     }
 
     #[test]
