@@ -30,6 +30,7 @@
 
 pub mod codec;
 mod page;
+pub mod render;
 pub mod tiff;
 
 pub use page::{Page, PageError, Resolution};
