@@ -38,6 +38,9 @@ enum Command {
     /// Check TIFF files against RFC 3949 Profile S (or F): every violation with page and field;
     /// exit 1 on any.
     TiffCheck(faxgate::image_tools::CheckArgs),
+    /// Show what would be faxed for an email (parts taken and skipped, options, page count or
+    /// the failure the sender would be told); optionally write the pages as TIFF-F.
+    OfframpCheck(faxgate::offramp::cli::CheckArgs),
 }
 
 fn load(explicit: Option<&std::path::Path>) -> Result<config::Loaded, config::ConfigErrors> {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Convert(a) => faxgate::image_tools::convert_main(&a),
         Command::TiffCheck(a) => faxgate::image_tools::tiff_check_main(&a),
+        Command::OfframpCheck(a) => faxgate::offramp::cli::main(&a, cli.config.as_deref()),
         Command::CheckConfig { file } => {
             let explicit = file.or(cli.config);
             match load(explicit.as_deref()) {
