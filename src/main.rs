@@ -30,14 +30,19 @@ enum Command {
         /// File to check (default: the one `run` would use).
         file: Option<PathBuf>,
     },
-    /// Look at and steer the spool: list, show, retry, cancel, purge.
-    Queue(faxgate::spool::cli::QueueArgs),
     /// Convert a bilevel TIFF to TIFF-F (MH = Profile S, MR/MMR = Profile F), resampling when
     /// the resolution changes.
     Convert(faxgate::image_tools::ConvertArgs),
     /// Check TIFF files against RFC 3949 Profile S (or F): every violation with page and field;
     /// exit 1 on any.
     TiffCheck(faxgate::image_tools::CheckArgs),
+    /// Look at and steer the spool: list, show, retry, cancel, purge.
+    Queue(faxgate::spool::cli::QueueArgs),
+    /// Print a `smtp.users_file` line for USER; the password is read from standard input.
+    HashPassword {
+        /// The AUTH user name.
+        user: String,
+    },
     /// Show what would be faxed for an email (parts taken and skipped, options, page count or
     /// the failure the sender would be told); optionally write the pages as TIFF-F.
     OfframpCheck(faxgate::offramp::cli::CheckArgs),
@@ -53,6 +58,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Convert(a) => faxgate::image_tools::convert_main(&a),
         Command::TiffCheck(a) => faxgate::image_tools::tiff_check_main(&a),
+        Command::HashPassword { user } => faxgate::smtp::auth::hash_password_main(&user),
         Command::OfframpCheck(a) => faxgate::offramp::cli::main(&a, cli.config.as_deref()),
         Command::CheckConfig { file } => {
             let explicit = file.or(cli.config);

@@ -199,6 +199,7 @@ fn split(name: &str) -> (tempfile::TempDir, Spool, faxgate::spool::JobId, Split)
     let data = MessageData {
         envelope: envelope("12125550123"),
         file: jobs::MESSAGE_FILE.into(),
+        size: 0,
         received: "2026-11-28T09:00:00Z".into(),
     };
     let id = inc

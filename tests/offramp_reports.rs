@@ -62,6 +62,7 @@ pub fn commit_message(spool: &Spool, env: Envelope, eml: &[u8]) -> JobId {
     let data = MessageData {
         envelope: env,
         file: jobs::MESSAGE_FILE.into(),
+        size: 0,
         received: "2026-11-28T10:00:00Z".into(),
     };
     inc.commit_at(NewJob::new(serde_json::to_value(&data).unwrap()), T0)

@@ -26,7 +26,7 @@ use crate::smtp::session::{self as smtp, Envelope};
 use crate::spool::{Final, JobId, JobKind, JobRecord, JobState, NewJob, Spool, SpoolError};
 
 /// Payload file of a `Message` job, as the SMTP listener writes it.
-pub const MESSAGE_FILE: &str = "message.eml";
+pub use crate::smtp::MESSAGE_FILE;
 /// Payload file of a report `MailOut` job.
 pub const MAIL_FILE: &str = "mail.eml";
 /// Child number of the one delivery report of a message (ours).
@@ -41,23 +41,8 @@ pub const MAX_RECIPIENTS: usize = 299;
 /// Largest `message.eml` read back (ours; the listener's SIZE limit is far below).
 pub const MAX_MESSAGE_BYTES: u64 = 256 * 1024 * 1024;
 
-/// `data` of a committed `Message` job as the SMTP listener writes it (unknown fields are
-/// ignored so that the listener may add more).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageData {
-    /// The SMTP envelope.
-    pub envelope: Envelope,
-    /// The payload file holding the message.
-    #[serde(default = "message_file")]
-    pub file: String,
-    /// When the message was accepted (RFC 3339).
-    #[serde(default)]
-    pub received: String,
-}
-
-fn message_file() -> String {
-    MESSAGE_FILE.into()
-}
+/// `data` of a committed `Message` job, as the SMTP listener writes it.
+pub use crate::smtp::MessageJob as MessageData;
 
 /// What the fax worker measured on the last call, stored in the `FaxOut` job by the worker
 /// before it finishes the job (all optional: the scheduler may give up without a call).

@@ -606,6 +606,18 @@ impl Session {
             }
         }
         self.inbuf.drain(..pos.min(self.inbuf.len()));
+        if self.stopping
+            && matches!(
+                self.state,
+                State::ExpectHello
+                    | State::ExpectMail
+                    | State::ExpectRcpt(_)
+                    | State::ExpectAuthResponse(_)
+            )
+        {
+            // Shutting down and back at a command boundary (the message in flight is done).
+            self.close_shutting_down();
+        }
         if self.is_closed() {
             self.inbuf.clear();
         }
