@@ -231,30 +231,39 @@ pub fn all_failed(env: &Envelope, cause: &Cause) -> Vec<RecipientOutcome> {
         .collect()
 }
 
-/// Map a T.30 completion cause number (`fax::t30::Cause`, stable numbers) to what the sender
-/// is told. `page` is the page being sent when the call ended (1-based).
+/// Map a T.30 completion cause (by its stable registry number, [`crate::fax::t30::Cause`])
+/// to what the sender is told. `page` is the page being sent when the call ended (1-based).
 fn t30_cause(n: u16, page: u32, tries: u32) -> Option<Cause> {
-    Some(match n {
-        0 => Cause::Delivered,
-        // T1 expired: nothing identified itself as a fax machine (T.30 §5.4.3).
-        1 => Cause::NotAFax,
-        // Incompatible: no capability in common with our document.
-        7 => Cause::CodingRefused,
-        // The line or the remote broke off mid-document: training, no response, T2, DCN,
-        // RTN limit, ECM, protocol error, carrier lost, T5.
-        2 | 3 | 4 | 5 | 6 | 8 | 9 | 10 | 15 => Cause::LineFailed { page, tries },
-        11 => Cause::GatewayError {
+    use crate::fax::t30::Cause as T;
+    Some(match T::from_number(n)? {
+        T::Ok => Cause::Delivered,
+        // T.30 §5.4.3 T1: nothing identified itself as a fax machine.
+        T::T1Expired => Cause::NotAFax,
+        // No capability in common with our document.
+        T::Incompatible => Cause::CodingRefused,
+        // The line or the remote broke off mid-document.
+        T::NoResponse
+        | T::T2Expired
+        | T::TrainingFailed
+        | T::UnexpectedDcn
+        | T::PageRejected
+        | T::EcmFailed
+        | T::ProtocolError
+        | T::CarrierLost
+        | T::T5Expired => Cause::LineFailed { page, tries },
+        T::DocumentError => Cause::GatewayError {
             detail: "a page of the document could not be coded for sending".into(),
         },
-        14 => Cause::GatewayError {
+        T::LocalAbort => Cause::GatewayError {
             detail: "the call was aborted by the gateway (shutdown or operator)".into(),
         },
-        17 => Cause::GatewayError {
+        T::Interrupted => Cause::GatewayError {
             detail:
                 "the receiving machine asked for an operator, which this gateway cannot provide"
                     .into(),
         },
-        _ => return None,
+        // Receive-side causes never end a send.
+        T::SinkError | T::TooMuchData | T::PartialReceive | T::NothingToPoll => return None,
     })
 }
 
