@@ -45,6 +45,9 @@ enum Command {
         /// The AUTH user name.
         user: String,
     },
+    /// Show what would be faxed for an email (parts taken and skipped, options, page count or
+    /// the failure the sender would be told); optionally write the pages as TIFF-F.
+    OfframpCheck(faxgate::offramp::cli::CheckArgs),
 }
 
 fn load(explicit: Option<&std::path::Path>) -> Result<config::Loaded, config::ConfigErrors> {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Convert(a) => faxgate::image_tools::convert_main(&a),
         Command::TiffCheck(a) => faxgate::image_tools::tiff_check_main(&a),
         Command::HashPassword { user } => faxgate::smtp::auth::hash_password_main(&user),
+        Command::OfframpCheck(a) => faxgate::offramp::cli::main(&a, cli.config.as_deref()),
         Command::CheckConfig { file } => {
             let explicit = file.or(cli.config);
             match load(explicit.as_deref()) {
