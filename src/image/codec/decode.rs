@@ -217,7 +217,10 @@ impl<'a> Decoder<'a> {
         match self.decode_line() {
             Ok(Step::Row) => {
                 changes_to_row(&self.cur, self.width, row);
-                self.last_row.copy_from_slice(row);
+                if self.opts.mode == DecodeMode::Received {
+                    // Kept only where a bad row may need it.
+                    self.last_row.copy_from_slice(row);
+                }
                 self.accept_reference();
                 self.quality.rows += 1;
                 self.bad_run = 0;
@@ -405,18 +408,19 @@ impl<'a> Decoder<'a> {
     }
 
     /// Reads one run of a colour (make-ups then a terminating code).
-    #[inline]
+    #[inline(always)]
     fn read_run(&mut self, black: bool, room: u32) -> Result<u32, DecodeErrorKind> {
         let mut total = 0u32;
         loop {
+            self.r.fill();
             let e = if black {
-                BLACK_DECODE[self.r.peek(BLACK_BITS) as usize]
+                BLACK_DECODE[self.r.peek_fast(BLACK_BITS) as usize]
             } else {
-                WHITE_DECODE[self.r.peek(WHITE_BITS) as usize]
+                WHITE_DECODE[self.r.peek_fast(WHITE_BITS) as usize]
             };
             match e.kind {
                 RunKind::Term => {
-                    self.r.consume(u32::from(e.len));
+                    self.r.consume_fast(u32::from(e.len));
                     total += u32::from(e.run);
                     if total > room {
                         return Err(DecodeErrorKind::LongLine);
@@ -424,36 +428,42 @@ impl<'a> Decoder<'a> {
                     return Ok(total);
                 }
                 RunKind::MakeUp => {
-                    self.r.consume(u32::from(e.len));
+                    self.r.consume_fast(u32::from(e.len));
                     total += u32::from(e.run);
                     if total > room {
                         return Err(DecodeErrorKind::LongLine);
                     }
                 }
                 RunKind::Eol => return Err(DecodeErrorKind::ShortLine),
-                RunKind::Invalid => {
-                    return Err(if self.r.overrun() || self.r.at_end() {
-                        DecodeErrorKind::Truncated
-                    } else if self.r.peek(11) == 0 {
-                        DecodeErrorKind::ShortLine
-                    } else {
-                        DecodeErrorKind::InvalidCode
-                    });
-                }
+                RunKind::Invalid => return Err(self.invalid_run()),
             }
         }
     }
 
-    /// Pushes a changing element; one equal to the last cancels it (a zero-length run).
-    #[inline]
-    fn push_change(&mut self, x: u32) -> Result<(), DecodeErrorKind> {
-        if self.cur.last() == Some(&x) {
-            self.cur.pop();
+    #[cold]
+    fn invalid_run(&mut self) -> DecodeErrorKind {
+        if self.r.overrun() || self.r.at_end() {
+            DecodeErrorKind::Truncated
+        } else if self.r.peek(11) == 0 {
+            DecodeErrorKind::ShortLine
         } else {
-            if self.cur.len() > self.width as usize + 2 {
-                return Err(DecodeErrorKind::LongLine);
+            DecodeErrorKind::InvalidCode
+        }
+    }
+
+    /// Pushes a changing element; one equal to the last cancels it (a zero-length run).
+    #[inline(always)]
+    fn push_change(&mut self, x: u32) -> Result<(), DecodeErrorKind> {
+        match self.cur.last() {
+            Some(&l) if l == x => {
+                self.cur.pop();
             }
-            self.cur.push(x);
+            _ => {
+                if self.cur.len() > self.width as usize + 2 {
+                    return Err(DecodeErrorKind::LongLine);
+                }
+                self.cur.push(x);
+            }
         }
         Ok(())
     }
@@ -505,14 +515,15 @@ impl<'a> Decoder<'a> {
             }
             let b1 = i64::from(r[j]);
             let b2 = i64::from(r[j + 1]);
-            let (len, mode) = MODE_DECODE[self.r.peek(7) as usize];
+            self.r.fill();
+            let (len, mode) = MODE_DECODE[self.r.peek_fast(7) as usize];
             match mode {
                 Mode::Pass => {
-                    self.r.consume(u32::from(len));
+                    self.r.consume_fast(u32::from(len));
                     a0 = b2;
                 }
                 Mode::Horizontal => {
-                    self.r.consume(u32::from(len));
+                    self.r.consume_fast(u32::from(len));
                     let start = a0.max(0);
                     let r1 = self.read_run(colour == 1, (w - start) as u32)?;
                     let a1 = start + i64::from(r1);
@@ -527,7 +538,7 @@ impl<'a> Decoder<'a> {
                     a0 = a2;
                 }
                 Mode::Vertical(d) => {
-                    self.r.consume(u32::from(len));
+                    self.r.consume_fast(u32::from(len));
                     let a1 = b1 + i64::from(d);
                     if a1 <= a0 || a1 > w {
                         return Err(DecodeErrorKind::BadPosition);

@@ -57,39 +57,83 @@ fn load_be(row: &[u8], i: usize) -> u64 {
 }
 
 /// Writes the row described by `changes` (as made by [`row_to_changes`] or a decoder:
-/// non-decreasing positions; anything at or past `width` ends the row) into `row`, clearing it
-/// first. An unpaired last change means black to the end of the row.
+/// non-decreasing positions; the colour toggles at each, starting white; anything at or past
+/// `width` ends the row) into `row`. Every byte of `row` is written.
+///
+/// The row is produced 64 pixels at a time in a register: a run costs a mask, not a call to
+/// `memset` and not a loop over its pixels.
 pub fn changes_to_row(changes: &[u32], width: u32, row: &mut [u8]) {
-    row.fill(0);
     let limit = width.min((row.len() * 8) as u32);
-    let mut i = 0;
-    while i + 1 < changes.len() {
-        set_span(row, changes[i].min(limit), changes[i + 1].min(limit));
-        i += 2;
+    let mut w = WordOut {
+        row,
+        at: 0,
+        word: 0,
+        bits: 0,
+    };
+    let mut x = 0u32;
+    let mut black = false;
+    for &c in changes {
+        let c = c.min(limit);
+        if c > x {
+            w.run(c - x, black);
+            x = c;
+        }
+        black = !black;
+        if x >= limit {
+            break;
+        }
     }
-    if i < changes.len() {
-        // An odd count: black to the end of the row (a decoder that stopped early).
-        set_span(row, changes[i].min(limit), limit);
+    if x < limit {
+        // An odd count ended black (a decoder that stopped early); white otherwise.
+        w.run(limit - x, black);
     }
+    w.finish();
 }
 
-/// Sets bits `[s, e)` of `row`.
-#[inline]
-fn set_span(row: &mut [u8], s: u32, e: u32) {
-    if s >= e {
-        return;
+/// A packed row written a 64-bit word at a time, MSB first.
+struct WordOut<'a> {
+    row: &'a mut [u8],
+    /// Byte index of the word being built.
+    at: usize,
+    word: u64,
+    /// Pixels already in `word`.
+    bits: u32,
+}
+
+impl WordOut<'_> {
+    #[inline(always)]
+    fn run(&mut self, mut len: u32, black: bool) {
+        while len > 0 {
+            let take = len.min(64 - self.bits);
+            if black {
+                let end = self.bits + take;
+                let tail = if end >= 64 { 0 } else { u64::MAX >> end };
+                self.word |= (u64::MAX >> self.bits) & !tail;
+            }
+            self.bits += take;
+            len -= take;
+            if self.bits == 64 {
+                self.store();
+            }
+        }
     }
-    let (s, e) = (s as usize, e as usize);
-    let (sb, eb) = (s / 8, e / 8);
-    let head = 0xffu8 >> (s % 8);
-    if sb == eb {
-        row[sb] |= head & !(0xffu8 >> (e % 8));
-        return;
+
+    #[inline(always)]
+    fn store(&mut self) {
+        let bytes = self.word.to_be_bytes();
+        let n = (self.row.len() - self.at).min(8);
+        self.row[self.at..self.at + n].copy_from_slice(&bytes[..n]);
+        self.at += n;
+        self.word = 0;
+        self.bits = 0;
     }
-    row[sb] |= head;
-    row[sb + 1..eb].fill(0xff);
-    if e % 8 != 0 {
-        row[eb] |= !(0xffu8 >> (e % 8));
+
+    fn finish(mut self) {
+        if self.bits > 0 && self.at < self.row.len() {
+            self.store();
+        }
+        let at = self.at.min(self.row.len());
+        self.row[at..].fill(0);
     }
 }
 
