@@ -407,67 +407,6 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// Reads one run of a colour (make-ups then a terminating code).
-    #[inline(always)]
-    fn read_run(&mut self, black: bool, room: u32) -> Result<u32, DecodeErrorKind> {
-        let mut total = 0u32;
-        loop {
-            self.r.fill();
-            let e = if black {
-                BLACK_DECODE[self.r.peek_fast(BLACK_BITS) as usize]
-            } else {
-                WHITE_DECODE[self.r.peek_fast(WHITE_BITS) as usize]
-            };
-            match e.kind {
-                RunKind::Term => {
-                    self.r.consume_fast(u32::from(e.len));
-                    total += u32::from(e.run);
-                    if total > room {
-                        return Err(DecodeErrorKind::LongLine);
-                    }
-                    return Ok(total);
-                }
-                RunKind::MakeUp => {
-                    self.r.consume_fast(u32::from(e.len));
-                    total += u32::from(e.run);
-                    if total > room {
-                        return Err(DecodeErrorKind::LongLine);
-                    }
-                }
-                RunKind::Eol => return Err(DecodeErrorKind::ShortLine),
-                RunKind::Invalid => return Err(self.invalid_run()),
-            }
-        }
-    }
-
-    #[cold]
-    fn invalid_run(&mut self) -> DecodeErrorKind {
-        if self.r.overrun() || self.r.at_end() {
-            DecodeErrorKind::Truncated
-        } else if self.r.peek(11) == 0 {
-            DecodeErrorKind::ShortLine
-        } else {
-            DecodeErrorKind::InvalidCode
-        }
-    }
-
-    /// Pushes a changing element; one equal to the last cancels it (a zero-length run).
-    #[inline(always)]
-    fn push_change(&mut self, x: u32) -> Result<(), DecodeErrorKind> {
-        match self.cur.last() {
-            Some(&l) if l == x => {
-                self.cur.pop();
-            }
-            _ => {
-                if self.cur.len() > self.width as usize + 2 {
-                    return Err(DecodeErrorKind::LongLine);
-                }
-                self.cur.push(x);
-            }
-        }
-        Ok(())
-    }
-
     fn finish_line(&mut self) -> Result<(), DecodeErrorKind> {
         if self.r.overrun() {
             return Err(DecodeErrorKind::Truncated);
@@ -478,87 +417,185 @@ impl<'a> Decoder<'a> {
 
     /// T.4 §4.1: alternating white and black runs, white first, adding up to the width.
     fn line_1d(&mut self) -> Result<(), DecodeErrorKind> {
-        self.cur.clear();
-        let w = self.width;
-        let mut a0 = 0u32;
-        let mut black = false;
-        loop {
-            let run = self.read_run(black, w - a0)?;
-            a0 += run;
-            if a0 >= w {
-                break;
-            }
-            self.push_change(a0)?;
-            black = !black;
-        }
+        // The reader and the output list are worked on as locals so that the bit buffer stays
+        // in registers for the whole line.
+        let mut r = self.r.clone();
+        let mut cur = std::mem::take(&mut self.cur);
+        let res = decode_1d(&mut r, self.width, &mut cur);
+        self.r = r;
+        self.cur = cur;
+        res?;
         self.finish_line()
     }
 
     /// T.4 §4.2.1.3 / T.6 §2.2: pass, horizontal and vertical modes against the reference.
     fn line_2d(&mut self) -> Result<(), DecodeErrorKind> {
-        self.cur.clear();
-        let width = self.width;
-        let w = i64::from(width);
-        let mut a0: i64 = -1;
-        let mut colour = 0usize;
-        let mut j = 0usize;
-        while a0 < w {
-            let r = &self.reference;
-            while j > 0 && i64::from(r[j - 1]) > a0 {
-                j -= 1;
-            }
-            while i64::from(r[j]) <= a0 {
-                j += 1;
-            }
-            if j & 1 != colour {
-                j += 1;
-            }
-            let b1 = i64::from(r[j]);
-            let b2 = i64::from(r[j + 1]);
-            self.r.fill();
-            let (len, mode) = MODE_DECODE[self.r.peek_fast(7) as usize];
-            match mode {
-                Mode::Pass => {
-                    self.r.consume_fast(u32::from(len));
-                    a0 = b2;
-                }
-                Mode::Horizontal => {
-                    self.r.consume_fast(u32::from(len));
-                    let start = a0.max(0);
-                    let r1 = self.read_run(colour == 1, (w - start) as u32)?;
-                    let a1 = start + i64::from(r1);
-                    let r2 = self.read_run(colour == 0, (w - a1) as u32)?;
-                    let a2 = a1 + i64::from(r2);
-                    if a1 < w {
-                        self.push_change(a1 as u32)?;
-                    }
-                    if a2 < w {
-                        self.push_change(a2 as u32)?;
-                    }
-                    a0 = a2;
-                }
-                Mode::Vertical(d) => {
-                    self.r.consume_fast(u32::from(len));
-                    let a1 = b1 + i64::from(d);
-                    if a1 <= a0 || a1 > w {
-                        return Err(DecodeErrorKind::BadPosition);
-                    }
-                    if a1 < w {
-                        self.push_change(a1 as u32)?;
-                    }
-                    a0 = a1;
-                    colour ^= 1;
-                }
-                Mode::Extension => return Err(DecodeErrorKind::Uncompressed),
-                Mode::Zeros => {
-                    return Err(if self.r.overrun() || self.r.at_end() {
-                        DecodeErrorKind::Truncated
-                    } else {
-                        DecodeErrorKind::ShortLine
-                    });
-                }
-            }
-        }
+        let mut r = self.r.clone();
+        let mut cur = std::mem::take(&mut self.cur);
+        let res = decode_2d(&mut r, self.width, &self.reference, &mut cur);
+        self.r = r;
+        self.cur = cur;
+        res?;
         self.finish_line()
     }
+}
+
+/// Reads one run of a colour: make-ups, then a terminating code. Stops with `LongLine` once
+/// the run passes `room`.
+#[inline(always)]
+fn read_run(r: &mut BitReader<'_>, black: bool, room: u32) -> Result<u32, DecodeErrorKind> {
+    let mut total = 0u32;
+    loop {
+        r.fill();
+        let e = if black {
+            BLACK_DECODE[r.peek_fast(BLACK_BITS) as usize]
+        } else {
+            WHITE_DECODE[r.peek_fast(WHITE_BITS) as usize]
+        };
+        match e.kind {
+            RunKind::Term => {
+                r.consume_fast(u32::from(e.len));
+                return Ok(total + u32::from(e.run));
+            }
+            RunKind::MakeUp => {
+                r.consume_fast(u32::from(e.len));
+                total += u32::from(e.run);
+                if total > room {
+                    return Err(DecodeErrorKind::LongLine);
+                }
+            }
+            RunKind::Eol => return Err(DecodeErrorKind::ShortLine),
+            RunKind::Invalid => return Err(invalid_code(r)),
+        }
+    }
+}
+
+/// What bits that are no code mean: the end of the data, an EOL too early, or garbage.
+#[cold]
+fn invalid_code(r: &mut BitReader<'_>) -> DecodeErrorKind {
+    if r.overrun() || r.at_end() {
+        DecodeErrorKind::Truncated
+    } else if r.peek(11) == 0 {
+        DecodeErrorKind::ShortLine
+    } else {
+        DecodeErrorKind::InvalidCode
+    }
+}
+
+/// Appends a changing element; one equal to the last cancels it (a zero-length run).
+#[inline(always)]
+fn push_change(cur: &mut Vec<u32>, x: u32, cap: usize) -> Result<(), DecodeErrorKind> {
+    if cur.last() == Some(&x) {
+        cur.pop();
+        return Ok(());
+    }
+    if cur.len() >= cap {
+        return Err(DecodeErrorKind::LongLine);
+    }
+    cur.push(x);
+    Ok(())
+}
+
+fn decode_1d(r: &mut BitReader<'_>, w: u32, cur: &mut Vec<u32>) -> Result<(), DecodeErrorKind> {
+    cur.clear();
+    let cap = w as usize + 2;
+    let mut a0 = 0u32;
+    let mut black = false;
+    loop {
+        let run = read_run(r, black, w)?;
+        a0 += run;
+        if a0 >= w {
+            if a0 > w {
+                return Err(DecodeErrorKind::LongLine);
+            }
+            return Ok(());
+        }
+        if run == 0 {
+            // A zero-length run: only here can an element cancel the last one.
+            push_change(cur, a0, cap)?;
+        } else {
+            if cur.len() >= cap {
+                return Err(DecodeErrorKind::LongLine);
+            }
+            cur.push(a0);
+        }
+        black = !black;
+    }
+}
+
+fn decode_2d(
+    r: &mut BitReader<'_>,
+    width: u32,
+    reference: &[u32],
+    cur: &mut Vec<u32>,
+) -> Result<(), DecodeErrorKind> {
+    cur.clear();
+    let cap = width as usize + 2;
+    let w = i64::from(width);
+    let mut a0: i64 = -1;
+    let mut colour = 0usize;
+    let mut j = 0usize;
+    while a0 < w {
+        while j > 0 && i64::from(reference[j - 1]) > a0 {
+            j -= 1;
+        }
+        while i64::from(reference[j]) <= a0 {
+            j += 1;
+        }
+        if j & 1 != colour {
+            j += 1;
+        }
+        let b1 = i64::from(reference[j]);
+        let b2 = i64::from(reference[j + 1]);
+        r.fill();
+        let (len, mode) = MODE_DECODE[r.peek_fast(7) as usize];
+        match mode {
+            Mode::Vertical(d) => {
+                r.consume_fast(u32::from(len));
+                let a1 = b1 + i64::from(d);
+                if a1 <= a0 || a1 > w {
+                    return Err(DecodeErrorKind::BadPosition);
+                }
+                if a1 < w {
+                    push_change(cur, a1 as u32, cap)?;
+                }
+                a0 = a1;
+                colour ^= 1;
+            }
+            Mode::Horizontal => {
+                r.consume_fast(u32::from(len));
+                let start = a0.max(0);
+                let r1 = read_run(r, colour == 1, (w - start) as u32)?;
+                let a1 = start + i64::from(r1);
+                if a1 > w {
+                    return Err(DecodeErrorKind::LongLine);
+                }
+                let r2 = read_run(r, colour == 0, (w - a1) as u32)?;
+                let a2 = a1 + i64::from(r2);
+                if a2 > w {
+                    return Err(DecodeErrorKind::LongLine);
+                }
+                if a1 < w {
+                    push_change(cur, a1 as u32, cap)?;
+                }
+                if a2 < w {
+                    push_change(cur, a2 as u32, cap)?;
+                }
+                a0 = a2;
+            }
+            Mode::Pass => {
+                r.consume_fast(u32::from(len));
+                a0 = b2;
+            }
+            Mode::Extension => return Err(DecodeErrorKind::Uncompressed),
+            Mode::Zeros => {
+                return Err(if r.overrun() || r.at_end() {
+                    DecodeErrorKind::Truncated
+                } else {
+                    DecodeErrorKind::ShortLine
+                });
+            }
+        }
+    }
+    Ok(())
 }

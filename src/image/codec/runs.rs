@@ -11,34 +11,31 @@
 /// `out` is cleared first. Bits past `width` are ignored.
 pub fn row_to_changes(row: &[u8], width: u32, out: &mut Vec<u32>) {
     out.clear();
-    let width_bits = width as usize;
-    let mut x: usize = 0;
-    let mut colour_mask: u64 = 0; // 0: looking for black (currently white); !0: for white
-    while x < width_bits {
-        let mut bi = x / 8;
-        let mut skip = (x % 8) as u32;
-        let next = loop {
-            if bi >= row.len() {
-                break width_bits;
+    let width_bits = (width as usize).min(row.len() * 8);
+    // Scan a 64-bit word at a time; within a word, each change costs one leading-zero count.
+    // `flip` is the colour so far: XOR with it turns "pixel differs" into "bit set".
+    let mut flip: u64 = 0;
+    let mut base = 0usize;
+    'words: while base < width_bits {
+        let raw = load_be(row, base / 8);
+        let mut skip = 0u32;
+        loop {
+            let w = (raw ^ flip) & (u64::MAX >> skip);
+            if w == 0 {
+                break;
             }
-            let w = load_be(row, bi) ^ colour_mask;
-            let w = w & (u64::MAX >> skip);
-            if w != 0 {
-                break (bi * 8 + w.leading_zeros() as usize).min(width_bits);
+            let lz = w.leading_zeros();
+            let pos = base + lz as usize;
+            if pos >= width_bits {
+                break 'words;
             }
-            bi += 8;
-            skip = 0;
-            if bi * 8 >= width_bits {
-                break width_bits;
-            }
-        };
-        out.push(next as u32);
-        x = next;
-        colour_mask = !colour_mask;
+            out.push(pos as u32);
+            flip = !flip;
+            skip = lz;
+        }
+        base += 64;
     }
-    if out.last() != Some(&width) {
-        out.push(width);
-    }
+    out.push(width);
 }
 
 /// Eight bytes from `row[i..]`, big-endian, zero past the end.
