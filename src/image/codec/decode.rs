@@ -3,7 +3,7 @@
 use thiserror::Error;
 
 use super::bits::{BitOrder, BitReader};
-use super::runs::changes_to_row;
+use super::runs::WordOut;
 use super::tables::{
     BLACK_BITS, BLACK_DECODE, MODE_DECODE, Mode, RunKind, WHITE_BITS, WHITE_DECODE,
 };
@@ -214,9 +214,8 @@ impl<'a> Decoder<'a> {
             self.end = Some(PageEnd::RowLimit);
             return Ok(None);
         }
-        match self.decode_line() {
+        match self.decode_line(row) {
             Ok(Step::Row) => {
-                changes_to_row(&self.cur, self.width, row);
                 if self.opts.mode == DecodeMode::Received {
                     // Kept only where a bad row may need it.
                     self.last_row.copy_from_slice(row);
@@ -324,7 +323,8 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    fn decode_line(&mut self) -> Result<Step, DecodeErrorKind> {
+    /// Decodes the next line into `row` (and its changing elements into `cur`).
+    fn decode_line(&mut self, row: &mut [u8]) -> Result<Step, DecodeErrorKind> {
         match self.opts.coding {
             Coding::Mmr => {
                 if self.r.remaining_bits() == 0 {
@@ -337,7 +337,7 @@ impl<'a> Decoder<'a> {
                 if self.r.remaining_bits() < 8 && self.r.peek(self.r.remaining_bits() as u32) == 0 {
                     return Ok(Step::End(PageEnd::EndOfData));
                 }
-                self.line_2d()?;
+                self.line_2d(row)?;
                 Ok(Step::Row)
             }
             Coding::Mh | Coding::Mr { .. } => {
@@ -346,7 +346,7 @@ impl<'a> Decoder<'a> {
                     if self.r.remaining_bits() == 0 {
                         return Ok(Step::End(PageEnd::EndOfData));
                     }
-                    self.line_1d()?;
+                    self.line_1d(row)?;
                     return Ok(Step::Row);
                 }
                 if !self.eol_pending {
@@ -384,10 +384,10 @@ impl<'a> Decoder<'a> {
                     _ => true,
                 };
                 if one_d {
-                    self.line_1d()?;
+                    self.line_1d(row)?;
                     self.mr_broken = false;
                 } else {
-                    self.line_2d()?;
+                    self.line_2d(row)?;
                     if self.mr_broken {
                         // Decodable, but against a substituted reference: still bad.
                         return Err(DecodeErrorKind::BadPosition);
@@ -416,12 +416,14 @@ impl<'a> Decoder<'a> {
     }
 
     /// T.4 §4.1: alternating white and black runs, white first, adding up to the width.
-    fn line_1d(&mut self) -> Result<(), DecodeErrorKind> {
+    fn line_1d(&mut self, row: &mut [u8]) -> Result<(), DecodeErrorKind> {
         // The reader and the output list are worked on as locals so that the bit buffer stays
         // in registers for the whole line.
         let mut r = self.r.clone();
         let mut cur = std::mem::take(&mut self.cur);
-        let res = decode_1d(&mut r, self.width, &mut cur);
+        let mut out = RowOut::new(row);
+        let res = decode_1d(&mut r, self.width, &mut cur, &mut out);
+        out.finish(self.width);
         self.r = r;
         self.cur = cur;
         res?;
@@ -429,10 +431,12 @@ impl<'a> Decoder<'a> {
     }
 
     /// T.4 §4.2.1.3 / T.6 §2.2: pass, horizontal and vertical modes against the reference.
-    fn line_2d(&mut self) -> Result<(), DecodeErrorKind> {
+    fn line_2d(&mut self, row: &mut [u8]) -> Result<(), DecodeErrorKind> {
         let mut r = self.r.clone();
         let mut cur = std::mem::take(&mut self.cur);
-        let res = decode_2d(&mut r, self.width, &self.reference, &mut cur);
+        let mut out = RowOut::new(row);
+        let res = decode_2d(&mut r, self.width, &self.reference, &mut cur, &mut out);
+        out.finish(self.width);
         self.r = r;
         self.cur = cur;
         res?;
@@ -482,9 +486,49 @@ fn invalid_code(r: &mut BitReader<'_>) -> DecodeErrorKind {
     }
 }
 
+/// The decoded row as it is produced: each changing element ends a run of the colour so far.
+/// A zero-length run writes nothing and toggles the colour, which is exactly what cancelling
+/// the last changing element means in the list.
+struct RowOut<'a> {
+    w: WordOut<'a>,
+    last: u32,
+    black: bool,
+}
+
+impl<'a> RowOut<'a> {
+    #[inline(always)]
+    fn new(row: &'a mut [u8]) -> RowOut<'a> {
+        RowOut {
+            w: WordOut::new(row),
+            last: 0,
+            black: false,
+        }
+    }
+
+    #[inline(always)]
+    fn change(&mut self, x: u32) {
+        self.w.run(x.saturating_sub(self.last), self.black);
+        self.last = x;
+        self.black = !self.black;
+    }
+
+    fn finish(mut self, width: u32) {
+        if width > self.last {
+            self.w.run(width - self.last, self.black);
+        }
+        self.w.finish();
+    }
+}
+
 /// Appends a changing element; one equal to the last cancels it (a zero-length run).
 #[inline(always)]
-fn push_change(cur: &mut Vec<u32>, x: u32, cap: usize) -> Result<(), DecodeErrorKind> {
+fn push_change(
+    cur: &mut Vec<u32>,
+    out: &mut RowOut<'_>,
+    x: u32,
+    cap: usize,
+) -> Result<(), DecodeErrorKind> {
+    out.change(x);
     if cur.last() == Some(&x) {
         cur.pop();
         return Ok(());
@@ -496,7 +540,12 @@ fn push_change(cur: &mut Vec<u32>, x: u32, cap: usize) -> Result<(), DecodeError
     Ok(())
 }
 
-fn decode_1d(r: &mut BitReader<'_>, w: u32, cur: &mut Vec<u32>) -> Result<(), DecodeErrorKind> {
+fn decode_1d(
+    r: &mut BitReader<'_>,
+    w: u32,
+    cur: &mut Vec<u32>,
+    out: &mut RowOut<'_>,
+) -> Result<(), DecodeErrorKind> {
     cur.clear();
     let cap = w as usize + 2;
     let mut a0 = 0u32;
@@ -512,11 +561,12 @@ fn decode_1d(r: &mut BitReader<'_>, w: u32, cur: &mut Vec<u32>) -> Result<(), De
         }
         if run == 0 {
             // A zero-length run: only here can an element cancel the last one.
-            push_change(cur, a0, cap)?;
+            push_change(cur, out, a0, cap)?;
         } else {
             if cur.len() >= cap {
                 return Err(DecodeErrorKind::LongLine);
             }
+            out.change(a0);
             cur.push(a0);
         }
         black = !black;
@@ -528,6 +578,7 @@ fn decode_2d(
     width: u32,
     reference: &[u32],
     cur: &mut Vec<u32>,
+    out: &mut RowOut<'_>,
 ) -> Result<(), DecodeErrorKind> {
     cur.clear();
     let cap = width as usize + 2;
@@ -557,7 +608,7 @@ fn decode_2d(
                     return Err(DecodeErrorKind::BadPosition);
                 }
                 if a1 < w {
-                    push_change(cur, a1 as u32, cap)?;
+                    push_change(cur, out, a1 as u32, cap)?;
                 }
                 a0 = a1;
                 colour ^= 1;
@@ -576,10 +627,10 @@ fn decode_2d(
                     return Err(DecodeErrorKind::LongLine);
                 }
                 if a1 < w {
-                    push_change(cur, a1 as u32, cap)?;
+                    push_change(cur, out, a1 as u32, cap)?;
                 }
                 if a2 < w {
-                    push_change(cur, a2 as u32, cap)?;
+                    push_change(cur, out, a2 as u32, cap)?;
                 }
                 a0 = a2;
             }

@@ -61,12 +61,7 @@ fn load_be(row: &[u8], i: usize) -> u64 {
 /// `memset` and not a loop over its pixels.
 pub fn changes_to_row(changes: &[u32], width: u32, row: &mut [u8]) {
     let limit = width.min((row.len() * 8) as u32);
-    let mut w = WordOut {
-        row,
-        at: 0,
-        word: 0,
-        bits: 0,
-    };
+    let mut w = WordOut::new(row);
     let mut x = 0u32;
     let mut black = false;
     for &c in changes {
@@ -87,8 +82,9 @@ pub fn changes_to_row(changes: &[u32], width: u32, row: &mut [u8]) {
     w.finish();
 }
 
-/// A packed row written a 64-bit word at a time, MSB first.
-struct WordOut<'a> {
+/// A packed row written a 64-bit word at a time, MSB first: runs go in with
+/// [`WordOut::run`], and [`WordOut::finish`] writes the rest of the row (white).
+pub(crate) struct WordOut<'a> {
     row: &'a mut [u8],
     /// Byte index of the word being built.
     at: usize,
@@ -97,9 +93,21 @@ struct WordOut<'a> {
     bits: u32,
 }
 
-impl WordOut<'_> {
+impl<'a> WordOut<'a> {
+    /// A writer at the start of `row`.
     #[inline(always)]
-    fn run(&mut self, mut len: u32, black: bool) {
+    pub(crate) fn new(row: &'a mut [u8]) -> WordOut<'a> {
+        WordOut {
+            row,
+            at: 0,
+            word: 0,
+            bits: 0,
+        }
+    }
+
+    /// Appends `len` pixels of one colour (a zero length is a no-op).
+    #[inline(always)]
+    pub(crate) fn run(&mut self, mut len: u32, black: bool) {
         while len > 0 {
             let take = len.min(64 - self.bits);
             if black {
@@ -118,14 +126,20 @@ impl WordOut<'_> {
     #[inline(always)]
     fn store(&mut self) {
         let bytes = self.word.to_be_bytes();
-        let n = (self.row.len() - self.at).min(8);
-        self.row[self.at..self.at + n].copy_from_slice(&bytes[..n]);
-        self.at += n;
+        if let Some(dst) = self.row.get_mut(self.at..self.at + 8) {
+            dst.copy_from_slice(&bytes);
+            self.at += 8;
+        } else {
+            let n = self.row.len().saturating_sub(self.at).min(8);
+            self.row[self.at..self.at + n].copy_from_slice(&bytes[..n]);
+            self.at += n;
+        }
         self.word = 0;
         self.bits = 0;
     }
 
-    fn finish(mut self) {
+    /// Writes the partial word and clears the rest of the row.
+    pub(crate) fn finish(mut self) {
         if self.bits > 0 && self.at < self.row.len() {
             self.store();
         }
