@@ -422,7 +422,9 @@ impl<'a> Decoder<'a> {
         let mut r = self.r.clone();
         let mut cur = std::mem::take(&mut self.cur);
         let mut out = RowOut::new(row);
-        let res = decode_1d(&mut r, self.width, &mut cur, &mut out);
+        // MH never uses a reference line: only MR needs the changing elements kept.
+        let keep = self.opts.coding != Coding::Mh;
+        let res = decode_1d(&mut r, self.width, &mut cur, &mut out, keep);
         out.finish(self.width);
         self.r = r;
         self.cur = cur;
@@ -545,6 +547,7 @@ fn decode_1d(
     w: u32,
     cur: &mut Vec<u32>,
     out: &mut RowOut<'_>,
+    keep: bool,
 ) -> Result<(), DecodeErrorKind> {
     cur.clear();
     let cap = w as usize + 2;
@@ -559,7 +562,9 @@ fn decode_1d(
             }
             return Ok(());
         }
-        if run == 0 {
+        if !keep {
+            out.change(a0);
+        } else if run == 0 {
             // A zero-length run: only here can an element cancel the last one.
             push_change(cur, out, a0, cap)?;
         } else {
