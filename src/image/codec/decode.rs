@@ -613,7 +613,10 @@ fn decode_2d(
                     return Err(DecodeErrorKind::BadPosition);
                 }
                 if a1 < w {
-                    push_change(cur, out, a1 as u32, cap)?;
+                    // a1 > a0 ≥ every element so far: the list stays strictly increasing
+                    // below the width, so it can neither cancel nor outgrow its capacity.
+                    out.change(a1 as u32);
+                    cur.push(a1 as u32);
                 }
                 a0 = a1;
                 colour ^= 1;

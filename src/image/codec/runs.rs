@@ -108,6 +108,15 @@ impl<'a> WordOut<'a> {
     /// Appends `len` pixels of one colour (a zero length is a no-op).
     #[inline(always)]
     pub(crate) fn run(&mut self, mut len: u32, black: bool) {
+        let end = self.bits + len;
+        if end < 64 {
+            // The common case: the run ends inside the current word.
+            if black {
+                self.word |= (u64::MAX >> self.bits) & !(u64::MAX >> end);
+            }
+            self.bits = end;
+            return;
+        }
         while len > 0 {
             let take = len.min(64 - self.bits);
             if black {
