@@ -17,6 +17,7 @@
 //! | [`config`] | typed `faxgate.toml`: embedded defaults < file < `FAXGATE_*` env, validation with key and origin, redaction |
 //! | [`logging`] | tracing set-up: plain lines under systemd, timestamps otherwise, JSON on request |
 //! | [`image`] | PURE: the [`image::Page`] bitmap; T.4/T.6 codecs and TIFF-F files as they land |
+//! | [`fax`] | fax line side: [`fax::modem`] (PURE AT layer, DLE codec, Class 1 driver; `port.rs` the only serial I/O) |
 //! | [`daemon`] | `faxgate run`: signals, graceful shutdown, systemd notification (`READY`, `STOPPING`, `WATCHDOG`, `STATUS`) |
 //!
 //! The binary (`src/main.rs`) is the CLI: it parses arguments with clap and calls into these
@@ -24,5 +25,6 @@
 
 pub mod config;
 pub mod daemon;
+pub mod fax;
 pub mod image;
 pub mod logging;

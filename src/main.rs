@@ -30,6 +30,24 @@ enum Command {
         /// File to check (default: the one `run` would use).
         file: Option<PathBuf>,
     },
+    /// Fax modem tools.
+    Modem {
+        #[command(subcommand)]
+        command: ModemCommand,
+    },
+}
+
+/// `faxgate modem …`.
+#[derive(Subcommand, Debug)]
+enum ModemCommand {
+    /// Initialise the modem on DEV and print what it offers (identity, classes, speeds).
+    Probe {
+        /// Serial device, e.g. /dev/ttyACM0.
+        dev: PathBuf,
+        /// Modem profile file (default: the built-in generic Class 1 profile).
+        #[arg(long, value_name = "FILE")]
+        profile: Option<PathBuf>,
+    },
 }
 
 fn load(explicit: Option<&std::path::Path>) -> Result<config::Loaded, config::ConfigErrors> {
@@ -62,6 +80,9 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Modem {
+            command: ModemCommand::Probe { dev, profile },
+        } => report(faxgate::fax::modem::cli::probe(&dev, profile.as_deref())),
         Command::Run => {
             let loaded = match load(cli.config.as_deref()) {
                 Ok(l) => l,
@@ -90,6 +111,20 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Print a subcommand's text report, or its error.
+fn report<E: std::error::Error + Send + Sync + 'static>(r: Result<String, E>) -> ExitCode {
+    match r.map_err(anyhow::Error::from) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("faxgate: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
