@@ -126,6 +126,7 @@ pub fn classify(line: &str) -> Response {
 pub struct ResponseParser {
     line: Vec<u8>,
     overlong: bool,
+    ended_by_cr: bool,
 }
 
 impl ResponseParser {
@@ -137,6 +138,7 @@ impl ResponseParser {
     /// Feed one byte; a completed line comes back classified.
     pub fn push(&mut self, b: u8) -> Option<Response> {
         if b == b'\r' || b == b'\n' {
+            self.ended_by_cr = b == b'\r';
             if self.overlong {
                 self.overlong = false;
                 self.line.clear();
@@ -176,6 +178,12 @@ impl ResponseParser {
     /// True when no partial line is buffered (the stream is between lines).
     pub fn at_line_start(&self) -> bool {
         self.line.is_empty() && !self.overlong
+    }
+
+    /// True when the last line ended with CR, so its LF (V.250 §5.7: `<CR><LF>` after every
+    /// result) is still to come — the driver must not take that LF as data after `CONNECT`.
+    pub fn ended_by_cr(&self) -> bool {
+        self.ended_by_cr
     }
 
     /// Forget any partial line (e.g. when switching to data mode).

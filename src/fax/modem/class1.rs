@@ -159,7 +159,8 @@ pub enum Op {
         /// The modulation.
         modulation: Modulation,
         /// Raw data in line order (first bit on the line = least significant bit of the first
-        /// octet), already padded to the minimum scan-line time (see [`super::fill`]).
+        /// octet). Page data comes already padded to the minimum scan-line time: the T.4
+        /// encoder puts the fill before each EOL (`PageCoding::min_line_bits`).
         data: Vec<u8>,
     },
     /// Receive page data or TCF (`+FRM=n`) → [`Event::Data`]… then [`Event::DataEnd`].
@@ -342,6 +343,8 @@ enum State {
     ExpectDataSentOk { deadline: Instant },
     /// Received page data until `<DLE><ETX>`.
     ExpectPageData {
+        /// The LF of `CONNECT<CR><LF>` has not arrived yet.
+        skip_lf: bool,
         unstuffer: Unstuffer,
         total: usize,
         deadline: Instant,
@@ -649,8 +652,14 @@ impl Class1Driver {
                 n
             }
             State::ExpectPageData {
-                unstuffer, total, ..
+                skip_lf,
+                unstuffer,
+                total,
+                ..
             } => {
+                if std::mem::take(skip_lf) && bytes[0] == b'\n' {
+                    return 1;
+                }
                 let mut data = Vec::new();
                 let (n, marker) = unstuffer.push(bytes, &mut data);
                 *total += data.len();
@@ -767,6 +776,7 @@ impl Class1Driver {
                     }
                     AfterConnect::ReceiveData { timeout } => {
                         self.state = State::ExpectPageData {
+                            skip_lf: self.lines.ended_by_cr(),
                             unstuffer: Unstuffer::new(),
                             total: 0,
                             deadline: now + timeout,

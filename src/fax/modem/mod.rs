@@ -6,7 +6,6 @@
 //! | [`at`] | PURE: result-code parser (final, information, unsolicited `RING`, caller ID), AT commands with their timeouts as values |
 //! | [`dle`] | PURE: DLE stuffing/unstuffing, `<DLE><ETX>`/`<DLE><EOT>`, the HDLC FCS |
 //! | [`class1`] | PURE: the Class 1 driver — ops (`+FTH/+FRH/+FTM/+FRM/+FTS/+FRS`, dial, answer, hang up) in, bytes and events out |
-//! | [`fill`] | PURE: minimum scan-line time (fill before EOL) for MH/MR page data |
 //! | [`probe`] | PURE: what `ATI`, `AT+FCLASS=?`, `AT+FTM=?`, `AT+FRM=?` say about a modem |
 //! | [`profile`] | modem-family profiles (`firmware-config/modems/*.toml`) |
 //! | [`port`] | I/O: the serial device (the only code that touches it), reopen after loss, per-call trace, and [`port::Modem`], the blocking shell that runs driver ops |
@@ -21,7 +20,6 @@ pub mod at;
 pub mod class1;
 pub mod cli;
 pub mod dle;
-pub mod fill;
 pub mod port;
 pub mod probe;
 pub mod profile;

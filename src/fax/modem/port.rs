@@ -482,14 +482,20 @@ impl Modem {
         };
         match self.run(op)? {
             Event::Connected => Ok(()),
+            Event::CallFailed(LineCause::Timeout) => {
+                // Some modems (spandsp among them) ignore the abort character while dialling
+                // and keep the call up: put the line on hook so the far end stops ringing.
+                self.run(Op::Hangup)?;
+                Err(ModemError::Call(LineCause::Timeout))
+            }
             Event::CallFailed(c) => Err(ModemError::Call(c)),
             other => Err(ModemError::Op(unexpected(&other))),
         }
     }
 
-    /// Wait up to `max_wait` for `rings` RINGs, then answer. Caller info is in
-    /// [`Self::caller`] afterwards.
-    pub fn wait_and_answer(&mut self, rings: u32, max_wait: Duration) -> Result<(), ModemError> {
+    /// Wait up to `max_wait` until `rings` RINGs (counted since [`Self::clear_call`]) have
+    /// come, collecting caller ID on the way; nothing is answered.
+    pub fn wait_for_rings(&mut self, rings: u32, max_wait: Duration) -> Result<(), ModemError> {
         let end = Instant::now() + max_wait;
         let mut buf = [0u8; 512];
         while self.rings < rings.max(1) {
@@ -513,6 +519,13 @@ impl Modem {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Wait up to `max_wait` for `rings` RINGs, then answer (`ATA`, after the profile's
+    /// answer delay). Caller info is in [`Self::caller`] afterwards.
+    pub fn wait_and_answer(&mut self, rings: u32, max_wait: Duration) -> Result<(), ModemError> {
+        self.wait_for_rings(rings, max_wait)?;
         if self.profile.answer_delay_ms > 0 {
             std::thread::sleep(Duration::from_millis(u64::from(
                 self.profile.answer_delay_ms,
