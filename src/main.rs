@@ -35,6 +35,12 @@ enum Command {
         #[command(subcommand)]
         command: ModemCommand,
     },
+    /// Convert a bilevel TIFF to TIFF-F (MH = Profile S, MR/MMR = Profile F), resampling when
+    /// the resolution changes.
+    Convert(faxgate::image_tools::ConvertArgs),
+    /// Check TIFF files against RFC 3949 Profile S (or F): every violation with page and field;
+    /// exit 1 on any.
+    TiffCheck(faxgate::image_tools::CheckArgs),
 }
 
 /// `faxgate modem …`.
@@ -58,6 +64,8 @@ fn load(explicit: Option<&std::path::Path>) -> Result<config::Loaded, config::Co
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Convert(a) => faxgate::image_tools::convert_main(&a),
+        Command::TiffCheck(a) => faxgate::image_tools::tiff_check_main(&a),
         Command::CheckConfig { file } => {
             let explicit = file.or(cli.config);
             match load(explicit.as_deref()) {
