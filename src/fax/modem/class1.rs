@@ -116,6 +116,14 @@ pub const MAX_FRAME: usize = 300;
 /// 14 400 bit/s for 10 minutes is about 1 MB; past this the op is aborted.
 pub const MAX_RECEIVE_DATA: usize = 8 * 1024 * 1024;
 
+/// Longest a received carrier may last once found (ours): a backstop, not a T.30 timer —
+/// a page at 2400 bit/s takes a few minutes; V.21 frames at most 3 s + 15 % each (T.30 §5.3.5).
+pub const MAX_CARRIER_TIME: Duration = Duration::from_secs(30 * 60);
+
+/// Longest one V.21 frame may take once its carrier is found (ours): [`MAX_FRAME`] octets at
+/// 300 bit/s is 8 s, plus the 1 s flag preamble (T.30 §5.3.1) and margin.
+pub const MAX_FRAME_TIME: Duration = Duration::from_secs(15);
+
 /// How long to wait for the final result after aborting a receive or a dial with a character
 /// (ours; modems answer at once).
 pub const ABORT_GRACE: Duration = Duration::from_secs(3);
@@ -263,6 +271,10 @@ pub enum Event {
     CallFailed(LineCause),
     /// `SendFrames` done.
     FramesSent,
+    /// A receive op found its carrier (`CONNECT` to `+FRH`/`+FRM`, or the first frame octet
+    /// after dialling): the op now runs to the end of the carrier, its timeout no longer
+    /// applies (only the backstops [`MAX_FRAME_TIME`] / [`MAX_CARRIER_TIME`]). Not final.
+    Carrier,
     /// `ReceiveFrame` got a frame.
     Frame {
         /// Address, control, FCF, FIF — FCS octets removed.
@@ -365,9 +377,9 @@ enum Purpose {
 #[derive(Debug)]
 enum AfterConnect {
     SendFrames(VecDeque<Vec<u8>>),
-    ReceiveFrame { timeout: Duration },
+    ReceiveFrame,
     SendData(Vec<u8>, Modulation),
-    ReceiveData { timeout: Duration },
+    ReceiveData,
 }
 
 /// The Class 1 driver (sans-IO). See the module docs for the call order.
@@ -380,6 +392,8 @@ pub struct Class1Driver {
     events: VecDeque<Event>,
     /// XOFF received (software flow control): hold output.
     paused: bool,
+    /// The running receive op has reported [`Event::Carrier`].
+    carrier: bool,
     software_flow: bool,
     fcs_octets: bool,
 }
@@ -395,6 +409,7 @@ impl Class1Driver {
             out: VecDeque::new(),
             events: VecDeque::new(),
             paused: false,
+            carrier: false,
             software_flow,
             fcs_octets,
         }
@@ -411,6 +426,7 @@ impl Class1Driver {
             return Err(StartError::Busy);
         }
         self.paused = false;
+        self.carrier = false;
         match op {
             Op::Command(c) => {
                 self.send_command(&c);
@@ -484,7 +500,7 @@ impl Class1Driver {
                     self.mode = LineMode::Command;
                     self.send_raw(b"AT+FRH=3\r");
                     self.state = State::ExpectConnect {
-                        next: AfterConnect::ReceiveFrame { timeout },
+                        next: AfterConnect::ReceiveFrame,
                         deadline: now + timeout,
                     };
                 }
@@ -504,7 +520,7 @@ impl Class1Driver {
                 self.mode = LineMode::Command;
                 self.send_raw(format!("AT+FRM={}\r", modulation.code()).as_bytes());
                 self.state = State::ExpectConnect {
-                    next: AfterConnect::ReceiveData { timeout },
+                    next: AfterConnect::ReceiveData,
                     deadline: now + timeout,
                 };
             }
@@ -625,7 +641,7 @@ impl Class1Driver {
                 buf,
                 started,
                 unstuffer,
-                ..
+                deadline,
             } => {
                 if !*started {
                     let b = bytes[0];
@@ -633,6 +649,11 @@ impl Class1Driver {
                     // the modem may repeat CONNECT or end the op with a result line.
                     if (b == 0xFF || b == dle::DLE) && self.lines.at_line_start() {
                         *started = true;
+                        *deadline = now + MAX_FRAME_TIME;
+                        if !self.carrier {
+                            self.carrier = true;
+                            self.events.push_back(Event::Carrier);
+                        }
                     } else {
                         if let Some(r) = self.lines.push(b) {
                             self.on_response(r, now);
@@ -753,12 +774,14 @@ impl Class1Driver {
             State::ExpectConnect { next, deadline } => match fin {
                 FinalResult::Connect => match next {
                     AfterConnect::SendFrames(frames) => self.send_next_frame(frames, deadline),
-                    AfterConnect::ReceiveFrame { timeout } => {
+                    AfterConnect::ReceiveFrame => {
+                        self.carrier = true;
+                        self.events.push_back(Event::Carrier);
                         self.state = State::ExpectFrameData {
                             buf: Vec::new(),
                             started: false,
                             unstuffer: Unstuffer::new(),
-                            deadline: now + timeout,
+                            deadline: now + MAX_FRAME_TIME,
                         }
                     }
                     AfterConnect::SendData(data, modulation) => {
@@ -774,12 +797,14 @@ impl Class1Driver {
                             deadline: now + line_time + TRANSMIT_MARGIN,
                         };
                     }
-                    AfterConnect::ReceiveData { timeout } => {
+                    AfterConnect::ReceiveData => {
+                        self.carrier = true;
+                        self.events.push_back(Event::Carrier);
                         self.state = State::ExpectPageData {
                             skip_lf: self.lines.ended_by_cr(),
                             unstuffer: Unstuffer::new(),
                             total: 0,
-                            deadline: now + timeout,
+                            deadline: now + MAX_CARRIER_TIME,
                         }
                     }
                 },

@@ -9,6 +9,7 @@
 //! | [`probe`] | PURE: what `ATI`, `AT+FCLASS=?`, `AT+FTM=?`, `AT+FRM=?` say about a modem |
 //! | [`profile`] | modem-family profiles (`firmware-config/modems/*.toml`) |
 //! | [`port`] | I/O: the serial device (the only code that touches it), reopen after loss, per-call trace, and [`port::Modem`], the blocking shell that runs driver ops |
+//! | [`session`] | I/O: one call — the T.30 engine's commands carried out on a [`port::Modem`] |
 //! | [`cli`] | `faxgate modem probe DEV` |
 //!
 //! The rig facts the driver relies on (measured on iaxmodem/spandsp, and true of T.31 modems
@@ -23,6 +24,7 @@ pub mod dle;
 pub mod port;
 pub mod probe;
 pub mod profile;
+pub mod session;
 
 pub use class1::{Class1Driver, Event, LineCause, Modulation, Op, OpFailure};
 pub use profile::Profile;

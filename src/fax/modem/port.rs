@@ -562,7 +562,10 @@ impl Modem {
 
 /// Events that end an op (everything except rings, caller info and data chunks).
 fn is_final(ev: &Event) -> bool {
-    !matches!(ev, Event::Ring | Event::CallInfo { .. } | Event::Data(_))
+    !matches!(
+        ev,
+        Event::Ring | Event::CallInfo { .. } | Event::Data(_) | Event::Carrier
+    )
 }
 
 fn unexpected(ev: &Event) -> OpFailure {
