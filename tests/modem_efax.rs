@@ -45,7 +45,6 @@ fn test_page(n: u32, rows: u32, res: Resolution) -> Page {
     // Blocks and a checkerboard patch.
     rect(800, t + 100, 1400, t + 160);
     rect(1000, rows / 2, 1100, rows / 2 + rows / 8);
-    drop(rect);
     for y in 0..64 {
         for x in 0..256 {
             if (x + y) % 2 == 0 {
