@@ -88,6 +88,9 @@ struct CallArgs {
     /// Do not use error correction (T.30 Annex A).
     #[arg(long)]
     no_ecm: bool,
+    /// Write the call's raw trace (AT traffic and decoded frames) to FILE.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
 }
 
 impl CallArgs {
@@ -97,6 +100,7 @@ impl CallArgs {
             local_id: self.local_id.clone(),
             max_rate: self.max_rate,
             ecm: !self.no_ecm,
+            trace: self.trace.clone(),
         }
     }
 }

@@ -2,10 +2,11 @@
 //! on the other soft modem. faxgate (T.30 engine + Class 1 driver + codecs) receives two fine
 //! pages from efax, sends two fine pages to efax, and sends a standard-resolution page; each
 //! side's pages must equal what was sent (efax stamps a header line on pages it sends: compared
-//! below a top band, allowing the vertical shift it causes).
+//! below a top band, allowing the vertical shift it causes). Then faxgate calls faxgate: the
+//! same two pages with T.30 Annex A error correction and MMR, which efax does not speak.
 //!
 //! Needs the Debian packages iaxmodem, efax, iproute2, util-linux, coreutils, libtiff-tools.
-//! About two minutes: real calls take real time (negotiation ~10 s, then the pages at 14 400
+//! About three minutes: real calls take real time (negotiation ~10 s, then the pages at 14 400
 //! bit/s); the pages are kept light so the calls stay short.
 
 mod common;
@@ -324,5 +325,56 @@ fn efax_round_trips_on_the_rig() {
             );
         }
         std::thread::sleep(rig::IAXMODEM_BUSY_OUT);
+    }
+    // 3. faxgate to faxgate: ECM (Annex A) and MMR over the real modems, pixel-exact.
+    let ecm = w.join("ecm");
+    std::fs::create_dir(&ecm).unwrap();
+    let mut receiver = common::faxgate(w)
+        .arg("receive")
+        .arg("--modem")
+        .arg(&line.b)
+        .arg("--out")
+        .arg(&ecm)
+        .arg("--profile")
+        .arg(profile())
+        .args(["--local-id", "+1 555 0002", "--wait", "90"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(rig::IAXMODEM_BUSY_OUT + Duration::from_secs(1));
+    let t = Instant::now();
+    let trace = w.join("send.trace");
+    let mut files = fine_files.clone();
+    files.insert(0, PathBuf::from("--trace"));
+    files.insert(1, trace.clone());
+    let out = faxgate_send(w, &line.a, &files);
+    let sent_report = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!(
+        "faxgate -> faxgate (ECM), {:.1} s:\n{sent_report}",
+        t.elapsed().as_secs_f64()
+    );
+    let status = wait_child(&mut receiver, Duration::from_secs(30));
+    let rx_out = receiver.wait_with_output().unwrap();
+    let rx_report = String::from_utf8_lossy(&rx_out.stdout).into_owned();
+    assert!(
+        out.status.success() && status.is_some_and(|s| s.success()),
+        "send: {sent_report}\n{}\nreceive: {rx_report}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&rx_out.stderr)
+    );
+    assert!(sent_report.contains("ecm: yes"), "{sent_report}");
+    // The call's trace: AT traffic both ways and the decoded frames.
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    assert!(trace.contains("> ATDT5550002<CR>"), "{trace}");
+    assert!(
+        trace.contains("= frame ff 13 80"),
+        "no DIS in the trace:\n{trace}"
+    );
+    let got = read_tiff(&ecm.join("fax.tif"));
+    assert_eq!(got.len(), 2);
+    for (i, (s, g)) in fine.iter().zip(&got).enumerate() {
+        assert_eq!(g.height(), s.height());
+        assert_same_page(s, g, 0, 0, &format!("faxgate→faxgate ECM page {}", i + 1));
     }
 }

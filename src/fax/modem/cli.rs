@@ -57,6 +57,8 @@ pub struct CallSettings {
     pub max_rate: u32,
     /// Offer/use T.30 Annex A error correction.
     pub ecm: bool,
+    /// Write the call's raw trace (AT traffic, frames) here.
+    pub trace: Option<std::path::PathBuf>,
 }
 
 /// Why a call from the CLI failed.
@@ -156,6 +158,7 @@ pub fn send(
     m.dial(number)?;
     let mut engine = Engine::sender(cfg, Box::new(PagesSource::new(vec![pages])));
     let r = super::session::run_call(&mut m, &mut engine);
+    finish_call(&mut m, s)?;
     let mut text = super::session::summary(engine.report());
     let _ = writeln!(text, "pages-offered: {n}");
     r?;
@@ -183,6 +186,7 @@ pub fn receive(
     let pages = sink.pages();
     let mut engine = Engine::receiver(cfg, Box::new(sink));
     let r = super::session::run_call(&mut m, &mut engine);
+    finish_call(&mut m, s)?;
     let mut text = super::session::summary(engine.report());
     let _ = writeln!(text, "caller: {}", caller.number.as_deref().unwrap_or(""));
     let _ = writeln!(text, "did: {}", caller.did.as_deref().unwrap_or(""));
@@ -200,6 +204,18 @@ pub fn receive(
         return Err(CallError::Failed(text));
     }
     Ok(text)
+}
+
+/// After a call: reset the modem, keep the trace if asked.
+fn finish_call(m: &mut Modem, s: &CallSettings) -> Result<(), CallError> {
+    let _ = m.reset();
+    if let Some(path) = &s.trace {
+        std::fs::write(path, m.trace.to_text()).map_err(|e| CallError::Output {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(())
 }
 
 fn write_tiff(path: &Path, pages: &[crate::image::Page]) -> Result<(), CallError> {

@@ -544,6 +544,18 @@ impl Modem {
         Ok(())
     }
 
+    /// Put the modem back to a known state after a call: the profile's reset commands
+    /// (each tolerated to fail: the next call's init will complain if the modem is wedged).
+    pub fn reset(&mut self) -> Result<(), ModemError> {
+        for c in self.profile.reset.clone() {
+            match self.command(&c) {
+                Ok(_) | Err(ModemError::Command { .. }) | Err(ModemError::Op(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// After the device vanished: reopen it (with back-off) and initialise it again.
     pub fn recover(&mut self, attempts: u32) -> Result<(), ModemError> {
         self.port.reopen(attempts, Duration::from_millis(200))?;
