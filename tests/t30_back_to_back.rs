@@ -928,3 +928,106 @@ fn local_failures_end_the_call_with_fail_causes() {
         Some(Cause::PartialReceive)
     );
 }
+
+/// Decodes wire bytes (LSB first) with hayro-ccitt, an independent T.4/T.6 decoder.
+fn hayro_decode(wire: &[u8], width: u32, rows: u32, coding: Coding) -> Vec<u8> {
+    use hayro_ccitt::{DecodeSettings, DecoderContext, EncodingMode};
+    struct Rows {
+        width: u32,
+        out: Vec<u8>,
+    }
+    impl hayro_ccitt::Decoder for Rows {
+        fn push_row(&mut self, changes: &[u32]) {
+            let mut row = vec![0u8; self.width.div_ceil(8) as usize];
+            let mut c = changes.to_vec();
+            c.push(self.width);
+            faxgate::image::codec::runs::changes_to_row(&c, self.width, &mut row);
+            self.out.extend_from_slice(&row);
+        }
+    }
+    let mut data = wire.to_vec();
+    faxgate::image::codec::reverse_bits_in_place(&mut data);
+    let settings = DecodeSettings {
+        columns: width,
+        rows,
+        end_of_block: true,
+        end_of_line: coding != Coding::Mmr,
+        rows_are_byte_aligned: false,
+        encoding: match coding {
+            Coding::Mh => EncodingMode::Group3_1D,
+            Coding::Mr => EncodingMode::Group3_2D,
+            Coding::Mmr => EncodingMode::Group4,
+        },
+        strict: true,
+    };
+    let mut ctx = DecoderContext::new(settings);
+    let mut sink = Rows {
+        width,
+        out: Vec::new(),
+    };
+    hayro_ccitt::decode(&data, &mut sink, &mut ctx).expect("hayro-ccitt decodes the wire bytes");
+    sink.out
+}
+
+#[test]
+fn an_independent_decoder_reads_what_goes_down_the_line() {
+    // Non-ECM MH and MR with a 20 ms minimum scan line (fill), and ECM MMR reassembled from
+    // the FCD frames: hayro-ccitt must decode the bytes on the line to the page sent.
+    for (coding, ecm) in [
+        (Coding::Mh, false),
+        (Coding::Mr, false),
+        (Coding::Mmr, true),
+    ] {
+        let mut tx = config("+1 555 0199", ecm);
+        tx.max_coding = coding;
+        let mut rx = config("+1 555 0100", ecm);
+        rx.scan_time_ms = 20;
+        let page = test_page(VResolution::Fine, 9);
+        let mut c = call(vec![vec![page.clone()]], tx, rx, PagesSink::new());
+        let wire = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let w = Arc::clone(&wire);
+        c.line = take_line(c.line).with_tamper(move |t| {
+            match &t.signal {
+                Signal::Page(_, _, b) => w.lock().unwrap().extend_from_slice(b),
+                Signal::Ecm(_, _, frames) => {
+                    for f in frames {
+                        // address, control, FCF, frame number, data…, FCS (2)
+                        if f.len() > 6 && f[2] == Fcf::Fcd.octet(false) {
+                            w.lock().unwrap().extend_from_slice(&f[4..f.len() - 2]);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            Fate::Deliver
+        });
+        run(&mut c);
+        assert_reports_agree(&c, Cause::Ok);
+        let rows = hayro_decode(&wire.lock().unwrap(), 1728, page.height(), coding);
+        assert_eq!(rows.len(), page.data().len(), "{coding:?}");
+        assert!(
+            rows == page.data(),
+            "{coding:?}: hayro-ccitt sees another page"
+        );
+        assert_pixel_exact(&c);
+    }
+}
+
+#[test]
+fn wide_pages_keep_their_width() {
+    for (pels, width) in [
+        (2048u32, faxgate::fax::t30::Width::B4),
+        (2432, faxgate::fax::t30::Width::A3),
+    ] {
+        let mut p = Page::new(pels, 120, Resolution::FINE).unwrap();
+        for y in 0..120 {
+            p.set(pels - 1 - y, y, true);
+            p.set(y * 5, y, true);
+        }
+        let mut c = plain(vec![vec![p]], true);
+        run(&mut c);
+        assert_reports_agree(&c, Cause::Ok);
+        assert_eq!(c.line.engine(Side::Answerer).report().width, Some(width));
+        assert_pixel_exact(&c);
+    }
+}
