@@ -714,7 +714,17 @@ fn sighup_reloads_certificate() {
     // A broken file on the next SIGHUP keeps the working certificate.
     std::fs::write(certs.path().join("leaf.pem"), "not a certificate").unwrap();
     g.signal(libc::SIGHUP);
-    std::thread::sleep(Duration::from_millis(200));
+    let mut refused = false;
+    for _ in 0..200 {
+        if g.log()
+            .contains("TLS certificate not reloaded, keeping the old one")
+        {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(refused, "{}", g.log());
     assert!(handshake_verifies(g.addr.port(), &new_ca), "{}", g.log());
 }
 
