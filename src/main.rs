@@ -30,6 +30,12 @@ enum Command {
         /// File to check (default: the one `run` would use).
         file: Option<PathBuf>,
     },
+    /// Convert a bilevel TIFF to TIFF-F (MH = Profile S, MR/MMR = Profile F), resampling when
+    /// the resolution changes.
+    Convert(faxgate::image_tools::ConvertArgs),
+    /// Check TIFF files against RFC 3949 Profile S (or F): every violation with page and field;
+    /// exit 1 on any.
+    TiffCheck(faxgate::image_tools::CheckArgs),
     /// Look at and steer the spool: list, show, retry, cancel, purge.
     Queue(faxgate::spool::cli::QueueArgs),
     /// Print a `smtp.users_file` line for USER; the password is read from standard input.
@@ -47,6 +53,8 @@ fn load(explicit: Option<&std::path::Path>) -> Result<config::Loaded, config::Co
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Convert(a) => faxgate::image_tools::convert_main(&a),
+        Command::TiffCheck(a) => faxgate::image_tools::tiff_check_main(&a),
         Command::HashPassword { user } => faxgate::smtp::auth::hash_password_main(&user),
         Command::CheckConfig { file } => {
             let explicit = file.or(cli.config);

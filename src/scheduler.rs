@@ -473,3 +473,381 @@ impl Scheduler {
             .min()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::{Attempt, JobState, RECORD_VERSION};
+
+    const S: u64 = 1000;
+    const T0: Timestamp = Timestamp(1_800_000_000_000);
+
+    fn id(n: u64) -> JobId {
+        JobId::new(T0, n)
+    }
+
+    fn rec(kind: JobKind) -> JobRecord {
+        JobRecord {
+            version: RECORD_VERSION,
+            id: id(1),
+            kind,
+            state: JobState::Running,
+            created: T0,
+            epoch: T0,
+            next_due: T0,
+            priority: 127,
+            attempts: Vec::new(),
+            counted_from: 0,
+            failure: None,
+            finished: None,
+            parent: None,
+            data: serde_json::Value::Null,
+        }
+    }
+
+    fn at(secs: u64) -> Timestamp {
+        Timestamp(T0.0 + secs * S)
+    }
+
+    /// Run attempts with the given classes, each starting when the previous decision said,
+    /// and return the decisions (times in seconds after T0 for retries).
+    fn run(kind: JobKind, p: &Policy, classes: &[(CauseClass, bool)]) -> Vec<Decision> {
+        let mut r = rec(kind);
+        let mut now = T0;
+        let mut out = Vec::new();
+        for &(c, connected) in classes {
+            r.attempts.push(Attempt {
+                started: now,
+                ended: Some(now),
+                cause: Some(c),
+                detail: String::new(),
+                pages_sent: 0,
+                modem: None,
+                connected,
+            });
+            let d = decide(p, &r, now);
+            if let Decision::RetryAt(t) = d {
+                now = t;
+            }
+            out.push(d);
+        }
+        out
+    }
+
+    fn secs(d: &Decision) -> Option<u64> {
+        match d {
+            Decision::RetryAt(t) => Some((t.0 - T0.0) / S),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn hylafax_defaults() {
+        let p = Policy::default();
+        assert_eq!(p.busy, Duration::from_secs(180));
+        assert_eq!(p.no_answer, Duration::from_secs(300));
+        assert_eq!(p.protocol_error, Duration::from_secs(60));
+        assert_eq!((p.max_dials, p.max_tries), (12, 3));
+        assert_eq!(p.kill_after, Duration::from_secs(3 * 3600));
+        assert_eq!(p.relay_max, Duration::from_secs(3600));
+        assert_eq!(p.relay_give_up, Duration::from_secs(5 * 86400));
+    }
+
+    #[test]
+    fn fax_delays_per_cause_class() {
+        let p = Policy::default();
+        let d = run(
+            JobKind::FaxOut,
+            &p,
+            &[
+                (CauseClass::Busy, false),
+                (CauseClass::NoAnswer, false),
+                (CauseClass::ProtocolError, true),
+                (CauseClass::Interrupted, false),
+                (CauseClass::Busy, false),
+            ],
+        );
+        let t: Vec<_> = d.iter().map(secs).collect();
+        assert_eq!(
+            t,
+            vec![Some(180), Some(480), Some(540), Some(540), Some(720)]
+        );
+    }
+
+    #[test]
+    fn fax_twelve_dials_then_fail() {
+        // Busy every 180 s: 12 dials take 33 min, well inside the 3 h kill time.
+        let p = Policy::default();
+        let d = run(JobKind::FaxOut, &p, &[(CauseClass::Busy, false); 12]);
+        assert!(d[..11].iter().all(|x| matches!(x, Decision::RetryAt(_))));
+        assert_eq!(d[11], Decision::Fail(GiveUp::TooManyDials));
+    }
+
+    #[test]
+    fn fax_three_tries_then_fail() {
+        let p = Policy::default();
+        let d = run(
+            JobKind::FaxOut,
+            &p,
+            &[
+                (CauseClass::ProtocolError, true),
+                (CauseClass::Busy, false),
+                (CauseClass::ProtocolError, true),
+                (CauseClass::ProtocolError, true),
+            ],
+        );
+        assert_eq!(secs(&d[0]), Some(60));
+        assert_eq!(secs(&d[1]), Some(240));
+        assert_eq!(secs(&d[2]), Some(300));
+        assert_eq!(d[3], Decision::Fail(GiveUp::TooManyTries));
+    }
+
+    #[test]
+    fn fax_kill_time() {
+        let p = Policy {
+            max_dials: 1000,
+            ..Policy::default()
+        };
+        // No answer every 300 s: the retry that would land at or after 3 h is refused.
+        let d = run(JobKind::FaxOut, &p, &[(CauseClass::NoAnswer, false); 40]);
+        let last_retry = d.iter().filter_map(secs).max().unwrap();
+        assert!(last_retry < 3 * 3600, "{last_retry}");
+        assert_eq!(d.iter().filter_map(secs).count(), 35);
+        assert_eq!(d[35], Decision::Fail(GiveUp::KillTime));
+        // And a job whose attempt ends after the kill time is failed outright.
+        let mut r = rec(JobKind::FaxOut);
+        r.attempts.push(Attempt {
+            started: at(3 * 3600 - 10),
+            ended: Some(at(3 * 3600 + 5)),
+            cause: Some(CauseClass::Busy),
+            detail: String::new(),
+            pages_sent: 0,
+            modem: None,
+            connected: false,
+        });
+        assert_eq!(
+            decide(&p, &r, at(3 * 3600 + 5)),
+            Decision::Fail(GiveUp::KillTime)
+        );
+    }
+
+    #[test]
+    fn done_and_fatal_end_at_once() {
+        let p = Policy::default();
+        for kind in [JobKind::FaxOut, JobKind::MailOut] {
+            assert_eq!(
+                run(
+                    kind,
+                    &p,
+                    &[(CauseClass::Busy, false), (CauseClass::Done, true)]
+                )[1],
+                Decision::Done
+            );
+            assert_eq!(
+                run(kind, &p, &[(CauseClass::Fatal, false)])[0],
+                Decision::Fail(GiveUp::Fatal)
+            );
+            assert_eq!(
+                run(kind, &p, &[(CauseClass::RelayPermanent, false)])[0],
+                Decision::Fail(GiveUp::Fatal)
+            );
+        }
+    }
+
+    #[test]
+    fn relay_backoff_doubles_to_one_hour_then_gives_up_after_five_days() {
+        let p = Policy::default();
+        let d = run(
+            JobKind::MailOut,
+            &p,
+            &[(CauseClass::RelayTemporary, false); 200],
+        );
+        let gaps: Vec<u64> = std::iter::once(0)
+            .chain(d.iter().filter_map(secs))
+            .collect::<Vec<_>>()
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .collect();
+        assert_eq!(&gaps[..8], &[60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        let fail_at = d
+            .iter()
+            .position(|x| matches!(x, Decision::Fail(_)))
+            .unwrap();
+        assert_eq!(d[fail_at], Decision::Fail(GiveUp::Expired));
+        // The last retry is at exactly 5 days (the final try), the failure right after it.
+        assert_eq!(secs(&d[fail_at - 1]), Some(5 * 86400));
+        // Interruptions are retried at once and do not stretch the backoff.
+        let d = run(
+            JobKind::MailOut,
+            &p,
+            &[
+                (CauseClass::RelayTemporary, false),
+                (CauseClass::Interrupted, false),
+                (CauseClass::RelayTemporary, false),
+            ],
+        );
+        assert_eq!(
+            d.iter().map(secs).collect::<Vec<_>>(),
+            vec![Some(60), Some(60), Some(180)]
+        );
+    }
+
+    #[test]
+    fn operator_retry_resets_counts_and_epoch() {
+        let p = Policy::default();
+        let mut r = rec(JobKind::FaxOut);
+        for _ in 0..12 {
+            r.attempts.push(Attempt {
+                started: T0,
+                ended: Some(T0),
+                cause: Some(CauseClass::Busy),
+                detail: String::new(),
+                pages_sent: 0,
+                modem: None,
+                connected: false,
+            });
+        }
+        assert_eq!(
+            decide(&p, &r, at(100)),
+            Decision::Fail(GiveUp::TooManyDials)
+        );
+        r.counted_from = 12;
+        r.epoch = at(5 * 3600);
+        r.attempts.push(r.attempts[0].clone());
+        assert_eq!(
+            decide(&p, &r, at(5 * 3600)),
+            Decision::RetryAt(at(5 * 3600 + 180))
+        );
+    }
+
+    #[test]
+    fn backoff_saturates() {
+        let d = backoff(Duration::from_secs(60), Duration::from_secs(3600), 1000);
+        assert_eq!(d, Duration::from_secs(3600));
+        assert_eq!(
+            backoff(Duration::from_secs(60), Duration::from_secs(3600), 0),
+            Duration::from_secs(60)
+        );
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            modems: vec!["m0".into(), "m1".into()],
+            relay_connections: 1,
+            local_workers: 1,
+        }
+    }
+
+    fn entry(n: u64, kind: JobKind, priority: u8, due: u64) -> Entry {
+        Entry {
+            id: id(n),
+            kind,
+            priority,
+            due: at(due),
+        }
+    }
+
+    #[test]
+    fn priority_then_due_then_id() {
+        let mut s = Scheduler::new(Limits {
+            modems: vec!["m0".into()],
+            ..limits()
+        });
+        s.upsert(entry(1, JobKind::FaxOut, 127, 0));
+        s.upsert(entry(2, JobKind::FaxOut, 100, 50));
+        s.upsert(entry(3, JobKind::FaxOut, 100, 10));
+        s.upsert(entry(4, JobKind::FaxOut, 0, 500));
+        assert_eq!(s.poll_at(), Some(at(0)));
+        // At 60 s job 4 (most urgent) is not due yet: 3 (due earlier) before 2, then 1.
+        let mut order = Vec::new();
+        for _ in 0..3 {
+            let d = s.next(at(60)).unwrap();
+            assert_eq!(d.resource, Resource::Modem("m0".into()));
+            order.push(d.id.clone());
+            assert_eq!(s.next(at(60)), None, "one call per modem");
+            s.finished(&d.id);
+        }
+        assert_eq!(order, vec![id(3), id(2), id(1)]);
+        assert_eq!(s.next(at(60)), None);
+        assert_eq!(s.poll_at(), Some(at(500)));
+        assert_eq!(s.next(at(500)).unwrap().id, id(4));
+    }
+
+    #[test]
+    fn per_modem_and_relay_limits() {
+        let mut s = Scheduler::new(limits());
+        for n in 1..=3 {
+            s.upsert(entry(n, JobKind::FaxOut, 127, 0));
+        }
+        s.upsert(entry(10, JobKind::MailOut, 127, 0));
+        s.upsert(entry(11, JobKind::MailOut, 127, 0));
+        s.upsert(entry(20, JobKind::Message, 127, 0));
+        let mut got = Vec::new();
+        while let Some(d) = s.next(at(0)) {
+            got.push(d);
+        }
+        let modems: Vec<_> = got
+            .iter()
+            .filter_map(|d| match &d.resource {
+                Resource::Modem(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(modems, vec!["m0".to_string(), "m1".to_string()]);
+        assert_eq!(
+            got.iter().filter(|d| d.resource == Resource::Relay).count(),
+            1
+        );
+        assert_eq!(
+            got.iter().filter(|d| d.resource == Resource::Local).count(),
+            1
+        );
+        assert_eq!(s.counts(), (2, 4));
+        // Waiting jobs blocked on busy resources do not make the caller spin.
+        assert_eq!(s.poll_at(), None);
+        let first_fax = got
+            .iter()
+            .find(|d| d.resource == Resource::Modem("m1".into()))
+            .unwrap()
+            .id
+            .clone();
+        s.finished(&first_fax);
+        assert_eq!(s.poll_at(), Some(at(0)));
+        assert_eq!(
+            s.next(at(0)).unwrap().resource,
+            Resource::Modem("m1".into())
+        );
+    }
+
+    #[test]
+    fn offline_modem_gets_no_calls() {
+        let mut s = Scheduler::new(limits());
+        s.set_modem_online("m0", false);
+        s.upsert(entry(1, JobKind::FaxOut, 127, 0));
+        s.upsert(entry(2, JobKind::FaxOut, 127, 0));
+        assert_eq!(
+            s.next(at(0)).unwrap().resource,
+            Resource::Modem("m1".into())
+        );
+        assert_eq!(s.next(at(0)), None);
+        s.set_modem_online("m0", true);
+        assert_eq!(
+            s.next(at(0)).unwrap().resource,
+            Resource::Modem("m0".into())
+        );
+    }
+
+    #[test]
+    fn upsert_of_running_job_is_ignored_and_remove_forgets() {
+        let mut s = Scheduler::new(limits());
+        s.upsert(entry(1, JobKind::MailOut, 127, 0));
+        let d = s.next(at(0)).unwrap();
+        s.upsert(entry(1, JobKind::MailOut, 127, 0));
+        assert_eq!(s.counts(), (0, 1));
+        s.finished(&d.id);
+        s.upsert(entry(1, JobKind::MailOut, 127, 100));
+        s.remove(&id(1));
+        assert_eq!(s.counts(), (0, 0));
+        assert_eq!(s.poll_at(), None);
+    }
+}

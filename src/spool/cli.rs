@@ -229,6 +229,7 @@ fn crash_child(
     let spool = Spool::open(dir, opts)?;
     let mut rng = Rng(seed | 1);
     let mut ids: Vec<JobId> = spool.load()?.jobs.into_iter().map(|r| r.id).collect();
+    let mut running: Vec<JobId> = Vec::new();
     let policy = Policy {
         max_dials: u32::MAX,
         max_tries: u32::MAX,
@@ -241,10 +242,17 @@ fn crash_child(
     };
     for _ in 0..actions {
         let now = super::now();
-        match rng.below(10) {
+        // Ending a started attempt is as likely as anything else, so that each short-lived
+        // child gets to it.
+        let pick = if !running.is_empty() && rng.below(3) == 0 {
+            7
+        } else {
+            rng.below(10)
+        };
+        match pick {
             0..=4 => {
                 let mut inc = spool.begin(JobKind::FaxOut)?;
-                let len = rng.below(48 * 1024) as usize;
+                let len = rng.below(16 * 1024) as usize;
                 let mut payload = vec![0u8; len];
                 for chunk in payload.chunks_mut(8) {
                     let v = rng.next().to_le_bytes();
@@ -267,13 +275,16 @@ fn crash_child(
             5..=6 if !ids.is_empty() => {
                 let id = ids[rng.below(ids.len() as u64) as usize].clone();
                 match spool.start_attempt(&id, now, Some("m0")) {
-                    Ok(r) => say(out, format!("S {id} {}", r.attempts.len())),
-                    Err(SpoolError::WrongState { .. }) => {}
+                    Ok(r) => {
+                        say(out, format!("S {id} {}", r.attempts.len()));
+                        running.push(id);
+                    }
+                    Err(SpoolError::WrongState { .. } | SpoolError::NotFound(_)) => {}
                     Err(e) => return Err(e),
                 }
             }
-            7..=8 if !ids.is_empty() => {
-                let id = ids[rng.below(ids.len() as u64) as usize].clone();
+            7..=8 if !running.is_empty() => {
+                let id = running.swap_remove(rng.below(running.len() as u64) as usize);
                 let outcome = super::Outcome {
                     cause: CauseClass::Busy,
                     detail: "busy".into(),
@@ -282,15 +293,18 @@ fn crash_child(
                 };
                 match spool.end_attempt(&id, now, outcome, &policy) {
                     Ok((r, _)) => say(out, format!("E {id} {}", r.attempts.len())),
-                    Err(SpoolError::WrongState { .. }) => {}
+                    Err(SpoolError::WrongState { .. } | SpoolError::NotFound(_)) => {}
                     Err(e) => return Err(e),
                 }
             }
             9 if !ids.is_empty() => {
                 let i = rng.below(ids.len() as u64) as usize;
                 let id = ids.swap_remove(i);
-                spool.finish(&id, now, super::Final::Done)?;
-                say(out, format!("D {id}"));
+                match spool.finish(&id, now, super::Final::Done) {
+                    Ok(_) => say(out, format!("D {id}")),
+                    Err(SpoolError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
             _ => {}
         }
