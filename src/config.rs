@@ -154,8 +154,9 @@ pub struct Smtp {
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) for STARTTLS.
     pub tls_key: Option<PathBuf>,
-    /// Also accept site forms of recipient local parts that are plain digits (`12125550123@`),
-    /// besides RFC 3192 `FAX=+…`.
+    /// Also accept site forms of recipient local parts besides RFC 3192 `FAX=+…`: plain digits
+    /// (`12125550123@`, `+12125550123@`) and `fax=` with a number in the site's dialling format
+    /// (`fax=912125550123@`); the dial plan normalises them.
     pub accept_plain_digits: bool,
 }
 
