@@ -18,6 +18,8 @@
 //! | [`logging`] | tracing set-up: plain lines under systemd, timestamps otherwise, JSON on request |
 //! | [`image`] | PURE: the [`image::Page`] bitmap; T.4/T.6 codecs and TIFF-F files as they land |
 //! | [`image::render`] | PURE: TIFF, PDF (hayro), PNG/JPEG/GIF/BMP/WebP, text and simple HTML to fax pages; geometry, threshold/dither, header line, cover page, limits |
+//! | [`image_tools`] | I/O shell of `faxgate convert` and `faxgate tiff-check` over [`image::codec`] and [`image::tiff`] (MH/MR/MMR codecs, TIFF-F writer/reader/checker) |
+//! | [`render_cmd`] | I/O shell of `faxgate render`: input files to a TIFF-F and PNG previews through [`image::render`] |
 //! | [`daemon`] | `faxgate run`: signals, graceful shutdown, systemd notification (`READY`, `STOPPING`, `WATCHDOG`, `STATUS`) |
 //!
 //! The binary (`src/main.rs`) is the CLI: it parses arguments with clap and calls into these
@@ -26,4 +28,6 @@
 pub mod config;
 pub mod daemon;
 pub mod image;
+pub mod image_tools;
 pub mod logging;
+pub mod render_cmd;

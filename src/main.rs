@@ -30,6 +30,14 @@ enum Command {
         /// File to check (default: the one `run` would use).
         file: Option<PathBuf>,
     },
+    /// Convert a bilevel TIFF to TIFF-F (MH = Profile S, MR/MMR = Profile F), resampling when
+    /// the resolution changes.
+    Convert(faxgate::image_tools::ConvertArgs),
+    /// Check TIFF files against RFC 3949 Profile S (or F): every violation with page and field;
+    /// exit 1 on any.
+    TiffCheck(faxgate::image_tools::CheckArgs),
+    /// Render PDF, TIFF, pictures, text and HTML into fax pages: a TIFF-F (and PNG previews).
+    Render(Box<faxgate::render_cmd::RenderArgs>),
 }
 
 fn load(explicit: Option<&std::path::Path>) -> Result<config::Loaded, config::ConfigErrors> {
@@ -40,6 +48,9 @@ fn load(explicit: Option<&std::path::Path>) -> Result<config::Loaded, config::Co
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Convert(a) => faxgate::image_tools::convert_main(&a),
+        Command::TiffCheck(a) => faxgate::image_tools::tiff_check_main(&a),
+        Command::Render(a) => faxgate::render_cmd::render_main(&a),
         Command::CheckConfig { file } => {
             let explicit = file.or(cli.config);
             match load(explicit.as_deref()) {

@@ -1,0 +1,444 @@
+//! The T.4 code tables (ITU-T T.4 §4.1.2 Tables 2 and 3, §4.2.1.3.3 Table 4) as `(code, length)`
+//! pairs for the encoders and as one-level lookup tables for the decoders.
+//!
+//! The tables are written as the bit strings the standard prints, and turned into numbers at
+//! compile time, so that a typo cannot hide behind hand-converted hex. A unit test proves every
+//! set prefix-free and the decode tables the exact inverse of the encode tables.
+
+/// One code: its bits right-aligned in `code`, `len` bits long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Code {
+    /// The bits, right-aligned.
+    pub code: u16,
+    /// Number of bits.
+    pub len: u8,
+}
+
+const fn parse(s: &str) -> Code {
+    let b = s.as_bytes();
+    let mut code: u16 = 0;
+    let mut i = 0;
+    while i < b.len() {
+        code = (code << 1) | (b[i] - b'0') as u16;
+        i += 1;
+    }
+    Code {
+        code,
+        len: b.len() as u8,
+    }
+}
+
+const fn parse_all<const N: usize>(s: [&str; N]) -> [Code; N] {
+    let mut out = [Code { code: 0, len: 0 }; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = parse(s[i]);
+        i += 1;
+    }
+    out
+}
+
+/// T.4 Table 2: white terminating codes, run lengths 0..=63.
+pub const WHITE_TERM: [Code; 64] = parse_all([
+    "00110101", "000111", "0111", "1000", "1011", "1100", "1110", "1111", "10011", "10100",
+    "00111", "01000", "001000", "000011", "110100", "110101", "101010", "101011", "0100111",
+    "0001100", "0001000", "0010111", "0000011", "0000100", "0101000", "0101011", "0010011",
+    "0100100", "0011000", "00000010", "00000011", "00011010", "00011011", "00010010", "00010011",
+    "00010100", "00010101", "00010110", "00010111", "00101000", "00101001", "00101010", "00101011",
+    "00101100", "00101101", "00000100", "00000101", "00001010", "00001011", "01010010", "01010011",
+    "01010100", "01010101", "00100100", "00100101", "01011000", "01011001", "01011010", "01011011",
+    "01001010", "01001011", "00110010", "00110011", "00110100",
+]);
+
+/// T.4 Table 2: black terminating codes, run lengths 0..=63.
+pub const BLACK_TERM: [Code; 64] = parse_all([
+    "0000110111",
+    "010",
+    "11",
+    "10",
+    "011",
+    "0011",
+    "0010",
+    "00011",
+    "000101",
+    "000100",
+    "0000100",
+    "0000101",
+    "0000111",
+    "00000100",
+    "00000111",
+    "000011000",
+    "0000010111",
+    "0000011000",
+    "0000001000",
+    "00001100111",
+    "00001101000",
+    "00001101100",
+    "00000110111",
+    "00000101000",
+    "00000010111",
+    "00000011000",
+    "000011001010",
+    "000011001011",
+    "000011001100",
+    "000011001101",
+    "000001101000",
+    "000001101001",
+    "000001101010",
+    "000001101011",
+    "000011010010",
+    "000011010011",
+    "000011010100",
+    "000011010101",
+    "000011010110",
+    "000011010111",
+    "000001101100",
+    "000001101101",
+    "000011011010",
+    "000011011011",
+    "000001010100",
+    "000001010101",
+    "000001010110",
+    "000001010111",
+    "000001100100",
+    "000001100101",
+    "000001010010",
+    "000001010011",
+    "000000100100",
+    "000000110111",
+    "000000111000",
+    "000000100111",
+    "000000101000",
+    "000001011000",
+    "000001011001",
+    "000000101011",
+    "000000101100",
+    "000001011010",
+    "000001100110",
+    "000001100111",
+]);
+
+/// T.4 Table 3a: make-up codes, index `n` codes run `64 × n` (index 0 unused), white,
+/// 64..=1728, followed by the extended make-up codes 1792..=2560 (T.4 Table 3b), shared by
+/// both colours.
+pub const WHITE_MAKEUP: [Code; 41] = parse_all([
+    "",
+    "11011",
+    "10010",
+    "010111",
+    "0110111",
+    "00110110",
+    "00110111",
+    "01100100",
+    "01100101",
+    "01101000",
+    "01100111",
+    "011001100",
+    "011001101",
+    "011010010",
+    "011010011",
+    "011010100",
+    "011010101",
+    "011010110",
+    "011010111",
+    "011011000",
+    "011011001",
+    "011011010",
+    "011011011",
+    "010011000",
+    "010011001",
+    "010011010",
+    "011000",
+    "010011011",
+    EXT[0],
+    EXT[1],
+    EXT[2],
+    EXT[3],
+    EXT[4],
+    EXT[5],
+    EXT[6],
+    EXT[7],
+    EXT[8],
+    EXT[9],
+    EXT[10],
+    EXT[11],
+    EXT[12],
+]);
+
+/// T.4 Table 3a: black make-up codes 64..=1728, then the shared extended codes (see
+/// [`WHITE_MAKEUP`]).
+pub const BLACK_MAKEUP: [Code; 41] = parse_all([
+    "",
+    "0000001111",
+    "000011001000",
+    "000011001001",
+    "000001011011",
+    "000000110011",
+    "000000110100",
+    "000000110101",
+    "0000001101100",
+    "0000001101101",
+    "0000001001010",
+    "0000001001011",
+    "0000001001100",
+    "0000001001101",
+    "0000001110010",
+    "0000001110011",
+    "0000001110100",
+    "0000001110101",
+    "0000001110110",
+    "0000001110111",
+    "0000001010010",
+    "0000001010011",
+    "0000001010100",
+    "0000001010101",
+    "0000001011010",
+    "0000001011011",
+    "0000001100100",
+    "0000001100101",
+    EXT[0],
+    EXT[1],
+    EXT[2],
+    EXT[3],
+    EXT[4],
+    EXT[5],
+    EXT[6],
+    EXT[7],
+    EXT[8],
+    EXT[9],
+    EXT[10],
+    EXT[11],
+    EXT[12],
+]);
+
+/// T.4 Table 3b: extended make-up codes 1792..=2560 (step 64), both colours.
+const EXT: [&str; 13] = [
+    "00000001000",
+    "00000001100",
+    "00000001101",
+    "000000010010",
+    "000000010011",
+    "000000010100",
+    "000000010101",
+    "000000010110",
+    "000000010111",
+    "000000011100",
+    "000000011101",
+    "000000011110",
+    "000000011111",
+];
+
+/// T.4 §4.1.2: EOL, `0000 0000 0001`.
+pub const EOL: Code = parse("000000000001");
+
+/// Longest run one make-up code covers (T.4 Table 3b: 2560).
+pub const MAX_MAKEUP: u32 = 2560;
+
+/// Two-dimensional mode codes (T.4 §4.2.1.3.3 Table 4).
+pub mod mode {
+    use super::{Code, parse};
+    /// Pass mode `0001`.
+    pub const P: Code = parse("0001");
+    /// Horizontal mode `001`.
+    pub const H: Code = parse("001");
+    /// Vertical modes indexed by `a1 − b1 + 3`: VL3, VL2, VL1, V0, VR1, VR2, VR3.
+    pub const V: [Code; 7] = [
+        parse("0000010"),
+        parse("000010"),
+        parse("010"),
+        parse("1"),
+        parse("011"),
+        parse("000011"),
+        parse("0000011"),
+    ];
+}
+
+/// What a run-length decode table entry says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// A terminating code: the run ends here.
+    Term,
+    /// A make-up code: more follows.
+    MakeUp,
+    /// The 12-bit EOL.
+    Eol,
+    /// No valid code starts with these bits (or they are all zero: fill or a broken EOL).
+    Invalid,
+}
+
+/// A run-length decode table entry: `len` bits, `kind`, run length `run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunEntry {
+    /// Bits the code occupies.
+    pub len: u8,
+    /// What the code is.
+    pub kind: RunKind,
+    /// Run length for `Term`/`MakeUp`.
+    pub run: u16,
+}
+
+/// White codes are at most 12 bits: the table is indexed by the next 12 bits.
+pub const WHITE_BITS: u32 = 12;
+/// Black codes are at most 13 bits: the table is indexed by the next 13 bits.
+pub const BLACK_BITS: u32 = 13;
+
+const INVALID: RunEntry = RunEntry {
+    len: 0,
+    kind: RunKind::Invalid,
+    run: 0,
+};
+
+const fn fill<const N: usize>(
+    mut t: [RunEntry; N],
+    bits: u32,
+    c: Code,
+    kind: RunKind,
+    run: u16,
+) -> [RunEntry; N] {
+    let shift = bits - c.len as u32;
+    let base = (c.code as usize) << shift;
+    let mut i = 0;
+    while i < (1usize << shift) {
+        t[base + i] = RunEntry {
+            len: c.len,
+            kind,
+            run,
+        };
+        i += 1;
+    }
+    t
+}
+
+const fn build<const N: usize>(bits: u32, term: &[Code; 64], makeup: &[Code; 41]) -> [RunEntry; N] {
+    let mut t = [INVALID; N];
+    let mut i = 0;
+    while i < 64 {
+        t = fill(t, bits, term[i], RunKind::Term, i as u16);
+        i += 1;
+    }
+    let mut m = 1;
+    while m < 41 {
+        t = fill(t, bits, makeup[m], RunKind::MakeUp, (m * 64) as u16);
+        m += 1;
+    }
+    fill(t, bits, EOL, RunKind::Eol, 0)
+}
+
+/// White run decode table, indexed by the next [`WHITE_BITS`] bits.
+pub static WHITE_DECODE: [RunEntry; 1 << WHITE_BITS] =
+    build(WHITE_BITS, &WHITE_TERM, &WHITE_MAKEUP);
+/// Black run decode table, indexed by the next [`BLACK_BITS`] bits.
+pub static BLACK_DECODE: [RunEntry; 1 << BLACK_BITS] =
+    build(BLACK_BITS, &BLACK_TERM, &BLACK_MAKEUP);
+
+/// A two-dimensional mode (T.4 §4.2.1.3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Pass mode.
+    Pass,
+    /// Horizontal mode: two runs follow.
+    Horizontal,
+    /// Vertical mode with `a1 − b1` = the offset (−3..=3).
+    Vertical(i8),
+    /// `0000001xxx`: the uncompressed-mode extension (T.4 §4.2.1.3.4), which faxgate does not
+    /// accept (no DIS bit offers it).
+    Extension,
+    /// Seven zero bits: an EOL (or EOFB) or garbage; the caller looks further.
+    Zeros,
+}
+
+/// Mode decode table: indexed by the next 7 bits, `(len, mode)`.
+pub static MODE_DECODE: [(u8, Mode); 128] = build_modes();
+
+const fn build_modes() -> [(u8, Mode); 128] {
+    let mut t = [(7u8, Mode::Zeros); 128];
+    t = fill_mode(t, mode::P, Mode::Pass);
+    t = fill_mode(t, mode::H, Mode::Horizontal);
+    let mut i = 0;
+    while i < 7 {
+        t = fill_mode(t, mode::V[i], Mode::Vertical(i as i8 - 3));
+        i += 1;
+    }
+    fill_mode(t, parse("0000001"), Mode::Extension)
+}
+
+const fn fill_mode(mut t: [(u8, Mode); 128], c: Code, m: Mode) -> [(u8, Mode); 128] {
+    let shift = 7 - c.len as u32;
+    let base = (c.code as usize) << shift;
+    let mut i = 0;
+    while i < (1usize << shift) {
+        t[base + i] = (c.len, m);
+        i += 1;
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefix_free(codes: &[Code]) {
+        for (i, a) in codes.iter().enumerate() {
+            for (j, b) in codes.iter().enumerate() {
+                if i == j || a.len > b.len {
+                    continue;
+                }
+                let prefix = b.code >> (b.len - a.len);
+                assert!(
+                    prefix != a.code,
+                    "code {i} {a:?} is a prefix of code {j} {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn code_sets_are_prefix_free() {
+        let mut white: Vec<Code> = WHITE_TERM.to_vec();
+        white.extend_from_slice(&WHITE_MAKEUP[1..]);
+        white.push(EOL);
+        prefix_free(&white);
+        let mut black: Vec<Code> = BLACK_TERM.to_vec();
+        black.extend_from_slice(&BLACK_MAKEUP[1..]);
+        black.push(EOL);
+        prefix_free(&black);
+        let mut modes = mode::V.to_vec();
+        modes.push(mode::P);
+        modes.push(mode::H);
+        prefix_free(&modes);
+    }
+
+    #[test]
+    fn decode_tables_invert_encode_tables() {
+        for (bits, table, term, makeup) in [
+            (WHITE_BITS, &WHITE_DECODE[..], &WHITE_TERM, &WHITE_MAKEUP),
+            (BLACK_BITS, &BLACK_DECODE[..], &BLACK_TERM, &BLACK_MAKEUP),
+        ] {
+            for (run, c) in term.iter().enumerate() {
+                let e = table[(c.code as usize) << (bits - u32::from(c.len))];
+                assert_eq!((e.kind, e.run, e.len), (RunKind::Term, run as u16, c.len));
+            }
+            for (m, c) in makeup.iter().enumerate().skip(1) {
+                let e = table[(c.code as usize) << (bits - u32::from(c.len))];
+                assert_eq!(
+                    (e.kind, e.run, e.len),
+                    (RunKind::MakeUp, m as u16 * 64, c.len)
+                );
+            }
+            assert_eq!(table[0].kind, RunKind::Invalid);
+        }
+        // Both code spaces are full except below eight leading zeros, where only EOL lives
+        // (white: 16 slots of 12 bits, 1 used; black: 32 slots of 13 bits, 2 used) — a check
+        // that no code was dropped or mistyped into an overlap.
+        let used = WHITE_DECODE
+            .iter()
+            .filter(|e| e.kind != RunKind::Invalid)
+            .count();
+        assert_eq!(used, (1 << WHITE_BITS) - 15);
+        let used = BLACK_DECODE
+            .iter()
+            .filter(|e| e.kind != RunKind::Invalid)
+            .count();
+        assert_eq!(used, (1 << BLACK_BITS) - 30);
+    }
+}
