@@ -573,6 +573,10 @@ pub struct Offramp {
     pub mdn: bool,
     /// Pages per document at most.
     pub max_pages: u32,
+    /// Cover page template (when `cover_page` is on); fields `{from}` `{to}` `{subject}`
+    /// `{pages}` `{note}` `{date}` `{time}` `{station}` `{sender}` `{recipient}`. Empty: the
+    /// built-in template (`image::render::cover::DEFAULT_TEMPLATE`).
+    pub cover_template: String,
 }
 
 impl Default for Offramp {
@@ -589,6 +593,7 @@ impl Default for Offramp {
             notify_success_by_default: false,
             mdn: false,
             max_pages: 100,
+            cover_template: String::new(),
         }
     }
 }
@@ -1381,6 +1386,15 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     check_path(&mut err, "onramp.inbox", &c.onramp.inbox);
 
     // [offramp]
+    if let Err(e) = crate::image::render::header::Template::parse(
+        &c.offramp.header,
+        crate::image::render::header::HEADER_FIELDS,
+    ) {
+        err("offramp.header".into(), e.to_string());
+    }
+    if let Err(e) = crate::image::render::cover::template(&c.offramp.cover_template) {
+        err("offramp.cover_template".into(), e.to_string());
+    }
     check_range(
         &mut err,
         "offramp.max_pages",
