@@ -78,9 +78,14 @@ pub fn classify(g: &impl GrayRows) -> Bilevel {
             hist[p as usize] += 1;
         }
     }
+    classify_histogram(&hist)
+}
+
+/// [`classify`] from a page's gray-level histogram.
+pub fn classify_histogram(hist: &[u64; 256]) -> Bilevel {
     let dark: u64 = hist[..MID_LO as usize].iter().sum();
     let mid: u64 = hist[MID_LO as usize..=MID_HI as usize].iter().sum();
-    let total = u64::from(g.width()) * u64::from(g.height());
+    let total: u64 = hist.iter().sum();
     if mid * 100 > total && mid * 2 > dark * 3 {
         Bilevel::Dither
     } else {
