@@ -705,21 +705,34 @@ impl Default for Log {
     }
 }
 
+/// A list written either as one string or as a list of strings, each parsed with `FromStr`
+/// (so `FAXGATE_SMTP__LISTEN=127.0.0.1:2526` works as well as a TOML list).
 fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
-    T: Deserialize<'de>,
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
 {
+    use serde::de::Error;
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum OneOrMany<T> {
-        One(T),
-        Many(Vec<T>),
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
     }
-    Ok(match OneOrMany::<T>::deserialize(d)? {
+    let items = match OneOrMany::deserialize(d)
+        .map_err(|_| D::Error::custom("expected a string or a list of strings"))?
+    {
         OneOrMany::One(v) => vec![v],
         OneOrMany::Many(v) => v,
-    })
+    };
+    items
+        .iter()
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|e| D::Error::custom(format!("`{v}`: {e}")))
+        })
+        .collect()
 }
 
 /// Where a value came from.
@@ -853,8 +866,11 @@ pub fn load(
     let config: Config = match figment.extract() {
         Ok(c) => c,
         Err(e) => {
-            for err in e {
-                errors.push(figment_error(&figment, err, file));
+            // serde stops at the first error; extracting each section on its own finds the
+            // first error of every section, so one run of check-config shows them all.
+            errors.extend(section_errors(&figment, file));
+            if errors.is_empty() {
+                errors.extend(e.into_iter().map(|err| figment_error(&figment, err, file)));
             }
             return Err(ConfigErrors(errors));
         }
@@ -879,6 +895,60 @@ pub fn load(
                 .collect(),
         ))
     }
+}
+
+/// Top-level keys of [`Config`], in file order.
+const SECTIONS: &[&str] = &[
+    "gateway", "smtp", "relay", "modem", "loopback", "dialplan", "route", "onramp", "offramp",
+    "retry", "spool", "log",
+];
+
+/// The first error of each section, and every unknown top-level key.
+fn section_errors(figment: &Figment, file: Option<&Path>) -> Vec<ConfigError> {
+    fn one<T: serde::de::DeserializeOwned>(
+        figment: &Figment,
+        key: &str,
+        file: Option<&Path>,
+        out: &mut Vec<ConfigError>,
+    ) {
+        if let Err(e) = figment.extract_inner::<T>(key) {
+            for mut err in e {
+                // Errors of an inner extraction carry the path below `key` first.
+                let rel = match err.path.iter().position(|c| c == key) {
+                    Some(i) => err.path[..i].to_vec(),
+                    None => err.path.clone(),
+                };
+                err.path = std::iter::once(key.to_owned()).chain(rel).collect();
+                out.push(figment_error(figment, err, file));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(data) = figment::Provider::data(figment)
+        && let Some(dict) = data.get(figment.profile())
+    {
+        for k in dict.keys() {
+            if !SECTIONS.contains(&k.as_str()) {
+                let mut err =
+                    figment::Error::from(figment::error::Kind::UnknownField(k.clone(), SECTIONS));
+                err.metadata = figment.find_metadata(k).cloned();
+                out.push(figment_error(figment, err, file));
+            }
+        }
+    }
+    one::<Gateway>(figment, "gateway", file, &mut out);
+    one::<Smtp>(figment, "smtp", file, &mut out);
+    one::<Relay>(figment, "relay", file, &mut out);
+    one::<Vec<Modem>>(figment, "modem", file, &mut out);
+    one::<Loopback>(figment, "loopback", file, &mut out);
+    one::<DialPlan>(figment, "dialplan", file, &mut out);
+    one::<Vec<Route>>(figment, "route", file, &mut out);
+    one::<Onramp>(figment, "onramp", file, &mut out);
+    one::<Offramp>(figment, "offramp", file, &mut out);
+    one::<Retry>(figment, "retry", file, &mut out);
+    one::<Spool>(figment, "spool", file, &mut out);
+    one::<Log>(figment, "log", file, &mut out);
+    out
 }
 
 /// Name of the metadata of environment overrides (ours).

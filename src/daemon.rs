@@ -134,6 +134,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         })
     });
 
+    // The offramp listener: bound before READY so a port problem fails the start.
+    let spool = crate::spool::Spool::open(
+        &crate::spool::spool_dir(&config),
+        crate::spool::SpoolOptions::from_config(&config),
+    )?;
+    let smtp = crate::smtp::bind(&config, spool).await?;
+    let smtp = tokio::spawn(smtp.run(shutdown.clone()));
+
     info!(
         data_dir = %data_dir.display(),
         listen = ?config.smtp.listen,
@@ -146,6 +154,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     info!("{why} received: stopping");
     notifier.stopping();
     let _ = stop_tx.send(true);
+    let _ = smtp.await;
     if let Some(w) = watchdog {
         let _ = w.await;
     }

@@ -36,6 +36,13 @@ enum Command {
     /// Check TIFF files against RFC 3949 Profile S (or F): every violation with page and field;
     /// exit 1 on any.
     TiffCheck(faxgate::image_tools::CheckArgs),
+    /// Look at and steer the spool: list, show, retry, cancel, purge.
+    Queue(faxgate::spool::cli::QueueArgs),
+    /// Print a `smtp.users_file` line for USER; the password is read from standard input.
+    HashPassword {
+        /// The AUTH user name.
+        user: String,
+    },
     /// Render PDF, TIFF, pictures, text and HTML into fax pages: a TIFF-F (and PNG previews).
     Render(Box<faxgate::render_cmd::RenderArgs>),
 }
@@ -50,6 +57,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Convert(a) => faxgate::image_tools::convert_main(&a),
         Command::TiffCheck(a) => faxgate::image_tools::tiff_check_main(&a),
+        Command::HashPassword { user } => faxgate::smtp::auth::hash_password_main(&user),
         Command::Render(a) => faxgate::render_cmd::render_main(&a),
         Command::CheckConfig { file } => {
             let explicit = file.or(cli.config);
@@ -73,6 +81,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Queue(args) => queue(cli.config.as_deref(), &args),
         Command::Run => {
             let loaded = match load(cli.config.as_deref()) {
                 Ok(l) => l,
@@ -101,6 +110,32 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `faxgate queue …`: load the config (for the spool dir and retention), then hand over.
+fn queue(config: Option<&std::path::Path>, args: &faxgate::spool::cli::QueueArgs) -> ExitCode {
+    let cfg = match load(config) {
+        Ok(l) => l.config,
+        Err(errs) => {
+            eprintln!(
+                "faxgate: configuration has {} error(s):\n{errs}",
+                errs.0.len()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let dir = args
+        .spool
+        .clone()
+        .unwrap_or_else(|| faxgate::spool::spool_dir(&cfg));
+    let opts = faxgate::spool::SpoolOptions::from_config(&cfg);
+    match faxgate::spool::cli::run(&dir, opts, &args.command, &mut std::io::stdout()) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("faxgate: {:#}", anyhow::Error::from(e));
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,0 +1,853 @@
+//! PURE: when each spooled job runs next, on which resource, and when it is given up.
+//!
+//! This module owns the retry policy ([`Policy`], from `[retry]`), the small cause-class
+//! vocabulary ([`CauseClass`]) that the fax and mail workers map their own completion causes
+//! onto, the decision taken after each attempt ([`decide`]), and the dispatcher
+//! ([`Scheduler`]) that picks the next due job by priority within the resource limits (one call
+//! per modem, `relay.max_connections` relay sessions, a few local workers).
+//!
+//! Nothing here opens a file or reads the clock: `now` is always an argument, and
+//! [`Scheduler::poll_at`] reports when the caller should look again. Storage of the decisions is
+//! the spool's business (`crate::spool`), carrying them out is the workers'.
+//!
+//! Defaults follow HylaFAX's `faxq`/`faxsend` (`JobReqBusy` 180 s, `JobReqNoAnswer` 300 s,
+//! `JobReqProto` 60 s, `MaxDials` 12, `MaxTries` 3, kill time 3 h) and, for mail, common MTA
+//! practice (exponential backoff capped at 1 h, bounce after 5 days, RFC 5321 §4.5.4.1 asks for
+//! "at least 4–5 days").
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::spool::{JobId, JobKind, JobRecord};
+
+/// A point in time: milliseconds since the Unix epoch (UTC). Ours; stored in job records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// `self + d`, saturating at the end of time.
+    pub fn plus(self, d: Duration) -> Timestamp {
+        Timestamp(
+            self.0
+                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        )
+    }
+
+    /// Time from `earlier` to `self`, zero if `earlier` is later.
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        Duration::from_millis(self.0.saturating_sub(earlier.0))
+    }
+
+    /// Whole seconds since the epoch.
+    pub fn unix_secs(self) -> u64 {
+        self.0 / 1000
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = i64::try_from(self.0 / 1000).unwrap_or(i64::MAX);
+        match chrono::DateTime::from_timestamp(secs, 0) {
+            Some(t) => write!(f, "{}", t.format("%Y-%m-%d %H:%M:%S UTC")),
+            None => write!(f, "@{}ms", self.0),
+        }
+    }
+}
+
+/// What an attempt's outcome means for the job: the classes the fax and mail engines map their
+/// own completion causes onto (cf. HylaFAX's status registry, spandsp's T30_ERR_* codes).
+/// Ours; the fine-grained cause travels alongside as text in [`crate::spool::Attempt::detail`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CauseClass {
+    /// The job's work is complete (fax confirmed by MCF after the last page, mail accepted 2xx).
+    Done,
+    /// Line busy: retry after [`Policy::busy`].
+    Busy,
+    /// No answer, no carrier, no dial tone, or a voice/data answer: retry after
+    /// [`Policy::no_answer`].
+    NoAnswer,
+    /// A fax machine answered but T.30 failed (training, no MCF, DCN mid-page): retry after
+    /// [`Policy::protocol_error`]; counts against [`Policy::max_tries`].
+    ProtocolError,
+    /// Never worth retrying: number blocked by the dial plan, invalid number, incompatible
+    /// remote, document that cannot be rendered.
+    Fatal,
+    /// The process died while the attempt was in progress (recorded at restart): retried at
+    /// once, counted as a dial (at-least-once delivery).
+    Interrupted,
+    /// Relay said 4xx, was unreachable or timed out: exponential backoff.
+    RelayTemporary,
+    /// Relay said 5xx: the mail is dead-lettered.
+    RelayPermanent,
+    /// Our own transient trouble (spool full, modem gone): exponential backoff, not a dial.
+    LocalTemporary,
+}
+
+impl CauseClass {
+    /// True for the classes that end a job successfully.
+    pub fn is_done(self) -> bool {
+        self == CauseClass::Done
+    }
+
+    /// True when the attempt placed a call (HylaFAX `totdials`): every fax outcome except our
+    /// own local trouble.
+    pub fn is_dial(self) -> bool {
+        !matches!(self, CauseClass::LocalTemporary)
+    }
+}
+
+/// `[retry]` as the scheduler uses it. See [`crate::config::Retry`] for the keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// HylaFAX `JobReqBusy`: 180 s.
+    pub busy: Duration,
+    /// HylaFAX `JobReqNoAnswer`: 300 s.
+    pub no_answer: Duration,
+    /// HylaFAX `JobReqProto`: 60 s.
+    pub protocol_error: Duration,
+    /// HylaFAX `MaxDials`: 12.
+    pub max_dials: u32,
+    /// HylaFAX `MaxTries`: 3 calls that reached a fax machine.
+    pub max_tries: u32,
+    /// HylaFAX kill time (`-k 3h` default of sendfax): a fax job older than this is failed.
+    pub kill_after: Duration,
+    /// First backoff after a relay / local temporary failure; doubles each time.
+    pub relay_initial: Duration,
+    /// Cap on that backoff (1 h).
+    pub relay_max: Duration,
+    /// Mail (and local work) older than this is failed (5 days, RFC 5321 §4.5.4.1).
+    pub relay_give_up: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::from(&crate::config::Retry::default())
+    }
+}
+
+impl From<&crate::config::Retry> for Policy {
+    fn from(r: &crate::config::Retry) -> Self {
+        Policy {
+            busy: r.busy,
+            no_answer: r.no_answer,
+            protocol_error: r.protocol_error,
+            max_dials: r.max_dials,
+            max_tries: r.max_tries,
+            kill_after: r.kill_after,
+            relay_initial: r.relay_initial,
+            relay_max: r.relay_max,
+            relay_give_up: r.relay_give_up,
+        }
+    }
+}
+
+/// Why a job was given up (ours). Its `Display` is the line reported to the sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GiveUp {
+    /// The last attempt's class is never retried.
+    Fatal,
+    /// HylaFAX `MaxDials` reached.
+    TooManyDials,
+    /// HylaFAX `MaxTries` reached.
+    TooManyTries,
+    /// Fax kill time passed (or the next retry would fall after it).
+    KillTime,
+    /// Mail give-up time passed.
+    Expired,
+    /// Cancelled by the operator (`faxgate queue cancel`).
+    Cancelled,
+}
+
+impl fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GiveUp::Fatal => "permanent failure",
+            GiveUp::TooManyDials => "too many dial attempts",
+            GiveUp::TooManyTries => "too many attempts to send",
+            GiveUp::KillTime => "job kill time reached",
+            GiveUp::Expired => "could not be delivered before the give-up time",
+            GiveUp::Cancelled => "cancelled by the operator",
+        })
+    }
+}
+
+/// What happens to a job after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Finished: into `done/`.
+    Done,
+    /// Try again at this time.
+    RetryAt(Timestamp),
+    /// Give up: into `failed/`, the sender is told.
+    Fail(GiveUp),
+}
+
+/// The attempts that count towards the limits: those since the last operator retry.
+fn counted(rec: &JobRecord) -> &[crate::spool::Attempt] {
+    let from = rec.counted_from.min(rec.attempts.len());
+    &rec.attempts[from..]
+}
+
+/// Exponential backoff: `initial · 2^(n−1)` capped at `max`, for the `n`-th consecutive failure.
+pub fn backoff(initial: Duration, max: Duration, n: u32) -> Duration {
+    let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
+    initial.saturating_mul(factor).min(max)
+}
+
+/// Decide a job's fate from its record, whose last attempt has just ended (its `cause` set),
+/// at time `now`. Fax jobs follow HylaFAX's rules, everything else the mail rules.
+pub fn decide(policy: &Policy, rec: &JobRecord, now: Timestamp) -> Decision {
+    let attempts = counted(rec);
+    let Some(last) = attempts.last().and_then(|a| a.cause) else {
+        // No finished attempt yet: nothing to decide but "run it now".
+        return Decision::RetryAt(now);
+    };
+    match last {
+        CauseClass::Done => return Decision::Done,
+        CauseClass::Fatal | CauseClass::RelayPermanent => return Decision::Fail(GiveUp::Fatal),
+        _ => {}
+    }
+    let age = now.since(rec.epoch);
+    match rec.kind {
+        JobKind::FaxOut => {
+            if age >= policy.kill_after {
+                return Decision::Fail(GiveUp::KillTime);
+            }
+            let dials = attempts
+                .iter()
+                .filter(|a| a.cause.is_some_and(CauseClass::is_dial))
+                .count();
+            let tries = attempts.iter().filter(|a| a.connected).count();
+            if dials >= policy.max_dials as usize {
+                return Decision::Fail(GiveUp::TooManyDials);
+            }
+            if tries >= policy.max_tries as usize {
+                return Decision::Fail(GiveUp::TooManyTries);
+            }
+            let delay = match last {
+                CauseClass::Busy => policy.busy,
+                CauseClass::NoAnswer => policy.no_answer,
+                CauseClass::ProtocolError => policy.protocol_error,
+                CauseClass::Interrupted => Duration::ZERO,
+                _ => backoff(
+                    policy.relay_initial,
+                    policy.relay_max,
+                    consecutive_failures(attempts),
+                ),
+            };
+            let at = now.plus(delay);
+            if at >= rec.epoch.plus(policy.kill_after) {
+                return Decision::Fail(GiveUp::KillTime);
+            }
+            Decision::RetryAt(at)
+        }
+        JobKind::MailOut | JobKind::Message | JobKind::FaxIn => {
+            if age >= policy.relay_give_up {
+                return Decision::Fail(GiveUp::Expired);
+            }
+            let delay = if last == CauseClass::Interrupted {
+                Duration::ZERO
+            } else {
+                backoff(
+                    policy.relay_initial,
+                    policy.relay_max,
+                    consecutive_failures(attempts),
+                )
+            };
+            // The last try happens at the give-up time itself, as MTAs do.
+            Decision::RetryAt(now.plus(delay).min(rec.epoch.plus(policy.relay_give_up)))
+        }
+    }
+}
+
+/// Failures since the last success (or ever), excluding interruptions (which are not the
+/// peer's fault and must not stretch the backoff).
+fn consecutive_failures(attempts: &[crate::spool::Attempt]) -> u32 {
+    let n = attempts
+        .iter()
+        .rev()
+        .take_while(|a| a.cause != Some(CauseClass::Done))
+        .filter(|a| a.cause.is_some_and(|c| c != CauseClass::Interrupted))
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// What a job needs while it runs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Resource {
+    /// A modem able to send (one call per modem).
+    Modem(String),
+    /// One of the `relay.max_connections` relay sessions.
+    Relay,
+    /// One of the local workers (splitting, rendering, routing: CPU work).
+    Local,
+}
+
+/// The scheduler's view of a waiting job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The job.
+    pub id: JobId,
+    /// Its kind, which decides the resource it needs.
+    pub kind: JobKind,
+    /// HylaFAX convention: lower runs first; 127 is normal.
+    pub priority: u8,
+    /// Not before this time.
+    pub due: Timestamp,
+}
+
+impl Entry {
+    /// The entry for a queued record.
+    pub fn of(rec: &JobRecord) -> Entry {
+        Entry {
+            id: rec.id.clone(),
+            kind: rec.kind,
+            priority: rec.priority,
+            due: rec.next_due,
+        }
+    }
+}
+
+/// A job handed to a worker, with the resource it holds until [`Scheduler::finished`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatch {
+    /// The job to run.
+    pub id: JobId,
+    /// The resource leased to it.
+    pub resource: Resource,
+}
+
+/// Resource limits (ours; from `[[modem]]`, `relay.max_connections`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Names of the modems that may place calls; each carries one call at a time.
+    pub modems: Vec<String>,
+    /// Simultaneous relay sessions.
+    pub relay_connections: usize,
+    /// Simultaneous local jobs (message splitting, routing of received faxes).
+    pub local_workers: usize,
+}
+
+/// The dispatcher: waiting jobs, running jobs, and the resources they hold.
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    limits: Limits,
+    waiting: BTreeMap<JobId, Entry>,
+    running: BTreeMap<JobId, Resource>,
+    /// Modems taken out of service (offline, failed reset); they get no calls.
+    offline: Vec<String>,
+}
+
+/// The class of resource a kind of job needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Modem,
+    Relay,
+    Local,
+}
+
+fn need(kind: JobKind) -> Need {
+    match kind {
+        JobKind::FaxOut => Need::Modem,
+        JobKind::MailOut => Need::Relay,
+        JobKind::Message | JobKind::FaxIn => Need::Local,
+    }
+}
+
+impl Scheduler {
+    /// An empty scheduler with these limits.
+    pub fn new(limits: Limits) -> Scheduler {
+        Scheduler {
+            limits,
+            waiting: BTreeMap::new(),
+            running: BTreeMap::new(),
+            offline: Vec::new(),
+        }
+    }
+
+    /// Add or replace a waiting job. A job that is running is left alone (its new entry is
+    /// added again by the caller after [`Scheduler::finished`]).
+    pub fn upsert(&mut self, entry: Entry) {
+        if !self.running.contains_key(&entry.id) {
+            self.waiting.insert(entry.id.clone(), entry);
+        }
+    }
+
+    /// Forget a waiting job (cancelled, finished elsewhere).
+    pub fn remove(&mut self, id: &JobId) {
+        self.waiting.remove(id);
+    }
+
+    /// Number of waiting and running jobs.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.waiting.len(), self.running.len())
+    }
+
+    /// Mark a modem in or out of service.
+    pub fn set_modem_online(&mut self, name: &str, online: bool) {
+        self.offline.retain(|m| m != name);
+        if !online {
+            self.offline.push(name.to_string());
+        }
+    }
+
+    fn free_modem(&self) -> Option<&String> {
+        self.limits.modems.iter().find(|m| {
+            !self.offline.contains(m)
+                && !self
+                    .running
+                    .values()
+                    .any(|r| matches!(r, Resource::Modem(x) if x == *m))
+        })
+    }
+
+    fn in_use(&self, n: Need) -> usize {
+        self.running
+            .values()
+            .filter(|r| {
+                matches!(
+                    (n, r),
+                    (Need::Relay, Resource::Relay) | (Need::Local, Resource::Local)
+                )
+            })
+            .count()
+    }
+
+    fn available(&self, n: Need) -> Option<Resource> {
+        match n {
+            Need::Modem => self.free_modem().cloned().map(Resource::Modem),
+            Need::Relay => (self.in_use(Need::Relay) < self.limits.relay_connections)
+                .then_some(Resource::Relay),
+            Need::Local => {
+                (self.in_use(Need::Local) < self.limits.local_workers).then_some(Resource::Local)
+            }
+        }
+    }
+
+    /// The next job to run at `now`: among due jobs whose resource is free, the lowest priority
+    /// value, then the earliest due time, then the oldest id. The job moves to running and
+    /// holds its resource until [`Scheduler::finished`].
+    pub fn next(&mut self, now: Timestamp) -> Option<Dispatch> {
+        let mut best: Option<(&Entry, Resource)> = None;
+        for e in self.waiting.values() {
+            if e.due > now {
+                continue;
+            }
+            if best
+                .as_ref()
+                .is_some_and(|(b, _)| (b.priority, b.due, &b.id) <= (e.priority, e.due, &e.id))
+            {
+                continue;
+            }
+            if let Some(r) = self.available(need(e.kind)) {
+                best = Some((e, r));
+            }
+        }
+        let (e, resource) = best?;
+        let id = e.id.clone();
+        self.waiting.remove(&id);
+        self.running.insert(id.clone(), resource.clone());
+        Some(Dispatch { id, resource })
+    }
+
+    /// A running job ended (whatever its outcome): its resource is free again.
+    pub fn finished(&mut self, id: &JobId) {
+        self.running.remove(id);
+    }
+
+    /// When to call [`Scheduler::next`] again if nothing else happens: the earliest due time of
+    /// a waiting job whose resource class has room. Jobs waiting only for a busy resource are
+    /// woken by [`Scheduler::finished`], so they do not make the caller spin. May be in the
+    /// past (then: now).
+    pub fn poll_at(&self) -> Option<Timestamp> {
+        self.waiting
+            .values()
+            .filter(|e| self.available(need(e.kind)).is_some())
+            .map(|e| e.due)
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::{Attempt, JobState, RECORD_VERSION};
+
+    const S: u64 = 1000;
+    const T0: Timestamp = Timestamp(1_800_000_000_000);
+
+    fn id(n: u64) -> JobId {
+        JobId::new(T0, n)
+    }
+
+    fn rec(kind: JobKind) -> JobRecord {
+        JobRecord {
+            version: RECORD_VERSION,
+            id: id(1),
+            kind,
+            state: JobState::Running,
+            created: T0,
+            epoch: T0,
+            next_due: T0,
+            priority: 127,
+            attempts: Vec::new(),
+            counted_from: 0,
+            failure: None,
+            finished: None,
+            parent: None,
+            data: serde_json::Value::Null,
+        }
+    }
+
+    fn at(secs: u64) -> Timestamp {
+        Timestamp(T0.0 + secs * S)
+    }
+
+    /// Run attempts with the given classes, each starting when the previous decision said,
+    /// and return the decisions (times in seconds after T0 for retries).
+    fn run(kind: JobKind, p: &Policy, classes: &[(CauseClass, bool)]) -> Vec<Decision> {
+        let mut r = rec(kind);
+        let mut now = T0;
+        let mut out = Vec::new();
+        for &(c, connected) in classes {
+            r.attempts.push(Attempt {
+                started: now,
+                ended: Some(now),
+                cause: Some(c),
+                detail: String::new(),
+                pages_sent: 0,
+                modem: None,
+                connected,
+            });
+            let d = decide(p, &r, now);
+            if let Decision::RetryAt(t) = d {
+                now = t;
+            }
+            out.push(d);
+        }
+        out
+    }
+
+    fn secs(d: &Decision) -> Option<u64> {
+        match d {
+            Decision::RetryAt(t) => Some((t.0 - T0.0) / S),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn hylafax_defaults() {
+        let p = Policy::default();
+        assert_eq!(p.busy, Duration::from_secs(180));
+        assert_eq!(p.no_answer, Duration::from_secs(300));
+        assert_eq!(p.protocol_error, Duration::from_secs(60));
+        assert_eq!((p.max_dials, p.max_tries), (12, 3));
+        assert_eq!(p.kill_after, Duration::from_secs(3 * 3600));
+        assert_eq!(p.relay_max, Duration::from_secs(3600));
+        assert_eq!(p.relay_give_up, Duration::from_secs(5 * 86400));
+    }
+
+    #[test]
+    fn fax_delays_per_cause_class() {
+        let p = Policy::default();
+        let d = run(
+            JobKind::FaxOut,
+            &p,
+            &[
+                (CauseClass::Busy, false),
+                (CauseClass::NoAnswer, false),
+                (CauseClass::ProtocolError, true),
+                (CauseClass::Interrupted, false),
+                (CauseClass::Busy, false),
+            ],
+        );
+        let t: Vec<_> = d.iter().map(secs).collect();
+        assert_eq!(
+            t,
+            vec![Some(180), Some(480), Some(540), Some(540), Some(720)]
+        );
+    }
+
+    #[test]
+    fn fax_twelve_dials_then_fail() {
+        // Busy every 180 s: 12 dials take 33 min, well inside the 3 h kill time.
+        let p = Policy::default();
+        let d = run(JobKind::FaxOut, &p, &[(CauseClass::Busy, false); 12]);
+        assert!(d[..11].iter().all(|x| matches!(x, Decision::RetryAt(_))));
+        assert_eq!(d[11], Decision::Fail(GiveUp::TooManyDials));
+    }
+
+    #[test]
+    fn fax_three_tries_then_fail() {
+        let p = Policy::default();
+        let d = run(
+            JobKind::FaxOut,
+            &p,
+            &[
+                (CauseClass::ProtocolError, true),
+                (CauseClass::Busy, false),
+                (CauseClass::ProtocolError, true),
+                (CauseClass::ProtocolError, true),
+            ],
+        );
+        assert_eq!(secs(&d[0]), Some(60));
+        assert_eq!(secs(&d[1]), Some(240));
+        assert_eq!(secs(&d[2]), Some(300));
+        assert_eq!(d[3], Decision::Fail(GiveUp::TooManyTries));
+    }
+
+    #[test]
+    fn fax_kill_time() {
+        let p = Policy {
+            max_dials: 1000,
+            ..Policy::default()
+        };
+        // No answer every 300 s: the retry that would land at or after 3 h is refused.
+        let d = run(JobKind::FaxOut, &p, &[(CauseClass::NoAnswer, false); 40]);
+        let last_retry = d.iter().filter_map(secs).max().unwrap();
+        assert!(last_retry < 3 * 3600, "{last_retry}");
+        assert_eq!(d.iter().filter_map(secs).count(), 35);
+        assert_eq!(d[35], Decision::Fail(GiveUp::KillTime));
+        // And a job whose attempt ends after the kill time is failed outright.
+        let mut r = rec(JobKind::FaxOut);
+        r.attempts.push(Attempt {
+            started: at(3 * 3600 - 10),
+            ended: Some(at(3 * 3600 + 5)),
+            cause: Some(CauseClass::Busy),
+            detail: String::new(),
+            pages_sent: 0,
+            modem: None,
+            connected: false,
+        });
+        assert_eq!(
+            decide(&p, &r, at(3 * 3600 + 5)),
+            Decision::Fail(GiveUp::KillTime)
+        );
+    }
+
+    #[test]
+    fn done_and_fatal_end_at_once() {
+        let p = Policy::default();
+        for kind in [JobKind::FaxOut, JobKind::MailOut] {
+            assert_eq!(
+                run(
+                    kind,
+                    &p,
+                    &[(CauseClass::Busy, false), (CauseClass::Done, true)]
+                )[1],
+                Decision::Done
+            );
+            assert_eq!(
+                run(kind, &p, &[(CauseClass::Fatal, false)])[0],
+                Decision::Fail(GiveUp::Fatal)
+            );
+            assert_eq!(
+                run(kind, &p, &[(CauseClass::RelayPermanent, false)])[0],
+                Decision::Fail(GiveUp::Fatal)
+            );
+        }
+    }
+
+    #[test]
+    fn relay_backoff_doubles_to_one_hour_then_gives_up_after_five_days() {
+        let p = Policy::default();
+        let d = run(
+            JobKind::MailOut,
+            &p,
+            &[(CauseClass::RelayTemporary, false); 200],
+        );
+        let gaps: Vec<u64> = std::iter::once(0)
+            .chain(d.iter().filter_map(secs))
+            .collect::<Vec<_>>()
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .collect();
+        assert_eq!(&gaps[..8], &[60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        let fail_at = d
+            .iter()
+            .position(|x| matches!(x, Decision::Fail(_)))
+            .unwrap();
+        assert_eq!(d[fail_at], Decision::Fail(GiveUp::Expired));
+        // The last retry is at exactly 5 days (the final try), the failure right after it.
+        assert_eq!(secs(&d[fail_at - 1]), Some(5 * 86400));
+        // Interruptions are retried at once and do not stretch the backoff.
+        let d = run(
+            JobKind::MailOut,
+            &p,
+            &[
+                (CauseClass::RelayTemporary, false),
+                (CauseClass::Interrupted, false),
+                (CauseClass::RelayTemporary, false),
+            ],
+        );
+        assert_eq!(
+            d.iter().map(secs).collect::<Vec<_>>(),
+            vec![Some(60), Some(60), Some(180)]
+        );
+    }
+
+    #[test]
+    fn operator_retry_resets_counts_and_epoch() {
+        let p = Policy::default();
+        let mut r = rec(JobKind::FaxOut);
+        for _ in 0..12 {
+            r.attempts.push(Attempt {
+                started: T0,
+                ended: Some(T0),
+                cause: Some(CauseClass::Busy),
+                detail: String::new(),
+                pages_sent: 0,
+                modem: None,
+                connected: false,
+            });
+        }
+        assert_eq!(
+            decide(&p, &r, at(100)),
+            Decision::Fail(GiveUp::TooManyDials)
+        );
+        r.counted_from = 12;
+        r.epoch = at(5 * 3600);
+        r.attempts.push(r.attempts[0].clone());
+        assert_eq!(
+            decide(&p, &r, at(5 * 3600)),
+            Decision::RetryAt(at(5 * 3600 + 180))
+        );
+    }
+
+    #[test]
+    fn backoff_saturates() {
+        let d = backoff(Duration::from_secs(60), Duration::from_secs(3600), 1000);
+        assert_eq!(d, Duration::from_secs(3600));
+        assert_eq!(
+            backoff(Duration::from_secs(60), Duration::from_secs(3600), 0),
+            Duration::from_secs(60)
+        );
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            modems: vec!["m0".into(), "m1".into()],
+            relay_connections: 1,
+            local_workers: 1,
+        }
+    }
+
+    fn entry(n: u64, kind: JobKind, priority: u8, due: u64) -> Entry {
+        Entry {
+            id: id(n),
+            kind,
+            priority,
+            due: at(due),
+        }
+    }
+
+    #[test]
+    fn priority_then_due_then_id() {
+        let mut s = Scheduler::new(Limits {
+            modems: vec!["m0".into()],
+            ..limits()
+        });
+        s.upsert(entry(1, JobKind::FaxOut, 127, 0));
+        s.upsert(entry(2, JobKind::FaxOut, 100, 50));
+        s.upsert(entry(3, JobKind::FaxOut, 100, 10));
+        s.upsert(entry(4, JobKind::FaxOut, 0, 500));
+        assert_eq!(s.poll_at(), Some(at(0)));
+        // At 60 s job 4 (most urgent) is not due yet: 3 (due earlier) before 2, then 1.
+        let mut order = Vec::new();
+        for _ in 0..3 {
+            let d = s.next(at(60)).unwrap();
+            assert_eq!(d.resource, Resource::Modem("m0".into()));
+            order.push(d.id.clone());
+            assert_eq!(s.next(at(60)), None, "one call per modem");
+            s.finished(&d.id);
+        }
+        assert_eq!(order, vec![id(3), id(2), id(1)]);
+        assert_eq!(s.next(at(60)), None);
+        assert_eq!(s.poll_at(), Some(at(500)));
+        assert_eq!(s.next(at(500)).unwrap().id, id(4));
+    }
+
+    #[test]
+    fn per_modem_and_relay_limits() {
+        let mut s = Scheduler::new(limits());
+        for n in 1..=3 {
+            s.upsert(entry(n, JobKind::FaxOut, 127, 0));
+        }
+        s.upsert(entry(10, JobKind::MailOut, 127, 0));
+        s.upsert(entry(11, JobKind::MailOut, 127, 0));
+        s.upsert(entry(20, JobKind::Message, 127, 0));
+        let mut got = Vec::new();
+        while let Some(d) = s.next(at(0)) {
+            got.push(d);
+        }
+        let modems: Vec<_> = got
+            .iter()
+            .filter_map(|d| match &d.resource {
+                Resource::Modem(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(modems, vec!["m0".to_string(), "m1".to_string()]);
+        assert_eq!(
+            got.iter().filter(|d| d.resource == Resource::Relay).count(),
+            1
+        );
+        assert_eq!(
+            got.iter().filter(|d| d.resource == Resource::Local).count(),
+            1
+        );
+        assert_eq!(s.counts(), (2, 4));
+        // Waiting jobs blocked on busy resources do not make the caller spin.
+        assert_eq!(s.poll_at(), None);
+        let first_fax = got
+            .iter()
+            .find(|d| d.resource == Resource::Modem("m1".into()))
+            .unwrap()
+            .id
+            .clone();
+        s.finished(&first_fax);
+        assert_eq!(s.poll_at(), Some(at(0)));
+        assert_eq!(
+            s.next(at(0)).unwrap().resource,
+            Resource::Modem("m1".into())
+        );
+    }
+
+    #[test]
+    fn offline_modem_gets_no_calls() {
+        let mut s = Scheduler::new(limits());
+        s.set_modem_online("m0", false);
+        s.upsert(entry(1, JobKind::FaxOut, 127, 0));
+        s.upsert(entry(2, JobKind::FaxOut, 127, 0));
+        assert_eq!(
+            s.next(at(0)).unwrap().resource,
+            Resource::Modem("m1".into())
+        );
+        assert_eq!(s.next(at(0)), None);
+        s.set_modem_online("m0", true);
+        assert_eq!(
+            s.next(at(0)).unwrap().resource,
+            Resource::Modem("m0".into())
+        );
+    }
+
+    #[test]
+    fn upsert_of_running_job_is_ignored_and_remove_forgets() {
+        let mut s = Scheduler::new(limits());
+        s.upsert(entry(1, JobKind::MailOut, 127, 0));
+        let d = s.next(at(0)).unwrap();
+        s.upsert(entry(1, JobKind::MailOut, 127, 0));
+        assert_eq!(s.counts(), (0, 1));
+        s.finished(&d.id);
+        s.upsert(entry(1, JobKind::MailOut, 127, 100));
+        s.remove(&id(1));
+        assert_eq!(s.counts(), (0, 0));
+        assert_eq!(s.poll_at(), None);
+    }
+}

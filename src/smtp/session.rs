@@ -1,0 +1,1395 @@
+//! PURE: one ESMTP server session, bytes in → replies and effects out.
+//!
+//! Owns the RFC 5321 command sequence and every decision that can be made from the bytes the
+//! client sent: syntax, sequencing (`503`), the RCPT policy (RFC 3192 address, our domains only,
+//! dial plan), who may send (client network, AUTH, allowed senders, TLS/AUTH requirements),
+//! `SIZE`, recipient and line limits, DATA dot-unstuffing and end-of-data detection, and the
+//! reply texts with their RFC 3463 enhanced codes. It never touches a socket, a file or the
+//! clock: the listener feeds bytes and `now`, executes the [`Output`]s (write replies, start TLS,
+//! verify a password, stream data to the spool, commit), and reports each outcome back
+//! ([`Session::tls_established`], [`Session::auth_verdict`], [`Session::commit_result`]).
+//!
+//! Enhanced codes (RFC 2034 §3): on every 2xx/4xx/5xx reply except the greeting and the
+//! HELO/EHLO replies, which the RFC exempts because their text starts with our host name.
+//! `334` AUTH challenges and the `354` go-ahead are 3xx and carry none.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::mail::address::{self, AddressForm, FaxAddress, Number};
+use crate::mail::dialplan::{Destination, DialPlan};
+
+/// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets including CRLF. RFC 1869 §4.1.2
+/// lets each extension add to that (SIZE 14, DSN RET/ENVID/NOTIFY/ORCPT ~630, AUTH= 500), so the
+/// limit for MAIL/RCPT lines is raised to this (ours).
+pub const MAX_COMMAND_LINE: usize = 2048;
+/// RFC 4954 §4: an AUTH command or continuation line may be up to 12 288 octets.
+pub const MAX_AUTH_LINE: usize = 12_288;
+/// RFC 3461 §4.4: ENVID at most 100 characters.
+pub const MAX_ENVID: usize = 100;
+/// RFC 3461 §4.2: ORCPT at most 500 characters.
+pub const MAX_ORCPT: usize = 500;
+/// Message data is handed to the shell in chunks of about this size (ours).
+pub const DATA_CHUNK: usize = 64 * 1024;
+/// Input bytes buffered before the session stops asking for more (ours): pipelined commands
+/// beyond this wait in the socket.
+pub const MAX_BUFFERED_INPUT: usize = 64 * 1024;
+
+/// Everything the session needs to decide, built once from the config.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Our host name (greeting, `Received:`).
+    pub hostname: String,
+    /// Domains we accept fax mail for.
+    pub domains: Vec<String>,
+    /// RFC 1870 `SIZE` limit, octets.
+    pub max_message_size: u64,
+    /// Recipients per message.
+    pub max_recipients: usize,
+    /// Clients allowed without AUTH.
+    pub client_networks: Vec<IpNet>,
+    /// `user@domain` or `@domain` senders allowed; empty: any.
+    pub allowed_senders: Vec<String>,
+    /// MAIL refused before STARTTLS.
+    pub require_tls: bool,
+    /// MAIL refused before AUTH.
+    pub require_auth: bool,
+    /// AUTH offered without TLS.
+    pub auth_without_tls: bool,
+    /// A users file is configured, so AUTH can succeed.
+    pub auth_available: bool,
+    /// A certificate is loaded, so STARTTLS is offered.
+    pub tls_available: bool,
+    /// Site forms of fax addresses (`smtp.accept_plain_digits`).
+    pub site_forms: bool,
+    /// Failed AUTH attempts before the connection is closed.
+    pub max_auth_failures: u32,
+    /// RFC 5321 §4.5.3.2.7: waiting for a command.
+    pub command_timeout: Duration,
+    /// RFC 5321 §4.5.3.2.5: waiting for a data block.
+    pub data_timeout: Duration,
+    /// The dial plan.
+    pub dialplan: DialPlan,
+}
+
+impl Policy {
+    /// From a validated config; `tls_available` says whether a certificate was loaded.
+    pub fn from_config(c: &Config, tls_available: bool) -> Policy {
+        let s = &c.smtp;
+        Policy {
+            hostname: c.gateway.hostname.clone(),
+            domains: c.gateway.domains.clone(),
+            max_message_size: s.max_message_size,
+            max_recipients: s.max_recipients,
+            client_networks: s.client_networks.clone(),
+            allowed_senders: s.allowed_senders.clone(),
+            require_tls: s.require_tls,
+            require_auth: s.require_auth,
+            auth_without_tls: s.auth_without_tls,
+            auth_available: s.users_file.is_some(),
+            tls_available,
+            site_forms: s.accept_plain_digits,
+            max_auth_failures: s.max_auth_failures,
+            command_timeout: s.command_timeout,
+            data_timeout: s.data_timeout,
+            dialplan: DialPlan::new(&c.dialplan),
+        }
+    }
+}
+
+/// RFC 6152 / RFC 1652 `BODY=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Body {
+    /// `BODY=7BIT`.
+    #[serde(rename = "7bit")]
+    SevenBit,
+    /// `BODY=8BITMIME`.
+    #[serde(rename = "8bitmime")]
+    EightBitMime,
+}
+
+/// RFC 3461 §4.3 `RET=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ret {
+    /// Return the full message in a DSN.
+    Full,
+    /// Return only the headers.
+    Hdrs,
+}
+
+/// RFC 3461 §4.1 `NOTIFY=` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Notify {
+    /// No DSN at all (must stand alone).
+    Never,
+    /// DSN on successful delivery.
+    Success,
+    /// DSN on failure.
+    Failure,
+    /// DSN on delay.
+    Delay,
+}
+
+/// One accepted recipient with everything the offramp job needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    /// The forward-path as given (without angle brackets).
+    pub address: String,
+    /// The number as written.
+    pub number: Number,
+    /// The local-part form used.
+    pub form: AddressForm,
+    /// RFC 3192 `/T33S=` subaddress.
+    pub subaddress: Option<String>,
+    /// E.164 and dial string from the dial plan.
+    pub destination: Destination,
+    /// RFC 3461 `NOTIFY=`; `None` when not given (the default: failure, maybe delay).
+    pub notify: Option<Vec<Notify>>,
+    /// RFC 3461 `ORCPT=`, `addr-type;address` with xtext decoded.
+    pub orcpt: Option<String>,
+}
+
+/// TLS parameters of the connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsInfo {
+    /// e.g. `TLSv1.3`.
+    pub protocol: String,
+    /// e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: String,
+}
+
+/// The connecting client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    /// Peer IP address.
+    pub ip: IpAddr,
+    /// Peer port.
+    pub port: u16,
+    /// HELO/EHLO argument.
+    pub helo: String,
+    /// True after EHLO (not HELO).
+    pub esmtp: bool,
+}
+
+/// The envelope of one message: stored with it for the offramp jobs and the DSN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Reverse-path (never empty: the null sender is refused).
+    pub mail_from: String,
+    /// RFC 1870 `SIZE=` declared by the client.
+    pub size: Option<u64>,
+    /// `BODY=`.
+    pub body: Option<Body>,
+    /// RFC 3461 `RET=`.
+    pub ret: Option<Ret>,
+    /// RFC 3461 `ENVID=` (xtext decoded).
+    pub envid: Option<String>,
+    /// RFC 4954 §5 `AUTH=` parameter of MAIL (xtext decoded), kept as given.
+    pub mail_auth: Option<String>,
+    /// Accepted recipients, in RCPT order.
+    pub recipients: Vec<Recipient>,
+    /// The client.
+    pub client: ClientInfo,
+    /// The authenticated user, if any.
+    pub auth_user: Option<String>,
+    /// TLS parameters, if the session was encrypted.
+    pub tls: Option<TlsInfo>,
+}
+
+/// What the listener must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Write these reply bytes (one complete reply, CRLF included).
+    Reply(String),
+    /// Flush replies, then run the TLS handshake and call [`Session::tls_established`].
+    StartTls,
+    /// Check credentials and call [`Session::auth_verdict`].
+    Authenticate {
+        /// Authentication identity (the user).
+        user: String,
+        /// The password (never logged).
+        password: String,
+    },
+    /// Open a new spooled message for this envelope.
+    MessageStart(Box<Envelope>),
+    /// Append these (already dot-unstuffed) bytes to the message.
+    MessageData(Vec<u8>),
+    /// The message is complete: commit it and call [`Session::commit_result`].
+    MessageEnd,
+    /// Discard the message being spooled (too big, timeout, client gone).
+    MessageAbort,
+    /// Flush replies and close the connection.
+    Close,
+}
+
+/// The listener's answer to [`Output::Authenticate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthVerdict {
+    /// Credentials are right.
+    Accepted,
+    /// Wrong user or password.
+    Rejected,
+    /// Too many failures from this client recently (rate limit): try later.
+    Locked,
+    /// The users file could not be read: a local problem.
+    Unavailable,
+}
+
+/// Why the spool could not commit a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitFailure {
+    /// Temporary (disk full, I/O error): the client should retry (451/452).
+    pub temporary: bool,
+    /// Out of space specifically (452 4.3.1).
+    pub no_space: bool,
+    /// For the reply text; never includes paths.
+    pub reason: String,
+}
+
+/// Where dot-unstuffing and end-of-data detection are (RFC 5321 §4.1.1.4, §4.5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DotState {
+    /// Just after CRLF (or at the start of data): a `.` here is special.
+    LineStart,
+    /// Inside a line.
+    Mid,
+    /// Saw CR inside a line.
+    Cr,
+    /// Saw `.` at line start.
+    Dot,
+    /// Saw CRLF `.` CR: only LF now ends the data.
+    DotCr,
+}
+
+/// What the message being received is turning into.
+#[derive(Debug)]
+struct DataPhase {
+    dots: DotState,
+    size: u64,
+    too_big: bool,
+    chunk: Vec<u8>,
+}
+
+/// One mail transaction (RFC 5321 §3.3), from MAIL to end of data.
+#[derive(Debug)]
+struct Transaction {
+    env: Envelope,
+}
+
+/// Progress of an AUTH exchange (RFC 4954 §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AuthStep {
+    /// `AUTH PLAIN` sent without initial response: expecting the base64 line.
+    PlainResponse,
+    /// `AUTH LOGIN`: expecting the user name.
+    LoginUser,
+    /// `AUTH LOGIN`: expecting the password for this user.
+    LoginPassword(String),
+}
+
+/// Session states, named after what the server expects next (RFC 5321 §4.1.4 sequencing).
+#[derive(Debug)]
+enum State {
+    /// Greeting sent; HELO/EHLO needed before a transaction.
+    ExpectHello,
+    /// Hello done, no transaction: MAIL (or AUTH, STARTTLS, …).
+    ExpectMail,
+    /// MAIL accepted: RCPT, then DATA.
+    ExpectRcpt(Transaction),
+    /// After `354`: message data until CRLF.CRLF.
+    ExpectDataEnd(DataPhase),
+    /// End of data seen; waiting for the spool commit.
+    ExpectCommit,
+    /// AUTH exchange: waiting for the client's next base64 line.
+    ExpectAuthResponse(AuthStep),
+    /// Waiting for the listener's verdict on credentials.
+    ExpectAuthVerdict(String),
+    /// `220` to STARTTLS sent; waiting for the handshake.
+    ExpectTlsHandshake,
+    /// Connection is over.
+    Closed,
+}
+
+/// One SMTP server session.
+#[derive(Debug)]
+pub struct Session {
+    policy: Arc<Policy>,
+    client: SocketAddr,
+    state: State,
+    helo: Option<(String, bool)>,
+    tls: Option<TlsInfo>,
+    auth_user: Option<String>,
+    auth_failures: u32,
+    inbuf: Vec<u8>,
+    discarding: bool,
+    out: VecDeque<Output>,
+    last_activity: Instant,
+    stopping: bool,
+}
+
+impl Session {
+    /// A new session for a connection from `client`; queues the `220` greeting.
+    pub fn new(policy: Arc<Policy>, client: SocketAddr, now: Instant) -> Session {
+        let mut s = Session {
+            policy,
+            client,
+            state: State::ExpectHello,
+            helo: None,
+            tls: None,
+            auth_user: None,
+            auth_failures: 0,
+            inbuf: Vec::new(),
+            discarding: false,
+            out: VecDeque::new(),
+            last_activity: now,
+            stopping: false,
+        };
+        let g = format!("220 {} ESMTP faxgate ready\r\n", s.policy.hostname);
+        s.out.push_back(Output::Reply(g));
+        s
+    }
+
+    /// Next effect for the listener, in order.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// True when the listener should read more bytes now. False while waiting for a verdict
+    /// (the client's pipelined bytes wait in the socket), when enough is buffered, or closed.
+    pub fn wants_input(&self) -> bool {
+        !self.awaiting() && self.inbuf.len() < MAX_BUFFERED_INPUT
+    }
+
+    /// True once the session is over.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// True while message data is being received (the data timeout applies).
+    pub fn in_data(&self) -> bool {
+        matches!(self.state, State::ExpectDataEnd(..))
+    }
+
+    /// When the session times out unless more input arrives: RFC 5321 §4.5.3.2.7 (command,
+    /// 5 min) or §4.5.3.2.5 (data block, 3 min) after the last input. `None` while the
+    /// listener owes a verdict.
+    pub fn poll_at(&self) -> Option<Instant> {
+        match self.state {
+            State::ExpectDataEnd(..) => Some(self.last_activity + self.policy.data_timeout),
+            State::ExpectHello
+            | State::ExpectMail
+            | State::ExpectRcpt(_)
+            | State::ExpectAuthResponse(_) => {
+                Some(self.last_activity + self.policy.command_timeout)
+            }
+            _ => None,
+        }
+    }
+
+    /// Called when `poll_at` has passed: `421` and close (RFC 5321 §4.5.3.2).
+    pub fn on_timeout(&mut self, now: Instant) {
+        match self.poll_at() {
+            Some(t) if now >= t => {
+                if self.in_data() {
+                    self.out.push_back(Output::MessageAbort);
+                }
+                let h = self.policy.hostname.clone();
+                self.close_with(421, "4.4.2", &format!("{h} Error: timeout exceeded"));
+            }
+            _ => {}
+        }
+    }
+
+    /// The client closed its side: abort any message in progress and close.
+    pub fn eof(&mut self) {
+        if self.in_data() {
+            self.out.push_back(Output::MessageAbort);
+        }
+        if !self.is_closed() {
+            self.state = State::Closed;
+            self.out.push_back(Output::Close);
+        }
+    }
+
+    /// Graceful shutdown: idle sessions get `421 4.3.2` now; a message being received or
+    /// committed is finished first and the next command gets the `421`.
+    pub fn shutdown(&mut self) {
+        self.stopping = true;
+        match self.state {
+            State::ExpectHello | State::ExpectMail | State::ExpectRcpt(_) => {
+                self.close_shutting_down()
+            }
+            State::ExpectAuthResponse(_) => self.close_shutting_down(),
+            _ => {}
+        }
+    }
+
+    fn close_shutting_down(&mut self) {
+        let h = self.policy.hostname.clone();
+        self.close_with(
+            421,
+            "4.3.2",
+            &format!("{h} Service shutting down, try again later"),
+        );
+    }
+
+    /// Bytes from the client.
+    pub fn feed(&mut self, now: Instant, bytes: &[u8]) {
+        if self.is_closed() {
+            return;
+        }
+        self.last_activity = now;
+        self.inbuf.extend_from_slice(bytes);
+        self.process();
+    }
+
+    /// STARTTLS handshake done (RFC 3207 §4.2: the server forgets everything it knew, the
+    /// client must EHLO again).
+    pub fn tls_established(&mut self, now: Instant, info: TlsInfo) {
+        if let State::ExpectTlsHandshake = self.state {
+            self.last_activity = now;
+            self.tls = Some(info);
+            self.helo = None;
+            self.auth_user = None;
+            self.state = State::ExpectHello;
+            self.process();
+        }
+    }
+
+    /// The listener's verdict on [`Output::Authenticate`].
+    pub fn auth_verdict(&mut self, now: Instant, v: AuthVerdict) {
+        if let State::ExpectAuthVerdict(_) = self.state {
+            self.last_activity = now;
+            self.apply_auth_verdict(v);
+            self.process();
+        }
+    }
+
+    fn apply_auth_verdict(&mut self, v: AuthVerdict) {
+        let State::ExpectAuthVerdict(user) = std::mem::replace(&mut self.state, State::ExpectMail)
+        else {
+            return;
+        };
+        match v {
+            AuthVerdict::Accepted => {
+                self.auth_user = Some(user);
+                self.reply(235, "2.7.0", "Authentication successful");
+            }
+            AuthVerdict::Locked => {
+                self.reply(
+                    454,
+                    "4.7.0",
+                    "Temporary authentication failure: too many failures from your address, try later",
+                );
+            }
+            AuthVerdict::Unavailable => {
+                self.reply(454, "4.7.0", "Temporary authentication failure");
+            }
+            AuthVerdict::Rejected => {
+                self.auth_failures += 1;
+                if self.auth_failures >= self.policy.max_auth_failures {
+                    self.close_with(421, "4.7.0", "Too many failed authentication attempts");
+                } else {
+                    self.reply(535, "5.7.8", "Authentication credentials invalid");
+                }
+            }
+        }
+    }
+
+    /// The spool's answer to [`Output::MessageEnd`]: `250` with the queue id only now.
+    pub fn commit_result(&mut self, now: Instant, r: Result<String, CommitFailure>) {
+        if !matches!(self.state, State::ExpectCommit) {
+            return;
+        }
+        self.last_activity = now;
+        self.state = State::ExpectMail;
+        match r {
+            Ok(id) => self.reply(250, "2.0.0", &format!("Ok: queued as {id}")),
+            Err(f) if f.no_space => self.reply(
+                452,
+                "4.3.1",
+                &format!(
+                    "Insufficient system storage, try again later ({})",
+                    f.reason
+                ),
+            ),
+            Err(f) if f.temporary => self.reply(
+                451,
+                "4.3.0",
+                &format!("Local error in processing, try again later ({})", f.reason),
+            ),
+            Err(f) => self.reply(554, "5.3.0", &format!("Message refused ({})", f.reason)),
+        }
+        self.process();
+    }
+
+    fn reply(&mut self, code: u16, enhanced: &str, text: &str) {
+        self.out
+            .push_back(Output::Reply(format!("{code} {enhanced} {text}\r\n")));
+    }
+
+    fn close_with(&mut self, code: u16, enhanced: &str, text: &str) {
+        self.reply(code, enhanced, text);
+        self.state = State::Closed;
+        self.out.push_back(Output::Close);
+    }
+
+    /// True while the listener owes a verdict (or the session is over): input waits.
+    fn awaiting(&self) -> bool {
+        matches!(
+            self.state,
+            State::Closed
+                | State::ExpectCommit
+                | State::ExpectAuthVerdict(_)
+                | State::ExpectTlsHandshake
+        )
+    }
+
+    fn process(&mut self) {
+        let mut pos = 0;
+        while pos < self.inbuf.len() && !self.awaiting() {
+            if let State::ExpectDataEnd(..) = self.state {
+                pos += self.take_data(pos);
+                continue;
+            }
+            let limit = match self.state {
+                State::ExpectAuthResponse(_) => MAX_AUTH_LINE,
+                _ => MAX_COMMAND_LINE,
+            };
+            let rest = &self.inbuf[pos..];
+            match rest.iter().position(|&b| b == b'\n') {
+                None => {
+                    if rest.len() > limit {
+                        // RFC 5321 §4.5.3.1.4: too long. Drop what we have; answer at its end.
+                        self.discarding = true;
+                        pos = self.inbuf.len();
+                    }
+                    break;
+                }
+                Some(i) => {
+                    let line_end = pos + i + 1;
+                    let too_long = self.discarding || i + 1 > limit;
+                    self.discarding = false;
+                    if too_long {
+                        pos = line_end;
+                        self.reply(500, "5.5.2", "Line too long");
+                        continue;
+                    }
+                    let mut line = &self.inbuf[pos..pos + i];
+                    if line.last() == Some(&b'\r') {
+                        line = &line[..line.len() - 1];
+                    }
+                    let line = String::from_utf8_lossy(line).into_owned();
+                    pos = line_end;
+                    if self.stopping {
+                        self.close_shutting_down();
+                        break;
+                    }
+                    let starttls = self.handle_line(&line);
+                    if starttls {
+                        // RFC 3207 §4.2 (CVE-2011-0411): anything pipelined after STARTTLS
+                        // in the clear is discarded, never executed under TLS.
+                        pos = self.inbuf.len();
+                        break;
+                    }
+                }
+            }
+        }
+        self.inbuf.drain(..pos.min(self.inbuf.len()));
+        if self.stopping
+            && matches!(
+                self.state,
+                State::ExpectHello
+                    | State::ExpectMail
+                    | State::ExpectRcpt(_)
+                    | State::ExpectAuthResponse(_)
+            )
+        {
+            // Shutting down and back at a command boundary (the message in flight is done).
+            self.close_shutting_down();
+        }
+        if self.is_closed() {
+            self.inbuf.clear();
+        }
+        if let State::ExpectDataEnd(d) = &mut self.state
+            && !d.chunk.is_empty()
+        {
+            let chunk = std::mem::take(&mut d.chunk);
+            self.out.push_back(Output::MessageData(chunk));
+        }
+    }
+
+    /// Consumes message data from `inbuf[pos..]`; returns bytes consumed.
+    fn take_data(&mut self, pos: usize) -> usize {
+        let State::ExpectDataEnd(d) = &mut self.state else {
+            return 0;
+        };
+        let max = self.policy.max_message_size;
+        let input = &self.inbuf[pos..];
+        let mut ended = None;
+        let mut crossed = false;
+        for (i, &b) in input.iter().enumerate() {
+            use DotState::*;
+            let mut emit: [u8; 2] = [0; 2];
+            let mut n = 0;
+            d.dots = match (d.dots, b) {
+                (LineStart, b'.') => Dot,
+                (Dot, b'\r') => DotCr,
+                (DotCr, b'\n') => {
+                    ended = Some(i + 1);
+                    break;
+                }
+                // ".\r" then something else: the dot was stuffing, the CR is data.
+                (DotCr, x) => {
+                    emit[0] = b'\r';
+                    emit[1] = x;
+                    n = 2;
+                    match x {
+                        b'\r' => Cr,
+                        _ => Mid,
+                    }
+                }
+                // A leading dot followed by anything else is stuffing (RFC 5321 §4.5.2).
+                (Dot | LineStart | Mid, x) => {
+                    emit[0] = x;
+                    n = 1;
+                    if x == b'\r' { Cr } else { Mid }
+                }
+                (Cr, b'\n') => {
+                    emit[0] = b'\n';
+                    n = 1;
+                    LineStart
+                }
+                (Cr, x) => {
+                    emit[0] = x;
+                    n = 1;
+                    if x == b'\r' { Cr } else { Mid }
+                }
+            };
+            if n > 0 && !d.too_big {
+                d.size += n as u64;
+                if d.size > max {
+                    // RFC 1870 §6.3: keep reading to the end, then 552.
+                    d.too_big = true;
+                    crossed = true;
+                    d.chunk = Vec::new();
+                } else {
+                    d.chunk.extend_from_slice(&emit[..n]);
+                }
+            }
+        }
+        let consumed = ended.unwrap_or(input.len());
+        if d.chunk.len() >= DATA_CHUNK {
+            let chunk = std::mem::take(&mut d.chunk);
+            self.out.push_back(Output::MessageData(chunk));
+        }
+        if crossed {
+            // Announced once, when the limit is first crossed; the rest is drained.
+            self.out.push_back(Output::MessageAbort);
+        }
+        if ended.is_some() {
+            let State::ExpectDataEnd(d) = std::mem::replace(&mut self.state, State::ExpectMail)
+            else {
+                unreachable!("checked above")
+            };
+            if d.too_big {
+                self.reply(
+                    552,
+                    "5.3.4",
+                    "Message size exceeds fixed maximum message size",
+                );
+            } else {
+                if !d.chunk.is_empty() {
+                    self.out.push_back(Output::MessageData(d.chunk));
+                }
+                self.out.push_back(Output::MessageEnd);
+                self.state = State::ExpectCommit;
+            }
+        }
+        consumed
+    }
+
+    /// Handles one command line; returns true after an accepted STARTTLS.
+    fn handle_line(&mut self, line: &str) -> bool {
+        if let State::ExpectAuthResponse(_) = self.state {
+            let State::ExpectAuthResponse(step) =
+                std::mem::replace(&mut self.state, State::ExpectMail)
+            else {
+                unreachable!("checked above")
+            };
+            self.auth_response(step, line);
+            return false;
+        }
+        let (verb, arg) = match line.find(' ') {
+            Some(i) => (&line[..i], line[i + 1..].trim()),
+            None => (line, ""),
+        };
+        match verb.to_ascii_uppercase().as_str() {
+            "EHLO" => self.hello(arg, true),
+            "HELO" => self.hello(arg, false),
+            "MAIL" => self.mail(arg),
+            "RCPT" => self.rcpt(arg),
+            "DATA" => self.data(arg),
+            "RSET" => {
+                if !arg.is_empty() {
+                    self.reply(501, "5.5.4", "Syntax: RSET");
+                } else {
+                    self.reset_transaction();
+                    self.reply(250, "2.0.0", "Ok");
+                }
+            }
+            "NOOP" => self.reply(250, "2.0.0", "Ok"),
+            "QUIT" => {
+                let h = self.policy.hostname.clone();
+                self.close_with(221, "2.0.0", &format!("{h} Bye"));
+            }
+            // RFC 5321 §3.5.3: 252 when we will not verify but would accept a try.
+            "VRFY" => self.reply(
+                252,
+                "2.0.0",
+                "Cannot VRFY user, but will accept fax mail for valid numbers",
+            ),
+            "EXPN" => self.reply(502, "5.5.1", "EXPN not implemented"),
+            "HELP" => {
+                self.out.push_back(Output::Reply(
+                    "214-2.0.0 faxgate: mail to FAX=+<international number>@<our domain>\r\n\
+                     214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH\r\n\
+                     214 2.0.0 End of HELP info\r\n"
+                        .into(),
+                ));
+            }
+            "STARTTLS" => return self.starttls(arg),
+            "AUTH" => self.auth(arg),
+            "BDAT" => self.reply(502, "5.5.1", "CHUNKING not supported"),
+            _ => self.reply(500, "5.5.2", "Command unrecognized"),
+        }
+        false
+    }
+
+    fn reset_transaction(&mut self) {
+        if let State::ExpectRcpt(_) = self.state {
+            self.state = State::ExpectMail;
+        }
+        if self.helo.is_none() {
+            self.state = State::ExpectHello;
+        }
+    }
+
+    fn hello(&mut self, arg: &str, esmtp: bool) {
+        let cmd = if esmtp { "EHLO" } else { "HELO" };
+        if arg.is_empty() || arg.contains(char::is_whitespace) {
+            self.reply(501, "5.5.4", &format!("Syntax: {cmd} hostname"));
+            return;
+        }
+        // RFC 5321 §4.1.4: EHLO in a transaction resets it.
+        self.helo = Some((printable(arg, 255), esmtp));
+        self.state = State::ExpectMail;
+        let p = &self.policy;
+        if !esmtp {
+            let r = format!("250 {}\r\n", p.hostname);
+            self.out.push_back(Output::Reply(r));
+            return;
+        }
+        let mut lines = vec![
+            format!(
+                "{} Hello {} [{}]",
+                p.hostname,
+                printable(arg, 64),
+                self.client.ip()
+            ),
+            "PIPELINING".into(),
+            format!("SIZE {}", p.max_message_size),
+            "8BITMIME".into(),
+            "ENHANCEDSTATUSCODES".into(),
+            "DSN".into(),
+        ];
+        if p.tls_available && self.tls.is_none() {
+            lines.push("STARTTLS".into());
+        }
+        if self.auth_offered() && self.auth_user.is_none() {
+            lines.push("AUTH PLAIN LOGIN".into());
+        }
+        lines.push("HELP".into());
+        let mut r = String::new();
+        for (i, l) in lines.iter().enumerate() {
+            let sep = if i + 1 == lines.len() { ' ' } else { '-' };
+            r.push_str(&format!("250{sep}{l}\r\n"));
+        }
+        self.out.push_back(Output::Reply(r));
+    }
+
+    fn auth_offered(&self) -> bool {
+        self.policy.auth_available && (self.tls.is_some() || self.policy.auth_without_tls)
+    }
+
+    fn client_in_networks(&self) -> bool {
+        let ip = canonical_ip(self.client.ip());
+        self.policy.client_networks.iter().any(|n| n.contains(&ip))
+    }
+
+    fn mail(&mut self, arg: &str) {
+        match self.state {
+            State::ExpectHello => return self.reply(503, "5.5.1", "Send hello first"),
+            State::ExpectRcpt(_) => {
+                return self.reply(503, "5.5.1", "Sender already specified");
+            }
+            _ => {}
+        }
+        let Some((path, params)) = split_path(arg, "FROM:") else {
+            return self.reply(501, "5.5.4", "Syntax: MAIL FROM:<address>");
+        };
+        let sender = match parse_reverse_path(path) {
+            Ok(s) => s,
+            Err(why) => return self.reply(553, "5.1.7", &format!("Bad sender address: {why}")),
+        };
+        // Who may send: TLS and AUTH requirements first, then network or AUTH, then sender.
+        if self.policy.require_tls && self.tls.is_none() {
+            return self.reply(530, "5.7.0", "Must issue a STARTTLS command first");
+        }
+        if self.policy.require_auth && self.auth_user.is_none() {
+            return self.reply(530, "5.7.0", "Authentication required");
+        }
+        if self.auth_user.is_none() && !self.client_in_networks() {
+            let ip = self.client.ip();
+            if self.policy.auth_available {
+                return self.reply(
+                    530,
+                    "5.7.0",
+                    &format!(
+                        "Authentication required: client [{ip}] is not in a network allowed to send fax mail"
+                    ),
+                );
+            }
+            return self.reply(
+                550,
+                "5.7.1",
+                &format!("Client [{ip}] is not in a network allowed to send fax mail"),
+            );
+        }
+        if sender.is_empty() {
+            return self.reply(
+                550,
+                "5.7.1",
+                "The null sender cannot send faxes: there is no one to report the outcome to",
+            );
+        }
+        if !sender_allowed(&sender, &self.policy.allowed_senders) {
+            return self.reply(
+                550,
+                "5.7.1",
+                &format!("Sender <{sender}> is not allowed to send fax mail"),
+            );
+        }
+        let mut env = Envelope {
+            mail_from: sender,
+            size: None,
+            body: None,
+            ret: None,
+            envid: None,
+            mail_auth: None,
+            recipients: Vec::new(),
+            client: ClientInfo {
+                ip: self.client.ip(),
+                port: self.client.port(),
+                helo: self.helo.as_ref().map(|h| h.0.clone()).unwrap_or_default(),
+                esmtp: self.helo.as_ref().is_some_and(|h| h.1),
+            },
+            auth_user: self.auth_user.clone(),
+            tls: self.tls.clone(),
+        };
+        let mut seen = Vec::new();
+        for p in params.split_ascii_whitespace() {
+            let (k, v) = match p.split_once('=') {
+                Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
+                None => (p.to_ascii_uppercase(), None),
+            };
+            if seen.contains(&k) {
+                return self.reply(501, "5.5.4", &format!("Duplicate parameter {k}"));
+            }
+            seen.push(k.clone());
+            match (k.as_str(), v) {
+                ("SIZE", Some(v)) => match v.parse::<u64>() {
+                    Ok(n) if n > self.policy.max_message_size => {
+                        return self.reply(
+                            552,
+                            "5.3.4",
+                            "Message size exceeds fixed maximum message size",
+                        );
+                    }
+                    Ok(n) => env.size = Some(n),
+                    Err(_) => return self.reply(501, "5.5.4", "Bad SIZE value"),
+                },
+                ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") => {
+                    env.body = Some(Body::SevenBit)
+                }
+                ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => {
+                    env.body = Some(Body::EightBitMime)
+                }
+                ("RET", Some(v)) if v.eq_ignore_ascii_case("FULL") => env.ret = Some(Ret::Full),
+                ("RET", Some(v)) if v.eq_ignore_ascii_case("HDRS") => env.ret = Some(Ret::Hdrs),
+                ("ENVID", Some(v)) => match xtext_decode(v) {
+                    Some(s) if s.len() <= MAX_ENVID => env.envid = Some(s),
+                    _ => return self.reply(501, "5.5.4", "Bad ENVID value"),
+                },
+                ("AUTH", Some(v)) => match xtext_decode(v) {
+                    // RFC 4954 §5: recorded only for an authenticated, trusted client.
+                    Some(s) if s.len() <= 500 => {
+                        if self.auth_user.is_some() {
+                            env.mail_auth = Some(s)
+                        }
+                    }
+                    _ => return self.reply(501, "5.5.4", "Bad AUTH value"),
+                },
+                ("BODY" | "RET", _) => {
+                    return self.reply(501, "5.5.4", &format!("Bad {k} value"));
+                }
+                _ => {
+                    return self.reply(555, "5.5.4", &format!("Unsupported parameter {k}"));
+                }
+            }
+        }
+        let r = format!("Sender <{}> ok", env.mail_from);
+        self.state = State::ExpectRcpt(Transaction { env });
+        self.reply(250, "2.1.0", &r);
+    }
+
+    fn rcpt(&mut self, arg: &str) {
+        let count = match &self.state {
+            State::ExpectHello => return self.reply(503, "5.5.1", "Send hello first"),
+            State::ExpectRcpt(t) => t.env.recipients.len(),
+            _ => return self.reply(503, "5.5.1", "Need MAIL command first"),
+        };
+        let Some((path, params)) = split_path(arg, "TO:") else {
+            return self.reply(501, "5.5.4", "Syntax: RCPT TO:<address>");
+        };
+        if count >= self.policy.max_recipients {
+            // RFC 5321 §4.5.3.1.10: 452 for too many recipients.
+            return self.reply(452, "4.5.3", "Too many recipients");
+        }
+        let rcpt = match self.check_recipient(path) {
+            Ok(r) => r,
+            Err((code, enh, text)) => return self.reply(code, enh, &text),
+        };
+        let mut rcpt = rcpt;
+        let mut seen = Vec::new();
+        for p in params.split_ascii_whitespace() {
+            let (k, v) = match p.split_once('=') {
+                Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
+                None => (p.to_ascii_uppercase(), None),
+            };
+            if seen.contains(&k) {
+                return self.reply(501, "5.5.4", &format!("Duplicate parameter {k}"));
+            }
+            seen.push(k.clone());
+            match (k.as_str(), v) {
+                ("NOTIFY", Some(v)) => match parse_notify(v) {
+                    Some(n) => rcpt.notify = Some(n),
+                    None => return self.reply(501, "5.5.4", "Bad NOTIFY value"),
+                },
+                ("ORCPT", Some(v)) => {
+                    let ok = v.split_once(';').and_then(|(t, a)| {
+                        let a = xtext_decode(a)?;
+                        (!t.is_empty()
+                            && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                            && t.len() + a.len() < MAX_ORCPT)
+                            .then(|| format!("{t};{a}"))
+                    });
+                    match ok {
+                        Some(o) => rcpt.orcpt = Some(o),
+                        None => return self.reply(501, "5.5.4", "Bad ORCPT value"),
+                    }
+                }
+                _ => return self.reply(555, "5.5.4", &format!("Unsupported parameter {k}")),
+            }
+        }
+        let text = format!(
+            "Recipient <{}> ok: fax to {}",
+            rcpt.address, rcpt.destination.e164
+        );
+        if let State::ExpectRcpt(t) = &mut self.state {
+            t.env.recipients.push(rcpt);
+        }
+        self.reply(250, "2.1.5", &text);
+    }
+
+    /// The RCPT policy, decided now (not after DATA): syntax, relaying, fax form, dial plan.
+    fn check_recipient(&self, path: &str) -> Result<Recipient, (u16, &'static str, String)> {
+        let mb = address::parse_forward_path(path).map_err(|e| addr_reply(path, e))?;
+        if !address::is_our_domain(&mb.domain, &self.policy.domains) {
+            return Err(addr_reply(
+                path,
+                address::AddressError::ForeignDomain(mb.domain),
+            ));
+        }
+        let fax = FaxAddress::from_local_part(&mb, self.policy.site_forms)
+            .map_err(|e| addr_reply(path, e))?;
+        let dest = self
+            .policy
+            .dialplan
+            .resolve(&fax.number)
+            .map_err(|e| (550, e.enhanced_code(), format!("<{path}>: {e}")))?;
+        Ok(Recipient {
+            address: path.to_owned(),
+            number: fax.number,
+            form: fax.form,
+            subaddress: fax.subaddress,
+            destination: dest,
+            notify: None,
+            orcpt: None,
+        })
+    }
+
+    fn data(&mut self, arg: &str) {
+        let n = match &self.state {
+            State::ExpectHello => return self.reply(503, "5.5.1", "Send hello first"),
+            State::ExpectRcpt(t) => t.env.recipients.len(),
+            _ => return self.reply(503, "5.5.1", "Need MAIL command first"),
+        };
+        if !arg.is_empty() {
+            return self.reply(501, "5.5.4", "Syntax: DATA");
+        }
+        if n == 0 {
+            // RFC 5321 §3.3: 554 when no recipient was accepted.
+            return self.reply(554, "5.5.1", "No valid recipients");
+        }
+        let State::ExpectRcpt(t) = std::mem::replace(&mut self.state, State::ExpectMail) else {
+            unreachable!("checked above")
+        };
+        self.out.push_back(Output::MessageStart(Box::new(t.env)));
+        self.out.push_back(Output::Reply(
+            "354 End data with <CR><LF>.<CR><LF>\r\n".into(),
+        ));
+        self.state = State::ExpectDataEnd(DataPhase {
+            dots: DotState::LineStart,
+            size: 0,
+            too_big: false,
+            chunk: Vec::new(),
+        });
+    }
+
+    fn starttls(&mut self, arg: &str) -> bool {
+        if !arg.is_empty() {
+            self.reply(501, "5.5.4", "Syntax: STARTTLS");
+            return false;
+        }
+        if !self.policy.tls_available {
+            self.reply(502, "5.5.1", "STARTTLS not available");
+            return false;
+        }
+        if self.tls.is_some() {
+            self.reply(503, "5.5.1", "TLS already active");
+            return false;
+        }
+        match self.state {
+            State::ExpectHello => {
+                self.reply(503, "5.5.1", "Send hello first");
+                false
+            }
+            State::ExpectRcpt(_) => {
+                self.reply(503, "5.5.1", "Mail transaction in progress");
+                false
+            }
+            _ => {
+                self.reply(220, "2.0.0", "Ready to start TLS");
+                self.out.push_back(Output::StartTls);
+                self.state = State::ExpectTlsHandshake;
+                true
+            }
+        }
+    }
+
+    fn auth(&mut self, arg: &str) {
+        match self.state {
+            State::ExpectHello => return self.reply(503, "5.5.1", "Send hello first"),
+            State::ExpectRcpt(_) => {
+                return self.reply(503, "5.5.1", "AUTH not permitted during a mail transaction");
+            }
+            _ => {}
+        }
+        if !self.policy.auth_available {
+            return self.reply(502, "5.5.1", "AUTH not available");
+        }
+        if self.tls.is_none() && !self.policy.auth_without_tls {
+            // RFC 4954 §6: 538 when the mechanism needs an encrypted channel.
+            return self.reply(
+                538,
+                "5.7.11",
+                "Encryption required for requested authentication mechanism",
+            );
+        }
+        if self.auth_user.is_some() {
+            return self.reply(503, "5.5.1", "Already authenticated");
+        }
+        let (mech, initial) = match arg.split_once(' ') {
+            Some((m, i)) => (m, Some(i.trim())),
+            None => (arg, None),
+        };
+        match (mech.to_ascii_uppercase().as_str(), initial) {
+            ("PLAIN", None) => {
+                self.out.push_back(Output::Reply("334 \r\n".into()));
+                self.state = State::ExpectAuthResponse(AuthStep::PlainResponse);
+            }
+            ("PLAIN", Some(i)) => self.auth_response(AuthStep::PlainResponse, i),
+            ("LOGIN", None) => {
+                // base64("Username:")
+                self.out
+                    .push_back(Output::Reply("334 VXNlcm5hbWU6\r\n".into()));
+                self.state = State::ExpectAuthResponse(AuthStep::LoginUser);
+            }
+            ("LOGIN", Some(i)) => self.auth_response(AuthStep::LoginUser, i),
+            ("", _) => self.reply(501, "5.5.4", "Syntax: AUTH mechanism"),
+            _ => self.reply(504, "5.5.4", "Unrecognized authentication type"),
+        }
+    }
+
+    fn auth_response(&mut self, step: AuthStep, line: &str) {
+        self.state = State::ExpectMail;
+        if line == "*" {
+            return self.reply(501, "5.0.0", "Authentication cancelled");
+        }
+        // RFC 4954 §4: "=" is an empty initial response.
+        let decoded = if line == "=" {
+            Some(Vec::new())
+        } else {
+            base64::engine::general_purpose::STANDARD.decode(line).ok()
+        };
+        let Some(bytes) = decoded else {
+            return self.reply(501, "5.5.2", "Cannot decode response");
+        };
+        let Ok(text) = String::from_utf8(bytes) else {
+            return self.reply(501, "5.5.2", "Credentials are not UTF-8");
+        };
+        match step {
+            AuthStep::PlainResponse => {
+                // RFC 4616 §2: authzid NUL authcid NUL passwd.
+                let mut parts = text.splitn(3, '\0');
+                let (Some(authz), Some(user), Some(pass)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return self.reply(501, "5.5.2", "Malformed PLAIN response");
+                };
+                if user.is_empty() || (!authz.is_empty() && authz != user) {
+                    // Proxy authorization (authzid ≠ authcid) is not supported: a failure.
+                    self.auth_verdict_pending(user.to_owned());
+                    return self.apply_auth_verdict(AuthVerdict::Rejected);
+                }
+                self.auth_verdict_pending(user.to_owned());
+                self.out.push_back(Output::Authenticate {
+                    user: user.to_owned(),
+                    password: pass.to_owned(),
+                });
+            }
+            AuthStep::LoginUser => {
+                self.out
+                    .push_back(Output::Reply("334 UGFzc3dvcmQ6\r\n".into()));
+                self.state = State::ExpectAuthResponse(AuthStep::LoginPassword(text));
+            }
+            AuthStep::LoginPassword(user) => {
+                self.auth_verdict_pending(user.clone());
+                self.out.push_back(Output::Authenticate {
+                    user,
+                    password: text,
+                });
+            }
+        }
+    }
+
+    fn auth_verdict_pending(&mut self, user: String) {
+        self.state = State::ExpectAuthVerdict(user);
+    }
+}
+
+fn addr_reply(path: &str, e: address::AddressError) -> (u16, &'static str, String) {
+    let code = match e {
+        address::AddressError::Syntax(_) | address::AddressError::TooLong(_) => 553,
+        _ => 550,
+    };
+    (code, e.enhanced_code(), format!("<{path}>: {e}"))
+}
+
+/// IPv4-mapped IPv6 (`::ffff:a.b.c.d`) as IPv4, so `127.0.0.0/8` matches on a dual-stack socket.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// Control characters and non-ASCII replaced by `?`, cut to `max` (client text in our headers
+/// and replies).
+fn printable(s: &str, max: usize) -> String {
+    s.chars()
+        .take(max)
+        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+        .collect()
+}
+
+/// `FROM:<path> params` → (`path`, `params`); the keyword is case-insensitive and a space after
+/// the colon is tolerated (common client behaviour).
+fn split_path<'a>(arg: &'a str, keyword: &str) -> Option<(&'a str, &'a str)> {
+    let head = arg.get(..keyword.len())?;
+    if !head.eq_ignore_ascii_case(keyword) {
+        return None;
+    }
+    let rest = arg[keyword.len()..].trim_start();
+    let rest = rest.strip_prefix('<')?;
+    // The path ends at the first `>` outside a quoted string.
+    let mut quoted = false;
+    let mut escape = false;
+    for (i, c) in rest.char_indices() {
+        match c {
+            _ if escape => escape = false,
+            '\\' if quoted => escape = true,
+            '"' => quoted = !quoted,
+            '>' if !quoted => {
+                let params = &rest[i + 1..];
+                if !params.is_empty() && !params.starts_with(' ') {
+                    return None;
+                }
+                return Some((&rest[..i], params.trim()));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Reverse-path: `""` for the null sender, else `local@domain`. A source route is dropped
+/// (RFC 5321 §4.1.1.2 / Appendix C: servers may ignore it).
+fn parse_reverse_path(path: &str) -> Result<String, &'static str> {
+    if path.is_empty() {
+        return Ok(String::new());
+    }
+    let p = match path.strip_prefix('@') {
+        Some(_) => path
+            .split_once(':')
+            .map(|x| x.1)
+            .ok_or("bad source route")?,
+        None => path,
+    };
+    if p.len() > address::MAX_PATH {
+        return Err("too long");
+    }
+    let Some((local, domain)) = p.rsplit_once('@') else {
+        return Err("user@domain needed");
+    };
+    if local.is_empty() || domain.is_empty() {
+        return Err("user@domain needed");
+    }
+    if !p.chars().all(|c| ('!'..='~').contains(&c)) {
+        return Err("bad character");
+    }
+    Ok(p.to_owned())
+}
+
+/// `allowed_senders`: `user@domain` (domain case-insensitive, local part exact) or `@domain`.
+fn sender_allowed(sender: &str, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let Some((local, domain)) = sender.rsplit_once('@') else {
+        return false;
+    };
+    allowed.iter().any(|a| match a.strip_prefix('@') {
+        Some(d) => d.eq_ignore_ascii_case(domain),
+        None => match a.rsplit_once('@') {
+            Some((al, ad)) => al == local && ad.eq_ignore_ascii_case(domain),
+            None => false,
+        },
+    })
+}
+
+/// RFC 3461 §4.1: `NEVER` alone, or a comma list of SUCCESS, FAILURE, DELAY.
+fn parse_notify(v: &str) -> Option<Vec<Notify>> {
+    let mut out = Vec::new();
+    for w in v.split(',') {
+        let n = match w.to_ascii_uppercase().as_str() {
+            "NEVER" => Notify::Never,
+            "SUCCESS" => Notify::Success,
+            "FAILURE" => Notify::Failure,
+            "DELAY" => Notify::Delay,
+            _ => return None,
+        };
+        if out.contains(&n) {
+            return None;
+        }
+        out.push(n);
+    }
+    if out.contains(&Notify::Never) && out.len() > 1 {
+        return None;
+    }
+    Some(out)
+}
+
+/// RFC 3461 §4: xtext, `+XX` hex escapes for `+`, `=` and characters outside 33–126.
+pub fn xtext_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => {
+                let h = s.get(i + 1..i + 3)?;
+                if !h.bytes().all(|c| c.is_ascii_hexdigit()) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(h, 16).ok()?);
+                i += 3;
+            }
+            b'=' => return None,
+            c @ 33..=126 => {
+                out.push(c);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The `Received:` trace field (RFC 5321 §4.4) the listener prepends, with the RFC 3848
+/// protocol (`ESMTP`, `ESMTPS`, `ESMTPA`, `ESMTPSA`). `date` is RFC 5322 date-time text.
+pub fn received_header(env: &Envelope, hostname: &str, queue_id: &str, date: &str) -> String {
+    let proto = match (env.client.esmtp, env.tls.is_some(), env.auth_user.is_some()) {
+        (false, _, _) => "SMTP",
+        (true, false, false) => "ESMTP",
+        (true, true, false) => "ESMTPS",
+        (true, false, true) => "ESMTPA",
+        (true, true, true) => "ESMTPSA",
+    };
+    let mut h = format!(
+        "Received: from {} ([{}])\r\n\tby {} (faxgate) with {} id {}",
+        printable(&env.client.helo, 64),
+        env.client.ip,
+        hostname,
+        proto,
+        queue_id
+    );
+    if let Some(t) = &env.tls {
+        h.push_str(&format!(
+            "\r\n\t(using {} with cipher {})",
+            t.protocol, t.cipher
+        ));
+    }
+    if env.recipients.len() == 1 {
+        h.push_str(&format!(
+            "\r\n\tfor <{}>",
+            printable(&env.recipients[0].address, 256)
+        ));
+    }
+    h.push_str(&format!("; {date}\r\n"));
+    h
+}

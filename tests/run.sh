@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine (root, Rust 1.95): installs the system tools the
+# tests talk to (libtiff, poppler, ghostscript, efax, iaxmodem, swaks, Postfix's smtp-sink, …) when
+# missing, then runs rustfmt, clippy and every test. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use, each for a named peer or tool.
+PKGS=(
+  libtiff-tools      # tiffinfo, tiffcp, tiffdump: decode/inspect every TIFF we write
+  libtiff-dev        # libtiff for the codec benchmark's in-process anchor
+  poppler-utils      # pdftoppm, pdfinfo: PDF oracle
+  ghostscript        # builds test PDFs/corpus; Ghostscript speed anchor
+  imagemagick        # corpus photo pages, test images
+  netpbm             # pnmtotiff for the corpus
+  efax               # efix (second MH oracle), efax (independent fax machine on the rig)
+  iaxmodem           # the soft-modem phone line rig
+  iproute2           # ip: network namespace for the rig
+  swaks              # real SMTP client
+  postfix            # smtp-sink / smtp-source (the daemon is never started)
+  python3            # /usr/bin/python3: smtplib, email, aiosmtpd
+  python3-aiosmtpd   # SMTP server used as a test relay and benchmark anchor
+  systemd            # systemd-analyze verify
+  time               # /usr/bin/time -v for peak RSS
+  bc
+  perl
+  gcc
+  fonts-dejavu-core
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Postfix is installed for its test tools only; never configure or start a mail system.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+getent passwd uucp >/dev/null || useradd -r -s /usr/sbin/nologin uucp   # iaxmodem runs as uucp
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --locked --no-fail-fast

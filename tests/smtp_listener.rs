@@ -1,0 +1,743 @@
+//! Real SMTP clients against a running `faxgate run` on 127.0.0.1: swaks (attachment,
+//! STARTTLS, AUTH), Python smtplib, lettre; relay attempts; connection caps; graceful
+//! shutdown; SIGKILL right after `250` (the message must be in the queue after restart).
+//!
+//! Debian packages: swaks, python3, openssl (test CA and leaf certificate).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use faxgate::smtp::MessageJob;
+use faxgate::spool::{Area, JobKind, Spool, SpoolOptions};
+
+const USER: &str = "alice";
+const PASSWORD: &str = "correct horse battery";
+
+/// A `faxgate run` child on a free loopback port, with its own data directory.
+struct Gateway {
+    dir: tempfile::TempDir,
+    addr: SocketAddr,
+    child: Option<Child>,
+    extra: String,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Gateway {
+    fn start(extra: &str) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let mut g = Gateway {
+            addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            dir,
+            child: None,
+            extra: extra.to_owned(),
+        };
+        g.spawn();
+        g
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn spawn(&mut self) {
+        let cfg = format!(
+            "[gateway]\nhostname = \"gw.fax.test\"\ndomains = [\"fax.test\"]\ndata_dir = \"{}\"\n\
+             [log]\nfilter = \"warn\"\n[smtp]\nlisten = \"{}\"\n{}\n",
+            self.path("data").display(),
+            self.addr,
+            self.extra
+        );
+        std::fs::write(self.path("faxgate.toml"), cfg).unwrap();
+        let log = std::fs::File::create(self.path("gateway.log")).unwrap();
+        let child = common::faxgate(self.dir.path())
+            .args(["-c", "faxgate.toml", "run"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        // Bounded wait for the greeting.
+        for _ in 0..200 {
+            if let Ok(s) = TcpStream::connect(self.addr) {
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                if r.read_line(&mut line).is_ok() && line.starts_with("220 ") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("gateway did not start: {}", self.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("gateway.log")).unwrap_or_default()
+    }
+
+    fn signal(&mut self, sig: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: plain kill(2) on our own child's pid.
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
+    }
+
+    fn wait(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
+    fn spool(&self) -> Spool {
+        Spool::attach(&self.path("data/spool"), SpoolOptions::default()).unwrap()
+    }
+
+    /// Committed message jobs with their message bytes.
+    fn messages(&self) -> Vec<(MessageJob, Vec<u8>)> {
+        let s = self.spool();
+        let mut out = Vec::new();
+        for rec in s.list(Area::Queue).unwrap().jobs {
+            assert_eq!(rec.kind, JobKind::Message);
+            let job: MessageJob = serde_json::from_value(rec.data.clone()).unwrap();
+            let body = std::fs::read(s.payload_path(&rec.id, &job.file).unwrap()).unwrap();
+            assert_eq!(body.len() as u64, job.size);
+            out.push((job, body));
+        }
+        out
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A minimal line client for dialogues the real clients cannot be made to send.
+struct Raw {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Raw {
+    fn connect(addr: SocketAddr) -> Raw {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut r = Raw {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+        };
+        let g = r.reply();
+        assert!(g.starts_with("220 "), "{g}");
+        r
+    }
+
+    /// One whole (possibly multi-line) reply.
+    fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if self.r.read_line(&mut line).unwrap_or(0) == 0 {
+                return all;
+            }
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        self.w.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        self.reply()
+    }
+}
+
+fn hash(p: &str) -> String {
+    let a = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(4096, 2, 1, None).unwrap(),
+    );
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).unwrap();
+    a.hash_password(p.as_bytes(), &SaltString::encode_b64(&salt).unwrap())
+        .unwrap()
+        .to_string()
+}
+
+/// A test CA and a leaf for `localhost`/127.0.0.1 signed by it, made with the openssl CLI
+/// (rustls refuses a lone self-signed certificate as a server certificate's only anchor).
+fn make_certs(dir: &Path) {
+    let openssl = common::require_tool("openssl", "openssl");
+    let run = |args: &[&str]| {
+        let o = Command::new(&openssl)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=faxgate test CA",
+        "-days",
+        "2",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(&a);
+    let mut a = vec!["req"];
+    a.extend(ec);
+    a.extend([
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&a);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ]);
+}
+
+/// A gateway with STARTTLS and AUTH, loopback not trusted (so AUTH is what lets a client in).
+fn secure_gateway() -> (Gateway, tempfile::TempDir) {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let users = certs.path().join("users");
+    std::fs::write(&users, format!("# test users\n{USER}:{}\n", hash(PASSWORD))).unwrap();
+    let extra = format!(
+        "client_networks = []\ntls_cert = \"{}\"\ntls_key = \"{}\"\nusers_file = \"{}\"\n",
+        certs.path().join("leaf.pem").display(),
+        certs.path().join("leaf.key").display(),
+        users.display()
+    );
+    (Gateway::start(&extra), certs)
+}
+
+fn swaks(args: &[&str]) -> (bool, String) {
+    let bin = common::require_tool("swaks", "swaks");
+    let o = Command::new(bin).args(args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), text)
+}
+
+#[test]
+fn swaks_with_attachment() {
+    let g = Gateway::start("");
+    let att = g.path("page.tif");
+    let payload: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&att, &payload).unwrap();
+    let server = g.addr.to_string();
+    let (ok, out) = swaks(&[
+        "--server",
+        &server,
+        "--ehlo",
+        "client.test",
+        "--from",
+        "sender@example.org",
+        "--to",
+        "FAX=+1-212-555-1212/T33S=77@fax.test,\"FAX=+12125550100\"@fax.test",
+        "--attach-type",
+        "image/tiff",
+        "--attach",
+        &att.to_string_lossy(),
+        "--add-header",
+        "X-Test: swaks",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("250 2.0.0 Ok: queued as "), "{out}");
+    let msgs = g.messages();
+    assert_eq!(msgs.len(), 1);
+    let (job, body) = &msgs[0];
+    let env = &job.envelope;
+    assert_eq!(env.mail_from, "sender@example.org");
+    assert_eq!(env.client.helo, "client.test");
+    assert_eq!(env.recipients.len(), 2);
+    assert_eq!(env.recipients[0].destination.e164, "+12125551212");
+    assert_eq!(env.recipients[0].subaddress.as_deref(), Some("77"));
+    assert_eq!(env.recipients[1].address, "\"FAX=+12125550100\"@fax.test");
+    assert!(env.recipients.iter().all(|r| r.notify.is_none()));
+    let text = String::from_utf8_lossy(body);
+    assert!(
+        text.starts_with(
+            "Received: from client.test ([127.0.0.1])\r\n\tby gw.fax.test (faxgate) with ESMTP id "
+        ),
+        "{text}"
+    );
+    assert!(text.contains("X-Test: swaks\r\n"));
+    // The attachment survives byte for byte (base64 as swaks wrote it).
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&payload);
+    let flat: String = text.split("\r\n").collect();
+    assert!(flat.contains(&b64), "attachment not intact");
+}
+
+#[test]
+fn swaks_starttls_and_auth() {
+    let (g, _certs) = secure_gateway();
+    let server = g.addr.to_string();
+    // Without TLS: AUTH is not even offered, and the untrusted client may not send.
+    let (ok, out) = swaks(&[
+        "--server",
+        &server,
+        "--from",
+        "a@example.org",
+        "--to",
+        "FAX=+12125551212@fax.test",
+        "--quit-after",
+        "MAIL",
+    ]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("530 5.7.0 Authentication required"), "{out}");
+    // STARTTLS + AUTH PLAIN with a wrong password, then the right one.
+    let (ok, out) = swaks(&[
+        "--server",
+        &server,
+        "--tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        USER,
+        "--auth-password",
+        "wrong",
+        "--from",
+        "a@example.org",
+        "--to",
+        "FAX=+12125551212@fax.test",
+    ]);
+    assert!(!ok && out.contains("535 5.7.8"), "{out}");
+    for mech in ["PLAIN", "LOGIN"] {
+        let (ok, out) = swaks(&[
+            "--server",
+            &server,
+            "--tls",
+            "--auth",
+            mech,
+            "--auth-user",
+            USER,
+            "--auth-password",
+            PASSWORD,
+            "--from",
+            "a@example.org",
+            "--to",
+            "FAX=+12125551212@fax.test",
+        ]);
+        assert!(ok, "{mech}: {out}");
+        assert!(out.contains("235 2.7.0"), "{out}");
+        assert!(out.contains("250 2.0.0 Ok: queued as"), "{out}");
+    }
+    let msgs = g.messages();
+    assert_eq!(msgs.len(), 2);
+    for (job, body) in &msgs {
+        assert_eq!(job.envelope.auth_user.as_deref(), Some(USER));
+        let tls = job.envelope.tls.as_ref().expect("TLS recorded");
+        assert!(tls.protocol.starts_with("TLSv1."), "{tls:?}");
+        assert!(String::from_utf8_lossy(body).contains("with ESMTPSA id"));
+    }
+}
+
+#[test]
+fn python_smtplib() {
+    let python = common::require_tool("python3", "python3");
+    let (g, certs) = secure_gateway();
+    let script = r#"
+import smtplib, ssl, sys
+from email.message import EmailMessage
+port, cafile, user, pw = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=cafile)
+s = smtplib.SMTP("localhost", port, local_hostname="py.test", timeout=30)
+s.ehlo()
+assert s.has_extn("starttls") and not s.has_extn("auth"), s.esmtp_features
+s.starttls(context=ctx)
+s.ehlo()
+assert s.has_extn("auth") and s.has_extn("dsn") and s.has_extn("pipelining"), s.esmtp_features
+s.login(user, pw)
+m = EmailMessage()
+m["From"] = "py@example.org"
+m["To"] = "FAX=+12125551212@fax.test"
+m["Subject"] = "smtplib"
+m.set_content("line one\n.line with a leading dot\n.\nend\n")
+refused = s.send_message(m, to_addrs=["FAX=+12125551212@fax.test", "FAX=+13125550000@fax.test"],
+                         mail_options=["BODY=8BITMIME", "RET=FULL"],
+                         rcpt_options=["NOTIFY=FAILURE", "ORCPT=rfc822;FAX+3D+2B12125551212@fax.test"])
+assert refused == {}, refused
+try:
+    s.sendmail("py@example.org", ["someone@elsewhere.test"], "Subject: x\r\n\r\nx\r\n")
+    raise SystemExit("relay accepted")
+except smtplib.SMTPRecipientsRefused as e:
+    code, msg = e.recipients["someone@elsewhere.test"]
+    assert code == 550 and msg.startswith(b"5.7.1"), (code, msg)
+s.quit()
+print("OK")
+"#;
+    let o = Command::new(python)
+        .args(["-c", script, &g.addr.port().to_string()])
+        .arg(certs.path().join("ca.pem"))
+        .args([USER, PASSWORD])
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.status.success() && out.contains("OK"),
+        "{out}\n{}",
+        g.log()
+    );
+    let msgs = g.messages();
+    assert_eq!(msgs.len(), 1);
+    let (job, body) = &msgs[0];
+    let env = &job.envelope;
+    assert_eq!(env.client.helo, "py.test");
+    assert_eq!(env.recipients.len(), 2);
+    assert_eq!(env.recipients[1].destination.dial, "13125550000");
+    assert_eq!(
+        env.recipients[0].orcpt.as_deref(),
+        Some("rfc822;FAX=+12125551212@fax.test")
+    );
+    assert_eq!(env.ret, Some(faxgate::smtp::session::Ret::Full));
+    let text = String::from_utf8_lossy(body);
+    assert!(
+        text.contains("\r\n.line with a leading dot\r\n.\r\nend\r\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn lettre_over_starttls_with_auth() {
+    use lettre::address::Envelope;
+    use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+    let (g, certs) = secure_gateway();
+    let ca = std::fs::read(certs.path().join("ca.pem")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = rt.block_on(async {
+        let tls = TlsParameters::builder("localhost".into())
+            .add_root_certificate(Certificate::from_pem(&ca).unwrap())
+            .build_rustls()
+            .unwrap();
+        let t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("localhost")
+            .port(g.addr.port())
+            .tls(Tls::Required(tls))
+            .credentials(Credentials::new(USER.into(), PASSWORD.into()))
+            .authentication(vec![Mechanism::Plain])
+            .timeout(Some(Duration::from_secs(10)))
+            .build();
+        let env = Envelope::new(
+            Some("lettre@example.org".parse().unwrap()),
+            vec!["FAX=+12125551212@fax.test".parse().unwrap()],
+        )
+        .unwrap();
+        let msg = b"From: lettre@example.org\r\nSubject: lettre\r\n\r\nhello from lettre\r\n";
+        // lettre's own timeout covers only the connect: bound the whole send.
+        let r = tokio::time::timeout(Duration::from_secs(30), t.send_raw(&env, msg))
+            .await
+            .expect("send timed out")
+            .expect("send failed");
+        r.message().collect::<Vec<_>>().join(" ")
+    });
+    assert!(id.contains("queued as"), "{id}");
+    let msgs = g.messages();
+    assert_eq!(msgs.len(), 1);
+    assert!(id.contains(&msgs[0].0.envelope.mail_from) || id.contains("Ok"));
+    assert_eq!(msgs[0].0.envelope.auth_user.as_deref(), Some(USER));
+    let text = String::from_utf8_lossy(&msgs[0].1);
+    // lettre always sends CRLF . CRLF after the body, so the body gains one CRLF.
+    assert!(text.contains("\r\n\r\nhello from lettre\r\n"), "{text:?}");
+}
+
+#[test]
+fn relay_attempts_refused() {
+    let g = Gateway::start("");
+    let mut c = Raw::connect(g.addr);
+    assert!(c.cmd("EHLO relay.test").starts_with("250-"));
+    assert!(c.cmd("MAIL FROM:<spammer@example.org>").starts_with("250 "));
+    for rcpt in [
+        "<someone@elsewhere.test>",
+        "<FAX=+12125551212@elsewhere.test>",
+        "<user%elsewhere.test@fax.test>",
+        "<@fax.test,@elsewhere.test:user@elsewhere.test>",
+        "<\"user@elsewhere.test\"@fax.test>",
+        "<FAX=+12125551212@[127.0.0.1]>",
+        "<elsewhere.test!user@fax.test>",
+    ] {
+        let r = c.cmd(&format!("RCPT TO:{rcpt}"));
+        assert!(r.starts_with("550 5.7.1 "), "{rcpt}: {r}");
+    }
+    assert!(c.cmd("DATA").starts_with("554 5.5.1"));
+    assert!(c.cmd("QUIT").starts_with("221 "));
+    assert!(g.messages().is_empty());
+}
+
+#[test]
+fn sigkill_after_250_keeps_the_message() {
+    let mut g = Gateway::start("");
+    let mut c = Raw::connect(g.addr);
+    c.cmd("EHLO crash.test");
+    c.cmd("MAIL FROM:<durable@example.org>");
+    assert!(
+        c.cmd("RCPT TO:<FAX=+12125551212@fax.test>")
+            .starts_with("250 ")
+    );
+    assert!(c.cmd("DATA").starts_with("354 "));
+    let r = c.cmd("Subject: durable\r\n\r\nmust survive\r\n.");
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    let id = r.trim_end().rsplit(' ').next().unwrap().to_owned();
+    // The client saw 250: kill at once, no chance to flush anything more.
+    g.signal(libc::SIGKILL);
+    g.wait();
+    g.spawn();
+    let msgs = g.messages();
+    assert_eq!(msgs.len(), 1, "{}", g.log());
+    assert_eq!(msgs[0].0.envelope.mail_from, "durable@example.org");
+    assert!(String::from_utf8_lossy(&msgs[0].1).ends_with("\r\n\r\nmust survive\r\n"));
+    let rec = g.spool().list(Area::Queue).unwrap().jobs;
+    assert_eq!(rec[0].id.as_str(), id);
+}
+
+/// Holds `n` sessions that got a `220` (bounded retries: the start-up probe's slot is released
+/// only once the server saw its EOF).
+fn hold(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        if held.len() == n {
+            break;
+        }
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line.starts_with("220 ") {
+            held.push(s);
+        } else {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert_eq!(held.len(), n);
+    held
+}
+
+fn refused_with(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
+#[test]
+fn connection_caps() {
+    // Per client address.
+    let g = Gateway::start("max_connections = 3\nmax_connections_per_ip = 2\n");
+    let held = hold(g.addr, 2);
+    let text = refused_with(g.addr);
+    assert!(
+        text.starts_with("421 4.7.0 gw.fax.test Too many connections from your address"),
+        "{text}"
+    );
+    drop(held);
+    // Slots come back when connections end.
+    let again = hold(g.addr, 2);
+    drop(again);
+    // In all.
+    let g = Gateway::start("max_connections = 2\nmax_connections_per_ip = 2\n");
+    let held = hold(g.addr, 2);
+    let text = refused_with(g.addr);
+    assert!(
+        text.starts_with("421 4.3.2 gw.fax.test Too many connections"),
+        "{text}"
+    );
+    drop(held);
+}
+
+#[test]
+fn idle_client_times_out() {
+    // RFC 5321 §4.5.3.2.7 says 5 minutes; 1 s here so the test is quick.
+    let g = Gateway::start("command_timeout = \"1s\"\n");
+    let mut c = Raw::connect(g.addr);
+    assert!(c.cmd("EHLO slow.test").starts_with("250-"));
+    let r = c.reply();
+    assert!(
+        r.starts_with("421 4.4.2 gw.fax.test Error: timeout exceeded"),
+        "{r}"
+    );
+    assert_eq!(c.reply(), "", "closed after the 421");
+}
+
+#[test]
+fn graceful_shutdown_says_421() {
+    let mut g = Gateway::start("");
+    let mut idle = Raw::connect(g.addr);
+    assert!(idle.cmd("EHLO idle.test").starts_with("250-"));
+    let mut busy = Raw::connect(g.addr);
+    busy.cmd("EHLO busy.test");
+    busy.cmd("MAIL FROM:<a@example.org>");
+    busy.cmd("RCPT TO:<FAX=+12125551212@fax.test>");
+    assert!(busy.cmd("DATA").starts_with("354"));
+    busy.w
+        .write_all(b"Subject: in flight\r\n\r\nfirst half\r\n")
+        .unwrap();
+    g.signal(libc::SIGTERM);
+    let r = idle.reply();
+    assert!(
+        r.starts_with("421 4.3.2 gw.fax.test Service shutting down"),
+        "{r}"
+    );
+    // The message in flight is finished and committed before the process exits.
+    let r = busy.cmd("second half\r\n.");
+    assert!(r.starts_with("250 2.0.0 Ok: queued as"), "{r}");
+    assert!(busy.reply().starts_with("421 4.3.2"));
+    g.wait();
+    assert_eq!(g.messages().len(), 1);
+}
+
+/// True when a STARTTLS handshake with the gateway verifies against `cafile` (Python `ssl`).
+fn handshake_verifies(port: u16, cafile: &Path) -> bool {
+    let python = common::require_tool("python3", "python3");
+    let script = r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+s = smtplib.SMTP("localhost", int(sys.argv[1]), timeout=30)
+try:
+    s.starttls(context=ctx)
+    print("VERIFIED")
+except ssl.SSLError as e:
+    print("REFUSED", e)
+"#;
+    let o = Command::new(python)
+        .args(["-c", script, &port.to_string()])
+        .arg(cafile)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("VERIFIED") || out.contains("REFUSED"),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out.contains("VERIFIED")
+}
+
+#[test]
+fn sighup_reloads_certificate() {
+    let (mut g, certs) = secure_gateway();
+    let next = tempfile::tempdir().unwrap();
+    make_certs(next.path());
+    let (old_ca, new_ca) = (certs.path().join("ca.pem"), next.path().join("ca.pem"));
+    assert!(handshake_verifies(g.addr.port(), &old_ca));
+    assert!(!handshake_verifies(g.addr.port(), &new_ca));
+    for f in ["leaf.pem", "leaf.key"] {
+        std::fs::copy(next.path().join(f), certs.path().join(f)).unwrap();
+    }
+    g.signal(libc::SIGHUP);
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if handshake_verifies(g.addr.port(), &new_ca) {
+            reloaded = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(reloaded, "{}", g.log());
+    assert!(!handshake_verifies(g.addr.port(), &old_ca));
+    // A broken file on the next SIGHUP keeps the working certificate.
+    std::fs::write(certs.path().join("leaf.pem"), "not a certificate").unwrap();
+    g.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(handshake_verifies(g.addr.port(), &new_ca), "{}", g.log());
+}
+
+#[test]
+fn hash_password_command_makes_a_working_users_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = common::faxgate(dir.path())
+        .args(["hash-password", "carol"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"pa55 word\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(line.starts_with("carol:$argon2id$"), "{line}");
+    let users = faxgate::smtp::auth::Users::parse(&line).unwrap();
+    assert!(users.verify("carol", "pa55 word"));
+    assert!(!users.verify("carol", "pa55 word\n"));
+}

@@ -1,0 +1,947 @@
+//! Transcript tests of the pure SMTP session (`faxgate::smtp::session`): every command and
+//! extension, sequencing, pipelining, limits, SIZE, SMTP smuggling, AUTH and STARTTLS flows.
+//! No sockets: bytes in, replies and effects out, time passed in.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use faxgate::config::Config;
+use faxgate::mail::address::Number;
+use faxgate::smtp::session::{
+    AuthVerdict, CommitFailure, Envelope, Notify, Output, Policy, Ret, Session, TlsInfo,
+    received_header,
+};
+
+const DOMAIN: &str = "fax.example";
+
+fn config() -> Config {
+    let mut c = Config::default();
+    c.gateway.hostname = "gw.fax.example".into();
+    c.gateway.domains = vec![DOMAIN.into(), "fax2.example".into()];
+    c
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// What happens to commits in a transcript.
+#[derive(Clone, Copy)]
+enum Commit {
+    Ok,
+    Manual,
+}
+
+/// A session driven like the listener would, with effects carried out in memory.
+struct T {
+    s: Session,
+    now: Instant,
+    commit: Commit,
+    current: Option<(Envelope, Vec<u8>)>,
+    committed: Vec<(Envelope, Vec<u8>)>,
+    aborted: usize,
+    pending_commit: bool,
+    closed: bool,
+    tls_started: bool,
+    auth_checks: usize,
+    lock_auth: bool,
+}
+
+impl T {
+    fn with(policy: Policy, peer: &str) -> T {
+        let now = Instant::now();
+        let addr: SocketAddr = peer.parse().unwrap();
+        let mut t = T {
+            s: Session::new(Arc::new(policy), addr, now),
+            now,
+            commit: Commit::Ok,
+            current: None,
+            committed: Vec::new(),
+            aborted: 0,
+            pending_commit: false,
+            closed: false,
+            tls_started: false,
+            auth_checks: 0,
+            lock_auth: false,
+        };
+        let g = t.drain();
+        assert_eq!(g, "220 gw.fax.example ESMTP faxgate ready\r\n");
+        t
+    }
+
+    fn new() -> T {
+        T::with(Policy::from_config(&config(), false), "127.0.0.1:40000")
+    }
+
+    fn policy(f: impl FnOnce(&mut Config), tls: bool, peer: &str) -> T {
+        let mut c = config();
+        f(&mut c);
+        T::with(Policy::from_config(&c, tls), peer)
+    }
+
+    /// Carries out every queued effect; returns the reply text written.
+    fn drain(&mut self) -> String {
+        let mut replies = String::new();
+        while let Some(o) = self.s.poll_output() {
+            match o {
+                Output::Reply(r) => replies.push_str(&r),
+                Output::StartTls => {
+                    self.tls_started = true;
+                    self.s.tls_established(
+                        self.now,
+                        TlsInfo {
+                            protocol: "TLSv1.3".into(),
+                            cipher: "TLS13_AES_128_GCM_SHA256".into(),
+                        },
+                    );
+                }
+                Output::Authenticate { user, password } => {
+                    self.auth_checks += 1;
+                    let v = if self.lock_auth {
+                        AuthVerdict::Locked
+                    } else if user == "alice" && password == "s3cret pass" {
+                        AuthVerdict::Accepted
+                    } else {
+                        AuthVerdict::Rejected
+                    };
+                    self.s.auth_verdict(self.now, v);
+                }
+                Output::MessageStart(env) => {
+                    assert!(self.current.is_none(), "message started twice");
+                    self.current = Some((*env, Vec::new()));
+                }
+                Output::MessageData(d) => self
+                    .current
+                    .as_mut()
+                    .expect("data without start")
+                    .1
+                    .extend_from_slice(&d),
+                Output::MessageEnd => {
+                    let m = self.current.take().expect("end without start");
+                    self.committed.push(m);
+                    match self.commit {
+                        Commit::Ok => {
+                            let id = format!("Q{}", self.committed.len());
+                            self.s.commit_result(self.now, Ok(id));
+                        }
+                        Commit::Manual => self.pending_commit = true,
+                    }
+                }
+                Output::MessageAbort => {
+                    self.current = None;
+                    self.aborted += 1;
+                }
+                Output::Close => self.closed = true,
+            }
+        }
+        replies
+    }
+
+    fn send(&mut self, bytes: &str) -> String {
+        self.s.feed(self.now, bytes.as_bytes());
+        self.drain()
+    }
+
+    /// One command, one reply that starts with `want`.
+    fn cmd(&mut self, line: &str, want: &str) -> String {
+        let r = self.send(&format!("{line}\r\n"));
+        assert!(r.starts_with(want), "{line:?}: got {r:?}, want {want:?}");
+        assert_eq!(r.matches("\r\n").count(), r.lines().count());
+        assert_enhanced(&r);
+        r
+    }
+
+    fn hello(&mut self) {
+        self.cmd(
+            "EHLO client.example",
+            "250-gw.fax.example Hello client.example [",
+        );
+    }
+
+    fn envelope(&mut self) {
+        self.hello();
+        self.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+        self.cmd("RCPT TO:<FAX=+1-212-555-1212@fax.example>", "250 2.1.5");
+    }
+}
+
+/// RFC 2034 §3: every 2xx/4xx/5xx reply carries an enhanced code, except the greeting and the
+/// HELO/EHLO replies; 3xx replies carry none.
+fn assert_enhanced(r: &str) {
+    for line in r.lines() {
+        let code = &line[..3];
+        if line.contains(" Hello ") || line.starts_with("250-") || code.starts_with('3') {
+            continue;
+        }
+        if line == "250 gw.fax.example" || line.starts_with("250 HELP") {
+            continue;
+        }
+        let enh = line[4..].split(' ').next().unwrap();
+        let parts: Vec<&str> = enh.split('.').collect();
+        assert!(
+            parts.len() == 3
+                && parts[0] == &code[..1]
+                && parts[1..]
+                    .iter()
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())),
+            "no enhanced code in {line:?}"
+        );
+    }
+}
+
+#[test]
+fn ehlo_advertises_extensions() {
+    let mut t = T::new();
+    let r = t.send("EHLO client.example\r\n");
+    assert_eq!(
+        r,
+        "250-gw.fax.example Hello client.example [127.0.0.1]\r\n250-PIPELINING\r\n\
+         250-SIZE 26214400\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n250 HELP\r\n"
+    );
+    // HELO: no extensions.
+    assert_eq!(t.send("HELO client.example\r\n"), "250 gw.fax.example\r\n");
+    // With a certificate and users: STARTTLS offered, AUTH only after TLS.
+    let mut t = T::policy(
+        |c| c.smtp.users_file = Some("users".into()),
+        true,
+        "127.0.0.1:1",
+    );
+    let r = t.send("ehlo client.example\r\n");
+    assert!(r.contains("250-STARTTLS\r\n") && !r.contains("AUTH"), "{r}");
+    t.cmd("STARTTLS", "220 2.0.0");
+    let r = t.send("EHLO client.example\r\n");
+    assert!(
+        !r.contains("STARTTLS") && r.contains("250-AUTH PLAIN LOGIN\r\n"),
+        "{r}"
+    );
+    // auth_without_tls: AUTH offered in the clear.
+    let mut t = T::policy(
+        |c| {
+            c.smtp.users_file = Some("users".into());
+            c.smtp.auth_without_tls = true;
+        },
+        false,
+        "127.0.0.1:1",
+    );
+    assert!(t.send("EHLO x\r\n").contains("250-AUTH PLAIN LOGIN\r\n"));
+}
+
+#[test]
+fn sequence_errors_get_503() {
+    let mut t = T::new();
+    t.cmd(
+        "MAIL FROM:<alice@example.org>",
+        "503 5.5.1 Send hello first",
+    );
+    t.cmd(
+        "RCPT TO:<FAX=+12125551212@fax.example>",
+        "503 5.5.1 Send hello first",
+    );
+    t.cmd("DATA", "503 5.5.1 Send hello first");
+    t.hello();
+    t.cmd(
+        "RCPT TO:<FAX=+12125551212@fax.example>",
+        "503 5.5.1 Need MAIL",
+    );
+    t.cmd("DATA", "503 5.5.1 Need MAIL");
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd(
+        "MAIL FROM:<alice@example.org>",
+        "503 5.5.1 Sender already specified",
+    );
+    t.cmd("DATA", "554 5.5.1 No valid recipients");
+    t.cmd("RSET", "250 2.0.0");
+    t.cmd("RCPT TO:<FAX=+12125551212@fax.example>", "503 5.5.1");
+    // EHLO inside a transaction resets it (RFC 5321 §4.1.4).
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.hello();
+    t.cmd(
+        "RCPT TO:<FAX=+12125551212@fax.example>",
+        "503 5.5.1 Need MAIL",
+    );
+}
+
+#[test]
+fn simple_commands() {
+    let mut t = T::new();
+    t.cmd("NOOP", "250 2.0.0");
+    t.cmd("noop", "250 2.0.0");
+    t.cmd("RSET", "250 2.0.0");
+    t.cmd("RSET x", "501 5.5.4");
+    t.cmd("VRFY alice", "252 2.0.0");
+    t.cmd("EXPN list", "502 5.5.1");
+    t.cmd("BDAT 10", "502 5.5.1");
+    t.cmd("FOO bar", "500 5.5.2 Command unrecognized");
+    t.cmd("", "500 5.5.2");
+    t.cmd("EHLO", "501 5.5.4");
+    t.cmd("HELO a b", "501 5.5.4");
+    t.cmd("STARTTLS", "502 5.5.1 STARTTLS not available");
+    t.cmd("AUTH PLAIN", "503 5.5.1 Send hello first");
+    t.hello();
+    t.cmd("AUTH PLAIN", "502 5.5.1 AUTH not available");
+    let r = t.cmd("HELP", "214-2.0.0");
+    assert!(r.ends_with("214 2.0.0 End of HELP info\r\n"));
+    t.cmd("QUIT", "221 2.0.0 gw.fax.example Bye");
+    assert!(t.closed && t.s.is_closed());
+    assert_eq!(t.send("NOOP\r\n"), "", "nothing after QUIT");
+}
+
+#[test]
+fn full_transaction_keeps_envelope_and_unstuffs() {
+    let mut t = T::new();
+    t.hello();
+    t.cmd(
+        "mail from:<alice@example.org> SIZE=120 BODY=8BITMIME RET=HDRS ENVID=QQ+2Bid",
+        "250 2.1.0",
+    );
+    t.cmd(
+        "Rcpt To:<FAX=+1-212-555-1212/T33S=42@fax.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;FAX+3D+2B12125551212@fax.example",
+        "250 2.1.5 Recipient <FAX=+1-212-555-1212/T33S=42@fax.example> ok: fax to +12125551212",
+    );
+    t.cmd(
+        "RCPT TO: <12125550100@FAX2.example.> NOTIFY=NEVER",
+        "250 2.1.5",
+    );
+    t.cmd("DATA", "354 ");
+    assert!(t.current.is_some(), "message started at 354");
+    let r = t.send("Subject: hi\r\n\r\n..leading dot\r\n..\r\nx\r\n...\r\n");
+    assert_eq!(r, "");
+    let r = t.send(".\r\n");
+    assert_eq!(r, "250 2.0.0 Ok: queued as Q1\r\n");
+    let (env, body) = &t.committed[0];
+    assert_eq!(
+        String::from_utf8_lossy(body),
+        "Subject: hi\r\n\r\n.leading dot\r\n.\r\nx\r\n..\r\n"
+    );
+    assert_eq!(env.mail_from, "alice@example.org");
+    assert_eq!(env.size, Some(120));
+    assert_eq!(env.ret, Some(Ret::Hdrs));
+    assert_eq!(env.envid.as_deref(), Some("QQ+id"));
+    assert_eq!(env.client.helo, "client.example");
+    assert!(env.client.esmtp);
+    assert_eq!(env.recipients.len(), 2);
+    let r0 = &env.recipients[0];
+    assert_eq!(r0.number, Number::Global("12125551212".into()));
+    assert_eq!(r0.subaddress.as_deref(), Some("42"));
+    assert_eq!(r0.destination.dial, "12125551212");
+    assert_eq!(r0.notify, Some(vec![Notify::Success, Notify::Failure]));
+    assert_eq!(
+        r0.orcpt.as_deref(),
+        Some("rfc822;FAX=+12125551212@fax.example")
+    );
+    let r1 = &env.recipients[1];
+    assert_eq!(r1.number, Number::Site("12125550100".into()));
+    assert_eq!(r1.destination.e164, "+12125550100");
+    assert_eq!(r1.notify, Some(vec![Notify::Never]));
+    // The envelope serialises for the spool record and comes back intact.
+    let json = serde_json::to_value(env).unwrap();
+    let back: Envelope = serde_json::from_value(json).unwrap();
+    assert_eq!(&back, env);
+    // A second transaction on the same connection.
+    t.cmd("MAIL FROM:<bob@example.org>", "250 2.1.0");
+    t.cmd("RCPT TO:<FAX=+12125551213@fax.example>", "250 2.1.5");
+    t.cmd("DATA", "354");
+    assert_eq!(t.send(".\r\n"), "250 2.0.0 Ok: queued as Q2\r\n");
+    assert_eq!(t.committed[1].1, b"");
+}
+
+#[test]
+fn mail_and_rcpt_parameters_checked() {
+    let mut t = T::new();
+    t.hello();
+    t.cmd("MAIL FROM:alice@example.org", "501 5.5.4");
+    t.cmd("MAIL TO:<alice@example.org>", "501 5.5.4");
+    t.cmd("MAIL FROM:<alice@example.org>X", "501 5.5.4");
+    t.cmd("MAIL FROM:<alice>", "553 5.1.7");
+    t.cmd("MAIL FROM:<alice@example.org> SMTPUTF8", "555 5.5.4");
+    t.cmd("MAIL FROM:<alice@example.org> SIZE=abc", "501 5.5.4");
+    t.cmd("MAIL FROM:<alice@example.org> SIZE=1 SIZE=2", "501 5.5.4");
+    t.cmd("MAIL FROM:<alice@example.org> BODY=BINARYMIME", "501 5.5.4");
+    t.cmd("MAIL FROM:<alice@example.org> RET=ALL", "501 5.5.4");
+    t.cmd("MAIL FROM:<alice@example.org> ENVID=a=b", "501 5.5.4");
+    let long = "x".repeat(101);
+    t.cmd(
+        &format!("MAIL FROM:<alice@example.org> ENVID={long}"),
+        "501 5.5.4",
+    );
+    t.cmd("MAIL FROM:<> ", "550 5.7.1 The null sender");
+    t.cmd(
+        "MAIL FROM:<@relay.example:alice@example.org> AUTH=<>",
+        "250 2.1.0",
+    );
+    t.cmd(
+        "RCPT TO:<FAX=+12125551212@fax.example> NOTIFY=NEVER,SUCCESS",
+        "501 5.5.4",
+    );
+    t.cmd(
+        "RCPT TO:<FAX=+12125551212@fax.example> NOTIFY=SOMETIMES",
+        "501 5.5.4",
+    );
+    t.cmd(
+        "RCPT TO:<FAX=+12125551212@fax.example> ORCPT=rfc822",
+        "501 5.5.4",
+    );
+    t.cmd("RCPT TO:<FAX=+12125551212@fax.example> FOO=1", "555 5.5.4");
+    t.cmd("RCPT TO:FAX=+12125551212@fax.example", "501 5.5.4");
+    t.cmd(
+        "RCPT TO:<alice@fax.example>",
+        "550 5.1.1 <alice@fax.example>: not a fax address",
+    );
+    t.cmd("RCPT TO:<FAX=+1-800-FLOWERS@fax.example>", "550 5.1.1");
+    t.cmd("RCPT TO:<a b@fax.example>", "553 5.1.3");
+}
+
+#[test]
+fn relay_attempts_refused_at_rcpt() {
+    let mut t = T::new();
+    t.hello();
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    for rcpt in [
+        "FAX=+12125551212@other.example",
+        "FAX=+12125551212@fax.example.evil.example",
+        "user%other.example@fax.example",
+        "FAX=+12125551212%other.example@fax.example",
+        "@a.example,@b.example:FAX=+12125551212@fax.example",
+        "@fax.example:user@other.example",
+        "\"user@other.example\"@fax.example",
+        "\"FAX=+12125551212@other.example\"@fax.example",
+        "FAX=+12125551212@[127.0.0.1]",
+        "FAX=+12125551212@[IPv6:::1]",
+        "other!user@fax.example",
+    ] {
+        let r = t.cmd(&format!("RCPT TO:<{rcpt}>"), "550 5.7.1 ");
+        assert!(
+            r.contains("relay") || r.contains("source route") || r.contains("IP-literal"),
+            "{rcpt}: {r}"
+        );
+    }
+    t.cmd("DATA", "554 5.5.1");
+}
+
+#[test]
+fn dial_plan_refusals_say_why() {
+    let mut t = T::new();
+    t.hello();
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    let r = t.cmd("RCPT TO:<FAX=+1-900-555-1212@fax.example>", "550 5.7.1");
+    assert!(r.contains("premium-rate"), "{r}");
+    let r = t.cmd("RCPT TO:<FAX=+44-20-7946-0000@fax.example>", "550 5.7.1");
+    assert!(r.contains("international"), "{r}");
+    let r = t.cmd("RCPT TO:<FAX=+1212@fax.example>", "550 5.1.1");
+    assert!(r.contains("not a valid"), "{r}");
+    let mut t = T::policy(
+        |c| c.dialplan.deny = vec!["+1212555*".into()],
+        false,
+        "127.0.0.1:1",
+    );
+    t.hello();
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    let r = t.cmd("RCPT TO:<FAX=+12125551212@fax.example>", "550 5.7.1");
+    assert!(r.contains("denied by the dial plan"), "{r}");
+    // Site forms off: plain digits are not fax addresses.
+    let mut t = T::policy(|c| c.smtp.accept_plain_digits = false, false, "127.0.0.1:1");
+    t.hello();
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd("RCPT TO:<12125551212@fax.example>", "550 5.1.1");
+    t.cmd("RCPT TO:<fax=+12125551212@fax.example>", "250 2.1.5");
+}
+
+#[test]
+fn recipient_limit() {
+    let mut t = T::policy(|c| c.smtp.max_recipients = 3, false, "127.0.0.1:1");
+    t.hello();
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    for i in 0..3 {
+        t.cmd(
+            &format!("RCPT TO:<FAX=+1212555120{i}@fax.example>"),
+            "250 2.1.5",
+        );
+    }
+    t.cmd(
+        "RCPT TO:<FAX=+12125551209@fax.example>",
+        "452 4.5.3 Too many recipients",
+    );
+    t.cmd("DATA", "354");
+    t.send("x\r\n.\r\n");
+    assert_eq!(t.committed[0].0.recipients.len(), 3);
+}
+
+#[test]
+fn pipelined_batch_gets_replies_in_order() {
+    let mut t = T::new();
+    let r = t.send(
+        "EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<FAX=+12125551212@fax.example>\r\n\
+         RCPT TO:<nobody@other.example>\r\nRCPT TO:<FAX=+12125551213@fax.example>\r\nDATA\r\n\
+         Subject: x\r\n\r\nbody\r\n.\r\nMAIL FROM:<b@example.org>\r\nRCPT TO:<FAX=+12125551214@fax.example>\r\n\
+         DATA\r\nsecond\r\n.\r\nQUIT\r\n",
+    );
+    let codes: Vec<&str> = r
+        .lines()
+        .filter(|l| !l.starts_with("250-"))
+        .map(|l| &l[..3])
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "250", "250", "250", "550", "250", "354", "250", "250", "250", "354", "250", "221"
+        ],
+        "{r}"
+    );
+    assert_eq!(t.committed.len(), 2);
+    assert_eq!(t.committed[0].0.recipients.len(), 2);
+    assert_eq!(t.committed[1].1, b"second\r\n");
+    assert!(t.closed);
+}
+
+#[test]
+fn replies_wait_for_the_commit() {
+    let mut t = T::new();
+    t.commit = Commit::Manual;
+    t.envelope();
+    t.cmd("DATA", "354");
+    // End of data and a pipelined NOOP: nothing is answered before the commit.
+    assert_eq!(t.send("hello\r\n.\r\nNOOP\r\n"), "");
+    assert!(t.pending_commit);
+    assert!(
+        !t.s.wants_input(),
+        "input waits while the commit is pending"
+    );
+    assert_eq!(t.s.poll_at(), None);
+    t.s.commit_result(t.now, Ok("ABC123".into()));
+    assert_eq!(
+        t.drain(),
+        "250 2.0.0 Ok: queued as ABC123\r\n250 2.0.0 Ok\r\n"
+    );
+    // Spool failures: 451, 452 for space, 554 for a permanent refusal.
+    for (f, want) in [
+        (
+            CommitFailure {
+                temporary: true,
+                no_space: false,
+                reason: "I/O error".into(),
+            },
+            "451 4.3.0",
+        ),
+        (
+            CommitFailure {
+                temporary: true,
+                no_space: true,
+                reason: "disk full".into(),
+            },
+            "452 4.3.1",
+        ),
+        (
+            CommitFailure {
+                temporary: false,
+                no_space: false,
+                reason: "bad".into(),
+            },
+            "554 5.3.0",
+        ),
+    ] {
+        t.cmd("MAIL FROM:<alice@example.org>", "250");
+        t.cmd("RCPT TO:<FAX=+12125551212@fax.example>", "250");
+        t.cmd("DATA", "354");
+        assert_eq!(t.send("x\r\n.\r\n"), "");
+        t.s.commit_result(t.now, Err(f));
+        let r = t.drain();
+        assert!(r.starts_with(want), "{r}");
+    }
+}
+
+#[test]
+fn smuggling_variants_are_not_end_of_data() {
+    // Each of these would end data on a lax server; here they are message content.
+    for fake in [
+        "\n.\n", "\n.\r\n", "\r\n.\n", "\r.\r\n", "\r\n.\rX", "\n.\r\nX",
+    ] {
+        let mut t = T::new();
+        t.envelope();
+        t.cmd("DATA", "354");
+        let smuggled = format!(
+            "a{fake}MAIL FROM:<evil@example.org>\r\nRCPT TO:<FAX=+19005550000@fax.example>\r\nDATA\r\n"
+        );
+        assert_eq!(t.send(&smuggled), "", "{fake:?} ended the data");
+        assert!(t.s.in_data(), "{fake:?}");
+        assert_eq!(
+            t.send(".\r\n"),
+            "250 2.0.0 Ok: queued as Q1\r\n",
+            "{fake:?}"
+        );
+        assert_eq!(t.committed.len(), 1);
+        let body = String::from_utf8(t.committed[0].1.clone()).unwrap();
+        assert!(
+            body.contains("MAIL FROM:<evil@example.org>"),
+            "{fake:?}: {body:?}"
+        );
+        assert_eq!(t.committed[0].0.recipients.len(), 1);
+    }
+}
+
+#[test]
+fn data_split_at_every_byte_is_the_same() {
+    let msg = "A: b\r\n\r\n..x\r\n.\rq\r\nlast\r\r\n.\r\n";
+    let mut whole = T::new();
+    whole.envelope();
+    whole.cmd("DATA", "354");
+    whole.send(msg);
+    for cut in 0..msg.len() {
+        let mut t = T::new();
+        t.envelope();
+        t.cmd("DATA", "354");
+        t.send(&msg[..cut]);
+        t.send(&msg[cut..]);
+        assert_eq!(t.committed[0].1, whole.committed[0].1, "cut at {cut}");
+    }
+    assert_eq!(whole.committed[0].1, b"A: b\r\n\r\n.x\r\n\rq\r\nlast\r\r\n");
+}
+
+#[test]
+fn size_declared_and_streamed() {
+    let mut t = T::policy(|c| c.smtp.max_message_size = 1024, false, "127.0.0.1:1");
+    let r = t.send("EHLO x\r\n");
+    assert!(r.contains("250-SIZE 1024\r\n"));
+    t.cmd("MAIL FROM:<alice@example.org> SIZE=1025", "552 5.3.4");
+    t.cmd("MAIL FROM:<alice@example.org> SIZE=1024", "250 2.1.0");
+    t.cmd("RCPT TO:<FAX=+12125551212@fax.example>", "250");
+    t.cmd("DATA", "354");
+    let line = format!("{}\r\n", "y".repeat(98));
+    for _ in 0..20 {
+        assert_eq!(t.send(&line), "");
+    }
+    assert_eq!(t.aborted, 1, "spooled data discarded once over the limit");
+    assert!(t.current.is_none());
+    // Drained to the end, then 552; the session goes on.
+    assert_eq!(
+        t.send(".\r\n"),
+        "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
+    );
+    assert!(t.committed.is_empty());
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd("RCPT TO:<FAX=+12125551212@fax.example>", "250");
+    t.cmd("DATA", "354");
+    let exact = "z".repeat(1022) + "\r\n";
+    assert_eq!(
+        t.send(&format!("{exact}.\r\n")),
+        "250 2.0.0 Ok: queued as Q1\r\n"
+    );
+    assert_eq!(t.committed[0].1.len(), 1024);
+}
+
+#[test]
+fn line_length_limits() {
+    let mut t = T::new();
+    t.hello();
+    // Just under the limit is parsed; over it is refused, and the session continues.
+    let long = format!("NOOP {}", "x".repeat(2000));
+    t.cmd(&long, "250 2.0.0");
+    let too_long = format!("NOOP {}", "x".repeat(5000));
+    t.cmd(&too_long, "500 5.5.2 Line too long");
+    // Far over the limit without a line end: buffered input stays bounded.
+    for _ in 0..100 {
+        assert_eq!(t.send(&"y".repeat(10_000)), "");
+        assert!(t.s.wants_input());
+    }
+    assert_eq!(t.send("\r\n"), "500 5.5.2 Line too long\r\n");
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    // Text lines over 1000 octets are accepted in DATA (STANDARDS: never crash).
+    t.cmd("RCPT TO:<FAX=+12125551212@fax.example>", "250");
+    t.cmd("DATA", "354");
+    let big = "w".repeat(100_000);
+    t.send(&format!("{big}\r\n.\r\n"));
+    assert_eq!(t.committed[0].1.len(), 100_002);
+}
+
+#[test]
+fn auth_plain_and_login() {
+    let users = |c: &mut Config| c.smtp.users_file = Some("users".into());
+    // Without TLS and without auth_without_tls: 538.
+    let mut t = T::policy(users, true, "192.0.2.7:1");
+    t.hello();
+    t.cmd("AUTH PLAIN", "538 5.7.11");
+    // After STARTTLS.
+    t.cmd("STARTTLS", "220 2.0.0");
+    t.cmd(
+        "MAIL FROM:<alice@example.org>",
+        "503 5.5.1 Send hello first",
+    );
+    t.hello();
+    // Not in client_networks, not authenticated: 530 says why.
+    let r = t.cmd(
+        "MAIL FROM:<alice@example.org>",
+        "530 5.7.0 Authentication required",
+    );
+    assert!(r.contains("[192.0.2.7]"), "{r}");
+    t.cmd("AUTH CRAM-MD5", "504 5.5.4");
+    t.cmd("AUTH", "501 5.5.4");
+    t.cmd("AUTH PLAIN !!!", "501 5.5.2");
+    t.cmd("AUTH PLAIN", "334 ");
+    t.cmd("*", "501 5.0.0 Authentication cancelled");
+    t.cmd(
+        &format!("AUTH PLAIN {}", b64("\0alice\0wrong")),
+        "535 5.7.8",
+    );
+    t.cmd(
+        &format!("AUTH PLAIN {}", b64("bob\0alice\0s3cret pass")),
+        "535 5.7.8",
+    );
+    t.cmd("AUTH PLAIN", "334 ");
+    t.cmd(&b64("alice\0alice\0s3cret pass"), "235 2.7.0");
+    t.cmd("AUTH PLAIN", "503 5.5.1 Already authenticated");
+    t.cmd(
+        "MAIL FROM:<alice@example.org> AUTH=alice@example.org",
+        "250 2.1.0",
+    );
+    t.cmd("AUTH LOGIN", "503 5.5.1");
+    t.cmd("RCPT TO:<FAX=+12125551212@fax.example>", "250");
+    t.cmd("DATA", "354");
+    t.send("x\r\n.\r\n");
+    let env = &t.committed[0].0;
+    assert_eq!(env.auth_user.as_deref(), Some("alice"));
+    assert_eq!(env.mail_auth.as_deref(), Some("alice@example.org"));
+    assert_eq!(env.tls.as_ref().unwrap().protocol, "TLSv1.3");
+    assert_eq!(
+        t.auth_checks, 2,
+        "malformed and proxy-authz exchanges never reach the password check"
+    );
+
+    // LOGIN, with and without initial response.
+    let mut t = T::policy(
+        |c| {
+            users(c);
+            c.smtp.auth_without_tls = true;
+        },
+        false,
+        "192.0.2.7:1",
+    );
+    t.hello();
+    assert_eq!(t.send("AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
+    assert_eq!(
+        t.send(&format!("{}\r\n", b64("alice"))),
+        "334 UGFzc3dvcmQ6\r\n"
+    );
+    t.cmd(&b64("s3cret pass"), "235 2.7.0");
+    let mut t = T::policy(
+        |c| {
+            users(c);
+            c.smtp.auth_without_tls = true;
+        },
+        false,
+        "192.0.2.7:1",
+    );
+    t.hello();
+    assert_eq!(
+        t.send(&format!("AUTH LOGIN {}\r\n", b64("alice"))),
+        "334 UGFzc3dvcmQ6\r\n"
+    );
+    t.cmd(&b64("nope"), "535 5.7.8");
+}
+
+#[test]
+fn auth_failures_close_and_lockout() {
+    let mut t = T::policy(
+        |c| {
+            c.smtp.users_file = Some("users".into());
+            c.smtp.auth_without_tls = true;
+            c.smtp.max_auth_failures = 2;
+        },
+        false,
+        "192.0.2.7:1",
+    );
+    t.hello();
+    t.cmd(&format!("AUTH PLAIN {}", b64("\0alice\0x")), "535 5.7.8");
+    t.cmd(&format!("AUTH PLAIN {}", b64("\0alice\0y")), "421 4.7.0");
+    assert!(t.closed);
+    let mut t = T::policy(
+        |c| {
+            c.smtp.users_file = Some("users".into());
+            c.smtp.auth_without_tls = true;
+        },
+        false,
+        "192.0.2.7:1",
+    );
+    t.lock_auth = true;
+    t.hello();
+    t.cmd(
+        &format!("AUTH PLAIN {}", b64("\0alice\0s3cret pass")),
+        "454 4.7.0",
+    );
+    assert!(!t.closed);
+}
+
+#[test]
+fn starttls_discards_pipelined_plaintext() {
+    let mut t = T::policy(|_| {}, true, "127.0.0.1:1");
+    t.cmd("STARTTLS", "503 5.5.1 Send hello first");
+    t.hello();
+    t.cmd("MAIL FROM:<alice@example.org>", "250");
+    t.cmd("STARTTLS", "503 5.5.1 Mail transaction in progress");
+    t.cmd("RSET", "250");
+    t.cmd("STARTTLS x", "501 5.5.4");
+    // CVE-2011-0411: commands injected after STARTTLS in the clear are never executed.
+    let r = t.send("STARTTLS\r\nMAIL FROM:<injected@example.org>\r\n");
+    assert_eq!(r, "220 2.0.0 Ready to start TLS\r\n");
+    assert!(t.tls_started);
+    t.cmd(
+        "MAIL FROM:<alice@example.org>",
+        "503 5.5.1 Send hello first",
+    );
+    t.hello();
+    t.cmd("STARTTLS", "503 5.5.1 TLS already active");
+    t.cmd("MAIL FROM:<alice@example.org>", "250");
+}
+
+#[test]
+fn who_may_send() {
+    // require_tls
+    let mut t = T::policy(|c| c.smtp.require_tls = true, true, "127.0.0.1:1");
+    t.hello();
+    t.cmd(
+        "MAIL FROM:<alice@example.org>",
+        "530 5.7.0 Must issue a STARTTLS command first",
+    );
+    // require_auth, even from a trusted network
+    let mut t = T::policy(
+        |c| {
+            c.smtp.require_auth = true;
+            c.smtp.users_file = Some("u".into());
+        },
+        true,
+        "127.0.0.1:1",
+    );
+    t.hello();
+    t.cmd(
+        "MAIL FROM:<alice@example.org>",
+        "530 5.7.0 Authentication required",
+    );
+    // A foreign network with no AUTH configured: 550 saying why.
+    let mut t = T::policy(|_| {}, false, "198.51.100.9:1");
+    t.hello();
+    let r = t.cmd(
+        "MAIL FROM:<alice@example.org>",
+        "550 5.7.1 Client [198.51.100.9]",
+    );
+    assert!(r.contains("not in a network allowed"), "{r}");
+    // IPv4-mapped IPv6 loopback counts as 127.0.0.1.
+    let mut t = T::policy(|_| {}, false, "[::ffff:127.0.0.1]:1");
+    t.hello();
+    t.cmd("MAIL FROM:<alice@example.org>", "250");
+    // allowed_senders: address or @domain.
+    let mut t = T::policy(
+        |c| c.smtp.allowed_senders = vec!["alice@example.org".into(), "@corp.example".into()],
+        false,
+        "127.0.0.1:1",
+    );
+    t.hello();
+    t.cmd("MAIL FROM:<alice@EXAMPLE.org>", "250");
+    t.cmd("RSET", "250");
+    t.cmd("MAIL FROM:<anyone@Corp.Example>", "250");
+    t.cmd("RSET", "250");
+    let r = t.cmd(
+        "MAIL FROM:<mallory@example.org>",
+        "550 5.7.1 Sender <mallory@example.org>",
+    );
+    assert!(r.contains("not allowed"), "{r}");
+}
+
+#[test]
+fn timeouts_follow_rfc5321() {
+    let mut t = T::new();
+    let start = t.now;
+    assert_eq!(t.s.poll_at(), Some(start + Duration::from_secs(300)));
+    t.s.on_timeout(start + Duration::from_secs(299));
+    assert_eq!(t.drain(), "");
+    t.envelope();
+    t.cmd("DATA", "354");
+    assert_eq!(t.s.poll_at(), Some(start + Duration::from_secs(180)));
+    t.s.on_timeout(start + Duration::from_secs(180));
+    let r = t.drain();
+    assert_eq!(r, "421 4.4.2 gw.fax.example Error: timeout exceeded\r\n");
+    assert_eq!(t.aborted, 1);
+    assert!(t.closed);
+    assert_eq!(t.s.poll_at(), None);
+}
+
+#[test]
+fn graceful_shutdown() {
+    let mut t = T::new();
+    t.hello();
+    t.s.shutdown();
+    assert!(t.drain().starts_with("421 4.3.2"));
+    assert!(t.closed);
+    // A message being received is finished first.
+    let mut t = T::new();
+    t.envelope();
+    t.cmd("DATA", "354");
+    t.send("part one\r\n");
+    t.s.shutdown();
+    assert_eq!(t.drain(), "");
+    let r = t.send("part two\r\n.\r\nMAIL FROM:<a@example.org>\r\n");
+    assert_eq!(
+        r,
+        "250 2.0.0 Ok: queued as Q1\r\n421 4.3.2 gw.fax.example Service shutting down, try again later\r\n"
+    );
+    assert_eq!(t.committed[0].1, b"part one\r\npart two\r\n");
+    assert!(t.closed);
+}
+
+#[test]
+fn client_eof_aborts_message() {
+    let mut t = T::new();
+    t.envelope();
+    t.cmd("DATA", "354");
+    t.send("partial");
+    t.s.eof();
+    t.drain();
+    assert_eq!(t.aborted, 1);
+    assert!(t.committed.is_empty() && t.closed);
+}
+
+#[test]
+fn received_header_names_client_protocol_and_id() {
+    let mut t = T::new();
+    t.envelope();
+    t.cmd("DATA", "354");
+    t.send(".\r\n");
+    let h = received_header(
+        &t.committed[0].0,
+        "gw.fax.example",
+        "Q1",
+        "Sat, 28 Nov 2026 22:00:00 +0000",
+    );
+    assert_eq!(
+        h,
+        "Received: from client.example ([127.0.0.1])\r\n\tby gw.fax.example (faxgate) with ESMTP id Q1\r\n\
+         \tfor <FAX=+1-212-555-1212@fax.example>; Sat, 28 Nov 2026 22:00:00 +0000\r\n"
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Any bytes, any chunking: no panic, one reply per complete command line at most,
+    /// buffered input bounded.
+    #[test]
+    fn arbitrary_input_never_panics(chunks in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..300), 0..20)) {
+        let mut t = T::policy(|c| { c.smtp.users_file = Some("u".into()); c.smtp.auth_without_tls = true; }, true, "127.0.0.1:1");
+        for c in &chunks {
+            t.s.feed(t.now, c);
+            t.drain();
+        }
+        t.s.on_timeout(t.now + Duration::from_secs(3600));
+        t.drain();
+        proptest::prop_assert!(t.s.is_closed() || t.s.poll_at().is_none());
+    }
+
+    /// Command-shaped noise: verbs the session knows, random arguments.
+    #[test]
+    fn command_noise_never_panics(lines in proptest::collection::vec(
+        ("(EHLO|HELO|MAIL FROM:|RCPT TO:|DATA|RSET|AUTH PLAIN|AUTH LOGIN|STARTTLS|\\.|NOOP)", "[ <>@\"%!:,=+a-zA-Z0-9./\\\\-]{0,60}"), 0..30)) {
+        let mut t = T::policy(|c| { c.smtp.users_file = Some("u".into()); c.smtp.auth_without_tls = true; }, true, "127.0.0.1:1");
+        for (v, a) in &lines {
+            t.send(&format!("{v}{a}\r\n"));
+        }
+    }
+}
