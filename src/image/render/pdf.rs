@@ -219,6 +219,9 @@ pub fn render(
     Ok(Rendered { pages: out, notes })
 }
 
+/// Eight opaque white RGBA pixels.
+const WHITE8: &[u8] = &[255; 32];
+
 /// The rendered page made bilevel. One pass over the RGBA buffer thresholds it and builds the
 /// gray histogram at once (eight white pixels at a time on the paper, which is most of a text
 /// page); only when the histogram says "photograph" (or dithering is forced) is the page read
@@ -235,7 +238,7 @@ fn to_bilevel(p: &Pixmap, mode: Bilevel, layout: &Layout) -> Result<Page, ErrorK
         let src = &bytes[y * w * 4..(y + 1) * w * 4];
         let dst = page.row_mut(y as u32);
         for (out, chunk) in dst.iter_mut().zip(src.chunks(32)) {
-            if chunk.len() == 32 && chunk.iter().all(|&b| b == 255) {
+            if chunk == WHITE8 {
                 hist[255] += 8;
                 *out = 0;
                 continue;
