@@ -70,23 +70,26 @@ fn gray_jpeg_is_dithered_keeping_local_gray_level() {
     let src = out.stdout;
     assert_eq!(src.len(), (cw * ch) as usize);
 
-    let (mut sum, mut n) = (0.0f64, 0u32);
-    for by in (0..ch - 8).step_by(8) {
-        for bx in (0..cw - 8).step_by(8) {
-            let (mut black, mut gray) = (0u32, 0u32);
-            for y in by..by + 8 {
-                for x in bx..bx + 8 {
-                    black += u32::from(page.get(x0 + x, top + y));
-                    gray += u32::from(src[(y * cw + x) as usize]);
+    let metric = |page: &faxgate::image::Page| {
+        let (mut sum, mut n) = (0.0f64, 0u32);
+        for by in (0..ch - 8).step_by(8) {
+            for bx in (0..cw - 8).step_by(8) {
+                let (mut black, mut gray) = (0u32, 0u32);
+                for y in by..by + 8 {
+                    for x in bx..bx + 8 {
+                        black += u32::from(page.get(x0 + x, top + y));
+                        gray += u32::from(src[(y * cw + x) as usize]);
+                    }
                 }
+                let dithered_level = 1.0 - f64::from(black) / 64.0;
+                let source_level = f64::from(gray) / 64.0 / 255.0;
+                sum += (dithered_level - source_level).abs();
+                n += 1;
             }
-            let dithered_level = 1.0 - f64::from(black) / 64.0;
-            let source_level = f64::from(gray) / 64.0 / 255.0;
-            sum += (dithered_level - source_level).abs();
-            n += 1;
         }
-    }
-    let mean = sum / f64::from(n);
+        (sum / f64::from(n), n)
+    };
+    let (mean, n) = metric(page);
     println!("8×8 block gray level: mean difference {mean:.4} over {n} blocks");
     assert!(mean <= 0.1, "mean block difference {mean}");
 
@@ -96,7 +99,12 @@ fn gray_jpeg_is_dithered_keeping_local_gray_level() {
         ..Options::default()
     };
     let t = render_part("photo.jpg", &jpeg, Kind::Image, &thr, &mut Unlimited).unwrap();
-    assert_ne!(t.pages[0], *page);
+    let (thr_mean, _) = metric(&t.pages[0]);
+    println!("same photo thresholded: mean difference {thr_mean:.4}");
+    assert!(
+        thr_mean > 0.1,
+        "thresholding should fail this check: {thr_mean}"
+    );
 }
 
 #[test]
