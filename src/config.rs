@@ -582,6 +582,10 @@ pub struct Offramp {
     /// `NOTIFY=DELAY` once a fax has been retrying this long; `0s` never sends one.
     #[serde(with = "humantime_serde")]
     pub delay_report_after: Duration,
+    /// Cover page template (when `cover_page` is on); fields `{from}` `{to}` `{subject}`
+    /// `{pages}` `{note}` `{date}` `{time}` `{station}` `{sender}` `{recipient}`. Empty: the
+    /// built-in template (`image::render::cover::DEFAULT_TEMPLATE`).
+    pub cover_template: String,
 }
 
 impl Default for Offramp {
@@ -599,6 +603,7 @@ impl Default for Offramp {
             mdn: false,
             max_pages: 100,
             delay_report_after: Duration::from_secs(30 * 60),
+            cover_template: String::new(),
         }
     }
 }
@@ -1481,6 +1486,15 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     }
 
     // [offramp]
+    if let Err(e) = crate::image::render::header::Template::parse(
+        &c.offramp.header,
+        crate::image::render::header::HEADER_FIELDS,
+    ) {
+        err("offramp.header".into(), e.to_string());
+    }
+    if let Err(e) = crate::image::render::cover::template(&c.offramp.cover_template) {
+        err("offramp.cover_template".into(), e.to_string());
+    }
     check_range(
         &mut err,
         "offramp.max_pages",
