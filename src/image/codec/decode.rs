@@ -3,9 +3,9 @@
 use thiserror::Error;
 
 use super::bits::{BitOrder, BitReader};
-use super::runs::WordOut;
+use super::runs::changes_to_row;
 use super::tables::{
-    BLACK_BITS, BLACK_DECODE, MODE_DECODE, Mode, RunKind, WHITE_BITS, WHITE_DECODE,
+    BLACK_BITS, BLACK_DECODE, MODE_BITS, MODE_OPS, ModeOp, RunKind, WHITE_BITS, WHITE_DECODE,
 };
 use super::{Coding, MAX_WIDTH};
 
@@ -129,9 +129,13 @@ pub struct Decoder<'a> {
     r: BitReader<'a>,
     width: u32,
     opts: DecodeOptions,
-    /// Changing elements of the row being decoded.
+    /// Changing elements of the row being decoded: `cur[..cur_n]`, then the end mark. Sized
+    /// once (width + 8) so that the hot loops index a fixed slice and never grow a vector.
     cur: Vec<u32>,
-    /// Reference line (previous row's changes plus end sentinels).
+    /// Elements in `cur` (without the end mark).
+    cur_n: usize,
+    /// Reference line (previous row's changes, then at least four `width` sentinels so that
+    /// b1 and b2 always exist), as long as `cur`.
     reference: Vec<u32>,
     /// The last row produced, packed (for replacing bad rows).
     last_row: Vec<u8>,
@@ -165,15 +169,15 @@ impl<'a> Decoder<'a> {
                 kind: DecodeErrorKind::BadWidth,
             });
         }
-        let cap = width as usize + 8;
-        let mut reference = Vec::with_capacity(cap);
-        reference.extend_from_slice(&[width; 4]);
+        let len = width as usize + 8;
         Ok(Decoder {
             r: BitReader::new(data, opts.bit_order),
             width,
             opts,
-            cur: Vec::with_capacity(cap),
-            reference,
+            cur: vec![0; len],
+            cur_n: 0,
+            // T.4 §4.2.1.3.1: the line before the first is an imaginary white line.
+            reference: vec![width; len],
             last_row: vec![0; width.div_ceil(8) as usize],
             quality: CopyQuality::default(),
             bad_run: 0,
@@ -292,8 +296,9 @@ impl<'a> Decoder<'a> {
 
     fn accept_reference(&mut self) {
         std::mem::swap(&mut self.cur, &mut self.reference);
-        let w = self.width;
-        self.reference.extend_from_slice(&[w, w, w]);
+        // The end mark is at `cur_n` already (`finish_line`); three more sentinels.
+        let n = self.cur_n;
+        self.reference[n + 1..n + 4].fill(self.width);
     }
 
     /// The EOL is consumed: read the MR tag, note the pending row.
@@ -407,42 +412,49 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    fn finish_line(&mut self) -> Result<(), DecodeErrorKind> {
+    /// Writes the row from the changing elements found and checks that the line did not
+    /// run past the data. After an error the row is left white: the caller replaces it
+    /// (received mode) or drops the page (strict mode).
+    fn finish_line(
+        &mut self,
+        res: Result<usize, DecodeErrorKind>,
+        row: &mut [u8],
+    ) -> Result<(), DecodeErrorKind> {
+        let w = self.width;
+        let n = match res {
+            Ok(n) => n,
+            Err(kind) => {
+                row.fill(0);
+                return Err(kind);
+            }
+        };
+        changes_to_row(&self.cur[..n], w, row);
         if self.r.overrun() {
             return Err(DecodeErrorKind::Truncated);
         }
-        self.cur.push(self.width);
+        self.cur[n] = w;
+        self.cur_n = n;
         Ok(())
     }
 
     /// T.4 §4.1: alternating white and black runs, white first, adding up to the width.
     fn line_1d(&mut self, row: &mut [u8]) -> Result<(), DecodeErrorKind> {
-        // The reader and the output list are worked on as locals so that the bit buffer stays
-        // in registers for the whole line.
+        // The reader is worked on as a local so that the bit buffer stays in registers for
+        // the whole line.
         let mut r = self.r.clone();
-        let mut cur = std::mem::take(&mut self.cur);
-        let mut out = RowOut::new(row);
-        // MH never uses a reference line: only MR needs the changing elements kept.
-        let keep = self.opts.coding != Coding::Mh;
-        let res = decode_1d(&mut r, self.width, &mut cur, &mut out, keep);
-        out.finish(self.width);
+        let cap = self.width as usize + 2;
+        let res = decode_1d(&mut r, self.width, &mut self.cur[..cap]);
         self.r = r;
-        self.cur = cur;
-        res?;
-        self.finish_line()
+        self.finish_line(res, row)
     }
 
     /// T.4 §4.2.1.3 / T.6 §2.2: pass, horizontal and vertical modes against the reference.
     fn line_2d(&mut self, row: &mut [u8]) -> Result<(), DecodeErrorKind> {
         let mut r = self.r.clone();
-        let mut cur = std::mem::take(&mut self.cur);
-        let mut out = RowOut::new(row);
-        let res = decode_2d(&mut r, self.width, &self.reference, &mut cur, &mut out);
-        out.finish(self.width);
+        let cap = self.width as usize + 2;
+        let res = decode_2d(&mut r, self.width, &self.reference, &mut self.cur[..cap]);
         self.r = r;
-        self.cur = cur;
-        res?;
-        self.finish_line()
+        self.finish_line(res, row)
     }
 }
 
@@ -488,69 +500,28 @@ fn invalid_code(r: &mut BitReader<'_>) -> DecodeErrorKind {
     }
 }
 
-/// The decoded row as it is produced: each changing element ends a run of the colour so far.
-/// A zero-length run writes nothing and toggles the colour, which is exactly what cancelling
-/// the last changing element means in the list.
-struct RowOut<'a> {
-    w: WordOut<'a>,
-    last: u32,
-    black: bool,
-}
-
-impl<'a> RowOut<'a> {
-    #[inline(always)]
-    fn new(row: &'a mut [u8]) -> RowOut<'a> {
-        RowOut {
-            w: WordOut::new(row),
-            last: 0,
-            black: false,
-        }
-    }
-
-    #[inline(always)]
-    fn change(&mut self, x: u32) {
-        self.w.run(x.saturating_sub(self.last), self.black);
-        self.last = x;
-        self.black = !self.black;
-    }
-
-    fn finish(mut self, width: u32) {
-        if width > self.last {
-            self.w.run(width - self.last, self.black);
-        }
-        self.w.finish();
-    }
-}
-
-/// Appends a changing element; one equal to the last cancels it (a zero-length run).
+/// Appends changing element `x` to `cur[..*n]`; one equal to the last cancels it (a
+/// zero-length run: the colour toggles twice at the same place).
 #[inline(always)]
-fn push_change(
-    cur: &mut Vec<u32>,
-    out: &mut RowOut<'_>,
-    x: u32,
-    cap: usize,
-) -> Result<(), DecodeErrorKind> {
-    out.change(x);
-    if cur.last() == Some(&x) {
-        cur.pop();
+fn push_change(cur: &mut [u32], n: &mut usize, x: u32) -> Result<(), DecodeErrorKind> {
+    if *n > 0 && cur[*n - 1] == x {
+        *n -= 1;
         return Ok(());
     }
-    if cur.len() >= cap {
-        return Err(DecodeErrorKind::LongLine);
-    }
-    cur.push(x);
+    push(cur, n, x)
+}
+
+/// Appends `x` (known to be above every element so far) to `cur[..*n]`.
+#[inline(always)]
+fn push(cur: &mut [u32], n: &mut usize, x: u32) -> Result<(), DecodeErrorKind> {
+    *cur.get_mut(*n).ok_or(DecodeErrorKind::LongLine)? = x;
+    *n += 1;
     Ok(())
 }
 
-fn decode_1d(
-    r: &mut BitReader<'_>,
-    w: u32,
-    cur: &mut Vec<u32>,
-    out: &mut RowOut<'_>,
-    keep: bool,
-) -> Result<(), DecodeErrorKind> {
-    cur.clear();
-    let cap = w as usize + 2;
+/// One 1-D line into `cur`; returns the number of changing elements.
+fn decode_1d(r: &mut BitReader<'_>, w: u32, cur: &mut [u32]) -> Result<usize, DecodeErrorKind> {
+    let mut n = 0usize;
     let mut a0 = 0u32;
     let mut black = false;
     loop {
@@ -560,94 +531,92 @@ fn decode_1d(
             if a0 > w {
                 return Err(DecodeErrorKind::LongLine);
             }
-            return Ok(());
+            return Ok(n);
         }
-        if !keep {
-            out.change(a0);
-        } else if run == 0 {
+        if run == 0 {
             // A zero-length run: only here can an element cancel the last one.
-            push_change(cur, out, a0, cap)?;
+            push_change(cur, &mut n, a0)?;
         } else {
-            if cur.len() >= cap {
-                return Err(DecodeErrorKind::LongLine);
-            }
-            out.change(a0);
-            cur.push(a0);
+            push(cur, &mut n, a0)?;
         }
         black = !black;
     }
 }
 
+/// One 2-D line into `cur` against `reference` (strictly increasing elements, then at least
+/// four `width` sentinels); returns the number of changing elements.
+///
+/// b1 is found by a monotonic index `j` whose parity is the colour of a0 (even elements
+/// start black runs, so they are the b1 candidates for a white a0): every element of that
+/// parity below `j` is at or before a0. After a vertical mode the colour flips and the new
+/// candidate is `j − 1` (it may lie between a1 and the old b1 after VL); anything further
+/// back is before a0. So the search never scans backwards more than one element.
 fn decode_2d(
     r: &mut BitReader<'_>,
     width: u32,
     reference: &[u32],
-    cur: &mut Vec<u32>,
-    out: &mut RowOut<'_>,
-) -> Result<(), DecodeErrorKind> {
-    cur.clear();
-    let cap = width as usize + 2;
-    let w = i64::from(width);
-    let mut a0: i64 = -1;
-    let mut colour = 0usize;
+    cur: &mut [u32],
+) -> Result<usize, DecodeErrorKind> {
+    // Widths are at most MAX_WIDTH, so positions fit an i32 with room for a0 = −1 (the
+    // imaginary element before the line, T.4 §4.2.1.3.1).
+    let w = width as i32;
+    let mut n = 0usize;
+    let mut a0: i32 = -1;
+    let mut black = false;
     let mut j = 0usize;
-    while a0 < w {
-        while j > 0 && i64::from(reference[j - 1]) > a0 {
-            j -= 1;
+    loop {
+        while reference[j] as i32 <= a0 {
+            j += 2;
         }
-        while i64::from(reference[j]) <= a0 {
-            j += 1;
-        }
-        if j & 1 != colour {
-            j += 1;
-        }
-        let b1 = i64::from(reference[j]);
-        let b2 = i64::from(reference[j + 1]);
         r.fill();
-        let (len, mode) = MODE_DECODE[r.peek_fast(7) as usize];
-        match mode {
-            Mode::Vertical(d) => {
-                r.consume_fast(u32::from(len));
-                let a1 = b1 + i64::from(d);
+        let op = MODE_OPS[r.peek_fast(MODE_BITS) as usize];
+        r.consume_fast(op.bits());
+        match op.kind() {
+            ModeOp::VERTICAL => {
+                let a1 = reference[j] as i32 + op.offset();
                 if a1 <= a0 || a1 > w {
                     return Err(DecodeErrorKind::BadPosition);
                 }
-                if a1 < w {
-                    // a1 > a0 ≥ every element so far: the list stays strictly increasing
-                    // below the width, so it can neither cancel nor outgrow its capacity.
-                    out.change(a1 as u32);
-                    cur.push(a1 as u32);
+                if a1 == w {
+                    return Ok(n);
                 }
+                // a1 > a0 ≥ every element so far: the list stays strictly increasing
+                // below the width, so it can neither cancel nor outgrow its capacity.
+                push(cur, &mut n, a1 as u32)?;
                 a0 = a1;
-                colour ^= 1;
+                black = !black;
+                j = if j > 0 { j - 1 } else { 1 };
             }
-            Mode::Horizontal => {
-                r.consume_fast(u32::from(len));
+            ModeOp::HORIZONTAL => {
                 let start = a0.max(0);
-                let r1 = read_run(r, colour == 1, (w - start) as u32)?;
-                let a1 = start + i64::from(r1);
+                let r1 = read_run(r, black, (w - start) as u32)?;
+                let a1 = start + r1 as i32;
                 if a1 > w {
                     return Err(DecodeErrorKind::LongLine);
                 }
-                let r2 = read_run(r, colour == 0, (w - a1) as u32)?;
-                let a2 = a1 + i64::from(r2);
+                let r2 = read_run(r, !black, (w - a1) as u32)?;
+                let a2 = a1 + r2 as i32;
                 if a2 > w {
                     return Err(DecodeErrorKind::LongLine);
                 }
                 if a1 < w {
-                    push_change(cur, out, a1 as u32, cap)?;
+                    push_change(cur, &mut n, a1 as u32)?;
                 }
-                if a2 < w {
-                    push_change(cur, out, a2 as u32, cap)?;
+                if a2 >= w {
+                    return Ok(n);
                 }
+                push_change(cur, &mut n, a2 as u32)?;
                 a0 = a2;
             }
-            Mode::Pass => {
-                r.consume_fast(u32::from(len));
+            ModeOp::PASS => {
+                let b2 = reference[j + 1] as i32;
+                if b2 >= w {
+                    return Ok(n);
+                }
                 a0 = b2;
             }
-            Mode::Extension => return Err(DecodeErrorKind::Uncompressed),
-            Mode::Zeros => {
+            ModeOp::EXTENSION => return Err(DecodeErrorKind::Uncompressed),
+            _ => {
                 return Err(if r.overrun() || r.at_end() {
                     DecodeErrorKind::Truncated
                 } else {
@@ -656,5 +625,4 @@ fn decode_2d(
             }
         }
     }
-    Ok(())
 }
