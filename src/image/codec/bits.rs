@@ -330,4 +330,64 @@ mod tests {
         r.consume(1);
         assert!(r.overrun());
     }
+
+    /// The reader against a bit-at-a-time model: any sequence of operations on any data, in
+    /// either order, gives the same bits, positions and end flags (past the end: zeros).
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn bit(data: &[u8], order: BitOrder, i: u64) -> u32 {
+            let Some(&b) = data.get((i / 8) as usize) else {
+                return 0;
+            };
+            let s = match order {
+                BitOrder::MsbFirst => 7 - i % 8,
+                BitOrder::LsbFirst => i % 8,
+            };
+            u32::from(b >> s) & 1
+        }
+
+        proptest! {
+            #[test]
+            fn reader_matches_model(
+                data in proptest::collection::vec(any::<u8>(), 0..40),
+                lsb in any::<bool>(),
+                ops in proptest::collection::vec((0u8..5, 1u32..=32), 0..60),
+            ) {
+                let order = if lsb { BitOrder::LsbFirst } else { BitOrder::MsbFirst };
+                // Sparse data too, so that skip_zeros meets long zero runs.
+                let data: Vec<u8> = data.iter().map(|&b| if b < 160 { 0 } else { b }).collect();
+                let total = 8 * data.len() as u64;
+                let mut r = BitReader::new(&data, order);
+                let mut pos = 0u64;
+                for (op, k) in ops {
+                    match op {
+                        0 => {
+                            let want = (0..u64::from(k)).fold(0, |v, i| v << 1 | bit(&data, order, pos + i));
+                            prop_assert_eq!(r.peek(k), want);
+                        }
+                        1 => { r.consume(k); pos += u64::from(k); }
+                        2 => {
+                            r.fill();
+                            let want = (0..u64::from(k)).fold(0, |v, i| v << 1 | bit(&data, order, pos + i));
+                            prop_assert_eq!(r.peek_fast(k), want);
+                            r.consume_fast(k);
+                            pos += u64::from(k);
+                        }
+                        3 => {
+                            let mut z = 0;
+                            while pos < total && bit(&data, order, pos) == 0 { pos += 1; z += 1; }
+                            prop_assert_eq!(r.skip_zeros(), z);
+                        }
+                        _ => { r.align_to_byte(); pos = pos.div_ceil(8) * 8; }
+                    }
+                    prop_assert_eq!(r.bit_position(), pos);
+                    prop_assert_eq!(r.at_end(), pos >= total);
+                    prop_assert_eq!(r.overrun(), pos > total);
+                    prop_assert_eq!(r.remaining_bits(), total.saturating_sub(pos));
+                }
+            }
+        }
+    }
 }
