@@ -129,14 +129,15 @@ pub struct Decoder<'a> {
     r: BitReader<'a>,
     width: u32,
     opts: DecodeOptions,
-    /// Changing elements of the row being decoded: `cur[..cur_n]`, then the end mark. Sized
-    /// once (width + 8) so that the hot loops index a fixed slice and never grow a vector.
-    cur: Vec<u32>,
+    /// Changing elements of the row being decoded: `cur[..cur_n]`, then the end mark. A
+    /// fixed power-of-two array (see [`LIST`]) so that the hot loops index it without bounds
+    /// checks or a length in a register.
+    cur: Box<[u32; LIST]>,
     /// Elements in `cur` (without the end mark).
     cur_n: usize,
     /// Reference line (previous row's changes, then at least four `width` sentinels so that
-    /// b1 and b2 always exist), as long as `cur`.
-    reference: Vec<u32>,
+    /// b1 and b2 always exist), like `cur`.
+    reference: Box<[u32; LIST]>,
     /// The last row produced, packed (for replacing bad rows).
     last_row: Vec<u8>,
     quality: CopyQuality,
@@ -148,6 +149,21 @@ pub struct Decoder<'a> {
     eol_pending: bool,
     /// MR tag of the pending EOL: the next row is 1-D.
     next_1d: bool,
+}
+
+/// Length of the changing-element arrays: a power of two above [`MAX_WIDTH`] + 8, so that
+/// an index masked with `LIST − 1` is in bounds by construction. The decoders' lists are
+/// strictly increasing positions below the width (plus the end mark and sentinels), so the
+/// mask never changes an index; it only lets the compiler drop the bounds checks.
+const LIST: usize = 32_768;
+const _: () = assert!(LIST.is_power_of_two() && LIST >= MAX_WIDTH as usize + 8);
+
+/// A zeroed list on the heap (zero pages, so only the used part costs memory).
+fn zeroed_list() -> Box<[u32; LIST]> {
+    vec![0u32; LIST]
+        .into_boxed_slice()
+        .try_into()
+        .expect("length is LIST")
 }
 
 enum Step {
@@ -170,14 +186,17 @@ impl<'a> Decoder<'a> {
             });
         }
         let len = width as usize + 8;
+        // T.4 §4.2.1.3.1: the line before the first is an imaginary white line. Only the
+        // first `len` entries are ever used; the rest stay untouched zero pages.
+        let mut reference = zeroed_list();
+        reference[..len].fill(width);
         Ok(Decoder {
             r: BitReader::new(data, opts.bit_order),
             width,
             opts,
-            cur: vec![0; len],
+            cur: zeroed_list(),
             cur_n: 0,
-            // T.4 §4.2.1.3.1: the line before the first is an imaginary white line.
-            reference: vec![width; len],
+            reference,
             last_row: vec![0; width.div_ceil(8) as usize],
             quality: CopyQuality::default(),
             bad_run: 0,
@@ -442,8 +461,7 @@ impl<'a> Decoder<'a> {
         // The reader is worked on as a local so that the bit buffer stays in registers for
         // the whole line.
         let mut r = self.r.clone();
-        let cap = self.width as usize + 2;
-        let res = decode_1d(&mut r, self.width, &mut self.cur[..cap]);
+        let res = decode_1d(&mut r, self.width, &mut self.cur);
         self.r = r;
         self.finish_line(res, row)
     }
@@ -451,8 +469,7 @@ impl<'a> Decoder<'a> {
     /// T.4 §4.2.1.3 / T.6 §2.2: pass, horizontal and vertical modes against the reference.
     fn line_2d(&mut self, row: &mut [u8]) -> Result<(), DecodeErrorKind> {
         let mut r = self.r.clone();
-        let cap = self.width as usize + 2;
-        let res = decode_2d(&mut r, self.width, &self.reference, &mut self.cur[..cap]);
+        let res = decode_2d(&mut r, self.width, &self.reference, &mut self.cur);
         self.r = r;
         self.finish_line(res, row)
     }
@@ -503,24 +520,28 @@ fn invalid_code(r: &mut BitReader<'_>) -> DecodeErrorKind {
 /// Appends changing element `x` to `cur[..*n]`; one equal to the last cancels it (a
 /// zero-length run: the colour toggles twice at the same place).
 #[inline(always)]
-fn push_change(cur: &mut [u32], n: &mut usize, x: u32) -> Result<(), DecodeErrorKind> {
-    if *n > 0 && cur[*n - 1] == x {
+fn push_change(cur: &mut [u32; LIST], n: &mut usize, x: u32) {
+    if *n > 0 && cur[(*n - 1) & (LIST - 1)] == x {
         *n -= 1;
-        return Ok(());
+        return;
     }
-    push(cur, n, x)
+    push(cur, n, x);
 }
 
-/// Appends `x` (known to be above every element so far) to `cur[..*n]`.
+/// Appends `x` (above every element so far, below the width) to `cur[..*n]`. The list is
+/// strictly increasing below the width, so `n` stays below the width: no capacity check.
 #[inline(always)]
-fn push(cur: &mut [u32], n: &mut usize, x: u32) -> Result<(), DecodeErrorKind> {
-    *cur.get_mut(*n).ok_or(DecodeErrorKind::LongLine)? = x;
+fn push(cur: &mut [u32; LIST], n: &mut usize, x: u32) {
+    cur[*n & (LIST - 1)] = x;
     *n += 1;
-    Ok(())
 }
 
 /// One 1-D line into `cur`; returns the number of changing elements.
-fn decode_1d(r: &mut BitReader<'_>, w: u32, cur: &mut [u32]) -> Result<usize, DecodeErrorKind> {
+fn decode_1d(
+    r: &mut BitReader<'_>,
+    w: u32,
+    cur: &mut [u32; LIST],
+) -> Result<usize, DecodeErrorKind> {
     let mut n = 0usize;
     let mut a0 = 0u32;
     let mut black = false;
@@ -535,9 +556,9 @@ fn decode_1d(r: &mut BitReader<'_>, w: u32, cur: &mut [u32]) -> Result<usize, De
         }
         if run == 0 {
             // A zero-length run: only here can an element cancel the last one.
-            push_change(cur, &mut n, a0)?;
+            push_change(cur, &mut n, a0);
         } else {
-            push(cur, &mut n, a0)?;
+            push(cur, &mut n, a0);
         }
         black = !black;
     }
@@ -554,40 +575,44 @@ fn decode_1d(r: &mut BitReader<'_>, w: u32, cur: &mut [u32]) -> Result<usize, De
 fn decode_2d(
     r: &mut BitReader<'_>,
     width: u32,
-    reference: &[u32],
-    cur: &mut [u32],
+    reference: &[u32; LIST],
+    cur: &mut [u32; LIST],
 ) -> Result<usize, DecodeErrorKind> {
+    const M: usize = LIST - 1;
     // Widths are at most MAX_WIDTH, so positions fit an i32 with room for a0 = −1 (the
     // imaginary element before the line, T.4 §4.2.1.3.1).
     let w = width as i32;
     let mut n = 0usize;
     let mut a0: i32 = -1;
-    let mut black = false;
+    // The colour of a0 is the parity of `j` (odd: black), which saves a register.
     let mut j = 0usize;
     loop {
-        while reference[j] as i32 <= a0 {
+        while reference[j & M] as i32 <= a0 {
             j += 2;
         }
         r.fill();
         let op = MODE_OPS[r.peek_fast(MODE_BITS) as usize];
         r.consume_fast(op.bits());
-        match op.kind() {
-            ModeOp::VERTICAL => {
-                let a1 = reference[j] as i32 + op.offset();
-                if a1 <= a0 || a1 > w {
-                    return Err(DecodeErrorKind::BadPosition);
-                }
-                if a1 == w {
-                    return Ok(n);
-                }
-                // a1 > a0 ≥ every element so far: the list stays strictly increasing
-                // below the width, so it can neither cancel nor outgrow its capacity.
-                push(cur, &mut n, a1 as u32)?;
-                a0 = a1;
-                black = !black;
-                j = if j > 0 { j - 1 } else { 1 };
+        if op.kind() == ModeOp::VERTICAL {
+            // The most frequent mode first, out of the jump table.
+            let a1 = reference[j & M] as i32 + op.offset();
+            if a1 <= a0 || a1 > w {
+                return Err(DecodeErrorKind::BadPosition);
             }
+            if a1 == w {
+                return Ok(n);
+            }
+            // a1 > a0 ≥ every element so far: the list stays strictly increasing below the
+            // width, so it can neither cancel nor outgrow its capacity.
+            push(cur, &mut n, a1 as u32);
+            a0 = a1;
+            // The colour flips: the candidate of the other parity just before the old b1.
+            j = if j > 0 { j - 1 } else { 1 };
+            continue;
+        }
+        match op.kind() {
             ModeOp::HORIZONTAL => {
+                let black = j & 1 == 1;
                 let start = a0.max(0);
                 let r1 = read_run(r, black, (w - start) as u32)?;
                 let a1 = start + r1 as i32;
@@ -600,16 +625,16 @@ fn decode_2d(
                     return Err(DecodeErrorKind::LongLine);
                 }
                 if a1 < w {
-                    push_change(cur, &mut n, a1 as u32)?;
+                    push_change(cur, &mut n, a1 as u32);
                 }
                 if a2 >= w {
                     return Ok(n);
                 }
-                push_change(cur, &mut n, a2 as u32)?;
+                push_change(cur, &mut n, a2 as u32);
                 a0 = a2;
             }
             ModeOp::PASS => {
-                let b2 = reference[j + 1] as i32;
+                let b2 = reference[(j + 1) & M] as i32;
                 if b2 >= w {
                     return Ok(n);
                 }

@@ -376,11 +376,15 @@ const fn fill_mode(mut t: [(u8, Mode); 128], c: Code, m: Mode) -> [(u8, Mode); 1
 /// Bits [`MODE_OPS`] is indexed by: the longest mode code (VL3, VR3) is 7 bits.
 pub const MODE_BITS: u32 = 7;
 
-/// A 2-D mode decode entry packed in one byte, so that the hot loop does one byte load per
-/// mode: the code length in the low 3 bits, the kind in the next two, and in the top three
-/// `a1 − b1 + 3` for vertical modes (for kind 3: 0 = extension, 1 = zeros).
+/// A 2-D mode decode entry: one aligned 4-byte load gives the kind, the bits to consume and
+/// the vertical offset without any unpacking arithmetic in the hot loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ModeOp(u8);
+#[repr(C, align(4))]
+pub struct ModeOp {
+    kind: u8,
+    bits: u8,
+    offset: i8,
+}
 
 impl ModeOp {
     /// Vertical mode (T.4 §4.2.1.3.2 c).
@@ -394,37 +398,27 @@ impl ModeOp {
     /// Seven zeros: EOL, EOFB or garbage.
     pub const ZEROS: u8 = 4;
 
-    /// `len` bits to consume; `top` is the vertical offset + 3, or the kind-3 selector.
-    const fn new(len: u8, kind: u8, top: u8) -> ModeOp {
-        if kind >= Self::EXTENSION {
-            ModeOp(len | (Self::EXTENSION << 3) | ((kind - Self::EXTENSION) << 5))
-        } else {
-            ModeOp(len | (kind << 3) | (top << 5))
-        }
+    const fn new(bits: u8, kind: u8, offset: i8) -> ModeOp {
+        ModeOp { kind, bits, offset }
     }
 
     /// Bits to consume: the code's length, or 0 for [`ModeOp::EXTENSION`] and
     /// [`ModeOp::ZEROS`] (left in the stream for the error path and resynchronisation).
     #[inline(always)]
     pub fn bits(self) -> u32 {
-        u32::from(self.0 & 7)
+        u32::from(self.bits)
     }
 
     /// One of the kind constants.
     #[inline(always)]
     pub fn kind(self) -> u8 {
-        let k = (self.0 >> 3) & 3;
-        if k == Self::EXTENSION {
-            k + (self.0 >> 5)
-        } else {
-            k
-        }
+        self.kind
     }
 
     /// `a1 − b1` of a vertical mode (−3..=3).
     #[inline(always)]
     pub fn offset(self) -> i32 {
-        i32::from(self.0 >> 5) - 3
+        i32::from(self.offset)
     }
 }
 
@@ -439,7 +433,7 @@ const fn build_mode_ops() -> [ModeOp; 1 << MODE_BITS] {
         t[m] = match mode {
             Mode::Pass => ModeOp::new(len, ModeOp::PASS, 0),
             Mode::Horizontal => ModeOp::new(len, ModeOp::HORIZONTAL, 0),
-            Mode::Vertical(d) => ModeOp::new(len, ModeOp::VERTICAL, (d + 3) as u8),
+            Mode::Vertical(d) => ModeOp::new(len, ModeOp::VERTICAL, d),
             // Not consumed here: the error paths look at these bits.
             Mode::Extension => ModeOp::new(0, ModeOp::EXTENSION, 0),
             Mode::Zeros => ModeOp::new(0, ModeOp::ZEROS, 0),
