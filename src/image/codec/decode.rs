@@ -476,22 +476,23 @@ impl<'a> Decoder<'a> {
 }
 
 /// Reads one run of a colour: make-ups, then a terminating code. Stops with `LongLine` once
-/// the run passes `room`.
+/// the run passes `room`. The colour is a constant, so each instance has its table fixed.
 #[inline(always)]
-fn read_run(r: &mut BitReader<'_>, black: bool, room: u32) -> Result<u32, DecodeErrorKind> {
+fn read_run<const BLACK: bool>(r: &mut BitReader<'_>, room: u32) -> Result<u32, DecodeErrorKind> {
     let mut total = 0u32;
     loop {
         r.fill();
-        let e = if black {
+        let e = if BLACK {
             BLACK_DECODE[r.peek_fast(BLACK_BITS) as usize]
         } else {
             WHITE_DECODE[r.peek_fast(WHITE_BITS) as usize]
         };
+        if e.kind == RunKind::Term {
+            // Most runs are one terminating code.
+            r.consume_fast(u32::from(e.len));
+            return Ok(total + u32::from(e.run));
+        }
         match e.kind {
-            RunKind::Term => {
-                r.consume_fast(u32::from(e.len));
-                return Ok(total + u32::from(e.run));
-            }
             RunKind::MakeUp => {
                 r.consume_fast(u32::from(e.len));
                 total += u32::from(e.run);
@@ -500,9 +501,29 @@ fn read_run(r: &mut BitReader<'_>, black: bool, room: u32) -> Result<u32, Decode
                 }
             }
             RunKind::Eol => return Err(DecodeErrorKind::ShortLine),
-            RunKind::Invalid => return Err(invalid_code(r)),
+            _ => return Err(invalid_code(r)),
         }
     }
+}
+
+/// Two runs of horizontal mode (T.4 §4.2.1.3.2 b): a0's colour first.
+#[inline(always)]
+fn read_pair(r: &mut BitReader<'_>, black: bool, room: u32) -> Result<(u32, u32), DecodeErrorKind> {
+    let r1 = if black {
+        read_run::<true>(r, room)?
+    } else {
+        read_run::<false>(r, room)?
+    };
+    // An overlong first run is the error, whatever follows.
+    let Some(left) = room.checked_sub(r1) else {
+        return Err(DecodeErrorKind::LongLine);
+    };
+    let r2 = if black {
+        read_run::<false>(r, left)?
+    } else {
+        read_run::<true>(r, left)?
+    };
+    Ok((r1, r2))
 }
 
 /// What bits that are no code mean: the end of the data, an EOL too early, or garbage.
@@ -544,24 +565,40 @@ fn decode_1d(
 ) -> Result<usize, DecodeErrorKind> {
     let mut n = 0usize;
     let mut a0 = 0u32;
-    let mut black = false;
+    // A white run, then a black one: unrolled so that each table is a constant.
     loop {
-        let run = read_run(r, black, w)?;
-        a0 += run;
-        if a0 >= w {
-            if a0 > w {
-                return Err(DecodeErrorKind::LongLine);
-            }
+        if !run_1d(read_run::<false>(r, w)?, w, &mut a0, cur, &mut n)? {
             return Ok(n);
         }
-        if run == 0 {
-            // A zero-length run: only here can an element cancel the last one.
-            push_change(cur, &mut n, a0);
-        } else {
-            push(cur, &mut n, a0);
+        if !run_1d(read_run::<true>(r, w)?, w, &mut a0, cur, &mut n)? {
+            return Ok(n);
         }
-        black = !black;
     }
+}
+
+/// Adds one 1-D run: false once the line is complete.
+#[inline(always)]
+fn run_1d(
+    run: u32,
+    w: u32,
+    a0: &mut u32,
+    cur: &mut [u32; LIST],
+    n: &mut usize,
+) -> Result<bool, DecodeErrorKind> {
+    *a0 += run;
+    if *a0 >= w {
+        if *a0 > w {
+            return Err(DecodeErrorKind::LongLine);
+        }
+        return Ok(false);
+    }
+    if run == 0 {
+        // A zero-length run: only here can an element cancel the last one.
+        push_change(cur, n, *a0);
+    } else {
+        push(cur, n, *a0);
+    }
+    Ok(true)
 }
 
 /// One 2-D line into `cur` against `reference` (strictly increasing elements, then at least
@@ -612,14 +649,9 @@ fn decode_2d(
         }
         match op.kind() {
             ModeOp::HORIZONTAL => {
-                let black = j & 1 == 1;
                 let start = a0.max(0);
-                let r1 = read_run(r, black, (w - start) as u32)?;
+                let (r1, r2) = read_pair(r, j & 1 == 1, (w - start) as u32)?;
                 let a1 = start + r1 as i32;
-                if a1 > w {
-                    return Err(DecodeErrorKind::LongLine);
-                }
-                let r2 = read_run(r, !black, (w - a1) as u32)?;
                 let a2 = a1 + r2 as i32;
                 if a2 > w {
                     return Err(DecodeErrorKind::LongLine);
