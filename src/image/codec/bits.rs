@@ -106,8 +106,9 @@ impl BitWriter {
     }
 }
 
-/// Reads codes from a byte slice. Past the end, reads see zero bits; [`BitReader::overrun`]
-/// tells when a consumed code reached into them.
+/// Reads codes from a byte slice. Past the end, reads see zero bits (the accumulator is
+/// topped up with "virtual" zeros, so that consuming never has to check for the end);
+/// [`BitReader::overrun`] tells when a consumed code reached into them.
 #[derive(Debug, Clone)]
 pub struct BitReader<'a> {
     data: &'a [u8],
@@ -115,10 +116,10 @@ pub struct BitReader<'a> {
     pos: usize,
     /// Bits, left-aligned; bits past `n` are either zero or the stream's next bits.
     acc: u64,
-    /// Valid bits in `acc`.
+    /// Valid bits in `acc` (real or virtual zeros past the end).
     n: u32,
-    /// Bits consumed past the end of the data.
-    over: u32,
+    /// Virtual zero bits loaded past the end of the data.
+    virt: u64,
     order: BitOrder,
 }
 
@@ -130,45 +131,58 @@ impl<'a> BitReader<'a> {
             pos: 0,
             acc: 0,
             n: 0,
-            over: 0,
+            virt: 0,
             order,
         };
         r.refill();
         r
     }
 
+    /// Tops the accumulator up to more than 56 bits.
     #[inline]
     fn refill(&mut self) {
         if self.n > 56 {
             return;
         }
-        if self.pos + 8 <= self.data.len() {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&self.data[self.pos..self.pos + 8]);
+        if let Some(b) = self.data.get(self.pos..self.pos + 8) {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
             let w = match self.order {
-                BitOrder::MsbFirst => u64::from_be_bytes(b),
-                BitOrder::LsbFirst => u64::from_le_bytes(b).reverse_bits(),
+                BitOrder::MsbFirst => u64::from_be_bytes(a),
+                BitOrder::LsbFirst => u64::from_le_bytes(a).reverse_bits(),
             };
             self.acc |= w >> self.n;
             let take = (63 - self.n) / 8;
             self.pos += take as usize;
             self.n += take * 8;
         } else {
-            while self.n <= 56 && self.pos < self.data.len() {
-                let b = self.data[self.pos];
-                let b = match self.order {
-                    BitOrder::MsbFirst => b,
-                    BitOrder::LsbFirst => b.reverse_bits(),
-                };
-                self.acc |= u64::from(b) << (56 - self.n);
-                self.pos += 1;
-                self.n += 8;
-            }
+            self.refill_tail();
         }
     }
 
-    /// Makes at least 32 bits available (fewer only at the end of the data), so that
-    /// [`BitReader::peek_fast`] can be used for codes up to 32 bits.
+    /// The last bytes, then virtual zeros: every bit of `acc` past the real data is zero
+    /// already, so the zeros only need counting.
+    #[cold]
+    fn refill_tail(&mut self) {
+        while self.n <= 56 && self.pos < self.data.len() {
+            let b = self.data[self.pos];
+            let b = match self.order {
+                BitOrder::MsbFirst => b,
+                BitOrder::LsbFirst => b.reverse_bits(),
+            };
+            self.acc |= u64::from(b) << (56 - self.n);
+            self.pos += 1;
+            self.n += 8;
+        }
+        if self.pos >= self.data.len() {
+            self.virt += u64::from(64 - self.n);
+            self.n = 64;
+        }
+    }
+
+    /// Makes at least 32 bits available (past the end: virtual zeros), so that
+    /// [`BitReader::peek_fast`] and [`BitReader::consume_fast`] can be used for codes up to
+    /// 32 bits.
     #[inline(always)]
     pub fn fill(&mut self) {
         if self.n < 32 {
@@ -182,17 +196,13 @@ impl<'a> BitReader<'a> {
         (self.acc >> (64 - k)) as u32
     }
 
-    /// Consumes `k` bits (1 ≤ k ≤ 32) that [`BitReader::fill`] made available.
+    /// Consumes `k` bits (k ≤ 32) that [`BitReader::fill`] made available: a shift and a
+    /// subtraction, no test for the end (see [`BitReader::overrun`]).
     #[inline(always)]
     pub fn consume_fast(&mut self, k: u32) {
-        if k <= self.n {
-            self.acc <<= k;
-            self.n -= k;
-        } else {
-            self.over += k - self.n;
-            self.n = 0;
-            self.acc = 0;
-        }
+        debug_assert!(k <= self.n && k < 64);
+        self.acc <<= k;
+        self.n -= k;
     }
 
     /// The next `k` bits (1 ≤ k ≤ 32) without consuming them; zeros past the end.
@@ -207,61 +217,59 @@ impl<'a> BitReader<'a> {
     /// Consumes `k` bits (k ≤ 32).
     #[inline]
     pub fn consume(&mut self, k: u32) {
-        if self.n < k {
-            self.refill();
-        }
-        if k > self.n {
-            self.over += k - self.n;
-            self.n = 0;
-            self.acc = 0;
-        } else {
-            self.acc <<= k;
-            self.n -= k;
-        }
+        self.fill();
+        self.consume_fast(k);
+    }
+
+    /// Bits of the data in total.
+    #[inline]
+    fn total_bits(&self) -> u64 {
+        8 * self.data.len() as u64
     }
 
     /// True once a consumed code reached past the end of the data.
     #[inline]
     pub fn overrun(&self) -> bool {
-        self.over > 0
+        self.bit_position() > self.total_bits()
     }
 
     /// True when every bit of the data has been consumed.
     pub fn at_end(&self) -> bool {
-        self.n == 0 && self.pos >= self.data.len()
+        self.bit_position() >= self.total_bits()
     }
 
     /// Bits left unread.
     pub fn remaining_bits(&self) -> u64 {
-        u64::from(self.n) + 8 * (self.data.len() - self.pos) as u64
+        self.total_bits().saturating_sub(self.bit_position())
     }
 
-    /// Bits consumed so far (for positions in error reports).
+    /// Bits consumed so far (for positions in error reports); past the end this counts the
+    /// virtual zeros consumed too.
     pub fn bit_position(&self) -> u64 {
-        (self.pos as u64) * 8 - u64::from(self.n) + u64::from(self.over)
+        (self.pos as u64) * 8 + self.virt - u64::from(self.n)
     }
 
     /// Skips to the next byte boundary (T.4 fill, TIFF Compression 2 row alignment).
     pub fn align_to_byte(&mut self) {
-        let k = self.n % 8;
+        let k = ((8 - self.bit_position() % 8) % 8) as u32;
         self.consume(k);
     }
 
-    /// Skips zero bits; returns how many (stops at the first one bit or the end).
+    /// Skips zero bits; returns how many (stops at the first one bit or the end of the data).
     pub fn skip_zeros(&mut self) -> u64 {
         let mut skipped = 0u64;
         loop {
-            if self.n < 32 {
-                self.refill();
-            }
-            if self.n == 0 {
+            self.fill();
+            let rem = self.remaining_bits();
+            if rem == 0 {
                 return skipped;
             }
-            let lz = self.acc.leading_zeros().min(self.n);
-            self.acc <<= lz;
-            self.n -= lz;
+            // At most 32 at a time keeps the shift in range; `fill` made 32 available.
+            let lz = self.acc.leading_zeros().min(32);
+            let lz = u64::from(lz).min(rem) as u32;
+            self.consume_fast(lz);
             skipped += u64::from(lz);
-            if self.n > 0 {
+            if self.acc >> 63 == 1 {
                 return skipped;
             }
         }
@@ -321,5 +329,65 @@ mod tests {
         assert!(!r.overrun());
         r.consume(1);
         assert!(r.overrun());
+    }
+
+    /// The reader against a bit-at-a-time model: any sequence of operations on any data, in
+    /// either order, gives the same bits, positions and end flags (past the end: zeros).
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn bit(data: &[u8], order: BitOrder, i: u64) -> u32 {
+            let Some(&b) = data.get((i / 8) as usize) else {
+                return 0;
+            };
+            let s = match order {
+                BitOrder::MsbFirst => 7 - i % 8,
+                BitOrder::LsbFirst => i % 8,
+            };
+            u32::from(b >> s) & 1
+        }
+
+        proptest! {
+            #[test]
+            fn reader_matches_model(
+                data in proptest::collection::vec(any::<u8>(), 0..40),
+                lsb in any::<bool>(),
+                ops in proptest::collection::vec((0u8..5, 1u32..=32), 0..60),
+            ) {
+                let order = if lsb { BitOrder::LsbFirst } else { BitOrder::MsbFirst };
+                // Sparse data too, so that skip_zeros meets long zero runs.
+                let data: Vec<u8> = data.iter().map(|&b| if b < 160 { 0 } else { b }).collect();
+                let total = 8 * data.len() as u64;
+                let mut r = BitReader::new(&data, order);
+                let mut pos = 0u64;
+                for (op, k) in ops {
+                    match op {
+                        0 => {
+                            let want = (0..u64::from(k)).fold(0, |v, i| v << 1 | bit(&data, order, pos + i));
+                            prop_assert_eq!(r.peek(k), want);
+                        }
+                        1 => { r.consume(k); pos += u64::from(k); }
+                        2 => {
+                            r.fill();
+                            let want = (0..u64::from(k)).fold(0, |v, i| v << 1 | bit(&data, order, pos + i));
+                            prop_assert_eq!(r.peek_fast(k), want);
+                            r.consume_fast(k);
+                            pos += u64::from(k);
+                        }
+                        3 => {
+                            let mut z = 0;
+                            while pos < total && bit(&data, order, pos) == 0 { pos += 1; z += 1; }
+                            prop_assert_eq!(r.skip_zeros(), z);
+                        }
+                        _ => { r.align_to_byte(); pos = pos.div_ceil(8) * 8; }
+                    }
+                    prop_assert_eq!(r.bit_position(), pos);
+                    prop_assert_eq!(r.at_end(), pos >= total);
+                    prop_assert_eq!(r.overrun(), pos > total);
+                    prop_assert_eq!(r.remaining_bits(), total.saturating_sub(pos));
+                }
+            }
+        }
     }
 }

@@ -3,9 +3,9 @@
 use thiserror::Error;
 
 use super::bits::{BitOrder, BitReader};
-use super::runs::WordOut;
+use super::runs::changes_to_row;
 use super::tables::{
-    BLACK_BITS, BLACK_DECODE, MODE_DECODE, Mode, RunKind, WHITE_BITS, WHITE_DECODE,
+    BLACK_BITS, BLACK_DECODE, MODE_BITS, MODE_OPS, ModeOp, RunKind, WHITE_BITS, WHITE_DECODE,
 };
 use super::{Coding, MAX_WIDTH};
 
@@ -129,10 +129,15 @@ pub struct Decoder<'a> {
     r: BitReader<'a>,
     width: u32,
     opts: DecodeOptions,
-    /// Changing elements of the row being decoded.
-    cur: Vec<u32>,
-    /// Reference line (previous row's changes plus end sentinels).
-    reference: Vec<u32>,
+    /// Changing elements of the row being decoded: `cur[..cur_n]`, then the end mark. A
+    /// fixed power-of-two array (see [`LIST`]) so that the hot loops index it without bounds
+    /// checks or a length in a register.
+    cur: Box<[u32; LIST]>,
+    /// Elements in `cur` (without the end mark).
+    cur_n: usize,
+    /// Reference line (previous row's changes, then at least four `width` sentinels so that
+    /// b1 and b2 always exist), like `cur`.
+    reference: Box<[u32; LIST]>,
     /// The last row produced, packed (for replacing bad rows).
     last_row: Vec<u8>,
     quality: CopyQuality,
@@ -144,6 +149,21 @@ pub struct Decoder<'a> {
     eol_pending: bool,
     /// MR tag of the pending EOL: the next row is 1-D.
     next_1d: bool,
+}
+
+/// Length of the changing-element arrays: a power of two above [`MAX_WIDTH`] + 8, so that
+/// an index masked with `LIST − 1` is in bounds by construction. The decoders' lists are
+/// strictly increasing positions below the width (plus the end mark and sentinels), so the
+/// mask never changes an index; it only lets the compiler drop the bounds checks.
+const LIST: usize = 32_768;
+const _: () = assert!(LIST.is_power_of_two() && LIST >= MAX_WIDTH as usize + 8);
+
+/// A zeroed list on the heap (zero pages, so only the used part costs memory).
+fn zeroed_list() -> Box<[u32; LIST]> {
+    vec![0u32; LIST]
+        .into_boxed_slice()
+        .try_into()
+        .expect("length is LIST")
 }
 
 enum Step {
@@ -165,14 +185,17 @@ impl<'a> Decoder<'a> {
                 kind: DecodeErrorKind::BadWidth,
             });
         }
-        let cap = width as usize + 8;
-        let mut reference = Vec::with_capacity(cap);
-        reference.extend_from_slice(&[width; 4]);
+        let len = width as usize + 8;
+        // T.4 §4.2.1.3.1: the line before the first is an imaginary white line. Only the
+        // first `len` entries are ever used; the rest stay untouched zero pages.
+        let mut reference = zeroed_list();
+        reference[..len].fill(width);
         Ok(Decoder {
             r: BitReader::new(data, opts.bit_order),
             width,
             opts,
-            cur: Vec::with_capacity(cap),
+            cur: zeroed_list(),
+            cur_n: 0,
             reference,
             last_row: vec![0; width.div_ceil(8) as usize],
             quality: CopyQuality::default(),
@@ -292,8 +315,9 @@ impl<'a> Decoder<'a> {
 
     fn accept_reference(&mut self) {
         std::mem::swap(&mut self.cur, &mut self.reference);
-        let w = self.width;
-        self.reference.extend_from_slice(&[w, w, w]);
+        // The end mark is at `cur_n` already (`finish_line`); three more sentinels.
+        let n = self.cur_n;
+        self.reference[n + 1..n + 4].fill(self.width);
     }
 
     /// The EOL is consumed: read the MR tag, note the pending row.
@@ -407,62 +431,68 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    fn finish_line(&mut self) -> Result<(), DecodeErrorKind> {
+    /// Writes the row from the changing elements found and checks that the line did not
+    /// run past the data. After an error the row is left white: the caller replaces it
+    /// (received mode) or drops the page (strict mode).
+    fn finish_line(
+        &mut self,
+        res: Result<usize, DecodeErrorKind>,
+        row: &mut [u8],
+    ) -> Result<(), DecodeErrorKind> {
+        let w = self.width;
+        let n = match res {
+            Ok(n) => n,
+            Err(kind) => {
+                row.fill(0);
+                return Err(kind);
+            }
+        };
+        changes_to_row(&self.cur[..n], w, row);
         if self.r.overrun() {
             return Err(DecodeErrorKind::Truncated);
         }
-        self.cur.push(self.width);
+        self.cur[n] = w;
+        self.cur_n = n;
         Ok(())
     }
 
     /// T.4 §4.1: alternating white and black runs, white first, adding up to the width.
     fn line_1d(&mut self, row: &mut [u8]) -> Result<(), DecodeErrorKind> {
-        // The reader and the output list are worked on as locals so that the bit buffer stays
-        // in registers for the whole line.
+        // The reader is worked on as a local so that the bit buffer stays in registers for
+        // the whole line.
         let mut r = self.r.clone();
-        let mut cur = std::mem::take(&mut self.cur);
-        let mut out = RowOut::new(row);
-        // MH never uses a reference line: only MR needs the changing elements kept.
-        let keep = self.opts.coding != Coding::Mh;
-        let res = decode_1d(&mut r, self.width, &mut cur, &mut out, keep);
-        out.finish(self.width);
+        let res = decode_1d(&mut r, self.width, &mut self.cur);
         self.r = r;
-        self.cur = cur;
-        res?;
-        self.finish_line()
+        self.finish_line(res, row)
     }
 
     /// T.4 §4.2.1.3 / T.6 §2.2: pass, horizontal and vertical modes against the reference.
     fn line_2d(&mut self, row: &mut [u8]) -> Result<(), DecodeErrorKind> {
         let mut r = self.r.clone();
-        let mut cur = std::mem::take(&mut self.cur);
-        let mut out = RowOut::new(row);
-        let res = decode_2d(&mut r, self.width, &self.reference, &mut cur, &mut out);
-        out.finish(self.width);
+        let res = decode_2d(&mut r, self.width, &self.reference, &mut self.cur);
         self.r = r;
-        self.cur = cur;
-        res?;
-        self.finish_line()
+        self.finish_line(res, row)
     }
 }
 
 /// Reads one run of a colour: make-ups, then a terminating code. Stops with `LongLine` once
-/// the run passes `room`.
+/// the run passes `room`. The colour is a constant, so each instance has its table fixed.
 #[inline(always)]
-fn read_run(r: &mut BitReader<'_>, black: bool, room: u32) -> Result<u32, DecodeErrorKind> {
+fn read_run<const BLACK: bool>(r: &mut BitReader<'_>, room: u32) -> Result<u32, DecodeErrorKind> {
     let mut total = 0u32;
     loop {
         r.fill();
-        let e = if black {
+        let e = if BLACK {
             BLACK_DECODE[r.peek_fast(BLACK_BITS) as usize]
         } else {
             WHITE_DECODE[r.peek_fast(WHITE_BITS) as usize]
         };
+        if e.kind == RunKind::Term {
+            // Most runs are one terminating code.
+            r.consume_fast(u32::from(e.len));
+            return Ok(total + u32::from(e.run));
+        }
         match e.kind {
-            RunKind::Term => {
-                r.consume_fast(u32::from(e.len));
-                return Ok(total + u32::from(e.run));
-            }
             RunKind::MakeUp => {
                 r.consume_fast(u32::from(e.len));
                 total += u32::from(e.run);
@@ -471,9 +501,29 @@ fn read_run(r: &mut BitReader<'_>, black: bool, room: u32) -> Result<u32, Decode
                 }
             }
             RunKind::Eol => return Err(DecodeErrorKind::ShortLine),
-            RunKind::Invalid => return Err(invalid_code(r)),
+            _ => return Err(invalid_code(r)),
         }
     }
+}
+
+/// Two runs of horizontal mode (T.4 §4.2.1.3.2 b): a0's colour first.
+#[inline(always)]
+fn read_pair(r: &mut BitReader<'_>, black: bool, room: u32) -> Result<(u32, u32), DecodeErrorKind> {
+    let r1 = if black {
+        read_run::<true>(r, room)?
+    } else {
+        read_run::<false>(r, room)?
+    };
+    // An overlong first run is the error, whatever follows.
+    let Some(left) = room.checked_sub(r1) else {
+        return Err(DecodeErrorKind::LongLine);
+    };
+    let r2 = if black {
+        read_run::<false>(r, left)?
+    } else {
+        read_run::<true>(r, left)?
+    };
+    Ok((r1, r2))
 }
 
 /// What bits that are no code mean: the end of the data, an EOL too early, or garbage.
@@ -488,166 +538,142 @@ fn invalid_code(r: &mut BitReader<'_>) -> DecodeErrorKind {
     }
 }
 
-/// The decoded row as it is produced: each changing element ends a run of the colour so far.
-/// A zero-length run writes nothing and toggles the colour, which is exactly what cancelling
-/// the last changing element means in the list.
-struct RowOut<'a> {
-    w: WordOut<'a>,
-    last: u32,
-    black: bool,
-}
-
-impl<'a> RowOut<'a> {
-    #[inline(always)]
-    fn new(row: &'a mut [u8]) -> RowOut<'a> {
-        RowOut {
-            w: WordOut::new(row),
-            last: 0,
-            black: false,
-        }
-    }
-
-    #[inline(always)]
-    fn change(&mut self, x: u32) {
-        self.w.run(x.saturating_sub(self.last), self.black);
-        self.last = x;
-        self.black = !self.black;
-    }
-
-    fn finish(mut self, width: u32) {
-        if width > self.last {
-            self.w.run(width - self.last, self.black);
-        }
-        self.w.finish();
-    }
-}
-
-/// Appends a changing element; one equal to the last cancels it (a zero-length run).
+/// Appends changing element `x` to `cur[..*n]`; one equal to the last cancels it (a
+/// zero-length run: the colour toggles twice at the same place).
 #[inline(always)]
-fn push_change(
-    cur: &mut Vec<u32>,
-    out: &mut RowOut<'_>,
-    x: u32,
-    cap: usize,
-) -> Result<(), DecodeErrorKind> {
-    out.change(x);
-    if cur.last() == Some(&x) {
-        cur.pop();
-        return Ok(());
+fn push_change(cur: &mut [u32; LIST], n: &mut usize, x: u32) {
+    if *n > 0 && cur[(*n - 1) & (LIST - 1)] == x {
+        *n -= 1;
+        return;
     }
-    if cur.len() >= cap {
-        return Err(DecodeErrorKind::LongLine);
-    }
-    cur.push(x);
-    Ok(())
+    push(cur, n, x);
 }
 
+/// Appends `x` (above every element so far, below the width) to `cur[..*n]`. The list is
+/// strictly increasing below the width, so `n` stays below the width: no capacity check.
+#[inline(always)]
+fn push(cur: &mut [u32; LIST], n: &mut usize, x: u32) {
+    cur[*n & (LIST - 1)] = x;
+    *n += 1;
+}
+
+/// One 1-D line into `cur`; returns the number of changing elements.
 fn decode_1d(
     r: &mut BitReader<'_>,
     w: u32,
-    cur: &mut Vec<u32>,
-    out: &mut RowOut<'_>,
-    keep: bool,
-) -> Result<(), DecodeErrorKind> {
-    cur.clear();
-    let cap = w as usize + 2;
+    cur: &mut [u32; LIST],
+) -> Result<usize, DecodeErrorKind> {
+    let mut n = 0usize;
     let mut a0 = 0u32;
-    let mut black = false;
+    // A white run, then a black one: unrolled so that each table is a constant.
     loop {
-        let run = read_run(r, black, w)?;
-        a0 += run;
-        if a0 >= w {
-            if a0 > w {
-                return Err(DecodeErrorKind::LongLine);
-            }
-            return Ok(());
+        if !run_1d(read_run::<false>(r, w)?, w, &mut a0, cur, &mut n)? {
+            return Ok(n);
         }
-        if !keep {
-            out.change(a0);
-        } else if run == 0 {
-            // A zero-length run: only here can an element cancel the last one.
-            push_change(cur, out, a0, cap)?;
-        } else {
-            if cur.len() >= cap {
-                return Err(DecodeErrorKind::LongLine);
-            }
-            out.change(a0);
-            cur.push(a0);
+        if !run_1d(read_run::<true>(r, w)?, w, &mut a0, cur, &mut n)? {
+            return Ok(n);
         }
-        black = !black;
     }
 }
 
+/// Adds one 1-D run: false once the line is complete.
+#[inline(always)]
+fn run_1d(
+    run: u32,
+    w: u32,
+    a0: &mut u32,
+    cur: &mut [u32; LIST],
+    n: &mut usize,
+) -> Result<bool, DecodeErrorKind> {
+    *a0 += run;
+    if *a0 >= w {
+        if *a0 > w {
+            return Err(DecodeErrorKind::LongLine);
+        }
+        return Ok(false);
+    }
+    if run == 0 {
+        // A zero-length run: only here can an element cancel the last one.
+        push_change(cur, n, *a0);
+    } else {
+        push(cur, n, *a0);
+    }
+    Ok(true)
+}
+
+/// One 2-D line into `cur` against `reference` (strictly increasing elements, then at least
+/// four `width` sentinels); returns the number of changing elements.
+///
+/// b1 is found by a monotonic index `j` whose parity is the colour of a0 (even elements
+/// start black runs, so they are the b1 candidates for a white a0): every element of that
+/// parity below `j` is at or before a0. After a vertical mode the colour flips and the new
+/// candidate is `j − 1` (it may lie between a1 and the old b1 after VL); anything further
+/// back is before a0. So the search never scans backwards more than one element.
 fn decode_2d(
     r: &mut BitReader<'_>,
     width: u32,
-    reference: &[u32],
-    cur: &mut Vec<u32>,
-    out: &mut RowOut<'_>,
-) -> Result<(), DecodeErrorKind> {
-    cur.clear();
-    let cap = width as usize + 2;
-    let w = i64::from(width);
-    let mut a0: i64 = -1;
-    let mut colour = 0usize;
+    reference: &[u32; LIST],
+    cur: &mut [u32; LIST],
+) -> Result<usize, DecodeErrorKind> {
+    const M: usize = LIST - 1;
+    // Widths are at most MAX_WIDTH, so positions fit an i32 with room for a0 = −1 (the
+    // imaginary element before the line, T.4 §4.2.1.3.1).
+    let w = width as i32;
+    let mut n = 0usize;
+    let mut a0: i32 = -1;
+    // The colour of a0 is the parity of `j` (odd: black), which saves a register.
     let mut j = 0usize;
-    while a0 < w {
-        while j > 0 && i64::from(reference[j - 1]) > a0 {
-            j -= 1;
+    loop {
+        while reference[j & M] as i32 <= a0 {
+            j += 2;
         }
-        while i64::from(reference[j]) <= a0 {
-            j += 1;
-        }
-        if j & 1 != colour {
-            j += 1;
-        }
-        let b1 = i64::from(reference[j]);
-        let b2 = i64::from(reference[j + 1]);
         r.fill();
-        let (len, mode) = MODE_DECODE[r.peek_fast(7) as usize];
-        match mode {
-            Mode::Vertical(d) => {
-                r.consume_fast(u32::from(len));
-                let a1 = b1 + i64::from(d);
-                if a1 <= a0 || a1 > w {
-                    return Err(DecodeErrorKind::BadPosition);
-                }
-                if a1 < w {
-                    // a1 > a0 ≥ every element so far: the list stays strictly increasing
-                    // below the width, so it can neither cancel nor outgrow its capacity.
-                    out.change(a1 as u32);
-                    cur.push(a1 as u32);
-                }
-                a0 = a1;
-                colour ^= 1;
+        let op = MODE_OPS[r.peek_fast(MODE_BITS) as usize];
+        r.consume_fast(op.bits());
+        if op.kind() == ModeOp::VERTICAL {
+            // The most frequent mode first, out of the jump table.
+            let a1 = reference[j & M] as i32 + op.offset();
+            if a1 <= a0 || a1 > w {
+                return Err(DecodeErrorKind::BadPosition);
             }
-            Mode::Horizontal => {
-                r.consume_fast(u32::from(len));
+            if a1 == w {
+                return Ok(n);
+            }
+            // a1 > a0 ≥ every element so far: the list stays strictly increasing below the
+            // width, so it can neither cancel nor outgrow its capacity.
+            push(cur, &mut n, a1 as u32);
+            a0 = a1;
+            // The colour flips: the candidate of the other parity just before the old b1.
+            j = if j > 0 { j - 1 } else { 1 };
+            continue;
+        }
+        match op.kind() {
+            ModeOp::HORIZONTAL => {
                 let start = a0.max(0);
-                let r1 = read_run(r, colour == 1, (w - start) as u32)?;
-                let a1 = start + i64::from(r1);
-                if a1 > w {
-                    return Err(DecodeErrorKind::LongLine);
-                }
-                let r2 = read_run(r, colour == 0, (w - a1) as u32)?;
-                let a2 = a1 + i64::from(r2);
+                let (r1, r2) = read_pair(r, j & 1 == 1, (w - start) as u32)?;
+                let a1 = start + r1 as i32;
+                let a2 = a1 + r2 as i32;
                 if a2 > w {
                     return Err(DecodeErrorKind::LongLine);
                 }
                 if a1 < w {
-                    push_change(cur, out, a1 as u32, cap)?;
+                    push_change(cur, &mut n, a1 as u32);
                 }
-                if a2 < w {
-                    push_change(cur, out, a2 as u32, cap)?;
+                if a2 >= w {
+                    return Ok(n);
                 }
+                push_change(cur, &mut n, a2 as u32);
                 a0 = a2;
             }
-            Mode::Pass => {
-                r.consume_fast(u32::from(len));
+            ModeOp::PASS => {
+                let b2 = reference[(j + 1) & M] as i32;
+                if b2 >= w {
+                    return Ok(n);
+                }
                 a0 = b2;
             }
-            Mode::Extension => return Err(DecodeErrorKind::Uncompressed),
-            Mode::Zeros => {
+            ModeOp::EXTENSION => return Err(DecodeErrorKind::Uncompressed),
+            _ => {
                 return Err(if r.overrun() || r.at_end() {
                     DecodeErrorKind::Truncated
                 } else {
@@ -656,5 +682,4 @@ fn decode_2d(
             }
         }
     }
-    Ok(())
 }

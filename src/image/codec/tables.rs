@@ -373,6 +373,76 @@ const fn fill_mode(mut t: [(u8, Mode); 128], c: Code, m: Mode) -> [(u8, Mode); 1
     t
 }
 
+/// Bits [`MODE_OPS`] is indexed by: the longest mode code (VL3, VR3) is 7 bits.
+pub const MODE_BITS: u32 = 7;
+
+/// A 2-D mode decode entry: one aligned 4-byte load gives the kind, the bits to consume and
+/// the vertical offset without any unpacking arithmetic in the hot loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C, align(4))]
+pub struct ModeOp {
+    kind: u8,
+    bits: u8,
+    offset: i8,
+}
+
+impl ModeOp {
+    /// Vertical mode (T.4 §4.2.1.3.2 c).
+    pub const VERTICAL: u8 = 0;
+    /// Horizontal mode: two runs follow.
+    pub const HORIZONTAL: u8 = 1;
+    /// Pass mode.
+    pub const PASS: u8 = 2;
+    /// The uncompressed-mode extension `0000001xxx` (T.4 §4.2.1.3.4).
+    pub const EXTENSION: u8 = 3;
+    /// Seven zeros: EOL, EOFB or garbage.
+    pub const ZEROS: u8 = 4;
+
+    const fn new(bits: u8, kind: u8, offset: i8) -> ModeOp {
+        ModeOp { kind, bits, offset }
+    }
+
+    /// Bits to consume: the code's length, or 0 for [`ModeOp::EXTENSION`] and
+    /// [`ModeOp::ZEROS`] (left in the stream for the error path and resynchronisation).
+    #[inline(always)]
+    pub fn bits(self) -> u32 {
+        u32::from(self.bits)
+    }
+
+    /// One of the kind constants.
+    #[inline(always)]
+    pub fn kind(self) -> u8 {
+        self.kind
+    }
+
+    /// `a1 − b1` of a vertical mode (−3..=3).
+    #[inline(always)]
+    pub fn offset(self) -> i32 {
+        i32::from(self.offset)
+    }
+}
+
+/// Mode decode table: indexed by the next [`MODE_BITS`] bits.
+pub static MODE_OPS: [ModeOp; 1 << MODE_BITS] = build_mode_ops();
+
+const fn build_mode_ops() -> [ModeOp; 1 << MODE_BITS] {
+    let mut t = [ModeOp::new(0, ModeOp::ZEROS, 0); 1 << MODE_BITS];
+    let mut m = 0;
+    while m < (1 << MODE_BITS) {
+        let (len, mode) = MODE_DECODE[m];
+        t[m] = match mode {
+            Mode::Pass => ModeOp::new(len, ModeOp::PASS, 0),
+            Mode::Horizontal => ModeOp::new(len, ModeOp::HORIZONTAL, 0),
+            Mode::Vertical(d) => ModeOp::new(len, ModeOp::VERTICAL, d),
+            // Not consumed here: the error paths look at these bits.
+            Mode::Extension => ModeOp::new(0, ModeOp::EXTENSION, 0),
+            Mode::Zeros => ModeOp::new(0, ModeOp::ZEROS, 0),
+        };
+        m += 1;
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,6 +476,27 @@ mod tests {
         modes.push(mode::P);
         modes.push(mode::H);
         prefix_free(&modes);
+    }
+
+    #[test]
+    fn packed_mode_ops_match_modes() {
+        for (i, &(len, mode)) in MODE_DECODE.iter().enumerate() {
+            let op = MODE_OPS[i];
+            match mode {
+                Mode::Vertical(d) => {
+                    assert_eq!(
+                        (op.kind(), op.bits(), op.offset()),
+                        (ModeOp::VERTICAL, u32::from(len), i32::from(d))
+                    );
+                }
+                Mode::Horizontal => {
+                    assert_eq!((op.kind(), op.bits()), (ModeOp::HORIZONTAL, u32::from(len)))
+                }
+                Mode::Pass => assert_eq!((op.kind(), op.bits()), (ModeOp::PASS, u32::from(len))),
+                Mode::Extension => assert_eq!((op.kind(), op.bits()), (ModeOp::EXTENSION, 0)),
+                Mode::Zeros => assert_eq!((op.kind(), op.bits()), (ModeOp::ZEROS, 0)),
+            }
+        }
     }
 
     #[test]

@@ -295,6 +295,12 @@ pub(crate) fn read_page<S: Source>(
             Scheme::Ccitt(opts) => {
                 let mut opts = *opts;
                 opts.max_rows = rows;
+                if opts.bit_order == BitOrder::LsbFirst {
+                    // The strip is ours: reversing it once, 8 bytes per step, is cheaper than
+                    // reversing inside the decoder's bit reader at every refill.
+                    reverse_bits_in_place(&mut buf);
+                    opts.bit_order = BitOrder::MsbFirst;
+                }
                 let mut d = Decoder::new(&buf, width, opts)
                     .map_err(|source| TiffError::Decode { page, source })?;
                 for (i, row) in out.chunks_exact_mut(stride).enumerate() {
