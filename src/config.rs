@@ -237,6 +237,9 @@ pub struct Relay {
     pub request_dsn: bool,
     /// Simultaneous relay connections.
     pub max_connections: usize,
+    /// Extra CA certificate(s) (PEM) trusted for the relay's TLS certificate, besides the
+    /// system's roots: for a site CA or a test relay. None: system roots only.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for Relay {
@@ -253,6 +256,7 @@ impl Default for Relay {
             timeout: Duration::from_secs(120),
             request_dsn: false,
             max_connections: 2,
+            tls_ca_file: None,
         }
     }
 }
@@ -1261,6 +1265,9 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     if let Some(pf) = &c.relay.password_file {
         check_path(&mut err, "relay.password_file", pf);
     }
+    if let Some(ca) = &c.relay.tls_ca_file {
+        check_path(&mut err, "relay.tls_ca_file", ca);
+    }
     if (c.relay.password.is_some() || c.relay.password_file.is_some())
         && c.relay.username.is_empty()
     {
@@ -1449,6 +1456,23 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         );
     }
     check_path(&mut err, "onramp.inbox", &c.onramp.inbox);
+    // Templates are checked here so an unknown `{field}` stops start-up with its key instead
+    // of reaching somebody's inbox.
+    for (key, src) in [
+        ("onramp.subject".to_string(), &c.onramp.subject),
+        ("onramp.body".to_string(), &c.onramp.body),
+    ]
+    .into_iter()
+    .chain(c.routes.iter().enumerate().flat_map(|(i, r)| {
+        [
+            (format!("route.{i}.subject"), &r.subject),
+            (format!("route.{i}.body"), &r.body),
+        ]
+    })) {
+        if let Err(e) = crate::onramp::template::Template::parse(src) {
+            err(key, e.to_string());
+        }
+    }
 
     // [offramp]
     check_range(

@@ -19,10 +19,13 @@
 //! | [`image`] | PURE: the [`image::Page`] bitmap; T.4/T.6 codecs and TIFF-F files as they land |
 //! | [`fax`] | PURE: [`fax::t30`] the T.30 engine (phases, DIS/DCS, TCF, ECM, timers, causes, call report) and its in-memory line |
 //! | [`image_tools`] | I/O shell of `faxgate convert` and `faxgate tiff-check` over [`image::codec`] and [`image::tiff`] (MH/MR/MMR codecs, TIFF-F writer/reader/checker) |
+//! | [`image::render`] | PURE: TIFF, PDF (hayro), PNG/JPEG/GIF/BMP/WebP, text and simple HTML to fax pages; geometry, threshold/dither, header line, cover page, limits |
 //! | [`mail`] | PURE: RFC 3192 fax addresses (relay refusal included) and the dial plan (E.164, prefixes, toll-fraud policy) |
 //! | [`smtp`] | offramp ESMTP listener: PURE session state machine; tokio listener, STARTTLS, AUTH, durable commit |
+//! | [`onramp`] | received faxes → emails: routes, templates, the RFC 3965 message, the G4 PDF writer |
 //! | [`spool`] | the durable queue on disk: one commit point per job (fsync + rename), atomic record updates, archives, start-up recovery; `faxgate queue` |
 //! | [`scheduler`] | PURE: retry/backoff per cause class, kill and give-up times, priorities, modem and relay limits |
+//! | [`delivery`] | mail leaving the gateway: Maildir or SMTP relay (lettre), `MailOut` jobs, retry classes, dead letters |
 //! | [`daemon`] | `faxgate run`: signals, graceful shutdown, systemd notification (`READY`, `STOPPING`, `WATCHDOG`, `STATUS`) |
 //!
 //! The binary (`src/main.rs`) is the CLI: it parses arguments with clap and calls into these
@@ -30,11 +33,13 @@
 
 pub mod config;
 pub mod daemon;
+pub mod delivery;
 pub mod fax;
 pub mod image;
 pub mod image_tools;
 pub mod logging;
 pub mod mail;
+pub mod onramp;
 pub mod scheduler;
 pub mod smtp;
 pub mod spool;

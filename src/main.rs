@@ -30,6 +30,8 @@ enum Command {
         /// File to check (default: the one `run` would use).
         file: Option<PathBuf>,
     },
+    /// The onramp: `submit FILE... [--to ADDR]` queues files as received faxes.
+    Onramp(faxgate::onramp::cli::OnrampArgs),
     /// Convert a bilevel TIFF to TIFF-F (MH = Profile S, MR/MMR = Profile F), resampling when
     /// the resolution changes.
     Convert(faxgate::image_tools::ConvertArgs),
@@ -79,6 +81,16 @@ fn main() -> ExitCode {
             }
         }
         Command::Queue(args) => queue(cli.config.as_deref(), &args),
+        Command::Onramp(args) => match load(cli.config.as_deref()) {
+            Ok(l) => faxgate::onramp::cli::main(&l.config, &args),
+            Err(errs) => {
+                eprintln!(
+                    "faxgate: configuration has {} error(s):\n{errs}",
+                    errs.0.len()
+                );
+                ExitCode::FAILURE
+            }
+        },
         Command::Run => {
             let loaded = match load(cli.config.as_deref()) {
                 Ok(l) => l,

@@ -31,5 +31,6 @@
 pub mod codec;
 mod page;
 pub mod tiff;
+pub mod render;
 
 pub use page::{Page, PageError, Resolution};

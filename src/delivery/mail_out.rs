@@ -1,0 +1,341 @@
+//! The `MailOut` spool job: one email waiting to be delivered, and one attempt at delivering it.
+//!
+//! A `MailOut` job holds the finished message as its payload ([`MESSAGE_FILE`]) and its
+//! [`MailOutData`] (envelope, purpose) as record data. Whoever makes mail — the onramp for a
+//! received fax, the offramp for a delivery report — calls [`queue`]; the job then exists
+//! durably (the spool's single commit point) before the maker lets go of its own input, so a
+//! fax is never deleted before a relay accepted the mail that carries it.
+//!
+//! [`attempt`] runs one delivery attempt and records its outcome; the scheduler's `decide`
+//! turns it into done (2xx), a retry with backoff (4xx, unreachable, timeout, local trouble)
+//! or a dead letter (5xx, or the give-up time passed): the job directory with the message — and
+//! so the fax — stays in the spool's `failed/` area, the failure is logged, and the operator
+//! (`gateway.admin`) gets a notice as a `MailOut` of its own. Notices about notices are never
+//! made, so a dead relay cannot breed mail.
+
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tracing::{error, info, warn};
+
+use super::{Delivery, Envelope, Refused};
+use crate::scheduler::{CauseClass, Decision, Policy};
+use crate::spool::{JobId, JobKind, JobRecord, NewJob, Outcome, Spool, SpoolError};
+
+/// Payload file holding the message (RFC 5322, CRLF).
+pub const MESSAGE_FILE: &str = "message.eml";
+
+/// Largest message read back for delivery (ours): what [`crate::onramp::message`] can build,
+/// base64-expanded, with room for headers.
+pub const MAX_MESSAGE_BYTES: u64 = 96 * 1024 * 1024;
+
+/// Why a piece of mail exists: decides whether its failure is reported to the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Purpose {
+    /// A received fax; `fax_job` is the `FaxIn` job it came from, if any.
+    Fax {
+        /// The fax job's id.
+        #[serde(default)]
+        fax_job: Option<String>,
+    },
+    /// A delivery report (DSN) or readable summary for an offramp sender.
+    Report,
+    /// A notice to the operator (never itself reported).
+    AdminNotice,
+}
+
+/// The record data of a `MailOut` job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailOutData {
+    /// SMTP envelope.
+    pub envelope: Envelope,
+    /// What the mail is.
+    pub purpose: Purpose,
+    /// The message's subject, for logs and `faxgate queue`.
+    #[serde(default)]
+    pub subject: String,
+}
+
+/// What went wrong around (not inside) a delivery attempt.
+#[derive(Debug, Error)]
+pub enum MailOutError {
+    /// The spool failed (disk, damaged record): our storage's fault.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// The job is not a `MailOut` job or its data does not parse: a bug or a damaged record;
+    /// the job is failed so it does not loop.
+    #[error("job {id}: {reason}")]
+    BadJob {
+        /// The job.
+        id: JobId,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A blocking task panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SpoolError> + Send + 'static,
+) -> Result<T, MailOutError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| MailOutError::Task(e.to_string()))?
+        .map_err(MailOutError::from)
+}
+
+/// Queues `message` for delivery: one durable spool commit. With `parent` the job id is that
+/// job's `n`-th child, so repeating the hand-over after a crash does not duplicate the mail.
+pub fn queue(
+    spool: &Spool,
+    data: &MailOutData,
+    message: &[u8],
+    parent: Option<(&JobId, u16)>,
+) -> Result<JobRecord, SpoolError> {
+    let mut inc = match parent {
+        Some((p, n)) => spool.begin_child(JobKind::MailOut, p, n)?,
+        None => spool.begin(JobKind::MailOut)?,
+    };
+    inc.write_file(MESSAGE_FILE, message)?;
+    let value = serde_json::to_value(data).unwrap_or_default();
+    inc.commit(NewJob::new(value))
+}
+
+/// Reads the data of a `MailOut` record.
+pub fn data_of(rec: &JobRecord) -> Result<MailOutData, MailOutError> {
+    if rec.kind != JobKind::MailOut {
+        return Err(MailOutError::BadJob {
+            id: rec.id.clone(),
+            reason: format!("is a {} job, not mail-out", rec.kind),
+        });
+    }
+    serde_json::from_value(rec.data.clone()).map_err(|e| MailOutError::BadJob {
+        id: rec.id.clone(),
+        reason: format!("mail-out data does not parse: {e}"),
+    })
+}
+
+fn read_message(spool: &Spool, id: &JobId) -> Result<Vec<u8>, SpoolError> {
+    let path = spool.payload_path(id, MESSAGE_FILE)?;
+    let f = std::fs::File::open(&path).map_err(|e| SpoolError::io(&path, e))?;
+    let mut buf = Vec::new();
+    f.take(MAX_MESSAGE_BYTES)
+        .read_to_end(&mut buf)
+        .map_err(|e| SpoolError::io(&path, e))?;
+    Ok(buf)
+}
+
+/// Who the operator notices come from and go to.
+#[derive(Debug, Clone)]
+pub struct Notices {
+    /// `gateway.admin`.
+    pub admin: String,
+    /// `onramp.from` (a bare address is taken from it).
+    pub from: String,
+    /// `gateway.hostname`, for Message-IDs.
+    pub hostname: String,
+}
+
+impl Notices {
+    /// From a configuration.
+    pub fn from_config(c: &crate::config::Config) -> Notices {
+        Notices {
+            admin: c.gateway.admin.clone(),
+            from: c.onramp.from.clone(),
+            hostname: c.gateway.hostname.clone(),
+        }
+    }
+}
+
+/// Runs one delivery attempt of `MailOut` job `id` and records the outcome. Returns the
+/// updated record and the scheduler's decision.
+pub async fn attempt(
+    spool: &Spool,
+    delivery: &Delivery,
+    policy: &Policy,
+    notices: &Notices,
+    id: &JobId,
+) -> Result<(JobRecord, Decision), MailOutError> {
+    let (s, i) = (spool.clone(), id.clone());
+    let rec = blocking(move || s.start_attempt(&i, crate::spool::now(), None)).await?;
+    let data = match data_of(&rec) {
+        Ok(d) => d,
+        Err(e) => {
+            let (s, i, p) = (spool.clone(), id.clone(), policy.clone());
+            let detail = e.to_string();
+            blocking(move || {
+                s.end_attempt(
+                    &i,
+                    crate::spool::now(),
+                    outcome(CauseClass::Fatal, detail),
+                    &p,
+                )
+            })
+            .await?;
+            return Err(e);
+        }
+    };
+    let (s, i) = (spool.clone(), id.clone());
+    let message = match blocking(move || read_message(&s, &i)).await {
+        Ok(m) => m,
+        Err(e) => {
+            let (s, i, p) = (spool.clone(), id.clone(), policy.clone());
+            let detail = format!("cannot read the message: {e}");
+            blocking(move || {
+                s.end_attempt(
+                    &i,
+                    crate::spool::now(),
+                    outcome(CauseClass::LocalTemporary, detail),
+                    &p,
+                )
+            })
+            .await?;
+            return Err(e);
+        }
+    };
+
+    let result = delivery.deliver(&data.envelope, &message).await;
+    let out = match &result {
+        Ok(a) => outcome(CauseClass::Done, a.detail.clone()),
+        Err(e) => outcome(e.class(), e.to_string()),
+    };
+    let (s, i, p) = (spool.clone(), id.clone(), policy.clone());
+    let (rec, decision) = blocking(move || s.end_attempt(&i, crate::spool::now(), out, &p)).await?;
+
+    match (&result, &decision) {
+        (Ok(a), _) => {
+            info!(job = %id, to = ?data.envelope.to, "mail delivered: {}", a.detail);
+            if !a.refused.is_empty() {
+                refused_recipients(spool, notices, id, &data, &message, &a.refused).await;
+            }
+        }
+        (Err(e), Decision::RetryAt(t)) => {
+            warn!(job = %id, "mail delivery failed, retry at {t}: {e}");
+        }
+        (Err(e), Decision::Fail(why)) => {
+            error!(
+                job = %id,
+                subject = %data.subject,
+                "mail dead-lettered ({why}), kept in the spool's failed/ area: {e}"
+            );
+            if data.purpose != Purpose::AdminNotice {
+                let text = format!(
+                    "faxgate could not deliver a message and gave up ({why}).\n\n\
+                     Job: {id}\nSubject: {}\nRecipients: {}\nLast error: {e}\n\n\
+                     The message, and any fax in it, is kept in the spool's failed/ area;\n\
+                     `faxgate queue retry {id}` sends it again.\n",
+                    data.subject,
+                    data.envelope.to.join(", "),
+                );
+                notify_admin(spool, notices, id, "dead letter", &text, 1).await;
+            }
+        }
+        (Err(_), Decision::Done) => {}
+    }
+    Ok((rec, decision))
+}
+
+fn outcome(cause: CauseClass, detail: String) -> Outcome {
+    Outcome {
+        cause,
+        detail,
+        pages_sent: 0,
+        connected: false,
+    }
+}
+
+/// Some recipients were refused while others took the mail: the temporarily refused get a
+/// job of their own (retried), the permanently refused are reported to the operator.
+async fn refused_recipients(
+    spool: &Spool,
+    notices: &Notices,
+    id: &JobId,
+    data: &MailOutData,
+    message: &[u8],
+    refused: &[Refused],
+) {
+    let temporary: Vec<String> = refused
+        .iter()
+        .filter(|r| !r.permanent)
+        .map(|r| r.rcpt.clone())
+        .collect();
+    if !temporary.is_empty() {
+        let mut d = data.clone();
+        d.envelope.to = temporary;
+        let (s, m) = (spool.clone(), message.to_vec());
+        match blocking(move || queue(&s, &d, &m, None)).await {
+            Ok(r) => {
+                warn!(job = %id, retry_job = %r.id, "recipients temporarily refused, queued again")
+            }
+            Err(e) => error!(job = %id, "cannot queue mail for refused recipients: {e}"),
+        }
+    }
+    let permanent: Vec<&Refused> = refused.iter().filter(|r| r.permanent).collect();
+    if !permanent.is_empty() && data.purpose != Purpose::AdminNotice {
+        let lines: Vec<String> = permanent
+            .iter()
+            .map(|r| format!("  {}: {}", r.rcpt, r.reply))
+            .collect();
+        let text = format!(
+            "The relay refused some recipients of a message (the others got it).\n\n\
+             Job: {id}\nSubject: {}\nRefused:\n{}\n",
+            data.subject,
+            lines.join("\n")
+        );
+        notify_admin(spool, notices, id, "recipients refused", &text, 2).await;
+    }
+}
+
+/// Queues a plain notice to the operator about job `about`.
+async fn notify_admin(
+    spool: &Spool,
+    notices: &Notices,
+    about: &JobId,
+    what: &str,
+    text: &str,
+    n: u16,
+) {
+    let to = match crate::onramp::message::bare_address(&notices.admin) {
+        Ok(a) => a,
+        Err(e) => {
+            error!("cannot notify the operator: gateway.admin: {e}");
+            return;
+        }
+    };
+    let from = crate::onramp::message::bare_address(&notices.from).unwrap_or_default();
+    let now = crate::spool::now();
+    let mail = crate::onramp::message::FaxMail {
+        from: notices.from.clone(),
+        to: vec![notices.admin.clone()],
+        cc: Vec::new(),
+        subject: format!("faxgate: {what} (job {about})"),
+        body: text.to_owned(),
+        date: i64::try_from(now.unix_secs()).unwrap_or(i64::MAX),
+        message_id: format!("{}.notice{n}.{}@{}", about, now.0, notices.hostname),
+        attachment: None,
+    };
+    let bytes = match crate::onramp::message::build(&mail) {
+        Ok(b) => b,
+        Err(e) => {
+            error!("cannot build the operator notice: {e}");
+            return;
+        }
+    };
+    let data = MailOutData {
+        envelope: Envelope {
+            from,
+            to: vec![to],
+            envid: None,
+        },
+        purpose: Purpose::AdminNotice,
+        subject: mail.subject.clone(),
+    };
+    let s = spool.clone();
+    match blocking(move || queue(&s, &data, &bytes, None)).await {
+        Ok(r) => info!(job = %about, notice_job = %r.id, "operator notified: {what}"),
+        Err(e) => error!(job = %about, "cannot queue the operator notice: {e}"),
+    }
+}

@@ -1,0 +1,243 @@
+//! The page header line ("tagline") printed at the top of every sent page, from a template,
+//! and the template language shared with the cover page.
+//!
+//! PURE: the date and time come in as values. The US Telephone Consumer Protection Act
+//! (47 U.S.C. § 227(d)(1)(B), 47 CFR § 64.1604) requires every faxed page to carry, in a margin
+//! at the top or bottom, the date and time sent, the sender's identity and the sending number;
+//! the default template prints all of them.
+
+use chrono::NaiveDateTime;
+use thiserror::Error;
+
+use crate::image::Page;
+
+use super::font::{Pen, pt_to_px};
+use super::geometry::{Layout, SCAN_LINE};
+
+/// Fields a header or cover template may name, `{like_this}`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fields {
+    /// When the fax is sent (local time of the gateway, passed in).
+    pub when: Option<NaiveDateTime>,
+    /// Our station ID (the TSI, `[modem] local_id`).
+    pub station: String,
+    /// Sender name (`[offramp] sender_name`, or the mail's From).
+    pub sender: String,
+    /// The number dialled.
+    pub recipient: String,
+    /// Cover page: who it is from (mail From).
+    pub from: String,
+    /// Cover page: who it is for.
+    pub to: String,
+    /// Cover page: subject.
+    pub subject: String,
+    /// Cover page: note (mail body when it goes on the cover).
+    pub note: String,
+}
+
+/// A template that does not parse.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum TemplateError {
+    /// `{name}` is not a field this template may use.
+    #[error("unknown field `{{{name}}}` in template (known: {known})")]
+    UnknownField {
+        /// The name as written.
+        name: String,
+        /// Fields allowed here.
+        known: String,
+    },
+    /// A `{` without its `}`.
+    #[error("unclosed `{{` at byte {at} in template")]
+    Unclosed {
+        /// Byte offset.
+        at: usize,
+    },
+}
+
+/// Names allowed in a header line.
+pub const HEADER_FIELDS: &[&str] = &[
+    "date",
+    "time",
+    "station",
+    "sender",
+    "page",
+    "pages",
+    "recipient",
+];
+/// Names allowed in a cover page.
+pub const COVER_FIELDS: &[&str] = &[
+    "date",
+    "time",
+    "station",
+    "sender",
+    "pages",
+    "recipient",
+    "from",
+    "to",
+    "subject",
+    "note",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Field(String),
+}
+
+/// A parsed template: literal text and `{field}`s; `{{` and `}}` are literal braces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template(Vec<Piece>);
+
+impl Template {
+    /// Parses `src`, allowing only the names in `known`.
+    pub fn parse(src: &str, known: &[&str]) -> Result<Template, TemplateError> {
+        let mut pieces = Vec::new();
+        let mut text = String::new();
+        let mut it = src.char_indices().peekable();
+        while let Some((i, c)) = it.next() {
+            match c {
+                '{' if it.peek().map(|p| p.1) == Some('{') => {
+                    it.next();
+                    text.push('{');
+                }
+                '}' if it.peek().map(|p| p.1) == Some('}') => {
+                    it.next();
+                    text.push('}');
+                }
+                '{' => {
+                    let rest = &src[i + 1..];
+                    let end = rest.find('}').ok_or(TemplateError::Unclosed { at: i })?;
+                    let name = &rest[..end];
+                    if !known.contains(&name) {
+                        return Err(TemplateError::UnknownField {
+                            name: name.into(),
+                            known: known.join(", "),
+                        });
+                    }
+                    // Skip the name and the closing brace.
+                    for _ in 0..=name.chars().count() {
+                        it.next();
+                    }
+                    if !text.is_empty() {
+                        pieces.push(Piece::Text(std::mem::take(&mut text)));
+                    }
+                    pieces.push(Piece::Field(name.into()));
+                }
+                c => text.push(c),
+            }
+        }
+        if !text.is_empty() {
+            pieces.push(Piece::Text(text));
+        }
+        Ok(Template(pieces))
+    }
+
+    /// The template filled in for page `page` of `pages`.
+    pub fn expand(&self, f: &Fields, page: u32, pages: u32) -> String {
+        let mut out = String::new();
+        for p in &self.0 {
+            match p {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Field(name) => {
+                    let v = match name.as_str() {
+                        "date" => f
+                            .when
+                            .map(|w| w.format("%Y-%m-%d").to_string())
+                            .unwrap_or_default(),
+                        "time" => f
+                            .when
+                            .map(|w| w.format("%H:%M").to_string())
+                            .unwrap_or_default(),
+                        "station" => f.station.clone(),
+                        "sender" => f.sender.clone(),
+                        "recipient" => f.recipient.clone(),
+                        "page" => page.to_string(),
+                        "pages" => pages.to_string(),
+                        "from" => f.from.clone(),
+                        "to" => f.to.clone(),
+                        "subject" => f.subject.clone(),
+                        "note" => f.note.clone(),
+                        _ => String::new(),
+                    };
+                    // Field values come from mail headers: no control characters reach the
+                    // page (a newline would break the one-line header).
+                    out.extend(v.chars().map(|c| if c.is_control() { ' ' } else { c }));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Header type size: 9 pt, so that a full line of ~100 characters fits.
+pub const HEADER_PT: f32 = 9.0;
+/// Blank rows above the header text, in mm.
+const HEADER_TOP_MM: f64 = 1.5;
+
+/// Rows at the top of a page that the header occupies (it clears them before printing).
+pub fn band_rows(layout: &Layout) -> u32 {
+    let pen = Pen::new(pt_to_px(HEADER_PT, layout.res.x_dpi), layout.aspect());
+    layout.mm_y(HEADER_TOP_MM) + pen.line_rows().1 + layout.mm_y(0.5)
+}
+
+/// Prints the header line on every page: the band is cleared to white first (a fax page has
+/// no transparency; overprinting a PDF's own top margin is how fax machines do it too), the
+/// text is cut to the line width.
+pub fn stamp(pages: &mut [Page], layout: &Layout, template: &Template, fields: &Fields) {
+    let total = pages.len() as u32;
+    let mut pen = Pen::new(pt_to_px(HEADER_PT, layout.res.x_dpi), layout.aspect());
+    let (ascent, _) = pen.line_rows();
+    let band = band_rows(layout);
+    let left = layout.mm_x(4.0);
+    let max_chars = ((SCAN_LINE - 2 * left) as f32 / pen.advance()) as usize;
+    for (i, page) in pages.iter_mut().enumerate() {
+        let text = template.expand(fields, i as u32 + 1, total);
+        let text: String = text.chars().take(max_chars).collect();
+        for y in 0..band.min(page.height()) {
+            page.row_mut(y).fill(0);
+        }
+        pen.draw_str(
+            page,
+            &text,
+            i64::from(left),
+            i64::from(layout.mm_y(HEADER_TOP_MM) + ascent),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn parse_and_expand() {
+        let t = Template::parse(
+            "{date} {time} {{x}} FROM {sender} P.{page}/{pages}",
+            HEADER_FIELDS,
+        )
+        .unwrap();
+        let f = Fields {
+            when: NaiveDate::from_ymd_opt(2026, 11, 28)
+                .unwrap()
+                .and_hms_opt(23, 5, 0),
+            sender: "Ann\r\nBcc: x".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            t.expand(&f, 2, 7),
+            "2026-11-28 23:05 {x} FROM Ann  Bcc: x P.2/7"
+        );
+        assert!(matches!(
+            Template::parse("{nope}", HEADER_FIELDS),
+            Err(TemplateError::UnknownField { .. })
+        ));
+        assert_eq!(
+            Template::parse("ab {date", HEADER_FIELDS),
+            Err(TemplateError::Unclosed { at: 3 })
+        );
+        assert!(Template::parse("{subject}", HEADER_FIELDS).is_err());
+        assert!(Template::parse("{subject} {ü}x", COVER_FIELDS).is_err());
+        assert!(Template::parse("{subject} ü", COVER_FIELDS).is_ok());
+    }
+}

@@ -1,0 +1,260 @@
+//! PDF to fax pages with hayro (pure-Rust PDF rasterizer), in-process, no Ghostscript.
+//!
+//! PURE: bytes in, pages out. Each page is rendered at true size at the fax density (an A4
+//! page is 1686 columns at 204 dpi), centred on the 1728-column scan line, shrunk only when it
+//! would not fit (Letter is 1734 columns wide); landscape pages are turned a quarter turn
+//! counter-clockwise. Vector content and text are rendered without anti-aliasing (what a
+//! bilevel device wants: crisp edges and no mid-tones to classify), images keep their gray
+//! levels for the threshold/dither choice.
+//!
+//! Known hayro traps (shared/CRATES.md): a truncated PDF renders blank with no error — we
+//! refuse a file without `%%EOF` near its end and flag a page that renders blank although its
+//! content stream draws something; a font or image hayro cannot load is reported through its
+//! warning sink — we print a visible notice on that page rather than send it silently
+//! incomplete.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+
+use hayro::hayro_interpret::util::TransformExt;
+use hayro::hayro_interpret::{InterpreterSettings, InterpreterWarning};
+use hayro::hayro_syntax::{LoadPdfError, Pdf};
+use hayro::kurbo::Affine;
+use hayro::vello_cpu::color::palette::css::WHITE;
+use hayro::vello_cpu::{Pixmap, RasterizerSettings, RenderContext, Resources, TargetInit};
+use hayro::{RenderCache, RenderSettings};
+
+use crate::image::Page;
+
+use super::bilevel::{self, Bilevel};
+use super::font::{Pen, pt_to_px};
+use super::geometry::{Layout, SCAN_LINE, fit_physical};
+use super::gray::Gray;
+use super::{Budget, ErrorKind, Limits};
+
+/// How far from the end `%%EOF` must appear (PDF 1.7 §7.5.5 puts it on the last line; we allow
+/// trailing junk some producers append).
+const EOF_WINDOW: usize = 4096;
+
+/// Anti-aliasing off: a pixel is painted when a fill covers more than half of it.
+const ALIASING_THRESHOLD: u8 = 128;
+
+/// One rendered PDF document.
+pub struct Rendered {
+    /// Pages in document order.
+    pub pages: Vec<Page>,
+    /// Visible degradations, one line per affected page ("page 3: a font could not be loaded").
+    pub notes: Vec<String>,
+}
+
+/// Checks the PDF's structure and page count without rendering: returns the number of pages.
+pub fn page_count(bytes: &[u8], limits: &Limits) -> Result<usize, ErrorKind> {
+    let pdf = open(bytes)?;
+    let n = pdf.pages().len();
+    check_count(n, limits)?;
+    Ok(n)
+}
+
+fn check_count(n: usize, limits: &Limits) -> Result<(), ErrorKind> {
+    if n == 0 {
+        return Err(ErrorKind::Empty);
+    }
+    if n > limits.max_pdf_pages as usize {
+        return Err(ErrorKind::PdfTooManyPages {
+            pages: n,
+            limit: limits.max_pdf_pages,
+        });
+    }
+    if n > limits.max_pages as usize {
+        return Err(ErrorKind::TooManyPages {
+            limit: limits.max_pages,
+        });
+    }
+    Ok(())
+}
+
+fn open(bytes: &[u8]) -> Result<Pdf, ErrorKind> {
+    let tail = &bytes[bytes.len().saturating_sub(EOF_WINDOW)..];
+    if !tail.windows(5).any(|w| w == b"%%EOF") {
+        return Err(ErrorKind::PdfTruncated);
+    }
+    let data = bytes.to_vec();
+    match std::panic::catch_unwind(move || Pdf::new(data)) {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(LoadPdfError::Decryption(e))) => Err(ErrorKind::PdfEncrypted(format!("{e:?}"))),
+        Ok(Err(LoadPdfError::Invalid)) => Err(ErrorKind::Invalid("not a readable PDF".into())),
+        Err(_) => Err(ErrorKind::RendererFault),
+    }
+}
+
+/// Renders every page of the PDF in `bytes`.
+pub fn render(
+    bytes: &[u8],
+    layout: &Layout,
+    mode: Bilevel,
+    limits: &Limits,
+    budget: &mut dyn Budget,
+) -> Result<Rendered, ErrorKind> {
+    let pdf = open(bytes)?;
+    let pages = pdf.pages();
+    check_count(pages.len(), limits)?;
+
+    let warnings: Arc<Mutex<Vec<InterpreterWarning>>> = Arc::default();
+    let sink = warnings.clone();
+    let settings = InterpreterSettings {
+        warning_sink: Arc::new(move |w| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(w);
+            }
+        }),
+        ..Default::default()
+    };
+    let render_settings = RenderSettings {
+        aliasing_threshold: Some(ALIASING_THRESHOLD),
+        ..Default::default()
+    };
+    let cache = RenderCache::new();
+    let mut ctx = RenderContext::new(1, 1);
+    let mut pixmap = Pixmap::new(1, 1);
+    let mut resources = Resources::default();
+
+    let mut out = Vec::with_capacity(pages.len());
+    let mut notes = Vec::new();
+    let mut blank_with_content = 0usize;
+    for (i, page) in pages.iter().enumerate() {
+        let no = i as u32 + 1;
+        budget.before_page(no)?;
+        if let Ok(mut w) = warnings.lock() {
+            w.clear();
+        }
+
+        let (w_pt, h_pt) = page.render_dimensions();
+        let (w_pt, h_pt) = (f64::from(w_pt), f64::from(h_pt));
+        let landscape = w_pt > h_pt;
+        let (pw, ph) = if landscape {
+            (h_pt, w_pt)
+        } else {
+            (w_pt, h_pt)
+        };
+        let (cw, ch, s) = fit_physical(layout, pw / 72.0, ph / 72.0, SCAN_LINE, layout.page_rows());
+        let rows = layout.page_rows().unwrap_or(ch);
+        limits.check_page(rows)?;
+        let height = u16::try_from(rows).map_err(|_| ErrorKind::PageTooLong {
+            rows,
+            limit: u32::from(u16::MAX),
+        })?;
+        let kx = s * f64::from(layout.res.x_dpi) / 72.0;
+        let ky = s * f64::from(layout.res.y_dpi) / 72.0;
+        let x_off = f64::from((SCAN_LINE - cw) / 2);
+        let place = if landscape {
+            // Landscape point (X, Y) (Y down) to portrait pixel: top edge to the left edge.
+            // x = kx·Y + x_off, y = ch − ky·X.
+            Affine::new([0.0, -ky, kx, 0.0, x_off, f64::from(ch)])
+        } else {
+            Affine::new([kx, 0.0, 0.0, ky, x_off, 0.0])
+        };
+        let transform = place * page.initial_transform(true).to_kurbo();
+
+        ctx.reset_and_resize(SCAN_LINE as u16, height);
+        pixmap.resize(SCAN_LINE as u16, height);
+        let drawn = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            hayro::render_into(
+                page,
+                &cache,
+                &settings,
+                &render_settings,
+                &mut ctx,
+                transform,
+            );
+            ctx.flush();
+            ctx.render_with(
+                &mut pixmap,
+                &mut resources,
+                RasterizerSettings {
+                    target_init: TargetInit::Clear(WHITE),
+                    ..Default::default()
+                },
+            );
+        }));
+        if drawn.is_err() {
+            return Err(ErrorKind::RendererFaultOnPage { page: no });
+        }
+
+        let gray = to_gray(&pixmap);
+        let (mut fax, _) = bilevel::to_page(&gray, mode, layout.res)?;
+
+        let mut problems: Vec<&str> = Vec::new();
+        if let Ok(w) = warnings.lock() {
+            for w in w.iter() {
+                let what = match w {
+                    InterpreterWarning::UnsupportedFont => "a font could not be loaded",
+                    InterpreterWarning::ImageDecodeFailure => "an image could not be decoded",
+                    InterpreterWarning::UnresolvedAnnotationAppearance => {
+                        "an annotation could not be drawn"
+                    }
+                    _ => "a feature is not supported",
+                };
+                if !problems.contains(&what) {
+                    problems.push(what);
+                }
+            }
+        }
+        let has_content = page
+            .page_stream()
+            .is_some_and(|s| s.iter().any(|b| !b.is_ascii_whitespace()));
+        if fax.black_pixels() == 0 && has_content {
+            blank_with_content += 1;
+            problems.push("the page rendered blank although it has content");
+        }
+        if !problems.is_empty() {
+            let msg = format!("page {no}: {}", problems.join("; "));
+            stamp_notice(&mut fax, layout, &format!("[faxgate: {msg}]"));
+            notes.push(msg);
+        }
+        out.push(fax);
+    }
+    if blank_with_content == out.len() {
+        // Every page blank although they draw: the file is damaged in a way hayro repaired
+        // silently (CRATES.md trap). Refuse rather than fax white paper.
+        return Err(ErrorKind::PdfBlank);
+    }
+    Ok(Rendered { pages: out, notes })
+}
+
+/// Premultiplied RGBA over opaque white to luminance (ITU-R BT.601 weights, as poppler).
+fn to_gray(p: &Pixmap) -> Gray {
+    let px = p
+        .data()
+        .iter()
+        .map(|c| ((u32::from(c.r) * 77 + u32::from(c.g) * 150 + u32::from(c.b) * 29) >> 8) as u8)
+        .collect();
+    Gray {
+        width: u32::from(p.width()),
+        height: u32::from(p.height()),
+        px,
+    }
+}
+
+/// Prints a one-line notice at the bottom of the page over a white strip, so that what could
+/// not be drawn is visible on the fax instead of silently missing.
+pub fn stamp_notice(page: &mut Page, layout: &Layout, text: &str) {
+    let px = pt_to_px(9.0, layout.res.x_dpi);
+    let mut pen = Pen::new(px, layout.aspect());
+    let (ascent, line) = pen.line_rows();
+    let h = page.height();
+    let band = line + layout.mm_y(1.0);
+    if h <= band {
+        return;
+    }
+    for y in h - band..h {
+        page.row_mut(y).fill(0);
+    }
+    let max_chars = ((SCAN_LINE - 2 * layout.mm_x(4.0)) as f32 / pen.advance()) as usize;
+    let text: String = text.chars().take(max_chars).collect();
+    pen.draw_str(
+        page,
+        &text,
+        i64::from(layout.mm_x(4.0)),
+        i64::from(h - band + ascent),
+    );
+}

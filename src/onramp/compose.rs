@@ -1,0 +1,456 @@
+//! PURE: from one received fax to the emails that carry it.
+//!
+//! This module owns the decisions between a reception and its mail: which route applies
+//! ([`super::route`]), who gets it (the route's recipients, plus `gateway.admin` as `Cc` when
+//! the route asks for an admin copy of failed or partial receptions), in which form (Profile S
+//! TIFF, Profile F MMR TIFF, G4 PDF, or a notice only), with which subject and body
+//! ([`super::template`]), under which Message-ID and envelope.
+//!
+//! Everything that varies is an input — the pages, the original file, the time, the job id —
+//! so that processing the same fax twice (after a crash) yields the same Message-ID and the
+//! same child job numbers, and duplicates are caught by the spool.
+
+use thiserror::Error;
+
+use super::message::{self, Attachment, FaxMail, MessageError};
+use super::pdf::{self, G4Page, PdfError};
+use super::route::RouteTable;
+use super::template::{Target, Template, TemplateError};
+use super::{Completion, Reception};
+use crate::config::{AttachFormat, Route};
+use crate::delivery::Envelope;
+use crate::delivery::mail_out::{MailOutData, Purpose};
+use crate::image::Page;
+use crate::image::codec::{Coding, EncodeOptions, Encoder};
+use crate::image::tiff::{Profile, TiffError, Writer};
+
+/// The settings composing needs (from `[gateway]` and `[onramp]`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `onramp.from`.
+    pub from: String,
+    /// `gateway.admin`.
+    pub admin: String,
+    /// `gateway.hostname` (Message-ID right-hand side).
+    pub hostname: String,
+    /// `onramp.subject`, parsed.
+    pub subject: Template,
+    /// `onramp.body`, parsed.
+    pub body: Template,
+}
+
+impl Settings {
+    /// From a configuration; a template error names its key.
+    pub fn from_config(c: &crate::config::Config) -> Result<Settings, ComposeError> {
+        let t = |key: &'static str, src: &str| {
+            Template::parse(src).map_err(|e| ComposeError::Template {
+                key: key.into(),
+                error: e,
+            })
+        };
+        Ok(Settings {
+            from: c.onramp.from.clone(),
+            admin: c.gateway.admin.clone(),
+            hostname: c.gateway.hostname.clone(),
+            subject: t("onramp.subject", &c.onramp.subject)?,
+            body: t("onramp.body", &c.onramp.body)?,
+        })
+    }
+}
+
+/// One email ready to be queued as a `MailOut` job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The route that chose it.
+    pub route: String,
+    /// Envelope and purpose (the `MailOut` record data).
+    pub data: MailOutData,
+    /// The message.
+    pub message: Vec<u8>,
+}
+
+/// Why a fax could not be turned into mail.
+#[derive(Debug, Error)]
+pub enum ComposeError {
+    /// A template in the configuration does not parse (the operator's fault; config check
+    /// reports it at start-up).
+    #[error("template `{key}`: {error}")]
+    Template {
+        /// The config key.
+        key: String,
+        /// What is wrong.
+        error: TemplateError,
+    },
+    /// The message could not be built (a bad address in the configuration).
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    /// The pages could not be written as the route's format.
+    #[error("writing the attachment: {0}")]
+    Tiff(#[from] TiffError),
+    /// The PDF could not be written.
+    #[error(transparent)]
+    Pdf(#[from] PdfError),
+}
+
+/// What the fax consists of: decoded pages, or, when decoding failed, the original file and
+/// why (it is still delivered — a fax is never dropped — with the problem stated in the body).
+#[derive(Debug, Clone, Copy)]
+pub enum Pages<'a> {
+    /// The decoded pages and the original TIFF.
+    Decoded {
+        /// Pages in order.
+        pages: &'a [Page],
+        /// The TIFF as stored; attached unchanged when it already is what the route asks for.
+        original: &'a [u8],
+        /// The original passed the route's profile check.
+        original_is_profile_s: bool,
+    },
+    /// The file could not be decoded; attached as it is.
+    Undecodable {
+        /// The file.
+        original: &'a [u8],
+        /// The decoder's complaint.
+        error: &'a str,
+    },
+}
+
+/// Writes `pages` as a TIFF-F of `profile`. Pages Profile S cannot hold (superfine, other
+/// widths) are resampled to fine; for widths other than 1728 the caller falls back to F.
+pub fn write_tiff(pages: &[Page], profile: Profile) -> Result<Vec<u8>, TiffError> {
+    let mut w = Writer::new(std::io::Cursor::new(Vec::new()), profile)?;
+    for p in pages {
+        let y = p.resolution().y_dpi;
+        // RFC 3949 §3: Profile S takes 98/100/196/200 lpi only; superfine goes to fine.
+        if profile == Profile::S && y > 250.0 {
+            w.write_page(&crate::image_tools::resample(p, 196.0))?;
+        } else {
+            w.write_page(p)?;
+        }
+    }
+    Ok(w.finish()?.into_inner())
+}
+
+/// Codes `pages` as T.6 and wraps them in a PDF.
+pub fn write_g4_pdf(pages: &[Page]) -> Result<Vec<u8>, ComposeError> {
+    let mut g4 = Vec::with_capacity(pages.len());
+    for p in pages {
+        let mut opts = EncodeOptions::new(Coding::Mmr);
+        opts.end_marker = true;
+        let mut enc = Encoder::new(p.width(), opts).map_err(|e| {
+            ComposeError::Tiff(TiffError::Profile(format!("cannot code page: {e}")))
+        })?;
+        let mut out = Vec::new();
+        for row in p.rows() {
+            enc.encode_row(row, &mut out).map_err(|e| {
+                ComposeError::Tiff(TiffError::Profile(format!("cannot code page: {e}")))
+            })?;
+        }
+        enc.finish(&mut out);
+        let r = p.resolution();
+        g4.push(G4Page {
+            width: p.width(),
+            height: p.height(),
+            x_dpi: r.x_dpi,
+            y_dpi: r.y_dpi,
+            mmr: out,
+        });
+    }
+    Ok(pdf::write_pdf(&g4)?)
+}
+
+fn attachment(
+    route: &Route,
+    pages: &Pages<'_>,
+    base_name: &str,
+) -> Result<Option<Attachment>, ComposeError> {
+    let tiff = |bytes| Attachment::Tiff {
+        file_name: base_name.to_owned(),
+        bytes,
+    };
+    Ok(match (route.format, pages) {
+        (AttachFormat::None, _) => None,
+        // Undecodable: the original travels as it is, whatever the route asked for.
+        (_, Pages::Undecodable { original, .. }) => Some(tiff(original.to_vec())),
+        (
+            AttachFormat::Tiff,
+            Pages::Decoded {
+                pages,
+                original,
+                original_is_profile_s,
+            },
+        ) => {
+            if *original_is_profile_s {
+                Some(tiff(original.to_vec()))
+            } else {
+                match write_tiff(pages, Profile::S) {
+                    Ok(b) => Some(tiff(b)),
+                    // Not 1728 wide (B4/A3 fax): Profile S cannot carry it; F with MH is the
+                    // closest a T.37 recipient reads (RFC 3949 §4).
+                    Err(TiffError::Profile(_)) => {
+                        Some(tiff(write_tiff(pages, Profile::F(Coding::Mh))?))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        (AttachFormat::TiffMmr, Pages::Decoded { pages, .. }) => {
+            Some(tiff(write_tiff(pages, Profile::F(Coding::Mmr))?))
+        }
+        (AttachFormat::Pdf, Pages::Decoded { pages, .. }) => Some(Attachment::Pdf {
+            file_name: base_name.to_owned(),
+            bytes: write_g4_pdf(pages)?,
+        }),
+    })
+}
+
+/// The email for reception `r` of fax job `job` (its id, used in file names, Message-IDs and
+/// ENVIDs). `recipients`, when given (inbox sidecar, `submit --to`), replace the route's.
+pub fn compose(
+    settings: &Settings,
+    routes: &RouteTable,
+    r: &Reception,
+    pages: &Pages<'_>,
+    job: &str,
+    recipients: Option<&[String]>,
+) -> Result<Outgoing, ComposeError> {
+    let route = routes.route(&r.route_keys());
+    let parse = |key: String, src: &str, default: &Template| -> Result<Template, ComposeError> {
+        if src.is_empty() {
+            Ok(default.clone())
+        } else {
+            Template::parse(src).map_err(|error| ComposeError::Template { key, error })
+        }
+    };
+    let subject = parse(
+        format!("route `{}` subject", route.name),
+        &route.subject,
+        &settings.subject,
+    )?
+    .render(r, Target::Header);
+    let mut body = parse(
+        format!("route `{}` body", route.name),
+        &route.body,
+        &settings.body,
+    )?
+    .render(r, Target::Body);
+    if let Pages::Undecodable { error, .. } = pages {
+        body.push_str(&format!(
+            "\nNote: the fax image could not be decoded ({error}); it is attached as received.\n"
+        ));
+    }
+
+    let to: Vec<String> = match recipients {
+        Some(list) if !list.is_empty() => list.to_vec(),
+        _ => route.to.clone(),
+    };
+    let admin_copy = (route.admin_copy_on_failure && r.completion.is_failure())
+        || matches!(pages, Pages::Undecodable { .. });
+    let cc: Vec<String> = if admin_copy && !to.contains(&settings.admin) {
+        vec![settings.admin.clone()]
+    } else {
+        Vec::new()
+    };
+    let mut env_to = Vec::new();
+    for a in to.iter().chain(&cc) {
+        env_to.push(message::bare_address(a)?);
+    }
+    let received = match r.completion {
+        Completion::Complete => "",
+        _ => "-partial",
+    };
+    let base_name = format!("fax-{job}{received}");
+    let mail = FaxMail {
+        from: settings.from.clone(),
+        to,
+        cc,
+        subject: subject.clone(),
+        body,
+        date: r.received,
+        message_id: format!("{job}.1@{}", settings.hostname),
+        attachment: attachment(route, pages, &base_name)?,
+    };
+    let bytes = message::build(&mail)?;
+    Ok(Outgoing {
+        route: route.name.clone(),
+        data: MailOutData {
+            envelope: Envelope {
+                from: message::bare_address(&settings.from)?,
+                to: env_to,
+                envid: Some(job.to_owned()),
+            },
+            purpose: Purpose::Fax {
+                fax_job: Some(job.to_owned()),
+            },
+            subject,
+        },
+        message: bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::image::Resolution;
+    use crate::onramp::Source;
+    use mail_parser::MimeHeaders;
+
+    fn setup(format: AttachFormat, admin_copy: bool) -> (Settings, RouteTable) {
+        let mut c = Config::default();
+        c.gateway.hostname = "gw.example.com".into();
+        c.gateway.admin = "Postmaster <postmaster@example.com>".into();
+        let mut r = Route::default_route();
+        r.to = vec!["fax@example.com".into()];
+        r.format = format;
+        r.admin_copy_on_failure = admin_copy;
+        r.body = "{pages} pages, {cause}".into();
+        (
+            Settings::from_config(&c).unwrap(),
+            RouteTable::new(&[r]).unwrap(),
+        )
+    }
+
+    fn reception(completion: Completion) -> Reception {
+        Reception {
+            source: Source::Modem,
+            line: Some("line1".into()),
+            did: None,
+            caller: None,
+            remote_id: Some("+1 212 555 0123".into()),
+            subaddress: None,
+            pages: 2,
+            duration_secs: 61,
+            speed: Some(9600),
+            resolution: Some((204, 98)),
+            bad_lines: 0,
+            received: 1_796_000_000,
+            completion,
+        }
+    }
+
+    fn two_pages() -> Vec<Page> {
+        (0..2)
+            .map(|k| {
+                let mut p = Page::new(1728, 50, Resolution::STANDARD).unwrap();
+                for y in 0..50 {
+                    for x in (k * 3..1728).step_by(7 + y as usize % 5) {
+                        p.set(x as u32, y, true);
+                    }
+                }
+                p
+            })
+            .collect()
+    }
+
+    fn parse(bytes: &[u8]) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default().parse(bytes).unwrap()
+    }
+
+    #[test]
+    fn partial_reception_copies_admin_and_mmr_is_profile_f() {
+        let (s, t) = setup(AttachFormat::TiffMmr, true);
+        let pages = two_pages();
+        let orig = write_tiff(&pages, Profile::S).unwrap();
+        let r = reception(Completion::Partial {
+            cause: "line failed on page 3".into(),
+        });
+        let p = Pages::Decoded {
+            pages: &pages,
+            original: &orig,
+            original_is_profile_s: true,
+        };
+        let o = compose(&s, &t, &r, &p, "6b0b5a000000000000aa", None).unwrap();
+        assert_eq!(
+            o.data.envelope.to,
+            vec!["fax@example.com", "postmaster@example.com"]
+        );
+        assert_eq!(o.data.envelope.from, "fax-gateway@localhost");
+        assert_eq!(
+            o.data.envelope.envid.as_deref(),
+            Some("6b0b5a000000000000aa")
+        );
+        let m = parse(&o.message);
+        assert_eq!(
+            m.cc().unwrap().first().unwrap().address(),
+            Some("postmaster@example.com")
+        );
+        assert_eq!(
+            m.message_id(),
+            Some("6b0b5a000000000000aa.1@gw.example.com")
+        );
+        assert_eq!(
+            m.body_text(0).unwrap().trim_end(),
+            "2 pages, partial reception: line failed on page 3"
+        );
+        let a = m.attachment(0).unwrap();
+        assert_eq!(
+            a.attachment_name(),
+            Some("fax-6b0b5a000000000000aa-partial.tif")
+        );
+        let tif = a.contents();
+        assert!(crate::image::tiff::check(tif, Profile::F(Coding::Mmr)).is_empty());
+        assert!(
+            !crate::image::tiff::check(tif, Profile::S).is_empty(),
+            "MMR is not S"
+        );
+        assert_eq!(
+            crate::image::tiff::read_bytes(tif, crate::image::tiff::Limits::default()).unwrap(),
+            pages
+        );
+    }
+
+    #[test]
+    fn complete_reception_no_admin_copy_explicit_recipients() {
+        let (s, t) = setup(AttachFormat::Tiff, true);
+        let pages = two_pages();
+        let orig = write_tiff(&pages, Profile::S).unwrap();
+        let p = Pages::Decoded {
+            pages: &pages,
+            original: &orig,
+            original_is_profile_s: true,
+        };
+        let to = vec!["Boss <boss@example.com>".to_string()];
+        let o = compose(&s, &t, &reception(Completion::Complete), &p, "j", Some(&to));
+        // "j@…" is a fine Message-ID left part; the job id is the spool's in real use.
+        let o = o.unwrap();
+        assert_eq!(o.data.envelope.to, vec!["boss@example.com"]);
+        let m = parse(&o.message);
+        assert!(m.cc().is_none());
+        // Already Profile S: attached byte for byte.
+        assert_eq!(m.attachment(0).unwrap().contents(), &orig[..]);
+    }
+
+    #[test]
+    fn undecodable_fax_is_still_mailed_with_admin_copy() {
+        let (s, t) = setup(AttachFormat::Pdf, false);
+        let junk = b"II*\0not really a tiff".to_vec();
+        let p = Pages::Undecodable {
+            original: &junk,
+            error: "malformed TIFF",
+        };
+        let o = compose(&s, &t, &reception(Completion::Complete), &p, "j", None).unwrap();
+        assert_eq!(
+            o.data.envelope.to,
+            vec!["fax@example.com", "postmaster@example.com"]
+        );
+        let m = parse(&o.message);
+        assert!(
+            m.body_text(0)
+                .unwrap()
+                .contains("could not be decoded (malformed TIFF)")
+        );
+        assert_eq!(m.attachment(0).unwrap().contents(), &junk[..]);
+    }
+
+    #[test]
+    fn superfine_is_resampled_for_profile_s() {
+        let mut p = Page::new(1728, 40, Resolution::SUPERFINE).unwrap();
+        p.set(5, 5, true);
+        let tif = write_tiff(&[p], Profile::S).unwrap();
+        assert!(crate::image::tiff::check(&tif, Profile::S).is_empty());
+        let back =
+            crate::image::tiff::read_bytes(&tif, crate::image::tiff::Limits::default()).unwrap();
+        assert_eq!(back[0].resolution().y_dpi, 196.0);
+        assert_eq!(back[0].height(), 20);
+    }
+}
