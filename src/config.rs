@@ -577,6 +577,10 @@ pub struct Offramp {
     pub mdn: bool,
     /// Pages per document at most.
     pub max_pages: u32,
+    /// Send a delay report (RFC 3464 `Action: delayed`) to senders who asked with
+    /// `NOTIFY=DELAY` once a fax has been retrying this long; `0s` never sends one.
+    #[serde(with = "humantime_serde")]
+    pub delay_report_after: Duration,
 }
 
 impl Default for Offramp {
@@ -593,6 +597,7 @@ impl Default for Offramp {
             notify_success_by_default: false,
             mdn: false,
             max_pages: 100,
+            delay_report_after: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -1,0 +1,984 @@
+//! Offramp jobs: a committed `Message` becomes one `FaxOut` job per recipient, and when every
+//! recipient of the message is final, ONE report listing each goes back as a `MailOut` job.
+//!
+//! The pure half ([`fax_jobs`], [`outcome_of`], [`cause_of`], [`report`]) decides; the thin
+//! spool shell ([`split_message`], [`on_fax_final`]) reads and commits jobs. Idempotence after
+//! a crash comes from the spool's deterministic child ids: recipient `i` (1-based) of message
+//! `M` is job `M.i`, its report is `M.9000`, MDNs are `M.9100+i`, delay reports `M.9400+i`;
+//! committing an id that exists
+//! fails with `Exists`, which here means "done before", so a report is never sent twice even
+//! when two fax jobs finish at the same moment.
+//!
+//! Each `FaxOut` job carries a copy of `message.eml` and is rendered again by the fax worker at
+//! send time (the page header line holds the time of sending and "page n of m", as HylaFAX
+//! stamps it); rendering here first proves every part renders and gives the page count, so a
+//! bad attachment fails the message before any call is made (RFC 3965 §3).
+
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+use super::causes::{Action, Cause};
+use super::dsn::{self, FaxSummary, Notify, RecipientOutcome, Report, Ret};
+use super::options::SenderOptions;
+use crate::scheduler::{CauseClass, GiveUp, Timestamp};
+use crate::smtp::session::{self as smtp, Envelope};
+use crate::spool::{Final, JobId, JobKind, JobRecord, JobState, NewJob, Spool, SpoolError};
+
+/// Payload file of a `Message` job, as the SMTP listener writes it.
+pub const MESSAGE_FILE: &str = "message.eml";
+/// Payload file of a report `MailOut` job.
+pub const MAIL_FILE: &str = "mail.eml";
+/// Child number of the one delivery report of a message (ours).
+pub const REPORT_CHILD: u16 = 9000;
+/// Child number base of MDNs (`+ recipient`, 1-based) (ours).
+pub const MDN_CHILD_BASE: u16 = 9100;
+/// Child number base of delay reports (`+ recipient`, 1-based) (ours).
+pub const DELAY_CHILD_BASE: u16 = 9400;
+/// Recipients per message handled at most, so that the child number ranges above stay apart
+/// (`smtp.max_recipients` defaults to 100; a message with more is refused, not truncated).
+pub const MAX_RECIPIENTS: usize = 299;
+/// Largest `message.eml` read back (ours; the listener's SIZE limit is far below).
+pub const MAX_MESSAGE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// `data` of a committed `Message` job as the SMTP listener writes it (unknown fields are
+/// ignored so that the listener may add more).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageData {
+    /// The SMTP envelope.
+    pub envelope: Envelope,
+    /// The payload file holding the message.
+    #[serde(default = "message_file")]
+    pub file: String,
+    /// When the message was accepted (RFC 3339).
+    #[serde(default)]
+    pub received: String,
+}
+
+fn message_file() -> String {
+    MESSAGE_FILE.into()
+}
+
+/// What the fax worker measured on the last call, stored in the `FaxOut` job by the worker
+/// before it finishes the job (all optional: the scheduler may give up without a call).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxResult {
+    /// The T.30 completion cause number (`fax::t30::Cause`), if a call reached T.30.
+    #[serde(default)]
+    pub t30_cause: Option<u16>,
+    /// Pages confirmed by the receiver.
+    #[serde(default)]
+    pub pages_sent: u32,
+    /// The receiver's CSI.
+    #[serde(default)]
+    pub remote_id: Option<String>,
+    /// Signalling rate of the last page, bit/s.
+    #[serde(default)]
+    pub speed_bps: Option<u32>,
+    /// Call duration, milliseconds.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+}
+
+/// `data` of a `FaxOut` job: one recipient of one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxOutJob {
+    /// The `Message` job it came from.
+    pub message: JobId,
+    /// 1-based recipient number (its child number).
+    pub recipient: u16,
+    /// The RCPT TO address.
+    pub rcpt: String,
+    /// E.164 destination.
+    pub e164: String,
+    /// What to dial (`ATD…`), from the dial plan at RCPT time.
+    pub dial: String,
+    /// RFC 3192 / T.33 subaddress.
+    #[serde(default)]
+    pub subaddress: Option<String>,
+    /// Sender options (resolution, cover page, subject).
+    pub options: SenderOptions,
+    /// Pages of the document as rendered when the message was split (cover included).
+    pub pages_total: u32,
+    /// Filled in by the fax worker.
+    #[serde(default)]
+    pub result: Option<FaxResult>,
+}
+
+/// The SMTP envelope of a report (matches the mail delivery job's envelope shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailEnvelope {
+    /// `MAIL FROM`: empty for the null sender `<>`.
+    pub from: String,
+    /// `RCPT TO`.
+    pub to: Vec<String>,
+    /// No ENVID on reports.
+    #[serde(default)]
+    pub envid: Option<String>,
+}
+
+/// What kind of report a `MailOut` job carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReportKind {
+    /// RFC 3464 DSN (final outcome of every recipient).
+    Dsn,
+    /// RFC 3464 DSN with `Action: delayed` for one recipient.
+    Delay,
+    /// RFC 8098 MDN.
+    Mdn,
+}
+
+/// `data` of a report `MailOut` job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailOutJob {
+    /// The envelope (from `<>`).
+    pub envelope: MailEnvelope,
+    /// Payload file holding the message.
+    pub file: String,
+    /// DSN, delay DSN or MDN.
+    pub report: ReportKind,
+    /// The message it reports on.
+    pub message: JobId,
+}
+
+/// Why the offramp could not process a job; the operator's or the environment's fault (the
+/// sender's faults become reports, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum JobsError {
+    /// The spool failed (disk, damaged record); temporary ones are retried by the caller.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// A job's `data` is not what this module wrote or the listener writes.
+    #[error("job {id}: its data is not a {what}: {detail}")]
+    BadData {
+        /// The job.
+        id: JobId,
+        /// Expected shape.
+        what: &'static str,
+        /// serde's complaint.
+        detail: String,
+    },
+    /// The job is of another kind.
+    #[error("job {0} is not a {1} job")]
+    WrongKind(JobId, &'static str),
+    /// `message.eml` could not be read.
+    #[error("message file of job {id}: {source}")]
+    Read {
+        /// The job.
+        id: JobId,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// RFC 3461 NOTIFY of a recipient as the listener stored it.
+pub fn notify_of(r: &smtp::Recipient) -> Notify {
+    match &r.notify {
+        None => Notify::UNSPECIFIED,
+        Some(list) => {
+            let mut n = Notify {
+                given: true,
+                ..Notify::UNSPECIFIED
+            };
+            for v in list {
+                match v {
+                    smtp::Notify::Never => {}
+                    smtp::Notify::Success => n.success = true,
+                    smtp::Notify::Failure => n.failure = true,
+                    smtp::Notify::Delay => n.delay = true,
+                }
+            }
+            n
+        }
+    }
+}
+
+/// RFC 3461 RET of the envelope.
+pub fn ret_of(e: &Envelope) -> Ret {
+    match e.ret {
+        None => Ret::Unspecified,
+        Some(smtp::Ret::Full) => Ret::Full,
+        Some(smtp::Ret::Hdrs) => Ret::Hdrs,
+    }
+}
+
+/// The `FaxOut` jobs for a message whose document rendered into `pages_total` pages.
+pub fn fax_jobs(
+    message: &JobId,
+    env: &Envelope,
+    options: &SenderOptions,
+    pages_total: u32,
+) -> Vec<FaxOutJob> {
+    env.recipients
+        .iter()
+        .take(MAX_RECIPIENTS)
+        .enumerate()
+        .map(|(i, r)| FaxOutJob {
+            message: message.clone(),
+            recipient: (i + 1) as u16,
+            rcpt: r.address.clone(),
+            e164: r.destination.e164.clone(),
+            dial: r.destination.dial.clone(),
+            subaddress: r.subaddress.clone(),
+            options: options.clone(),
+            pages_total,
+            result: None,
+        })
+        .collect()
+}
+
+/// Every recipient failed with the same cause (the document could not be made).
+pub fn all_failed(env: &Envelope, cause: &Cause) -> Vec<RecipientOutcome> {
+    env.recipients
+        .iter()
+        .map(|r| RecipientOutcome {
+            rcpt: r.address.clone(),
+            orcpt: r.orcpt.clone(),
+            notify: notify_of(r),
+            action: Action::Failed,
+            cause: cause.clone(),
+            fax: FaxSummary {
+                number: r.destination.e164.clone(),
+                ..FaxSummary::default()
+            },
+        })
+        .collect()
+}
+
+/// Map a T.30 completion cause number (`fax::t30::Cause`, stable numbers) to what the sender
+/// is told. `page` is the page being sent when the call ended (1-based).
+fn t30_cause(n: u16, page: u32, tries: u32) -> Option<Cause> {
+    Some(match n {
+        0 => Cause::Delivered,
+        // T1 expired: nothing identified itself as a fax machine (T.30 §5.4.3).
+        1 => Cause::NotAFax,
+        // Incompatible: no capability in common with our document.
+        7 => Cause::CodingRefused,
+        // The line or the remote broke off mid-document: training, no response, T2, DCN,
+        // RTN limit, ECM, protocol error, carrier lost, T5.
+        2 | 3 | 4 | 5 | 6 | 8 | 9 | 10 | 15 => Cause::LineFailed { page, tries },
+        11 => Cause::GatewayError {
+            detail: "a page of the document could not be coded for sending".into(),
+        },
+        14 => Cause::GatewayError {
+            detail: "the call was aborted by the gateway (shutdown or operator)".into(),
+        },
+        17 => Cause::GatewayError {
+            detail:
+                "the receiving machine asked for an operator, which this gateway cannot provide"
+                    .into(),
+        },
+        _ => return None,
+    })
+}
+
+/// Why a final `FaxOut` job ended as it did, in the sender's terms: from the worker's
+/// [`FaxResult`] when it left one, else from the attempt history and the scheduler's reason.
+pub fn cause_of(rec: &JobRecord, job: &FaxOutJob) -> Cause {
+    let attempts = &rec.attempts[rec.counted_from.min(rec.attempts.len())..];
+    let tries = attempts
+        .iter()
+        .filter(|a| a.cause.is_none_or(CauseClass::is_dial))
+        .count() as u32;
+    let pages_sent = job
+        .result
+        .as_ref()
+        .map(|r| r.pages_sent)
+        .or_else(|| attempts.iter().map(|a| a.pages_sent).max())
+        .unwrap_or(0);
+    if rec.state == JobState::Done {
+        return Cause::Delivered;
+    }
+    let page = (pages_sent + 1).min(job.pages_total.max(1));
+    if let Some(c) = job
+        .result
+        .as_ref()
+        .and_then(|r| r.t30_cause)
+        .and_then(|n| t30_cause(n, page, tries))
+        && !c.is_success()
+    {
+        return c;
+    }
+    let last = attempts.iter().rev().find_map(|a| a.cause);
+    match (&rec.failure, last) {
+        (Some(GiveUp::Cancelled), _) => Cause::GatewayError {
+            detail: "the fax was cancelled by the operator".into(),
+        },
+        (_, Some(CauseClass::Busy)) => Cause::Busy { tries },
+        (_, Some(CauseClass::NoAnswer)) => Cause::NoAnswer { tries },
+        (_, Some(CauseClass::ProtocolError)) | (_, Some(CauseClass::Interrupted)) => {
+            Cause::LineFailed { page, tries }
+        }
+        (Some(GiveUp::KillTime), _) | (Some(GiveUp::Expired), _) => Cause::Expired { tries },
+        (_, Some(CauseClass::Fatal)) => Cause::CodingRefused,
+        _ => Cause::Expired { tries },
+    }
+}
+
+/// The outcome of one recipient, or `None` while its job is not final.
+pub fn outcome_of(
+    rec: &JobRecord,
+    job: &FaxOutJob,
+    recipient: &smtp::Recipient,
+) -> Option<RecipientOutcome> {
+    if !rec.state.is_final() {
+        return None;
+    }
+    let cause = cause_of(rec, job);
+    let attempts = &rec.attempts[rec.counted_from.min(rec.attempts.len())..];
+    let r = job.result.clone().unwrap_or_default();
+    let pages_sent = if cause.is_success() {
+        job.pages_total
+    } else {
+        r.pages_sent
+    };
+    Some(RecipientOutcome {
+        rcpt: recipient.address.clone(),
+        orcpt: recipient.orcpt.clone(),
+        notify: notify_of(recipient),
+        action: if cause.is_success() {
+            Action::Delivered
+        } else {
+            Action::Failed
+        },
+        cause,
+        fax: FaxSummary {
+            number: job.e164.clone(),
+            pages_sent,
+            pages_total: job.pages_total,
+            duration: r.duration_ms.map(std::time::Duration::from_millis),
+            remote_id: r.remote_id,
+            speed_bps: r.speed_bps,
+            attempts: attempts
+                .iter()
+                .filter(|a| a.cause.is_none_or(CauseClass::is_dial))
+                .count() as u32,
+            last_attempt: attempts
+                .iter()
+                .rev()
+                .find_map(|a| a.ended)
+                .map(|t| t.unix_secs() as i64),
+        },
+    })
+}
+
+fn to_utc(t: Timestamp) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(i64::try_from(t.0).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// The one report for a message, if anybody's NOTIFY asks for it.
+pub fn report(
+    cfg: &crate::config::Config,
+    message: &JobRecord,
+    data: &MessageData,
+    original: &[u8],
+    subject: Option<&str>,
+    outcomes: &[RecipientOutcome],
+    now: Timestamp,
+) -> Option<Report> {
+    let arrival = chrono::DateTime::parse_from_rfc3339(&data.received)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|_| to_utc(message.created));
+    let report_id = format!("{}.{REPORT_CHILD}", message.id.base());
+    dsn::build(&dsn::ReportInput {
+        hostname: &cfg.gateway.hostname,
+        report_id: &report_id,
+        mail_from: &data.envelope.mail_from,
+        envid: data.envelope.envid.as_deref(),
+        ret: ret_of(&data.envelope),
+        arrival,
+        now: to_utc(now),
+        original,
+        subject,
+        recipients: outcomes,
+        success_by_default: cfg.offramp.notify_success_by_default,
+    })
+}
+
+fn parse_data<T: for<'de> Deserialize<'de>>(
+    rec: &JobRecord,
+    what: &'static str,
+) -> Result<T, JobsError> {
+    serde_json::from_value(rec.data.clone()).map_err(|e| JobsError::BadData {
+        id: rec.id.clone(),
+        what,
+        detail: e.to_string(),
+    })
+}
+
+fn read_message(spool: &Spool, id: &JobId, file: &str) -> Result<Vec<u8>, JobsError> {
+    let path = spool.payload_path(id, file)?;
+    let f = std::fs::File::open(&path).map_err(|source| JobsError::Read {
+        id: id.clone(),
+        source,
+    })?;
+    let mut buf = Vec::new();
+    f.take(MAX_MESSAGE_BYTES)
+        .read_to_end(&mut buf)
+        .map_err(|source| JobsError::Read {
+            id: id.clone(),
+            source,
+        })?;
+    Ok(buf)
+}
+
+/// Commit a child job; `Exists` means it was committed before (a repeat after a crash).
+#[allow(clippy::too_many_arguments)]
+fn commit_child(
+    spool: &Spool,
+    kind: JobKind,
+    parent: &JobId,
+    n: u16,
+    file: &str,
+    bytes: &[u8],
+    data: serde_json::Value,
+    now: Timestamp,
+) -> Result<bool, JobsError> {
+    let mut inc = match spool.begin_child(kind, parent, n) {
+        Ok(i) => i,
+        Err(SpoolError::Exists(_)) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    inc.write_file(file, bytes)?;
+    match inc.commit_at(NewJob::new(data), now) {
+        Ok(_) => Ok(true),
+        Err(SpoolError::Exists(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What [`split_message`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Split {
+    /// The document rendered into `pages` pages; these `FaxOut` jobs exist now.
+    Faxes {
+        /// Pages per fax (cover included).
+        pages: u32,
+        /// The jobs, one per recipient.
+        jobs: Vec<JobId>,
+    },
+    /// The message cannot be faxed; every recipient failed with this cause and the report (if
+    /// anybody asked for one) is queued.
+    Failed {
+        /// Why.
+        cause: Cause,
+        /// The report job, if one was made.
+        report: Option<JobId>,
+    },
+}
+
+/// The document step as the caller provides it: the raw message and the sender's options in,
+/// the page count or the cause for the sender out (normally [`super::document`]).
+pub type DocumentCheck<'a> = &'a dyn Fn(&[u8], &SenderOptions) -> Result<u32, Cause>;
+
+/// Split a queued `Message` job: prove its document renders (via `check`), then commit one
+/// `FaxOut` job per recipient (each with a copy of the message) and finish the message job;
+/// or, when the document fails, queue the failure report and fail the message job.
+pub fn split_message(
+    spool: &Spool,
+    id: &JobId,
+    cfg: &crate::config::Config,
+    check: DocumentCheck<'_>,
+    now: Timestamp,
+) -> Result<Split, JobsError> {
+    let (_, rec) = spool.get(id)?;
+    if rec.kind != JobKind::Message {
+        return Err(JobsError::WrongKind(id.clone(), "message"));
+    }
+    let data: MessageData = parse_data(&rec, "message job")?;
+    let raw = read_message(spool, id, &data.file)?;
+    let headers = super::mime::headers(&raw);
+    let options = super::options::parse(
+        headers.subject.as_deref(),
+        headers.fax_resolution.as_deref(),
+        &cfg.offramp,
+    );
+    let checked = if data.envelope.recipients.len() > MAX_RECIPIENTS {
+        Err(Cause::GatewayError {
+            detail: format!(
+                "the message has more than {MAX_RECIPIENTS} recipients; send it in smaller batches"
+            ),
+        })
+    } else {
+        check(&raw, &options)
+    };
+    match checked {
+        Ok(pages) => {
+            let mut jobs = Vec::new();
+            for job in fax_jobs(id, &data.envelope, &options, pages) {
+                let n = job.recipient;
+                let value = serde_json::to_value(&job).unwrap_or_default();
+                commit_child(
+                    spool,
+                    JobKind::FaxOut,
+                    id,
+                    n,
+                    MESSAGE_FILE,
+                    &raw,
+                    value,
+                    now,
+                )?;
+                jobs.push(id.child(n).map_err(|e| JobsError::BadData {
+                    id: id.clone(),
+                    what: "parent id",
+                    detail: e.to_string(),
+                })?);
+            }
+            finish_if_queued(spool, id, now, Final::Done)?;
+            Ok(Split::Faxes { pages, jobs })
+        }
+        Err(cause) => {
+            let outcomes = all_failed(&data.envelope, &cause);
+            let report_job = queue_report(
+                spool,
+                cfg,
+                &rec,
+                &data,
+                &raw,
+                headers.subject.as_deref(),
+                &outcomes,
+                now,
+            )?;
+            finish_if_queued(spool, id, now, Final::Failed(GiveUp::Fatal))?;
+            Ok(Split::Failed {
+                cause,
+                report: report_job,
+            })
+        }
+    }
+}
+
+fn finish_if_queued(
+    spool: &Spool,
+    id: &JobId,
+    now: Timestamp,
+    how: Final,
+) -> Result<(), JobsError> {
+    match spool.finish(id, now, how) {
+        Ok(_) => Ok(()),
+        // Finished before a crash, or by the operator meanwhile.
+        Err(SpoolError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn queue_report(
+    spool: &Spool,
+    cfg: &crate::config::Config,
+    rec: &JobRecord,
+    data: &MessageData,
+    raw: &[u8],
+    subject: Option<&str>,
+    outcomes: &[RecipientOutcome],
+    now: Timestamp,
+) -> Result<Option<JobId>, JobsError> {
+    let Some(rep) = report(cfg, rec, data, raw, subject, outcomes, now) else {
+        return Ok(None);
+    };
+    let job = MailOutJob {
+        envelope: MailEnvelope {
+            from: rep.mail_from.clone(),
+            to: vec![rep.rcpt_to.clone()],
+            envid: None,
+        },
+        file: MAIL_FILE.into(),
+        report: ReportKind::Dsn,
+        message: rec.id.clone(),
+    };
+    let value = serde_json::to_value(&job).unwrap_or_default();
+    commit_child(
+        spool,
+        JobKind::MailOut,
+        &rec.id,
+        REPORT_CHILD,
+        MAIL_FILE,
+        &rep.message,
+        value,
+        now,
+    )?;
+    Ok(rec.id.child(REPORT_CHILD).ok())
+}
+
+/// What [`on_fax_final`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reported {
+    /// Some recipient of the message is not final yet.
+    Pending,
+    /// All final; the report job (if anybody asked for one) and MDN jobs are queued.
+    Done {
+        /// Every recipient's outcome, in RCPT order.
+        outcomes: Vec<RecipientOutcome>,
+        /// The report job.
+        report: Option<JobId>,
+        /// MDN jobs.
+        mdns: Vec<JobId>,
+    },
+}
+
+/// Called by the fax worker after a `FaxOut` job became final: when every recipient of its
+/// message is final, queue the one report listing each (and MDNs where asked and enabled).
+pub fn on_fax_final(
+    spool: &Spool,
+    fax_id: &JobId,
+    cfg: &crate::config::Config,
+    now: Timestamp,
+) -> Result<Reported, JobsError> {
+    let (_, fax) = spool.get(fax_id)?;
+    if fax.kind != JobKind::FaxOut {
+        return Err(JobsError::WrongKind(fax_id.clone(), "fax-out"));
+    }
+    let job: FaxOutJob = parse_data(&fax, "fax-out job")?;
+    let (_, msg) = spool.get(&job.message)?;
+    let data: MessageData = parse_data(&msg, "message job")?;
+    let mut outcomes = Vec::with_capacity(data.envelope.recipients.len());
+    for (i, r) in data
+        .envelope
+        .recipients
+        .iter()
+        .take(MAX_RECIPIENTS)
+        .enumerate()
+    {
+        let cid = msg
+            .id
+            .child((i + 1) as u16)
+            .map_err(|e| JobsError::BadData {
+                id: msg.id.clone(),
+                what: "parent id",
+                detail: e.to_string(),
+            })?;
+        let (_, crec) = spool.get(&cid)?;
+        let cjob: FaxOutJob = parse_data(&crec, "fax-out job")?;
+        match outcome_of(&crec, &cjob, r) {
+            Some(o) => outcomes.push(o),
+            None => return Ok(Reported::Pending),
+        }
+    }
+    let raw = read_message(spool, &msg.id, &data.file)?;
+    let headers = super::mime::headers(&raw);
+    let report_job = queue_report(
+        spool,
+        cfg,
+        &msg,
+        &data,
+        &raw,
+        headers.subject.as_deref(),
+        &outcomes,
+        now,
+    )?;
+    let mut mdns = Vec::new();
+    if let Some(to) = headers.mdn_to.as_deref() {
+        for (i, o) in outcomes.iter().enumerate() {
+            if o.action != Action::Delivered {
+                continue;
+            }
+            let n = MDN_CHILD_BASE + (i + 1) as u16;
+            let report_id = format!("{}.{n}", msg.id.base());
+            let Some(m) = dsn::build_mdn(&dsn::MdnInput {
+                hostname: &cfg.gateway.hostname,
+                report_id: &report_id,
+                mail_from: &data.envelope.mail_from,
+                notification_to: to,
+                original_message_id: headers.message_id.as_deref(),
+                final_recipient: &o.rcpt,
+                now: to_utc(now),
+                enabled: cfg.offramp.mdn,
+            }) else {
+                continue;
+            };
+            let mj = MailOutJob {
+                envelope: MailEnvelope {
+                    from: m.mail_from.clone(),
+                    to: vec![m.rcpt_to.clone()],
+                    envid: None,
+                },
+                file: MAIL_FILE.into(),
+                report: ReportKind::Mdn,
+                message: msg.id.clone(),
+            };
+            let value = serde_json::to_value(&mj).unwrap_or_default();
+            commit_child(
+                spool,
+                JobKind::MailOut,
+                &msg.id,
+                n,
+                MAIL_FILE,
+                &m.message,
+                value,
+                now,
+            )?;
+            if let Ok(id) = msg.id.child(n) {
+                mdns.push(id);
+            }
+        }
+    }
+    Ok(Reported::Done {
+        outcomes,
+        report: report_job,
+        mdns,
+    })
+}
+
+/// Called by the fax worker after a `FaxOut` attempt that will be retried: when the sender
+/// asked with `NOTIFY=DELAY` (RFC 3461 §4.1) and the fax has been retrying for
+/// `offramp.delay_report_after`, queue ONE delay report for this recipient (RFC 3464
+/// `Action: delayed`, status 4.x.x). Returns the report job when one was queued now.
+pub fn on_fax_retry(
+    spool: &Spool,
+    fax_id: &JobId,
+    cfg: &crate::config::Config,
+    now: Timestamp,
+) -> Result<Option<JobId>, JobsError> {
+    let after = cfg.offramp.delay_report_after;
+    if after.is_zero() {
+        return Ok(None);
+    }
+    let (_, fax) = spool.get(fax_id)?;
+    if fax.kind != JobKind::FaxOut {
+        return Err(JobsError::WrongKind(fax_id.clone(), "fax-out"));
+    }
+    if fax.state.is_final() || now.since(fax.epoch) < after {
+        return Ok(None);
+    }
+    let job: FaxOutJob = parse_data(&fax, "fax-out job")?;
+    let (_, msg) = spool.get(&job.message)?;
+    let data: MessageData = parse_data(&msg, "message job")?;
+    let Some(r) = data
+        .envelope
+        .recipients
+        .get(usize::from(job.recipient).wrapping_sub(1))
+    else {
+        return Err(JobsError::BadData {
+            id: fax_id.clone(),
+            what: "fax-out job",
+            detail: format!("recipient {} not in the envelope", job.recipient),
+        });
+    };
+    let notify = notify_of(r);
+    if !notify.wants(Action::Delayed, false) || usize::from(job.recipient) > MAX_RECIPIENTS {
+        return Ok(None);
+    }
+    let attempts = &fax.attempts[fax.counted_from.min(fax.attempts.len())..];
+    let res = job.result.clone().unwrap_or_default();
+    let outcome = RecipientOutcome {
+        rcpt: r.address.clone(),
+        orcpt: r.orcpt.clone(),
+        notify,
+        action: Action::Delayed,
+        cause: cause_of(&fax, &job),
+        fax: FaxSummary {
+            number: job.e164.clone(),
+            pages_sent: res.pages_sent,
+            pages_total: job.pages_total,
+            duration: None,
+            remote_id: res.remote_id,
+            speed_bps: None,
+            attempts: attempts
+                .iter()
+                .filter(|a| a.cause.is_none_or(CauseClass::is_dial))
+                .count() as u32,
+            last_attempt: attempts
+                .iter()
+                .rev()
+                .find_map(|a| a.ended)
+                .map(|t| t.unix_secs() as i64),
+        },
+    };
+    let raw = read_message(spool, &msg.id, &data.file)?;
+    let subject = super::mime::headers(&raw).subject;
+    let n = DELAY_CHILD_BASE + job.recipient;
+    let arrival = chrono::DateTime::parse_from_rfc3339(&data.received)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|_| to_utc(msg.created));
+    let report_id = format!("{}.{n}", msg.id.base());
+    let Some(rep) = dsn::build(&dsn::ReportInput {
+        hostname: &cfg.gateway.hostname,
+        report_id: &report_id,
+        mail_from: &data.envelope.mail_from,
+        envid: data.envelope.envid.as_deref(),
+        // RFC 3461 §4.3: no content with a delay notice; headers identify the message.
+        ret: Ret::Hdrs,
+        arrival,
+        now: to_utc(now),
+        original: &raw,
+        subject: subject.as_deref(),
+        recipients: std::slice::from_ref(&outcome),
+        success_by_default: false,
+    }) else {
+        return Ok(None);
+    };
+    let mj = MailOutJob {
+        envelope: MailEnvelope {
+            from: rep.mail_from.clone(),
+            to: vec![rep.rcpt_to.clone()],
+            envid: None,
+        },
+        file: MAIL_FILE.into(),
+        report: ReportKind::Delay,
+        message: msg.id.clone(),
+    };
+    let value = serde_json::to_value(&mj).unwrap_or_default();
+    let fresh = commit_child(
+        spool,
+        JobKind::MailOut,
+        &msg.id,
+        n,
+        MAIL_FILE,
+        &rep.message,
+        value,
+        now,
+    )?;
+    Ok(if fresh { msg.id.child(n).ok() } else { None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::Attempt;
+
+    fn rec(state: JobState, failure: Option<GiveUp>, causes: &[(CauseClass, u32)]) -> JobRecord {
+        let id: JobId = "6b0b5ae65504f019e0e3.1".parse().unwrap();
+        JobRecord {
+            version: crate::spool::RECORD_VERSION,
+            id,
+            kind: JobKind::FaxOut,
+            state,
+            created: Timestamp(0),
+            epoch: Timestamp(0),
+            next_due: Timestamp(0),
+            priority: 127,
+            attempts: causes
+                .iter()
+                .enumerate()
+                .map(|(i, (c, p))| Attempt {
+                    started: Timestamp(i as u64 * 1000),
+                    ended: Some(Timestamp(i as u64 * 1000 + 500)),
+                    cause: Some(*c),
+                    detail: String::new(),
+                    pages_sent: *p,
+                    modem: None,
+                    connected: false,
+                })
+                .collect(),
+            counted_from: 0,
+            failure,
+            finished: Some(Timestamp(9999)),
+            parent: None,
+            data: serde_json::Value::Null,
+        }
+    }
+
+    fn job(result: Option<FaxResult>) -> FaxOutJob {
+        FaxOutJob {
+            message: "6b0b5ae65504f019e0e3".parse().unwrap(),
+            recipient: 1,
+            rcpt: "FAX=+1@h".into(),
+            e164: "+1".into(),
+            dial: "1".into(),
+            subaddress: None,
+            options: SenderOptions {
+                resolution: crate::config::Resolution::Fine,
+                cover_page: false,
+                subject: String::new(),
+            },
+            pages_total: 4,
+            result,
+        }
+    }
+
+    #[test]
+    fn causes_from_history_and_t30_numbers() {
+        use CauseClass::*;
+        let t30 = |n: u16, pages: u32| {
+            Some(FaxResult {
+                t30_cause: Some(n),
+                pages_sent: pages,
+                ..FaxResult::default()
+            })
+        };
+        let failed = |f: GiveUp, c: &[(CauseClass, u32)]| rec(JobState::Failed, Some(f), c);
+        let table: Vec<(JobRecord, FaxOutJob, Cause)> = vec![
+            (
+                rec(JobState::Done, None, &[(Done, 4)]),
+                job(None),
+                Cause::Delivered,
+            ),
+            (
+                failed(GiveUp::TooManyDials, &[(Busy, 0), (Busy, 0)]),
+                job(None),
+                Cause::Busy { tries: 2 },
+            ),
+            (
+                failed(GiveUp::TooManyDials, &[(Busy, 0), (NoAnswer, 0)]),
+                job(None),
+                Cause::NoAnswer { tries: 2 },
+            ),
+            (
+                failed(GiveUp::TooManyTries, &[(ProtocolError, 2)]),
+                job(None),
+                Cause::LineFailed { page: 3, tries: 1 },
+            ),
+            (
+                failed(GiveUp::Fatal, &[(Fatal, 0)]),
+                job(t30(7, 0)),
+                Cause::CodingRefused,
+            ),
+            (
+                failed(GiveUp::TooManyTries, &[(ProtocolError, 0)]),
+                job(t30(1, 0)),
+                Cause::NotAFax,
+            ),
+            (
+                failed(GiveUp::TooManyTries, &[(ProtocolError, 3)]),
+                job(t30(10, 3)),
+                Cause::LineFailed { page: 4, tries: 1 },
+            ),
+            (
+                failed(GiveUp::KillTime, &[(LocalTemporary, 0)]),
+                job(None),
+                Cause::Expired { tries: 0 },
+            ),
+            (
+                failed(GiveUp::Cancelled, &[]),
+                job(None),
+                Cause::GatewayError {
+                    detail: "the fax was cancelled by the operator".into(),
+                },
+            ),
+        ];
+        for (r, j, want) in table {
+            assert_eq!(cause_of(&r, &j), want, "{:?} {:?}", r.failure, r.attempts);
+        }
+    }
+
+    #[test]
+    fn outcome_is_none_until_final() {
+        let r = rec(JobState::Queued, None, &[(CauseClass::Busy, 0)]);
+        let rc = crate::smtp::session::Recipient {
+            address: "FAX=+1@h".into(),
+            number: crate::mail::address::Number::Global("1".into()),
+            form: crate::mail::address::AddressForm::Rfc3192,
+            subaddress: None,
+            destination: crate::mail::dialplan::Destination {
+                e164: "+1".into(),
+                dial: "1".into(),
+                international: false,
+            },
+            notify: Some(vec![smtp::Notify::Success, smtp::Notify::Failure]),
+            orcpt: None,
+        };
+        assert!(outcome_of(&r, &job(None), &rc).is_none());
+        let done = rec(
+            JobState::Done,
+            None,
+            &[(CauseClass::Busy, 0), (CauseClass::Done, 4)],
+        );
+        let o = outcome_of(&done, &job(None), &rc).unwrap();
+        assert_eq!(o.action, Action::Delivered);
+        assert_eq!(o.fax.pages_sent, 4);
+        assert_eq!(o.fax.attempts, 2);
+        assert!(o.notify.success && o.notify.failure && o.notify.given);
+    }
+}

@@ -1,0 +1,158 @@
+//! What a sender may ask of the fax, and how (ours, documented here and in the README).
+//!
+//! PURE. Ordinary mail clients cannot set envelope parameters, so options travel in the
+//! message itself:
+//!
+//! - **Subject keywords**, in square brackets anywhere in the subject, case-insensitive:
+//!   `[fine]`, `[standard]`, `[superfine]` choose the vertical resolution (T.4 §2.2: 3.85,
+//!   7.7 or 15.4 lines/mm); `[cover]` and `[nocover]` switch the cover page on or off. The
+//!   keywords are removed from the subject printed on the cover page.
+//! - **Header** `X-Fax-Resolution: fine | standard | superfine` for programs; it wins over a
+//!   subject keyword.
+//!
+//! Anything else in brackets is left alone (it is part of the subject, like `[ticket 42]`).
+//! Superfine is sent only where the receiver offers it; the transmitter falls back to fine.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Resolution;
+
+/// Options asked for by the sender, over the `[offramp]` defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SenderOptions {
+    /// Vertical resolution to render and send at.
+    pub resolution: Resolution,
+    /// Whether to send a cover page.
+    pub cover_page: bool,
+    /// The subject without option keywords (for the cover page and the report).
+    pub subject: String,
+}
+
+fn resolution_word(w: &str) -> Option<Resolution> {
+    match w.trim().to_ascii_lowercase().as_str() {
+        "fine" => Some(Resolution::Fine),
+        "standard" | "normal" => Some(Resolution::Standard),
+        "superfine" => Some(Resolution::Superfine),
+        _ => None,
+    }
+}
+
+/// Work out the options from the subject, the `X-Fax-Resolution` header and the defaults.
+pub fn parse(
+    subject: Option<&str>,
+    resolution_header: Option<&str>,
+    defaults: &crate::config::Offramp,
+) -> SenderOptions {
+    let subject = subject.unwrap_or("");
+    let mut resolution = defaults.resolution;
+    let mut cover_page = defaults.cover_page;
+    let mut kept = String::with_capacity(subject.len());
+    let mut rest = subject;
+    // Bounded: each round consumes at least one character of `rest`.
+    while let Some(open) = rest.find('[') {
+        kept.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(']') else {
+            kept.push_str(&rest[open..]);
+            rest = "";
+            break;
+        };
+        let word = &after[..close];
+        let lower = word.trim().to_ascii_lowercase();
+        if let Some(r) = resolution_word(&lower) {
+            resolution = r;
+        } else if lower == "cover" {
+            cover_page = true;
+        } else if lower == "nocover" || lower == "no cover" {
+            cover_page = false;
+        } else {
+            kept.push_str(&rest[open..open + 1 + close + 1]);
+        }
+        rest = &after[close + 1..];
+    }
+    kept.push_str(rest);
+    if let Some(r) = resolution_header.and_then(resolution_word) {
+        resolution = r;
+    }
+    let subject = kept.split_whitespace().collect::<Vec<_>>().join(" ");
+    SenderOptions {
+        resolution,
+        cover_page,
+        subject,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Offramp;
+
+    #[test]
+    fn subject_keywords_table() {
+        let d = Offramp::default(); // fine, no cover
+        let cases: &[(&str, Option<&str>, Resolution, bool, &str)] = &[
+            ("Invoice", None, Resolution::Fine, false, "Invoice"),
+            (
+                "Invoice [standard]",
+                None,
+                Resolution::Standard,
+                false,
+                "Invoice",
+            ),
+            (
+                "[FINE] [Cover] Contract",
+                None,
+                Resolution::Fine,
+                true,
+                "Contract",
+            ),
+            (
+                "[ticket 42] offer [superfine]",
+                None,
+                Resolution::Superfine,
+                false,
+                "[ticket 42] offer",
+            ),
+            (
+                "x [standard]",
+                Some("superfine"),
+                Resolution::Superfine,
+                false,
+                "x",
+            ),
+            (
+                "broken [fine",
+                None,
+                Resolution::Fine,
+                false,
+                "broken [fine",
+            ),
+            (
+                "a ] b [ c",
+                Some("bogus"),
+                Resolution::Fine,
+                false,
+                "a ] b [ c",
+            ),
+        ];
+        for (subj, hdr, res, cover, kept) in cases {
+            let o = parse(Some(subj), *hdr, &d);
+            assert_eq!(o.resolution, *res, "{subj}");
+            assert_eq!(o.cover_page, *cover, "{subj}");
+            assert_eq!(o.subject, *kept, "{subj}");
+        }
+        let d2 = Offramp {
+            cover_page: true,
+            ..Offramp::default()
+        };
+        assert!(!parse(Some("[nocover] hi"), None, &d2).cover_page);
+        assert_eq!(parse(None, None, &d2).subject, "");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,200}", h in "\\PC{0,20}") {
+            let _ = parse(Some(&s), Some(&h), &Offramp::default());
+        }
+    }
+}

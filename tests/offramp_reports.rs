@@ -1,0 +1,481 @@
+//! Offramp reports end to end through the real spool and scheduler: a message with several
+//! recipients, fax jobs that succeed and fail, ONE report listing each, parsed by Python's
+//! `email` package (Debian `python3`) as RFC 3464 `multipart/report`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use faxgate::config::Config;
+use faxgate::mail::address::{AddressForm, Number};
+use faxgate::mail::dialplan::Destination;
+use faxgate::offramp::jobs::{
+    self, FaxOutJob, FaxResult, MailOutJob, MessageData, REPORT_CHILD, Reported,
+};
+use faxgate::offramp::options::SenderOptions;
+use faxgate::scheduler::{CauseClass, Decision, Policy, Timestamp};
+use faxgate::smtp::session::{ClientInfo, Envelope, Notify, Recipient, Ret};
+use faxgate::spool::{JobId, JobKind, NewJob, Outcome, Spool, SpoolOptions};
+
+pub const T0: Timestamp = Timestamp(1_795_000_000_000);
+
+pub fn recipient(n: &str, notify: Option<Vec<Notify>>, orcpt: Option<&str>) -> Recipient {
+    Recipient {
+        address: format!("FAX=+{n}@fax.example.org"),
+        number: Number::Global(n.into()),
+        form: AddressForm::Rfc3192,
+        subaddress: None,
+        destination: Destination {
+            e164: format!("+{n}"),
+            dial: n.into(),
+            international: false,
+        },
+        notify,
+        orcpt: orcpt.map(str::to_string),
+    }
+}
+
+pub fn envelope(recipients: Vec<Recipient>, envid: Option<&str>, ret: Option<Ret>) -> Envelope {
+    Envelope {
+        mail_from: "alice@example.org".into(),
+        size: None,
+        body: None,
+        ret,
+        envid: envid.map(str::to_string),
+        mail_auth: None,
+        recipients,
+        client: ClientInfo {
+            ip: "127.0.0.1".parse().unwrap(),
+            port: 40000,
+            helo: "client.example.org".into(),
+            esmtp: true,
+        },
+        auth_user: None,
+        tls: None,
+    }
+}
+
+pub fn commit_message(spool: &Spool, env: Envelope, eml: &[u8]) -> JobId {
+    let mut inc = spool.begin(JobKind::Message).unwrap();
+    inc.write_file(jobs::MESSAGE_FILE, eml).unwrap();
+    let data = MessageData {
+        envelope: env,
+        file: jobs::MESSAGE_FILE.into(),
+        received: "2026-11-28T10:00:00Z".into(),
+    };
+    inc.commit_at(NewJob::new(serde_json::to_value(&data).unwrap()), T0)
+        .unwrap()
+        .id
+}
+
+/// Parse a report with Python's email package; returns its JSON description.
+pub fn python_parse(bytes: &[u8]) -> serde_json::Value {
+    let py = common::require_tool("python3", "python3");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("report.eml");
+    std::fs::write(&f, bytes).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/offramp/check_report.py");
+    let out = Command::new(py).arg(&script).arg(&f).output().unwrap();
+    assert!(
+        out.status.success(),
+        "python rejected the report: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(bytes)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The report job of a message: its data and its mail.
+pub fn report_job(spool: &Spool, msg: &JobId) -> (MailOutJob, Vec<u8>) {
+    let id = msg.child(REPORT_CHILD).unwrap();
+    let (_, rec) = spool.get(&id).unwrap();
+    assert_eq!(rec.kind, JobKind::MailOut);
+    let data: MailOutJob = serde_json::from_value(rec.data).unwrap();
+    let mail = std::fs::read(spool.payload_path(&id, &data.file).unwrap()).unwrap();
+    (data, mail)
+}
+
+/// Run one attempt of a fax job with the real spool and scheduler.
+fn attempt(spool: &Spool, id: &JobId, now: Timestamp, cause: CauseClass, pages: u32) -> Decision {
+    let policy = Policy {
+        max_dials: 3,
+        ..Policy::default()
+    };
+    spool.start_attempt(id, now, Some("modem0")).unwrap();
+    let (_, d) = spool
+        .end_attempt(
+            id,
+            now,
+            Outcome {
+                cause,
+                detail: format!("{cause:?}"),
+                pages_sent: pages,
+                connected: matches!(cause, CauseClass::Done | CauseClass::ProtocolError),
+            },
+            &policy,
+        )
+        .unwrap();
+    d
+}
+
+fn set_result(spool: &Spool, id: &JobId, r: FaxResult) {
+    spool
+        .update(id, |rec| {
+            let mut j: FaxOutJob = serde_json::from_value(rec.data.clone()).unwrap();
+            j.result = Some(r);
+            rec.data = serde_json::to_value(&j).unwrap();
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn mixed_outcomes_give_one_report_listing_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open_at(dir.path(), SpoolOptions::default(), T0).unwrap();
+    let cfg = Config::default();
+    let env = envelope(
+        vec![
+            // Fails busy; NOTIFY absent: failures are reported.
+            recipient("12125550101", None, None),
+            // Delivered; asked for success and failure; ORCPT given.
+            recipient(
+                "12125550102",
+                Some(vec![Notify::Success, Notify::Failure]),
+                Some("rfc822;fax-desk@example.org"),
+            ),
+            // Refused our coding; asked for nothing.
+            recipient("12125550103", Some(vec![Notify::Never]), None),
+            // Line failed on page 2 twice, then gave up; asked for failures.
+            recipient("12125550104", Some(vec![Notify::Failure]), None),
+        ],
+        Some("QQ314159"),
+        Some(Ret::Hdrs),
+    );
+    let eml = b"From: Alice <alice@example.org>\r\nSubject: Contract\r\nMessage-ID: <m1@example.org>\r\n\r\nPlease fax.\r\n";
+    let msg = commit_message(&spool, env.clone(), eml);
+    let opts = SenderOptions {
+        resolution: faxgate::config::Resolution::Fine,
+        cover_page: false,
+        subject: "Contract".into(),
+    };
+    let mut ids = Vec::new();
+    for j in jobs::fax_jobs(&msg, &env, &opts, 3) {
+        let mut inc = spool
+            .begin_child(JobKind::FaxOut, &msg, j.recipient)
+            .unwrap();
+        inc.write_file(jobs::MESSAGE_FILE, eml).unwrap();
+        let rec = inc
+            .commit_at(NewJob::new(serde_json::to_value(&j).unwrap()), T0)
+            .unwrap();
+        ids.push(rec.id);
+    }
+    spool.finish(&msg, T0, faxgate::spool::Final::Done).unwrap();
+
+    let mut now = T0;
+    // Recipient 2: delivered on the first call.
+    now = now.plus(std::time::Duration::from_secs(60));
+    set_result(
+        &spool,
+        &ids[1],
+        FaxResult {
+            t30_cause: Some(0),
+            pages_sent: 3,
+            remote_id: Some("+1 212 555 0102".into()),
+            speed_bps: Some(14400),
+            duration_ms: Some(95_000),
+        },
+    );
+    assert_eq!(
+        attempt(&spool, &ids[1], now, CauseClass::Done, 3),
+        Decision::Done
+    );
+    assert_eq!(
+        jobs::on_fax_final(&spool, &ids[1], &cfg, now).unwrap(),
+        Reported::Pending
+    );
+    // Recipient 1: busy until the dial limit.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        assert!(tries <= 3, "scheduler never gave up");
+        now = now.plus(std::time::Duration::from_secs(600));
+        match attempt(&spool, &ids[0], now, CauseClass::Busy, 0) {
+            Decision::RetryAt(_) => continue,
+            Decision::Fail(_) => break,
+            Decision::Done => panic!("busy cannot succeed"),
+        }
+    }
+    assert_eq!(
+        jobs::on_fax_final(&spool, &ids[0], &cfg, now).unwrap(),
+        Reported::Pending
+    );
+    // Recipient 3: incompatible receiver (T.30 cause 7), never retried.
+    set_result(
+        &spool,
+        &ids[2],
+        FaxResult {
+            t30_cause: Some(7),
+            ..FaxResult::default()
+        },
+    );
+    assert!(matches!(
+        attempt(&spool, &ids[2], now, CauseClass::Fatal, 0),
+        Decision::Fail(_)
+    ));
+    // Recipient 4: line failure after one page, twice, then the operator-free give-up.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        assert!(tries <= 12, "scheduler never gave up");
+        now = now.plus(std::time::Duration::from_secs(600));
+        set_result(
+            &spool,
+            &ids[3],
+            FaxResult {
+                t30_cause: Some(10),
+                pages_sent: 1,
+                ..FaxResult::default()
+            },
+        );
+        if let Decision::Fail(_) = attempt(&spool, &ids[3], now, CauseClass::ProtocolError, 1) {
+            break;
+        }
+    }
+    let Reported::Done {
+        outcomes, report, ..
+    } = jobs::on_fax_final(&spool, &ids[3], &cfg, now).unwrap()
+    else {
+        panic!("all recipients are final");
+    };
+    assert_eq!(outcomes.len(), 4);
+    assert_eq!(report, Some(msg.child(REPORT_CHILD).unwrap()));
+    // A second call (e.g. another worker finishing at the same time) makes no second report.
+    jobs::on_fax_final(&spool, &ids[2], &cfg, now).unwrap();
+    let all = spool.load().unwrap();
+    assert_eq!(
+        all.jobs
+            .iter()
+            .filter(|j| j.kind == JobKind::MailOut)
+            .count(),
+        1
+    );
+
+    let (data, mail) = report_job(&spool, &msg);
+    assert_eq!(data.envelope.from, "", "reports go from the null sender");
+    assert_eq!(data.envelope.to, ["alice@example.org"]);
+    if std::env::var_os("SHOW_REPORT").is_some() {
+        eprintln!("{}", String::from_utf8_lossy(&mail));
+    }
+    let p = python_parse(&mail);
+    assert_eq!(p["report_type"], "delivery-status");
+    assert_eq!(
+        p["parts"],
+        serde_json::json!([
+            "text/plain",
+            "message/delivery-status",
+            "text/rfc822-headers"
+        ])
+    );
+    assert_eq!(p["per_message"]["Original-Envelope-Id"], "QQ314159");
+    assert_eq!(p["per_message"]["Reporting-MTA"], "dns; localhost");
+    let r = p["recipients"].as_array().unwrap();
+    // Recipient 3 said NOTIFY=NEVER: not listed.
+    assert_eq!(r.len(), 3, "{p}");
+    assert_eq!(
+        r[0]["Final-Recipient"],
+        "rfc822; FAX=+12125550101@fax.example.org"
+    );
+    assert_eq!(r[0]["Action"], "failed");
+    assert_eq!(r[0]["Status"], "5.4.1");
+    assert!(
+        r[0]["Diagnostic-Code"]
+            .as_str()
+            .unwrap()
+            .starts_with("X-Fax; busy;")
+    );
+    assert!(r[0].get("Original-Recipient").is_none());
+    assert_eq!(
+        r[1]["Final-Recipient"],
+        "rfc822; FAX=+12125550102@fax.example.org"
+    );
+    assert_eq!(r[1]["Original-Recipient"], "rfc822; fax-desk@example.org");
+    assert_eq!(r[1]["Action"], "delivered");
+    assert_eq!(r[1]["Status"], "2.0.0");
+    assert_eq!(r[1]["X-Fax-Pages"], "3/3");
+    assert_eq!(r[2]["Action"], "failed");
+    assert_eq!(r[2]["Status"], "5.4.2");
+    assert!(
+        r[2]["Diagnostic-Code"].as_str().unwrap().contains("page 2"),
+        "{}",
+        r[2]
+    );
+    let summary = p["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("The line was busy after 3 tries."),
+        "{summary}"
+    );
+    assert!(summary.contains("Pages sent:   3 of 3"), "{summary}");
+    assert!(
+        summary.contains("Remote ID:    +1 212 555 0102"),
+        "{summary}"
+    );
+    assert!(summary.contains("Speed:        14400 bit/s"), "{summary}");
+    assert!(summary.contains("Duration:     1 min 35 s"), "{summary}");
+    assert!(
+        !summary.contains("12125550103"),
+        "NOTIFY=NEVER recipient listed"
+    );
+    assert!(
+        p["returned_headers"]
+            .as_str()
+            .unwrap()
+            .contains("Subject: Contract")
+    );
+    assert!(p["subject"].as_str().unwrap().contains("partly failed"));
+}
+
+#[test]
+fn success_report_only_when_asked_or_by_default() {
+    for (notify, default, want) in [
+        (None, false, false),
+        (None, true, true),
+        (Some(vec![Notify::Success]), false, true),
+        (Some(vec![Notify::Never]), true, false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open_at(dir.path(), SpoolOptions::default(), T0).unwrap();
+        let mut cfg = Config::default();
+        cfg.offramp.notify_success_by_default = default;
+        let env = envelope(
+            vec![recipient("442071234567", notify.clone(), None)],
+            None,
+            None,
+        );
+        let eml = b"From: a@example.org\r\nSubject: x\r\n\r\nhello\r\n";
+        let msg = commit_message(&spool, env.clone(), eml);
+        let opts = SenderOptions {
+            resolution: faxgate::config::Resolution::Fine,
+            cover_page: false,
+            subject: "x".into(),
+        };
+        let j = &jobs::fax_jobs(&msg, &env, &opts, 1)[0];
+        let mut inc = spool.begin_child(JobKind::FaxOut, &msg, 1).unwrap();
+        inc.write_file(jobs::MESSAGE_FILE, eml).unwrap();
+        let id = inc
+            .commit_at(NewJob::new(serde_json::to_value(j).unwrap()), T0)
+            .unwrap()
+            .id;
+        attempt(&spool, &id, T0, CauseClass::Done, 1);
+        let Reported::Done { report, .. } = jobs::on_fax_final(&spool, &id, &cfg, T0).unwrap()
+        else {
+            panic!("final")
+        };
+        assert_eq!(report.is_some(), want, "{notify:?} default={default}");
+        if want {
+            let (data, mail) = report_job(&spool, &msg);
+            assert_eq!(data.envelope.from, "");
+            let p = python_parse(&mail);
+            let r = &p["recipients"][0];
+            assert_eq!(r["Action"], "delivered");
+            assert_eq!(r["Status"], "2.0.0");
+            assert!(
+                p.get("per_message")
+                    .unwrap()
+                    .get("Original-Envelope-Id")
+                    .is_none()
+            );
+        }
+    }
+}
+
+#[test]
+fn delay_report_once_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open_at(dir.path(), SpoolOptions::default(), T0).unwrap();
+    let cfg = Config::default(); // delay_report_after 30 min
+    let env = envelope(
+        vec![
+            recipient(
+                "33142685300",
+                Some(vec![Notify::Delay, Notify::Failure]),
+                None,
+            ),
+            recipient("33142685301", None, None),
+        ],
+        Some("ENV-7"),
+        Some(Ret::Full),
+    );
+    let eml = b"From: a@example.org\r\nSubject: Devis\r\n\r\nbonjour\r\n";
+    let msg = commit_message(&spool, env.clone(), eml);
+    let opts = SenderOptions {
+        resolution: faxgate::config::Resolution::Standard,
+        cover_page: false,
+        subject: "Devis".into(),
+    };
+    let mut ids = Vec::new();
+    for j in jobs::fax_jobs(&msg, &env, &opts, 2) {
+        let mut inc = spool
+            .begin_child(JobKind::FaxOut, &msg, j.recipient)
+            .unwrap();
+        inc.write_file(jobs::MESSAGE_FILE, eml).unwrap();
+        ids.push(
+            inc.commit_at(NewJob::new(serde_json::to_value(&j).unwrap()), T0)
+                .unwrap()
+                .id,
+        );
+    }
+    let early = T0.plus(std::time::Duration::from_secs(60));
+    assert!(matches!(
+        attempt(&spool, &ids[0], early, CauseClass::Busy, 0),
+        Decision::RetryAt(_)
+    ));
+    assert_eq!(
+        jobs::on_fax_retry(&spool, &ids[0], &cfg, early).unwrap(),
+        None,
+        "too early"
+    );
+    let later = T0.plus(std::time::Duration::from_secs(31 * 60));
+    assert!(matches!(
+        attempt(&spool, &ids[0], later, CauseClass::NoAnswer, 0),
+        Decision::RetryAt(_)
+    ));
+    let rep = jobs::on_fax_retry(&spool, &ids[0], &cfg, later)
+        .unwrap()
+        .expect("delay report");
+    assert_eq!(rep, msg.child(jobs::DELAY_CHILD_BASE + 1).unwrap());
+    // Only once.
+    assert_eq!(
+        jobs::on_fax_retry(&spool, &ids[0], &cfg, later).unwrap(),
+        None
+    );
+    // The other recipient did not ask for delay reports.
+    assert!(matches!(
+        attempt(&spool, &ids[1], later, CauseClass::Busy, 0),
+        Decision::RetryAt(_)
+    ));
+    assert_eq!(
+        jobs::on_fax_retry(&spool, &ids[1], &cfg, later).unwrap(),
+        None
+    );
+
+    let (_, rec) = spool.get(&rep).unwrap();
+    let data: MailOutJob = serde_json::from_value(rec.data).unwrap();
+    assert_eq!(data.envelope.from, "");
+    assert_eq!(data.report, jobs::ReportKind::Delay);
+    let mail = std::fs::read(spool.payload_path(&rep, &data.file).unwrap()).unwrap();
+    let p = python_parse(&mail);
+    assert_eq!(p["per_message"]["Original-Envelope-Id"], "ENV-7");
+    let r = p["recipients"].as_array().unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["Action"], "delayed");
+    assert_eq!(r[0]["Status"], "4.4.1");
+    assert_eq!(
+        r[0]["Final-Recipient"],
+        "rfc822; FAX=+33142685300@fax.example.org"
+    );
+    // RET=FULL is not honoured for a delay notice: headers only.
+    assert_eq!(p["parts"][2], "text/rfc822-headers");
+    assert!(p["summary"].as_str().unwrap().contains("NOT YET SENT"));
+}
