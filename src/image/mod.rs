@@ -30,7 +30,7 @@
 
 pub mod codec;
 mod page;
-pub mod tiff;
 pub mod render;
+pub mod tiff;
 
 pub use page::{Page, PageError, Resolution};

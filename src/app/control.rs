@@ -1,0 +1,224 @@
+//! The local control socket and `faxgate status`.
+//!
+//! The running daemon listens on a Unix stream socket, `control.sock` in the data directory
+//! (mode 0600 through the data directory's own permissions; the systemd unit's `UMask`
+//! applies). The protocol is one request line and one answer: the client writes `status\n`, the
+//! daemon answers with the [`Snapshot`] as one JSON document and closes. Anything else is
+//! answered `{"error": …}`. Requests are capped at [`MAX_REQUEST`] octets and
+//! [`REQUEST_TIMEOUT`].
+//!
+//! `faxgate status` asks the socket; when nobody answers (the daemon is stopped) it reads the
+//! spool directly and says so.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tracing::{debug, warn};
+
+use super::status::{self, ModemState, ModemStatus, Snapshot};
+use crate::config::Config;
+use crate::daemon::Shutdown;
+use crate::scheduler::Timestamp;
+use crate::spool::{Area, Spool, SpoolOptions};
+
+/// File name of the control socket in the data directory.
+pub const SOCKET_NAME: &str = "control.sock";
+/// Longest request line accepted (ours).
+pub const MAX_REQUEST: usize = 256;
+/// How long a client may take to send its request, and `faxgate status` waits for the answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest answer `faxgate status` reads (ours).
+pub const MAX_ANSWER: u64 = 4 << 20;
+
+/// The socket path for `config`.
+pub fn socket_path(config: &Config) -> PathBuf {
+    config.gateway.data_dir.join(SOCKET_NAME)
+}
+
+/// The live modem list, shared between the job runner (which updates it) and the socket.
+pub type ModemBoard = Arc<Mutex<Vec<ModemStatus>>>;
+
+/// A snapshot of the modem board (a poisoned lock still holds the last good data).
+pub fn modems_now(board: &ModemBoard) -> Vec<ModemStatus> {
+    match board.lock() {
+        Ok(m) => m.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
+/// Reads the queue part of a snapshot from the spool (blocking).
+pub fn spool_figures(
+    spool: &Spool,
+) -> (
+    BTreeMap<String, status::KindCounts>,
+    Vec<status::RecentJob>,
+    usize,
+) {
+    let mut damaged = 0;
+    let queue = match spool.list(Area::Queue) {
+        Ok(l) => {
+            damaged += l.damaged.len();
+            status::queue_counts(&l.jobs)
+        }
+        Err(e) => {
+            warn!("status: cannot list the queue: {e}");
+            BTreeMap::new()
+        }
+    };
+    let mut archived = Vec::new();
+    for area in [Area::Done, Area::Failed] {
+        if let Ok(l) = spool.list(area) {
+            damaged += l.damaged.len();
+            archived.extend(l.jobs);
+        }
+    }
+    (
+        queue,
+        status::recent(archived, status::RECENT_JOBS),
+        damaged,
+    )
+}
+
+/// Serves the control socket until shutdown. A stale socket file (left by a daemon that was
+/// killed) is replaced: the spool's owner lock already guarantees we are the only daemon.
+pub async fn serve(
+    path: PathBuf,
+    board: ModemBoard,
+    spool: Spool,
+    since: Timestamp,
+    mut shutdown: Shutdown,
+) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    loop {
+        tokio::select! {
+            _ = shutdown.stopped() => break,
+            acc = listener.accept() => {
+                let (mut stream, _) = match acc {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!("control socket: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let (board, spool) = (board.clone(), spool.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
+                        let mut chunk = [0u8; 64];
+                        while !buf.contains(&b'\n') && buf.len() < MAX_REQUEST {
+                            let n = stream.read(&mut chunk).await?;
+                            if n == 0 {
+                                break;
+                            }
+                            buf.extend_from_slice(&chunk[..n]);
+                        }
+                        Ok::<_, std::io::Error>(())
+                    })
+                    .await;
+                    if !matches!(read, Ok(Ok(()))) {
+                        debug!("control socket: request not read");
+                        return;
+                    }
+                    let line = buf.split(|b| *b == b'\n').next().unwrap_or_default();
+                    let answer = if line.trim_ascii() == b"status" {
+                        let modems = modems_now(&board);
+                        let figures = tokio::task::spawn_blocking(move || spool_figures(&spool)).await;
+                        let (queue, recent, damaged) = figures.unwrap_or_default();
+                        serde_json::to_vec(&Snapshot {
+                            live: true,
+                            pid: Some(std::process::id()),
+                            since: Some(since),
+                            modems,
+                            queue,
+                            recent,
+                            damaged,
+                        })
+                        .unwrap_or_default()
+                    } else {
+                        br#"{"error":"unknown request; the only one is: status"}"#.to_vec()
+                    };
+                    let _ = stream.write_all(&answer).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}
+
+/// Asks a running daemon for its snapshot (blocking).
+pub fn query(path: &Path) -> std::io::Result<Snapshot> {
+    let mut s = StdUnixStream::connect(path)?;
+    s.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    s.set_write_timeout(Some(REQUEST_TIMEOUT))?;
+    s.write_all(b"status\n")?;
+    let mut buf = Vec::new();
+    s.take(MAX_ANSWER).read_to_end(&mut buf)?;
+    serde_json::from_slice(&buf)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// The snapshot read from the spool alone, for a stopped daemon: the configured lines are
+/// listed as stopped.
+pub fn offline(config: &Config) -> Result<Snapshot, crate::spool::SpoolError> {
+    let spool = Spool::attach(
+        &crate::spool::spool_dir(config),
+        SpoolOptions::from_config(config),
+    )?;
+    let (queue, recent, damaged) = spool_figures(&spool);
+    Ok(Snapshot {
+        live: false,
+        pid: None,
+        since: None,
+        modems: super::pool_lines(config)
+            .into_iter()
+            .map(|mut m| {
+                m.state = ModemState::Stopped;
+                m
+            })
+            .collect(),
+        queue,
+        recent,
+        damaged,
+    })
+}
+
+/// `faxgate status [--json]`.
+pub fn status_main(config: &Config, json: bool) -> ExitCode {
+    let path = socket_path(config);
+    let snap = match query(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            debug!("control socket {}: {e}", path.display());
+            match offline(config) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!(
+                        "faxgate: no daemon answers on {} and the spool cannot be read: {e}",
+                        path.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&snap).unwrap_or_default()
+        );
+    } else {
+        print!("{}", status::format(&snap));
+    }
+    ExitCode::SUCCESS
+}
