@@ -39,6 +39,41 @@ enum Command {
     },
     /// The onramp: `submit FILE... [--to ADDR]` queues files as received faxes.
     Onramp(faxgate::onramp::cli::OnrampArgs),
+    /// Fax modem tools.
+    Modem {
+        #[command(subcommand)]
+        command: ModemCommand,
+    },
+    /// Send one fax through a Class 1 modem: dial NUMBER, send the pages of FILEs (TIFF).
+    Send {
+        /// Serial device of the modem.
+        #[arg(long, value_name = "DEV")]
+        modem: PathBuf,
+        #[command(flatten)]
+        call: CallArgs,
+        /// Dial string (digits and the V.250 modifiers `*#,W@!PT`).
+        number: String,
+        /// Files to send.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Answer one fax call on a Class 1 modem and write the pages to DIR/fax.tif.
+    Receive {
+        /// Serial device of the modem.
+        #[arg(long, value_name = "DEV")]
+        modem: PathBuf,
+        /// Directory for the received fax.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Answer after this many rings.
+        #[arg(long, default_value_t = 1)]
+        rings: u32,
+        /// Give up when no call comes within this many seconds.
+        #[arg(long, default_value_t = 300)]
+        wait: u64,
+        #[command(flatten)]
+        call: CallArgs,
+    },
     /// Convert a bilevel TIFF to TIFF-F (MH = Profile S, MR/MMR = Profile F), resampling when
     /// the resolution changes.
     Convert(faxgate::image_tools::ConvertArgs),
@@ -51,6 +86,51 @@ enum Command {
     HashPassword {
         /// The AUTH user name.
         user: String,
+    },
+}
+
+/// Options of `send` and `receive`.
+#[derive(clap::Args, Debug)]
+struct CallArgs {
+    /// Modem profile file (default: the built-in generic Class 1 profile).
+    #[arg(long, value_name = "FILE")]
+    profile: Option<PathBuf>,
+    /// Our station ID (TSI/CSI), up to 20 characters.
+    #[arg(long, default_value = "")]
+    local_id: String,
+    /// Highest rate, bit/s.
+    #[arg(long, default_value_t = 14400)]
+    max_rate: u32,
+    /// Do not use error correction (T.30 Annex A).
+    #[arg(long)]
+    no_ecm: bool,
+    /// Write the call's raw trace (AT traffic and decoded frames) to FILE.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+}
+
+impl CallArgs {
+    fn settings(&self) -> faxgate::fax::modem::cli::CallSettings {
+        faxgate::fax::modem::cli::CallSettings {
+            profile: self.profile.clone(),
+            local_id: self.local_id.clone(),
+            max_rate: self.max_rate,
+            ecm: !self.no_ecm,
+            trace: self.trace.clone(),
+        }
+    }
+}
+
+/// `faxgate modem …`.
+#[derive(Subcommand, Debug)]
+enum ModemCommand {
+    /// Initialise the modem on DEV and print what it offers (identity, classes, speeds).
+    Probe {
+        /// Serial device, e.g. /dev/ttyACM0.
+        dev: PathBuf,
+        /// Modem profile file (default: the built-in generic Class 1 profile).
+        #[arg(long, value_name = "FILE")]
+        profile: Option<PathBuf>,
     },
 }
 
@@ -108,6 +188,33 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Modem {
+            command: ModemCommand::Probe { dev, profile },
+        } => report(faxgate::fax::modem::cli::probe(&dev, profile.as_deref())),
+        Command::Send {
+            modem,
+            call,
+            number,
+            files,
+        } => report(faxgate::fax::modem::cli::send(
+            &modem,
+            &number,
+            &files,
+            &call.settings(),
+        )),
+        Command::Receive {
+            modem,
+            out,
+            rings,
+            wait,
+            call,
+        } => report(faxgate::fax::modem::cli::receive(
+            &modem,
+            &out,
+            rings,
+            std::time::Duration::from_secs(wait),
+            &call.settings(),
+        )),
         Command::Run => {
             let loaded = match load(cli.config.as_deref()) {
                 Ok(l) => l,
@@ -162,6 +269,20 @@ fn queue(config: Option<&std::path::Path>, args: &faxgate::spool::cli::QueueArgs
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("faxgate: {:#}", anyhow::Error::from(e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Print a subcommand's text report, or its error.
+fn report<E: std::error::Error + Send + Sync + 'static>(r: Result<String, E>) -> ExitCode {
+    match r.map_err(anyhow::Error::from) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("faxgate: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -1,0 +1,244 @@
+//! `faxgate modem …` subcommands: thin wrappers that open a modem, run, and report as text.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::port::{Modem, ModemError};
+use super::profile::{Profile, ProfileError};
+
+/// Why a CLI modem command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The profile file is unusable (the operator's file).
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// The modem or its device failed.
+    #[error(transparent)]
+    Modem(#[from] ModemError),
+}
+
+/// `faxgate modem probe DEV`: initialise the modem with `profile` (the generic Class 1
+/// profile when `None`) and report what it offers.
+pub fn probe(dev: &Path, profile: Option<&Path>) -> Result<String, CliError> {
+    let profile = match profile {
+        Some(p) => Profile::load(p)?,
+        None => Profile::default(),
+    };
+    let mut m = Modem::open(dev, profile)?;
+    m.init()?;
+    let info = m.probe()?;
+    let mut s = String::new();
+    let codes = |v: &[super::Modulation]| {
+        v.iter()
+            .map(|m| m.code().to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let _ = writeln!(s, "device: {}", dev.display());
+    let _ = writeln!(s, "identity: {}", info.identity);
+    let _ = writeln!(s, "classes: {}", info.classes.join(","));
+    let _ = writeln!(s, "class1: {}", if info.class1() { "yes" } else { "no" });
+    let _ = writeln!(s, "v21-hdlc: {}", if info.v21_hdlc { "yes" } else { "no" });
+    let _ = writeln!(s, "transmit: {}", codes(&info.transmit));
+    let _ = writeln!(s, "receive: {}", codes(&info.receive));
+    let _ = writeln!(s, "v17: {}", if info.v17() { "yes" } else { "no" });
+    let _ = writeln!(s, "max-rate: {}", info.max_rate());
+    Ok(s)
+}
+
+/// Settings shared by `faxgate send` and `faxgate receive`.
+#[derive(Debug, Clone)]
+pub struct CallSettings {
+    /// Modem profile file (`None`: the generic Class 1 profile).
+    pub profile: Option<std::path::PathBuf>,
+    /// Our station ID (TSI/CSI).
+    pub local_id: String,
+    /// Highest rate to offer or use, bit/s (further capped by what the modem probes).
+    pub max_rate: u32,
+    /// Offer/use T.30 Annex A error correction.
+    pub ecm: bool,
+    /// Write the call's raw trace (AT traffic, frames) here.
+    pub trace: Option<std::path::PathBuf>,
+}
+
+/// Why a call from the CLI failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Profile, modem or port trouble.
+    #[error(transparent)]
+    Cli(#[from] CliError),
+    /// An input file could not be read as pages (the file's fault).
+    #[error("{path}: {message}")]
+    Input {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The received fax could not be written.
+    #[error("cannot write {path}: {message}")]
+    Output {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The call happened but did not succeed; the text is the call summary.
+    #[error("the fax call failed\n{0}")]
+    Failed(String),
+}
+
+impl From<ModemError> for CallError {
+    fn from(e: ModemError) -> Self {
+        CallError::Cli(CliError::Modem(e))
+    }
+}
+
+fn open_for_call(
+    dev: &Path,
+    s: &CallSettings,
+) -> Result<(Modem, crate::fax::t30::EngineConfig), CallError> {
+    let profile = match &s.profile {
+        Some(p) => Profile::load(p).map_err(CliError::from)?,
+        None => Profile::default(),
+    };
+    let mut m = Modem::open(dev, profile)?;
+    m.init()?;
+    let info = m.probe()?;
+    let mut cfg = crate::fax::t30::EngineConfig {
+        local_id: s.local_id.clone(),
+        max_bps: s.max_rate,
+        ecm: s.ecm,
+        ..Default::default()
+    };
+    // Offer in DIS/DCS only what the modem can modulate (T.31 +FTM=?/+FRM=?).
+    if info.max_rate() > 0 {
+        cfg.max_bps = cfg.max_bps.min(info.max_rate());
+    }
+    Ok((m, cfg))
+}
+
+/// Pages of the files to send. Bilevel TIFF (any compression the TIFF reader takes) for now;
+/// other formats arrive with the renderer.
+pub fn read_pages(files: &[std::path::PathBuf]) -> Result<Vec<crate::image::Page>, CallError> {
+    let mut pages = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(f).map_err(|e| CallError::Input {
+            path: f.clone(),
+            message: e.to_string(),
+        })?;
+        let p = crate::image::tiff::read_bytes(&bytes, crate::image::tiff::Limits::default())
+            .map_err(|e| CallError::Input {
+                path: f.clone(),
+                message: format!("not a fax page this build can send: {e}"),
+            })?;
+        pages.extend(p);
+    }
+    if pages.is_empty() {
+        return Err(CallError::Input {
+            path: files.first().cloned().unwrap_or_default(),
+            message: "no pages".into(),
+        });
+    }
+    Ok(pages)
+}
+
+/// `faxgate send --modem DEV NUMBER FILE...`: one fax call; the summary on success.
+pub fn send(
+    dev: &Path,
+    number: &str,
+    files: &[std::path::PathBuf],
+    s: &CallSettings,
+) -> Result<String, CallError> {
+    use crate::fax::t30::{CauseClass, Engine, pages::PagesSource};
+    let pages = read_pages(files)?;
+    let n = pages.len();
+    let (mut m, cfg) = open_for_call(dev, s)?;
+    m.clear_call();
+    m.dial(number)?;
+    let mut engine = Engine::sender(cfg, Box::new(PagesSource::new(vec![pages])));
+    let r = super::session::run_call(&mut m, &mut engine);
+    finish_call(&mut m, s)?;
+    let mut text = super::session::summary(engine.report());
+    let _ = writeln!(text, "pages-offered: {n}");
+    r?;
+    match engine.report().cause.map(|c| c.class()) {
+        Some(CauseClass::Done) => Ok(text),
+        _ => Err(CallError::Failed(text)),
+    }
+}
+
+/// `faxgate receive --modem DEV --out DIR`: answer one call and write `DIR/fax.tif`
+/// (RFC 3949 Profile S when the pages allow, else Profile F MH).
+pub fn receive(
+    dev: &Path,
+    out: &Path,
+    rings: u32,
+    wait: std::time::Duration,
+    s: &CallSettings,
+) -> Result<String, CallError> {
+    use crate::fax::t30::{Engine, pages::PagesSink};
+    let (mut m, cfg) = open_for_call(dev, s)?;
+    m.clear_call();
+    m.wait_and_answer(rings, wait)?;
+    let caller = m.caller().clone();
+    let sink = PagesSink::new();
+    let pages = sink.pages();
+    let mut engine = Engine::receiver(cfg, Box::new(sink));
+    let r = super::session::run_call(&mut m, &mut engine);
+    finish_call(&mut m, s)?;
+    let mut text = super::session::summary(engine.report());
+    let _ = writeln!(text, "caller: {}", caller.number.as_deref().unwrap_or(""));
+    let _ = writeln!(text, "did: {}", caller.did.as_deref().unwrap_or(""));
+    let received: Vec<crate::image::Page> = pages
+        .lock()
+        .map(|v| v.iter().map(|p| p.page.clone()).collect())
+        .unwrap_or_default();
+    if !received.is_empty() {
+        let path = out.join("fax.tif");
+        write_tiff(&path, &received)?;
+        let _ = writeln!(text, "file: {}", path.display());
+    }
+    r?;
+    if received.is_empty() {
+        return Err(CallError::Failed(text));
+    }
+    Ok(text)
+}
+
+/// After a call: reset the modem, keep the trace if asked.
+fn finish_call(m: &mut Modem, s: &CallSettings) -> Result<(), CallError> {
+    let _ = m.reset();
+    if let Some(path) = &s.trace {
+        std::fs::write(path, m.trace.to_text()).map_err(|e| CallError::Output {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+fn write_tiff(path: &Path, pages: &[crate::image::Page]) -> Result<(), CallError> {
+    use crate::image::codec::Coding;
+    use crate::image::tiff::{Profile as TiffProfile, Writer};
+    let err = |e: String| CallError::Output {
+        path: path.to_path_buf(),
+        message: e,
+    };
+    let write = |profile: TiffProfile| -> Result<(), String> {
+        let tmp = path.with_extension("tif.part");
+        let f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+        let mut w = Writer::new(std::io::BufWriter::new(f), profile).map_err(|e| e.to_string())?;
+        for p in pages {
+            w.write_page(p).map_err(|e| e.to_string())?;
+        }
+        let f = w.finish().map_err(|e| e.to_string())?;
+        let f = f.into_inner().map_err(|e| e.to_string())?;
+        f.sync_all().map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+    };
+    // Profile S needs 1728-wide pages at 98/196 lpi; anything else goes out as Profile F.
+    write(TiffProfile::S)
+        .or_else(|_| write(TiffProfile::F(Coding::Mh)))
+        .map_err(err)
+}

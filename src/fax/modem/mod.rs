@@ -1,0 +1,30 @@
+//! Fax modems: the AT layer, the Class 1 (ITU-T T.31) driver, modem profiles and the serial
+//! port.
+//!
+//! | file | owns |
+//! |---|---|
+//! | [`at`] | PURE: result-code parser (final, information, unsolicited `RING`, caller ID), AT commands with their timeouts as values |
+//! | [`dle`] | PURE: DLE stuffing/unstuffing, `<DLE><ETX>`/`<DLE><EOT>`, the HDLC FCS |
+//! | [`class1`] | PURE: the Class 1 driver — ops (`+FTH/+FRH/+FTM/+FRM/+FTS/+FRS`, dial, answer, hang up) in, bytes and events out |
+//! | [`probe`] | PURE: what `ATI`, `AT+FCLASS=?`, `AT+FTM=?`, `AT+FRM=?` say about a modem |
+//! | [`profile`] | modem-family profiles (`firmware-config/modems/*.toml`) |
+//! | [`port`] | I/O: the serial device (the only code that touches it), reopen after loss, per-call trace, and [`port::Modem`], the blocking shell that runs driver ops |
+//! | [`session`] | I/O: one call — the T.30 engine's commands carried out on a [`port::Modem`] |
+//! | [`cli`] | `faxgate modem probe DEV` |
+//!
+//! The rig facts the driver relies on (measured on iaxmodem/spandsp, and true of T.31 modems
+//! generally): frames come back with their two FCS octets, then `<DLE><ETX>`, then `OK` (good
+//! FCS) or `ERROR`; after `ATD` → `CONNECT` the modem is already receiving V.21 HDLC and after
+//! `ATA` → `CONNECT` already sending flags; `+FRH=3` may be answered by `CONNECT` twice.
+
+pub mod at;
+pub mod class1;
+pub mod cli;
+pub mod dle;
+pub mod port;
+pub mod probe;
+pub mod profile;
+pub mod session;
+
+pub use class1::{Class1Driver, Event, LineCause, Modulation, Op, OpFailure};
+pub use profile::Profile;
