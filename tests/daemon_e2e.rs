@@ -315,6 +315,11 @@ fn pdf_mail_comes_back_as_a_fax_email_with_a_success_report() {
     assert!(st.success(), "exit status {st:?}\n{}", d.log());
     let s = d.status(false);
     assert!(s.contains("not running"), "{s}");
+    // The spool remembers the line's last call.
+    assert!(
+        s.contains("last call: ") && s.contains("out +12125550123"),
+        "{s}"
+    );
 }
 
 #[test]

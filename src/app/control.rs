@@ -86,6 +86,18 @@ pub fn spool_figures(
     )
 }
 
+/// The last call of each line from the spool's records (blocking): what `faxgate status`
+/// shows before the daemon has made a call of its own, or while it is stopped.
+pub fn remembered_calls(spool: &Spool) -> BTreeMap<String, status::LastCall> {
+    let mut all = Vec::new();
+    for area in [Area::Queue, Area::Done, Area::Failed] {
+        if let Ok(l) = spool.list(area) {
+            all.extend(l.jobs);
+        }
+    }
+    status::last_calls(&all)
+}
+
 /// Serves the control socket until shutdown. A stale socket file (left by a daemon that was
 /// killed) is replaced: the spool's owner lock already guarantees we are the only daemon.
 pub async fn serve(
@@ -176,6 +188,7 @@ pub fn offline(config: &Config) -> Result<Snapshot, crate::spool::SpoolError> {
         SpoolOptions::from_config(config),
     )?;
     let (queue, recent, damaged) = spool_figures(&spool);
+    let calls = remembered_calls(&spool);
     Ok(Snapshot {
         live: false,
         pid: None,
@@ -184,6 +197,7 @@ pub fn offline(config: &Config) -> Result<Snapshot, crate::spool::SpoolError> {
             .into_iter()
             .map(|mut m| {
                 m.state = ModemState::Stopped;
+                m.last_call = calls.get(&m.name).cloned();
                 m
             })
             .collect(),
@@ -221,4 +235,55 @@ pub fn status_main(config: &Config, json: bool) -> ExitCode {
         print!("{}", status::format(&snap));
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(path: &Path, request: &[u8]) -> String {
+        let mut s = StdUnixStream::connect(path).unwrap();
+        s.set_read_timeout(Some(REQUEST_TIMEOUT * 2)).unwrap();
+        // The server may close as soon as it has read its limit: a failed write is fine.
+        let _ = s.write_all(request);
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_status_refuses_anything_else_and_survives_floods() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&dir.path().join("spool"), SpoolOptions::default()).unwrap();
+        let board: ModemBoard = Arc::new(Mutex::new(super::super::pool_lines(&Config::default())));
+        let path = dir.path().join(SOCKET_NAME);
+        let (tx, sd) = Shutdown::new();
+        let server = tokio::spawn(serve(path.clone(), board, spool, Timestamp(0), sd));
+        for _ in 0..100 {
+            if path.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let p = path.clone();
+        let (snap, bad, flood, binary) = tokio::task::spawn_blocking(move || {
+            (
+                query(&p).unwrap(),
+                ask(&p, b"shutdown\n"),
+                ask(&p, &vec![b'x'; 100_000]),
+                ask(&p, &[0xff, 0x00, 0xfe, b'\n']),
+            )
+        })
+        .await
+        .unwrap();
+        assert!(snap.live);
+        assert_eq!(snap.modems[0].name, "loopback");
+        assert_eq!(snap.modems[0].state, ModemState::Idle);
+        assert!(bad.contains("unknown request"), "{bad}");
+        assert!(flood.contains("unknown request"), "{flood}");
+        assert!(binary.contains("unknown request"), "{binary}");
+        tx.send(true).unwrap();
+        server.await.unwrap().unwrap();
+        assert!(!path.exists(), "socket removed at shutdown");
+    }
 }

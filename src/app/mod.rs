@@ -7,6 +7,7 @@
 //! | [`mod@self`] | start-up order, the services, SIGTERM, systemd `READY`/`STATUS`/`WATCHDOG`/`STOPPING` |
 //! | [`runner`] | the offramp job runner: `Message` → `FaxOut` jobs, fax attempts on leased lines, driven by the pure scheduler |
 //! | [`loopback`] | PURE: one call on the built-in loopback line (two of our T.30 engines back to back) |
+//! | [`modems`] | the real modems of the pool (`[[modem]]`): Class 1 with our T.30 engine; RING answering, leased for sending |
 //! | [`document`] | PURE: an email → the fax pages (MIME parts rendered, cover page, header line) |
 //! | [`bridge`] | hands the offramp's report jobs to mail delivery |
 //! | [`status`] | PURE: the status model, the `STATUS=` summary and the `faxgate status` text |
@@ -28,6 +29,7 @@ pub mod bridge;
 pub mod control;
 pub mod document;
 pub mod loopback;
+pub mod modems;
 pub mod runner;
 pub mod status;
 
@@ -75,12 +77,6 @@ pub enum AppError {
     /// The signal handlers cannot be installed.
     #[error("signal handlers: {0}")]
     Signals(std::io::Error),
-    /// `[[modem]]` entries are configured but this build drives no real modem yet.
-    #[error(
-        "[[modem]] `{0}`: real modems are not driven by `faxgate run` in this build; \
-         use `faxgate send --modem` / `faxgate receive --modem`, or remove the entry"
-    )]
-    ModemsUnsupported(String),
 }
 
 /// The lines of the modem pool as configured, all idle: the loopback line (when enabled) and
@@ -117,9 +113,6 @@ pub fn pool_lines(config: &Config) -> Vec<ModemStatus> {
 
 /// Runs the gateway until SIGTERM/SIGINT. Returns once every service stopped.
 pub async fn run(config: Config) -> Result<(), AppError> {
-    if let Some(m) = config.modems.first() {
-        return Err(AppError::ModemsUnsupported(m.name.clone()));
-    }
     let notifier = Notifier::from_env();
     let data_dir = config.gateway.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| AppError::DataDir {
@@ -154,7 +147,17 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let smtp = crate::smtp::bind(&config, spool.clone()).await?;
     let addrs = smtp.local_addrs();
 
-    let board = Arc::new(Mutex::new(pool_lines(&config)));
+    let board = {
+        let sp = spool.clone();
+        let calls = tokio::task::spawn_blocking(move || control::remembered_calls(&sp))
+            .await
+            .unwrap_or_default();
+        let mut lines = pool_lines(&config);
+        for l in &mut lines {
+            l.last_call = calls.get(&l.name).cloned();
+        }
+        Arc::new(Mutex::new(lines))
+    };
     let sock = control::socket_path(&config);
     let control_task = {
         // Bind synchronously so a failure is reported now, then serve in the background.
@@ -174,6 +177,16 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     };
 
     let config = Arc::new(config);
+    let lines: std::collections::HashMap<String, Arc<modems::ModemLine>> = config
+        .modems
+        .iter()
+        .map(|m| {
+            (
+                m.name.clone(),
+                modems::ModemLine::new(m.clone(), board.clone()),
+            )
+        })
+        .collect();
     let shared = runner::Shared {
         cfg: config.clone(),
         spool: spool.clone(),
@@ -182,6 +195,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         gate: Arc::new(tokio::sync::Mutex::new(())),
         kick_onramp: Arc::new(Notify::new()),
         notifier: notifier.clone(),
+        lines: Arc::new(lines),
     };
     {
         let sh = shared.clone();
@@ -195,6 +209,32 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let smtp_task = tokio::spawn(smtp.run(shutdown.clone()));
     let runner_task = tokio::spawn(runner::run(shared.clone(), shutdown.clone()));
     let onramp_task = tokio::spawn(onramp_loop(onramp, shared.clone(), shutdown.clone()));
+    // Receiving lines wait for RING on blocking threads (serial I/O).
+    let answerers: Vec<_> = config
+        .modems
+        .iter()
+        .filter(|m| matches!(m.role, ModemRole::Receive | ModemRole::Both))
+        .filter_map(|m| shared.lines.get(&m.name).cloned())
+        .map(|line| {
+            let (sh, sd) = (shared.clone(), shutdown.clone());
+            tokio::task::spawn_blocking(move || {
+                line.answer_loop(sd, &|l, rx| {
+                    let n = rx.pages.len();
+                    if n == 0 {
+                        info!(modem = l.name(), "incoming call without pages");
+                        return;
+                    }
+                    match runner::commit_received(&sh.spool, l.name(), rx) {
+                        Ok(id) => {
+                            info!(job = %id, modem = l.name(), "received a fax of {n} page(s)");
+                            sh.kick_onramp.notify_one();
+                        }
+                        Err(e) => error!(modem = l.name(), "received fax not stored: {e}"),
+                    }
+                })
+            })
+        })
+        .collect();
 
     info!(
         data_dir = %data_dir.display(),
@@ -217,6 +257,9 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let _ = smtp_task.await;
     let _ = runner_task.await;
     let _ = onramp_task.await;
+    for a in answerers {
+        let _ = a.await;
+    }
     let _ = control_task.await;
     if let Some(w) = watchdog {
         let _ = w.await;

@@ -31,6 +31,7 @@ use super::bridge;
 use super::control::ModemBoard;
 use super::document::{self, Stamp};
 use super::loopback;
+use super::modems::{ModemLine, Received, Sent};
 use super::status::{self, LastCall, ModemState};
 use crate::config::Config;
 use crate::daemon::{Notifier, Shutdown};
@@ -73,6 +74,8 @@ pub struct Shared {
     pub kick_onramp: Arc<Notify>,
     /// systemd notification.
     pub notifier: Notifier,
+    /// The real modems by name (the loopback line is not among them).
+    pub lines: Arc<HashMap<String, Arc<ModemLine>>>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
@@ -334,7 +337,7 @@ async fn fax_out(sh: &Shared, id: &JobId, line: &str, mut shutdown: Shutdown) ->
         m.state = ModemState::Sending;
         m.job = Some(id.to_string());
     });
-    let attempted = attempt(sh, id, &rec, &mut shutdown).await;
+    let attempted = attempt(sh, id, line, &rec, &mut shutdown).await;
     set_line(&sh.board, line, |m| {
         m.state = ModemState::Idle;
         m.job = None;
@@ -413,6 +416,7 @@ async fn fax_out(sh: &Shared, id: &JobId, line: &str, mut shutdown: Shutdown) ->
 async fn attempt(
     sh: &Shared,
     id: &JobId,
+    line: &str,
     rec: &crate::spool::JobRecord,
     shutdown: &mut Shutdown,
 ) -> Attempted {
@@ -454,6 +458,43 @@ async fn attempt(
         Some(Err(cause)) => return local(CauseClass::Fatal, cause.words()),
         None => return local(CauseClass::LocalTemporary, "rendering failed".into()),
     };
+    if line != loopback::LINE_NAME {
+        let Some(modem) = sh.lines.get(line).cloned() else {
+            return local(CauseClass::LocalTemporary, format!("no line `{line}`"));
+        };
+        let dial = job.dial.clone();
+        let Some(sent) = blocking(move || modem.send(&dial, pages)).await else {
+            return local(CauseClass::LocalTemporary, "the modem task failed".into());
+        };
+        return match sent {
+            Sent::NotConnected { class, detail } => Attempted {
+                outcome: Outcome {
+                    cause: class,
+                    detail: detail.clone(),
+                    pages_sent: 0,
+                    connected: false,
+                },
+                result: Some(FaxResult::default()),
+                last_call: Some(LastCall {
+                    ended: crate::spool::now(),
+                    direction: "out".into(),
+                    job: id.to_string(),
+                    number: job.e164.clone(),
+                    pages: 0,
+                    cause: detail.clone(),
+                }),
+                error: Some(format!("{}: job {id}: {detail}", crate::spool::now())),
+            },
+            Sent::Call { report, error } => {
+                if let Some(e) = error {
+                    warn!(job = %id, modem = line, "call: {e}");
+                }
+                let cause = report.cause.unwrap_or(Cause::CarrierLost);
+                sent_attempt(id, &job, &report, cause, report.duration)
+            }
+        };
+    }
+
     let (local_id, remote_id) = (
         cfg.loopback.local_id.clone(),
         cfg.loopback.remote_id.clone(),
@@ -487,57 +528,36 @@ async fn attempt(
     }
 
     // The far end: our onramp receives what it accepted.
-    let now = crate::spool::now();
-    let rx = &call.receiver;
     if !call.received.is_empty() {
-        let pages: Vec<_> = call.received.iter().map(|r| r.page.clone()).collect();
-        let res = pages[0].resolution();
-        let data = FaxInData {
-            reception: Reception {
-                source: Source::Modem,
-                line: Some(loopback::LINE_NAME.into()),
-                did: Some(job.e164.clone()),
-                caller: Some(cfg.loopback.local_id.clone()),
-                remote_id: rx.remote_id.clone(),
-                subaddress: rx.subaddress.clone(),
-                pages: pages.len() as u32,
-                duration_secs: call.line_time.as_secs(),
-                speed: rx.modulation.map(|m| m.bps()),
-                resolution: Some((res.x_dpi.round() as u32, res.y_dpi.round() as u32)),
-                bad_lines: rx.bad_rows(),
-                received: i64::try_from(now.unix_secs()).unwrap_or(i64::MAX),
-                completion: match rx.cause {
-                    Some(Cause::Ok) => Completion::Complete,
-                    Some(c) => Completion::Partial {
-                        cause: c.meaning().into(),
-                    },
-                    None => Completion::Partial {
-                        cause: "the call did not end".into(),
-                    },
-                },
-            },
-            to: Vec::new(),
+        let rx = Received {
+            caller: Some(cfg.loopback.local_id.clone()),
+            did: Some(job.e164.clone()),
+            report: call.receiver.clone(),
+            pages: call.received.clone(),
+            duration: call.line_time,
         };
         let spool = sh.spool.clone();
-        let committed = blocking(move || {
-            let tiff = crate::onramp::compose::write_tiff(&pages, crate::image::tiff::Profile::S)
-                .map_err(|e| e.to_string())?;
-            fax_in::queue_fax(&spool, &data, &tiff).map_err(|e| e.to_string())
-        })
-        .await;
-        match committed {
+        match blocking(move || commit_received(&spool, loopback::LINE_NAME, rx)).await {
             Some(Ok(r)) => {
-                info!(job = %r.id, fax = %id, "loopback far end received {} page(s)", call.received.len());
+                info!(job = %r, fax = %id, "loopback far end received {} page(s)", call.received.len());
                 sh.kick_onramp.notify_one();
             }
             Some(Err(e)) => error!(job = %id, "loopback far end could not store the fax: {e}"),
             None => {}
         }
     }
+    sent_attempt(id, &job, &call.sender, call.cause(), call.line_time)
+}
 
-    let cause = call.cause();
+/// The attempt of a call that reached T.30, from the sending engine's report.
+fn sent_attempt(
+    id: &JobId,
+    job: &FaxOutJob,
+    sent: &t30::CallReport,
+    cause: Cause,
+    duration: Duration,
+) -> Attempted {
     let class = class_of(cause);
-    let sent = &call.sender;
     let pages_sent = sent.pages_confirmed() as u32;
     let connected = sent.remote_id.is_some() || !matches!(cause, Cause::T1Expired);
     let detail = format!(
@@ -558,7 +578,7 @@ async fn attempt(
             pages_sent,
             remote_id: sent.remote_id.clone(),
             speed_bps: sent.modulation.map(|m| m.bps()),
-            duration_ms: u64::try_from(call.line_time.as_millis()).ok(),
+            duration_ms: u64::try_from(duration.as_millis()).ok(),
         }),
         last_call: Some(LastCall {
             ended: crate::spool::now(),
@@ -571,6 +591,55 @@ async fn attempt(
         error: (class != CauseClass::Done)
             .then(|| format!("{}: job {id}: {detail}", crate::spool::now())),
     }
+}
+
+/// Commits a received fax (pages from a modem or the loopback line's far end) as a `FaxIn`
+/// job for the onramp (blocking). Returns the job id.
+pub fn commit_received(spool: &Spool, line: &str, rx: Received) -> Result<JobId, String> {
+    let pages: Vec<_> = rx.pages.iter().map(|r| r.page.clone()).collect();
+    let Some(first) = pages.first() else {
+        return Err("no pages".into());
+    };
+    let res = first.resolution();
+    let report = &rx.report;
+    let now = crate::spool::now();
+    let data = FaxInData {
+        reception: Reception {
+            source: Source::Modem,
+            line: Some(line.into()),
+            did: rx.did.clone(),
+            caller: rx.caller.clone(),
+            remote_id: report.remote_id.clone(),
+            subaddress: report.subaddress.clone(),
+            pages: pages.len() as u32,
+            duration_secs: rx.duration.as_secs(),
+            speed: report.modulation.map(|m| m.bps()),
+            resolution: Some((res.x_dpi.round() as u32, res.y_dpi.round() as u32)),
+            bad_lines: report.bad_rows(),
+            received: i64::try_from(now.unix_secs()).unwrap_or(i64::MAX),
+            completion: match report.cause {
+                Some(Cause::Ok) => Completion::Complete,
+                Some(c) => Completion::Partial {
+                    cause: c.meaning().into(),
+                },
+                None => Completion::Partial {
+                    cause: "the call did not end".into(),
+                },
+            },
+        },
+        to: Vec::new(),
+    };
+    let tiff = crate::onramp::compose::write_tiff(&pages, crate::image::tiff::Profile::S)
+        .or_else(|_| {
+            crate::onramp::compose::write_tiff(
+                &pages,
+                crate::image::tiff::Profile::F(crate::image::codec::Coding::Mh),
+            )
+        })
+        .map_err(|e| e.to_string())?;
+    fax_in::queue_fax(spool, &data, &tiff)
+        .map(|r| r.id)
+        .map_err(|e| e.to_string())
 }
 
 fn cause_name(c: Cause) -> String {

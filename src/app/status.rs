@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::scheduler::Timestamp;
-use crate::spool::{JobRecord, JobState};
+use crate::spool::{JobKind, JobRecord, JobState};
 
 /// Jobs listed under "recent" at most (ours).
 pub const RECENT_JOBS: usize = 10;
@@ -124,6 +124,40 @@ pub struct Snapshot {
     /// Job directories whose record cannot be read.
     #[serde(default)]
     pub damaged: usize,
+}
+
+/// The last call of each line, as the spool remembers it: the most recent ended attempt of
+/// any `FaxOut` record that names the line (received faxes are not attempts and do not show).
+pub fn last_calls(records: &[JobRecord]) -> BTreeMap<String, LastCall> {
+    let mut m: BTreeMap<String, LastCall> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.kind == JobKind::FaxOut) {
+        for a in &r.attempts {
+            let (Some(line), Some(ended)) = (&a.modem, a.ended) else {
+                continue;
+            };
+            if m.get(line).is_some_and(|c| c.ended >= ended) {
+                continue;
+            }
+            let number = r
+                .data
+                .get("e164")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string();
+            m.insert(
+                line.clone(),
+                LastCall {
+                    ended,
+                    direction: "out".into(),
+                    job: r.id.to_string(),
+                    number,
+                    pages: a.pages_sent,
+                    cause: a.detail.clone(),
+                },
+            );
+        }
+    }
+    m
 }
 
 /// Names of the lines that may place calls (role `send` or `both`), for the scheduler.
@@ -322,6 +356,54 @@ mod tests {
             summary(&m[..1], &BTreeMap::new()),
             "1 modem idle, 0 jobs queued"
         );
+    }
+
+    #[test]
+    fn last_calls_pick_the_latest_ended_attempt_per_line() {
+        use crate::spool::{Attempt, JobId, RECORD_VERSION};
+        let att = |modem: &str, ended: Option<u64>, detail: &str| Attempt {
+            started: Timestamp(1),
+            ended: ended.map(Timestamp),
+            cause: None,
+            detail: detail.into(),
+            pages_sent: 2,
+            modem: Some(modem.into()),
+            connected: true,
+        };
+        let rec = |n: u64, kind: JobKind, attempts: Vec<Attempt>| JobRecord {
+            version: RECORD_VERSION,
+            id: JobId::new(Timestamp(n), n),
+            kind,
+            state: JobState::Done,
+            created: Timestamp(n),
+            epoch: Timestamp(n),
+            next_due: Timestamp(n),
+            priority: 127,
+            attempts,
+            counted_from: 0,
+            failure: None,
+            finished: None,
+            parent: None,
+            data: serde_json::json!({"e164": "+12125550123"}),
+        };
+        let recs = vec![
+            rec(
+                1,
+                JobKind::FaxOut,
+                vec![att("a", Some(10), "old"), att("b", Some(5), "b1")],
+            ),
+            rec(
+                2,
+                JobKind::FaxOut,
+                vec![att("a", Some(20), "new"), att("a", None, "open")],
+            ),
+            rec(3, JobKind::MailOut, vec![att("a", Some(99), "not a call")]),
+        ];
+        let m = last_calls(&recs);
+        assert_eq!(m["a"].cause, "new");
+        assert_eq!(m["a"].number, "+12125550123");
+        assert_eq!(m["b"].ended, Timestamp(5));
+        assert_eq!(m.len(), 2);
     }
 
     #[test]
