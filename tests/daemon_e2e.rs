@@ -391,3 +391,42 @@ fn sigkill_mid_call_then_restart_sends_once_and_reports_once() {
     assert!(shown.contains("interrupted"), "{shown}");
     assert!(shown.contains("done"), "{shown}");
 }
+
+#[test]
+fn systemd_hears_ready_status_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let tmp = tempfile::tempdir().unwrap();
+    let sock_path = tmp.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut d = Daemon::new(tmp.path());
+    let notify = sock_path.to_string_lossy().into_owned();
+    // WATCHDOG_PID is left unset: sd_watchdog_enabled(3) then applies to any process.
+    d.start(&[("NOTIFY_SOCKET", &notify), ("WATCHDOG_USEC", "400000")]);
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let have = |seen: &str| {
+        seen.contains("READY=1")
+            && seen.contains("STATUS=1 modem idle, 0 jobs queued")
+            && seen.contains("WATCHDOG=1")
+    };
+    for _ in 0..100 {
+        if have(&seen) {
+            break;
+        }
+        let n = sock.recv(&mut buf).unwrap();
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        seen.push('\n');
+    }
+    assert!(have(&seen), "{seen}");
+    let st = d.signal(libc::SIGTERM);
+    assert!(st.success());
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    while let Ok(n) = sock.recv(&mut buf) {
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        seen.push('\n');
+    }
+    assert!(seen.contains("STOPPING=1"), "{seen}");
+}
