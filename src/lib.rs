@@ -16,15 +16,15 @@
 //! |---|---|
 //! | [`config`] | typed `faxgate.toml`: embedded defaults < file < `FAXGATE_*` env, validation with key and origin, redaction |
 //! | [`logging`] | tracing set-up: plain lines under systemd, timestamps otherwise, JSON on request |
-//! | [`image`] | PURE: the [`image::Page`] bitmap; T.4/T.6 codecs and TIFF-F files as they land |
+//! | [`image`] | PURE: the [`image::Page`] bitmap, T.4 MH/MR and T.6 MMR codecs (row at a time; strict and received-line decoding with copy quality), TIFF-F writer (Profile S/F), bilevel TIFF reader with limits, RFC 3949 checker |
+//! | [`image::render`] | PURE: TIFF, PDF (hayro), PNG/JPEG/GIF/BMP/WebP, text and simple HTML to fax pages; geometry, threshold/dither, header line, cover page, limits |
 //! | [`fax`] | PURE: [`fax::t30`] the T.30 engine (phases, DIS/DCS, TCF, ECM, timers, causes, call report) and its in-memory line; [`fax::modem`] the AT layer, DLE codec and Class 1 driver (PURE), `port.rs` the only serial I/O |
 //! | [`image_tools`] | I/O shell of `faxgate convert` and `faxgate tiff-check` over [`image::codec`] and [`image::tiff`] (MH/MR/MMR codecs, TIFF-F writer/reader/checker) |
-//! | [`image::render`] | PURE: TIFF, PDF (hayro), PNG/JPEG/GIF/BMP/WebP, text and simple HTML to fax pages; geometry, threshold/dither, header line, cover page, limits |
 //! | [`mail`] | PURE: RFC 3192 fax addresses (relay refusal included) and the dial plan (E.164, prefixes, toll-fraud policy) |
 //! | [`smtp`] | offramp ESMTP listener: PURE session state machine; tokio listener, STARTTLS, AUTH, durable commit |
-//! | [`onramp`] | received faxes → emails: routes, templates, the RFC 3965 message, the G4 PDF writer |
 //! | [`spool`] | the durable queue on disk: one commit point per job (fsync + rename), atomic record updates, archives, start-up recovery; `faxgate queue` |
 //! | [`scheduler`] | PURE: retry/backoff per cause class, kill and give-up times, priorities, modem and relay limits |
+//! | [`onramp`] | received faxes → emails: routes, templates, the RFC 3965 message, the G4 PDF writer, `FaxIn` jobs, the inbox folder, `faxgate onramp submit` |
 //! | [`delivery`] | mail leaving the gateway: Maildir or SMTP relay (lettre), `MailOut` jobs, retry classes, dead letters |
 //! | [`offramp`] | offramp jobs: MIME → parts to fax, sender options, causes in plain words, RFC 3464 DSN / RFC 8098 MDN (PURE), message → fax jobs → one report |
 //! | [`app`] | `faxgate run`: the gateway wired from config — SMTP listener, job runner on the pure scheduler, modem pool and loopback line, onramp and delivery; control socket and `faxgate status` |

@@ -37,8 +37,6 @@ enum Command {
         /// File to check (default: the one `run` would use).
         file: Option<PathBuf>,
     },
-    /// The onramp: `submit FILE... [--to ADDR]` queues files as received faxes.
-    Onramp(faxgate::onramp::cli::OnrampArgs),
     /// Fax modem tools.
     Modem {
         #[command(subcommand)]
@@ -82,11 +80,16 @@ enum Command {
     TiffCheck(faxgate::image_tools::CheckArgs),
     /// Look at and steer the spool: list, show, retry, cancel, purge.
     Queue(faxgate::spool::cli::QueueArgs),
+    /// The onramp: `submit FILE... [--to ADDR]` queues files as received faxes.
+    Onramp(faxgate::onramp::cli::OnrampArgs),
     /// Print a `smtp.users_file` line for USER; the password is read from standard input.
     HashPassword {
         /// The AUTH user name.
         user: String,
     },
+    /// Show what would be faxed for an email (parts taken and skipped, options, page count or
+    /// the failure the sender would be told); optionally write the pages as TIFF-F.
+    OfframpCheck(faxgate::offramp::cli::CheckArgs),
 }
 
 /// Options of `send` and `receive`.
@@ -145,6 +148,7 @@ fn main() -> ExitCode {
         Command::Convert(a) => faxgate::image_tools::convert_main(&a),
         Command::TiffCheck(a) => faxgate::image_tools::tiff_check_main(&a),
         Command::HashPassword { user } => faxgate::smtp::auth::hash_password_main(&user),
+        Command::OfframpCheck(a) => faxgate::offramp::cli::main(&a, cli.config.as_deref()),
         Command::CheckConfig { file } => {
             let explicit = file.or(cli.config);
             match load(explicit.as_deref()) {
@@ -169,17 +173,6 @@ fn main() -> ExitCode {
         }
         Command::Status { json } => match load(cli.config.as_deref()) {
             Ok(l) => faxgate::app::control::status_main(&l.config, json),
-            Err(errs) => {
-                eprintln!(
-                    "faxgate: configuration has {} error(s):\n{errs}",
-                    errs.0.len()
-                );
-                ExitCode::FAILURE
-            }
-        },
-        Command::Queue(args) => queue(cli.config.as_deref(), &args),
-        Command::Onramp(args) => match load(cli.config.as_deref()) {
-            Ok(l) => faxgate::onramp::cli::main(&l.config, &args),
             Err(errs) => {
                 eprintln!(
                     "faxgate: configuration has {} error(s):\n{errs}",
@@ -215,6 +208,17 @@ fn main() -> ExitCode {
             std::time::Duration::from_secs(wait),
             &call.settings(),
         )),
+        Command::Queue(args) => queue(cli.config.as_deref(), &args),
+        Command::Onramp(args) => match load(cli.config.as_deref()) {
+            Ok(l) => faxgate::onramp::cli::main(&l.config, &args),
+            Err(errs) => {
+                eprintln!(
+                    "faxgate: configuration has {} error(s):\n{errs}",
+                    errs.0.len()
+                );
+                ExitCode::FAILURE
+            }
+        },
         Command::Run => {
             let loaded = match load(cli.config.as_deref()) {
                 Ok(l) => l,
@@ -248,6 +252,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// Print a subcommand's text report, or its error.
+fn report<E: std::error::Error + Send + Sync + 'static>(r: Result<String, E>) -> ExitCode {
+    match r.map_err(anyhow::Error::from) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("faxgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `faxgate queue …`: load the config (for the spool dir and retention), then hand over.
 fn queue(config: Option<&std::path::Path>, args: &faxgate::spool::cli::QueueArgs) -> ExitCode {
     let cfg = match load(config) {
@@ -269,20 +287,6 @@ fn queue(config: Option<&std::path::Path>, args: &faxgate::spool::cli::QueueArgs
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("faxgate: {:#}", anyhow::Error::from(e));
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Print a subcommand's text report, or its error.
-fn report<E: std::error::Error + Send + Sync + 'static>(r: Result<String, E>) -> ExitCode {
-    match r.map_err(anyhow::Error::from) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("faxgate: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -334,6 +334,28 @@ pub struct Limits {
     pub local_workers: usize,
 }
 
+/// Local workers when built from a config (ours): rendering and routing are CPU work, and the
+/// appliance has few cores.
+pub const LOCAL_WORKERS: usize = 2;
+
+impl Limits {
+    /// The limits a configuration implies: every `[[modem]]` with role `send` or `both`,
+    /// `relay.max_connections`, and [`LOCAL_WORKERS`].
+    pub fn from_config(c: &crate::config::Config) -> Limits {
+        use crate::config::ModemRole;
+        Limits {
+            modems: c
+                .modems
+                .iter()
+                .filter(|m| matches!(m.role, ModemRole::Send | ModemRole::Both))
+                .map(|m| m.name.clone())
+                .collect(),
+            relay_connections: c.relay.max_connections,
+            local_workers: LOCAL_WORKERS,
+        }
+    }
+}
+
 /// The dispatcher: waiting jobs, running jobs, and the resources they hold.
 #[derive(Debug, Clone)]
 pub struct Scheduler {
@@ -817,6 +839,85 @@ mod tests {
             s.next(at(0)).unwrap().resource,
             Resource::Modem("m1".into())
         );
+    }
+
+    fn class(n: u8) -> CauseClass {
+        [
+            CauseClass::Done,
+            CauseClass::Busy,
+            CauseClass::NoAnswer,
+            CauseClass::ProtocolError,
+            CauseClass::Fatal,
+            CauseClass::Interrupted,
+            CauseClass::RelayTemporary,
+            CauseClass::RelayPermanent,
+            CauseClass::LocalTemporary,
+        ][usize::from(n) % 9]
+    }
+
+    proptest::proptest! {
+        /// Any history: no panic, a retry is never in the past, never after the job's
+        /// deadline, and a fax job never gets more than `max_dials` dials.
+        #[test]
+        fn decide_is_bounded(
+            hist in proptest::collection::vec((0u8..9, proptest::bool::ANY, 0u64..20_000), 0..30),
+            fax in proptest::bool::ANY,
+        ) {
+            let p = Policy::default();
+            let kind = if fax { JobKind::FaxOut } else { JobKind::MailOut };
+            let mut r = rec(kind);
+            let mut now = T0;
+            for (c, connected, gap) in hist {
+                now = Timestamp(now.0 + gap * S);
+                r.attempts.push(Attempt {
+                    started: now,
+                    ended: Some(now),
+                    cause: Some(class(c)),
+                    detail: String::new(),
+                    pages_sent: 0,
+                    modem: None,
+                    connected,
+                });
+                match decide(&p, &r, now) {
+                    Decision::RetryAt(t) => {
+                        proptest::prop_assert!(t >= now);
+                        let limit = if fax { p.kill_after } else { p.relay_give_up };
+                        proptest::prop_assert!(t <= r.epoch.plus(limit));
+                        if fax {
+                            proptest::prop_assert!(r.dials_and_tries().0 < p.max_dials as usize);
+                        }
+                    }
+                    Decision::Done | Decision::Fail(_) => break,
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn limits_from_config() {
+        let c: crate::config::Config = toml::from_str(
+            r#"
+            [relay]
+            max_connections = 3
+            [[modem]]
+            name = "rx"
+            device = "/dev/ttyS0"
+            role = "receive"
+            [[modem]]
+            name = "tx"
+            device = "/dev/ttyS1"
+            role = "send"
+            [[modem]]
+            name = "both"
+            device = "/dev/ttyS2"
+            role = "both"
+            "#,
+        )
+        .unwrap();
+        let l = Limits::from_config(&c);
+        assert_eq!(l.modems, vec!["tx".to_string(), "both".to_string()]);
+        assert_eq!(l.relay_connections, 3);
+        assert_eq!(l.local_workers, LOCAL_WORKERS);
     }
 
     #[test]

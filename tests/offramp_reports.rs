@@ -62,6 +62,7 @@ pub fn commit_message(spool: &Spool, env: Envelope, eml: &[u8]) -> JobId {
     let data = MessageData {
         envelope: env,
         file: jobs::MESSAGE_FILE.into(),
+        size: 0,
         received: "2026-11-28T10:00:00Z".into(),
     };
     inc.commit_at(NewJob::new(serde_json::to_value(&data).unwrap()), T0)
@@ -478,4 +479,58 @@ fn delay_report_once_when_asked() {
     // RET=FULL is not honoured for a delay notice: headers only.
     assert_eq!(p["parts"][2], "text/rfc822-headers");
     assert!(p["summary"].as_str().unwrap().contains("NOT YET SENT"));
+}
+
+#[test]
+fn mdn_only_when_requested_and_enabled() {
+    for enabled in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open_at(dir.path(), SpoolOptions::default(), T0).unwrap();
+        let mut cfg = Config::default();
+        cfg.offramp.mdn = enabled;
+        let env = envelope(vec![recipient("61298765432", None, None)], None, None);
+        let eml = b"From: Alice <alice@example.org>\r\nSubject: x\r\nMessage-ID: <m9@example.org>\r\nDisposition-Notification-To: Alice <alice@example.org>\r\n\r\nhello\r\n";
+        let msg = commit_message(&spool, env.clone(), eml);
+        let opts = SenderOptions {
+            resolution: faxgate::config::Resolution::Fine,
+            cover_page: false,
+            subject: "x".into(),
+        };
+        let j = &jobs::fax_jobs(&msg, &env, &opts, 1)[0];
+        let mut inc = spool.begin_child(JobKind::FaxOut, &msg, 1).unwrap();
+        inc.write_file(jobs::MESSAGE_FILE, eml).unwrap();
+        let id = inc
+            .commit_at(NewJob::new(serde_json::to_value(j).unwrap()), T0)
+            .unwrap()
+            .id;
+        attempt(&spool, &id, T0, CauseClass::Done, 1);
+        let Reported::Done { report, mdns, .. } =
+            jobs::on_fax_final(&spool, &id, &cfg, T0).unwrap()
+        else {
+            panic!("final")
+        };
+        // NOTIFY absent and no success by default: no DSN for a delivered fax.
+        assert_eq!(report, None);
+        if !enabled {
+            assert!(mdns.is_empty());
+            continue;
+        }
+        assert_eq!(mdns, [msg.child(jobs::MDN_CHILD_BASE + 1).unwrap()]);
+        let (_, rec) = spool.get(&mdns[0]).unwrap();
+        let data: MailOutJob = serde_json::from_value(rec.data).unwrap();
+        assert_eq!(
+            data.envelope.from, "",
+            "RFC 8098 §2.1: MDNs go from the null sender"
+        );
+        assert_eq!(data.envelope.to, ["alice@example.org"]);
+        assert_eq!(data.report, jobs::ReportKind::Mdn);
+        let mail = std::fs::read(spool.payload_path(&mdns[0], &data.file).unwrap()).unwrap();
+        let p = python_parse(&mail);
+        assert_eq!(p["report_type"], "disposition-notification");
+        assert_eq!(p["mdn"]["Original-Message-ID"], "<m9@example.org>");
+        assert_eq!(
+            p["mdn"]["Disposition"],
+            "automatic-action/MDN-sent-automatically; processed"
+        );
+    }
 }

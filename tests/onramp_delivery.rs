@@ -54,6 +54,7 @@ fn data(to: &[&str]) -> MailOutData {
         },
         purpose: Purpose::Fax { fax_job: None },
         subject: "Fax from +1 212 555 0123 (1 pages)".into(),
+        file: mail_out::MESSAGE_FILE.into(),
     }
 }
 
@@ -273,4 +274,141 @@ async fn starttls_required_but_not_offered_is_temporary() {
     assert_eq!(e.class(), CauseClass::RelayTemporary, "{e}");
     assert!(e.to_string().contains("STARTTLS"), "{e}");
     assert!(relay.messages().is_empty());
+}
+
+/// The whole onramp service: a received fax, the relay down for a while (the mail is retried
+/// on the backoff the scheduler sets), then up — delivered exactly once, however many passes
+/// follow; and `run` stops on shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_retries_while_relay_down_and_delivers_once() {
+    use faxgate::image::tiff::Profile;
+    use faxgate::image::{Page, Resolution};
+    use faxgate::onramp::fax_in::{FaxInData, queue_fax};
+    use faxgate::onramp::service::OnrampService;
+    use faxgate::onramp::{Completion, Reception, Source};
+
+    let d = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut c = config(port);
+    c.gateway.data_dir = d.path().join("data");
+    c.retry.relay_initial = Duration::from_millis(300);
+    c.retry.relay_max = Duration::from_secs(1);
+    let sp = Spool::open(
+        &faxgate::spool::spool_dir(&c),
+        SpoolOptions::from_config(&c),
+    )
+    .unwrap();
+    let mut page = Page::new(1728, 30, Resolution::STANDARD).unwrap();
+    page.set(864, 15, true);
+    let tif = faxgate::onramp::compose::write_tiff(&[page], Profile::S).unwrap();
+    let reception = Reception {
+        source: Source::Modem,
+        line: Some("line1".into()),
+        did: None,
+        caller: None,
+        remote_id: None,
+        subaddress: None,
+        pages: 1,
+        duration_secs: 40,
+        speed: Some(9600),
+        resolution: Some((204, 98)),
+        bad_lines: 0,
+        received: 1_796_000_000,
+        completion: Completion::Complete,
+    };
+    queue_fax(
+        &sp,
+        &FaxInData {
+            reception,
+            to: vec![],
+        },
+        &tif,
+    )
+    .unwrap();
+
+    let mut svc = OnrampService::new(&c, sp.clone()).unwrap();
+    svc.pass().await;
+    let queued = sp.load().unwrap().jobs;
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(queued[0].kind, JobKind::MailOut);
+    assert_eq!(
+        queued[0].attempts[0].cause,
+        Some(CauseClass::RelayTemporary)
+    );
+    // A second failure while still down.
+    for _ in 0..100 {
+        svc.pass().await;
+        if sp.load().unwrap().jobs[0].attempts.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sp.load().unwrap().jobs[0].attempts.len(), 2);
+
+    let relay = Relay::start(port, &d.path().join("relay"), &[]);
+    for _ in 0..200 {
+        svc.pass().await;
+        if !relay.messages().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..5 {
+        svc.pass().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(relay.messages().len(), 1, "delivered exactly once");
+    assert!(sp.load().unwrap().jobs.is_empty());
+
+    // `run` returns once shutdown is requested.
+    let (stop, shutdown) = faxgate::daemon::Shutdown::new();
+    let task = tokio::spawn(svc.run(shutdown));
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("service stops")
+        .unwrap();
+    assert_eq!(relay.messages().len(), 1);
+}
+
+/// A report job shaped the way the offramp writes it (`file: "mail.eml"`, no purpose, extra
+/// fields) is delivered by the same path, from the null sender, without DSN parameters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offramp_report_jobs_use_the_same_delivery() {
+    let d = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let relay = Relay::start(port, &d.path().join("relay"), &["--dsn"]);
+    let mut c = config(port);
+    c.relay.request_dsn = true;
+    let sp = spool(d.path());
+    let report = b"From: Mail Delivery System <MAILER-DAEMON@gw.example.com>\r\n\
+        To: sender@example.com\r\nSubject: Fax delivery report\r\n\
+        Message-ID: <r.1@gw.example.com>\r\nDate: Mon, 30 Nov 2026 00:53:20 +0000\r\n\r\nsent\r\n";
+    let mut inc = sp.begin(JobKind::MailOut).unwrap();
+    inc.write_file("mail.eml", report).unwrap();
+    let rec = inc
+        .commit(faxgate::spool::NewJob::new(serde_json::json!({
+            "envelope": { "from": "", "to": ["sender@example.com"], "envid": null },
+            "file": "mail.eml",
+            "report": "dsn",
+            "message": "6b0b5a000000000000aa",
+        })))
+        .unwrap();
+    let delivery = Delivery::from_config(&c).unwrap();
+    let (_, dec) = mail_out::attempt(
+        &sp,
+        &delivery,
+        &Policy::from(&c.retry),
+        &Notices::from_config(&c),
+        &rec.id,
+    )
+    .await
+    .unwrap();
+    assert_eq!(dec, Decision::Done);
+    let got = relay.messages();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0["mail_from"], "<>", "null sender");
+    assert_eq!(got[0].0["mail_options"], serde_json::json!([]));
+    assert_eq!(got[0].0["rcpt_options"], serde_json::json!([[]]));
+    same_bytes(&got[0].1, report);
 }

@@ -4,7 +4,8 @@
 //! the attached TIFF passes our RFC 3949 Profile S check and `tiffinfo -D`, and its pixels —
 //! decoded by libtiff through ImageMagick and by our reader — equal the input's. A second
 //! route sends the same fax as a G4 PDF, which `pdfinfo` opens and `pdftoppm -mono` renders
-//! to the same pixels; a third sends a notice only.
+//! to the same pixels; a third sends a notice only. Last, a PDF made by Ghostscript is dropped:
+//! its email carries a Profile S TIFF whose pixels equal faxgate's rendering of that PDF.
 
 mod common;
 mod onramp_common;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use faxgate::config::{AttachFormat, Config, RelayMode, RelaySecurity, Route};
 use faxgate::daemon::Shutdown;
+use faxgate::image::render::{Kind, Options as RenderOptions, Unlimited, render_part};
 use faxgate::image::tiff::{self, Limits, Profile};
 use faxgate::image::{Page, Resolution};
 use faxgate::onramp::service::OnrampService;
@@ -22,6 +24,27 @@ use faxgate::spool::{Spool, SpoolOptions};
 use onramp_common::{PYTHON, Relay, free_port, python_email};
 
 const CONVERT: &str = "/usr/bin/convert";
+
+/// A 2-page PostScript letter: a heading, body text, a rule and a box.
+fn document_ps() -> String {
+    let mut ps = String::from("%!PS-Adobe-3.0\n%%Pages: 2\n");
+    for page in 1..=2 {
+        ps += &format!("%%Page: {page} {page}\n<< /PageSize [595 842] >> setpagedevice\n");
+        ps +=
+            "/Helvetica-Bold findfont 22 scalefont setfont\n72 760 moveto (Purchase order) show\n";
+        ps += "/Times-Roman findfont 12 scalefont setfont\n";
+        for i in 0..30 {
+            ps += &format!(
+                "72 {} moveto (Page {page}, line {}: 12 boxes of fax paper, item 0042-{i:03}.) show\n",
+                720 - i * 16,
+                i + 1
+            );
+        }
+        ps += "2 setlinewidth 72 220 moveto 523 220 lineto stroke\n";
+        ps += "72 100 200 80 rectstroke\nshowpage\n";
+    }
+    ps + "%%EOF\n"
+}
 
 /// Deterministic test pages: stripes, blocks and single-pixel detail, different per page.
 fn pages(n: u32, height: u32) -> Vec<Page> {
@@ -190,6 +213,7 @@ async fn inbox_tiff_becomes_profile_s_email_pdf_and_notice() {
     common::require_tool("tiffinfo", "libtiff-tools");
     common::require_tool("pdfinfo", "poppler-utils");
     common::require_tool("pdftoppm", "poppler-utils");
+    common::require_tool("gs", "ghostscript");
     onramp_common::require_aiosmtpd();
     let d = tempfile::tempdir().unwrap();
     let work = d.path().join("work");
@@ -268,6 +292,16 @@ async fn inbox_tiff_becomes_profile_s_email_pdf_and_notice() {
     let tif = std::fs::read(&att).unwrap();
     let violations = tiff::check(&tif, Profile::S);
     assert!(violations.is_empty(), "{violations:?}");
+    let check = common::faxgate(&work)
+        .arg("tiff-check")
+        .arg(&att)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "faxgate tiff-check: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
     let ti = Command::new("tiffinfo")
         .arg("-D")
         .arg(&att)
@@ -354,8 +388,66 @@ async fn inbox_tiff_becomes_profile_s_email_pdf_and_notice() {
         "Confidential fax from +1 646 555 0000, 3 pages"
     );
 
+    // 4. A PDF (made by Ghostscript), rendered into fax pages: the email's Profile S TIFF
+    //    holds exactly the rendered pages.
+    let ps = work.join("doc.ps");
+    std::fs::write(&ps, document_ps()).unwrap();
+    let pdf_in = work.join("doc.pdf");
+    let st = Command::new("gs")
+        .args(["-q", "-dBATCH", "-dNOPAUSE", "-dSAFER", "-sDEVICE=pdfwrite"])
+        .arg(format!("-sOutputFile={}", pdf_in.display()))
+        .arg(&ps)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let rendered = render_part(
+        "doc.pdf",
+        &std::fs::read(&pdf_in).unwrap(),
+        Kind::Pdf,
+        &RenderOptions::from_config(&c.offramp),
+        &mut Unlimited,
+    )
+    .unwrap()
+    .pages;
+    assert_eq!(rendered.len(), 2);
+    drop_file(&inbox, "doc.pdf", &pdf_in, "remote_id: SCANNER 4\n");
+    run_until(&mut svc, &relay, 4).await;
+    let att = work.join("att4.tif");
+    let out = parse_with_python(&relay.out.join("4.eml"), &att);
+    assert_eq!(field(&out, "subject"), "Fax from SCANNER 4 (2 pages)");
+    assert_eq!(field(&out, "att-type"), "image/tiff");
+    assert_eq!(field(&out, "att-application"), "faxbw");
+    let tif = std::fs::read(&att).unwrap();
+    assert!(tiff::check(&tif, Profile::S).is_empty());
+    let ti = Command::new("tiffinfo")
+        .arg("-D")
+        .arg(&att)
+        .output()
+        .unwrap();
+    assert!(ti.status.success());
+    assert!(
+        !String::from_utf8_lossy(&ti.stderr)
+            .to_lowercase()
+            .contains("error")
+    );
+    assert_eq!(tiff::read_bytes(&tif, Limits::default()).unwrap(), rendered);
+    let st = Command::new(CONVERT)
+        .arg(&att)
+        .arg(work.join("pdfin%d.pbm"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for (i, p) in rendered.iter().enumerate() {
+        assert_same_page(
+            read_pbm(&work.join(format!("pdfin{i}.pbm"))),
+            p,
+            &format!("libtiff, PDF page {i}"),
+        );
+        assert!(p.black_pixels() > 1000, "page {i} rendered blank");
+    }
+
     // Each fax went out exactly once; the spool holds nothing unfinished.
-    assert_eq!(relay.messages().len(), 3);
+    assert_eq!(relay.messages().len(), 4);
     assert!(spool.load().unwrap().jobs.is_empty());
     let _ = PYTHON;
     let (_tx, _shutdown) = Shutdown::new();

@@ -23,6 +23,7 @@ PKGS=(
   systemd            # systemd-analyze verify
   time               # /usr/bin/time -v for peak RSS
   bc
+  openssl            # test CA and leaf certificates for the TLS tests
   perl
   gcc
   fonts-dejavu-core

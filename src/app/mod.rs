@@ -8,8 +8,6 @@
 //! | [`runner`] | the offramp job runner: `Message` → `FaxOut` jobs, fax attempts on leased lines, driven by the pure scheduler |
 //! | [`loopback`] | PURE: one call on the built-in loopback line (two of our T.30 engines back to back) |
 //! | [`modems`] | the real modems of the pool (`[[modem]]`): Class 1 with our T.30 engine; RING answering, leased for sending |
-//! | [`document`] | PURE: an email → the fax pages (MIME parts rendered, cover page, header line) |
-//! | [`bridge`] | hands the offramp's report jobs to mail delivery |
 //! | [`status`] | PURE: the status model, the `STATUS=` summary and the `faxgate status` text |
 //! | [`control`] | the control socket (`control.sock` in the data directory) and `faxgate status` |
 //!
@@ -25,9 +23,7 @@
 //! on 127.0.0.1:2525 for `localhost`, the loopback line whose far end is this gateway's own
 //! onramp, the inbox at `inbox/`, all mail into the Maildir `maildir/` under the data dir.
 
-pub mod bridge;
 pub mod control;
-pub mod document;
 pub mod loopback;
 pub mod modems;
 pub mod runner;
@@ -192,7 +188,6 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         spool: spool.clone(),
         policy: Policy::from(&config.retry),
         board: board.clone(),
-        gate: Arc::new(tokio::sync::Mutex::new(())),
         kick_onramp: Arc::new(Notify::new()),
         notifier: notifier.clone(),
         lines: Arc::new(lines),
@@ -268,9 +263,8 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     Ok(())
 }
 
-/// The onramp service's passes (inbox, `FaxIn` routing, `MailOut` delivery), each under the
-/// report gate so that delivery only ever sees adopted report jobs ([`bridge`]). Woken early
-/// when the runner produced a received fax or a report.
+/// The onramp service's passes (inbox, `FaxIn` routing, `MailOut` delivery of received faxes
+/// and reports alike), woken early when the runner produced a received fax or a report.
 async fn onramp_loop(
     mut svc: crate::onramp::service::OnrampService,
     sh: runner::Shared,
@@ -280,16 +274,7 @@ async fn onramp_loop(
         if shutdown.is_stopping() {
             break;
         }
-        let wake = {
-            let _g = sh.gate.lock().await;
-            let spool = sh.spool.clone();
-            match tokio::task::spawn_blocking(move || bridge::adopt_all(&spool)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => error!("report hand-over: {e}"),
-                Err(e) => error!("report hand-over task: {e}"),
-            }
-            svc.pass().await
-        };
+        let wake = svc.pass().await;
         let wait = wake.since(crate::spool::now()).min(Duration::from_secs(1));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}

@@ -110,6 +110,11 @@ impl ModemLine {
         &self.cfg.name
     }
 
+    /// `[[modem]] local_id`: our station ID on this line (TSI/CSI, the header line).
+    pub fn local_id(&self) -> &str {
+        &self.cfg.local_id
+    }
+
     fn show(&self, f: impl FnOnce(&mut super::status::ModemStatus)) {
         let mut b = match self.board.lock() {
             Ok(b) => b,

@@ -23,19 +23,18 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use super::bridge;
 use super::control::ModemBoard;
-use super::document::{self, Stamp};
 use super::loopback;
 use super::modems::{ModemLine, Received, Sent};
 use super::status::{self, LastCall, ModemState};
 use crate::config::Config;
 use crate::daemon::{Notifier, Shutdown};
 use crate::fax::t30::{self, Cause};
+use crate::offramp::document::{self, Stamp};
 use crate::offramp::jobs::{self, FaxOutJob, FaxResult, Reported, Split};
 use crate::onramp::fax_in::{self, FaxInData};
 use crate::onramp::{Completion, Reception, Source};
@@ -67,9 +66,6 @@ pub struct Shared {
     pub policy: Policy,
     /// The live line states for `faxgate status`.
     pub board: ModemBoard,
-    /// Held while report jobs are queued and adopted, and during the onramp's delivery pass
-    /// (see [`bridge`]).
-    pub gate: Arc<Mutex<()>>,
     /// Wakes the onramp service (a received fax or a report to deliver).
     pub kick_onramp: Arc<Notify>,
     /// systemd notification.
@@ -98,8 +94,8 @@ fn set_line(board: &ModemBoard, name: &str, f: impl FnOnce(&mut status::ModemSta
     }
 }
 
-/// Start-up work before the first turn: adopt report jobs left in the offramp's shape, and
-/// queue the report of every recently finished fax whose report is missing.
+/// Start-up work before the first turn: queue the report of every recently finished fax
+/// whose report is missing (the process died between finishing the job and queuing it).
 pub fn recover(sh: &Shared) -> Result<(), SpoolError> {
     let now = crate::spool::now();
     let mut checked = BTreeSet::new();
@@ -116,27 +112,12 @@ pub fn recover(sh: &Shared) -> Result<(), SpoolError> {
             {
                 continue;
             }
-            match jobs::on_fax_final(&sh.spool, &rec.id, &sh.cfg, now) {
-                Ok(r) => adopt_reported(&sh.spool, &r),
-                Err(e) => warn!(job = %rec.id, "report recovery: {e}"),
+            if let Err(e) = jobs::on_fax_final(&sh.spool, &rec.id, &sh.cfg, now) {
+                warn!(job = %rec.id, "report recovery: {e}");
             }
         }
-    }
-    let n = bridge::adopt_all(&sh.spool)?;
-    if n > 0 {
-        info!("{n} report job(s) handed to mail delivery");
     }
     Ok(())
-}
-
-fn adopt_reported(spool: &Spool, r: &Reported) {
-    if let Reported::Done { report, mdns, .. } = r {
-        for id in report.iter().chain(mdns.iter()) {
-            if let Err(e) = bridge::adopt(spool, id) {
-                warn!(job = %id, "report hand-over: {e}");
-            }
-        }
-    }
 }
 
 /// Runs until shutdown; in-flight jobs are finished or requeued before it returns.
@@ -245,21 +226,12 @@ pub async fn run(sh: Shared, mut shutdown: Shutdown) {
 
 /// Splits a `Message` job. Returns false when it should be held off (our trouble).
 async fn split(sh: &Shared, id: &JobId) -> bool {
-    let _g = sh.gate.lock().await;
     let (spool, cfg, id2) = (sh.spool.clone(), sh.cfg.clone(), id.clone());
     let res = blocking(move || {
         let check = |raw: &[u8], opts: &crate::offramp::options::SenderOptions| {
-            document::check(raw, &cfg, opts)
+            document::page_count(raw, &cfg.offramp, opts)
         };
-        let r = jobs::split_message(&spool, &id2, &cfg, &check, crate::spool::now());
-        if let Ok(Split::Failed {
-            report: Some(rid), ..
-        }) = &r
-            && let Err(e) = bridge::adopt(&spool, rid)
-        {
-            warn!(job = %rid, "report hand-over: {e}");
-        }
-        r
+        jobs::split_message(&spool, &id2, &cfg, &check, crate::spool::now())
     })
     .await;
     match res {
@@ -383,21 +355,14 @@ async fn fax_out(sh: &Shared, id: &JobId, line: &str, mut shutdown: Shutdown) ->
     };
     info!(job = %id, decision = ?decision, "fax attempt: {}", attempted.outcome.detail);
 
-    let _g = sh.gate.lock().await;
     let (spool, cfg, id2) = (sh.spool.clone(), sh.cfg.clone(), id.clone());
     let queued = blocking(move || match decision {
         Decision::Done | Decision::Fail(_) => {
             let r = jobs::on_fax_final(&spool, &id2, &cfg, crate::spool::now())?;
-            adopt_reported(&spool, &r);
             Ok::<_, jobs::JobsError>(matches!(r, Reported::Done { .. }))
         }
         Decision::RetryAt(_) => {
             let r = jobs::on_fax_retry(&spool, &id2, &cfg, crate::spool::now())?;
-            if let Some(rid) = &r
-                && let Err(e) = bridge::adopt(&spool, rid)
-            {
-                warn!(job = %rid, "report hand-over: {e}");
-            }
             Ok(r.is_some())
         }
     })
@@ -447,14 +412,28 @@ async fn attempt(
         }
         None => return local(CauseClass::LocalTemporary, "message unreadable".into()),
     };
+    let station = match sh.lines.get(line) {
+        Some(m) => m.local_id().to_string(),
+        None => cfg.loopback.local_id.clone(),
+    };
     let stamp = Stamp {
         when: Some(chrono::Local::now().naive_local()),
-        station: cfg.loopback.local_id.clone(),
+        station,
         recipient: job.e164.clone(),
     };
     let (cfg2, opts) = (cfg.clone(), job.options.clone());
-    let pages = match blocking(move || document::render(&raw, &cfg2, &opts, &stamp)).await {
-        Some(Ok(p)) => p,
+    let built = blocking(move || {
+        document::build(
+            &raw,
+            &cfg2.offramp,
+            &opts,
+            &stamp,
+            &mut crate::image::render::Unlimited,
+        )
+    })
+    .await;
+    let pages = match built {
+        Some(Ok(d)) => d.pages,
         Some(Err(cause)) => return local(CauseClass::Fatal, cause.words()),
         None => return local(CauseClass::LocalTemporary, "rendering failed".into()),
     };

@@ -23,7 +23,7 @@ use super::{Delivery, Envelope, Refused};
 use crate::scheduler::{CauseClass, Decision, Policy};
 use crate::spool::{JobId, JobKind, JobRecord, NewJob, Outcome, Spool, SpoolError};
 
-/// Payload file holding the message (RFC 5322, CRLF).
+/// Payload file holding the message (RFC 5322, CRLF), unless the data names another.
 pub const MESSAGE_FILE: &str = "message.eml";
 
 /// Largest message read back for delivery (ours): what [`crate::onramp::message`] can build,
@@ -47,15 +47,34 @@ pub enum Purpose {
 }
 
 /// The record data of a `MailOut` job.
+///
+/// The contract every maker of mail follows: `envelope` (`from`, `to`, optional `envid`) and
+/// the message in the payload file named by `file`. The rest is optional, so the offramp's
+/// report jobs (`{"envelope", "file": "mail.eml", "report", "message"}`) are delivered by the
+/// same code; fields this module does not know are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MailOutData {
     /// SMTP envelope.
     pub envelope: Envelope,
-    /// What the mail is.
+    /// What the mail is (absent: a report, which is what other modules queue).
+    #[serde(default = "Purpose::report")]
     pub purpose: Purpose,
     /// The message's subject, for logs and `faxgate queue`.
     #[serde(default)]
     pub subject: String,
+    /// Payload file holding the message.
+    #[serde(default = "default_file")]
+    pub file: String,
+}
+
+fn default_file() -> String {
+    MESSAGE_FILE.to_owned()
+}
+
+impl Purpose {
+    fn report() -> Purpose {
+        Purpose::Report
+    }
 }
 
 /// What went wrong around (not inside) a delivery attempt.
@@ -99,7 +118,7 @@ pub fn queue(
         Some((p, n)) => spool.begin_child(JobKind::MailOut, p, n)?,
         None => spool.begin(JobKind::MailOut)?,
     };
-    inc.write_file(MESSAGE_FILE, message)?;
+    inc.write_file(&data.file, message)?;
     let value = serde_json::to_value(data).unwrap_or_default();
     inc.commit(NewJob::new(value))
 }
@@ -118,8 +137,8 @@ pub fn data_of(rec: &JobRecord) -> Result<MailOutData, MailOutError> {
     })
 }
 
-fn read_message(spool: &Spool, id: &JobId) -> Result<Vec<u8>, SpoolError> {
-    let path = spool.payload_path(id, MESSAGE_FILE)?;
+fn read_message(spool: &Spool, id: &JobId, file: &str) -> Result<Vec<u8>, SpoolError> {
+    let path = spool.payload_path(id, file)?;
     let f = std::fs::File::open(&path).map_err(|e| SpoolError::io(&path, e))?;
     let mut buf = Vec::new();
     f.take(MAX_MESSAGE_BYTES)
@@ -178,8 +197,8 @@ pub async fn attempt(
             return Err(e);
         }
     };
-    let (s, i) = (spool.clone(), id.clone());
-    let message = match blocking(move || read_message(&s, &i)).await {
+    let (s, i, f) = (spool.clone(), id.clone(), data.file.clone());
+    let message = match blocking(move || read_message(&s, &i, &f)).await {
         Ok(m) => m,
         Err(e) => {
             let (s, i, p) = (spool.clone(), id.clone(), policy.clone());
@@ -332,6 +351,7 @@ async fn notify_admin(
         },
         purpose: Purpose::AdminNotice,
         subject: mail.subject.clone(),
+        file: MESSAGE_FILE.into(),
     };
     let s = spool.clone();
     match blocking(move || queue(&s, &data, &bytes, None)).await {

@@ -371,7 +371,6 @@ pub fn build(input: &ReportInput<'_>) -> Option<Report> {
     let host = one_line(input.hostname, 200);
     let b = boundary(input.report_id);
     let any_failed = listed.iter().any(|r| r.action == Action::Failed);
-    let any_delayed = listed.iter().any(|r| r.action == Action::Delayed);
     let all_delivered = listed.iter().all(|r| r.action == Action::Delivered);
     let subject_word = if all_delivered {
         "Fax delivered"
@@ -502,7 +501,6 @@ pub fn build(input: &ReportInput<'_>) -> Option<Report> {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
-    let _ = any_delayed;
     Some(Report {
         mail_from: String::new(),
         rcpt_to: input.mail_from.to_string(),

@@ -26,7 +26,7 @@ use crate::smtp::session::{self as smtp, Envelope};
 use crate::spool::{Final, JobId, JobKind, JobRecord, JobState, NewJob, Spool, SpoolError};
 
 /// Payload file of a `Message` job, as the SMTP listener writes it.
-pub const MESSAGE_FILE: &str = "message.eml";
+pub use crate::smtp::MESSAGE_FILE;
 /// Payload file of a report `MailOut` job.
 pub const MAIL_FILE: &str = "mail.eml";
 /// Child number of the one delivery report of a message (ours).
@@ -41,23 +41,8 @@ pub const MAX_RECIPIENTS: usize = 299;
 /// Largest `message.eml` read back (ours; the listener's SIZE limit is far below).
 pub const MAX_MESSAGE_BYTES: u64 = 256 * 1024 * 1024;
 
-/// `data` of a committed `Message` job as the SMTP listener writes it (unknown fields are
-/// ignored so that the listener may add more).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageData {
-    /// The SMTP envelope.
-    pub envelope: Envelope,
-    /// The payload file holding the message.
-    #[serde(default = "message_file")]
-    pub file: String,
-    /// When the message was accepted (RFC 3339).
-    #[serde(default)]
-    pub received: String,
-}
-
-fn message_file() -> String {
-    MESSAGE_FILE.into()
-}
+/// `data` of a committed `Message` job, as the SMTP listener writes it.
+pub use crate::smtp::MessageJob as MessageData;
 
 /// What the fax worker measured on the last call, stored in the `FaxOut` job by the worker
 /// before it finishes the job (all optional: the scheduler may give up without a call).
@@ -246,30 +231,39 @@ pub fn all_failed(env: &Envelope, cause: &Cause) -> Vec<RecipientOutcome> {
         .collect()
 }
 
-/// Map a T.30 completion cause number (`fax::t30::Cause`, stable numbers) to what the sender
-/// is told. `page` is the page being sent when the call ended (1-based).
+/// Map a T.30 completion cause (by its stable registry number, [`crate::fax::t30::Cause`])
+/// to what the sender is told. `page` is the page being sent when the call ended (1-based).
 fn t30_cause(n: u16, page: u32, tries: u32) -> Option<Cause> {
-    Some(match n {
-        0 => Cause::Delivered,
-        // T1 expired: nothing identified itself as a fax machine (T.30 §5.4.3).
-        1 => Cause::NotAFax,
-        // Incompatible: no capability in common with our document.
-        7 => Cause::CodingRefused,
-        // The line or the remote broke off mid-document: training, no response, T2, DCN,
-        // RTN limit, ECM, protocol error, carrier lost, T5.
-        2 | 3 | 4 | 5 | 6 | 8 | 9 | 10 | 15 => Cause::LineFailed { page, tries },
-        11 => Cause::GatewayError {
+    use crate::fax::t30::Cause as T;
+    Some(match T::from_number(n)? {
+        T::Ok => Cause::Delivered,
+        // T.30 §5.4.3 T1: nothing identified itself as a fax machine.
+        T::T1Expired => Cause::NotAFax,
+        // No capability in common with our document.
+        T::Incompatible => Cause::CodingRefused,
+        // The line or the remote broke off mid-document.
+        T::NoResponse
+        | T::T2Expired
+        | T::TrainingFailed
+        | T::UnexpectedDcn
+        | T::PageRejected
+        | T::EcmFailed
+        | T::ProtocolError
+        | T::CarrierLost
+        | T::T5Expired => Cause::LineFailed { page, tries },
+        T::DocumentError => Cause::GatewayError {
             detail: "a page of the document could not be coded for sending".into(),
         },
-        14 => Cause::GatewayError {
+        T::LocalAbort => Cause::GatewayError {
             detail: "the call was aborted by the gateway (shutdown or operator)".into(),
         },
-        17 => Cause::GatewayError {
+        T::Interrupted => Cause::GatewayError {
             detail:
                 "the receiving machine asked for an operator, which this gateway cannot provide"
                     .into(),
         },
-        _ => return None,
+        // Receive-side causes never end a send.
+        T::SinkError | T::TooMuchData | T::PartialReceive | T::NothingToPoll => return None,
     })
 }
 

@@ -8,6 +8,8 @@
 //! | [`mime`] | PURE: which MIME parts are faxed, in order; skip policy; content sniffing; strict base64 |
 //! | [`options`] | PURE: what a sender may ask for (resolution) in the subject or a header |
 //! | [`causes`] | PURE: outcomes in plain words, with RFC 3463 status and the `X-Fax` diagnostic |
+//! | [`document`] | PURE: cover page, body text per `offramp.body_text`, attachments in order → pages; a part that fails names itself |
+//! | [`cli`] | `faxgate offramp-check FILE.eml [--out FAX.tif]`: what would be faxed (I/O shell) |
 //! | [`jobs`] | a `Message` job → one `FaxOut` job per recipient → ONE report (`MailOut`) when all are final |
 //! | [`dsn`] | PURE: RFC 3464 delivery status notifications (and RFC 8098 MDNs) from `<>` |
 //!
@@ -15,6 +17,8 @@
 //! sender is told, never silently.
 
 pub mod causes;
+pub mod cli;
+pub mod document;
 pub mod dsn;
 pub mod jobs;
 pub mod mime;

@@ -1,4 +1,5 @@
-//! What a sender may ask of the fax, and how (ours, documented here and in the README).
+//! What a sender may ask of the fax, and how (ours; this comment is the reference users'
+//! documentation is written from).
 //!
 //! PURE. Ordinary mail clients cannot set envelope parameters, so options travel in the
 //! message itself:

@@ -1,8 +1,7 @@
 //! `faxgate onramp …`: the onramp's command line.
 //!
-//! `faxgate onramp submit FILE... [--to ADDR]...` commits each file (fax TIFF; PDF and
-//! pictures once the renderer handles them) as a received fax, exactly as the inbox folder
-//! would, with an optional sidecar `FILE.meta` read the same way. `--to` replaces the route's
+//! `faxgate onramp submit FILE... [--to ADDR]...` commits each file (TIFF, PDF, pictures,
+//! text) as a received fax, exactly as the inbox folder would, with an optional sidecar `FILE.meta` read the same way. `--to` replaces the route's
 //! recipients. The running daemon routes and delivers the jobs; without one they wait in the
 //! spool (`faxgate queue list`).
 
@@ -30,7 +29,7 @@ pub struct OnrampArgs {
 pub enum OnrampCommand {
     /// Queue files as received faxes (routed and mailed by the running daemon).
     Submit {
-        /// Files to send on: fax TIFF.
+        /// Files to send on: TIFF, PDF, PNG/JPEG/GIF/BMP/WebP/PNM, text.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
         /// Recipient replacing the route's (repeatable).
@@ -69,7 +68,9 @@ pub fn run(config: &Config, args: &OnrampArgs, out: &mut dyn Write, err: &mut dy
             };
             let mut code = 0;
             for f in files {
-                match inbox::ingest_with(&spool, f, crate::spool::now(), Source::Submit, to) {
+                let opts = crate::image::render::Options::from_config(&config.offramp);
+                match inbox::ingest_with(&spool, f, crate::spool::now(), Source::Submit, to, &opts)
+                {
                     Ok(rec) => {
                         let _ = writeln!(out, "{}: queued as fax job {}", f.display(), rec.id);
                     }

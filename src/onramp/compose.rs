@@ -282,6 +282,7 @@ pub fn compose(
                 fax_job: Some(job.to_owned()),
             },
             subject,
+            file: crate::delivery::mail_out::MESSAGE_FILE.into(),
         },
         message: bytes,
     })

@@ -351,6 +351,7 @@ mod tests {
                 },
                 purpose: Purpose::Fax { fax_job: None },
                 subject: String::new(),
+                file: MESSAGE_FILE.into(),
             },
             b"x",
             Some((&rec.id, 1)),

@@ -1,14 +1,18 @@
 //! The inbox folder: files dropped into `onramp.inbox` are sent on as received faxes.
 //!
 //! This module owns deciding when a dropped file is complete, reading its optional sidecar,
-//! turning it into fax pages and committing it as a `FaxIn` job. Poll-based (a directory scan
+//! turning it into fax pages ([`document_pages`]: a fax TIFF keeps its exact pixels; PDF,
+//! pictures, other TIFFs and text go through [`crate::image::render`]) and committing it as a
+//! `FaxIn` job whose TIFF is RFC 3949 Profile S. Poll-based (a directory scan
 //! per tick): robust on every filesystem, network mounts included, and nothing to leak.
 //!
 //! **When is a file complete?** ([`Settler`], PURE) A file counts once it was *renamed into
 //! place* or has been *unchanged for `onramp.inbox_settle`*. A rename changes a file's ctime but
 //! not its mtime, while every write moves both; so a file whose ctime is later than its mtime
 //! had its metadata changed after its last write — renamed in (or `cp -p`/`touch`-ed after
-//! writing) — and is taken at once. Anything else waits until size, mtime and ctime have
+//! writing) — and is taken at once. (Kernels stamp files with a coarse clock, a few ms: a
+//! rename within the same tick as the last write leaves ctime = mtime, and such a file simply
+//! waits the settle time — later, never early.) Anything else waits until size, mtime and ctime have
 //! stayed the same for the settle time. Names starting with `.` or ending in `.tmp`, `.part`
 //! or `~` are temporary files and never taken; `NAME.meta` is the sidecar of `NAME`.
 //!
@@ -33,6 +37,7 @@ use tracing::{error, info};
 use super::fax_in::{self, FaxInData};
 use super::{Completion, Reception, Source};
 use crate::image::Page;
+use crate::image::render::{Budget, Kind, Options as RenderOptions, render_part};
 use crate::image::tiff::{self, Limits};
 use crate::scheduler::Timestamp;
 use crate::spool::{JobRecord, Spool, SpoolError};
@@ -251,30 +256,57 @@ impl InboxError {
     }
 }
 
-/// Turns a dropped document into fax pages (at fax geometry: 1728 wide, 204 dpi, standard or
-/// fine). PURE.
-pub fn document_pages(bytes: &[u8]) -> Result<Vec<Page>, InboxError> {
+/// Most time rendering one dropped document may take (ours): a hostile or broken PDF cannot
+/// hold the onramp for longer.
+pub const RENDER_BUDGET: Duration = Duration::from_secs(120);
+
+/// Turns a dropped document into fax pages (1728 wide at 204 dpi). A TIFF already at fax
+/// geometry keeps its exact pixels (only a density Profile S cannot carry is resampled);
+/// anything else — PDF, pictures, other TIFFs, text — goes through the renderer
+/// ([`crate::image::render`]) with `opts` (the `[offramp]` resolution and paper: documents
+/// look the same whichever way they travel). `budget` is asked before each page. PURE.
+pub fn document_pages(
+    bytes: &[u8],
+    name: &str,
+    opts: &RenderOptions,
+    budget: &mut dyn Budget,
+) -> Result<Vec<Page>, InboxError> {
     let doc = |m: String| InboxError::Document(m);
     if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
-        let pages =
-            tiff::read_bytes(bytes, Limits::default()).map_err(|e| doc(format!("TIFF: {e}")))?;
-        if pages.is_empty() {
-            return Err(doc("TIFF has no pages".into()));
+        let fax = tiff::read_bytes(bytes, Limits::default()).and_then(|pages| {
+            if pages.is_empty() {
+                return Err(tiff::TiffError::Malformed {
+                    page: 0,
+                    what: "no pages".into(),
+                });
+            }
+            Ok(pages)
+        });
+        if let Ok(pages) = fax {
+            let mapped: Result<Vec<Page>, String> =
+                pages.into_iter().map(to_fax_geometry).collect();
+            if let Ok(p) = mapped {
+                return Ok(p);
+            }
         }
-        let mut out = Vec::with_capacity(pages.len());
-        for (i, p) in pages.into_iter().enumerate() {
-            out.push(to_fax_geometry(p).map_err(|m| doc(format!("TIFF page {}: {m}", i + 1)))?);
-        }
-        return Ok(out);
+        // Not a bilevel fax-geometry TIFF (a grey scan, an A4 300 dpi page): render it.
     }
-    Err(doc(
-        "not a TIFF (the inbox takes fax TIFF files; PDF and pictures go through the renderer)"
-            .into(),
-    ))
+    let kind = Kind::sniff(bytes, None).ok_or_else(|| {
+        doc(
+            "not a document faxgate renders (TIFF, PDF, PNG, JPEG, GIF, BMP, WebP, PNM, text)"
+                .into(),
+        )
+    })?;
+    let r = render_part(name, bytes, kind, opts, budget).map_err(|e| doc(e.to_string()))?;
+    if r.pages.is_empty() {
+        return Err(doc(format!("{name}: nothing to fax")));
+    }
+    Ok(r.pages)
 }
 
 /// A TIFF page already at fax width, with its vertical density brought to standard or fine.
 fn to_fax_geometry(p: Page) -> Result<Page, String> {
+    // Fax width at 200 or 204 dpi only; everything else is the renderer's to place.
     let r = p.resolution();
     if p.width() != 1728 || !(199.0..=205.0).contains(&r.x_dpi) {
         return Err(format!(
@@ -360,16 +392,28 @@ impl Inbox {
     }
 
     /// Takes one complete file (see [`take_file`]).
-    pub fn take(&self, spool: &Spool, path: &Path, now: Timestamp) -> Option<JobRecord> {
-        take_file(&self.dir, spool, path, now)
+    pub fn take(
+        &self,
+        spool: &Spool,
+        path: &Path,
+        now: Timestamp,
+        opts: &RenderOptions,
+    ) -> Option<JobRecord> {
+        take_file(&self.dir, spool, path, now, opts)
     }
 }
 
 /// Takes one complete file from the inbox `dir`: commits it as a `FaxIn` job received at
 /// `now`, then removes it and its sidecar. A file that cannot be used is moved to `.failed/`
 /// with a note; a temporary failure leaves it in place for the next scan. Blocking.
-pub fn take_file(dir: &Path, spool: &Spool, path: &Path, now: Timestamp) -> Option<JobRecord> {
-    match ingest(spool, path, now, Source::Inbox) {
+pub fn take_file(
+    dir: &Path,
+    spool: &Spool,
+    path: &Path,
+    now: Timestamp,
+    opts: &RenderOptions,
+) -> Option<JobRecord> {
+    match ingest_with(spool, path, now, Source::Inbox, &[], opts) {
         Ok(rec) => {
             for p in [path.to_path_buf(), sidecar_path(path)] {
                 if let Err(e) = fs::remove_file(&p)
@@ -419,6 +463,47 @@ fn park(dir: &Path, path: &Path, why: &str) {
     }
 }
 
+/// Reads a regular file of at most `max` bytes (`None` when larger), not following a symlink
+/// unless `follow`. A symlink, directory or device is a document error.
+fn read_limited(path: &Path, max: u64, follow: bool) -> Result<Option<Vec<u8>>, InboxError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = fs::OpenOptions::new();
+    o.read(true);
+    if !follow {
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let f = match o.open(path) {
+        Ok(f) => f,
+        // O_NOFOLLOW on a symlink fails with ELOOP.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(InboxError::Document(format!(
+                "{} is a symbolic link; the inbox takes regular files only",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let m = f.metadata().map_err(io_err(path))?;
+    if !m.is_file() {
+        return Err(InboxError::Document(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    if m.len() > max {
+        return Ok(None);
+    }
+    let mut buf = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(io_err(path))?;
+    if buf.len() as u64 > max {
+        return Ok(None);
+    }
+    Ok(Some(buf))
+}
+
 /// `NAME.meta` beside `NAME`.
 pub fn sidecar_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
@@ -427,37 +512,41 @@ pub fn sidecar_path(path: &Path) -> PathBuf {
 }
 
 /// Reads `path` (and its sidecar), turns it into a Profile S TIFF and commits it as a `FaxIn`
-/// job from `source` at `now`. Does not remove anything. Used by the inbox and by
-/// `faxgate onramp submit` (which passes explicit recipients through the sidecar's `to`).
-pub fn ingest(
-    spool: &Spool,
-    path: &Path,
-    now: Timestamp,
-    source: Source,
-) -> Result<JobRecord, InboxError> {
-    ingest_with(spool, path, now, source, &[])
-}
-
-/// [`ingest`] with recipients that replace the route's (and the sidecar's).
+/// job from `source` at `now`; `to`, when not empty, replaces the route's (and the sidecar's)
+/// recipients. Does not remove anything. Used by the inbox and by `faxgate onramp submit`.
 pub fn ingest_with(
     spool: &Spool,
     path: &Path,
     now: Timestamp,
     source: Source,
     to: &[String],
+    opts: &RenderOptions,
 ) -> Result<JobRecord, InboxError> {
-    let meta = fs::metadata(path).map_err(io_err(path))?;
-    if meta.len() > MAX_INBOX_FILE {
-        return Err(InboxError::TooLarge);
-    }
-    let bytes = fs::read(path).map_err(io_err(path))?;
-    let side = sidecar_path(path);
-    let sidecar = match fs::metadata(&side) {
-        Ok(m) if m.len() > MAX_SIDECAR => return Err(SidecarError::NotText.into()),
-        Ok(_) => Sidecar::parse(&fs::read(&side).map_err(io_err(&side))?)?,
-        Err(_) => Sidecar::default(),
+    // Whoever can write into the inbox must not make faxgate mail out a file it can read
+    // (its relay password, the spool): inbox files are opened without following symlinks.
+    // `submit` is the operator's own command and may name a link.
+    let follow = source != Source::Inbox;
+    let bytes = match read_limited(path, MAX_INBOX_FILE, follow)? {
+        Some(b) => b,
+        None => return Err(InboxError::TooLarge),
     };
-    let pages = document_pages(&bytes)?;
+    let side = sidecar_path(path);
+    let sidecar = match read_limited(&side, MAX_SIDECAR, follow) {
+        Ok(Some(b)) => Sidecar::parse(&b)?,
+        Ok(None) => return Err(SidecarError::NotText.into()),
+        Err(InboxError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Sidecar::default()
+        }
+        Err(e) => return Err(e),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // The I/O shell measures time for the renderer's page budget.
+    let started = std::time::Instant::now();
+    let mut budget = |_page: u32| started.elapsed() < RENDER_BUDGET;
+    let pages = document_pages(&bytes, &name, opts, &mut budget)?;
     let tiff = super::compose::write_tiff(&pages, tiff::Profile::S)
         .map_err(|e| InboxError::Document(format!("cannot write the pages as TIFF: {e}")))?;
     let r = pages[0].resolution();
@@ -537,6 +626,57 @@ mod tests {
     }
 
     #[test]
+    fn symlinks_are_not_followed_from_the_inbox() {
+        let d = tempfile::tempdir().unwrap();
+        let secret = d.path().join("secret");
+        fs::write(&secret, b"relay password").unwrap();
+        let link = d.path().join("evil.tif");
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        assert!(matches!(
+            read_limited(&link, 100, false),
+            Err(InboxError::Document(m)) if m.contains("symbolic link")
+        ));
+        assert_eq!(
+            read_limited(&link, 100, true).unwrap().unwrap(),
+            b"relay password"
+        );
+        assert_eq!(
+            read_limited(&secret, 5, false).unwrap(),
+            None,
+            "over the limit"
+        );
+        assert!(matches!(
+            read_limited(d.path(), 100, false),
+            Err(InboxError::Document(_))
+        ));
+        // The settler never even offers a symlink: scans skip non-regular entries.
+        let mut inbox = Inbox::new(d.path().to_path_buf(), Duration::ZERO).unwrap();
+        inbox.scan(Timestamp(0)).unwrap();
+        let ready = inbox.scan(Timestamp(10)).unwrap();
+        assert!(!ready.iter().any(|p| p.ends_with("evil.tif")), "{ready:?}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn settler_takes_only_document_names(
+            names in proptest::collection::vec("[.a-z~]{1,8}(\\.tmp|\\.part|\\.meta|\\.tif)?", 0..20),
+            times in proptest::collection::vec(0i128..3, 0..20),
+        ) {
+            let mut s = Settler::new(Duration::from_millis(10));
+            let obs: Vec<Observation> = names
+                .iter()
+                .zip(times.iter().chain(std::iter::repeat(&0)))
+                .map(|(n, t)| Observation { name: n.clone(), size: 1, mtime_ns: 1, ctime_ns: 1 + t })
+                .collect();
+            for now in [0u64, 5, 20, 40] {
+                for r in s.observe(obs.clone(), Timestamp(now)) {
+                    proptest::prop_assert!(!is_ignored(&r));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn sidecar_parses_and_refuses() {
         let s = Sidecar::parse(
             b"# from the scanner\ncaller: +1 212 555 0123\nDID: 5550150\nremote_id: ACME\n\
@@ -582,7 +722,7 @@ mod tests {
         fn document_pages_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
             let mut b = b"II*\0".to_vec();
             b.extend(bytes);
-            let _ = document_pages(&b);
+            let _ = document_pages(&b, "x.tif", &RenderOptions::default(), &mut crate::image::render::Unlimited);
         }
     }
 }

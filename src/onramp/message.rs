@@ -284,6 +284,21 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever text ends up in subject and body (values from the far end included), the
+        /// message builds, parses back, and has no header the text did not ask for.
+        #[test]
+        fn any_text_builds_and_parses(subject in "\\PC{0,200}", body in "(\\PC|\n){0,400}") {
+            let mut m = mail(None);
+            m.subject = subject;
+            m.body = body;
+            let raw = build(&m).unwrap();
+            let p = mail_parser::MessageParser::default().parse(&raw).unwrap();
+            proptest::prop_assert!(p.header("Bcc").is_none());
+            proptest::prop_assert_eq!(p.to().unwrap().iter().count(), 2);
+        }
+    }
+
     #[test]
     fn refuses_bad_inputs() {
         let mut m = mail(None);

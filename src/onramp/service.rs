@@ -65,6 +65,7 @@ struct Shared {
 pub struct OnrampService {
     shared: Arc<Shared>,
     inbox: Inbox,
+    render: crate::image::render::Options,
     relay_connections: usize,
 }
 
@@ -84,6 +85,7 @@ impl OnrampService {
                 config.data_path(&config.onramp.inbox),
                 config.onramp.inbox_settle,
             )?,
+            render: crate::image::render::Options::from_config(&config.offramp),
             relay_connections: config.relay.max_connections.max(1),
         })
     }
@@ -98,8 +100,9 @@ impl OnrampService {
             Ok(ready) => {
                 for path in ready {
                     let (sp, dir) = (sh.spool.clone(), self.inbox.dir().to_path_buf());
+                    let opts = self.render.clone();
                     if let Err(e) = tokio::task::spawn_blocking(move || {
-                        super::inbox::take_file(&dir, &sp, &path, now)
+                        super::inbox::take_file(&dir, &sp, &path, now, &opts)
                     })
                     .await
                     {

@@ -149,6 +149,7 @@ pub fn run_call(modem: &mut Modem, engine: &mut Engine) -> Result<(), ModemError
             engine.handle(Event::CarrierLost, now());
             port_error.get_or_insert(e);
             drain_after_port_loss(engine, &now);
+            break;
         }
     }
     match port_error {
@@ -165,9 +166,7 @@ fn drain_after_port_loss(engine: &mut Engine, now: &dyn Fn() -> Duration) {
         }
         match engine.next_command() {
             Some(Command::HangUp) => return,
-            Some(Command::ReceiveFrames { .. } | Command::ReceiveData { .. }) => {
-                engine.handle(Event::CarrierLost, now())
-            }
+            // Every other command fails at once: the line is gone.
             Some(_) => engine.handle(Event::CarrierLost, now()),
             None => engine.abort(now()),
         }

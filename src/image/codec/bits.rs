@@ -167,6 +167,34 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    /// Makes at least 32 bits available (fewer only at the end of the data), so that
+    /// [`BitReader::peek_fast`] can be used for codes up to 32 bits.
+    #[inline(always)]
+    pub fn fill(&mut self) {
+        if self.n < 32 {
+            self.refill();
+        }
+    }
+
+    /// The next `k` bits (1 ≤ k ≤ 32) as of the last [`BitReader::fill`]; zeros past the end.
+    #[inline(always)]
+    pub fn peek_fast(&self, k: u32) -> u32 {
+        (self.acc >> (64 - k)) as u32
+    }
+
+    /// Consumes `k` bits (1 ≤ k ≤ 32) that [`BitReader::fill`] made available.
+    #[inline(always)]
+    pub fn consume_fast(&mut self, k: u32) {
+        if k <= self.n {
+            self.acc <<= k;
+            self.n -= k;
+        } else {
+            self.over += k - self.n;
+            self.n = 0;
+            self.acc = 0;
+        }
+    }
+
     /// The next `k` bits (1 ≤ k ≤ 32) without consuming them; zeros past the end.
     #[inline]
     pub fn peek(&mut self, k: u32) -> u32 {

@@ -3,7 +3,7 @@
 use thiserror::Error;
 
 use super::bits::{BitOrder, BitReader};
-use super::runs::changes_to_row;
+use super::runs::WordOut;
 use super::tables::{
     BLACK_BITS, BLACK_DECODE, MODE_DECODE, Mode, RunKind, WHITE_BITS, WHITE_DECODE,
 };
@@ -214,10 +214,12 @@ impl<'a> Decoder<'a> {
             self.end = Some(PageEnd::RowLimit);
             return Ok(None);
         }
-        match self.decode_line() {
+        match self.decode_line(row) {
             Ok(Step::Row) => {
-                changes_to_row(&self.cur, self.width, row);
-                self.last_row.copy_from_slice(row);
+                if self.opts.mode == DecodeMode::Received {
+                    // Kept only where a bad row may need it.
+                    self.last_row.copy_from_slice(row);
+                }
                 self.accept_reference();
                 self.quality.rows += 1;
                 self.bad_run = 0;
@@ -321,7 +323,8 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    fn decode_line(&mut self) -> Result<Step, DecodeErrorKind> {
+    /// Decodes the next line into `row` (and its changing elements into `cur`).
+    fn decode_line(&mut self, row: &mut [u8]) -> Result<Step, DecodeErrorKind> {
         match self.opts.coding {
             Coding::Mmr => {
                 if self.r.remaining_bits() == 0 {
@@ -334,7 +337,7 @@ impl<'a> Decoder<'a> {
                 if self.r.remaining_bits() < 8 && self.r.peek(self.r.remaining_bits() as u32) == 0 {
                     return Ok(Step::End(PageEnd::EndOfData));
                 }
-                self.line_2d()?;
+                self.line_2d(row)?;
                 Ok(Step::Row)
             }
             Coding::Mh | Coding::Mr { .. } => {
@@ -343,7 +346,7 @@ impl<'a> Decoder<'a> {
                     if self.r.remaining_bits() == 0 {
                         return Ok(Step::End(PageEnd::EndOfData));
                     }
-                    self.line_1d()?;
+                    self.line_1d(row)?;
                     return Ok(Step::Row);
                 }
                 if !self.eol_pending {
@@ -381,10 +384,10 @@ impl<'a> Decoder<'a> {
                     _ => true,
                 };
                 if one_d {
-                    self.line_1d()?;
+                    self.line_1d(row)?;
                     self.mr_broken = false;
                 } else {
-                    self.line_2d()?;
+                    self.line_2d(row)?;
                     if self.mr_broken {
                         // Decodable, but against a substituted reference: still bad.
                         return Err(DecodeErrorKind::BadPosition);
@@ -404,60 +407,6 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// Reads one run of a colour (make-ups then a terminating code).
-    #[inline]
-    fn read_run(&mut self, black: bool, room: u32) -> Result<u32, DecodeErrorKind> {
-        let mut total = 0u32;
-        loop {
-            let e = if black {
-                BLACK_DECODE[self.r.peek(BLACK_BITS) as usize]
-            } else {
-                WHITE_DECODE[self.r.peek(WHITE_BITS) as usize]
-            };
-            match e.kind {
-                RunKind::Term => {
-                    self.r.consume(u32::from(e.len));
-                    total += u32::from(e.run);
-                    if total > room {
-                        return Err(DecodeErrorKind::LongLine);
-                    }
-                    return Ok(total);
-                }
-                RunKind::MakeUp => {
-                    self.r.consume(u32::from(e.len));
-                    total += u32::from(e.run);
-                    if total > room {
-                        return Err(DecodeErrorKind::LongLine);
-                    }
-                }
-                RunKind::Eol => return Err(DecodeErrorKind::ShortLine),
-                RunKind::Invalid => {
-                    return Err(if self.r.overrun() || self.r.at_end() {
-                        DecodeErrorKind::Truncated
-                    } else if self.r.peek(11) == 0 {
-                        DecodeErrorKind::ShortLine
-                    } else {
-                        DecodeErrorKind::InvalidCode
-                    });
-                }
-            }
-        }
-    }
-
-    /// Pushes a changing element; one equal to the last cancels it (a zero-length run).
-    #[inline]
-    fn push_change(&mut self, x: u32) -> Result<(), DecodeErrorKind> {
-        if self.cur.last() == Some(&x) {
-            self.cur.pop();
-        } else {
-            if self.cur.len() > self.width as usize + 2 {
-                return Err(DecodeErrorKind::LongLine);
-            }
-            self.cur.push(x);
-        }
-        Ok(())
-    }
-
     fn finish_line(&mut self) -> Result<(), DecodeErrorKind> {
         if self.r.overrun() {
             return Err(DecodeErrorKind::Truncated);
@@ -467,87 +416,245 @@ impl<'a> Decoder<'a> {
     }
 
     /// T.4 §4.1: alternating white and black runs, white first, adding up to the width.
-    fn line_1d(&mut self) -> Result<(), DecodeErrorKind> {
-        self.cur.clear();
-        let w = self.width;
-        let mut a0 = 0u32;
-        let mut black = false;
-        loop {
-            let run = self.read_run(black, w - a0)?;
-            a0 += run;
-            if a0 >= w {
-                break;
-            }
-            self.push_change(a0)?;
-            black = !black;
-        }
+    fn line_1d(&mut self, row: &mut [u8]) -> Result<(), DecodeErrorKind> {
+        // The reader and the output list are worked on as locals so that the bit buffer stays
+        // in registers for the whole line.
+        let mut r = self.r.clone();
+        let mut cur = std::mem::take(&mut self.cur);
+        let mut out = RowOut::new(row);
+        // MH never uses a reference line: only MR needs the changing elements kept.
+        let keep = self.opts.coding != Coding::Mh;
+        let res = decode_1d(&mut r, self.width, &mut cur, &mut out, keep);
+        out.finish(self.width);
+        self.r = r;
+        self.cur = cur;
+        res?;
         self.finish_line()
     }
 
     /// T.4 §4.2.1.3 / T.6 §2.2: pass, horizontal and vertical modes against the reference.
-    fn line_2d(&mut self) -> Result<(), DecodeErrorKind> {
-        self.cur.clear();
-        let width = self.width;
-        let w = i64::from(width);
-        let mut a0: i64 = -1;
-        let mut colour = 0usize;
-        let mut j = 0usize;
-        while a0 < w {
-            let r = &self.reference;
-            while j > 0 && i64::from(r[j - 1]) > a0 {
-                j -= 1;
-            }
-            while i64::from(r[j]) <= a0 {
-                j += 1;
-            }
-            if j & 1 != colour {
-                j += 1;
-            }
-            let b1 = i64::from(r[j]);
-            let b2 = i64::from(r[j + 1]);
-            let (len, mode) = MODE_DECODE[self.r.peek(7) as usize];
-            match mode {
-                Mode::Pass => {
-                    self.r.consume(u32::from(len));
-                    a0 = b2;
-                }
-                Mode::Horizontal => {
-                    self.r.consume(u32::from(len));
-                    let start = a0.max(0);
-                    let r1 = self.read_run(colour == 1, (w - start) as u32)?;
-                    let a1 = start + i64::from(r1);
-                    let r2 = self.read_run(colour == 0, (w - a1) as u32)?;
-                    let a2 = a1 + i64::from(r2);
-                    if a1 < w {
-                        self.push_change(a1 as u32)?;
-                    }
-                    if a2 < w {
-                        self.push_change(a2 as u32)?;
-                    }
-                    a0 = a2;
-                }
-                Mode::Vertical(d) => {
-                    self.r.consume(u32::from(len));
-                    let a1 = b1 + i64::from(d);
-                    if a1 <= a0 || a1 > w {
-                        return Err(DecodeErrorKind::BadPosition);
-                    }
-                    if a1 < w {
-                        self.push_change(a1 as u32)?;
-                    }
-                    a0 = a1;
-                    colour ^= 1;
-                }
-                Mode::Extension => return Err(DecodeErrorKind::Uncompressed),
-                Mode::Zeros => {
-                    return Err(if self.r.overrun() || self.r.at_end() {
-                        DecodeErrorKind::Truncated
-                    } else {
-                        DecodeErrorKind::ShortLine
-                    });
-                }
-            }
-        }
+    fn line_2d(&mut self, row: &mut [u8]) -> Result<(), DecodeErrorKind> {
+        let mut r = self.r.clone();
+        let mut cur = std::mem::take(&mut self.cur);
+        let mut out = RowOut::new(row);
+        let res = decode_2d(&mut r, self.width, &self.reference, &mut cur, &mut out);
+        out.finish(self.width);
+        self.r = r;
+        self.cur = cur;
+        res?;
         self.finish_line()
     }
+}
+
+/// Reads one run of a colour: make-ups, then a terminating code. Stops with `LongLine` once
+/// the run passes `room`.
+#[inline(always)]
+fn read_run(r: &mut BitReader<'_>, black: bool, room: u32) -> Result<u32, DecodeErrorKind> {
+    let mut total = 0u32;
+    loop {
+        r.fill();
+        let e = if black {
+            BLACK_DECODE[r.peek_fast(BLACK_BITS) as usize]
+        } else {
+            WHITE_DECODE[r.peek_fast(WHITE_BITS) as usize]
+        };
+        match e.kind {
+            RunKind::Term => {
+                r.consume_fast(u32::from(e.len));
+                return Ok(total + u32::from(e.run));
+            }
+            RunKind::MakeUp => {
+                r.consume_fast(u32::from(e.len));
+                total += u32::from(e.run);
+                if total > room {
+                    return Err(DecodeErrorKind::LongLine);
+                }
+            }
+            RunKind::Eol => return Err(DecodeErrorKind::ShortLine),
+            RunKind::Invalid => return Err(invalid_code(r)),
+        }
+    }
+}
+
+/// What bits that are no code mean: the end of the data, an EOL too early, or garbage.
+#[cold]
+fn invalid_code(r: &mut BitReader<'_>) -> DecodeErrorKind {
+    if r.overrun() || r.at_end() {
+        DecodeErrorKind::Truncated
+    } else if r.peek(11) == 0 {
+        DecodeErrorKind::ShortLine
+    } else {
+        DecodeErrorKind::InvalidCode
+    }
+}
+
+/// The decoded row as it is produced: each changing element ends a run of the colour so far.
+/// A zero-length run writes nothing and toggles the colour, which is exactly what cancelling
+/// the last changing element means in the list.
+struct RowOut<'a> {
+    w: WordOut<'a>,
+    last: u32,
+    black: bool,
+}
+
+impl<'a> RowOut<'a> {
+    #[inline(always)]
+    fn new(row: &'a mut [u8]) -> RowOut<'a> {
+        RowOut {
+            w: WordOut::new(row),
+            last: 0,
+            black: false,
+        }
+    }
+
+    #[inline(always)]
+    fn change(&mut self, x: u32) {
+        self.w.run(x.saturating_sub(self.last), self.black);
+        self.last = x;
+        self.black = !self.black;
+    }
+
+    fn finish(mut self, width: u32) {
+        if width > self.last {
+            self.w.run(width - self.last, self.black);
+        }
+        self.w.finish();
+    }
+}
+
+/// Appends a changing element; one equal to the last cancels it (a zero-length run).
+#[inline(always)]
+fn push_change(
+    cur: &mut Vec<u32>,
+    out: &mut RowOut<'_>,
+    x: u32,
+    cap: usize,
+) -> Result<(), DecodeErrorKind> {
+    out.change(x);
+    if cur.last() == Some(&x) {
+        cur.pop();
+        return Ok(());
+    }
+    if cur.len() >= cap {
+        return Err(DecodeErrorKind::LongLine);
+    }
+    cur.push(x);
+    Ok(())
+}
+
+fn decode_1d(
+    r: &mut BitReader<'_>,
+    w: u32,
+    cur: &mut Vec<u32>,
+    out: &mut RowOut<'_>,
+    keep: bool,
+) -> Result<(), DecodeErrorKind> {
+    cur.clear();
+    let cap = w as usize + 2;
+    let mut a0 = 0u32;
+    let mut black = false;
+    loop {
+        let run = read_run(r, black, w)?;
+        a0 += run;
+        if a0 >= w {
+            if a0 > w {
+                return Err(DecodeErrorKind::LongLine);
+            }
+            return Ok(());
+        }
+        if !keep {
+            out.change(a0);
+        } else if run == 0 {
+            // A zero-length run: only here can an element cancel the last one.
+            push_change(cur, out, a0, cap)?;
+        } else {
+            if cur.len() >= cap {
+                return Err(DecodeErrorKind::LongLine);
+            }
+            out.change(a0);
+            cur.push(a0);
+        }
+        black = !black;
+    }
+}
+
+fn decode_2d(
+    r: &mut BitReader<'_>,
+    width: u32,
+    reference: &[u32],
+    cur: &mut Vec<u32>,
+    out: &mut RowOut<'_>,
+) -> Result<(), DecodeErrorKind> {
+    cur.clear();
+    let cap = width as usize + 2;
+    let w = i64::from(width);
+    let mut a0: i64 = -1;
+    let mut colour = 0usize;
+    let mut j = 0usize;
+    while a0 < w {
+        while j > 0 && i64::from(reference[j - 1]) > a0 {
+            j -= 1;
+        }
+        while i64::from(reference[j]) <= a0 {
+            j += 1;
+        }
+        if j & 1 != colour {
+            j += 1;
+        }
+        let b1 = i64::from(reference[j]);
+        let b2 = i64::from(reference[j + 1]);
+        r.fill();
+        let (len, mode) = MODE_DECODE[r.peek_fast(7) as usize];
+        match mode {
+            Mode::Vertical(d) => {
+                r.consume_fast(u32::from(len));
+                let a1 = b1 + i64::from(d);
+                if a1 <= a0 || a1 > w {
+                    return Err(DecodeErrorKind::BadPosition);
+                }
+                if a1 < w {
+                    // a1 > a0 ≥ every element so far: the list stays strictly increasing
+                    // below the width, so it can neither cancel nor outgrow its capacity.
+                    out.change(a1 as u32);
+                    cur.push(a1 as u32);
+                }
+                a0 = a1;
+                colour ^= 1;
+            }
+            Mode::Horizontal => {
+                r.consume_fast(u32::from(len));
+                let start = a0.max(0);
+                let r1 = read_run(r, colour == 1, (w - start) as u32)?;
+                let a1 = start + i64::from(r1);
+                if a1 > w {
+                    return Err(DecodeErrorKind::LongLine);
+                }
+                let r2 = read_run(r, colour == 0, (w - a1) as u32)?;
+                let a2 = a1 + i64::from(r2);
+                if a2 > w {
+                    return Err(DecodeErrorKind::LongLine);
+                }
+                if a1 < w {
+                    push_change(cur, out, a1 as u32, cap)?;
+                }
+                if a2 < w {
+                    push_change(cur, out, a2 as u32, cap)?;
+                }
+                a0 = a2;
+            }
+            Mode::Pass => {
+                r.consume_fast(u32::from(len));
+                a0 = b2;
+            }
+            Mode::Extension => return Err(DecodeErrorKind::Uncompressed),
+            Mode::Zeros => {
+                return Err(if r.overrun() || r.at_end() {
+                    DecodeErrorKind::Truncated
+                } else {
+                    DecodeErrorKind::ShortLine
+                });
+            }
+        }
+    }
+    Ok(())
 }

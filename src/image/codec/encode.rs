@@ -203,7 +203,7 @@ impl Encoder {
 
     /// One run of `len` pixels of a colour: make-ups (2560 while above 2623), one make-up for
     /// the multiple of 64, one terminating code (T.4 §4.1.1, §4.1.2).
-    #[inline]
+    #[inline(always)]
     fn run(&mut self, mut len: u32, black: bool, out: &mut Vec<u8>) {
         let (term, makeup) = if black {
             (&BLACK_TERM, &BLACK_MAKEUP)

@@ -11,34 +11,31 @@
 /// `out` is cleared first. Bits past `width` are ignored.
 pub fn row_to_changes(row: &[u8], width: u32, out: &mut Vec<u32>) {
     out.clear();
-    let width_bits = width as usize;
-    let mut x: usize = 0;
-    let mut colour_mask: u64 = 0; // 0: looking for black (currently white); !0: for white
-    while x < width_bits {
-        let mut bi = x / 8;
-        let mut skip = (x % 8) as u32;
-        let next = loop {
-            if bi >= row.len() {
-                break width_bits;
+    let width_bits = (width as usize).min(row.len() * 8);
+    // Scan a 64-bit word at a time; within a word, each change costs one leading-zero count.
+    // `flip` is the colour so far: XOR with it turns "pixel differs" into "bit set".
+    let mut flip: u64 = 0;
+    let mut base = 0usize;
+    'words: while base < width_bits {
+        let raw = load_be(row, base / 8);
+        let mut skip = 0u32;
+        loop {
+            let w = (raw ^ flip) & (u64::MAX >> skip);
+            if w == 0 {
+                break;
             }
-            let w = load_be(row, bi) ^ colour_mask;
-            let w = w & (u64::MAX >> skip);
-            if w != 0 {
-                break (bi * 8 + w.leading_zeros() as usize).min(width_bits);
+            let lz = w.leading_zeros();
+            let pos = base + lz as usize;
+            if pos >= width_bits {
+                break 'words;
             }
-            bi += 8;
-            skip = 0;
-            if bi * 8 >= width_bits {
-                break width_bits;
-            }
-        };
-        out.push(next as u32);
-        x = next;
-        colour_mask = !colour_mask;
+            out.push(pos as u32);
+            flip = !flip;
+            skip = lz;
+        }
+        base += 64;
     }
-    if out.last() != Some(&width) {
-        out.push(width);
-    }
+    out.push(width);
 }
 
 /// Eight bytes from `row[i..]`, big-endian, zero past the end.
@@ -57,39 +54,106 @@ fn load_be(row: &[u8], i: usize) -> u64 {
 }
 
 /// Writes the row described by `changes` (as made by [`row_to_changes`] or a decoder:
-/// non-decreasing positions; anything at or past `width` ends the row) into `row`, clearing it
-/// first. An unpaired last change means black to the end of the row.
+/// non-decreasing positions; the colour toggles at each, starting white; anything at or past
+/// `width` ends the row) into `row`. Every byte of `row` is written.
+///
+/// The row is produced 64 pixels at a time in a register: a run costs a mask, not a call to
+/// `memset` and not a loop over its pixels.
 pub fn changes_to_row(changes: &[u32], width: u32, row: &mut [u8]) {
-    row.fill(0);
     let limit = width.min((row.len() * 8) as u32);
-    let mut i = 0;
-    while i + 1 < changes.len() {
-        set_span(row, changes[i].min(limit), changes[i + 1].min(limit));
-        i += 2;
+    let mut w = WordOut::new(row);
+    let mut x = 0u32;
+    let mut black = false;
+    for &c in changes {
+        let c = c.min(limit);
+        if c > x {
+            w.run(c - x, black);
+            x = c;
+        }
+        black = !black;
+        if x >= limit {
+            break;
+        }
     }
-    if i < changes.len() {
-        // An odd count: black to the end of the row (a decoder that stopped early).
-        set_span(row, changes[i].min(limit), limit);
+    if x < limit {
+        // An odd count ended black (a decoder that stopped early); white otherwise.
+        w.run(limit - x, black);
     }
+    w.finish();
 }
 
-/// Sets bits `[s, e)` of `row`.
-#[inline]
-fn set_span(row: &mut [u8], s: u32, e: u32) {
-    if s >= e {
-        return;
+/// A packed row written a 64-bit word at a time, MSB first: runs go in with
+/// [`WordOut::run`], and [`WordOut::finish`] writes the rest of the row (white).
+pub(crate) struct WordOut<'a> {
+    row: &'a mut [u8],
+    /// Byte index of the word being built.
+    at: usize,
+    word: u64,
+    /// Pixels already in `word`.
+    bits: u32,
+}
+
+impl<'a> WordOut<'a> {
+    /// A writer at the start of `row`.
+    #[inline(always)]
+    pub(crate) fn new(row: &'a mut [u8]) -> WordOut<'a> {
+        WordOut {
+            row,
+            at: 0,
+            word: 0,
+            bits: 0,
+        }
     }
-    let (s, e) = (s as usize, e as usize);
-    let (sb, eb) = (s / 8, e / 8);
-    let head = 0xffu8 >> (s % 8);
-    if sb == eb {
-        row[sb] |= head & !(0xffu8 >> (e % 8));
-        return;
+
+    /// Appends `len` pixels of one colour (a zero length is a no-op).
+    #[inline(always)]
+    pub(crate) fn run(&mut self, mut len: u32, black: bool) {
+        let end = self.bits + len;
+        if end < 64 {
+            // The common case: the run ends inside the current word.
+            if black {
+                self.word |= (u64::MAX >> self.bits) & !(u64::MAX >> end);
+            }
+            self.bits = end;
+            return;
+        }
+        while len > 0 {
+            let take = len.min(64 - self.bits);
+            if black {
+                let end = self.bits + take;
+                let tail = if end >= 64 { 0 } else { u64::MAX >> end };
+                self.word |= (u64::MAX >> self.bits) & !tail;
+            }
+            self.bits += take;
+            len -= take;
+            if self.bits == 64 {
+                self.store();
+            }
+        }
     }
-    row[sb] |= head;
-    row[sb + 1..eb].fill(0xff);
-    if e % 8 != 0 {
-        row[eb] |= !(0xffu8 >> (e % 8));
+
+    #[inline(always)]
+    fn store(&mut self) {
+        let bytes = self.word.to_be_bytes();
+        if let Some(dst) = self.row.get_mut(self.at..self.at + 8) {
+            dst.copy_from_slice(&bytes);
+            self.at += 8;
+        } else {
+            let n = self.row.len().saturating_sub(self.at).min(8);
+            self.row[self.at..self.at + n].copy_from_slice(&bytes[..n]);
+            self.at += n;
+        }
+        self.word = 0;
+        self.bits = 0;
+    }
+
+    /// Writes the partial word and clears the rest of the row.
+    pub(crate) fn finish(mut self) {
+        if self.bits > 0 && self.at < self.row.len() {
+            self.store();
+        }
+        let at = self.at.min(self.row.len());
+        self.row[at..].fill(0);
     }
 }
 

@@ -397,7 +397,9 @@ fn check_mh_framing<S: Source>(src: &mut S, ifd: &Ifd, page: u32, v: &mut Vec<Vi
     ) else {
         return;
     };
-    if u64::from(c) > 64 << 20 {
+    // The same bound the reader applies to a strip (the data was decoded already; this only
+    // re-reads it for framing).
+    if u64::from(c) > Limits::default().max_strip_bytes {
         return;
     }
     let mut data = vec![0u8; c as usize];

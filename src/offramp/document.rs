@@ -1,0 +1,279 @@
+//! The fax document of an email: optional cover page, the body text (per
+//! `offramp.body_text`), then the attachments in the order the sender attached them, rendered
+//! by [`crate::image::render`] with the page header line.
+//!
+//! PURE: the raw message, the configuration, the sender's options and (for the header line)
+//! the time of sending in; pages, or the cause to tell the sender, out. RFC 3965 §3: "if any
+//! part cannot be processed the whole message fails", so a part that cannot be rendered fails
+//! the document, with that part named.
+
+use chrono::NaiveDateTime;
+
+use super::causes::Cause;
+use super::mime::{self, Content, Extracted, Kind, MimeError, PartName, Role};
+use super::options::SenderOptions;
+use crate::config::{self, BodyText};
+use crate::image::Page;
+use crate::image::render::{self, Budget, ErrorKind, Fields, Template};
+
+/// What the header line and cover page say besides the message itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stamp {
+    /// When the fax is sent (gateway local time); `None` at split time (no header line then:
+    /// only the page count matters, and the header does not change it).
+    pub when: Option<NaiveDateTime>,
+    /// Our station ID (TSI).
+    pub station: String,
+    /// The number dialled, as printed.
+    pub recipient: String,
+}
+
+/// A rendered fax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// Pages in sending order (cover first when there is one).
+    pub pages: Vec<Page>,
+    /// Visible degradations the renderer noted ("3 characters not in the font …").
+    pub notes: Vec<String>,
+    /// The parts faxed, in order.
+    pub parts: Vec<PartName>,
+    /// What the message held, including skipped parts.
+    pub extracted: Extracted,
+}
+
+/// The message's failure as the sender is told it.
+pub fn mime_cause(e: &MimeError) -> Cause {
+    match e {
+        MimeError::Unsupported { part, what } => Cause::UnsupportedAttachment {
+            part: part.to_string(),
+            what: what.clone(),
+        },
+        MimeError::BadEncoding { part, detail } => Cause::DamagedAttachment {
+            part: part.to_string(),
+            detail: format!("the attachment is damaged ({detail})"),
+        },
+        MimeError::NotWhatItSays { part, declared_as } => Cause::DamagedAttachment {
+            part: part.to_string(),
+            detail: format!("its content is not a valid {declared_as}"),
+        },
+        MimeError::NotAMessage | MimeError::TooManyParts(_) | MimeError::TooDeep(_) => {
+            Cause::DamagedAttachment {
+                part: "the message".into(),
+                detail: e.to_string(),
+            }
+        }
+    }
+}
+
+fn render_cause(part: &str, kind: &ErrorKind, max: u32) -> Cause {
+    match kind {
+        ErrorKind::TooManyPages { limit } => Cause::TooManyPages {
+            pages: limit.saturating_add(1),
+            max,
+        },
+        ErrorKind::PdfTooManyPages { pages, limit } => Cause::TooManyPages {
+            pages: u32::try_from(*pages).unwrap_or(u32::MAX),
+            max: *limit,
+        },
+        other => Cause::DamagedAttachment {
+            part: part.to_string(),
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn render_kind(k: Kind) -> render::Kind {
+    match k {
+        Kind::Tiff => render::Kind::Tiff,
+        Kind::Pdf => render::Kind::Pdf,
+        Kind::Raster(_) => render::Kind::Image,
+        Kind::Text => render::Kind::Text,
+    }
+}
+
+/// A TIFF part. Fax TIFFs (RFC 3949 Profile S/F: bilevel, MH/MR/MMR, 1728 pixels wide) are
+/// already fax pages: they are read with our own T.4/T.6 reader and sent as they are, pixel for
+/// pixel (RFC 3965 §3 requires Profile S to be read, with or without RTC). Anything else
+/// (grey or colour, other widths) goes through the general renderer, which places and
+/// thresholds it like any picture.
+fn render_tiff(
+    label: &str,
+    bytes: &[u8],
+    ropts: &render::Options,
+    budget: &mut dyn Budget,
+    max_pages: u32,
+) -> Result<render::Rendered, Cause> {
+    use crate::image::tiff::{self, TiffError};
+    let limits = tiff::Limits {
+        max_pages: ropts.limits.max_pages,
+        ..tiff::Limits::default()
+    };
+    let fax_error = match tiff::read_bytes(bytes, limits) {
+        Ok(pages) if !pages.is_empty() && pages.iter().all(|p| p.width() == render::SCAN_LINE) => {
+            for n in 1..=pages.len() {
+                budget
+                    .before_page(u32::try_from(n).unwrap_or(u32::MAX))
+                    .map_err(|k| render_cause(label, &k, max_pages))?;
+            }
+            return Ok(render::Rendered {
+                pages,
+                notes: Vec::new(),
+            });
+        }
+        Ok(_) => None,
+        Err(TiffError::NotBilevel { .. }) => None,
+        Err(TiffError::Limit { what: "pages", .. }) => {
+            return Err(Cause::TooManyPages {
+                pages: max_pages.saturating_add(1),
+                max: max_pages,
+            });
+        }
+        Err(e) => Some(e),
+    };
+    render::render_part(label, bytes, render::Kind::Tiff, ropts, budget).map_err(|e| {
+        match fax_error {
+            // Both readers failed: the fax reader's words are the more precise for a TIFF.
+            Some(fe) => Cause::DamagedAttachment {
+                part: label.to_string(),
+                detail: format!("cannot be read: {fe}"),
+            },
+            None => render_cause(&e.part, &e.kind, max_pages),
+        }
+    })
+}
+
+/// Render options from `[offramp]` with the sender's resolution.
+pub fn render_options(cfg: &config::Offramp, opts: &SenderOptions) -> render::Options {
+    let mut o = render::Options::from_config(&config::Offramp {
+        resolution: opts.resolution,
+        ..cfg.clone()
+    });
+    o.limits.max_pages = cfg.max_pages;
+    o
+}
+
+/// Build the fax of a raw message. `budget` bounds the rendering time per page (the caller
+/// measures time; [`render::Unlimited`] for none).
+pub fn build(
+    raw: &[u8],
+    cfg: &config::Offramp,
+    opts: &SenderOptions,
+    stamp: &Stamp,
+    budget: &mut dyn Budget,
+) -> Result<Document, Cause> {
+    let extracted =
+        mime::extract(raw, &mime::Policy::from_config(cfg)).map_err(|e| mime_cause(&e))?;
+    let with_body = match cfg.body_text {
+        BodyText::Include => true,
+        BodyText::Omit => false,
+        BodyText::IfNoAttachment => !extracted.has_attachment(),
+    };
+    // The body text parts go first as one text (Apple Mail splits it around pictures), then
+    // every attachment in message order.
+    let body: Vec<&mime::Part> = extracted
+        .parts
+        .iter()
+        .filter(|p| p.role == Role::Body)
+        .collect();
+    let mut chosen: Vec<(String, PartName, render::Kind, Vec<u8>)> = Vec::new();
+    if with_body && !body.is_empty() {
+        let text = body
+            .iter()
+            .filter_map(|p| match &p.content {
+                Content::Text(t) => Some(t.trim_end().to_string()),
+                Content::Bytes(_) => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        let name = body[0].name.clone();
+        chosen.push((
+            "the message text".into(),
+            name,
+            render::Kind::Text,
+            text.into_bytes(),
+        ));
+    }
+    for p in extracted
+        .parts
+        .iter()
+        .filter(|p| p.role == Role::Attachment)
+    {
+        let bytes = match &p.content {
+            Content::Bytes(b) => b.clone(),
+            Content::Text(t) => t.clone().into_bytes(),
+        };
+        chosen.push((
+            p.name.to_string(),
+            p.name.clone(),
+            render_kind(p.kind),
+            bytes,
+        ));
+    }
+    if chosen.is_empty() {
+        return Err(Cause::NothingToFax);
+    }
+    let ropts = render_options(cfg, opts);
+    let mut rendered = Vec::with_capacity(chosen.len());
+    let mut notes = Vec::new();
+    let mut parts = Vec::with_capacity(chosen.len());
+    for (label, name, kind, bytes) in &chosen {
+        let r = match kind {
+            render::Kind::Tiff => render_tiff(label, bytes, &ropts, budget, cfg.max_pages)?,
+            _ => render::render_part(label, bytes, *kind, &ropts, budget)
+                .map_err(|e| render_cause(&e.part, &e.kind, cfg.max_pages))?,
+        };
+        notes.extend(r.notes.iter().map(|n| format!("{label}: {n}")));
+        rendered.push(r);
+        parts.push(name.clone());
+    }
+    let fields = Fields {
+        when: stamp.when,
+        station: stamp.station.clone(),
+        sender: cfg.sender_name.clone(),
+        recipient: stamp.recipient.clone(),
+        from: extracted.headers.from.clone().unwrap_or_default(),
+        to: stamp.recipient.clone(),
+        subject: opts.subject.clone(),
+        note: String::new(),
+    };
+    let cover_tpl = if opts.cover_page {
+        Some(
+            render::cover::template("").map_err(|e| Cause::GatewayError {
+                detail: format!("cover page template: {e}"),
+            })?,
+        )
+    } else {
+        None
+    };
+    let header_tpl = if stamp.when.is_some() && !cfg.header.trim().is_empty() {
+        Some(
+            Template::parse(&cfg.header, render::header::HEADER_FIELDS).map_err(|e| {
+                Cause::GatewayError {
+                    detail: format!("offramp.header: {e}"),
+                }
+            })?,
+        )
+    } else {
+        None
+    };
+    let pages = render::assemble(
+        rendered,
+        cover_tpl.as_ref().map(|t| (t, &fields)),
+        header_tpl.as_ref().map(|t| (t, &fields)),
+        &ropts,
+    )
+    .map_err(|e| render_cause(&e.part, &e.kind, cfg.max_pages))?;
+    Ok(Document {
+        pages,
+        notes,
+        parts,
+        extracted,
+    })
+}
+
+/// The page count of a message's fax, or the cause for the sender: the check
+/// [`super::jobs::split_message`] runs before any fax job exists.
+pub fn page_count(raw: &[u8], cfg: &config::Offramp, opts: &SenderOptions) -> Result<u32, Cause> {
+    build(raw, cfg, opts, &Stamp::default(), &mut render::Unlimited)
+        .map(|d| u32::try_from(d.pages.len()).unwrap_or(u32::MAX))
+}
