@@ -1,8 +1,8 @@
 //! The local control socket and `faxgate status`.
 //!
-//! The running daemon listens on a Unix stream socket, `control.sock` in the data directory
-//! (mode 0600 through the data directory's own permissions; the systemd unit's `UMask`
-//! applies). The protocol is one request line and one answer: the client writes `status\n`, the
+//! The running daemon listens on a Unix stream socket, `control.sock` in the data directory.
+//! Connecting needs write permission on it, which follows the process umask: under the systemd
+//! unit (`UMask=0027`) only the `faxgate` user and root may ask. The protocol is one request line and one answer: the client writes `status\n`, the
 //! daemon answers with the [`Snapshot`] as one JSON document and closes. Anything else is
 //! answered `{"error": …}`. Requests are capped at [`MAX_REQUEST`] octets and
 //! [`REQUEST_TIMEOUT`].
@@ -36,6 +36,27 @@ pub const MAX_REQUEST: usize = 256;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest answer `faxgate status` reads (ours).
 pub const MAX_ANSWER: u64 = 4 << 20;
+
+/// What a client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// `status`: the snapshot.
+    Status,
+    /// Anything else (answered with an error).
+    Unknown,
+}
+
+/// PURE: the request in the first line of `bytes` (at most [`MAX_REQUEST`] octets are looked
+/// at; surrounding white space is ignored).
+pub fn request_of(bytes: &[u8]) -> Request {
+    let head = &bytes[..bytes.len().min(MAX_REQUEST)];
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    if line.trim_ascii() == b"status" {
+        Request::Status
+    } else {
+        Request::Unknown
+    }
+}
 
 /// The socket path for `config`.
 pub fn socket_path(config: &Config) -> PathBuf {
@@ -140,8 +161,7 @@ pub async fn serve(
                         debug!("control socket: request not read");
                         return;
                     }
-                    let line = buf.split(|b| *b == b'\n').next().unwrap_or_default();
-                    let answer = if line.trim_ascii() == b"status" {
+                    let answer = if request_of(&buf) == Request::Status {
                         let modems = modems_now(&board);
                         let figures = tokio::task::spawn_blocking(move || spool_figures(&spool)).await;
                         let (queue, recent, damaged) = figures.unwrap_or_default();
@@ -240,6 +260,26 @@ pub fn status_main(config: &Config, json: bool) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_request_bytes_get_a_verdict(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let r = request_of(&bytes);
+            let first = bytes[..bytes.len().min(MAX_REQUEST)].split(|b| *b == b'\n').next().unwrap_or_default();
+            prop_assert_eq!(r == Request::Status, first.trim_ascii() == b"status");
+        }
+    }
+
+    #[test]
+    fn request_lines() {
+        assert_eq!(request_of(b"status\n"), Request::Status);
+        assert_eq!(request_of(b"  status \r\nmore"), Request::Status);
+        assert_eq!(request_of(b"status"), Request::Status);
+        assert_eq!(request_of(b"STATUS\n"), Request::Unknown);
+        assert_eq!(request_of(b"stop\n"), Request::Unknown);
+        assert_eq!(request_of(b""), Request::Unknown);
+    }
 
     fn ask(path: &Path, request: &[u8]) -> String {
         let mut s = StdUnixStream::connect(path).unwrap();
