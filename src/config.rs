@@ -154,8 +154,9 @@ pub struct Smtp {
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) for STARTTLS.
     pub tls_key: Option<PathBuf>,
-    /// Also accept site forms of recipient local parts that are plain digits (`12125550123@`),
-    /// besides RFC 3192 `FAX=+…`.
+    /// Also accept site forms of recipient local parts besides RFC 3192 `FAX=+…`: plain digits
+    /// (`12125550123@`, `+12125550123@`) and `fax=` with a number in the site's dialling format
+    /// (`fax=912125550123@`); the dial plan normalises them.
     pub accept_plain_digits: bool,
 }
 
@@ -590,6 +591,10 @@ pub struct Offramp {
     /// `NOTIFY=DELAY` once a fax has been retrying this long; `0s` never sends one.
     #[serde(with = "humantime_serde")]
     pub delay_report_after: Duration,
+    /// Cover page template (when `cover_page` is on); fields `{from}` `{to}` `{subject}`
+    /// `{pages}` `{note}` `{date}` `{time}` `{station}` `{sender}` `{recipient}`. Empty: the
+    /// built-in template (`image::render::cover::DEFAULT_TEMPLATE`).
+    pub cover_template: String,
 }
 
 impl Default for Offramp {
@@ -607,6 +612,7 @@ impl Default for Offramp {
             mdn: false,
             max_pages: 100,
             delay_report_after: Duration::from_secs(30 * 60),
+            cover_template: String::new(),
         }
     }
 }
@@ -1501,6 +1507,15 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     }
 
     // [offramp]
+    if let Err(e) = crate::image::render::header::Template::parse(
+        &c.offramp.header,
+        crate::image::render::header::HEADER_FIELDS,
+    ) {
+        err("offramp.header".into(), e.to_string());
+    }
+    if let Err(e) = crate::image::render::cover::template(&c.offramp.cover_template) {
+        err("offramp.cover_template".into(), e.to_string());
+    }
     check_range(
         &mut err,
         "offramp.max_pages",

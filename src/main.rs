@@ -90,6 +90,8 @@ enum Command {
     /// Show what would be faxed for an email (parts taken and skipped, options, page count or
     /// the failure the sender would be told); optionally write the pages as TIFF-F.
     OfframpCheck(faxgate::offramp::cli::CheckArgs),
+    /// Render PDF, TIFF, pictures, text and HTML into fax pages: a TIFF-F (and PNG previews).
+    Render(Box<faxgate::render_cmd::RenderArgs>),
 }
 
 /// Options of `send` and `receive`.
@@ -149,6 +151,7 @@ fn main() -> ExitCode {
         Command::TiffCheck(a) => faxgate::image_tools::tiff_check_main(&a),
         Command::HashPassword { user } => faxgate::smtp::auth::hash_password_main(&user),
         Command::OfframpCheck(a) => faxgate::offramp::cli::main(&a, cli.config.as_deref()),
+        Command::Render(a) => faxgate::render_cmd::render_main(&a),
         Command::CheckConfig { file } => {
             let explicit = file.or(cli.config);
             match load(explicit.as_deref()) {

@@ -14,8 +14,8 @@ use thiserror::Error;
 
 use crate::image::codec::Coding;
 use crate::image::render::{
-    self, Bilevel, ErrorKind, Fields, Kind, Options, Paper, RenderError, Rendered, Template,
-    cover, header,
+    self, Bilevel, ErrorKind, Fields, Kind, Options, Paper, RenderError, Rendered, Template, cover,
+    header,
 };
 use crate::image::tiff::{Profile, TiffError, Writer};
 use crate::image::{Page, Resolution};
@@ -281,8 +281,8 @@ pub fn write_pngs(dir: &Path, pages: &[Page]) -> Result<(), RenderCmdError> {
 /// A page as an 8-bit gray picture with square pixels (rows repeated or dropped).
 pub fn preview(p: &Page) -> image::GrayImage {
     let r = p.resolution();
-    let rows = ((f64::from(p.height()) * f64::from(r.x_dpi) / f64::from(r.y_dpi)).round() as u32)
-        .max(1);
+    let rows =
+        ((f64::from(p.height()) * f64::from(r.x_dpi) / f64::from(r.y_dpi)).round() as u32).max(1);
     image::GrayImage::from_fn(p.width(), rows, |x, y| {
         let sy = ((u64::from(y) * u64::from(p.height())) / u64::from(rows)) as u32;
         if p.get(x, sy) {

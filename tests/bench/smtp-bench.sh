@@ -11,7 +11,7 @@
 # Not a test: figures are printed (medians of RUNS), nothing is asserted on time.
 # Needs (Debian): postfix (only for /usr/sbin/smtp-source and smtp-sink; the postfix daemon is
 # never started), python3, python3-aiosmtpd.
-# Env: RUNS (default 3), BENCH_DIR (default /tmp/faxgate-smtp-bench), FAXGATE_BIN (default: the
+# Env: RUNS (default 3), BENCH_DIR (default /tmp/faxgate-smtp-bench), FG_BIN (default: the
 # release build of this checkout, built if missing), PYTHON (default /usr/bin/python3).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../.." && pwd)
@@ -26,9 +26,9 @@ for t in /usr/sbin/smtp-source /usr/sbin/smtp-sink; do
 done
 $PYTHON -c 'import aiosmtpd' 2>/dev/null || { echo "needs aiosmtpd: apt-get install -y python3-aiosmtpd"; exit 1; }
 
-if [ -z "${FAXGATE_BIN:-}" ]; then
+if [ -z "${FG_BIN:-}" ]; then
   (cd "$ROOT" && cargo build --release --bin faxgate) || exit 1
-  FAXGATE_BIN="$ROOT/target/release/faxgate"
+  FG_BIN="$ROOT/target/release/faxgate"
 fi
 
 # messages per timed run: a run lasts ~0.5-10 s and stays clear of loopback port exhaustion
@@ -94,8 +94,8 @@ max_connections_per_ip = 256
 [log]
 filter = "warn"
 TOML
-(cd "$W" && exec env -u NOTIFY_SOCKET "$FAXGATE_BIN" -c "$W/faxgate.toml" run > "$W/faxgate.log" 2>&1) & PID=$!
-wait_port $FG_PORT; sleep 1
+(cd "$W" && exec env -u NOTIFY_SOCKET -u FG_BIN "$FG_BIN" -c "$W/faxgate.toml" run > "$W/faxgate.log" 2>&1) & PID=$!
+wait_port $FG_PORT || { cat "$W/faxgate.log"; exit 1; }; sleep 1
 grep VmRSS /proc/$PID/status | awk '{print "faxgate idle RSS: " $2 " kB"}' | tee "$W/faxgate-idle.rss"
 series faxgate $FG_PORT
 grep -E 'VmHWM' /proc/$PID/status | awk '{print "faxgate peak RSS: " $2 " kB"}' | tee "$W/faxgate-peak.rss"

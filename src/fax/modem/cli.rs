@@ -121,18 +121,44 @@ fn open_for_call(
 /// Pages of the files to send. Bilevel TIFF (any compression the TIFF reader takes) for now;
 /// other formats arrive with the renderer.
 pub fn read_pages(files: &[std::path::PathBuf]) -> Result<Vec<crate::image::Page>, CallError> {
+    use crate::image::render;
     let mut pages = Vec::new();
     for f in files {
         let bytes = std::fs::read(f).map_err(|e| CallError::Input {
             path: f.clone(),
             message: e.to_string(),
         })?;
-        let p = crate::image::tiff::read_bytes(&bytes, crate::image::tiff::Limits::default())
-            .map_err(|e| CallError::Input {
-                path: f.clone(),
-                message: format!("not a fax page this build can send: {e}"),
-            })?;
-        pages.extend(p);
+        // A fax TIFF (1728-pel bilevel pages) is sent pixel for pixel; anything else — PDF,
+        // pictures, text, other TIFFs — goes through the renderer, as the offramp does.
+        if let Ok(p) = crate::image::tiff::read_bytes(&bytes, crate::image::tiff::Limits::default())
+            && !p.is_empty()
+            && p.iter().all(|pg| pg.width() == 1728)
+        {
+            pages.extend(p);
+            continue;
+        }
+        let name = f.display().to_string();
+        let mime = match f.extension().and_then(|e| e.to_str()) {
+            Some("txt") => Some("text/plain"),
+            Some("html" | "htm") => Some("text/html"),
+            _ => None,
+        };
+        let kind = render::Kind::sniff(&bytes, mime).ok_or_else(|| CallError::Input {
+            path: f.clone(),
+            message: "not a TIFF, PDF, picture or text file".into(),
+        })?;
+        let r = render::render_part(
+            &name,
+            &bytes,
+            kind,
+            &render::Options::default(),
+            &mut render::Unlimited,
+        )
+        .map_err(|e| CallError::Input {
+            path: f.clone(),
+            message: e.to_string(),
+        })?;
+        pages.extend(r.pages);
     }
     if pages.is_empty() {
         return Err(CallError::Input {
@@ -241,4 +267,38 @@ fn write_tiff(path: &Path, pages: &[crate::image::Page]) -> Result<(), CallError
     write(TiffProfile::S)
         .or_else(|_| write(TiffProfile::F(Coding::Mh)))
         .map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::{Page, Resolution};
+
+    #[test]
+    fn read_pages_keeps_fax_tiffs_exact_and_renders_the_rest() {
+        let d = tempfile::tempdir().unwrap();
+        let mut page = Page::new(1728, 40, Resolution::FINE).unwrap();
+        for x in (0..1728).step_by(3) {
+            page.set(x, 7, true);
+        }
+        let mut tif = std::io::Cursor::new(Vec::new());
+        let mut w =
+            crate::image::tiff::Writer::new(&mut tif, crate::image::tiff::Profile::S).unwrap();
+        w.write_page(&page).unwrap();
+        w.finish().unwrap();
+        let tif_path = d.path().join("fax.tif");
+        std::fs::write(&tif_path, tif.into_inner()).unwrap();
+        let txt_path = d.path().join("note.txt");
+        std::fs::write(&txt_path, "Hello fax\nsecond line\n").unwrap();
+
+        let pages = read_pages(&[tif_path, txt_path]).unwrap();
+        assert!(pages.len() >= 2);
+        assert_eq!(pages[0], page, "a fax TIFF is sent pixel for pixel");
+        assert_eq!(pages[1].width(), 1728);
+        assert!(pages[1].black_pixels() > 0, "the text was rendered");
+
+        let junk = d.path().join("junk.bin");
+        std::fs::write(&junk, [0u8, 1, 2, 3]).unwrap();
+        assert!(matches!(read_pages(&[junk]), Err(CallError::Input { .. })));
+    }
 }

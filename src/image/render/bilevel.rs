@@ -44,17 +44,48 @@ pub const THRESHOLD: u8 = 128;
 const MID_LO: u8 = 40;
 const MID_HI: u8 = 215;
 
+/// A source of gray rows: a [`Gray`] image, or a rasterizer's RGBA buffer converted row by
+/// row (so that a whole-page gray copy is never made).
+pub trait GrayRows {
+    /// Width in pixels.
+    fn width(&self) -> u32;
+    /// Height in rows.
+    fn height(&self) -> u32;
+    /// Row `y` as luminance: either borrowed from `self` or written into `buf` (`width` long).
+    fn row_into<'a>(&'a self, y: u32, buf: &'a mut [u8]) -> &'a [u8];
+}
+
+impl GrayRows for Gray {
+    fn width(&self) -> u32 {
+        self.width
+    }
+    fn height(&self) -> u32 {
+        self.height
+    }
+    fn row_into<'a>(&'a self, y: u32, _buf: &'a mut [u8]) -> &'a [u8] {
+        self.row(y)
+    }
+}
+
 /// Picks threshold or dither for one page: a page is a photograph when mid-tones cover more
 /// than 1 % of it and outnumber the dark pixels 3 : 2 (text and line art are mostly dark ink
 /// with a thin anti-aliased rim; photographs are mostly mid-tones).
-pub fn classify(g: &Gray) -> Bilevel {
+pub fn classify(g: &impl GrayRows) -> Bilevel {
     let mut hist = [0u64; 256];
-    for &p in &g.px {
-        hist[p as usize] += 1;
+    let mut buf = vec![0u8; g.width() as usize];
+    for y in 0..g.height() {
+        for &p in g.row_into(y, &mut buf) {
+            hist[p as usize] += 1;
+        }
     }
+    classify_histogram(&hist)
+}
+
+/// [`classify`] from a page's gray-level histogram.
+pub fn classify_histogram(hist: &[u64; 256]) -> Bilevel {
     let dark: u64 = hist[..MID_LO as usize].iter().sum();
     let mid: u64 = hist[MID_LO as usize..=MID_HI as usize].iter().sum();
-    let total = g.px.len() as u64;
+    let total: u64 = hist.iter().sum();
     if mid * 100 > total && mid * 2 > dark * 3 {
         Bilevel::Dither
     } else {
@@ -64,12 +95,16 @@ pub fn classify(g: &Gray) -> Bilevel {
 
 /// Makes `g` bilevel with `mode` (Auto resolved by [`classify`]); returns the page and the mode
 /// actually used.
-pub fn to_page(g: &Gray, mode: Bilevel, res: Resolution) -> Result<(Page, Bilevel), PageError> {
+pub fn to_page(
+    g: &impl GrayRows,
+    mode: Bilevel,
+    res: Resolution,
+) -> Result<(Page, Bilevel), PageError> {
     let mode = match mode {
         Bilevel::Auto => classify(g),
         m => m,
     };
-    let mut page = Page::new(g.width, g.height, res)?;
+    let mut page = Page::new(g.width(), g.height(), res)?;
     match mode {
         Bilevel::Dither => dither_into(g, &mut page),
         _ => threshold_into(g, &mut page),
@@ -77,9 +112,10 @@ pub fn to_page(g: &Gray, mode: Bilevel, res: Resolution) -> Result<(Page, Bileve
     Ok((page, mode))
 }
 
-fn threshold_into(g: &Gray, page: &mut Page) {
-    for y in 0..g.height {
-        let src = g.row(y);
+fn threshold_into(g: &impl GrayRows, page: &mut Page) {
+    let mut buf = vec![0u8; g.width() as usize];
+    for y in 0..g.height() {
+        let src = g.row_into(y, &mut buf);
         let dst = page.row_mut(y);
         for (byte, chunk) in dst.iter_mut().zip(src.chunks(8)) {
             let mut b = 0u8;
@@ -95,13 +131,14 @@ fn threshold_into(g: &Gray, page: &mut Page) {
 
 /// Floyd–Steinberg (1976) with serpentine scanning, which avoids the diagonal "worm" artefacts
 /// of always scanning left to right. Errors are kept in i16 per row (two rows live).
-fn dither_into(g: &Gray, page: &mut Page) {
-    let w = g.width as usize;
+fn dither_into(g: &impl GrayRows, page: &mut Page) {
+    let w = g.width() as usize;
+    let mut buf = vec![0u8; w];
     // Index shifted by one so that x-1 and x+1 never leave the buffer.
     let mut cur = vec![0i32; w + 2];
     let mut next = vec![0i32; w + 2];
-    for y in 0..g.height {
-        let src = g.row(y);
+    for y in 0..g.height() {
+        let src = g.row_into(y, &mut buf);
         let ltr = y % 2 == 0;
         let row = page.row_mut(y);
         for i in 0..w {

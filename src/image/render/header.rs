@@ -180,28 +180,31 @@ pub fn band_rows(layout: &Layout) -> u32 {
     layout.mm_y(HEADER_TOP_MM) + pen.line_rows().1 + layout.mm_y(0.5)
 }
 
+/// The header's pen (9 pt at the page's density) and where its text starts: (column,
+/// baseline row).
+pub fn pen_and_origin(layout: &Layout) -> (Pen, i64, i64) {
+    let pen = Pen::new(pt_to_px(HEADER_PT, layout.res.x_dpi), layout.aspect());
+    let (ascent, _) = pen.line_rows();
+    let x = i64::from(layout.mm_x(4.0));
+    let y = i64::from(layout.mm_y(HEADER_TOP_MM) + ascent);
+    (pen, x, y)
+}
+
 /// Prints the header line on every page: the band is cleared to white first (a fax page has
 /// no transparency; overprinting a PDF's own top margin is how fax machines do it too), the
 /// text is cut to the line width.
 pub fn stamp(pages: &mut [Page], layout: &Layout, template: &Template, fields: &Fields) {
     let total = pages.len() as u32;
-    let mut pen = Pen::new(pt_to_px(HEADER_PT, layout.res.x_dpi), layout.aspect());
-    let (ascent, _) = pen.line_rows();
+    let (mut pen, left, baseline) = pen_and_origin(layout);
     let band = band_rows(layout);
-    let left = layout.mm_x(4.0);
-    let max_chars = ((SCAN_LINE - 2 * left) as f32 / pen.advance()) as usize;
+    let max_chars = ((SCAN_LINE as i64 - 2 * left) as f32 / pen.advance()) as usize;
     for (i, page) in pages.iter_mut().enumerate() {
         let text = template.expand(fields, i as u32 + 1, total);
         let text: String = text.chars().take(max_chars).collect();
         for y in 0..band.min(page.height()) {
             page.row_mut(y).fill(0);
         }
-        pen.draw_str(
-            page,
-            &text,
-            i64::from(left),
-            i64::from(layout.mm_y(HEADER_TOP_MM) + ascent),
-        );
+        pen.draw_str(page, &text, left, baseline);
     }
 }
 
@@ -209,6 +212,13 @@ pub fn stamp(pages: &mut [Page], layout: &Layout, template: &Template, fields: &
 mod tests {
     use super::*;
     use chrono::NaiveDate;
+
+    #[test]
+    fn config_defaults_parse() {
+        let o = crate::config::Offramp::default();
+        Template::parse(&o.header, HEADER_FIELDS).unwrap();
+        crate::image::render::cover::template(&o.cover_template).unwrap();
+    }
 
     #[test]
     fn parse_and_expand() {

@@ -228,7 +228,10 @@ pub fn decode_entities(s: &str) -> String {
     while let Some(i) = rest.find('&') {
         out.push_str(&rest[..i]);
         rest = &rest[i..];
-        let semi = rest[..rest.len().min(12)].find(';');
+        // Search bytes: `;` is ASCII, so its index is a char boundary whatever precedes it.
+        let semi = rest.as_bytes()[..rest.len().min(12)]
+            .iter()
+            .position(|&b| b == b';');
         let decoded = semi.and_then(|j| {
             let name = &rest[1..j];
             let c = if let Some(num) = name.strip_prefix('#') {

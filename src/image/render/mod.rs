@@ -368,11 +368,7 @@ fn render_kind(
             }
         }
         Kind::Tiff => {
-            let sources = raster::decode_tiff(bytes, limits, budget)?;
-            let pages = sources
-                .iter()
-                .map(|s| raster::place(s, &layout, opts.bilevel, limits))
-                .collect::<Result<Vec<_>, _>>()?;
+            let pages = raster::tiff_pages(bytes, &layout, opts.bilevel, limits, budget)?;
             Rendered {
                 pages,
                 notes: Vec::new(),

@@ -29,7 +29,6 @@ use crate::image::Page;
 use super::bilevel::{self, Bilevel};
 use super::font::{Pen, pt_to_px};
 use super::geometry::{Layout, SCAN_LINE, fit_physical};
-use super::gray::Gray;
 use super::{Budget, ErrorKind, Limits};
 
 /// How far from the end `%%EOF` must appear (PDF 1.7 §7.5.5 puts it on the last line; we allow
@@ -180,8 +179,7 @@ pub fn render(
             return Err(ErrorKind::RendererFaultOnPage { page: no });
         }
 
-        let gray = to_gray(&pixmap);
-        let (mut fax, _) = bilevel::to_page(&gray, mode, layout.res)?;
+        let mut fax = to_bilevel(&pixmap, mode, layout)?;
 
         let mut problems: Vec<&str> = Vec::new();
         if let Ok(w) = warnings.lock() {
@@ -221,17 +219,73 @@ pub fn render(
     Ok(Rendered { pages: out, notes })
 }
 
-/// Premultiplied RGBA over opaque white to luminance (ITU-R BT.601 weights, as poppler).
-fn to_gray(p: &Pixmap) -> Gray {
-    let px = p
-        .data()
-        .iter()
-        .map(|c| ((u32::from(c.r) * 77 + u32::from(c.g) * 150 + u32::from(c.b) * 29) >> 8) as u8)
-        .collect();
-    Gray {
-        width: u32::from(p.width()),
-        height: u32::from(p.height()),
-        px,
+/// Eight opaque white RGBA pixels.
+const WHITE8: &[u8] = &[255; 32];
+
+/// The rendered page made bilevel. One pass over the RGBA buffer thresholds it and builds the
+/// gray histogram at once (eight white pixels at a time on the paper, which is most of a text
+/// page); only when the histogram says "photograph" (or dithering is forced) is the page read
+/// again for error diffusion.
+fn to_bilevel(p: &Pixmap, mode: Bilevel, layout: &Layout) -> Result<Page, ErrorKind> {
+    if mode == Bilevel::Dither {
+        return Ok(bilevel::to_page(&RgbaRows(p), mode, layout.res)?.0);
+    }
+    let (w, h) = (usize::from(p.width()), usize::from(p.height()));
+    let mut page = Page::new(w as u32, h as u32, layout.res)?;
+    let bytes = p.data_as_u8_slice();
+    let mut hist = [0u64; 256];
+    for y in 0..h {
+        let src = &bytes[y * w * 4..(y + 1) * w * 4];
+        let dst = page.row_mut(y as u32);
+        for (out, chunk) in dst.iter_mut().zip(src.chunks(32)) {
+            if chunk == WHITE8 {
+                hist[255] += 8;
+                *out = 0;
+                continue;
+            }
+            let mut byte = 0u8;
+            for (i, px) in chunk.chunks_exact(4).enumerate() {
+                // Premultiplied over opaque white: the colour channels are the colour.
+                let l = ((u32::from(px[0]) * 77 + u32::from(px[1]) * 150 + u32::from(px[2]) * 29)
+                    >> 8) as u8;
+                hist[l as usize] += 1;
+                if l < bilevel::THRESHOLD {
+                    byte |= 0x80 >> i;
+                }
+            }
+            *out = byte;
+        }
+    }
+    if mode == Bilevel::Auto && bilevel::classify_histogram(&hist) == Bilevel::Dither {
+        return Ok(bilevel::to_page(&RgbaRows(p), Bilevel::Dither, layout.res)?.0);
+    }
+    Ok(page)
+}
+
+/// The rasterizer's RGBA buffer read as gray rows: premultiplied RGBA over opaque white to
+/// luminance (ITU-R BT.601 weights, as poppler), one row at a time, so that no whole-page gray
+/// copy is made (4 MB less per fine A4 page).
+struct RgbaRows<'p>(&'p Pixmap);
+
+impl bilevel::GrayRows for RgbaRows<'_> {
+    fn width(&self) -> u32 {
+        u32::from(self.0.width())
+    }
+    fn height(&self) -> u32 {
+        u32::from(self.0.height())
+    }
+    fn row_into<'a>(&'a self, y: u32, buf: &'a mut [u8]) -> &'a [u8] {
+        let w = self.0.width() as usize;
+        let row = &self.0.data()[y as usize * w..(y as usize + 1) * w];
+        for (d, c) in buf.iter_mut().zip(row) {
+            // Most of a text page is paper: skip the arithmetic for pure white.
+            *d = if (c.r & c.g & c.b) == 255 {
+                255
+            } else {
+                ((u32::from(c.r) * 77 + u32::from(c.g) * 150 + u32::from(c.b) * 29) >> 8) as u8
+            };
+        }
+        buf
     }
 }
 
@@ -257,4 +311,43 @@ pub fn stamp_notice(page: &mut Page, layout: &Layout, text: &str) {
         i64::from(layout.mm_x(4.0)),
         i64::from(h - band + ascent),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::Resolution;
+    use crate::image::render::geometry::Paper;
+    use hayro::vello_cpu::color::PremulRgba8;
+
+    #[test]
+    fn fused_threshold_matches_the_general_path() {
+        let (w, h) = (37u16, 9u16);
+        let mut p = Pixmap::new(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let v = ((u32::from(x) * 13 + u32::from(y) * 7) % 256) as u8;
+                let c = if (x + y) % 3 == 0 { 255 } else { v };
+                p.set_pixel(
+                    x,
+                    y,
+                    PremulRgba8 {
+                        r: c,
+                        g: c / 2,
+                        b: 255 - c,
+                        a: 255,
+                    },
+                );
+            }
+        }
+        let layout = Layout {
+            res: Resolution::FINE,
+            paper: Paper::A4,
+        };
+        for mode in [Bilevel::Auto, Bilevel::Threshold, Bilevel::Dither] {
+            let fused = to_bilevel(&p, mode, &layout).unwrap();
+            let (general, _) = bilevel::to_page(&RgbaRows(&p), mode, layout.res).unwrap();
+            assert_eq!(fused, general, "{mode:?}");
+        }
+    }
 }

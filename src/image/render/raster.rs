@@ -73,6 +73,94 @@ fn over_white(v: u8, a: u8) -> u8 {
     ((u32::from(v) * u32::from(a) + 255 * (255 - u32::from(a)) + 127) / 255) as u8
 }
 
+/// A TIFF's pages: bilevel files (every fax coding: MH, MR, MMR, also uncompressed and
+/// PackBits) through faxgate's own reader ([`crate::image::tiff`]), anything else (gray,
+/// colour) through the `tiff` crate.
+pub fn tiff_pages(
+    bytes: &[u8],
+    layout: &Layout,
+    mode: Bilevel,
+    limits: &Limits,
+    budget: &mut dyn Budget,
+) -> Result<Vec<Page>, ErrorKind> {
+    use crate::image::tiff::{Reader, TiffError};
+    let tl = crate::image::tiff::Limits {
+        max_pages: limits.max_pages,
+        max_pixels: limits.max_source_pixels.min(crate::image::page::MAX_PIXELS),
+        ..crate::image::tiff::Limits::default()
+    };
+    let fax_err = |e: TiffError| match e {
+        TiffError::Limit { what: "pages", .. } => ErrorKind::TooManyPages {
+            limit: limits.max_pages,
+        },
+        TiffError::Limit {
+            what, value, limit, ..
+        } => ErrorKind::Invalid(format!("TIFF {what} {value} exceeds the limit {limit}")),
+        TiffError::Unsupported { what, .. } => ErrorKind::Unsupported(format!("TIFF: {what}")),
+        e => ErrorKind::Invalid(e.to_string()),
+    };
+    let mut reader = match Reader::new(Cursor::new(bytes), tl) {
+        Ok(r) => r,
+        Err(e) => return Err(fax_err(e)),
+    };
+    let mut out = Vec::new();
+    loop {
+        let no = out.len() as u32 + 1;
+        budget.before_page(no)?;
+        match reader.next_page() {
+            Ok(Some(page)) => {
+                if no > limits.max_pages {
+                    return Err(ErrorKind::TooManyPages {
+                        limit: limits.max_pages,
+                    });
+                }
+                out.push(place_bilevel(page, layout, limits)?);
+            }
+            Ok(None) => break,
+            // Gray or colour: the general decoder takes the whole file.
+            Err(TiffError::NotBilevel { .. }) => {
+                return decode_tiff(bytes, limits, budget)?
+                    .iter()
+                    .map(|s| place(s, layout, mode, limits))
+                    .collect();
+            }
+            Err(e) => return Err(fax_err(e)),
+        }
+    }
+    Ok(out)
+}
+
+/// A bilevel page onto the fax page: kept bit for bit when it already has the fax's width and
+/// density and fits the paper (a fax TIFF being re-sent), else resampled at true size.
+fn place_bilevel(page: Page, layout: &Layout, limits: &Limits) -> Result<Page, ErrorKind> {
+    let r = page.resolution();
+    let same_res =
+        (r.x_dpi - layout.res.x_dpi).abs() < 2.0 && (r.y_dpi - layout.res.y_dpi).abs() < 2.0;
+    let fits = layout.page_rows().is_none_or(|rows| page.height() <= rows);
+    if page.width() == SCAN_LINE && same_res && fits {
+        limits.check_page(page.height())?;
+        let mut p = page;
+        p.resolution = layout.res.into();
+        return Ok(p);
+    }
+    let mut gray = Gray::white(page.width(), page.height());
+    for y in 0..page.height() {
+        let row = page.row(y);
+        let dst = &mut gray.px[(y * page.width()) as usize..((y + 1) * page.width()) as usize];
+        for (x, d) in dst.iter_mut().enumerate() {
+            if row[x / 8] & (0x80 >> (x % 8)) != 0 {
+                *d = 0;
+            }
+        }
+    }
+    let src = Source {
+        gray,
+        dpi: Some((f64::from(r.x_dpi), f64::from(r.y_dpi))),
+    };
+    // A bilevel source is line art: thresholding keeps it bilevel.
+    place(&src, layout, Bilevel::Threshold, limits)
+}
+
 /// Decodes every page of a TIFF (gray, bilevel, RGB, RGBA, palette-free, 8 or 1 bits; what the
 /// `tiff` crate can decompress: none, LZW, Deflate, PackBits, JPEG, and CCITT Group 4).
 pub fn decode_tiff(
