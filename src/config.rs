@@ -352,6 +352,13 @@ pub struct Loopback {
     pub enabled: bool,
     /// Station ID of the simulated far end.
     pub remote_id: String,
+    /// Our own station ID on the loopback line (TSI sent, and the caller ID the far end sees).
+    pub local_id: String,
+    /// How much of a real line's time a loopback call takes on the wall clock: 0 runs the two
+    /// T.30 engines as fast as the CPU allows (the default); 1 takes as long as the call would
+    /// on a phone line (tens of seconds per page); 0.1 a tenth of that. A paced call is in
+    /// progress long enough to watch it in `faxgate status` or to interrupt it.
+    pub pace: f64,
 }
 
 impl Default for Loopback {
@@ -359,6 +366,8 @@ impl Default for Loopback {
         Loopback {
             enabled: true,
             remote_id: "+1 212 555 0123".into(),
+            local_id: "+1 212 555 0100".into(),
+            pace: 0.0,
         }
     }
 }
@@ -1357,6 +1366,18 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         err(
             "loopback.remote_id".into(),
             "T.30 §5.3.6.2.4: at most 20 characters, digits, `+` and spaces".into(),
+        );
+    }
+    if !is_station_id(&c.loopback.local_id) {
+        err(
+            "loopback.local_id".into(),
+            "T.30 §5.3.6.2.4: at most 20 characters, digits, `+` and spaces".into(),
+        );
+    }
+    if !(c.loopback.pace.is_finite() && (0.0..=10.0).contains(&c.loopback.pace)) {
+        err(
+            "loopback.pace".into(),
+            "a fraction of real line time from 0 (full speed) to 10".into(),
         );
     }
 

@@ -1,4 +1,4 @@
-//! `faxgate run`: the long-running process around the gateway's services.
+//! The long-running process's plumbing, used by `faxgate run` ([`crate::app`]).
 //!
 //! Owns the process life cycle: creating the data directory, the shutdown signal that every
 //! service listens to, SIGTERM/SIGINT handling, and systemd notification. With `NOTIFY_SOCKET`
@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 use tokio::sync::watch;
-use tracing::{info, warn};
-
-use crate::config::Config;
+use tracing::warn;
 
 /// Tells services to stop. Cloned receivers see the change; `stopped()` resolves once.
 #[derive(Clone, Debug)]
@@ -97,73 +95,20 @@ impl Notifier {
     }
 }
 
-/// Waits for SIGTERM or SIGINT.
-async fn termination() -> std::io::Result<&'static str> {
+/// Installs the SIGTERM/SIGINT handlers now and returns a task that resolves with the name
+/// of the first of them to arrive. Installing before `READY` means a stop request right after
+/// start-up is never lost.
+pub fn termination_handler()
+-> std::io::Result<tokio::task::JoinHandle<std::io::Result<&'static str>>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
-}
-
-/// Runs the gateway until SIGTERM/SIGINT. Returns once every service stopped.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let notifier = Notifier::from_env();
-    let data_dir = &config.gateway.data_dir;
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display()))?;
-    let (stop_tx, shutdown) = Shutdown::new();
-
-    // Signal handlers are installed before READY so a stop request right after start-up is
-    // never lost.
-    let signals = tokio::spawn(termination());
-
-    let watchdog = notifier.watchdog_interval().map(|every| {
-        let n = notifier.clone();
-        let mut sd = shutdown.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => n.watchdog(),
-                    _ = sd.stopped() => break,
-                }
-            }
+    Ok(tokio::spawn(async move {
+        Ok(tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
         })
-    });
-
-    // The offramp listener: bound before READY so a port problem fails the start.
-    let spool = crate::spool::Spool::open(
-        &crate::spool::spool_dir(&config),
-        crate::spool::SpoolOptions::from_config(&config),
-    )?;
-    let smtp = crate::smtp::bind(&config, spool.clone()).await?;
-    let smtp = tokio::spawn(smtp.run(shutdown.clone()));
-    // The onramp: inbox folder, routing of received faxes, mail delivery (reports included).
-    let onramp = crate::onramp::service::OnrampService::new(&config, spool)?;
-    let onramp = tokio::spawn(onramp.run(shutdown.clone()));
-
-    info!(
-        data_dir = %data_dir.display(),
-        listen = ?config.smtp.listen,
-        "faxgate {} started",
-        env!("CARGO_PKG_VERSION")
-    );
-    notifier.ready("running");
-
-    let why = signals.await??;
-    info!("{why} received: stopping");
-    notifier.stopping();
-    let _ = stop_tx.send(true);
-    let _ = smtp.await;
-    let _ = onramp.await;
-    if let Some(w) = watchdog {
-        let _ = w.await;
-    }
-    info!("stopped");
-    Ok(())
+    }))
 }
 
 #[cfg(test)]

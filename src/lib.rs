@@ -30,11 +30,13 @@
 //! | [`delivery`] | mail leaving the gateway: Maildir or SMTP relay (lettre), `MailOut` jobs, retry classes, dead letters |
 //! | [`offramp`] | offramp jobs: MIME → parts to fax, sender options, causes in plain words, RFC 3464 DSN / RFC 8098 MDN (PURE), message → fax jobs → one report |
 //! | [`render_cmd`] | I/O shell of `faxgate render`: input files to a TIFF-F and PNG previews through [`image::render`] |
-//! | [`daemon`] | `faxgate run`: signals, graceful shutdown, systemd notification (`READY`, `STOPPING`, `WATCHDOG`, `STATUS`) |
+//! | [`app`] | `faxgate run`: the gateway wired from config — SMTP listener, job runner on the pure scheduler, modem pool and loopback line, onramp and delivery; control socket and `faxgate status` |
+//! | [`daemon`] | process plumbing: signals, the shutdown signal, systemd notification (`READY`, `STOPPING`, `WATCHDOG`, `STATUS`) |
 //!
 //! The binary (`src/main.rs`) is the CLI: it parses arguments with clap and calls into these
 //! modules; `anyhow` is used only there.
 
+pub mod app;
 pub mod config;
 pub mod daemon;
 pub mod delivery;

@@ -24,6 +24,13 @@ struct Cli {
 enum Command {
     /// Run the gateway until SIGTERM or SIGINT.
     Run,
+    /// Show the modems (state, last call, last error), the queue and recent jobs: from the
+    /// running daemon (control socket), or from the spool when it is stopped.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a config file (or the effective one): print it with secrets redacted, or every
     /// error with its key and origin. Exit 0 when valid, 1 otherwise.
     CheckConfig {
@@ -167,6 +174,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Status { json } => match load(cli.config.as_deref()) {
+            Ok(l) => faxgate::app::control::status_main(&l.config, json),
+            Err(errs) => {
+                eprintln!(
+                    "faxgate: configuration has {} error(s):\n{errs}",
+                    errs.0.len()
+                );
+                ExitCode::FAILURE
+            }
+        },
         Command::Modem {
             command: ModemCommand::Probe { dev, profile },
         } => report(faxgate::fax::modem::cli::probe(&dev, profile.as_deref())),
@@ -225,9 +242,10 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(faxgate::daemon::run(loaded.config)) {
+            match rt.block_on(faxgate::app::run(loaded.config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
+                    let e = anyhow::Error::from(e);
                     tracing::error!("{e:#}");
                     eprintln!("faxgate: {e:#}");
                     ExitCode::FAILURE

@@ -1,0 +1,329 @@
+//! The local control socket and `faxgate status`.
+//!
+//! The running daemon listens on a Unix stream socket, `control.sock` in the data directory.
+//! Connecting needs write permission on it, which follows the process umask: under the systemd
+//! unit (`UMask=0027`) only the `faxgate` user and root may ask. The protocol is one request line and one answer: the client writes `status\n`, the
+//! daemon answers with the [`Snapshot`] as one JSON document and closes. Anything else is
+//! answered `{"error": …}`. Requests are capped at [`MAX_REQUEST`] octets and
+//! [`REQUEST_TIMEOUT`].
+//!
+//! `faxgate status` asks the socket; when nobody answers (the daemon is stopped) it reads the
+//! spool directly and says so.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tracing::{debug, warn};
+
+use super::status::{self, ModemState, ModemStatus, Snapshot};
+use crate::config::Config;
+use crate::daemon::Shutdown;
+use crate::scheduler::Timestamp;
+use crate::spool::{Area, Spool, SpoolOptions};
+
+/// File name of the control socket in the data directory.
+pub const SOCKET_NAME: &str = "control.sock";
+/// Longest request line accepted (ours).
+pub const MAX_REQUEST: usize = 256;
+/// How long a client may take to send its request, and `faxgate status` waits for the answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest answer `faxgate status` reads (ours).
+pub const MAX_ANSWER: u64 = 4 << 20;
+
+/// What a client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// `status`: the snapshot.
+    Status,
+    /// Anything else (answered with an error).
+    Unknown,
+}
+
+/// PURE: the request in the first line of `bytes` (at most [`MAX_REQUEST`] octets are looked
+/// at; surrounding white space is ignored).
+pub fn request_of(bytes: &[u8]) -> Request {
+    let head = &bytes[..bytes.len().min(MAX_REQUEST)];
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    if line.trim_ascii() == b"status" {
+        Request::Status
+    } else {
+        Request::Unknown
+    }
+}
+
+/// The socket path for `config`.
+pub fn socket_path(config: &Config) -> PathBuf {
+    config.gateway.data_dir.join(SOCKET_NAME)
+}
+
+/// The live modem list, shared between the job runner (which updates it) and the socket.
+pub type ModemBoard = Arc<Mutex<Vec<ModemStatus>>>;
+
+/// A snapshot of the modem board (a poisoned lock still holds the last good data).
+pub fn modems_now(board: &ModemBoard) -> Vec<ModemStatus> {
+    match board.lock() {
+        Ok(m) => m.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
+/// Reads the queue part of a snapshot from the spool (blocking).
+pub fn spool_figures(
+    spool: &Spool,
+) -> (
+    BTreeMap<String, status::KindCounts>,
+    Vec<status::RecentJob>,
+    usize,
+) {
+    let mut damaged = 0;
+    let queue = match spool.list(Area::Queue) {
+        Ok(l) => {
+            damaged += l.damaged.len();
+            status::queue_counts(&l.jobs)
+        }
+        Err(e) => {
+            warn!("status: cannot list the queue: {e}");
+            BTreeMap::new()
+        }
+    };
+    let mut archived = Vec::new();
+    for area in [Area::Done, Area::Failed] {
+        if let Ok(l) = spool.list(area) {
+            damaged += l.damaged.len();
+            archived.extend(l.jobs);
+        }
+    }
+    (
+        queue,
+        status::recent(archived, status::RECENT_JOBS),
+        damaged,
+    )
+}
+
+/// The last call of each line from the spool's records (blocking): what `faxgate status`
+/// shows before the daemon has made a call of its own, or while it is stopped.
+pub fn remembered_calls(spool: &Spool) -> BTreeMap<String, status::LastCall> {
+    let mut all = Vec::new();
+    for area in [Area::Queue, Area::Done, Area::Failed] {
+        if let Ok(l) = spool.list(area) {
+            all.extend(l.jobs);
+        }
+    }
+    status::last_calls(&all)
+}
+
+/// Serves the control socket until shutdown. A stale socket file (left by a daemon that was
+/// killed) is replaced: the spool's owner lock already guarantees we are the only daemon.
+pub async fn serve(
+    path: PathBuf,
+    board: ModemBoard,
+    spool: Spool,
+    since: Timestamp,
+    mut shutdown: Shutdown,
+) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    loop {
+        tokio::select! {
+            _ = shutdown.stopped() => break,
+            acc = listener.accept() => {
+                let (mut stream, _) = match acc {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!("control socket: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let (board, spool) = (board.clone(), spool.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
+                        let mut chunk = [0u8; 64];
+                        while !buf.contains(&b'\n') && buf.len() < MAX_REQUEST {
+                            let n = stream.read(&mut chunk).await?;
+                            if n == 0 {
+                                break;
+                            }
+                            buf.extend_from_slice(&chunk[..n]);
+                        }
+                        Ok::<_, std::io::Error>(())
+                    })
+                    .await;
+                    if !matches!(read, Ok(Ok(()))) {
+                        debug!("control socket: request not read");
+                        return;
+                    }
+                    let answer = if request_of(&buf) == Request::Status {
+                        let modems = modems_now(&board);
+                        let figures = tokio::task::spawn_blocking(move || spool_figures(&spool)).await;
+                        let (queue, recent, damaged) = figures.unwrap_or_default();
+                        serde_json::to_vec(&Snapshot {
+                            live: true,
+                            pid: Some(std::process::id()),
+                            since: Some(since),
+                            modems,
+                            queue,
+                            recent,
+                            damaged,
+                        })
+                        .unwrap_or_default()
+                    } else {
+                        br#"{"error":"unknown request; the only one is: status"}"#.to_vec()
+                    };
+                    let _ = stream.write_all(&answer).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}
+
+/// Asks a running daemon for its snapshot (blocking).
+pub fn query(path: &Path) -> std::io::Result<Snapshot> {
+    let mut s = StdUnixStream::connect(path)?;
+    s.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    s.set_write_timeout(Some(REQUEST_TIMEOUT))?;
+    s.write_all(b"status\n")?;
+    let mut buf = Vec::new();
+    s.take(MAX_ANSWER).read_to_end(&mut buf)?;
+    serde_json::from_slice(&buf)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// The snapshot read from the spool alone, for a stopped daemon: the configured lines are
+/// listed as stopped.
+pub fn offline(config: &Config) -> Result<Snapshot, crate::spool::SpoolError> {
+    let spool = Spool::attach(
+        &crate::spool::spool_dir(config),
+        SpoolOptions::from_config(config),
+    )?;
+    let (queue, recent, damaged) = spool_figures(&spool);
+    let calls = remembered_calls(&spool);
+    Ok(Snapshot {
+        live: false,
+        pid: None,
+        since: None,
+        modems: super::pool_lines(config)
+            .into_iter()
+            .map(|mut m| {
+                m.state = ModemState::Stopped;
+                m.last_call = calls.get(&m.name).cloned();
+                m
+            })
+            .collect(),
+        queue,
+        recent,
+        damaged,
+    })
+}
+
+/// `faxgate status [--json]`.
+pub fn status_main(config: &Config, json: bool) -> ExitCode {
+    let path = socket_path(config);
+    let snap = match query(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            debug!("control socket {}: {e}", path.display());
+            match offline(config) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!(
+                        "faxgate: no daemon answers on {} and the spool cannot be read: {e}",
+                        path.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&snap).unwrap_or_default()
+        );
+    } else {
+        print!("{}", status::format(&snap));
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_request_bytes_get_a_verdict(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let r = request_of(&bytes);
+            let first = bytes[..bytes.len().min(MAX_REQUEST)].split(|b| *b == b'\n').next().unwrap_or_default();
+            prop_assert_eq!(r == Request::Status, first.trim_ascii() == b"status");
+        }
+    }
+
+    #[test]
+    fn request_lines() {
+        assert_eq!(request_of(b"status\n"), Request::Status);
+        assert_eq!(request_of(b"  status \r\nmore"), Request::Status);
+        assert_eq!(request_of(b"status"), Request::Status);
+        assert_eq!(request_of(b"STATUS\n"), Request::Unknown);
+        assert_eq!(request_of(b"stop\n"), Request::Unknown);
+        assert_eq!(request_of(b""), Request::Unknown);
+    }
+
+    fn ask(path: &Path, request: &[u8]) -> String {
+        let mut s = StdUnixStream::connect(path).unwrap();
+        s.set_read_timeout(Some(REQUEST_TIMEOUT * 2)).unwrap();
+        // The server may close as soon as it has read its limit: a failed write is fine.
+        let _ = s.write_all(request);
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_status_refuses_anything_else_and_survives_floods() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&dir.path().join("spool"), SpoolOptions::default()).unwrap();
+        let board: ModemBoard = Arc::new(Mutex::new(super::super::pool_lines(&Config::default())));
+        let path = dir.path().join(SOCKET_NAME);
+        let (tx, sd) = Shutdown::new();
+        let server = tokio::spawn(serve(path.clone(), board, spool, Timestamp(0), sd));
+        for _ in 0..100 {
+            if path.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let p = path.clone();
+        let (snap, bad, flood, binary) = tokio::task::spawn_blocking(move || {
+            (
+                query(&p).unwrap(),
+                ask(&p, b"shutdown\n"),
+                ask(&p, &vec![b'x'; 100_000]),
+                ask(&p, &[0xff, 0x00, 0xfe, b'\n']),
+            )
+        })
+        .await
+        .unwrap();
+        assert!(snap.live);
+        assert_eq!(snap.modems[0].name, "loopback");
+        assert_eq!(snap.modems[0].state, ModemState::Idle);
+        assert!(bad.contains("unknown request"), "{bad}");
+        assert!(flood.contains("unknown request"), "{flood}");
+        assert!(binary.contains("unknown request"), "{binary}");
+        tx.send(true).unwrap();
+        server.await.unwrap().unwrap();
+        assert!(!path.exists(), "socket removed at shutdown");
+    }
+}

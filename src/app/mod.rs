@@ -1,0 +1,285 @@
+//! `faxgate run`: the whole gateway as one process, wired from the configuration.
+//!
+//! This module owns the wiring and the process's life, not the pieces:
+//!
+//! | file | owns |
+//! |---|---|
+//! | [`mod@self`] | start-up order, the services, SIGTERM, systemd `READY`/`STATUS`/`WATCHDOG`/`STOPPING` |
+//! | [`runner`] | the offramp job runner: `Message` → `FaxOut` jobs, fax attempts on leased lines, driven by the pure scheduler |
+//! | [`loopback`] | PURE: one call on the built-in loopback line (two of our T.30 engines back to back) |
+//! | [`modems`] | the real modems of the pool (`[[modem]]`): Class 1 with our T.30 engine; RING answering, leased for sending |
+//! | [`status`] | PURE: the status model, the `STATUS=` summary and the `faxgate status` text |
+//! | [`control`] | the control socket (`control.sock` in the data directory) and `faxgate status` |
+//!
+//! Start-up: data directory → spool (owner lock, recovery of interrupted jobs) → onramp service
+//! (routes, templates, relay settings are checked here, so a bad configuration fails the start)
+//! → SMTP listener bound → control socket → missing reports recovered → job runner and onramp
+//! service started → `READY=1`. Stop (SIGTERM/SIGINT): `STOPPING=1`; the listener stops
+//! accepting and finishes the message in flight; the runner starts nothing new and lets a call
+//! in progress end (or hangs up a paced loopback call and requeues its job); the onramp
+//! finishes its delivery pass; then the process exits 0.
+//!
+//! The **embedded default** (no file): data under `./faxgate-data` (or `$FAXGATE_DATA`), SMTP
+//! on 127.0.0.1:2525 for `localhost`, the loopback line whose far end is this gateway's own
+//! onramp, the inbox at `inbox/`, all mail into the Maildir `maildir/` under the data dir.
+
+pub mod control;
+pub mod loopback;
+pub mod modems;
+pub mod runner;
+pub mod status;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::sync::Notify;
+use tracing::{error, info};
+
+use crate::config::{Config, ModemRole};
+use crate::daemon::{Notifier, Shutdown};
+use crate::scheduler::Policy;
+use crate::spool::{Spool, SpoolError, SpoolOptions};
+use status::{ModemState, ModemStatus};
+
+/// Why the gateway could not start (or stopped with an error). Each names what is at fault.
+#[derive(Debug, Error)]
+pub enum AppError {
+    /// The data directory cannot be created (permissions, disk): the operator's environment.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The spool cannot be opened (another daemon owns it, permissions, damage).
+    #[error("spool: {0}")]
+    Spool(#[from] SpoolError),
+    /// The SMTP listener cannot start (address in use, certificate).
+    #[error("SMTP listener: {0}")]
+    Smtp(#[from] crate::smtp::SmtpError),
+    /// The onramp's configuration (routes, templates, relay) is unusable.
+    #[error("onramp: {0}")]
+    Onramp(#[from] crate::onramp::service::ServiceError),
+    /// The control socket cannot be created.
+    #[error("control socket {path}: {source}")]
+    Control {
+        /// The socket path.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The signal handlers cannot be installed.
+    #[error("signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// The lines of the modem pool as configured, all idle: the loopback line (when enabled) and
+/// one per `[[modem]]`.
+pub fn pool_lines(config: &Config) -> Vec<ModemStatus> {
+    let mut v = Vec::new();
+    if config.loopback.enabled {
+        v.push(ModemStatus {
+            name: loopback::LINE_NAME.into(),
+            role: "send".into(),
+            state: ModemState::Idle,
+            job: None,
+            last_call: None,
+            last_error: None,
+        });
+    }
+    for m in &config.modems {
+        v.push(ModemStatus {
+            name: m.name.clone(),
+            role: match m.role {
+                ModemRole::Send => "send",
+                ModemRole::Receive => "receive",
+                ModemRole::Both => "both",
+            }
+            .into(),
+            state: ModemState::Idle,
+            job: None,
+            last_call: None,
+            last_error: None,
+        });
+    }
+    v
+}
+
+/// Runs the gateway until SIGTERM/SIGINT. Returns once every service stopped.
+pub async fn run(config: Config) -> Result<(), AppError> {
+    let notifier = Notifier::from_env();
+    let data_dir = config.gateway.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| AppError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let (stop_tx, shutdown) = Shutdown::new();
+    // Installed before READY so a stop request right after start-up is never lost.
+    let signals = crate::daemon::termination_handler().map_err(AppError::Signals)?;
+
+    let watchdog = notifier.watchdog_interval().map(|every| {
+        let n = notifier.clone();
+        let mut sd = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => n.watchdog(),
+                    _ = sd.stopped() => break,
+                }
+            }
+        })
+    });
+
+    let since = crate::spool::now();
+    let spool = Spool::open(
+        &crate::spool::spool_dir(&config),
+        SpoolOptions::from_config(&config),
+    )?;
+    let onramp = crate::onramp::service::OnrampService::new(&config, spool.clone())?;
+    // The offramp listener: bound before READY so a port problem fails the start.
+    let smtp = crate::smtp::bind(&config, spool.clone()).await?;
+    let addrs = smtp.local_addrs();
+
+    let board = {
+        let sp = spool.clone();
+        let calls = tokio::task::spawn_blocking(move || control::remembered_calls(&sp))
+            .await
+            .unwrap_or_default();
+        let mut lines = pool_lines(&config);
+        for l in &mut lines {
+            l.last_call = calls.get(&l.name).cloned();
+        }
+        Arc::new(Mutex::new(lines))
+    };
+    let sock = control::socket_path(&config);
+    let control_task = {
+        // Bind synchronously so a failure is reported now, then serve in the background.
+        let _ = std::fs::remove_file(&sock);
+        let probe = tokio::net::UnixListener::bind(&sock).map_err(|source| AppError::Control {
+            path: sock.clone(),
+            source,
+        })?;
+        drop(probe);
+        tokio::spawn(control::serve(
+            sock.clone(),
+            board.clone(),
+            spool.clone(),
+            since,
+            shutdown.clone(),
+        ))
+    };
+
+    let config = Arc::new(config);
+    let lines: std::collections::HashMap<String, Arc<modems::ModemLine>> = config
+        .modems
+        .iter()
+        .map(|m| {
+            (
+                m.name.clone(),
+                modems::ModemLine::new(m.clone(), board.clone()),
+            )
+        })
+        .collect();
+    let shared = runner::Shared {
+        cfg: config.clone(),
+        spool: spool.clone(),
+        policy: Policy::from(&config.retry),
+        board: board.clone(),
+        kick_onramp: Arc::new(Notify::new()),
+        notifier: notifier.clone(),
+        lines: Arc::new(lines),
+    };
+    {
+        let sh = shared.clone();
+        match tokio::task::spawn_blocking(move || runner::recover(&sh)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!("start-up report recovery: {e}"),
+            Err(e) => error!("start-up report recovery task: {e}"),
+        }
+    }
+
+    let smtp_task = tokio::spawn(smtp.run(shutdown.clone()));
+    let runner_task = tokio::spawn(runner::run(shared.clone(), shutdown.clone()));
+    let onramp_task = tokio::spawn(onramp_loop(onramp, shared.clone(), shutdown.clone()));
+    // Receiving lines wait for RING on blocking threads (serial I/O).
+    let answerers: Vec<_> = config
+        .modems
+        .iter()
+        .filter(|m| matches!(m.role, ModemRole::Receive | ModemRole::Both))
+        .filter_map(|m| shared.lines.get(&m.name).cloned())
+        .map(|line| {
+            let (sh, sd) = (shared.clone(), shutdown.clone());
+            tokio::task::spawn_blocking(move || {
+                line.answer_loop(sd, &|l, rx| {
+                    let n = rx.pages.len();
+                    if n == 0 {
+                        info!(modem = l.name(), "incoming call without pages");
+                        return;
+                    }
+                    match runner::commit_received(&sh.spool, l.name(), rx) {
+                        Ok(id) => {
+                            info!(job = %id, modem = l.name(), "received a fax of {n} page(s)");
+                            sh.kick_onramp.notify_one();
+                        }
+                        Err(e) => error!(modem = l.name(), "received fax not stored: {e}"),
+                    }
+                })
+            })
+        })
+        .collect();
+
+    info!(
+        data_dir = %data_dir.display(),
+        listen = ?addrs,
+        control = %sock.display(),
+        "faxgate {} started",
+        env!("CARGO_PKG_VERSION")
+    );
+    let summary = status::summary(&control::modems_now(&board), &Default::default());
+    notifier.ready(&summary);
+
+    let why = match signals.await {
+        Ok(Ok(w)) => w,
+        Ok(Err(e)) => return Err(AppError::Signals(e)),
+        Err(e) => return Err(AppError::Signals(std::io::Error::other(e))),
+    };
+    info!("{why} received: stopping");
+    notifier.stopping();
+    let _ = stop_tx.send(true);
+    let _ = smtp_task.await;
+    let _ = runner_task.await;
+    let _ = onramp_task.await;
+    for a in answerers {
+        let _ = a.await;
+    }
+    let _ = control_task.await;
+    if let Some(w) = watchdog {
+        let _ = w.await;
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// The onramp service's passes (inbox, `FaxIn` routing, `MailOut` delivery of received faxes
+/// and reports alike), woken early when the runner produced a received fax or a report.
+async fn onramp_loop(
+    mut svc: crate::onramp::service::OnrampService,
+    sh: runner::Shared,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        if shutdown.is_stopping() {
+            break;
+        }
+        let wake = svc.pass().await;
+        let wait = wake.since(crate::spool::now()).min(Duration::from_secs(1));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = sh.kick_onramp.notified() => {}
+            _ = shutdown.stopped() => break,
+        }
+    }
+}

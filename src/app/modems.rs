@@ -1,0 +1,334 @@
+//! The real modems of the pool: one [`ModemLine`] per `[[modem]]`, driving a Class 1 modem
+//! ([`crate::fax::modem`]) with our T.30 engine.
+//!
+//! A line is shared between its answering loop and the job runner by a mutex around the
+//! opened modem. A `receive`/`both` line's answering loop ([`ModemLine::answer_loop`], on a
+//! blocking thread) takes the modem for [`RING_SLICE`] at a time to wait for `RING` (the
+//! driver counts rings across slices until the call is cleared) and answers after
+//! `rings` rings; between slices a fax job that leased the line ([`ModemLine::send`]) takes
+//! the modem, dials and sends. A modem that cannot be opened or that fails is closed and
+//! reopened after [`REOPEN_AFTER`]; meanwhile the line shows `offline` with the error.
+//!
+//! All calls here block (serial I/O): callers run them on blocking threads.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::control::ModemBoard;
+use super::status::{LastCall, ModemState};
+use crate::config::Modem as ModemConfig;
+use crate::daemon::Shutdown;
+use crate::fax::modem::class1::LineCause;
+use crate::fax::modem::port::{Modem, ModemError};
+use crate::fax::modem::profile::Profile;
+use crate::fax::modem::session::run_call;
+use crate::fax::t30::pages::{PagesSink, PagesSource, ReceivedPage};
+use crate::fax::t30::{CallReport, Engine, EngineConfig};
+use crate::image::Page;
+use crate::scheduler::CauseClass;
+
+/// How long the answering loop holds the modem while waiting for RING (ours): a fax job
+/// waits at most this long for a `both` line.
+pub const RING_SLICE: Duration = Duration::from_secs(1);
+/// Back-off before reopening a modem that failed (ours).
+pub const REOPEN_AFTER: Duration = Duration::from_secs(30);
+
+/// An incoming call's caller ID and dialled number, with the engine's report and the pages.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// `NMBR=`.
+    pub caller: Option<String>,
+    /// `NDID=`.
+    pub did: Option<String>,
+    /// The answering engine's report.
+    pub report: CallReport,
+    /// Accepted pages.
+    pub pages: Vec<ReceivedPage>,
+    /// Wall-clock call time.
+    pub duration: Duration,
+}
+
+/// What an outgoing call came to.
+#[derive(Debug, Clone)]
+pub enum Sent {
+    /// The call reached T.30: the engine's report says how it ended.
+    Call {
+        /// The sending engine's report.
+        report: CallReport,
+        /// The driver failed mid-call (the report then ends with a lost carrier).
+        error: Option<String>,
+    },
+    /// The call never reached T.30 (busy, no answer, modem trouble).
+    NotConnected {
+        /// The scheduler's class.
+        class: CauseClass,
+        /// In words.
+        detail: String,
+    },
+}
+
+/// The scheduler's class of a call that was not set up (T.31 final result codes).
+pub fn class_of_line(c: LineCause) -> CauseClass {
+    match c {
+        LineCause::Busy => CauseClass::Busy,
+        LineCause::NoAnswer | LineCause::NoCarrier | LineCause::NoDialtone | LineCause::Timeout => {
+            CauseClass::NoAnswer
+        }
+        // ERROR to ATD: the modem or the dial string; not the number's fault, and it repeats.
+        LineCause::ModemError => CauseClass::LocalTemporary,
+    }
+}
+
+struct Opened {
+    modem: Modem,
+    engine: EngineConfig,
+}
+
+/// One `[[modem]]`.
+pub struct ModemLine {
+    cfg: ModemConfig,
+    modem: Mutex<Option<Opened>>,
+    failed_at: Mutex<Option<Instant>>,
+    board: ModemBoard,
+}
+
+impl ModemLine {
+    /// A line for `cfg`, not yet opened.
+    pub fn new(cfg: ModemConfig, board: ModemBoard) -> Arc<ModemLine> {
+        Arc::new(ModemLine {
+            cfg,
+            modem: Mutex::new(None),
+            failed_at: Mutex::new(None),
+            board,
+        })
+    }
+
+    /// `[[modem]] name`.
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// `[[modem]] local_id`: our station ID on this line (TSI/CSI, the header line).
+    pub fn local_id(&self) -> &str {
+        &self.cfg.local_id
+    }
+
+    fn show(&self, f: impl FnOnce(&mut super::status::ModemStatus)) {
+        let mut b = match self.board.lock() {
+            Ok(b) => b,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(m) = b.iter_mut().find(|m| m.name == self.cfg.name) {
+            f(m);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Opened>> {
+        match self.modem.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn fail(&self, slot: &mut Option<Opened>, what: &str, e: &ModemError) {
+        warn!(modem = %self.cfg.name, "{what}: {e}");
+        *slot = None;
+        if let Ok(mut f) = self.failed_at.lock() {
+            *f = Some(Instant::now());
+        }
+        let msg = format!("{}: {what}: {e}", crate::spool::now());
+        self.show(|m| {
+            m.state = ModemState::Offline;
+            m.last_error = Some(msg);
+        });
+    }
+
+    /// Opens, initialises and probes the modem if it is not open (and the back-off after a
+    /// failure has passed). Returns whether it is usable.
+    fn ensure_open(&self, slot: &mut Option<Opened>) -> bool {
+        if slot.is_some() {
+            return true;
+        }
+        if let Ok(f) = self.failed_at.lock()
+            && f.is_some_and(|t| t.elapsed() < REOPEN_AFTER)
+        {
+            return false;
+        }
+        let profile = match Profile::load_named(&self.cfg.profiles_dir, &self.cfg.profile) {
+            Ok(p) => p,
+            Err(e) => {
+                let msg = format!("{}: profile: {e}", crate::spool::now());
+                warn!(modem = %self.cfg.name, "{msg}");
+                if let Ok(mut f) = self.failed_at.lock() {
+                    *f = Some(Instant::now());
+                }
+                self.show(|m| {
+                    m.state = ModemState::Offline;
+                    m.last_error = Some(msg);
+                });
+                return false;
+            }
+        };
+        let opened = Modem::open(&self.cfg.device, profile).and_then(|mut m| {
+            m.init()?;
+            let info = m.probe()?;
+            let mut engine = EngineConfig::for_modem(&self.cfg);
+            // Offer in DIS/DCS only what the modem modulates (T.31 +FTM=?/+FRM=?).
+            if info.max_rate() > 0 {
+                engine.max_bps = engine.max_bps.min(info.max_rate());
+            }
+            m.clear_call();
+            Ok(Opened { modem: m, engine })
+        });
+        match opened {
+            Ok(o) => {
+                info!(modem = %self.cfg.name, device = %self.cfg.device.display(), max_bps = o.engine.max_bps, "modem ready");
+                *slot = Some(o);
+                self.show(|m| {
+                    if m.state == ModemState::Offline {
+                        m.state = ModemState::Idle;
+                    }
+                });
+                true
+            }
+            Err(e) => {
+                self.fail(slot, "cannot open the modem", &e);
+                false
+            }
+        }
+    }
+
+    /// Places a call to `dial` and sends `pages` (blocking).
+    pub fn send(&self, dial: &str, pages: Vec<Page>) -> Sent {
+        let mut slot = self.lock();
+        if !self.ensure_open(&mut slot) {
+            return Sent::NotConnected {
+                class: CauseClass::LocalTemporary,
+                detail: format!("modem {} is not available", self.cfg.name),
+            };
+        }
+        let Some(o) = slot.as_mut() else {
+            return Sent::NotConnected {
+                class: CauseClass::LocalTemporary,
+                detail: "modem not open".into(),
+            };
+        };
+        o.modem.clear_call();
+        if let Err(e) = o.modem.dial(dial) {
+            let out = match &e {
+                ModemError::Call(c) => Sent::NotConnected {
+                    class: class_of_line(*c),
+                    detail: format!("call not set up: {c:?}"),
+                },
+                _ => Sent::NotConnected {
+                    class: CauseClass::LocalTemporary,
+                    detail: format!("modem failed while dialling: {e}"),
+                },
+            };
+            let _ = o.modem.reset();
+            o.modem.clear_call();
+            if !matches!(e, ModemError::Call(_)) {
+                self.fail(&mut slot, "dial", &e);
+            }
+            return out;
+        }
+        let mut engine = Engine::sender(o.engine.clone(), Box::new(PagesSource::new(vec![pages])));
+        let r = run_call(&mut o.modem, &mut engine);
+        let _ = o.modem.reset();
+        o.modem.clear_call();
+        let error = r.as_ref().err().map(|e| e.to_string());
+        if let Err(e) = r
+            && matches!(e, ModemError::Port(_))
+        {
+            self.fail(&mut slot, "call", &e);
+        }
+        Sent::Call {
+            report: engine.report().clone(),
+            error,
+        }
+    }
+
+    /// Waits for RING (in [`RING_SLICE`]s, releasing the modem in between) and answers calls
+    /// until shutdown; each received fax is handed to `on_fax` (blocking).
+    pub fn answer_loop(&self, shutdown: Shutdown, on_fax: &dyn Fn(&ModemLine, Received)) {
+        while !shutdown.is_stopping() {
+            let mut slot = self.lock();
+            if !self.ensure_open(&mut slot) {
+                drop(slot);
+                std::thread::sleep(RING_SLICE);
+                continue;
+            }
+            let Some(o) = slot.as_mut() else { continue };
+            match o.modem.wait_and_answer(self.cfg.rings, RING_SLICE) {
+                Err(ModemError::NoCall(_)) => {
+                    drop(slot);
+                    // Let a fax job that waits for this line take it.
+                    std::thread::yield_now();
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                Err(ModemError::Call(c)) => {
+                    warn!(modem = %self.cfg.name, "answer failed: {c:?}");
+                    let _ = o.modem.reset();
+                    o.modem.clear_call();
+                    continue;
+                }
+                Err(e) => {
+                    self.fail(&mut slot, "waiting for calls", &e);
+                    continue;
+                }
+                Ok(()) => {}
+            }
+            self.show(|m| m.state = ModemState::Receiving);
+            let started = Instant::now();
+            let caller = o.modem.caller().clone();
+            let sink = PagesSink::new();
+            let pages = sink.pages();
+            let mut engine = Engine::receiver(o.engine.clone(), Box::new(sink));
+            let r = run_call(&mut o.modem, &mut engine);
+            let _ = o.modem.reset();
+            o.modem.clear_call();
+            if let Err(e) = &r {
+                warn!(modem = %self.cfg.name, "incoming call: {e}");
+            }
+            let received = match pages.lock() {
+                Ok(mut v) => std::mem::take(&mut *v),
+                Err(p) => std::mem::take(&mut *p.into_inner()),
+            };
+            let report = engine.report().clone();
+            let rx = Received {
+                caller: caller.number.clone(),
+                did: caller.did.clone(),
+                report: report.clone(),
+                pages: received,
+                duration: started.elapsed(),
+            };
+            let n = rx.pages.len() as u32;
+            let cause = report.cause;
+            if let Err(e) = r
+                && matches!(e, ModemError::Port(_))
+            {
+                self.fail(&mut slot, "incoming call", &e);
+            }
+            drop(slot);
+            self.show(|m| {
+                if m.state == ModemState::Receiving {
+                    m.state = ModemState::Idle;
+                }
+                m.last_call = Some(LastCall {
+                    ended: crate::spool::now(),
+                    direction: "in".into(),
+                    job: String::new(),
+                    number: caller.number.clone().unwrap_or_default(),
+                    pages: n,
+                    cause: cause
+                        .map(|c| format!("{} {}", c.number(), c.meaning()))
+                        .unwrap_or_else(|| "no T.30 outcome".into()),
+                });
+            });
+            on_fax(self, rx);
+        }
+    }
+}

@@ -1,0 +1,626 @@
+//! The offramp job runner: `Message` jobs are split into `FaxOut` jobs, and `FaxOut` jobs are
+//! sent on a line leased from the modem pool, driven by the pure [`Scheduler`].
+//!
+//! Each turn the runner reads the queue, hands the scheduler every waiting `Message` and
+//! `FaxOut` job (due time and priority from its record, which the spool's `end_attempt` set
+//! through `scheduler::decide`), and starts whatever [`Scheduler::next`] dispatches: a
+//! `Message` on one of the local workers, a `FaxOut` on a free sending line (one call per
+//! line). It sleeps until the scheduler's `poll_at`, a worker finishing, the next queue scan
+//! ([`SCAN_EVERY`]: the SMTP listener commits jobs without telling anyone), or shutdown.
+//!
+//! A fax attempt: `start_attempt` (from here a crash leaves an open attempt, which start-up
+//! closes as interrupted and retries: at-least-once), render the document with the header
+//! line stamped at sending time, place the call, give the far end's pages to the onramp as a
+//! received fax, store the call's figures in the job (`FaxResult`) and end the attempt with the
+//! cause's class. A final job triggers the offramp's one report per message
+//! (`offramp::jobs::on_fax_final`, idempotent by job id, so a report is never sent twice).
+//!
+//! SIGTERM: no new job starts; a call in progress ends with its page (an unpaced loopback call
+//! is atomic), or, when paced, is hung up and the job requeued for the next start.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use super::control::ModemBoard;
+use super::loopback;
+use super::modems::{ModemLine, Received, Sent};
+use super::status::{self, LastCall, ModemState};
+use crate::config::Config;
+use crate::daemon::{Notifier, Shutdown};
+use crate::fax::t30::{self, Cause};
+use crate::offramp::document::{self, Stamp};
+use crate::offramp::jobs::{self, FaxOutJob, FaxResult, Reported, Split};
+use crate::onramp::fax_in::{self, FaxInData};
+use crate::onramp::{Completion, Reception, Source};
+use crate::scheduler::{
+    CauseClass, Decision, Entry, GiveUp, Limits, Policy, Resource, Scheduler, Timestamp,
+};
+use crate::spool::{Final, JobId, JobKind, JobState, Outcome, Spool, SpoolError};
+
+/// How often the queue is scanned for jobs committed by others (the SMTP listener, the CLI).
+pub const SCAN_EVERY: Duration = Duration::from_millis(500);
+/// A job whose step failed for a reason of ours (spool error) is left alone this long.
+pub const HOLD_AFTER_ERROR: Duration = Duration::from_secs(30);
+/// Messages split at once (rendering is CPU work; the box has few cores).
+pub const LOCAL_WORKERS: usize = 2;
+/// Largest `message.eml` read back by the fax worker (matches the offramp's own limit).
+pub const MAX_MESSAGE_BYTES: u64 = jobs::MAX_MESSAGE_BYTES;
+/// Archived fax jobs younger than this are checked at start-up for a report that was never
+/// queued (the process died between finishing the job and queuing its report).
+pub const REPORT_RECOVERY_WINDOW: Duration = Duration::from_secs(2 * 24 * 3600);
+
+/// What the runner shares with the rest of the daemon.
+#[derive(Clone)]
+pub struct Shared {
+    /// The configuration.
+    pub cfg: Arc<Config>,
+    /// The spool (owned by this process).
+    pub spool: Spool,
+    /// `[retry]`.
+    pub policy: Policy,
+    /// The live line states for `faxgate status`.
+    pub board: ModemBoard,
+    /// Wakes the onramp service (a received fax or a report to deliver).
+    pub kick_onramp: Arc<Notify>,
+    /// systemd notification.
+    pub notifier: Notifier,
+    /// The real modems by name (the loopback line is not among them).
+    pub lines: Arc<HashMap<String, Arc<ModemLine>>>,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => Some(v),
+        Err(e) => {
+            error!("background task failed: {e}");
+            None
+        }
+    }
+}
+
+fn set_line(board: &ModemBoard, name: &str, f: impl FnOnce(&mut status::ModemStatus)) {
+    let mut b = match board.lock() {
+        Ok(b) => b,
+        Err(p) => p.into_inner(),
+    };
+    if let Some(m) = b.iter_mut().find(|m| m.name == name) {
+        f(m);
+    }
+}
+
+/// Start-up work before the first turn: queue the report of every recently finished fax
+/// whose report is missing (the process died between finishing the job and queuing it).
+pub fn recover(sh: &Shared) -> Result<(), SpoolError> {
+    let now = crate::spool::now();
+    let mut checked = BTreeSet::new();
+    for area in [crate::spool::Area::Done, crate::spool::Area::Failed] {
+        for rec in sh.spool.list(area)?.jobs {
+            let recent = rec
+                .finished
+                .is_some_and(|f| now.since(f) < REPORT_RECOVERY_WINDOW);
+            if rec.kind != JobKind::FaxOut || !recent {
+                continue;
+            }
+            if let Some(p) = &rec.parent
+                && !checked.insert(p.clone())
+            {
+                continue;
+            }
+            if let Err(e) = jobs::on_fax_final(&sh.spool, &rec.id, &sh.cfg, now) {
+                warn!(job = %rec.id, "report recovery: {e}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs until shutdown; in-flight jobs are finished or requeued before it returns.
+pub async fn run(sh: Shared, mut shutdown: Shutdown) {
+    let lines: Vec<String> = status::sending_lines(&super::control::modems_now(&sh.board));
+    let mut sched = Scheduler::new(Limits {
+        modems: lines,
+        relay_connections: 0,
+        local_workers: LOCAL_WORKERS,
+    });
+    let mut known: BTreeSet<JobId> = BTreeSet::new();
+    let mut hold: HashMap<JobId, Timestamp> = HashMap::new();
+    let mut workers: JoinSet<(JobId, bool)> = JoinSet::new();
+    let mut last_status = String::new();
+    loop {
+        if shutdown.is_stopping() {
+            break;
+        }
+        let sp = sh.spool.clone();
+        let loaded = match blocking(move || sp.load()).await {
+            Some(Ok(l)) => l,
+            Some(Err(e)) => {
+                error!("spool: {e}");
+                tokio::select! {
+                    _ = tokio::time::sleep(SCAN_EVERY) => continue,
+                    _ = shutdown.stopped() => break,
+                }
+            }
+            None => continue,
+        };
+        let now = crate::spool::now();
+        hold.retain(|_, t| *t > now);
+        let mut present = BTreeSet::new();
+        for rec in &loaded.jobs {
+            if !matches!(rec.kind, JobKind::Message | JobKind::FaxOut)
+                || rec.state != JobState::Queued
+            {
+                continue;
+            }
+            let mut e = Entry::of(rec);
+            if let Some(t) = hold.get(&rec.id) {
+                e.due = e.due.max(*t);
+            }
+            present.insert(rec.id.clone());
+            sched.upsert(e);
+        }
+        for gone in known.difference(&present) {
+            sched.remove(gone);
+        }
+        known = present;
+
+        while let Some(d) = sched.next(now) {
+            let sh2 = sh.clone();
+            let sd = shutdown.clone();
+            match d.resource {
+                Resource::Modem(line) => {
+                    workers.spawn(async move {
+                        let ok = fax_out(&sh2, &d.id, &line, sd).await;
+                        (d.id, ok)
+                    });
+                }
+                Resource::Local | Resource::Relay => {
+                    workers.spawn(async move {
+                        let ok = split(&sh2, &d.id).await;
+                        (d.id, ok)
+                    });
+                }
+            }
+        }
+
+        let line = status::summary(
+            &super::control::modems_now(&sh.board),
+            &status::queue_counts(&loaded.jobs),
+        );
+        if line != last_status {
+            sh.notifier.status(&line);
+            last_status = line;
+        }
+
+        let wait = sched
+            .poll_at()
+            .map(|t| t.since(crate::spool::now()))
+            .unwrap_or(SCAN_EVERY)
+            .min(SCAN_EVERY);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            Some(res) = workers.join_next(), if !workers.is_empty() => {
+                match res {
+                    Ok((id, ok)) => {
+                        sched.finished(&id);
+                        if !ok {
+                            hold.insert(id, crate::spool::now().plus(HOLD_AFTER_ERROR));
+                        }
+                    }
+                    Err(e) => error!("job worker failed: {e}"),
+                }
+            }
+            _ = shutdown.stopped() => break,
+        }
+    }
+    if !workers.is_empty() {
+        info!("waiting for {} job(s) in progress", workers.len());
+    }
+    while workers.join_next().await.is_some() {}
+}
+
+/// Splits a `Message` job. Returns false when it should be held off (our trouble).
+async fn split(sh: &Shared, id: &JobId) -> bool {
+    let (spool, cfg, id2) = (sh.spool.clone(), sh.cfg.clone(), id.clone());
+    let res = blocking(move || {
+        let check = |raw: &[u8], opts: &crate::offramp::options::SenderOptions| {
+            document::page_count(raw, &cfg.offramp, opts)
+        };
+        jobs::split_message(&spool, &id2, &cfg, &check, crate::spool::now())
+    })
+    .await;
+    match res {
+        Some(Ok(Split::Faxes { pages, jobs })) => {
+            info!(job = %id, pages, faxes = jobs.len(), "message split into fax jobs");
+            true
+        }
+        Some(Ok(Split::Failed { cause, report })) => {
+            info!(job = %id, report = ?report.map(|r| r.to_string()), "message cannot be faxed: {}", cause.words());
+            sh.kick_onramp.notify_one();
+            true
+        }
+        Some(Err(jobs::JobsError::Spool(e))) if !matches!(e, SpoolError::NotFound(_)) => {
+            warn!(job = %id, "message split: {e}; trying again later");
+            false
+        }
+        Some(Err(e)) => {
+            // The record or its data is unusable: a bug or a damaged job. Fail it so it does
+            // not come back every turn; the operator sees it in `faxgate queue`.
+            error!(job = %id, "message split failed: {e}");
+            let (spool, id2) = (sh.spool.clone(), id.clone());
+            let _ = blocking(move || {
+                spool.finish(&id2, crate::spool::now(), Final::Failed(GiveUp::Fatal))
+            })
+            .await;
+            true
+        }
+        None => false,
+    }
+}
+
+/// The scheduler's class for a T.30 completion cause (`fax::t30::cause` registry).
+pub fn class_of(cause: Cause) -> CauseClass {
+    match cause.class() {
+        t30::CauseClass::Done => CauseClass::Done,
+        t30::CauseClass::Retry => CauseClass::ProtocolError,
+        t30::CauseClass::Fail => CauseClass::Fatal,
+    }
+}
+
+fn read_payload(spool: &Spool, id: &JobId, name: &str) -> Result<Vec<u8>, SpoolError> {
+    let path = spool.payload_path(id, name)?;
+    let mut buf = Vec::new();
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(MAX_MESSAGE_BYTES).read_to_end(&mut buf))
+        .map_err(|e| SpoolError::io(&path, e))?;
+    Ok(buf)
+}
+
+/// What a fax attempt came to, before it is recorded.
+struct Attempted {
+    outcome: Outcome,
+    result: Option<FaxResult>,
+    last_call: Option<LastCall>,
+    error: Option<String>,
+}
+
+/// Sends `FaxOut` job `id` on `line`. Returns false when it should be held off.
+async fn fax_out(sh: &Shared, id: &JobId, line: &str, mut shutdown: Shutdown) -> bool {
+    let (spool, id2, line2) = (sh.spool.clone(), id.clone(), line.to_string());
+    let rec = match blocking(move || spool.start_attempt(&id2, crate::spool::now(), Some(&line2)))
+        .await
+    {
+        Some(Ok(r)) => r,
+        Some(Err(SpoolError::NotFound(_))) | Some(Err(SpoolError::WrongState { .. })) => {
+            return true;
+        }
+        Some(Err(e)) => {
+            warn!(job = %id, "cannot start the fax attempt: {e}");
+            return false;
+        }
+        None => return false,
+    };
+    set_line(&sh.board, line, |m| {
+        m.state = ModemState::Sending;
+        m.job = Some(id.to_string());
+    });
+    let attempted = attempt(sh, id, line, &rec, &mut shutdown).await;
+    set_line(&sh.board, line, |m| {
+        m.state = ModemState::Idle;
+        m.job = None;
+        if attempted.last_call.is_some() {
+            m.last_call = attempted.last_call.clone();
+        }
+        if attempted.error.is_some() {
+            m.last_error = attempted.error.clone();
+        }
+    });
+
+    // Record: the figures first (the job must still be in queue/ to be updated), then the
+    // attempt's end, which may move the job to its archive.
+    let (spool, id2, policy) = (sh.spool.clone(), id.clone(), sh.policy.clone());
+    let result = attempted.result.clone();
+    let outcome = attempted.outcome.clone();
+    let ended = blocking(move || {
+        if let Some(res) = result {
+            spool.update(&id2, |r| {
+                if let Some(obj) = r.data.as_object_mut() {
+                    obj.insert(
+                        "result".into(),
+                        serde_json::to_value(&res).unwrap_or_default(),
+                    );
+                }
+                Ok(())
+            })?;
+        }
+        spool.end_attempt(&id2, crate::spool::now(), outcome, &policy)
+    })
+    .await;
+    let decision = match ended {
+        Some(Ok((_, d))) => d,
+        Some(Err(SpoolError::NotFound(_))) => {
+            info!(job = %id, "job cancelled during its call");
+            return true;
+        }
+        Some(Err(e)) => {
+            error!(job = %id, "cannot record the fax attempt: {e}");
+            return false;
+        }
+        None => return false,
+    };
+    info!(job = %id, decision = ?decision, "fax attempt: {}", attempted.outcome.detail);
+
+    let (spool, cfg, id2) = (sh.spool.clone(), sh.cfg.clone(), id.clone());
+    let queued = blocking(move || match decision {
+        Decision::Done | Decision::Fail(_) => {
+            let r = jobs::on_fax_final(&spool, &id2, &cfg, crate::spool::now())?;
+            Ok::<_, jobs::JobsError>(matches!(r, Reported::Done { .. }))
+        }
+        Decision::RetryAt(_) => {
+            let r = jobs::on_fax_retry(&spool, &id2, &cfg, crate::spool::now())?;
+            Ok(r.is_some())
+        }
+    })
+    .await;
+    match queued {
+        Some(Ok(true)) => sh.kick_onramp.notify_one(),
+        Some(Ok(false)) => {}
+        // The report is queued again at the next start-up (recover).
+        Some(Err(e)) => error!(job = %id, "report: {e}"),
+        None => {}
+    }
+    true
+}
+
+/// One attempt: render, call, hand the received pages to the onramp.
+async fn attempt(
+    sh: &Shared,
+    id: &JobId,
+    line: &str,
+    rec: &crate::spool::JobRecord,
+    shutdown: &mut Shutdown,
+) -> Attempted {
+    let cfg = &sh.cfg;
+    let local = |cause: CauseClass, detail: String| Attempted {
+        outcome: Outcome {
+            cause,
+            detail: detail.clone(),
+            pages_sent: 0,
+            connected: false,
+        },
+        result: None,
+        last_call: None,
+        error: Some(format!("{}: {detail}", crate::spool::now())),
+    };
+    let job: FaxOutJob = match serde_json::from_value(rec.data.clone()) {
+        Ok(j) => j,
+        Err(e) => return local(CauseClass::Fatal, format!("job data unreadable: {e}")),
+    };
+    let (spool, id2) = (sh.spool.clone(), id.clone());
+    let raw = match blocking(move || read_payload(&spool, &id2, jobs::MESSAGE_FILE)).await {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            return local(
+                CauseClass::LocalTemporary,
+                format!("message unreadable: {e}"),
+            );
+        }
+        None => return local(CauseClass::LocalTemporary, "message unreadable".into()),
+    };
+    let station = match sh.lines.get(line) {
+        Some(m) => m.local_id().to_string(),
+        None => cfg.loopback.local_id.clone(),
+    };
+    let stamp = Stamp {
+        when: Some(chrono::Local::now().naive_local()),
+        station,
+        recipient: job.e164.clone(),
+    };
+    let (cfg2, opts) = (cfg.clone(), job.options.clone());
+    let built = blocking(move || {
+        document::build(
+            &raw,
+            &cfg2.offramp,
+            &opts,
+            &stamp,
+            &mut crate::image::render::Unlimited,
+        )
+    })
+    .await;
+    let pages = match built {
+        Some(Ok(d)) => d.pages,
+        Some(Err(cause)) => return local(CauseClass::Fatal, cause.words()),
+        None => return local(CauseClass::LocalTemporary, "rendering failed".into()),
+    };
+    if line != loopback::LINE_NAME {
+        let Some(modem) = sh.lines.get(line).cloned() else {
+            return local(CauseClass::LocalTemporary, format!("no line `{line}`"));
+        };
+        let dial = job.dial.clone();
+        let Some(sent) = blocking(move || modem.send(&dial, pages)).await else {
+            return local(CauseClass::LocalTemporary, "the modem task failed".into());
+        };
+        return match sent {
+            Sent::NotConnected { class, detail } => Attempted {
+                outcome: Outcome {
+                    cause: class,
+                    detail: detail.clone(),
+                    pages_sent: 0,
+                    connected: false,
+                },
+                result: Some(FaxResult::default()),
+                last_call: Some(LastCall {
+                    ended: crate::spool::now(),
+                    direction: "out".into(),
+                    job: id.to_string(),
+                    number: job.e164.clone(),
+                    pages: 0,
+                    cause: detail.clone(),
+                }),
+                error: Some(format!("{}: job {id}: {detail}", crate::spool::now())),
+            },
+            Sent::Call { report, error } => {
+                if let Some(e) = error {
+                    warn!(job = %id, modem = line, "call: {e}");
+                }
+                let cause = report.cause.unwrap_or(Cause::CarrierLost);
+                sent_attempt(id, &job, &report, cause, report.duration)
+            }
+        };
+    }
+
+    let (local_id, remote_id) = (
+        cfg.loopback.local_id.clone(),
+        cfg.loopback.remote_id.clone(),
+    );
+    let Some(call) = blocking(move || loopback::call(pages, &local_id, &remote_id)).await else {
+        return local(CauseClass::LocalTemporary, "the line task failed".into());
+    };
+    if let Some(e) = &call.line_error {
+        warn!(job = %id, "loopback line: {e}");
+    }
+    // Pacing: the call takes its share of real line time; a stop request meanwhile hangs up.
+    let pace = cfg.loopback.pace;
+    if pace > 0.0 {
+        let d = call.line_time.mul_f64(pace);
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = shutdown.stopped() => {
+                return Attempted {
+                    outcome: Outcome {
+                        cause: CauseClass::Interrupted,
+                        detail: "hung up: the gateway is stopping; the fax is sent again at the next start".into(),
+                        pages_sent: 0,
+                        connected: false,
+                    },
+                    result: None,
+                    last_call: None,
+                    error: None,
+                };
+            }
+        }
+    }
+
+    // The far end: our onramp receives what it accepted.
+    if !call.received.is_empty() {
+        let rx = Received {
+            caller: Some(cfg.loopback.local_id.clone()),
+            did: Some(job.e164.clone()),
+            report: call.receiver.clone(),
+            pages: call.received.clone(),
+            duration: call.line_time,
+        };
+        let spool = sh.spool.clone();
+        match blocking(move || commit_received(&spool, loopback::LINE_NAME, rx)).await {
+            Some(Ok(r)) => {
+                info!(job = %r, fax = %id, "loopback far end received {} page(s)", call.received.len());
+                sh.kick_onramp.notify_one();
+            }
+            Some(Err(e)) => error!(job = %id, "loopback far end could not store the fax: {e}"),
+            None => {}
+        }
+    }
+    sent_attempt(id, &job, &call.sender, call.cause(), call.line_time)
+}
+
+/// The attempt of a call that reached T.30, from the sending engine's report.
+fn sent_attempt(
+    id: &JobId,
+    job: &FaxOutJob,
+    sent: &t30::CallReport,
+    cause: Cause,
+    duration: Duration,
+) -> Attempted {
+    let class = class_of(cause);
+    let pages_sent = sent.pages_confirmed() as u32;
+    let connected = sent.remote_id.is_some() || !matches!(cause, Cause::T1Expired);
+    let detail = format!(
+        "T.30 cause {} ({}): {}",
+        cause.number(),
+        cause_name(cause),
+        cause.meaning()
+    );
+    Attempted {
+        outcome: Outcome {
+            cause: class,
+            detail: detail.clone(),
+            pages_sent,
+            connected,
+        },
+        result: Some(FaxResult {
+            t30_cause: Some(cause.number()),
+            pages_sent,
+            remote_id: sent.remote_id.clone(),
+            speed_bps: sent.modulation.map(|m| m.bps()),
+            duration_ms: u64::try_from(duration.as_millis()).ok(),
+        }),
+        last_call: Some(LastCall {
+            ended: crate::spool::now(),
+            direction: "out".into(),
+            job: id.to_string(),
+            number: job.e164.clone(),
+            pages: pages_sent,
+            cause: format!("{} {}", cause.number(), cause.meaning()),
+        }),
+        error: (class != CauseClass::Done)
+            .then(|| format!("{}: job {id}: {detail}", crate::spool::now())),
+    }
+}
+
+/// Commits a received fax (pages from a modem or the loopback line's far end) as a `FaxIn`
+/// job for the onramp (blocking). Returns the job id.
+pub fn commit_received(spool: &Spool, line: &str, rx: Received) -> Result<JobId, String> {
+    let pages: Vec<_> = rx.pages.iter().map(|r| r.page.clone()).collect();
+    let Some(first) = pages.first() else {
+        return Err("no pages".into());
+    };
+    let res = first.resolution();
+    let report = &rx.report;
+    let now = crate::spool::now();
+    let data = FaxInData {
+        reception: Reception {
+            source: Source::Modem,
+            line: Some(line.into()),
+            did: rx.did.clone(),
+            caller: rx.caller.clone(),
+            remote_id: report.remote_id.clone(),
+            subaddress: report.subaddress.clone(),
+            pages: pages.len() as u32,
+            duration_secs: rx.duration.as_secs(),
+            speed: report.modulation.map(|m| m.bps()),
+            resolution: Some((res.x_dpi.round() as u32, res.y_dpi.round() as u32)),
+            bad_lines: report.bad_rows(),
+            received: i64::try_from(now.unix_secs()).unwrap_or(i64::MAX),
+            completion: match report.cause {
+                Some(Cause::Ok) => Completion::Complete,
+                Some(c) => Completion::Partial {
+                    cause: c.meaning().into(),
+                },
+                None => Completion::Partial {
+                    cause: "the call did not end".into(),
+                },
+            },
+        },
+        to: Vec::new(),
+    };
+    let tiff = crate::onramp::compose::write_tiff(&pages, crate::image::tiff::Profile::S)
+        .or_else(|_| {
+            crate::onramp::compose::write_tiff(
+                &pages,
+                crate::image::tiff::Profile::F(crate::image::codec::Coding::Mh),
+            )
+        })
+        .map_err(|e| e.to_string())?;
+    fax_in::queue_fax(spool, &data, &tiff)
+        .map(|r| r.id)
+        .map_err(|e| e.to_string())
+}
+
+fn cause_name(c: Cause) -> String {
+    format!("{c:?}")
+}

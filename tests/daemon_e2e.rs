@@ -1,0 +1,432 @@
+//! `faxgate run` end to end, out of the box: the embedded default (no config file, no modem,
+//! no mail server) with only `FAXGATE_DATA` and the SMTP port set.
+//!
+//! - An email with a PDF to `FAX=+12125550123@localhost`, sent the way README shows (Python
+//!   smtplib, `NOTIFY=SUCCESS`), comes back in the Maildir as a fax email whose TIFF pixels
+//!   equal the rendered PDF (below the header line, which carries the time of sending), plus
+//!   one success report (RFC 3464 DSN). libtiff (`tiffinfo -D`) decodes the TIFF too.
+//! - `faxgate status` shows the loopback line sending and the queue while a (paced) call runs.
+//! - SIGKILL in the middle of that call: after a restart the job is retried, completes, and
+//!   exactly one success report goes out. SIGTERM stops the daemon with exit status 0.
+//!
+//! Debian packages: python3, ghostscript (the test PDF), libtiff-tools (`tiffinfo`).
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use faxgate::config::Config;
+use faxgate::image::Page;
+use faxgate::image::render::{self, Kind, Options};
+use mail_parser::{MessageParser, MimeHeaders};
+
+/// The README's send command (Python variant), with the port as the first argument and the
+/// PDF as the second.
+const SEND_PY: &str = "import smtplib, sys, email.message as e
+m = e.EmailMessage()
+m['From'] = 'you@example.org'; m['To'] = 'FAX=+12125550123@localhost'; m['Subject'] = 'test fax'
+m.add_attachment(open(sys.argv[2], 'rb').read(), 'application', 'pdf', filename='doc.pdf')
+smtplib.SMTP('127.0.0.1', int(sys.argv[1])).send_message(m, rcpt_options=['NOTIFY=SUCCESS'])
+";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Daemon {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    runs: u32,
+}
+
+impl Daemon {
+    fn new(dir: &Path) -> Daemon {
+        Daemon {
+            dir: dir.to_path_buf(),
+            port: free_port(),
+            child: None,
+            runs: 0,
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("faxgate-data")
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = common::faxgate(&self.dir);
+        c.env("FAXGATE_DATA", self.data());
+        c
+    }
+
+    /// `faxgate run` with the embedded default; `env` adds settings.
+    fn start(&mut self, env: &[(&str, &str)]) {
+        self.runs += 1;
+        let log = std::fs::File::create(self.dir.join(format!("run{}.log", self.runs))).unwrap();
+        let mut c = self.cmd();
+        c.env("FAXGATE_SMTP__LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("FAXGATE_LOG__FILTER", "info")
+            .arg("run")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        self.child = Some(c.spawn().unwrap());
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && self.data().join("control.sock").exists()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("faxgate run did not come up:\n{}", self.log());
+    }
+
+    fn log(&self) -> String {
+        (1..=self.runs)
+            .map(|i| {
+                std::fs::read_to_string(self.dir.join(format!("run{i}.log"))).unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    }
+
+    fn signal(&mut self, sig: i32) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        for _ in 0..400 {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        panic!("faxgate did not stop on signal {sig}:\n{}", self.log());
+    }
+
+    fn status(&self, json: bool) -> String {
+        let mut c = self.cmd();
+        c.arg("status");
+        if json {
+            c.arg("--json");
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn send_pdf(&self, pdf: &Path) {
+        let py = common::require_tool("python3", "python3");
+        let out = Command::new(py)
+            .args(["-c", SEND_PY, &self.port.to_string()])
+            .arg(pdf)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "send failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The messages in the Maildir's `new/`.
+    fn mails(&self) -> Vec<Vec<u8>> {
+        let dir = self.data().join("maildir").join("new");
+        let mut v: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    }
+
+    /// Waits (bounded) until `pred` holds for the Maildir.
+    fn wait_mail(&self, what: &str, pred: impl Fn(&[Vec<u8>]) -> bool) -> Vec<Vec<u8>> {
+        for _ in 0..600 {
+            let m = self.mails();
+            if pred(&m) {
+                return m;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("never got {what}:\n{}", self.log());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn make_pdf(dir: &Path) -> PathBuf {
+    let gs = common::require_tool("gs", "ghostscript");
+    let pdf = dir.join("doc.pdf");
+    let ps = "/Helvetica findfont 28 scalefont setfont 72 700 moveto (Purchase order 4711) show \
+              72 640 moveto (12 boxes of fax paper) show 72 300 200 120 rectfill \
+              0.5 setgray 320 300 200 120 rectfill showpage";
+    let out = Command::new(gs)
+        .args([
+            "-q",
+            "-dSAFER",
+            "-dBATCH",
+            "-dNOPAUSE",
+            "-sDEVICE=pdfwrite",
+            "-sPAPERSIZE=a4",
+        ])
+        .arg(format!("-sOutputFile={}", pdf.display()))
+        .args(["-c", ps])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pdf
+}
+
+fn is_fax_mail(m: &[u8]) -> bool {
+    let p = MessageParser::default().parse(m).unwrap();
+    p.attachments().any(|a| {
+        a.content_type()
+            .is_some_and(|c| c.c_type == "image" && c.subtype() == Some("tiff"))
+    })
+}
+
+fn is_report(m: &[u8]) -> bool {
+    let p = MessageParser::default().parse(m).unwrap();
+    p.content_type()
+        .is_some_and(|c| c.c_type == "multipart" && c.subtype() == Some("report"))
+}
+
+fn tiff_of(m: &[u8]) -> Vec<u8> {
+    let p = MessageParser::default().parse(m).unwrap();
+    let a = p
+        .attachments()
+        .find(|a| {
+            a.content_type()
+                .is_some_and(|c| c.subtype() == Some("tiff"))
+        })
+        .unwrap();
+    a.contents().to_vec()
+}
+
+/// The PDF rendered the way the offramp renders it by default.
+fn rendered(pdf: &Path) -> Vec<Page> {
+    let opts = Options::from_config(&Config::default().offramp);
+    render::render_part(
+        "doc.pdf",
+        &std::fs::read(pdf).unwrap(),
+        Kind::Pdf,
+        &opts,
+        &mut render::Unlimited,
+    )
+    .unwrap()
+    .pages
+}
+
+#[test]
+fn pdf_mail_comes_back_as_a_fax_email_with_a_success_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pdf = make_pdf(tmp.path());
+    let mut d = Daemon::new(tmp.path());
+    d.start(&[]);
+    d.send_pdf(&pdf);
+    let mails = d.wait_mail("the fax email and the report", |m| {
+        m.iter().any(|x| is_fax_mail(x)) && m.iter().any(|x| is_report(x))
+    });
+
+    // The fax email: its TIFF is what the far end received over T.30.
+    let fax = mails.iter().find(|m| is_fax_mail(m)).unwrap();
+    let text = String::from_utf8_lossy(fax);
+    assert!(text.contains("fax@localhost"), "{text}");
+    let tiff = tiff_of(fax);
+    let tif_path = tmp.path().join("fax.tif");
+    std::fs::write(&tif_path, &tiff).unwrap();
+    let tiffinfo = common::require_tool("tiffinfo", "libtiff-tools");
+    let out = Command::new(tiffinfo)
+        .arg("-D")
+        .arg(&tif_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "libtiff: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("rror"),
+        "libtiff: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let got = faxgate::image::tiff::read_bytes(&tiff, Default::default()).unwrap();
+    let want = rendered(&pdf);
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!((g.width(), g.height()), (w.width(), w.height()));
+        assert_eq!(g.resolution(), w.resolution());
+        let band = render::header::band_rows(&render::Layout {
+            res: w.resolution(),
+            paper: render::Paper::A4,
+        });
+        for y in band..w.height() {
+            assert_eq!(g.row(y), w.row(y), "row {y} differs");
+        }
+        assert!(w.black_pixels() > 10_000, "the test PDF rendered blank");
+        // The header line was printed in the band.
+        assert!((0..band).any(|y| g.row(y).iter().any(|b| *b != 0)));
+    }
+
+    // Exactly one report, a success DSN to the sender.
+    let reports: Vec<_> = mails.iter().filter(|m| is_report(m)).collect();
+    assert_eq!(reports.len(), 1);
+    let r = String::from_utf8_lossy(reports[0]);
+    assert!(r.contains("Action: delivered"), "{r}");
+    assert!(r.contains("you@example.org"), "{r}");
+
+    // Status while running: the line and the finished jobs.
+    let s = d.status(false);
+    assert!(s.contains("faxgate: running"), "{s}");
+    assert!(s.contains("loopback") && s.contains("idle"), "{s}");
+    assert!(s.contains("fax-out") && s.contains("done"), "{s}");
+
+    // SIGTERM: clean stop, exit 0; status then reads the spool.
+    let st = d.signal(libc::SIGTERM);
+    assert!(st.success(), "exit status {st:?}\n{}", d.log());
+    let s = d.status(false);
+    assert!(s.contains("not running"), "{s}");
+    // The spool remembers the line's last call.
+    assert!(
+        s.contains("last call: ") && s.contains("out +12125550123"),
+        "{s}"
+    );
+}
+
+#[test]
+fn sigkill_mid_call_then_restart_sends_once_and_reports_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pdf = make_pdf(tmp.path());
+    let mut d = Daemon::new(tmp.path());
+    // A paced line: the call takes half its real line time (several seconds), long enough to
+    // watch it and to kill the daemon in the middle of it.
+    d.start(&[("FAXGATE_LOOPBACK__PACE", "0.5")]);
+    d.send_pdf(&pdf);
+
+    let mut job = None;
+    for _ in 0..400 {
+        let s: serde_json::Value = serde_json::from_str(&d.status(true)).unwrap();
+        let line = &s["modems"][0];
+        if line["state"] == "sending" {
+            assert_eq!(line["name"], "loopback");
+            assert_eq!(s["live"], true);
+            assert_eq!(s["queue"]["fax-out"]["running"], 1, "{s}");
+            job = line["job"].as_str().map(str::to_string);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let job = job.unwrap_or_else(|| panic!("never saw the line sending:\n{}", d.log()));
+    let text = d.status(false);
+    assert!(text.contains("sending") && text.contains(&job), "{text}");
+
+    let st = d.signal(libc::SIGKILL);
+    assert!(!st.success());
+    assert!(
+        d.mails().is_empty(),
+        "nothing may be delivered before the call ended"
+    );
+
+    // Restart at full speed: the interrupted attempt is closed, the fax is sent again.
+    d.start(&[]);
+    let mails = d.wait_mail("the fax email and the report", |m| {
+        m.iter().any(|x| is_fax_mail(x)) && m.iter().any(|x| is_report(x))
+    });
+    // Let the daemon settle: nothing left in the queue.
+    for _ in 0..200 {
+        let s: serde_json::Value = serde_json::from_str(&d.status(true)).unwrap();
+        if s["queue"].as_object().is_some_and(|q| q.is_empty()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mails = {
+        let again = d.mails();
+        assert!(again.len() >= mails.len());
+        again
+    };
+    assert_eq!(
+        mails.iter().filter(|m| is_report(m)).count(),
+        1,
+        "{}",
+        d.log()
+    );
+    assert_eq!(mails.iter().filter(|m| is_fax_mail(m)).count(), 1);
+
+    // The job's record shows the interrupted attempt and the successful one.
+    let st = d.signal(libc::SIGTERM);
+    assert!(st.success());
+    let out = d.cmd().args(["queue", "show", &job]).output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("interrupted"), "{shown}");
+    assert!(shown.contains("done"), "{shown}");
+}
+
+#[test]
+fn systemd_hears_ready_status_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let tmp = tempfile::tempdir().unwrap();
+    let sock_path = tmp.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut d = Daemon::new(tmp.path());
+    let notify = sock_path.to_string_lossy().into_owned();
+    // WATCHDOG_PID is left unset: sd_watchdog_enabled(3) then applies to any process.
+    d.start(&[("NOTIFY_SOCKET", &notify), ("WATCHDOG_USEC", "400000")]);
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let have = |seen: &str| {
+        seen.contains("READY=1")
+            && seen.contains("STATUS=1 modem idle, 0 jobs queued")
+            && seen.contains("WATCHDOG=1")
+    };
+    for _ in 0..100 {
+        if have(&seen) {
+            break;
+        }
+        let n = sock.recv(&mut buf).unwrap();
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        seen.push('\n');
+    }
+    assert!(have(&seen), "{seen}");
+    let st = d.signal(libc::SIGTERM);
+    assert!(st.success());
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    while let Ok(n) = sock.recv(&mut buf) {
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        seen.push('\n');
+    }
+    assert!(seen.contains("STOPPING=1"), "{seen}");
+}

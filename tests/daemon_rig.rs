@@ -1,0 +1,342 @@
+//! `faxgate run` with a real modem on the rig, against efax (an independent fax machine) on
+//! the other soft modem, and a real SMTP server (aiosmtpd) as the site's mail relay:
+//!
+//! 1. an email with a PDF, sent with swaks, goes out through soft modem A; efax on modem B
+//!    receives pages equal to the rendered document (below our header line), and the sender
+//!    gets the success report through the relay;
+//! 2. efax sends a page to modem A; faxgate answers (role `both`, one ring) and emails the fax
+//!    to the relay, its TIFF equal to what efax sent (below efax's header line);
+//! 3. `faxgate status` shows the modem and its last call; SIGTERM stops with exit status 0.
+//!
+//! Debian packages: iaxmodem, efax, iproute2, util-linux, coreutils, swaks, ghostscript,
+//! python3-aiosmtpd. About a minute: real calls take real time.
+
+mod common;
+mod onramp_common;
+#[path = "rig/rig.rs"]
+mod rig;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use faxgate::config::Config;
+use faxgate::image::render::{self, Kind, Options};
+use faxgate::image::{Page, Resolution};
+use mail_parser::{MessageParser, MimeHeaders};
+
+fn wait_child(c: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if let Some(s) = c.try_wait().unwrap() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+    None
+}
+
+fn log_of(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// `got` equals `sent` below `band` rows, for some downward shift of `got` up to `max_shift`.
+fn same_below(sent: &Page, got: &Page, band: u32, max_shift: u32) -> Result<(), String> {
+    if got.width() != sent.width() {
+        return Err(format!("width {} vs {}", got.width(), sent.width()));
+    }
+    let mut best = u64::MAX;
+    for shift in 0..=max_shift {
+        let mut diff = 0u64;
+        for y in band..sent.height() {
+            let g = y + shift;
+            if g >= got.height() {
+                diff += u64::from(sent.width());
+                continue;
+            }
+            diff += sent
+                .row(y)
+                .iter()
+                .zip(got.row(g))
+                .map(|(a, b)| u64::from((a ^ b).count_ones()))
+                .sum::<u64>();
+        }
+        best = best.min(diff);
+    }
+    if best == 0 {
+        Ok(())
+    } else {
+        Err(format!("{best} pixels differ"))
+    }
+}
+
+fn make_pdf(dir: &Path) -> PathBuf {
+    let gs = common::require_tool("gs", "ghostscript");
+    let pdf = dir.join("doc.pdf");
+    let ps = "/Helvetica findfont 28 scalefont setfont 72 700 moveto (Rig test order 4711) show \
+              72 300 200 120 rectfill showpage";
+    let out = Command::new(gs)
+        .args([
+            "-q",
+            "-dSAFER",
+            "-dBATCH",
+            "-dNOPAUSE",
+            "-sDEVICE=pdfwrite",
+            "-sPAPERSIZE=a4",
+        ])
+        .arg(format!("-sOutputFile={}", pdf.display()))
+        .args(["-c", ps])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pdf
+}
+
+/// A fine test page that efax can send: frame and blocks inside the margins.
+fn test_page() -> Page {
+    let rows = 2156;
+    let mut p = Page::new(1728, rows, Resolution::FINE).unwrap();
+    for y in 200..260 {
+        for x in 200..1500 {
+            p.set(x, y, true);
+        }
+    }
+    for y in 800..1400 {
+        for x in 700..760 {
+            p.set(x, y, true);
+        }
+    }
+    p
+}
+
+fn efix_tiff(dir: &Path, page: &Page) -> PathBuf {
+    let efix = common::require_tool("efix", "efax");
+    let pbm = dir.join("page.pbm");
+    let mut v = format!("P4\n{} {}\n", page.width(), page.height()).into_bytes();
+    for y in 0..page.height() {
+        v.extend_from_slice(page.row(y));
+    }
+    std::fs::write(&pbm, v).unwrap();
+    let pattern = dir.join("send.%03d");
+    let out = Command::new(efix)
+        .args([
+            "-i", "pbm", "-o", "tiffg3", "-R", "204x196", "-r", "204x196", "-n",
+        ])
+        .arg(&pattern)
+        .arg(&pbm)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "efix: {out:?}");
+    dir.join("send.001")
+}
+
+fn attachment_tiff(eml: &[u8]) -> Option<Vec<u8>> {
+    let m = MessageParser::default().parse(eml)?;
+    m.attachments()
+        .find(|a| {
+            a.content_type()
+                .is_some_and(|c| c.subtype() == Some("tiff"))
+        })
+        .map(|a| a.contents().to_vec())
+}
+
+#[test]
+fn mail_to_efax_and_efax_to_mail_through_faxgate_run() {
+    let swaks = common::require_tool("swaks", "swaks");
+    let efax = common::require_tool("efax", "efax");
+    let line = rig::Rig::up();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let pdf = make_pdf(w);
+
+    let relay_out = w.join("relay");
+    std::fs::create_dir(&relay_out).unwrap();
+    let relay = onramp_common::Relay::start(onramp_common::free_port(), &relay_out, &[]);
+    let smtp_port = onramp_common::free_port();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cfg = format!(
+        "[gateway]\ndata_dir = \"{data}\"\n\
+         [smtp]\nlisten = \"127.0.0.1:{smtp_port}\"\n\
+         [relay]\nmode = \"smtp\"\nhost = \"127.0.0.1\"\nport = {relay}\nsecurity = \"none\"\n\
+         [loopback]\nenabled = false\n\
+         [offramp]\nnotify_success_by_default = true\n\
+         [log]\nfilter = \"info\"\n\
+         [[modem]]\nname = \"rigA\"\ndevice = \"{dev}\"\nprofile = \"iaxmodem\"\n\
+         profiles_dir = \"{profiles}\"\nlocal_id = \"+1 555 0001\"\nrole = \"both\"\nrings = 1\n",
+        data = w.join("data").display(),
+        relay = relay.port,
+        dev = line.a.display(),
+        profiles = manifest.join("firmware-config/modems").display(),
+    );
+    std::fs::write(w.join("faxgate.toml"), cfg).unwrap();
+    let log = w.join("faxgate.log");
+    let logf = std::fs::File::create(&log).unwrap();
+    let mut gw = common::faxgate(w)
+        .args(["-c", "faxgate.toml", "run"])
+        .stdin(Stdio::null())
+        .stdout(logf.try_clone().unwrap())
+        .stderr(logf)
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", smtp_port)).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(up, "faxgate run did not come up: {}", log_of(&log));
+
+    // 1. Mail → fax: efax answers on modem B.
+    let rx_dir = w.join("efax-rx");
+    std::fs::create_dir(&rx_dir).unwrap();
+    let efax_log = rx_dir.join("efax.log");
+    let mut efax_rx = Command::new(&efax)
+        .arg("-d")
+        .arg(&line.b)
+        .args([
+            "-o1",
+            "-iZ",
+            "-kZ",
+            "-jS0=1",
+            "-w",
+            "-l",
+            "+1 555 0002",
+            "-r",
+        ])
+        .arg(rx_dir.join("fax"))
+        .args(["-v", "ewinrt"])
+        .stdout(Stdio::from(std::fs::File::create(&efax_log).unwrap()))
+        .stderr(Stdio::from(
+            std::fs::File::create(rx_dir.join("efax.err")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    // efax's ATZ on the answering modem: iaxmodem refuses calls for 5 s.
+    std::thread::sleep(rig::IAXMODEM_BUSY_OUT + Duration::from_secs(1));
+    let out = Command::new(&swaks)
+        .args(["--server", &format!("127.0.0.1:{smtp_port}")])
+        .args([
+            "--from",
+            "you@example.org",
+            "--to",
+            "FAX=+15550002@localhost",
+        ])
+        .args(["--attach-type", "application/pdf", "--attach"])
+        .arg(format!("@{}", pdf.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "swaks: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let st = wait_child(&mut efax_rx, Duration::from_secs(120));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "efax: {}\nfaxgate: {}",
+        log_of(&efax_log),
+        log_of(&log)
+    );
+    let want = render::render_part(
+        "doc.pdf",
+        &std::fs::read(&pdf).unwrap(),
+        Kind::Pdf,
+        &Options::from_config(&Config::default().offramp),
+        &mut render::Unlimited,
+    )
+    .unwrap()
+    .pages;
+    let got_bytes = std::fs::read(rx_dir.join("fax.001")).unwrap();
+    let got = faxgate::image::tiff::read_bytes(&got_bytes, Default::default()).unwrap();
+    assert_eq!(got.len(), 1);
+    let band = render::header::band_rows(&render::Layout {
+        res: want[0].resolution(),
+        paper: render::Paper::A4,
+    });
+    same_below(&want[0], &got[0], band, 0)
+        .unwrap_or_else(|e| panic!("efax received page: {e}\n{}", log_of(&log)));
+
+    // The success report reaches the sender through the relay.
+    let mut report = None;
+    for _ in 0..300 {
+        report = relay.messages().into_iter().find(|(env, eml)| {
+            env.to_string().contains("you@example.org")
+                && String::from_utf8_lossy(eml).contains("Action: delivered")
+        });
+        if report.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(report.is_some(), "no success report: {}", log_of(&log));
+
+    // 2. Fax → mail: efax calls modem A; faxgate answers and mails the fax to the relay.
+    std::thread::sleep(rig::IAXMODEM_BUSY_OUT);
+    let page = test_page();
+    let file = efix_tiff(w, &page);
+    let sent = Command::new(&efax)
+        .arg("-d")
+        .arg(&line.b)
+        .args([
+            "-o1",
+            "-iZ",
+            "-kZ",
+            "-l",
+            "+1 555 0002",
+            "-v",
+            "ewinrt",
+            "-t",
+            "5550001",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.success(),
+        "efax send: {}\n{}\nfaxgate: {}",
+        String::from_utf8_lossy(&sent.stdout),
+        String::from_utf8_lossy(&sent.stderr),
+        log_of(&log)
+    );
+    let mut tiff = None;
+    for _ in 0..300 {
+        tiff = relay.messages().into_iter().find_map(|(env, eml)| {
+            env.to_string()
+                .contains("fax@localhost")
+                .then(|| attachment_tiff(&eml))
+                .flatten()
+        });
+        if tiff.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tiff = tiff.unwrap_or_else(|| panic!("no fax email at the relay: {}", log_of(&log)));
+    let got = faxgate::image::tiff::read_bytes(&tiff, Default::default()).unwrap();
+    assert_eq!(got.len(), 1);
+    // efax stamps its own header line (~20 rows at fine) on the pages it sends.
+    same_below(&page, &got[0], 40, 40).unwrap_or_else(|e| panic!("received page: {e}"));
+
+    // 3. Status, then a clean stop.
+    let s = common::faxgate(w)
+        .args(["-c", "faxgate.toml", "status"])
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&s.stdout);
+    assert!(
+        s.contains("rigA") && s.contains("last call") && s.contains(" in "),
+        "{s}"
+    );
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(gw.id() as i32, libc::SIGTERM) };
+    let st = wait_child(&mut gw, Duration::from_secs(30));
+    assert!(st.is_some_and(|s| s.success()), "{}", log_of(&log));
+}
