@@ -30,7 +30,7 @@
 //!   [`SpoolError::DiskFull`]; either way the half-written job is removed.
 //!
 //! Group commit is left to the file system: concurrent commits from many threads have their
-//! fsyncs merged into shared ext4/XFS journal commits. `examples/spool_bench.rs` measures
+//! fsyncs merged into shared ext4/XFS journal commits. `tests/bench/spool_bench.rs` (`cargo run --release --example spool_bench`) measures
 //! commits/s at 1/10/50 writers beside the one-fsync-per-message anchor. Measured and
 //! rejected: an explicit leader/follower batch of the bucket fsyncs (no gain at 10 writers,
 //! slower at 50: the leader fsyncs up to 50 distinct buckets in a row) and replacing the
