@@ -156,14 +156,18 @@ impl<'a> BitReader<'a> {
             self.pos += take as usize;
             self.n += take * 8;
         } else {
-            self.refill_tail();
+            // By value in and out: a `&mut self` call here would let the reader's address
+            // escape, and the hot loops would then keep `acc` and `n` in memory instead of
+            // registers (a load and a store around every code).
+            *self = self.clone().refill_tail();
         }
     }
 
     /// The last bytes, then virtual zeros: every bit of `acc` past the real data is zero
     /// already, so the zeros only need counting.
     #[cold]
-    fn refill_tail(&mut self) {
+    #[inline(never)]
+    fn refill_tail(mut self) -> Self {
         while self.n <= 56 && self.pos < self.data.len() {
             let b = self.data[self.pos];
             let b = match self.order {
@@ -178,6 +182,7 @@ impl<'a> BitReader<'a> {
             self.virt += u64::from(64 - self.n);
             self.n = 64;
         }
+        self
     }
 
     /// Makes at least 32 bits available (past the end: virtual zeros), so that

@@ -501,7 +501,7 @@ fn read_run<const BLACK: bool>(r: &mut BitReader<'_>, room: u32) -> Result<u32, 
                 }
             }
             RunKind::Eol => return Err(DecodeErrorKind::ShortLine),
-            _ => return Err(invalid_code(r)),
+            _ => return Err(invalid_code(r.clone())),
         }
     }
 }
@@ -527,8 +527,11 @@ fn read_pair(r: &mut BitReader<'_>, black: bool, room: u32) -> Result<(u32, u32)
 }
 
 /// What bits that are no code mean: the end of the data, an EOL too early, or garbage.
+/// Takes a copy so that the hot loops' reader never has its address taken (see
+/// `BitReader::refill`).
 #[cold]
-fn invalid_code(r: &mut BitReader<'_>) -> DecodeErrorKind {
+#[inline(never)]
+fn invalid_code(mut r: BitReader<'_>) -> DecodeErrorKind {
     if r.overrun() || r.at_end() {
         DecodeErrorKind::Truncated
     } else if r.peek(11) == 0 {
