@@ -156,9 +156,9 @@ impl<'a> BitReader<'a> {
             self.pos += take as usize;
             self.n += take * 8;
         } else {
-            // By value in and out: a `&mut self` call here would let the reader's address
-            // escape, and the hot loops would then keep `acc` and `n` in memory instead of
-            // registers (a load and a store around every code).
+            // By value in and out, so that the reader's address never escapes from the hot
+            // loops through this rare call. (Measured: no change in the 2-D loop's code; its
+            // remaining spill of `n` comes from register pressure, not from this call.)
             *self = self.clone().refill_tail();
         }
     }
