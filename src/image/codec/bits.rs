@@ -144,12 +144,24 @@ impl<'a> BitReader<'a> {
         if self.n > 56 {
             return;
         }
+        if self.lsb_first() {
+            self.load::<true>();
+        } else {
+            self.load::<false>();
+        }
+    }
+
+    /// Loads as many whole bytes as fit below 64 bits (`n` ≤ 56), eight at a time while
+    /// eight remain; the bit order is a constant so that each instance has no branch on it.
+    #[inline(always)]
+    fn load<const LSB: bool>(&mut self) {
         if let Some(b) = self.data.get(self.pos..self.pos + 8) {
             let mut a = [0u8; 8];
             a.copy_from_slice(b);
-            let w = match self.order {
-                BitOrder::MsbFirst => u64::from_be_bytes(a),
-                BitOrder::LsbFirst => u64::from_le_bytes(a).reverse_bits(),
+            let w = if LSB {
+                u64::from_le_bytes(a).reverse_bits()
+            } else {
+                u64::from_be_bytes(a)
             };
             self.acc |= w >> self.n;
             let take = (63 - self.n) / 8;
@@ -183,6 +195,24 @@ impl<'a> BitReader<'a> {
             self.n = 64;
         }
         self
+    }
+
+    /// True when the stream is LSB first (for callers that specialise on the order, see
+    /// [`BitReader::fill_as`]).
+    #[inline]
+    pub fn lsb_first(&self) -> bool {
+        self.order == BitOrder::LsbFirst
+    }
+
+    /// [`BitReader::fill`] for a reader whose order the caller knows at compile time
+    /// (`LSB` must equal [`BitReader::lsb_first`]): the hot loops then keep no register for
+    /// the order and carry no bit-reversal code.
+    #[inline(always)]
+    pub fn fill_as<const LSB: bool>(&mut self) {
+        debug_assert_eq!(LSB, self.lsb_first());
+        if self.n < 32 {
+            self.load::<LSB>();
+        }
     }
 
     /// Makes at least 32 bits available (past the end: virtual zeros), so that
@@ -374,7 +404,8 @@ mod tests {
                         }
                         1 => { r.consume(k); pos += u64::from(k); }
                         2 => {
-                            r.fill();
+                            // The order-specialised fill the decoders' hot loops use.
+                            if lsb { r.fill_as::<true>() } else { r.fill_as::<false>() }
                             let want = (0..u64::from(k)).fold(0, |v, i| v << 1 | bit(&data, order, pos + i));
                             prop_assert_eq!(r.peek_fast(k), want);
                             r.consume_fast(k);

@@ -461,7 +461,11 @@ impl<'a> Decoder<'a> {
         // The reader is worked on as a local so that the bit buffer stays in registers for
         // the whole line.
         let mut r = self.r.clone();
-        let res = decode_1d(&mut r, self.width, &mut self.cur);
+        let res = if r.lsb_first() {
+            decode_1d::<true>(&mut r, self.width, &mut self.cur)
+        } else {
+            decode_1d::<false>(&mut r, self.width, &mut self.cur)
+        };
         self.r = r;
         self.finish_line(res, row)
     }
@@ -469,7 +473,11 @@ impl<'a> Decoder<'a> {
     /// T.4 §4.2.1.3 / T.6 §2.2: pass, horizontal and vertical modes against the reference.
     fn line_2d(&mut self, row: &mut [u8]) -> Result<(), DecodeErrorKind> {
         let mut r = self.r.clone();
-        let res = decode_2d(&mut r, self.width, &self.reference, &mut self.cur);
+        let res = if r.lsb_first() {
+            decode_2d::<true>(&mut r, self.width, &self.reference, &mut self.cur)
+        } else {
+            decode_2d::<false>(&mut r, self.width, &self.reference, &mut self.cur)
+        };
         self.r = r;
         self.finish_line(res, row)
     }
@@ -478,10 +486,13 @@ impl<'a> Decoder<'a> {
 /// Reads one run of a colour: make-ups, then a terminating code. Stops with `LongLine` once
 /// the run passes `room`. The colour is a constant, so each instance has its table fixed.
 #[inline(always)]
-fn read_run<const BLACK: bool>(r: &mut BitReader<'_>, room: u32) -> Result<u32, DecodeErrorKind> {
+fn read_run<const BLACK: bool, const LSB: bool>(
+    r: &mut BitReader<'_>,
+    room: u32,
+) -> Result<u32, DecodeErrorKind> {
     let mut total = 0u32;
     loop {
-        r.fill();
+        r.fill_as::<LSB>();
         let e = if BLACK {
             BLACK_DECODE[r.peek_fast(BLACK_BITS) as usize]
         } else {
@@ -508,20 +519,24 @@ fn read_run<const BLACK: bool>(r: &mut BitReader<'_>, room: u32) -> Result<u32, 
 
 /// Two runs of horizontal mode (T.4 §4.2.1.3.2 b): a0's colour first.
 #[inline(always)]
-fn read_pair(r: &mut BitReader<'_>, black: bool, room: u32) -> Result<(u32, u32), DecodeErrorKind> {
+fn read_pair<const LSB: bool>(
+    r: &mut BitReader<'_>,
+    black: bool,
+    room: u32,
+) -> Result<(u32, u32), DecodeErrorKind> {
     let r1 = if black {
-        read_run::<true>(r, room)?
+        read_run::<true, LSB>(r, room)?
     } else {
-        read_run::<false>(r, room)?
+        read_run::<false, LSB>(r, room)?
     };
     // An overlong first run is the error, whatever follows.
     let Some(left) = room.checked_sub(r1) else {
         return Err(DecodeErrorKind::LongLine);
     };
     let r2 = if black {
-        read_run::<false>(r, left)?
+        read_run::<false, LSB>(r, left)?
     } else {
-        read_run::<true>(r, left)?
+        read_run::<true, LSB>(r, left)?
     };
     Ok((r1, r2))
 }
@@ -561,7 +576,7 @@ fn push(cur: &mut [u32; LIST], n: &mut usize, x: u32) {
 }
 
 /// One 1-D line into `cur`; returns the number of changing elements.
-fn decode_1d(
+fn decode_1d<const LSB: bool>(
     r: &mut BitReader<'_>,
     w: u32,
     cur: &mut [u32; LIST],
@@ -570,10 +585,10 @@ fn decode_1d(
     let mut a0 = 0u32;
     // A white run, then a black one: unrolled so that each table is a constant.
     loop {
-        if !run_1d(read_run::<false>(r, w)?, w, &mut a0, cur, &mut n)? {
+        if !run_1d(read_run::<false, LSB>(r, w)?, w, &mut a0, cur, &mut n)? {
             return Ok(n);
         }
-        if !run_1d(read_run::<true>(r, w)?, w, &mut a0, cur, &mut n)? {
+        if !run_1d(read_run::<true, LSB>(r, w)?, w, &mut a0, cur, &mut n)? {
             return Ok(n);
         }
     }
@@ -612,7 +627,7 @@ fn run_1d(
 /// parity below `j` is at or before a0. After a vertical mode the colour flips and the new
 /// candidate is `j − 1` (it may lie between a1 and the old b1 after VL); anything further
 /// back is before a0. So the search never scans backwards more than one element.
-fn decode_2d(
+fn decode_2d<const LSB: bool>(
     r: &mut BitReader<'_>,
     width: u32,
     reference: &[u32; LIST],
@@ -630,7 +645,7 @@ fn decode_2d(
         while reference[j & M] as i32 <= a0 {
             j += 2;
         }
-        r.fill();
+        r.fill_as::<LSB>();
         let op = MODE_OPS[r.peek_fast(MODE_BITS) as usize];
         r.consume_fast(op.bits());
         if op.kind() == ModeOp::VERTICAL {
@@ -653,7 +668,7 @@ fn decode_2d(
         match op.kind() {
             ModeOp::HORIZONTAL => {
                 let start = a0.max(0);
-                let (r1, r2) = read_pair(r, j & 1 == 1, (w - start) as u32)?;
+                let (r1, r2) = read_pair::<LSB>(r, j & 1 == 1, (w - start) as u32)?;
                 let a1 = start + r1 as i32;
                 let a2 = a1 + r2 as i32;
                 if a2 > w {
