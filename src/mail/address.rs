@@ -16,6 +16,9 @@
 //!    by the dial plan, so they are kept apart as [`Number::Site`] (STANDARDS: "other local-part
 //!    forms must be clearly distinguishable").
 //!
+//! Also the postmaster test (RFC 5321 §4.5.1): [`is_bare_postmaster`] for `<postmaster>` and
+//! [`Mailbox::is_postmaster`] for `postmaster@…` (the caller checks the domain is ours).
+//!
 //! Every limit is RFC 5321 §4.5.3.1: local part 64 octets, domain 255, path 256.
 
 use thiserror::Error;

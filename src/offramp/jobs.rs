@@ -639,7 +639,7 @@ const LOOP_SCAN_BYTES: usize = 256 * 1024;
 
 /// How many `Received:` fields in the header of `raw` were written by this gateway
 /// (`by <hostname> (faxgate)`, as the listener writes them; RFC 5321 §4.4). Pure; reads at
-/// most [`LOOP_SCAN_BYTES`].
+/// most 256 KiB (`LOOP_SCAN_BYTES`).
 pub fn passes_through_us(raw: &[u8], hostname: &str) -> usize {
     let head = &raw[..raw.len().min(LOOP_SCAN_BYTES)];
     let text = String::from_utf8_lossy(head);

@@ -2,7 +2,8 @@
 //!
 //! Owns the RFC 5321 command sequence and every decision that can be made from the bytes the
 //! client sent: syntax, sequencing (`503`), the RCPT policy (RFC 3192 address, our domains only,
-//! dial plan), who may send (client network, AUTH, allowed senders, TLS/AUTH requirements),
+//! dial plan; `<postmaster>` and `postmaster@` our domains accepted outside the dial plan, RFC
+//! 5321 §4.5.1, and kept apart in [`Envelope::postmaster`]), who may send (client network, AUTH, allowed senders, TLS/AUTH requirements),
 //! `SIZE`, recipient and line limits, DATA dot-unstuffing and end-of-data detection, and the
 //! reply texts with their RFC 3463 enhanced codes. It never touches a socket, a file or the
 //! clock: the listener feeds bytes and `now`, executes the [`Output`]s (write replies, start TLS,
