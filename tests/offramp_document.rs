@@ -179,6 +179,7 @@ fn envelope(n: &str) -> Envelope {
                 orcpt: None,
             },
         ],
+        postmaster: Vec::new(),
         client: ClientInfo {
             ip: "127.0.0.1".parse().unwrap(),
             port: 1,
@@ -214,7 +215,12 @@ fn split(name: &str) -> (tempfile::TempDir, Spool, faxgate::spool::JobId, Split)
 #[test]
 fn split_makes_one_fax_job_per_recipient() {
     let (_d, spool, id, s) = split("thunderbird-pdf.eml");
-    let Split::Faxes { pages, jobs: ids } = s else {
+    let Split::Faxes {
+        pages,
+        jobs: ids,
+        forwarded: None,
+    } = s
+    else {
         panic!("{s:?}")
     };
     assert_eq!(pages, 2);
@@ -237,7 +243,12 @@ fn split_makes_one_fax_job_per_recipient() {
 #[test]
 fn docx_message_fails_with_one_report_naming_the_part() {
     let (_d, spool, id, s) = split("docx-attachment.eml");
-    let Split::Failed { cause, report } = s else {
+    let Split::Failed {
+        cause,
+        report,
+        forwarded: None,
+    } = s
+    else {
         panic!("{s:?}")
     };
     assert!(matches!(cause, Cause::UnsupportedAttachment { .. }));

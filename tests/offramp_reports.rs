@@ -45,6 +45,7 @@ pub fn envelope(recipients: Vec<Recipient>, envid: Option<&str>, ret: Option<Ret
         envid: envid.map(str::to_string),
         mail_auth: None,
         recipients,
+        postmaster: Vec::new(),
         client: ClientInfo {
             ip: "127.0.0.1".parse().unwrap(),
             port: 40000,

@@ -54,7 +54,7 @@ impl Gateway {
 
     fn spawn(&mut self) {
         let cfg = format!(
-            "[gateway]\nhostname = \"gw.fax.test\"\ndomains = [\"fax.test\"]\ndata_dir = \"{}\"\n\
+            "[gateway]\nhostname = \"gw.fax.test\"\ndomains = [\"fax.test\", \"localhost\"]\ndata_dir = \"{}\"\n\
              [log]\nfilter = \"warn\"\n[smtp]\nlisten = \"{}\"\n{}\n",
             self.path("data").display(),
             self.addr,
@@ -805,4 +805,100 @@ fn large_messages_stream_and_size_is_enforced() {
         .unwrap()
         .count();
     assert_eq!(incoming, 0, "the refused message left nothing in incoming/");
+}
+
+/// Files delivered into the gateway's default Maildir (`relay.mode = maildir`), waiting a
+/// bounded while for `n` of them.
+fn maildir_messages(g: &Gateway, n: usize) -> Vec<String> {
+    let new = g.path("data/maildir/new");
+    for _ in 0..400 {
+        let files: Vec<String> = std::fs::read_dir(&new)
+            .map(|d| {
+                d.filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if files.len() >= n {
+            return files;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{n} mails not delivered to the Maildir: {}", g.log());
+}
+
+/// RFC 5321 §4.5.1 end to end: swaks to `postmaster@localhost` and smtplib to the bare
+/// `<postmaster>` are accepted, listed as postmaster recipients, and `faxgate run` forwards
+/// each message unchanged to `gateway.admin` (here the default Maildir).
+#[test]
+fn postmaster_is_accepted_and_forwarded_to_the_admin() {
+    let python = common::require_tool("python3", "python3");
+    let g = Gateway::start("");
+    let server = g.addr.to_string();
+    let (ok, out) = swaks(&[
+        "--server",
+        &server,
+        "--ehlo",
+        "client.test",
+        "--from",
+        "sender@example.org",
+        "--to",
+        "postmaster@localhost",
+        "--add-header",
+        "X-Test: swaks-postmaster",
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("250 2.1.5 Recipient <postmaster@localhost> ok: postmaster"),
+        "{out}"
+    );
+    let script = r#"
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), local_hostname="py.test", timeout=30)
+refused = s.sendmail("py@example.org", ["postmaster", "PostMaster@fax.test"],
+                     "Subject: smtplib-postmaster\r\nX-Test: smtplib-postmaster\r\n\r\nhello\r\n")
+assert refused == {}, refused
+s.quit()
+print("OK")
+"#;
+    let o = Command::new(python)
+        .args(["-c", script, &g.addr.port().to_string()])
+        .output()
+        .unwrap();
+    let py = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success() && py.contains("OK"), "{py}\n{}", g.log());
+    let mut msgs = g.messages();
+    msgs.sort_by_key(|(j, _)| j.envelope.client.helo.clone());
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[0].0.envelope.client.helo, "client.test");
+    assert_eq!(msgs[0].0.envelope.postmaster, ["postmaster@localhost"]);
+    assert!(msgs[0].0.envelope.recipients.is_empty());
+    assert_eq!(
+        msgs[1].0.envelope.postmaster,
+        ["postmaster", "PostMaster@fax.test"]
+    );
+    // Each forwarded copy is the committed message, byte for byte.
+    let mails = maildir_messages(&g, 2);
+    assert_eq!(mails.len(), 2, "one copy per message");
+    for (_, body) in &msgs {
+        let body = String::from_utf8_lossy(body);
+        assert!(
+            mails.iter().any(|m| m.ends_with(body.as_ref())),
+            "not forwarded: {body}\n{mails:?}"
+        );
+    }
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("X-Test: swaks-postmaster\r\n"))
+    );
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("X-Test: smtplib-postmaster\r\n"))
+    );
 }

@@ -918,6 +918,108 @@ fn received_header_names_client_protocol_and_id() {
     );
 }
 
+/// RFC 5321 §4.5.1: postmaster is accepted in the bare form and at each of our domains, any
+/// case, with the usual RCPT parameters, outside the fax dial plan; marked as such in the
+/// envelope.
+#[test]
+fn postmaster_accepted_in_every_form() {
+    let mut t = T::new();
+    t.hello();
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd(
+        "RCPT TO:<postmaster>",
+        "250 2.1.5 Recipient <postmaster> ok: postmaster",
+    );
+    t.cmd("rcpt to:<PostMaster>", "250 2.1.5");
+    t.cmd(
+        "RCPT TO:<POSTMASTER@fax.example> NOTIFY=FAILURE ORCPT=rfc822;postmaster@fax.example",
+        "250 2.1.5 Recipient <POSTMASTER@fax.example> ok: postmaster",
+    );
+    t.cmd("RCPT TO:<postmaster@FAX2.example.>", "250 2.1.5");
+    t.cmd("RCPT TO:<\"Postmaster\"@fax.example>", "250 2.1.5");
+    t.cmd(
+        "RCPT TO:<FAX=+1-212-555-1212@fax.example>",
+        "250 2.1.5 Recipient <FAX=+1-212-555-1212@fax.example> ok: fax to +12125551212",
+    );
+    // Parameters are checked as for any recipient.
+    t.cmd("RCPT TO:<postmaster> NOTIFY=SOMETIMES", "501 5.5.4");
+    t.cmd("RCPT TO:<postmaster> XYZZY=1", "555 5.5.4");
+    t.cmd("DATA", "354");
+    t.send("Subject: hello postmaster\r\n\r\nhi\r\n.\r\n");
+    let env = &t.committed[0].0;
+    assert_eq!(
+        env.postmaster,
+        [
+            "postmaster",
+            "PostMaster",
+            "POSTMASTER@fax.example",
+            "postmaster@FAX2.example.",
+            "\"Postmaster\"@fax.example"
+        ]
+    );
+    assert_eq!(env.recipients.len(), 1);
+    assert_eq!(env.recipients[0].destination.e164, "+12125551212");
+}
+
+/// Only the postmaster: DATA is accepted (there is a valid recipient) and the Received
+/// header names it.
+#[test]
+fn postmaster_alone_is_a_valid_message() {
+    let mut t = T::new();
+    t.hello();
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd("RCPT TO:<Postmaster@fax.example>", "250 2.1.5");
+    t.cmd("DATA", "354");
+    assert_eq!(t.send("x\r\n.\r\n"), "250 2.0.0 Ok: queued as Q1\r\n");
+    let env = &t.committed[0].0;
+    assert!(env.recipients.is_empty());
+    let h = received_header(
+        env,
+        "gw.fax.example",
+        "Q1",
+        "Sat, 28 Nov 2026 22:00:00 +0000",
+    );
+    assert!(h.contains("\tfor <Postmaster@fax.example>;"), "{h}");
+}
+
+/// The postmaster of somebody else is still relaying; near misses are not the postmaster;
+/// the sender rules and the recipient cap apply to the postmaster too.
+#[test]
+fn postmaster_is_ours_only_and_follows_the_rules() {
+    let mut t = T::policy(|c| c.smtp.max_recipients = 2, false, "127.0.0.1:1");
+    t.hello();
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    for rcpt in [
+        "postmaster@other.example",
+        "postmaster%other.example@fax.example",
+        "@fax.example:postmaster@other.example",
+        "@a.example:postmaster@fax.example",
+        "\"postmaster@other.example\"@fax.example",
+        "postmaster@[127.0.0.1]",
+    ] {
+        t.cmd(&format!("RCPT TO:<{rcpt}>"), "550 5.7.1 ");
+    }
+    for rcpt in [
+        "postmasters@fax.example",
+        "post.master@fax.example",
+        "\"postmaster \"@fax.example",
+    ] {
+        t.cmd(&format!("RCPT TO:<{rcpt}>"), "550 5.1.1 ");
+    }
+    t.cmd("RCPT TO:<postmaster >", "553 5.1.3");
+    t.cmd("RCPT TO:<postmaster>", "250 2.1.5");
+    t.cmd("RCPT TO:<FAX=+12125551212@fax.example>", "250 2.1.5");
+    t.cmd(
+        "RCPT TO:<postmaster@fax.example>",
+        "452 4.5.3 Too many recipients",
+    );
+    // A client outside the allowed networks cannot reach the postmaster either (MAIL refused).
+    let mut t = T::policy(|_| {}, false, "198.51.100.9:1");
+    t.hello();
+    t.cmd("MAIL FROM:<alice@example.org>", "550 5.7.1");
+    t.cmd("RCPT TO:<postmaster>", "503 5.5.1");
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 

@@ -235,11 +235,24 @@ async fn split(sh: &Shared, id: &JobId) -> bool {
     })
     .await;
     match res {
-        Some(Ok(Split::Faxes { pages, jobs })) => {
+        Some(Ok(Split::Faxes {
+            pages,
+            jobs,
+            forwarded,
+        })) => {
             info!(job = %id, pages, faxes = jobs.len(), "message split into fax jobs");
+            if let Some(f) = forwarded {
+                info!(job = %id, mail = %f, "postmaster copy queued for gateway.admin");
+                sh.kick_onramp.notify_one();
+            }
             true
         }
-        Some(Ok(Split::Failed { cause, report })) => {
+        Some(Ok(Split::Forwarded { job })) => {
+            info!(job = %id, mail = %job, "postmaster mail queued for gateway.admin");
+            sh.kick_onramp.notify_one();
+            true
+        }
+        Some(Ok(Split::Failed { cause, report, .. })) => {
             info!(job = %id, report = ?report.map(|r| r.to_string()), "message cannot be faxed: {}", cause.words());
             sh.kick_onramp.notify_one();
             true

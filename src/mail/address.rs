@@ -16,6 +16,9 @@
 //!    by the dial plan, so they are kept apart as [`Number::Site`] (STANDARDS: "other local-part
 //!    forms must be clearly distinguishable").
 //!
+//! Also the postmaster test (RFC 5321 §4.5.1): [`is_bare_postmaster`] for `<postmaster>` and
+//! [`Mailbox::is_postmaster`] for `postmaster@…` (the caller checks the domain is ours).
+//!
 //! Every limit is RFC 5321 §4.5.3.1: local part 64 octets, domain 255, path 256.
 
 use thiserror::Error;
@@ -94,6 +97,23 @@ pub struct Mailbox {
     pub quoted: bool,
     /// Domain as written (no IP literal: those are refused).
     pub domain: String,
+}
+
+/// RFC 5321 §4.5.1: the reserved local part every server accepts mail for.
+pub const POSTMASTER: &str = "postmaster";
+
+impl Mailbox {
+    /// True when the local part is `postmaster` (RFC 5321 §4.5.1: case-insensitive; a quoted
+    /// `"Postmaster"` is the same local part, §4.1.2). The caller checks the domain is ours.
+    pub fn is_postmaster(&self) -> bool {
+        self.local.eq_ignore_ascii_case(POSTMASTER)
+    }
+}
+
+/// True for the bare forward-path `postmaster` (RFC 5321 §4.1.1.3 `"<Postmaster>"`, any case),
+/// which names this server's postmaster without a domain.
+pub fn is_bare_postmaster(path: &str) -> bool {
+    path.eq_ignore_ascii_case(POSTMASTER)
 }
 
 /// Parses the inside of `<…>` of a forward-path. Never panics; refuses relaying forms.
@@ -472,6 +492,36 @@ mod tests {
         }
         assert!(is_our_domain("FAX.example.", &["fax.example".into()]));
         assert!(!is_our_domain("fax.example.evil", &["fax.example".into()]));
+    }
+
+    #[test]
+    fn postmaster_any_case_bare_or_at_a_domain() {
+        for p in ["postmaster", "Postmaster", "POSTMASTER", "pOsTmAsTeR"] {
+            assert!(is_bare_postmaster(p), "{p}");
+        }
+        for p in [
+            "postmaster ",
+            "postmasters",
+            "post master",
+            "",
+            "postmaster@",
+        ] {
+            assert!(!is_bare_postmaster(p), "{p:?}");
+        }
+        for p in [
+            "postmaster@fax.example",
+            "PostMaster@fax.example",
+            "\"Postmaster\"@fax.example",
+        ] {
+            assert!(parse_forward_path(p).unwrap().is_postmaster(), "{p}");
+        }
+        for p in [
+            "postmaster.x@fax.example",
+            "\"postmaster \"@fax.example",
+            "FAX=+12125551212@fax.example",
+        ] {
+            assert!(!parse_forward_path(p).unwrap().is_postmaster(), "{p}");
+        }
     }
 
     #[test]

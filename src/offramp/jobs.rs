@@ -4,8 +4,8 @@
 //! The pure half ([`fax_jobs`], [`outcome_of`], [`cause_of`], [`report`]) decides; the thin
 //! spool shell ([`split_message`], [`on_fax_final`]) reads and commits jobs. Idempotence after
 //! a crash comes from the spool's deterministic child ids: recipient `i` (1-based) of message
-//! `M` is job `M.i`, its report is `M.9000`, MDNs are `M.9100+i`, delay reports `M.9400+i`;
-//! committing an id that exists
+//! `M` is job `M.i`, its report is `M.9000`, MDNs are `M.9100+i`, delay reports `M.9400+i`,
+//! the copy for `gateway.admin` of mail to the postmaster `M.9700`; committing an id that exists
 //! fails with `Exists`, which here means "done before", so a report is never sent twice even
 //! when two fax jobs finish at the same moment.
 //!
@@ -35,6 +35,9 @@ pub const REPORT_CHILD: u16 = 9000;
 pub const MDN_CHILD_BASE: u16 = 9100;
 /// Child number base of delay reports (`+ recipient`, 1-based) (ours).
 pub const DELAY_CHILD_BASE: u16 = 9400;
+/// Child number of the copy forwarded to `gateway.admin` for postmaster recipients (ours;
+/// above the delay range, which ends at `DELAY_CHILD_BASE + MAX_RECIPIENTS` = 9699).
+pub const POSTMASTER_CHILD: u16 = 9700;
 /// Recipients per message handled at most, so that the child number ranges above stay apart
 /// (`smtp.max_recipients` defaults to 100; a message with more is refused, not truncated).
 pub const MAX_RECIPIENTS: usize = 299;
@@ -147,6 +150,13 @@ pub enum JobsError {
     /// The job is of another kind.
     #[error("job {0} is not a {1} job")]
     WrongKind(JobId, &'static str),
+    /// Mail for the postmaster came back through this gateway (its own `Received:` twice):
+    /// `gateway.admin` leads back here (e.g. `postmaster@` one of our domains with the relay
+    /// pointing at us). Not forwarded again; the operator must fix the configuration.
+    #[error(
+        "job {0}: mail loop: postmaster mail already passed this gateway; gateway.admin must not lead back here"
+    )]
+    MailLoop(JobId),
     /// `message.eml` could not be read.
     #[error("message file of job {id}: {source}")]
     Read {
@@ -452,6 +462,14 @@ pub enum Split {
         pages: u32,
         /// The jobs, one per recipient.
         jobs: Vec<JobId>,
+        /// The `MailOut` copy for `gateway.admin`, when postmaster was a recipient too.
+        forwarded: Option<JobId>,
+    },
+    /// Every recipient was the postmaster (RFC 5321 §4.5.1): the message went, unchanged, to
+    /// `gateway.admin` as this `MailOut` job; nothing was rendered or dialled.
+    Forwarded {
+        /// The `MailOut` job.
+        job: JobId,
     },
     /// The message cannot be faxed; every recipient failed with this cause and the report (if
     /// anybody asked for one) is queued.
@@ -460,6 +478,9 @@ pub enum Split {
         cause: Cause,
         /// The report job, if one was made.
         report: Option<JobId>,
+        /// The `MailOut` copy for `gateway.admin`, when postmaster was a recipient too (it goes
+        /// whether or not the document could be faxed).
+        forwarded: Option<JobId>,
     },
 }
 
@@ -469,7 +490,9 @@ pub type DocumentCheck<'a> = &'a dyn Fn(&[u8], &SenderOptions) -> Result<u32, Ca
 
 /// Split a queued `Message` job: prove its document renders (via `check`), then commit one
 /// `FaxOut` job per recipient (each with a copy of the message) and finish the message job;
-/// or, when the document fails, queue the failure report and fail the message job.
+/// or, when the document fails, queue the failure report and fail the message job. Postmaster
+/// recipients get the message forwarded unchanged to `gateway.admin` (one `MailOut` job, child
+/// [`POSTMASTER_CHILD`]) first; a message only for the postmaster is not rendered at all.
 pub fn split_message(
     spool: &Spool,
     id: &JobId,
@@ -484,6 +507,11 @@ pub fn split_message(
     let data: MessageData = parse_data(&rec, "message job")?;
     let raw = read_message(spool, id, &data.file)?;
     let headers = super::mime::headers(&raw);
+    let forwarded = forward_to_admin(spool, cfg, id, &data, &raw, headers.subject.as_deref(), now)?;
+    if let (true, Some(job)) = (data.envelope.recipients.is_empty(), &forwarded) {
+        finish_if_queued(spool, id, now, Final::Done)?;
+        return Ok(Split::Forwarded { job: job.clone() });
+    }
     let options = super::options::parse(
         headers.subject.as_deref(),
         headers.fax_resolution.as_deref(),
@@ -521,7 +549,11 @@ pub fn split_message(
                 })?);
             }
             finish_if_queued(spool, id, now, Final::Done)?;
-            Ok(Split::Faxes { pages, jobs })
+            Ok(Split::Faxes {
+                pages,
+                jobs,
+                forwarded,
+            })
         }
         Err(cause) => {
             let outcomes = all_failed(&data.envelope, &cause);
@@ -539,9 +571,104 @@ pub fn split_message(
             Ok(Split::Failed {
                 cause,
                 report: report_job,
+                forwarded,
             })
         }
     }
+}
+
+/// RFC 5321 §4.5.1: mail for the postmaster reaches a person. The message goes unchanged
+/// (sender, ENVID and bytes as received) to `gateway.admin`; as mail to the operator it is an
+/// [`Purpose::AdminNotice`](crate::delivery::mail_out::Purpose): a relay failure is logged and
+/// dead-lettered, never reported back to the operator it could not reach. `None` when no
+/// recipient was the postmaster. Idempotent: the child id is fixed.
+fn forward_to_admin(
+    spool: &Spool,
+    cfg: &crate::config::Config,
+    id: &JobId,
+    data: &MessageData,
+    raw: &[u8],
+    subject: Option<&str>,
+    now: Timestamp,
+) -> Result<Option<JobId>, JobsError> {
+    use crate::delivery::mail_out::{self, MailOutData, Purpose};
+    if data.envelope.postmaster.is_empty() {
+        return Ok(None);
+    }
+    if passes_through_us(raw, &cfg.gateway.hostname) > 1 {
+        // RFC 5321 §6.3: detect loops by the Received fields; ours twice means the copy came
+        // back. Fax recipients of the same message (if any) are still served.
+        if data.envelope.recipients.is_empty() {
+            return Err(JobsError::MailLoop(id.clone()));
+        }
+        return Ok(None);
+    }
+    let job = MailOutData {
+        envelope: crate::delivery::Envelope {
+            from: data.envelope.mail_from.clone(),
+            to: vec![cfg.gateway.admin.clone()],
+            envid: data.envelope.envid.clone(),
+        },
+        purpose: Purpose::AdminNotice,
+        subject: subject.unwrap_or_default().to_owned(),
+        file: mail_out::MESSAGE_FILE.to_owned(),
+    };
+    let value = serde_json::to_value(&job).unwrap_or_default();
+    commit_child(
+        spool,
+        JobKind::MailOut,
+        id,
+        POSTMASTER_CHILD,
+        &job.file,
+        raw,
+        value,
+        now,
+    )?;
+    id.child(POSTMASTER_CHILD)
+        .map(Some)
+        .map_err(|e| JobsError::BadData {
+            id: id.clone(),
+            what: "parent id",
+            detail: e.to_string(),
+        })
+}
+
+/// Header block read when looking for loops (ours; a header block this long is not a loop
+/// we made: each pass adds one short `Received:`).
+const LOOP_SCAN_BYTES: usize = 256 * 1024;
+
+/// How many `Received:` fields in the header of `raw` were written by this gateway
+/// (`by <hostname> (faxgate)`, as the listener writes them; RFC 5321 §4.4). Pure; reads at
+/// most 256 KiB (`LOOP_SCAN_BYTES`).
+pub fn passes_through_us(raw: &[u8], hostname: &str) -> usize {
+    let head = &raw[..raw.len().min(LOOP_SCAN_BYTES)];
+    let text = String::from_utf8_lossy(head);
+    let needle = format!("by {} (faxgate)", hostname.to_ascii_lowercase());
+    let mut count = 0;
+    let mut field = String::new();
+    let mut check = |field: &str| {
+        let f = field.to_ascii_lowercase();
+        if f.starts_with("received:") && f.contains(&needle) {
+            count += 1;
+        }
+    };
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.starts_with([' ', '\t']) {
+            // RFC 5322 §2.2.3: a folded continuation of the field before.
+            field.push(' ');
+            field.push_str(line.trim_start());
+            continue;
+        }
+        check(&field);
+        field.clear();
+        if line.is_empty() {
+            break;
+        }
+        field.push_str(line);
+    }
+    check(&field);
+    count
 }
 
 fn finish_if_queued(

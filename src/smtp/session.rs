@@ -2,7 +2,8 @@
 //!
 //! Owns the RFC 5321 command sequence and every decision that can be made from the bytes the
 //! client sent: syntax, sequencing (`503`), the RCPT policy (RFC 3192 address, our domains only,
-//! dial plan), who may send (client network, AUTH, allowed senders, TLS/AUTH requirements),
+//! dial plan; `<postmaster>` and `postmaster@` our domains accepted outside the dial plan, RFC
+//! 5321 §4.5.1, and kept apart in [`Envelope::postmaster`]), who may send (client network, AUTH, allowed senders, TLS/AUTH requirements),
 //! `SIZE`, recipient and line limits, DATA dot-unstuffing and end-of-data detection, and the
 //! reply texts with their RFC 3463 enhanced codes. It never touches a socket, a file or the
 //! clock: the listener feeds bytes and `now`, executes the [`Output`]s (write replies, start TLS,
@@ -159,6 +160,15 @@ pub struct Recipient {
     pub orcpt: Option<String>,
 }
 
+/// What the RCPT policy accepted a forward-path as.
+#[derive(Debug)]
+enum Accepted {
+    /// A fax number that passed the dial plan.
+    Fax(Recipient),
+    /// Our postmaster (RFC 5321 §4.5.1).
+    Postmaster,
+}
+
 /// TLS parameters of the connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsInfo {
@@ -196,8 +206,14 @@ pub struct Envelope {
     pub envid: Option<String>,
     /// RFC 4954 §5 `AUTH=` parameter of MAIL (xtext decoded), kept as given.
     pub mail_auth: Option<String>,
-    /// Accepted recipients, in RCPT order.
+    /// Accepted fax recipients, in RCPT order.
     pub recipients: Vec<Recipient>,
+    /// Accepted postmaster recipients (RFC 5321 §4.5.1: `<postmaster>` or
+    /// `postmaster@<our domain>`), forward-paths as given, in RCPT order. They pass no dial
+    /// plan; the offramp forwards the message to `gateway.admin` for them. Absent in envelopes
+    /// written before this field existed.
+    #[serde(default)]
+    pub postmaster: Vec<String>,
     /// The client.
     pub client: ClientInfo,
     /// The authenticated user, if any.
@@ -305,7 +321,8 @@ enum State {
     /// Hello done, no transaction: MAIL (or AUTH, STARTTLS, …).
     ExpectMail,
     /// MAIL accepted: RCPT, then DATA.
-    ExpectRcpt(Transaction),
+    /// (Boxed: the envelope is large and the other states are small.)
+    ExpectRcpt(Box<Transaction>),
     /// After `354`: message data until CRLF.CRLF.
     ExpectDataEnd(DataPhase),
     /// End of data seen; waiting for the spool commit.
@@ -898,6 +915,7 @@ impl Session {
             envid: None,
             mail_auth: None,
             recipients: Vec::new(),
+            postmaster: Vec::new(),
             client: ClientInfo {
                 ip: self.client.ip(),
                 port: self.client.port(),
@@ -959,14 +977,14 @@ impl Session {
             }
         }
         let r = format!("Sender <{}> ok", env.mail_from);
-        self.state = State::ExpectRcpt(Transaction { env });
+        self.state = State::ExpectRcpt(Box::new(Transaction { env }));
         self.reply(250, "2.1.0", &r);
     }
 
     fn rcpt(&mut self, arg: &str) {
         let count = match &self.state {
             State::ExpectHello => return self.reply(503, "5.5.1", "Send hello first"),
-            State::ExpectRcpt(t) => t.env.recipients.len(),
+            State::ExpectRcpt(t) => t.env.recipients.len() + t.env.postmaster.len(),
             _ => return self.reply(503, "5.5.1", "Need MAIL command first"),
         };
         let Some((path, params)) = split_path(arg, "TO:") else {
@@ -976,11 +994,13 @@ impl Session {
             // RFC 5321 §4.5.3.1.10: 452 for too many recipients.
             return self.reply(452, "4.5.3", "Too many recipients");
         }
-        let rcpt = match self.check_recipient(path) {
+        let accepted = match self.check_recipient(path) {
             Ok(r) => r,
             Err((code, enh, text)) => return self.reply(code, enh, &text),
         };
-        let mut rcpt = rcpt;
+        // The postmaster takes the same parameters (checked alike) but has no DSN of its own:
+        // the forwarded copy is ordinary relayed mail (RFC 3461 §5.2.2 "relayed").
+        let (mut notify, mut orcpt) = (None, None);
         let mut seen = Vec::new();
         for p in params.split_ascii_whitespace() {
             let (k, v) = match p.split_once('=') {
@@ -993,7 +1013,7 @@ impl Session {
             seen.push(k.clone());
             match (k.as_str(), v) {
                 ("NOTIFY", Some(v)) => match parse_notify(v) {
-                    Some(n) => rcpt.notify = Some(n),
+                    Some(n) => notify = Some(n),
                     None => return self.reply(501, "5.5.4", "Bad NOTIFY value"),
                 },
                 ("ORCPT", Some(v)) => {
@@ -1005,31 +1025,52 @@ impl Session {
                             .then(|| format!("{t};{a}"))
                     });
                     match ok {
-                        Some(o) => rcpt.orcpt = Some(o),
+                        Some(o) => orcpt = Some(o),
                         None => return self.reply(501, "5.5.4", "Bad ORCPT value"),
                     }
                 }
                 _ => return self.reply(555, "5.5.4", &format!("Unsupported parameter {k}")),
             }
         }
-        let text = format!(
-            "Recipient <{}> ok: fax to {}",
-            rcpt.address, rcpt.destination.e164
-        );
-        if let State::ExpectRcpt(t) = &mut self.state {
-            t.env.recipients.push(rcpt);
-        }
+        let State::ExpectRcpt(t) = &mut self.state else {
+            unreachable!("checked above")
+        };
+        let text = match accepted {
+            Accepted::Fax(mut rcpt) => {
+                rcpt.notify = notify;
+                rcpt.orcpt = orcpt;
+                let text = format!(
+                    "Recipient <{}> ok: fax to {}",
+                    rcpt.address, rcpt.destination.e164
+                );
+                t.env.recipients.push(rcpt);
+                text
+            }
+            Accepted::Postmaster => {
+                t.env.postmaster.push(path.to_owned());
+                format!("Recipient <{path}> ok: postmaster")
+            }
+        };
         self.reply(250, "2.1.5", &text);
     }
 
-    /// The RCPT policy, decided now (not after DATA): syntax, relaying, fax form, dial plan.
-    fn check_recipient(&self, path: &str) -> Result<Recipient, (u16, &'static str, String)> {
+    /// The RCPT policy, decided now (not after DATA): syntax, relaying, postmaster, fax form,
+    /// dial plan.
+    fn check_recipient(&self, path: &str) -> Result<Accepted, (u16, &'static str, String)> {
+        // RFC 5321 §4.1.1.3: the bare `<postmaster>` names the server's own postmaster.
+        if address::is_bare_postmaster(path) {
+            return Ok(Accepted::Postmaster);
+        }
         let mb = address::parse_forward_path(path).map_err(|e| addr_reply(path, e))?;
         if !address::is_our_domain(&mb.domain, &self.policy.domains) {
             return Err(addr_reply(
                 path,
                 address::AddressError::ForeignDomain(mb.domain),
             ));
+        }
+        // RFC 5321 §4.5.1: every domain we serve has a postmaster, outside the dial plan.
+        if mb.is_postmaster() {
+            return Ok(Accepted::Postmaster);
         }
         let fax = FaxAddress::from_local_part(&mb, self.policy.site_forms)
             .map_err(|e| addr_reply(path, e))?;
@@ -1038,7 +1079,7 @@ impl Session {
             .dialplan
             .resolve(&fax.number)
             .map_err(|e| (550, e.enhanced_code(), format!("<{path}>: {e}")))?;
-        Ok(Recipient {
+        Ok(Accepted::Fax(Recipient {
             address: path.to_owned(),
             number: fax.number,
             form: fax.form,
@@ -1046,13 +1087,13 @@ impl Session {
             destination: dest,
             notify: None,
             orcpt: None,
-        })
+        }))
     }
 
     fn data(&mut self, arg: &str) {
         let n = match &self.state {
             State::ExpectHello => return self.reply(503, "5.5.1", "Send hello first"),
-            State::ExpectRcpt(t) => t.env.recipients.len(),
+            State::ExpectRcpt(t) => t.env.recipients.len() + t.env.postmaster.len(),
             _ => return self.reply(503, "5.5.1", "Need MAIL command first"),
         };
         if !arg.is_empty() {
@@ -1384,11 +1425,13 @@ pub fn received_header(env: &Envelope, hostname: &str, queue_id: &str, date: &st
             t.protocol, t.cipher
         ));
     }
-    if env.recipients.len() == 1 {
-        h.push_str(&format!(
-            "\r\n\tfor <{}>",
-            printable(&env.recipients[0].address, 256)
-        ));
+    let mut all = env
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str())
+        .chain(env.postmaster.iter().map(String::as_str));
+    if let (Some(only), None) = (all.next(), all.next()) {
+        h.push_str(&format!("\r\n\tfor <{}>", printable(only, 256)));
     }
     h.push_str(&format!("; {date}\r\n"));
     h
