@@ -90,7 +90,8 @@ impl Default for Config {
 pub struct Gateway {
     /// Our host name: SMTP greeting, `Received:` headers, Message-ID right-hand side.
     pub hostname: String,
-    /// Mail domains served: only `FAX=…@` one of these is accepted at RCPT (never relayed).
+    /// Mail domains served: only `FAX=…@` one of these (and `postmaster@`, RFC 5321 §4.5.1,
+    /// forwarded to `admin`) is accepted at RCPT; nothing is ever relayed.
     pub domains: Vec<String>,
     /// Where spool, inbox and the default Maildir live. Relative paths are relative to the
     /// working directory at start-up.
