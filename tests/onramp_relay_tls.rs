@@ -6,94 +6,13 @@
 mod common;
 mod onramp_common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use faxgate::config::{Config, RelayMode, RelaySecurity};
 use faxgate::delivery::{Delivery, DeliveryError, Envelope};
 use faxgate::scheduler::CauseClass;
 use onramp_common::{Relay, free_port};
-
-/// A CA and a leaf for 127.0.0.1 signed by it (rustls refuses a lone self-signed leaf).
-fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    common::require_tool("openssl", "openssl");
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut a = vec!["req", "-x509"];
-    a.extend(ec);
-    a.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=faxgate test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    run(&a);
-    let mut a = vec!["req"];
-    a.extend(ec);
-    a.extend([
-        "-keyout",
-        "leaf.key",
-        "-out",
-        "leaf.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    run(&a);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "leaf.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("leaf.pem"),
-        dir.join("leaf.key"),
-    )
-}
 
 fn config(port: u16, security: RelaySecurity, ca: Option<&Path>) -> Config {
     let mut c = Config::default();
@@ -120,7 +39,7 @@ const MESSAGE: &[u8] = b"From: fax-gateway@example.com\r\nTo: sales@example.com\
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starttls_required_with_auth_and_implicit_tls() {
     let d = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = make_certs(d.path());
+    let (ca, cert, key) = common::make_test_certs(d.path());
     let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
 
     // STARTTLS required, AUTH after TLS.
@@ -186,7 +105,7 @@ async fn starttls_required_with_auth_and_implicit_tls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untrusted_certificate_never_falls_back_to_plain() {
     let d = tempfile::tempdir().unwrap();
-    let (_ca, cert, key) = make_certs(d.path());
+    let (_ca, cert, key) = common::make_test_certs(d.path());
     let port = free_port();
     let relay = Relay::start(
         port,

@@ -192,86 +192,10 @@ fn hash(p: &str) -> String {
         .to_string()
 }
 
-/// A test CA and a leaf for `localhost`/127.0.0.1 signed by it, made with the openssl CLI
-/// (rustls refuses a lone self-signed certificate as a server certificate's only anchor).
-fn make_certs(dir: &Path) {
-    let openssl = common::require_tool("openssl", "openssl");
-    let run = |args: &[&str]| {
-        let o = Command::new(&openssl)
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut a = vec!["req", "-x509"];
-    a.extend(ec);
-    a.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-subj",
-        "/CN=faxgate test CA",
-        "-days",
-        "2",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    run(&a);
-    let mut a = vec!["req"];
-    a.extend(ec);
-    a.extend([
-        "-keyout",
-        "leaf.key",
-        "-out",
-        "leaf.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    run(&a);
-    std::fs::write(
-        dir.join("leaf.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "leaf.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "leaf.ext",
-    ]);
-}
-
 /// A gateway with STARTTLS and AUTH, loopback not trusted (so AUTH is what lets a client in).
 fn secure_gateway() -> (Gateway, tempfile::TempDir) {
     let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path());
+    common::make_test_certs(certs.path());
     let users = certs.path().join("users");
     std::fs::write(&users, format!("# test users\n{USER}:{}\n", hash(PASSWORD))).unwrap();
     let extra = format!(
@@ -707,7 +631,7 @@ except ssl.SSLError as e:
 fn sighup_reloads_certificate() {
     let (mut g, certs) = secure_gateway();
     let next = tempfile::tempdir().unwrap();
-    make_certs(next.path());
+    common::make_test_certs(next.path());
     let (old_ca, new_ca) = (certs.path().join("ca.pem"), next.path().join("ca.pem"));
     assert!(handshake_verifies(g.addr.port(), &old_ca));
     assert!(!handshake_verifies(g.addr.port(), &new_ca));
