@@ -596,6 +596,10 @@ pub struct Offramp {
     /// `{pages}` `{note}` `{date}` `{time}` `{station}` `{sender}` `{recipient}`. Empty: the
     /// built-in template (`image::render::cover::DEFAULT_TEMPLATE`).
     pub cover_template: String,
+    /// Directory of the URW base-35 OpenType fonts drawn for PDFs that use a standard font
+    /// (Times, Helvetica, Courier, Symbol, ZapfDingbats) without embedding it; a font missing
+    /// there falls back to the substitute built into the PDF renderer. Empty: built-in only.
+    pub pdf_font_dir: String,
 }
 
 impl Default for Offramp {
@@ -614,6 +618,7 @@ impl Default for Offramp {
             max_pages: 100,
             delay_report_after: Duration::from_secs(30 * 60),
             cover_template: String::new(),
+            pdf_font_dir: crate::image::render::pdf_fonts::DEFAULT_DIR.into(),
         }
     }
 }
@@ -1516,6 +1521,12 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     }
     if let Err(e) = crate::image::render::cover::template(&c.offramp.cover_template) {
         err("offramp.cover_template".into(), e.to_string());
+    }
+    if !c.offramp.pdf_font_dir.is_empty() && !Path::new(&c.offramp.pdf_font_dir).is_absolute() {
+        err(
+            "offramp.pdf_font_dir".into(),
+            "must be an absolute directory path, or \"\" for the built-in fonts".into(),
+        );
     }
     check_range(
         &mut err,

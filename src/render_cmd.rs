@@ -64,6 +64,10 @@ pub struct RenderArgs {
     /// at; fax pixels are not square, so the previews are stretched to square pixels.
     #[arg(long, value_name = "DIR")]
     pub png: Option<PathBuf>,
+    /// Directory of URW base-35 fonts for PDFs that use a standard font without embedding it
+    /// (as `[offramp] pdf_font_dir`); `''` uses the renderer's built-in substitutes only.
+    #[arg(long, value_name = "DIR", default_value = crate::image::render::pdf_fonts::DEFAULT_DIR)]
+    pub pdf_font_dir: String,
 }
 
 /// Why `faxgate render` failed.
@@ -165,6 +169,7 @@ pub fn render(args: &RenderArgs) -> Result<Summary, RenderCmdError> {
         resolution,
         paper,
         bilevel,
+        pdf_fonts: crate::image::render::PdfFonts::from_config(&args.pdf_font_dir),
         ..Options::default()
     };
     opts.limits.max_pages = args.max_pages;

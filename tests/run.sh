@@ -27,6 +27,7 @@ PKGS=(
   perl
   gcc
   fonts-dejavu-core
+  fonts-urw-base35   # the standard-14 PDF fonts poppler and gs draw; our PDF font directory
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -23,6 +23,7 @@ pub mod gray;
 pub mod header;
 pub mod html;
 pub mod pdf;
+pub mod pdf_fonts;
 pub mod raster;
 pub mod text;
 
@@ -33,6 +34,7 @@ use crate::image::{Page, PageError, Resolution};
 pub use bilevel::Bilevel;
 pub use geometry::{Layout, Paper, SCAN_LINE};
 pub use header::{Fields, Template};
+pub use pdf_fonts::PdfFonts;
 
 /// What went wrong with one part. All of them are the sender's document's fault (too big,
 /// damaged, of a kind we do not render) except [`ErrorKind::RendererFault`], which is ours;
@@ -270,6 +272,8 @@ pub struct Options {
     pub bilevel: Bilevel,
     /// Limits.
     pub limits: Limits,
+    /// Fonts for PDFs that name a standard font without embedding it.
+    pub pdf_fonts: PdfFonts,
 }
 
 impl Default for Options {
@@ -279,6 +283,7 @@ impl Default for Options {
             paper: Paper::A4,
             bilevel: Bilevel::Auto,
             limits: Limits::default(),
+            pdf_fonts: PdfFonts::default(),
         }
     }
 }
@@ -303,6 +308,7 @@ impl Options {
                 max_pdf_pages: c.max_pages,
                 ..Limits::default()
             },
+            pdf_fonts: PdfFonts::from_config(&c.pdf_font_dir),
         }
     }
 
@@ -361,7 +367,14 @@ fn render_kind(
     };
     let out = match kind {
         Kind::Pdf => {
-            let r = pdf::render(bytes, &layout, opts.bilevel, limits, budget)?;
+            let r = pdf::render(
+                bytes,
+                &layout,
+                opts.bilevel,
+                limits,
+                &opts.pdf_fonts,
+                budget,
+            )?;
             Rendered {
                 pages: r.pages,
                 notes: r.notes,

@@ -29,6 +29,7 @@ use crate::image::Page;
 use super::bilevel::{self, Bilevel};
 use super::font::{Pen, pt_to_px};
 use super::geometry::{Layout, SCAN_LINE, fit_physical};
+use super::pdf_fonts::PdfFonts;
 use super::{Budget, ErrorKind, Limits};
 
 /// How far from the end `%%EOF` must appear (PDF 1.7 §7.5.5 puts it on the last line; we allow
@@ -92,6 +93,7 @@ pub fn render(
     layout: &Layout,
     mode: Bilevel,
     limits: &Limits,
+    fonts: &PdfFonts,
     budget: &mut dyn Budget,
 ) -> Result<Rendered, ErrorKind> {
     let pdf = open(bytes)?;
@@ -106,6 +108,7 @@ pub fn render(
                 v.push(w);
             }
         }),
+        font_resolver: fonts.resolver(),
         ..Default::default()
     };
     let render_settings = RenderSettings {
