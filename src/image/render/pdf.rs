@@ -17,7 +17,10 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 use hayro::hayro_interpret::util::TransformExt;
-use hayro::hayro_interpret::{InterpreterSettings, InterpreterWarning};
+use std::sync::mpsc;
+
+use hayro::hayro_interpret::{InterpreterCache, InterpreterSettings, InterpreterWarning};
+use hayro::hayro_syntax::page::Page as HayroPage;
 use hayro::hayro_syntax::{LoadPdfError, Pdf};
 use hayro::kurbo::Affine;
 use hayro::vello_cpu::color::palette::css::WHITE;
@@ -27,8 +30,10 @@ use hayro::{RenderCache, RenderSettings};
 use crate::image::Page;
 
 use super::bilevel::{self, Bilevel};
+use super::faxdev;
 use super::font::{Pen, pt_to_px};
 use super::geometry::{Layout, SCAN_LINE, fit_physical};
+use super::gray::Gray;
 use super::{Budget, ErrorKind, Limits};
 
 /// How far from the end `%%EOF` must appear (PDF 1.7 §7.5.5 puts it on the last line; we allow
@@ -86,7 +91,65 @@ fn open(bytes: &[u8]) -> Result<Pdf, ErrorKind> {
     }
 }
 
+/// Pages rendered at once, at most (each worker holds one gray page buffer, 4 MB at fine A4).
+const MAX_WORKERS: usize = 8;
+
+/// One page's result.
+struct PageOut {
+    page: Page,
+    /// The visible notice printed on the page, if any.
+    note: Option<String>,
+    /// Blank although its content stream draws something.
+    blank_with_content: bool,
+}
+
+/// What one rendering thread keeps from page to page: hayro's caches (not shareable between
+/// threads), the fast device's glyph cache, and — only once a page needs it — the general
+/// renderer with its RGBA buffer.
+struct Worker<'a> {
+    cache: InterpreterCache<'a>,
+    settings: InterpreterSettings,
+    warnings: Arc<Mutex<Vec<InterpreterWarning>>>,
+    reuse: faxdev::Reuse,
+    general: Option<General<'a>>,
+}
+
+/// hayro's own renderer (vello_cpu), for pages the fast device cannot draw exactly.
+struct General<'a> {
+    cache: RenderCache<'a>,
+    ctx: RenderContext,
+    pixmap: Pixmap,
+    resources: Resources,
+}
+
+impl<'a> Worker<'a> {
+    fn new() -> Worker<'a> {
+        let warnings: Arc<Mutex<Vec<InterpreterWarning>>> = Arc::default();
+        let sink = warnings.clone();
+        let settings = InterpreterSettings {
+            warning_sink: Arc::new(move |w| {
+                if let Ok(mut v) = sink.lock() {
+                    v.push(w);
+                }
+            }),
+            ..Default::default()
+        };
+        Worker {
+            cache: InterpreterCache::new(),
+            settings,
+            warnings,
+            reuse: faxdev::Reuse::new(),
+            general: None,
+        }
+    }
+}
+
 /// Renders every page of the PDF in `bytes`.
+///
+/// Pages are rendered on up to [`std::thread::available_parallelism`] threads (each with its
+/// own caches) and come back in document order. `budget` is asked before each page is handed
+/// to a thread, in page order, so an exhausted budget stops the document at the same page
+/// boundary as a one-thread loop would (pages already under way finish first).
 pub fn render(
     bytes: &[u8],
     layout: &Layout,
@@ -96,120 +159,77 @@ pub fn render(
 ) -> Result<Rendered, ErrorKind> {
     let pdf = open(bytes)?;
     let pages = pdf.pages();
-    check_count(pages.len(), limits)?;
+    let n = pages.len();
+    check_count(n, limits)?;
 
-    let warnings: Arc<Mutex<Vec<InterpreterWarning>>> = Arc::default();
-    let sink = warnings.clone();
-    let settings = InterpreterSettings {
-        warning_sink: Arc::new(move |w| {
-            if let Ok(mut v) = sink.lock() {
-                v.push(w);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |p| p.get())
+        .clamp(1, MAX_WORKERS)
+        .min(n);
+    let mut results: Vec<Option<Result<PageOut, ErrorKind>>> = (0..n).map(|_| None).collect();
+    let mut stopped: Option<ErrorKind> = None;
+    // A rendezvous channel: a page is handed out only when a worker is free, so at most
+    // `workers` pages are in memory being drawn.
+    let (job_tx, job_rx) = mpsc::sync_channel::<usize>(0);
+    let job_rx = Mutex::new(job_rx);
+    std::thread::scope(|s| {
+        let (res_tx, res_rx) = mpsc::channel::<(usize, Result<PageOut, ErrorKind>)>();
+        for _ in 0..workers {
+            let (job_rx, res_tx) = (&job_rx, res_tx.clone());
+            s.spawn(move || {
+                let mut worker = Worker::new();
+                loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok(i) = job else { break };
+                    let r = render_one(&pages[i], i as u32 + 1, layout, mode, limits, &mut worker);
+                    if res_tx.send((i, r)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(res_tx);
+        let mut failed = false;
+        for i in 0..n {
+            if let Err(e) = budget.before_page(i as u32 + 1) {
+                stopped = Some(e);
+                break;
             }
-        }),
-        ..Default::default()
-    };
-    let render_settings = RenderSettings {
-        aliasing_threshold: Some(ALIASING_THRESHOLD),
-        ..Default::default()
-    };
-    let cache = RenderCache::new();
-    let mut ctx = RenderContext::new(1, 1);
-    let mut pixmap = Pixmap::new(1, 1);
-    let mut resources = Resources::default();
+            if job_tx.send(i).is_err() {
+                break;
+            }
+            // Stop handing out pages once one has failed: the document fails anyway.
+            while let Ok((j, r)) = res_rx.try_recv() {
+                failed |= r.is_err();
+                results[j] = Some(r);
+            }
+            if failed {
+                break;
+            }
+        }
+        drop(job_tx);
+        for (j, r) in res_rx {
+            results[j] = Some(r);
+        }
+    });
 
-    let mut out = Vec::with_capacity(pages.len());
+    let mut out = Vec::with_capacity(n);
     let mut notes = Vec::new();
     let mut blank_with_content = 0usize;
-    for (i, page) in pages.iter().enumerate() {
-        let no = i as u32 + 1;
-        budget.before_page(no)?;
-        if let Ok(mut w) = warnings.lock() {
-            w.clear();
-        }
-
-        let (w_pt, h_pt) = page.render_dimensions();
-        let (w_pt, h_pt) = (f64::from(w_pt), f64::from(h_pt));
-        let landscape = w_pt > h_pt;
-        let (pw, ph) = if landscape {
-            (h_pt, w_pt)
-        } else {
-            (w_pt, h_pt)
-        };
-        let (cw, ch, s) = fit_physical(layout, pw / 72.0, ph / 72.0, SCAN_LINE, layout.page_rows());
-        let rows = layout.page_rows().unwrap_or(ch);
-        limits.check_page(rows)?;
-        let height = u16::try_from(rows).map_err(|_| ErrorKind::PageTooLong {
-            rows,
-            limit: u32::from(u16::MAX),
-        })?;
-        let kx = s * f64::from(layout.res.x_dpi) / 72.0;
-        let ky = s * f64::from(layout.res.y_dpi) / 72.0;
-        let x_off = f64::from((SCAN_LINE - cw) / 2);
-        let place = if landscape {
-            // Landscape point (X, Y) (Y down) to portrait pixel: top edge to the left edge.
-            // x = kx·Y + x_off, y = ch − ky·X.
-            Affine::new([0.0, -ky, kx, 0.0, x_off, f64::from(ch)])
-        } else {
-            Affine::new([kx, 0.0, 0.0, ky, x_off, 0.0])
-        };
-        let transform = place * page.initial_transform(true).to_kurbo();
-
-        ctx.reset_and_resize(SCAN_LINE as u16, height);
-        pixmap.resize(SCAN_LINE as u16, height);
-        let drawn = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            hayro::render_into(
-                page,
-                &cache,
-                &settings,
-                &render_settings,
-                &mut ctx,
-                transform,
-            );
-            ctx.flush();
-            ctx.render_with(
-                &mut pixmap,
-                &mut resources,
-                RasterizerSettings {
-                    target_init: TargetInit::Clear(WHITE),
-                    ..Default::default()
-                },
-            );
-        }));
-        if drawn.is_err() {
-            return Err(ErrorKind::RendererFaultOnPage { page: no });
-        }
-
-        let mut fax = to_bilevel(&pixmap, mode, layout)?;
-
-        let mut problems: Vec<&str> = Vec::new();
-        if let Ok(w) = warnings.lock() {
-            for w in w.iter() {
-                let what = match w {
-                    InterpreterWarning::UnsupportedFont => "a font could not be loaded",
-                    InterpreterWarning::ImageDecodeFailure => "an image could not be decoded",
-                    InterpreterWarning::UnresolvedAnnotationAppearance => {
-                        "an annotation could not be drawn"
-                    }
-                    _ => "a feature is not supported",
-                };
-                if !problems.contains(&what) {
-                    problems.push(what);
-                }
+    for r in results {
+        match r {
+            Some(Ok(p)) => {
+                blank_with_content += usize::from(p.blank_with_content);
+                notes.extend(p.note);
+                out.push(p.page);
             }
+            Some(Err(e)) => return Err(e),
+            // Not handed out: the budget ran out (or an earlier page failed, returned above).
+            None => return Err(stopped.unwrap_or(ErrorKind::RendererFault)),
         }
-        let has_content = page
-            .page_stream()
-            .is_some_and(|s| s.iter().any(|b| !b.is_ascii_whitespace()));
-        if fax.black_pixels() == 0 && has_content {
-            blank_with_content += 1;
-            problems.push("the page rendered blank although it has content");
-        }
-        if !problems.is_empty() {
-            let msg = format!("page {no}: {}", problems.join("; "));
-            stamp_notice(&mut fax, layout, &format!("[faxgate: {msg}]"));
-            notes.push(msg);
-        }
-        out.push(fax);
     }
     if blank_with_content == out.len() {
         // Every page blank although they draw: the file is damaged in a way hayro repaired
@@ -217,6 +237,177 @@ pub fn render(
         return Err(ErrorKind::PdfBlank);
     }
     Ok(Rendered { pages: out, notes })
+}
+
+/// Renders page `no` (1-based): the fast device first, hayro's general renderer when the page
+/// uses something the fast device does not draw.
+fn render_one<'a>(
+    page: &'a HayroPage<'a>,
+    no: u32,
+    layout: &Layout,
+    mode: Bilevel,
+    limits: &Limits,
+    w: &mut Worker<'a>,
+) -> Result<PageOut, ErrorKind> {
+    if let Ok(mut v) = w.warnings.lock() {
+        v.clear();
+    }
+
+    let (w_pt, h_pt) = page.render_dimensions();
+    let (w_pt, h_pt) = (f64::from(w_pt), f64::from(h_pt));
+    let landscape = w_pt > h_pt;
+    let (pw, ph) = if landscape {
+        (h_pt, w_pt)
+    } else {
+        (w_pt, h_pt)
+    };
+    let (cw, ch, s) = fit_physical(layout, pw / 72.0, ph / 72.0, SCAN_LINE, layout.page_rows());
+    let rows = layout.page_rows().unwrap_or(ch);
+    limits.check_page(rows)?;
+    let height = u16::try_from(rows).map_err(|_| ErrorKind::PageTooLong {
+        rows,
+        limit: u32::from(u16::MAX),
+    })?;
+    let kx = s * f64::from(layout.res.x_dpi) / 72.0;
+    let ky = s * f64::from(layout.res.y_dpi) / 72.0;
+    let x_off = f64::from((SCAN_LINE - cw) / 2);
+    let place = if landscape {
+        // Landscape point (X, Y) (Y down) to portrait pixel: top edge to the left edge.
+        // x = kx·Y + x_off, y = ch − ky·X.
+        Affine::new([0.0, -ky, kx, 0.0, x_off, f64::from(ch)])
+    } else {
+        Affine::new([kx, 0.0, 0.0, ky, x_off, 0.0])
+    };
+    let transform = place * page.initial_transform(true).to_kurbo();
+
+    let fast = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        faxdev::render_page(
+            page,
+            transform,
+            Gray::white(SCAN_LINE, u32::from(height)),
+            &w.cache,
+            &w.settings,
+            &mut w.reuse,
+        )
+    }))
+    .map_err(|_| ErrorKind::RendererFaultOnPage { page: no })?;
+    let mut fax = match fast {
+        faxdev::Outcome::Drawn(gray) => gray_to_bilevel(&gray, mode, layout)?,
+        faxdev::Outcome::Unsupported(_) => {
+            if let Ok(mut v) = w.warnings.lock() {
+                v.clear();
+            }
+            let g = w.general.get_or_insert_with(|| General {
+                cache: RenderCache::new(),
+                ctx: RenderContext::new(1, 1),
+                pixmap: Pixmap::new(1, 1),
+                resources: Resources::default(),
+            });
+            g.ctx.reset_and_resize(SCAN_LINE as u16, height);
+            g.pixmap.resize(SCAN_LINE as u16, height);
+            let render_settings = RenderSettings {
+                aliasing_threshold: Some(ALIASING_THRESHOLD),
+                ..Default::default()
+            };
+            let drawn = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                hayro::render_into(
+                    page,
+                    &g.cache,
+                    &w.settings,
+                    &render_settings,
+                    &mut g.ctx,
+                    transform,
+                );
+                g.ctx.flush();
+                g.ctx.render_with(
+                    &mut g.pixmap,
+                    &mut g.resources,
+                    RasterizerSettings {
+                        target_init: TargetInit::Clear(WHITE),
+                        ..Default::default()
+                    },
+                );
+            }));
+            if drawn.is_err() {
+                return Err(ErrorKind::RendererFaultOnPage { page: no });
+            }
+            to_bilevel(&g.pixmap, mode, layout)?
+        }
+    };
+
+    let mut problems: Vec<&str> = Vec::new();
+    if let Ok(warnings) = w.warnings.lock() {
+        for w in warnings.iter() {
+            let what = match w {
+                InterpreterWarning::UnsupportedFont => "a font could not be loaded",
+                InterpreterWarning::ImageDecodeFailure => "an image could not be decoded",
+                InterpreterWarning::UnresolvedAnnotationAppearance => {
+                    "an annotation could not be drawn"
+                }
+                _ => "a feature is not supported",
+            };
+            if !problems.contains(&what) {
+                problems.push(what);
+            }
+        }
+    }
+    let has_content = page
+        .page_stream()
+        .is_some_and(|s| s.iter().any(|b| !b.is_ascii_whitespace()));
+    let blank_with_content = fax.black_pixels() == 0 && has_content;
+    if blank_with_content {
+        problems.push("the page rendered blank although it has content");
+    }
+    let mut note = None;
+    if !problems.is_empty() {
+        let msg = format!("page {no}: {}", problems.join("; "));
+        stamp_notice(&mut fax, layout, &format!("[faxgate: {msg}]"));
+        note = Some(msg);
+    }
+    Ok(PageOut {
+        page: fax,
+        note,
+        blank_with_content,
+    })
+}
+
+/// The fast device's gray page made bilevel: one pass thresholds it and builds the gray
+/// histogram at once, eight pixels at a time, skipping runs of white paper with one 64-bit
+/// compare; only when the histogram says "photograph" (or dithering is forced) is the page
+/// read again for error diffusion.
+fn gray_to_bilevel(g: &Gray, mode: Bilevel, layout: &Layout) -> Result<Page, ErrorKind> {
+    if mode == Bilevel::Dither {
+        return Ok(bilevel::to_page(g, mode, layout.res)?.0);
+    }
+    let mut page = Page::new(g.width, g.height, layout.res)?;
+    let mut hist = [0u64; 256];
+    let mut white = 0u64;
+    for y in 0..g.height {
+        let src = g.row(y);
+        let dst = page.row_mut(y);
+        for (out, chunk) in dst.iter_mut().zip(src.chunks(8)) {
+            if let Ok(c8) = <[u8; 8]>::try_from(chunk)
+                && u64::from_ne_bytes(c8) == u64::MAX
+            {
+                white += 8;
+                *out = 0;
+                continue;
+            }
+            let mut byte = 0u8;
+            for (i, &l) in chunk.iter().enumerate() {
+                hist[l as usize] += 1;
+                if l < bilevel::THRESHOLD {
+                    byte |= 0x80 >> i;
+                }
+            }
+            *out = byte;
+        }
+    }
+    hist[255] += white;
+    if mode == Bilevel::Auto && bilevel::classify_histogram(&hist) == Bilevel::Dither {
+        return Ok(bilevel::to_page(g, Bilevel::Dither, layout.res)?.0);
+    }
+    Ok(page)
 }
 
 /// Eight opaque white RGBA pixels.
