@@ -33,7 +33,6 @@ use super::bilevel::{self, Bilevel};
 use super::faxdev;
 use super::font::{Pen, pt_to_px};
 use super::geometry::{Layout, SCAN_LINE, fit_physical};
-use super::gray::Gray;
 use super::{Budget, ErrorKind, Limits};
 
 /// How far from the end `%%EOF` must appear (PDF 1.7 §7.5.5 puts it on the last line; we allow
@@ -284,7 +283,7 @@ fn render_one<'a>(
         faxdev::render_page(
             page,
             transform,
-            Gray::white(SCAN_LINE, u32::from(height)),
+            (SCAN_LINE, u32::from(height)),
             &w.cache,
             &w.settings,
             &mut w.reuse,
@@ -292,7 +291,7 @@ fn render_one<'a>(
     }))
     .map_err(|_| ErrorKind::RendererFaultOnPage { page: no })?;
     let mut fax = match fast {
-        faxdev::Outcome::Drawn(gray) => gray_to_bilevel(&gray, mode, layout)?,
+        faxdev::Outcome::Drawn => gray_to_bilevel(w.reuse.canvas(), mode, layout)?,
         faxdev::Outcome::Unsupported(_) => {
             if let Ok(mut v) = w.warnings.lock() {
                 v.clear();
@@ -354,7 +353,8 @@ fn render_one<'a>(
     let has_content = page
         .page_stream()
         .is_some_and(|s| s.iter().any(|b| !b.is_ascii_whitespace()));
-    let blank_with_content = fax.black_pixels() == 0 && has_content;
+    // Any black byte will do (found early on a page with content).
+    let blank_with_content = has_content && fax.data().iter().all(|&b| b == 0);
     if blank_with_content {
         problems.push("the page rendered blank although it has content");
     }
@@ -372,26 +372,51 @@ fn render_one<'a>(
 }
 
 /// The fast device's gray page made bilevel: one pass thresholds it and builds the gray
-/// histogram at once, eight pixels at a time, skipping runs of white paper with one 64-bit
-/// compare; only when the histogram says "photograph" (or dithering is forced) is the page
-/// read again for error diffusion.
-fn gray_to_bilevel(g: &Gray, mode: Bilevel, layout: &Layout) -> Result<Page, ErrorKind> {
+/// histogram at once, only over the columns each row had painted (the rest is paper), eight
+/// pixels at a time: a run of white is one 64-bit compare, a run of pure black and white (text
+/// and line art) is turned into its bits with one multiply. Only when the histogram says
+/// "photograph" (or dithering is forced) is the page read again for error diffusion.
+fn gray_to_bilevel(
+    c: &faxdev::canvas::Canvas,
+    mode: Bilevel,
+    layout: &Layout,
+) -> Result<Page, ErrorKind> {
+    let g = &c.gray;
     if mode == Bilevel::Dither {
         return Ok(bilevel::to_page(g, mode, layout.res)?.0);
     }
     let mut page = Page::new(g.width, g.height, layout.res)?;
     let mut hist = [0u64; 256];
-    let mut white = 0u64;
+    let mut visited = 0u64;
     for y in 0..g.height {
-        let src = g.row(y);
-        let dst = page.row_mut(y);
+        let (d0, d1) = c.dirty(y);
+        if d0 >= d1 {
+            continue;
+        }
+        // Whole bytes of the bit row covering the painted columns.
+        let (b0, b1) = (d0 as usize / 8, (d1 as usize).div_ceil(8));
+        let src = &g.row(y)[b0 * 8..(b1 * 8).min(g.width as usize)];
+        visited += src.len() as u64;
+        let dst = &mut page.row_mut(y)[b0..b1];
         for (out, chunk) in dst.iter_mut().zip(src.chunks(8)) {
-            if let Ok(c8) = <[u8; 8]>::try_from(chunk)
-                && u64::from_ne_bytes(c8) == u64::MAX
-            {
-                white += 8;
-                *out = 0;
-                continue;
+            if let Ok(c8) = <[u8; 8]>::try_from(chunk) {
+                let v = u64::from_le_bytes(c8);
+                if v == u64::MAX {
+                    hist[255] += 8;
+                    continue;
+                }
+                let high = v & 0x8080_8080_8080_8080;
+                if v == (high >> 7) * 0xFF {
+                    // Every byte 0x00 or 0xFF: gather "high bit clear" (black) of byte k
+                    // into bit k, then mirror so that pixel 0 is the most significant bit.
+                    let black = (!v & 0x8080_8080_8080_8080) >> 7;
+                    let bits = (black.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8;
+                    let n = u64::from(bits.count_ones());
+                    hist[0] += n;
+                    hist[255] += 8 - n;
+                    *out = bits.reverse_bits();
+                    continue;
+                }
             }
             let mut byte = 0u8;
             for (i, &l) in chunk.iter().enumerate() {
@@ -403,7 +428,7 @@ fn gray_to_bilevel(g: &Gray, mode: Bilevel, layout: &Layout) -> Result<Page, Err
             *out = byte;
         }
     }
-    hist[255] += white;
+    hist[255] += u64::from(g.width) * u64::from(g.height) - visited;
     if mode == Bilevel::Auto && bilevel::classify_histogram(&hist) == Bilevel::Dither {
         return Ok(bilevel::to_page(g, Bilevel::Dither, layout.res)?.0);
     }
@@ -508,8 +533,205 @@ pub fn stamp_notice(page: &mut Page, layout: &Layout, text: &str) {
 mod tests {
     use super::*;
     use crate::image::Resolution;
+    use crate::image::render::Unlimited;
     use crate::image::render::geometry::Paper;
     use hayro::vello_cpu::color::PremulRgba8;
+
+    /// A PDF of US-Letter pages with the given content streams, all sharing an ExtGState
+    /// dictionary: /Mul (Multiply blend mode) and /Half (fill opacity 0.5).
+    fn tiny_pdf(contents: &[String]) -> Vec<u8> {
+        let n = contents.len();
+        let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 4 + 2 * i)).collect();
+        let mut objs: Vec<Vec<u8>> = vec![
+            b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+            format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" ")).into_bytes(),
+            b"<< /Mul << /BM /Multiply >> /Half << /ca 0.5 >> >>".to_vec(),
+        ];
+        for (i, c) in contents.iter().enumerate() {
+            objs.push(
+                format!(
+                    "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {} 0 R \
+                     /Resources << /ExtGState 3 0 R >> >>",
+                    5 + 2 * i
+                )
+                .into_bytes(),
+            );
+            objs.push(format!("<< /Length {} >>\nstream\n{c}\nendstream", c.len()).into_bytes());
+        }
+        let mut pdf = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, o) in objs.iter().enumerate() {
+            offsets.push(pdf.len());
+            pdf.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+            pdf.extend_from_slice(o);
+            pdf.extend_from_slice(b"\nendobj\n");
+        }
+        let xref = pdf.len();
+        pdf.extend_from_slice(
+            format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes(),
+        );
+        for o in offsets {
+            pdf.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+        }
+        pdf.extend_from_slice(
+            format!(
+                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                objs.len() + 1
+            )
+            .as_bytes(),
+        );
+        pdf
+    }
+
+    fn layout() -> Layout {
+        Layout {
+            res: Resolution::FINE,
+            paper: Paper::A4,
+        }
+    }
+
+    /// Rows of `p` that have a black pixel.
+    fn black_rows(p: &Page) -> Vec<u32> {
+        (0..p.height())
+            .filter(|&y| p.row(y).iter().any(|&b| b != 0))
+            .collect()
+    }
+
+    #[test]
+    fn unsupported_features_fall_back_to_hayro_with_the_same_result() {
+        let plain = "0 0 0 rg 100 300 200 100 re f".to_string();
+        let blended = format!("/Mul gs {plain}");
+        let pdf = tiny_pdf(&[plain.clone(), blended.clone()]);
+        let doc = open(&pdf).unwrap();
+        let pages = doc.pages();
+        let mut w = Worker::new();
+        let t = Affine::scale(2.0);
+        let outcomes: Vec<bool> = pages
+            .iter()
+            .map(|p| {
+                matches!(
+                    faxdev::render_page(p, t, (1300, 1600), &w.cache, &w.settings, &mut w.reuse),
+                    faxdev::Outcome::Drawn
+                )
+            })
+            .collect();
+        assert_eq!(outcomes, vec![true, false]);
+        // Both pages come out with the same black rectangle: the second through hayro.
+        let r = render(
+            &pdf,
+            &layout(),
+            Bilevel::Auto,
+            &Limits::default(),
+            &mut Unlimited,
+        )
+        .unwrap();
+        assert!(r.notes.is_empty(), "{:?}", r.notes);
+        let (a, b) = (black_rows(&r.pages[0]), black_rows(&r.pages[1]));
+        assert!(a.len() > 250, "{}", a.len());
+        assert!(a.len().abs_diff(b.len()) <= 2);
+        assert!(a[0].abs_diff(b[0]) <= 1);
+    }
+
+    #[test]
+    fn constant_opacity_is_blended_on_the_fast_path() {
+        // Half-opaque black over white is mid-gray: dithered to about half black.
+        let pdf = tiny_pdf(&["/Half gs 0 0 0 rg 0 0 612 792 re f".to_string()]);
+        let doc = open(&pdf).unwrap();
+        let mut w = Worker::new();
+        let page = &doc.pages()[0];
+        let drawn = faxdev::render_page(
+            page,
+            Affine::IDENTITY,
+            (612, 792),
+            &w.cache,
+            &w.settings,
+            &mut w.reuse,
+        );
+        assert!(matches!(drawn, faxdev::Outcome::Drawn));
+        assert_eq!(w.reuse.canvas().gray.at(300, 400), 128);
+        let r = render(
+            &pdf,
+            &layout(),
+            Bilevel::Auto,
+            &Limits::default(),
+            &mut Unlimited,
+        )
+        .unwrap();
+        let p = &r.pages[0];
+        let share = p.black_pixels() as f64 / (f64::from(p.width()) * f64::from(p.height()));
+        assert!((0.35..0.65).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn parallel_pages_come_back_in_order_and_the_budget_stops_in_order() {
+        // Page i has a bar whose top is 30·i points down the page.
+        let contents: Vec<String> = (0..9)
+            .map(|i| format!("0 g 100 {} 300 20 re f", 700 - 30 * i))
+            .collect();
+        let pdf = tiny_pdf(&contents);
+        let r = render(
+            &pdf,
+            &layout(),
+            Bilevel::Auto,
+            &Limits::default(),
+            &mut Unlimited,
+        )
+        .unwrap();
+        let tops: Vec<u32> = r.pages.iter().map(|p| black_rows(p)[0]).collect();
+        assert!(tops.windows(2).all(|w| w[1] > w[0] + 50), "{tops:?}");
+        let mut asked = Vec::new();
+        let mut budget = |page: u32| {
+            asked.push(page);
+            page < 5
+        };
+        let e = render(
+            &pdf,
+            &layout(),
+            Bilevel::Auto,
+            &Limits::default(),
+            &mut budget,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e, ErrorKind::TimeBudget { page: 5 });
+        assert_eq!(asked, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn gray_threshold_matches_the_general_path() {
+        use super::faxdev::canvas::{Canvas, Ink};
+        use crate::image::render::gray::Gray;
+        let layout = Layout {
+            res: Resolution::FINE,
+            paper: Paper::A4,
+        };
+        let (w, h) = (61u32, 13u32);
+        let mut c = Canvas::new(Gray::white(1, 1));
+        c.reset(w, h);
+        // Black/white runs (the multiply path), mid-tones (the per-pixel path), untouched
+        // rows and columns (skipped).
+        for y in 0..h as i32 {
+            if y % 4 == 3 {
+                continue;
+            }
+            for x in 0..w as i32 {
+                let v = ((x * 37 + y * 11) % 7) as u8;
+                let gray = match (y % 3, v) {
+                    (0, 0..=3) => 0,
+                    (0, _) => 255,
+                    (_, v) => v * 40,
+                };
+                if (x + y) % 5 != 0 {
+                    c.span(y, x, x + 1, Ink { gray, alpha: 255 });
+                }
+            }
+        }
+        for mode in [Bilevel::Auto, Bilevel::Threshold, Bilevel::Dither] {
+            let fast = gray_to_bilevel(&c, mode, &layout).unwrap();
+            let (general, _) = bilevel::to_page(&c.gray, mode, layout.res).unwrap();
+            assert_eq!(fast, general, "{mode:?}");
+        }
+    }
 
     #[test]
     fn fused_threshold_matches_the_general_path() {

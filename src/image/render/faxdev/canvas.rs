@@ -109,11 +109,14 @@ struct Clip {
     mask: Option<Rc<Mask>>,
 }
 
-/// A gray page with a clip stack.
+/// A gray page with a clip stack, and per row the columns painted so far: a page is mostly
+/// paper, so making it bilevel and wiping it for the next page only visit those.
 pub struct Canvas {
     /// The pixels.
     pub gray: Gray,
     clips: Vec<Clip>,
+    /// Per row, the painted columns `x0..x1` (`x0 >= x1`: untouched, all white).
+    dirty: Vec<(u32, u32)>,
 }
 
 /// Mask bits a page may hold across its whole clip stack (a fine A4 page is 4 Mbit): more
@@ -129,13 +132,47 @@ impl Canvas {
             x1: gray.width as i32,
             y1: gray.height as i32,
         };
+        let rows = gray.height as usize;
+        // The caller may hand in a page that is not white: all of it counts as painted.
+        let dirty = vec![(0, gray.width); rows];
         Canvas {
             gray,
             clips: vec![Clip {
                 rect: page,
                 mask: None,
             }],
+            dirty,
         }
+    }
+
+    /// Makes this a white `width × height` page with no clip, reusing the buffer: only the
+    /// painted parts of the previous page are wiped.
+    pub fn reset(&mut self, width: u32, height: u32) {
+        if self.gray.width != width || self.gray.height != height {
+            *self = Canvas::new(Gray::white(width, height));
+            self.dirty.fill((width, 0));
+            return;
+        }
+        let w = width as usize;
+        for (y, d) in self.dirty.iter_mut().enumerate() {
+            if d.0 < d.1 {
+                self.gray.px[y * w + d.0 as usize..y * w + d.1 as usize].fill(255);
+            }
+            *d = (width, 0);
+        }
+        self.clips.truncate(1);
+    }
+
+    /// The painted columns of row `y` (empty when the row is white).
+    pub fn dirty(&self, y: u32) -> (u32, u32) {
+        self.dirty[y as usize]
+    }
+
+    #[inline]
+    fn mark(&mut self, y: i32, x0: i32, x1: i32) {
+        let d = &mut self.dirty[y as usize];
+        d.0 = d.0.min(x0 as u32);
+        d.1 = d.1.max(x1 as u32);
     }
 
     /// The current clip's bounding rectangle (what a fill needs to scan).
@@ -240,6 +277,9 @@ impl Canvas {
             return;
         }
         let w = self.gray.width as usize;
+        let d = &mut self.dirty[y as usize];
+        d.0 = d.0.min(x0 as u32);
+        d.1 = d.1.max(x1 as u32);
         let row = &mut self.gray.px[y as usize * w..(y as usize + 1) * w];
         let mut paint = |a: i32, b: i32| {
             let px = &mut row[a as usize..b as usize];
@@ -257,15 +297,12 @@ impl Canvas {
         }
     }
 
-    /// Row `y` of the page for writing (the caller keeps to runs from [`Canvas::runs`]).
-    pub fn row_mut(&mut self, y: i32) -> &mut [u8] {
+    /// Row `y` of the page for writing columns `x0..x1` (from [`Canvas::runs`], so inside
+    /// the page and the clip).
+    pub fn row_mut(&mut self, y: i32, x0: i32, x1: i32) -> &mut [u8] {
+        self.mark(y, x0, x1);
         let w = self.gray.width as usize;
         &mut self.gray.px[y as usize * w..(y as usize + 1) * w]
-    }
-
-    /// Gives the page back.
-    pub fn into_gray(self) -> Gray {
-        self.gray
     }
 }
 
@@ -275,6 +312,29 @@ mod tests {
 
     fn canvas() -> Canvas {
         Canvas::new(Gray::white(200, 10))
+    }
+
+    #[test]
+    fn reset_wipes_only_what_was_painted() {
+        let mut c = canvas();
+        c.reset(200, 10);
+        assert_eq!(c.dirty(3), (200, 0));
+        c.span(
+            3,
+            5,
+            9,
+            Ink {
+                gray: 0,
+                alpha: 255,
+            },
+        );
+        assert_eq!(c.dirty(3), (5, 9));
+        c.push_rect(IRect::EMPTY);
+        c.reset(200, 10);
+        assert!(c.gray.px.iter().all(|&v| v == 255));
+        assert_eq!(c.clip_rect().x1, 200);
+        c.reset(20, 4);
+        assert_eq!(c.gray.px.len(), 80);
     }
 
     #[test]

@@ -11,10 +11,22 @@ use hayro::kurbo::{Affine, Point};
 
 use super::canvas::{Canvas, Ink};
 
-/// An image reduced to gray (0 black) and optional alpha (255 opaque).
+/// An image's pixels as the decoder gave them.
+#[derive(Clone, Copy)]
+pub enum Pixels<'d> {
+    /// A stencil: every pixel is the ink's gray.
+    Ink,
+    /// Gray levels, `width × height`.
+    Gray(&'d [u8]),
+    /// RGB triples, `width × height`, read as BT.601 luminance where sampled (no gray copy
+    /// of a large photo is made).
+    Rgb(&'d [u8]),
+}
+
+/// An image: gray (0 black) or RGB pixels and optional alpha (255 opaque).
 pub struct Source<'d> {
-    /// Gray levels, `width × height`; `None` for a stencil (all pixels are the ink's gray).
-    pub gray: Option<&'d [u8]>,
+    /// The pixels.
+    pub gray: Pixels<'d>,
     /// Width in pixels.
     pub width: u32,
     /// Height in pixels.
@@ -97,8 +109,8 @@ pub fn draw(canvas: &mut Canvas, src: &Source<'_>, t: Affine) {
         }
         runs.clear();
         canvas.runs(y, xa, xb, |a, b| runs.push((a, b)));
-        let row = canvas.row_mut(y);
         for &(a, b) in &runs {
+            let row = canvas.row_mut(y, a, b);
             for x in a..b {
                 let xc = f64::from(x) + 0.5;
                 let (u, v) = (u0 + ia * xc, v0 + ib * xc);
@@ -132,12 +144,16 @@ fn alpha_at(src: &Source<'_>, u: f64, v: f64) -> u32 {
 
 #[inline]
 fn gray_at(src: &Source<'_>, x: u32, y: u32) -> u8 {
+    let i = y as usize * src.width as usize + x as usize;
     match src.gray {
-        None => src.ink.gray,
-        Some(g) => g
-            .get(y as usize * src.width as usize + x as usize)
-            .copied()
-            .unwrap_or(255),
+        Pixels::Ink => src.ink.gray,
+        Pixels::Gray(g) => g.get(i).copied().unwrap_or(255),
+        Pixels::Rgb(c) => match c.get(i * 3..i * 3 + 3) {
+            Some(p) => {
+                ((u32::from(p[0]) * 77 + u32::from(p[1]) * 150 + u32::from(p[2]) * 29) >> 8) as u8
+            }
+            None => 255,
+        },
     }
 }
 
@@ -183,7 +199,7 @@ mod tests {
         // A 4×2 image: left half black, right half white, upscaled 10×.
         let px = [0u8, 0, 255, 255, 0, 0, 255, 255];
         let src = Source {
-            gray: Some(&px),
+            gray: Pixels::Gray(&px),
             width: 4,
             height: 2,
             alpha: None,
@@ -206,7 +222,7 @@ mod tests {
         // Shrunk 4×: each device pixel averages 4 × 4 image pixels of alternating columns.
         let stripes: Vec<u8> = (0..64).map(|i| if i % 2 == 0 { 0 } else { 255 }).collect();
         let src = Source {
-            gray: Some(&stripes),
+            gray: Pixels::Gray(&stripes),
             width: 8,
             height: 8,
             ..src
@@ -223,7 +239,7 @@ mod tests {
     fn stencil_paints_ink_where_alpha() {
         let mask = [255u8, 0, 0, 255];
         let src = Source {
-            gray: None,
+            gray: Pixels::Ink,
             width: 2,
             height: 2,
             alpha: Some((&mask, 2, 2)),
@@ -235,5 +251,23 @@ mod tests {
         let mut c = Canvas::new(Gray::white(2, 2));
         draw(&mut c, &src, Affine::IDENTITY);
         assert_eq!(c.gray.px, vec![10, 255, 255, 10]);
+    }
+
+    #[test]
+    fn rgb_is_read_as_luminance() {
+        let rgb = [255u8, 0, 0, 0, 0, 255];
+        let src = Source {
+            gray: Pixels::Rgb(&rgb),
+            width: 2,
+            height: 1,
+            alpha: None,
+            ink: Ink {
+                gray: 0,
+                alpha: 255,
+            },
+        };
+        let mut c = Canvas::new(Gray::white(2, 1));
+        draw(&mut c, &src, Affine::IDENTITY);
+        assert_eq!(c.gray.px, vec![76, 28]);
     }
 }

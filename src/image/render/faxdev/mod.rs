@@ -47,17 +47,28 @@ const MAX_DASHES: f64 = 100_000.0;
 
 /// What became of a page.
 pub enum Outcome {
-    /// Drawn completely: the gray page.
-    Drawn(Gray),
+    /// Drawn completely: the page is in [`Reuse::canvas`].
+    Drawn,
     /// Something on the page needs the general renderer; names the first such feature.
     Unsupported(&'static str),
 }
 
-/// State a worker keeps from page to page.
-#[derive(Default)]
+/// State a worker keeps from page to page: the glyph cache, the scanner's buffers and the
+/// page buffer itself (allocated once, wiped where painted).
 pub struct Reuse {
     glyphs: GlyphCache,
     scanner: Scanner,
+    canvas: Canvas,
+}
+
+impl Default for Reuse {
+    fn default() -> Reuse {
+        Reuse {
+            glyphs: GlyphCache::new(),
+            scanner: Scanner::new(),
+            canvas: Canvas::new(Gray::white(0, 0)),
+        }
+    }
 }
 
 impl Reuse {
@@ -65,22 +76,27 @@ impl Reuse {
     pub fn new() -> Reuse {
         Reuse::default()
     }
+
+    /// The last page drawn.
+    pub fn canvas(&self) -> &Canvas {
+        &self.canvas
+    }
 }
 
 /// Renders `page` through `transform` (PDF user space of the page to device pixels) onto a
-/// white `gray` page.
+/// white `width × height` page in `reuse`'s canvas.
 pub fn render_page<'a>(
     page: &Page<'a>,
     transform: Affine,
-    gray: Gray,
+    (width, height): (u32, u32),
     cache: &InterpreterCache<'a>,
     settings: &InterpreterSettings,
     reuse: &mut Reuse,
 ) -> Outcome {
-    let target = Rect::new(0.0, 0.0, f64::from(gray.width), f64::from(gray.height));
+    let target = Rect::new(0.0, 0.0, f64::from(width), f64::from(height));
     let mut ctx = Context::new(transform, target, cache, page.xref(), settings.clone());
+    reuse.canvas.reset(width, height);
     let mut dev = FaxDevice {
-        canvas: Canvas::new(gray),
         reuse,
         unsupported: None,
         clip_depth: 0,
@@ -96,12 +112,11 @@ pub fn render_page<'a>(
     interpret_page(page, &mut ctx, &mut dev);
     match dev.unsupported {
         Some(why) => Outcome::Unsupported(why),
-        None => Outcome::Drawn(dev.canvas.into_gray()),
+        None => Outcome::Drawn,
     }
 }
 
 struct FaxDevice<'r> {
-    canvas: Canvas,
     reuse: &'r mut Reuse,
     /// Set by the first thing this device cannot draw; everything after it is skipped.
     unsupported: Option<&'static str>,
@@ -228,7 +243,7 @@ impl FaxDevice<'_> {
 
     /// Fills `path` (user space) mapped by `t`.
     fn fill(&mut self, path: &BezPath, t: Affine, rule: FillRule, ink: Ink, sampling: Sampling) {
-        let clip = self.canvas.clip_rect();
+        let clip = self.reuse.canvas.clip_rect();
         if clip.is_empty() {
             return;
         }
@@ -243,7 +258,7 @@ impl FaxDevice<'_> {
             let (y0, y1) = snap(d.y0, d.y1);
             let r = IRect { x0, y0, x1, y1 }.intersect(&clip);
             for y in r.y0..r.y1 {
-                self.canvas.span(y, r.x0, r.x1, ink);
+                self.reuse.canvas.span(y, r.x0, r.x1, ink);
             }
             return;
         }
@@ -252,7 +267,7 @@ impl FaxDevice<'_> {
             self.give_up("path too complex");
             return;
         }
-        let canvas = &mut self.canvas;
+        let canvas = &mut self.reuse.canvas;
         sc.fill(rule, sampling, clip, |y, a, b| canvas.span(y, a, b, ink));
     }
 
@@ -311,7 +326,7 @@ impl FaxDevice<'_> {
 
     /// A stroke thinner than a pixel: every pixel the centre line passes through.
     fn stroke_thin(&mut self, path: &BezPath, t: Affine, dash: Option<(&[f64], f32)>, ink: Ink) {
-        let clip = self.canvas.clip_rect();
+        let clip = self.reuse.canvas.clip_rect();
         let mut segs: Vec<(Point, Point)> = Vec::new();
         let mut too_many = false;
         let mut collect = |el: PathEl, start: &mut Point, last: &mut Point| {
@@ -377,7 +392,7 @@ impl FaxDevice<'_> {
                 };
                 let lo = xa.min(xb).floor() as i32;
                 let hi = xa.max(xb).floor() as i32 + 1;
-                self.canvas.span(y, lo, hi, ink);
+                self.reuse.canvas.span(y, lo, hi, ink);
             }
         }
     }
@@ -392,17 +407,20 @@ impl FaxDevice<'_> {
         let ox = e.floor().clamp(-1e7, 1e7) as i32;
         let oy = f.floor().clamp(-1e7, 1e7) as i32;
         let id = g.identifier().cache_key();
-        let Reuse { glyphs, scanner } = &mut *self.reuse;
+        let Reuse {
+            glyphs,
+            scanner,
+            canvas,
+        } = &mut *self.reuse;
         match glyphs.get(scanner, id, [a, b, c, d], || g.outline()) {
             Some(spans) => {
-                let clip = self.canvas.clip_rect();
+                let clip = canvas.clip_rect();
                 for &(y, x0, x1) in spans.iter() {
                     let y = oy + i32::from(y);
                     if y < clip.y0 || y >= clip.y1 {
                         continue;
                     }
-                    self.canvas
-                        .span(y, ox + i32::from(x0), ox + i32::from(x1), ink);
+                    canvas.span(y, ox + i32::from(x0), ox + i32::from(x1), ink);
                 }
             }
             None => {
@@ -443,38 +461,38 @@ impl<'a> Device<'a> for FaxDevice<'_> {
         self.clip_depth += 1;
         if self.unsupported.is_some() {
             // Keep the stack balanced for the pops to come.
-            self.canvas.push_rect(IRect::EMPTY);
+            self.reuse.canvas.push_rect(IRect::EMPTY);
             return;
         }
         if let Some(r) = as_rect(&clip_path.path) {
-            self.canvas.push_rect(clip_pixels(r));
+            self.reuse.canvas.push_rect(clip_pixels(r));
             return;
         }
-        let clip = self.canvas.clip_rect();
+        let clip = self.reuse.canvas.clip_rect();
         let sc = &mut self.reuse.scanner;
         if sc.set_path(clip_path.path.iter(), Affine::IDENTITY) == Err(TooComplex) {
             self.give_up("clip path too complex");
-            self.canvas.push_rect(IRect::EMPTY);
+            self.reuse.canvas.push_rect(IRect::EMPTY);
             return;
         }
         let bounds = sc.pixel_bounds().intersect(&clip);
         let fill = clip_path.fill;
-        let pushed = self.canvas.push_mask(bounds, |f| {
+        let pushed = self.reuse.canvas.push_mask(bounds, |f| {
             sc.fill(fill, PATH_SAMPLING, bounds, f);
         });
         if !pushed {
             self.give_up("too many clip masks");
-            self.canvas.push_rect(IRect::EMPTY);
+            self.reuse.canvas.push_rect(IRect::EMPTY);
         }
     }
 
     fn push_clip_rect(&mut self, rect: &Rect) {
         self.clip_depth += 1;
         if self.unsupported.is_some() {
-            self.canvas.push_rect(IRect::EMPTY);
+            self.reuse.canvas.push_rect(IRect::EMPTY);
             return;
         }
-        self.canvas.push_rect(clip_pixels(*rect));
+        self.reuse.canvas.push_rect(clip_pixels(*rect));
     }
 
     fn push_transparency_group(
@@ -541,7 +559,7 @@ impl<'a> Device<'a> for FaxDevice<'_> {
             return;
         }
         let t = props.transform;
-        let clip = self.canvas.clip_rect();
+        let clip = self.reuse.canvas.clip_rect();
         let local = Rect::new(
             0.0,
             0.0,
@@ -578,13 +596,13 @@ impl<'a> Device<'a> for FaxDevice<'_> {
                         let (sx, sy) = luma.scale_factors;
                         let t = t * Affine::scale_non_uniform(f64::from(sx), f64::from(sy));
                         let src = image::Source {
-                            gray: None,
+                            gray: image::Pixels::Ink,
                             width: luma.width,
                             height: luma.height,
                             alpha: Some((&luma.data[..], luma.width, luma.height)),
                             ink,
                         };
-                        image::draw(&mut self.canvas, &src, t);
+                        image::draw(&mut self.reuse.canvas, &src, t);
                     },
                     Some(target),
                 );
@@ -598,25 +616,12 @@ impl<'a> Device<'a> for FaxDevice<'_> {
                         let (sx, sy) = data.scale_factors();
                         let t = t * Affine::scale_non_uniform(f64::from(sx), f64::from(sy));
                         let (w, h) = (data.width(), data.height());
-                        let gray: Vec<u8>;
-                        let px: &[u8] = match &data {
-                            ImageData::Luma(l) => &l.data,
-                            ImageData::Rgb(rgb) => {
-                                gray = rgb
-                                    .data
-                                    .chunks_exact(3)
-                                    .map(|p| {
-                                        ((u32::from(p[0]) * 77
-                                            + u32::from(p[1]) * 150
-                                            + u32::from(p[2]) * 29)
-                                            >> 8) as u8
-                                    })
-                                    .collect();
-                                &gray
-                            }
+                        let px = match &data {
+                            ImageData::Luma(l) => image::Pixels::Gray(&l.data),
+                            ImageData::Rgb(rgb) => image::Pixels::Rgb(&rgb.data),
                         };
                         let src = image::Source {
-                            gray: Some(px),
+                            gray: px,
                             width: w,
                             height: h,
                             alpha: alpha.as_ref().map(|a| (&a.data[..], a.width, a.height)),
@@ -625,7 +630,7 @@ impl<'a> Device<'a> for FaxDevice<'_> {
                                 alpha: 255,
                             },
                         };
-                        image::draw(&mut self.canvas, &src, t);
+                        image::draw(&mut self.reuse.canvas, &src, t);
                     },
                     Some(target),
                 );
@@ -636,7 +641,7 @@ impl<'a> Device<'a> for FaxDevice<'_> {
     fn pop_clip(&mut self) {
         if self.clip_depth > 0 {
             self.clip_depth -= 1;
-            self.canvas.pop();
+            self.reuse.canvas.pop();
         }
     }
 
