@@ -1,7 +1,8 @@
 //! PDF rendering against poppler: a multi-page PDF with text (embedded and standard fonts),
 //! vector lines and an embedded JPEG photo, made here with Ghostscript from PostScript we
 //! write, rendered by faxgate at 204×196 and by `pdftoppm -mono -rx 204 -ry 196`; black-pixel
-//! intersection-over-union ≥ 0.90 on every page after aligning to the same canvas.
+//! intersection-over-union ≥ 0.90 on every page after aligning to the same canvas (strict,
+//! pixel for pixel, with embedded fonts; one-pixel tolerant with substituted fonts).
 //!
 //! Needs ghostscript (`gs`) and poppler-utils (`pdftoppm`).
 
@@ -393,9 +394,15 @@ fn compare_with_poppler(embed: bool) {
             std::fs::write(d.join(format!("ours-{}.pbm", i + 1)), out).unwrap();
         }
         let _ = ours.get(0, 0);
-        // Strict IoU is printed for the record; no independent rasterizer reaches 0.90 on
-        // 11 pt text at 204 dpi (Ghostscript scores about the same as we do), so we hold it
-        // to "no worse than Ghostscript" and the 1-px tolerant IoU to the 0.90 bar.
+        // Strict IoU: with embedded fonts both renderers draw the same outlines, and ours
+        // follows Splash's monochrome rules (glyph bitmaps at floored origins, any-coverage
+        // fills, stroke adjustment, thin strokes), so it must match poppler at 0.90 pixel for
+        // pixel. With the standard 14 fonts not embedded, poppler substitutes URW Nimbus and
+        // hayro its bundled Foxit fonts — different glyph designs — so there we only hold it
+        // to Ghostscript's score (printed as the anchor in both cases).
+        if embed && art < 0.90 {
+            failures.push(format!("page {}: strict line-art IoU {art:.4}", i + 1));
+        }
         if art < gs_art - 0.05 {
             failures.push(format!(
                 "page {}: strict IoU {art:.4} below Ghostscript's {gs_art:.4}",

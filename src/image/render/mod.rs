@@ -17,6 +17,7 @@
 
 pub mod bilevel;
 pub mod cover;
+pub mod faxdev;
 pub mod font;
 pub mod geometry;
 pub mod gray;

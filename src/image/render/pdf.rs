@@ -17,7 +17,10 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 use hayro::hayro_interpret::util::TransformExt;
-use hayro::hayro_interpret::{InterpreterSettings, InterpreterWarning};
+use std::sync::mpsc;
+
+use hayro::hayro_interpret::{InterpreterCache, InterpreterSettings, InterpreterWarning};
+use hayro::hayro_syntax::page::Page as HayroPage;
 use hayro::hayro_syntax::{LoadPdfError, Pdf};
 use hayro::kurbo::Affine;
 use hayro::vello_cpu::color::palette::css::WHITE;
@@ -27,6 +30,7 @@ use hayro::{RenderCache, RenderSettings};
 use crate::image::Page;
 
 use super::bilevel::{self, Bilevel};
+use super::faxdev;
 use super::font::{Pen, pt_to_px};
 use super::geometry::{Layout, SCAN_LINE, fit_physical};
 use super::pdf_fonts::PdfFonts;
@@ -87,7 +91,66 @@ fn open(bytes: &[u8]) -> Result<Pdf, ErrorKind> {
     }
 }
 
+/// Pages rendered at once, at most (each worker holds one gray page buffer, 4 MB at fine A4).
+const MAX_WORKERS: usize = 8;
+
+/// One page's result.
+struct PageOut {
+    page: Page,
+    /// The visible notice printed on the page, if any.
+    note: Option<String>,
+    /// Blank although its content stream draws something.
+    blank_with_content: bool,
+}
+
+/// What one rendering thread keeps from page to page: hayro's caches (not shareable between
+/// threads), the fast device's glyph cache, and — only once a page needs it — the general
+/// renderer with its RGBA buffer.
+struct Worker<'a> {
+    cache: InterpreterCache<'a>,
+    settings: InterpreterSettings,
+    warnings: Arc<Mutex<Vec<InterpreterWarning>>>,
+    reuse: faxdev::Reuse,
+    general: Option<General<'a>>,
+}
+
+/// hayro's own renderer (vello_cpu), for pages the fast device cannot draw exactly.
+struct General<'a> {
+    cache: RenderCache<'a>,
+    ctx: RenderContext,
+    pixmap: Pixmap,
+    resources: Resources,
+}
+
+impl<'a> Worker<'a> {
+    fn new(fonts: &PdfFonts) -> Worker<'a> {
+        let warnings: Arc<Mutex<Vec<InterpreterWarning>>> = Arc::default();
+        let sink = warnings.clone();
+        let settings = InterpreterSettings {
+            warning_sink: Arc::new(move |w| {
+                if let Ok(mut v) = sink.lock() {
+                    v.push(w);
+                }
+            }),
+            font_resolver: fonts.resolver(),
+            ..Default::default()
+        };
+        Worker {
+            cache: InterpreterCache::new(),
+            settings,
+            warnings,
+            reuse: faxdev::Reuse::new(),
+            general: None,
+        }
+    }
+}
+
 /// Renders every page of the PDF in `bytes`.
+///
+/// Pages are rendered on up to [`std::thread::available_parallelism`] threads (each with its
+/// own caches) and come back in document order. `budget` is asked before each page is handed
+/// to a thread, in page order, so an exhausted budget stops the document at the same page
+/// boundary as a one-thread loop would (pages already under way finish first).
 pub fn render(
     bytes: &[u8],
     layout: &Layout,
@@ -98,121 +161,77 @@ pub fn render(
 ) -> Result<Rendered, ErrorKind> {
     let pdf = open(bytes)?;
     let pages = pdf.pages();
-    check_count(pages.len(), limits)?;
+    let n = pages.len();
+    check_count(n, limits)?;
 
-    let warnings: Arc<Mutex<Vec<InterpreterWarning>>> = Arc::default();
-    let sink = warnings.clone();
-    let settings = InterpreterSettings {
-        warning_sink: Arc::new(move |w| {
-            if let Ok(mut v) = sink.lock() {
-                v.push(w);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |p| p.get())
+        .clamp(1, MAX_WORKERS)
+        .min(n);
+    let mut results: Vec<Option<Result<PageOut, ErrorKind>>> = (0..n).map(|_| None).collect();
+    let mut stopped: Option<ErrorKind> = None;
+    // A rendezvous channel: a page is handed out only when a worker is free, so at most
+    // `workers` pages are in memory being drawn.
+    let (job_tx, job_rx) = mpsc::sync_channel::<usize>(0);
+    let job_rx = Mutex::new(job_rx);
+    std::thread::scope(|s| {
+        let (res_tx, res_rx) = mpsc::channel::<(usize, Result<PageOut, ErrorKind>)>();
+        for _ in 0..workers {
+            let (job_rx, res_tx) = (&job_rx, res_tx.clone());
+            s.spawn(move || {
+                let mut worker = Worker::new(fonts);
+                loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok(i) = job else { break };
+                    let r = render_one(&pages[i], i as u32 + 1, layout, mode, limits, &mut worker);
+                    if res_tx.send((i, r)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(res_tx);
+        let mut failed = false;
+        for i in 0..n {
+            if let Err(e) = budget.before_page(i as u32 + 1) {
+                stopped = Some(e);
+                break;
             }
-        }),
-        font_resolver: fonts.resolver(),
-        ..Default::default()
-    };
-    let render_settings = RenderSettings {
-        aliasing_threshold: Some(ALIASING_THRESHOLD),
-        ..Default::default()
-    };
-    let cache = RenderCache::new();
-    let mut ctx = RenderContext::new(1, 1);
-    let mut pixmap = Pixmap::new(1, 1);
-    let mut resources = Resources::default();
+            if job_tx.send(i).is_err() {
+                break;
+            }
+            // Stop handing out pages once one has failed: the document fails anyway.
+            while let Ok((j, r)) = res_rx.try_recv() {
+                failed |= r.is_err();
+                results[j] = Some(r);
+            }
+            if failed {
+                break;
+            }
+        }
+        drop(job_tx);
+        for (j, r) in res_rx {
+            results[j] = Some(r);
+        }
+    });
 
-    let mut out = Vec::with_capacity(pages.len());
+    let mut out = Vec::with_capacity(n);
     let mut notes = Vec::new();
     let mut blank_with_content = 0usize;
-    for (i, page) in pages.iter().enumerate() {
-        let no = i as u32 + 1;
-        budget.before_page(no)?;
-        if let Ok(mut w) = warnings.lock() {
-            w.clear();
-        }
-
-        let (w_pt, h_pt) = page.render_dimensions();
-        let (w_pt, h_pt) = (f64::from(w_pt), f64::from(h_pt));
-        let landscape = w_pt > h_pt;
-        let (pw, ph) = if landscape {
-            (h_pt, w_pt)
-        } else {
-            (w_pt, h_pt)
-        };
-        let (cw, ch, s) = fit_physical(layout, pw / 72.0, ph / 72.0, SCAN_LINE, layout.page_rows());
-        let rows = layout.page_rows().unwrap_or(ch);
-        limits.check_page(rows)?;
-        let height = u16::try_from(rows).map_err(|_| ErrorKind::PageTooLong {
-            rows,
-            limit: u32::from(u16::MAX),
-        })?;
-        let kx = s * f64::from(layout.res.x_dpi) / 72.0;
-        let ky = s * f64::from(layout.res.y_dpi) / 72.0;
-        let x_off = f64::from((SCAN_LINE - cw) / 2);
-        let place = if landscape {
-            // Landscape point (X, Y) (Y down) to portrait pixel: top edge to the left edge.
-            // x = kx·Y + x_off, y = ch − ky·X.
-            Affine::new([0.0, -ky, kx, 0.0, x_off, f64::from(ch)])
-        } else {
-            Affine::new([kx, 0.0, 0.0, ky, x_off, 0.0])
-        };
-        let transform = place * page.initial_transform(true).to_kurbo();
-
-        ctx.reset_and_resize(SCAN_LINE as u16, height);
-        pixmap.resize(SCAN_LINE as u16, height);
-        let drawn = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            hayro::render_into(
-                page,
-                &cache,
-                &settings,
-                &render_settings,
-                &mut ctx,
-                transform,
-            );
-            ctx.flush();
-            ctx.render_with(
-                &mut pixmap,
-                &mut resources,
-                RasterizerSettings {
-                    target_init: TargetInit::Clear(WHITE),
-                    ..Default::default()
-                },
-            );
-        }));
-        if drawn.is_err() {
-            return Err(ErrorKind::RendererFaultOnPage { page: no });
-        }
-
-        let mut fax = to_bilevel(&pixmap, mode, layout)?;
-
-        let mut problems: Vec<&str> = Vec::new();
-        if let Ok(w) = warnings.lock() {
-            for w in w.iter() {
-                let what = match w {
-                    InterpreterWarning::UnsupportedFont => "a font could not be loaded",
-                    InterpreterWarning::ImageDecodeFailure => "an image could not be decoded",
-                    InterpreterWarning::UnresolvedAnnotationAppearance => {
-                        "an annotation could not be drawn"
-                    }
-                    _ => "a feature is not supported",
-                };
-                if !problems.contains(&what) {
-                    problems.push(what);
-                }
+    for r in results {
+        match r {
+            Some(Ok(p)) => {
+                blank_with_content += usize::from(p.blank_with_content);
+                notes.extend(p.note);
+                out.push(p.page);
             }
+            Some(Err(e)) => return Err(e),
+            // Not handed out: the budget ran out (or an earlier page failed, returned above).
+            None => return Err(stopped.unwrap_or(ErrorKind::RendererFault)),
         }
-        let has_content = page
-            .page_stream()
-            .is_some_and(|s| s.iter().any(|b| !b.is_ascii_whitespace()));
-        if fax.black_pixels() == 0 && has_content {
-            blank_with_content += 1;
-            problems.push("the page rendered blank although it has content");
-        }
-        if !problems.is_empty() {
-            let msg = format!("page {no}: {}", problems.join("; "));
-            stamp_notice(&mut fax, layout, &format!("[faxgate: {msg}]"));
-            notes.push(msg);
-        }
-        out.push(fax);
     }
     if blank_with_content == out.len() {
         // Every page blank although they draw: the file is damaged in a way hayro repaired
@@ -220,6 +239,203 @@ pub fn render(
         return Err(ErrorKind::PdfBlank);
     }
     Ok(Rendered { pages: out, notes })
+}
+
+/// Renders page `no` (1-based): the fast device first, hayro's general renderer when the page
+/// uses something the fast device does not draw.
+fn render_one<'a>(
+    page: &'a HayroPage<'a>,
+    no: u32,
+    layout: &Layout,
+    mode: Bilevel,
+    limits: &Limits,
+    w: &mut Worker<'a>,
+) -> Result<PageOut, ErrorKind> {
+    if let Ok(mut v) = w.warnings.lock() {
+        v.clear();
+    }
+
+    let (w_pt, h_pt) = page.render_dimensions();
+    let (w_pt, h_pt) = (f64::from(w_pt), f64::from(h_pt));
+    let landscape = w_pt > h_pt;
+    let (pw, ph) = if landscape {
+        (h_pt, w_pt)
+    } else {
+        (w_pt, h_pt)
+    };
+    let (cw, ch, s) = fit_physical(layout, pw / 72.0, ph / 72.0, SCAN_LINE, layout.page_rows());
+    let rows = layout.page_rows().unwrap_or(ch);
+    limits.check_page(rows)?;
+    let height = u16::try_from(rows).map_err(|_| ErrorKind::PageTooLong {
+        rows,
+        limit: u32::from(u16::MAX),
+    })?;
+    let kx = s * f64::from(layout.res.x_dpi) / 72.0;
+    let ky = s * f64::from(layout.res.y_dpi) / 72.0;
+    let x_off = f64::from((SCAN_LINE - cw) / 2);
+    let place = if landscape {
+        // Landscape point (X, Y) (Y down) to portrait pixel: top edge to the left edge.
+        // x = kx·Y + x_off, y = ch − ky·X.
+        Affine::new([0.0, -ky, kx, 0.0, x_off, f64::from(ch)])
+    } else {
+        Affine::new([kx, 0.0, 0.0, ky, x_off, 0.0])
+    };
+    let transform = place * page.initial_transform(true).to_kurbo();
+
+    let fast = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        faxdev::render_page(
+            page,
+            transform,
+            (SCAN_LINE, u32::from(height)),
+            &w.cache,
+            &w.settings,
+            &mut w.reuse,
+        )
+    }))
+    .map_err(|_| ErrorKind::RendererFaultOnPage { page: no })?;
+    let mut fax = match fast {
+        faxdev::Outcome::Drawn => gray_to_bilevel(w.reuse.canvas(), mode, layout)?,
+        faxdev::Outcome::Unsupported(_) => {
+            if let Ok(mut v) = w.warnings.lock() {
+                v.clear();
+            }
+            let g = w.general.get_or_insert_with(|| General {
+                cache: RenderCache::new(),
+                ctx: RenderContext::new(1, 1),
+                pixmap: Pixmap::new(1, 1),
+                resources: Resources::default(),
+            });
+            g.ctx.reset_and_resize(SCAN_LINE as u16, height);
+            g.pixmap.resize(SCAN_LINE as u16, height);
+            let render_settings = RenderSettings {
+                aliasing_threshold: Some(ALIASING_THRESHOLD),
+                ..Default::default()
+            };
+            let drawn = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                hayro::render_into(
+                    page,
+                    &g.cache,
+                    &w.settings,
+                    &render_settings,
+                    &mut g.ctx,
+                    transform,
+                );
+                g.ctx.flush();
+                g.ctx.render_with(
+                    &mut g.pixmap,
+                    &mut g.resources,
+                    RasterizerSettings {
+                        target_init: TargetInit::Clear(WHITE),
+                        ..Default::default()
+                    },
+                );
+            }));
+            if drawn.is_err() {
+                return Err(ErrorKind::RendererFaultOnPage { page: no });
+            }
+            to_bilevel(&g.pixmap, mode, layout)?
+        }
+    };
+
+    let mut problems: Vec<&str> = Vec::new();
+    if let Ok(warnings) = w.warnings.lock() {
+        for w in warnings.iter() {
+            let what = match w {
+                InterpreterWarning::UnsupportedFont => "a font could not be loaded",
+                InterpreterWarning::ImageDecodeFailure => "an image could not be decoded",
+                InterpreterWarning::UnresolvedAnnotationAppearance => {
+                    "an annotation could not be drawn"
+                }
+                _ => "a feature is not supported",
+            };
+            if !problems.contains(&what) {
+                problems.push(what);
+            }
+        }
+    }
+    let has_content = page
+        .page_stream()
+        .is_some_and(|s| s.iter().any(|b| !b.is_ascii_whitespace()));
+    // Any black byte will do (found early on a page with content).
+    let blank_with_content = has_content && fax.data().iter().all(|&b| b == 0);
+    if blank_with_content {
+        problems.push("the page rendered blank although it has content");
+    }
+    let mut note = None;
+    if !problems.is_empty() {
+        let msg = format!("page {no}: {}", problems.join("; "));
+        stamp_notice(&mut fax, layout, &format!("[faxgate: {msg}]"));
+        note = Some(msg);
+    }
+    Ok(PageOut {
+        page: fax,
+        note,
+        blank_with_content,
+    })
+}
+
+/// The fast device's gray page made bilevel: one pass thresholds it and builds the gray
+/// histogram at once, only over the columns each row had painted (the rest is paper), eight
+/// pixels at a time: a run of white is one 64-bit compare, a run of pure black and white (text
+/// and line art) is turned into its bits with one multiply. Only when the histogram says
+/// "photograph" (or dithering is forced) is the page read again for error diffusion.
+fn gray_to_bilevel(
+    c: &faxdev::canvas::Canvas,
+    mode: Bilevel,
+    layout: &Layout,
+) -> Result<Page, ErrorKind> {
+    let g = &c.gray;
+    if mode == Bilevel::Dither {
+        return Ok(bilevel::to_page(g, mode, layout.res)?.0);
+    }
+    let mut page = Page::new(g.width, g.height, layout.res)?;
+    let mut hist = [0u64; 256];
+    let mut visited = 0u64;
+    for y in 0..g.height {
+        let (d0, d1) = c.dirty(y);
+        if d0 >= d1 {
+            continue;
+        }
+        // Whole bytes of the bit row covering the painted columns.
+        let (b0, b1) = (d0 as usize / 8, (d1 as usize).div_ceil(8));
+        let src = &g.row(y)[b0 * 8..(b1 * 8).min(g.width as usize)];
+        visited += src.len() as u64;
+        let dst = &mut page.row_mut(y)[b0..b1];
+        for (out, chunk) in dst.iter_mut().zip(src.chunks(8)) {
+            if let Ok(c8) = <[u8; 8]>::try_from(chunk) {
+                let v = u64::from_le_bytes(c8);
+                if v == u64::MAX {
+                    hist[255] += 8;
+                    continue;
+                }
+                let high = v & 0x8080_8080_8080_8080;
+                if v == (high >> 7) * 0xFF {
+                    // Every byte 0x00 or 0xFF: gather "high bit clear" (black) of byte k
+                    // into bit k, then mirror so that pixel 0 is the most significant bit.
+                    let black = (!v & 0x8080_8080_8080_8080) >> 7;
+                    let bits = (black.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8;
+                    let n = u64::from(bits.count_ones());
+                    hist[0] += n;
+                    hist[255] += 8 - n;
+                    *out = bits.reverse_bits();
+                    continue;
+                }
+            }
+            let mut byte = 0u8;
+            for (i, &l) in chunk.iter().enumerate() {
+                hist[l as usize] += 1;
+                if l < bilevel::THRESHOLD {
+                    byte |= 0x80 >> i;
+                }
+            }
+            *out = byte;
+        }
+    }
+    hist[255] += u64::from(g.width) * u64::from(g.height) - visited;
+    if mode == Bilevel::Auto && bilevel::classify_histogram(&hist) == Bilevel::Dither {
+        return Ok(bilevel::to_page(g, Bilevel::Dither, layout.res)?.0);
+    }
+    Ok(page)
 }
 
 /// Eight opaque white RGBA pixels.
@@ -320,8 +536,209 @@ pub fn stamp_notice(page: &mut Page, layout: &Layout, text: &str) {
 mod tests {
     use super::*;
     use crate::image::Resolution;
+    use crate::image::render::Unlimited;
     use crate::image::render::geometry::Paper;
     use hayro::vello_cpu::color::PremulRgba8;
+
+    /// A PDF of US-Letter pages with the given content streams, all sharing an ExtGState
+    /// dictionary: /Mul (Multiply blend mode) and /Half (fill opacity 0.5).
+    fn tiny_pdf(contents: &[String]) -> Vec<u8> {
+        let n = contents.len();
+        let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 4 + 2 * i)).collect();
+        let mut objs: Vec<Vec<u8>> = vec![
+            b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+            format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" ")).into_bytes(),
+            b"<< /Mul << /BM /Multiply >> /Half << /ca 0.5 >> >>".to_vec(),
+        ];
+        for (i, c) in contents.iter().enumerate() {
+            objs.push(
+                format!(
+                    "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {} 0 R \
+                     /Resources << /ExtGState 3 0 R >> >>",
+                    5 + 2 * i
+                )
+                .into_bytes(),
+            );
+            objs.push(format!("<< /Length {} >>\nstream\n{c}\nendstream", c.len()).into_bytes());
+        }
+        let mut pdf = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, o) in objs.iter().enumerate() {
+            offsets.push(pdf.len());
+            pdf.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+            pdf.extend_from_slice(o);
+            pdf.extend_from_slice(b"\nendobj\n");
+        }
+        let xref = pdf.len();
+        pdf.extend_from_slice(
+            format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes(),
+        );
+        for o in offsets {
+            pdf.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+        }
+        pdf.extend_from_slice(
+            format!(
+                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                objs.len() + 1
+            )
+            .as_bytes(),
+        );
+        pdf
+    }
+
+    fn layout() -> Layout {
+        Layout {
+            res: Resolution::FINE,
+            paper: Paper::A4,
+        }
+    }
+
+    /// Rows of `p` that have a black pixel.
+    fn black_rows(p: &Page) -> Vec<u32> {
+        (0..p.height())
+            .filter(|&y| p.row(y).iter().any(|&b| b != 0))
+            .collect()
+    }
+
+    #[test]
+    fn unsupported_features_fall_back_to_hayro_with_the_same_result() {
+        let plain = "0 0 0 rg 100 300 200 100 re f".to_string();
+        let blended = format!("/Mul gs {plain}");
+        let pdf = tiny_pdf(&[plain.clone(), blended.clone()]);
+        let doc = open(&pdf).unwrap();
+        let pages = doc.pages();
+        let mut w = Worker::new(&PdfFonts::default());
+        let t = Affine::scale(2.0);
+        let outcomes: Vec<bool> = pages
+            .iter()
+            .map(|p| {
+                matches!(
+                    faxdev::render_page(p, t, (1300, 1600), &w.cache, &w.settings, &mut w.reuse),
+                    faxdev::Outcome::Drawn
+                )
+            })
+            .collect();
+        assert_eq!(outcomes, vec![true, false]);
+        // Both pages come out with the same black rectangle: the second through hayro.
+        let r = render(
+            &pdf,
+            &layout(),
+            Bilevel::Auto,
+            &Limits::default(),
+            &PdfFonts::default(),
+            &mut Unlimited,
+        )
+        .unwrap();
+        assert!(r.notes.is_empty(), "{:?}", r.notes);
+        let (a, b) = (black_rows(&r.pages[0]), black_rows(&r.pages[1]));
+        assert!(a.len() > 250, "{}", a.len());
+        assert!(a.len().abs_diff(b.len()) <= 2);
+        assert!(a[0].abs_diff(b[0]) <= 1);
+    }
+
+    #[test]
+    fn constant_opacity_is_blended_on_the_fast_path() {
+        // Half-opaque black over white is mid-gray: dithered to about half black.
+        let pdf = tiny_pdf(&["/Half gs 0 0 0 rg 0 0 612 792 re f".to_string()]);
+        let doc = open(&pdf).unwrap();
+        let mut w = Worker::new(&PdfFonts::default());
+        let page = &doc.pages()[0];
+        let drawn = faxdev::render_page(
+            page,
+            Affine::IDENTITY,
+            (612, 792),
+            &w.cache,
+            &w.settings,
+            &mut w.reuse,
+        );
+        assert!(matches!(drawn, faxdev::Outcome::Drawn));
+        assert_eq!(w.reuse.canvas().gray.at(300, 400), 128);
+        let r = render(
+            &pdf,
+            &layout(),
+            Bilevel::Auto,
+            &Limits::default(),
+            &PdfFonts::default(),
+            &mut Unlimited,
+        )
+        .unwrap();
+        let p = &r.pages[0];
+        let share = p.black_pixels() as f64 / (f64::from(p.width()) * f64::from(p.height()));
+        assert!((0.35..0.65).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn parallel_pages_come_back_in_order_and_the_budget_stops_in_order() {
+        // Page i has a bar whose top is 30·i points down the page.
+        let contents: Vec<String> = (0..9)
+            .map(|i| format!("0 g 100 {} 300 20 re f", 700 - 30 * i))
+            .collect();
+        let pdf = tiny_pdf(&contents);
+        let r = render(
+            &pdf,
+            &layout(),
+            Bilevel::Auto,
+            &Limits::default(),
+            &PdfFonts::default(),
+            &mut Unlimited,
+        )
+        .unwrap();
+        let tops: Vec<u32> = r.pages.iter().map(|p| black_rows(p)[0]).collect();
+        assert!(tops.windows(2).all(|w| w[1] > w[0] + 50), "{tops:?}");
+        let mut asked = Vec::new();
+        let mut budget = |page: u32| {
+            asked.push(page);
+            page < 5
+        };
+        let e = render(
+            &pdf,
+            &layout(),
+            Bilevel::Auto,
+            &Limits::default(),
+            &PdfFonts::default(),
+            &mut budget,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e, ErrorKind::TimeBudget { page: 5 });
+        assert_eq!(asked, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn gray_threshold_matches_the_general_path() {
+        use super::faxdev::canvas::{Canvas, Ink};
+        use crate::image::render::gray::Gray;
+        let layout = Layout {
+            res: Resolution::FINE,
+            paper: Paper::A4,
+        };
+        let (w, h) = (61u32, 13u32);
+        let mut c = Canvas::new(Gray::white(1, 1));
+        c.reset(w, h);
+        // Black/white runs (the multiply path), mid-tones (the per-pixel path), untouched
+        // rows and columns (skipped).
+        for y in 0..h as i32 {
+            if y % 4 == 3 {
+                continue;
+            }
+            for x in 0..w as i32 {
+                let v = ((x * 37 + y * 11) % 7) as u8;
+                let gray = match (y % 3, v) {
+                    (0, 0..=3) => 0,
+                    (0, _) => 255,
+                    (_, v) => v * 40,
+                };
+                if (x + y) % 5 != 0 {
+                    c.span(y, x, x + 1, Ink { gray, alpha: 255 });
+                }
+            }
+        }
+        for mode in [Bilevel::Auto, Bilevel::Threshold, Bilevel::Dither] {
+            let fast = gray_to_bilevel(&c, mode, &layout).unwrap();
+            let (general, _) = bilevel::to_page(&c.gray, mode, layout.res).unwrap();
+            assert_eq!(fast, general, "{mode:?}");
+        }
+    }
 
     #[test]
     fn fused_threshold_matches_the_general_path() {

@@ -1,0 +1,273 @@
+//! Sampled images on the gray page: raster images (ISO 32000-1 §8.9) and stencil masks
+//! (§8.9.6.2, painted with the current fill colour).
+//!
+//! PURE. Each device pixel whose centre falls inside the image is mapped back into image
+//! space; when the image is shrunk by more than 2× the pixel takes the mean of the image
+//! pixels under its footprint (a box filter: a dithered fax of a photo keeps its tone), else
+//! the nearest image pixel. Soft-mask alpha (§11.6.5.3) and stencil coverage blend over what
+//! is below, premultiplied.
+
+use hayro::kurbo::{Affine, Point};
+
+use super::canvas::{Canvas, Ink};
+
+/// An image's pixels as the decoder gave them.
+#[derive(Clone, Copy)]
+pub enum Pixels<'d> {
+    /// A stencil: every pixel is the ink's gray.
+    Ink,
+    /// Gray levels, `width × height`.
+    Gray(&'d [u8]),
+    /// RGB triples, `width × height`, read as BT.601 luminance where sampled (no gray copy
+    /// of a large photo is made).
+    Rgb(&'d [u8]),
+}
+
+/// An image: gray (0 black) or RGB pixels and optional alpha (255 opaque).
+pub struct Source<'d> {
+    /// The pixels.
+    pub gray: Pixels<'d>,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Alpha levels and their own size (a soft mask may differ in size from its image).
+    pub alpha: Option<(&'d [u8], u32, u32)>,
+    /// Paint of a stencil / constant opacity.
+    pub ink: Ink,
+}
+
+/// Shrink factor above which pixels are box-averaged rather than point-sampled.
+const BOX_ABOVE: f64 = 2.0;
+
+/// Image pixels one device pixel may average, at most (a 64 × 64 footprint).
+const MAX_BOX: f64 = 64.0;
+
+/// Draws `src`, whose pixel grid (`0..width` × `0..height`, y down) `t` maps to the device.
+pub fn draw(canvas: &mut Canvas, src: &Source<'_>, t: Affine) {
+    let (w, h) = (f64::from(src.width), f64::from(src.height));
+    if src.width == 0 || src.height == 0 || !t.as_coeffs().iter().all(|c| c.is_finite()) {
+        return;
+    }
+    let det = t.determinant();
+    if det.abs() < 1e-12 || !det.is_finite() {
+        return;
+    }
+    let inv = t.inverse();
+    let [ia, ib, ic, id, _, _] = inv.as_coeffs();
+    // Footprint of one device pixel in image pixels (the inverse map's column sums).
+    let fu = (ia.abs() + ic.abs()).min(MAX_BOX);
+    let fv = (ib.abs() + id.abs()).min(MAX_BOX);
+    let boxed = fu > BOX_ABOVE || fv > BOX_ABOVE;
+
+    let corners = [
+        t * Point::new(0.0, 0.0),
+        t * Point::new(w, 0.0),
+        t * Point::new(0.0, h),
+        t * Point::new(w, h),
+    ];
+    let clip = canvas.clip_rect();
+    let y_min = corners.iter().map(|p| p.y).fold(f64::MAX, f64::min);
+    let y_max = corners.iter().map(|p| p.y).fold(f64::MIN, f64::max);
+    let x_min = corners.iter().map(|p| p.x).fold(f64::MAX, f64::min);
+    let x_max = corners.iter().map(|p| p.x).fold(f64::MIN, f64::max);
+    let y0 = (y_min.floor().max(f64::from(clip.y0))) as i32;
+    let y1 = (y_max.ceil().min(f64::from(clip.y1))) as i32;
+    let bx0 = (x_min.floor().max(f64::from(clip.x0))) as i32;
+    let bx1 = (x_max.ceil().min(f64::from(clip.x1))) as i32;
+    if y0 >= y1 || bx0 >= bx1 {
+        return;
+    }
+
+    let mut runs: Vec<(i32, i32)> = Vec::new();
+    for y in y0..y1 {
+        // Along the row's centre line image coordinates are linear in x:
+        // u(x) = u0 + ia·x, v(x) = v0 + ib·x with x the pixel centre.
+        let p = inv * Point::new(0.0, f64::from(y) + 0.5);
+        let (u0, v0) = (p.x, p.y);
+        let (mut lo, mut hi) = (f64::from(bx0) + 0.5, f64::from(bx1) - 0.5);
+        for (c0, d, lim) in [(u0, ia, w), (v0, ib, h)] {
+            // 0 <= c0 + d·x < lim
+            if d.abs() < 1e-12 {
+                if !(0.0..lim).contains(&c0) {
+                    hi = f64::MIN;
+                }
+            } else {
+                let (a, b) = ((0.0 - c0) / d, (lim - c0) / d);
+                lo = lo.max(a.min(b));
+                hi = hi.min(a.max(b));
+            }
+        }
+        if lo > hi {
+            continue;
+        }
+        // Pixel x has centre x + 0.5 in [lo, hi].
+        let xa = ((lo - 0.5).ceil() as i32).max(bx0);
+        let xb = (((hi - 0.5).floor() as i32) + 1).min(bx1);
+        if xa >= xb {
+            continue;
+        }
+        runs.clear();
+        canvas.runs(y, xa, xb, |a, b| runs.push((a, b)));
+        for &(a, b) in &runs {
+            let row = canvas.row_mut(y, a, b);
+            for x in a..b {
+                let xc = f64::from(x) + 0.5;
+                let (u, v) = (u0 + ia * xc, v0 + ib * xc);
+                let (g, al) = if boxed {
+                    box_sample(src, u, v, fu, fv)
+                } else {
+                    point_sample(src, u, v)
+                };
+                let d = &mut row[x as usize];
+                // Premultiplied: result = g·α + dst·(1 − α), g and α in 0..=255.
+                *d = ((u32::from(g) * u32::from(al) + u32::from(*d) * (255 - u32::from(al)) + 127)
+                    / 255) as u8;
+            }
+        }
+    }
+}
+
+#[inline]
+fn alpha_at(src: &Source<'_>, u: f64, v: f64) -> u32 {
+    let base = u32::from(src.ink.alpha);
+    match src.alpha {
+        None => base,
+        Some((a, aw, ah)) => {
+            let x = ((u * f64::from(aw) / f64::from(src.width)) as u32).min(aw - 1);
+            let y = ((v * f64::from(ah) / f64::from(src.height)) as u32).min(ah - 1);
+            let i = y as usize * aw as usize + x as usize;
+            u32::from(a.get(i).copied().unwrap_or(255)) * base / 255
+        }
+    }
+}
+
+#[inline]
+fn gray_at(src: &Source<'_>, x: u32, y: u32) -> u8 {
+    let i = y as usize * src.width as usize + x as usize;
+    match src.gray {
+        Pixels::Ink => src.ink.gray,
+        Pixels::Gray(g) => g.get(i).copied().unwrap_or(255),
+        Pixels::Rgb(c) => match c.get(i * 3..i * 3 + 3) {
+            Some(p) => {
+                ((u32::from(p[0]) * 77 + u32::from(p[1]) * 150 + u32::from(p[2]) * 29) >> 8) as u8
+            }
+            None => 255,
+        },
+    }
+}
+
+fn point_sample(src: &Source<'_>, u: f64, v: f64) -> (u8, u8) {
+    let x = (u.max(0.0) as u32).min(src.width - 1);
+    let y = (v.max(0.0) as u32).min(src.height - 1);
+    let a = alpha_at(src, f64::from(x) + 0.5, f64::from(y) + 0.5);
+    (gray_at(src, x, y), a as u8)
+}
+
+fn box_sample(src: &Source<'_>, u: f64, v: f64, fu: f64, fv: f64) -> (u8, u8) {
+    let x0 = ((u - fu / 2.0).floor().max(0.0) as u32).min(src.width - 1);
+    let x1 = ((u + fu / 2.0).ceil().max(1.0) as u32)
+        .min(src.width)
+        .max(x0 + 1);
+    let y0 = ((v - fv / 2.0).floor().max(0.0) as u32).min(src.height - 1);
+    let y1 = ((v + fv / 2.0).ceil().max(1.0) as u32)
+        .min(src.height)
+        .max(y0 + 1);
+    let (mut sg, mut sa, mut n) = (0u64, 0u64, 0u64);
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let a = u64::from(alpha_at(src, f64::from(x) + 0.5, f64::from(y) + 0.5));
+            sg += u64::from(gray_at(src, x, y)) * a;
+            sa += a;
+            n += 1;
+        }
+    }
+    if sa == 0 {
+        return (255, 0);
+    }
+    // Un-premultiply the mean so the caller's premultiplied blend gets the mean back.
+    ((sg / sa) as u8, (sa / n) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::render::gray::Gray;
+
+    #[test]
+    fn nearest_and_box_sampling() {
+        // A 4×2 image: left half black, right half white, upscaled 10×.
+        let px = [0u8, 0, 255, 255, 0, 0, 255, 255];
+        let src = Source {
+            gray: Pixels::Gray(&px),
+            width: 4,
+            height: 2,
+            alpha: None,
+            ink: Ink {
+                gray: 0,
+                alpha: 255,
+            },
+        };
+        let mut c = Canvas::new(Gray::white(50, 30));
+        draw(
+            &mut c,
+            &src,
+            Affine::translate((5.0, 5.0)) * Affine::scale(10.0),
+        );
+        assert_eq!(c.gray.at(4, 10), 255);
+        assert_eq!(c.gray.at(5, 10), 0);
+        assert_eq!(c.gray.at(24, 24), 0);
+        assert_eq!(c.gray.at(25, 24), 255);
+        assert_eq!(c.gray.at(25, 25), 255);
+        // Shrunk 4×: each device pixel averages 4 × 4 image pixels of alternating columns.
+        let stripes: Vec<u8> = (0..64).map(|i| if i % 2 == 0 { 0 } else { 255 }).collect();
+        let src = Source {
+            gray: Pixels::Gray(&stripes),
+            width: 8,
+            height: 8,
+            ..src
+        };
+        let mut c = Canvas::new(Gray::white(2, 2));
+        draw(&mut c, &src, Affine::scale(0.25));
+        for (x, y) in [(0, 0), (1, 1)] {
+            let v = c.gray.at(x, y);
+            assert!((100..=160).contains(&v), "{v}");
+        }
+    }
+
+    #[test]
+    fn stencil_paints_ink_where_alpha() {
+        let mask = [255u8, 0, 0, 255];
+        let src = Source {
+            gray: Pixels::Ink,
+            width: 2,
+            height: 2,
+            alpha: Some((&mask, 2, 2)),
+            ink: Ink {
+                gray: 10,
+                alpha: 255,
+            },
+        };
+        let mut c = Canvas::new(Gray::white(2, 2));
+        draw(&mut c, &src, Affine::IDENTITY);
+        assert_eq!(c.gray.px, vec![10, 255, 255, 10]);
+    }
+
+    #[test]
+    fn rgb_is_read_as_luminance() {
+        let rgb = [255u8, 0, 0, 0, 0, 255];
+        let src = Source {
+            gray: Pixels::Rgb(&rgb),
+            width: 2,
+            height: 1,
+            alpha: None,
+            ink: Ink {
+                gray: 0,
+                alpha: 255,
+            },
+        };
+        let mut c = Canvas::new(Gray::white(2, 1));
+        draw(&mut c, &src, Affine::IDENTITY);
+        assert_eq!(c.gray.px, vec![76, 28]);
+    }
+}

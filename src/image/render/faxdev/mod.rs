@@ -1,0 +1,649 @@
+//! A fast bilevel-minded PDF page rasterizer: a [`hayro_interpret::Device`] that draws
+//! straight into an 8-bit gray page, without anti-aliasing.
+//!
+//! PURE. hayro interprets the content stream (fonts, colour spaces, images, clipping paths)
+//! and calls this device; this device does what a fax page needs and nothing more: solid
+//! fills and strokes scan-converted without coverage arithmetic ([`scan`]), glyphs stamped
+//! from a bitmap cache at whole-pixel origins ([`glyph`]), images point- or box-sampled
+//! ([`image`]), clipping by rectangle or 1-bit mask ([`canvas`]).
+//!
+//! Whatever it cannot draw exactly — soft masks, transparency groups with an opacity below 1
+//! or a blend mode other than Normal, shading and tiling pattern paints, paths too complex to
+//! scan within its work bounds — makes [`render_page`] answer [`Outcome::Unsupported`]; the
+//! caller then renders the page with hayro's general renderer, so no page loses content.
+//!
+//! Rules that make the output match poppler's `pdftoppm -mono` (Splash without
+//! anti-aliasing; the rules are written up in /work/notes/splash-mono.md): glyphs are
+//! FreeType-style monochrome bitmaps (pixel centres inside the unhinted outline) placed at the
+//! floored integer device origin; paths paint every pixel they touch (ISO 32000-1 §10.6.5);
+//! axis-aligned rectangles are stroke-adjusted; thin strokes are drawn one pixel wide
+//! (§8.4.3.2: a line width of 0 is "the thinnest line that can be rendered").
+
+pub mod canvas;
+pub mod glyph;
+pub mod image;
+pub mod scan;
+
+use hayro::hayro_interpret::font::{Glyph, GlyphRun, OutlineGlyph};
+use hayro::hayro_interpret::hayro_syntax::page::Page;
+use hayro::hayro_interpret::util::RectExt;
+use hayro::hayro_interpret::{
+    BlendMode, ClipPath, Context, Device, DrawMode, DrawProps, FillRule, Image, ImageData,
+    ImageDrawProps, InterpreterCache, InterpreterSettings, Paint, SoftMask, StrokeProps,
+    interpret_page,
+};
+use hayro::kurbo::{self, Affine, BezPath, PathEl, Point, Rect, Shape};
+
+use super::gray::Gray;
+use canvas::{Canvas, Ink};
+use glyph::GlyphCache;
+use scan::{IRect, Sampling, Scanner, TooComplex};
+
+/// How path fills and clips choose pixels (see the module documentation).
+const PATH_SAMPLING: Sampling = Sampling::Touch;
+
+/// Dash pieces one stroke may produce before the page goes to the general renderer.
+const MAX_DASHES: f64 = 100_000.0;
+
+/// What became of a page.
+pub enum Outcome {
+    /// Drawn completely: the page is in [`Reuse::canvas`].
+    Drawn,
+    /// Something on the page needs the general renderer; names the first such feature.
+    Unsupported(&'static str),
+}
+
+/// State a worker keeps from page to page: the glyph cache, the scanner's buffers and the
+/// page buffer itself (allocated once, wiped where painted).
+pub struct Reuse {
+    glyphs: GlyphCache,
+    scanner: Scanner,
+    canvas: Canvas,
+}
+
+impl Default for Reuse {
+    fn default() -> Reuse {
+        Reuse {
+            glyphs: GlyphCache::new(),
+            scanner: Scanner::new(),
+            canvas: Canvas::new(Gray::white(0, 0)),
+        }
+    }
+}
+
+impl Reuse {
+    /// Fresh caches.
+    pub fn new() -> Reuse {
+        Reuse::default()
+    }
+
+    /// The last page drawn.
+    pub fn canvas(&self) -> &Canvas {
+        &self.canvas
+    }
+}
+
+/// Renders `page` through `transform` (PDF user space of the page to device pixels) onto a
+/// white `width × height` page in `reuse`'s canvas.
+pub fn render_page<'a>(
+    page: &Page<'a>,
+    transform: Affine,
+    (width, height): (u32, u32),
+    cache: &InterpreterCache<'a>,
+    settings: &InterpreterSettings,
+    reuse: &mut Reuse,
+) -> Outcome {
+    let target = Rect::new(0.0, 0.0, f64::from(width), f64::from(height));
+    let mut ctx = Context::new(transform, target, cache, page.xref(), settings.clone());
+    reuse.canvas.reset(width, height);
+    let mut dev = FaxDevice {
+        reuse,
+        unsupported: None,
+        clip_depth: 0,
+    };
+    // The crop box clips the page (ISO 32000-1 §14.11.2); with the page transform it is a
+    // rectangle on the device unless the page is rotated by an odd angle.
+    let crop = transform * page.intersected_crop_box().to_kurbo().to_path(0.1);
+    dev.push_clip_path(&ClipPath {
+        path: crop,
+        fill: FillRule::NonZero,
+    });
+    dev.clip_depth = 0;
+    interpret_page(page, &mut ctx, &mut dev);
+    match dev.unsupported {
+        Some(why) => Outcome::Unsupported(why),
+        None => Outcome::Drawn,
+    }
+}
+
+struct FaxDevice<'r> {
+    reuse: &'r mut Reuse,
+    /// Set by the first thing this device cannot draw; everything after it is skipped.
+    unsupported: Option<&'static str>,
+    /// Clips pushed and not yet popped (besides the crop box).
+    clip_depth: usize,
+}
+
+/// The largest stretch of the linear part of `t` (how long a unit vector can become).
+fn max_scale(t: &Affine) -> f64 {
+    let [a, b, c, d, _, _] = t.as_coeffs();
+    (a.hypot(b)).max(c.hypot(d))
+}
+
+/// The axis-aligned rectangle `path` is, if it is one (four corners, closed).
+fn as_rect(path: &BezPath) -> Option<Rect> {
+    let els = path.elements();
+    let pts: Vec<Point> = match els {
+        [
+            PathEl::MoveTo(a),
+            PathEl::LineTo(b),
+            PathEl::LineTo(c),
+            PathEl::LineTo(d),
+            rest @ ..,
+        ] if matches!(
+            rest,
+            [PathEl::ClosePath] | [PathEl::LineTo(_), PathEl::ClosePath] | [] | [PathEl::LineTo(_)]
+        ) =>
+        {
+            if let [PathEl::LineTo(e), ..] = rest
+                && *e != *a
+            {
+                return None;
+            }
+            vec![*a, *b, *c, *d]
+        }
+        _ => return None,
+    };
+    let horizontal = |p: Point, q: Point| p.y == q.y;
+    let vertical = |p: Point, q: Point| p.x == q.x;
+    let ok = (horizontal(pts[0], pts[1])
+        && vertical(pts[1], pts[2])
+        && horizontal(pts[2], pts[3])
+        && vertical(pts[3], pts[0]))
+        || (vertical(pts[0], pts[1])
+            && horizontal(pts[1], pts[2])
+            && vertical(pts[2], pts[3])
+            && horizontal(pts[3], pts[0]));
+    if !ok || !pts.iter().all(|p| p.x.is_finite() && p.y.is_finite()) {
+        return None;
+    }
+    Some(Rect::from_points(pts[0], pts[2]))
+}
+
+/// The pixels a clip rectangle keeps: every pixel it touches, `floor(min)..ceil(max)`
+/// (Splash's rectangular clip).
+fn clip_pixels(r: Rect) -> IRect {
+    let c = |v: f64| v.clamp(-1e7, 1e7);
+    IRect {
+        x0: c(r.x0.min(r.x1)).floor() as i32,
+        y0: c(r.y0.min(r.y1)).floor() as i32,
+        x1: c(r.x0.max(r.x1)).ceil() as i32,
+        y1: c(r.y0.max(r.y1)).ceil() as i32,
+    }
+}
+
+/// Stroke adjustment of one pair of parallel edges at `a < b`: pixels `round(a)..round(b)`,
+/// at least one. Splash always adjusts (as Acrobat does; ISO 32000-1 §10.6.5 describes the
+/// automatic stroke adjustment this implements), so a rectangle's or rule's width varies by
+/// at most a pixel with its position instead of by two.
+fn snap(a: f64, b: f64) -> (i32, i32) {
+    let c = |v: f64| v.clamp(-1e7, 1e7);
+    let lo = (c(a.min(b)) + 0.5).floor() as i32;
+    let hi = (c(a.max(b)) + 0.5).floor() as i32;
+    (lo, hi.max(lo + 1))
+}
+
+/// Whether a stroke of `width` (user units) under `t` is drawn one pixel wide. Splash's
+/// monochrome rule, kept literally to match `pdftoppm -mono` pixel for pixel: with
+/// `d = ½·max(|T·(1,1)|², |T·(1,−1)|²)` the line is thin when `d·width ≤ 2`. Note this is not
+/// scale-invariant (a 2 pt line written as `0.1 0 0 0.1 0 0 cm 20 w`, as Ghostscript's
+/// pdfwrite does, is thin); it does include every line thinner than a pixel, and a width of
+/// 0, "the thinnest line that can be rendered" (ISO 32000-1 §8.4.3.2).
+fn is_thin(t: &Affine, width: f64) -> bool {
+    let [a, b, c, d, _, _] = t.as_coeffs();
+    let d1 = (a + c).powi(2) + (b + d).powi(2);
+    let d2 = (a - c).powi(2) + (b - d).powi(2);
+    0.5 * d1.max(d2) * width <= 2.0
+}
+
+impl FaxDevice<'_> {
+    fn give_up(&mut self, why: &'static str) {
+        if self.unsupported.is_none() {
+            self.unsupported = Some(why);
+        }
+    }
+
+    /// The ink of a paint, or `None` (and the page marked unsupported) for what this device
+    /// does not draw.
+    fn ink(
+        &mut self,
+        paint: &Paint<'_>,
+        soft_mask: Option<&SoftMask<'_>>,
+        blend: BlendMode,
+    ) -> Option<Ink> {
+        if self.unsupported.is_some() {
+            return None;
+        }
+        if soft_mask.is_some() {
+            self.give_up("soft mask");
+            return None;
+        }
+        if blend != BlendMode::Normal {
+            self.give_up("blend mode");
+            return None;
+        }
+        match paint {
+            Paint::Color(c) => Some(Ink::from_rgba(c.to_rgba().components())),
+            Paint::Pattern(_) => {
+                self.give_up("pattern paint");
+                None
+            }
+        }
+    }
+
+    /// Fills `path` (user space) mapped by `t`.
+    fn fill(&mut self, path: &BezPath, t: Affine, rule: FillRule, ink: Ink, sampling: Sampling) {
+        let clip = self.reuse.canvas.clip_rect();
+        if clip.is_empty() {
+            return;
+        }
+        let [_, b, c, _, _, _] = t.as_coeffs();
+        if sampling == PATH_SAMPLING
+            && (b == 0.0 && c == 0.0 || t.as_coeffs()[0] == 0.0 && t.as_coeffs()[3] == 0.0)
+            && let Some(r) = as_rect(path)
+        {
+            // A rectangle on the device axes (`re f`): stroke-adjusted edges.
+            let d = t.transform_rect_bbox(r);
+            let (x0, x1) = snap(d.x0, d.x1);
+            let (y0, y1) = snap(d.y0, d.y1);
+            let r = IRect { x0, y0, x1, y1 }.intersect(&clip);
+            for y in r.y0..r.y1 {
+                self.reuse.canvas.span(y, r.x0, r.x1, ink);
+            }
+            return;
+        }
+        let sc = &mut self.reuse.scanner;
+        if sc.set_path(path.iter(), t) == Err(TooComplex) {
+            self.give_up("path too complex");
+            return;
+        }
+        let canvas = &mut self.reuse.canvas;
+        sc.fill(rule, sampling, clip, |y, a, b| canvas.span(y, a, b, ink));
+    }
+
+    /// Strokes `path` (user space) with `sp` under the transform `t` (ISO 32000-1 §8.5.3.2).
+    fn stroke(&mut self, path: &BezPath, t: Affine, sp: &StrokeProps, ink: Ink) {
+        let scale = max_scale(&t);
+        if !scale.is_finite() || scale <= 0.0 || !sp.line_width.is_finite() {
+            return;
+        }
+        let dashes: Vec<f64> = sp.dash_array.iter().map(|&d| f64::from(d)).collect();
+        // §8.4.3.6: an empty array is a solid line; all-zero or negative entries are an
+        // error we treat as solid.
+        let dashed = !dashes.is_empty()
+            && dashes.iter().all(|d| d.is_finite() && *d >= 0.0)
+            && dashes.iter().sum::<f64>() > 0.0
+            && f64::from(sp.dash_offset).is_finite();
+        if dashed {
+            let period: f64 =
+                dashes.iter().sum::<f64>() * if dashes.len() % 2 == 1 { 2.0 } else { 1.0 };
+            let length: f64 = path.segments().map(|s| polygon_length(&s)).sum();
+            if length / period * dashes.len() as f64 > MAX_DASHES {
+                self.give_up("dash pattern too fine");
+                return;
+            }
+        }
+        if is_thin(&t, f64::from(sp.line_width.abs())) {
+            self.stroke_thin(
+                path,
+                t,
+                dashed.then_some((&dashes[..], sp.dash_offset)),
+                ink,
+            );
+            return;
+        }
+        let style = kurbo::Stroke {
+            width: f64::from(sp.line_width.abs()),
+            join: sp.line_join,
+            miter_limit: f64::from(sp.miter_limit).max(1.0),
+            start_cap: sp.line_cap,
+            end_cap: sp.line_cap,
+            dash_pattern: if dashed {
+                dashes.into_iter().collect()
+            } else {
+                Default::default()
+            },
+            dash_offset: f64::from(sp.dash_offset),
+        };
+        let outline = kurbo::stroke(
+            path.iter(),
+            &style,
+            &kurbo::StrokeOpts::default(),
+            scan::TOLERANCE / scale,
+        );
+        self.fill(&outline, t, FillRule::NonZero, ink, PATH_SAMPLING);
+    }
+
+    /// A stroke thinner than a pixel: every pixel the centre line passes through.
+    fn stroke_thin(&mut self, path: &BezPath, t: Affine, dash: Option<(&[f64], f32)>, ink: Ink) {
+        let clip = self.reuse.canvas.clip_rect();
+        let mut segs: Vec<(Point, Point)> = Vec::new();
+        let mut too_many = false;
+        let mut collect = |el: PathEl, start: &mut Point, last: &mut Point| {
+            if segs.len() >= scan::MAX_EDGES {
+                too_many = true;
+                return;
+            }
+            match el {
+                PathEl::MoveTo(p) => {
+                    *start = p;
+                    *last = p;
+                }
+                PathEl::LineTo(p) => {
+                    segs.push((*last, p));
+                    *last = p;
+                }
+                PathEl::ClosePath => {
+                    segs.push((*last, *start));
+                    *last = *start;
+                }
+                _ => {}
+            }
+        };
+        let (mut s, mut l) = (Point::ZERO, Point::ZERO);
+        let dev = |el: PathEl| t * el;
+        match dash {
+            Some((d, off)) => kurbo::flatten(
+                kurbo::dash(path.iter(), f64::from(off), d).map(dev),
+                scan::TOLERANCE,
+                |el| collect(el, &mut s, &mut l),
+            ),
+            None => kurbo::flatten(path.iter().map(dev), scan::TOLERANCE, |el| {
+                collect(el, &mut s, &mut l)
+            }),
+        }
+        if too_many {
+            self.give_up("path too complex");
+            return;
+        }
+        for (a, b) in segs {
+            if !(a.x.is_finite() && a.y.is_finite() && b.x.is_finite() && b.y.is_finite()) {
+                continue;
+            }
+            let c = |v: f64| v.clamp(-1e7, 1e7);
+            let (a, b) = (Point::new(c(a.x), c(a.y)), Point::new(c(b.x), c(b.y)));
+            let (top, bot) = if a.y <= b.y { (a, b) } else { (b, a) };
+            let r0 = (top.y.floor() as i32).max(clip.y0);
+            let r1 = (bot.y.floor() as i32 + 1).min(clip.y1);
+            let slope = if bot.y > top.y {
+                (bot.x - top.x) / (bot.y - top.y)
+            } else {
+                0.0
+            };
+            for y in r0..r1 {
+                // The part of the segment inside row y (closed: a line on a row boundary
+                // still paints the row below it).
+                let ya = top.y.max(f64::from(y));
+                let yb = bot.y.min(f64::from(y + 1));
+                let (xa, xb) = if bot.y > top.y {
+                    (top.x + (ya - top.y) * slope, top.x + (yb - top.y) * slope)
+                } else {
+                    (top.x, bot.x)
+                };
+                let lo = xa.min(xb).floor() as i32;
+                let hi = xa.max(xb).floor() as i32 + 1;
+                self.reuse.canvas.span(y, lo, hi, ink);
+            }
+        }
+    }
+
+    fn fill_glyph(&mut self, g: &OutlineGlyph, m: Affine, ink: Ink) {
+        let [a, b, c, d, e, f] = m.as_coeffs();
+        if !m.as_coeffs().iter().all(|v| v.is_finite()) {
+            return;
+        }
+        // Splash puts a non-anti-aliased glyph's origin on the pixel lattice point below and
+        // left of it (floor, no sub-pixel positioning): one bitmap serves every position.
+        let ox = e.floor().clamp(-1e7, 1e7) as i32;
+        let oy = f.floor().clamp(-1e7, 1e7) as i32;
+        let id = g.identifier().cache_key();
+        let Reuse {
+            glyphs,
+            scanner,
+            canvas,
+        } = &mut *self.reuse;
+        match glyphs.get(scanner, id, [a, b, c, d], || g.outline()) {
+            Some(spans) => {
+                let clip = canvas.clip_rect();
+                for &(y, x0, x1) in spans.iter() {
+                    let y = oy + i32::from(y);
+                    if y < clip.y0 || y >= clip.y1 {
+                        continue;
+                    }
+                    canvas.span(y, ox + i32::from(x0), ox + i32::from(x1), ink);
+                }
+            }
+            None => {
+                let t = Affine::new([a, b, c, d, f64::from(ox), f64::from(oy)]);
+                self.fill(&g.outline(), t, FillRule::NonZero, ink, Sampling::Centre);
+            }
+        }
+    }
+}
+
+/// Length of a segment's control polygon (an upper bound of its arc length).
+fn polygon_length(s: &kurbo::PathSeg) -> f64 {
+    match *s {
+        kurbo::PathSeg::Line(l) => l.p0.distance(l.p1),
+        kurbo::PathSeg::Quad(q) => q.p0.distance(q.p1) + q.p1.distance(q.p2),
+        kurbo::PathSeg::Cubic(c) => c.p0.distance(c.p1) + c.p1.distance(c.p2) + c.p2.distance(c.p3),
+    }
+}
+
+impl<'a> Device<'a> for FaxDevice<'_> {
+    fn draw_path(&mut self, path: &BezPath, props: DrawProps<'a>, draw_mode: &DrawMode) {
+        let Some(ink) = self.ink(&props.paint, props.soft_mask.as_ref(), props.blend_mode) else {
+            return;
+        };
+        let t = props.transform;
+        match draw_mode {
+            DrawMode::Fill(rule) => self.fill(path, t, *rule, ink, PATH_SAMPLING),
+            DrawMode::Stroke(sp) => self.stroke(path, t, sp, ink),
+            DrawMode::FillAndStroke(rule, sp) => {
+                self.fill(path, t, *rule, ink, PATH_SAMPLING);
+                self.stroke(path, t, sp, ink);
+            }
+            DrawMode::Invisible => {}
+        }
+    }
+
+    fn push_clip_path(&mut self, clip_path: &ClipPath) {
+        self.clip_depth += 1;
+        if self.unsupported.is_some() {
+            // Keep the stack balanced for the pops to come.
+            self.reuse.canvas.push_rect(IRect::EMPTY);
+            return;
+        }
+        if let Some(r) = as_rect(&clip_path.path) {
+            self.reuse.canvas.push_rect(clip_pixels(r));
+            return;
+        }
+        let clip = self.reuse.canvas.clip_rect();
+        let sc = &mut self.reuse.scanner;
+        if sc.set_path(clip_path.path.iter(), Affine::IDENTITY) == Err(TooComplex) {
+            self.give_up("clip path too complex");
+            self.reuse.canvas.push_rect(IRect::EMPTY);
+            return;
+        }
+        let bounds = sc.pixel_bounds().intersect(&clip);
+        let fill = clip_path.fill;
+        let pushed = self.reuse.canvas.push_mask(bounds, |f| {
+            sc.fill(fill, PATH_SAMPLING, bounds, f);
+        });
+        if !pushed {
+            self.give_up("too many clip masks");
+            self.reuse.canvas.push_rect(IRect::EMPTY);
+        }
+    }
+
+    fn push_clip_rect(&mut self, rect: &Rect) {
+        self.clip_depth += 1;
+        if self.unsupported.is_some() {
+            self.reuse.canvas.push_rect(IRect::EMPTY);
+            return;
+        }
+        self.reuse.canvas.push_rect(clip_pixels(*rect));
+    }
+
+    fn push_transparency_group(
+        &mut self,
+        opacity: f32,
+        mask: Option<SoftMask<'a>>,
+        blend_mode: BlendMode,
+    ) {
+        // A group with full opacity, no mask and Normal blending composites exactly like its
+        // contents drawn directly (source-over is associative; ISO 32000-1 §11.4): only those
+        // are drawn here.
+        if opacity < 1.0 || mask.is_some() || blend_mode != BlendMode::Normal {
+            self.give_up("transparency group");
+        }
+    }
+
+    fn draw_glyph_run(
+        &mut self,
+        glyph_run: &GlyphRun<'_, 'a>,
+        props: DrawProps<'a>,
+        draw_mode: &DrawMode,
+    ) {
+        if matches!(draw_mode, DrawMode::Invisible) {
+            return;
+        }
+        let Some(ink) = self.ink(&props.paint, props.soft_mask.as_ref(), props.blend_mode) else {
+            return;
+        };
+        for pg in glyph_run.glyphs() {
+            let gt = pg.transform();
+            match &**pg {
+                Glyph::Outline(g) => {
+                    // Text rendering modes, ISO 32000-1 §9.3.6 (clip modes reach us as clip
+                    // paths from the interpreter).
+                    let (fill, stroke) = match draw_mode {
+                        DrawMode::Fill(_) => (true, None),
+                        DrawMode::Stroke(sp) => (false, Some(sp)),
+                        DrawMode::FillAndStroke(_, sp) => (true, Some(sp)),
+                        DrawMode::Invisible => (false, None),
+                    };
+                    if fill {
+                        self.fill_glyph(g, props.transform * gt, ink);
+                    }
+                    if let Some(sp) = stroke {
+                        let outline = gt * g.outline();
+                        self.stroke(&outline, props.transform, sp, ink);
+                    }
+                }
+                // A Type 3 glyph is a content stream (§9.6.5): run it through this device.
+                Glyph::Type3(t3) => t3.interpret(self, props.transform, gt, &props.paint),
+            }
+            if self.unsupported.is_some() {
+                return;
+            }
+        }
+    }
+
+    fn draw_image(&mut self, image: Image<'a, '_>, props: ImageDrawProps<'a>) {
+        if self.unsupported.is_some() {
+            return;
+        }
+        if props.soft_mask.is_some() || props.blend_mode != BlendMode::Normal {
+            self.give_up("image soft mask or blend mode");
+            return;
+        }
+        let t = props.transform;
+        let clip = self.reuse.canvas.clip_rect();
+        let local = Rect::new(
+            0.0,
+            0.0,
+            f64::from(image.width()),
+            f64::from(image.height()),
+        );
+        let bbox = t.transform_rect_bbox(local);
+        if clip.is_empty()
+            || !(bbox.x1 > f64::from(clip.x0)
+                && bbox.x0 < f64::from(clip.x1)
+                && bbox.y1 > f64::from(clip.y0)
+                && bbox.y0 < f64::from(clip.y1))
+        {
+            return;
+        }
+        // Ask the decoder for about the device size (a JPEG can then decode at 1/2, 1/4 …).
+        let [a, b, c, d, _, _] = t.as_coeffs();
+        let target = (
+            (a.hypot(b) * local.width()).ceil().clamp(1.0, 65535.0) as u32,
+            (c.hypot(d) * local.height()).ceil().clamp(1.0, 65535.0) as u32,
+        );
+        match image {
+            Image::Stencil(s) => {
+                let mut unsupported = None;
+                s.with_stencil(
+                    |luma, paint| {
+                        let ink = match paint {
+                            Paint::Color(c) => Ink::from_rgba(c.to_rgba().components()),
+                            Paint::Pattern(_) => {
+                                unsupported = Some("pattern-filled stencil mask");
+                                return;
+                            }
+                        };
+                        let (sx, sy) = luma.scale_factors;
+                        let t = t * Affine::scale_non_uniform(f64::from(sx), f64::from(sy));
+                        let src = image::Source {
+                            gray: image::Pixels::Ink,
+                            width: luma.width,
+                            height: luma.height,
+                            alpha: Some((&luma.data[..], luma.width, luma.height)),
+                            ink,
+                        };
+                        image::draw(&mut self.reuse.canvas, &src, t);
+                    },
+                    Some(target),
+                );
+                if let Some(why) = unsupported {
+                    self.give_up(why);
+                }
+            }
+            Image::Raster(r) => {
+                r.with_rgba(
+                    |data, alpha| {
+                        let (sx, sy) = data.scale_factors();
+                        let t = t * Affine::scale_non_uniform(f64::from(sx), f64::from(sy));
+                        let (w, h) = (data.width(), data.height());
+                        let px = match &data {
+                            ImageData::Luma(l) => image::Pixels::Gray(&l.data),
+                            ImageData::Rgb(rgb) => image::Pixels::Rgb(&rgb.data),
+                        };
+                        let src = image::Source {
+                            gray: px,
+                            width: w,
+                            height: h,
+                            alpha: alpha.as_ref().map(|a| (&a.data[..], a.width, a.height)),
+                            ink: Ink {
+                                gray: 0,
+                                alpha: 255,
+                            },
+                        };
+                        image::draw(&mut self.reuse.canvas, &src, t);
+                    },
+                    Some(target),
+                );
+            }
+        }
+    }
+
+    fn pop_clip(&mut self) {
+        if self.clip_depth > 0 {
+            self.clip_depth -= 1;
+            self.reuse.canvas.pop();
+        }
+    }
+
+    fn pop_transparency_group(&mut self) {}
+}
