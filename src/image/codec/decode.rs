@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use super::bits::{BitOrder, BitReader};
+use super::bits::{BitOrder, BitReader, HotBits};
 use super::runs::changes_to_row;
 use super::tables::{
     BLACK_BITS, BLACK_DECODE, MODE_BITS, MODE_OPS, ModeOp, RunKind, WHITE_BITS, WHITE_DECODE,
@@ -158,13 +158,22 @@ pub struct Decoder<'a> {
 const LIST: usize = 32_768;
 const _: () = assert!(LIST.is_power_of_two() && LIST >= MAX_WIDTH as usize + 8);
 
-/// A zeroed list on the heap (zero pages, so only the used part costs memory).
+/// A zeroed list on the heap (zero pages, so only the used part costs memory), with the
+/// [`BEFORE_LINE`] element at the end.
 fn zeroed_list() -> Box<[u32; LIST]> {
-    vec![0u32; LIST]
+    let mut l: Box<[u32; LIST]> = vec![0u32; LIST]
         .into_boxed_slice()
         .try_into()
-        .expect("length is LIST")
+        .expect("length is LIST");
+    l[LIST - 1] = BEFORE_LINE;
+    l
 }
+
+/// The last entry of both lists, never written (positions stay below [`MAX_WIDTH`] + 8): an
+/// element before the line (−1 as `i32`, at or before every a0). Index `LIST − 1` is where
+/// `j − 1` lands (wrapping, masked) when a vertical mode flips the colour at `j = 0`, so the
+/// 2-D loop needs no test for that case: the search steps over it to index 1.
+const BEFORE_LINE: u32 = u32::MAX;
 
 enum Step {
     Row,
@@ -458,27 +467,23 @@ impl<'a> Decoder<'a> {
 
     /// T.4 §4.1: alternating white and black runs, white first, adding up to the width.
     fn line_1d(&mut self, row: &mut [u8]) -> Result<(), DecodeErrorKind> {
-        // The reader is worked on as a local so that the bit buffer stays in registers for
-        // the whole line.
-        let mut r = self.r.clone();
+        let r = &mut self.r;
         let res = if r.lsb_first() {
-            decode_1d::<true>(&mut r, self.width, &mut self.cur)
+            decode_1d::<true>(r, self.width, &mut self.cur)
         } else {
-            decode_1d::<false>(&mut r, self.width, &mut self.cur)
+            decode_1d::<false>(r, self.width, &mut self.cur)
         };
-        self.r = r;
         self.finish_line(res, row)
     }
 
     /// T.4 §4.2.1.3 / T.6 §2.2: pass, horizontal and vertical modes against the reference.
     fn line_2d(&mut self, row: &mut [u8]) -> Result<(), DecodeErrorKind> {
-        let mut r = self.r.clone();
+        let r = &mut self.r;
         let res = if r.lsb_first() {
-            decode_2d::<true>(&mut r, self.width, &self.reference, &mut self.cur)
+            decode_2d::<true>(r, self.width, &self.reference, &mut self.cur)
         } else {
-            decode_2d::<false>(&mut r, self.width, &self.reference, &mut self.cur)
+            decode_2d::<false>(r, self.width, &self.reference, &mut self.cur)
         };
-        self.r = r;
         self.finish_line(res, row)
     }
 }
@@ -486,67 +491,70 @@ impl<'a> Decoder<'a> {
 /// Reads one run of a colour: make-ups, then a terminating code. Stops with `LongLine` once
 /// the run passes `room`. The colour is a constant, so each instance has its table fixed.
 #[inline(always)]
-fn read_run<const BLACK: bool, const LSB: bool>(
-    r: &mut BitReader<'_>,
+fn read_run<'a, const BLACK: bool, const LSB: bool>(
+    h: &mut HotBits<'a>,
+    r: &mut BitReader<'a>,
     room: u32,
 ) -> Result<u32, DecodeErrorKind> {
     let mut total = 0u32;
     loop {
-        r.fill_as::<LSB>();
+        h.fill_as::<LSB>(r);
         let e = if BLACK {
-            BLACK_DECODE[r.peek_fast(BLACK_BITS) as usize]
+            BLACK_DECODE[h.peek(BLACK_BITS) as usize]
         } else {
-            WHITE_DECODE[r.peek_fast(WHITE_BITS) as usize]
+            WHITE_DECODE[h.peek(WHITE_BITS) as usize]
         };
         if e.kind == RunKind::Term {
             // Most runs are one terminating code.
-            r.consume_fast(u32::from(e.len));
+            h.consume(u32::from(e.len));
             return Ok(total + u32::from(e.run));
         }
         match e.kind {
             RunKind::MakeUp => {
-                r.consume_fast(u32::from(e.len));
+                h.consume(u32::from(e.len));
                 total += u32::from(e.run);
                 if total > room {
                     return Err(DecodeErrorKind::LongLine);
                 }
             }
             RunKind::Eol => return Err(DecodeErrorKind::ShortLine),
-            _ => return Err(invalid_code(r.clone())),
+            _ => return Err(invalid_code(r, *h)),
         }
     }
 }
 
 /// Two runs of horizontal mode (T.4 §4.2.1.3.2 b): a0's colour first.
 #[inline(always)]
-fn read_pair<const LSB: bool>(
-    r: &mut BitReader<'_>,
+fn read_pair<'a, const LSB: bool>(
+    h: &mut HotBits<'a>,
+    r: &mut BitReader<'a>,
     black: bool,
     room: u32,
 ) -> Result<(u32, u32), DecodeErrorKind> {
     let r1 = if black {
-        read_run::<true, LSB>(r, room)?
+        read_run::<true, LSB>(h, r, room)?
     } else {
-        read_run::<false, LSB>(r, room)?
+        read_run::<false, LSB>(h, r, room)?
     };
     // An overlong first run is the error, whatever follows.
     let Some(left) = room.checked_sub(r1) else {
         return Err(DecodeErrorKind::LongLine);
     };
     let r2 = if black {
-        read_run::<false, LSB>(r, left)?
+        read_run::<false, LSB>(h, r, left)?
     } else {
-        read_run::<true, LSB>(r, left)?
+        read_run::<true, LSB>(h, r, left)?
     };
     Ok((r1, r2))
 }
 
 /// What bits that are no code mean: the end of the data, an EOL too early, or garbage.
-/// Takes a copy so that the hot loops' reader never has its address taken (see
-/// `BitReader::refill`).
+/// Works on a copy of the reader, so that the hot loops' state is only read here.
 #[cold]
 #[inline(never)]
-fn invalid_code(mut r: BitReader<'_>) -> DecodeErrorKind {
+fn invalid_code<'a>(r: &BitReader<'a>, h: HotBits<'a>) -> DecodeErrorKind {
+    let mut r = r.clone();
+    r.set_hot(h);
     if r.overrun() || r.at_end() {
         DecodeErrorKind::Truncated
     } else if r.peek(11) == 0 {
@@ -575,9 +583,25 @@ fn push(cur: &mut [u32; LIST], n: &mut usize, x: u32) {
     *n += 1;
 }
 
-/// One 1-D line into `cur`; returns the number of changing elements.
+/// One 1-D line into `cur`; returns the number of changing elements. Not inlined into the
+/// caller, so that the caller's values do not compete for registers with the loop's.
+#[inline(never)]
 fn decode_1d<const LSB: bool>(
     r: &mut BitReader<'_>,
+    w: u32,
+    cur: &mut [u32; LIST],
+) -> Result<usize, DecodeErrorKind> {
+    let mut h = r.hot();
+    let res = runs_1d::<LSB>(&mut h, r, w, cur);
+    r.set_hot(h);
+    res
+}
+
+/// The loop of [`decode_1d`], on the hot state.
+#[inline(always)]
+fn runs_1d<'a, const LSB: bool>(
+    h: &mut HotBits<'a>,
+    r: &mut BitReader<'a>,
     w: u32,
     cur: &mut [u32; LIST],
 ) -> Result<usize, DecodeErrorKind> {
@@ -585,10 +609,10 @@ fn decode_1d<const LSB: bool>(
     let mut a0 = 0u32;
     // A white run, then a black one: unrolled so that each table is a constant.
     loop {
-        if !run_1d(read_run::<false, LSB>(r, w)?, w, &mut a0, cur, &mut n)? {
+        if !run_1d(read_run::<false, LSB>(h, r, w)?, w, &mut a0, cur, &mut n)? {
             return Ok(n);
         }
-        if !run_1d(read_run::<true, LSB>(r, w)?, w, &mut a0, cur, &mut n)? {
+        if !run_1d(read_run::<true, LSB>(h, r, w)?, w, &mut a0, cur, &mut n)? {
             return Ok(n);
         }
     }
@@ -627,8 +651,24 @@ fn run_1d(
 /// parity below `j` is at or before a0. After a vertical mode the colour flips and the new
 /// candidate is `j − 1` (it may lie between a1 and the old b1 after VL); anything further
 /// back is before a0. So the search never scans backwards more than one element.
+#[inline(never)]
 fn decode_2d<const LSB: bool>(
     r: &mut BitReader<'_>,
+    width: u32,
+    reference: &[u32; LIST],
+    cur: &mut [u32; LIST],
+) -> Result<usize, DecodeErrorKind> {
+    let mut h = r.hot();
+    let res = modes_2d::<LSB>(&mut h, r, width, reference, cur);
+    r.set_hot(h);
+    res
+}
+
+/// The loop of [`decode_2d`], on the hot state.
+#[inline(always)]
+fn modes_2d<'a, const LSB: bool>(
+    h: &mut HotBits<'a>,
+    r: &mut BitReader<'a>,
     width: u32,
     reference: &[u32; LIST],
     cur: &mut [u32; LIST],
@@ -643,14 +683,16 @@ fn decode_2d<const LSB: bool>(
     let mut j = 0usize;
     loop {
         while reference[j & M] as i32 <= a0 {
-            j += 2;
+            j = j.wrapping_add(2);
         }
-        r.fill_as::<LSB>();
-        let op = MODE_OPS[r.peek_fast(MODE_BITS) as usize];
-        r.consume_fast(op.bits());
-        if op.kind() == ModeOp::VERTICAL {
-            // The most frequent mode first, out of the jump table.
-            let a1 = reference[j & M] as i32 + op.offset();
+        h.fill_as::<LSB>(r);
+        let op = MODE_OPS[h.peek(MODE_BITS) as usize];
+        h.consume(op.bits());
+        if op.kind() & !ModeOp::PASS == 0 {
+            // Vertical or pass, the frequent modes, on one path so that their mix costs no
+            // mispredicted branch: pass is "a1 = b2, offset 0, no change, same colour".
+            let pass = usize::from(op.kind() >> 1);
+            let a1 = reference[(j + pass) & M] as i32 + op.offset();
             if a1 <= a0 || a1 > w {
                 return Err(DecodeErrorKind::BadPosition);
             }
@@ -658,17 +700,21 @@ fn decode_2d<const LSB: bool>(
                 return Ok(n);
             }
             // a1 > a0 ≥ every element so far: the list stays strictly increasing below the
-            // width, so it can neither cancel nor outgrow its capacity.
-            push(cur, &mut n, a1 as u32);
+            // width, so it can neither cancel nor outgrow its capacity. After a pass the
+            // element written is not counted, and the next push overwrites it.
+            cur[n & M] = a1 as u32;
+            n += 1 - pass;
             a0 = a1;
-            // The colour flips: the candidate of the other parity just before the old b1.
-            j = if j > 0 { j - 1 } else { 1 };
+            // Vertical: the colour flips, and the candidate of the other parity is the one
+            // just before the old b1. Pass: the colour stays, b1 is searched on from b1.
+            // (At j = 0 that is index LIST − 1, see [`BEFORE_LINE`].)
+            j = j.wrapping_sub(1 - pass);
             continue;
         }
         match op.kind() {
             ModeOp::HORIZONTAL => {
                 let start = a0.max(0);
-                let (r1, r2) = read_pair::<LSB>(r, j & 1 == 1, (w - start) as u32)?;
+                let (r1, r2) = read_pair::<LSB>(h, r, j & 1 == 1, (w - start) as u32)?;
                 let a1 = start + r1 as i32;
                 let a2 = a1 + r2 as i32;
                 if a2 > w {
@@ -692,10 +738,9 @@ fn decode_2d<const LSB: bool>(
             }
             ModeOp::EXTENSION => return Err(DecodeErrorKind::Uncompressed),
             _ => {
-                return Err(if r.overrun() || r.at_end() {
-                    DecodeErrorKind::Truncated
-                } else {
-                    DecodeErrorKind::ShortLine
+                return Err(match invalid_code(r, *h) {
+                    DecodeErrorKind::Truncated => DecodeErrorKind::Truncated,
+                    _ => DecodeErrorKind::ShortLine,
                 });
             }
         }
