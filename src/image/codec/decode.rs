@@ -5,7 +5,8 @@ use thiserror::Error;
 use super::bits::{BitOrder, BitReader, HotBits};
 use super::runs::changes_to_row;
 use super::tables::{
-    BLACK_BITS, BLACK_DECODE, MODE_BITS, MODE_OPS, ModeOp, RunKind, WHITE_BITS, WHITE_DECODE,
+    BLACK_BITS, BLACK_DECODE, MODE_BITS, MODE_OPS, ModeOp, PAIR_BITS, RUN_PAIRS, RunEntry, RunKind,
+    WHITE_BITS, WHITE_DECODE,
 };
 use super::{Coding, MAX_WIDTH};
 
@@ -496,20 +497,48 @@ fn read_run<'a, const BLACK: bool, const LSB: bool>(
     r: &mut BitReader<'a>,
     room: u32,
 ) -> Result<u32, DecodeErrorKind> {
+    h.fill_as::<LSB>(r);
+    let e = run_entry::<BLACK>(h);
+    if e.kind == RunKind::Term {
+        // Most runs are one terminating code: a test and a shift, nothing else.
+        h.consume(u32::from(e.len));
+        return Ok(u32::from(e.run));
+    }
+    // Out of the straight path (a photo's runs are short), and with the kinds told apart
+    // by a chain of tests rather than merged with the one above into a jump table, which
+    // would cost the common case an indirect jump.
+    std::hint::cold_path();
+    read_long_run::<BLACK, LSB>(h, r, e, room)
+}
+
+/// The next code's entry in the table of the colour.
+#[inline(always)]
+fn run_entry<const BLACK: bool>(h: &HotBits<'_>) -> RunEntry {
+    if BLACK {
+        BLACK_DECODE[h.peek(BLACK_BITS) as usize]
+    } else {
+        WHITE_DECODE[h.peek(WHITE_BITS) as usize]
+    }
+}
+
+/// [`read_run`] from a code that is not a terminating one: make-ups up to the terminating
+/// code, or the error the code means.
+#[inline(always)]
+fn read_long_run<'a, const BLACK: bool, const LSB: bool>(
+    h: &mut HotBits<'a>,
+    r: &mut BitReader<'a>,
+    mut e: RunEntry,
+    room: u32,
+) -> Result<u32, DecodeErrorKind> {
     let mut total = 0u32;
     loop {
-        h.fill_as::<LSB>(r);
-        let e = if BLACK {
-            BLACK_DECODE[h.peek(BLACK_BITS) as usize]
-        } else {
-            WHITE_DECODE[h.peek(WHITE_BITS) as usize]
-        };
-        if e.kind == RunKind::Term {
-            // Most runs are one terminating code.
-            h.consume(u32::from(e.len));
-            return Ok(total + u32::from(e.run));
-        }
+        // (An EOL or invalid code stays unconsumed: the error position and resynchronisation
+        // start at it.)
         match e.kind {
+            RunKind::Term => {
+                h.consume(u32::from(e.len));
+                return Ok(total + u32::from(e.run));
+            }
             RunKind::MakeUp => {
                 h.consume(u32::from(e.len));
                 total += u32::from(e.run);
@@ -518,8 +547,10 @@ fn read_run<'a, const BLACK: bool, const LSB: bool>(
                 }
             }
             RunKind::Eol => return Err(DecodeErrorKind::ShortLine),
-            _ => return Err(invalid_code(r, *h)),
+            RunKind::Invalid => return Err(invalid_code(r, *h)),
         }
+        h.fill_as::<LSB>(r);
+        e = run_entry::<BLACK>(h);
     }
 }
 
@@ -605,14 +636,31 @@ fn runs_1d<'a, const LSB: bool>(
     w: u32,
     cur: &mut [u32; LIST],
 ) -> Result<usize, DecodeErrorKind> {
+    const M: usize = LIST - 1;
     let mut n = 0usize;
     let mut a0 = 0u32;
-    // A white run, then a black one: unrolled so that each table is a constant.
     loop {
-        if !run_1d(read_run::<false, LSB>(h, r, w)?, w, &mut a0, cur, &mut n)? {
+        // Short white and black codes, both at once: a1 > a0 and a2 > a1 (no zero runs in
+        // the table), and a2 below the width, so both are plain pushes.
+        h.fill_as::<LSB>(r);
+        let p = RUN_PAIRS[h.peek(PAIR_BITS) as usize];
+        let a2 = a0 + u32::from(p.sum);
+        if a2 < w {
+            h.consume(u32::from(p.len));
+            cur[n & M] = a0 + u32::from(p.white);
+            cur[(n + 1) & M] = a2;
+            n += 2;
+            a0 = a2;
+            continue;
+        }
+        // Otherwise a white run, then a black one, a code at a time: unrolled so that each
+        // table is a constant.
+        let run = read_run::<false, LSB>(h, r, w)?;
+        if !run_1d(run, w, &mut a0, cur, &mut n)? {
             return Ok(n);
         }
-        if !run_1d(read_run::<true, LSB>(h, r, w)?, w, &mut a0, cur, &mut n)? {
+        let run = read_run::<true, LSB>(h, r, w)?;
+        if !run_1d(run, w, &mut a0, cur, &mut n)? {
             return Ok(n);
         }
     }
@@ -628,14 +676,16 @@ fn run_1d(
     n: &mut usize,
 ) -> Result<bool, DecodeErrorKind> {
     *a0 += run;
-    if *a0 >= w {
-        if *a0 > w {
-            return Err(DecodeErrorKind::LongLine);
+    if run == 0 || *a0 >= w {
+        // The end of the line, or a zero-length run (only here can an element cancel the
+        // last one): once a line each at most, off the straight path.
+        std::hint::cold_path();
+        if *a0 >= w {
+            if *a0 > w {
+                return Err(DecodeErrorKind::LongLine);
+            }
+            return Ok(false);
         }
-        return Ok(false);
-    }
-    if run == 0 {
-        // A zero-length run: only here can an element cancel the last one.
         push_change(cur, n, *a0);
     } else {
         push(cur, n, *a0);

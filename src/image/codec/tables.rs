@@ -331,6 +331,67 @@ pub static WHITE_DECODE: [RunEntry; 1 << WHITE_BITS] =
 pub static BLACK_DECODE: [RunEntry; 1 << BLACK_BITS] =
     build(BLACK_BITS, &BLACK_TERM, &BLACK_MAKEUP);
 
+/// Bits [`RUN_PAIRS`] is indexed by.
+pub const PAIR_BITS: u32 = 11;
+
+/// A white terminating code and the black terminating code right after it, both read by one
+/// table probe (a dithered photo's runs are a few pixels, so a white and a black code
+/// together are mostly 5 to 9 bits): the 1-D decoder's chain of dependent lookups per run
+/// halves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunPair {
+    /// Bits of both codes together.
+    pub len: u8,
+    /// The white run (1..=63).
+    pub white: u8,
+    /// White plus black run (2..=126), or [`RunPair::NONE`] when the bits do not start with
+    /// two such codes within [`PAIR_BITS`].
+    pub sum: u16,
+}
+
+impl RunPair {
+    /// `sum` of an entry that is no pair: above every width, so that "a0 + sum < width"
+    /// is the only test the decoder needs.
+    pub const NONE: u16 = u16::MAX;
+}
+
+/// Pair table, indexed by the next [`PAIR_BITS`] bits. Zero-length runs are left out (the
+/// decoder's general path handles their cancelling), as are make-ups and longer codes.
+pub static RUN_PAIRS: [RunPair; 1 << PAIR_BITS] = build_pairs();
+
+const fn build_pairs() -> [RunPair; 1 << PAIR_BITS] {
+    const NONE: RunPair = RunPair {
+        len: 0,
+        white: 0,
+        sum: RunPair::NONE,
+    };
+    let white: [RunEntry; 1 << WHITE_BITS] = build(WHITE_BITS, &WHITE_TERM, &WHITE_MAKEUP);
+    let black: [RunEntry; 1 << BLACK_BITS] = build(BLACK_BITS, &BLACK_TERM, &BLACK_MAKEUP);
+    let mut t = [NONE; 1 << PAIR_BITS];
+    let mut i = 0;
+    while i < (1 << PAIR_BITS) {
+        let w = white[i << (WHITE_BITS - PAIR_BITS)];
+        if matches!(w.kind, RunKind::Term) && w.run > 0 && (w.len as u32) < PAIR_BITS {
+            // The bits after the white code, left-aligned; those past PAIR_BITS are zero,
+            // so the black entry found is right only if its code ends within PAIR_BITS.
+            let rest = (i << w.len) & ((1 << PAIR_BITS) - 1);
+            let b = black[rest << (BLACK_BITS - PAIR_BITS)];
+            if matches!(b.kind, RunKind::Term)
+                && b.run > 0
+                && (w.len as u32 + b.len as u32) <= PAIR_BITS
+            {
+                t[i] = RunPair {
+                    len: w.len + b.len,
+                    white: w.run as u8,
+                    sum: w.run + b.run,
+                };
+            }
+        }
+        i += 1;
+    }
+    t
+}
+
 /// A two-dimensional mode (T.4 §4.2.1.3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -495,6 +556,34 @@ mod tests {
                 Mode::Pass => assert_eq!((op.kind(), op.bits()), (ModeOp::PASS, u32::from(len))),
                 Mode::Extension => assert_eq!((op.kind(), op.bits()), (ModeOp::EXTENSION, 0)),
                 Mode::Zeros => assert_eq!((op.kind(), op.bits()), (ModeOp::ZEROS, 0)),
+            }
+        }
+    }
+
+    /// Every pair entry against the encode tables: each white and black terminating code
+    /// (runs above zero) that fit together in PAIR_BITS, followed by every possible tail,
+    /// gives that pair; and nothing else is a pair.
+    #[test]
+    fn run_pairs_are_exactly_the_short_code_pairs() {
+        let mut want = [None; 1 << PAIR_BITS];
+        for (wr, wc) in WHITE_TERM.iter().enumerate().skip(1) {
+            for (br, bc) in BLACK_TERM.iter().enumerate().skip(1) {
+                let len = u32::from(wc.len + bc.len);
+                if len > PAIR_BITS {
+                    continue;
+                }
+                let code = (usize::from(wc.code) << bc.len) | usize::from(bc.code);
+                for tail in 0..1usize << (PAIR_BITS - len) {
+                    let i = (code << (PAIR_BITS - len)) | tail;
+                    assert!(want[i].is_none(), "two pairs at {i:#b}");
+                    want[i] = Some((len as u8, wr as u8, (wr + br) as u16));
+                }
+            }
+        }
+        for (i, p) in RUN_PAIRS.iter().enumerate() {
+            match want[i] {
+                Some((len, white, sum)) => assert_eq!((p.len, p.white, p.sum), (len, white, sum)),
+                None => assert_eq!(p.sum, RunPair::NONE, "index {i:#b}"),
             }
         }
     }
