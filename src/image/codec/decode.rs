@@ -5,8 +5,8 @@ use thiserror::Error;
 use super::bits::{BitOrder, BitReader, HotBits};
 use super::runs::changes_to_row;
 use super::tables::{
-    BLACK_BITS, BLACK_DECODE, MODE_BITS, MODE_OPS, ModeOp, PAIR_BITS, RUN_PAIRS, RunEntry, RunKind,
-    WHITE_BITS, WHITE_DECODE,
+    BLACK_BITS, BLACK_DECODE, MODE_PAIR_BITS, MODE_PAIRS, ModeOp, PAIR_BITS, RUN_PAIRS, RunEntry,
+    RunKind, WHITE_BITS, WHITE_DECODE,
 };
 use super::{Coding, MAX_WIDTH};
 
@@ -731,18 +731,21 @@ fn modes_2d<'a, const LSB: bool>(
     let mut a0: i32 = -1;
     // The colour of a0 is the parity of `j` (odd: black), which saves a register.
     let mut j = 0usize;
-    loop {
-        while reference[j & M] as i32 <= a0 {
-            j = j.wrapping_add(2);
-        }
-        h.fill_as::<LSB>(r);
-        let op = MODE_OPS[h.peek(MODE_BITS) as usize];
-        h.consume(op.bits());
-        if op.kind() & !ModeOp::PASS == 0 {
-            // Vertical or pass, the frequent modes, on one path so that their mix costs no
-            // mispredicted branch: pass is "a1 = b2, offset 0, no change, same colour".
-            let pass = usize::from(op.kind() >> 1);
-            let a1 = reference[(j + pass) & M] as i32 + op.offset();
+    // b1: the first element of a0's colour parity past a0.
+    macro_rules! find_b1 {
+        () => {
+            while reference[j & M] as i32 <= a0 {
+                j = j.wrapping_add(2);
+            }
+        };
+    }
+    // A vertical mode (`pass` 0) or a pass mode (`pass` 1, offset 0) from b1: one path, so
+    // that their mix costs no mispredicted branch (pass is "a1 = b2, no change, same
+    // colour"). Returns at the end of the line or on a bad position.
+    macro_rules! vertical_or_pass {
+        ($pass:expr, $offset:expr) => {
+            let pass: usize = $pass;
+            let a1 = reference[(j + pass) & M] as i32 + $offset;
             if a1 <= a0 || a1 > w {
                 return Err(DecodeErrorKind::BadPosition);
             }
@@ -759,6 +762,23 @@ fn modes_2d<'a, const LSB: bool>(
             // just before the old b1. Pass: the colour stays, b1 is searched on from b1.
             // (At j = 0 that is index LIST − 1, see [`BEFORE_LINE`].)
             j = j.wrapping_sub(1 - pass);
+        };
+    }
+    loop {
+        find_b1!();
+        h.fill_as::<LSB>(r);
+        let p = MODE_PAIRS[h.peek(MODE_PAIR_BITS) as usize];
+        let op = p.first;
+        h.consume(op.bits());
+        if op.kind() & !ModeOp::PASS == 0 {
+            vertical_or_pass!(usize::from(op.kind() >> 1), op.offset());
+            if p.has_second() {
+                // The next code is a vertical or pass mode too, already decoded; its bits
+                // are taken only now that the line goes on after the first.
+                h.consume(p.second_bits());
+                find_b1!();
+                vertical_or_pass!(p.second_pass(), p.second_offset());
+            }
             continue;
         }
         match op.kind() {
@@ -778,13 +798,6 @@ fn modes_2d<'a, const LSB: bool>(
                 }
                 push_change(cur, &mut n, a2 as u32);
                 a0 = a2;
-            }
-            ModeOp::PASS => {
-                let b2 = reference[(j + 1) & M] as i32;
-                if b2 >= w {
-                    return Ok(n);
-                }
-                a0 = b2;
             }
             ModeOp::EXTENSION => return Err(DecodeErrorKind::Uncompressed),
             _ => {

@@ -392,6 +392,80 @@ const fn build_pairs() -> [RunPair; 1 << PAIR_BITS] {
     t
 }
 
+/// Bits [`MODE_PAIRS`] is indexed by.
+pub const MODE_PAIR_BITS: u32 = 11;
+
+/// A mode code, and when it is a vertical or pass mode followed by another within
+/// [`MODE_PAIR_BITS`], that second one too: on a dithered photo most codes are 1 to 4 bits
+/// long, so one table probe mostly serves two modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModePair {
+    /// The first mode (as [`MODE_OPS`] has it).
+    pub first: ModeOp,
+    /// 0: no second mode. Else bit 7 set, bit 6 pass (else vertical), bits 3..=5 its code
+    /// length, bits 0..=2 its offset + 3.
+    second: u8,
+}
+
+impl ModePair {
+    /// True when a second vertical or pass mode follows the first.
+    #[inline(always)]
+    pub fn has_second(self) -> bool {
+        self.second != 0
+    }
+
+    /// The second mode's code length.
+    #[inline(always)]
+    pub fn second_bits(self) -> u32 {
+        u32::from(self.second >> 3) & 7
+    }
+
+    /// 1 when the second mode is a pass, 0 when vertical.
+    #[inline(always)]
+    pub fn second_pass(self) -> usize {
+        usize::from(self.second >> 6) & 1
+    }
+
+    /// The second mode's `a1 − b1` (0 for a pass).
+    #[inline(always)]
+    pub fn second_offset(self) -> i32 {
+        i32::from(self.second & 7) - 3
+    }
+}
+
+/// Mode pair table, indexed by the next [`MODE_PAIR_BITS`] bits.
+pub static MODE_PAIRS: [ModePair; 1 << MODE_PAIR_BITS] = build_mode_pairs();
+
+const fn is_vp(kind: u8) -> bool {
+    kind == ModeOp::VERTICAL || kind == ModeOp::PASS
+}
+
+const fn build_mode_pairs() -> [ModePair; 1 << MODE_PAIR_BITS] {
+    let ops = build_mode_ops();
+    let mut t = [ModePair {
+        first: ModeOp::new(0, ModeOp::ZEROS, 0),
+        second: 0,
+    }; 1 << MODE_PAIR_BITS];
+    let shift = MODE_PAIR_BITS - MODE_BITS;
+    let mut i = 0;
+    while i < (1 << MODE_PAIR_BITS) {
+        let a = ops[i >> shift];
+        t[i].first = a;
+        if is_vp(a.kind) && (a.bits as u32) < MODE_PAIR_BITS {
+            // The bits after the first code; past MODE_PAIR_BITS they are zero, so the
+            // second code counts only if it ends within MODE_PAIR_BITS.
+            let rest = (i << a.bits) & ((1 << MODE_PAIR_BITS) - 1);
+            let b = ops[rest >> shift];
+            if is_vp(b.kind) && a.bits as u32 + b.bits as u32 <= MODE_PAIR_BITS {
+                let pass = (b.kind == ModeOp::PASS) as u8;
+                t[i].second = 0x80 | pass << 6 | b.bits << 3 | (b.offset + 3) as u8;
+            }
+        }
+        i += 1;
+    }
+    t
+}
+
 /// A two-dimensional mode (T.4 §4.2.1.3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -584,6 +658,40 @@ mod tests {
             match want[i] {
                 Some((len, white, sum)) => assert_eq!((p.len, p.white, p.sum), (len, white, sum)),
                 None => assert_eq!(p.sum, RunPair::NONE, "index {i:#b}"),
+            }
+        }
+    }
+
+    /// Every mode pair entry against the mode codes: the first is MODE_OPS's, and a second
+    /// is there exactly when a vertical or pass code follows a vertical or pass code within
+    /// MODE_PAIR_BITS.
+    #[test]
+    fn mode_pairs_match_two_codes() {
+        let vp = |m: Mode| matches!(m, Mode::Vertical(_) | Mode::Pass);
+        for (i, p) in MODE_PAIRS.iter().enumerate() {
+            let first = i >> (MODE_PAIR_BITS - MODE_BITS);
+            assert_eq!(p.first, MODE_OPS[first]);
+            let (l1, m1) = MODE_DECODE[first];
+            let want = if vp(m1) {
+                let rest = (i << l1) & ((1 << MODE_PAIR_BITS) - 1);
+                let (l2, m2) = MODE_DECODE[rest >> (MODE_PAIR_BITS - MODE_BITS)];
+                (vp(m2) && u32::from(l1 + l2) <= MODE_PAIR_BITS).then_some((l2, m2))
+            } else {
+                None
+            };
+            match want {
+                None => assert!(!p.has_second(), "index {i:#b}"),
+                Some((l2, m2)) => {
+                    assert!(p.has_second());
+                    assert_eq!(p.second_bits(), u32::from(l2));
+                    match m2 {
+                        Mode::Pass => assert_eq!((p.second_pass(), p.second_offset()), (1, 0)),
+                        Mode::Vertical(d) => {
+                            assert_eq!((p.second_pass(), p.second_offset()), (0, i32::from(d)))
+                        }
+                        _ => unreachable!(),
+                    }
+                }
             }
         }
     }
