@@ -5,8 +5,8 @@ use thiserror::Error;
 use super::bits::{BitOrder, BitReader, HotBits};
 use super::runs::changes_to_row;
 use super::tables::{
-    BLACK_BITS, BLACK_DECODE, MODE_PAIR_BITS, MODE_PAIRS, ModeOp, PAIR_BITS, RUN_PAIRS, RunEntry,
-    RunKind, WHITE_BITS, WHITE_DECODE,
+    BLACK_BITS, BLACK_DECODE, BLACK_WHITE_PAIRS, MODE_PAIR_BITS, MODE_PAIRS, ModeOp, PAIR_BITS,
+    RunEntry, RunKind, WHITE_BITS, WHITE_BLACK_PAIRS, WHITE_DECODE,
 };
 use super::{Coding, MAX_WIDTH};
 
@@ -643,11 +643,11 @@ fn runs_1d<'a, const LSB: bool>(
         // Short white and black codes, both at once: a1 > a0 and a2 > a1 (no zero runs in
         // the table), and a2 below the width, so both are plain pushes.
         h.fill_as::<LSB>(r);
-        let p = RUN_PAIRS[h.peek(PAIR_BITS) as usize];
+        let p = WHITE_BLACK_PAIRS[h.peek(PAIR_BITS) as usize];
         let a2 = a0 + u32::from(p.sum);
         if a2 < w {
             h.consume(u32::from(p.len));
-            cur[n & M] = a0 + u32::from(p.white);
+            cur[n & M] = a0 + u32::from(p.first);
             cur[(n + 1) & M] = a2;
             n += 2;
             a0 = a2;
@@ -784,6 +784,23 @@ fn modes_2d<'a, const LSB: bool>(
         match op.kind() {
             ModeOp::HORIZONTAL => {
                 let start = a0.max(0);
+                // Two short codes at once, as in 1-D lines: runs above zero, so a1 is past
+                // a0 (at or past every element so far) and a2 past a1; a2 inside the line.
+                h.fill_as::<LSB>(r);
+                let p = if j & 1 == 1 {
+                    BLACK_WHITE_PAIRS[h.peek(PAIR_BITS) as usize]
+                } else {
+                    WHITE_BLACK_PAIRS[h.peek(PAIR_BITS) as usize]
+                };
+                let a2 = start + i32::from(p.sum);
+                if a2 < w {
+                    h.consume(u32::from(p.len));
+                    cur[n & M] = (start + i32::from(p.first)) as u32;
+                    cur[(n + 1) & M] = a2 as u32;
+                    n += 2;
+                    a0 = a2;
+                    continue;
+                }
                 let (r1, r2) = read_pair::<LSB>(h, r, j & 1 == 1, (w - start) as u32)?;
                 let a1 = start + r1 as i32;
                 let a2 = a1 + r2 as i32;

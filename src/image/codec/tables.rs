@@ -331,20 +331,19 @@ pub static WHITE_DECODE: [RunEntry; 1 << WHITE_BITS] =
 pub static BLACK_DECODE: [RunEntry; 1 << BLACK_BITS] =
     build(BLACK_BITS, &BLACK_TERM, &BLACK_MAKEUP);
 
-/// Bits [`RUN_PAIRS`] is indexed by.
+/// Bits [`WHITE_BLACK_PAIRS`] and [`BLACK_WHITE_PAIRS`] are indexed by.
 pub const PAIR_BITS: u32 = 11;
 
-/// A white terminating code and the black terminating code right after it, both read by one
-/// table probe (a dithered photo's runs are a few pixels, so a white and a black code
-/// together are mostly 5 to 9 bits): the 1-D decoder's chain of dependent lookups per run
-/// halves.
+/// Two terminating codes of alternate colours read by one table probe (a dithered photo's
+/// runs are a few pixels, so two codes together are mostly 5 to 9 bits): the chain of
+/// dependent lookups per run halves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunPair {
     /// Bits of both codes together.
     pub len: u8,
-    /// The white run (1..=63).
-    pub white: u8,
-    /// White plus black run (2..=126), or [`RunPair::NONE`] when the bits do not start with
+    /// The first run (1..=63).
+    pub first: u8,
+    /// Both runs together (2..=126), or [`RunPair::NONE`] when the bits do not start with
     /// two such codes within [`PAIR_BITS`].
     pub sum: u16,
 }
@@ -355,14 +354,18 @@ impl RunPair {
     pub const NONE: u16 = u16::MAX;
 }
 
-/// Pair table, indexed by the next [`PAIR_BITS`] bits. Zero-length runs are left out (the
-/// decoder's general path handles their cancelling), as are make-ups and longer codes.
-pub static RUN_PAIRS: [RunPair; 1 << PAIR_BITS] = build_pairs();
+/// A white then a black run (1-D lines; horizontal mode from a white a0), indexed by the
+/// next [`PAIR_BITS`] bits. Zero-length runs are left out (the decoders' general paths
+/// handle their cancelling), as are make-ups and longer codes.
+pub static WHITE_BLACK_PAIRS: [RunPair; 1 << PAIR_BITS] = build_pairs(false);
 
-const fn build_pairs() -> [RunPair; 1 << PAIR_BITS] {
+/// A black then a white run (horizontal mode from a black a0), like [`WHITE_BLACK_PAIRS`].
+pub static BLACK_WHITE_PAIRS: [RunPair; 1 << PAIR_BITS] = build_pairs(true);
+
+const fn build_pairs(black_first: bool) -> [RunPair; 1 << PAIR_BITS] {
     const NONE: RunPair = RunPair {
         len: 0,
-        white: 0,
+        first: 0,
         sum: RunPair::NONE,
     };
     let white: [RunEntry; 1 << WHITE_BITS] = build(WHITE_BITS, &WHITE_TERM, &WHITE_MAKEUP);
@@ -370,20 +373,28 @@ const fn build_pairs() -> [RunPair; 1 << PAIR_BITS] {
     let mut t = [NONE; 1 << PAIR_BITS];
     let mut i = 0;
     while i < (1 << PAIR_BITS) {
-        let w = white[i << (WHITE_BITS - PAIR_BITS)];
-        if matches!(w.kind, RunKind::Term) && w.run > 0 && (w.len as u32) < PAIR_BITS {
-            // The bits after the white code, left-aligned; those past PAIR_BITS are zero,
-            // so the black entry found is right only if its code ends within PAIR_BITS.
-            let rest = (i << w.len) & ((1 << PAIR_BITS) - 1);
-            let b = black[rest << (BLACK_BITS - PAIR_BITS)];
+        let a = if black_first {
+            black[i << (BLACK_BITS - PAIR_BITS)]
+        } else {
+            white[i << (WHITE_BITS - PAIR_BITS)]
+        };
+        if matches!(a.kind, RunKind::Term) && a.run > 0 && (a.len as u32) < PAIR_BITS {
+            // The bits after the first code, left-aligned; those past PAIR_BITS are zero,
+            // so the second entry found is right only if its code ends within PAIR_BITS.
+            let rest = (i << a.len) & ((1 << PAIR_BITS) - 1);
+            let b = if black_first {
+                white[rest << (WHITE_BITS - PAIR_BITS)]
+            } else {
+                black[rest << (BLACK_BITS - PAIR_BITS)]
+            };
             if matches!(b.kind, RunKind::Term)
                 && b.run > 0
-                && (w.len as u32 + b.len as u32) <= PAIR_BITS
+                && (a.len as u32 + b.len as u32) <= PAIR_BITS
             {
                 t[i] = RunPair {
-                    len: w.len + b.len,
-                    white: w.run as u8,
-                    sum: w.run + b.run,
+                    len: a.len + b.len,
+                    first: a.run as u8,
+                    sum: a.run + b.run,
                 };
             }
         }
@@ -634,30 +645,35 @@ mod tests {
         }
     }
 
-    /// Every pair entry against the encode tables: each white and black terminating code
-    /// (runs above zero) that fit together in PAIR_BITS, followed by every possible tail,
-    /// gives that pair; and nothing else is a pair.
+    /// Every pair entry against the encode tables: each two terminating codes of
+    /// alternate colours (runs above zero) that fit together in PAIR_BITS, followed by
+    /// every possible tail, give that pair; and nothing else is a pair.
     #[test]
     fn run_pairs_are_exactly_the_short_code_pairs() {
-        let mut want = [None; 1 << PAIR_BITS];
-        for (wr, wc) in WHITE_TERM.iter().enumerate().skip(1) {
-            for (br, bc) in BLACK_TERM.iter().enumerate().skip(1) {
-                let len = u32::from(wc.len + bc.len);
-                if len > PAIR_BITS {
-                    continue;
-                }
-                let code = (usize::from(wc.code) << bc.len) | usize::from(bc.code);
-                for tail in 0..1usize << (PAIR_BITS - len) {
-                    let i = (code << (PAIR_BITS - len)) | tail;
-                    assert!(want[i].is_none(), "two pairs at {i:#b}");
-                    want[i] = Some((len as u8, wr as u8, (wr + br) as u16));
+        for (table, first, second) in [
+            (&WHITE_BLACK_PAIRS, &WHITE_TERM, &BLACK_TERM),
+            (&BLACK_WHITE_PAIRS, &BLACK_TERM, &WHITE_TERM),
+        ] {
+            let mut want = [None; 1 << PAIR_BITS];
+            for (ar, ac) in first.iter().enumerate().skip(1) {
+                for (br, bc) in second.iter().enumerate().skip(1) {
+                    let len = u32::from(ac.len + bc.len);
+                    if len > PAIR_BITS {
+                        continue;
+                    }
+                    let code = (usize::from(ac.code) << bc.len) | usize::from(bc.code);
+                    for tail in 0..1usize << (PAIR_BITS - len) {
+                        let i = (code << (PAIR_BITS - len)) | tail;
+                        assert!(want[i].is_none(), "two pairs at {i:#b}");
+                        want[i] = Some((len as u8, ar as u8, (ar + br) as u16));
+                    }
                 }
             }
-        }
-        for (i, p) in RUN_PAIRS.iter().enumerate() {
-            match want[i] {
-                Some((len, white, sum)) => assert_eq!((p.len, p.white, p.sum), (len, white, sum)),
-                None => assert_eq!(p.sum, RunPair::NONE, "index {i:#b}"),
+            for (i, p) in table.iter().enumerate() {
+                match want[i] {
+                    Some((len, a, sum)) => assert_eq!((p.len, p.first, p.sum), (len, a, sum)),
+                    None => assert_eq!(p.sum, RunPair::NONE, "index {i:#b}"),
+                }
             }
         }
     }
