@@ -731,11 +731,14 @@ fn modes_2d<'a, const LSB: bool>(
     let mut a0: i32 = -1;
     // The colour of a0 is the parity of `j` (odd: black), which saves a register.
     let mut j = 0usize;
-    // b1: the first element of a0's colour parity past a0.
+    // b1: the first element of a0's colour parity past a0. `j` is kept masked (it never
+    // reaches LIST − 1 from below: positions stay below MAX_WIDTH + 8), which also makes its
+    // update no plain induction variable: LLVM would otherwise carry three offset copies of
+    // it through this loop, three more registers and instructions per step.
     macro_rules! find_b1 {
         () => {
             while reference[j & M] as i32 <= a0 {
-                j = j.wrapping_add(2);
+                j = (j + 2) & M;
             }
         };
     }
@@ -761,7 +764,7 @@ fn modes_2d<'a, const LSB: bool>(
             // Vertical: the colour flips, and the candidate of the other parity is the one
             // just before the old b1. Pass: the colour stays, b1 is searched on from b1.
             // (At j = 0 that is index LIST − 1, see [`BEFORE_LINE`].)
-            j = j.wrapping_sub(1 - pass);
+            j = (j + pass).wrapping_sub(1) & M;
         };
     }
     loop {

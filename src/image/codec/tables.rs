@@ -408,39 +408,43 @@ pub const MODE_PAIR_BITS: u32 = 11;
 
 /// A mode code, and when it is a vertical or pass mode followed by another within
 /// [`MODE_PAIR_BITS`], that second one too: on a dithered photo most codes are 1 to 4 bits
-/// long, so one table probe mostly serves two modes.
+/// long, so one table probe mostly serves two modes. The second mode's fields are bytes of
+/// their own, so that reading them costs no unpacking in the decoder's loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModePair {
     /// The first mode (as [`MODE_OPS`] has it).
     pub first: ModeOp,
-    /// 0: no second mode. Else bit 7 set, bit 6 pass (else vertical), bits 3..=5 its code
-    /// length, bits 0..=2 its offset + 3.
-    second: u8,
+    /// The second mode's code length; 0 when there is no second mode.
+    second_bits: u8,
+    /// 1 when the second mode is a pass, 0 when vertical.
+    second_pass: u8,
+    /// The second mode's `a1 − b1` (0 for a pass).
+    second_offset: i8,
 }
 
 impl ModePair {
     /// True when a second vertical or pass mode follows the first.
     #[inline(always)]
     pub fn has_second(self) -> bool {
-        self.second != 0
+        self.second_bits != 0
     }
 
     /// The second mode's code length.
     #[inline(always)]
     pub fn second_bits(self) -> u32 {
-        u32::from(self.second >> 3) & 7
+        u32::from(self.second_bits)
     }
 
     /// 1 when the second mode is a pass, 0 when vertical.
     #[inline(always)]
     pub fn second_pass(self) -> usize {
-        usize::from(self.second >> 6) & 1
+        usize::from(self.second_pass)
     }
 
     /// The second mode's `a1 − b1` (0 for a pass).
     #[inline(always)]
     pub fn second_offset(self) -> i32 {
-        i32::from(self.second & 7) - 3
+        i32::from(self.second_offset)
     }
 }
 
@@ -455,7 +459,9 @@ const fn build_mode_pairs() -> [ModePair; 1 << MODE_PAIR_BITS] {
     let ops = build_mode_ops();
     let mut t = [ModePair {
         first: ModeOp::new(0, ModeOp::ZEROS, 0),
-        second: 0,
+        second_bits: 0,
+        second_pass: 0,
+        second_offset: 0,
     }; 1 << MODE_PAIR_BITS];
     let shift = MODE_PAIR_BITS - MODE_BITS;
     let mut i = 0;
@@ -468,8 +474,9 @@ const fn build_mode_pairs() -> [ModePair; 1 << MODE_PAIR_BITS] {
             let rest = (i << a.bits) & ((1 << MODE_PAIR_BITS) - 1);
             let b = ops[rest >> shift];
             if is_vp(b.kind) && a.bits as u32 + b.bits as u32 <= MODE_PAIR_BITS {
-                let pass = (b.kind == ModeOp::PASS) as u8;
-                t[i].second = 0x80 | pass << 6 | b.bits << 3 | (b.offset + 3) as u8;
+                t[i].second_bits = b.bits;
+                t[i].second_pass = (b.kind == ModeOp::PASS) as u8;
+                t[i].second_offset = b.offset;
             }
         }
         i += 1;
