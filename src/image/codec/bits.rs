@@ -256,6 +256,36 @@ impl<'a> BitReader<'a> {
         self.consume_fast(k);
     }
 
+    /// The hot part of the reader as a plain value, for a decoding loop to keep in registers
+    /// (see [`HotBits`]); [`BitReader::set_hot`] puts it back.
+    #[inline(always)]
+    pub fn hot(&self) -> HotBits<'a> {
+        HotBits {
+            acc: self.acc,
+            n: self.n,
+            rest: &self.data[self.pos.min(self.data.len())..],
+        }
+    }
+
+    /// Takes back the state a [`HotBits`] (from [`BitReader::hot`] of this reader) advanced.
+    #[inline(always)]
+    pub fn set_hot(&mut self, h: HotBits<'a>) {
+        self.acc = h.acc;
+        self.n = h.n;
+        // `rest` is always a suffix of `data`.
+        self.pos = self.data.len() - h.rest.len();
+    }
+
+    /// The last bytes and the virtual zeros past them, for [`HotBits::fill_as`]: the reader
+    /// itself counts the virtual zeros, so the hot state needs no register for them.
+    #[cold]
+    #[inline(never)]
+    fn hot_tail(&mut self, h: HotBits<'a>) -> HotBits<'a> {
+        self.set_hot(h);
+        self.refill();
+        self.hot()
+    }
+
     /// Bits of the data in total.
     #[inline]
     fn total_bits(&self) -> u64 {
@@ -308,6 +338,64 @@ impl<'a> BitReader<'a> {
                 return skipped;
             }
         }
+    }
+}
+
+/// A [`BitReader`]'s accumulator, bit count and unread bytes as three plain values.
+///
+/// The decoders' inner loops are short of registers. A whole reader inside them carries its
+/// virtual-zero count, bit order and data start along (live through the rare end-of-data
+/// path, so spilled and reloaded around it); this carries only what every code touches, and
+/// the unread data as one slice, so that refilling needs one length test and no position
+/// arithmetic. Near the end of the data it hands over to the reader, which keeps the
+/// virtual-zero accounting (so [`BitReader::bit_position`] and [`BitReader::overrun`] stay
+/// exact once the state is put back with [`BitReader::set_hot`]).
+#[derive(Debug, Clone, Copy)]
+pub struct HotBits<'a> {
+    /// Bits, left-aligned, as in the reader.
+    acc: u64,
+    /// Valid bits in `acc`.
+    n: u32,
+    /// The bytes not yet loaded into `acc`: always a suffix of the reader's data.
+    rest: &'a [u8],
+}
+
+impl<'a> HotBits<'a> {
+    /// [`BitReader::fill_as`]: at least 32 bits available afterwards (past the end, virtual
+    /// zeros counted by `r`, the reader this state came from).
+    #[inline(always)]
+    pub fn fill_as<const LSB: bool>(&mut self, r: &mut BitReader<'a>) {
+        debug_assert_eq!(LSB, r.lsb_first());
+        if self.n < 32 {
+            if let Some(b) = self.rest.first_chunk::<8>() {
+                let w = if LSB {
+                    u64::from_le_bytes(*b).reverse_bits()
+                } else {
+                    u64::from_be_bytes(*b)
+                };
+                self.acc |= w >> self.n;
+                // 4..=7 whole bytes (n < 32), all inside the 8 just read.
+                let take = (63 - self.n) / 8;
+                self.rest = &self.rest[take as usize..];
+                self.n += take * 8;
+            } else {
+                *self = r.hot_tail(*self);
+            }
+        }
+    }
+
+    /// The next `k` bits (1 ≤ k ≤ 32) as of the last fill.
+    #[inline(always)]
+    pub fn peek(&self, k: u32) -> u32 {
+        (self.acc >> (64 - k)) as u32
+    }
+
+    /// Consumes `k` bits (k ≤ 32) that the last fill made available.
+    #[inline(always)]
+    pub fn consume(&mut self, k: u32) {
+        debug_assert!(k <= self.n && k < 64);
+        self.acc <<= k;
+        self.n -= k;
     }
 }
 

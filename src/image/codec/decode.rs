@@ -2,10 +2,11 @@
 
 use thiserror::Error;
 
-use super::bits::{BitOrder, BitReader};
+use super::bits::{BitOrder, BitReader, HotBits};
 use super::runs::changes_to_row;
 use super::tables::{
-    BLACK_BITS, BLACK_DECODE, MODE_BITS, MODE_OPS, ModeOp, RunKind, WHITE_BITS, WHITE_DECODE,
+    BLACK_BITS, BLACK_DECODE, BLACK_WHITE_PAIRS, MODE_PAIR_BITS, MODE_PAIRS, ModeOp, PAIR_BITS,
+    RunEntry, RunKind, WHITE_BITS, WHITE_BLACK_PAIRS, WHITE_DECODE,
 };
 use super::{Coding, MAX_WIDTH};
 
@@ -158,13 +159,22 @@ pub struct Decoder<'a> {
 const LIST: usize = 32_768;
 const _: () = assert!(LIST.is_power_of_two() && LIST >= MAX_WIDTH as usize + 8);
 
-/// A zeroed list on the heap (zero pages, so only the used part costs memory).
+/// A zeroed list on the heap (zero pages, so only the used part costs memory), with the
+/// [`BEFORE_LINE`] element at the end.
 fn zeroed_list() -> Box<[u32; LIST]> {
-    vec![0u32; LIST]
+    let mut l: Box<[u32; LIST]> = vec![0u32; LIST]
         .into_boxed_slice()
         .try_into()
-        .expect("length is LIST")
+        .expect("length is LIST");
+    l[LIST - 1] = BEFORE_LINE;
+    l
 }
+
+/// The last entry of both lists, never written (positions stay below [`MAX_WIDTH`] + 8): an
+/// element before the line (−1 as `i32`, at or before every a0). Index `LIST − 1` is where
+/// `j − 1` lands (wrapping, masked) when a vertical mode flips the colour at `j = 0`, so the
+/// 2-D loop needs no test for that case: the search steps over it to index 1.
+const BEFORE_LINE: u32 = u32::MAX;
 
 enum Step {
     Row,
@@ -458,27 +468,23 @@ impl<'a> Decoder<'a> {
 
     /// T.4 §4.1: alternating white and black runs, white first, adding up to the width.
     fn line_1d(&mut self, row: &mut [u8]) -> Result<(), DecodeErrorKind> {
-        // The reader is worked on as a local so that the bit buffer stays in registers for
-        // the whole line.
-        let mut r = self.r.clone();
+        let r = &mut self.r;
         let res = if r.lsb_first() {
-            decode_1d::<true>(&mut r, self.width, &mut self.cur)
+            decode_1d::<true>(r, self.width, &mut self.cur)
         } else {
-            decode_1d::<false>(&mut r, self.width, &mut self.cur)
+            decode_1d::<false>(r, self.width, &mut self.cur)
         };
-        self.r = r;
         self.finish_line(res, row)
     }
 
     /// T.4 §4.2.1.3 / T.6 §2.2: pass, horizontal and vertical modes against the reference.
     fn line_2d(&mut self, row: &mut [u8]) -> Result<(), DecodeErrorKind> {
-        let mut r = self.r.clone();
+        let r = &mut self.r;
         let res = if r.lsb_first() {
-            decode_2d::<true>(&mut r, self.width, &self.reference, &mut self.cur)
+            decode_2d::<true>(r, self.width, &self.reference, &mut self.cur)
         } else {
-            decode_2d::<false>(&mut r, self.width, &self.reference, &mut self.cur)
+            decode_2d::<false>(r, self.width, &self.reference, &mut self.cur)
         };
-        self.r = r;
         self.finish_line(res, row)
     }
 }
@@ -486,67 +492,100 @@ impl<'a> Decoder<'a> {
 /// Reads one run of a colour: make-ups, then a terminating code. Stops with `LongLine` once
 /// the run passes `room`. The colour is a constant, so each instance has its table fixed.
 #[inline(always)]
-fn read_run<const BLACK: bool, const LSB: bool>(
-    r: &mut BitReader<'_>,
+fn read_run<'a, const BLACK: bool, const LSB: bool>(
+    h: &mut HotBits<'a>,
+    r: &mut BitReader<'a>,
+    room: u32,
+) -> Result<u32, DecodeErrorKind> {
+    h.fill_as::<LSB>(r);
+    let e = run_entry::<BLACK>(h);
+    if e.kind == RunKind::Term {
+        // Most runs are one terminating code: a test and a shift, nothing else.
+        h.consume(u32::from(e.len));
+        return Ok(u32::from(e.run));
+    }
+    // Out of the straight path (a photo's runs are short), and with the kinds told apart
+    // by a chain of tests rather than merged with the one above into a jump table, which
+    // would cost the common case an indirect jump.
+    std::hint::cold_path();
+    read_long_run::<BLACK, LSB>(h, r, e, room)
+}
+
+/// The next code's entry in the table of the colour.
+#[inline(always)]
+fn run_entry<const BLACK: bool>(h: &HotBits<'_>) -> RunEntry {
+    if BLACK {
+        BLACK_DECODE[h.peek(BLACK_BITS) as usize]
+    } else {
+        WHITE_DECODE[h.peek(WHITE_BITS) as usize]
+    }
+}
+
+/// [`read_run`] from a code that is not a terminating one: make-ups up to the terminating
+/// code, or the error the code means.
+#[inline(always)]
+fn read_long_run<'a, const BLACK: bool, const LSB: bool>(
+    h: &mut HotBits<'a>,
+    r: &mut BitReader<'a>,
+    mut e: RunEntry,
     room: u32,
 ) -> Result<u32, DecodeErrorKind> {
     let mut total = 0u32;
     loop {
-        r.fill_as::<LSB>();
-        let e = if BLACK {
-            BLACK_DECODE[r.peek_fast(BLACK_BITS) as usize]
-        } else {
-            WHITE_DECODE[r.peek_fast(WHITE_BITS) as usize]
-        };
-        if e.kind == RunKind::Term {
-            // Most runs are one terminating code.
-            r.consume_fast(u32::from(e.len));
-            return Ok(total + u32::from(e.run));
-        }
+        // (An EOL or invalid code stays unconsumed: the error position and resynchronisation
+        // start at it.)
         match e.kind {
+            RunKind::Term => {
+                h.consume(u32::from(e.len));
+                return Ok(total + u32::from(e.run));
+            }
             RunKind::MakeUp => {
-                r.consume_fast(u32::from(e.len));
+                h.consume(u32::from(e.len));
                 total += u32::from(e.run);
                 if total > room {
                     return Err(DecodeErrorKind::LongLine);
                 }
             }
             RunKind::Eol => return Err(DecodeErrorKind::ShortLine),
-            _ => return Err(invalid_code(r.clone())),
+            RunKind::Invalid => return Err(invalid_code(r, *h)),
         }
+        h.fill_as::<LSB>(r);
+        e = run_entry::<BLACK>(h);
     }
 }
 
 /// Two runs of horizontal mode (T.4 §4.2.1.3.2 b): a0's colour first.
 #[inline(always)]
-fn read_pair<const LSB: bool>(
-    r: &mut BitReader<'_>,
+fn read_pair<'a, const LSB: bool>(
+    h: &mut HotBits<'a>,
+    r: &mut BitReader<'a>,
     black: bool,
     room: u32,
 ) -> Result<(u32, u32), DecodeErrorKind> {
     let r1 = if black {
-        read_run::<true, LSB>(r, room)?
+        read_run::<true, LSB>(h, r, room)?
     } else {
-        read_run::<false, LSB>(r, room)?
+        read_run::<false, LSB>(h, r, room)?
     };
     // An overlong first run is the error, whatever follows.
     let Some(left) = room.checked_sub(r1) else {
         return Err(DecodeErrorKind::LongLine);
     };
     let r2 = if black {
-        read_run::<false, LSB>(r, left)?
+        read_run::<false, LSB>(h, r, left)?
     } else {
-        read_run::<true, LSB>(r, left)?
+        read_run::<true, LSB>(h, r, left)?
     };
     Ok((r1, r2))
 }
 
 /// What bits that are no code mean: the end of the data, an EOL too early, or garbage.
-/// Takes a copy so that the hot loops' reader never has its address taken (see
-/// `BitReader::refill`).
+/// Works on a copy of the reader, so that the hot loops' state is only read here.
 #[cold]
 #[inline(never)]
-fn invalid_code(mut r: BitReader<'_>) -> DecodeErrorKind {
+fn invalid_code<'a>(r: &BitReader<'a>, h: HotBits<'a>) -> DecodeErrorKind {
+    let mut r = r.clone();
+    r.set_hot(h);
     if r.overrun() || r.at_end() {
         DecodeErrorKind::Truncated
     } else if r.peek(11) == 0 {
@@ -575,20 +614,53 @@ fn push(cur: &mut [u32; LIST], n: &mut usize, x: u32) {
     *n += 1;
 }
 
-/// One 1-D line into `cur`; returns the number of changing elements.
+/// One 1-D line into `cur`; returns the number of changing elements. Not inlined into the
+/// caller, so that the caller's values do not compete for registers with the loop's.
+#[inline(never)]
 fn decode_1d<const LSB: bool>(
     r: &mut BitReader<'_>,
     w: u32,
     cur: &mut [u32; LIST],
 ) -> Result<usize, DecodeErrorKind> {
+    let mut h = r.hot();
+    let res = runs_1d::<LSB>(&mut h, r, w, cur);
+    r.set_hot(h);
+    res
+}
+
+/// The loop of [`decode_1d`], on the hot state.
+#[inline(always)]
+fn runs_1d<'a, const LSB: bool>(
+    h: &mut HotBits<'a>,
+    r: &mut BitReader<'a>,
+    w: u32,
+    cur: &mut [u32; LIST],
+) -> Result<usize, DecodeErrorKind> {
+    const M: usize = LIST - 1;
     let mut n = 0usize;
     let mut a0 = 0u32;
-    // A white run, then a black one: unrolled so that each table is a constant.
     loop {
-        if !run_1d(read_run::<false, LSB>(r, w)?, w, &mut a0, cur, &mut n)? {
+        // Short white and black codes, both at once: a1 > a0 and a2 > a1 (no zero runs in
+        // the table), and a2 below the width, so both are plain pushes.
+        h.fill_as::<LSB>(r);
+        let p = WHITE_BLACK_PAIRS[h.peek(PAIR_BITS) as usize];
+        let a2 = a0 + u32::from(p.sum);
+        if a2 < w {
+            h.consume(u32::from(p.len));
+            cur[n & M] = a0 + u32::from(p.first);
+            cur[(n + 1) & M] = a2;
+            n += 2;
+            a0 = a2;
+            continue;
+        }
+        // Otherwise a white run, then a black one, a code at a time: unrolled so that each
+        // table is a constant.
+        let run = read_run::<false, LSB>(h, r, w)?;
+        if !run_1d(run, w, &mut a0, cur, &mut n)? {
             return Ok(n);
         }
-        if !run_1d(read_run::<true, LSB>(r, w)?, w, &mut a0, cur, &mut n)? {
+        let run = read_run::<true, LSB>(h, r, w)?;
+        if !run_1d(run, w, &mut a0, cur, &mut n)? {
             return Ok(n);
         }
     }
@@ -604,14 +676,16 @@ fn run_1d(
     n: &mut usize,
 ) -> Result<bool, DecodeErrorKind> {
     *a0 += run;
-    if *a0 >= w {
-        if *a0 > w {
-            return Err(DecodeErrorKind::LongLine);
+    if run == 0 || *a0 >= w {
+        // The end of the line, or a zero-length run (only here can an element cancel the
+        // last one): once a line each at most, off the straight path.
+        std::hint::cold_path();
+        if *a0 >= w {
+            if *a0 > w {
+                return Err(DecodeErrorKind::LongLine);
+            }
+            return Ok(false);
         }
-        return Ok(false);
-    }
-    if run == 0 {
-        // A zero-length run: only here can an element cancel the last one.
         push_change(cur, n, *a0);
     } else {
         push(cur, n, *a0);
@@ -627,8 +701,24 @@ fn run_1d(
 /// parity below `j` is at or before a0. After a vertical mode the colour flips and the new
 /// candidate is `j − 1` (it may lie between a1 and the old b1 after VL); anything further
 /// back is before a0. So the search never scans backwards more than one element.
+#[inline(never)]
 fn decode_2d<const LSB: bool>(
     r: &mut BitReader<'_>,
+    width: u32,
+    reference: &[u32; LIST],
+    cur: &mut [u32; LIST],
+) -> Result<usize, DecodeErrorKind> {
+    let mut h = r.hot();
+    let res = modes_2d::<LSB>(&mut h, r, width, reference, cur);
+    r.set_hot(h);
+    res
+}
+
+/// The loop of [`decode_2d`], on the hot state.
+#[inline(always)]
+fn modes_2d<'a, const LSB: bool>(
+    h: &mut HotBits<'a>,
+    r: &mut BitReader<'a>,
     width: u32,
     reference: &[u32; LIST],
     cur: &mut [u32; LIST],
@@ -641,16 +731,24 @@ fn decode_2d<const LSB: bool>(
     let mut a0: i32 = -1;
     // The colour of a0 is the parity of `j` (odd: black), which saves a register.
     let mut j = 0usize;
-    loop {
-        while reference[j & M] as i32 <= a0 {
-            j += 2;
-        }
-        r.fill_as::<LSB>();
-        let op = MODE_OPS[r.peek_fast(MODE_BITS) as usize];
-        r.consume_fast(op.bits());
-        if op.kind() == ModeOp::VERTICAL {
-            // The most frequent mode first, out of the jump table.
-            let a1 = reference[j & M] as i32 + op.offset();
+    // b1: the first element of a0's colour parity past a0. `j` is kept masked (it never
+    // reaches LIST − 1 from below: positions stay below MAX_WIDTH + 8), which also makes its
+    // update no plain induction variable: LLVM would otherwise carry three offset copies of
+    // it through this loop, three more registers and instructions per step.
+    macro_rules! find_b1 {
+        () => {
+            while reference[j & M] as i32 <= a0 {
+                j = (j + 2) & M;
+            }
+        };
+    }
+    // A vertical mode (`pass` 0) or a pass mode (`pass` 1, offset 0) from b1: one path, so
+    // that their mix costs no mispredicted branch (pass is "a1 = b2, no change, same
+    // colour"). Returns at the end of the line or on a bad position.
+    macro_rules! vertical_or_pass {
+        ($pass:expr, $offset:expr) => {
+            let pass: usize = $pass;
+            let a1 = reference[(j + pass) & M] as i32 + $offset;
             if a1 <= a0 || a1 > w {
                 return Err(DecodeErrorKind::BadPosition);
             }
@@ -658,17 +756,55 @@ fn decode_2d<const LSB: bool>(
                 return Ok(n);
             }
             // a1 > a0 ≥ every element so far: the list stays strictly increasing below the
-            // width, so it can neither cancel nor outgrow its capacity.
-            push(cur, &mut n, a1 as u32);
+            // width, so it can neither cancel nor outgrow its capacity. After a pass the
+            // element written is not counted, and the next push overwrites it.
+            cur[n & M] = a1 as u32;
+            n += 1 - pass;
             a0 = a1;
-            // The colour flips: the candidate of the other parity just before the old b1.
-            j = if j > 0 { j - 1 } else { 1 };
+            // Vertical: the colour flips, and the candidate of the other parity is the one
+            // just before the old b1. Pass: the colour stays, b1 is searched on from b1.
+            // (At j = 0 that is index LIST − 1, see [`BEFORE_LINE`].)
+            j = (j + pass).wrapping_sub(1) & M;
+        };
+    }
+    loop {
+        find_b1!();
+        h.fill_as::<LSB>(r);
+        let p = MODE_PAIRS[h.peek(MODE_PAIR_BITS) as usize];
+        let op = p.first;
+        h.consume(op.bits());
+        if op.kind() & !ModeOp::PASS == 0 {
+            vertical_or_pass!(usize::from(op.kind() >> 1), op.offset());
+            if p.has_second() {
+                // The next code is a vertical or pass mode too, already decoded; its bits
+                // are taken only now that the line goes on after the first.
+                h.consume(p.second_bits());
+                find_b1!();
+                vertical_or_pass!(p.second_pass(), p.second_offset());
+            }
             continue;
         }
         match op.kind() {
             ModeOp::HORIZONTAL => {
                 let start = a0.max(0);
-                let (r1, r2) = read_pair::<LSB>(r, j & 1 == 1, (w - start) as u32)?;
+                // Two short codes at once, as in 1-D lines: runs above zero, so a1 is past
+                // a0 (at or past every element so far) and a2 past a1; a2 inside the line.
+                h.fill_as::<LSB>(r);
+                let p = if j & 1 == 1 {
+                    BLACK_WHITE_PAIRS[h.peek(PAIR_BITS) as usize]
+                } else {
+                    WHITE_BLACK_PAIRS[h.peek(PAIR_BITS) as usize]
+                };
+                let a2 = start + i32::from(p.sum);
+                if a2 < w {
+                    h.consume(u32::from(p.len));
+                    cur[n & M] = (start + i32::from(p.first)) as u32;
+                    cur[(n + 1) & M] = a2 as u32;
+                    n += 2;
+                    a0 = a2;
+                    continue;
+                }
+                let (r1, r2) = read_pair::<LSB>(h, r, j & 1 == 1, (w - start) as u32)?;
                 let a1 = start + r1 as i32;
                 let a2 = a1 + r2 as i32;
                 if a2 > w {
@@ -683,19 +819,11 @@ fn decode_2d<const LSB: bool>(
                 push_change(cur, &mut n, a2 as u32);
                 a0 = a2;
             }
-            ModeOp::PASS => {
-                let b2 = reference[(j + 1) & M] as i32;
-                if b2 >= w {
-                    return Ok(n);
-                }
-                a0 = b2;
-            }
             ModeOp::EXTENSION => return Err(DecodeErrorKind::Uncompressed),
             _ => {
-                return Err(if r.overrun() || r.at_end() {
-                    DecodeErrorKind::Truncated
-                } else {
-                    DecodeErrorKind::ShortLine
+                return Err(match invalid_code(r, *h) {
+                    DecodeErrorKind::Truncated => DecodeErrorKind::Truncated,
+                    _ => DecodeErrorKind::ShortLine,
                 });
             }
         }

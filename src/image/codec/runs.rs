@@ -65,7 +65,11 @@ fn load_be(row: &[u8], i: usize) -> u64 {
 pub fn changes_to_row(changes: &[u32], width: u32, row: &mut [u8]) {
     let limit = width.min((row.len() * 8) as u32);
     if limit as usize <= STACK_WORDS * 64 {
-        marks_in_array(changes, limit, row);
+        if changes.len() >= DENSE {
+            marks_in_lanes(changes, limit, row);
+        } else {
+            marks_in_array(changes, limit, row);
+        }
     } else {
         marks_in_register(changes, limit, row);
     }
@@ -109,6 +113,49 @@ fn marks_in_array(changes: &[u32], limit: u32, row: &mut [u8]) {
     let mut carry = 0u64;
     for (i, &m) in words.iter().take((limit as usize).div_ceil(64)).enumerate() {
         let word = prefix_xor(m) ^ carry;
+        put_word(row, i, word);
+        // All ones when the word ended black.
+        carry = 0u64.wrapping_sub(word & 1);
+    }
+}
+
+/// From this many changes on (a dithered photo row has hundreds, a text row tens), rows
+/// take [`marks_in_lanes`].
+const DENSE: usize = 96;
+
+/// Independent mark words per pixel word in [`marks_in_lanes`].
+const LANES: usize = 8;
+
+/// Toggle marks XORed straight into memory, change `i` into lane `i mod LANES` of its word,
+/// then the lanes XORed together. Each change is then a handful of instructions with no
+/// test for crossing into another word; consecutive changes (about 30 per word on a photo
+/// row) go to different lanes, so that no change waits for the previous one's store.
+fn marks_in_lanes(changes: &[u32], limit: u32, row: &mut [u8]) {
+    const M: usize = STACK_WORDS - 1;
+    // The caller checked limit ≤ 64 × STACK_WORDS.
+    let used = (limit as usize).div_ceil(64);
+    let mut marks = [[0u64; LANES]; STACK_WORDS];
+    let mut chunks = changes.chunks_exact(LANES);
+    'marks: {
+        for chunk in &mut chunks {
+            for (lane, &c) in chunk.iter().enumerate() {
+                if c >= limit {
+                    break 'marks;
+                }
+                // c < limit ≤ 64 × STACK_WORDS: the mask never changes the index.
+                marks[(c >> 6) as usize & M][lane] ^= (1u64 << 63) >> (c & 63);
+            }
+        }
+        for (lane, &c) in chunks.remainder().iter().enumerate() {
+            if c >= limit {
+                break 'marks;
+            }
+            marks[(c >> 6) as usize & M][lane] ^= (1u64 << 63) >> (c & 63);
+        }
+    }
+    let mut carry = 0u64;
+    for (i, m) in marks.iter().take(used).enumerate() {
+        let word = prefix_xor(m.iter().fold(0, |a, &b| a ^ b)) ^ carry;
         put_word(row, i, word);
         // All ones when the word ended black.
         carry = 0u64.wrapping_sub(word & 1);

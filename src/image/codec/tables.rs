@@ -331,6 +331,159 @@ pub static WHITE_DECODE: [RunEntry; 1 << WHITE_BITS] =
 pub static BLACK_DECODE: [RunEntry; 1 << BLACK_BITS] =
     build(BLACK_BITS, &BLACK_TERM, &BLACK_MAKEUP);
 
+/// Bits [`WHITE_BLACK_PAIRS`] and [`BLACK_WHITE_PAIRS`] are indexed by.
+pub const PAIR_BITS: u32 = 11;
+
+/// Two terminating codes of alternate colours read by one table probe (a dithered photo's
+/// runs are a few pixels, so two codes together are mostly 5 to 9 bits): the chain of
+/// dependent lookups per run halves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunPair {
+    /// Bits of both codes together.
+    pub len: u8,
+    /// The first run (1..=63).
+    pub first: u8,
+    /// Both runs together (2..=126), or [`RunPair::NONE`] when the bits do not start with
+    /// two such codes within [`PAIR_BITS`].
+    pub sum: u16,
+}
+
+impl RunPair {
+    /// `sum` of an entry that is no pair: above every width, so that "a0 + sum < width"
+    /// is the only test the decoder needs.
+    pub const NONE: u16 = u16::MAX;
+}
+
+/// A white then a black run (1-D lines; horizontal mode from a white a0), indexed by the
+/// next [`PAIR_BITS`] bits. Zero-length runs are left out (the decoders' general paths
+/// handle their cancelling), as are make-ups and longer codes.
+pub static WHITE_BLACK_PAIRS: [RunPair; 1 << PAIR_BITS] = build_pairs(false);
+
+/// A black then a white run (horizontal mode from a black a0), like [`WHITE_BLACK_PAIRS`].
+pub static BLACK_WHITE_PAIRS: [RunPair; 1 << PAIR_BITS] = build_pairs(true);
+
+const fn build_pairs(black_first: bool) -> [RunPair; 1 << PAIR_BITS] {
+    const NONE: RunPair = RunPair {
+        len: 0,
+        first: 0,
+        sum: RunPair::NONE,
+    };
+    let white: [RunEntry; 1 << WHITE_BITS] = build(WHITE_BITS, &WHITE_TERM, &WHITE_MAKEUP);
+    let black: [RunEntry; 1 << BLACK_BITS] = build(BLACK_BITS, &BLACK_TERM, &BLACK_MAKEUP);
+    let mut t = [NONE; 1 << PAIR_BITS];
+    let mut i = 0;
+    while i < (1 << PAIR_BITS) {
+        let a = if black_first {
+            black[i << (BLACK_BITS - PAIR_BITS)]
+        } else {
+            white[i << (WHITE_BITS - PAIR_BITS)]
+        };
+        if matches!(a.kind, RunKind::Term) && a.run > 0 && (a.len as u32) < PAIR_BITS {
+            // The bits after the first code, left-aligned; those past PAIR_BITS are zero,
+            // so the second entry found is right only if its code ends within PAIR_BITS.
+            let rest = (i << a.len) & ((1 << PAIR_BITS) - 1);
+            let b = if black_first {
+                white[rest << (WHITE_BITS - PAIR_BITS)]
+            } else {
+                black[rest << (BLACK_BITS - PAIR_BITS)]
+            };
+            if matches!(b.kind, RunKind::Term)
+                && b.run > 0
+                && (a.len as u32 + b.len as u32) <= PAIR_BITS
+            {
+                t[i] = RunPair {
+                    len: a.len + b.len,
+                    first: a.run as u8,
+                    sum: a.run + b.run,
+                };
+            }
+        }
+        i += 1;
+    }
+    t
+}
+
+/// Bits [`MODE_PAIRS`] is indexed by.
+pub const MODE_PAIR_BITS: u32 = 11;
+
+/// A mode code, and when it is a vertical or pass mode followed by another within
+/// [`MODE_PAIR_BITS`], that second one too: on a dithered photo most codes are 1 to 4 bits
+/// long, so one table probe mostly serves two modes. The second mode's fields are bytes of
+/// their own, so that reading them costs no unpacking in the decoder's loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModePair {
+    /// The first mode (as [`MODE_OPS`] has it).
+    pub first: ModeOp,
+    /// The second mode's code length; 0 when there is no second mode.
+    second_bits: u8,
+    /// 1 when the second mode is a pass, 0 when vertical.
+    second_pass: u8,
+    /// The second mode's `a1 − b1` (0 for a pass).
+    second_offset: i8,
+}
+
+impl ModePair {
+    /// True when a second vertical or pass mode follows the first.
+    #[inline(always)]
+    pub fn has_second(self) -> bool {
+        self.second_bits != 0
+    }
+
+    /// The second mode's code length.
+    #[inline(always)]
+    pub fn second_bits(self) -> u32 {
+        u32::from(self.second_bits)
+    }
+
+    /// 1 when the second mode is a pass, 0 when vertical.
+    #[inline(always)]
+    pub fn second_pass(self) -> usize {
+        usize::from(self.second_pass)
+    }
+
+    /// The second mode's `a1 − b1` (0 for a pass).
+    #[inline(always)]
+    pub fn second_offset(self) -> i32 {
+        i32::from(self.second_offset)
+    }
+}
+
+/// Mode pair table, indexed by the next [`MODE_PAIR_BITS`] bits.
+pub static MODE_PAIRS: [ModePair; 1 << MODE_PAIR_BITS] = build_mode_pairs();
+
+const fn is_vp(kind: u8) -> bool {
+    kind == ModeOp::VERTICAL || kind == ModeOp::PASS
+}
+
+const fn build_mode_pairs() -> [ModePair; 1 << MODE_PAIR_BITS] {
+    let ops = build_mode_ops();
+    let mut t = [ModePair {
+        first: ModeOp::new(0, ModeOp::ZEROS, 0),
+        second_bits: 0,
+        second_pass: 0,
+        second_offset: 0,
+    }; 1 << MODE_PAIR_BITS];
+    let shift = MODE_PAIR_BITS - MODE_BITS;
+    let mut i = 0;
+    while i < (1 << MODE_PAIR_BITS) {
+        let a = ops[i >> shift];
+        t[i].first = a;
+        if is_vp(a.kind) && (a.bits as u32) < MODE_PAIR_BITS {
+            // The bits after the first code; past MODE_PAIR_BITS they are zero, so the
+            // second code counts only if it ends within MODE_PAIR_BITS.
+            let rest = (i << a.bits) & ((1 << MODE_PAIR_BITS) - 1);
+            let b = ops[rest >> shift];
+            if is_vp(b.kind) && a.bits as u32 + b.bits as u32 <= MODE_PAIR_BITS {
+                t[i].second_bits = b.bits;
+                t[i].second_pass = (b.kind == ModeOp::PASS) as u8;
+                t[i].second_offset = b.offset;
+            }
+        }
+        i += 1;
+    }
+    t
+}
+
 /// A two-dimensional mode (T.4 §4.2.1.3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -495,6 +648,73 @@ mod tests {
                 Mode::Pass => assert_eq!((op.kind(), op.bits()), (ModeOp::PASS, u32::from(len))),
                 Mode::Extension => assert_eq!((op.kind(), op.bits()), (ModeOp::EXTENSION, 0)),
                 Mode::Zeros => assert_eq!((op.kind(), op.bits()), (ModeOp::ZEROS, 0)),
+            }
+        }
+    }
+
+    /// Every pair entry against the encode tables: each two terminating codes of
+    /// alternate colours (runs above zero) that fit together in PAIR_BITS, followed by
+    /// every possible tail, give that pair; and nothing else is a pair.
+    #[test]
+    fn run_pairs_are_exactly_the_short_code_pairs() {
+        for (table, first, second) in [
+            (&WHITE_BLACK_PAIRS, &WHITE_TERM, &BLACK_TERM),
+            (&BLACK_WHITE_PAIRS, &BLACK_TERM, &WHITE_TERM),
+        ] {
+            let mut want = [None; 1 << PAIR_BITS];
+            for (ar, ac) in first.iter().enumerate().skip(1) {
+                for (br, bc) in second.iter().enumerate().skip(1) {
+                    let len = u32::from(ac.len + bc.len);
+                    if len > PAIR_BITS {
+                        continue;
+                    }
+                    let code = (usize::from(ac.code) << bc.len) | usize::from(bc.code);
+                    for tail in 0..1usize << (PAIR_BITS - len) {
+                        let i = (code << (PAIR_BITS - len)) | tail;
+                        assert!(want[i].is_none(), "two pairs at {i:#b}");
+                        want[i] = Some((len as u8, ar as u8, (ar + br) as u16));
+                    }
+                }
+            }
+            for (i, p) in table.iter().enumerate() {
+                match want[i] {
+                    Some((len, a, sum)) => assert_eq!((p.len, p.first, p.sum), (len, a, sum)),
+                    None => assert_eq!(p.sum, RunPair::NONE, "index {i:#b}"),
+                }
+            }
+        }
+    }
+
+    /// Every mode pair entry against the mode codes: the first is MODE_OPS's, and a second
+    /// is there exactly when a vertical or pass code follows a vertical or pass code within
+    /// MODE_PAIR_BITS.
+    #[test]
+    fn mode_pairs_match_two_codes() {
+        let vp = |m: Mode| matches!(m, Mode::Vertical(_) | Mode::Pass);
+        for (i, p) in MODE_PAIRS.iter().enumerate() {
+            let first = i >> (MODE_PAIR_BITS - MODE_BITS);
+            assert_eq!(p.first, MODE_OPS[first]);
+            let (l1, m1) = MODE_DECODE[first];
+            let want = if vp(m1) {
+                let rest = (i << l1) & ((1 << MODE_PAIR_BITS) - 1);
+                let (l2, m2) = MODE_DECODE[rest >> (MODE_PAIR_BITS - MODE_BITS)];
+                (vp(m2) && u32::from(l1 + l2) <= MODE_PAIR_BITS).then_some((l2, m2))
+            } else {
+                None
+            };
+            match want {
+                None => assert!(!p.has_second(), "index {i:#b}"),
+                Some((l2, m2)) => {
+                    assert!(p.has_second());
+                    assert_eq!(p.second_bits(), u32::from(l2));
+                    match m2 {
+                        Mode::Pass => assert_eq!((p.second_pass(), p.second_offset()), (1, 0)),
+                        Mode::Vertical(d) => {
+                            assert_eq!((p.second_pass(), p.second_offset()), (0, i32::from(d)))
+                        }
+                        _ => unreachable!(),
+                    }
+                }
             }
         }
     }
