@@ -281,6 +281,13 @@ fn compare_with_poppler(embed: bool) {
     let pdftoppm = common::require_tool("pdftoppm", "poppler-utils");
     let dir = tempfile::tempdir().unwrap();
     let pdf = make_pdf(dir.path(), &document_ps(), embed);
+    let urw = Path::new(faxgate::image::render::pdf_fonts::DEFAULT_DIR);
+    assert!(
+        embed || urw.join("NimbusSans-Regular.otf").is_file(),
+        "this test needs {} from the Debian package `fonts-urw-base35`: \
+         run `apt-get install -y fonts-urw-base35`",
+        urw.display()
+    );
 
     let st = Command::new(pdftoppm)
         .args(["-mono", "-rx", "204", "-ry", "196"])
