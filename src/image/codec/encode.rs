@@ -309,8 +309,14 @@ fn put_run(w: &mut BitWriter, mut len: u32, black: bool, out: &mut Vec<u8>) {
         len -= tables::MAX_MAKEUP;
     }
     if len >= 64 {
-        put(w, makeup[(len / 64) as usize], out);
-        len %= 64;
+        // Make-up and terminating code in one write: at most 13 + 12 bits.
+        let (m, t) = (makeup[(len / 64) as usize], term[(len % 64) as usize]);
+        w.put(
+            u32::from(m.code) << t.len | u32::from(t.code),
+            u32::from(m.len) + u32::from(t.len),
+            out,
+        );
+        return;
     }
     put(w, term[len as usize], out);
 }
