@@ -17,7 +17,7 @@ use crate::image::render::{
     self, Bilevel, ErrorKind, Fields, Kind, Options, Paper, RenderError, Rendered, Template, cover,
     header,
 };
-use crate::image::tiff::{Profile, TiffError, Writer};
+use crate::image::tiff::{EncodedPage, Profile, TiffError, Writer};
 use crate::image::{Page, Resolution};
 
 /// Arguments of `faxgate render`.
@@ -243,6 +243,10 @@ pub fn render(args: &RenderArgs) -> Result<Summary, RenderCmdError> {
 
 /// Writes the pages as one MH TIFF-F (Profile S; Profile F with MH for superfine, which
 /// Profile S does not allow).
+///
+/// Coding is most of the work, and pages code independently: they are coded on worker
+/// threads (one per core) while this thread appends the finished ones in page order. The file
+/// is byte for byte what [`Writer::write_page`] page after page gives.
 pub fn write_tiff(path: &Path, pages: &[Page], res: Resolution) -> Result<(), RenderCmdError> {
     let terr = |err| RenderCmdError::Tiff {
         path: path.to_path_buf(),
@@ -255,8 +259,15 @@ pub fn write_tiff(path: &Path, pages: &[Page], res: Resolution) -> Result<(), Re
     };
     let file = std::fs::File::create(path).map_err(|e| terr(TiffError::Io(e)))?;
     let mut w = Writer::new(BufWriter::new(file), profile).map_err(terr)?;
-    for p in pages {
-        w.write_page(p).map_err(terr)?;
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(pages.len());
+    if workers <= 1 {
+        for p in pages {
+            w.write_page(p).map_err(terr)?;
+        }
+    } else {
+        encode_in_parallel(&mut w, pages, profile, workers).map_err(terr)?;
     }
     let buf = w.finish().map_err(terr)?;
     let file = buf
@@ -264,6 +275,61 @@ pub fn write_tiff(path: &Path, pages: &[Page], res: Resolution) -> Result<(), Re
         .map_err(|e| terr(TiffError::Io(e.into_error())))?;
     file.sync_all().map_err(|e| terr(TiffError::Io(e)))?;
     Ok(())
+}
+
+/// Codes `pages` on `workers` threads and appends them to `w` in order. Workers take the next
+/// uncoded page from a shared counter, so a slow page holds up no other worker; coded pages
+/// are a small fraction of the bitmaps already in memory, so finished pages simply wait for
+/// their turn.
+fn encode_in_parallel<W: std::io::Write + std::io::Seek>(
+    w: &mut Writer<W>,
+    pages: &[Page],
+    profile: Profile,
+    workers: usize,
+) -> Result<(), TiffError> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::mpsc;
+
+    let next = AtomicUsize::new(0);
+    // Set when the writer fails, so workers stop coding pages nobody will write.
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::channel::<(usize, Result<EncodedPage, TiffError>)>();
+        for _ in 0..workers {
+            let (tx, next, stop) = (tx.clone(), &next, &stop);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= pages.len() || stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if tx
+                        .send((i, EncodedPage::encode(&pages[i], profile)))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut done: Vec<Option<EncodedPage>> = (0..pages.len()).map(|_| None).collect();
+        let mut written = 0;
+        let result = (|| {
+            for (i, r) in &rx {
+                done[i] = Some(r?);
+                while let Some(p) = done.get_mut(written).and_then(Option::take) {
+                    w.write_encoded(&p)?;
+                    written += 1;
+                }
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        result
+    })
 }
 
 /// One PNG per page, stretched vertically to square pixels so that a person sees the page's

@@ -201,37 +201,46 @@ impl Encoder {
         }
     }
 
-    /// One run of `len` pixels of a colour: make-ups (2560 while above 2623), one make-up for
-    /// the multiple of 64, one terminating code (T.4 §4.1.1, §4.1.2).
+    /// One run of `len` pixels of a colour (see [`put_run`]).
     #[inline(always)]
-    fn run(&mut self, mut len: u32, black: bool, out: &mut Vec<u8>) {
-        let (term, makeup) = if black {
-            (&BLACK_TERM, &BLACK_MAKEUP)
-        } else {
-            (&WHITE_TERM, &WHITE_MAKEUP)
-        };
-        while len > tables::MAX_MAKEUP + 63 {
-            self.put(makeup[40], out);
-            len -= tables::MAX_MAKEUP;
-        }
-        if len >= 64 {
-            self.put(makeup[(len / 64) as usize], out);
-            len %= 64;
-        }
-        self.put(term[len as usize], out);
+    fn run(&mut self, len: u32, black: bool, out: &mut Vec<u8>) {
+        put_run(&mut self.w, len, black, out);
     }
 
+    /// A row of runs, white first (T.4 §4.1.1), taken a white-black pair at a time: the
+    /// colour of each run is then known without a branch, and a pair of short runs (both
+    /// below 64, the usual case in text) goes out as one write of both terminating codes
+    /// (at most 8 + 12 bits).
     fn code_1d(&mut self, out: &mut Vec<u8>) {
+        let Encoder { cur, w, width, .. } = self;
+        let width = *width;
         let mut a0 = 0u32;
-        let mut black = false;
-        for i in 0..self.cur.len() {
-            let c = self.cur[i];
-            self.run(c - a0, black, out);
-            a0 = c;
-            black = !black;
-            if c >= self.width {
+        let mut i = 0usize;
+        while let Some(&c) = cur.get(i) {
+            let white = c - a0;
+            if c >= width {
+                put_run(w, white, false, out);
                 break;
             }
+            // `c` is below the width, so the end mark (the width) still follows.
+            let c2 = cur.get(i + 1).copied().unwrap_or(width);
+            let black = c2 - c;
+            if white < 64 && black < 64 {
+                let (wc, bc) = (WHITE_TERM[white as usize], BLACK_TERM[black as usize]);
+                w.put(
+                    u32::from(wc.code) << bc.len | u32::from(bc.code),
+                    u32::from(wc.len) + u32::from(bc.len),
+                    out,
+                );
+            } else {
+                put_run(w, white, false, out);
+                put_run(w, black, true, out);
+            }
+            if c2 >= width {
+                break;
+            }
+            a0 = c2;
+            i += 2;
         }
     }
 
@@ -281,4 +290,33 @@ impl Encoder {
         }
         self.cur.truncate(self.cur.len() - 2);
     }
+}
+
+/// One run of `len` pixels of a colour: make-ups (2560 while above 2623), one make-up for the
+/// multiple of 64, one terminating code (T.4 §4.1.1, §4.1.2).
+#[inline(always)]
+fn put_run(w: &mut BitWriter, mut len: u32, black: bool, out: &mut Vec<u8>) {
+    let (term, makeup) = if black {
+        (&BLACK_TERM, &BLACK_MAKEUP)
+    } else {
+        (&WHITE_TERM, &WHITE_MAKEUP)
+    };
+    let put = |w: &mut BitWriter, c: Code, out: &mut Vec<u8>| {
+        w.put(u32::from(c.code), u32::from(c.len), out);
+    };
+    while len > tables::MAX_MAKEUP + 63 {
+        put(w, makeup[40], out);
+        len -= tables::MAX_MAKEUP;
+    }
+    if len >= 64 {
+        // Make-up and terminating code in one write: at most 13 + 12 bits.
+        let (m, t) = (makeup[(len / 64) as usize], term[(len % 64) as usize]);
+        w.put(
+            u32::from(m.code) << t.len | u32::from(t.code),
+            u32::from(m.len) + u32::from(t.len),
+            out,
+        );
+        return;
+    }
+    put(w, term[len as usize], out);
 }

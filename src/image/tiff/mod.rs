@@ -15,7 +15,7 @@ use super::codec::{Coding, DecodeError};
 
 pub use check::{Violation, check};
 pub use read::{Limits, Reader, read_bytes};
-pub use write::Writer;
+pub use write::{EncodedPage, Writer};
 
 /// Which RFC 3949 profile a file is written to or checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,19 +18,109 @@ use crate::image::{Page, Resolution};
 /// sits whole in memory).
 const CHUNK: usize = 64 * 1024;
 
-#[derive(Debug)]
-struct Current {
-    enc: Encoder,
-    buf: Vec<u8>,
+/// Where a page's IFD and coded data sit, and the values patched once the page is complete.
+#[derive(Debug, Clone, Copy)]
+struct Slots {
     ifd: u64,
     data_start: u64,
-    data_len: u64,
-    rows: u32,
-    /// Position of the value bytes of ImageLength, RowsPerStrip, StripByteCounts.
+    /// Position of the value bytes of ImageLength, RowsPerStrip, StripByteCounts, PageNumber.
     length_at: u64,
     rows_per_strip_at: u64,
     byte_count_at: u64,
     page_number_at: u64,
+}
+
+/// The page being streamed row by row.
+#[derive(Debug)]
+struct Current {
+    enc: Encoder,
+    buf: Vec<u8>,
+    slots: Slots,
+    data_len: u64,
+    rows: u32,
+}
+
+/// One page already coded into its strip bytes: made by [`EncodedPage::encode`] on any thread
+/// (pages of one file can be coded in parallel) and appended in order with
+/// [`Writer::write_encoded`], which gives the same bytes as [`Writer::write_page`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedPage {
+    profile: Profile,
+    width: u32,
+    resolution: Resolution,
+    rows: u32,
+    data: Vec<u8>,
+}
+
+impl EncodedPage {
+    /// Codes `page` as `profile` asks (the coding, EOL alignment and end marker of a page
+    /// written by [`Writer::write_page`]); checks the width and resolution against the
+    /// profile.
+    pub fn encode(page: &Page, profile: Profile) -> Result<EncodedPage, TiffError> {
+        let (width, resolution) = (page.width(), page.resolution());
+        let mut enc = page_encoder(profile, width, resolution)?;
+        if page.height() == 0 {
+            return Err(TiffError::Misuse("a page needs at least one row"));
+        }
+        // Text pages code to a small fraction of their packed size; start there to avoid
+        // most regrowth without reserving the worst case.
+        let packed = width.div_ceil(8) as usize * page.height() as usize;
+        let mut data = Vec::with_capacity(packed / 8 + 1024);
+        let mut rows = 0u32;
+        for row in page.rows() {
+            enc.encode_row(row, &mut data)
+                .map_err(|e| TiffError::Profile(e.to_string()))?;
+            rows += 1;
+        }
+        enc.finish(&mut data);
+        Ok(EncodedPage {
+            profile,
+            width,
+            resolution,
+            rows,
+            data,
+        })
+    }
+
+    /// The coded strip (what goes between the page's IFD and the next).
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Rows on the page.
+    pub fn rows(&self) -> u32 {
+        self.rows
+    }
+}
+
+/// Checks `width` and `resolution` against `profile` and makes the encoder its pages use.
+fn page_encoder(
+    profile: Profile,
+    width: u32,
+    resolution: Resolution,
+) -> Result<Encoder, TiffError> {
+    let profile_s = profile == Profile::S;
+    if !width_allowed(profile_s, width) {
+        return Err(TiffError::Profile(format!(
+            "width {width} under {profile:?}"
+        )));
+    }
+    let (x, y) = (f64::from(resolution.x_dpi), f64::from(resolution.y_dpi));
+    if !resolution_allowed(profile_s, x, y) {
+        return Err(TiffError::Profile(format!(
+            "resolution {x}×{y} dpi under {profile:?}"
+        )));
+    }
+    let coding = profile.coding();
+    let opts = EncodeOptions {
+        coding,
+        align_eol: coding != Coding::Mmr,
+        min_bits_per_line: 0,
+        // RFC 3949 §3: no RTC in Profile S; T.6 pages end with EOFB.
+        end_marker: coding == Coding::Mmr,
+        bit_order: BitOrder::LsbFirst,
+    };
+    Encoder::new(width, opts).map_err(|e| TiffError::Profile(e.to_string()))
 }
 
 /// Writes a multi-page TIFF-F to any `Write + Seek`.
@@ -84,22 +174,23 @@ impl<W: Write + Seek> Writer<W> {
         if self.cur.is_some() {
             return Err(TiffError::Misuse("begin_page while a page is open"));
         }
-        let profile_s = self.profile == Profile::S;
-        if !width_allowed(profile_s, width) {
-            return Err(TiffError::Profile(format!(
-                "width {width} under {:?}",
-                self.profile
-            )));
-        }
-        let (x, y) = (f64::from(resolution.x_dpi), f64::from(resolution.y_dpi));
-        if !resolution_allowed(profile_s, x, y) {
-            return Err(TiffError::Profile(format!(
-                "resolution {x}×{y} dpi under {:?}",
-                self.profile
-            )));
-        }
-        let coding = self.profile.coding();
-        let (compression, opt_tag, opt_val) = match coding {
+        let enc = page_encoder(self.profile, width, resolution)?;
+        let slots = self.write_ifd(width, resolution)?;
+        self.cur = Some(Current {
+            enc,
+            buf: Vec::with_capacity(CHUNK + 1024),
+            slots,
+            data_len: 0,
+            rows: 0,
+        });
+        Ok(())
+    }
+
+    /// Writes a page's IFD and resolution values at the end of the file (word-aligned) and
+    /// returns where its coded data starts and which values are patched later. The page's
+    /// width and resolution must already be checked against the profile.
+    fn write_ifd(&mut self, width: u32, resolution: Resolution) -> Result<Slots, TiffError> {
+        let (compression, opt_tag, opt_val) = match self.profile.coding() {
             // T4Options bit 2: fill bits so that each EOL ends on a byte boundary.
             Coding::Mh => (3u16, tag::T4_OPTIONS, 4u32),
             Coding::Mr { .. } => (3, tag::T4_OPTIONS, 5),
@@ -142,10 +233,14 @@ impl<W: Write + Seek> Writer<W> {
         b.extend_from_slice(&(n as u16).to_le_bytes());
         let at =
             |t: u16| ifd + 2 + 12 * entries.iter().position(|e| e.0 == t).unwrap_or(0) as u64 + 8;
-        let length_at = at(tag::IMAGE_LENGTH);
-        let rows_per_strip_at = at(tag::ROWS_PER_STRIP);
-        let byte_count_at = at(tag::STRIP_BYTE_COUNTS);
-        let page_number_at = at(tag::PAGE_NUMBER);
+        let slots = Slots {
+            ifd,
+            data_start,
+            length_at: at(tag::IMAGE_LENGTH),
+            rows_per_strip_at: at(tag::ROWS_PER_STRIP),
+            byte_count_at: at(tag::STRIP_BYTE_COUNTS),
+            page_number_at: at(tag::PAGE_NUMBER),
+        };
         for &(t, typ, count, v) in &entries[..n] {
             b.extend_from_slice(&t.to_le_bytes());
             b.extend_from_slice(&typ.to_le_bytes());
@@ -177,28 +272,7 @@ impl<W: Write + Seek> Writer<W> {
         self.seek_end()?;
         self.w.write_all(&b)?;
         self.end = data_start;
-        let opts = EncodeOptions {
-            coding,
-            align_eol: coding != Coding::Mmr,
-            min_bits_per_line: 0,
-            // RFC 3949 §3: no RTC in Profile S; T.6 pages end with EOFB.
-            end_marker: coding == Coding::Mmr,
-            bit_order: BitOrder::LsbFirst,
-        };
-        let enc = Encoder::new(width, opts).map_err(|e| TiffError::Profile(e.to_string()))?;
-        self.cur = Some(Current {
-            enc,
-            buf: Vec::with_capacity(CHUNK + 1024),
-            ifd,
-            data_start,
-            data_len: 0,
-            rows: 0,
-            length_at,
-            rows_per_strip_at,
-            byte_count_at,
-            page_number_at,
-        });
-        Ok(())
+        Ok(slots)
     }
 
     fn seek_end(&mut self) -> Result<(), TiffError> {
@@ -229,12 +303,13 @@ impl<W: Write + Seek> Writer<W> {
         if cur.buf.is_empty() {
             return Ok(());
         }
-        self.w
-            .seek(SeekFrom::Start(self.base + cur.data_start + cur.data_len))?;
+        self.w.seek(SeekFrom::Start(
+            self.base + cur.slots.data_start + cur.data_len,
+        ))?;
         self.w.write_all(&cur.buf)?;
         cur.data_len += cur.buf.len() as u64;
         cur.buf.clear();
-        self.end = cur.data_start + cur.data_len;
+        self.end = cur.slots.data_start + cur.data_len;
         Ok(())
     }
 
@@ -256,18 +331,39 @@ impl<W: Write + Seek> Writer<W> {
         cur.enc.finish(&mut cur.buf);
         self.spill()?;
         let cur = self.cur.take().ok_or(TiffError::Misuse("no page"))?;
-        if cur.data_start + cur.data_len > u64::from(u32::MAX) {
+        self.complete_page(&cur.slots, cur.data_len, cur.rows)
+    }
+
+    /// Patches a page whose coded data is all written and links it into the file.
+    fn complete_page(&mut self, slots: &Slots, data_len: u64, rows: u32) -> Result<(), TiffError> {
+        if slots.data_start + data_len > u64::from(u32::MAX) {
             return Err(TiffError::Profile("file would exceed 4 GiB".into()));
         }
-        self.patch_u32(cur.length_at, cur.rows)?;
-        self.patch_u32(cur.rows_per_strip_at, cur.rows)?;
-        self.patch_u32(cur.byte_count_at, cur.data_len as u32)?;
+        self.patch_u32(slots.length_at, rows)?;
+        self.patch_u32(slots.rows_per_strip_at, rows)?;
+        self.patch_u32(slots.byte_count_at, data_len as u32)?;
         // Link last, so a reader never sees a half-written page.
-        self.patch_u32(self.link_at, cur.ifd as u32)?;
-        self.link_at = cur.ifd + 2 + 12 * 16;
-        self.page_numbers.push(cur.page_number_at);
+        self.patch_u32(self.link_at, slots.ifd as u32)?;
+        self.link_at = slots.ifd + 2 + 12 * 16;
+        self.page_numbers.push(slots.page_number_at);
         self.w.seek(SeekFrom::Start(self.base + self.end))?;
         Ok(())
+    }
+
+    /// Appends a page coded by [`EncodedPage::encode`] for this writer's profile: the same
+    /// bytes [`Writer::write_page`] would have written for it.
+    pub fn write_encoded(&mut self, page: &EncodedPage) -> Result<(), TiffError> {
+        if self.cur.is_some() {
+            return Err(TiffError::Misuse("write_encoded while a page is open"));
+        }
+        if page.profile != self.profile {
+            return Err(TiffError::Misuse("page encoded for another profile"));
+        }
+        let slots = self.write_ifd(page.width, page.resolution)?;
+        self.w.write_all(&page.data)?;
+        let data_len = page.data.len() as u64;
+        self.end = slots.data_start + data_len;
+        self.complete_page(&slots, data_len, page.rows)
     }
 
     /// Writes a whole page.

@@ -297,6 +297,51 @@ impl Canvas {
         }
     }
 
+    /// Paints a glyph bitmap — `spans` of `(row, first column, end column)` relative to the
+    /// origin `(ox, oy)` — with `ink`, through the clip: what [`Canvas::span`] for each span
+    /// would do.
+    ///
+    /// Text is thousands of glyphs of a few pixels per row, so the common case (opaque ink,
+    /// rectangular clip) is kept to a clamp and a store or two per span instead of a call to
+    /// `memset` for every 1–10 pixel run.
+    pub fn stamp(&mut self, spans: &[(i16, i16, i16)], ox: i32, oy: i32, ink: Ink) {
+        let c = &self.clips[self.clips.len() - 1];
+        if c.mask.is_some() || ink.alpha != 255 {
+            for &(y, x0, x1) in spans {
+                self.span(
+                    oy + i32::from(y),
+                    ox + i32::from(x0),
+                    ox + i32::from(x1),
+                    ink,
+                );
+            }
+            return;
+        }
+        let r = c.rect;
+        let w = self.gray.width as usize;
+        for &(y, x0, x1) in spans {
+            let y = oy + i32::from(y);
+            if y < r.y0 || y >= r.y1 {
+                continue;
+            }
+            let (a, b) = (
+                (ox + i32::from(x0)).max(r.x0),
+                (ox + i32::from(x1)).min(r.x1),
+            );
+            if a >= b {
+                continue;
+            }
+            let d = &mut self.dirty[y as usize];
+            d.0 = d.0.min(a as u32);
+            d.1 = d.1.max(b as u32);
+            let at = y as usize * w;
+            fill_short(
+                &mut self.gray.px[at + a as usize..at + b as usize],
+                ink.gray,
+            );
+        }
+    }
+
     /// Row `y` of the page for writing columns `x0..x1` (from [`Canvas::runs`], so inside
     /// the page and the clip).
     pub fn row_mut(&mut self, y: i32, x0: i32, x1: i32) -> &mut [u8] {
@@ -306,12 +351,86 @@ impl Canvas {
     }
 }
 
+/// Sets every byte of `px` to `v`. Spans up to 16 bytes take two (overlapping) fixed-size
+/// stores, which the compiler emits inline; longer ones go to `fill`.
+#[inline]
+fn fill_short(px: &mut [u8], v: u8) {
+    let n = px.len();
+    match n {
+        8..=16 => {
+            px[..8].copy_from_slice(&[v; 8]);
+            px[n - 8..].copy_from_slice(&[v; 8]);
+        }
+        4..=7 => {
+            px[..4].copy_from_slice(&[v; 4]);
+            px[n - 4..].copy_from_slice(&[v; 4]);
+        }
+        // 1, 2 or 3 bytes: first, middle and last cover them all.
+        1..=3 => {
+            px[0] = v;
+            px[n / 2] = v;
+            px[n - 1] = v;
+        }
+        _ => px.fill(v),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn canvas() -> Canvas {
         Canvas::new(Gray::white(200, 10))
+    }
+
+    #[test]
+    fn stamp_paints_like_spans() {
+        // Spans of every short length and some long ones, partly outside the clip.
+        let spans: Vec<(i16, i16, i16)> = (0..40)
+            .map(|i: i16| (i - 5, -3 + i % 7, -3 + i % 7 + i))
+            .collect();
+        for clip in [
+            None,
+            Some(IRect {
+                x0: 2,
+                y0: 3,
+                x1: 30,
+                y1: 20,
+            }),
+        ] {
+            for ink in [
+                Ink {
+                    gray: 0,
+                    alpha: 255,
+                },
+                Ink {
+                    gray: 40,
+                    alpha: 128,
+                },
+            ] {
+                let (mut a, mut b) = (canvas(), canvas());
+                if let Some(r) = clip {
+                    a.push_rect(r);
+                    b.push_rect(r);
+                }
+                a.stamp(&spans, 4, 2, ink);
+                for &(y, x0, x1) in &spans {
+                    b.span(2 + i32::from(y), 4 + i32::from(x0), 4 + i32::from(x1), ink);
+                }
+                assert_eq!(a.gray.px, b.gray.px, "{clip:?} {ink:?}");
+                assert_eq!(a.dirty, b.dirty, "{clip:?} {ink:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn fill_short_fills_every_length() {
+        for n in 0..40 {
+            let mut v = vec![1u8; n + 4];
+            fill_short(&mut v[2..2 + n], 9);
+            assert!(v[2..2 + n].iter().all(|&p| p == 9), "{n}");
+            assert_eq!((v[0], v[1], v[n + 2], v[n + 3]), (1, 1, 1, 1), "{n}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! distinct glyphs thousands of times.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::rc::Rc;
 
 use hayro::hayro_interpret::FillRule;
@@ -27,26 +28,90 @@ pub type Spans = Rc<[(i16, i16, i16)]>;
 /// The cache key: the font program's glyph identity and the glyph-to-device linear part,
 /// quantised finely enough (2⁻²⁴ of a glyph unit per pixel) that keys differ only when the
 /// bitmaps may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Key {
-    glyph: u128,
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key<G> {
+    glyph: G,
     m: [i64; 4],
 }
 
-/// Cached glyph bitmaps of one worker, shared by the pages it renders.
+/// A multiply-and-rotate hasher for the glyph cache. A lookup happens for every glyph drawn,
+/// and the standard SipHash of a key (an identity that is itself a 128-bit content hash, and
+/// four integers) was a visible share of a text page's time. Flooding it with colliding keys
+/// would need a PDF with many distinct glyph sizes, and the cache is emptied at
+/// [`MAX_SPANS`] and every page has a time budget, so DoS resistance is not needed here.
 #[derive(Default)]
-pub struct GlyphCache {
-    map: HashMap<Key, Option<Spans>>,
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        // An odd constant with well-spread bits (2⁶⁴ / golden ratio); the rotation lets high
+        // bits of earlier words reach the low bits the table index is taken from.
+        self.0 = (self.0.rotate_left(23) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        self.write_u64(v as u64);
+        self.write_u64((v >> 64) as u64);
+    }
+
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64);
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+
+    fn write_u16(&mut self, v: u16) {
+        self.write_u64(u64::from(v));
+    }
+
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // Fold the well-mixed high half into the low bits hashbrown indexes with.
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+/// Cached glyph bitmaps of one worker, shared by the pages it renders. `G` identifies a
+/// glyph outline (hayro's `GlyphIdentifier`: its font program's content hash and glyph id,
+/// compared without hashing it again for every glyph drawn).
+pub struct GlyphCache<G> {
+    map: HashMap<Key<G>, Option<Spans>, BuildHasherDefault<KeyHasher>>,
     spans: usize,
+}
+
+impl<G> Default for GlyphCache<G> {
+    fn default() -> Self {
+        GlyphCache {
+            map: HashMap::default(),
+            spans: 0,
+        }
+    }
 }
 
 fn quantise(v: f64) -> i64 {
     (v * 16_777_216.0).round().clamp(-9e18, 9e18) as i64
 }
 
-impl GlyphCache {
+impl<G: Hash + Eq> GlyphCache<G> {
     /// An empty cache.
-    pub fn new() -> GlyphCache {
+    pub fn new() -> GlyphCache<G> {
         GlyphCache::default()
     }
 
@@ -56,7 +121,7 @@ impl GlyphCache {
     pub fn get(
         &mut self,
         scanner: &mut Scanner,
-        id: u128,
+        id: G,
         m: [f64; 4],
         outline: impl FnOnce() -> BezPath,
     ) -> Option<Spans> {
@@ -115,7 +180,7 @@ mod tests {
 
     #[test]
     fn cached_once_and_too_large_is_refused() {
-        let mut c = GlyphCache::new();
+        let mut c = GlyphCache::<u128>::new();
         let mut s = Scanner::new();
         let mut calls = 0;
         let square = || Rect::new(0.0, 0.0, 1000.0, 1000.0).to_path(0.1);

@@ -24,7 +24,7 @@ pub mod glyph;
 pub mod image;
 pub mod scan;
 
-use hayro::hayro_interpret::font::{Glyph, GlyphRun, OutlineGlyph};
+use hayro::hayro_interpret::font::{Glyph, GlyphIdentifier, GlyphRun, OutlineGlyph};
 use hayro::hayro_interpret::hayro_syntax::page::Page;
 use hayro::hayro_interpret::util::RectExt;
 use hayro::hayro_interpret::{
@@ -56,7 +56,7 @@ pub enum Outcome {
 /// State a worker keeps from page to page: the glyph cache, the scanner's buffers and the
 /// page buffer itself (allocated once, wiped where painted).
 pub struct Reuse {
-    glyphs: GlyphCache,
+    glyphs: GlyphCache<GlyphIdentifier>,
     scanner: Scanner,
     canvas: Canvas,
 }
@@ -406,23 +406,14 @@ impl FaxDevice<'_> {
         // left of it (floor, no sub-pixel positioning): one bitmap serves every position.
         let ox = e.floor().clamp(-1e7, 1e7) as i32;
         let oy = f.floor().clamp(-1e7, 1e7) as i32;
-        let id = g.identifier().cache_key();
+        let id = g.identifier();
         let Reuse {
             glyphs,
             scanner,
             canvas,
         } = &mut *self.reuse;
         match glyphs.get(scanner, id, [a, b, c, d], || g.outline()) {
-            Some(spans) => {
-                let clip = canvas.clip_rect();
-                for &(y, x0, x1) in spans.iter() {
-                    let y = oy + i32::from(y);
-                    if y < clip.y0 || y >= clip.y1 {
-                        continue;
-                    }
-                    canvas.span(y, ox + i32::from(x0), ox + i32::from(x1), ink);
-                }
-            }
+            Some(spans) => canvas.stamp(&spans, ox, oy, ink),
             None => {
                 let t = Affine::new([a, b, c, d, f64::from(ox), f64::from(oy)]);
                 self.fill(&g.outline(), t, FillRule::NonZero, ink, Sampling::Centre);
