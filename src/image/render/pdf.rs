@@ -636,6 +636,125 @@ mod tests {
         assert!(a[0].abs_diff(b[0]) <= 1);
     }
 
+    /// A two-page PDF, both pages drawing the same colour JPEG over most of the page; the
+    /// second page first sets an (identity) transfer function.
+    fn jpeg_pdf(jpeg: &[u8], (w, h): (u32, u32)) -> Vec<u8> {
+        let draw = "q 500 0 0 700 50 50 cm /Im0 Do Q";
+        let objs: Vec<Vec<u8>> = vec![
+            b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+            b"<< /Type /Pages /Kids [5 0 R 7 0 R] /Count 2 >>".to_vec(),
+            b"<< /Id << /TR /Identity >> >>".to_vec(),
+            [
+                format!(
+                    "<< /Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace \
+                     /DeviceRGB /BitsPerComponent 8 /Filter /DCTDecode /Length {} >>\nstream\n",
+                    jpeg.len()
+                )
+                .as_bytes(),
+                jpeg,
+                b"\nendstream",
+            ]
+            .concat(),
+        ];
+        let mut objs = objs;
+        for (i, content) in [draw.to_string(), format!("/Id gs {draw}")]
+            .iter()
+            .enumerate()
+        {
+            objs.push(
+                format!(
+                    "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {} 0 R \
+                     /Resources << {} /XObject << /Im0 4 0 R >> >> >>",
+                    6 + 2 * i,
+                    if i == 0 { "" } else { "/ExtGState 3 0 R" }
+                )
+                .into_bytes(),
+            );
+            objs.push(
+                format!(
+                    "<< /Length {} >>\nstream\n{content}\nendstream",
+                    content.len()
+                )
+                .into_bytes(),
+            );
+        }
+        let mut pdf = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, o) in objs.iter().enumerate() {
+            offsets.push(pdf.len());
+            pdf.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+            pdf.extend_from_slice(o);
+            pdf.extend_from_slice(b"\nendobj\n");
+        }
+        let xref = pdf.len();
+        pdf.extend_from_slice(
+            format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes(),
+        );
+        for o in offsets {
+            pdf.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+        }
+        pdf.extend_from_slice(
+            format!(
+                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                objs.len() + 1
+            )
+            .as_bytes(),
+        );
+        pdf
+    }
+
+    #[test]
+    fn colour_jpeg_is_decoded_to_luma_only_with_hayros_tones() {
+        let (iw, ih) = (96u32, 64u32);
+        let rgb: Vec<u8> = (0..iw * ih)
+            .flat_map(|i| {
+                let (x, y) = (i % iw, i / iw);
+                [
+                    (x * 255 / iw) as u8,
+                    (y * 255 / ih) as u8,
+                    ((x + y) % 256) as u8,
+                ]
+            })
+            .collect();
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .encode(&rgb, iw, ih, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let pdf = jpeg_pdf(&jpeg, (iw, ih));
+        let doc = open(&pdf).unwrap();
+        let pages = doc.pages();
+        let t = Affine::new([1.0, 0.0, 0.0, -1.0, 0.0, 792.0]);
+        let draw = |i: usize| {
+            let mut w = Worker::new(&PdfFonts::default());
+            let out = faxdev::render_page(
+                &pages[i],
+                t,
+                (612, 792),
+                &w.cache,
+                &w.settings,
+                &mut w.reuse,
+            );
+            assert!(matches!(out, faxdev::Outcome::Drawn));
+            (w.reuse.canvas().gray.clone(), w.reuse.luma_bytes())
+        };
+        // Page 1: one byte a pixel, not three (hayro's RGB); page 2 (a transfer function in
+        // its resources) goes through hayro.
+        let (luma, held) = draw(0);
+        assert_eq!(held, (iw * ih) as usize);
+        let (rgb_path, held) = draw(1);
+        assert_eq!(held, 0);
+        // The same tones: the JPEG's Y is the BT.601 luminance of its RGB.
+        let worst = luma
+            .px
+            .iter()
+            .zip(&rgb_path.px)
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap();
+        assert!(worst <= 3, "{worst}");
+        assert!(luma.px.iter().filter(|&&v| v < 200).count() > 100_000);
+    }
+
     #[test]
     fn constant_opacity_is_blended_on_the_fast_path() {
         // Half-opaque black over white is mid-gray: dithered to about half black.
