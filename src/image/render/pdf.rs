@@ -123,7 +123,7 @@ struct General<'a> {
 }
 
 impl<'a> Worker<'a> {
-    fn new(fonts: &PdfFonts) -> Worker<'a> {
+    fn new(fonts: &PdfFonts, images: &Arc<faxdev::ImageSlot>) -> Worker<'a> {
         let warnings: Arc<Mutex<Vec<InterpreterWarning>>> = Arc::default();
         let sink = warnings.clone();
         let settings = InterpreterSettings {
@@ -139,7 +139,7 @@ impl<'a> Worker<'a> {
             cache: InterpreterCache::new(),
             settings,
             warnings,
-            reuse: faxdev::Reuse::new(),
+            reuse: faxdev::Reuse::sharing(images),
             general: None,
         }
     }
@@ -173,13 +173,15 @@ pub fn render(
     // A rendezvous channel: a page is handed out only when a worker is free, so at most
     // `workers` pages are in memory being drawn.
     let (job_tx, job_rx) = mpsc::sync_channel::<usize>(0);
+    // One decoded image at a time across the workers (faxdev::ImageSlot).
+    let images = Arc::default();
     let job_rx = Mutex::new(job_rx);
     std::thread::scope(|s| {
         let (res_tx, res_rx) = mpsc::channel::<(usize, Result<PageOut, ErrorKind>)>();
         for _ in 0..workers {
-            let (job_rx, res_tx) = (&job_rx, res_tx.clone());
+            let (job_rx, res_tx, images) = (&job_rx, res_tx.clone(), &images);
             s.spawn(move || {
-                let mut worker = Worker::new(fonts);
+                let mut worker = Worker::new(fonts, images);
                 loop {
                     let job = match job_rx.lock() {
                         Ok(rx) => rx.recv(),
@@ -433,6 +435,9 @@ fn gray_to_bilevel(
     }
     hist[255] += u64::from(g.width) * u64::from(g.height) - visited;
     if mode == Bilevel::Auto && bilevel::classify_histogram(&hist) == Bilevel::Dither {
+        // The thresholded page goes before the dithered one is made: one page buffer per
+        // worker at a time, not two.
+        drop(page);
         return Ok(bilevel::to_page(g, Bilevel::Dither, layout.res)?.0);
     }
     Ok(page)
@@ -476,6 +481,7 @@ fn to_bilevel(p: &Pixmap, mode: Bilevel, layout: &Layout) -> Result<Page, ErrorK
         }
     }
     if mode == Bilevel::Auto && bilevel::classify_histogram(&hist) == Bilevel::Dither {
+        drop(page);
         return Ok(bilevel::to_page(&RgbaRows(p), Bilevel::Dither, layout.res)?.0);
     }
     Ok(page)
@@ -607,7 +613,7 @@ mod tests {
         let pdf = tiny_pdf(&[plain.clone(), blended.clone()]);
         let doc = open(&pdf).unwrap();
         let pages = doc.pages();
-        let mut w = Worker::new(&PdfFonts::default());
+        let mut w = Worker::new(&PdfFonts::default(), &Arc::default());
         let t = Affine::scale(2.0);
         let outcomes: Vec<bool> = pages
             .iter()
@@ -725,7 +731,7 @@ mod tests {
         let pages = doc.pages();
         let t = Affine::new([1.0, 0.0, 0.0, -1.0, 0.0, 792.0]);
         let draw = |i: usize| {
-            let mut w = Worker::new(&PdfFonts::default());
+            let mut w = Worker::new(&PdfFonts::default(), &Arc::default());
             let out = faxdev::render_page(
                 &pages[i],
                 t,
@@ -735,7 +741,7 @@ mod tests {
                 &mut w.reuse,
             );
             assert!(matches!(out, faxdev::Outcome::Drawn));
-            (w.reuse.canvas().gray.clone(), w.reuse.luma_bytes())
+            (w.reuse.canvas().gray.clone(), w.reuse.images().luma_bytes())
         };
         // Page 1: one byte a pixel, not three (hayro's RGB); page 2 (a transfer function in
         // its resources) goes through hayro.
@@ -760,7 +766,7 @@ mod tests {
         // Half-opaque black over white is mid-gray: dithered to about half black.
         let pdf = tiny_pdf(&["/Half gs 0 0 0 rg 0 0 612 792 re f".to_string()]);
         let doc = open(&pdf).unwrap();
-        let mut w = Worker::new(&PdfFonts::default());
+        let mut w = Worker::new(&PdfFonts::default(), &Arc::default());
         let page = &doc.pages()[0];
         let drawn = faxdev::render_page(
             page,

@@ -36,6 +36,8 @@ use hayro::hayro_interpret::{
 };
 use hayro::kurbo::{self, Affine, BezPath, PathEl, Point, Rect, Shape};
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
 use super::gray::Gray;
 use canvas::{Canvas, Ink};
 use glyph::GlyphCache;
@@ -55,14 +57,33 @@ pub enum Outcome {
     Unsupported(&'static str),
 }
 
+/// Where a document's images are decoded and drawn, one at a time: the rendering threads of a
+/// document share one slot, so that however many pages are drawn at once, at most one decoded
+/// image is in memory (a full-page photo is megabytes; its page's other work — interpreting,
+/// thresholding, dithering — stays parallel). It keeps the luma plane of the last JPEG
+/// decoded by [`image::jpeg_luma`] for the next one.
+#[derive(Default)]
+pub struct ImageSlot(Mutex<Vec<u8>>);
+
+impl ImageSlot {
+    /// The slot's buffer; a panic while it was held (caught per page) leaves plain bytes.
+    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Bytes held for decoded JPEG luma (width × height of the largest such image so far).
+    pub fn luma_bytes(&self) -> usize {
+        self.lock().capacity()
+    }
+}
+
 /// State a worker keeps from page to page: the glyph cache, the scanner's buffers, the
-/// page buffer itself (allocated once, wiped where painted) and the luma plane of the last
-/// JPEG decoded by [`image::jpeg_luma`].
+/// page buffer itself (allocated once, wiped where painted) and the (shared) image slot.
 pub struct Reuse {
     glyphs: GlyphCache,
     scanner: Scanner,
     canvas: Canvas,
-    luma: Vec<u8>,
+    images: Arc<ImageSlot>,
 }
 
 impl Default for Reuse {
@@ -71,7 +92,7 @@ impl Default for Reuse {
             glyphs: GlyphCache::new(),
             scanner: Scanner::new(),
             canvas: Canvas::new(Gray::white(0, 0)),
-            luma: Vec::new(),
+            images: Arc::default(),
         }
     }
 }
@@ -82,14 +103,22 @@ impl Reuse {
         Reuse::default()
     }
 
+    /// Fresh caches drawing images in `images`, which other workers of the document share.
+    pub fn sharing(images: &Arc<ImageSlot>) -> Reuse {
+        Reuse {
+            images: images.clone(),
+            ..Reuse::default()
+        }
+    }
+
     /// The last page drawn.
     pub fn canvas(&self) -> &Canvas {
         &self.canvas
     }
 
-    /// Bytes held for decoded JPEG luma (width × height of the largest such image so far).
-    pub fn luma_bytes(&self) -> usize {
-        self.luma.capacity()
+    /// The image slot this worker draws images in.
+    pub fn images(&self) -> &ImageSlot {
+        &self.images
     }
 }
 
@@ -643,6 +672,9 @@ impl<'a> Device<'a> for FaxDevice<'_> {
             (a.hypot(b) * local.width()).ceil().clamp(1.0, 65535.0) as u32,
             (c.hypot(d) * local.height()).ceil().clamp(1.0, 65535.0) as u32,
         );
+        // Held until the image is drawn (and hayro's decoded copy dropped): see `ImageSlot`.
+        let slot = self.reuse.images.clone();
+        let mut luma = slot.lock();
         match image {
             Image::Stencil(s) => {
                 let mut unsupported = None;
@@ -673,11 +705,10 @@ impl<'a> Device<'a> for FaxDevice<'_> {
                 }
             }
             Image::Raster(r) => {
-                let reuse = &mut *self.reuse;
                 let size = (r.width(), r.height());
-                if self.luma_jpeg && image::jpeg_luma(r.stream(), size, &mut reuse.luma) {
+                if self.luma_jpeg && image::jpeg_luma(r.stream(), size, &mut luma) {
                     let src = image::Source {
-                        gray: image::Pixels::Gray(&reuse.luma),
+                        gray: image::Pixels::Gray(&luma),
                         width: size.0,
                         height: size.1,
                         alpha: None,
@@ -686,7 +717,7 @@ impl<'a> Device<'a> for FaxDevice<'_> {
                             alpha: 255,
                         },
                     };
-                    image::draw(&mut reuse.canvas, &src, t);
+                    image::draw(&mut self.reuse.canvas, &src, t);
                     return;
                 }
                 r.with_rgba(
