@@ -148,7 +148,8 @@ impl<'a> Worker<'a> {
 /// Renders every page of the PDF in `bytes`.
 ///
 /// Pages are rendered on up to [`std::thread::available_parallelism`] threads (each with its
-/// own caches) and come back in document order. `budget` is asked before each page is handed
+/// own caches and page buffer; images are decoded and drawn one at a time across them, see
+/// [`faxdev::ImageSlot`]) and come back in document order. `budget` is asked before each page is handed
 /// to a thread, in page order, so an exhausted budget stops the document at the same page
 /// boundary as a one-thread loop would (pages already under way finish first).
 pub fn render(
