@@ -123,7 +123,7 @@ struct General<'a> {
 }
 
 impl<'a> Worker<'a> {
-    fn new(fonts: &PdfFonts) -> Worker<'a> {
+    fn new(fonts: &PdfFonts, images: &Arc<faxdev::ImageSlot>) -> Worker<'a> {
         let warnings: Arc<Mutex<Vec<InterpreterWarning>>> = Arc::default();
         let sink = warnings.clone();
         let settings = InterpreterSettings {
@@ -139,7 +139,7 @@ impl<'a> Worker<'a> {
             cache: InterpreterCache::new(),
             settings,
             warnings,
-            reuse: faxdev::Reuse::new(),
+            reuse: faxdev::Reuse::sharing(images),
             general: None,
         }
     }
@@ -148,7 +148,8 @@ impl<'a> Worker<'a> {
 /// Renders every page of the PDF in `bytes`.
 ///
 /// Pages are rendered on up to [`std::thread::available_parallelism`] threads (each with its
-/// own caches) and come back in document order. `budget` is asked before each page is handed
+/// own caches and page buffer; images are decoded and drawn one at a time across them, see
+/// [`faxdev::ImageSlot`]) and come back in document order. `budget` is asked before each page is handed
 /// to a thread, in page order, so an exhausted budget stops the document at the same page
 /// boundary as a one-thread loop would (pages already under way finish first).
 pub fn render(
@@ -173,13 +174,15 @@ pub fn render(
     // A rendezvous channel: a page is handed out only when a worker is free, so at most
     // `workers` pages are in memory being drawn.
     let (job_tx, job_rx) = mpsc::sync_channel::<usize>(0);
+    // One decoded image at a time across the workers (faxdev::ImageSlot).
+    let images = Arc::default();
     let job_rx = Mutex::new(job_rx);
     std::thread::scope(|s| {
         let (res_tx, res_rx) = mpsc::channel::<(usize, Result<PageOut, ErrorKind>)>();
         for _ in 0..workers {
-            let (job_rx, res_tx) = (&job_rx, res_tx.clone());
+            let (job_rx, res_tx, images) = (&job_rx, res_tx.clone(), &images);
             s.spawn(move || {
-                let mut worker = Worker::new(fonts);
+                let mut worker = Worker::new(fonts, images);
                 loop {
                     let job = match job_rx.lock() {
                         Ok(rx) => rx.recv(),
@@ -433,6 +436,9 @@ fn gray_to_bilevel(
     }
     hist[255] += u64::from(g.width) * u64::from(g.height) - visited;
     if mode == Bilevel::Auto && bilevel::classify_histogram(&hist) == Bilevel::Dither {
+        // The thresholded page goes before the dithered one is made: one page buffer per
+        // worker at a time, not two.
+        drop(page);
         return Ok(bilevel::to_page(g, Bilevel::Dither, layout.res)?.0);
     }
     Ok(page)
@@ -476,6 +482,7 @@ fn to_bilevel(p: &Pixmap, mode: Bilevel, layout: &Layout) -> Result<Page, ErrorK
         }
     }
     if mode == Bilevel::Auto && bilevel::classify_histogram(&hist) == Bilevel::Dither {
+        drop(page);
         return Ok(bilevel::to_page(&RgbaRows(p), Bilevel::Dither, layout.res)?.0);
     }
     Ok(page)
@@ -607,7 +614,7 @@ mod tests {
         let pdf = tiny_pdf(&[plain.clone(), blended.clone()]);
         let doc = open(&pdf).unwrap();
         let pages = doc.pages();
-        let mut w = Worker::new(&PdfFonts::default());
+        let mut w = Worker::new(&PdfFonts::default(), &Arc::default());
         let t = Affine::scale(2.0);
         let outcomes: Vec<bool> = pages
             .iter()
@@ -636,12 +643,131 @@ mod tests {
         assert!(a[0].abs_diff(b[0]) <= 1);
     }
 
+    /// A two-page PDF, both pages drawing the same colour JPEG over most of the page; the
+    /// second page first sets an (identity) transfer function.
+    fn jpeg_pdf(jpeg: &[u8], (w, h): (u32, u32)) -> Vec<u8> {
+        let draw = "q 500 0 0 700 50 50 cm /Im0 Do Q";
+        let objs: Vec<Vec<u8>> = vec![
+            b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+            b"<< /Type /Pages /Kids [5 0 R 7 0 R] /Count 2 >>".to_vec(),
+            b"<< /Id << /TR /Identity >> >>".to_vec(),
+            [
+                format!(
+                    "<< /Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace \
+                     /DeviceRGB /BitsPerComponent 8 /Filter /DCTDecode /Length {} >>\nstream\n",
+                    jpeg.len()
+                )
+                .as_bytes(),
+                jpeg,
+                b"\nendstream",
+            ]
+            .concat(),
+        ];
+        let mut objs = objs;
+        for (i, content) in [draw.to_string(), format!("/Id gs {draw}")]
+            .iter()
+            .enumerate()
+        {
+            objs.push(
+                format!(
+                    "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {} 0 R \
+                     /Resources << {} /XObject << /Im0 4 0 R >> >> >>",
+                    6 + 2 * i,
+                    if i == 0 { "" } else { "/ExtGState 3 0 R" }
+                )
+                .into_bytes(),
+            );
+            objs.push(
+                format!(
+                    "<< /Length {} >>\nstream\n{content}\nendstream",
+                    content.len()
+                )
+                .into_bytes(),
+            );
+        }
+        let mut pdf = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, o) in objs.iter().enumerate() {
+            offsets.push(pdf.len());
+            pdf.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+            pdf.extend_from_slice(o);
+            pdf.extend_from_slice(b"\nendobj\n");
+        }
+        let xref = pdf.len();
+        pdf.extend_from_slice(
+            format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes(),
+        );
+        for o in offsets {
+            pdf.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+        }
+        pdf.extend_from_slice(
+            format!(
+                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                objs.len() + 1
+            )
+            .as_bytes(),
+        );
+        pdf
+    }
+
+    #[test]
+    fn colour_jpeg_is_decoded_to_luma_only_with_hayros_tones() {
+        let (iw, ih) = (96u32, 64u32);
+        let rgb: Vec<u8> = (0..iw * ih)
+            .flat_map(|i| {
+                let (x, y) = (i % iw, i / iw);
+                [
+                    (x * 255 / iw) as u8,
+                    (y * 255 / ih) as u8,
+                    ((x + y) % 256) as u8,
+                ]
+            })
+            .collect();
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .encode(&rgb, iw, ih, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let pdf = jpeg_pdf(&jpeg, (iw, ih));
+        let doc = open(&pdf).unwrap();
+        let pages = doc.pages();
+        let t = Affine::new([1.0, 0.0, 0.0, -1.0, 0.0, 792.0]);
+        let draw = |i: usize| {
+            let mut w = Worker::new(&PdfFonts::default(), &Arc::default());
+            let out = faxdev::render_page(
+                &pages[i],
+                t,
+                (612, 792),
+                &w.cache,
+                &w.settings,
+                &mut w.reuse,
+            );
+            assert!(matches!(out, faxdev::Outcome::Drawn));
+            (w.reuse.canvas().gray.clone(), w.reuse.images().luma_bytes())
+        };
+        // Page 1: one byte a pixel, not three (hayro's RGB); page 2 (a transfer function in
+        // its resources) goes through hayro.
+        let (luma, held) = draw(0);
+        assert_eq!(held, (iw * ih) as usize);
+        let (rgb_path, held) = draw(1);
+        assert_eq!(held, 0);
+        // The same tones: the JPEG's Y is the BT.601 luminance of its RGB.
+        let worst = luma
+            .px
+            .iter()
+            .zip(&rgb_path.px)
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap();
+        assert!(worst <= 3, "{worst}");
+        assert!(luma.px.iter().filter(|&&v| v < 200).count() > 100_000);
+    }
+
     #[test]
     fn constant_opacity_is_blended_on_the_fast_path() {
         // Half-opaque black over white is mid-gray: dithered to about half black.
         let pdf = tiny_pdf(&["/Half gs 0 0 0 rg 0 0 612 792 re f".to_string()]);
         let doc = open(&pdf).unwrap();
-        let mut w = Worker::new(&PdfFonts::default());
+        let mut w = Worker::new(&PdfFonts::default(), &Arc::default());
         let page = &doc.pages()[0];
         let drawn = faxdev::render_page(
             page,

@@ -25,7 +25,9 @@ pub mod image;
 pub mod scan;
 
 use hayro::hayro_interpret::font::{Glyph, GlyphIdentifier, GlyphRun, OutlineGlyph};
-use hayro::hayro_interpret::hayro_syntax::page::Page;
+use hayro::hayro_interpret::hayro_syntax::object::dict::keys::{FORM, RESOURCES, SUBTYPE, TR, TR2};
+use hayro::hayro_interpret::hayro_syntax::object::{Dict, Name, Stream};
+use hayro::hayro_interpret::hayro_syntax::page::{Page, Resources};
 use hayro::hayro_interpret::util::RectExt;
 use hayro::hayro_interpret::{
     BlendMode, ClipPath, Context, Device, DrawMode, DrawProps, FillRule, Image, ImageData,
@@ -33,6 +35,8 @@ use hayro::hayro_interpret::{
     interpret_page,
 };
 use hayro::kurbo::{self, Affine, BezPath, PathEl, Point, Rect, Shape};
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::gray::Gray;
 use canvas::{Canvas, Ink};
@@ -53,12 +57,33 @@ pub enum Outcome {
     Unsupported(&'static str),
 }
 
-/// State a worker keeps from page to page: the glyph cache, the scanner's buffers and the
-/// page buffer itself (allocated once, wiped where painted).
+/// Where a document's images are decoded and drawn, one at a time: the rendering threads of a
+/// document share one slot, so that however many pages are drawn at once, at most one decoded
+/// image is in memory (a full-page photo is megabytes; its page's other work — interpreting,
+/// thresholding, dithering — stays parallel). It keeps the luma plane of the last JPEG
+/// decoded by [`image::jpeg_luma`] for the next one.
+#[derive(Default)]
+pub struct ImageSlot(Mutex<Vec<u8>>);
+
+impl ImageSlot {
+    /// The slot's buffer; a panic while it was held (caught per page) leaves plain bytes.
+    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Bytes held for decoded JPEG luma (width × height of the largest such image so far).
+    pub fn luma_bytes(&self) -> usize {
+        self.lock().capacity()
+    }
+}
+
+/// State a worker keeps from page to page: the glyph cache, the scanner's buffers, the
+/// page buffer itself (allocated once, wiped where painted) and the (shared) image slot.
 pub struct Reuse {
     glyphs: GlyphCache<GlyphIdentifier>,
     scanner: Scanner,
     canvas: Canvas,
+    images: Arc<ImageSlot>,
 }
 
 impl Default for Reuse {
@@ -67,6 +92,7 @@ impl Default for Reuse {
             glyphs: GlyphCache::new(),
             scanner: Scanner::new(),
             canvas: Canvas::new(Gray::white(0, 0)),
+            images: Arc::default(),
         }
     }
 }
@@ -77,9 +103,22 @@ impl Reuse {
         Reuse::default()
     }
 
+    /// Fresh caches drawing images in `images`, which other workers of the document share.
+    pub fn sharing(images: &Arc<ImageSlot>) -> Reuse {
+        Reuse {
+            images: images.clone(),
+            ..Reuse::default()
+        }
+    }
+
     /// The last page drawn.
     pub fn canvas(&self) -> &Canvas {
         &self.canvas
+    }
+
+    /// The image slot this worker draws images in.
+    pub fn images(&self) -> &ImageSlot {
+        &self.images
     }
 }
 
@@ -96,10 +135,12 @@ pub fn render_page<'a>(
     let target = Rect::new(0.0, 0.0, f64::from(width), f64::from(height));
     let mut ctx = Context::new(transform, target, cache, page.xref(), settings.clone());
     reuse.canvas.reset(width, height);
+    let mut visits = 0;
     let mut dev = FaxDevice {
         reuse,
         unsupported: None,
         clip_depth: 0,
+        luma_jpeg: !sets_transfer(page.resources(), 0, &mut visits),
     };
     // The crop box clips the page (ISO 32000-1 §14.11.2); with the page transform it is a
     // rectangle on the device unless the page is rotated by an odd angle.
@@ -122,6 +163,55 @@ struct FaxDevice<'r> {
     unsupported: Option<&'static str>,
     /// Clips pushed and not yet popped (besides the crop box).
     clip_depth: usize,
+    /// Plain colour JPEGs may be decoded to luma only ([`image::jpeg_luma`]): no transfer
+    /// function is in sight, which hayro would apply to the decoded samples.
+    luma_jpeg: bool,
+}
+
+/// Graphics-state dictionaries and form XObjects [`sets_transfer`] looks at, at most.
+const MAX_RESOURCE_VISITS: usize = 512;
+
+/// Form XObjects nested deeper than this count as "may set a transfer function".
+const MAX_FORM_DEPTH: u32 = 8;
+
+/// Whether a graphics state of `res`, or of a form XObject's resources under it, sets a
+/// transfer function (`TR`/`TR2`, ISO 32000-1 §10.5), or the resources are too large or too
+/// deep to tell cheaply. Transfer functions are rare (deprecated in PDF 2.0), so a page with
+/// none keeps the luma-only JPEG decode; a page that may have one leaves its images to hayro.
+fn sets_transfer(res: &Resources<'_>, depth: u32, visits: &mut usize) -> bool {
+    if depth > MAX_FORM_DEPTH {
+        return true;
+    }
+    for key in res.ext_g_states.keys() {
+        *visits += 1;
+        if *visits > MAX_RESOURCE_VISITS {
+            return true;
+        }
+        if res
+            .ext_g_states
+            .get::<Dict<'_>>(&*key)
+            .is_some_and(|gs| gs.contains_key(TR) || gs.contains_key(TR2))
+        {
+            return true;
+        }
+    }
+    for key in res.x_objects.keys() {
+        *visits += 1;
+        if *visits > MAX_RESOURCE_VISITS {
+            return true;
+        }
+        let Some(xo) = res.x_objects.get::<Stream<'_>>(&*key) else {
+            continue;
+        };
+        let d = xo.dict();
+        if d.get::<Name<'_>>(SUBTYPE).is_some_and(|n| &*n == FORM)
+            && let Some(r) = d.get::<Dict<'_>>(RESOURCES)
+            && sets_transfer(&Resources::new(r), depth + 1, visits)
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// The largest stretch of the linear part of `t` (how long a unit vector can become).
@@ -411,6 +501,7 @@ impl FaxDevice<'_> {
             glyphs,
             scanner,
             canvas,
+            ..
         } = &mut *self.reuse;
         match glyphs.get(scanner, id, [a, b, c, d], || g.outline()) {
             Some(spans) => canvas.stamp(&spans, ox, oy, ink),
@@ -572,6 +663,9 @@ impl<'a> Device<'a> for FaxDevice<'_> {
             (a.hypot(b) * local.width()).ceil().clamp(1.0, 65535.0) as u32,
             (c.hypot(d) * local.height()).ceil().clamp(1.0, 65535.0) as u32,
         );
+        // Held until the image is drawn (and hayro's decoded copy dropped): see `ImageSlot`.
+        let slot = self.reuse.images.clone();
+        let mut luma = slot.lock();
         match image {
             Image::Stencil(s) => {
                 let mut unsupported = None;
@@ -602,6 +696,21 @@ impl<'a> Device<'a> for FaxDevice<'_> {
                 }
             }
             Image::Raster(r) => {
+                let size = (r.width(), r.height());
+                if self.luma_jpeg && image::jpeg_luma(r.stream(), size, &mut luma) {
+                    let src = image::Source {
+                        gray: image::Pixels::Gray(&luma),
+                        width: size.0,
+                        height: size.1,
+                        alpha: None,
+                        ink: Ink {
+                            gray: 0,
+                            alpha: 255,
+                        },
+                    };
+                    image::draw(&mut self.reuse.canvas, &src, t);
+                    return;
+                }
                 r.with_rgba(
                     |data, alpha| {
                         let (sx, sy) = data.scale_factors();
