@@ -94,10 +94,24 @@ fn set_line(board: &ModemBoard, name: &str, f: impl FnOnce(&mut status::ModemSta
     }
 }
 
-/// Start-up work before the first turn: queue the report of every recently finished fax
-/// whose report is missing (the process died between finishing the job and queuing it).
+/// Start-up work before the first turn: quarantine every message whose split the process
+/// died in (see [`split`]), and queue the report of every recently finished fax whose report
+/// is missing (the process died between finishing the job and queuing it).
 pub fn recover(sh: &Shared) -> Result<(), SpoolError> {
     let now = crate::spool::now();
+    for rec in sh.spool.load()?.jobs {
+        if !jobs::split_was_interrupted(&rec) || rec.state != JobState::Queued {
+            continue;
+        }
+        match jobs::quarantine_message(&sh.spool, &rec.id, &sh.cfg, now) {
+            Ok(report) => warn!(
+                job = %rec.id,
+                report = ?report.map(|r| r.to_string()),
+                "message quarantined: faxgate stopped while splitting it; the sender is told"
+            ),
+            Err(e) => error!(job = %rec.id, "cannot quarantine the message: {e}"),
+        }
+    }
     let mut checked = BTreeSet::new();
     for area in [crate::spool::Area::Done, crate::spool::Area::Failed] {
         for rec in sh.spool.list(area)?.jobs {
@@ -225,7 +239,24 @@ pub async fn run(sh: Shared, mut shutdown: Shutdown) {
 }
 
 /// Splits a `Message` job. Returns false when it should be held off (our trouble).
+///
+/// The split runs inside an attempt: if the process dies while parsing or rendering the
+/// message (a hostile message that crashes a parser, or an OOM kill), the attempt is still open
+/// at the next start, and [`recover`] quarantines the message instead of splitting it again —
+/// one message can never crash-loop the daemon.
 async fn split(sh: &Shared, id: &JobId) -> bool {
+    let (spool, id2) = (sh.spool.clone(), id.clone());
+    match blocking(move || spool.start_attempt(&id2, crate::spool::now(), None)).await {
+        Some(Ok(_)) => {}
+        Some(Err(SpoolError::NotFound(_))) | Some(Err(SpoolError::WrongState { .. })) => {
+            return true;
+        }
+        Some(Err(e)) => {
+            warn!(job = %id, "cannot start the message split: {e}");
+            return false;
+        }
+        None => return false,
+    }
     let (spool, cfg, id2) = (sh.spool.clone(), sh.cfg.clone(), id.clone());
     let res = blocking(move || {
         let check = |raw: &[u8], opts: &crate::offramp::options::SenderOptions| {
@@ -259,6 +290,7 @@ async fn split(sh: &Shared, id: &JobId) -> bool {
         }
         Some(Err(jobs::JobsError::Spool(e))) if !matches!(e, SpoolError::NotFound(_)) => {
             warn!(job = %id, "message split: {e}; trying again later");
+            end_local_attempt(sh, id, e.to_string()).await;
             false
         }
         Some(Err(e)) => {
@@ -272,7 +304,28 @@ async fn split(sh: &Shared, id: &JobId) -> bool {
             .await;
             true
         }
-        None => false,
+        None => {
+            end_local_attempt(sh, id, "the split task failed".into()).await;
+            false
+        }
+    }
+}
+
+/// Closes the open split attempt of message `id` as our own temporary trouble; the retry
+/// policy sets its next try.
+async fn end_local_attempt(sh: &Shared, id: &JobId, detail: String) {
+    let (spool, id2, policy) = (sh.spool.clone(), id.clone(), sh.policy.clone());
+    let outcome = Outcome {
+        cause: CauseClass::LocalTemporary,
+        detail,
+        pages_sent: 0,
+        connected: false,
+    };
+    let ended = blocking(move || spool.end_attempt(&id2, crate::spool::now(), outcome, &policy));
+    if let Some(Err(e)) = ended.await
+        && !matches!(e, SpoolError::NotFound(_))
+    {
+        error!(job = %id, "cannot record the message split attempt: {e}");
     }
 }
 

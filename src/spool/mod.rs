@@ -722,14 +722,24 @@ impl Spool {
     }
 
     /// Finish a queued job at `now`: into `done/` or `failed/`.
-    /// An attempt still open (e.g. the operator cancelled a job during its call) is closed as
-    /// [`CauseClass::Interrupted`]: its real outcome can no longer be recorded.
+    /// An attempt still open is closed by what finished the job: the worker's own work
+    /// (a message split into fax jobs: [`CauseClass::Done`]; a message that cannot be faxed:
+    /// [`CauseClass::Fatal`]), or the operator cancelling it during its call
+    /// ([`CauseClass::Interrupted`]: its real outcome can no longer be recorded).
     pub fn finish(&self, id: &JobId, now: Timestamp, how: Final) -> Result<JobRecord> {
         self.update(id, |r| {
             if let Some(a) = r.attempts.last_mut().filter(|a| a.cause.is_none()) {
                 a.ended = Some(now);
-                a.cause = Some(CauseClass::Interrupted);
-                a.detail = "job finished while the attempt was open".into();
+                let (cause, detail) = match &how {
+                    Final::Done => (CauseClass::Done, "finished"),
+                    Final::Failed(GiveUp::Cancelled) => (
+                        CauseClass::Interrupted,
+                        "job cancelled while the attempt was open",
+                    ),
+                    Final::Failed(_) => (CauseClass::Fatal, "given up"),
+                };
+                a.cause = Some(cause);
+                a.detail = detail.into();
             }
             let d = match how {
                 Final::Done => Decision::Done,
