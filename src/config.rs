@@ -684,6 +684,10 @@ pub struct Spool {
     /// Keep failed jobs in `failed/` this long.
     #[serde(with = "humantime_serde")]
     pub keep_failed: Duration,
+    /// High-water mark: with this many jobs in the queue, new mail and inbox files get a
+    /// temporary refusal (SMTP `452 4.3.1`) until it drains. Ours: a flood cannot grow the
+    /// queue (disk, start-up time, memory) without bound.
+    pub max_queued: usize,
 }
 
 impl Default for Spool {
@@ -693,6 +697,7 @@ impl Default for Spool {
             min_free_bytes: 64 * 1024 * 1024,
             keep_done: Duration::from_secs(7 * 86400),
             keep_failed: Duration::from_secs(30 * 86400),
+            max_queued: 20_000,
         }
     }
 }
@@ -1196,6 +1201,13 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         c.smtp.max_message_size,
         1024,
         1 << 32,
+    );
+    check_range(
+        &mut err,
+        "spool.max_queued",
+        c.spool.max_queued as u64,
+        1,
+        10_000_000,
     );
     // RFC 5321 §4.5.3.1.8: a server must be able to buffer 100 recipients.
     check_range(

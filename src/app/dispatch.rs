@@ -326,21 +326,26 @@ async fn handle(spool: &Spool, sched: &mut Scheduler, live: &Live, ev: Event) {
     match ev {
         Event::Changed(c) => apply(sched, live, &c),
         Event::Reread(id) => {
-            let sp = spool.clone();
-            let id2 = id.clone();
-            match tokio::task::spawn_blocking(move || sp.get(&id2)).await {
-                Ok(Ok((_, rec))) => {
-                    if sched.is_running(&rec.id) && rec.state == JobState::Running {
-                        return;
-                    }
-                    apply(sched, live, &Change::of(&rec));
-                }
-                Ok(Err(crate::spool::SpoolError::NotFound(_))) => {
-                    sched.remove(&id);
-                }
-                Ok(Err(e)) => warn!(job = %id, "cannot read the changed job: {e}"),
-                Err(e) => warn!(job = %id, "job read task: {e}"),
-            }
+            reread(spool, sched, live, id).await;
+            // The CLI moved a job in or out of queue/ behind the spool's back: the figures
+            // know the true count, which the high-water mark uses.
+            spool.set_queued(lock(live).queued());
         }
+    }
+}
+
+async fn reread(spool: &Spool, sched: &mut Scheduler, live: &Live, id: JobId) {
+    let sp = spool.clone();
+    let id2 = id.clone();
+    match tokio::task::spawn_blocking(move || sp.get(&id2)).await {
+        Ok(Ok((_, rec))) => {
+            if sched.is_running(&rec.id) && rec.state == JobState::Running {
+                return;
+            }
+            apply(sched, live, &Change::of(&rec));
+        }
+        Ok(Err(crate::spool::SpoolError::NotFound(_))) => sched.remove(&id),
+        Ok(Err(e)) => warn!(job = %id, "cannot read the changed job: {e}"),
+        Err(e) => warn!(job = %id, "job read task: {e}"),
     }
 }
