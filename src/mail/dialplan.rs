@@ -165,10 +165,10 @@ impl DialPlan {
     /// country first the prefixes of this plan, then the country's table.
     fn structure(&self, digits: &str) -> Result<Rate, Fault> {
         let c = &self.cfg;
-        if let Some(nsn) = digits.strip_prefix(c.country_code.as_str()) {
-            if let Some(why) = self.prefix_fault(nsn) {
-                return Err(Fault::Malformed(why));
-            }
+        if let Some(nsn) = digits.strip_prefix(c.country_code.as_str())
+            && let Some(why) = self.prefix_fault(nsn)
+        {
+            return Err(Fault::Malformed(why));
         }
         // Country codes are a prefix code (E.164 §6.2.1), so `1` and `44` name NANP and the UK
         // whatever our own country is.
@@ -231,11 +231,14 @@ impl DialPlan {
         }
         let body = match national {
             Some(nsn) => {
-                // A local number that is empty or would itself begin with a prefix is dialled
-                // in national form instead, which is always unambiguous.
+                // Subscriber numbers start with 2-9: 0 and 1 begin prefixes and service codes
+                // (UK 101, 118…; NANP 1010XXX) almost everywhere. A local number that would
+                // begin with one, or with a prefix of this plan, is dialled in national form
+                // instead, which is always unambiguous.
                 let local = nsn
                     .strip_prefix(c.area_code.as_str())
-                    .filter(|l| c.strip_local_area && !c.area_code.is_empty() && !l.is_empty())
+                    .filter(|_| c.strip_local_area && !c.area_code.is_empty())
+                    .filter(|l| l.starts_with(|d: char| ('2'..='9').contains(&d)))
                     .filter(|l| self.prefix_fault(l).is_none());
                 match local {
                     Some(l) => l.to_owned(),
@@ -579,7 +582,7 @@ mod tests {
     }
 
     #[test]
-    fn local_numbers_that_would_start_a_prefix_are_dialled_nationally() {
+    fn local_numbers_that_would_start_a_prefix_or_service_code_are_dialled_nationally() {
         let p = plan(|c| {
             c.country_code = "49".into();
             c.area_code = "30".into();
@@ -587,9 +590,11 @@ mod tests {
             c.international_prefix = "00".into();
             c.strip_local_area = true;
         });
-        assert_eq!(p.resolve(&g("4930123456")).unwrap().dial, "123456");
-        // `+49 30 0…` would dial a bare `0…` locally: national form instead.
+        assert_eq!(p.resolve(&g("4930223456")).unwrap().dial, "223456");
+        // `+49 30 0…` would dial a bare `0…` locally, `+49 30 1…` a service code: national
+        // form instead.
         assert_eq!(p.resolve(&g("49300123456")).unwrap().dial, "0300123456");
+        assert_eq!(p.resolve(&g("4930110123")).unwrap().dial, "030110123");
         assert_eq!(
             p.resolve(&g("4930")),
             Err(DialError::Invalid("+4930".into()))
