@@ -8,7 +8,7 @@
 //!   significant number of our country; otherwise, with `area_code` set, a local number of our
 //!   area; otherwise a national significant number written without prefix.
 //!
-//! Structure (E.164 §6.2.1: an international number is country code + national significant
+//! Structure (E.164 §6: an international number is country code + national significant
 //! number, NSN): the NSN must fit its country's numbering plan before any policy is asked.
 //! The attack this stops: an NSN that itself starts with a trunk or international prefix
 //! (`+44 0012125551212`) is "domestic" by its country code but, dialled as `0` + NSN, reaches
@@ -17,7 +17,8 @@
 //!   `international_prefix` (any plan, whatever its country);
 //! - `+1` numbers follow the NANP structure ([`nanp`]: NPA-NXX-XXXX, service codes refused);
 //! - `+44` numbers follow the UK plan ([`uk`]: Ofcom number ranges and their lengths);
-//! - any other country: E.164 §6.1 bounds only (country code not `0`, 7 to 15 digits).
+//! - any other country: the E.164 bounds only (§6.1: at most 15 digits, country code not `0`;
+//!   ours: at least [`MIN_E164_DIGITS`]).
 //!
 //! Policy, checked in this order so a broad `allow` can never open a toll-fraud hole:
 //! structure (invalid numbers and special services are never dialled), premium rate (the
@@ -170,8 +171,8 @@ impl DialPlan {
         {
             return Err(Fault::Malformed(why));
         }
-        // Country codes are a prefix code (E.164 §6.2.1), so `1` and `44` name NANP and the UK
-        // whatever our own country is.
+        // No country code is the prefix of another (E.164 §6), so `1` and `44` name NANP and
+        // the UK whatever our own country is.
         if let Some(nsn) = digits.strip_prefix('1') {
             nanp(nsn)
         } else if let Some(nsn) = digits.strip_prefix("44") {
@@ -268,11 +269,11 @@ impl DialPlan {
     }
 }
 
-/// NANP (country code 1) national significant numbers: `NPA NXX XXXX`, N = 2–9 (ATIS-0300051,
-/// NANP Numbering Plan; the code assignments are NANPA's). Refuses what is not a subscriber
-/// number: operator and carrier access (leading 0/1), N11 service codes, reserved and
-/// non-geographic service area codes, 555-1212 directory assistance, carrier access and test
-/// exchanges. 900 area codes and 976 exchanges are premium rate. Which `+1` areas are other
+/// NANP (country code 1) national significant numbers: `NPA NXX XXXX`, N = 2–9 (the NANP
+/// numbering plan; which codes are reserved or special is NANPA's administration). Refuses what
+/// is not a subscriber number: operator and carrier access (leading 0/1), N11 service codes,
+/// reserved and non-geographic service area codes, 555-1212 directory assistance, carrier access
+/// and test exchanges. 900 area codes and 976 exchanges are premium rate. Which `+1` areas are other
 /// countries is policy, not structure: `international_areas`.
 fn nanp(nsn: &str) -> Result<Rate, Fault> {
     use Fault::{Malformed, Service};

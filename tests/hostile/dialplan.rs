@@ -548,7 +548,8 @@ fn dialplan_firmware_config_refuses_the_nanp_fraud_rows() {
 
 /// A London PBX: area code 20 completes local numbers, which are dialled without it, behind the
 /// outside-line prefix; a local number that would begin with 0 or 1 (a prefix or a service code
-/// such as 101) is dialled in national form. The trunk-prefix trick stays refused when international calls are allowed.
+/// such as 101) is dialled in national form. The trunk-prefix trick stays refused when
+/// international calls are allowed.
 #[test]
 fn dialplan_uk_london_pbx_local_numbers() {
     let c = uk_config("area_code = \"20\"\nstrip_local_area = true\noutside_prefix = \"9,\"\n");
@@ -702,19 +703,25 @@ proptest! {
         let digits = format!("{bias}{d}");
         for (cfg, name) in PLANS.iter() {
             let plan = DialPlan::new(cfg);
-            let n = if global { Number::Global(digits.clone()) } else { Number::Site(digits.clone()) };
+            let n = if global {
+                Number::Global(digits.clone())
+            } else {
+                Number::Site(digits.clone())
+            };
             if let Ok(dest) = plan.resolve(&n) {
                 let body = dest.dial.strip_prefix(cfg.outside_prefix.as_str()).unwrap();
                 if !cfg.allow_international {
                     prop_assert!(!dest.international, "{name}: {n:?} -> {dest:?}");
                 }
-                if !dest.international || dest.e164.starts_with(&format!("+{}", cfg.country_code)) {
+                let ours = format!("+{}", cfg.country_code);
+                if !dest.international || dest.e164.starts_with(&ours) {
                     prop_assert!(
                         !body.starts_with(cfg.international_prefix.as_str()),
                         "{name}: {n:?} -> {dest:?}"
                     );
                 }
-                prop_assert!(dest.e164.len() <= 16 && dest.dial.bytes().all(|b| b.is_ascii_digit()));
+                prop_assert!(dest.e164.len() <= 16);
+                prop_assert!(dest.dial.bytes().all(|b| b.is_ascii_digit()));
             }
         }
     }
