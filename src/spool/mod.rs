@@ -299,7 +299,21 @@ struct Inner {
     _owner: Option<File>,
     /// Makes `incoming/` names unique within this process even if the random source repeats.
     seq: AtomicU64,
+    /// Told of every record this process commits or changes (see [`Spool::observe`]).
+    observer: std::sync::OnceLock<Watch>,
 }
+
+/// The observer, behind a `Debug` that says only whether one is set.
+struct Watch(Observer);
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("observer")
+    }
+}
+
+/// A function told of every record the spool commits or changes, after the change is durable.
+pub type Observer = Arc<dyn Fn(&JobRecord) + Send + Sync>;
 
 fn random_u64() -> u64 {
     let mut b = [0u8; 8];
@@ -373,6 +387,7 @@ impl Spool {
                 opts,
                 _owner: Some(lock),
                 seq: AtomicU64::new(0),
+                observer: std::sync::OnceLock::new(),
             }),
         };
         for sub in ["incoming", "trash"] {
@@ -406,8 +421,23 @@ impl Spool {
                 opts,
                 _owner: None,
                 seq: AtomicU64::new(0),
+                observer: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Tell `f` of every record this process commits or changes from now on (once the change
+    /// is durable), from whichever thread made it. The daemon's dispatcher keeps its queue in
+    /// memory this way instead of re-reading the spool; changes made by another process (the
+    /// `faxgate queue` CLI) are not seen. Only the first observer set counts.
+    pub fn observe(&self, f: Observer) {
+        let _ = self.inner.observer.set(Watch(f));
+    }
+
+    fn changed(&self, rec: &JobRecord) {
+        if let Some(w) = self.inner.observer.get() {
+            (w.0)(rec);
+        }
     }
 
     /// The spool directory.
@@ -614,8 +644,19 @@ impl Spool {
 
     /// All jobs in `area`, oldest first, and the directories whose record cannot be read.
     pub fn list(&self, area: Area) -> Result<Loaded> {
-        let base = self.inner.root.join(area.dir());
         let mut out = Loaded::default();
+        let damaged = self.scan(area, &mut |r| out.jobs.push(r))?;
+        out.damaged = damaged;
+        out.jobs.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Every job in `area` handed to `f` one record at a time, in directory order (no more
+    /// than one record in memory: a backlog of 100 000 jobs is read in flat memory); returns
+    /// the directories whose record cannot be read.
+    pub fn scan(&self, area: Area, f: &mut dyn FnMut(JobRecord)) -> Result<Vec<Damaged>> {
+        let base = self.inner.root.join(area.dir());
+        let mut damaged = Vec::new();
         let mut buckets: Vec<_> = fs::read_dir(&base)
             .at(&base)?
             .filter_map(|e| e.ok())
@@ -628,7 +669,7 @@ impl Spool {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => {
                     // A stray file (or unreadable directory) among the buckets.
-                    out.damaged.push(Damaged {
+                    damaged.push(Damaged {
                         path: b.clone(),
                         reason: format!("not a readable bucket directory: {e}"),
                     });
@@ -641,7 +682,7 @@ impl Spool {
                 let id = match name.parse::<JobId>() {
                     Ok(id) if id.bucket() == b.file_name().unwrap_or_default() => id,
                     _ => {
-                        out.damaged.push(Damaged {
+                        damaged.push(Damaged {
                             path,
                             reason: "not a job directory name".into(),
                         });
@@ -649,18 +690,17 @@ impl Spool {
                     }
                 };
                 match self.read_record(&path, &id) {
-                    Ok(r) => out.jobs.push(r),
+                    Ok(r) => f(r),
                     // Moved away (finished, cancelled) while we listed.
                     Err(SpoolError::NotFound(_)) if !path.exists() => {}
-                    Err(e) => out.damaged.push(Damaged {
+                    Err(e) => damaged.push(Damaged {
                         path,
                         reason: e.to_string(),
                     }),
                 }
             }
         }
-        out.jobs.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+        Ok(damaged)
     }
 
     /// The committed, unfinished jobs (`queue/`).
@@ -732,6 +772,7 @@ impl Spool {
         if rec.state.is_final() {
             self.move_job(id, Area::Queue, Area::of(rec.state))?;
         }
+        self.changed(&rec);
         Ok(rec)
     }
 
@@ -1188,6 +1229,7 @@ impl Incoming {
             return Err(e);
         }
         self.finished = true;
+        self.spool.changed(&rec);
         Ok(rec)
     }
 
