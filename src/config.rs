@@ -394,13 +394,55 @@ pub struct DialPlan {
     pub allow: Vec<String>,
     /// Denied destinations; checked before `allow`.
     pub deny: Vec<String>,
-    /// Permit destinations outside our country code (toll fraud: off by default).
+    /// Permit destinations outside our country code or in `international_areas` (toll fraud:
+    /// off by default).
     pub allow_international: bool,
-    /// Premium-rate patterns, always denied unless `allow_premium`.
+    /// Destinations inside our country code that are other countries or territories, billed as
+    /// international calls (E.164 patterns): refused unless `allow_international`, dialled like
+    /// national numbers when allowed. Default [`NANP_INTERNATIONAL_AREAS`]; `[]` opts out.
+    pub international_areas: Vec<String>,
+    /// Premium-rate patterns, always denied unless `allow_premium`; added to the premium ranges
+    /// built into the NANP and UK structures (`mail::dialplan`).
     pub premium: Vec<String>,
     /// Permit premium-rate destinations.
     pub allow_premium: bool,
 }
+
+/// Area codes inside the NANP (+1) that are not the United States or Canada, so a call there is
+/// billed as international (NANPA's list of NANP countries and territories): the Caribbean and
+/// Atlantic countries, Bermuda, and the US territories whose calls many carriers bill apart
+/// (Puerto Rico, the US Virgin Islands, Guam, the Northern Mariana Islands, American Samoa).
+/// The United States and Canada are domestic to each other. `dialplan.international_areas`
+/// defaults to these as `+1NPA*` patterns.
+pub const NANP_INTERNATIONAL_AREAS: [&str; 27] = [
+    "242", // Bahamas
+    "246", // Barbados
+    "264", // Anguilla
+    "268", // Antigua and Barbuda
+    "284", // British Virgin Islands
+    "340", // US Virgin Islands
+    "345", // Cayman Islands
+    "441", // Bermuda
+    "473", // Grenada
+    "649", // Turks and Caicos Islands
+    "658", // Jamaica
+    "664", // Montserrat
+    "670", // Northern Mariana Islands
+    "671", // Guam
+    "684", // American Samoa
+    "721", // Sint Maarten
+    "758", // Saint Lucia
+    "767", // Dominica
+    "784", // Saint Vincent and the Grenadines
+    "787", // Puerto Rico
+    "809", // Dominican Republic
+    "829", // Dominican Republic
+    "849", // Dominican Republic
+    "868", // Trinidad and Tobago
+    "869", // Saint Kitts and Nevis
+    "876", // Jamaica
+    "939", // Puerto Rico
+];
 
 impl Default for DialPlan {
     fn default() -> Self {
@@ -414,6 +456,10 @@ impl Default for DialPlan {
             allow: Vec::new(),
             deny: Vec::new(),
             allow_international: false,
+            international_areas: NANP_INTERNATIONAL_AREAS
+                .iter()
+                .map(|a| format!("+1{a}*"))
+                .collect(),
             // NANP premium and chargeable services: 900 and 976 exchanges.
             premium: vec!["+1900*".into(), "+1XXX976*".into()],
             allow_premium: false,
@@ -1437,6 +1483,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         (&d.allow, "allow"),
         (&d.deny, "deny"),
         (&d.premium, "premium"),
+        (&d.international_areas, "international_areas"),
     ] {
         for (i, pat) in list.iter().enumerate() {
             if let Err(m) = validate_number_pattern(pat, true) {

@@ -8,4 +8,5 @@
 mod common;
 
 mod crashloop;
+mod dialplan;
 mod flood;
