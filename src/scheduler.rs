@@ -1019,6 +1019,182 @@ mod tests {
     }
 
     #[test]
+    fn entry_recorded_during_a_run_waits_until_the_run_ends() {
+        let mut s = Scheduler::new(limits());
+        s.upsert(entry(1, JobKind::FaxOut, 127, 0));
+        let d = s.next(at(0)).unwrap();
+        // The worker records the retry (busy: +180 s) before it lets go of the line.
+        s.upsert(entry(1, JobKind::FaxOut, 127, 180));
+        assert_eq!(s.counts(), (0, 1));
+        assert_eq!(
+            s.next(at(200)),
+            None,
+            "a running job is not dispatched twice"
+        );
+        s.finished(&d.id);
+        assert_eq!(s.counts(), (1, 0));
+        assert_eq!(s.poll_at(), Some(at(200)), "due already: now");
+        assert_eq!(s.next(at(200)).unwrap().id, id(1));
+        // A job finished (final record) while running is forgotten with its kept entry.
+        s.upsert(entry(1, JobKind::FaxOut, 127, 400));
+        s.remove(&id(1));
+        s.finished(&id(1));
+        assert_eq!(s.counts(), (0, 0));
+        assert_eq!(s.poll_at(), None);
+    }
+
+    #[test]
+    fn all_four_kinds_share_one_dispatcher_within_their_limits() {
+        let mut s = Scheduler::new(limits());
+        let kinds = [
+            JobKind::Message,
+            JobKind::FaxOut,
+            JobKind::FaxIn,
+            JobKind::MailOut,
+        ];
+        for (n, k) in kinds.iter().cycle().take(40).enumerate() {
+            s.upsert(entry(n as u64, *k, 127, 0));
+        }
+        let mut got = Vec::new();
+        while let Some(d) = s.next(at(0)) {
+            got.push(d);
+        }
+        // 2 modems, 1 relay session, 1 local worker (messages and received faxes share it).
+        let count = |r: &Resource| got.iter().filter(|d| &d.resource == r).count();
+        assert_eq!(count(&Resource::Modem("m0".into())), 1);
+        assert_eq!(count(&Resource::Modem("m1".into())), 1);
+        assert_eq!(count(&Resource::Relay), 1);
+        assert_eq!(count(&Resource::Local), 1);
+        for d in &got {
+            assert_eq!(
+                need(d.entry.kind),
+                match d.resource {
+                    Resource::Modem(_) => Need::Modem,
+                    Resource::Relay => Need::Relay,
+                    Resource::Local => Need::Local,
+                }
+            );
+        }
+        // Each finish frees exactly its own resource; everything drains.
+        let mut done = 0;
+        while let Some(d) = got.pop() {
+            s.finished(&d.id);
+            done += 1;
+            while let Some(n) = s.next(at(0)) {
+                got.push(n);
+            }
+        }
+        assert_eq!(done, 40);
+        assert_eq!(s.counts(), (0, 0));
+    }
+
+    #[test]
+    fn a_hundred_thousand_waiting_jobs_dispatch_in_order() {
+        let mut s = Scheduler::new(Limits {
+            modems: vec!["m0".into()],
+            relay_connections: 4,
+            local_workers: 2,
+        });
+        for n in 0..100_000u64 {
+            // Due times spread over 1000 s; a few urgent ones.
+            let prio = if n % 997 == 0 { 10 } else { 127 };
+            s.upsert(entry(n, JobKind::MailOut, prio, n % 1000));
+        }
+        let mut last = (0u8, Timestamp(0));
+        let mut first_urgent_seen = false;
+        let mut n = 0;
+        while let Some(d) = s.next(at(1000)) {
+            let key = (d.entry.priority, d.entry.due);
+            assert!(key >= last, "dispatch order");
+            last = key;
+            if d.entry.priority == 10 {
+                first_urgent_seen = true;
+            } else {
+                assert!(first_urgent_seen);
+            }
+            s.finished(&d.id);
+            n += 1;
+        }
+        assert_eq!(n, 100_000);
+        assert_eq!(s.poll_at(), None);
+    }
+
+    /// The old dispatcher: a scan of every waiting job. The indexed one must choose alike.
+    fn plain_next(
+        waiting: &mut BTreeMap<JobId, Entry>,
+        free: &mut [usize; 3],
+        now: Timestamp,
+    ) -> Option<JobId> {
+        let best = waiting
+            .values()
+            .filter(|e| e.due <= now && free[need(e.kind) as usize] > 0)
+            .min_by(|a, b| (a.priority, a.due, &a.id).cmp(&(b.priority, b.due, &b.id)))?
+            .clone();
+        waiting.remove(&best.id);
+        free[need(best.kind) as usize] -= 1;
+        Some(best.id)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn indexed_dispatch_chooses_like_a_plain_scan(
+            ops in proptest::collection::vec((0u8..4, 0u64..40, 0u8..4, 0u8..3, 0u64..50), 1..200)
+        ) {
+            let mut s = Scheduler::new(Limits {
+                modems: vec!["m0".into(), "m1".into()],
+                relay_connections: 2,
+                local_workers: 1,
+            });
+            let kinds = [JobKind::FaxOut, JobKind::MailOut, JobKind::Message, JobKind::FaxIn];
+            // The model: waiting entries, running jobs with their class, entries kept aside.
+            let mut waiting = BTreeMap::new();
+            let mut running: BTreeMap<JobId, Need> = BTreeMap::new();
+            let mut deferred: BTreeMap<JobId, Entry> = BTreeMap::new();
+            let mut free = [2usize, 2, 1];
+            let mut now = 0u64;
+            for (op, n, k, prio, due) in ops {
+                let id = id(n);
+                match op {
+                    0 | 1 => {
+                        let e = entry(n, kinds[k as usize], [1, 127, 200][prio as usize], due);
+                        s.upsert(e.clone());
+                        if running.contains_key(&id) {
+                            deferred.insert(id, e);
+                        } else {
+                            waiting.insert(id, e);
+                        }
+                    }
+                    2 => {
+                        now += due % 7;
+                        let a = s.next(at(now)).map(|d| d.id);
+                        let kind = a.as_ref().and_then(|a| waiting.get(a)).map(|e| need(e.kind));
+                        let b = plain_next(&mut waiting, &mut free, at(now));
+                        proptest::prop_assert_eq!(&a, &b);
+                        if let (Some(a), Some(k)) = (a, kind) {
+                            running.insert(a, k);
+                        }
+                    }
+                    _ => {
+                        if let Some(r) = running.keys().nth(n as usize % running.len().max(1)).cloned() {
+                            let k = running.remove(&r).unwrap_or(Need::Local);
+                            free[k as usize] += 1;
+                            s.finished(&r);
+                            if let Some(e) = deferred.remove(&r) {
+                                waiting.insert(r, e);
+                            }
+                        }
+                        s.remove(&id);
+                        waiting.remove(&id);
+                        deferred.remove(&id);
+                    }
+                }
+                proptest::prop_assert_eq!(&s.waiting, &waiting);
+                proptest::prop_assert_eq!(&s.deferred, &deferred);
+            }
+        }
+    }
+
+    #[test]
     fn upsert_of_running_job_is_ignored_and_remove_forgets() {
         let mut s = Scheduler::new(limits());
         s.upsert(entry(1, JobKind::MailOut, 127, 0));
