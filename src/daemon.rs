@@ -1,7 +1,7 @@
 //! The long-running process's plumbing, used by `faxgate run` ([`crate::app`]).
 //!
-//! Owns the process life cycle: creating the data directory, the shutdown signal that every
-//! service listens to, SIGTERM/SIGINT handling, and systemd notification. With `NOTIFY_SOCKET`
+//! Owns the shutdown signal that every service listens to, SIGTERM/SIGINT handling, and systemd
+//! notification (creating the data directory and starting the services is [`crate::app`]'s). With `NOTIFY_SOCKET`
 //! set (`Type=notify`) it sends `READY=1` once the services are up, `STATUS=` lines as the
 //! state changes, `WATCHDOG=1` at half of `WATCHDOG_USEC`, and `STOPPING=1` when asked to stop.
 //! Without `NOTIFY_SOCKET` notification is a no-op.
