@@ -22,6 +22,7 @@
 //! | [`image_tools`] | I/O shell of `faxgate convert` and `faxgate tiff-check` over [`image::codec`] and [`image::tiff`] (MH/MR/MMR codecs, TIFF-F writer/reader/checker) |
 //! | [`mail`] | PURE: RFC 3192 fax addresses (relay refusal included) and the dial plan (E.164, prefixes, toll-fraud policy) |
 //! | [`smtp`] | offramp ESMTP listener: PURE session state machine; tokio listener, STARTTLS, AUTH, durable commit |
+//! | [`job`] | PURE leaf: the job vocabulary — ids, kinds, states, attempts, cause classes, decisions, the retry policy's data, timestamps, typed child relations; imports nothing of the crate |
 //! | [`spool`] | the durable queue on disk: one commit point per job (fsync + rename), atomic record updates, receptions kept across crashes (`receiving/`), archives, start-up recovery, the `max_queued` high-water mark, an observer told of every change; `faxgate queue` |
 //! | [`scheduler`] | PURE: retry/backoff per cause class, kill and give-up times; the dispatcher's core (priorities, due times, modem leases, relay and local limits), indexed for a large backlog |
 //! | [`onramp`] | received faxes → emails: receptions written page by page (`onramp::receiving`), routes, templates, the RFC 3965 message, the G4 PDF writer, `FaxIn` jobs, the inbox folder, `faxgate onramp submit` |
@@ -41,6 +42,7 @@ pub mod delivery;
 pub mod fax;
 pub mod image;
 pub mod image_tools;
+pub mod job;
 pub mod logging;
 pub mod mail;
 pub mod offramp;

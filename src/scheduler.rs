@@ -16,112 +16,30 @@
 //! "at least 4–5 days").
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 
 use crate::spool::{JobId, JobKind, JobRecord};
 
-/// A point in time: milliseconds since the Unix epoch (UTC). Ours; stored in job records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Timestamp(pub u64);
+pub use crate::job::{CauseClass, Decision, GiveUp, Policy, Timestamp};
 
-impl Timestamp {
-    /// `self + d`, saturating at the end of time.
-    pub fn plus(self, d: Duration) -> Timestamp {
-        Timestamp(
-            self.0
-                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        )
-    }
-
-    /// Time from `earlier` to `self`, zero if `earlier` is later.
-    pub fn since(self, earlier: Timestamp) -> Duration {
-        Duration::from_millis(self.0.saturating_sub(earlier.0))
-    }
-
-    /// Whole seconds since the epoch.
-    pub fn unix_secs(self) -> u64 {
-        self.0 / 1000
+impl Default for crate::spool::SpoolOptions {
+    fn default() -> Self {
+        crate::spool::SpoolOptions::from_config(&crate::config::Config::default())
     }
 }
 
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = i64::try_from(self.0 / 1000).unwrap_or(i64::MAX);
-        match chrono::DateTime::from_timestamp(secs, 0) {
-            Some(t) => write!(f, "{}", t.format("%Y-%m-%d %H:%M:%S UTC")),
-            None => write!(f, "@{}ms", self.0),
+impl crate::spool::SpoolOptions {
+    /// The spool options a configuration asks for, deciding with [`decide`].
+    pub fn from_config(c: &crate::config::Config) -> crate::spool::SpoolOptions {
+        crate::spool::SpoolOptions {
+            min_free_bytes: c.spool.min_free_bytes,
+            keep_done: c.spool.keep_done,
+            keep_failed: c.spool.keep_failed,
+            max_queued: c.spool.max_queued,
+            policy: Policy::from(&c.retry),
+            decide,
         }
     }
-}
-
-/// What an attempt's outcome means for the job: the classes the fax and mail engines map their
-/// own completion causes onto (cf. HylaFAX's status registry, spandsp's T30_ERR_* codes).
-/// Ours; the fine-grained cause travels alongside as text in [`crate::spool::Attempt::detail`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CauseClass {
-    /// The job's work is complete (fax confirmed by MCF after the last page, mail accepted 2xx).
-    Done,
-    /// Line busy: retry after [`Policy::busy`].
-    Busy,
-    /// No answer, no carrier, no dial tone, or a voice/data answer: retry after
-    /// [`Policy::no_answer`].
-    NoAnswer,
-    /// A fax machine answered but T.30 failed (training, no MCF, DCN mid-page): retry after
-    /// [`Policy::protocol_error`]; counts against [`Policy::max_tries`].
-    ProtocolError,
-    /// Never worth retrying: number blocked by the dial plan, invalid number, incompatible
-    /// remote, document that cannot be rendered.
-    Fatal,
-    /// The process died while the attempt was in progress (recorded at restart): retried at
-    /// once, counted as a dial (at-least-once delivery).
-    Interrupted,
-    /// Relay said 4xx, was unreachable or timed out: exponential backoff.
-    RelayTemporary,
-    /// Relay said 5xx: the mail is dead-lettered.
-    RelayPermanent,
-    /// Our own transient trouble (spool full, modem gone): exponential backoff, not a dial.
-    LocalTemporary,
-}
-
-impl CauseClass {
-    /// True for the classes that end a job successfully.
-    pub fn is_done(self) -> bool {
-        self == CauseClass::Done
-    }
-
-    /// True when the attempt placed a call (HylaFAX `totdials`): every fax outcome except our
-    /// own local trouble.
-    pub fn is_dial(self) -> bool {
-        !matches!(self, CauseClass::LocalTemporary)
-    }
-}
-
-/// `[retry]` as the scheduler uses it. See [`crate::config::Retry`] for the keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
-    /// HylaFAX `JobReqBusy`: 180 s.
-    pub busy: Duration,
-    /// HylaFAX `JobReqNoAnswer`: 300 s.
-    pub no_answer: Duration,
-    /// HylaFAX `JobReqProto`: 60 s.
-    pub protocol_error: Duration,
-    /// HylaFAX `MaxDials`: 12.
-    pub max_dials: u32,
-    /// HylaFAX `MaxTries`: 3 calls that reached a fax machine.
-    pub max_tries: u32,
-    /// HylaFAX kill time (`-k 3h` default of sendfax): a fax job older than this is failed.
-    pub kill_after: Duration,
-    /// First backoff after a relay / local temporary failure; doubles each time.
-    pub relay_initial: Duration,
-    /// Cap on that backoff (1 h).
-    pub relay_max: Duration,
-    /// Mail (and local work) older than this is failed (5 days, RFC 5321 §4.5.4.1).
-    pub relay_give_up: Duration,
 }
 
 impl Default for Policy {
@@ -144,48 +62,6 @@ impl From<&crate::config::Retry> for Policy {
             relay_give_up: r.relay_give_up,
         }
     }
-}
-
-/// Why a job was given up (ours). Its `Display` is the line reported to the sender.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum GiveUp {
-    /// The last attempt's class is never retried.
-    Fatal,
-    /// HylaFAX `MaxDials` reached.
-    TooManyDials,
-    /// HylaFAX `MaxTries` reached.
-    TooManyTries,
-    /// Fax kill time passed (or the next retry would fall after it).
-    KillTime,
-    /// Mail give-up time passed.
-    Expired,
-    /// Cancelled by the operator (`faxgate queue cancel`).
-    Cancelled,
-}
-
-impl fmt::Display for GiveUp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            GiveUp::Fatal => "permanent failure",
-            GiveUp::TooManyDials => "too many dial attempts",
-            GiveUp::TooManyTries => "too many attempts to send",
-            GiveUp::KillTime => "job kill time reached",
-            GiveUp::Expired => "could not be delivered before the give-up time",
-            GiveUp::Cancelled => "cancelled by the operator",
-        })
-    }
-}
-
-/// What happens to a job after an attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Finished: into `done/`.
-    Done,
-    /// Try again at this time.
-    RetryAt(Timestamp),
-    /// Give up: into `failed/`, the sender is told.
-    Fail(GiveUp),
 }
 
 /// The attempts that count towards the limits: those since the last operator retry.

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::causes::{Action, Cause};
 use super::dsn::{self, FaxSummary, Notify, RecipientOutcome, Report, Ret};
 use super::options::SenderOptions;
+use crate::job::Child;
 use crate::scheduler::{CauseClass, GiveUp, Timestamp};
 use crate::smtp::session::{self as smtp, Envelope};
 use crate::spool::{Final, JobId, JobKind, JobRecord, JobState, NewJob, Spool, SpoolError};
@@ -29,18 +30,18 @@ use crate::spool::{Final, JobId, JobKind, JobRecord, JobState, NewJob, Spool, Sp
 pub use crate::smtp::MESSAGE_FILE;
 /// Payload file of a report `MailOut` job.
 pub const MAIL_FILE: &str = "mail.eml";
-/// Child number of the one delivery report of a message (ours).
-pub const REPORT_CHILD: u16 = 9000;
-/// Child number base of MDNs (`+ recipient`, 1-based) (ours).
-pub const MDN_CHILD_BASE: u16 = 9100;
-/// Child number base of delay reports (`+ recipient`, 1-based) (ours).
-pub const DELAY_CHILD_BASE: u16 = 9400;
-/// Child number of the copy forwarded to `gateway.admin` for postmaster recipients (ours;
-/// above the delay range, which ends at `DELAY_CHILD_BASE + MAX_RECIPIENTS` = 9699).
-pub const POSTMASTER_CHILD: u16 = 9700;
-/// Recipients per message handled at most, so that the child number ranges above stay apart
+/// Child number of the one delivery report of a message ([`Child::Report`]).
+pub const REPORT_CHILD: u16 = Child::Report.number();
+/// Child number base of MDNs (`+ recipient`, 1-based) ([`Child::Mdn`]).
+pub const MDN_CHILD_BASE: u16 = Child::Mdn(0).number();
+/// Child number base of delay reports (`+ recipient`, 1-based) ([`Child::DelayNotice`]).
+pub const DELAY_CHILD_BASE: u16 = Child::DelayNotice(0).number();
+/// Child number of the copy forwarded to `gateway.admin` for postmaster recipients
+/// ([`Child::Postmaster`]).
+pub const POSTMASTER_CHILD: u16 = Child::Postmaster.number();
+/// Recipients per message handled at most, so that the child number ranges stay apart
 /// (`smtp.max_recipients` defaults to 100; a message with more is refused, not truncated).
-pub const MAX_RECIPIENTS: usize = 299;
+pub const MAX_RECIPIENTS: usize = Child::MAX_RECIPIENTS as usize;
 /// Largest `message.eml` read back (ours; the listener's SIZE limit is far below).
 pub const MAX_MESSAGE_BYTES: u64 = 256 * 1024 * 1024;
 

@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};
 
 use super::{Area, JobId, JobKind, JobRecord, JobState, NewJob, Spool, SpoolError, SpoolOptions};
-use crate::scheduler::{CauseClass, Policy};
+use crate::job::{CauseClass, Policy};
 
 /// `faxgate queue` arguments.
 #[derive(Args, Debug, Clone)]

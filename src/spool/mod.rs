@@ -64,7 +64,7 @@ use std::time::Duration;
 
 use rustix::fs::{FlockOperation, RenameFlags};
 
-use crate::scheduler::{CauseClass, Decision, GiveUp, Policy, Timestamp, decide};
+use crate::job::{CauseClass, Decision, GiveUp, Policy, Timestamp};
 
 /// Name of the record file in each job directory.
 pub const RECORD_FILE: &str = "job.json";
@@ -81,8 +81,13 @@ pub fn now() -> Timestamp {
     Timestamp(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Spool settings (from `[spool]` and `[retry]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a job's fate is decided after an attempt: the retry policy's function (the scheduler's
+/// `decide`), handed in so that the spool stores decisions without making them.
+pub type Decide = fn(&Policy, &JobRecord, Timestamp) -> Decision;
+
+/// Spool settings (from `[spool]` and `[retry]`; built by `crate::scheduler`, which owns the
+/// decision function).
+#[derive(Debug, Clone)]
 pub struct SpoolOptions {
     /// `spool.min_free_bytes`: below this much free space new jobs get a temporary error.
     pub min_free_bytes: u64,
@@ -92,27 +97,11 @@ pub struct SpoolOptions {
     pub keep_failed: Duration,
     /// `spool.max_queued`: [`Spool::begin`] refuses new jobs with this many queued.
     pub max_queued: usize,
-    /// Used at start-up to decide the fate of interrupted jobs.
+    /// `[retry]`: what [`SpoolOptions::decide`] decides with.
     pub policy: Policy,
-}
-
-impl Default for SpoolOptions {
-    fn default() -> Self {
-        SpoolOptions::from_config(&crate::config::Config::default())
-    }
-}
-
-impl SpoolOptions {
-    /// The options a configuration asks for.
-    pub fn from_config(c: &crate::config::Config) -> SpoolOptions {
-        SpoolOptions {
-            min_free_bytes: c.spool.min_free_bytes,
-            keep_done: c.spool.keep_done,
-            keep_failed: c.spool.keep_failed,
-            max_queued: c.spool.max_queued,
-            policy: Policy::from(&c.retry),
-        }
-    }
+    /// Decides the fate of a job whose attempt ended ([`Spool::end_attempt`]) or was cut
+    /// short by a crash (start-up).
+    pub decide: Decide,
 }
 
 /// The spool directory a configuration names (`spool.dir`, relative to `gateway.data_dir`).
@@ -857,8 +846,9 @@ impl Spool {
         })
     }
 
-    /// Close the running attempt with `outcome` at `now`, let the scheduler's [`decide`]
-    /// choose the job's fate under `policy`, and store it: requeued with its next due time,
+    /// Close the running attempt with `outcome` at `now`, let the decision function
+    /// ([`SpoolOptions::decide`], the scheduler's) choose the job's fate under `policy`, and
+    /// store it: requeued with its next due time,
     /// or moved to `done/` / `failed/`. Returns the record and the decision.
     pub fn end_attempt(
         &self,
@@ -882,7 +872,7 @@ impl Spool {
             a.detail = outcome.detail;
             a.pages_sent = outcome.pages_sent;
             a.connected = outcome.connected;
-            decision = decide(policy, r, now);
+            decision = (self.inner.opts.decide)(policy, r, now);
             apply(r, &decision, now);
             Ok(())
         })?;
@@ -1045,7 +1035,7 @@ impl Spool {
                             connected: false,
                         }),
                     }
-                    let d = decide(&policy, r, now);
+                    let d = (self.inner.opts.decide)(&policy, r, now);
                     apply(r, &d, now);
                     Ok(())
                 })?;

@@ -62,7 +62,11 @@ fn send(port: u16, n: usize) -> std::io::Result<()> {
 fn records(spool: &Path) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for area in ["queue", "done", "failed"] {
-        for b in std::fs::read_dir(spool.join(area)).into_iter().flatten().flatten() {
+        for b in std::fs::read_dir(spool.join(area))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             for j in std::fs::read_dir(b.path()).into_iter().flatten().flatten() {
                 if let Ok(bytes) = std::fs::read(j.path().join("job.json"))
                     && let Ok(v) = serde_json::from_slice(&bytes)
