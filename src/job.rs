@@ -50,7 +50,7 @@ impl fmt::Display for Timestamp {
 
 /// What an attempt's outcome means for the job: the classes the fax and mail engines map their
 /// own completion causes onto (cf. HylaFAX's status registry, spandsp's T30_ERR_* codes).
-/// Ours; the fine-grained cause travels alongside as text in [`crate::spool::Attempt::detail`].
+/// Ours; the fine-grained cause travels alongside as text in [`Attempt::detail`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CauseClass {
@@ -91,7 +91,7 @@ impl CauseClass {
     }
 }
 
-/// `[retry]` as the scheduler uses it. See [`crate::config::Retry`] for the keys.
+/// `[retry]` as the scheduler uses it. The keys are `[retry]` in `faxgate.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// HylaFAX `JobReqBusy`: 180 s.
