@@ -151,6 +151,9 @@ pub struct Smtp {
     pub users_file: Option<PathBuf>,
     /// Failed AUTH attempts per connection before it is closed.
     pub max_auth_failures: u32,
+    /// Password checks (argon2, about 19 MiB of memory each) running at once in the whole
+    /// listener; more wait in a short queue, and past that AUTH gets `454 4.7.0`.
+    pub auth_max_concurrent: usize,
     /// TLS certificate chain (PEM) for STARTTLS; with `tls_key`, STARTTLS is offered.
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) for STARTTLS.
@@ -181,6 +184,7 @@ impl Default for Smtp {
             auth_without_tls: false,
             users_file: None,
             max_auth_failures: 3,
+            auth_max_concurrent: 2,
             tls_cert: None,
             tls_key: None,
             accept_plain_digits: true,
@@ -1204,6 +1208,14 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         c.smtp.max_recipients as u64,
         1,
         10_000,
+    );
+    // Each check holds argon2's memory (19 MiB with the default parameters) for its duration.
+    check_range(
+        &mut err,
+        "smtp.auth_max_concurrent",
+        c.smtp.auth_max_concurrent as u64,
+        1,
+        64,
     );
     if c.smtp.command_timeout < Duration::from_secs(1) {
         err("smtp.command_timeout".into(), "must be at least 1s".into());

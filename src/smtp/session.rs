@@ -255,8 +255,12 @@ pub enum AuthVerdict {
     Accepted,
     /// Wrong user or password.
     Rejected,
-    /// Too many failures from this client recently (rate limit): try later.
+    /// Too many failures (or checks in progress) from this client recently (rate limit): try
+    /// later.
     Locked,
+    /// Too many password checks in progress in the whole listener: try later (nothing was
+    /// checked).
+    Busy,
     /// The users file could not be read: a local problem.
     Unavailable,
 }
@@ -507,6 +511,13 @@ impl Session {
                     454,
                     "4.7.0",
                     "Temporary authentication failure: too many failures from your address, try later",
+                );
+            }
+            AuthVerdict::Busy => {
+                self.reply(
+                    454,
+                    "4.7.0",
+                    "Temporary authentication failure: too many authentications in progress, try later",
                 );
             }
             AuthVerdict::Unavailable => {
