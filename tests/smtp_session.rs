@@ -576,6 +576,18 @@ fn smuggling_variants_are_not_end_of_data() {
             body.contains("MAIL FROM:<evil@example.org>"),
             "{fake:?}: {body:?}"
         );
+        // Stored with CRLF line ends only (bare CR and LF normalised).
+        let b = body.as_bytes();
+        for (i, &c) in b.iter().enumerate() {
+            assert!(
+                c != b'\n' || (i > 0 && b[i - 1] == b'\r'),
+                "{fake:?}: {body:?}"
+            );
+            assert!(
+                c != b'\r' || b.get(i + 1) == Some(&b'\n'),
+                "{fake:?}: {body:?}"
+            );
+        }
         assert_eq!(t.committed[0].0.recipients.len(), 1);
     }
 }
@@ -595,7 +607,11 @@ fn data_split_at_every_byte_is_the_same() {
         t.send(&msg[cut..]);
         assert_eq!(t.committed[0].1, whole.committed[0].1, "cut at {cut}");
     }
-    assert_eq!(whole.committed[0].1, b"A: b\r\n\r\n.x\r\n\rq\r\nlast\r\r\n");
+    // Bare CRs are stored as CRLF.
+    assert_eq!(
+        whole.committed[0].1,
+        b"A: b\r\n\r\n.x\r\n\r\nq\r\nlast\r\n\r\n"
+    );
 }
 
 #[test]

@@ -275,18 +275,10 @@ fn header_block(msg: &[u8]) -> &[u8] {
     &msg[..end.min(MAX_RETURNED_HEADERS)]
 }
 
-/// Normalise bare LF line ends to CRLF (a report is sent over SMTP).
+/// Bare CR and LF line ends as CRLF (a report is sent over SMTP; a returned original must
+/// not carry a line end the relay reads differently).
 fn crlf(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
-    let mut prev = 0u8;
-    for &b in data {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
-    }
-    out
+    crate::mail::crlf_line_ends(data).into_owned()
 }
 
 fn boundary(report_id: &str) -> String {

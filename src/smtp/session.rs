@@ -238,7 +238,8 @@ pub enum Output {
     },
     /// Open a new spooled message for this envelope.
     MessageStart(Box<Envelope>),
-    /// Append these (already dot-unstuffed) bytes to the message.
+    /// Append these (already dot-unstuffed) bytes to the message; every line ends in CRLF
+    /// (bare CR and LF were made CRLF).
     MessageData(Vec<u8>),
     /// The message is complete: commit it and call [`Session::commit_result`].
     MessageEnd,
@@ -277,13 +278,21 @@ pub struct CommitFailure {
 }
 
 /// Where dot-unstuffing and end-of-data detection are (RFC 5321 §4.1.1.4, §4.5.2).
+///
+/// Only CRLF ends a line, and only CRLF `.` CRLF ends the data. Every bare CR and bare LF is
+/// stored as CRLF (as Postfix's `smtpd_forbid_bare_newline = normalize` does), so nothing
+/// in the spool can carry a line end that another server reads differently: a message
+/// relayed on (the postmaster copy, a DSN with `RET=FULL`) is dot-stuffed line by line by
+/// the relay client and can never smuggle `\n.\r\n`, `\n.\n` or `\r.\r\n` past our relay
+/// (CVE-2023-51764 class). A dot after a bare CR or LF is data, not stuffing: that line
+/// did not start with CRLF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DotState {
     /// Just after CRLF (or at the start of data): a `.` here is special.
     LineStart,
     /// Inside a line.
     Mid,
-    /// Saw CR inside a line.
+    /// Saw CR inside a line; not yet written (CRLF, or a bare CR written as CRLF).
     Cr,
     /// Saw `.` at line start.
     Dot,
@@ -668,7 +677,9 @@ impl Session {
         let mut crossed = false;
         for (i, &b) in input.iter().enumerate() {
             use DotState::*;
-            let mut emit: [u8; 2] = [0; 2];
+            // Bare CR and bare LF are stored as CRLF (see [`DotState`]): at most the pending
+            // CR's CRLF plus one byte per input byte.
+            let mut emit: [u8; 3] = [0; 3];
             let mut n = 0;
             d.dots = match (d.dots, b) {
                 (LineStart, b'.') => Dot,
@@ -677,31 +688,49 @@ impl Session {
                     ended = Some(i + 1);
                     break;
                 }
-                // ".\r" then something else: the dot was stuffing, the CR is data.
+                // ".\r" then something else: the dot was stuffing, the CR was bare.
                 (DotCr, x) => {
-                    emit[0] = b'\r';
-                    emit[1] = x;
+                    emit[..2].copy_from_slice(b"\r\n");
                     n = 2;
-                    match x {
-                        b'\r' => Cr,
-                        _ => Mid,
+                    if x == b'\r' {
+                        Cr
+                    } else {
+                        emit[2] = x;
+                        n = 3;
+                        Mid
                     }
+                }
+                // A CR waits for the next byte: CRLF or a bare CR.
+                (LineStart | Mid, b'\r') => Cr,
+                // A bare LF is stored as CRLF but does not start a line: a dot after it is
+                // data (RFC 5321 §4.1.1.4: only CRLF ends a line, so only CRLF.CRLF ends data).
+                (Dot | LineStart | Mid, b'\n') => {
+                    emit[..2].copy_from_slice(b"\r\n");
+                    n = 2;
+                    Mid
                 }
                 // A leading dot followed by anything else is stuffing (RFC 5321 §4.5.2).
                 (Dot | LineStart | Mid, x) => {
                     emit[0] = x;
                     n = 1;
-                    if x == b'\r' { Cr } else { Mid }
+                    Mid
                 }
                 (Cr, b'\n') => {
-                    emit[0] = b'\n';
-                    n = 1;
+                    emit[..2].copy_from_slice(b"\r\n");
+                    n = 2;
                     LineStart
                 }
+                // The pending CR was bare.
+                (Cr, b'\r') => {
+                    emit[..2].copy_from_slice(b"\r\n");
+                    n = 2;
+                    Cr
+                }
                 (Cr, x) => {
-                    emit[0] = x;
-                    n = 1;
-                    if x == b'\r' { Cr } else { Mid }
+                    emit[..2].copy_from_slice(b"\r\n");
+                    emit[2] = x;
+                    n = 3;
+                    Mid
                 }
             };
             if n > 0 && !d.too_big {

@@ -2,5 +2,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../onramp_common/mod.rs"]
+mod onramp_common;
 
 mod smtp;

@@ -20,7 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpSocket;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::common;
+use crate::{common, onramp_common};
 
 /// Hang guard on every read (not an assertion on speed).
 const READ_GUARD: Duration = Duration::from_secs(120);
@@ -371,4 +371,163 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// True when every LF follows a CR and every CR precedes an LF.
+fn crlf_only(b: &[u8]) -> bool {
+    b.iter().enumerate().all(|(i, &c)| match c {
+        b'\n' => i > 0 && b[i - 1] == b'\r',
+        b'\r' => b.get(i + 1) == Some(&b'\n'),
+        _ => true,
+    })
+}
+
+/// The end-of-data forms that lax receivers take (CVE-2023-51764 and relatives).
+const SMUGGLING: [&str; 3] = ["\n.\r\n", "\n.\n", "\r.\r\n"];
+
+/// A second transaction hidden after a fake end of data.
+fn smuggled_tail(v: &str) -> String {
+    format!(
+        "hello{v}MAIL FROM:<evil@example.org>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\n\
+         Subject: smuggled\r\n\r\nSmuggled\r\n"
+    )
+}
+
+/// Sends one message through `c` (already past EHLO); returns the reply to the data.
+async fn send_message(c: &mut Client, mail: &str, rcpt: &str, data: &str) -> String {
+    let r = c.cmd(mail).await;
+    assert!(r.starts_with("250 "), "{mail}: {r}");
+    let r = c.cmd(rcpt).await;
+    assert!(r.starts_with("250 "), "{rcpt}: {r}");
+    let r = c.cmd("DATA").await;
+    assert!(r.starts_with("354 "), "{r}");
+    c.send(data.as_bytes()).await;
+    c.send(b"\r\n.\r\n").await;
+    c.reply().await
+}
+
+/// Intake: each smuggling variant is one message (one `250`), stored with CRLF line ends
+/// only, the would-be second transaction inside it as text.
+#[test]
+fn intake_bare_line_ends_are_stored_as_crlf() {
+    let l = Listener::start(|_| {});
+    for v in SMUGGLING {
+        let replies = l.rt.block_on(async {
+            let mut c = Client::connect(l.addr).await;
+            c.cmd("EHLO client.test").await;
+            let r = send_message(
+                &mut c,
+                "MAIL FROM:<alice@example.org>",
+                "RCPT TO:<postmaster@fax.test>",
+                &format!("Subject: x\r\n\r\n{}", smuggled_tail(v)),
+            )
+            .await;
+            (r, c.cmd("QUIT").await)
+        });
+        assert!(
+            replies.0.starts_with("250 2.0.0 Ok: queued as "),
+            "{v:?}: {replies:?}"
+        );
+        assert!(replies.1.starts_with("221 "), "{v:?}: {replies:?}");
+    }
+    let jobs = l.spool.load().unwrap().jobs;
+    assert_eq!(jobs.len(), SMUGGLING.len());
+    for rec in jobs {
+        let job: faxgate::smtp::MessageJob = serde_json::from_value(rec.data.clone()).unwrap();
+        let body = std::fs::read(l.spool.payload_path(&rec.id, &job.file).unwrap()).unwrap();
+        assert!(crlf_only(&body), "{:?}", String::from_utf8_lossy(&body));
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains("\r\n.\r\nMAIL FROM:<evil@example.org>\r\n"),
+            "{text:?}"
+        );
+        assert_eq!(job.envelope.postmaster, ["postmaster@fax.test"]);
+    }
+}
+
+/// Outbound: the postmaster copy and a DSN with `RET=FULL` of each smuggling variant reach
+/// the site's relay (aiosmtpd) as exactly one message each, to the right recipient, with
+/// CRLF line ends only — so the relay client's dot-stuffing covers the fake end of data and
+/// no relay, however lax, can read a second message out of it.
+#[test]
+fn smtp_smuggling_is_not_relayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("relay");
+    std::fs::create_dir(&out).unwrap();
+    let relay = onramp_common::Relay::start(onramp_common::free_port(), &out, &["--dsn"]);
+    let d = Daemon::start(
+        dir,
+        "",
+        &format!(
+            "[relay]\nmode = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\n",
+            relay.port
+        ),
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = Client::connect(d.addr).await;
+        c.cmd("EHLO client.test").await;
+        for v in SMUGGLING {
+            // To the postmaster: forwarded to gateway.admin as it is.
+            let r = send_message(
+                &mut c,
+                "MAIL FROM:<alice@example.org>",
+                "RCPT TO:<postmaster@fax.test>",
+                &format!(
+                    "From: alice@example.org\r\nSubject: to the postmaster\r\n\r\n{}",
+                    smuggled_tail(v)
+                ),
+            )
+            .await;
+            assert!(r.starts_with("250 "), "{v:?}: {r}");
+            // A fax that cannot be rendered: the failure DSN returns the whole message.
+            let r = send_message(
+                &mut c,
+                "MAIL FROM:<alice@example.org> RET=FULL",
+                "RCPT TO:<FAX=+12125551212@fax.test> NOTIFY=FAILURE",
+                &format!(
+                    "From: alice@example.org\r\nSubject: unfaxable\r\nMIME-Version: 1.0\r\n\
+                     Content-Type: application/x-smuggle\r\n\r\n{}",
+                    smuggled_tail(v)
+                ),
+            )
+            .await;
+            assert!(r.starts_with("250 "), "{v:?}: {r}");
+        }
+        c.cmd("QUIT").await;
+    });
+    let want = 2 * SMUGGLING.len();
+    let mut got = Vec::new();
+    for _ in 0..1200 {
+        got = relay.messages();
+        if got.len() >= want {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(got.len(), want, "messages at the relay; log:\n{}", d.log());
+    let (mut forwards, mut reports) = (0, 0);
+    for (env, eml) in &got {
+        let rcpts: Vec<&str> = env["rcpt_tos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let text = String::from_utf8_lossy(eml);
+        assert!(crlf_only(eml), "bare CR or LF relayed: {text:?}");
+        assert!(
+            text.contains("MAIL FROM:<evil@example.org>\r\n"),
+            "the smuggled part stays inside: {text:?}"
+        );
+        match rcpts[..] {
+            ["ops@site.test"] => forwards += 1,
+            ["alice@example.org"] => {
+                assert!(text.contains("message/rfc822"), "RET=FULL: {text:?}");
+                reports += 1;
+            }
+            _ => panic!("unexpected recipients {rcpts:?}: {text:?}"),
+        }
+    }
+    assert_eq!((forwards, reports), (SMUGGLING.len(), SMUGGLING.len()));
 }
