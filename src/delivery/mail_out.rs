@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::{error, info, warn};
 
+use crate::logging::untrusted;
+
 use super::{Delivery, Envelope, Refused};
 use crate::scheduler::{CauseClass, Decision, Policy};
 use crate::spool::{JobId, JobKind, JobRecord, NewJob, Outcome, Spool, SpoolError};
@@ -226,19 +228,21 @@ pub async fn attempt(
 
     match (&result, &decision) {
         (Ok(a), _) => {
-            info!(job = %id, to = ?data.envelope.to, "mail delivered: {}", a.detail);
+            info!(job = %id, to = ?data.envelope.to, "mail delivered: {}", untrusted(&a.detail));
             if !a.refused.is_empty() {
                 refused_recipients(spool, notices, id, &data, &message, &a.refused).await;
             }
         }
         (Err(e), Decision::RetryAt(t)) => {
-            warn!(job = %id, "mail delivery failed, retry at {t}: {e}");
+            // The error quotes the relay's reply: outside text.
+            warn!(job = %id, "mail delivery failed, retry at {t}: {}", untrusted(&e.to_string()));
         }
         (Err(e), Decision::Fail(why)) => {
             error!(
                 job = %id,
-                subject = %data.subject,
-                "mail dead-lettered ({why}), kept in the spool's failed/ area: {e}"
+                subject = %untrusted(&data.subject),
+                "mail dead-lettered ({why}), kept in the spool's failed/ area: {}",
+                untrusted(&e.to_string())
             );
             if data.purpose != Purpose::AdminNotice {
                 let text = format!(

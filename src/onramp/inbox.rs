@@ -34,6 +34,8 @@ use std::time::Duration;
 use thiserror::Error;
 use tracing::{error, info};
 
+use crate::logging::untrusted;
+
 use super::fax_in::{self, FaxInData};
 use super::{Completion, Reception, Source};
 use crate::image::Page;
@@ -421,20 +423,20 @@ pub fn take_file(
                 {
                     error!(
                         "inbox: {} is queued as {} but cannot be removed: {e}",
-                        p.display(),
+                        untrusted(&p.to_string_lossy()),
                         rec.id
                     );
                 }
             }
-            info!(job = %rec.id, file = %path.display(), "inbox file queued as a received fax");
+            info!(job = %rec.id, file = %untrusted(&path.to_string_lossy()), "inbox file queued as a received fax");
             Some(rec)
         }
         Err(e) if e.is_temporary() => {
-            error!(file = %path.display(), "inbox: will try again: {e}");
+            error!(file = %untrusted(&path.to_string_lossy()), "inbox: will try again: {}", untrusted(&e.to_string()));
             None
         }
         Err(e) => {
-            error!(file = %path.display(), "inbox: file cannot be faxed, moved to {FAILED_DIR}/: {e}");
+            error!(file = %untrusted(&path.to_string_lossy()), "inbox: file cannot be faxed, moved to {FAILED_DIR}/: {}", untrusted(&e.to_string()));
             park(dir, path, &e.to_string());
             None
         }
@@ -459,7 +461,7 @@ fn park(dir: &Path, path: &Path, why: &str) {
             fs::write(failed.join(n), format!("{why}\n"))
         });
     if let Err(e) = r {
-        error!(file = %path.display(), "inbox: cannot move to {FAILED_DIR}/: {e}");
+        error!(file = %untrusted(&path.to_string_lossy()), "inbox: cannot move to {FAILED_DIR}/: {}", untrusted(&e.to_string()));
     }
 }
 

@@ -42,6 +42,7 @@ use super::session::{
 use super::tls::{TlsError, TlsHolder};
 use crate::config::Config;
 use crate::daemon::Shutdown;
+use crate::logging::Untrusted;
 use crate::spool::{Incoming, JobKind, NewJob, PayloadFile, Spool, SpoolError};
 
 /// Name of the message file in a `Message` job.
@@ -670,7 +671,7 @@ impl<'a> Connection<'a> {
                             let size = m.size;
                             let r = m.commit(self.ctx).await;
                             if let Ok(id) = &r {
-                                info!(id = %id, from = %from, rcpts, size, client = %self.peer, "message queued");
+                                info!(id = %id, from = %Untrusted::new(&from), rcpts, size, client = %self.peer, "message queued");
                             }
                             r
                         }
@@ -728,7 +729,9 @@ impl<'a> Connection<'a> {
         let ctx = self.ctx;
         let stats = &ctx.auth_stats;
         let ip = self.peer.ip();
-        let user_log = user.clone();
+        // The user name is the unauthenticated client's: escaped, or a newline in it could
+        // forge an `AUTH ok` line.
+        let user_log = Untrusted::new(&user).to_string();
         let reserved = ctx
             .limiter
             .lock()

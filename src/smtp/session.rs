@@ -24,6 +24,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::logging::Untrusted;
 use crate::mail::address::{self, AddressForm, FaxAddress, Number};
 use crate::mail::dialplan::{Destination, DialPlan};
 
@@ -39,6 +40,9 @@ pub const MAX_ENVID: usize = 100;
 pub const MAX_ORCPT: usize = 500;
 /// Message data is handed to the shell in chunks of about this size (ours).
 pub const DATA_CHUNK: usize = 64 * 1024;
+/// Characters of (escaped) reply text after the codes (ours): with the cut marker, a reply
+/// line stays under RFC 5321 §4.5.3.1.5's 512 octets.
+pub const MAX_REPLY_TEXT: usize = 440;
 /// Input bytes buffered before the session stops asking for more (ours): pipelined commands
 /// beyond this wait in the socket.
 pub const MAX_BUFFERED_INPUT: usize = 64 * 1024;
@@ -570,7 +574,12 @@ impl Session {
         self.process();
     }
 
+    /// Queues a one-line reply. The text may quote the client (an address, a parameter):
+    /// it is escaped here, for every reply, so that no CR, LF, NUL or non-ASCII byte the
+    /// client sent comes back (RFC 5321 §4.2: reply text is printable US-ASCII), and cut to
+    /// keep the line under RFC 5321 §4.5.3.1.5's 512 octets.
     fn reply(&mut self, code: u16, enhanced: &str, text: &str) {
+        let text = Untrusted::new(text).ascii().max(MAX_REPLY_TEXT);
         self.out
             .push_back(Output::Reply(format!("{code} {enhanced} {text}\r\n")));
     }
@@ -1309,13 +1318,10 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Control characters and non-ASCII replaced by `?`, cut to `max` (client text in our headers
-/// and replies).
+/// Client text for our headers and replies: escaped to printable ASCII by the one helper
+/// ([`Untrusted`]), at most `max` characters of it.
 fn printable(s: &str, max: usize) -> String {
-    s.chars()
-        .take(max)
-        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
-        .collect()
+    Untrusted::new(s).ascii().max(max).to_string()
 }
 
 /// `FROM:<path> params` → (`path`, `params`); the keyword is case-insensitive and a space after

@@ -531,3 +531,173 @@ fn smtp_smuggling_is_not_relayed() {
     }
     assert_eq!((forwards, reports), (SMUGGLING.len(), SMUGGLING.len()));
 }
+
+/// Forged log lines: an unauthenticated AUTH user name with a newline, and an inbox file name
+/// with one, are logged escaped — no line of the daemon's log starts with the forged text,
+/// and the escaped form is there.
+#[test]
+fn smtp_forged_log_lines_are_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, format!("alice:{}\n", cheap_hash("secret"))).unwrap();
+    let d = Daemon::start(
+        dir,
+        &format!(
+            "users_file = \"{}\"\nauth_without_tls = true\n",
+            users.display()
+        ),
+        "[onramp]\ninbox_settle = \"1s\"\n",
+    );
+    let forged = "x\nINFO faxgate::smtp::server: AUTH ok ip=127.0.0.1 user=admin";
+    let r = runtime().block_on(async {
+        let mut c = Client::connect(d.addr).await;
+        c.cmd("EHLO a.test").await;
+        c.cmd(&format!("AUTH PLAIN {}", plain(forged, "guess")))
+            .await
+    });
+    assert!(r.starts_with("535 5.7.8 "), "{r}");
+    // A dropped file whose name carries a forged line and a bidi override.
+    let inbox = d.path("data/inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let name = "scan\nERROR forged: spool destroyed\u{202e}fdp.txt";
+    std::fs::write(inbox.join(name), [0u8, 1, 2, 3, 0xff]).unwrap();
+    let mut log = String::new();
+    for _ in 0..600 {
+        log = d.log();
+        if log.contains("inbox: file cannot be faxed") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(log.contains("inbox: file cannot be faxed"), "{log}");
+    assert!(log.contains("AUTH failed"), "{log}");
+    assert!(
+        log.contains(r"x\nINFO faxgate::smtp::server: AUTH ok"),
+        "{log}"
+    );
+    assert!(
+        log.contains(r"scan\nERROR forged: spool destroyed\u{202e}fdp.txt"),
+        "{log}"
+    );
+    for line in log.lines() {
+        assert!(!line.starts_with("INFO faxgate"), "forged line: {line}");
+        assert!(!line.starts_with("ERROR forged"), "forged line: {line}");
+        assert!(!line.contains('\u{202e}'), "raw bidi override: {line}");
+    }
+}
+
+/// Replies never echo raw CR, NUL, bidi or other non-ASCII client bytes: each reply is one
+/// printable-ASCII line (the refused address or parameter shown escaped).
+#[test]
+fn smtp_replies_do_not_echo_raw_controls() {
+    let l = Listener::start(|_| {});
+    let replies = l.rt.block_on(async {
+        let mut c = Client::connect(l.addr).await;
+        let mut out = vec![c.cmd("EHLO bad\rname\u{0}\u{202e}").await];
+        c.cmd("EHLO client.test").await;
+        out.push(c.cmd("MAIL FROM:<alice@example.org>").await);
+        c.send(b"RCPT TO:<FAX=+1212\r555\x001212\xe2\x80\xae@fax.test>\r\n")
+            .await;
+        out.push(c.reply().await);
+        c.send(b"RCPT TO:<a\rb@evil.test\xe2\x80\xae>\r\n").await;
+        out.push(c.reply().await);
+        c.send(b"RCPT TO:<FAX=+12125551212@fax.test> X\x00Y\x1b[2J=1\r\n")
+            .await;
+        out.push(c.reply().await);
+        out.push(
+            c.cmd(&format!("RCPT TO:<{}@fax.test>", "\u{202e}".repeat(600)))
+                .await,
+        );
+        out
+    });
+    for r in &replies {
+        let body = r.strip_suffix("\r\n").unwrap_or_else(|| panic!("{r:?}"));
+        for line in body.split("\r\n") {
+            assert!(
+                line.bytes().all(|b| (0x20..0x7f).contains(&b)),
+                "raw byte in reply {r:?}"
+            );
+            assert!(line.len() + 2 <= 512, "reply line too long: {}", line.len());
+        }
+    }
+    assert!(replies[0].starts_with("501 "), "{:?}", replies[0]);
+    assert!(replies[1].starts_with("250 "), "{:?}", replies[1]);
+    assert!(replies[2].starts_with("55"), "{:?}", replies[2]);
+    assert!(
+        replies[3].contains(r"\r") && replies[3].contains(r"\u{202e}"),
+        "{:?}",
+        replies[3]
+    );
+    assert!(
+        replies[4].starts_with("555 5.5.4 ") && replies[4].contains(r"X\0Y\x1b[2J"),
+        "{:?}",
+        replies[4]
+    );
+    assert!(replies[5].starts_with("55"), "{:?}", replies[5]);
+}
+
+/// A DSN's diagnostic quotes the attachment name: its bidi override (which would show
+/// `invoice\u{202e}fdp.exe` as `invoiceexe.pdf`) arrives escaped, the RFC 3464 fields are
+/// ASCII, and the readable part has no raw bidi character either (the returned original
+/// headers are the sender's own, returned as they came).
+#[test]
+fn smtp_dsn_diagnostics_escape_bidi() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("relay");
+    std::fs::create_dir(&out).unwrap();
+    let relay = onramp_common::Relay::start(onramp_common::free_port(), &out, &[]);
+    let d = Daemon::start(
+        dir,
+        "",
+        &format!(
+            "[relay]\nmode = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\n",
+            relay.port
+        ),
+    );
+    let r = runtime().block_on(async {
+        let mut c = Client::connect(d.addr).await;
+        c.cmd("EHLO client.test").await;
+        send_message(
+            &mut c,
+            "MAIL FROM:<alice@example.org> BODY=8BITMIME",
+            "RCPT TO:<FAX=+12125551212@fax.test>",
+            "From: alice@example.org\r\nSubject: invoice\u{202e}\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+             Content-Type: application/x-evil; name=\"invoice\u{202e}fdp.exe\"\r\n\
+             Content-Disposition: attachment; filename=\"invoice\u{202e}fdp.exe\"\r\n\r\n\
+             MZ\r\n--b--",
+        )
+        .await
+    });
+    assert!(r.starts_with("250 "), "{r}");
+    let mut got = Vec::new();
+    for _ in 0..1200 {
+        got = relay.messages();
+        if !got.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(got.len(), 1, "the failure report; log:\n{}", d.log());
+    let eml = &got[0].1;
+    let all = String::from_utf8_lossy(eml);
+    let text = all
+        .split("Content-Type: text/rfc822-headers")
+        .next()
+        .unwrap();
+    assert!(
+        !text.contains('\u{202e}'),
+        "raw bidi override in the DSN: {all}"
+    );
+    assert!(text.contains("invoice\\u{202e}"), "{text}");
+    let status = text
+        .split("Content-Type: message/delivery-status")
+        .nth(1)
+        .expect("a delivery-status part");
+    let status = status.split("\r\n--").next().unwrap();
+    assert!(status.is_ascii(), "{status}");
+    assert!(
+        status.contains(r"invoice\u{202e}fdp.exe"),
+        "the diagnostic names the attachment escaped: {status}"
+    );
+}
