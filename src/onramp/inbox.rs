@@ -447,7 +447,7 @@ pub fn take_file(
 fn park(dir: &Path, path: &Path, why: &str) {
     let failed = dir.join(FAILED_DIR);
     let Some(name) = path.file_name() else { return };
-    let r = fs::create_dir_all(&failed)
+    let r = crate::private_fs::create_dir_all(&failed)
         .and_then(|_| fs::rename(path, failed.join(name)))
         .and_then(|_| {
             let side = sidecar_path(path);
@@ -458,7 +458,10 @@ fn park(dir: &Path, path: &Path, why: &str) {
             }
             let mut n = name.to_os_string();
             n.push(".error");
-            fs::write(failed.join(n), format!("{why}\n"))
+            std::io::Write::write_all(
+                &mut crate::private_fs::create(&failed.join(n))?,
+                format!("{why}\n").as_bytes(),
+            )
         });
     if let Err(e) = r {
         error!(file = %untrusted(&path.to_string_lossy()), "inbox: cannot move to {FAILED_DIR}/: {}", untrusted(&e.to_string()));

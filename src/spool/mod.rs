@@ -47,7 +47,7 @@ pub use record::{
     RECORD_VERSION, RecordError,
 };
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -57,6 +57,7 @@ use std::time::Duration;
 
 use rustix::fs::{FlockOperation, RenameFlags};
 
+use crate::private_fs;
 use crate::scheduler::{CauseClass, Decision, GiveUp, Policy, Timestamp, decide};
 
 /// Name of the record file in each job directory.
@@ -342,10 +343,13 @@ impl Spool {
     pub fn open_at(dir: &Path, opts: SpoolOptions, now: Timestamp) -> Result<Spool> {
         for sub in ["", "incoming", "queue", "done", "failed", "trash"] {
             let p = dir.join(sub);
-            fs::create_dir_all(&p).at(&p)?;
+            private_fs::create_dir_all(&p).at(&p)?;
         }
+        // Only the gateway reads the spool, also one made before the modes were explicit
+        // (best effort: a spool we may use but not chmod still works).
+        let _ = private_fs::restrict_dir(dir);
         let lock_path = dir.join(OWNER_LOCK);
-        let lock = OpenOptions::new()
+        let lock = private_fs::options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -477,7 +481,7 @@ impl Spool {
             .root
             .join("incoming")
             .join(format!("{id}-{}-{seq}", std::process::id()));
-        fs::create_dir(&dir).at(&dir)?;
+        private_fs::create_dir(&dir).at(&dir)?;
         Ok(Incoming {
             spool: self.clone(),
             id,
@@ -505,7 +509,7 @@ impl Spool {
     /// Write `rec` as `dir/job.json` atomically (temp → fsync → rename → fsync dir).
     fn write_record(dir: &Path, rec: &JobRecord) -> Result<()> {
         let tmp = dir.join(RECORD_TMP);
-        let mut f = File::create(&tmp).at(&tmp)?;
+        let mut f = private_fs::create(&tmp).at(&tmp)?;
         f.write_all(&rec.to_bytes()).at(&tmp)?;
         f.sync_all().at(&tmp)?;
         drop(f);
@@ -622,7 +626,7 @@ impl Spool {
         let src = self.job_dir(from, id);
         let dst = self.job_dir(to, id);
         let bucket = dst.parent().unwrap_or(&self.inner.root).to_path_buf();
-        fs::create_dir_all(&bucket).at(&bucket)?;
+        private_fs::create_dir_all(&bucket).at(&bucket)?;
         match rustix::fs::renameat_with(
             rustix::fs::CWD,
             &src,
@@ -949,7 +953,7 @@ impl Incoming {
             return Err(SpoolError::BadName(name.into()));
         }
         let path = self.dir.join(name);
-        let file = OpenOptions::new()
+        let file = private_fs::options()
             .write(true)
             .create_new(true)
             .open(&path)
@@ -991,7 +995,7 @@ impl Incoming {
         let path = self.dir.join(RECORD_FILE);
         let mut files = Vec::with_capacity(self.files.len() + 1);
         {
-            let mut f = File::create(&path).at(&path)?;
+            let mut f = private_fs::create(&path).at(&path)?;
             f.write_all(&rec.to_bytes()).at(&path)?;
             files.push((f, path));
         }
@@ -1022,7 +1026,7 @@ impl Incoming {
         let dst = self.spool.job_dir(Area::Queue, &self.id);
         let bucket = dst.parent().unwrap_or(self.spool.root()).to_path_buf();
         if !bucket.is_dir() {
-            fs::create_dir_all(&bucket).at(&bucket)?;
+            private_fs::create_dir_all(&bucket).at(&bucket)?;
             fsync_dir(&self.spool.root().join("queue"))?;
         }
         match rustix::fs::renameat_with(

@@ -324,7 +324,16 @@ impl Daemon {
         );
         std::fs::write(dir.path().join("faxgate.toml"), cfg).unwrap();
         let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-        let child = common::faxgate(dir.path())
+        let mut cmd = common::faxgate(dir.path());
+        // The README quick start's usual umask: the daemon must not rely on a tighter one.
+        // SAFETY: umask(2) is async-signal-safe and touches only the child.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::umask(0o022);
+                Ok(())
+            });
+        }
+        let child = cmd
             .args(["-c", "faxgate.toml", "run"])
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -699,5 +708,65 @@ fn smtp_dsn_diagnostics_escape_bidi() {
     assert!(
         status.contains(r"invoice\u{202e}fdp.exe"),
         "the diagnostic names the attachment escaped: {status}"
+    );
+}
+
+/// Spool files under a umask of 022: every file the daemon wrote under its data directory
+/// (spool records and payloads, the owner lock, the Maildir copy) is 0600 and every
+/// directory 0700 — no other local user can read a queued message. (The inbox is the
+/// droppers' directory and keeps its own mode.)
+#[test]
+fn intake_spool_files_are_private_under_umask_022() {
+    use std::os::unix::fs::MetadataExt;
+    let d = Daemon::start(tempfile::tempdir().unwrap(), "", "");
+    let r = runtime().block_on(async {
+        let mut c = Client::connect(d.addr).await;
+        c.cmd("EHLO client.test").await;
+        send_message(
+            &mut c,
+            "MAIL FROM:<alice@example.org>",
+            "RCPT TO:<postmaster@fax.test>",
+            "Subject: private\r\n\r\nsecret\r\n",
+        )
+        .await
+    });
+    assert!(r.starts_with("250 "), "{r}");
+    let data = d.path("data");
+    let maildir_new = data.join("maildir/new");
+    for _ in 0..600 {
+        if std::fs::read_dir(&maildir_new).is_ok_and(|mut r| r.next().is_some()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut files = 0;
+    let mut stack = vec![data.clone()];
+    while let Some(dir) = stack.pop() {
+        let m = std::fs::metadata(&dir).unwrap();
+        assert_eq!(m.mode() & 0o777, 0o700, "{dir:?}");
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let ft = e.file_type().unwrap();
+            if p == data.join("inbox") {
+                continue;
+            }
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file() {
+                files += 1;
+                let mode = e.metadata().unwrap().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{p:?}");
+            }
+        }
+    }
+    assert!(
+        std::fs::read_dir(&maildir_new).unwrap().count() == 1,
+        "the forwarded copy; log:\n{}",
+        d.log()
+    );
+    assert!(
+        files >= 4,
+        "spool records, payloads and the mail were checked ({files})"
     );
 }
