@@ -136,6 +136,10 @@ pub struct Smtp {
     /// Waiting for the next block of message data (RFC 5321 §4.5.3.2.5: 3 minutes).
     #[serde(with = "humantime_serde")]
     pub data_timeout: Duration,
+    /// Longest a whole session may last, however busy: a client trickling a byte before
+    /// each timeout cannot hold a connection slot for longer.
+    #[serde(with = "humantime_serde")]
+    pub max_session: Duration,
     /// Client networks allowed to submit fax mail without authenticating (CIDR).
     pub client_networks: Vec<IpNet>,
     /// Envelope senders allowed (`user@domain` or `@domain`); empty allows any sender
@@ -174,6 +178,8 @@ impl Default for Smtp {
             max_recipients: 100,
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(180),
+            // A 25 MiB message takes under half of this even at 256 kbit/s.
+            max_session: Duration::from_secs(30 * 60),
             client_networks: vec![
                 "127.0.0.0/8".parse().expect("valid CIDR"),
                 "::1/128".parse().expect("valid CIDR"),
@@ -1222,6 +1228,9 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     }
     if c.smtp.data_timeout < Duration::from_secs(1) {
         err("smtp.data_timeout".into(), "must be at least 1s".into());
+    }
+    if c.smtp.max_session < Duration::from_secs(1) {
+        err("smtp.max_session".into(), "must be at least 1s".into());
     }
     for (i, s) in c.smtp.allowed_senders.iter().enumerate() {
         let ok = match s.strip_prefix('@') {

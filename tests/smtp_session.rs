@@ -880,6 +880,45 @@ fn timeouts_follow_rfc5321() {
     assert_eq!(t.s.poll_at(), None);
 }
 
+/// A client that sends a byte before every timeout is still closed when the session has
+/// lasted `smtp.max_session` (time is an input: no clock involved).
+#[test]
+fn session_lifetime_is_capped() {
+    let mut t = T::policy(
+        |c| c.smtp.max_session = Duration::from_secs(600),
+        false,
+        "127.0.0.1:40000",
+    );
+    let start = t.now;
+    t.envelope();
+    t.cmd("DATA", "354");
+    // One byte every 170 s: under the 180 s data timeout each time.
+    for i in 1..=2u64 {
+        t.now = start + Duration::from_secs(170 * i);
+        assert_eq!(t.send("x"), "");
+        assert_eq!(
+            t.s.poll_at(),
+            Some(t.now + Duration::from_secs(180)),
+            "byte {i}"
+        );
+    }
+    // The third byte keeps the data timeout alive past the lifetime: the lifetime wins.
+    t.now = start + Duration::from_secs(170 * 3);
+    t.send("x");
+    assert_eq!(t.s.poll_at(), Some(start + Duration::from_secs(600)));
+    t.s.on_timeout(start + Duration::from_secs(599));
+    assert_eq!(t.drain(), "");
+    t.s.on_timeout(start + Duration::from_secs(600));
+    let r = t.drain();
+    assert_eq!(
+        r,
+        "421 4.4.2 gw.fax.example Error: session time limit exceeded\r\n"
+    );
+    assert_eq!(t.aborted, 1);
+    assert!(t.committed.is_empty());
+    assert!(t.closed);
+}
+
 #[test]
 fn graceful_shutdown() {
     let mut t = T::new();

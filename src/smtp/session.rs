@@ -80,6 +80,9 @@ pub struct Policy {
     pub command_timeout: Duration,
     /// RFC 5321 §4.5.3.2.5: waiting for a data block.
     pub data_timeout: Duration,
+    /// Longest the whole session may last (ours: the per-read timeouts alone let a client
+    /// trickling a byte at a time hold the connection forever).
+    pub max_session: Duration,
     /// The dial plan.
     pub dialplan: DialPlan,
 }
@@ -104,6 +107,7 @@ impl Policy {
             max_auth_failures: s.max_auth_failures,
             command_timeout: s.command_timeout,
             data_timeout: s.data_timeout,
+            max_session: s.max_session,
             dialplan: DialPlan::new(&c.dialplan),
         }
     }
@@ -368,6 +372,7 @@ pub struct Session {
     discarding: bool,
     out: VecDeque<Output>,
     last_activity: Instant,
+    started: Instant,
     stopping: bool,
 }
 
@@ -386,6 +391,7 @@ impl Session {
             discarding: false,
             out: VecDeque::new(),
             last_activity: now,
+            started: now,
             stopping: false,
         };
         let g = format!("220 {} ESMTP faxgate ready\r\n", s.policy.hostname);
@@ -415,9 +421,15 @@ impl Session {
     }
 
     /// When the session times out unless more input arrives: RFC 5321 §4.5.3.2.7 (command,
-    /// 5 min) or §4.5.3.2.5 (data block, 3 min) after the last input. `None` while the
-    /// listener owes a verdict.
+    /// 5 min) or §4.5.3.2.5 (data block, 3 min) after the last input, and at the latest
+    /// when the session has lasted [`Policy::max_session`]. `None` while the listener owes a
+    /// verdict.
     pub fn poll_at(&self) -> Option<Instant> {
+        let end = self.started + self.policy.max_session;
+        self.idle_deadline().map(|t| t.min(end))
+    }
+
+    fn idle_deadline(&self) -> Option<Instant> {
         match self.state {
             State::ExpectDataEnd(..) => Some(self.last_activity + self.policy.data_timeout),
             State::ExpectHello
@@ -438,7 +450,12 @@ impl Session {
                     self.out.push_back(Output::MessageAbort);
                 }
                 let h = self.policy.hostname.clone();
-                self.close_with(421, "4.4.2", &format!("{h} Error: timeout exceeded"));
+                let why = if now >= self.started + self.policy.max_session {
+                    "session time limit exceeded"
+                } else {
+                    "timeout exceeded"
+                };
+                self.close_with(421, "4.4.2", &format!("{h} Error: {why}"));
             }
             _ => {}
         }

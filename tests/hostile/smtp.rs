@@ -770,3 +770,48 @@ fn intake_spool_files_are_private_under_umask_022() {
         "spool records, payloads and the mail were checked ({files})"
     );
 }
+
+/// Slowloris: one byte at a time, each before the data timeout, with `max_session = 2s`
+/// on the real listener: the session is closed with `421 4.4.2 … session time limit` and
+/// nothing is queued. (The client's loop is bounded; the limit is 2 s, the bound 30 s.)
+#[test]
+fn smtp_slow_session_is_closed_at_its_lifetime() {
+    let l = Listener::start(|c| c.smtp.max_session = Duration::from_secs(2));
+    let (reply, bytes) = l.rt.block_on(async {
+        let mut c = Client::connect(l.addr).await;
+        c.cmd("EHLO client.test").await;
+        assert!(
+            c.cmd("MAIL FROM:<alice@example.org>")
+                .await
+                .starts_with("250 ")
+        );
+        assert!(
+            c.cmd("RCPT TO:<FAX=+12125551212@fax.test>")
+                .await
+                .starts_with("250 ")
+        );
+        assert!(c.cmd("DATA").await.starts_with("354 "));
+        let mut sent = 0;
+        for _ in 0..100 {
+            if c.w.write_all(b"x").await.is_err() {
+                break;
+            }
+            sent += 1;
+            // Is there an answer (the 421) yet? Wait a little for one, then send on.
+            let mut line = Vec::new();
+            match tokio::time::timeout(Duration::from_millis(300), c.r.read_until(b'\n', &mut line))
+                .await
+            {
+                Ok(_) => return (String::from_utf8_lossy(&line).into_owned(), sent),
+                Err(_) => continue,
+            }
+        }
+        (String::new(), sent)
+    });
+    assert!(
+        reply.starts_with("421 4.4.2 gw.fax.test Error: session time limit exceeded"),
+        "after {bytes} bytes: {reply:?}"
+    );
+    assert!(bytes > 1, "the trickle went on past one byte");
+    assert!(l.spool.load().unwrap().jobs.is_empty(), "nothing queued");
+}
