@@ -202,15 +202,14 @@ impl Sidecar {
                 "line" => &mut s.line,
                 "subaddress" => &mut s.subaddress,
                 "to" => {
-                    for a in v.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-                        if !crate::config::is_address(a) {
-                            return Err(SidecarError::BadAddress {
-                                line: i + 1,
-                                value: a.to_owned(),
-                            });
+                    // An RFC 5322 address list: `a@x;b@evil` is not two addresses, nor one.
+                    let list = crate::config::parse_address_list(&v).map_err(|bad| {
+                        SidecarError::BadAddress {
+                            line: i + 1,
+                            value: bad,
                         }
-                        s.to.push(a.to_owned());
-                    }
+                    })?;
+                    s.to.extend(list);
                     continue;
                 }
                 _ => {
@@ -711,6 +710,24 @@ mod tests {
             Sidecar::parse(b"to: not an address\n"),
             Err(SidecarError::BadAddress { line: 1, .. })
         ));
+        // One value, one recipient: no hidden second address behind `;`, `@` or `:`.
+        for bad in [
+            "a@x.example;b@evil.example",
+            "a@x.example; b@evil.example",
+            "a@x.example b@evil.example",
+            "\"a@x.example\" b@evil.example",
+            "friends: a@x.example, b@evil.example;",
+            "A <a@x.example>, <b@evil.example",
+            "a@b@evil.example",
+        ] {
+            let r = Sidecar::parse(format!("to: {bad}\n").as_bytes());
+            assert!(
+                matches!(r, Err(SidecarError::BadAddress { line: 1, .. })),
+                "{bad}: {r:?}"
+            );
+        }
+        let s = Sidecar::parse(b"to: \"Doe, John\" <j@x.example>, k@x.example\n").unwrap();
+        assert_eq!(s.to, ["\"Doe, John\" <j@x.example>", "k@x.example"]);
         assert_eq!(
             Sidecar::parse(&[0xff, 0xfe]).unwrap_err(),
             SidecarError::NotText
