@@ -292,7 +292,9 @@ pub fn document_pages(
         }
         // Not a bilevel fax-geometry TIFF (a grey scan, an A4 300 dpi page): render it.
     }
-    let kind = Kind::sniff(bytes, None).ok_or_else(|| {
+    // Text has no magic number: the name says so, or the bytes look like it.
+    let mime = text_type_of(name).or_else(|| looks_like_text(bytes).then_some("text/plain"));
+    let kind = Kind::sniff(bytes, mime).ok_or_else(|| {
         doc(
             "not a document faxgate renders (TIFF, PDF, PNG, JPEG, GIF, BMP, WebP, PNM, text)"
                 .into(),
@@ -303,6 +305,26 @@ pub fn document_pages(
         return Err(doc(format!("{name}: nothing to fax")));
     }
     Ok(r.pages)
+}
+
+/// The MIME type of a text document named `name` (`.txt`, `.text`; `.htm`, `.html`).
+fn text_type_of(name: &str) -> Option<&'static str> {
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    match ext.as_str() {
+        "txt" | "text" => Some("text/plain"),
+        "htm" | "html" => Some("text/html"),
+        _ => None,
+    }
+}
+
+/// True for UTF-8 text without control characters other than tab, line ends and form
+/// feed: a file without an extension that is plain text is faxed as such.
+fn looks_like_text(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && std::str::from_utf8(bytes).is_ok_and(|t| {
+            t.chars()
+                .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r' | '\x0c'))
+        })
 }
 
 /// A TIFF page already at fax width, with its vertical density brought to standard or fine.
@@ -732,6 +754,36 @@ mod tests {
             Sidecar::parse(&[0xff, 0xfe]).unwrap_err(),
             SidecarError::NotText
         );
+    }
+
+    /// The README's promise: plain text is faxed, by name or by content; binary junk is not.
+    #[test]
+    fn plain_text_is_a_document() {
+        let opts = RenderOptions::default();
+        let text = b"Dear Sir,\n\nPlease find the order below.\n\tItem 1\x0cPage two\n";
+        for name in ["order.txt", "ORDER.TXT", "order"] {
+            let pages = document_pages(text, name, &opts, &mut crate::image::render::Unlimited)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!pages.is_empty(), "{name}");
+            assert_eq!(pages[0].width(), 1728, "{name}");
+        }
+        let html = b"<html><body><p>Hello</p></body></html>";
+        assert!(
+            document_pages(html, "a.html", &opts, &mut crate::image::render::Unlimited).is_ok()
+        );
+        for (junk, name) in [
+            (&b"\0\x01\x02\xff"[..], "junk"),
+            (b"", "empty.bin"),
+            (b"\x1b[2J", "esc"),
+        ] {
+            assert!(
+                matches!(
+                    document_pages(junk, name, &opts, &mut crate::image::render::Unlimited),
+                    Err(InboxError::Document(_))
+                ),
+                "{name}"
+            );
+        }
     }
 
     proptest::proptest! {

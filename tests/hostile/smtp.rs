@@ -815,3 +815,104 @@ fn smtp_slow_session_is_closed_at_its_lifetime() {
     assert!(bytes > 1, "the trickle went on past one byte");
     assert!(l.spool.load().unwrap().jobs.is_empty(), "nothing queued");
 }
+
+/// The README says the inbox and `faxgate onramp submit` take plain text: `submit` queues a
+/// `.txt` file (and a text file without extension) as a fax job of rendered pages, and
+/// refuses a binary file with a message — both through the real binary.
+#[test]
+fn intake_plain_text_is_faxed_by_submit() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("faxgate-data");
+    std::fs::write(
+        d.path().join("letter.txt"),
+        "Dear Sir,\n\nThe order follows.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("NOTES"),
+        "Plain notes without an extension.\n",
+    )
+    .unwrap();
+    std::fs::write(d.path().join("blob.bin"), [0u8, 159, 146, 150, 0, 1]).unwrap();
+    let submit = |f: &str| {
+        common::faxgate(d.path())
+            .env("FAXGATE_DATA", &data)
+            .args(["onramp", "submit", f, "--to", "reception@localhost"])
+            .output()
+            .unwrap()
+    };
+    for f in ["letter.txt", "NOTES"] {
+        let out = submit(f);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("queued as fax job"),
+            "{f}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = submit("blob.bin");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a document faxgate renders"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spool = Spool::attach(&data.join("spool"), SpoolOptions::default()).unwrap();
+    let jobs = spool.load().unwrap().jobs;
+    assert_eq!(jobs.len(), 2, "two fax jobs, nothing for the blob");
+    for j in jobs {
+        let pages = j.data["reception"]["pages"].as_u64().unwrap();
+        assert!(pages >= 1, "{:?}", j.data);
+    }
+}
+
+/// The inbox: a dropped `.txt` with a good sidecar is queued; one whose sidecar says
+/// `to: a@x;b@evil` (two addresses posing as one) is refused — moved to `.failed/` with a
+/// note naming the bad value, nothing queued for it.
+#[test]
+fn intake_inbox_sidecar_address_list_is_parsed() {
+    let d = Daemon::start(
+        tempfile::tempdir().unwrap(),
+        "",
+        "[onramp]\ninbox_settle = \"1s\"\n",
+    );
+    let inbox = d.path("data/inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    // Sidecars first: the document is taken with whatever sidecar is there when it settles.
+    std::fs::write(
+        inbox.join("good.txt.meta"),
+        "to: Reception <reception@site.test>, b@site.test\n",
+    )
+    .unwrap();
+    std::fs::write(
+        inbox.join("evil.txt.meta"),
+        "to: a@site.test;b@evil.example\n",
+    )
+    .unwrap();
+    std::fs::write(inbox.join("good.txt"), "A plain text fax.\n").unwrap();
+    std::fs::write(inbox.join("evil.txt"), "Another plain text fax.\n").unwrap();
+    let note = inbox.join(".failed/evil.txt.error");
+    let mut log = String::new();
+    for _ in 0..600 {
+        log = d.log();
+        if note.exists() && log.contains("inbox file queued") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let why = std::fs::read_to_string(&note).unwrap_or_else(|_| panic!("no note; log:\n{log}"));
+    assert!(
+        why.contains("a@site.test;b@evil.example") && why.contains("not a mail address"),
+        "{why}"
+    );
+    assert!(inbox.join(".failed/evil.txt").exists());
+    assert!(
+        !inbox.join("good.txt").exists(),
+        "the good file was taken; log:\n{log}"
+    );
+    assert_eq!(
+        log.matches("inbox file queued as a received fax").count(),
+        1,
+        "{log}"
+    );
+}
