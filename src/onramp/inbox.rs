@@ -292,8 +292,13 @@ pub fn document_pages(
         }
         // Not a bilevel fax-geometry TIFF (a grey scan, an A4 300 dpi page): render it.
     }
-    // Text has no magic number: the name says so, or the bytes look like it.
-    let mime = text_type_of(name).or_else(|| looks_like_text(bytes).then_some("text/plain"));
+    // Text has no magic number: the name says so (and the bytes have no binary controls),
+    // or the bytes are clearly UTF-8 text.
+    let mime = match text_type_of(name) {
+        Some(t) => no_binary_controls(bytes).then_some(t),
+        None => (std::str::from_utf8(bytes).is_ok() && no_binary_controls(bytes))
+            .then_some("text/plain"),
+    };
     let kind = Kind::sniff(bytes, mime).ok_or_else(|| {
         doc(
             "not a document faxgate renders (TIFF, PDF, PNG, JPEG, GIF, BMP, WebP, PNM, text)"
@@ -317,14 +322,13 @@ fn text_type_of(name: &str) -> Option<&'static str> {
     }
 }
 
-/// True for UTF-8 text without control characters other than tab, line ends and form
-/// feed: a file without an extension that is plain text is faxed as such.
-fn looks_like_text(bytes: &[u8]) -> bool {
+/// True for bytes without C0 controls other than tab, line ends and form feed (any
+/// 8-bit text encoding passes; a binary file has NULs or other controls).
+fn no_binary_controls(bytes: &[u8]) -> bool {
     !bytes.is_empty()
-        && std::str::from_utf8(bytes).is_ok_and(|t| {
-            t.chars()
-                .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r' | '\x0c'))
-        })
+        && bytes
+            .iter()
+            .all(|&b| (b >= 0x20 && b != 0x7f) || matches!(b, b'\t' | b'\n' | b'\r' | 0x0c))
 }
 
 /// A TIFF page already at fax width, with its vertical density brought to standard or fine.
@@ -759,6 +763,7 @@ mod tests {
     /// The README's promise: plain text is faxed, by name or by content; binary junk is not.
     #[test]
     fn plain_text_is_a_document() {
+        use crate::image::render::Unlimited;
         let opts = RenderOptions::default();
         let text = b"Dear Sir,\n\nPlease find the order below.\n\tItem 1\x0cPage two\n";
         for name in ["order.txt", "ORDER.TXT", "order"] {
@@ -771,10 +776,15 @@ mod tests {
         assert!(
             document_pages(html, "a.html", &opts, &mut crate::image::render::Unlimited).is_ok()
         );
+        // Latin-1 text named .txt is text; binary named .txt is not.
+        let latin1 = document_pages(b"caf\xe9\n", "menu.txt", &opts, &mut Unlimited);
+        assert!(latin1.is_ok());
         for (junk, name) in [
             (&b"\0\x01\x02\xff"[..], "junk"),
-            (b"", "empty.bin"),
+            (b"\0\x01\x02\xff", "junk.txt"),
+            (b"", "empty.txt"),
             (b"\x1b[2J", "esc"),
+            (b"caf\xe9\n", "latin1-without-a-name"),
         ] {
             assert!(
                 matches!(
