@@ -247,11 +247,14 @@ pub async fn attempt(
             if data.purpose != Purpose::AdminNotice {
                 let text = format!(
                     "faxgate could not deliver a message and gave up ({why}).\n\n\
-                     Job: {id}\nSubject: {}\nRecipients: {}\nLast error: {e}\n\n\
+                     Job: {id}\nSubject: {}\nRecipients: {}\nLast error: {}\n\n\
                      The message, and any fax in it, is kept in the spool's failed/ area;\n\
                      `faxgate queue retry {id}` sends it again.\n",
-                    data.subject,
-                    data.envelope.to.join(", "),
+                    // The subject may be a stranger's (a forwarded postmaster mail), the
+                    // error quotes the relay: both escaped in the report.
+                    untrusted(&data.subject),
+                    untrusted(&data.envelope.to.join(", ")),
+                    untrusted(&e.to_string()),
                 );
                 notify_admin(spool, notices, id, "dead letter", &text, 1).await;
             }
@@ -300,12 +303,12 @@ async fn refused_recipients(
     if !permanent.is_empty() && data.purpose != Purpose::AdminNotice {
         let lines: Vec<String> = permanent
             .iter()
-            .map(|r| format!("  {}: {}", r.rcpt, r.reply))
+            .map(|r| format!("  {}: {}", untrusted(&r.rcpt), untrusted(&r.reply)))
             .collect();
         let text = format!(
             "The relay refused some recipients of a message (the others got it).\n\n\
              Job: {id}\nSubject: {}\nRefused:\n{}\n",
-            data.subject,
+            untrusted(&data.subject),
             lines.join("\n")
         );
         notify_admin(spool, notices, id, "recipients refused", &text, 2).await;
