@@ -594,7 +594,7 @@ fn smuggling_variants_are_not_end_of_data() {
 
 #[test]
 fn data_split_at_every_byte_is_the_same() {
-    let msg = "A: b\r\n\r\n..x\r\n.\rq\r\nlast\r\r\n.\r\n";
+    let msg = "A: b\r\n\r\n..x\r\n.\rq\r\nlast\r\r\n\n.\nz\r\n.\r\n";
     let mut whole = T::new();
     whole.envelope();
     whole.cmd("DATA", "354");
@@ -607,10 +607,10 @@ fn data_split_at_every_byte_is_the_same() {
         t.send(&msg[cut..]);
         assert_eq!(t.committed[0].1, whole.committed[0].1, "cut at {cut}");
     }
-    // Bare CRs are stored as CRLF.
+    // Bare CRs and LFs are stored as CRLF; the dot after a bare LF is data, not stuffing.
     assert_eq!(
         whole.committed[0].1,
-        b"A: b\r\n\r\n.x\r\n\r\nq\r\nlast\r\n\r\n"
+        b"A: b\r\n\r\n.x\r\n\r\nq\r\nlast\r\n\r\n\r\n.\r\nz\r\n"
     );
 }
 
