@@ -136,6 +136,10 @@ pub struct Smtp {
     /// Waiting for the next block of message data (RFC 5321 §4.5.3.2.5: 3 minutes).
     #[serde(with = "humantime_serde")]
     pub data_timeout: Duration,
+    /// Longest a whole session may last, however busy: a client trickling a byte before
+    /// each timeout cannot hold a connection slot for longer.
+    #[serde(with = "humantime_serde")]
+    pub max_session: Duration,
     /// Client networks allowed to submit fax mail without authenticating (CIDR).
     pub client_networks: Vec<IpNet>,
     /// Envelope senders allowed (`user@domain` or `@domain`); empty allows any sender
@@ -151,6 +155,9 @@ pub struct Smtp {
     pub users_file: Option<PathBuf>,
     /// Failed AUTH attempts per connection before it is closed.
     pub max_auth_failures: u32,
+    /// Password checks (argon2, about 19 MiB of memory each) running at once in the whole
+    /// listener; more wait in a short queue, and past that AUTH gets `454 4.7.0`.
+    pub auth_max_concurrent: usize,
     /// TLS certificate chain (PEM) for STARTTLS; with `tls_key`, STARTTLS is offered.
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) for STARTTLS.
@@ -171,6 +178,8 @@ impl Default for Smtp {
             max_recipients: 100,
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(180),
+            // A 25 MiB message takes under half of this even at 256 kbit/s.
+            max_session: Duration::from_secs(30 * 60),
             client_networks: vec![
                 "127.0.0.0/8".parse().expect("valid CIDR"),
                 "::1/128".parse().expect("valid CIDR"),
@@ -181,6 +190,7 @@ impl Default for Smtp {
             auth_without_tls: false,
             users_file: None,
             max_auth_failures: 3,
+            auth_max_concurrent: 2,
             tls_cert: None,
             tls_key: None,
             accept_plain_digits: true,
@@ -1263,11 +1273,22 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         1,
         10_000,
     );
+    // Each check holds argon2's memory (19 MiB with the default parameters) for its duration.
+    check_range(
+        &mut err,
+        "smtp.auth_max_concurrent",
+        c.smtp.auth_max_concurrent as u64,
+        1,
+        64,
+    );
     if c.smtp.command_timeout < Duration::from_secs(1) {
         err("smtp.command_timeout".into(), "must be at least 1s".into());
     }
     if c.smtp.data_timeout < Duration::from_secs(1) {
         err("smtp.data_timeout".into(), "must be at least 1s".into());
+    }
+    if c.smtp.max_session < Duration::from_secs(1) {
+        err("smtp.max_session".into(), "must be at least 1s".into());
     }
     for (i, s) in c.smtp.allowed_senders.iter().enumerate() {
         let ok = match s.strip_prefix('@') {
@@ -1667,23 +1688,100 @@ pub fn is_domain(s: &str) -> bool {
         })
 }
 
-/// A mail address, bare (`user@domain`) or with a display name (`Name <user@domain>`).
+/// A mail address, bare (`user@domain`) or with a display name (`Name <user@domain>`):
+/// RFC 5322 §3.4 `mailbox` with a dot-atom local part (§3.4.1) and a host-name domain. A
+/// display name is atoms and spaces or one quoted string (§3.2.5 `phrase`); nothing else
+/// (no `;` or `,`, no second `@`, no group syntax) so that one value is one recipient.
 pub fn is_address(s: &str) -> bool {
-    let addr = match (s.rfind('<'), s.ends_with('>')) {
-        (Some(i), true) => &s[i + 1..s.len() - 1],
-        (None, false) => s,
-        _ => return false,
+    let s = s.trim();
+    let Some(open) = s.find('<') else {
+        return is_addr_spec(s);
     };
-    match addr.rsplit_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !local
-                    .bytes()
-                    .any(|b| b.is_ascii_whitespace() || b == b'<' || b == b'>')
-                && is_domain(domain)
+    let Some(inner) = s[open + 1..].strip_suffix('>') else {
+        return false;
+    };
+    is_display_name(s[..open].trim()) && is_addr_spec(inner)
+}
+
+/// RFC 5322 §3.2.3 `atext`.
+fn is_atext(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)
+}
+
+/// `local@domain`, local a dot-atom (RFC 5322 §3.4.1) of at most 64 octets (RFC 5321
+/// §4.5.3.1.1).
+fn is_addr_spec(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && local
+            .split('.')
+            .all(|w| !w.is_empty() && w.bytes().all(is_atext))
+        && is_domain(domain)
+}
+
+/// An empty name, words of `atext` and `.` separated by spaces, or one quoted string
+/// without controls (RFC 5322 §3.2.4, §3.2.5; `.` as obs-phrase allows it).
+fn is_display_name(s: &str) -> bool {
+    if let Some(q) = s.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        let mut escaped = false;
+        for c in q.chars() {
+            match c {
+                _ if c.is_control() => return false,
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => return false,
+                _ => {}
+            }
         }
-        None => false,
+        return !escaped;
     }
+    s.chars().all(|c| {
+        c == ' '
+            || c == '.'
+            || (c.is_ascii() && is_atext(c as u8))
+            || (!c.is_ascii() && !c.is_control())
+    })
+}
+
+/// Splits an RFC 5322 §3.4 `address-list` (mailboxes separated by `,`, a comma inside a
+/// quoted display name kept) and checks each with [`is_address`]. Empty items are skipped;
+/// `Err` names the first item that is not one address.
+pub fn parse_address_list(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut item = String::new();
+    let (mut quoted, mut escaped) = (false, false);
+    let mut push = |item: &mut String| -> Result<(), String> {
+        let a = item.trim();
+        if !a.is_empty() {
+            if !is_address(a) {
+                return Err(a.to_owned());
+            }
+            out.push(a.to_owned());
+        }
+        item.clear();
+        Ok(())
+    };
+    for c in s.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                push(&mut item)?;
+                continue;
+            }
+            _ => {}
+        }
+        item.push(c);
+    }
+    if quoted {
+        return Err(item.trim().to_owned());
+    }
+    push(&mut item)?;
+    Ok(out)
 }
 
 /// T.30 §5.3.6.2.4 identity: up to 20 of `0-9`, `+` and space.

@@ -22,6 +22,7 @@
 //! | [`image_tools`] | I/O shell of `faxgate convert` and `faxgate tiff-check` over [`image::codec`] and [`image::tiff`] (MH/MR/MMR codecs, TIFF-F writer/reader/checker) |
 //! | [`mail`] | PURE: RFC 3192 fax addresses (relay refusal included) and the dial plan (E.164, prefixes, toll-fraud policy) |
 //! | [`smtp`] | offramp ESMTP listener: PURE session state machine; tokio listener, STARTTLS, AUTH, durable commit |
+//! | [`private_fs`] | files and directories created `0600` / `0700` whatever the umask (spool, data dir) |
 //! | [`job`] | PURE leaf: the job vocabulary — ids, kinds, states, attempts, cause classes, decisions, the retry policy's data, timestamps, typed child relations; imports nothing of the crate |
 //! | [`spool`] | the durable queue on disk: one commit point per job (fsync + rename), atomic record updates, receptions kept across crashes (`receiving/`), archives, start-up recovery, the `max_queued` high-water mark, an observer told of every change; `faxgate queue` |
 //! | [`scheduler`] | PURE: retry/backoff per cause class, kill and give-up times; the dispatcher's core (priorities, due times, modem leases, relay and local limits), indexed for a large backlog |
@@ -47,6 +48,7 @@ pub mod logging;
 pub mod mail;
 pub mod offramp;
 pub mod onramp;
+pub mod private_fs;
 pub mod render_cmd;
 pub mod scheduler;
 pub mod smtp;

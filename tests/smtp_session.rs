@@ -576,13 +576,25 @@ fn smuggling_variants_are_not_end_of_data() {
             body.contains("MAIL FROM:<evil@example.org>"),
             "{fake:?}: {body:?}"
         );
+        // Stored with CRLF line ends only (bare CR and LF normalised).
+        let b = body.as_bytes();
+        for (i, &c) in b.iter().enumerate() {
+            assert!(
+                c != b'\n' || (i > 0 && b[i - 1] == b'\r'),
+                "{fake:?}: {body:?}"
+            );
+            assert!(
+                c != b'\r' || b.get(i + 1) == Some(&b'\n'),
+                "{fake:?}: {body:?}"
+            );
+        }
         assert_eq!(t.committed[0].0.recipients.len(), 1);
     }
 }
 
 #[test]
 fn data_split_at_every_byte_is_the_same() {
-    let msg = "A: b\r\n\r\n..x\r\n.\rq\r\nlast\r\r\n.\r\n";
+    let msg = "A: b\r\n\r\n..x\r\n.\rq\r\nlast\r\r\n\n.\nz\r\n.\r\n";
     let mut whole = T::new();
     whole.envelope();
     whole.cmd("DATA", "354");
@@ -595,7 +607,11 @@ fn data_split_at_every_byte_is_the_same() {
         t.send(&msg[cut..]);
         assert_eq!(t.committed[0].1, whole.committed[0].1, "cut at {cut}");
     }
-    assert_eq!(whole.committed[0].1, b"A: b\r\n\r\n.x\r\n\rq\r\nlast\r\r\n");
+    // Bare CRs and LFs are stored as CRLF; the dot after a bare LF is data, not stuffing.
+    assert_eq!(
+        whole.committed[0].1,
+        b"A: b\r\n\r\n.x\r\n\r\nq\r\nlast\r\n\r\n\r\n.\r\nz\r\n"
+    );
 }
 
 #[test]
@@ -862,6 +878,45 @@ fn timeouts_follow_rfc5321() {
     assert_eq!(t.aborted, 1);
     assert!(t.closed);
     assert_eq!(t.s.poll_at(), None);
+}
+
+/// A client that sends a byte before every timeout is still closed when the session has
+/// lasted `smtp.max_session` (time is an input: no clock involved).
+#[test]
+fn session_lifetime_is_capped() {
+    let mut t = T::policy(
+        |c| c.smtp.max_session = Duration::from_secs(600),
+        false,
+        "127.0.0.1:40000",
+    );
+    let start = t.now;
+    t.envelope();
+    t.cmd("DATA", "354");
+    // One byte every 170 s: under the 180 s data timeout each time.
+    for i in 1..=2u64 {
+        t.now = start + Duration::from_secs(170 * i);
+        assert_eq!(t.send("x"), "");
+        assert_eq!(
+            t.s.poll_at(),
+            Some(t.now + Duration::from_secs(180)),
+            "byte {i}"
+        );
+    }
+    // The third byte keeps the data timeout alive past the lifetime: the lifetime wins.
+    t.now = start + Duration::from_secs(170 * 3);
+    t.send("x");
+    assert_eq!(t.s.poll_at(), Some(start + Duration::from_secs(600)));
+    t.s.on_timeout(start + Duration::from_secs(599));
+    assert_eq!(t.drain(), "");
+    t.s.on_timeout(start + Duration::from_secs(600));
+    let r = t.drain();
+    assert_eq!(
+        r,
+        "421 4.4.2 gw.fax.example Error: session time limit exceeded\r\n"
+    );
+    assert_eq!(t.aborted, 1);
+    assert!(t.committed.is_empty());
+    assert!(t.closed);
 }
 
 #[test]

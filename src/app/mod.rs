@@ -112,7 +112,9 @@ pub fn pool_lines(config: &Config) -> Vec<ModemStatus> {
 pub async fn run(config: Config) -> Result<(), AppError> {
     let notifier = Notifier::from_env();
     let data_dir = config.gateway.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|source| AppError::DataDir {
+    // Created 0700 when missing (an existing one keeps its mode: systemd's StateDirectory
+    // sets its own).
+    crate::private_fs::create_dir_all(&data_dir).map_err(|source| AppError::DataDir {
         path: data_dir.clone(),
         source,
     })?;

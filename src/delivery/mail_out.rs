@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::{error, info, warn};
 
+use crate::logging::untrusted;
+
 use super::{Delivery, Envelope, Refused};
 use crate::scheduler::{CauseClass, Decision, Policy};
 use crate::spool::{JobId, JobKind, JobRecord, NewJob, Outcome, Spool, SpoolError};
@@ -226,28 +228,33 @@ pub async fn attempt(
 
     match (&result, &decision) {
         (Ok(a), _) => {
-            info!(job = %id, to = ?data.envelope.to, "mail delivered: {}", a.detail);
+            info!(job = %id, to = ?data.envelope.to, "mail delivered: {}", untrusted(&a.detail));
             if !a.refused.is_empty() {
                 refused_recipients(spool, notices, id, &data, &message, &a.refused).await;
             }
         }
         (Err(e), Decision::RetryAt(t)) => {
-            warn!(job = %id, "mail delivery failed, retry at {t}: {e}");
+            // The error quotes the relay's reply: outside text.
+            warn!(job = %id, "mail delivery failed, retry at {t}: {}", untrusted(&e.to_string()));
         }
         (Err(e), Decision::Fail(why)) => {
             error!(
                 job = %id,
-                subject = %data.subject,
-                "mail dead-lettered ({why}), kept in the spool's failed/ area: {e}"
+                subject = %untrusted(&data.subject),
+                "mail dead-lettered ({why}), kept in the spool's failed/ area: {}",
+                untrusted(&e.to_string())
             );
             if data.purpose != Purpose::AdminNotice {
                 let text = format!(
                     "faxgate could not deliver a message and gave up ({why}).\n\n\
-                     Job: {id}\nSubject: {}\nRecipients: {}\nLast error: {e}\n\n\
+                     Job: {id}\nSubject: {}\nRecipients: {}\nLast error: {}\n\n\
                      The message, and any fax in it, is kept in the spool's failed/ area;\n\
                      `faxgate queue retry {id}` sends it again.\n",
-                    data.subject,
-                    data.envelope.to.join(", "),
+                    // The subject may be a stranger's (a forwarded postmaster mail), the
+                    // error quotes the relay: both escaped in the report.
+                    untrusted(&data.subject),
+                    untrusted(&data.envelope.to.join(", ")),
+                    untrusted(&e.to_string()),
                 );
                 notify_admin(spool, notices, id, "dead letter", &text, 1).await;
             }
@@ -296,12 +303,12 @@ async fn refused_recipients(
     if !permanent.is_empty() && data.purpose != Purpose::AdminNotice {
         let lines: Vec<String> = permanent
             .iter()
-            .map(|r| format!("  {}: {}", r.rcpt, r.reply))
+            .map(|r| format!("  {}: {}", untrusted(&r.rcpt), untrusted(&r.reply)))
             .collect();
         let text = format!(
             "The relay refused some recipients of a message (the others got it).\n\n\
              Job: {id}\nSubject: {}\nRefused:\n{}\n",
-            data.subject,
+            untrusted(&data.subject),
             lines.join("\n")
         );
         notify_admin(spool, notices, id, "recipients refused", &text, 2).await;

@@ -324,7 +324,11 @@ impl SmtpRelay {
         conn.command(Data).await.map_err(classify)?;
         // lettre ends the data with CRLF "." CRLF itself; without this the relay would see the
         // message's own final CRLF plus an empty line.
-        let body = message.strip_suffix(b"\r\n").unwrap_or(message);
+        // lettre dot-stuffs only after CRLF: bare CR/LF line ends (stored before intake
+        // normalised them, or from any other writer) are made CRLF first, so no line can
+        // smuggle an end of data past the relay (CVE-2023-51764 class).
+        let message = crate::mail::crlf_line_ends(message);
+        let body = message.strip_suffix(b"\r\n").unwrap_or(&message);
         let reply = conn.message(body).await.map_err(classify)?;
         let text: Vec<&str> = reply.message().collect();
         Ok(Accepted {

@@ -171,8 +171,11 @@ impl Cause {
         }
     }
 
-    /// The cause in plain words for the sender.
+    /// The cause in plain words for the sender. Names and details that came from outside
+    /// (an attachment's file name, the number as written) are escaped
+    /// ([`crate::logging::Untrusted`]): these words go into reports and logs.
     pub fn words(&self) -> String {
+        use crate::logging::untrusted;
         let tries = |n: &u32| {
             if *n == 1 {
                 "1 try".to_string()
@@ -186,16 +189,22 @@ impl Cause {
                 "There was nothing to fax in the message: no text and no attachment that can be faxed.".into()
             }
             Cause::UnsupportedAttachment { part, what } => format!(
-                "Attachment type not supported: {part} is {what}. Send it as PDF, TIFF, an image or plain text instead."
+                "Attachment type not supported: {} is {}. Send it as PDF, TIFF, an image or plain text instead.",
+                untrusted(part),
+                untrusted(what)
             ),
             Cause::DamagedAttachment { part, detail } => {
-                format!("{part} could not be faxed: {detail}.")
+                format!("{} could not be faxed: {}.", untrusted(part), untrusted(detail))
             }
             Cause::TooManyPages { pages, max } => {
                 format!("The document has {pages} pages; this gateway sends at most {max}.")
             }
             Cause::Blocked { number, reason } => {
-                format!("The number {number} is blocked by policy: {reason}.")
+                format!(
+                    "The number {} is blocked by policy: {}.",
+                    untrusted(number),
+                    untrusted(reason)
+                )
             }
             Cause::Busy { tries: n } => format!("The line was busy after {}.", tries(n)),
             Cause::NoAnswer { tries: n } => format!("There was no answer after {}.", tries(n)),
@@ -214,7 +223,10 @@ impl Cause {
                 tries(n)
             ),
             Cause::GatewayError { detail } => {
-                format!("The fax gateway had an internal problem: {detail}.")
+                format!(
+                    "The fax gateway had an internal problem: {}.",
+                    untrusted(detail)
+                )
             }
             Cause::Quarantined => "The fax gateway stopped while it was preparing this message, \
                 so the message was set aside for the administrator and was not faxed. Please \

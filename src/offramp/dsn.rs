@@ -19,6 +19,7 @@
 
 use std::time::Duration;
 
+use crate::logging::Untrusted;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -202,12 +203,16 @@ mod bytes_as_string {
     }
 }
 
-/// Keep a value on one header line: no CR/LF or other controls, bounded length.
+/// Outside text on one line of a report: escaped by the one helper ([`Untrusted`]: no
+/// controls, no bidi or invisible characters), at most `max` characters.
 fn one_line(s: &str, max: usize) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(max)
-        .collect()
+    Untrusted::new(s).max(max).to_string()
+}
+
+/// The same for an RFC 3464 field, which is US-ASCII (§2.1.1: `message/delivery-status`
+/// without RFC 6533's UTF-8 extension).
+fn field(s: &str, max: usize) -> String {
+    Untrusted::new(s).ascii().max(max).to_string()
 }
 
 /// RFC 2047 encoded word for a header value when it is not plain ASCII.
@@ -275,18 +280,10 @@ fn header_block(msg: &[u8]) -> &[u8] {
     &msg[..end.min(MAX_RETURNED_HEADERS)]
 }
 
-/// Normalise bare LF line ends to CRLF (a report is sent over SMTP).
+/// Bare CR and LF line ends as CRLF (a report is sent over SMTP; a returned original must
+/// not carry a line end the relay reads differently).
 fn crlf(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
-    let mut prev = 0u8;
-    for &b in data {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
-    }
-    out
+    crate::mail::crlf_line_ends(data).into_owned()
 }
 
 fn boundary(report_id: &str) -> String {
@@ -417,10 +414,7 @@ pub fn build(input: &ReportInput<'_>) -> Option<Report> {
     m.push_str("Content-Description: Delivery report\r\n\r\n");
     m.push_str(&format!("Reporting-MTA: dns; {host}\r\n"));
     if let Some(envid) = input.envid {
-        m.push_str(&format!(
-            "Original-Envelope-Id: {}\r\n",
-            one_line(envid, 200)
-        ));
+        m.push_str(&format!("Original-Envelope-Id: {}\r\n", field(envid, 200)));
     }
     m.push_str(&format!(
         "Arrival-Date: {}\r\n",
@@ -433,20 +427,24 @@ pub fn build(input: &ReportInput<'_>) -> Option<Report> {
             let (ty, addr) = orcpt.split_once(';').unwrap_or(("rfc822", orcpt));
             m.push_str(&format!(
                 "Original-Recipient: {}; {}\r\n",
-                one_line(ty.trim(), 20),
-                one_line(addr.trim(), 300)
+                field(ty.trim(), 20),
+                field(addr.trim(), 300)
             ));
         }
         m.push_str(&format!(
             "Final-Recipient: rfc822; {}\r\n",
-            one_line(&r.rcpt, 300)
+            field(&r.rcpt, 300)
         ));
         m.push_str(&format!("Action: {}\r\n", r.action.as_str()));
         m.push_str(&format!("Status: {}\r\n", r.cause.status(r.action)));
         m.push_str(&format!(
             "Diagnostic-Code: X-Fax; {}; {}\r\n",
             r.cause.keyword(),
-            one_line(&r.cause.words(), 400)
+            // The words escaped their outside parts already: made ASCII, not escaped twice.
+            Untrusted::new(&r.cause.words())
+                .ascii()
+                .escaped_before()
+                .max(400)
         ));
         if let Some(t) = r
             .fax
@@ -463,7 +461,7 @@ pub fn build(input: &ReportInput<'_>) -> Option<Report> {
             ));
         }
         if let Some(id) = &r.fax.remote_id {
-            m.push_str(&format!("X-Fax-Remote-Id: {}\r\n", one_line(id, 40)));
+            m.push_str(&format!("X-Fax-Remote-Id: {}\r\n", field(id, 40)));
         }
         m.push_str(&format!("X-Fax-Attempts: {}\r\n", r.fax.attempts));
     }

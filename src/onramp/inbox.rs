@@ -34,6 +34,8 @@ use std::time::Duration;
 use thiserror::Error;
 use tracing::{error, info};
 
+use crate::logging::untrusted;
+
 use super::fax_in::{self, FaxInData};
 use super::{Completion, Reception, Source};
 use crate::image::Page;
@@ -200,15 +202,14 @@ impl Sidecar {
                 "line" => &mut s.line,
                 "subaddress" => &mut s.subaddress,
                 "to" => {
-                    for a in v.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-                        if !crate::config::is_address(a) {
-                            return Err(SidecarError::BadAddress {
-                                line: i + 1,
-                                value: a.to_owned(),
-                            });
+                    // An RFC 5322 address list: `a@x;b@evil` is not two addresses, nor one.
+                    let list = crate::config::parse_address_list(&v).map_err(|bad| {
+                        SidecarError::BadAddress {
+                            line: i + 1,
+                            value: bad,
                         }
-                        s.to.push(a.to_owned());
-                    }
+                    })?;
+                    s.to.extend(list);
                     continue;
                 }
                 _ => {
@@ -291,7 +292,14 @@ pub fn document_pages(
         }
         // Not a bilevel fax-geometry TIFF (a grey scan, an A4 300 dpi page): render it.
     }
-    let kind = Kind::sniff(bytes, None).ok_or_else(|| {
+    // Text has no magic number: the name says so (and the bytes have no binary controls),
+    // or the bytes are clearly UTF-8 text.
+    let mime = match text_type_of(name) {
+        Some(t) => no_binary_controls(bytes).then_some(t),
+        None => (std::str::from_utf8(bytes).is_ok() && no_binary_controls(bytes))
+            .then_some("text/plain"),
+    };
+    let kind = Kind::sniff(bytes, mime).ok_or_else(|| {
         doc(
             "not a document faxgate renders (TIFF, PDF, PNG, JPEG, GIF, BMP, WebP, PNM, text)"
                 .into(),
@@ -302,6 +310,25 @@ pub fn document_pages(
         return Err(doc(format!("{name}: nothing to fax")));
     }
     Ok(r.pages)
+}
+
+/// The MIME type of a text document named `name` (`.txt`, `.text`; `.htm`, `.html`).
+fn text_type_of(name: &str) -> Option<&'static str> {
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    match ext.as_str() {
+        "txt" | "text" => Some("text/plain"),
+        "htm" | "html" => Some("text/html"),
+        _ => None,
+    }
+}
+
+/// True for bytes without C0 controls other than tab, line ends and form feed (any
+/// 8-bit text encoding passes; a binary file has NULs or other controls).
+fn no_binary_controls(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && bytes
+            .iter()
+            .all(|&b| (b >= 0x20 && b != 0x7f) || matches!(b, b'\t' | b'\n' | b'\r' | 0x0c))
 }
 
 /// A TIFF page already at fax width, with its vertical density brought to standard or fine.
@@ -421,20 +448,20 @@ pub fn take_file(
                 {
                     error!(
                         "inbox: {} is queued as {} but cannot be removed: {e}",
-                        p.display(),
+                        untrusted(&p.to_string_lossy()),
                         rec.id
                     );
                 }
             }
-            info!(job = %rec.id, file = %path.display(), "inbox file queued as a received fax");
+            info!(job = %rec.id, file = %untrusted(&path.to_string_lossy()), "inbox file queued as a received fax");
             Some(rec)
         }
         Err(e) if e.is_temporary() => {
-            error!(file = %path.display(), "inbox: will try again: {e}");
+            error!(file = %untrusted(&path.to_string_lossy()), "inbox: will try again: {}", untrusted(&e.to_string()));
             None
         }
         Err(e) => {
-            error!(file = %path.display(), "inbox: file cannot be faxed, moved to {FAILED_DIR}/: {e}");
+            error!(file = %untrusted(&path.to_string_lossy()), "inbox: file cannot be faxed, moved to {FAILED_DIR}/: {}", untrusted(&e.to_string()));
             park(dir, path, &e.to_string());
             None
         }
@@ -445,7 +472,7 @@ pub fn take_file(
 fn park(dir: &Path, path: &Path, why: &str) {
     let failed = dir.join(FAILED_DIR);
     let Some(name) = path.file_name() else { return };
-    let r = fs::create_dir_all(&failed)
+    let r = crate::private_fs::create_dir_all(&failed)
         .and_then(|_| fs::rename(path, failed.join(name)))
         .and_then(|_| {
             let side = sidecar_path(path);
@@ -456,10 +483,13 @@ fn park(dir: &Path, path: &Path, why: &str) {
             }
             let mut n = name.to_os_string();
             n.push(".error");
-            fs::write(failed.join(n), format!("{why}\n"))
+            std::io::Write::write_all(
+                &mut crate::private_fs::create(&failed.join(n))?,
+                format!("{why}\n").as_bytes(),
+            )
         });
     if let Err(e) = r {
-        error!(file = %path.display(), "inbox: cannot move to {FAILED_DIR}/: {e}");
+        error!(file = %untrusted(&path.to_string_lossy()), "inbox: cannot move to {FAILED_DIR}/: {}", untrusted(&e.to_string()));
     }
 }
 
@@ -706,10 +736,64 @@ mod tests {
             Sidecar::parse(b"to: not an address\n"),
             Err(SidecarError::BadAddress { line: 1, .. })
         ));
+        // One value, one recipient: no hidden second address behind `;`, `@` or `:`.
+        for bad in [
+            "a@x.example;b@evil.example",
+            "a@x.example; b@evil.example",
+            "a@x.example b@evil.example",
+            "\"a@x.example\" b@evil.example",
+            "friends: a@x.example, b@evil.example;",
+            "A <a@x.example>, <b@evil.example",
+            "a@b@evil.example",
+        ] {
+            let r = Sidecar::parse(format!("to: {bad}\n").as_bytes());
+            assert!(
+                matches!(r, Err(SidecarError::BadAddress { line: 1, .. })),
+                "{bad}: {r:?}"
+            );
+        }
+        let s = Sidecar::parse(b"to: \"Doe, John\" <j@x.example>, k@x.example\n").unwrap();
+        assert_eq!(s.to, ["\"Doe, John\" <j@x.example>", "k@x.example"]);
         assert_eq!(
             Sidecar::parse(&[0xff, 0xfe]).unwrap_err(),
             SidecarError::NotText
         );
+    }
+
+    /// The README's promise: plain text is faxed, by name or by content; binary junk is not.
+    #[test]
+    fn plain_text_is_a_document() {
+        use crate::image::render::Unlimited;
+        let opts = RenderOptions::default();
+        let text = b"Dear Sir,\n\nPlease find the order below.\n\tItem 1\x0cPage two\n";
+        for name in ["order.txt", "ORDER.TXT", "order"] {
+            let pages = document_pages(text, name, &opts, &mut crate::image::render::Unlimited)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!pages.is_empty(), "{name}");
+            assert_eq!(pages[0].width(), 1728, "{name}");
+        }
+        let html = b"<html><body><p>Hello</p></body></html>";
+        assert!(
+            document_pages(html, "a.html", &opts, &mut crate::image::render::Unlimited).is_ok()
+        );
+        // Latin-1 text named .txt is text; binary named .txt is not.
+        let latin1 = document_pages(b"caf\xe9\n", "menu.txt", &opts, &mut Unlimited);
+        assert!(latin1.is_ok());
+        for (junk, name) in [
+            (&b"\0\x01\x02\xff"[..], "junk"),
+            (b"\0\x01\x02\xff", "junk.txt"),
+            (b"", "empty.txt"),
+            (b"\x1b[2J", "esc"),
+            (b"caf\xe9\n", "latin1-without-a-name"),
+        ] {
+            assert!(
+                matches!(
+                    document_pages(junk, name, &opts, &mut crate::image::render::Unlimited),
+                    Err(InboxError::Document(_))
+                ),
+                "{name}"
+            );
+        }
     }
 
     proptest::proptest! {

@@ -299,7 +299,7 @@ fn recover_one(mut inc: Incoming) -> Result<Recovered, SpoolError> {
     let mut pages = 0u32;
     let mut resolution = None;
     {
-        let out = File::create(&out_path).map_err(|e| SpoolError::io(&out_path, e))?;
+        let out = crate::private_fs::create(&out_path).map_err(|e| SpoolError::io(&out_path, e))?;
         let mut w = Writer::new(out, PART_PROFILE).map_err(|e| tiff_io(Some(&out_path), e))?;
         // A page cut short by the crash is not linked and is never seen here; a damaged one
         // ends the pages that count.

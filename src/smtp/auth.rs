@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use argon2::password_hash::PasswordHash;
 use thiserror::Error;
 
 /// Users file larger than this is refused (ours: thousands of users fit easily).
@@ -71,7 +71,13 @@ impl Users {
                 return Err(bad("bad user name"));
             }
             match PasswordHash::new(hash) {
-                Ok(h) if h.algorithm.as_str().starts_with("argon2") => {}
+                Ok(h) if h.algorithm.as_str().starts_with("argon2") => {
+                    match argon2::Params::try_from(&h) {
+                        Ok(p) if p.m_cost() <= MAX_MEMORY_KIB => {}
+                        Ok(_) => return Err(bad("argon2 memory cost over 256 MiB")),
+                        Err(e) => return Err(bad(&format!("bad argon2 parameters: {e}"))),
+                    }
+                }
                 Ok(_) => return Err(bad("not an argon2 hash")),
                 Err(e) => return Err(bad(&format!("not a PHC hash string: {e}"))),
             }
@@ -106,8 +112,17 @@ impl Users {
     }
 
     /// Checks a password (slow on purpose: argon2). An unknown user costs the same work as a
-    /// known one, so timing does not tell which user names exist.
+    /// known one, so timing does not tell which user names exist. Allocates argon2's memory
+    /// for this call; the listener uses [`Users::verify_in`] with reused memory instead.
     pub fn verify(&self, user: &str, password: &str) -> bool {
+        self.verify_in(user, password, &mut Scratch::default())
+    }
+
+    /// [`Users::verify`] with argon2's working memory in `scratch`, grown to the hash's
+    /// `m` parameter and kept for the next call: the memory of N reused scratch buffers is
+    /// all that N concurrent checks ever hold (allocating 19 MiB per check left freed blocks
+    /// in every allocator arena a blocking thread had touched).
+    pub fn verify_in(&self, user: &str, password: &str, scratch: &mut Scratch) -> bool {
         if password.len() > MAX_PASSWORD || user.len() > MAX_USER {
             return false;
         }
@@ -118,14 +133,73 @@ impl Users {
                 None => return false,
             },
         };
-        let Ok(parsed) = PasswordHash::new(hash) else {
-            return false;
-        };
-        let ok = argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
-        ok && known
+        verify_phc(hash, password.as_bytes(), scratch) && known
     }
+}
+
+/// Largest argon2 memory cost a users-file hash may ask for, KiB (ours): each concurrent
+/// check holds this much.
+pub const MAX_MEMORY_KIB: u32 = 256 * 1024;
+
+/// Reusable argon2 working memory (1 KiB blocks).
+#[derive(Default)]
+pub struct Scratch {
+    blocks: Vec<argon2::Block>,
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Scratch({} KiB)", self.blocks.len())
+    }
+}
+
+impl Scratch {
+    /// KiB held.
+    pub fn kib(&self) -> usize {
+        self.blocks.len()
+    }
+}
+
+/// Verifies `password` against a PHC argon2 string, as the `password-hash` crate's verifier
+/// does (same parameters, salt and constant-time output comparison), but in `scratch`.
+fn verify_phc(hash: &str, password: &[u8], scratch: &mut Scratch) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(alg) = argon2::Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = match parsed.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = argon2::Params::try_from(&parsed) else {
+        return false;
+    };
+    if params.m_cost() > MAX_MEMORY_KIB {
+        return false;
+    }
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let need = params.block_count();
+    if scratch.blocks.len() < need {
+        scratch.blocks.resize(need, argon2::Block::default());
+    }
+    let a = argon2::Argon2::new(alg, version, params);
+    let mut out = vec![0u8; expected.len()];
+    if a.hash_password_into_with_memory(password, salt, &mut out, &mut scratch.blocks[..need])
+        .is_err()
+    {
+        return false;
+    }
+    // `Output`'s equality is constant-time.
+    argon2::password_hash::Output::new(&out).is_ok_and(|o| o == expected)
 }
 
 /// A PHC string for `password` with argon2id and the crate's default (OWASP) parameters and a
@@ -173,13 +247,37 @@ pub fn hash_password_main(user: &str) -> std::process::ExitCode {
 }
 
 /// Failed AUTH attempts from one address within [`AuthLimiter::WINDOW`] before it is locked out
-/// (ours; RFC 4954 §4 asks servers to limit guessing without fixing numbers).
+/// (ours; RFC 4954 §4 asks servers to limit guessing without fixing numbers). Checks still in
+/// progress count too, so that many attempts sent at once cannot all be checked before the
+/// first failure is recorded.
 pub const LOCKOUT_FAILURES: usize = 10;
 
-/// Per-client-address failed-AUTH counter. PURE: `now` is passed in.
+/// Per-client-address AUTH counter: recent failures plus checks in progress. PURE: `now` is
+/// passed in.
+///
+/// A check is [`reserve`](AuthLimiter::reserve)d before the password is verified and
+/// [`settle`](AuthLimiter::settle)d after; while reserved it counts like a failure, so an
+/// address never has more than [`LOCKOUT_FAILURES`] failures and checks together.
 #[derive(Debug, Default)]
 pub struct AuthLimiter {
-    failures: HashMap<IpAddr, Vec<Instant>>,
+    entries: HashMap<IpAddr, Entry>,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    failures: Vec<Instant>,
+    in_flight: usize,
+}
+
+impl Entry {
+    fn forget_old(&mut self, now: Instant) {
+        self.failures
+            .retain(|t| now.saturating_duration_since(*t) < AuthLimiter::WINDOW);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.failures.is_empty() && self.in_flight == 0
+    }
 }
 
 impl AuthLimiter {
@@ -188,35 +286,79 @@ impl AuthLimiter {
     /// Addresses tracked at most; the oldest are dropped past it (bounds memory under attack).
     pub const MAX_TRACKED: usize = 10_000;
 
-    /// True when `ip` may try to authenticate now.
+    /// True when `ip` may try to authenticate now (failures and checks in progress under
+    /// [`LOCKOUT_FAILURES`]). Does not reserve: see [`AuthLimiter::reserve`].
     pub fn allowed(&mut self, ip: IpAddr, now: Instant) -> bool {
-        match self.failures.get_mut(&ip) {
-            Some(v) => {
-                v.retain(|t| now.saturating_duration_since(*t) < Self::WINDOW);
-                v.len() < LOCKOUT_FAILURES
+        match self.entries.get_mut(&ip) {
+            Some(e) => {
+                e.forget_old(now);
+                e.failures.len() + e.in_flight < LOCKOUT_FAILURES
             }
             None => true,
         }
     }
 
-    /// Records a failed attempt by `ip`.
-    pub fn failed(&mut self, ip: IpAddr, now: Instant) {
-        if self.failures.len() >= Self::MAX_TRACKED && !self.failures.contains_key(&ip) {
-            self.failures.retain(|_, v| {
-                v.retain(|t| now.saturating_duration_since(*t) < Self::WINDOW);
-                !v.is_empty()
-            });
-            if self.failures.len() >= Self::MAX_TRACKED {
-                // Still full of recent attackers: forget one arbitrary entry.
-                if let Some(k) = self.failures.keys().next().copied() {
-                    self.failures.remove(&k);
-                }
+    /// Reserves one check for `ip` when [`allowed`](AuthLimiter::allowed); false (nothing
+    /// reserved) when the address is locked out. Every `true` must be followed by one
+    /// [`settle`](AuthLimiter::settle).
+    pub fn reserve(&mut self, ip: IpAddr, now: Instant) -> bool {
+        if !self.allowed(ip, now) {
+            return false;
+        }
+        self.make_room(ip, now);
+        self.entries.entry(ip).or_default().in_flight += 1;
+        true
+    }
+
+    /// Ends a reserved check: `failed` records a failure at `now`; a success or a check that
+    /// never ran (the client left) only releases the reservation.
+    pub fn settle(&mut self, ip: IpAddr, now: Instant, failed: bool) {
+        let e = self.entries.entry(ip).or_default();
+        e.in_flight = e.in_flight.saturating_sub(1);
+        if failed {
+            e.failures.push(now);
+            if e.failures.len() > LOCKOUT_FAILURES {
+                e.failures.remove(0);
             }
         }
-        let v = self.failures.entry(ip).or_default();
-        v.push(now);
-        if v.len() > LOCKOUT_FAILURES {
-            v.remove(0);
+        if e.is_empty() {
+            self.entries.remove(&ip);
+        }
+    }
+
+    /// Records a failed attempt by `ip` that was not reserved.
+    pub fn failed(&mut self, ip: IpAddr, now: Instant) {
+        self.make_room(ip, now);
+        let e = self.entries.entry(ip).or_default();
+        e.in_flight += 1;
+        self.settle(ip, now, true);
+    }
+
+    /// Checks in progress for `ip` (for tests and status).
+    pub fn in_flight(&self, ip: IpAddr) -> usize {
+        self.entries.get(&ip).map_or(0, |e| e.in_flight)
+    }
+
+    /// Keeps the table under [`AuthLimiter::MAX_TRACKED`] before `ip` is added.
+    fn make_room(&mut self, ip: IpAddr, now: Instant) {
+        if self.entries.len() < Self::MAX_TRACKED || self.entries.contains_key(&ip) {
+            return;
+        }
+        self.entries.retain(|_, e| {
+            e.forget_old(now);
+            !e.is_empty()
+        });
+        if self.entries.len() >= Self::MAX_TRACKED {
+            // Still full of recent attackers: forget one entry without checks in progress
+            // (forgetting a reservation would let its settle count against nothing).
+            let victim = self
+                .entries
+                .iter()
+                .find(|(_, e)| e.in_flight == 0)
+                .map(|(k, _)| *k);
+            if let Some(k) = victim {
+                self.entries.remove(&k);
+            }
         }
     }
 }
@@ -254,6 +396,17 @@ mod tests {
         assert!(u.verify("bob", "pw b"));
         assert!(!u.verify("carol", "pw a"));
         assert!(!u.verify("alice", &"x".repeat(2000)));
+        // Reused memory gives the same answers, and keeps the largest size asked for.
+        let mut scratch = Scratch::default();
+        assert!(u.verify_in("bob", "pw b", &mut scratch));
+        assert!(!u.verify_in("bob", "pw a", &mut scratch));
+        assert!(u.verify_in("alice", "pw a", &mut scratch));
+        assert_eq!(scratch.kib(), 1024);
+        // A hash written by the crate's own hasher (default parameters) verifies too.
+        let std_hash = hash_password("pw c").unwrap();
+        let u2 = Users::parse(&format!("carol:{std_hash}\n")).unwrap();
+        assert!(u2.verify_in("carol", "pw c", &mut scratch));
+        assert!(!u2.verify_in("carol", "pw C", &mut scratch));
         for (bad, line) in [
             ("alice\n", 1),
             ("# c\nalice:plaintext\n", 2),
@@ -282,6 +435,31 @@ mod tests {
         assert!(l.allowed(ip, t0 + AuthLimiter::WINDOW));
     }
 
+    /// Checks in progress count: with all of them reserved at once, the 11th is refused
+    /// before any has failed; settling frees the slot only as far as the failures allow.
+    #[test]
+    fn limiter_counts_checks_in_progress() {
+        let mut l = AuthLimiter::default();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let t0 = Instant::now();
+        for i in 0..LOCKOUT_FAILURES {
+            assert!(l.reserve(ip, t0), "reservation {i}");
+        }
+        assert_eq!(l.in_flight(ip), LOCKOUT_FAILURES);
+        assert!(!l.reserve(ip, t0), "an 11th check at once");
+        // One succeeds: its slot is free again.
+        l.settle(ip, t0, false);
+        assert!(l.reserve(ip, t0));
+        // All fail: locked out although nothing is in progress any more.
+        for _ in 0..LOCKOUT_FAILURES {
+            l.settle(ip, t0, true);
+        }
+        assert_eq!(l.in_flight(ip), 0);
+        assert!(!l.reserve(ip, t0 + Duration::from_secs(1)));
+        assert!(l.reserve(ip, t0 + AuthLimiter::WINDOW));
+        l.settle(ip, t0 + AuthLimiter::WINDOW, false);
+    }
+
     #[test]
     fn limiter_memory_bounded() {
         let mut l = AuthLimiter::default();
@@ -289,6 +467,6 @@ mod tests {
         for i in 0..(AuthLimiter::MAX_TRACKED as u32 + 50) {
             l.failed(IpAddr::from(i.to_be_bytes()), t0);
         }
-        assert!(l.failures.len() <= AuthLimiter::MAX_TRACKED);
+        assert!(l.entries.len() <= AuthLimiter::MAX_TRACKED);
     }
 }

@@ -16,4 +16,4 @@ pub mod server;
 pub mod session;
 pub mod tls;
 
-pub use server::{MESSAGE_FILE, MessageJob, Server, SmtpError, bind, serve};
+pub use server::{AuthCounts, AuthStats, MESSAGE_FILE, MessageJob, Server, SmtpError, bind, serve};

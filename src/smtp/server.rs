@@ -9,6 +9,12 @@
 //! point). Blocking file work runs on tokio's blocking pool, so concurrent commits share the
 //! file system journal's commits (the spool's group commit).
 //!
+//! AUTH: at most `smtp.auth_max_concurrent` password checks run at once (argon2 holds ~19 MiB
+//! each), [`AUTH_QUEUE_PER_SLOT`] per slot more wait their turn, and past that the client gets
+//! `454 4.7.0` without a check; each check is reserved in the per-address [`AuthLimiter`]
+//! before it waits, so attempts in progress count toward the lockout. [`AuthStats`] counts
+//! them.
+//!
 //! Limits: `smtp.max_connections` in all (a semaphore; over it the client gets
 //! `421 4.3.2` and is closed), `smtp.max_connections_per_ip` per address (`421 4.7.0`), the
 //! RFC 5321 §4.5.3.2 timeouts from the session's `poll_at()`, also applied to our writes (a
@@ -18,6 +24,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -28,13 +35,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, info, warn};
 
-use super::auth::{AuthLimiter, Users, UsersError};
+use super::auth::{AuthLimiter, Scratch, Users, UsersError};
 use super::session::{
     AuthVerdict, CommitFailure, Envelope, Output, Policy, Session, TlsInfo, received_header,
 };
 use super::tls::{TlsError, TlsHolder};
 use crate::config::Config;
 use crate::daemon::Shutdown;
+use crate::logging::Untrusted;
 use crate::spool::{Incoming, JobKind, NewJob, PayloadFile, Spool, SpoolError};
 
 /// Name of the message file in a `Message` job.
@@ -44,6 +52,90 @@ pub const MESSAGE_FILE: &str = "message.eml";
 pub const STREAM_BLOCK: usize = 128 * 1024;
 /// Read buffer per connection (ours).
 const READ_BUF: usize = 16 * 1024;
+/// AUTH checks that may wait for a free slot, per slot of `smtp.auth_max_concurrent` (ours):
+/// a burst of logins queues briefly instead of failing, a flood gets `454` at once.
+pub const AUTH_QUEUE_PER_SLOT: usize = 8;
+
+/// Counters of the AUTH gate, shared with whoever asks ([`Server::auth_stats`]): what the
+/// concurrency cap actually allowed, observable without timing.
+#[derive(Debug, Default)]
+pub struct AuthStats {
+    verifying: AtomicUsize,
+    peak: AtomicUsize,
+    waiting: AtomicUsize,
+    verified: AtomicUsize,
+    busy: AtomicUsize,
+    locked: AtomicUsize,
+}
+
+/// A copy of [`AuthStats`] at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AuthCounts {
+    /// Password checks running now.
+    pub verifying: usize,
+    /// Most checks ever running at once.
+    pub peak: usize,
+    /// Attempts waiting for a slot now.
+    pub waiting: usize,
+    /// Password checks run in all.
+    pub verified: usize,
+    /// Attempts answered `454` because the queue was full (not checked).
+    pub busy: usize,
+    /// Attempts answered `454` because their address was locked out (not checked).
+    pub locked: usize,
+}
+
+impl AuthStats {
+    /// The counters now.
+    pub fn snapshot(&self) -> AuthCounts {
+        AuthCounts {
+            verifying: self.verifying.load(Ordering::SeqCst),
+            peak: self.peak.load(Ordering::SeqCst),
+            waiting: self.waiting.load(Ordering::SeqCst),
+            verified: self.verified.load(Ordering::SeqCst),
+            busy: self.busy.load(Ordering::SeqCst),
+            locked: self.locked.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// One reserved check in the per-address limiter; released (without a failure) if dropped
+/// unsettled, e.g. when the connection ends while waiting.
+struct Reservation<'a> {
+    limiter: &'a Mutex<AuthLimiter>,
+    ip: IpAddr,
+    settled: bool,
+}
+
+impl Reservation<'_> {
+    fn settle(mut self, failed: bool) {
+        self.settled = true;
+        self.limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .settle(self.ip, Instant::now(), failed);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.limiter
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .settle(self.ip, Instant::now(), false);
+        }
+    }
+}
+
+/// Decrements a counter when dropped.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// `data` of a committed `Message` job: what the offramp jobs need besides `message.eml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +178,13 @@ struct Ctx {
     users: std::sync::RwLock<Arc<Users>>,
     users_file: Option<std::path::PathBuf>,
     limiter: Mutex<AuthLimiter>,
+    /// Password checks at once (`smtp.auth_max_concurrent`).
+    auth_slots: Arc<Semaphore>,
+    /// Checks allowed to run or wait at once.
+    auth_queue: usize,
+    auth_stats: Arc<AuthStats>,
+    /// argon2 working memory, one per slot, reused (the memory bound of all checks).
+    auth_scratch: Arc<Mutex<Vec<Scratch>>>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     max_per_ip: usize,
     conns: Arc<Semaphore>,
@@ -129,6 +228,10 @@ pub async fn bind(config: &Config, spool: Spool) -> Result<Server, SmtpError> {
             users: std::sync::RwLock::new(Arc::new(users)),
             users_file,
             limiter: Mutex::new(AuthLimiter::default()),
+            auth_slots: Arc::new(Semaphore::new(s.auth_max_concurrent.max(1))),
+            auth_queue: s.auth_max_concurrent.max(1) * (1 + AUTH_QUEUE_PER_SLOT),
+            auth_stats: Arc::new(AuthStats::default()),
+            auth_scratch: Arc::new(Mutex::new(Vec::new())),
             per_ip: Mutex::new(HashMap::new()),
             max_per_ip: s.max_connections_per_ip,
             conns: Arc::new(Semaphore::new(s.max_connections)),
@@ -149,6 +252,11 @@ impl Server {
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect()
+    }
+
+    /// The AUTH gate's counters (live: they go on changing while the server runs).
+    pub fn auth_stats(&self) -> Arc<AuthStats> {
+        self.ctx.auth_stats.clone()
     }
 
     /// Accepts until `shutdown`, then waits for the sessions to finish.
@@ -563,7 +671,7 @@ impl<'a> Connection<'a> {
                             let size = m.size;
                             let r = m.commit(self.ctx).await;
                             if let Ok(id) = &r {
-                                info!(id = %id, from = %from, rcpts, size, client = %self.peer, "message queued");
+                                info!(id = %id, from = %Untrusted::new(&from), rcpts, size, client = %self.peer, "message queued");
                             }
                             r
                         }
@@ -614,35 +722,75 @@ impl<'a> Connection<'a> {
         Ok(())
     }
 
+    /// Checks credentials under both limits: the address's lockout (a reservation taken
+    /// before anything else, so checks in progress count) and the listener's cap on checks
+    /// running at once (a bounded queue in front of `auth_slots`).
     async fn check_auth(&mut self, user: String, password: String) -> AuthVerdict {
+        let ctx = self.ctx;
+        let stats = &ctx.auth_stats;
         let ip = self.peer.ip();
-        {
-            let mut l = self.ctx.limiter.lock().unwrap_or_else(|p| p.into_inner());
-            if !l.allowed(ip, Instant::now()) {
-                warn!(%ip, "AUTH refused: too many recent failures");
-                return AuthVerdict::Locked;
-            }
-        }
-        let users = self
-            .ctx
-            .users
-            .read()
+        // The user name is the unauthenticated client's: escaped, or a newline in it could
+        // forge an `AUTH ok` line.
+        let user_log = Untrusted::new(&user).to_string();
+        let reserved = ctx
+            .limiter
+            .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let u = user.clone();
-        let ok = tokio::task::spawn_blocking(move || users.verify(&u, &password)).await;
+            .reserve(ip, Instant::now());
+        if !reserved {
+            stats.locked.fetch_add(1, Ordering::SeqCst);
+            warn!(%ip, user = %user_log, "AUTH refused: too many recent failures");
+            return AuthVerdict::Locked;
+        }
+        let reservation = Reservation {
+            limiter: &ctx.limiter,
+            ip,
+            settled: false,
+        };
+        // Running + waiting, counted before waiting so that the bound holds under a burst.
+        let queued = stats.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+        let waiting = Counted(&stats.waiting);
+        if queued + stats.verifying.load(Ordering::SeqCst) > ctx.auth_queue {
+            drop(waiting);
+            drop(reservation);
+            stats.busy.fetch_add(1, Ordering::SeqCst);
+            warn!(%ip, user = %user_log, "AUTH refused: too many checks in progress");
+            return AuthVerdict::Busy;
+        }
+        let Ok(permit) = ctx.auth_slots.clone().acquire_owned().await else {
+            return AuthVerdict::Unavailable;
+        };
+        drop(waiting);
+        let users = ctx.users.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let st = stats.clone();
+        let pool = ctx.auth_scratch.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            // The permit lives as long as the check, even if this task is dropped meanwhile.
+            let _permit = permit;
+            let now = st.verifying.fetch_add(1, Ordering::SeqCst) + 1;
+            st.peak.fetch_max(now, Ordering::SeqCst);
+            let _running = Counted(&st.verifying);
+            st.verified.fetch_add(1, Ordering::SeqCst);
+            // At most one scratch per permit exists: the pool never grows past the cap.
+            let mut scratch = pool
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop()
+                .unwrap_or_default();
+            let ok = users.verify_in(&user, &password, &mut scratch);
+            pool.lock().unwrap_or_else(|p| p.into_inner()).push(scratch);
+            ok
+        })
+        .await;
         match ok {
             Ok(true) => {
-                info!(%ip, user = %user, "AUTH ok");
+                reservation.settle(false);
+                info!(%ip, user = %user_log, "AUTH ok");
                 AuthVerdict::Accepted
             }
             Ok(false) => {
-                warn!(%ip, user = %user, "AUTH failed");
-                self.ctx
-                    .limiter
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .failed(ip, Instant::now());
+                reservation.settle(true);
+                warn!(%ip, user = %user_log, "AUTH failed");
                 AuthVerdict::Rejected
             }
             Err(_) => AuthVerdict::Unavailable,

@@ -24,6 +24,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::logging::Untrusted;
 use crate::mail::address::{self, AddressForm, FaxAddress, Number};
 use crate::mail::dialplan::{Destination, DialPlan};
 
@@ -39,6 +40,9 @@ pub const MAX_ENVID: usize = 100;
 pub const MAX_ORCPT: usize = 500;
 /// Message data is handed to the shell in chunks of about this size (ours).
 pub const DATA_CHUNK: usize = 64 * 1024;
+/// Characters of (escaped) reply text after the codes (ours): with the cut marker, a reply
+/// line stays under RFC 5321 §4.5.3.1.5's 512 octets.
+pub const MAX_REPLY_TEXT: usize = 440;
 /// Input bytes buffered before the session stops asking for more (ours): pipelined commands
 /// beyond this wait in the socket.
 pub const MAX_BUFFERED_INPUT: usize = 64 * 1024;
@@ -76,6 +80,9 @@ pub struct Policy {
     pub command_timeout: Duration,
     /// RFC 5321 §4.5.3.2.5: waiting for a data block.
     pub data_timeout: Duration,
+    /// Longest the whole session may last (ours: the per-read timeouts alone let a client
+    /// trickling a byte at a time hold the connection forever).
+    pub max_session: Duration,
     /// The dial plan.
     pub dialplan: DialPlan,
 }
@@ -100,6 +107,7 @@ impl Policy {
             max_auth_failures: s.max_auth_failures,
             command_timeout: s.command_timeout,
             data_timeout: s.data_timeout,
+            max_session: s.max_session,
             dialplan: DialPlan::new(&c.dialplan),
         }
     }
@@ -238,7 +246,8 @@ pub enum Output {
     },
     /// Open a new spooled message for this envelope.
     MessageStart(Box<Envelope>),
-    /// Append these (already dot-unstuffed) bytes to the message.
+    /// Append these (already dot-unstuffed) bytes to the message; every line ends in CRLF
+    /// (bare CR and LF were made CRLF).
     MessageData(Vec<u8>),
     /// The message is complete: commit it and call [`Session::commit_result`].
     MessageEnd,
@@ -255,8 +264,12 @@ pub enum AuthVerdict {
     Accepted,
     /// Wrong user or password.
     Rejected,
-    /// Too many failures from this client recently (rate limit): try later.
+    /// Too many failures (or checks in progress) from this client recently (rate limit): try
+    /// later.
     Locked,
+    /// Too many password checks in progress in the whole listener: try later (nothing was
+    /// checked).
+    Busy,
     /// The users file could not be read: a local problem.
     Unavailable,
 }
@@ -273,13 +286,21 @@ pub struct CommitFailure {
 }
 
 /// Where dot-unstuffing and end-of-data detection are (RFC 5321 §4.1.1.4, §4.5.2).
+///
+/// Only CRLF ends a line, and only CRLF `.` CRLF ends the data. Every bare CR and bare LF is
+/// stored as CRLF (as Postfix's `smtpd_forbid_bare_newline = normalize` does), so nothing
+/// in the spool can carry a line end that another server reads differently: a message
+/// relayed on (the postmaster copy, a DSN with `RET=FULL`) is dot-stuffed line by line by
+/// the relay client and can never smuggle `\n.\r\n`, `\n.\n` or `\r.\r\n` past our relay
+/// (CVE-2023-51764 class). A dot after a bare CR or LF is data, not stuffing: that line
+/// did not start with CRLF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DotState {
     /// Just after CRLF (or at the start of data): a `.` here is special.
     LineStart,
     /// Inside a line.
     Mid,
-    /// Saw CR inside a line.
+    /// Saw CR inside a line; not yet written (CRLF, or a bare CR written as CRLF).
     Cr,
     /// Saw `.` at line start.
     Dot,
@@ -351,6 +372,7 @@ pub struct Session {
     discarding: bool,
     out: VecDeque<Output>,
     last_activity: Instant,
+    started: Instant,
     stopping: bool,
 }
 
@@ -369,6 +391,7 @@ impl Session {
             discarding: false,
             out: VecDeque::new(),
             last_activity: now,
+            started: now,
             stopping: false,
         };
         let g = format!("220 {} ESMTP faxgate ready\r\n", s.policy.hostname);
@@ -398,9 +421,15 @@ impl Session {
     }
 
     /// When the session times out unless more input arrives: RFC 5321 §4.5.3.2.7 (command,
-    /// 5 min) or §4.5.3.2.5 (data block, 3 min) after the last input. `None` while the
-    /// listener owes a verdict.
+    /// 5 min) or §4.5.3.2.5 (data block, 3 min) after the last input, and at the latest
+    /// when the session has lasted [`Policy::max_session`]. `None` while the listener owes a
+    /// verdict.
     pub fn poll_at(&self) -> Option<Instant> {
+        let end = self.started + self.policy.max_session;
+        self.idle_deadline().map(|t| t.min(end))
+    }
+
+    fn idle_deadline(&self) -> Option<Instant> {
         match self.state {
             State::ExpectDataEnd(..) => Some(self.last_activity + self.policy.data_timeout),
             State::ExpectHello
@@ -421,7 +450,12 @@ impl Session {
                     self.out.push_back(Output::MessageAbort);
                 }
                 let h = self.policy.hostname.clone();
-                self.close_with(421, "4.4.2", &format!("{h} Error: timeout exceeded"));
+                let why = if now >= self.started + self.policy.max_session {
+                    "session time limit exceeded"
+                } else {
+                    "timeout exceeded"
+                };
+                self.close_with(421, "4.4.2", &format!("{h} Error: {why}"));
             }
             _ => {}
         }
@@ -509,6 +543,13 @@ impl Session {
                     "Temporary authentication failure: too many failures from your address, try later",
                 );
             }
+            AuthVerdict::Busy => {
+                self.reply(
+                    454,
+                    "4.7.0",
+                    "Temporary authentication failure: too many authentications in progress, try later",
+                );
+            }
             AuthVerdict::Unavailable => {
                 self.reply(454, "4.7.0", "Temporary authentication failure");
             }
@@ -550,7 +591,12 @@ impl Session {
         self.process();
     }
 
+    /// Queues a one-line reply. The text may quote the client (an address, a parameter):
+    /// it is escaped here, for every reply, so that no CR, LF, NUL or non-ASCII byte the
+    /// client sent comes back (RFC 5321 §4.2: reply text is printable US-ASCII), and cut to
+    /// keep the line under RFC 5321 §4.5.3.1.5's 512 octets.
     fn reply(&mut self, code: u16, enhanced: &str, text: &str) {
+        let text = Untrusted::new(text).ascii().max(MAX_REPLY_TEXT);
         self.out
             .push_back(Output::Reply(format!("{code} {enhanced} {text}\r\n")));
     }
@@ -657,7 +703,9 @@ impl Session {
         let mut crossed = false;
         for (i, &b) in input.iter().enumerate() {
             use DotState::*;
-            let mut emit: [u8; 2] = [0; 2];
+            // Bare CR and bare LF are stored as CRLF (see [`DotState`]): at most the pending
+            // CR's CRLF plus one byte per input byte.
+            let mut emit: [u8; 3] = [0; 3];
             let mut n = 0;
             d.dots = match (d.dots, b) {
                 (LineStart, b'.') => Dot,
@@ -666,31 +714,49 @@ impl Session {
                     ended = Some(i + 1);
                     break;
                 }
-                // ".\r" then something else: the dot was stuffing, the CR is data.
+                // ".\r" then something else: the dot was stuffing, the CR was bare.
                 (DotCr, x) => {
-                    emit[0] = b'\r';
-                    emit[1] = x;
+                    emit[..2].copy_from_slice(b"\r\n");
                     n = 2;
-                    match x {
-                        b'\r' => Cr,
-                        _ => Mid,
+                    if x == b'\r' {
+                        Cr
+                    } else {
+                        emit[2] = x;
+                        n = 3;
+                        Mid
                     }
+                }
+                // A CR waits for the next byte: CRLF or a bare CR.
+                (LineStart | Mid, b'\r') => Cr,
+                // A bare LF is stored as CRLF but does not start a line: a dot after it is
+                // data (RFC 5321 §4.1.1.4: only CRLF ends a line, so only CRLF.CRLF ends data).
+                (Dot | LineStart | Mid, b'\n') => {
+                    emit[..2].copy_from_slice(b"\r\n");
+                    n = 2;
+                    Mid
                 }
                 // A leading dot followed by anything else is stuffing (RFC 5321 §4.5.2).
                 (Dot | LineStart | Mid, x) => {
                     emit[0] = x;
                     n = 1;
-                    if x == b'\r' { Cr } else { Mid }
+                    Mid
                 }
                 (Cr, b'\n') => {
-                    emit[0] = b'\n';
-                    n = 1;
+                    emit[..2].copy_from_slice(b"\r\n");
+                    n = 2;
                     LineStart
                 }
+                // The pending CR was bare.
+                (Cr, b'\r') => {
+                    emit[..2].copy_from_slice(b"\r\n");
+                    n = 2;
+                    Cr
+                }
                 (Cr, x) => {
-                    emit[0] = x;
-                    n = 1;
-                    if x == b'\r' { Cr } else { Mid }
+                    emit[..2].copy_from_slice(b"\r\n");
+                    emit[2] = x;
+                    n = 3;
+                    Mid
                 }
             };
             if n > 0 && !d.too_big {
@@ -1269,13 +1335,10 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Control characters and non-ASCII replaced by `?`, cut to `max` (client text in our headers
-/// and replies).
+/// Client text for our headers and replies: escaped to printable ASCII by the one helper
+/// ([`Untrusted`]), at most `max` characters of it.
 fn printable(s: &str, max: usize) -> String {
-    s.chars()
-        .take(max)
-        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
-        .collect()
+    Untrusted::new(s).ascii().max(max).to_string()
 }
 
 /// `FROM:<path> params` → (`path`, `params`); the keyword is case-insensitive and a space after

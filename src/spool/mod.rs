@@ -54,7 +54,7 @@ pub use record::{
     RECORD_VERSION, RecordError,
 };
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -65,6 +65,7 @@ use std::time::Duration;
 use rustix::fs::{FlockOperation, RenameFlags};
 
 use crate::job::{CauseClass, Decision, GiveUp, Policy, Timestamp};
+use crate::private_fs;
 
 /// Name of the record file in each job directory.
 pub const RECORD_FILE: &str = "job.json";
@@ -372,10 +373,13 @@ impl Spool {
             "", "incoming", RECEIVING, "queue", "done", "failed", "trash",
         ] {
             let p = dir.join(sub);
-            fs::create_dir_all(&p).at(&p)?;
+            private_fs::create_dir_all(&p).at(&p)?;
         }
+        // Only the gateway reads the spool, also one made before the modes were explicit
+        // (best effort: a spool we may use but not chmod still works).
+        let _ = private_fs::restrict_dir(dir);
         let lock_path = dir.join(OWNER_LOCK);
-        let lock = OpenOptions::new()
+        let lock = private_fs::options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -544,7 +548,7 @@ impl Spool {
         self.check_reserve()?;
         let id = JobId::new(now(), random_u64());
         let dir = self.inner.root.join(RECEIVING).join(id.as_str());
-        fs::create_dir(&dir).at(&dir)?;
+        private_fs::create_dir(&dir).at(&dir)?;
         // The entry must be durable before the first page is confirmed into it.
         fsync_dir(&self.inner.root.join(RECEIVING))?;
         Ok(Incoming {
@@ -608,7 +612,7 @@ impl Spool {
             .root
             .join("incoming")
             .join(format!("{id}-{}-{seq}", std::process::id()));
-        fs::create_dir(&dir).at(&dir)?;
+        private_fs::create_dir(&dir).at(&dir)?;
         Ok(Incoming {
             spool: self.clone(),
             id,
@@ -637,7 +641,7 @@ impl Spool {
     /// Write `rec` as `dir/job.json` atomically (temp → fsync → rename → fsync dir).
     fn write_record(dir: &Path, rec: &JobRecord) -> Result<()> {
         let tmp = dir.join(RECORD_TMP);
-        let mut f = File::create(&tmp).at(&tmp)?;
+        let mut f = private_fs::create(&tmp).at(&tmp)?;
         f.write_all(&rec.to_bytes()).at(&tmp)?;
         f.sync_all().at(&tmp)?;
         drop(f);
@@ -764,7 +768,7 @@ impl Spool {
         let src = self.job_dir(from, id);
         let dst = self.job_dir(to, id);
         let bucket = dst.parent().unwrap_or(&self.inner.root).to_path_buf();
-        fs::create_dir_all(&bucket).at(&bucket)?;
+        private_fs::create_dir_all(&bucket).at(&bucket)?;
         match rustix::fs::renameat_with(
             rustix::fs::CWD,
             &src,
@@ -1129,7 +1133,7 @@ impl Incoming {
             return Err(SpoolError::BadName(name.into()));
         }
         let path = self.dir.join(name);
-        let file = OpenOptions::new()
+        let file = private_fs::options()
             .write(true)
             .create_new(true)
             .open(&path)
@@ -1222,7 +1226,7 @@ impl Incoming {
         let path = self.dir.join(RECORD_FILE);
         let mut files = Vec::with_capacity(self.files.len() + 1);
         {
-            let mut f = File::create(&path).at(&path)?;
+            let mut f = private_fs::create(&path).at(&path)?;
             f.write_all(&rec.to_bytes()).at(&path)?;
             files.push((f, path));
         }
@@ -1253,7 +1257,7 @@ impl Incoming {
         let dst = self.spool.job_dir(Area::Queue, &self.id);
         let bucket = dst.parent().unwrap_or(self.spool.root()).to_path_buf();
         if !bucket.is_dir() {
-            fs::create_dir_all(&bucket).at(&bucket)?;
+            private_fs::create_dir_all(&bucket).at(&bucket)?;
             fsync_dir(&self.spool.root().join("queue"))?;
         }
         match rustix::fs::renameat_with(

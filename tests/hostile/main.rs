@@ -6,7 +6,10 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../onramp_common/mod.rs"]
+mod onramp_common;
 
 mod crashloop;
 mod dialplan;
 mod flood;
+mod smtp;
