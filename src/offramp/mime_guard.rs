@@ -210,6 +210,10 @@ fn walk(
     base: usize,
     b: &mut Budget<'_>,
 ) -> Result<(), MimeError> {
+    if base > 0 {
+        // An encoded message is one level below the part that holds it.
+        b.depth(base)?;
+    }
     let mut stream = MessageStream::new(data);
     let mut state = Level {
         class: Class::Message,
