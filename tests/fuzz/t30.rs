@@ -3,6 +3,8 @@
 //! DCS, station identities) on mutated frames — those of the transcripts under
 //! `tests/fixtures/t30/` and `tests/fixtures/fuzz/t30/`, and our own DIS/DCS.
 //!
+//! Regressions: `tests/fixtures/fuzz/t30-hdlc/` (bit streams that once broke the decoder).
+//!
 //! Properties: no panic, hang or unbounded heap; the decoder never returns a frame longer than
 //! `MAX_FRAME`; a frame parsed reads back as the same octets; any frame sent through the
 //! encoder comes out of the decoder unchanged, whatever the chunking.
@@ -83,6 +85,8 @@ fn bit_seeds() -> std::sync::Arc<Vec<Vec<u8>>> {
     let f = frames();
     let mut v: Vec<Vec<u8>> = f.iter().map(|x| encoded(std::slice::from_ref(x))).collect();
     v.push(encoded(&f));
+    // Bit streams that once broke the decoder.
+    v.extend(crate::files_under("fuzz/t30-hdlc"));
     std::sync::Arc::new(v)
 }
 

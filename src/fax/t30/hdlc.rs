@@ -161,7 +161,10 @@ impl Decoder {
 
     fn bit(&mut self, b: bool, out: &mut Vec<Decoded>) {
         if b {
-            self.ones += 1;
+            // Saturating: idle line noise can be any number of ones (found by the fuzz
+            // target: 255 of them overflowed a plain `+= 1`), and past seven the count no
+            // longer matters.
+            self.ones = self.ones.saturating_add(1);
             if self.ones > 6 {
                 // Abort / idle ones: drop whatever was being collected.
                 self.reset_frame();
