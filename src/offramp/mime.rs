@@ -276,9 +276,9 @@ pub enum MimeError {
     /// Over [`Limits::max_header_bytes`].
     #[error("the message's header sections are longer than {0} octets")]
     HeaderTooLong(usize),
-    /// More than this many MIME boundaries are declared but never found (each search
-    /// rescans the rest of the message).
-    #[error("the message declares more than {0} MIME boundaries it does not use")]
+    /// More than this many parts of a large message end without their boundary (each makes
+    /// the parser search the rest of the message again).
+    #[error("more than {0} MIME parts of the message lack their boundary")]
     BrokenBoundaries(usize),
     /// A type we cannot render (e.g. a Word document).
     #[error("{part}: this type of attachment cannot be faxed ({what})")]

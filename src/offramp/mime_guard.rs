@@ -22,8 +22,9 @@
 //! open container (at most [`Limits::max_depth`]), plus the decoded body of one base64 or
 //! quoted-printable part at a time (mail-parser decodes them to find where they end; a
 //! `message/*` part so encoded is parsed again, at most three levels, as the parser does). Time
-//! is linear: every successful search moves forward, and a boundary search that fails (and so
-//! rescans the rest of the message) is allowed [`MAX_FAILED_SEARCHES`] times.
+//! is linear: every successful search moves forward, and a search that fails (the parser then
+//! searches the same octets again) costs at most [`RESCAN_FREE`] octets or counts against
+//! [`MAX_FAILED_SEARCHES`].
 
 use std::borrow::Cow;
 
@@ -33,9 +34,14 @@ use mail_parser::{GetHeader, Header, HeaderName, HeaderValue, MessageParser};
 
 use super::mime::{Limits, MimeError};
 
-/// How many boundary searches may fail (each rescans the rest of the message) before the
-/// message is refused: a real message has at most one unterminated multipart.
+/// How many searches over more than [`RESCAN_FREE`] octets may fail (each makes the parser
+/// search the rest of the message again) before the message is refused: a real message has at
+/// most one multipart without its closing boundary.
 pub const MAX_FAILED_SEARCHES: usize = 16;
+
+/// A failed search over less than this (a damaged quoted-printable or base64 part in a small
+/// message) is not counted: at most one per part, so at most [`Limits::max_parts`] times this.
+pub const RESCAN_FREE: usize = 64 * 1024;
 
 /// mail-parser parses a base64 or quoted-printable `message/*` part again, this many levels
 /// deep (its `MAX_NESTED_ENCODED`).
@@ -98,7 +104,11 @@ impl Budget<'_> {
         Ok(())
     }
 
-    fn failed_search(&mut self) -> Result<(), MimeError> {
+    /// A search from `start` failed; the parser will go over `data[start..]` again.
+    fn failed_search(&mut self, start: usize, len: usize) -> Result<(), MimeError> {
+        if len.saturating_sub(start) <= RESCAN_FREE {
+            return Ok(());
+        }
         self.failed += 1;
         if self.failed > MAX_FAILED_SEARCHES {
             return Err(MimeError::BrokenBoundaries(MAX_FAILED_SEARCHES));
@@ -252,7 +262,7 @@ fn walk(
             }
             // Not found: the parser treats the part as text and rescanned from `start`.
             debug_assert_eq!(stream.offset(), start);
-            b.failed_search()?;
+            b.failed_search(start, data.len())?;
             class = Class::Leaf;
         }
         if matches!(class, Class::Digest | Class::Multipart) {
@@ -274,10 +284,11 @@ fn walk(
             continue;
         }
 
+        let start = stream.offset();
         let (end, bytes) = decode(&mut stream, state.boundary.as_deref().unwrap_or(&b""[..]));
         if end == usize::MAX {
             // The parser's recovery: the part is text up to the boundary (or the end).
-            b.failed_search()?;
+            b.failed_search(start, data.len())?;
             let (_, found) = stream.seek_part_end(state.boundary.as_deref());
             if !found {
                 state.boundary = None;
@@ -306,10 +317,11 @@ fn walk(
                     if let Some((parent, _)) = stack.pop() {
                         state = parent;
                         if let Some(boundary) = &state.boundary {
+                            let start = stream.offset();
                             if stream.seek_next_part_offset(boundary).is_some() {
                                 continue;
                             }
-                            b.failed_search()?;
+                            b.failed_search(start, data.len())?;
                         }
                     }
                     break 'outer;
@@ -418,6 +430,9 @@ mod tests {
                 "--O\r\nContent-Type: multipart/mixed; boundary=\"never{i}\"\r\n\r\nx\r\n"
             ));
         }
+        // In a small message the rescans cost little: not counted.
+        assert!(check(m.as_bytes(), &limits()).is_ok());
+        m.push_str(&"y".repeat(2 * RESCAN_FREE));
         assert_eq!(
             check(m.as_bytes(), &limits()),
             Err(MimeError::BrokenBoundaries(MAX_FAILED_SEARCHES))

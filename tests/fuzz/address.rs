@@ -49,7 +49,11 @@ const TOKENS: &[&[u8]] = &[
 fn seeds() -> std::sync::Arc<Vec<Vec<u8>>> {
     let lines: Vec<Vec<u8>> = crate::files_under("fuzz/address")
         .iter()
-        .flat_map(|f| f.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect::<Vec<_>>())
+        .flat_map(|f| {
+            f.split(|&b| b == b'\n')
+                .map(<[u8]>::to_vec)
+                .collect::<Vec<_>>()
+        })
         .filter(|l| !l.is_empty())
         .collect();
     std::sync::Arc::new(lines)
@@ -78,9 +82,10 @@ fn check(data: &[u8]) {
             let Ok(d) = plan.resolve(&fax.number) else {
                 continue;
             };
-            let digits = d.e164.strip_prefix('+').unwrap_or_else(|| {
-                panic!("{name}: E.164 form without +: {:?}", d.e164)
-            });
+            let digits = d
+                .e164
+                .strip_prefix('+')
+                .unwrap_or_else(|| panic!("{name}: E.164 form without +: {:?}", d.e164));
             assert!(
                 (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()),
                 "{name}: bad E.164 form {:?} for {path:?}",

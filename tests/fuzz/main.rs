@@ -188,11 +188,7 @@ pub fn corpus(target: &str, extra: Vec<Vec<u8>>) -> Arc<Vec<Vec<u8>>> {
 
 fn hex(data: &[u8]) -> String {
     const MAX: usize = 16 * 1024;
-    let mut s: String = data
-        .iter()
-        .take(MAX)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let mut s: String = data.iter().take(MAX).map(|b| format!("{b:02x}")).collect();
     if data.len() > MAX {
         s.push_str(&format!("… ({} octets in all)", data.len()));
     }

@@ -34,7 +34,10 @@ const TOKENS: &[&[u8]] = &[
 ];
 
 fn seeds() -> std::sync::Arc<Vec<Vec<u8>>> {
-    crate::corpus("modem", vec![dle::stuff_block(&(0..=255u8).collect::<Vec<_>>())])
+    crate::corpus(
+        "modem",
+        vec![dle::stuff_block(&(0..=255u8).collect::<Vec<_>>())],
+    )
 }
 
 fn check(data: &[u8]) {

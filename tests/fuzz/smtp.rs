@@ -16,9 +16,7 @@ use std::time::Instant;
 use proptest::prelude::*;
 
 use faxgate::config::Config;
-use faxgate::smtp::session::{
-    AuthVerdict, MAX_AUTH_LINE, Output, Policy, Session, TlsInfo,
-};
+use faxgate::smtp::session::{AuthVerdict, MAX_AUTH_LINE, Output, Policy, Session, TlsInfo};
 
 const TOKENS: &[&[u8]] = &[
     b"\r\n",
@@ -139,8 +137,7 @@ fn drain(s: &mut Session, m: &mut Model, now: Instant, verdict_bits: &mut u32) {
             Output::Reply(r) => {
                 assert!(r.ends_with("\r\n"), "reply not CRLF-terminated: {r:?}");
                 assert!(
-                    !r[..r.len() - 2].contains(['\r', '\n'])
-                        || r.lines().all(|l| l.len() >= 3),
+                    !r[..r.len() - 2].contains(['\r', '\n']) || r.lines().all(|l| l.len() >= 3),
                     "reply with a bare line break: {r:?}"
                 );
                 if m.replies == 0 {
