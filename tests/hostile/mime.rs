@@ -71,6 +71,8 @@ fn small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 }
 
 /// `faxgate offramp-check FILE` as a child: its exit code, its output and its peak RSS in KiB.
+// The child is reaped by wait4(2), which also returns its rusage; std's `wait` cannot.
+#[allow(clippy::zombie_processes)]
 fn offramp_check(dir: &Path, eml: &[u8]) -> (i32, String, i64) {
     let file = dir.join("attack.eml");
     std::fs::write(&file, eml).unwrap();
