@@ -248,6 +248,21 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn long_idle_ones_then_a_frame() {
+        // A line idling in ones far longer than 255 bits (found by the fuzz target: the count
+        // of ones overflowed), then a frame: the frame still comes through.
+        let mut e = Encoder::new();
+        e.flags(2);
+        e.frame(&[0xFF, 0x13, 0x80, 0x00]);
+        let mut bits = vec![0xFF; 100];
+        bits.extend(e.finish());
+        let mut d = Decoder::new();
+        let mut out = Vec::new();
+        d.push(&bits, &mut out);
+        assert_eq!(out, vec![Decoded::Frame(vec![0xFF, 0x13, 0x80, 0x00])]);
+    }
+
+    #[test]
     fn fcs_check_value() {
         // ISO 3309 / X.25 check: CRC-16/IBM-SDLC of "123456789" is 0x906E.
         assert_eq!(fcs(b"123456789"), 0x906E);
