@@ -28,7 +28,7 @@
 //! ```
 //!
 //! A found input goes under `tests/fixtures/fuzz/<target>/` (named after what it does) once
-//! fixed; proptest also records the failing case in `tests/fuzz/<module>.proptest-regressions`.
+//! fixed; proptest also records the failing case in `tests/proptest-regressions/<module>.txt`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
