@@ -19,7 +19,7 @@
 //! panic, and the thread's peak of live heap is checked against a bound per target (a counting
 //! global allocator). Failing inputs are also written to `target/fuzz-failures/`.
 //!
-//! `FAXGATE_FUZZ_CASES` sets the cases per property (default 500: the whole target stays well
+//! `FAXGATE_FUZZ_CASES` sets the cases per property (default 2000: the whole target stays well
 //! under a minute in a debug build). A long campaign:
 //!
 //! ```text
@@ -110,12 +110,12 @@ static ALLOC: Counting = Counting;
 
 // ---- configuration ----
 
-/// Cases per property: `FAXGATE_FUZZ_CASES`, else 500.
+/// Cases per property: `FAXGATE_FUZZ_CASES`, else 2000.
 pub fn cases() -> u32 {
     std::env::var("FAXGATE_FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(500)
+        .unwrap_or(2000)
 }
 
 /// Deadline of one case: `FAXGATE_FUZZ_TIMEOUT_MS`, else 20 s (a debug build on a loaded
