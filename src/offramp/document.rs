@@ -56,12 +56,15 @@ pub fn mime_cause(e: &MimeError) -> Cause {
             part: part.to_string(),
             detail: format!("its content is not a valid {declared_as}"),
         },
-        MimeError::NotAMessage | MimeError::TooManyParts(_) | MimeError::TooDeep(_) => {
-            Cause::DamagedAttachment {
-                part: "the message".into(),
-                detail: e.to_string(),
-            }
-        }
+        MimeError::NotAMessage
+        | MimeError::TooManyParts(_)
+        | MimeError::TooDeep(_)
+        | MimeError::TooManyHeaderFields(_)
+        | MimeError::HeaderTooLong(_)
+        | MimeError::BrokenBoundaries(_) => Cause::DamagedAttachment {
+            part: "the message".into(),
+            detail: e.to_string(),
+        },
     }
 }
 

@@ -27,12 +27,21 @@ use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 use thiserror::Error;
 
 /// Limits on what one message may contain (ours; the SMTP listener already caps its size).
+///
+/// They are applied twice: by [`super::mime_guard::check`] on the raw octets before mail-parser
+/// builds anything (so a message past them costs no more memory than its size), and by the walk
+/// over the parsed message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// MIME parts (leaves and containers) visited at most.
+    /// MIME parts (leaves and containers, those of nested messages included) at most.
     pub max_parts: usize,
-    /// Multipart nesting depth at most.
+    /// Nesting depth (multipart and `message/rfc822` containers) at most.
     pub max_depth: usize,
+    /// Header fields in all header sections together at most (each costs mail-parser ~130
+    /// octets of memory for as little as 3 of input).
+    pub max_header_fields: usize,
+    /// Octets of all header sections together at most.
+    pub max_header_bytes: usize,
 }
 
 impl Default for Limits {
@@ -40,6 +49,10 @@ impl Default for Limits {
         Limits {
             max_parts: 200,
             max_depth: 16,
+            // A real top header section has well under 300 fields (long Received: chains,
+            // DKIM, ARC) and a MIME part a handful.
+            max_header_fields: 5_000,
+            max_header_bytes: 256 * 1024,
         }
     }
 }
@@ -257,6 +270,16 @@ pub enum MimeError {
     /// Over [`Limits::max_depth`].
     #[error("the message nests MIME parts deeper than {0} levels")]
     TooDeep(usize),
+    /// Over [`Limits::max_header_fields`].
+    #[error("the message has more than {0} header fields")]
+    TooManyHeaderFields(usize),
+    /// Over [`Limits::max_header_bytes`].
+    #[error("the message's header sections are longer than {0} octets")]
+    HeaderTooLong(usize),
+    /// More than this many parts of a large message end without their boundary (each makes
+    /// the parser search the rest of the message again).
+    #[error("more than {0} MIME parts of the message lack their boundary")]
+    BrokenBoundaries(usize),
     /// A type we cannot render (e.g. a Word document).
     #[error("{part}: this type of attachment cannot be faxed ({what})")]
     Unsupported {
@@ -403,8 +426,9 @@ struct Walker<'a, 'm> {
 /// The header fields of interest of a raw message (empty when it does not parse), also when
 /// its parts cannot be faxed: the report still quotes its subject.
 pub fn headers(raw: &[u8]) -> Headers {
-    MessageParser::default()
-        .parse_headers(raw)
+    // Only the first `max_header_bytes` octets: a header section of millions of fields would
+    // cost hundreds of MB to parse (issue 21).
+    super::mime_guard::top_headers(raw, &Limits::default())
         .map(|m| headers_of(&m))
         .unwrap_or_default()
 }
@@ -433,6 +457,9 @@ fn headers_of(msg: &Message<'_>) -> Headers {
 
 /// Take the faxable parts out of a raw RFC 5322 message.
 pub fn extract(raw: &[u8], policy: &Policy) -> Result<Extracted, MimeError> {
+    // Structure first, on the raw octets: mail-parser builds the whole tree before the walk
+    // below can count, and a deep or wide enough tree exhausts the stack or the memory.
+    super::mime_guard::check(raw, &policy.limits)?;
     let msg = MessageParser::default()
         .parse(raw)
         .ok_or(MimeError::NotAMessage)?;
@@ -1011,7 +1038,7 @@ mod tests {
             min_inline_image: 0,
             limits: Limits {
                 max_parts: 5,
-                max_depth: 16,
+                ..Limits::default()
             },
         };
         assert_eq!(extract(&m, &tight), Err(MimeError::TooManyParts(5)));

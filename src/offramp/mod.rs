@@ -6,6 +6,7 @@
 //! | file | owns |
 //! |---|---|
 //! | [`mime`] | PURE: which MIME parts are faxed, in order; skip policy; content sniffing; strict base64 |
+//! | [`mime_guard`] | PURE: parts, nesting and header fields counted on the raw octets before mail-parser builds anything |
 //! | [`options`] | PURE: what a sender may ask for (resolution) in the subject or a header |
 //! | [`causes`] | PURE: outcomes in plain words, with RFC 3463 status and the `X-Fax` diagnostic |
 //! | [`document`] | PURE: cover page, body text per `offramp.body_text`, attachments in order → pages; a part that fails names itself |
@@ -22,4 +23,5 @@ pub mod document;
 pub mod dsn;
 pub mod jobs;
 pub mod mime;
+pub mod mime_guard;
 pub mod options;

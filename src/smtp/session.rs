@@ -410,6 +410,14 @@ impl Session {
         !self.awaiting() && self.inbuf.len() < MAX_BUFFERED_INPUT
     }
 
+    /// Octets of client input held, not yet answered. Once the listener has answered what the
+    /// session asked (verdict, commit, handshake), that is at most one partial command line
+    /// ([`MAX_COMMAND_LINE`], or [`MAX_AUTH_LINE`] for an AUTH response): complete lines are
+    /// answered and an over-long one is dropped as it arrives. The fuzz target checks this.
+    pub fn buffered(&self) -> usize {
+        self.inbuf.len()
+    }
+
     /// True once the session is over.
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)

@@ -12,4 +12,5 @@ mod onramp_common;
 mod crashloop;
 mod dialplan;
 mod flood;
+mod mime;
 mod smtp;

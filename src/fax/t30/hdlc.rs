@@ -161,7 +161,10 @@ impl Decoder {
 
     fn bit(&mut self, b: bool, out: &mut Vec<Decoded>) {
         if b {
-            self.ones += 1;
+            // Saturating: idle line noise can be any number of ones (found by the fuzz
+            // target: 255 of them overflowed a plain `+= 1`), and past seven the count no
+            // longer matters.
+            self.ones = self.ones.saturating_add(1);
             if self.ones > 6 {
                 // Abort / idle ones: drop whatever was being collected.
                 self.reset_frame();
@@ -243,6 +246,21 @@ impl Decoder {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn long_idle_ones_then_a_frame() {
+        // A line idling in ones far longer than 255 bits (found by the fuzz target: the count
+        // of ones overflowed), then a frame: the frame still comes through.
+        let mut e = Encoder::new();
+        e.flags(2);
+        e.frame(&[0xFF, 0x13, 0x80, 0x00]);
+        let mut bits = vec![0xFF; 100];
+        bits.extend(e.finish());
+        let mut d = Decoder::new();
+        let mut out = Vec::new();
+        d.push(&bits, &mut out);
+        assert_eq!(out, vec![Decoded::Frame(vec![0xFF, 0x13, 0x80, 0x00])]);
+    }
 
     #[test]
     fn fcs_check_value() {
