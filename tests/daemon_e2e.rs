@@ -13,9 +13,10 @@
 
 mod common;
 
-use std::net::TcpListener;
+use common::daemon::Daemon;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use faxgate::config::Config;
@@ -23,166 +24,30 @@ use faxgate::image::Page;
 use faxgate::image::render::{self, Kind, Options};
 use mail_parser::{MessageParser, MimeHeaders};
 
-/// The README's send command (Python variant), with the port as the first argument and the
-/// PDF as the second.
-const SEND_PY: &str = "import smtplib, sys, email.message as e
-m = e.EmailMessage()
-m['From'] = 'you@example.org'; m['To'] = 'FAX=+12125550123@localhost'; m['Subject'] = 'test fax'
-m.add_attachment(open(sys.argv[2], 'rb').read(), 'application', 'pdf', filename='doc.pdf')
-smtplib.SMTP('127.0.0.1', int(sys.argv[1])).send_message(m, rcpt_options=['NOTIFY=SUCCESS'])
-";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Daemon {
-    dir: PathBuf,
-    port: u16,
-    child: Option<Child>,
-    runs: u32,
-}
-
-impl Daemon {
-    fn new(dir: &Path) -> Daemon {
-        Daemon {
-            dir: dir.to_path_buf(),
-            port: free_port(),
-            child: None,
-            runs: 0,
-        }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.join("faxgate-data")
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = common::faxgate(&self.dir);
-        c.env("FAXGATE_DATA", self.data());
-        c
-    }
-
-    /// `faxgate run` with the embedded default; `env` adds settings.
-    fn start(&mut self, env: &[(&str, &str)]) {
-        self.runs += 1;
-        let log = std::fs::File::create(self.dir.join(format!("run{}.log", self.runs))).unwrap();
-        let mut c = self.cmd();
-        c.env("FAXGATE_SMTP__LISTEN", format!("127.0.0.1:{}", self.port))
-            .env("FAXGATE_LOG__FILTER", "info")
-            .arg("run")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        self.child = Some(c.spawn().unwrap());
-        for _ in 0..300 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && self.data().join("control.sock").exists()
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("faxgate run did not come up:\n{}", self.log());
-    }
-
-    fn log(&self) -> String {
-        (1..=self.runs)
-            .map(|i| {
-                std::fs::read_to_string(self.dir.join(format!("run{i}.log"))).unwrap_or_default()
-            })
-            .collect::<Vec<_>>()
-            .join("\n----\n")
-    }
-
-    fn signal(&mut self, sig: i32) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(child.id() as i32, sig) };
-        for _ in 0..400 {
-            if let Some(st) = child.try_wait().unwrap() {
-                return st;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        panic!("faxgate did not stop on signal {sig}:\n{}", self.log());
-    }
-
-    fn status(&self, json: bool) -> String {
-        let mut c = self.cmd();
-        c.arg("status");
-        if json {
-            c.arg("--json");
-        }
-        let out = c.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn send_pdf(&self, pdf: &Path) {
-        let py = common::require_tool("python3", "python3");
-        let out = Command::new(py)
-            .args(["-c", SEND_PY, &self.port.to_string()])
-            .arg(pdf)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "send failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// The messages in the Maildir's `new/`.
-    fn mails(&self) -> Vec<Vec<u8>> {
-        let dir = self.data().join("maildir").join("new");
-        let mut v: Vec<_> = std::fs::read_dir(&dir)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-            .unwrap_or_default();
-        v.sort();
-        v.iter().map(|p| std::fs::read(p).unwrap()).collect()
-    }
-
-    /// Waits (bounded) until `pred` holds for the Maildir.
-    fn wait_mail(&self, what: &str, pred: impl Fn(&[Vec<u8>]) -> bool) -> Vec<Vec<u8>> {
-        for _ in 0..600 {
-            let m = self.mails();
-            if pred(&m) {
-                return m;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("never got {what}:\n{}", self.log());
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 fn make_pdf(dir: &Path) -> PathBuf {
-    let gs = common::require_tool("gs", "ghostscript");
-    let pdf = dir.join("doc.pdf");
     let ps = "/Helvetica findfont 28 scalefont setfont 72 700 moveto (Purchase order 4711) show \
               72 640 moveto (12 boxes of fax paper) show 72 300 200 120 rectfill \
               0.5 setgray 320 300 200 120 rectfill showpage";
+    gs_pdf(dir, "doc.pdf", ps)
+}
+
+/// A PDF of `n` pages, each with its number in large type.
+fn make_pages_pdf(dir: &Path, n: u32) -> PathBuf {
+    let ps: String = (1..=n)
+        .map(|i| {
+            format!(
+                "/Helvetica findfont 40 scalefont setfont 72 700 moveto (Page {i} of {n}) show \
+                 72 {} 300 80 rectfill showpage ",
+                100 + 40 * i
+            )
+        })
+        .collect();
+    gs_pdf(dir, "pages.pdf", &ps)
+}
+
+fn gs_pdf(dir: &Path, name: &str, ps: &str) -> PathBuf {
+    let gs = common::require_tool("gs", "ghostscript");
+    let pdf = dir.join(name);
     let out = Command::new(gs)
         .args([
             "-q",
@@ -429,4 +294,88 @@ fn systemd_hears_ready_status_watchdog_and_stopping() {
         seen.push('\n');
     }
     assert!(seen.contains("STOPPING=1"), "{seen}");
+}
+
+/// Whole pages in the reception files the daemon has in `receiving/` (the TIFF reader follows
+/// only linked pages, as recovery does).
+fn pages_on_disk(data: &Path) -> usize {
+    let dir = data.join("spool").join("receiving");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(bytes) = std::fs::read(e.path().join("fax.part.tif")) else {
+            continue;
+        };
+        let Ok(mut r) = faxgate::image::tiff::Reader::new(
+            std::io::Cursor::new(bytes),
+            faxgate::image::tiff::Limits::default(),
+        ) else {
+            continue;
+        };
+        while let Ok(Some(_)) = r.next_page() {
+            n += 1;
+        }
+    }
+    n
+}
+
+fn text_of(m: &[u8]) -> String {
+    let p = MessageParser::default().parse(m).unwrap();
+    p.body_text(0).map(|t| t.into_owned()).unwrap_or_default()
+}
+
+/// Issue 15: each received page is on disk once its MCF is sent. SIGKILL in the middle of
+/// receiving a 10-page fax on the (paced) loopback line: after the restart exactly one email
+/// carries the confirmed pages with a partial-fax notice; the sender's side is retried and
+/// the whole fax arrives too, with one report.
+#[test]
+fn sigkill_mid_reception_delivers_the_confirmed_pages_once_as_a_partial_fax() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pdf = make_pages_pdf(tmp.path(), 10);
+    let mut d = Daemon::new(tmp.path());
+    d.start(&[("FAXGATE_LOOPBACK__PACE", "0.3")]);
+    d.send_pdf(&pdf);
+
+    let seen = (0..1200).any(|_| {
+        let n = pages_on_disk(&d.data());
+        if n < 2 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        n >= 2
+    });
+    assert!(seen, "never saw two pages on disk:\n{}", d.log());
+    assert!(!d.signal(libc::SIGKILL).success());
+    let kept = pages_on_disk(&d.data());
+    assert!((2..10).contains(&kept), "{kept} pages on disk at the kill");
+    assert!(d.mails().is_empty(), "nothing delivered before the kill");
+
+    d.start(&[]);
+    let mails = d.wait_mail("the partial fax, the whole fax and the report", |m| {
+        m.iter().filter(|x| is_fax_mail(x)).count() == 2 && m.iter().any(|x| is_report(x))
+    });
+    let faxes: Vec<&Vec<u8>> = mails.iter().filter(|m| is_fax_mail(m)).collect();
+    let pages = |m: &[u8]| {
+        faxgate::image::tiff::read_bytes(&tiff_of(m), faxgate::image::tiff::Limits::default())
+            .unwrap()
+            .len()
+    };
+    let partial: Vec<_> = faxes
+        .iter()
+        .filter(|m| text_of(m).contains("partial reception"))
+        .collect();
+    assert_eq!(partial.len(), 1, "exactly one partial fax:\n{}", d.log());
+    assert_eq!(
+        pages(partial[0]),
+        kept,
+        "the partial fax holds the confirmed pages"
+    );
+    let text = text_of(partial[0]);
+    assert!(
+        text.contains("the call broke off after page") && text.contains("crash or power cut"),
+        "{text}"
+    );
+    let whole: Vec<_> = faxes.iter().filter(|m| pages(m) == 10).collect();
+    assert_eq!(whole.len(), 1, "the retried call delivers all 10 pages");
+    assert_eq!(mails.iter().filter(|m| is_report(m)).count(), 1);
+    assert!(d.signal(libc::SIGTERM).success());
+    assert_eq!(pages_on_disk(&d.data()), 0, "nothing left in receiving/");
 }

@@ -53,8 +53,22 @@ impl LoopbackCall {
 }
 
 /// Sends `pages` (one document) from an engine with `local_id` to an answering engine with
-/// `remote_id`, both with the default capabilities (V.17 14 400, ECM, MMR).
+/// `remote_id`, both with the default capabilities (V.17 14 400, ECM, MMR), as fast as the CPU
+/// allows; the far end keeps the pages in [`LoopbackCall::received`].
 pub fn call(pages: Vec<Page>, local_id: &str, remote_id: &str) -> LoopbackCall {
+    call_with(pages, local_id, remote_id, PagesSink::new(), &mut |_| true)
+}
+
+/// [`call`] with the far end's page sink given (the daemon's stores each accepted page in the
+/// spool as it is confirmed, so [`LoopbackCall::received`] stays empty) and `step` called with
+/// the line's simulated time before each event (see [`Line::run_with`]: pacing, hang-up).
+pub fn call_with(
+    pages: Vec<Page>,
+    local_id: &str,
+    remote_id: &str,
+    sink: PagesSink,
+    step: &mut dyn FnMut(Duration) -> bool,
+) -> LoopbackCall {
     let tx = EngineConfig {
         local_id: local_id.into(),
         ..EngineConfig::default()
@@ -63,12 +77,11 @@ pub fn call(pages: Vec<Page>, local_id: &str, remote_id: &str) -> LoopbackCall {
         local_id: remote_id.into(),
         ..EngineConfig::default()
     };
-    let sink = PagesSink::new();
     let received = sink.pages();
     let a = Engine::sender(tx, Box::new(PagesSource::new(vec![pages])));
     let b = Engine::receiver(rx, Box::new(sink));
     let mut line = Line::new(a, b);
-    let line_error = line.run(MAX_STEPS).err();
+    let line_error = line.run_with(MAX_STEPS, step).err();
     let sender = line
         .engine(crate::fax::t30::line::Side::Caller)
         .report()

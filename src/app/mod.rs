@@ -40,6 +40,7 @@ use crate::config::{Config, ModemRole};
 use crate::daemon::{Notifier, Shutdown};
 use crate::scheduler::Policy;
 use crate::spool::{Spool, SpoolError, SpoolOptions};
+use modems::Stored;
 use status::{ModemState, ModemStatus};
 
 /// Why the gateway could not start (or stopped with an error). Each names what is at fault.
@@ -214,19 +215,16 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         .map(|line| {
             let (sh, sd) = (shared.clone(), shutdown.clone());
             tokio::task::spawn_blocking(move || {
-                line.answer_loop(sd, &|l, rx| {
-                    let n = rx.pages.len();
-                    if n == 0 {
-                        info!(modem = l.name(), "incoming call without pages");
-                        return;
+                line.answer_loop(sd, &sh.spool, &|l, stored| match stored {
+                    Stored::Fax { job, pages } => {
+                        info!(job = %job, modem = l.name(), "received a fax of {pages} page(s)");
+                        sh.kick_onramp.notify_one();
                     }
-                    match runner::commit_received(&sh.spool, l.name(), rx) {
-                        Ok(id) => {
-                            info!(job = %id, modem = l.name(), "received a fax of {n} page(s)");
-                            sh.kick_onramp.notify_one();
-                        }
-                        Err(e) => error!(modem = l.name(), "received fax not stored: {e}"),
-                    }
+                    Stored::NoPages => info!(modem = l.name(), "incoming call without pages"),
+                    Stored::Kept(e) => error!(
+                        modem = l.name(),
+                        "received fax kept in the spool, to be delivered at the next start: {e}"
+                    ),
                 })
             })
         })

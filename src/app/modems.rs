@@ -14,7 +14,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::control::ModemBoard;
 use super::status::{LastCall, ModemState};
@@ -25,9 +25,11 @@ use crate::fax::modem::port::{Modem, ModemError};
 use crate::fax::modem::profile::Profile;
 use crate::fax::modem::session::run_call;
 use crate::fax::t30::pages::{PagesSink, PagesSource, ReceivedPage};
-use crate::fax::t30::{CallReport, Engine, EngineConfig};
+use crate::fax::t30::{CallReport, Engine, EngineConfig, SinkError};
 use crate::image::Page;
+use crate::onramp::receiving::{CallStart, Receiving};
 use crate::scheduler::CauseClass;
+use crate::spool::{JobId, Spool};
 
 /// How long the answering loop holds the modem while waiting for RING (ours): a fax job
 /// waits at most this long for a `both` line.
@@ -35,19 +37,21 @@ pub const RING_SLICE: Duration = Duration::from_secs(1);
 /// Back-off before reopening a modem that failed (ours).
 pub const REOPEN_AFTER: Duration = Duration::from_secs(30);
 
-/// An incoming call's caller ID and dialled number, with the engine's report and the pages.
-#[derive(Debug, Clone)]
-pub struct Received {
-    /// `NMBR=`.
-    pub caller: Option<String>,
-    /// `NDID=`.
-    pub did: Option<String>,
-    /// The answering engine's report.
-    pub report: CallReport,
-    /// Accepted pages.
-    pub pages: Vec<ReceivedPage>,
-    /// Wall-clock call time.
-    pub duration: Duration,
+/// What became of an incoming call's pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// Committed as this `FaxIn` job (complete, or partial with the call's cause).
+    Fax {
+        /// The job.
+        job: JobId,
+        /// Pages received.
+        pages: u32,
+    },
+    /// No page was confirmed.
+    NoPages,
+    /// The pages could not be committed now; they stay in `receiving/` and the next start
+    /// delivers them.
+    Kept(String),
 }
 
 /// What an outgoing call came to.
@@ -251,8 +255,14 @@ impl ModemLine {
     }
 
     /// Waits for RING (in [`RING_SLICE`]s, releasing the modem in between) and answers calls
-    /// until shutdown; each received fax is handed to `on_fax` (blocking).
-    pub fn answer_loop(&self, shutdown: Shutdown, on_fax: &dyn Fn(&ModemLine, Received)) {
+    /// until shutdown. Each call's pages go into a reception in `spool` as they are
+    /// confirmed and are committed at hang-up; `on_fax` hears what became of them (blocking).
+    pub fn answer_loop(
+        &self,
+        shutdown: Shutdown,
+        spool: &Spool,
+        on_fax: &dyn Fn(&ModemLine, Stored),
+    ) {
         while !shutdown.is_stopping() {
             let mut slot = self.lock();
             if !self.ensure_open(&mut slot) {
@@ -281,31 +291,54 @@ impl ModemLine {
                 }
                 Ok(()) => {}
             }
-            self.show(|m| m.state = ModemState::Receiving);
             let started = Instant::now();
             let caller = o.modem.caller().clone();
-            let sink = PagesSink::new();
-            let pages = sink.pages();
-            let mut engine = Engine::receiver(o.engine.clone(), Box::new(sink));
+            let call = CallStart {
+                line: self.cfg.name.clone(),
+                caller: caller.number.clone(),
+                did: caller.did.clone(),
+                answered: i64::try_from(crate::spool::now().unix_secs()).unwrap_or(i64::MAX),
+            };
+            // Every confirmed page goes to the spool before MCF; a gateway that cannot store
+            // pages does not take them (the caller's machine will try again).
+            let receiving = match Receiving::begin(spool, call) {
+                Ok(r) => Arc::new(Mutex::new(Some(r))),
+                Err(e) => {
+                    error!(modem = %self.cfg.name, "cannot store a fax, hanging up: {e}");
+                    let _ = o.modem.reset();
+                    o.modem.clear_call();
+                    continue;
+                }
+            };
+            self.show(|m| m.state = ModemState::Receiving);
+            let rx = Arc::clone(&receiving);
+            let store = Box::new(move |page: ReceivedPage| match rx.lock() {
+                Ok(mut g) => match g.as_mut() {
+                    Some(r) => r.append(&page),
+                    None => Err(SinkError("the reception is closed".into())),
+                },
+                Err(_) => Err(SinkError("the reception lock is poisoned".into())),
+            });
+            let mut engine =
+                Engine::receiver(o.engine.clone(), Box::new(PagesSink::storing(store)));
             let r = run_call(&mut o.modem, &mut engine);
             let _ = o.modem.reset();
             o.modem.clear_call();
             if let Err(e) = &r {
                 warn!(modem = %self.cfg.name, "incoming call: {e}");
             }
-            let received = match pages.lock() {
-                Ok(mut v) => std::mem::take(&mut *v),
-                Err(p) => std::mem::take(&mut *p.into_inner()),
-            };
             let report = engine.report().clone();
-            let rx = Received {
-                caller: caller.number.clone(),
-                did: caller.did.clone(),
-                report: report.clone(),
-                pages: received,
-                duration: started.elapsed(),
+            drop(engine);
+            let taken = match receiving.lock() {
+                Ok(mut g) => g.take(),
+                Err(p) => p.into_inner().take(),
             };
-            let n = rx.pages.len() as u32;
+            let n = taken.as_ref().map_or(0, |t| t.pages());
+            let stored = match taken.map(|t| t.commit(&report, started.elapsed().as_secs())) {
+                Some(Ok(Some(job))) => Stored::Fax { job, pages: n },
+                Some(Ok(None)) | None => Stored::NoPages,
+                Some(Err(e)) => Stored::Kept(e.to_string()),
+            };
             let cause = report.cause;
             if let Err(e) = r
                 && matches!(e, ModemError::Port(_))
@@ -320,7 +353,10 @@ impl ModemLine {
                 m.last_call = Some(LastCall {
                     ended: crate::spool::now(),
                     direction: "in".into(),
-                    job: String::new(),
+                    job: match &stored {
+                        Stored::Fax { job, .. } => job.to_string(),
+                        _ => String::new(),
+                    },
                     number: caller.number.clone().unwrap_or_default(),
                     pages: n,
                     cause: cause
@@ -328,7 +364,7 @@ impl ModemLine {
                         .unwrap_or_else(|| "no T.30 outcome".into()),
                 });
             });
-            on_fax(self, rx);
+            on_fax(self, stored);
         }
     }
 }

@@ -29,17 +29,18 @@ use tracing::{error, info, warn};
 
 use super::control::ModemBoard;
 use super::loopback;
-use super::modems::{ModemLine, Received, Sent};
+use super::modems::{ModemLine, Sent};
 use super::status::{self, LastCall, ModemState};
 use crate::config::Config;
 use crate::daemon::{Notifier, Shutdown};
+use crate::fax::t30::SinkError;
+use crate::fax::t30::pages::{PagesSink, ReceivedPage};
 use crate::fax::t30::{self, Cause};
 use crate::offramp::budget as render_budget;
 use crate::offramp::causes::Cause as OfframpCause;
 use crate::offramp::document::{self, Stamp};
 use crate::offramp::jobs::{self, FaxOutJob, FaxResult, Reported, Split};
-use crate::onramp::fax_in::{self, FaxInData};
-use crate::onramp::{Completion, Reception, Source};
+use crate::onramp::receiving::{CallStart, Receiving};
 use crate::scheduler::{
     CauseClass, Decision, Entry, GiveUp, Limits, Policy, Resource, Scheduler, Timestamp,
 };
@@ -98,10 +99,30 @@ fn set_line(board: &ModemBoard, name: &str, f: impl FnOnce(&mut status::ModemSta
     }
 }
 
-/// Start-up work before the first turn: queue the report of every recently finished fax
-/// whose report is missing (the process died between finishing the job and queuing it).
+/// Start-up work before the first turn (and before any line answers): commit the receptions
+/// a dead run left in the spool as partial faxes, quarantine every message whose split the process
+/// died in (see [`split`]), and queue the report of every recently finished fax whose report
+/// is missing (the process died between finishing the job and queuing it).
 pub fn recover(sh: &Shared) -> Result<(), SpoolError> {
     let now = crate::spool::now();
+    // Receptions a dead run left half way: their confirmed pages become partial faxes.
+    let recovered = crate::onramp::receiving::recover(&sh.spool)?;
+    if !recovered.is_empty() {
+        sh.kick_onramp.notify_one();
+    }
+    for rec in sh.spool.load()?.jobs {
+        if !jobs::split_was_interrupted(&rec) || rec.state != JobState::Queued {
+            continue;
+        }
+        match jobs::quarantine_message(&sh.spool, &rec.id, &sh.cfg, now) {
+            Ok(report) => warn!(
+                job = %rec.id,
+                report = ?report.map(|r| r.to_string()),
+                "message quarantined: faxgate stopped while splitting it; the sender is told"
+            ),
+            Err(e) => error!(job = %rec.id, "cannot quarantine the message: {e}"),
+        }
+    }
     let mut checked = BTreeSet::new();
     for area in [crate::spool::Area::Done, crate::spool::Area::Failed] {
         for rec in sh.spool.list(area)?.jobs {
@@ -229,7 +250,24 @@ pub async fn run(sh: Shared, mut shutdown: Shutdown) {
 }
 
 /// Splits a `Message` job. Returns false when it should be held off (our trouble).
+///
+/// The split runs inside an attempt: if the process dies while parsing or rendering the
+/// message (a hostile message that crashes a parser, or an OOM kill), the attempt is still open
+/// at the next start, and [`recover`] quarantines the message instead of splitting it again —
+/// one message can never crash-loop the daemon.
 async fn split(sh: &Shared, id: &JobId) -> bool {
+    let (spool, id2) = (sh.spool.clone(), id.clone());
+    match blocking(move || spool.start_attempt(&id2, crate::spool::now(), None)).await {
+        Some(Ok(_)) => {}
+        Some(Err(SpoolError::NotFound(_))) | Some(Err(SpoolError::WrongState { .. })) => {
+            return true;
+        }
+        Some(Err(e)) => {
+            warn!(job = %id, "cannot start the message split: {e}");
+            return false;
+        }
+        None => return false,
+    }
     let (spool, cfg, id2) = (sh.spool.clone(), sh.cfg.clone(), id.clone());
     let sh_cancel = sh.render_cancel.clone();
     let res = blocking(move || {
@@ -266,6 +304,7 @@ async fn split(sh: &Shared, id: &JobId) -> bool {
         Some(Err(jobs::JobsError::Interrupted(_))) => false,
         Some(Err(jobs::JobsError::Spool(e))) if !matches!(e, SpoolError::NotFound(_)) => {
             warn!(job = %id, "message split: {e}; trying again later");
+            end_local_attempt(sh, id, e.to_string()).await;
             false
         }
         Some(Err(e)) => {
@@ -279,7 +318,28 @@ async fn split(sh: &Shared, id: &JobId) -> bool {
             .await;
             true
         }
-        None => false,
+        None => {
+            end_local_attempt(sh, id, "the split task failed".into()).await;
+            false
+        }
+    }
+}
+
+/// Closes the open split attempt of message `id` as our own temporary trouble; the retry
+/// policy sets its next try.
+async fn end_local_attempt(sh: &Shared, id: &JobId, detail: String) {
+    let (spool, id2, policy) = (sh.spool.clone(), id.clone(), sh.policy.clone());
+    let outcome = Outcome {
+        cause: CauseClass::LocalTemporary,
+        detail,
+        pages_sent: 0,
+        connected: false,
+    };
+    let ended = blocking(move || spool.end_attempt(&id2, crate::spool::now(), outcome, &policy));
+    if let Some(Err(e)) = ended.await
+        && !matches!(e, SpoolError::NotFound(_))
+    {
+        error!(job = %id, "cannot record the message split attempt: {e}");
     }
 }
 
@@ -497,56 +557,105 @@ async fn attempt(
         };
     }
 
+    // The far end is our own onramp: each page it accepts goes into a reception in the spool
+    // before it answers MCF, exactly as on a modem line.
+    let (spool, did) = (sh.spool.clone(), job.e164.clone());
+    let call_start = CallStart {
+        line: loopback::LINE_NAME.into(),
+        caller: Some(cfg.loopback.local_id.clone()),
+        did: Some(did),
+        answered: i64::try_from(crate::spool::now().unix_secs()).unwrap_or(i64::MAX),
+    };
+    let receiving = match blocking(move || Receiving::begin(&spool, call_start)).await {
+        Some(Ok(r)) => Arc::new(std::sync::Mutex::new(Some(r))),
+        Some(Err(e)) => {
+            return local(
+                CauseClass::LocalTemporary,
+                format!("the loopback line's far end cannot store a fax: {e}"),
+            );
+        }
+        None => return local(CauseClass::LocalTemporary, "the line task failed".into()),
+    };
     let (local_id, remote_id) = (
         cfg.loopback.local_id.clone(),
         cfg.loopback.remote_id.clone(),
     );
-    let Some(call) = blocking(move || loopback::call(pages, &local_id, &remote_id)).await else {
+    let pace = cfg.loopback.pace;
+    let stop = shutdown.clone();
+    let rx = Arc::clone(&receiving);
+    let Some(call) = blocking(move || {
+        let store = Box::new(move |page: ReceivedPage| match rx.lock() {
+            Ok(mut g) => match g.as_mut() {
+                Some(r) => r.append(&page),
+                None => Err(SinkError("the reception is closed".into())),
+            },
+            Err(_) => Err(SinkError("the reception lock is poisoned".into())),
+        });
+        let started = std::time::Instant::now();
+        // Pacing: the call takes `pace` × its line time on the wall clock, page by page, so a
+        // reception is on disk as far as it got; a stop request meanwhile hangs up (an unpaced
+        // call is atomic and finishes).
+        let mut step = |t: Duration| {
+            if pace <= 0.0 {
+                return true;
+            }
+            let due = t.mul_f64(pace);
+            while started.elapsed() < due {
+                if stop.is_stopping() {
+                    return false;
+                }
+                std::thread::sleep((due - started.elapsed()).min(Duration::from_millis(50)));
+            }
+            !stop.is_stopping()
+        };
+        loopback::call_with(
+            pages,
+            &local_id,
+            &remote_id,
+            PagesSink::storing(store),
+            &mut step,
+        )
+    })
+    .await
+    else {
         return local(CauseClass::LocalTemporary, "the line task failed".into());
     };
-    if let Some(e) = &call.line_error {
+    let hung_up = matches!(call.line_error, Some(t30::line::LineError::HungUp(_)));
+    if let (Some(e), false) = (&call.line_error, hung_up) {
         warn!(job = %id, "loopback line: {e}");
     }
-    // Pacing: the call takes its share of real line time; a stop request meanwhile hangs up.
-    let pace = cfg.loopback.pace;
-    if pace > 0.0 {
-        let d = call.line_time.mul_f64(pace);
-        tokio::select! {
-            _ = tokio::time::sleep(d) => {}
-            _ = shutdown.stopped() => {
-                return Attempted {
-                    outcome: Outcome {
-                        cause: CauseClass::Interrupted,
-                        detail: "hung up: the gateway is stopping; the fax is sent again at the next start".into(),
-                        pages_sent: 0,
-                        connected: false,
-                    },
-                    result: None,
-                    last_call: None,
-                    error: None,
-                };
-            }
-        }
-    }
 
-    // The far end: our onramp receives what it accepted.
-    if !call.received.is_empty() {
-        let rx = Received {
-            caller: Some(cfg.loopback.local_id.clone()),
-            did: Some(job.e164.clone()),
-            report: call.receiver.clone(),
-            pages: call.received.clone(),
-            duration: call.line_time,
-        };
-        let spool = sh.spool.clone();
-        match blocking(move || commit_received(&spool, loopback::LINE_NAME, rx)).await {
-            Some(Ok(r)) => {
-                info!(job = %r, fax = %id, "loopback far end received {} page(s)", call.received.len());
+    // The far end: our onramp gets what it accepted (a partial fax when the call broke off).
+    let taken = match receiving.lock() {
+        Ok(mut g) => g.take(),
+        Err(p) => p.into_inner().take(),
+    };
+    if let Some(r) = taken {
+        let (report, secs) = (call.receiver.clone(), call.line_time.as_secs());
+        match blocking(move || r.commit(&report, secs)).await {
+            Some(Ok(Some(r))) => {
+                info!(job = %r, fax = %id, "loopback far end received the fax");
                 sh.kick_onramp.notify_one();
             }
+            Some(Ok(None)) => {}
             Some(Err(e)) => error!(job = %id, "loopback far end could not store the fax: {e}"),
             None => {}
         }
+    }
+    if hung_up {
+        return Attempted {
+            outcome: Outcome {
+                cause: CauseClass::Interrupted,
+                detail: "hung up: the gateway is stopping; the fax is sent again at the next start"
+                    .into(),
+                pages_sent: call.sender.pages_confirmed() as u32,
+                // Not the far end's fault: does not count as a try.
+                connected: false,
+            },
+            result: None,
+            last_call: None,
+            error: None,
+        };
     }
     sent_attempt(id, &job, &call.sender, call.cause(), call.line_time)
 }
@@ -593,55 +702,6 @@ fn sent_attempt(
         error: (class != CauseClass::Done)
             .then(|| format!("{}: job {id}: {detail}", crate::spool::now())),
     }
-}
-
-/// Commits a received fax (pages from a modem or the loopback line's far end) as a `FaxIn`
-/// job for the onramp (blocking). Returns the job id.
-pub fn commit_received(spool: &Spool, line: &str, rx: Received) -> Result<JobId, String> {
-    let pages: Vec<_> = rx.pages.iter().map(|r| r.page.clone()).collect();
-    let Some(first) = pages.first() else {
-        return Err("no pages".into());
-    };
-    let res = first.resolution();
-    let report = &rx.report;
-    let now = crate::spool::now();
-    let data = FaxInData {
-        reception: Reception {
-            source: Source::Modem,
-            line: Some(line.into()),
-            did: rx.did.clone(),
-            caller: rx.caller.clone(),
-            remote_id: report.remote_id.clone(),
-            subaddress: report.subaddress.clone(),
-            pages: pages.len() as u32,
-            duration_secs: rx.duration.as_secs(),
-            speed: report.modulation.map(|m| m.bps()),
-            resolution: Some((res.x_dpi.round() as u32, res.y_dpi.round() as u32)),
-            bad_lines: report.bad_rows(),
-            received: i64::try_from(now.unix_secs()).unwrap_or(i64::MAX),
-            completion: match report.cause {
-                Some(Cause::Ok) => Completion::Complete,
-                Some(c) => Completion::Partial {
-                    cause: c.meaning().into(),
-                },
-                None => Completion::Partial {
-                    cause: "the call did not end".into(),
-                },
-            },
-        },
-        to: Vec::new(),
-    };
-    let tiff = crate::onramp::compose::write_tiff(&pages, crate::image::tiff::Profile::S)
-        .or_else(|_| {
-            crate::onramp::compose::write_tiff(
-                &pages,
-                crate::image::tiff::Profile::F(crate::image::codec::Coding::Mh),
-            )
-        })
-        .map_err(|e| e.to_string())?;
-    fax_in::queue_fax(spool, &data, &tiff)
-        .map(|r| r.id)
-        .map_err(|e| e.to_string())
 }
 
 fn cause_name(c: Cause) -> String {

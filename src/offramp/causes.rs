@@ -100,6 +100,10 @@ pub enum Cause {
         /// What failed.
         detail: String,
     },
+    /// The gateway stopped (crashed, or was killed) while it was preparing this message, so
+    /// the message was set aside at the next start instead of being tried again: one message
+    /// must never be able to stop the gateway over and over (ours).
+    Quarantined,
 }
 
 /// RFC 3464 §2.3.3 `Action` values used by the gateway.
@@ -156,6 +160,8 @@ impl Cause {
             Cause::CodingRefused => (6, 3),
             Cause::Expired { .. } => (4, 7),
             Cause::GatewayError { .. } => (3, 0),
+            // RFC 3463 X.6.0: other or undefined media error — the content is the suspect.
+            Cause::Quarantined => (6, 0),
         }
     }
 
@@ -189,6 +195,7 @@ impl Cause {
             Cause::CodingRefused => "coding-refused",
             Cause::Expired { .. } => "expired",
             Cause::GatewayError { .. } => "gateway-error",
+            Cause::Quarantined => "quarantined",
         }
     }
 
@@ -254,6 +261,10 @@ impl Cause {
             Cause::GatewayError { detail } => {
                 format!("The fax gateway had an internal problem: {detail}.")
             }
+            Cause::Quarantined => "The fax gateway stopped while it was preparing this message, \
+                so the message was set aside for the administrator and was not faxed. Please \
+                send the document again in another form (for example a plain PDF)."
+                .into(),
         }
     }
 }

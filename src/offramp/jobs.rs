@@ -561,25 +561,84 @@ pub fn split_message(
             })
         }
         Err(cause) => {
-            let outcomes = all_failed(&data.envelope, &cause);
-            let report_job = queue_report(
-                spool,
-                cfg,
-                &rec,
-                &data,
-                &raw,
-                headers.subject.as_deref(),
-                &outcomes,
-                now,
-            )?;
-            finish_if_queued(spool, id, now, Final::Failed(GiveUp::Fatal))?;
+            let report = fail_message(spool, cfg, &rec, &data, &raw, &headers, &cause, now)?;
             Ok(Split::Failed {
                 cause,
-                report: report_job,
+                report,
                 forwarded,
             })
         }
     }
+}
+
+/// Every recipient of a message failed with `cause`: queue the one report (if anybody asked
+/// for one) and fail the message job.
+#[allow(clippy::too_many_arguments)]
+fn fail_message(
+    spool: &Spool,
+    cfg: &crate::config::Config,
+    rec: &JobRecord,
+    data: &MessageData,
+    raw: &[u8],
+    headers: &super::mime::Headers,
+    cause: &Cause,
+    now: Timestamp,
+) -> Result<Option<JobId>, JobsError> {
+    let outcomes = all_failed(&data.envelope, cause);
+    let report = queue_report(
+        spool,
+        cfg,
+        rec,
+        data,
+        raw,
+        headers.subject.as_deref(),
+        &outcomes,
+        now,
+    )?;
+    finish_if_queued(spool, &rec.id, now, Final::Failed(GiveUp::Fatal))?;
+    Ok(report)
+}
+
+/// True when the process died while message job `rec` was being split: its last counted
+/// attempt was closed as interrupted at start-up (the split runs inside an attempt, so a
+/// crash during it leaves the attempt open).
+pub fn split_was_interrupted(rec: &JobRecord) -> bool {
+    rec.kind == JobKind::Message
+        && rec.attempts.len() > rec.counted_from
+        && rec
+            .attempts
+            .last()
+            .is_some_and(|a| a.cause == Some(CauseClass::Interrupted))
+}
+
+/// Set aside a message whose split stopped the gateway (see [`split_was_interrupted`]): the
+/// message is not parsed or rendered again; every recipient fails with
+/// [`Cause::Quarantined`], the sender gets the report, and the job stays in `failed/` for the
+/// operator (`faxgate queue show`, `faxgate queue retry` to try it once more). Only the header
+/// block is read, for the report's subject.
+pub fn quarantine_message(
+    spool: &Spool,
+    id: &JobId,
+    cfg: &crate::config::Config,
+    now: Timestamp,
+) -> Result<Option<JobId>, JobsError> {
+    let (_, rec) = spool.get(id)?;
+    if rec.kind != JobKind::Message {
+        return Err(JobsError::WrongKind(id.clone(), "message"));
+    }
+    let data: MessageData = parse_data(&rec, "message job")?;
+    let raw = read_message(spool, id, &data.file)?;
+    let headers = super::mime::headers(&raw);
+    fail_message(
+        spool,
+        cfg,
+        &rec,
+        &data,
+        &raw,
+        &headers,
+        &Cause::Quarantined,
+        now,
+    )
 }
 
 /// RFC 5321 §4.5.1: mail for the postmaster reaches a person. The message goes unchanged

@@ -25,6 +25,7 @@ pub mod fax_in;
 pub mod inbox;
 pub mod message;
 pub mod pdf;
+pub mod receiving;
 pub mod route;
 pub mod service;
 pub mod template;

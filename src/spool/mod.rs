@@ -6,6 +6,8 @@
 //! ```text
 //! owner.lock                 flock held by the running daemon (the CLI never takes it)
 //! incoming/<id>/             a job being written; purged at start-up (never acknowledged)
+//! receiving/<id>/            a fax being received, pages appended as they are confirmed; kept
+//!                            at start-up and committed as a partial fax (see below)
 //! queue/<bb>/<id>/job.json   committed jobs (bb = last two hex digits of the id), + payload
 //! done/<bb>/<id>/            finished jobs, kept `spool.keep_done`
 //! failed/<bb>/<id>/          given-up jobs, kept `spool.keep_failed`
@@ -25,6 +27,11 @@
 //!   `incoming/` and `trash/`, and recover: a job whose last attempt never ended (the process
 //!   died during it) gets that attempt closed as [`CauseClass::Interrupted`] and counted, and
 //!   is retried (at-least-once delivery: a fax may be sent twice, never lost).
+//! * **Receptions** ([`Spool::begin_reception`]): a fax being received lives in
+//!   `receiving/<id>/`, which start-up does *not* purge: every page confirmed to the sender
+//!   (MCF) was appended and fsynced there, so a crash or power cut mid-call keeps it. The
+//!   owner adopts what is left with [`Spool::unfinished_receptions`] and commits it like any
+//!   job — the rename into `queue/` is still the one commit point, so it is delivered once.
 //! * **Free space**: [`Spool::begin`] refuses with a temporary [`SpoolError::NoSpace`] when
 //!   less than `spool.min_free_bytes` is free; a write that hits ENOSPC/EDQUOT is a temporary
 //!   [`SpoolError::DiskFull`]; either way the half-written job is removed.
@@ -63,6 +70,8 @@ use crate::scheduler::{CauseClass, Decision, GiveUp, Policy, Timestamp, decide};
 pub const RECORD_FILE: &str = "job.json";
 const RECORD_TMP: &str = "job.json.tmp";
 const OWNER_LOCK: &str = "owner.lock";
+/// Area of receptions in progress (kept across restarts).
+const RECEIVING: &str = "receiving";
 
 /// The current time as a [`Timestamp`] (the spool is an I/O shell and may read the clock).
 pub fn now() -> Timestamp {
@@ -340,7 +349,9 @@ impl Spool {
     /// directories, purge `incoming/` and `trash/`, recover interrupted and half-finished jobs,
     /// and apply archive retention, all at time `now`.
     pub fn open_at(dir: &Path, opts: SpoolOptions, now: Timestamp) -> Result<Spool> {
-        for sub in ["", "incoming", "queue", "done", "failed", "trash"] {
+        for sub in [
+            "", "incoming", RECEIVING, "queue", "done", "failed", "trash",
+        ] {
             let p = dir.join(sub);
             fs::create_dir_all(&p).at(&p)?;
         }
@@ -469,6 +480,71 @@ impl Spool {
         self.begin_with(kind, id, Some(parent.clone()))
     }
 
+    /// Start a job whose payload must survive a crash before it is committed: a fax being
+    /// received. Its directory is `receiving/<id>/`, which start-up keeps; the caller appends
+    /// to its files and fsyncs them itself (each confirmed page), then commits as usual. A
+    /// reception dropped without commit is removed (nothing was confirmed, or it was handed
+    /// on); one left by a crash is found by [`Spool::unfinished_receptions`].
+    pub fn begin_reception(&self, kind: JobKind) -> Result<Incoming> {
+        self.check_reserve()?;
+        let id = JobId::new(now(), random_u64());
+        let dir = self.inner.root.join(RECEIVING).join(id.as_str());
+        fs::create_dir(&dir).at(&dir)?;
+        // The entry must be durable before the first page is confirmed into it.
+        fsync_dir(&self.inner.root.join(RECEIVING))?;
+        Ok(Incoming {
+            spool: self.clone(),
+            id,
+            kind,
+            parent: None,
+            dir,
+            files: Vec::new(),
+            finished: false,
+            retain: false,
+        })
+    }
+
+    /// The receptions a previous run left in `receiving/` (it died mid-call), adopted as
+    /// [`Incoming`] jobs of `kind` with their files, oldest first. Only the spool's owner may
+    /// call this (at start-up, before any new reception begins). Entries that are not ours
+    /// (bad names) are reported as damaged and left alone.
+    pub fn unfinished_receptions(&self, kind: JobKind) -> Result<(Vec<Incoming>, Vec<Damaged>)> {
+        let base = self.inner.root.join(RECEIVING);
+        let mut found = Vec::new();
+        let mut damaged = Vec::new();
+        for e in fs::read_dir(&base).at(&base)? {
+            let e = e.at(&base)?;
+            let path = e.path();
+            let Ok(id) = e.file_name().to_string_lossy().parse::<JobId>() else {
+                damaged.push(Damaged {
+                    path,
+                    reason: "not a job directory name".into(),
+                });
+                continue;
+            };
+            let mut files = Vec::new();
+            for f in fs::read_dir(&path).at(&path)? {
+                let name = f.at(&path)?.file_name().to_string_lossy().into_owned();
+                if valid_payload_name(&name) {
+                    files.push(name);
+                }
+            }
+            files.sort();
+            found.push(Incoming {
+                spool: self.clone(),
+                id,
+                kind,
+                parent: None,
+                dir: path,
+                files,
+                finished: false,
+                retain: false,
+            });
+        }
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok((found, damaged))
+    }
+
     fn begin_with(&self, kind: JobKind, id: JobId, parent: Option<JobId>) -> Result<Incoming> {
         self.check_reserve()?;
         let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
@@ -486,6 +562,7 @@ impl Spool {
             dir,
             files: Vec::new(),
             finished: false,
+            retain: false,
         })
     }
 
@@ -722,14 +799,24 @@ impl Spool {
     }
 
     /// Finish a queued job at `now`: into `done/` or `failed/`.
-    /// An attempt still open (e.g. the operator cancelled a job during its call) is closed as
-    /// [`CauseClass::Interrupted`]: its real outcome can no longer be recorded.
+    /// An attempt still open is closed by what finished the job: the worker's own work
+    /// (a message split into fax jobs: [`CauseClass::Done`]; a message that cannot be faxed:
+    /// [`CauseClass::Fatal`]), or the operator cancelling it during its call
+    /// ([`CauseClass::Interrupted`]: its real outcome can no longer be recorded).
     pub fn finish(&self, id: &JobId, now: Timestamp, how: Final) -> Result<JobRecord> {
         self.update(id, |r| {
             if let Some(a) = r.attempts.last_mut().filter(|a| a.cause.is_none()) {
                 a.ended = Some(now);
-                a.cause = Some(CauseClass::Interrupted);
-                a.detail = "job finished while the attempt was open".into();
+                let (cause, detail) = match &how {
+                    Final::Done => (CauseClass::Done, "finished"),
+                    Final::Failed(GiveUp::Cancelled) => (
+                        CauseClass::Interrupted,
+                        "job cancelled while the attempt was open",
+                    ),
+                    Final::Failed(_) => (CauseClass::Fatal, "given up"),
+                };
+                a.cause = Some(cause);
+                a.detail = detail.into();
             }
             let d = match how {
                 Final::Done => Decision::Done,
@@ -896,6 +983,8 @@ pub struct Incoming {
     dir: PathBuf,
     files: Vec<String>,
     finished: bool,
+    /// Keep the directory if the commit fails (receptions: see [`Incoming::retain_on_failure`]).
+    retain: bool,
 }
 
 /// A payload file being written. Writes go straight to the file (wrap it in a `BufWriter`
@@ -956,6 +1045,57 @@ impl Incoming {
             .at(&path)?;
         self.files.push(name.to_string());
         Ok(PayloadFile { file, path })
+    }
+
+    /// Path of payload file `name` of this job (created or adopted).
+    pub fn file_path(&self, name: &str) -> Option<PathBuf> {
+        self.files
+            .iter()
+            .any(|f| f == name)
+            .then(|| self.dir.join(name))
+    }
+
+    /// Rename payload file `from` to `to` (e.g. a file complete only now gets its final
+    /// name). The commit fsyncs it as usual.
+    pub fn rename_file(&mut self, from: &str, to: &str) -> Result<()> {
+        if !valid_payload_name(to) || self.files.iter().any(|f| f == to) {
+            return Err(SpoolError::BadName(to.into()));
+        }
+        let Some(i) = self.files.iter().position(|f| f == from) else {
+            return Err(SpoolError::BadName(from.into()));
+        };
+        let (src, dst) = (self.dir.join(from), self.dir.join(to));
+        fs::rename(&src, &dst).at(&dst)?;
+        self.files[i] = to.to_string();
+        Ok(())
+    }
+
+    /// Remove payload file `name`.
+    pub fn remove_file(&mut self, name: &str) -> Result<()> {
+        let Some(i) = self.files.iter().position(|f| f == name) else {
+            return Err(SpoolError::BadName(name.into()));
+        };
+        let p = self.dir.join(name);
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(SpoolError::io(&p, e)),
+        }
+        self.files.remove(i);
+        Ok(())
+    }
+
+    /// Keep the job's directory when this value is dropped uncommitted: a reception whose
+    /// commit failed (disk full) stays in `receiving/` and is committed at the next start
+    /// rather than lost.
+    pub fn keep(mut self) {
+        self.finished = true;
+    }
+
+    /// Keep the job's directory if [`Incoming::commit`] fails (for a reception in
+    /// `receiving/`, which the next start commits again: confirmed pages are never deleted).
+    pub fn retain_on_failure(&mut self) {
+        self.retain = true;
     }
 
     /// Create payload file `name` holding `bytes`.
@@ -1057,7 +1197,7 @@ impl Incoming {
 
 impl Drop for Incoming {
     fn drop(&mut self) {
-        if !self.finished {
+        if !self.finished && !self.retain {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }

@@ -5,6 +5,8 @@
 //! command installs all of them.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -115,6 +115,9 @@ pub enum LineError {
     /// The step bound was reached.
     #[error("no end after {0} steps")]
     TooManySteps(usize),
+    /// The caller's step hook stopped the call (the line was hung up from outside).
+    #[error("hung up from outside at {0:?}")]
+    HungUp(Duration),
 }
 
 type Hook = Box<dyn FnMut(&mut Transmission) -> Fate>;
@@ -200,6 +203,17 @@ impl Line {
 
     /// Runs the call until both engines have hung up. At most `max_steps` events.
     pub fn run(&mut self, max_steps: usize) -> Result<(), LineError> {
+        self.run_with(max_steps, &mut |_| true)
+    }
+
+    /// [`Line::run`], calling `step` with the simulated time before each event: the shell
+    /// uses it to keep the call in step with the wall clock (pacing) and answers `false` to
+    /// hang the line up (shutdown), which ends the run with [`LineError::HungUp`].
+    pub fn run_with(
+        &mut self,
+        max_steps: usize,
+        step: &mut dyn FnMut(Duration) -> bool,
+    ) -> Result<(), LineError> {
         self.engines[0].start(self.now);
         self.engines[1].start(self.now);
         for _ in 0..max_steps {
@@ -213,6 +227,9 @@ impl Line {
                 return Err(LineError::Deadlock(self.now));
             };
             self.now = self.now.max(next);
+            if !step(self.now) {
+                return Err(LineError::HungUp(self.now));
+            }
             self.fire();
         }
         Err(LineError::TooManySteps(max_steps))

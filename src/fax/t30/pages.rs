@@ -150,12 +150,20 @@ pub struct ReceivedPage {
     pub quality: PageQuality,
 }
 
+/// Where a [`PagesSink`] puts each accepted page instead of its in-memory list: the caller's
+/// store (the daemon appends it to the reception's file on disk and fsyncs it). An error refuses
+/// the page and ends the call with [`super::Cause::SinkError`].
+pub type PageStore = Box<dyn FnMut(ReceivedPage) -> Result<(), SinkError> + Send>;
+
 /// Decodes received page data into [`Page`]s. Accepted pages are collected in a shared list
-/// ([`PagesSink::pages`]) so the caller can take them while the engine owns the sink.
+/// ([`PagesSink::pages`]) so the caller can take them while the engine owns the sink, or, for
+/// a sink made with [`PagesSink::storing`], handed to a store as each is accepted (memory then
+/// stays flat however long the fax is).
 pub struct PagesSink {
     current: Option<(PageCoding, Vec<u8>)>,
     decoded: Option<ReceivedPage>,
     accepted: Arc<Mutex<Vec<ReceivedPage>>>,
+    store: Option<PageStore>,
     max_rows: u32,
     not_ready: u32,
 }
@@ -173,8 +181,19 @@ impl PagesSink {
             current: None,
             decoded: None,
             accepted: Arc::new(Mutex::new(Vec::new())),
+            store: None,
             max_rows: 65_535,
             not_ready: 0,
+        }
+    }
+
+    /// A sink that hands each page to `store` the moment it is accepted — before the engine
+    /// answers MCF, so a page the sender was told is received is already stored — and keeps
+    /// none in memory ([`PagesSink::pages`] stays empty).
+    pub fn storing(store: PageStore) -> PagesSink {
+        PagesSink {
+            store: Some(store),
+            ..PagesSink::new()
         }
     }
 
@@ -250,13 +269,16 @@ impl PageSink for PagesSink {
     }
 
     fn finish_page(&mut self, accepted: bool) -> Result<(), SinkError> {
-        let page = self.decoded.take();
-        if accepted && let Some(p) = page {
-            self.accepted
-                .lock()
-                .map_err(|_| SinkError("page list poisoned".into()))?
-                .push(p);
+        let (true, Some(p)) = (accepted, self.decoded.take()) else {
+            return Ok(());
+        };
+        if let Some(store) = self.store.as_mut() {
+            return store(p);
         }
+        self.accepted
+            .lock()
+            .map_err(|_| SinkError("page list poisoned".into()))?
+            .push(p);
         Ok(())
     }
 }

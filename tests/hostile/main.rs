@@ -1,0 +1,10 @@
+//! Hostile input: one named test per attack class (issue 21).
+//!
+//! Each module replays one class of attack against the real code paths (the SMTP listener, the
+//! daemon, the parsers) and asserts the outcome the fix promises: refused with which reply, a
+//! report sent, nothing lost, memory bounded, the daemon still up.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod crashloop;
