@@ -301,7 +301,17 @@ async fn split(sh: &Shared, id: &JobId) -> bool {
             sh.kick_onramp.notify_one();
             true
         }
-        Some(Err(jobs::JobsError::Interrupted(_))) => false,
+        Some(Err(jobs::JobsError::Interrupted(_))) => {
+            // Rendering cancelled at shutdown: the attempt is closed as ours, so the next start
+            // splits the message again instead of taking it for one that crashed the gateway.
+            end_local_attempt(
+                sh,
+                id,
+                "rendering cancelled: the gateway is stopping".into(),
+            )
+            .await;
+            false
+        }
         Some(Err(jobs::JobsError::Spool(e))) if !matches!(e, SpoolError::NotFound(_)) => {
             warn!(job = %id, "message split: {e}; trying again later");
             end_local_attempt(sh, id, e.to_string()).await;

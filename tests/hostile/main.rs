@@ -7,4 +7,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+#[path = "../corpus/mod.rs"]
+mod corpus;
+
 mod crashloop;
+mod render;

@@ -27,23 +27,26 @@ pub const FLUSH: u64 = 16_384;
 /// 5 M. A page of two million line segments takes at least 6 M (one unit for its operator,
 /// one for the segment, one for every row it crosses), so 8 M refuses it on its first page
 /// with room to spare for every real page.
-pub const DEFAULT_PAGE_WORK: u64 = 8_000_000;
+pub const DEFAULT_PAGE_WORK: u64 = 6_000_000;
 
 /// What the work units stand for, each about one elementary step of the renderer.
 pub mod units {
     /// One content stream operator interpreted (counted through form XObjects, once per use).
     pub const OPERATOR: u64 = 1;
-    /// One line segment of a flattened path (building its edge).
-    pub const SEGMENT: u64 = 1;
+    /// One line segment of a path (flattening it, building its edge).
+    pub const SEGMENT: u64 = 2;
     /// One edge visited on one row by the scan converter, or one span painted.
     pub const EDGE_ROW: u64 = 1;
     /// Pixels of a picture decoded, or painted on the page, per unit.
     pub const PIXELS: u64 = 32;
     /// One glyph placed (its bitmap stamped from the cache).
     pub const GLYPH: u64 = 1;
-    /// hayro's general renderer (anti-aliased coverage, RGBA) is slower than our device:
-    /// its estimated work is what our device saw on the page times this.
-    pub const GENERAL_FACTOR: u64 = 4;
+    /// One path element drawn by hayro's general renderer (for pages our device cannot
+    /// draw): it strokes and fills with anti-aliased coverage in RGBA, far slower per segment
+    /// than our device, and cannot be stopped once started, so it is charged beforehand.
+    pub const GENERAL_SEGMENT: u64 = 16;
+    /// One glyph drawn by hayro's general renderer (a small path fill there).
+    pub const GENERAL_GLYPH: u64 = 8;
 
     /// Units for `n` pixels.
     pub fn pixels(n: u64) -> u64 {
@@ -87,6 +90,10 @@ pub trait Budget: Sync {
     fn before_page(&self, page: u32) -> Result<(), ErrorKind> {
         self.check(page)
     }
+
+    /// Told the work a page took once its meter is done with it (finished or stopped); for
+    /// callers that report or measure it.
+    fn page_done(&self, _page: u32, _units: u64) {}
 }
 
 /// No limit, no interruption.
@@ -197,6 +204,9 @@ impl<'b> Meter<'b> {
     /// before the page starts.
     pub fn next_page(&mut self, page: u32) -> Result<(), ErrorKind> {
         self.stopped()?;
+        if self.spent > 0 {
+            self.budget.page_done(self.page, self.spent);
+        }
         self.page = page;
         self.spent = 0;
         self.pending = 0;
@@ -251,12 +261,22 @@ impl<'b> Meter<'b> {
     }
 }
 
-/// A [`Budget`] that remembers every page it was asked about (for tests of the renderer's
-/// call pattern) and refuses from page `stop_at` on.
+impl Drop for Meter<'_> {
+    fn drop(&mut self) {
+        if self.spent > 0 {
+            self.budget.page_done(self.page, self.spent);
+        }
+    }
+}
+
+/// A [`Budget`] that remembers every page it was asked about and the work each page took (for
+/// tests of the renderer's call pattern, and to measure documents), and refuses from page
+/// `stop_at` on.
 pub struct Recording {
     stop_at: u32,
     page_work: u64,
     asked: Mutex<Vec<u32>>,
+    done: Mutex<Vec<(u32, u64)>>,
 }
 
 impl Recording {
@@ -266,7 +286,23 @@ impl Recording {
             stop_at,
             page_work,
             asked: Mutex::new(Vec::new()),
+            done: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Never refuses, no work limit: for measuring.
+    pub fn measuring() -> Recording {
+        Recording::new(u32::MAX, u64::MAX)
+    }
+
+    /// The work of each page done, in the order they were done: (page, units).
+    pub fn work(&self) -> Vec<(u32, u64)> {
+        self.done.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// The most work any one page took.
+    pub fn max_page_work(&self) -> u64 {
+        self.work().iter().map(|&(_, u)| u).max().unwrap_or(0)
     }
 
     /// The pages asked about, each once, in the order first asked.
@@ -295,6 +331,12 @@ impl Budget for Recording {
             Err(ErrorKind::TimeBudget { page })
         } else {
             Ok(())
+        }
+    }
+
+    fn page_done(&self, page: u32, units: u64) {
+        if let Ok(mut v) = self.done.lock() {
+            v.push((page, units));
         }
     }
 }
@@ -397,6 +439,21 @@ mod tests {
             t.before_page(5).unwrap_err(),
             ErrorKind::TimeBudget { page: 5 }
         );
+    }
+
+    #[test]
+    fn the_work_of_each_page_is_reported() {
+        let b = Recording::measuring();
+        {
+            let mut m = Meter::new(&b, 1);
+            m.charge(5).unwrap();
+            m.next_page(2).unwrap();
+            m.charge(7).unwrap();
+            m.charge(1).unwrap();
+        }
+        assert_eq!(b.work(), vec![(1, 5), (2, 8)]);
+        assert_eq!(b.max_page_work(), 8);
+        assert_eq!(b.asked(), vec![2]);
     }
 
     #[test]

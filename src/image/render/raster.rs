@@ -130,6 +130,7 @@ pub fn tiff_pages(
             Ok(None) => break,
             // Gray or colour: the general decoder takes the whole file.
             Err(TiffError::NotBilevel { .. }) => {
+                drop(meter);
                 return decode_tiff(bytes, limits, budget)?
                     .iter()
                     .map(|s| place(s, layout, mode, limits))

@@ -70,8 +70,8 @@ pub enum Outcome {
     Unsupported {
         /// The first such feature.
         why: &'static str,
-        /// The work the page's content would take the general renderer (in work units,
-        /// [`units::GENERAL_FACTOR`] applied): what it should be charged before it is asked.
+        /// The work the page's content would take the general renderer (in work units, see
+        /// [`units::GENERAL_SEGMENT`]): what it should be charged before it is asked.
         work: u64,
     },
     /// The page's meter refused: drawing stopped (the page is incomplete).
@@ -189,7 +189,7 @@ pub fn render_page<'a>(
     match dev.unsupported {
         Some(why) => Outcome::Unsupported {
             why,
-            work: dev.seen.saturating_mul(units::GENERAL_FACTOR),
+            work: dev.seen,
         },
         None => Outcome::Drawn,
     }
@@ -281,10 +281,6 @@ struct FaxDevice<'r, 'm> {
     /// function is in sight, which hayro would apply to the decoded samples.
     luma_jpeg: bool,
 }
-
-/// Work units the general renderer is expected to spend on one glyph (it fills the glyph's
-/// outline as a path, with coverage).
-const GENERAL_GLYPH: u64 = 8;
 
 /// Graphics-state dictionaries and form XObjects [`sets_transfer`] looks at, at most.
 const MAX_RESOURCE_VISITS: usize = 512;
@@ -436,7 +432,7 @@ impl FaxDevice<'_, '_> {
         };
         self.seen = self
             .seen
-            .saturating_add(els as u64 * units::SEGMENT + units::pixels(px));
+            .saturating_add(els as u64 * units::GENERAL_SEGMENT + units::pixels(px));
     }
 
     fn give_up(&mut self, why: &'static str) {
@@ -814,14 +810,14 @@ impl<'a> Device<'a> for FaxDevice<'_, '_> {
         if self.unsupported.is_some() {
             // For the general renderer: a glyph is a small path fill there.
             let n = glyph_run.glyphs().len() as u64;
-            self.seen = self.seen.saturating_add(n * GENERAL_GLYPH);
+            self.seen = self.seen.saturating_add(n * units::GENERAL_GLYPH);
             return;
         }
         let Some(ink) = self.ink(&props.paint, props.soft_mask.as_ref(), props.blend_mode) else {
             return;
         };
         for pg in glyph_run.glyphs() {
-            self.seen = self.seen.saturating_add(GENERAL_GLYPH);
+            self.seen = self.seen.saturating_add(units::GENERAL_GLYPH);
             let gt = pg.transform();
             match &**pg {
                 Glyph::Outline(g) => {
