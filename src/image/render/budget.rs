@@ -19,14 +19,15 @@ use super::ErrorKind;
 /// work at most: the check may read the clock).
 pub const FLUSH: u64 = 16_384;
 
-/// Work units one page may take by default ([`Limited::new`]).
+/// Work units one page may take by default (`[offramp] render_work_limit`).
 ///
-/// Measured (`tests/hostile/render.rs`, README "Rendering budget"): the densest real pages the
-/// tests render — full pages of 9.5 pt text, 300 dpi photographs, the corpus' scans — take at
-/// most 1.3 M units; a 64-megapixel picture (the largest [`super::Limits`] allows) about
-/// 5 M. A page of two million line segments takes at least 6 M (one unit for its operator,
-/// one for the segment, one for every row it crosses), so 8 M refuses it on its first page
-/// with room to spare for every real page.
+/// Measured (`tests/hostile/render.rs`, `render_real_documents_fit_the_default_budget`): the
+/// real pages the tests render — dense 9.5 pt text through Ghostscript's pdfwrite, a 300 dpi A4
+/// photograph, the corpus' fax TIFFs, the fixture emails — take at most 0.52 M units; the
+/// largest picture [`super::Limits`] lets through (64 megapixels) about 4 M. Two million line
+/// segments take at least 8 M however they are drawn (an operator, two for the segment, one for
+/// a row each), and far more as one path left to hayro ([`units::GENERAL_SEGMENT`]), so 6 M
+/// refuses such a page on its own while every real page keeps a tenfold margin.
 pub const DEFAULT_PAGE_WORK: u64 = 6_000_000;
 
 /// What the work units stand for, each about one elementary step of the renderer.
