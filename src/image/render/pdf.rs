@@ -1007,6 +1007,59 @@ mod tests {
     }
 
     #[test]
+    fn operators_are_counted_through_forms_once_per_use() {
+        // Page: "/F Do" three times and a rectangle; the form: 4 operators.
+        let objs = vec![
+            b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+               /Resources << /XObject << /F 5 0 R >> >> >>"
+                .to_vec(),
+            b"<< /Length 29 >>\nstream\n/F Do /F Do /F Do 0 0 9 9 re f\nendstream".to_vec(),
+            b"<< /Type /XObject /Subtype /Form /BBox [0 0 9 9] /Resources << >> /Length 22 >>\n\
+               stream\n0 g 1 1 5 5 re f n q Q\nendstream"
+                .to_vec(),
+        ];
+        let pdf = write_pdf(&objs);
+        let doc = open(&pdf).unwrap();
+        let page = &doc.pages()[0];
+        // 3 Do + re + f on the page, 6 operators (g re f n q Q) in each of 3 uses.
+        assert_eq!(faxdev::operator_count(page, u64::MAX), 5 + 3 * 6);
+        // The count stops once it reaches its cap (answering at least the cap).
+        let capped = faxdev::operator_count(page, 4);
+        assert!((4..5 + 3 * 6).contains(&capped), "{capped}");
+    }
+
+    #[test]
+    fn a_page_for_hayro_is_charged_its_estimate_before_hayro_runs() {
+        // A blend mode sends the page to hayro; its path has 5000 segments.
+        let mut path = String::from("/Mul gs 0 G 0.1 w 10 10 m ");
+        for i in 0..5000 {
+            path.push_str(&format!("{} {} l ", 10 + i % 500, 10 + (i * 7) % 700));
+        }
+        path.push('S');
+        let pdf = tiny_pdf(&[path]);
+        let run = |limit: u64| {
+            render(
+                &pdf,
+                &layout(),
+                Bilevel::Auto,
+                &Limits::default(),
+                &PdfFonts::default(),
+                &mut crate::image::render::budget::Limited::work(limit),
+            )
+        };
+        // The estimate (5000 × GENERAL_SEGMENT) alone is past this limit: refused with no
+        // drawing by hayro (which could not be stopped).
+        let limit = 5000 * units::GENERAL_SEGMENT;
+        assert_eq!(
+            run(limit).err(),
+            Some(ErrorKind::WorkBudget { page: 1, limit })
+        );
+        assert!(run(4 * limit).is_ok());
+    }
+
+    #[test]
     fn gray_threshold_matches_the_general_path() {
         use super::faxdev::canvas::{Canvas, Ink};
         use crate::image::render::gray::Gray;

@@ -422,13 +422,15 @@ impl FaxDevice<'_, '_> {
         self.unsupported.is_none() && self.meter.stopped().is_ok()
     }
 
-    /// Notes work the general renderer would do for a path of `els` elements over `area`
-    /// (device bounding box).
-    fn see_path(&mut self, els: usize, area: Rect) {
-        let px = if area.area().is_finite() {
-            area.area().abs().min(1e15) as u64
-        } else {
-            0
+    /// Notes work the general renderer would do for a path of `els` elements, filled over
+    /// `area` (device bounding box; `None` for a stroke or clip, whose cost follows the path,
+    /// not its bounding box).
+    fn see_path(&mut self, els: usize, area: Option<Rect>) {
+        let page =
+            f64::from(self.reuse.canvas.gray.width) * f64::from(self.reuse.canvas.gray.height);
+        let px = match area {
+            Some(a) if a.area().is_finite() => a.area().abs().min(page) as u64,
+            _ => 0,
         };
         self.seen = self
             .seen
@@ -717,7 +719,10 @@ impl<'a> Device<'a> for FaxDevice<'_, '_> {
         if self.meter.stopped().is_err() || matches!(draw_mode, DrawMode::Invisible) {
             return;
         }
-        let area = props.transform.transform_rect_bbox(path.bounding_box());
+        let area = match draw_mode {
+            DrawMode::Stroke(_) => None,
+            _ => Some(props.transform.transform_rect_bbox(path.bounding_box())),
+        };
         self.see_path(path.elements().len(), area);
         let Some(ink) = self.ink(&props.paint, props.soft_mask.as_ref(), props.blend_mode) else {
             return;
@@ -738,7 +743,7 @@ impl<'a> Device<'a> for FaxDevice<'_, '_> {
         self.clip_depth += 1;
         if self.meter.stopped().is_ok() {
             let els = clip_path.path.elements().len();
-            self.see_path(els, clip_path.path.bounding_box());
+            self.see_path(els, None);
         }
         if !self.drawing() {
             // Keep the stack balanced for the pops to come.
@@ -866,7 +871,8 @@ impl<'a> Device<'a> for FaxDevice<'_, '_> {
         // Decoding is paid by the source's pixels, drawing by the device pixels it covers
         // (the page at most), both before either starts.
         let src_px = u64::from(image.width()) * u64::from(image.height());
-        let page = self.reuse.canvas.gray.width as f64 * self.reuse.canvas.gray.height as f64;
+        let page =
+            f64::from(self.reuse.canvas.gray.width) * f64::from(self.reuse.canvas.gray.height);
         let dev_px = if bbox.area().is_finite() {
             bbox.area().abs().min(page) as u64
         } else {
