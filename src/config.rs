@@ -394,13 +394,55 @@ pub struct DialPlan {
     pub allow: Vec<String>,
     /// Denied destinations; checked before `allow`.
     pub deny: Vec<String>,
-    /// Permit destinations outside our country code (toll fraud: off by default).
+    /// Permit destinations outside our country code or in `international_areas` (toll fraud:
+    /// off by default).
     pub allow_international: bool,
-    /// Premium-rate patterns, always denied unless `allow_premium`.
+    /// Destinations inside our country code that are other countries or territories, billed as
+    /// international calls (E.164 patterns): refused unless `allow_international`, dialled like
+    /// national numbers when allowed. Default [`NANP_INTERNATIONAL_AREAS`]; `[]` opts out.
+    pub international_areas: Vec<String>,
+    /// Premium-rate patterns, always denied unless `allow_premium`; added to the premium ranges
+    /// built into the NANP and UK structures (`mail::dialplan`).
     pub premium: Vec<String>,
     /// Permit premium-rate destinations.
     pub allow_premium: bool,
 }
+
+/// Area codes inside the NANP (+1) that are not the United States or Canada, so a call there is
+/// billed as international (NANPA's list of NANP countries and territories): the Caribbean and
+/// Atlantic countries, Bermuda, and the US territories whose calls many carriers bill apart
+/// (Puerto Rico, the US Virgin Islands, Guam, the Northern Mariana Islands, American Samoa).
+/// The United States and Canada are domestic to each other. `dialplan.international_areas`
+/// defaults to these as `+1NPA*` patterns.
+pub const NANP_INTERNATIONAL_AREAS: [&str; 27] = [
+    "242", // Bahamas
+    "246", // Barbados
+    "264", // Anguilla
+    "268", // Antigua and Barbuda
+    "284", // British Virgin Islands
+    "340", // US Virgin Islands
+    "345", // Cayman Islands
+    "441", // Bermuda
+    "473", // Grenada
+    "649", // Turks and Caicos Islands
+    "658", // Jamaica
+    "664", // Montserrat
+    "670", // Northern Mariana Islands
+    "671", // Guam
+    "684", // American Samoa
+    "721", // Sint Maarten
+    "758", // Saint Lucia
+    "767", // Dominica
+    "784", // Saint Vincent and the Grenadines
+    "787", // Puerto Rico
+    "809", // Dominican Republic
+    "829", // Dominican Republic
+    "849", // Dominican Republic
+    "868", // Trinidad and Tobago
+    "869", // Saint Kitts and Nevis
+    "876", // Jamaica
+    "939", // Puerto Rico
+];
 
 impl Default for DialPlan {
     fn default() -> Self {
@@ -414,6 +456,10 @@ impl Default for DialPlan {
             allow: Vec::new(),
             deny: Vec::new(),
             allow_international: false,
+            international_areas: NANP_INTERNATIONAL_AREAS
+                .iter()
+                .map(|a| format!("+1{a}*"))
+                .collect(),
             // NANP premium and chargeable services: 900 and 976 exchanges.
             premium: vec!["+1900*".into(), "+1XXX976*".into()],
             allow_premium: false,
@@ -698,6 +744,10 @@ pub struct Spool {
     /// Keep failed jobs in `failed/` this long.
     #[serde(with = "humantime_serde")]
     pub keep_failed: Duration,
+    /// High-water mark: with this many jobs in the queue, new mail and inbox files get a
+    /// temporary refusal (SMTP `452 4.3.1`) until it drains. Ours: a flood cannot grow the
+    /// queue (disk, start-up time, memory) without bound.
+    pub max_queued: usize,
 }
 
 impl Default for Spool {
@@ -707,6 +757,7 @@ impl Default for Spool {
             min_free_bytes: 64 * 1024 * 1024,
             keep_done: Duration::from_secs(7 * 86400),
             keep_failed: Duration::from_secs(30 * 86400),
+            max_queued: 20_000,
         }
     }
 }
@@ -1211,6 +1262,13 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         1024,
         1 << 32,
     );
+    check_range(
+        &mut err,
+        "spool.max_queued",
+        c.spool.max_queued as u64,
+        1,
+        10_000_000,
+    );
     // RFC 5321 §4.5.3.1.8: a server must be able to buffer 100 recipients.
     check_range(
         &mut err,
@@ -1439,6 +1497,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         (&d.allow, "allow"),
         (&d.deny, "deny"),
         (&d.premium, "premium"),
+        (&d.international_areas, "international_areas"),
     ] {
         for (i, pat) in list.iter().enumerate() {
             if let Err(m) = validate_number_pattern(pat, true) {

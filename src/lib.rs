@@ -2,7 +2,7 @@
 //!
 //! *Onramp* (fax → email): a fax received on a modem, or a file dropped into the inbox folder,
 //! becomes an RFC 3949 Profile S TIFF attached to an RFC 3965 email delivered to the site's mail
-//! server. *Offramp* (email → fax): mail for `FAX=+12125551212@gateway` (RFC 3192) is accepted
+//! server. *Offramp* (email → fax): mail for `FAX=+12125550142@gateway` (RFC 3192) is accepted
 //! over ESMTP, stored durably, rendered into fax pages, sent over T.30 through a modem, and the
 //! sender gets an RFC 3464 delivery status notification.
 //!

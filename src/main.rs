@@ -286,7 +286,9 @@ fn queue(config: Option<&std::path::Path>, args: &faxgate::spool::cli::QueueArgs
         .clone()
         .unwrap_or_else(|| faxgate::spool::spool_dir(&cfg));
     let opts = faxgate::spool::SpoolOptions::from_config(&cfg);
-    match faxgate::spool::cli::run(&dir, opts, &args.command, &mut std::io::stdout()) {
+    let sock = faxgate::app::control::socket_path(&cfg);
+    let tell = |id: &faxgate::spool::JobId| faxgate::app::control::tell_changed(&sock, id);
+    match faxgate::spool::cli::run(&dir, opts, &args.command, &mut std::io::stdout(), &tell) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("faxgate: {:#}", anyhow::Error::from(e));

@@ -15,7 +15,7 @@
 //! practice (exponential backoff capped at 1 h, bounce after 5 days, RFC 5321 §4.5.4.1 asks for
 //! "at least 4–5 days").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -321,6 +321,8 @@ pub struct Dispatch {
     pub id: JobId,
     /// The resource leased to it.
     pub resource: Resource,
+    /// Its entry as it waited (kind, priority, due).
+    pub entry: Entry,
 }
 
 /// Resource limits (ours; from `[[modem]]`, `relay.max_connections`).
@@ -356,23 +358,39 @@ impl Limits {
     }
 }
 
-/// The dispatcher: waiting jobs, running jobs, and the resources they hold.
+/// The dispatcher's pure core: waiting jobs, running jobs, and the resources they hold.
+///
+/// Built for a large backlog (100 000 queued jobs on a small box): waiting jobs are indexed
+/// twice — those not yet due by due time, those due by (priority, due, id) per resource class —
+/// so [`Scheduler::next`] and [`Scheduler::poll_at`] cost O(log n), not a scan of the queue.
 #[derive(Debug, Clone)]
 pub struct Scheduler {
     limits: Limits,
+    /// Every waiting job's entry.
     waiting: BTreeMap<JobId, Entry>,
+    /// Waiting jobs not yet due, by due time.
+    later: BTreeSet<(Timestamp, JobId)>,
+    /// Due jobs per resource class, in dispatch order.
+    ready: [BTreeSet<(u8, Timestamp, JobId)>; 3],
     running: BTreeMap<JobId, Resource>,
+    /// Entries received for a running job (its record changed during the attempt): they
+    /// become waiting when it finishes.
+    deferred: BTreeMap<JobId, Entry>,
     /// Modems taken out of service (offline, failed reset); they get no calls.
     offline: Vec<String>,
+    /// The latest `now` seen by [`Scheduler::next`]: entries due by then are ready.
+    now: Timestamp,
 }
 
 /// The class of resource a kind of job needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Need {
-    Modem,
-    Relay,
-    Local,
+    Modem = 0,
+    Relay = 1,
+    Local = 2,
 }
+
+const NEEDS: [Need; 3] = [Need::Modem, Need::Relay, Need::Local];
 
 fn need(kind: JobKind) -> Need {
     match kind {
@@ -388,27 +406,60 @@ impl Scheduler {
         Scheduler {
             limits,
             waiting: BTreeMap::new(),
+            later: BTreeSet::new(),
+            ready: Default::default(),
             running: BTreeMap::new(),
+            deferred: BTreeMap::new(),
             offline: Vec::new(),
+            now: Timestamp(0),
         }
     }
 
-    /// Add or replace a waiting job. A job that is running is left alone (its new entry is
-    /// added again by the caller after [`Scheduler::finished`]).
+    fn index(&mut self, e: &Entry) {
+        if e.due <= self.now {
+            self.ready[need(e.kind) as usize].insert((e.priority, e.due, e.id.clone()));
+        } else {
+            self.later.insert((e.due, e.id.clone()));
+        }
+    }
+
+    fn unindex(&mut self, e: &Entry) {
+        self.later.remove(&(e.due, e.id.clone()));
+        self.ready[need(e.kind) as usize].remove(&(e.priority, e.due, e.id.clone()));
+    }
+
+    /// Add or replace a waiting job. The entry of a job that is running is kept aside and
+    /// becomes waiting when [`Scheduler::finished`] frees its resource (a worker records its
+    /// retry time before it lets go of the line).
     pub fn upsert(&mut self, entry: Entry) {
-        if !self.running.contains_key(&entry.id) {
-            self.waiting.insert(entry.id.clone(), entry);
+        if self.running.contains_key(&entry.id) {
+            self.deferred.insert(entry.id.clone(), entry);
+            return;
         }
+        if let Some(old) = self.waiting.remove(&entry.id) {
+            self.unindex(&old);
+        }
+        self.index(&entry);
+        self.waiting.insert(entry.id.clone(), entry);
     }
 
-    /// Forget a waiting job (cancelled, finished elsewhere).
+    /// Forget a job (finished, cancelled): it is no longer waiting, and a running job's
+    /// entry kept aside is dropped.
     pub fn remove(&mut self, id: &JobId) {
-        self.waiting.remove(id);
+        if let Some(old) = self.waiting.remove(id) {
+            self.unindex(&old);
+        }
+        self.deferred.remove(id);
     }
 
     /// Number of waiting and running jobs.
     pub fn counts(&self) -> (usize, usize) {
         (self.waiting.len(), self.running.len())
+    }
+
+    /// True when `id` is running.
+    pub fn is_running(&self, id: &JobId) -> bool {
+        self.running.contains_key(id)
     }
 
     /// Mark a modem in or out of service.
@@ -417,6 +468,11 @@ impl Scheduler {
         if !online {
             self.offline.push(name.to_string());
         }
+    }
+
+    /// Replace the sending lines (a line came or went); running calls keep theirs.
+    pub fn set_modems(&mut self, modems: Vec<String>) {
+        self.limits.modems = modems;
     }
 
     fn free_modem(&self) -> Option<&String> {
@@ -452,47 +508,71 @@ impl Scheduler {
         }
     }
 
+    /// Moves the entries due by `now` from the time index to their class's ready set.
+    fn advance(&mut self, now: Timestamp) {
+        self.now = self.now.max(now);
+        while let Some((due, _)) = self.later.first()
+            && *due <= self.now
+        {
+            let Some((_, id)) = self.later.pop_first() else {
+                break;
+            };
+            if let Some(e) = self.waiting.get(&id) {
+                let key = (e.priority, e.due, id);
+                self.ready[need(e.kind) as usize].insert(key);
+            }
+        }
+    }
+
     /// The next job to run at `now`: among due jobs whose resource is free, the lowest priority
     /// value, then the earliest due time, then the oldest id. The job moves to running and
     /// holds its resource until [`Scheduler::finished`].
     pub fn next(&mut self, now: Timestamp) -> Option<Dispatch> {
-        let mut best: Option<(&Entry, Resource)> = None;
-        for e in self.waiting.values() {
-            if e.due > now {
+        self.advance(now);
+        let mut best: Option<((u8, Timestamp, JobId), Resource)> = None;
+        for n in NEEDS {
+            let Some(first) = self.ready[n as usize].first() else {
+                continue;
+            };
+            if best.as_ref().is_some_and(|(b, _)| b <= first) {
                 continue;
             }
-            if best
-                .as_ref()
-                .is_some_and(|(b, _)| (b.priority, b.due, &b.id) <= (e.priority, e.due, &e.id))
-            {
-                continue;
-            }
-            if let Some(r) = self.available(need(e.kind)) {
-                best = Some((e, r));
+            if let Some(r) = self.available(n) {
+                best = Some((first.clone(), r));
             }
         }
-        let (e, resource) = best?;
-        let id = e.id.clone();
-        self.waiting.remove(&id);
+        let ((_, _, id), resource) = best?;
+        let entry = self.waiting.remove(&id)?;
+        self.unindex(&entry);
         self.running.insert(id.clone(), resource.clone());
-        Some(Dispatch { id, resource })
+        Some(Dispatch {
+            id,
+            resource,
+            entry,
+        })
     }
 
-    /// A running job ended (whatever its outcome): its resource is free again.
+    /// A running job ended (whatever its outcome): its resource is free again, and the entry
+    /// its worker recorded meanwhile (its retry) becomes waiting.
     pub fn finished(&mut self, id: &JobId) {
         self.running.remove(id);
+        if let Some(e) = self.deferred.remove(id) {
+            self.upsert(e);
+        }
     }
 
-    /// When to call [`Scheduler::next`] again if nothing else happens: the earliest due time of
-    /// a waiting job whose resource class has room. Jobs waiting only for a busy resource are
-    /// woken by [`Scheduler::finished`], so they do not make the caller spin. May be in the
-    /// past (then: now).
+    /// When to call [`Scheduler::next`] again if nothing else happens: now, when a due job's
+    /// resource class has room; else the earliest due time of a job not yet due. Jobs waiting
+    /// only for a busy resource are woken by [`Scheduler::finished`], so they do not make the
+    /// caller spin. May be in the past (then: now).
     pub fn poll_at(&self) -> Option<Timestamp> {
-        self.waiting
-            .values()
-            .filter(|e| self.available(need(e.kind)).is_some())
-            .map(|e| e.due)
-            .min()
+        let ready_now = NEEDS
+            .iter()
+            .any(|n| !self.ready[*n as usize].is_empty() && self.available(*n).is_some());
+        if ready_now {
+            return Some(self.now);
+        }
+        self.later.first().map(|(t, _)| *t)
     }
 }
 
@@ -936,6 +1016,182 @@ mod tests {
             s.next(at(0)).unwrap().resource,
             Resource::Modem("m0".into())
         );
+    }
+
+    #[test]
+    fn entry_recorded_during_a_run_waits_until_the_run_ends() {
+        let mut s = Scheduler::new(limits());
+        s.upsert(entry(1, JobKind::FaxOut, 127, 0));
+        let d = s.next(at(0)).unwrap();
+        // The worker records the retry (busy: +180 s) before it lets go of the line.
+        s.upsert(entry(1, JobKind::FaxOut, 127, 180));
+        assert_eq!(s.counts(), (0, 1));
+        assert_eq!(
+            s.next(at(200)),
+            None,
+            "a running job is not dispatched twice"
+        );
+        s.finished(&d.id);
+        assert_eq!(s.counts(), (1, 0));
+        assert_eq!(s.poll_at(), Some(at(200)), "due already: now");
+        assert_eq!(s.next(at(200)).unwrap().id, id(1));
+        // A job finished (final record) while running is forgotten with its kept entry.
+        s.upsert(entry(1, JobKind::FaxOut, 127, 400));
+        s.remove(&id(1));
+        s.finished(&id(1));
+        assert_eq!(s.counts(), (0, 0));
+        assert_eq!(s.poll_at(), None);
+    }
+
+    #[test]
+    fn all_four_kinds_share_one_dispatcher_within_their_limits() {
+        let mut s = Scheduler::new(limits());
+        let kinds = [
+            JobKind::Message,
+            JobKind::FaxOut,
+            JobKind::FaxIn,
+            JobKind::MailOut,
+        ];
+        for (n, k) in kinds.iter().cycle().take(40).enumerate() {
+            s.upsert(entry(n as u64, *k, 127, 0));
+        }
+        let mut got = Vec::new();
+        while let Some(d) = s.next(at(0)) {
+            got.push(d);
+        }
+        // 2 modems, 1 relay session, 1 local worker (messages and received faxes share it).
+        let count = |r: &Resource| got.iter().filter(|d| &d.resource == r).count();
+        assert_eq!(count(&Resource::Modem("m0".into())), 1);
+        assert_eq!(count(&Resource::Modem("m1".into())), 1);
+        assert_eq!(count(&Resource::Relay), 1);
+        assert_eq!(count(&Resource::Local), 1);
+        for d in &got {
+            assert_eq!(
+                need(d.entry.kind),
+                match d.resource {
+                    Resource::Modem(_) => Need::Modem,
+                    Resource::Relay => Need::Relay,
+                    Resource::Local => Need::Local,
+                }
+            );
+        }
+        // Each finish frees exactly its own resource; everything drains.
+        let mut done = 0;
+        while let Some(d) = got.pop() {
+            s.finished(&d.id);
+            done += 1;
+            while let Some(n) = s.next(at(0)) {
+                got.push(n);
+            }
+        }
+        assert_eq!(done, 40);
+        assert_eq!(s.counts(), (0, 0));
+    }
+
+    #[test]
+    fn a_hundred_thousand_waiting_jobs_dispatch_in_order() {
+        let mut s = Scheduler::new(Limits {
+            modems: vec!["m0".into()],
+            relay_connections: 4,
+            local_workers: 2,
+        });
+        for n in 0..100_000u64 {
+            // Due times spread over 1000 s; a few urgent ones.
+            let prio = if n % 997 == 0 { 10 } else { 127 };
+            s.upsert(entry(n, JobKind::MailOut, prio, n % 1000));
+        }
+        let mut last = (0u8, Timestamp(0));
+        let mut first_urgent_seen = false;
+        let mut n = 0;
+        while let Some(d) = s.next(at(1000)) {
+            let key = (d.entry.priority, d.entry.due);
+            assert!(key >= last, "dispatch order");
+            last = key;
+            if d.entry.priority == 10 {
+                first_urgent_seen = true;
+            } else {
+                assert!(first_urgent_seen);
+            }
+            s.finished(&d.id);
+            n += 1;
+        }
+        assert_eq!(n, 100_000);
+        assert_eq!(s.poll_at(), None);
+    }
+
+    /// The old dispatcher: a scan of every waiting job. The indexed one must choose alike.
+    fn plain_next(
+        waiting: &mut BTreeMap<JobId, Entry>,
+        free: &mut [usize; 3],
+        now: Timestamp,
+    ) -> Option<JobId> {
+        let best = waiting
+            .values()
+            .filter(|e| e.due <= now && free[need(e.kind) as usize] > 0)
+            .min_by(|a, b| (a.priority, a.due, &a.id).cmp(&(b.priority, b.due, &b.id)))?
+            .clone();
+        waiting.remove(&best.id);
+        free[need(best.kind) as usize] -= 1;
+        Some(best.id)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn indexed_dispatch_chooses_like_a_plain_scan(
+            ops in proptest::collection::vec((0u8..4, 0u64..40, 0u8..4, 0u8..3, 0u64..50), 1..200)
+        ) {
+            let mut s = Scheduler::new(Limits {
+                modems: vec!["m0".into(), "m1".into()],
+                relay_connections: 2,
+                local_workers: 1,
+            });
+            let kinds = [JobKind::FaxOut, JobKind::MailOut, JobKind::Message, JobKind::FaxIn];
+            // The model: waiting entries, running jobs with their class, entries kept aside.
+            let mut waiting = BTreeMap::new();
+            let mut running: BTreeMap<JobId, Need> = BTreeMap::new();
+            let mut deferred: BTreeMap<JobId, Entry> = BTreeMap::new();
+            let mut free = [2usize, 2, 1];
+            let mut now = 0u64;
+            for (op, n, k, prio, due) in ops {
+                let id = id(n);
+                match op {
+                    0 | 1 => {
+                        let e = entry(n, kinds[k as usize], [1, 127, 200][prio as usize], due);
+                        s.upsert(e.clone());
+                        if running.contains_key(&id) {
+                            deferred.insert(id, e);
+                        } else {
+                            waiting.insert(id, e);
+                        }
+                    }
+                    2 => {
+                        now += due % 7;
+                        let a = s.next(at(now)).map(|d| d.id);
+                        let kind = a.as_ref().and_then(|a| waiting.get(a)).map(|e| need(e.kind));
+                        let b = plain_next(&mut waiting, &mut free, at(now));
+                        proptest::prop_assert_eq!(&a, &b);
+                        if let (Some(a), Some(k)) = (a, kind) {
+                            running.insert(a, k);
+                        }
+                    }
+                    _ => {
+                        if let Some(r) = running.keys().nth(n as usize % running.len().max(1)).cloned() {
+                            let k = running.remove(&r).unwrap_or(Need::Local);
+                            free[k as usize] += 1;
+                            s.finished(&r);
+                            if let Some(e) = deferred.remove(&r) {
+                                waiting.insert(r, e);
+                            }
+                        }
+                        s.remove(&id);
+                        waiting.remove(&id);
+                        deferred.remove(&id);
+                    }
+                }
+                proptest::prop_assert_eq!(&s.waiting, &waiting);
+                proptest::prop_assert_eq!(&s.deferred, &deferred);
+            }
+        }
     }
 
     #[test]

@@ -227,7 +227,7 @@ fn mail_to_efax_and_efax_to_mail_through_faxgate_run() {
             "--from",
             "you@example.org",
             "--to",
-            "FAX=+15550002@localhost",
+            "FAX=+12125550002@localhost",
         ])
         .args(["--attach-type", "application/pdf", "--attach"])
         .arg(format!("@{}", pdf.display()))

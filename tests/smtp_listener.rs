@@ -233,7 +233,7 @@ fn swaks_with_attachment() {
         "--from",
         "sender@example.org",
         "--to",
-        "FAX=+1-212-555-1212/T33S=77@fax.test,\"FAX=+12125550100\"@fax.test",
+        "FAX=+1-212-555-0142/T33S=77@fax.test,\"FAX=+12125550100\"@fax.test",
         "--attach-type",
         "image/tiff",
         "--attach",
@@ -250,7 +250,7 @@ fn swaks_with_attachment() {
     assert_eq!(env.mail_from, "sender@example.org");
     assert_eq!(env.client.helo, "client.test");
     assert_eq!(env.recipients.len(), 2);
-    assert_eq!(env.recipients[0].destination.e164, "+12125551212");
+    assert_eq!(env.recipients[0].destination.e164, "+12125550142");
     assert_eq!(env.recipients[0].subaddress.as_deref(), Some("77"));
     assert_eq!(env.recipients[1].address, "\"FAX=+12125550100\"@fax.test");
     assert!(env.recipients.iter().all(|r| r.notify.is_none()));
@@ -280,7 +280,7 @@ fn swaks_starttls_and_auth() {
         "--from",
         "a@example.org",
         "--to",
-        "FAX=+12125551212@fax.test",
+        "FAX=+12125550142@fax.test",
         "--quit-after",
         "MAIL",
     ]);
@@ -300,7 +300,7 @@ fn swaks_starttls_and_auth() {
         "--from",
         "a@example.org",
         "--to",
-        "FAX=+12125551212@fax.test",
+        "FAX=+12125550142@fax.test",
     ]);
     assert!(!ok && out.contains("535 5.7.8"), "{out}");
     for mech in ["PLAIN", "LOGIN"] {
@@ -317,7 +317,7 @@ fn swaks_starttls_and_auth() {
             "--from",
             "a@example.org",
             "--to",
-            "FAX=+12125551212@fax.test",
+            "FAX=+12125550142@fax.test",
         ]);
         assert!(ok, "{mech}: {out}");
         assert!(out.contains("235 2.7.0"), "{out}");
@@ -351,12 +351,12 @@ assert s.has_extn("auth") and s.has_extn("dsn") and s.has_extn("pipelining"), s.
 s.login(user, pw)
 m = EmailMessage()
 m["From"] = "py@example.org"
-m["To"] = "FAX=+12125551212@fax.test"
+m["To"] = "FAX=+12125550142@fax.test"
 m["Subject"] = "smtplib"
 m.set_content("line one\n.line with a leading dot\n.\nend\n")
-refused = s.send_message(m, to_addrs=["FAX=+12125551212@fax.test", "FAX=+13125550000@fax.test"],
+refused = s.send_message(m, to_addrs=["FAX=+12125550142@fax.test", "FAX=+13125550000@fax.test"],
                          mail_options=["BODY=8BITMIME", "RET=FULL"],
-                         rcpt_options=["NOTIFY=FAILURE", "ORCPT=rfc822;FAX+3D+2B12125551212@fax.test"])
+                         rcpt_options=["NOTIFY=FAILURE", "ORCPT=rfc822;FAX+3D+2B12125550142@fax.test"])
 assert refused == {}, refused
 try:
     s.sendmail("py@example.org", ["someone@elsewhere.test"], "Subject: x\r\n\r\nx\r\n")
@@ -392,7 +392,7 @@ print("OK")
     assert_eq!(env.recipients[1].destination.dial, "13125550000");
     assert_eq!(
         env.recipients[0].orcpt.as_deref(),
-        Some("rfc822;FAX=+12125551212@fax.test")
+        Some("rfc822;FAX=+12125550142@fax.test")
     );
     assert_eq!(env.ret, Some(faxgate::smtp::session::Ret::Full));
     let text = String::from_utf8_lossy(body);
@@ -429,7 +429,7 @@ fn lettre_over_starttls_with_auth() {
             .build();
         let env = Envelope::new(
             Some("lettre@example.org".parse().unwrap()),
-            vec!["FAX=+12125551212@fax.test".parse().unwrap()],
+            vec!["FAX=+12125550142@fax.test".parse().unwrap()],
         )
         .unwrap();
         let msg = b"From: lettre@example.org\r\nSubject: lettre\r\n\r\nhello from lettre\r\n";
@@ -458,11 +458,11 @@ fn relay_attempts_refused() {
     assert!(c.cmd("MAIL FROM:<spammer@example.org>").starts_with("250 "));
     for rcpt in [
         "<someone@elsewhere.test>",
-        "<FAX=+12125551212@elsewhere.test>",
+        "<FAX=+12125550142@elsewhere.test>",
         "<user%elsewhere.test@fax.test>",
         "<@fax.test,@elsewhere.test:user@elsewhere.test>",
         "<\"user@elsewhere.test\"@fax.test>",
-        "<FAX=+12125551212@[127.0.0.1]>",
+        "<FAX=+12125550142@[127.0.0.1]>",
         "<elsewhere.test!user@fax.test>",
     ] {
         let r = c.cmd(&format!("RCPT TO:{rcpt}"));
@@ -480,7 +480,7 @@ fn sigkill_after_250_keeps_the_message() {
     c.cmd("EHLO crash.test");
     c.cmd("MAIL FROM:<durable@example.org>");
     assert!(
-        c.cmd("RCPT TO:<FAX=+12125551212@fax.test>")
+        c.cmd("RCPT TO:<FAX=+12125550142@fax.test>")
             .starts_with("250 ")
     );
     assert!(c.cmd("DATA").starts_with("354 "));
@@ -581,7 +581,7 @@ fn graceful_shutdown_says_421() {
     let mut busy = Raw::connect(g.addr);
     busy.cmd("EHLO busy.test");
     busy.cmd("MAIL FROM:<a@example.org>");
-    busy.cmd("RCPT TO:<FAX=+12125551212@fax.test>");
+    busy.cmd("RCPT TO:<FAX=+12125550142@fax.test>");
     assert!(busy.cmd("DATA").starts_with("354"));
     busy.w
         .write_all(b"Subject: in flight\r\n\r\nfirst half\r\n")
@@ -697,7 +697,7 @@ fn large_messages_stream_and_size_is_enforced() {
     c.cmd("EHLO big.test");
     // Over the limit, streamed past the in-memory block: drained, then 552, nothing kept.
     c.cmd("MAIL FROM:<big@example.org>");
-    c.cmd("RCPT TO:<FAX=+12125551212@fax.test>");
+    c.cmd("RCPT TO:<FAX=+12125550142@fax.test>");
     assert!(c.cmd("DATA").starts_with("354"));
     let line = format!("{}\r\n", "x".repeat(998));
     for _ in 0..400 {
@@ -708,7 +708,7 @@ fn large_messages_stream_and_size_is_enforced() {
     // Under the limit and bigger than one stream block (128 KiB): committed byte for byte,
     // dot-stuffed lines unstuffed.
     c.cmd("MAIL FROM:<big@example.org>");
-    c.cmd("RCPT TO:<FAX=+12125551212@fax.test>");
+    c.cmd("RCPT TO:<FAX=+12125550142@fax.test>");
     assert!(c.cmd("DATA").starts_with("354"));
     let mut sent = Vec::new();
     c.w.write_all(b"Subject: big\r\n\r\n").unwrap();

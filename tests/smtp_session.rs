@@ -163,7 +163,7 @@ impl T {
     fn envelope(&mut self) {
         self.hello();
         self.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
-        self.cmd("RCPT TO:<FAX=+1-212-555-1212@fax.example>", "250 2.1.5");
+        self.cmd("RCPT TO:<FAX=+1-212-555-0142@fax.example>", "250 2.1.5");
     }
 }
 
@@ -236,13 +236,13 @@ fn sequence_errors_get_503() {
         "503 5.5.1 Send hello first",
     );
     t.cmd(
-        "RCPT TO:<FAX=+12125551212@fax.example>",
+        "RCPT TO:<FAX=+12125550142@fax.example>",
         "503 5.5.1 Send hello first",
     );
     t.cmd("DATA", "503 5.5.1 Send hello first");
     t.hello();
     t.cmd(
-        "RCPT TO:<FAX=+12125551212@fax.example>",
+        "RCPT TO:<FAX=+12125550142@fax.example>",
         "503 5.5.1 Need MAIL",
     );
     t.cmd("DATA", "503 5.5.1 Need MAIL");
@@ -253,12 +253,12 @@ fn sequence_errors_get_503() {
     );
     t.cmd("DATA", "554 5.5.1 No valid recipients");
     t.cmd("RSET", "250 2.0.0");
-    t.cmd("RCPT TO:<FAX=+12125551212@fax.example>", "503 5.5.1");
+    t.cmd("RCPT TO:<FAX=+12125550142@fax.example>", "503 5.5.1");
     // EHLO inside a transaction resets it (RFC 5321 §4.1.4).
     t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
     t.hello();
     t.cmd(
-        "RCPT TO:<FAX=+12125551212@fax.example>",
+        "RCPT TO:<FAX=+12125550142@fax.example>",
         "503 5.5.1 Need MAIL",
     );
 }
@@ -297,8 +297,8 @@ fn full_transaction_keeps_envelope_and_unstuffs() {
         "250 2.1.0",
     );
     t.cmd(
-        "Rcpt To:<FAX=+1-212-555-1212/T33S=42@fax.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;FAX+3D+2B12125551212@fax.example",
-        "250 2.1.5 Recipient <FAX=+1-212-555-1212/T33S=42@fax.example> ok: fax to +12125551212",
+        "Rcpt To:<FAX=+1-212-555-0142/T33S=42@fax.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;FAX+3D+2B12125550142@fax.example",
+        "250 2.1.5 Recipient <FAX=+1-212-555-0142/T33S=42@fax.example> ok: fax to +12125550142",
     );
     t.cmd(
         "RCPT TO: <12125550100@FAX2.example.> NOTIFY=NEVER",
@@ -323,13 +323,13 @@ fn full_transaction_keeps_envelope_and_unstuffs() {
     assert!(env.client.esmtp);
     assert_eq!(env.recipients.len(), 2);
     let r0 = &env.recipients[0];
-    assert_eq!(r0.number, Number::Global("12125551212".into()));
+    assert_eq!(r0.number, Number::Global("12125550142".into()));
     assert_eq!(r0.subaddress.as_deref(), Some("42"));
-    assert_eq!(r0.destination.dial, "12125551212");
+    assert_eq!(r0.destination.dial, "12125550142");
     assert_eq!(r0.notify, Some(vec![Notify::Success, Notify::Failure]));
     assert_eq!(
         r0.orcpt.as_deref(),
-        Some("rfc822;FAX=+12125551212@fax.example")
+        Some("rfc822;FAX=+12125550142@fax.example")
     );
     let r1 = &env.recipients[1];
     assert_eq!(r1.number, Number::Site("12125550100".into()));
@@ -372,19 +372,19 @@ fn mail_and_rcpt_parameters_checked() {
         "250 2.1.0",
     );
     t.cmd(
-        "RCPT TO:<FAX=+12125551212@fax.example> NOTIFY=NEVER,SUCCESS",
+        "RCPT TO:<FAX=+12125550142@fax.example> NOTIFY=NEVER,SUCCESS",
         "501 5.5.4",
     );
     t.cmd(
-        "RCPT TO:<FAX=+12125551212@fax.example> NOTIFY=SOMETIMES",
+        "RCPT TO:<FAX=+12125550142@fax.example> NOTIFY=SOMETIMES",
         "501 5.5.4",
     );
     t.cmd(
-        "RCPT TO:<FAX=+12125551212@fax.example> ORCPT=rfc822",
+        "RCPT TO:<FAX=+12125550142@fax.example> ORCPT=rfc822",
         "501 5.5.4",
     );
-    t.cmd("RCPT TO:<FAX=+12125551212@fax.example> FOO=1", "555 5.5.4");
-    t.cmd("RCPT TO:FAX=+12125551212@fax.example", "501 5.5.4");
+    t.cmd("RCPT TO:<FAX=+12125550142@fax.example> FOO=1", "555 5.5.4");
+    t.cmd("RCPT TO:FAX=+12125550142@fax.example", "501 5.5.4");
     t.cmd(
         "RCPT TO:<alice@fax.example>",
         "550 5.1.1 <alice@fax.example>: not a fax address",
@@ -399,16 +399,16 @@ fn relay_attempts_refused_at_rcpt() {
     t.hello();
     t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
     for rcpt in [
-        "FAX=+12125551212@other.example",
-        "FAX=+12125551212@fax.example.evil.example",
+        "FAX=+12125550142@other.example",
+        "FAX=+12125550142@fax.example.evil.example",
         "user%other.example@fax.example",
-        "FAX=+12125551212%other.example@fax.example",
-        "@a.example,@b.example:FAX=+12125551212@fax.example",
+        "FAX=+12125550142%other.example@fax.example",
+        "@a.example,@b.example:FAX=+12125550142@fax.example",
         "@fax.example:user@other.example",
         "\"user@other.example\"@fax.example",
-        "\"FAX=+12125551212@other.example\"@fax.example",
-        "FAX=+12125551212@[127.0.0.1]",
-        "FAX=+12125551212@[IPv6:::1]",
+        "\"FAX=+12125550142@other.example\"@fax.example",
+        "FAX=+12125550142@[127.0.0.1]",
+        "FAX=+12125550142@[IPv6:::1]",
         "other!user@fax.example",
     ] {
         let r = t.cmd(&format!("RCPT TO:<{rcpt}>"), "550 5.7.1 ");
@@ -425,7 +425,7 @@ fn dial_plan_refusals_say_why() {
     let mut t = T::new();
     t.hello();
     t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
-    let r = t.cmd("RCPT TO:<FAX=+1-900-555-1212@fax.example>", "550 5.7.1");
+    let r = t.cmd("RCPT TO:<FAX=+1-900-555-0142@fax.example>", "550 5.7.1");
     assert!(r.contains("premium-rate"), "{r}");
     let r = t.cmd("RCPT TO:<FAX=+44-20-7946-0000@fax.example>", "550 5.7.1");
     assert!(r.contains("international"), "{r}");
@@ -438,14 +438,14 @@ fn dial_plan_refusals_say_why() {
     );
     t.hello();
     t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
-    let r = t.cmd("RCPT TO:<FAX=+12125551212@fax.example>", "550 5.7.1");
+    let r = t.cmd("RCPT TO:<FAX=+12125550142@fax.example>", "550 5.7.1");
     assert!(r.contains("denied by the dial plan"), "{r}");
     // Site forms off: plain digits are not fax addresses.
     let mut t = T::policy(|c| c.smtp.accept_plain_digits = false, false, "127.0.0.1:1");
     t.hello();
     t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
-    t.cmd("RCPT TO:<12125551212@fax.example>", "550 5.1.1");
-    t.cmd("RCPT TO:<fax=+12125551212@fax.example>", "250 2.1.5");
+    t.cmd("RCPT TO:<12125550142@fax.example>", "550 5.1.1");
+    t.cmd("RCPT TO:<fax=+12125550142@fax.example>", "250 2.1.5");
 }
 
 #[test]
@@ -472,7 +472,7 @@ fn recipient_limit() {
 fn pipelined_batch_gets_replies_in_order() {
     let mut t = T::new();
     let r = t.send(
-        "EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<FAX=+12125551212@fax.example>\r\n\
+        "EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<FAX=+12125550142@fax.example>\r\n\
          RCPT TO:<nobody@other.example>\r\nRCPT TO:<FAX=+12125551213@fax.example>\r\nDATA\r\n\
          Subject: x\r\n\r\nbody\r\n.\r\nMAIL FROM:<b@example.org>\r\nRCPT TO:<FAX=+12125551214@fax.example>\r\n\
          DATA\r\nsecond\r\n.\r\nQUIT\r\n",
@@ -542,7 +542,7 @@ fn replies_wait_for_the_commit() {
         ),
     ] {
         t.cmd("MAIL FROM:<alice@example.org>", "250");
-        t.cmd("RCPT TO:<FAX=+12125551212@fax.example>", "250");
+        t.cmd("RCPT TO:<FAX=+12125550142@fax.example>", "250");
         t.cmd("DATA", "354");
         assert_eq!(t.send("x\r\n.\r\n"), "");
         t.s.commit_result(t.now, Err(f));
@@ -605,7 +605,7 @@ fn size_declared_and_streamed() {
     assert!(r.contains("250-SIZE 1024\r\n"));
     t.cmd("MAIL FROM:<alice@example.org> SIZE=1025", "552 5.3.4");
     t.cmd("MAIL FROM:<alice@example.org> SIZE=1024", "250 2.1.0");
-    t.cmd("RCPT TO:<FAX=+12125551212@fax.example>", "250");
+    t.cmd("RCPT TO:<FAX=+12125550142@fax.example>", "250");
     t.cmd("DATA", "354");
     let line = format!("{}\r\n", "y".repeat(98));
     for _ in 0..20 {
@@ -620,7 +620,7 @@ fn size_declared_and_streamed() {
     );
     assert!(t.committed.is_empty());
     t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
-    t.cmd("RCPT TO:<FAX=+12125551212@fax.example>", "250");
+    t.cmd("RCPT TO:<FAX=+12125550142@fax.example>", "250");
     t.cmd("DATA", "354");
     let exact = "z".repeat(1022) + "\r\n";
     assert_eq!(
@@ -647,7 +647,7 @@ fn line_length_limits() {
     assert_eq!(t.send("\r\n"), "500 5.5.2 Line too long\r\n");
     t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
     // Text lines over 1000 octets are accepted in DATA (STANDARDS: never crash).
-    t.cmd("RCPT TO:<FAX=+12125551212@fax.example>", "250");
+    t.cmd("RCPT TO:<FAX=+12125550142@fax.example>", "250");
     t.cmd("DATA", "354");
     let big = "w".repeat(100_000);
     t.send(&format!("{big}\r\n.\r\n"));
@@ -695,7 +695,7 @@ fn auth_plain_and_login() {
         "250 2.1.0",
     );
     t.cmd("AUTH LOGIN", "503 5.5.1");
-    t.cmd("RCPT TO:<FAX=+12125551212@fax.example>", "250");
+    t.cmd("RCPT TO:<FAX=+12125550142@fax.example>", "250");
     t.cmd("DATA", "354");
     t.send("x\r\n.\r\n");
     let env = &t.committed[0].0;
@@ -914,7 +914,7 @@ fn received_header_names_client_protocol_and_id() {
     assert_eq!(
         h,
         "Received: from client.example ([127.0.0.1])\r\n\tby gw.fax.example (faxgate) with ESMTP id Q1\r\n\
-         \tfor <FAX=+1-212-555-1212@fax.example>; Sat, 28 Nov 2026 22:00:00 +0000\r\n"
+         \tfor <FAX=+1-212-555-0142@fax.example>; Sat, 28 Nov 2026 22:00:00 +0000\r\n"
     );
 }
 
@@ -938,8 +938,8 @@ fn postmaster_accepted_in_every_form() {
     t.cmd("RCPT TO:<postmaster@FAX2.example.>", "250 2.1.5");
     t.cmd("RCPT TO:<\"Postmaster\"@fax.example>", "250 2.1.5");
     t.cmd(
-        "RCPT TO:<FAX=+1-212-555-1212@fax.example>",
-        "250 2.1.5 Recipient <FAX=+1-212-555-1212@fax.example> ok: fax to +12125551212",
+        "RCPT TO:<FAX=+1-212-555-0142@fax.example>",
+        "250 2.1.5 Recipient <FAX=+1-212-555-0142@fax.example> ok: fax to +12125550142",
     );
     // Parameters are checked as for any recipient.
     t.cmd("RCPT TO:<postmaster> NOTIFY=SOMETIMES", "501 5.5.4");
@@ -958,7 +958,7 @@ fn postmaster_accepted_in_every_form() {
         ]
     );
     assert_eq!(env.recipients.len(), 1);
-    assert_eq!(env.recipients[0].destination.e164, "+12125551212");
+    assert_eq!(env.recipients[0].destination.e164, "+12125550142");
 }
 
 /// Only the postmaster: DATA is accepted (there is a valid recipient) and the Received
@@ -1008,7 +1008,7 @@ fn postmaster_is_ours_only_and_follows_the_rules() {
     }
     t.cmd("RCPT TO:<postmaster >", "553 5.1.3");
     t.cmd("RCPT TO:<postmaster>", "250 2.1.5");
-    t.cmd("RCPT TO:<FAX=+12125551212@fax.example>", "250 2.1.5");
+    t.cmd("RCPT TO:<FAX=+12125550142@fax.example>", "250 2.1.5");
     t.cmd(
         "RCPT TO:<postmaster@fax.example>",
         "452 4.5.3 Too many recipients",

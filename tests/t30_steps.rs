@@ -325,10 +325,24 @@ fn ev() -> impl Strategy<Value = Ev> {
     ]
 }
 
+/// Commands the line answers with `Event::Sent` when they end.
+fn is_transmission(c: &Command) -> bool {
+    matches!(
+        c,
+        Command::SendFrames(_)
+            | Command::SendTcf { .. }
+            | Command::SendPage { .. }
+            | Command::SendEcmBlock { .. }
+            | Command::Silence(_)
+    )
+}
+
 fn fuzz(mut e: Engine, events: Vec<Ev>) -> Result<(), TestCaseError> {
     let mut now = Duration::ZERO;
     e.start(now);
     let mut hangups = 0;
+    // Transmissions (and silences) the line has not yet reported sent.
+    let mut sending = 0usize;
     for ev in events {
         let event = match ev.clone() {
             Ev::Sent => Event::Sent,
@@ -358,6 +372,9 @@ fn fuzz(mut e: Engine, events: Vec<Ev>) -> Result<(), TestCaseError> {
         } else {
             e.handle(event, now);
         }
+        if matches!(ev, Ev::Sent) {
+            sending = sending.saturating_sub(1);
+        }
         let mut n = 0;
         while let Some(c) = e.next_command() {
             n += 1;
@@ -365,6 +382,7 @@ fn fuzz(mut e: Engine, events: Vec<Ev>) -> Result<(), TestCaseError> {
             if c == Command::HangUp {
                 hangups += 1;
             }
+            sending += usize::from(is_transmission(&c));
         }
         if let Some(p) = e.poll_at() {
             prop_assert!(p >= now);
@@ -372,6 +390,48 @@ fn fuzz(mut e: Engine, events: Vec<Ev>) -> Result<(), TestCaseError> {
     }
     prop_assert!(hangups <= 1);
     prop_assert_eq!(hangups == 1, e.is_finished());
+
+    // Then nothing more comes from the far end: run the clock out the way a line would (every
+    // transmission and silence is reported sent when it ends; a receive ends only by the
+    // engine's own timer). Every run must hang up: an engine that waits with no timer, or
+    // whose timers keep it alive forever, fails here.
+    for _ in 0..10_000 {
+        while let Some(c) = e.next_command() {
+            if c == Command::HangUp {
+                hangups += 1;
+            }
+            sending += usize::from(is_transmission(&c));
+        }
+        if e.is_finished() {
+            break;
+        }
+        if sending > 0 {
+            sending -= 1;
+            e.handle(Event::Sent, now);
+            continue;
+        }
+        match e.poll_at() {
+            Some(t) => {
+                now = now.max(t);
+                e.handle_timeout(now);
+            }
+            None => {
+                return Err(TestCaseError::fail(format!(
+                    "engine waits forever with no timer in state {:?}",
+                    e.state()
+                )));
+            }
+        }
+    }
+    while let Some(c) = e.next_command() {
+        if c == Command::HangUp {
+            hangups += 1;
+        }
+    }
+    prop_assert!(e.is_finished(), "never hung up; state {:?}", e.state());
+    prop_assert_eq!(hangups, 1);
+    // T.30 §5.4.3.1: T1 (35 s) bounds phase B, T2/T4 the rest; a run-out call cannot take hours.
+    prop_assert!(now < Duration::from_secs(3600), "ran {now:?} of line time");
     Ok(())
 }
 

@@ -2,10 +2,15 @@
 //!
 //! The running daemon listens on a Unix stream socket, `control.sock` in the data directory.
 //! Connecting needs write permission on it, which follows the process umask: under the systemd
-//! unit (`UMask=0027`) only the `faxgate` user and root may ask. The protocol is one request line and one answer: the client writes `status\n`, the
-//! daemon answers with the [`Snapshot`] as one JSON document and closes. Anything else is
-//! answered `{"error": …}`. Requests are capped at [`MAX_REQUEST`] octets and
-//! [`REQUEST_TIMEOUT`].
+//! unit (`UMask=0027`) only the `faxgate` user and root may ask. The protocol is one request
+//! line and one answer: the client writes `status\n`, the daemon answers with the
+//! [`Snapshot`] as one JSON document and closes; `changed <job id>\n` (sent by `faxgate queue
+//! retry|cancel` after changing a record) makes the dispatcher read that job again and is
+//! answered `{"ok":true}`. Anything else is answered `{"error": …}`. Requests are capped at
+//! [`MAX_REQUEST`] octets and [`REQUEST_TIMEOUT`].
+//!
+//! The snapshot is built from memory (the modem board and the dispatcher's [`Live`]
+//! figures), never from the spool, so it answers at once under any backlog.
 //!
 //! `faxgate status` asks the socket; when nobody answers (the daemon is stopped) it reads the
 //! spool directly and says so.
@@ -22,11 +27,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 use tracing::{debug, warn};
 
+use super::dispatch::{Event, Events, Live};
 use super::status::{self, ModemState, ModemStatus, Snapshot};
 use crate::config::Config;
 use crate::daemon::Shutdown;
 use crate::scheduler::Timestamp;
-use crate::spool::{Area, Spool, SpoolOptions};
+use crate::spool::{Area, JobId, Spool, SpoolOptions};
 
 /// File name of the control socket in the data directory.
 pub const SOCKET_NAME: &str = "control.sock";
@@ -38,10 +44,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_ANSWER: u64 = 4 << 20;
 
 /// What a client asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// `status`: the snapshot.
     Status,
+    /// `changed <id>`: another process changed this job's record.
+    Changed(JobId),
     /// Anything else (answered with an error).
     Unknown,
 }
@@ -51,11 +59,18 @@ pub enum Request {
 pub fn request_of(bytes: &[u8]) -> Request {
     let head = &bytes[..bytes.len().min(MAX_REQUEST)];
     let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
-    if line.trim_ascii() == b"status" {
-        Request::Status
-    } else {
-        Request::Unknown
+    let line = line.trim_ascii();
+    if line == b"status" {
+        return Request::Status;
     }
+    if let Some(id) = line.strip_prefix(b"changed ")
+        && let Ok(id) = std::str::from_utf8(id.trim_ascii())
+            .unwrap_or_default()
+            .parse()
+    {
+        return Request::Changed(id);
+    }
+    Request::Unknown
 }
 
 /// The socket path for `config`.
@@ -124,7 +139,8 @@ pub fn remembered_calls(spool: &Spool) -> BTreeMap<String, status::LastCall> {
 pub async fn serve(
     path: PathBuf,
     board: ModemBoard,
-    spool: Spool,
+    live: Live,
+    events: Events,
     since: Timestamp,
     mut shutdown: Shutdown,
 ) -> std::io::Result<()> {
@@ -142,7 +158,7 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let (board, spool) = (board.clone(), spool.clone());
+                let (board, live, events) = (board.clone(), live.clone(), events.clone());
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
@@ -161,22 +177,32 @@ pub async fn serve(
                         debug!("control socket: request not read");
                         return;
                     }
-                    let answer = if request_of(&buf) == Request::Status {
-                        let modems = modems_now(&board);
-                        let figures = tokio::task::spawn_blocking(move || spool_figures(&spool)).await;
-                        let (queue, recent, damaged) = figures.unwrap_or_default();
-                        serde_json::to_vec(&Snapshot {
-                            live: true,
-                            pid: Some(std::process::id()),
-                            since: Some(since),
-                            modems,
-                            queue,
-                            recent,
-                            damaged,
-                        })
-                        .unwrap_or_default()
-                    } else {
-                        br#"{"error":"unknown request; the only one is: status"}"#.to_vec()
+                    let answer = match request_of(&buf) {
+                        Request::Status => {
+                            let modems = modems_now(&board);
+                            let (queue, recent, damaged) = {
+                                let f = match live.lock() {
+                                    Ok(f) => f,
+                                    Err(p) => p.into_inner(),
+                                };
+                                (f.counts(), f.recent(), f.damaged)
+                            };
+                            serde_json::to_vec(&Snapshot {
+                                live: true,
+                                pid: Some(std::process::id()),
+                                since: Some(since),
+                                modems,
+                                queue,
+                                recent,
+                                damaged,
+                            })
+                            .unwrap_or_default()
+                        }
+                        Request::Changed(id) => {
+                            let _ = events.send(Event::Reread(id));
+                            br#"{"ok":true}"#.to_vec()
+                        }
+                        Request::Unknown => br#"{"error":"unknown request; they are: status, changed <job id>"}"#.to_vec(),
                     };
                     let _ = stream.write_all(&answer).await;
                     let _ = stream.shutdown().await;
@@ -186,6 +212,19 @@ pub async fn serve(
     }
     let _ = std::fs::remove_file(&path);
     Ok(())
+}
+
+/// Tells a running daemon that this process changed job `id` (best effort: a daemon that does
+/// not answer is stopped, and reads the spool when it starts).
+pub fn tell_changed(path: &Path, id: &JobId) {
+    let Ok(mut s) = StdUnixStream::connect(path) else {
+        return;
+    };
+    let _ = s.set_read_timeout(Some(REQUEST_TIMEOUT));
+    let _ = s.set_write_timeout(Some(REQUEST_TIMEOUT));
+    let _ = s.write_all(format!("changed {id}\n").as_bytes());
+    let mut sink = Vec::new();
+    let _ = s.take(1024).read_to_end(&mut sink);
 }
 
 /// Asks a running daemon for its snapshot (blocking).
@@ -268,6 +307,9 @@ mod tests {
             let r = request_of(&bytes);
             let first = bytes[..bytes.len().min(MAX_REQUEST)].split(|b| *b == b'\n').next().unwrap_or_default();
             prop_assert_eq!(r == Request::Status, first.trim_ascii() == b"status");
+            if let Request::Changed(id) = r {
+                prop_assert!(first.trim_ascii().ends_with(id.as_str().as_bytes()));
+            }
         }
     }
 
@@ -279,6 +321,11 @@ mod tests {
         assert_eq!(request_of(b"STATUS\n"), Request::Unknown);
         assert_eq!(request_of(b"stop\n"), Request::Unknown);
         assert_eq!(request_of(b""), Request::Unknown);
+        assert_eq!(
+            request_of(b"changed 6b0b5a000000000000aa.2\n"),
+            Request::Changed("6b0b5a000000000000aa.2".parse().unwrap())
+        );
+        assert_eq!(request_of(b"changed ../etc\n"), Request::Unknown);
     }
 
     fn ask(path: &Path, request: &[u8]) -> String {
@@ -294,11 +341,18 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn answers_status_refuses_anything_else_and_survives_floods() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(&dir.path().join("spool"), SpoolOptions::default()).unwrap();
         let board: ModemBoard = Arc::new(Mutex::new(super::super::pool_lines(&Config::default())));
         let path = dir.path().join(SOCKET_NAME);
         let (tx, sd) = Shutdown::new();
-        let server = tokio::spawn(serve(path.clone(), board, spool, Timestamp(0), sd));
+        let (events, mut heard) = tokio::sync::mpsc::unbounded_channel();
+        let server = tokio::spawn(serve(
+            path.clone(),
+            board,
+            Live::default(),
+            events,
+            Timestamp(0),
+            sd,
+        ));
         for _ in 0..100 {
             if path.exists() {
                 break;
@@ -306,12 +360,13 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let p = path.clone();
-        let (snap, bad, flood, binary) = tokio::task::spawn_blocking(move || {
+        let (snap, bad, flood, binary, changed) = tokio::task::spawn_blocking(move || {
             (
                 query(&p).unwrap(),
                 ask(&p, b"shutdown\n"),
                 ask(&p, &vec![b'x'; 100_000]),
                 ask(&p, &[0xff, 0x00, 0xfe, b'\n']),
+                ask(&p, b"changed 6b0b5a000000000000aa\n"),
             )
         })
         .await
@@ -322,6 +377,10 @@ mod tests {
         assert!(bad.contains("unknown request"), "{bad}");
         assert!(flood.contains("unknown request"), "{flood}");
         assert!(binary.contains("unknown request"), "{binary}");
+        assert!(changed.contains("ok"), "{changed}");
+        assert!(
+            matches!(heard.recv().await, Some(Event::Reread(id)) if id.as_str() == "6b0b5a000000000000aa")
+        );
         tx.send(true).unwrap();
         server.await.unwrap().unwrap();
         assert!(!path.exists(), "socket removed at shutdown");

@@ -24,21 +24,21 @@
 //! onramp, the inbox at `inbox/`, all mail into the Maildir `maildir/` under the data dir.
 
 pub mod control;
+pub mod dispatch;
 pub mod loopback;
 pub mod modems;
 pub mod runner;
 pub mod status;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use thiserror::Error;
-use tokio::sync::Notify;
+
 use tracing::{error, info};
 
 use crate::config::{Config, ModemRole};
 use crate::daemon::{Notifier, Shutdown};
-use crate::scheduler::Policy;
+use crate::scheduler::{Policy, Scheduler};
 use crate::spool::{Spool, SpoolError, SpoolOptions};
 use modems::Stored;
 use status::{ModemState, ModemStatus};
@@ -139,6 +139,9 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         &crate::spool::spool_dir(&config),
         SpoolOptions::from_config(&config),
     )?;
+    // Before anything commits: every job change from here on reaches the dispatcher.
+    let (events, events_rx) = dispatch::connect(&spool);
+    let live: dispatch::Live = Default::default();
     let onramp = crate::onramp::service::OnrampService::new(&config, spool.clone())?;
     // The offramp listener: bound before READY so a port problem fails the start.
     let smtp = crate::smtp::bind(&config, spool.clone()).await?;
@@ -167,7 +170,8 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         tokio::spawn(control::serve(
             sock.clone(),
             board.clone(),
-            spool.clone(),
+            live.clone(),
+            events.clone(),
             since,
             shutdown.clone(),
         ))
@@ -189,7 +193,6 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         spool: spool.clone(),
         policy: Policy::from(&config.retry),
         board: board.clone(),
-        kick_onramp: Arc::new(Notify::new()),
         notifier: notifier.clone(),
         lines: Arc::new(lines),
         render_cancel: Default::default(),
@@ -202,10 +205,40 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             Err(e) => error!("start-up report recovery task: {e}"),
         }
     }
+    // The queue, read once; from here on the dispatcher follows the spool's events.
+    let sched = {
+        let (sp, lv, mut sched) = (
+            spool.clone(),
+            live.clone(),
+            Scheduler::new(dispatch::limits(&shared)),
+        );
+        match tokio::task::spawn_blocking(move || {
+            dispatch::load(&sp, &mut sched, &lv).map(|()| sched)
+        })
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(e) => {
+                error!("start-up queue load task: {e}");
+                Scheduler::new(dispatch::limits(&shared))
+            }
+        }
+    };
 
     let smtp_task = tokio::spawn(smtp.run(shutdown.clone()));
-    let runner_task = tokio::spawn(runner::run(shared.clone(), shutdown.clone()));
-    let onramp_task = tokio::spawn(onramp_loop(onramp, shared.clone(), shutdown.clone()));
+    let workers = dispatch::Workers {
+        shared: shared.clone(),
+        onramp: onramp.workers(),
+    };
+    let runner_task = tokio::spawn(dispatch::run(
+        workers,
+        sched,
+        events_rx,
+        live.clone(),
+        shutdown.clone(),
+    ));
+    let onramp_task = tokio::spawn(onramp.run(shutdown.clone()));
     // Receiving lines wait for RING on blocking threads (serial I/O).
     let answerers: Vec<_> = config
         .modems
@@ -218,7 +251,6 @@ pub async fn run(config: Config) -> Result<(), AppError> {
                 line.answer_loop(sd, &sh.spool, &|l, stored| match stored {
                     Stored::Fax { job, pages } => {
                         info!(job = %job, modem = l.name(), "received a fax of {pages} page(s)");
-                        sh.kick_onramp.notify_one();
                     }
                     Stored::NoPages => info!(modem = l.name(), "incoming call without pages"),
                     Stored::Kept(e) => error!(
@@ -262,25 +294,4 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     }
     info!("stopped");
     Ok(())
-}
-
-/// The onramp service's passes (inbox, `FaxIn` routing, `MailOut` delivery of received faxes
-/// and reports alike), woken early when the runner produced a received fax or a report.
-async fn onramp_loop(
-    mut svc: crate::onramp::service::OnrampService,
-    sh: runner::Shared,
-    mut shutdown: Shutdown,
-) {
-    loop {
-        if shutdown.is_stopping() {
-            break;
-        }
-        let wake = svc.pass().await;
-        let wait = wake.since(crate::spool::now()).min(Duration::from_secs(1));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = sh.kick_onramp.notified() => {}
-            _ = shutdown.stopped() => break,
-        }
-    }
 }

@@ -1,12 +1,6 @@
-//! The offramp job runner: `Message` jobs are split into `FaxOut` jobs, and `FaxOut` jobs are
-//! sent on a line leased from the modem pool, driven by the pure [`Scheduler`].
-//!
-//! Each turn the runner reads the queue, hands the scheduler every waiting `Message` and
-//! `FaxOut` job (due time and priority from its record, which the spool's `end_attempt` set
-//! through `scheduler::decide`), and starts whatever [`Scheduler::next`] dispatches: a
-//! `Message` on one of the local workers, a `FaxOut` on a free sending line (one call per
-//! line). It sleeps until the scheduler's `poll_at`, a worker finishing, the next queue scan
-//! ([`SCAN_EVERY`]: the SMTP listener commits jobs without telling anyone), or shutdown.
+//! The offramp's job workers, run by the dispatcher (`super::dispatch`): a `Message` job is
+//! split into `FaxOut` jobs ([`split`]), and a `FaxOut` job is sent on the line the scheduler
+//! leased to it ([`fax_out`]).
 //!
 //! A fax attempt: `start_attempt` (from here a crash leaves an open attempt, which start-up
 //! closes as interrupted and retries: at-least-once), render the document with the header
@@ -23,8 +17,6 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
-use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::control::ModemBoard;
@@ -41,17 +33,9 @@ use crate::offramp::causes::Cause as OfframpCause;
 use crate::offramp::document::{self, Stamp};
 use crate::offramp::jobs::{self, FaxOutJob, FaxResult, Reported, Split};
 use crate::onramp::receiving::{CallStart, Receiving};
-use crate::scheduler::{
-    CauseClass, Decision, Entry, GiveUp, Limits, Policy, Resource, Scheduler, Timestamp,
-};
+use crate::scheduler::{CauseClass, Decision, GiveUp, Policy};
 use crate::spool::{Final, JobId, JobKind, JobState, Outcome, Spool, SpoolError};
 
-/// How often the queue is scanned for jobs committed by others (the SMTP listener, the CLI).
-pub const SCAN_EVERY: Duration = Duration::from_millis(500);
-/// A job whose step failed for a reason of ours (spool error) is left alone this long.
-pub const HOLD_AFTER_ERROR: Duration = Duration::from_secs(30);
-/// Messages split at once (rendering is CPU work; the box has few cores).
-pub const LOCAL_WORKERS: usize = 2;
 /// Largest `message.eml` read back by the fax worker (matches the offramp's own limit).
 pub const MAX_MESSAGE_BYTES: u64 = jobs::MAX_MESSAGE_BYTES;
 /// Archived fax jobs younger than this are checked at start-up for a report that was never
@@ -69,8 +53,6 @@ pub struct Shared {
     pub policy: Policy,
     /// The live line states for `faxgate status`.
     pub board: ModemBoard,
-    /// Wakes the onramp service (a received fax or a report to deliver).
-    pub kick_onramp: Arc<Notify>,
     /// systemd notification.
     pub notifier: Notifier,
     /// The real modems by name (the loopback line is not among them).
@@ -106,10 +88,7 @@ fn set_line(board: &ModemBoard, name: &str, f: impl FnOnce(&mut status::ModemSta
 pub fn recover(sh: &Shared) -> Result<(), SpoolError> {
     let now = crate::spool::now();
     // Receptions a dead run left half way: their confirmed pages become partial faxes.
-    let recovered = crate::onramp::receiving::recover(&sh.spool)?;
-    if !recovered.is_empty() {
-        sh.kick_onramp.notify_one();
-    }
+    crate::onramp::receiving::recover(&sh.spool)?;
     for rec in sh.spool.load()?.jobs {
         if !jobs::split_was_interrupted(&rec) || rec.state != JobState::Queued {
             continue;
@@ -145,117 +124,13 @@ pub fn recover(sh: &Shared) -> Result<(), SpoolError> {
     Ok(())
 }
 
-/// Runs until shutdown; in-flight jobs are finished or requeued before it returns.
-pub async fn run(sh: Shared, mut shutdown: Shutdown) {
-    let lines: Vec<String> = status::sending_lines(&super::control::modems_now(&sh.board));
-    let mut sched = Scheduler::new(Limits {
-        modems: lines,
-        relay_connections: 0,
-        local_workers: LOCAL_WORKERS,
-    });
-    let mut known: BTreeSet<JobId> = BTreeSet::new();
-    let mut hold: HashMap<JobId, Timestamp> = HashMap::new();
-    let mut workers: JoinSet<(JobId, bool)> = JoinSet::new();
-    let mut last_status = String::new();
-    loop {
-        if shutdown.is_stopping() {
-            break;
-        }
-        let sp = sh.spool.clone();
-        let loaded = match blocking(move || sp.load()).await {
-            Some(Ok(l)) => l,
-            Some(Err(e)) => {
-                error!("spool: {e}");
-                tokio::select! {
-                    _ = tokio::time::sleep(SCAN_EVERY) => continue,
-                    _ = shutdown.stopped() => break,
-                }
-            }
-            None => continue,
-        };
-        let now = crate::spool::now();
-        hold.retain(|_, t| *t > now);
-        let mut present = BTreeSet::new();
-        for rec in &loaded.jobs {
-            if !matches!(rec.kind, JobKind::Message | JobKind::FaxOut)
-                || rec.state != JobState::Queued
-            {
-                continue;
-            }
-            let mut e = Entry::of(rec);
-            if let Some(t) = hold.get(&rec.id) {
-                e.due = e.due.max(*t);
-            }
-            present.insert(rec.id.clone());
-            sched.upsert(e);
-        }
-        for gone in known.difference(&present) {
-            sched.remove(gone);
-        }
-        known = present;
-
-        while let Some(d) = sched.next(now) {
-            let sh2 = sh.clone();
-            let sd = shutdown.clone();
-            match d.resource {
-                Resource::Modem(line) => {
-                    workers.spawn(async move {
-                        let ok = fax_out(&sh2, &d.id, &line, sd).await;
-                        (d.id, ok)
-                    });
-                }
-                Resource::Local | Resource::Relay => {
-                    workers.spawn(async move {
-                        let ok = split(&sh2, &d.id).await;
-                        (d.id, ok)
-                    });
-                }
-            }
-        }
-
-        let line = status::summary(
-            &super::control::modems_now(&sh.board),
-            &status::queue_counts(&loaded.jobs),
-        );
-        if line != last_status {
-            sh.notifier.status(&line);
-            last_status = line;
-        }
-
-        let wait = sched
-            .poll_at()
-            .map(|t| t.since(crate::spool::now()))
-            .unwrap_or(SCAN_EVERY)
-            .min(SCAN_EVERY);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            Some(res) = workers.join_next(), if !workers.is_empty() => {
-                match res {
-                    Ok((id, ok)) => {
-                        sched.finished(&id);
-                        if !ok {
-                            hold.insert(id, crate::spool::now().plus(HOLD_AFTER_ERROR));
-                        }
-                    }
-                    Err(e) => error!("job worker failed: {e}"),
-                }
-            }
-            _ = shutdown.stopped() => break,
-        }
-    }
-    if !workers.is_empty() {
-        info!("waiting for {} job(s) in progress", workers.len());
-    }
-    while workers.join_next().await.is_some() {}
-}
-
 /// Splits a `Message` job. Returns false when it should be held off (our trouble).
 ///
 /// The split runs inside an attempt: if the process dies while parsing or rendering the
 /// message (a hostile message that crashes a parser, or an OOM kill), the attempt is still open
 /// at the next start, and [`recover`] quarantines the message instead of splitting it again —
 /// one message can never crash-loop the daemon.
-async fn split(sh: &Shared, id: &JobId) -> bool {
+pub async fn split(sh: &Shared, id: &JobId) -> bool {
     let (spool, id2) = (sh.spool.clone(), id.clone());
     match blocking(move || spool.start_attempt(&id2, crate::spool::now(), None)).await {
         Some(Ok(_)) => {}
@@ -287,18 +162,15 @@ async fn split(sh: &Shared, id: &JobId) -> bool {
             info!(job = %id, pages, faxes = jobs.len(), "message split into fax jobs");
             if let Some(f) = forwarded {
                 info!(job = %id, mail = %f, "postmaster copy queued for gateway.admin");
-                sh.kick_onramp.notify_one();
             }
             true
         }
         Some(Ok(Split::Forwarded { job })) => {
             info!(job = %id, mail = %job, "postmaster mail queued for gateway.admin");
-            sh.kick_onramp.notify_one();
             true
         }
         Some(Ok(Split::Failed { cause, report, .. })) => {
             info!(job = %id, report = ?report.map(|r| r.to_string()), "message cannot be faxed: {}", cause.words());
-            sh.kick_onramp.notify_one();
             true
         }
         Some(Err(jobs::JobsError::Interrupted(_))) => {
@@ -380,7 +252,7 @@ struct Attempted {
 }
 
 /// Sends `FaxOut` job `id` on `line`. Returns false when it should be held off.
-async fn fax_out(sh: &Shared, id: &JobId, line: &str, mut shutdown: Shutdown) -> bool {
+pub async fn fax_out(sh: &Shared, id: &JobId, line: &str, mut shutdown: Shutdown) -> bool {
     let (spool, id2, line2) = (sh.spool.clone(), id.clone(), line.to_string());
     let rec = match blocking(move || spool.start_attempt(&id2, crate::spool::now(), Some(&line2)))
         .await
@@ -458,8 +330,7 @@ async fn fax_out(sh: &Shared, id: &JobId, line: &str, mut shutdown: Shutdown) ->
     })
     .await;
     match queued {
-        Some(Ok(true)) => sh.kick_onramp.notify_one(),
-        Some(Ok(false)) => {}
+        Some(Ok(_)) => {}
         // The report is queued again at the next start-up (recover).
         Some(Err(e)) => error!(job = %id, "report: {e}"),
         None => {}
@@ -645,7 +516,6 @@ async fn attempt(
         match blocking(move || r.commit(&report, secs)).await {
             Some(Ok(Some(r))) => {
                 info!(job = %r, fax = %id, "loopback far end received the fax");
-                sh.kick_onramp.notify_one();
             }
             Some(Ok(None)) => {}
             Some(Err(e)) => error!(job = %id, "loopback far end could not store the fax: {e}"),

@@ -8,20 +8,40 @@
 //!   significant number of our country; otherwise, with `area_code` set, a local number of our
 //!   area; otherwise a national significant number written without prefix.
 //!
+//! Structure (E.164 §6: an international number is country code + national significant
+//! number, NSN): the NSN must fit its country's numbering plan before any policy is asked.
+//! The attack this stops: an NSN that itself starts with a trunk or international prefix
+//! (`+44 0012125551212`) is "domestic" by its country code but, dialled as `0` + NSN, reaches
+//! another country or an operator. So:
+//! - for our own country code, the NSN may not begin with `national_prefix` or
+//!   `international_prefix` (any plan, whatever its country);
+//! - `+1` numbers follow the NANP structure ([`nanp`]: NPA-NXX-XXXX, service codes refused);
+//! - `+44` numbers follow the UK plan ([`uk`]: Ofcom number ranges and their lengths);
+//! - any other country: the E.164 bounds only (§6.1: at most 15 digits, country code not `0`;
+//!   ours: at least [`MIN_E164_DIGITS`]).
+//!
 //! Policy, checked in this order so a broad `allow` can never open a toll-fraud hole:
-//! premium-rate patterns (denied unless `allow_premium`), destinations outside our country code
-//! (denied unless `allow_international`), `deny` patterns, then `allow` (when not empty, the
+//! structure (invalid numbers and special services are never dialled), premium rate (the
+//! built-in ranges of the structure plus `premium`, denied unless `allow_premium`),
+//! international — outside our country code or inside one of `international_areas` (denied
+//! unless `allow_international`), `deny` patterns, then `allow` (when not empty, the
 //! destination must match one). Patterns are `+` digits, `X` any one digit, optional trailing
 //! `*` any rest (see `config::validate_number_pattern`); without `*` the length must match.
 //!
-//! Dial string: `outside_prefix`, then for our own country `national_prefix` + national
+//! Dial string: `outside_prefix`, then for our own country code `national_prefix` + national
 //! significant number (or just the subscriber number of our area when `strip_local_area`), for
-//! other countries `international_prefix` + the E.164 digits.
+//! other countries `international_prefix` + the E.164 digits. Last guard: a dial string for a
+//! number inside our country code never begins with `international_prefix`, whatever the
+//! configured prefixes are.
 
 use thiserror::Error;
 
 use super::address::{MAX_E164_DIGITS, Number};
 use crate::config;
+
+/// Fewer than this many E.164 digits cannot be a country code plus a subscriber number anywhere
+/// (the shortest NSNs in service have 4 digits behind a 3-digit country code).
+pub const MIN_E164_DIGITS: usize = 7;
 
 /// Why a number cannot be dialled. All are the sender's problem (RFC 3463 5.1.1 for a bad
 /// number, 5.7.1 for a policy refusal).
@@ -30,10 +50,20 @@ pub enum DialError {
     /// Not a valid E.164 number after normalisation.
     #[error("{0} is not a valid international number")]
     Invalid(String),
+    /// E.164 in form, but the national significant number does not fit its country's numbering
+    /// structure (the reason says how). Includes every number whose dial string would begin with
+    /// a trunk or international prefix behind our country code.
+    #[error("{0} is not a valid number: {1}")]
+    Malformed(String, &'static str),
+    /// A special service (directory assistance, carrier access, personal numbering, …): never
+    /// a fax machine, often chargeable; never dialled.
+    #[error("{0} is a special service number and may not be dialled: {1}")]
+    Service(String, &'static str),
     /// Premium-rate destination and `allow_premium` is off.
     #[error("{0} is a premium-rate destination and may not be dialled")]
     Premium(String),
-    /// Outside our country and `allow_international` is off.
+    /// Outside our country (or in one of `international_areas`) and `allow_international` is
+    /// off.
     #[error("{0} is an international destination and may not be dialled")]
     International(String),
     /// Matched a `deny` pattern.
@@ -48,7 +78,7 @@ impl DialError {
     /// RFC 3463 enhanced status code for the refusal.
     pub fn enhanced_code(&self) -> &'static str {
         match self {
-            DialError::Invalid(_) => "5.1.1",
+            DialError::Invalid(_) | DialError::Malformed(..) => "5.1.1",
             _ => "5.7.1",
         }
     }
@@ -57,12 +87,39 @@ impl DialError {
 /// Where a fax goes: its E.164 form and what to dial.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Destination {
-    /// E.164 with a leading `+`, e.g. `+12125551212`.
+    /// E.164 with a leading `+`, e.g. `+12125550142`.
     pub e164: String,
-    /// Digits (and PBX characters) for `ATD`, e.g. `9,12125551212`.
+    /// Digits (and PBX characters) for `ATD`, e.g. `9,12125550142`.
     pub dial: String,
-    /// True when outside our country code.
+    /// True when outside our country code or in one of `international_areas`.
     pub international: bool,
+}
+
+/// What a numbering structure says about a national significant number it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rate {
+    /// An ordinary subscriber number (geographic, mobile, toll-free, …).
+    Ordinary,
+    /// One of the structure's own premium-rate ranges.
+    Premium,
+}
+
+/// Why a numbering structure refuses a national significant number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Does not fit the structure ([`DialError::Malformed`]).
+    Malformed(&'static str),
+    /// A special service ([`DialError::Service`]).
+    Service(&'static str),
+}
+
+impl Fault {
+    fn into_error(self, e164: String) -> DialError {
+        match self {
+            Fault::Malformed(why) => DialError::Malformed(e164, why),
+            Fault::Service(why) => DialError::Service(e164, why),
+        }
+    }
 }
 
 /// The compiled `[dialplan]`.
@@ -77,7 +134,7 @@ impl DialPlan {
         DialPlan { cfg: cfg.clone() }
     }
 
-    /// E.164 digits (no `+`) for a number, without any policy check.
+    /// E.164 digits (no `+`) for a number, without any structure or policy check.
     pub fn normalise(&self, n: &Number) -> Result<String, DialError> {
         let c = &self.cfg;
         let e164 = match n {
@@ -94,10 +151,9 @@ impl DialPlan {
                 }
             }
         };
-        // E.164 §6.1: at most 15 digits; a country code never starts with 0. Fewer than 7 digits
-        // cannot be a country code plus a subscriber number anywhere (ours: a sanity floor).
+        // E.164 §6.1: at most 15 digits; a country code never starts with 0.
         if e164.len() > MAX_E164_DIGITS
-            || e164.len() < 7
+            || e164.len() < MIN_E164_DIGITS
             || e164.starts_with('0')
             || !e164.bytes().all(|b| b.is_ascii_digit())
         {
@@ -106,16 +162,66 @@ impl DialPlan {
         Ok(e164)
     }
 
-    /// Normalises, applies the policy and builds the dial string.
+    /// Checks E.164 digits against the numbering structure of their country: for our own
+    /// country first the prefixes of this plan, then the country's table.
+    fn structure(&self, digits: &str) -> Result<Rate, Fault> {
+        let c = &self.cfg;
+        if let Some(nsn) = digits.strip_prefix(c.country_code.as_str())
+            && let Some(why) = self.prefix_fault(nsn)
+        {
+            return Err(Fault::Malformed(why));
+        }
+        // No country code is the prefix of another (E.164 §6), so `1` and `44` name NANP and
+        // the UK whatever our own country is.
+        if let Some(nsn) = digits.strip_prefix('1') {
+            nanp(nsn)
+        } else if let Some(nsn) = digits.strip_prefix("44") {
+            uk(nsn)
+        } else {
+            Ok(Rate::Ordinary)
+        }
+    }
+
+    /// Why digits that follow our country code (an NSN, or a local number of our area) cannot
+    /// be dialled after this plan's trunk prefix: they would begin a new prefix.
+    fn prefix_fault(&self, rest: &str) -> Option<&'static str> {
+        let c = &self.cfg;
+        if !c.international_prefix.is_empty() && rest.starts_with(&c.international_prefix) {
+            Some(
+                "the digits after the country code begin with the international prefix, so the \
+                 dialled string would reach another country",
+            )
+        } else if !c.national_prefix.is_empty() && rest.starts_with(&c.national_prefix) {
+            Some(
+                "the digits after the country code begin with the trunk prefix, which an \
+                 international number never includes (dialled, it would start a new prefix)",
+            )
+        } else {
+            None
+        }
+    }
+
+    /// Normalises, checks the structure, applies the policy and builds the dial string.
     pub fn resolve(&self, n: &Number) -> Result<Destination, DialError> {
         let c = &self.cfg;
         let digits = self.normalise(n)?;
         let e164 = format!("+{digits}");
-        if !c.allow_premium && c.premium.iter().any(|p| pattern_matches(p, &e164)) {
+        let rate = self
+            .structure(&digits)
+            .map_err(|f| f.into_error(e164.clone()))?;
+        if !c.allow_premium
+            && (rate == Rate::Premium || c.premium.iter().any(|p| pattern_matches(p, &e164)))
+        {
             return Err(DialError::Premium(e164));
         }
         let national = digits.strip_prefix(c.country_code.as_str());
-        if national.is_none() && !c.allow_international {
+        // Countries and territories that share our country code (the NANP's Caribbean and
+        // Pacific members) are abroad for the bill, though dialled like national numbers.
+        let international = national.is_none()
+            || c.international_areas
+                .iter()
+                .any(|p| pattern_matches(p, &e164));
+        if international && !c.allow_international {
             return Err(DialError::International(e164));
         }
         if c.deny.iter().any(|p| pattern_matches(p, &e164)) {
@@ -124,27 +230,167 @@ impl DialPlan {
         if !c.allow.is_empty() && !c.allow.iter().any(|p| pattern_matches(p, &e164)) {
             return Err(DialError::NotAllowed(e164));
         }
-        let mut dial = c.outside_prefix.clone();
-        match national {
-            Some(nsn) => match nsn.strip_prefix(c.area_code.as_str()) {
-                Some(local) if c.strip_local_area && !c.area_code.is_empty() => {
-                    dial.push_str(local)
+        let body = match national {
+            Some(nsn) => {
+                // Subscriber numbers start with 2-9: 0 and 1 begin prefixes and service codes
+                // (UK 101, 118…; NANP 1010XXX) almost everywhere. A local number that would
+                // begin with one, or with a prefix of this plan, is dialled in national form
+                // instead, which is always unambiguous.
+                let local = nsn
+                    .strip_prefix(c.area_code.as_str())
+                    .filter(|_| c.strip_local_area && !c.area_code.is_empty())
+                    .filter(|l| l.starts_with(|d: char| ('2'..='9').contains(&d)))
+                    .filter(|l| self.prefix_fault(l).is_none());
+                match local {
+                    Some(l) => l.to_owned(),
+                    None => format!("{}{nsn}", c.national_prefix),
                 }
-                _ => {
-                    dial.push_str(&c.national_prefix);
-                    dial.push_str(nsn);
-                }
-            },
-            None => {
-                dial.push_str(&c.international_prefix);
-                dial.push_str(&digits);
             }
+            None => format!("{}{digits}", c.international_prefix),
+        };
+        // The invariant the structure checks exist for, kept as its own last check so that no
+        // combination of configured prefixes can break it: inside our country code, the dial
+        // string never starts an international call.
+        if national.is_some()
+            && !c.international_prefix.is_empty()
+            && body.starts_with(&c.international_prefix)
+        {
+            return Err(DialError::Malformed(
+                e164,
+                "dialled after this plan's trunk prefix, it would begin with the international \
+                 prefix",
+            ));
         }
         Ok(Destination {
             e164,
-            dial,
-            international: national.is_none(),
+            dial: format!("{}{body}", c.outside_prefix),
+            international,
         })
+    }
+}
+
+/// NANP (country code 1) national significant numbers: `NPA NXX XXXX`, N = 2–9 (the NANP
+/// numbering plan; which codes are reserved or special is NANPA's administration). Refuses what
+/// is not a subscriber number: operator and carrier access (leading 0/1), N11 service codes,
+/// reserved and non-geographic service area codes, 555-1212 directory assistance, carrier access
+/// and test exchanges. 900 area codes and 976 exchanges are premium rate. Which `+1` areas are other
+/// countries is policy, not structure: `international_areas`.
+fn nanp(nsn: &str) -> Result<Rate, Fault> {
+    use Fault::{Malformed, Service};
+    let d = nsn.as_bytes();
+    if matches!(d.first(), Some(b'0' | b'1')) {
+        return Err(Malformed(
+            "a NANP area code starts with 2-9 (a leading 0 or 1 reaches an operator or a \
+             carrier access code)",
+        ));
+    }
+    if d.len() < 10 {
+        return Err(Malformed(
+            "fewer than 10 digits after +1 (NANP: area code, exchange, line number)",
+        ));
+    }
+    if d.len() > 10 {
+        return Err(Malformed(
+            "more than 10 digits after +1 (NANP: area code, exchange, line number)",
+        ));
+    }
+    let three = |s: &[u8]| s.iter().fold(0u16, |n, &b| n * 10 + u16::from(b - b'0'));
+    let (npa, nxx) = (three(&d[..3]), three(&d[3..6]));
+    let line = &nsn[6..];
+    let mut rate = Rate::Ordinary;
+    match npa {
+        _ if npa % 100 == 11 => {
+            return Err(Malformed(
+                "an N11 code is a service code, never an area code",
+            ));
+        }
+        _ if npa / 10 % 10 == 9 => {
+            return Err(Malformed("N9X area codes are reserved for expansion"));
+        }
+        370..=379 | 960..=969 => return Err(Malformed("37X and 96X area codes are reserved")),
+        200 | 300 | 400 | 555 => {
+            return Err(Malformed(
+                "an unassigned easily recognisable code, not an area code",
+            ));
+        }
+        822 | 880..=887 | 889 => {
+            return Err(Service(
+                "a reserved or paid toll-free code (the caller is billed)",
+            ));
+        }
+        456 => return Err(Service("456: inbound international carrier services")),
+        500 | 521..=529 | 533 | 544 | 566 | 577 | 588 => {
+            return Err(Service(
+                "5XX personal communications services (the caller pays for the forwarded call)",
+            ));
+        }
+        600 => return Err(Service("600: Canadian non-geographic tariffed services")),
+        700 => return Err(Service("700: carrier-specific services")),
+        710 => return Err(Service("710: US government special services")),
+        900 => rate = Rate::Premium,
+        _ => {}
+    }
+    if matches!(d[3], b'0' | b'1') {
+        return Err(Malformed("a NANP exchange code starts with 2-9"));
+    }
+    match nxx {
+        _ if nxx % 100 == 11 => Err(Service(
+            "an N11 service code (411 directory assistance, 911 emergency, ...) as the exchange",
+        )),
+        555 if line == "1212" => Err(Service("555-1212 directory assistance (a chargeable call)")),
+        950 => Err(Service("950: carrier access codes")),
+        958 | 959 => Err(Service("958 and 959: carrier test codes")),
+        976 => Ok(Rate::Premium),
+        _ => Ok(rate),
+    }
+}
+
+/// UK (country code 44) national significant numbers: the number ranges of the Ofcom National
+/// Telephone Numbering Plan with their lengths (9 or 10 digits). Refuses a leading 0 (the trunk
+/// prefix: `+44 0…` is how the "+44 00 1 212…" trick reaches the USA), ranges not in use,
+/// 070 personal numbering and 076 paging (except 07624, Isle of Man mobiles). 09 and
+/// 0871–0873 are premium rate.
+fn uk(nsn: &str) -> Result<Rate, Fault> {
+    use Fault::{Malformed, Service};
+    let (lengths, rate): (&[usize], Rate) = match nsn.as_bytes() {
+        [b'0', ..] => {
+            return Err(Malformed(
+                "a UK number after +44 never starts with 0 (the trunk prefix; behind it, 00 \
+                 reaches another country)",
+            ));
+        }
+        [] | [_] => return Err(Malformed("too few digits after +44")),
+        [b'1', ..] => (&[9, 10], Rate::Ordinary),
+        [b'2' | b'3', ..] | [b'5', b'5', ..] => (&[10], Rate::Ordinary),
+        [b'7', b'0', ..] => {
+            return Err(Service(
+                "070 personal numbering (the caller pays for the forwarded call)",
+            ));
+        }
+        [b'7', b'6', b'2', b'4', ..] => (&[10], Rate::Ordinary),
+        [b'7', b'6', ..] => return Err(Service("076 radiopaging")),
+        [b'7', ..]
+        | [b'8', b'0', b'8', ..]
+        | [b'8', b'4', b'2'..=b'5', ..]
+        | [b'8', b'7', b'0', ..] => (&[10], Rate::Ordinary),
+        [b'8', b'0', b'0', ..] => (&[9, 10], Rate::Ordinary),
+        [b'8', b'7', b'1'..=b'3', ..] | [b'9', ..] => (&[10], Rate::Premium),
+        _ => {
+            return Err(Malformed(
+                "not a UK number range in use (04, 05 other than 055, 06, and 08 other than \
+                 0800, 0808, 0842-0845, 0870-0873 are not in use)",
+            ));
+        }
+    };
+    let n = nsn.len();
+    if n < lengths[0] {
+        Err(Malformed("too few digits for this UK number range"))
+    } else if n > lengths[lengths.len() - 1] {
+        Err(Malformed("too many digits for this UK number range"))
+    } else if !lengths.contains(&n) {
+        Err(Malformed("wrong number of digits for this UK number range"))
+    } else {
+        Ok(rate)
     }
 }
 
@@ -182,7 +428,7 @@ mod tests {
 
     #[test]
     fn patterns() {
-        assert!(pattern_matches("+1900*", "+19005551212"));
+        assert!(pattern_matches("+1900*", "+19005550142"));
         assert!(pattern_matches("+1XXX976*", "+12129761234"));
         assert!(!pattern_matches("+1XXX976*", "+12125551234"));
         assert!(pattern_matches("+1212555XXXX", "+12125551234"));
@@ -193,21 +439,21 @@ mod tests {
     #[test]
     fn nanp_defaults() {
         let p = plan(|_| {});
-        let d = p.resolve(&g("12125551212")).unwrap();
-        assert_eq!(d.e164, "+12125551212");
-        assert_eq!(d.dial, "12125551212");
+        let d = p.resolve(&g("12125550142")).unwrap();
+        assert_eq!(d.e164, "+12125550142");
+        assert_eq!(d.dial, "12125550142");
         assert!(!d.international);
         // Site forms: with national prefix, without prefix (no area code configured).
-        assert_eq!(p.resolve(&s("12125551212")).unwrap().e164, "+12125551212");
-        assert_eq!(p.resolve(&s("2125551212")).unwrap().e164, "+12125551212");
+        assert_eq!(p.resolve(&s("12125550142")).unwrap().e164, "+12125550142");
+        assert_eq!(p.resolve(&s("2125550142")).unwrap().e164, "+12125550142");
         assert_eq!(
-            p.resolve(&s("01144201234567")),
-            Err(DialError::International("+44201234567".into()))
+            p.resolve(&s("011442012345678")),
+            Err(DialError::International("+442012345678".into()))
         );
         // Toll fraud defaults.
         assert_eq!(
-            p.resolve(&g("19005551212")),
-            Err(DialError::Premium("+19005551212".into()))
+            p.resolve(&g("19005550142")),
+            Err(DialError::Premium("+19005550142".into()))
         );
         assert_eq!(
             p.resolve(&g("12129761234")),
@@ -218,6 +464,26 @@ mod tests {
             Err(DialError::International("+441234567890".into()))
         );
         assert!(matches!(p.resolve(&g("012")), Err(DialError::Invalid(_))));
+        // Issue 21: `+1 011 44…` dialled `1011…`, a carrier access code then 44…
+        assert!(matches!(
+            p.resolve(&g("101144207946")),
+            Err(DialError::Malformed(_, why)) if why.contains("international prefix")
+        ));
+        assert!(matches!(
+            p.resolve(&g("12125551212")),
+            Err(DialError::Service(_, why)) if why.contains("directory assistance")
+        ));
+        // The other countries inside +1 are international; US and Canada are not.
+        assert_eq!(
+            p.resolve(&g("18095550100")),
+            Err(DialError::International("+18095550100".into()))
+        );
+        assert!(!p.resolve(&g("14165550123")).unwrap().international);
+        let open = plan(|c| c.allow_international = true);
+        let dr = open.resolve(&g("18095550100")).unwrap();
+        assert_eq!((dr.dial.as_str(), dr.international), ("18095550100", true));
+        let opt_out = plan(|c| c.international_areas.clear());
+        assert!(!opt_out.resolve(&g("18095550100")).unwrap().international);
         assert!(matches!(
             p.resolve(&g("1234567890123456")),
             Err(DialError::Invalid(_))
@@ -246,14 +512,93 @@ mod tests {
             (nat.e164.as_str(), nat.dial.as_str()),
             ("+441612345678", "9,01612345678")
         );
-        let intl = p.resolve(&s("0012125551212")).unwrap();
+        let intl = p.resolve(&s("0012125550142")).unwrap();
         assert_eq!(
             (intl.dial.as_str(), intl.international),
-            ("9,0012125551212", true)
+            ("9,0012125550142", true)
         );
         assert_eq!(
             p.resolve(&g("449098765432")),
             Err(DialError::Premium("+449098765432".into()))
+        );
+    }
+
+    #[test]
+    fn uk_trunk_prefix_tricks() {
+        let p = plan(|c| {
+            c.country_code = "44".into();
+            c.national_prefix = "0".into();
+            c.international_prefix = "00".into();
+        });
+        // Issue 21: these dialled 0012125551212 (USA) and 00909876543 (+90).
+        for n in ["44012125551212", "440909876543"] {
+            assert!(
+                matches!(p.resolve(&g(n)), Err(DialError::Malformed(..))),
+                "{n}"
+            );
+        }
+        // Even with international calls allowed: the real number must be written as such.
+        let open = plan(|c| {
+            c.country_code = "44".into();
+            c.national_prefix = "0".into();
+            c.international_prefix = "00".into();
+            c.allow_international = true;
+        });
+        assert!(matches!(
+            open.resolve(&g("44012125550142")),
+            Err(DialError::Malformed(..))
+        ));
+        assert_eq!(
+            open.resolve(&g("12125550142")).unwrap().dial,
+            "0012125550142"
+        );
+        // Built-in UK premium ranges hold without a `premium` list.
+        let bare = plan(|c| {
+            c.country_code = "44".into();
+            c.national_prefix = "0".into();
+            c.international_prefix = "00".into();
+            c.premium.clear();
+        });
+        assert_eq!(
+            bare.resolve(&g("449098765432")),
+            Err(DialError::Premium("+449098765432".into()))
+        );
+    }
+
+    #[test]
+    fn final_guard_catches_prefixes_that_overlap() {
+        // Russia's old plan: trunk prefix 8, international 8~10. An NSN starting `10` passes
+        // the prefix test (it starts with neither) but `8` + `10…` is the international prefix.
+        let p = plan(|c| {
+            c.country_code = "7".into();
+            c.national_prefix = "8".into();
+            c.international_prefix = "810".into();
+            c.international_areas.clear();
+        });
+        assert!(matches!(
+            p.resolve(&g("7101212555014")),
+            Err(DialError::Malformed(_, why)) if why.contains("international prefix")
+        ));
+        assert_eq!(p.resolve(&g("74951234567")).unwrap().dial, "84951234567");
+    }
+
+    #[test]
+    fn local_numbers_that_would_start_a_prefix_or_service_code_are_dialled_nationally() {
+        let p = plan(|c| {
+            c.country_code = "49".into();
+            c.area_code = "30".into();
+            c.national_prefix = "0".into();
+            c.international_prefix = "00".into();
+            c.strip_local_area = true;
+        });
+        assert_eq!(p.resolve(&g("4930223456")).unwrap().dial, "223456");
+        // `+49 30 0…` would dial a bare `0…` locally, `+49 30 1…` a service code: national
+        // form instead.
+        assert_eq!(p.resolve(&g("49300123456")).unwrap().dial, "0300123456");
+        assert_eq!(p.resolve(&g("4930110123")).unwrap().dial, "030110123");
+        assert_eq!(
+            p.resolve(&g("4930")),
+            Err(DialError::Invalid("+4930".into()))
         );
     }
 

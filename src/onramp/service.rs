@@ -1,13 +1,12 @@
-//! The onramp's workers as one service: the inbox folder, `FaxIn` routing and `MailOut`
-//! delivery (received faxes and offramp reports alike), driven from the spool.
+//! The onramp's workers: the inbox folder, `FaxIn` routing and `MailOut` delivery (received
+//! faxes and offramp reports alike).
 //!
-//! Each pass ([`OnrampService::pass`]) scans the inbox and commits complete files, then runs
-//! every due `FaxIn` job (routing and composing: local CPU work, one at a time) and every due
-//! `MailOut` job (up to `relay.max_connections` deliveries at once). Retry times come from the
-//! spool records, which the scheduler's `decide` set after each attempt; the service sleeps
-//! until the earliest of: the next due job, the next inbox file settling, the inbox poll
-//! interval — or until shutdown. An attempt in progress at shutdown is finished first (each
-//! is bounded by `relay.timeout`).
+//! In the daemon the dispatcher (`crate::app::dispatch`) runs `FaxIn` and `MailOut` jobs
+//! through [`Onramp::fax_in`] and [`Onramp::mail_out`] like every other job, and
+//! [`OnrampService::run`] only watches the inbox folder: a complete file becomes a `FaxIn`
+//! job, which the spool reports to the dispatcher. [`OnrampService::pass`] does one turn of
+//! everything at once without a dispatcher (tests drive the onramp alone with it).
+//! An attempt in progress at shutdown is finished first (each is bounded by `relay.timeout`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +24,7 @@ use crate::daemon::Shutdown;
 use crate::delivery::mail_out::{self, Notices};
 use crate::delivery::{Delivery, DeliveryError};
 use crate::scheduler::{Policy, Timestamp};
-use crate::spool::{JobKind, JobState, Spool};
+use crate::spool::{JobId, JobKind, JobState, Spool};
 
 /// How often the inbox folder is scanned (ours): a dropped file is noticed within a second.
 pub const INBOX_POLL: Duration = Duration::from_secs(1);
@@ -90,7 +89,55 @@ impl OnrampService {
         })
     }
 
-    /// One pass at the current time; returns when the next pass is due.
+    /// The job workers, to hand to the dispatcher.
+    pub fn workers(&self) -> Onramp {
+        Onramp(Arc::clone(&self.shared))
+    }
+
+    /// Watches the inbox folder until `shutdown`: complete files become `FaxIn` jobs.
+    pub async fn run(mut self, mut shutdown: Shutdown) {
+        loop {
+            if shutdown.is_stopping() {
+                break;
+            }
+            self.scan_inbox().await;
+            let now = crate::spool::now();
+            let wake = self
+                .inbox
+                .poll_at()
+                .unwrap_or(now.plus(INBOX_POLL))
+                .min(now.plus(INBOX_POLL));
+            tokio::select! {
+                _ = tokio::time::sleep(wake.since(now)) => {}
+                _ = shutdown.stopped() => break,
+            }
+        }
+    }
+
+    async fn scan_inbox(&mut self) {
+        let now = crate::spool::now();
+        let sh = &self.shared;
+        match self.inbox.scan(now) {
+            Ok(ready) => {
+                for path in ready {
+                    let (sp, dir) = (sh.spool.clone(), self.inbox.dir().to_path_buf());
+                    let opts = self.render.clone();
+                    if let Err(e) = tokio::task::spawn_blocking(move || {
+                        super::inbox::take_file(&dir, &sp, &path, now, &opts)
+                    })
+                    .await
+                    {
+                        error!("inbox task: {e}");
+                    }
+                }
+            }
+            Err(e) => error!("inbox scan failed: {e}"),
+        }
+    }
+
+    /// One turn without a dispatcher: the inbox, then every due `FaxIn` and `MailOut` job;
+    /// returns when the next turn is due. (Tests drive the onramp alone with it; the daemon
+    /// uses [`OnrampService::run`] and the dispatcher.)
     pub async fn pass(&mut self) -> Timestamp {
         let now = crate::spool::now();
         let sh = &self.shared;
@@ -198,18 +245,47 @@ impl OnrampService {
         }
         wake
     }
+}
 
-    /// Runs passes until `shutdown`.
-    pub async fn run(mut self, mut shutdown: Shutdown) {
-        loop {
-            if shutdown.is_stopping() {
-                break;
+/// The onramp's job workers, shared with the dispatcher.
+#[derive(Debug, Clone)]
+pub struct Onramp(Arc<Shared>);
+
+impl Onramp {
+    /// Routes and mails `FaxIn` job `id`. Returns false when it should be held off (our
+    /// trouble, and its record could not say so).
+    pub async fn fax_in(&self, id: &JobId) -> bool {
+        let (s, i) = (Arc::clone(&self.0), id.clone());
+        match tokio::task::spawn_blocking(move || {
+            fax_in::process(&s.spool, &s.settings, &s.routes, &s.policy, &i)
+        })
+        .await
+        {
+            Ok(Ok(_)) => true,
+            // The attempt was recorded (and its retry set) before the error came back.
+            Ok(Err(fax_in::FaxInError::Spool(e))) => {
+                error!(job = %id, "fax routing failed: {e}");
+                false
             }
-            let wake = self.pass().await;
-            let wait = wake.since(crate::spool::now());
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.stopped() => break,
+            Ok(Err(e)) => {
+                error!(job = %id, "fax routing failed: {e}");
+                true
+            }
+            Err(e) => {
+                error!(job = %id, "fax routing task: {e}");
+                false
+            }
+        }
+    }
+
+    /// One delivery attempt of `MailOut` job `id`. Returns false when it should be held off.
+    pub async fn mail_out(&self, id: &JobId) -> bool {
+        let s = &self.0;
+        match mail_out::attempt(&s.spool, &s.delivery, &s.policy, &s.notices, id).await {
+            Ok(_) => true,
+            Err(e) => {
+                warn!(job = %id, "mail job: {e}");
+                !matches!(e, mail_out::MailOutError::Spool(_))
             }
         }
     }

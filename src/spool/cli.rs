@@ -70,12 +70,14 @@ pub enum QueueCommand {
 }
 
 /// Run a queue subcommand against `dir`, printing to `out`. Returns the process exit status:
-/// 0 on success, 1 when the job was not found or the operation does not apply.
+/// 0 on success, 1 when the job was not found or the operation does not apply. `changed` is
+/// told of each job whose record this command changed (the binary tells a running daemon).
 pub fn run(
     dir: &std::path::Path,
     opts: SpoolOptions,
     cmd: &QueueCommand,
     out: &mut dyn Write,
+    changed: &dyn Fn(&JobId),
 ) -> Result<u8, SpoolError> {
     if let QueueCommand::CrashChild { seed, actions } = cmd {
         crash_child(dir, opts, *seed, *actions, out)?;
@@ -180,11 +182,15 @@ pub fn run(
                 w(out, format!("faxgate: not a job id: {id:?}"))?;
                 return Ok(1);
             };
-            if matches!(cmd, QueueCommand::Retry { .. }) {
+            let done = if matches!(cmd, QueueCommand::Retry { .. }) {
                 outcome(spool.retry(&id, now), out, "retried")
             } else {
                 outcome(spool.cancel(&id, now), out, "cancelled")
+            };
+            if matches!(done, Ok(0)) {
+                changed(&id);
             }
+            done
         }
         QueueCommand::Purge { all } => {
             let n = spool.purge_archives(now, *all)?;

@@ -59,7 +59,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rustix::fs::{FlockOperation, RenameFlags};
@@ -90,6 +90,8 @@ pub struct SpoolOptions {
     pub keep_done: Duration,
     /// `spool.keep_failed`.
     pub keep_failed: Duration,
+    /// `spool.max_queued`: [`Spool::begin`] refuses new jobs with this many queued.
+    pub max_queued: usize,
     /// Used at start-up to decide the fate of interrupted jobs.
     pub policy: Policy,
 }
@@ -107,6 +109,7 @@ impl SpoolOptions {
             min_free_bytes: c.spool.min_free_bytes,
             keep_done: c.spool.keep_done,
             keep_failed: c.spool.keep_failed,
+            max_queued: c.spool.max_queued,
             policy: Policy::from(&c.retry),
         }
     }
@@ -120,6 +123,14 @@ pub fn spool_dir(c: &crate::config::Config) -> PathBuf {
 /// What went wrong, and whose fault it is.
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
+    /// The queue holds `spool.max_queued` jobs (back-pressure; temporary).
+    #[error("the queue is full: {queued} jobs waiting, {max} at most")]
+    QueueFull {
+        /// Jobs in `queue/`.
+        queued: usize,
+        /// `spool.max_queued`.
+        max: usize,
+    },
     /// Free space is below the reserve (environment; temporary).
     #[error("spool is short of space: {available} bytes free, {reserve} kept in reserve")]
     NoSpace {
@@ -182,17 +193,19 @@ impl SpoolError {
         matches!(
             self,
             SpoolError::NoSpace { .. }
+                | SpoolError::QueueFull { .. }
                 | SpoolError::DiskFull { .. }
                 | SpoolError::Io { .. }
                 | SpoolError::Locked(_)
         )
     }
 
-    /// True for the out-of-space errors (SMTP `452 4.3.1`).
+    /// True for the out-of-space errors, a full queue included (SMTP `452 4.3.1`,
+    /// RFC 3463 "mail system full").
     pub fn is_out_of_space(&self) -> bool {
         matches!(
             self,
-            SpoolError::NoSpace { .. } | SpoolError::DiskFull { .. }
+            SpoolError::NoSpace { .. } | SpoolError::DiskFull { .. } | SpoolError::QueueFull { .. }
         )
     }
 
@@ -299,7 +312,24 @@ struct Inner {
     _owner: Option<File>,
     /// Makes `incoming/` names unique within this process even if the random source repeats.
     seq: AtomicU64,
+    /// Told of every record this process commits or changes (see [`Spool::observe`]).
+    observer: std::sync::OnceLock<Watch>,
+    /// Jobs in `queue/` as this process knows them (the owner counts at start-up and on
+    /// every commit and archive move; the CLI does not count).
+    queued: AtomicUsize,
 }
+
+/// The observer, behind a `Debug` that says only whether one is set.
+struct Watch(Observer);
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("observer")
+    }
+}
+
+/// A function told of every record the spool commits or changes, after the change is durable.
+pub type Observer = Arc<dyn Fn(&JobRecord) + Send + Sync>;
 
 fn random_u64() -> u64 {
     let mut b = [0u8; 8];
@@ -373,6 +403,8 @@ impl Spool {
                 opts,
                 _owner: Some(lock),
                 seq: AtomicU64::new(0),
+                observer: std::sync::OnceLock::new(),
+                queued: AtomicUsize::new(0),
             }),
         };
         for sub in ["incoming", "trash"] {
@@ -406,8 +438,36 @@ impl Spool {
                 opts,
                 _owner: None,
                 seq: AtomicU64::new(0),
+                observer: std::sync::OnceLock::new(),
+                queued: AtomicUsize::new(0),
             }),
         })
+    }
+
+    /// Tell `f` of every record this process commits or changes from now on (once the change
+    /// is durable), from whichever thread made it. The daemon's dispatcher keeps its queue in
+    /// memory this way instead of re-reading the spool; changes made by another process (the
+    /// `faxgate queue` CLI) are not seen. Only the first observer set counts.
+    pub fn observe(&self, f: Observer) {
+        let _ = self.inner.observer.set(Watch(f));
+    }
+
+    fn changed(&self, rec: &JobRecord) {
+        if let Some(w) = self.inner.observer.get() {
+            (w.0)(rec);
+        }
+    }
+
+    /// Jobs in `queue/` (as counted by the owning process).
+    pub fn queued(&self) -> usize {
+        self.inner.queued.load(Ordering::Relaxed)
+    }
+
+    /// Corrects the count of queued jobs after another process moved jobs in or out of
+    /// `queue/` (the `faxgate queue` CLI): the daemon's dispatcher, which hears of those
+    /// changes, knows the true number.
+    pub fn set_queued(&self, n: usize) {
+        self.inner.queued.store(n, Ordering::Relaxed);
     }
 
     /// The spool directory.
@@ -463,9 +523,15 @@ impl Spool {
         Ok(())
     }
 
-    /// Start a new job of `kind`: checks the free-space reserve (temporary error below it)
-    /// and creates its directory in `incoming/`.
+    /// Start a new job of `kind`: checks the high-water mark (`spool.max_queued`) and the
+    /// free-space reserve (temporary errors) and creates its directory in `incoming/`. Jobs
+    /// derived from accepted work ([`Spool::begin_child`], [`Spool::begin_reception`]) are
+    /// not held to the mark: what was acknowledged must be able to finish.
     pub fn begin(&self, kind: JobKind) -> Result<Incoming> {
+        let (queued, max) = (self.queued(), self.inner.opts.max_queued);
+        if self.inner._owner.is_some() && queued >= max {
+            return Err(SpoolError::QueueFull { queued, max });
+        }
         let id = JobId::new(now(), random_u64());
         self.begin_with(kind, id, None)
     }
@@ -614,8 +680,19 @@ impl Spool {
 
     /// All jobs in `area`, oldest first, and the directories whose record cannot be read.
     pub fn list(&self, area: Area) -> Result<Loaded> {
-        let base = self.inner.root.join(area.dir());
         let mut out = Loaded::default();
+        let damaged = self.scan(area, &mut |r| out.jobs.push(r))?;
+        out.damaged = damaged;
+        out.jobs.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Every job in `area` handed to `f` one record at a time, in directory order (no more
+    /// than one record in memory: a backlog of 100 000 jobs is read in flat memory); returns
+    /// the directories whose record cannot be read.
+    pub fn scan(&self, area: Area, f: &mut dyn FnMut(JobRecord)) -> Result<Vec<Damaged>> {
+        let base = self.inner.root.join(area.dir());
+        let mut damaged = Vec::new();
         let mut buckets: Vec<_> = fs::read_dir(&base)
             .at(&base)?
             .filter_map(|e| e.ok())
@@ -628,7 +705,7 @@ impl Spool {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => {
                     // A stray file (or unreadable directory) among the buckets.
-                    out.damaged.push(Damaged {
+                    damaged.push(Damaged {
                         path: b.clone(),
                         reason: format!("not a readable bucket directory: {e}"),
                     });
@@ -641,7 +718,7 @@ impl Spool {
                 let id = match name.parse::<JobId>() {
                     Ok(id) if id.bucket() == b.file_name().unwrap_or_default() => id,
                     _ => {
-                        out.damaged.push(Damaged {
+                        damaged.push(Damaged {
                             path,
                             reason: "not a job directory name".into(),
                         });
@@ -649,18 +726,17 @@ impl Spool {
                     }
                 };
                 match self.read_record(&path, &id) {
-                    Ok(r) => out.jobs.push(r),
+                    Ok(r) => f(r),
                     // Moved away (finished, cancelled) while we listed.
                     Err(SpoolError::NotFound(_)) if !path.exists() => {}
-                    Err(e) => out.damaged.push(Damaged {
+                    Err(e) => damaged.push(Damaged {
                         path,
                         reason: e.to_string(),
                     }),
                 }
             }
         }
-        out.jobs.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+        Ok(damaged)
     }
 
     /// The committed, unfinished jobs (`queue/`).
@@ -714,6 +790,20 @@ impl Spool {
             Err(e) => return Err(SpoolError::io(&dst, e.into())),
         }
         fsync_dir(&bucket)?;
+        match (from, to) {
+            (Area::Queue, _) => {
+                let _ = self
+                    .inner
+                    .queued
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        Some(n.saturating_sub(1))
+                    });
+            }
+            (_, Area::Queue) => {
+                self.inner.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
         fsync_dir(src.parent().unwrap_or(&self.inner.root))
     }
 
@@ -732,6 +822,7 @@ impl Spool {
         if rec.state.is_final() {
             self.move_job(id, Area::Queue, Area::of(rec.state))?;
         }
+        self.changed(&rec);
         Ok(rec)
     }
 
@@ -908,26 +999,36 @@ impl Spool {
 
     /// Start-up recovery (owner only): finish half-done moves, close interrupted attempts.
     fn recover(&self, now: Timestamp) -> Result<()> {
-        let loaded = self.load()?;
-        for d in &loaded.damaged {
+        // One record in memory at a time: only the few jobs that need repair are remembered.
+        let (mut count, mut repair) = (0usize, Vec::new());
+        let damaged = self.scan(Area::Queue, &mut |rec| {
+            count += 1;
+            let open = rec.attempts.last().is_some_and(|a| a.cause.is_none());
+            let tmp = self.job_dir(Area::Queue, &rec.id).join(RECORD_TMP);
+            if rec.state.is_final() || rec.state == JobState::Running || open || tmp.exists() {
+                repair.push((rec.id, rec.state, open));
+            }
+        })?;
+        self.inner.queued.store(count, Ordering::Relaxed);
+        for d in &damaged {
             // Left in place for the operator: deleting might destroy the only copy of a
             // message; retrying it blindly is impossible without a record.
             tracing::warn!("spool: damaged job {}: {}", d.path.display(), d.reason);
         }
-        for rec in loaded.jobs {
-            let dir = self.job_dir(Area::Queue, &rec.id);
+        for (id, state, open) in repair {
+            let dir = self.job_dir(Area::Queue, &id);
             let tmp = dir.join(RECORD_TMP);
             if tmp.exists() {
                 fs::remove_file(&tmp).at(&tmp)?;
             }
-            if rec.state.is_final() {
-                self.move_job(&rec.id, Area::Queue, Area::of(rec.state))?;
+            if state.is_final() {
+                self.move_job(&id, Area::Queue, Area::of(state))?;
                 continue;
             }
-            let open = rec.attempts.last().is_some_and(|a| a.cause.is_none());
-            if rec.state == JobState::Running || open {
+            if state == JobState::Running || open {
+                let rec_id = id.clone();
                 let policy = self.inner.opts.policy.clone();
-                self.update(&rec.id, |r| {
+                self.update(&rec_id, |r| {
                     match r.attempts.last_mut().filter(|a| a.cause.is_none()) {
                         Some(a) => {
                             a.ended = Some(now);
@@ -1188,6 +1289,8 @@ impl Incoming {
             return Err(e);
         }
         self.finished = true;
+        self.spool.inner.queued.fetch_add(1, Ordering::Relaxed);
+        self.spool.changed(&rec);
         Ok(rec)
     }
 

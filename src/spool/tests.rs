@@ -436,3 +436,62 @@ fn concurrent_updates_from_two_handles_lose_nothing() {
     });
     assert_eq!(owner.get(&r.id).unwrap().1.priority, 127u8.wrapping_add(50));
 }
+
+#[test]
+fn high_water_mark_refuses_new_jobs_but_not_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SpoolOptions {
+        max_queued: 2,
+        min_free_bytes: 0,
+        ..SpoolOptions::default()
+    };
+    let s = Spool::open(dir.path(), opts).unwrap();
+    let a = s
+        .begin(JobKind::Message)
+        .unwrap()
+        .commit(NewJob::new(serde_json::Value::Null))
+        .unwrap();
+    s.begin(JobKind::Message)
+        .unwrap()
+        .commit(NewJob::new(serde_json::Value::Null))
+        .unwrap();
+    assert_eq!(s.queued(), 2);
+    match s.begin(JobKind::Message) {
+        Err(e @ SpoolError::QueueFull { queued: 2, max: 2 }) => {
+            assert!(e.is_temporary() && e.is_out_of_space(), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Work derived from accepted jobs is never refused.
+    s.begin_child(JobKind::FaxOut, &a.id, 1)
+        .unwrap()
+        .commit(NewJob::new(serde_json::Value::Null))
+        .unwrap();
+    assert_eq!(s.queued(), 3);
+    // Finishing jobs lowers the count; a retried failed job raises it again.
+    s.finish(&a.id, now(), Final::Failed(GiveUp::Cancelled))
+        .unwrap();
+    assert_eq!(s.queued(), 2);
+    s.retry(&a.id, now()).unwrap();
+    assert_eq!(s.queued(), 3);
+    // At start-up the count is read from the queue.
+    drop(s);
+    let s = Spool::open(
+        dir.path(),
+        SpoolOptions {
+            max_queued: 4,
+            min_free_bytes: 0,
+            ..SpoolOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.queued(), 3);
+    s.begin(JobKind::Message)
+        .unwrap()
+        .commit(NewJob::new(serde_json::Value::Null))
+        .unwrap();
+    assert!(matches!(
+        s.begin(JobKind::Message),
+        Err(SpoolError::QueueFull { .. })
+    ));
+}

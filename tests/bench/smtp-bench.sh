@@ -18,7 +18,7 @@ HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../.." && pwd)
 W=${BENCH_DIR:-/tmp/faxgate-smtp-bench}; RUNS=${RUNS:-3}; PYTHON=${PYTHON:-/usr/bin/python3}
 SINK_PORT=${SINK_PORT:-25450}; PY_PORT=${PY_PORT:-25451}; FG_PORT=${FG_PORT:-25452}
 SIZES=${SIZES:-"1024 102400"}; SESSIONS=${SESSIONS:-"1 10 50"}
-RCPT="FAX=+12125551212@fax-gw.test"
+RCPT="FAX=+12125550142@fax-gw.test"
 mkdir -p "$W"; TSV="$W/smtp.tsv"; : > "$TSV"
 
 for t in /usr/sbin/smtp-source /usr/sbin/smtp-sink; do

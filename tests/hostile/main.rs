@@ -11,4 +11,6 @@ mod common;
 mod corpus;
 
 mod crashloop;
+mod dialplan;
+mod flood;
 mod render;

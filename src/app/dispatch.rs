@@ -1,0 +1,351 @@
+//! The dispatcher: one task runs every kind of job — `Message` splits, `FaxOut` calls, `FaxIn`
+//! routing, `MailOut` deliveries — through the pure [`Scheduler`] (modem leases, relay
+//! connections, local workers, priorities, due times).
+//!
+//! It keeps the queue in memory and is woken by events, never by polling:
+//!
+//! - **a record changed** — the spool tells its observer ([`Spool::observe`]) of every job this
+//!   process commits or changes (the SMTP listener's 250, a reception committed at hang-up, an
+//!   inbox file, a worker's attempt ending, a report queued): the entry is added, moved or
+//!   removed at once;
+//! - **a worker finished** — its resource is free again;
+//! - **a timer** — the scheduler's [`Scheduler::poll_at`] (the next due retry);
+//! - **shutdown**.
+//!
+//! The spool is read once, at start-up, one record at a time. [`Live`] holds the queue counts
+//! and the most recent finished jobs for `faxgate status` and systemd's `STATUS=`, so a status
+//! request never walks the spool either. Changes made by another process (`faxgate queue
+//! retry|cancel`) reach the dispatcher through the control socket's `changed` request, which
+//! the CLI sends after its change.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use super::control;
+use super::runner::{self, Shared};
+use super::status::{self, KindCounts, RecentJob};
+use crate::daemon::Shutdown;
+use crate::onramp::service::Onramp;
+use crate::scheduler::{Entry, Limits, Resource, Scheduler, Timestamp};
+use crate::spool::{Area, JobId, JobKind, JobRecord, JobState, Spool};
+
+/// A job whose worker failed for a reason of ours, and whose record could not say when to
+/// try again (the spool itself failed), is left alone this long.
+pub const HOLD_AFTER_ERROR: Duration = Duration::from_secs(30);
+
+/// What the dispatcher learns of a job: enough to schedule and count it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The job.
+    pub id: JobId,
+    /// Its kind.
+    pub kind: JobKind,
+    /// Its state now.
+    pub state: JobState,
+    /// Its priority.
+    pub priority: u8,
+    /// When it is due next (queued jobs).
+    pub due: Timestamp,
+    /// Its line in the "recent" list, once final.
+    pub recent: Option<RecentJob>,
+}
+
+impl Change {
+    /// The change a record stands for.
+    pub fn of(rec: &JobRecord) -> Change {
+        Change {
+            id: rec.id.clone(),
+            kind: rec.kind,
+            state: rec.state,
+            priority: rec.priority,
+            due: rec.next_due,
+            recent: rec
+                .state
+                .is_final()
+                .then(|| status::recent(vec![rec.clone()], 1).pop())
+                .flatten(),
+        }
+    }
+}
+
+/// Events that wake the dispatcher.
+#[derive(Debug)]
+pub enum Event {
+    /// A job's record changed (or was committed) in this process.
+    Changed(Change),
+    /// Another process changed job `id` (the CLI): read its record again.
+    Reread(JobId),
+}
+
+/// The sending side of the dispatcher's event channel.
+pub type Events = mpsc::UnboundedSender<Event>;
+
+/// Queue figures kept up to date by the dispatcher, read by `faxgate status`.
+#[derive(Debug, Default)]
+pub struct Figures {
+    /// Kind and state of every job in `queue/`.
+    jobs: HashMap<JobId, (JobKind, JobState)>,
+    /// Counts by kind name.
+    counts: BTreeMap<String, KindCounts>,
+    /// The most recently finished jobs, newest first.
+    recent: VecDeque<RecentJob>,
+    /// Job directories whose record could not be read at start-up.
+    pub damaged: usize,
+}
+
+impl Figures {
+    fn count(&mut self, kind: JobKind, state: JobState, add: bool) {
+        let c = self.counts.entry(kind.name().to_string()).or_default();
+        let slot = match state {
+            JobState::Running => &mut c.running,
+            _ => &mut c.queued,
+        };
+        *slot = if add {
+            *slot + 1
+        } else {
+            slot.saturating_sub(1)
+        };
+        if c.queued == 0 && c.running == 0 {
+            self.counts.remove(kind.name());
+        }
+    }
+
+    /// Applies a change.
+    pub fn apply(&mut self, c: &Change) {
+        if let Some((k, s)) = self.jobs.remove(&c.id) {
+            self.count(k, s, false);
+        }
+        if c.state.is_final() {
+            if let Some(r) = &c.recent {
+                self.recent.retain(|x| x.id != r.id);
+                self.recent.push_front(r.clone());
+                self.recent.truncate(status::RECENT_JOBS);
+            }
+        } else {
+            self.jobs.insert(c.id.clone(), (c.kind, c.state));
+            self.count(c.kind, c.state, true);
+        }
+    }
+
+    /// Queue counts by kind.
+    pub fn counts(&self) -> BTreeMap<String, KindCounts> {
+        self.counts.clone()
+    }
+
+    /// Jobs in `queue/`.
+    pub fn queued(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// The recent finished jobs, newest first.
+    pub fn recent(&self) -> Vec<RecentJob> {
+        self.recent.iter().cloned().collect()
+    }
+}
+
+/// The figures, shared between the dispatcher and the control socket.
+pub type Live = Arc<Mutex<Figures>>;
+
+fn lock(live: &Live) -> std::sync::MutexGuard<'_, Figures> {
+    match live.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// Connects the spool to the dispatcher: every record change becomes an event. Returns the
+/// receiving end for [`run`].
+pub fn connect(spool: &Spool) -> (Events, mpsc::UnboundedReceiver<Event>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let t = tx.clone();
+    spool.observe(Arc::new(move |rec: &JobRecord| {
+        let _ = t.send(Event::Changed(Change::of(rec)));
+    }));
+    (tx, rx)
+}
+
+/// Reads the spool once (blocking; one record in memory at a time): the queue into the
+/// scheduler and the figures, the archives for the recent list.
+pub fn load(
+    spool: &Spool,
+    sched: &mut Scheduler,
+    live: &Live,
+) -> Result<(), crate::spool::SpoolError> {
+    let mut figures = Figures::default();
+    let mut damaged = spool.scan(Area::Queue, &mut |r| {
+        let c = Change::of(&r);
+        if r.state == JobState::Queued {
+            sched.upsert(entry(&c));
+        }
+        figures.apply(&c);
+    })?;
+    let mut recent: Vec<RecentJob> = Vec::new();
+    for area in [Area::Done, Area::Failed] {
+        damaged.extend(spool.scan(area, &mut |r| {
+            // Keep only the newest few while scanning (flat memory over any archive).
+            recent.extend(status::recent(vec![r], 1));
+            if recent.len() > 4 * status::RECENT_JOBS {
+                recent.sort_by(|a, b| (b.finished, &b.id).cmp(&(a.finished, &a.id)));
+                recent.truncate(status::RECENT_JOBS);
+            }
+        })?);
+    }
+    recent.sort_by(|a, b| (b.finished, &b.id).cmp(&(a.finished, &a.id)));
+    recent.truncate(status::RECENT_JOBS);
+    figures.recent = recent.into();
+    figures.damaged = damaged.len();
+    *lock(live) = figures;
+    Ok(())
+}
+
+fn entry(c: &Change) -> Entry {
+    Entry {
+        id: c.id.clone(),
+        kind: c.kind,
+        priority: c.priority,
+        due: c.due,
+    }
+}
+
+/// Everything the dispatcher runs jobs with.
+#[derive(Clone)]
+pub struct Workers {
+    /// The offramp side and the lines.
+    pub shared: Shared,
+    /// The onramp side.
+    pub onramp: Onramp,
+}
+
+/// The limits the dispatcher schedules within.
+pub fn limits(sh: &Shared) -> Limits {
+    Limits {
+        modems: status::sending_lines(&control::modems_now(&sh.board)),
+        relay_connections: sh.cfg.relay.max_connections.max(1),
+        local_workers: crate::scheduler::LOCAL_WORKERS,
+    }
+}
+
+fn apply(sched: &mut Scheduler, live: &Live, c: &Change) {
+    match c.state {
+        JobState::Queued => sched.upsert(entry(c)),
+        // The worker that started the attempt holds it; nothing to schedule.
+        JobState::Running => {}
+        JobState::Done | JobState::Failed => sched.remove(&c.id),
+    }
+    lock(live).apply(c);
+}
+
+/// Runs until shutdown; jobs in progress are finished (or, for paced loopback calls, hung
+/// up and requeued) before it returns.
+pub async fn run(
+    w: Workers,
+    mut sched: Scheduler,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    live: Live,
+    mut shutdown: Shutdown,
+) {
+    let mut workers: JoinSet<(JobId, Entry, bool)> = JoinSet::new();
+    let mut last_status = String::new();
+    loop {
+        if shutdown.is_stopping() {
+            break;
+        }
+        // Everything that happened since the last turn.
+        while let Ok(ev) = events.try_recv() {
+            handle(&w.shared.spool, &mut sched, &live, ev).await;
+        }
+        let now = crate::spool::now();
+        while let Some(d) = sched.next(now) {
+            let (w2, sd) = (w.clone(), shutdown.clone());
+            let (id, e) = (d.id.clone(), d.entry.clone());
+            workers.spawn(async move {
+                let ok = match (e.kind, d.resource) {
+                    (JobKind::FaxOut, Resource::Modem(line)) => {
+                        runner::fax_out(&w2.shared, &id, &line, sd).await
+                    }
+                    (JobKind::Message, _) => runner::split(&w2.shared, &id).await,
+                    (JobKind::FaxIn, _) => w2.onramp.fax_in(&id).await,
+                    (JobKind::MailOut, _) => w2.onramp.mail_out(&id).await,
+                    (k, r) => {
+                        error!(job = %id, "no worker for {k:?} on {r:?}");
+                        true
+                    }
+                };
+                (id, e, ok)
+            });
+        }
+
+        let line = status::summary(&control::modems_now(&w.shared.board), &lock(&live).counts());
+        if line != last_status {
+            w.shared.notifier.status(&line);
+            last_status = line;
+        }
+
+        let wait = match sched.poll_at() {
+            Some(t) => t.since(crate::spool::now()),
+            // Nothing waits on time: sleep until an event.
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            Some(ev) = events.recv() => handle(&w.shared.spool, &mut sched, &live, ev).await,
+            Some(res) = workers.join_next(), if !workers.is_empty() => {
+                finished(&mut sched, res);
+            }
+            _ = shutdown.stopped() => break,
+        }
+    }
+    if !workers.is_empty() {
+        info!("waiting for {} job(s) in progress", workers.len());
+    }
+    while let Some(res) = workers.join_next().await {
+        finished(&mut sched, res);
+    }
+}
+
+fn finished(sched: &mut Scheduler, res: Result<(JobId, Entry, bool), tokio::task::JoinError>) {
+    match res {
+        Ok((id, mut e, ok)) => {
+            sched.finished(&id);
+            if !ok {
+                // Our own trouble the record could not take: try again later.
+                e.due = crate::spool::now().plus(HOLD_AFTER_ERROR);
+                sched.upsert(e);
+            }
+        }
+        Err(e) => error!("job worker failed: {e}"),
+    }
+}
+
+async fn handle(spool: &Spool, sched: &mut Scheduler, live: &Live, ev: Event) {
+    match ev {
+        Event::Changed(c) => apply(sched, live, &c),
+        Event::Reread(id) => {
+            reread(spool, sched, live, id).await;
+            // The CLI moved a job in or out of queue/ behind the spool's back: the figures
+            // know the true count, which the high-water mark uses.
+            spool.set_queued(lock(live).queued());
+        }
+    }
+}
+
+async fn reread(spool: &Spool, sched: &mut Scheduler, live: &Live, id: JobId) {
+    let sp = spool.clone();
+    let id2 = id.clone();
+    match tokio::task::spawn_blocking(move || sp.get(&id2)).await {
+        Ok(Ok((_, rec))) => {
+            if sched.is_running(&rec.id) && rec.state == JobState::Running {
+                return;
+            }
+            apply(sched, live, &Change::of(&rec));
+        }
+        Ok(Err(crate::spool::SpoolError::NotFound(_))) => sched.remove(&id),
+        Ok(Err(e)) => warn!(job = %id, "cannot read the changed job: {e}"),
+        Err(e) => warn!(job = %id, "job read task: {e}"),
+    }
+}
