@@ -524,3 +524,112 @@ fn render_real_documents_fit_the_default_budget() {
     assert!(worst > 0);
     assert!(worst < DEFAULT_PAGE_WORK / 4, "{worst}");
 }
+
+/// A committed `Message` job holding `raw`, for one recipient.
+fn queued_message(
+    raw: &[u8],
+) -> (
+    tempfile::TempDir,
+    faxgate::spool::Spool,
+    faxgate::spool::JobId,
+) {
+    use faxgate::mail::address::{AddressForm, Number};
+    use faxgate::mail::dialplan::Destination;
+    use faxgate::offramp::jobs::{self, MessageData};
+    use faxgate::smtp::session::{ClientInfo, Envelope, Notify, Recipient, Ret};
+    use faxgate::spool::{JobKind, NewJob, Spool, SpoolOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
+    let n = "12125550123";
+    let envelope = Envelope {
+        mail_from: "alice@example.org".into(),
+        size: None,
+        body: None,
+        ret: Some(Ret::Hdrs),
+        envid: None,
+        mail_auth: None,
+        recipients: vec![Recipient {
+            address: format!("FAX=+{n}@fax.example.org"),
+            number: Number::Global(n.into()),
+            form: AddressForm::Rfc3192,
+            subaddress: None,
+            destination: Destination {
+                e164: format!("+{n}"),
+                dial: n.into(),
+                international: false,
+            },
+            notify: Some(vec![Notify::Failure]),
+            orcpt: None,
+        }],
+        postmaster: Vec::new(),
+        client: ClientInfo {
+            ip: "127.0.0.1".parse().unwrap(),
+            port: 1,
+            helo: "h".into(),
+            esmtp: true,
+        },
+        auth_user: None,
+        tls: None,
+    };
+    let mut inc = spool.begin(JobKind::Message).unwrap();
+    inc.write_file(jobs::MESSAGE_FILE, raw).unwrap();
+    let data = MessageData {
+        envelope,
+        file: jobs::MESSAGE_FILE.into(),
+        size: 0,
+        received: "2026-12-03T09:00:00Z".into(),
+    };
+    let id = inc
+        .commit(NewJob::new(serde_json::to_value(&data).unwrap()))
+        .unwrap()
+        .id;
+    (dir, spool, id)
+}
+
+#[test]
+fn render_split_refuses_the_bomb_with_a_report_and_keeps_a_cancelled_message() {
+    use faxgate::offramp::jobs::{self, JobsError, REPORT_CHILD, Split};
+    use faxgate::spool::Area;
+    let raw = message_with_pdf("plan.pdf", &segments_pdf(1, 1_000));
+    let mut cfg = Config::default();
+    cfg.offramp.render_work_limit = 100_000;
+
+    // Split as the daemon does: the bomb fails the message with one report naming the page.
+    let (_d, spool, id) = queued_message(&raw);
+    let cancel = Cancel::new();
+    let check = |raw: &[u8], o: &SenderOptions| {
+        let mut b = for_message(&cfg.offramp, &cancel);
+        document::page_count_within(raw, &cfg.offramp, o, &mut b)
+    };
+    let s = jobs::split_message(&spool, &id, &cfg, &check, faxgate::spool::now()).unwrap();
+    let Split::Failed { cause, report, .. } = s else {
+        panic!("{s:?}")
+    };
+    assert!(
+        matches!(cause, Cause::TooComplex { page: 1, .. }),
+        "{cause:?}"
+    );
+    let rid = report.expect("the sender is told");
+    assert_eq!(rid, id.child(REPORT_CHILD).unwrap());
+    let (_, rec) = spool.get(&rid).unwrap();
+    let data: jobs::MailOutJob = serde_json::from_value(rec.data).unwrap();
+    let mail = std::fs::read(spool.payload_path(&rid, &data.file).unwrap()).unwrap();
+    let mail = String::from_utf8_lossy(&mail);
+    assert!(mail.contains("too-complex"), "{mail}");
+    assert!(mail.contains("5.3.4"), "{mail}");
+    assert!(mail.contains("plan.pdf"), "{mail}");
+    assert_eq!(spool.get(&id).unwrap().0, Area::Failed);
+
+    // The same split cancelled (the gateway stopping): no report, the message stays queued.
+    let (_d2, spool2, id2) = queued_message(&raw);
+    let cancelled = Cancel::new();
+    cancelled.cancel();
+    let check = |raw: &[u8], o: &SenderOptions| {
+        let mut b = for_message(&cfg.offramp, &cancelled);
+        document::page_count_within(raw, &cfg.offramp, o, &mut b)
+    };
+    let e = jobs::split_message(&spool2, &id2, &cfg, &check, faxgate::spool::now()).unwrap_err();
+    assert!(matches!(e, JobsError::Interrupted(_)), "{e:?}");
+    assert_eq!(spool2.get(&id2).unwrap().0, Area::Queue);
+    assert!(spool2.get(&id2.child(REPORT_CHILD).unwrap()).is_err());
+}
