@@ -620,6 +620,10 @@ pub enum Paper {
     Letter,
 }
 
+/// Default `[offramp] render_time_limit`, seconds (README "Rendering budget" gives the
+/// measured figures behind it).
+pub const DEFAULT_RENDER_TIME_LIMIT_SECS: u64 = 120;
+
 /// `[offramp]`: email to fax.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -656,6 +660,14 @@ pub struct Offramp {
     /// (Times, Helvetica, Courier, Symbol, ZapfDingbats) without embedding it; a font missing
     /// there falls back to the substitute built into the PDF renderer. Empty: built-in only.
     pub pdf_font_dir: String,
+    /// Wall-clock time rendering one message may take (all its parts and pages; at split and
+    /// again at each attempt); past it the message fails with a report. `0s`: no limit.
+    #[serde(with = "humantime_serde")]
+    pub render_time_limit: Duration,
+    /// Work one page may take to render, in the renderer's machine-independent work units
+    /// (`image::render::budget::units`); a page past it fails the message with a report.
+    /// `0`: no limit.
+    pub render_work_limit: u64,
 }
 
 impl Default for Offramp {
@@ -675,6 +687,8 @@ impl Default for Offramp {
             delay_report_after: Duration::from_secs(30 * 60),
             cover_template: String::new(),
             pdf_font_dir: crate::image::render::pdf_fonts::DEFAULT_DIR.into(),
+            render_time_limit: Duration::from_secs(DEFAULT_RENDER_TIME_LIMIT_SECS),
+            render_work_limit: crate::image::render::budget::DEFAULT_PAGE_WORK,
         }
     }
 }

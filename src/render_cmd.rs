@@ -2,13 +2,13 @@
 //! TIFF-F fax file out (and PNG previews to look at).
 //!
 //! This shell reads the input files, reads the clock (for the header's date and time and for
-//! the per-page time budget) and writes the outputs; everything else happens in the pure
+//! the rendering time limit) and writes the outputs; everything else happens in the pure
 //! renderer.
 
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -19,6 +19,7 @@ use crate::image::render::{
 };
 use crate::image::tiff::{EncodedPage, Profile, TiffError, Writer};
 use crate::image::{Page, Resolution};
+use crate::offramp::budget::{Cancel, Deadline};
 
 /// Arguments of `faxgate render`.
 #[derive(clap::Args, Debug, Clone)]
@@ -57,9 +58,14 @@ pub struct RenderArgs {
     /// Pages per document at most.
     #[arg(long, default_value_t = 100)]
     pub max_pages: u32,
-    /// Give up when one page takes longer than this (e.g. `30s`).
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-    pub page_time: Duration,
+    /// Give up when rendering one input takes longer than this (e.g. `30s`; `0s`: no limit),
+    /// as `[offramp] render_time_limit` does for a message.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    pub time_limit: Duration,
+    /// Give up on a page that needs more work units than this (`0`: no limit), as
+    /// `[offramp] render_work_limit`.
+    #[arg(long, default_value_t = crate::image::render::budget::DEFAULT_PAGE_WORK)]
+    pub work_limit: u64,
     /// Also write one PNG per page into this directory (page-001.png, …) for a person to look
     /// at; fax pixels are not square, so the previews are stretched to square pixels.
     #[arg(long, value_name = "DIR")]
@@ -103,26 +109,6 @@ pub enum RenderCmdError {
         /// Why.
         err: String,
     },
-}
-
-/// Per-page wall-clock budget: the shell's half of [`render::Budget`].
-struct PageClock {
-    limit: Duration,
-    last: Instant,
-}
-
-impl render::Budget for PageClock {
-    fn before_page(&mut self, page: u32) -> Result<(), ErrorKind> {
-        // The previous page's time is known only now: a page is not interruptible (hayro
-        // renders a page in one call), so a slow page stops the part before the next one.
-        let now = Instant::now();
-        let spent = now.duration_since(self.last);
-        self.last = now;
-        if page > 1 && spent > self.limit {
-            return Err(ErrorKind::TimeBudget { page: page - 1 });
-        }
-        Ok(())
-    }
 }
 
 /// What `render` produced.
@@ -216,11 +202,10 @@ pub fn render(args: &RenderArgs) -> Result<Summary, RenderCmdError> {
                 kind: ErrorKind::Unsupported("not a PDF, TIFF, picture, text or HTML".into()),
             })
         })?;
-        let mut clock = PageClock {
-            limit: args.page_time,
-            last: Instant::now(),
-        };
-        let r = render::render_part(&name, &bytes, kind, &opts, &mut clock)?;
+        // The clock and the work limit: the shell's half of the renderer's budget (no cancel
+        // flag: an interrupted command simply ends).
+        let mut budget = Deadline::start(args.time_limit, &Cancel::new()).budget(args.work_limit);
+        let r = render::render_part(&name, &bytes, kind, &opts, &mut budget)?;
         notes.extend(r.notes.iter().map(|n| format!("{name}: {n}")));
         parts.push(r);
     }

@@ -197,6 +197,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         board: board.clone(),
         notifier: notifier.clone(),
         lines: Arc::new(lines),
+        render_cancel: Default::default(),
     };
     {
         let sh = shared.clone();
@@ -281,6 +282,8 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     info!("{why} received: stopping");
     notifier.stopping();
     let _ = stop_tx.send(true);
+    // Renderings in progress (blocking threads) do not watch `shutdown`: stop them too.
+    shared.render_cancel.cancel();
     let _ = smtp_task.await;
     let _ = runner_task.await;
     let _ = onramp_task.await;

@@ -28,6 +28,8 @@ use crate::daemon::{Notifier, Shutdown};
 use crate::fax::t30::SinkError;
 use crate::fax::t30::pages::{PagesSink, ReceivedPage};
 use crate::fax::t30::{self, Cause};
+use crate::offramp::budget as render_budget;
+use crate::offramp::causes::Cause as OfframpCause;
 use crate::offramp::document::{self, Stamp};
 use crate::offramp::jobs::{self, FaxOutJob, FaxResult, Reported, Split};
 use crate::onramp::receiving::{CallStart, Receiving};
@@ -55,6 +57,8 @@ pub struct Shared {
     pub notifier: Notifier,
     /// The real modems by name (the loopback line is not among them).
     pub lines: Arc<HashMap<String, Arc<ModemLine>>>,
+    /// Set at shutdown: renderings in progress stop (their jobs are done at the next start).
+    pub render_cancel: render_budget::Cancel,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
@@ -140,9 +144,11 @@ pub async fn split(sh: &Shared, id: &JobId) -> bool {
         None => return false,
     }
     let (spool, cfg, id2) = (sh.spool.clone(), sh.cfg.clone(), id.clone());
+    let sh_cancel = sh.render_cancel.clone();
     let res = blocking(move || {
         let check = |raw: &[u8], opts: &crate::offramp::options::SenderOptions| {
-            document::page_count(raw, &cfg.offramp, opts)
+            let mut budget = render_budget::for_message(&cfg.offramp, &sh_cancel);
+            document::page_count_within(raw, &cfg.offramp, opts, &mut budget)
         };
         jobs::split_message(&spool, &id2, &cfg, &check, crate::spool::now())
     })
@@ -166,6 +172,17 @@ pub async fn split(sh: &Shared, id: &JobId) -> bool {
         Some(Ok(Split::Failed { cause, report, .. })) => {
             info!(job = %id, report = ?report.map(|r| r.to_string()), "message cannot be faxed: {}", cause.words());
             true
+        }
+        Some(Err(jobs::JobsError::Interrupted(_))) => {
+            // Rendering cancelled at shutdown: the attempt is closed as ours, so the next start
+            // splits the message again instead of taking it for one that crashed the gateway.
+            end_local_attempt(
+                sh,
+                id,
+                "rendering cancelled: the gateway is stopping".into(),
+            )
+            .await;
+            false
         }
         Some(Err(jobs::JobsError::Spool(e))) if !matches!(e, SpoolError::NotFound(_)) => {
             warn!(job = %id, "message split: {e}; trying again later");
@@ -365,19 +382,22 @@ async fn attempt(
         station,
         recipient: job.e164.clone(),
     };
-    let (cfg2, opts) = (cfg.clone(), job.options.clone());
+    let (cfg2, opts, cancel) = (cfg.clone(), job.options.clone(), sh.render_cancel.clone());
     let built = blocking(move || {
         document::build(
             &raw,
             &cfg2.offramp,
             &opts,
             &stamp,
-            &mut crate::image::render::Unlimited,
+            &mut render_budget::for_message(&cfg2.offramp, &cancel),
         )
     })
     .await;
     let pages = match built {
         Some(Ok(d)) => d.pages,
+        Some(Err(OfframpCause::Interrupted)) => {
+            return local(CauseClass::Interrupted, OfframpCause::Interrupted.words());
+        }
         Some(Err(cause)) => return local(CauseClass::Fatal, cause.words()),
         None => return local(CauseClass::LocalTemporary, "rendering failed".into()),
     };

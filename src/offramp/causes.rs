@@ -32,6 +32,28 @@ pub enum Cause {
         /// What is wrong, in words.
         detail: String,
     },
+    /// A page too complex to render within `offramp.render_work_limit` (drawing it would take
+    /// more work than one page may).
+    TooComplex {
+        /// The part.
+        part: String,
+        /// The page of that part (1-based).
+        page: u32,
+        /// Work units one page may take.
+        limit: u64,
+    },
+    /// Rendering the message took longer than `offramp.render_time_limit`.
+    RenderTimeout {
+        /// The part being rendered when time ran out.
+        part: String,
+        /// The page of that part (1-based).
+        page: u32,
+        /// The limit, in seconds.
+        seconds: u64,
+    },
+    /// The gateway stopped while rendering the message. Not an outcome for the sender: the
+    /// message is rendered again at the next start (never put in a report).
+    Interrupted,
     /// The document has more pages than `offramp.max_pages`.
     TooManyPages {
         /// Pages the document has.
@@ -127,7 +149,10 @@ impl Cause {
             Cause::NothingToFax => (6, 0),
             Cause::UnsupportedAttachment { .. } => (6, 1),
             Cause::DamagedAttachment { .. } => (6, 5),
-            Cause::TooManyPages { .. } => (3, 4),
+            Cause::TooManyPages { .. } | Cause::TooComplex { .. } | Cause::RenderTimeout { .. } => {
+                (3, 4)
+            }
+            Cause::Interrupted => (3, 0),
             Cause::Blocked { .. } => (7, 1),
             Cause::Busy { .. } | Cause::NoAnswer { .. } => (4, 1),
             Cause::NotAFax => (1, 1),
@@ -159,6 +184,9 @@ impl Cause {
             Cause::UnsupportedAttachment { .. } => "unsupported-attachment",
             Cause::DamagedAttachment { .. } => "bad-attachment",
             Cause::TooManyPages { .. } => "too-many-pages",
+            Cause::TooComplex { .. } => "too-complex",
+            Cause::RenderTimeout { .. } => "render-timeout",
+            Cause::Interrupted => "interrupted",
             Cause::Blocked { .. } => "blocked",
             Cause::Busy { .. } => "busy",
             Cause::NoAnswer { .. } => "no-answer",
@@ -198,6 +226,23 @@ impl Cause {
             }
             Cause::TooManyPages { pages, max } => {
                 format!("The document has {pages} pages; this gateway sends at most {max}.")
+            }
+            Cause::TooComplex { part, page, limit } => format!(
+                "Page {page} of {part} is too complex to render: it needs more than the {limit} \
+                 work units this gateway allows for a page; the fax was not sent. Simplify the \
+                 page (for example print it to PDF as an image) and send it again."
+            ),
+            Cause::RenderTimeout {
+                part,
+                page,
+                seconds,
+            } => format!(
+                "Page {page} of {part} needs more than {seconds} s to render (the time this \
+                 gateway allows for a message); the fax was not sent. Send simpler pages, or \
+                 fewer of them at a time."
+            ),
+            Cause::Interrupted => {
+                "The fax gateway stopped while preparing the fax; it prepares it again when it starts.".into()
             }
             Cause::Blocked { number, reason } => {
                 format!(
@@ -269,6 +314,24 @@ mod tests {
                 "5.4.2",
             ),
             (Cause::Expired { tries: 9 }, Action::Failed, "5.4.7"),
+            (
+                Cause::TooComplex {
+                    part: "part 2".into(),
+                    page: 1,
+                    limit: 8,
+                },
+                Action::Failed,
+                "5.3.4",
+            ),
+            (
+                Cause::RenderTimeout {
+                    part: "part 2".into(),
+                    page: 3,
+                    seconds: 120,
+                },
+                Action::Failed,
+                "5.3.4",
+            ),
         ];
         for (c, a, want) in table {
             assert_eq!(c.status(*a), *want, "{c:?}");
@@ -296,6 +359,36 @@ mod tests {
         };
         assert!(u.words().starts_with("Attachment type not supported"));
         assert!(u.words().contains("a.docx"));
+    }
+
+    #[test]
+    fn render_budget_words_name_the_page_the_part_and_the_limit() {
+        let t = Cause::RenderTimeout {
+            part: "part 2 \"doc.pdf\" (application/pdf)".into(),
+            page: 1,
+            seconds: 60,
+        };
+        assert!(
+            t.words().starts_with(
+                "Page 1 of part 2 \"doc.pdf\" (application/pdf) needs more than 60 s to render"
+            ),
+            "{}",
+            t.words()
+        );
+        assert!(t.words().contains("the fax was not sent"));
+        let c = Cause::TooComplex {
+            part: "part 3 \"map.pdf\"".into(),
+            page: 7,
+            limit: 8_000_000,
+        };
+        assert!(
+            c.words()
+                .starts_with("Page 7 of part 3 \"map.pdf\" is too complex to render")
+        );
+        assert!(c.words().contains("8000000 work units"));
+        assert_eq!(c.keyword(), "too-complex");
+        let j = serde_json::to_value(&c).unwrap();
+        assert_eq!(serde_json::from_value::<Cause>(j).unwrap(), c);
     }
 
     #[test]

@@ -10,7 +10,6 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::image::codec::Coding;
-use crate::image::render;
 use crate::image::tiff::{Profile, Writer};
 
 use super::document::{self, Stamp};
@@ -76,7 +75,9 @@ pub fn run(args: &CheckArgs, cfg: &Config) -> ExitCode {
         station: cfg.gateway.hostname.clone(),
         recipient: "(recipient)".into(),
     };
-    let doc = match document::build(&raw, &cfg.offramp, &opts, &stamp, &mut render::Unlimited) {
+    // The daemon's limits, so that the check says what the gateway would do.
+    let mut budget = super::budget::for_message(&cfg.offramp, &super::budget::Cancel::new());
+    let doc = match document::build(&raw, &cfg.offramp, &opts, &stamp, &mut budget) {
         Ok(d) => d,
         Err(cause) => {
             println!("FAIL  {}", cause.words());

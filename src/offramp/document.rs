@@ -68,7 +68,8 @@ pub fn mime_cause(e: &MimeError) -> Cause {
     }
 }
 
-fn render_cause(part: &str, kind: &ErrorKind, max: u32) -> Cause {
+fn render_cause(part: &str, kind: &ErrorKind, cfg: &config::Offramp) -> Cause {
+    let max = cfg.max_pages;
     match kind {
         ErrorKind::TooManyPages { limit } => Cause::TooManyPages {
             pages: limit.saturating_add(1),
@@ -78,6 +79,17 @@ fn render_cause(part: &str, kind: &ErrorKind, max: u32) -> Cause {
             pages: u32::try_from(*pages).unwrap_or(u32::MAX),
             max: *limit,
         },
+        ErrorKind::WorkBudget { page, limit } => Cause::TooComplex {
+            part: part.to_string(),
+            page: *page,
+            limit: *limit,
+        },
+        ErrorKind::TimeBudget { page } => Cause::RenderTimeout {
+            part: part.to_string(),
+            page: *page,
+            seconds: cfg.render_time_limit.as_secs(),
+        },
+        ErrorKind::Cancelled { .. } => Cause::Interrupted,
         other => Cause::DamagedAttachment {
             part: part.to_string(),
             detail: other.to_string(),
@@ -104,8 +116,9 @@ fn render_tiff(
     bytes: &[u8],
     ropts: &render::Options,
     budget: &mut dyn Budget,
-    max_pages: u32,
+    cfg: &config::Offramp,
 ) -> Result<render::Rendered, Cause> {
+    let max_pages = cfg.max_pages;
     use crate::image::tiff::{self, TiffError};
     let limits = tiff::Limits {
         max_pages: ropts.limits.max_pages,
@@ -116,7 +129,7 @@ fn render_tiff(
             for n in 1..=pages.len() {
                 budget
                     .before_page(u32::try_from(n).unwrap_or(u32::MAX))
-                    .map_err(|k| render_cause(label, &k, max_pages))?;
+                    .map_err(|k| render_cause(label, &k, cfg))?;
             }
             return Ok(render::Rendered {
                 pages,
@@ -140,7 +153,7 @@ fn render_tiff(
                 part: label.to_string(),
                 detail: format!("cannot be read: {fe}"),
             },
-            None => render_cause(&e.part, &e.kind, max_pages),
+            None => render_cause(&e.part, &e.kind, cfg),
         }
     })
 }
@@ -155,8 +168,11 @@ pub fn render_options(cfg: &config::Offramp, opts: &SenderOptions) -> render::Op
     o
 }
 
-/// Build the fax of a raw message. `budget` bounds the rendering time per page (the caller
-/// measures time; [`render::Unlimited`] for none).
+/// Build the fax of a raw message. `budget` bounds the rendering work per page and the time
+/// (the caller measures time: [`super::budget::for_message`]; [`render::Unlimited`] for none).
+/// A page past the budget fails the message with [`Cause::TooComplex`] or
+/// [`Cause::RenderTimeout`]; a cancelled budget gives [`Cause::Interrupted`] (not the sender's
+/// fault: the caller keeps the message).
 pub fn build(
     raw: &[u8],
     cfg: &config::Offramp,
@@ -221,9 +237,9 @@ pub fn build(
     let mut parts = Vec::with_capacity(chosen.len());
     for (label, name, kind, bytes) in &chosen {
         let r = match kind {
-            render::Kind::Tiff => render_tiff(label, bytes, &ropts, budget, cfg.max_pages)?,
+            render::Kind::Tiff => render_tiff(label, bytes, &ropts, budget, cfg)?,
             _ => render::render_part(label, bytes, *kind, &ropts, budget)
-                .map_err(|e| render_cause(&e.part, &e.kind, cfg.max_pages))?,
+                .map_err(|e| render_cause(&e.part, &e.kind, cfg))?,
         };
         notes.extend(r.notes.iter().map(|n| format!("{label}: {n}")));
         rendered.push(r);
@@ -265,7 +281,7 @@ pub fn build(
         header_tpl.as_ref().map(|t| (t, &fields)),
         &ropts,
     )
-    .map_err(|e| render_cause(&e.part, &e.kind, cfg.max_pages))?;
+    .map_err(|e| render_cause(&e.part, &e.kind, cfg))?;
     Ok(Document {
         pages,
         notes,
@@ -275,8 +291,21 @@ pub fn build(
 }
 
 /// The page count of a message's fax, or the cause for the sender: the check
-/// [`super::jobs::split_message`] runs before any fax job exists.
+/// [`super::jobs::split_message`] runs before any fax job exists, within the `[offramp]`
+/// rendering limits ([`super::budget::for_message`], not cancellable; see
+/// [`page_count_within`]).
 pub fn page_count(raw: &[u8], cfg: &config::Offramp, opts: &SenderOptions) -> Result<u32, Cause> {
-    build(raw, cfg, opts, &Stamp::default(), &mut render::Unlimited)
+    let mut budget = super::budget::for_message(cfg, &super::budget::Cancel::new());
+    page_count_within(raw, cfg, opts, &mut budget)
+}
+
+/// [`page_count`] within `budget`.
+pub fn page_count_within(
+    raw: &[u8],
+    cfg: &config::Offramp,
+    opts: &SenderOptions,
+    budget: &mut dyn Budget,
+) -> Result<u32, Cause> {
+    build(raw, cfg, opts, &Stamp::default(), budget)
         .map(|d| u32::try_from(d.pages.len()).unwrap_or(u32::MAX))
 }

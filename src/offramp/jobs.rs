@@ -158,6 +158,10 @@ pub enum JobsError {
         "job {0}: mail loop: postmaster mail already passed this gateway; gateway.admin must not lead back here"
     )]
     MailLoop(JobId),
+    /// Rendering was cancelled (the gateway is stopping): the message stays queued and is split
+    /// at the next start.
+    #[error("job {0}: rendering cancelled; the message is split at the next start")]
+    Interrupted(JobId),
     /// `message.eml` could not be read.
     #[error("message file of job {id}: {source}")]
     Read {
@@ -528,6 +532,7 @@ pub fn split_message(
         check(&raw, &options)
     };
     match checked {
+        Err(Cause::Interrupted) => Err(JobsError::Interrupted(id.clone())),
         Ok(pages) => {
             let mut jobs = Vec::new();
             for job in fax_jobs(id, &data.envelope, &options, pages) {

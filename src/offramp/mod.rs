@@ -9,6 +9,7 @@
 //! | [`mime_guard`] | PURE: parts, nesting and header fields counted on the raw octets before mail-parser builds anything |
 //! | [`options`] | PURE: what a sender may ask for (resolution) in the subject or a header |
 //! | [`causes`] | PURE: outcomes in plain words, with RFC 3463 status and the `X-Fax` diagnostic |
+//! | [`budget`] | the rendering budget's clock and cancel flag (I/O half of `image::render::budget`) |
 //! | [`document`] | PURE: cover page, body text per `offramp.body_text`, attachments in order → pages; a part that fails names itself |
 //! | [`cli`] | `faxgate offramp-check FILE.eml [--out FAX.tif]`: what would be faxed (I/O shell) |
 //! | [`jobs`] | a `Message` job → one `FaxOut` job per recipient → ONE report (`MailOut`) when all are final |
@@ -17,6 +18,7 @@
 //! RFC 3965 §3 governs the whole: a part that cannot be processed fails the message and the
 //! sender is told, never silently.
 
+pub mod budget;
 pub mod causes;
 pub mod cli;
 pub mod document;

@@ -9,8 +9,12 @@ mod common;
 #[path = "../onramp_common/mod.rs"]
 mod onramp_common;
 
+#[path = "../corpus/mod.rs"]
+mod corpus;
+
 mod crashloop;
 mod dialplan;
 mod flood;
 mod mime;
+mod render;
 mod smtp;

@@ -152,7 +152,11 @@ pub fn read_pages(files: &[std::path::PathBuf]) -> Result<Vec<crate::image::Page
             &bytes,
             kind,
             &render::Options::default(),
-            &mut render::Unlimited,
+            // The offramp's default limits: a test call is no reason to render forever.
+            &mut crate::offramp::budget::for_message(
+                &crate::config::Offramp::default(),
+                &crate::offramp::budget::Cancel::new(),
+            ),
         )
         .map_err(|e| CallError::Input {
             path: f.clone(),

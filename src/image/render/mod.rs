@@ -3,8 +3,8 @@
 //! page.
 //!
 //! PURE: bytes in, pages out. No file, socket or clock: the header's date and time are passed
-//! in as [`header::Fields::when`], and the per-page time budget is a [`Budget`] the caller
-//! implements (it measures time; this module only asks it before each page).
+//! in as [`header::Fields::when`], and the time budget is a [`Budget`] the caller implements
+//! (it measures time; this module counts work and asks it as it goes, see [`budget`]).
 //!
 //! Geometry (T.4 §2.2): every page is 1728 pixels wide at 204 dpi, standard (98 lpi), fine
 //! (196 lpi) or superfine (391 lpi), A4 or Letter length or as long as the content
@@ -16,6 +16,7 @@
 //! ([`RenderError`]).
 
 pub mod bilevel;
+pub mod budget;
 pub mod cover;
 pub mod faxdev;
 pub mod font;
@@ -33,6 +34,7 @@ use thiserror::Error;
 use crate::image::{Page, PageError, Resolution};
 
 pub use bilevel::Bilevel;
+pub use budget::{Budget, Meter, Unlimited};
 pub use geometry::{Layout, Paper, SCAN_LINE};
 pub use header::{Fields, Template};
 pub use pdf_fonts::PdfFonts;
@@ -74,10 +76,25 @@ pub enum ErrorKind {
         /// Rows allowed.
         limit: u32,
     },
-    /// The caller's time budget ran out before this page.
-    #[error("time budget exhausted at page {page}")]
+    /// The caller's time budget ran out while this page was rendered (or before it).
+    #[error("rendering took longer than the time allowed (stopped at page {page})")]
     TimeBudget {
-        /// Page (1-based) that was about to be rendered.
+        /// Page (1-based) being rendered.
+        page: u32,
+    },
+    /// The page needs more work than one page may take ([`budget::Budget::page_work`]).
+    #[error("page {page} is too complex to render (more than {limit} work units)")]
+    WorkBudget {
+        /// Page (1-based).
+        page: u32,
+        /// Units one page may take.
+        limit: u64,
+    },
+    /// The caller cancelled rendering (the gateway is stopping): nothing is wrong with the
+    /// document.
+    #[error("rendering was cancelled at page {page}")]
+    Cancelled {
+        /// Page (1-based) being rendered.
         page: u32,
     },
     /// The PDF does not end with `%%EOF`: cut short in transit.
@@ -192,34 +209,6 @@ impl Limits {
     fn new_page(&self, layout: &Layout, rows: u32) -> Result<Page, ErrorKind> {
         self.check_page(rows)?;
         Ok(Page::new(SCAN_LINE, rows.max(1), layout.res)?)
-    }
-}
-
-/// The caller's per-page time budget. This module never reads the clock: it calls
-/// [`Budget::before_page`] before rendering each page of a document, and the caller, who
-/// measures how long the previous page took (or how long the whole part has run), answers.
-pub trait Budget {
-    /// `Err(ErrorKind::TimeBudget { page })` to stop before page `page` (1-based).
-    fn before_page(&mut self, page: u32) -> Result<(), ErrorKind>;
-}
-
-/// No time limit.
-pub struct Unlimited;
-
-impl Budget for Unlimited {
-    fn before_page(&mut self, _page: u32) -> Result<(), ErrorKind> {
-        Ok(())
-    }
-}
-
-impl<F: FnMut(u32) -> bool> Budget for F {
-    /// A closure answering "may page `n` be rendered?".
-    fn before_page(&mut self, page: u32) -> Result<(), ErrorKind> {
-        if self(page) {
-            Ok(())
-        } else {
-            Err(ErrorKind::TimeBudget { page })
-        }
     }
 }
 
@@ -389,21 +378,27 @@ fn render_kind(
             }
         }
         Kind::Image => {
-            budget.before_page(1)?;
+            let mut meter = Meter::new(&*budget, 1);
+            meter.next_page(1)?;
             let s = raster::decode_image(bytes, limits)?;
+            // Decoded already (its size was checked against the limits first); placing it is
+            // the rest of the page's work.
+            raster::charge_source(&mut meter, &s.gray)?;
             Rendered {
                 pages: vec![raster::place(&s, &layout, opts.bilevel, limits)?],
                 notes: Vec::new(),
             }
         }
         Kind::Text => {
-            budget.before_page(1)?;
-            text_result(text::render(bytes, &layout, limits)?)
+            let mut meter = Meter::new(&*budget, 1);
+            meter.next_page(1)?;
+            text_result(text::render(bytes, &layout, limits, &mut meter)?)
         }
         Kind::Html => {
-            budget.before_page(1)?;
+            let mut meter = Meter::new(&*budget, 1);
+            meter.next_page(1)?;
             let t = html::to_text(&String::from_utf8_lossy(bytes));
-            text_result(text::render_str(&t, &layout, limits)?)
+            text_result(text::render_str(&t, &layout, limits, &mut meter)?)
         }
     };
     if out.pages.is_empty() {

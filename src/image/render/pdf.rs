@@ -30,6 +30,7 @@ use hayro::{RenderCache, RenderSettings};
 use crate::image::Page;
 
 use super::bilevel::{self, Bilevel};
+use super::budget::{Meter, units};
 use super::faxdev;
 use super::font::{Pen, pt_to_px};
 use super::geometry::{Layout, SCAN_LINE, fit_physical};
@@ -266,9 +267,11 @@ impl<'a> Worker<'a> {
 ///
 /// Pages are rendered on up to [`std::thread::available_parallelism`] threads (each with its
 /// own caches and page buffer; images are decoded and drawn one at a time across them, see
-/// [`faxdev::ImageSlot`]) and come back in document order. `budget` is asked before each page is handed
-/// to a thread, in page order, so an exhausted budget stops the document at the same page
-/// boundary as a one-thread loop would (pages already under way finish first).
+/// [`faxdev::ImageSlot`]) and come back in document order. `budget` is asked before each page
+/// is handed to a thread, in page order, so an exhausted budget stops the document at the same
+/// page boundary as a one-thread loop would; inside a page, each thread meters its page's work
+/// against the budget's page limit and asks the budget as it goes ([`super::budget`]), so a page
+/// under way stops too.
 pub fn render(
     bytes: &[u8],
     layout: &Layout,
@@ -281,6 +284,7 @@ pub fn render(
     let pages = pdf.pages();
     let n = pages.len();
     check_count(n, limits)?;
+    let budget: &dyn Budget = &*budget;
 
     let workers = std::thread::available_parallelism()
         .map_or(1, |p| p.get())
@@ -306,8 +310,17 @@ pub fn render(
                         Err(_) => break,
                     };
                     let Ok(i) = job else { break };
-                    let r = render_one(&pages[i], i as u32 + 1, layout, mode, limits, &mut worker)
-                        .map(Finished::from);
+                    let mut meter = Meter::new(budget, i as u32 + 1);
+                    let r = render_one(
+                        &pages[i],
+                        i as u32 + 1,
+                        layout,
+                        mode,
+                        limits,
+                        &mut worker,
+                        &mut meter,
+                    )
+                    .map(Finished::from);
                     if res_tx.send((i, r)).is_err() {
                         break;
                     }
@@ -363,7 +376,11 @@ pub fn render(
 }
 
 /// Renders page `no` (1-based): the fast device first, hayro's general renderer when the page
-/// uses something the fast device does not draw.
+/// uses something the fast device does not draw. `meter` counts the page's work: the fast
+/// device charges as it draws and stops when refused; hayro's renderer cannot be interrupted,
+/// so it is charged beforehand what the fast device saw on the page (its estimate) and the
+/// budget is asked again when it returns.
+#[allow(clippy::too_many_arguments)]
 fn render_one<'a>(
     page: &'a HayroPage<'a>,
     no: u32,
@@ -371,6 +388,7 @@ fn render_one<'a>(
     mode: Bilevel,
     limits: &Limits,
     w: &mut Worker<'a>,
+    meter: &mut Meter<'_>,
 ) -> Result<PageOut, ErrorKind> {
     if let Ok(mut v) = w.warnings.lock() {
         v.clear();
@@ -402,6 +420,8 @@ fn render_one<'a>(
         Affine::new([kx, 0.0, 0.0, ky, x_off, 0.0])
     };
     let transform = place * page.initial_transform(true).to_kurbo();
+    // Wiping, thresholding (and perhaps dithering) the page buffer.
+    meter.charge(units::pixels(u64::from(SCAN_LINE) * u64::from(height)))?;
 
     let fast = std::panic::catch_unwind(AssertUnwindSafe(|| {
         faxdev::render_page(
@@ -411,12 +431,16 @@ fn render_one<'a>(
             &w.cache,
             &w.settings,
             &mut w.reuse,
+            meter,
         )
     }))
     .map_err(|_| ErrorKind::RendererFaultOnPage { page: no })?;
     let mut fax = match fast {
         faxdev::Outcome::Drawn => gray_to_bilevel(w.reuse.canvas(), mode, layout)?,
-        faxdev::Outcome::Unsupported(_) => {
+        faxdev::Outcome::Stopped(e) => return Err(e),
+        faxdev::Outcome::Unsupported { work, .. } => {
+            meter.charge(work)?;
+            meter.check()?;
             if let Ok(mut v) = w.warnings.lock() {
                 v.clear();
             }
@@ -454,6 +478,8 @@ fn render_one<'a>(
             if drawn.is_err() {
                 return Err(ErrorKind::RendererFaultOnPage { page: no });
             }
+            // The time it took is known only now.
+            meter.check()?;
             to_bilevel(&g.pixmap, mode, layout)?
         }
     };
@@ -786,7 +812,15 @@ mod tests {
             .iter()
             .map(|p| {
                 matches!(
-                    faxdev::render_page(p, t, (1300, 1600), &w.cache, &w.settings, &mut w.reuse),
+                    faxdev::render_page(
+                        p,
+                        t,
+                        (1300, 1600),
+                        &w.cache,
+                        &w.settings,
+                        &mut w.reuse,
+                        &mut Meter::unlimited(),
+                    ),
                     faxdev::Outcome::Drawn
                 )
             })
@@ -884,6 +918,7 @@ mod tests {
                 &w.cache,
                 &w.settings,
                 &mut w.reuse,
+                &mut Meter::unlimited(),
             );
             assert!(matches!(out, faxdev::Outcome::Drawn));
             (w.reuse.canvas().gray.clone(), w.reuse.images().luma_bytes())
@@ -920,6 +955,7 @@ mod tests {
             &w.cache,
             &w.settings,
             &mut w.reuse,
+            &mut Meter::unlimited(),
         );
         assert!(matches!(drawn, faxdev::Outcome::Drawn));
         assert_eq!(w.reuse.canvas().gray.at(300, 400), 128);
@@ -955,11 +991,7 @@ mod tests {
         .unwrap();
         let tops: Vec<u32> = r.pages.iter().map(|p| black_rows(p)[0]).collect();
         assert!(tops.windows(2).all(|w| w[1] > w[0] + 50), "{tops:?}");
-        let mut asked = Vec::new();
-        let mut budget = |page: u32| {
-            asked.push(page);
-            page < 5
-        };
+        let mut budget = crate::image::render::budget::Recording::new(5, u64::MAX);
         let e = render(
             &pdf,
             &layout(),
@@ -971,7 +1003,60 @@ mod tests {
         .err()
         .unwrap();
         assert_eq!(e, ErrorKind::TimeBudget { page: 5 });
-        assert_eq!(asked, vec![1, 2, 3, 4, 5]);
+        assert_eq!(budget.asked(), vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn operators_are_counted_through_forms_once_per_use() {
+        // Page: "/F Do" three times and a rectangle; the form: 4 operators.
+        let objs = vec![
+            b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+               /Resources << /XObject << /F 5 0 R >> >> >>"
+                .to_vec(),
+            b"<< /Length 29 >>\nstream\n/F Do /F Do /F Do 0 0 9 9 re f\nendstream".to_vec(),
+            b"<< /Type /XObject /Subtype /Form /BBox [0 0 9 9] /Resources << >> /Length 22 >>\n\
+               stream\n0 g 1 1 5 5 re f n q Q\nendstream"
+                .to_vec(),
+        ];
+        let pdf = write_pdf(&objs);
+        let doc = open(&pdf).unwrap();
+        let page = &doc.pages()[0];
+        // 3 Do + re + f on the page, 6 operators (g re f n q Q) in each of 3 uses.
+        assert_eq!(faxdev::operator_count(page, u64::MAX), 5 + 3 * 6);
+        // The count stops once it reaches its cap (answering at least the cap).
+        let capped = faxdev::operator_count(page, 4);
+        assert!((4..5 + 3 * 6).contains(&capped), "{capped}");
+    }
+
+    #[test]
+    fn a_page_for_hayro_is_charged_its_estimate_before_hayro_runs() {
+        // A blend mode sends the page to hayro; its path has 5000 segments.
+        let mut path = String::from("/Mul gs 0 G 0.1 w 10 10 m ");
+        for i in 0..5000 {
+            path.push_str(&format!("{} {} l ", 10 + i % 500, 10 + (i * 7) % 700));
+        }
+        path.push('S');
+        let pdf = tiny_pdf(&[path]);
+        let run = |limit: u64| {
+            render(
+                &pdf,
+                &layout(),
+                Bilevel::Auto,
+                &Limits::default(),
+                &PdfFonts::default(),
+                &mut crate::image::render::budget::Limited::work(limit),
+            )
+        };
+        // The estimate (5000 × GENERAL_SEGMENT) alone is past this limit: refused with no
+        // drawing by hayro (which could not be stopped).
+        let limit = 5000 * units::GENERAL_SEGMENT;
+        assert_eq!(
+            run(limit).err(),
+            Some(ErrorKind::WorkBudget { page: 1, limit })
+        );
+        assert!(run(4 * limit).is_ok());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::io::Cursor;
 use crate::image::Page;
 
 use super::bilevel::{self, Bilevel};
+use super::budget::{Meter, units};
 use super::geometry::{Layout, SCAN_LINE, fit_physical, fit_pixels};
 use super::gray::Gray;
 use super::{Budget, ErrorKind, Limits};
@@ -63,6 +64,13 @@ pub fn decode_image(bytes: &[u8], limits: &Limits) -> Result<Source, ErrorKind> 
     })
 }
 
+/// Charges the work of a decoded picture: its pixels decoded, and as many again resampled and
+/// made bilevel (at most a fax page's worth more, which [`Limits::max_page_rows`] bounds).
+pub fn charge_source(meter: &mut Meter<'_>, gray: &Gray) -> Result<(), ErrorKind> {
+    let px = u64::from(gray.width) * u64::from(gray.height);
+    meter.charge(units::pixels(px.saturating_mul(2)))
+}
+
 /// ITU-R BT.601 luma.
 fn luma(r: u8, g: u8, b: u8) -> u8 {
     ((u32::from(r) * 77 + u32::from(g) * 150 + u32::from(b) * 29) >> 8) as u8
@@ -104,9 +112,10 @@ pub fn tiff_pages(
         Err(e) => return Err(fax_err(e)),
     };
     let mut out = Vec::new();
+    let mut meter = Meter::new(&*budget, 1);
     loop {
         let no = out.len() as u32 + 1;
-        budget.before_page(no)?;
+        meter.next_page(no)?;
         match reader.next_page() {
             Ok(Some(page)) => {
                 if no > limits.max_pages {
@@ -114,11 +123,14 @@ pub fn tiff_pages(
                         limit: limits.max_pages,
                     });
                 }
+                let px = u64::from(page.width()) * u64::from(page.height());
+                meter.charge(units::pixels(px))?;
                 out.push(place_bilevel(page, layout, limits)?);
             }
             Ok(None) => break,
             // Gray or colour: the general decoder takes the whole file.
             Err(TiffError::NotBilevel { .. }) => {
+                drop(meter);
                 return decode_tiff(bytes, limits, budget)?
                     .iter()
                     .map(|s| place(s, layout, mode, limits))
@@ -180,6 +192,7 @@ pub fn decode_tiff(
         .map_err(bad)?
         .with_limits(tl);
     let mut out = Vec::new();
+    let mut meter = Meter::new(&*budget, 1);
     loop {
         let no = out.len() as u32 + 1;
         if no > limits.max_pages {
@@ -187,9 +200,13 @@ pub fn decode_tiff(
                 limit: limits.max_pages,
             });
         }
-        budget.before_page(no)?;
+        meter.next_page(no)?;
         let (w, h) = dec.dimensions().map_err(bad)?;
         limits.check_source(w, h)?;
+        // Charged before decoding: the size is known from the header.
+        meter.charge(units::pixels(
+            (u64::from(w) * u64::from(h)).saturating_mul(2),
+        ))?;
         let color = dec.colortype().map_err(bad)?;
         // TIFF 6.0 §"PhotometricInterpretation": 0 = WhiteIsZero, 1 = BlackIsZero. The tiff
         // crate hands samples back as stored, so WhiteIsZero is inverted here.

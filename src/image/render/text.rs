@@ -7,6 +7,7 @@
 
 use crate::image::Page;
 
+use super::budget::{Meter, units};
 use super::font::{Pen, pt_to_px};
 use super::geometry::Layout;
 use super::{ErrorKind, Limits};
@@ -227,16 +228,21 @@ pub fn layout_text(
     Ok(pages)
 }
 
-/// Draws laid-out text pages.
+/// Draws laid-out text pages, charging `meter` a unit per glyph (page 1 is the meter's current
+/// page; it moves on at each page after).
 pub fn draw_pages(
     pages: &TextPages,
     layout: &Layout,
     grid: &Grid,
     limits: &Limits,
+    meter: &mut Meter<'_>,
 ) -> Result<(Vec<Page>, u64), ErrorKind> {
     let mut pen = Pen::new(grid.px, layout.aspect());
     let mut out = Vec::with_capacity(pages.len());
-    for lines in pages {
+    for (n, lines) in pages.iter().enumerate() {
+        if n > 0 {
+            meter.next_page(n as u32 + 1)?;
+        }
         let rows = match layout.page_rows() {
             Some(r) => r,
             None => {
@@ -253,6 +259,7 @@ pub fn draw_pages(
             let baseline = grid.baseline(i as u32);
             for cell in line {
                 if cell.ch != ' ' {
+                    meter.charge(units::GLYPH)?;
                     pen.draw(&mut page, cell.ch, grid.x(cell.col), baseline);
                 }
             }
@@ -263,9 +270,14 @@ pub fn draw_pages(
 }
 
 /// text/plain bytes to pages: invalid UTF-8 becomes U+FFFD (drawn as `?` if need be).
-pub fn render(bytes: &[u8], layout: &Layout, limits: &Limits) -> Result<Rendered, ErrorKind> {
+pub fn render(
+    bytes: &[u8],
+    layout: &Layout,
+    limits: &Limits,
+    meter: &mut Meter<'_>,
+) -> Result<Rendered, ErrorKind> {
     let text = String::from_utf8_lossy(bytes);
-    render_str(&text, layout, limits)
+    render_str(&text, layout, limits, meter)
 }
 
 /// Text rendering result: pages plus how many characters the font lacked.
@@ -277,10 +289,15 @@ pub struct Rendered {
 }
 
 /// A string to pages.
-pub fn render_str(text: &str, layout: &Layout, limits: &Limits) -> Result<Rendered, ErrorKind> {
+pub fn render_str(
+    text: &str,
+    layout: &Layout,
+    limits: &Limits,
+    meter: &mut Meter<'_>,
+) -> Result<Rendered, ErrorKind> {
     let grid = Grid::new(layout);
     let pages = layout_text(text, grid.columns, grid.lines_per_page, limits.max_pages)?;
-    let (pages, missing_glyphs) = draw_pages(&pages, layout, &grid, limits)?;
+    let (pages, missing_glyphs) = draw_pages(&pages, layout, &grid, limits, meter)?;
     Ok(Rendered {
         pages,
         missing_glyphs,

@@ -7,6 +7,14 @@
 //! from a bitmap cache at whole-pixel origins ([`glyph`]), images point- or box-sampled
 //! ([`image`]), clipping by rectangle or 1-bit mask ([`canvas`]).
 //!
+//! Work is metered ([`super::budget`]): before a page is interpreted its content stream's
+//! operators are counted (through form XObjects, once per use: [`operator_count`]), and every
+//! path, glyph and picture is charged before it is drawn, by what its drawing costs (edges and
+//! the rows they cross, pixels). When the page's meter refuses, the device stops drawing and
+//! the page ends with [`Outcome::Stopped`]: hayro's interpreter has no way to be interrupted,
+//! so it reads the rest of the content stream without drawing, which the operator count
+//! already paid for.
+//!
 //! Whatever it cannot draw exactly — soft masks, transparency groups with an opacity below 1
 //! or a blend mode other than Normal, shading and tiling pattern paints, paths too complex to
 //! scan within its work bounds — makes [`render_page`] answer [`Outcome::Unsupported`]; the
@@ -25,8 +33,10 @@ pub mod image;
 pub mod scan;
 
 use hayro::hayro_interpret::font::{Glyph, GlyphIdentifier, GlyphRun, OutlineGlyph};
+use hayro::hayro_interpret::hayro_syntax::content::TypedIter;
+use hayro::hayro_interpret::hayro_syntax::content::ops::TypedInstruction;
 use hayro::hayro_interpret::hayro_syntax::object::dict::keys::{FORM, RESOURCES, SUBTYPE, TR, TR2};
-use hayro::hayro_interpret::hayro_syntax::object::{Dict, Name, Stream};
+use hayro::hayro_interpret::hayro_syntax::object::{Dict, Name, ObjectIdentifier, Stream};
 use hayro::hayro_interpret::hayro_syntax::page::{Page, Resources};
 use hayro::hayro_interpret::util::RectExt;
 use hayro::hayro_interpret::{
@@ -36,8 +46,11 @@ use hayro::hayro_interpret::{
 };
 use hayro::kurbo::{self, Affine, BezPath, PathEl, Point, Rect, Shape};
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use super::ErrorKind;
+use super::budget::{Meter, units};
 use super::gray::Gray;
 use canvas::{Canvas, Ink};
 use glyph::GlyphCache;
@@ -53,8 +66,16 @@ const MAX_DASHES: f64 = 100_000.0;
 pub enum Outcome {
     /// Drawn completely: the page is in [`Reuse::canvas`].
     Drawn,
-    /// Something on the page needs the general renderer; names the first such feature.
-    Unsupported(&'static str),
+    /// Something on the page needs the general renderer.
+    Unsupported {
+        /// The first such feature.
+        why: &'static str,
+        /// The work the page's content would take the general renderer (in work units, see
+        /// [`units::GENERAL_SEGMENT`]): what it should be charged before it is asked.
+        work: u64,
+    },
+    /// The page's meter refused: drawing stopped (the page is incomplete).
+    Stopped(ErrorKind),
 }
 
 /// Where a document's images are decoded and drawn, one at a time: the rendering threads of a
@@ -123,7 +144,8 @@ impl Reuse {
 }
 
 /// Renders `page` through `transform` (PDF user space of the page to device pixels) onto a
-/// white `width × height` page in `reuse`'s canvas.
+/// white `width × height` page in `reuse`'s canvas, charging `meter` for the work (the page's
+/// operators first: a page whose operators alone pass its limit is not interpreted at all).
 pub fn render_page<'a>(
     page: &Page<'a>,
     transform: Affine,
@@ -131,13 +153,23 @@ pub fn render_page<'a>(
     cache: &InterpreterCache<'a>,
     settings: &InterpreterSettings,
     reuse: &mut Reuse,
+    meter: &mut Meter<'_>,
 ) -> Outcome {
+    // With no limit the count is not needed (and not bounded either).
+    if meter.limit() != u64::MAX {
+        let ops = operator_count(page, meter.limit().saturating_add(1));
+        if let Err(e) = meter.charge(ops.saturating_mul(units::OPERATOR)) {
+            return Outcome::Stopped(e);
+        }
+    }
     let target = Rect::new(0.0, 0.0, f64::from(width), f64::from(height));
     let mut ctx = Context::new(transform, target, cache, page.xref(), settings.clone());
     reuse.canvas.reset(width, height);
     let mut visits = 0;
     let mut dev = FaxDevice {
         reuse,
+        meter,
+        seen: 0,
         unsupported: None,
         clip_depth: 0,
         luma_jpeg: !sets_transfer(page.resources(), 0, &mut visits),
@@ -151,14 +183,96 @@ pub fn render_page<'a>(
     });
     dev.clip_depth = 0;
     interpret_page(page, &mut ctx, &mut dev);
+    if let Err(e) = dev.meter.stopped() {
+        return Outcome::Stopped(e);
+    }
     match dev.unsupported {
-        Some(why) => Outcome::Unsupported(why),
+        Some(why) => Outcome::Unsupported {
+            why,
+            work: dev.seen,
+        },
         None => Outcome::Drawn,
     }
 }
 
-struct FaxDevice<'r> {
+/// Form XObjects nested deeper than this are not counted (hayro does not draw them either:
+/// its `MAX_NESTED_INTERPRETATION_DEPTH`).
+const MAX_COUNT_DEPTH: u32 = 50;
+
+/// The operators hayro will interpret for `page`'s content stream: each operator once, and a
+/// form XObject's operators (counted once per form, found through the resources in force) each
+/// time it is painted — a small file that paints a form a thousand times is counted as the
+/// thousand copies it is. Stops counting once `cap` is reached (and returns at least `cap`),
+/// so the count itself costs at most `cap` operators parsed.
+pub fn operator_count(page: &Page<'_>, cap: u64) -> u64 {
+    let Some(data) = page.page_stream() else {
+        return 0;
+    };
+    let mut memo = HashMap::new();
+    let mut parsed = 0u64;
+    count_ops(data, page.resources(), 0, &mut memo, &mut parsed, cap)
+}
+
+fn count_ops(
+    data: &[u8],
+    res: &Resources<'_>,
+    depth: u32,
+    memo: &mut HashMap<ObjectIdentifier, u64>,
+    parsed: &mut u64,
+    cap: u64,
+) -> u64 {
+    let mut n = 0u64;
+    let mut ops = TypedIter::new(data);
+    while let Some(op) = ops.next() {
+        n = n.saturating_add(1);
+        *parsed += 1;
+        if let TypedInstruction::XObject(x) = op
+            && depth + 1 < MAX_COUNT_DEPTH
+            && let Some(s) = res.get_x_object(x.0)
+            && s.dict()
+                .get::<Name<'_>>(SUBTYPE)
+                .is_some_and(|t| &*t == FORM)
+        {
+            let id = s.obj_id();
+            let inner = match memo.get(&id) {
+                Some(c) => *c,
+                None => {
+                    let own = s.dict().get::<Dict<'_>>(RESOURCES).map(Resources::new);
+                    let c = match s.decoded_data() {
+                        Ok(d) => count_ops(
+                            &d,
+                            own.as_ref().unwrap_or(res),
+                            depth + 1,
+                            memo,
+                            parsed,
+                            cap,
+                        ),
+                        Err(_) => 0,
+                    };
+                    // A form without resources of its own uses its painter's: its count may
+                    // differ by painter, so it is not remembered.
+                    if own.is_some() {
+                        memo.insert(id, c);
+                    }
+                    c
+                }
+            };
+            n = n.saturating_add(inner);
+        }
+        if n >= cap || *parsed >= cap {
+            return n.max(cap);
+        }
+    }
+    n
+}
+
+struct FaxDevice<'r, 'm> {
     reuse: &'r mut Reuse,
+    /// The page's work meter; once it refuses, nothing more is drawn.
+    meter: &'r mut Meter<'m>,
+    /// Work the page's content would take the general renderer, counted whether drawn here or
+    /// not (used only when the page goes there).
+    seen: u64,
     /// Set by the first thing this device cannot draw; everything after it is skipped.
     unsupported: Option<&'static str>,
     /// Clips pushed and not yet popped (besides the crop box).
@@ -296,7 +410,33 @@ fn is_thin(t: &Affine, width: f64) -> bool {
     0.5 * d1.max(d2) * width <= 2.0
 }
 
-impl FaxDevice<'_> {
+impl FaxDevice<'_, '_> {
+    /// Charges `units` of work about to be done: `false` (and nothing more is drawn on the
+    /// page) when the meter refuses.
+    fn charge(&mut self, units: u64) -> bool {
+        self.meter.charge(units).is_ok()
+    }
+
+    /// Whether drawing goes on: nothing unsupported met and the meter not stopped.
+    fn drawing(&self) -> bool {
+        self.unsupported.is_none() && self.meter.stopped().is_ok()
+    }
+
+    /// Notes work the general renderer would do for a path of `els` elements, filled over
+    /// `area` (device bounding box; `None` for a stroke or clip, whose cost follows the path,
+    /// not its bounding box).
+    fn see_path(&mut self, els: usize, area: Option<Rect>) {
+        let page =
+            f64::from(self.reuse.canvas.gray.width) * f64::from(self.reuse.canvas.gray.height);
+        let px = match area {
+            Some(a) if a.area().is_finite() => a.area().abs().min(page) as u64,
+            _ => 0,
+        };
+        self.seen = self
+            .seen
+            .saturating_add(els as u64 * units::GENERAL_SEGMENT + units::pixels(px));
+    }
+
     fn give_up(&mut self, why: &'static str) {
         if self.unsupported.is_none() {
             self.unsupported = Some(why);
@@ -311,7 +451,7 @@ impl FaxDevice<'_> {
         soft_mask: Option<&SoftMask<'_>>,
         blend: BlendMode,
     ) -> Option<Ink> {
-        if self.unsupported.is_some() {
+        if !self.drawing() {
             return None;
         }
         if soft_mask.is_some() {
@@ -347,9 +487,19 @@ impl FaxDevice<'_> {
             let (x0, x1) = snap(d.x0, d.x1);
             let (y0, y1) = snap(d.y0, d.y1);
             let r = IRect { x0, y0, x1, y1 }.intersect(&clip);
+            if r.is_empty() {
+                return;
+            }
+            let (w, h) = ((r.x1 - r.x0) as u64, (r.y1 - r.y0) as u64);
+            if !self.charge(h * units::EDGE_ROW + units::pixels(w * h)) {
+                return;
+            }
             for y in r.y0..r.y1 {
                 self.reuse.canvas.span(y, r.x0, r.x1, ink);
             }
+            return;
+        }
+        if !self.charge(path.elements().len() as u64 * units::SEGMENT) {
             return;
         }
         let sc = &mut self.reuse.scanner;
@@ -357,6 +507,13 @@ impl FaxDevice<'_> {
             self.give_up("path too complex");
             return;
         }
+        // Flattened curves have more edges than elements; the sweep's cost is known before
+        // it starts.
+        let cost = sc.edge_count() as u64 * units::SEGMENT + sc.sweep_cost(clip) * units::EDGE_ROW;
+        if !self.charge(cost) {
+            return;
+        }
+        let sc = &mut self.reuse.scanner;
         let canvas = &mut self.reuse.canvas;
         sc.fill(rule, sampling, clip, |y, a, b| canvas.span(y, a, b, ink));
     }
@@ -390,6 +547,11 @@ impl FaxDevice<'_> {
                 dashed.then_some((&dashes[..], sp.dash_offset)),
                 ink,
             );
+            return;
+        }
+        // Outlining costs about as much per element as scanning; the outline is then filled
+        // (and charged) like any path.
+        if !self.charge(path.elements().len() as u64 * units::SEGMENT) {
             return;
         }
         let style = kurbo::Stroke {
@@ -456,6 +618,27 @@ impl FaxDevice<'_> {
             self.give_up("path too complex");
             return;
         }
+        // One pass to price the drawing (rows each segment crosses inside the clip), then the
+        // drawing itself.
+        let rows: u64 = segs
+            .iter()
+            .map(|(a, b)| {
+                let c = |v: f64| {
+                    if v.is_finite() {
+                        v.clamp(-1e7, 1e7)
+                    } else {
+                        0.0
+                    }
+                };
+                let (y0, y1) = (c(a.y.min(b.y)), c(a.y.max(b.y)));
+                let r0 = (y0.floor() as i32).max(clip.y0);
+                let r1 = (y1.floor() as i32 + 1).min(clip.y1);
+                (r1 - r0).max(0) as u64
+            })
+            .sum();
+        if !self.charge(segs.len() as u64 * units::SEGMENT + rows * units::EDGE_ROW) {
+            return;
+        }
         for (a, b) in segs {
             if !(a.x.is_finite() && a.y.is_finite() && b.x.is_finite() && b.y.is_finite()) {
                 continue;
@@ -498,13 +681,22 @@ impl FaxDevice<'_> {
         let oy = f.floor().clamp(-1e7, 1e7) as i32;
         let id = g.identifier();
         let Reuse {
-            glyphs,
-            scanner,
-            canvas,
-            ..
+            glyphs, scanner, ..
         } = &mut *self.reuse;
-        match glyphs.get(scanner, id, [a, b, c, d], || g.outline()) {
-            Some(spans) => canvas.stamp(&spans, ox, oy, ink),
+        // A glyph not in the cache is outlined and scanned first: charged by its outline
+        // (after the fact; one glyph's outline is bounded by the scanner's edge limit).
+        let mut outlined = 0u64;
+        let got = glyphs.get(scanner, id, [a, b, c, d], || {
+            let o = g.outline();
+            outlined = o.elements().len() as u64;
+            o
+        });
+        let spans_cost = got.as_ref().map_or(0, |s| s.len() as u64);
+        if !self.charge(units::GLYPH + outlined * units::SEGMENT + spans_cost * units::EDGE_ROW) {
+            return;
+        }
+        match got {
+            Some(spans) => self.reuse.canvas.stamp(&spans, ox, oy, ink),
             None => {
                 let t = Affine::new([a, b, c, d, f64::from(ox), f64::from(oy)]);
                 self.fill(&g.outline(), t, FillRule::NonZero, ink, Sampling::Centre);
@@ -522,8 +714,16 @@ fn polygon_length(s: &kurbo::PathSeg) -> f64 {
     }
 }
 
-impl<'a> Device<'a> for FaxDevice<'_> {
+impl<'a> Device<'a> for FaxDevice<'_, '_> {
     fn draw_path(&mut self, path: &BezPath, props: DrawProps<'a>, draw_mode: &DrawMode) {
+        if self.meter.stopped().is_err() || matches!(draw_mode, DrawMode::Invisible) {
+            return;
+        }
+        let area = match draw_mode {
+            DrawMode::Stroke(_) => None,
+            _ => Some(props.transform.transform_rect_bbox(path.bounding_box())),
+        };
+        self.see_path(path.elements().len(), area);
         let Some(ink) = self.ink(&props.paint, props.soft_mask.as_ref(), props.blend_mode) else {
             return;
         };
@@ -541,7 +741,11 @@ impl<'a> Device<'a> for FaxDevice<'_> {
 
     fn push_clip_path(&mut self, clip_path: &ClipPath) {
         self.clip_depth += 1;
-        if self.unsupported.is_some() {
+        if self.meter.stopped().is_ok() {
+            let els = clip_path.path.elements().len();
+            self.see_path(els, None);
+        }
+        if !self.drawing() {
             // Keep the stack balanced for the pops to come.
             self.reuse.canvas.push_rect(IRect::EMPTY);
             return;
@@ -558,6 +762,14 @@ impl<'a> Device<'a> for FaxDevice<'_> {
             return;
         }
         let bounds = sc.pixel_bounds().intersect(&clip);
+        let cost =
+            sc.edge_count() as u64 * units::SEGMENT + sc.sweep_cost(bounds) * units::EDGE_ROW;
+        if !self.charge(cost) {
+            // Stopped: the page is abandoned; keep the stack balanced for the pops to come.
+            self.reuse.canvas.push_rect(IRect::EMPTY);
+            return;
+        }
+        let sc = &mut self.reuse.scanner;
         let fill = clip_path.fill;
         let pushed = self.reuse.canvas.push_mask(bounds, |f| {
             sc.fill(fill, PATH_SAMPLING, bounds, f);
@@ -570,7 +782,7 @@ impl<'a> Device<'a> for FaxDevice<'_> {
 
     fn push_clip_rect(&mut self, rect: &Rect) {
         self.clip_depth += 1;
-        if self.unsupported.is_some() {
+        if !self.drawing() {
             self.reuse.canvas.push_rect(IRect::EMPTY);
             return;
         }
@@ -597,13 +809,20 @@ impl<'a> Device<'a> for FaxDevice<'_> {
         props: DrawProps<'a>,
         draw_mode: &DrawMode,
     ) {
-        if matches!(draw_mode, DrawMode::Invisible) {
+        if matches!(draw_mode, DrawMode::Invisible) || self.meter.stopped().is_err() {
+            return;
+        }
+        if self.unsupported.is_some() {
+            // For the general renderer: a glyph is a small path fill there.
+            let n = glyph_run.glyphs().len() as u64;
+            self.seen = self.seen.saturating_add(n * units::GENERAL_GLYPH);
             return;
         }
         let Some(ink) = self.ink(&props.paint, props.soft_mask.as_ref(), props.blend_mode) else {
             return;
         };
         for pg in glyph_run.glyphs() {
+            self.seen = self.seen.saturating_add(units::GENERAL_GLYPH);
             let gt = pg.transform();
             match &**pg {
                 Glyph::Outline(g) => {
@@ -623,25 +842,25 @@ impl<'a> Device<'a> for FaxDevice<'_> {
                         self.stroke(&outline, props.transform, sp, ink);
                     }
                 }
-                // A Type 3 glyph is a content stream (§9.6.5): run it through this device.
-                Glyph::Type3(t3) => t3.interpret(self, props.transform, gt, &props.paint),
+                // A Type 3 glyph is a content stream (§9.6.5): run it through this device
+                // (which charges what it draws).
+                Glyph::Type3(t3) => {
+                    if self.charge(units::GLYPH) {
+                        t3.interpret(self, props.transform, gt, &props.paint);
+                    }
+                }
             }
-            if self.unsupported.is_some() {
+            if !self.drawing() {
                 return;
             }
         }
     }
 
     fn draw_image(&mut self, image: Image<'a, '_>, props: ImageDrawProps<'a>) {
-        if self.unsupported.is_some() {
-            return;
-        }
-        if props.soft_mask.is_some() || props.blend_mode != BlendMode::Normal {
-            self.give_up("image soft mask or blend mode");
+        if self.meter.stopped().is_err() {
             return;
         }
         let t = props.transform;
-        let clip = self.reuse.canvas.clip_rect();
         let local = Rect::new(
             0.0,
             0.0,
@@ -649,12 +868,35 @@ impl<'a> Device<'a> for FaxDevice<'_> {
             f64::from(image.height()),
         );
         let bbox = t.transform_rect_bbox(local);
+        // Decoding is paid by the source's pixels, drawing by the device pixels it covers
+        // (the page at most), both before either starts.
+        let src_px = u64::from(image.width()) * u64::from(image.height());
+        let page =
+            f64::from(self.reuse.canvas.gray.width) * f64::from(self.reuse.canvas.gray.height);
+        let dev_px = if bbox.area().is_finite() {
+            bbox.area().abs().min(page) as u64
+        } else {
+            0
+        };
+        let cost = units::pixels(src_px) + units::pixels(dev_px);
+        self.seen = self.seen.saturating_add(cost);
+        if !self.drawing() {
+            return;
+        }
+        if props.soft_mask.is_some() || props.blend_mode != BlendMode::Normal {
+            self.give_up("image soft mask or blend mode");
+            return;
+        }
+        let clip = self.reuse.canvas.clip_rect();
         if clip.is_empty()
             || !(bbox.x1 > f64::from(clip.x0)
                 && bbox.x0 < f64::from(clip.x1)
                 && bbox.y1 > f64::from(clip.y0)
                 && bbox.y0 < f64::from(clip.y1))
         {
+            return;
+        }
+        if !self.charge(cost) {
             return;
         }
         // Ask the decoder for about the device size (a JPEG can then decode at 1/2, 1/4 …).

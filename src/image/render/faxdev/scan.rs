@@ -291,6 +291,28 @@ impl Scanner {
         }
     }
 
+    /// Edges in the list.
+    pub fn edge_count(&self) -> usize {
+        self.edges.len()
+    }
+
+    /// The work [`Scanner::fill`] will do inside `clip`, known before it starts: one step for
+    /// every row of the area it sweeps and for every row each edge is active in.
+    pub fn sweep_cost(&self, clip: IRect) -> u64 {
+        let area = clip.intersect(&self.pixel_bounds());
+        if area.is_empty() {
+            return 0;
+        }
+        let (top, bottom) = (f64::from(area.y0), f64::from(area.y1));
+        let crossings: f64 = self
+            .edges
+            .iter()
+            .map(|e| (e.y1.min(bottom) - e.y0.max(top)).max(0.0) + 1.0)
+            .sum();
+        // Every value is finite (clamped coordinates); the cast saturates.
+        (area.y1 - area.y0) as u64 + crossings as u64
+    }
+
     /// Sweeps the edges row by row inside `clip` and calls `span(y, x0, x1)` for each run of
     /// painted pixels (`x0..x1`, non-empty, within `clip`, left to right, not overlapping).
     pub fn fill(
