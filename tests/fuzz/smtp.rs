@@ -140,6 +140,14 @@ fn drain(s: &mut Session, m: &mut Model, now: Instant, verdict_bits: &mut u32) {
                     !r[..r.len() - 2].contains(['\r', '\n']) || r.lines().all(|l| l.len() >= 3),
                     "reply with a bare line break: {r:?}"
                 );
+                // Client text is escaped in replies (issue 21): no control character but the
+                // CRLF that ends each line of a (possibly multi-line) reply.
+                for line in r.split_terminator("\r\n") {
+                    assert!(
+                        !line.chars().any(char::is_control),
+                        "reply line carries a control character: {r:?}"
+                    );
+                }
                 if m.replies == 0 {
                     assert!(r.starts_with("220 "), "greeting {r:?}");
                     m.replies = 1;

@@ -72,6 +72,12 @@ pub const TCF_DURATION: Duration = Duration::from_millis(1500);
 pub const TCF_MIN_ZERO_RUN: Duration = Duration::from_millis(1000);
 /// T.30 flow charts: an unanswered command is sent at most this many times more.
 pub const MAX_REPEATS: u32 = 3;
+/// Longest a V.21 carrier of HDLC frames may last once detected: T.30 §5.3.1 limits a
+/// command or response to 3 s ± 15 %; ours adds slack for modems that report its end late.
+pub const FRAMES_CARRIER_MAX: Duration = Duration::from_secs(10);
+/// Longest a high-speed carrier (TCF, a page, an ECM block) may last once detected (ours:
+/// T.30 sets no page time; a long superfine page at 2400 bit/s takes minutes, none takes this).
+pub const DATA_CARRIER_MAX: Duration = Duration::from_secs(30 * 60);
 /// Annex A.4.1: after this many PPRs for one block the transmitter steps the speed down (CTC).
 pub const PPRS_BEFORE_CTC: u32 = 4;
 
@@ -319,6 +325,10 @@ pub struct Engine {
     outstanding: usize,
     /// A receive command is outstanding.
     receiving: bool,
+    /// How long the carrier of the reception in progress may last once it is detected.
+    carrier_max: Duration,
+    /// The reception in progress is V.21 HDLC frames (else high-speed data: TCF or a page).
+    rx_hdlc: bool,
     /// Deadline of the receive in progress, until its carrier is detected.
     deadline: Option<Duration>,
     /// End of T1 (phase B entry).
@@ -412,6 +422,8 @@ impl Engine {
             commands: VecDeque::new(),
             outstanding: 0,
             receiving: false,
+            carrier_max: FRAMES_CARRIER_MAX,
+            rx_hdlc: true,
             deadline: None,
             t1_end: None,
             started: None,
@@ -569,9 +581,11 @@ impl Engine {
                 self.finish(now, cause);
             }
             Event::Connect => {
-                // Carrier detected: the wait for it is over; the receive runs to its end.
+                // Carrier detected: the wait for it is over; the receive runs to its end — but
+                // not forever: a carrier that never drops (a broken or hostile far end) ends
+                // the reception as if nothing had come, and the state's timer logic goes on.
                 if self.receiving {
-                    self.deadline = None;
+                    self.deadline = Some(now + self.carrier_max);
                 }
             }
             Event::Frame(f) => {
@@ -580,6 +594,11 @@ impl Engine {
                 }
                 if self.state == State::FDocEcm {
                     self.on_ecm_frame(f);
+                    return;
+                }
+                if !self.rx_hdlc {
+                    // HDLC frames while TCF or non-ECM page data is expected: not what this
+                    // receive can carry (a confused driver or far end); ignore them.
                     return;
                 }
                 let last = f.is_final();
@@ -656,6 +675,8 @@ impl Engine {
         self.rx_frames.clear();
         self.rx_bad = false;
         self.receiving = true;
+        self.rx_hdlc = true;
+        self.carrier_max = FRAMES_CARRIER_MAX;
         self.deadline = Some(now + timeout);
         self.commands.push_back(Command::ReceiveFrames { timeout });
     }
@@ -668,6 +689,8 @@ impl Engine {
             self.training
         };
         self.receiving = true;
+        self.rx_hdlc = false;
+        self.carrier_max = DATA_CARRIER_MAX;
         self.deadline = Some(now + timeout);
         self.commands.push_back(Command::ReceiveData {
             modulation,

@@ -53,7 +53,9 @@ pub mod report;
 
 pub use cause::{Cause, CauseClass};
 pub use dis::{Capabilities, Coding, Dcs, Modulation, Training, VResolution, Wanted, Width};
-pub use engine::{Engine, EngineConfig, Phase, Role, State, Timers};
+pub use engine::{
+    DATA_CARRIER_MAX, Engine, EngineConfig, FRAMES_CARRIER_MAX, Phase, Role, State, Timers,
+};
 pub use fcf::{Fcf, Frame};
 pub use page::{
     PageCoding, PageQuality, PageSink, PageSource, QualityThresholds, SinkError, SourceError,
