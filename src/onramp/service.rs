@@ -100,7 +100,7 @@ impl OnrampService {
             if shutdown.is_stopping() {
                 break;
             }
-            self.scan_inbox().await;
+            self.scan_inbox(crate::spool::now()).await;
             let now = crate::spool::now();
             let wake = self
                 .inbox
@@ -114,8 +114,8 @@ impl OnrampService {
         }
     }
 
-    async fn scan_inbox(&mut self) {
-        let now = crate::spool::now();
+    /// Complete inbox files become `FaxIn` jobs (blocking file work off the runtime).
+    async fn scan_inbox(&mut self, now: Timestamp) {
         let sh = &self.shared;
         match self.inbox.scan(now) {
             Ok(ready) => {
@@ -140,25 +140,10 @@ impl OnrampService {
     /// uses [`OnrampService::run`] and the dispatcher.)
     pub async fn pass(&mut self) -> Timestamp {
         let now = crate::spool::now();
-        let sh = &self.shared;
 
-        // 1. Inbox: complete files become FaxIn jobs (blocking file work off the runtime).
-        match self.inbox.scan(now) {
-            Ok(ready) => {
-                for path in ready {
-                    let (sp, dir) = (sh.spool.clone(), self.inbox.dir().to_path_buf());
-                    let opts = self.render.clone();
-                    if let Err(e) = tokio::task::spawn_blocking(move || {
-                        super::inbox::take_file(&dir, &sp, &path, now, &opts)
-                    })
-                    .await
-                    {
-                        error!("inbox task: {e}");
-                    }
-                }
-            }
-            Err(e) => error!("inbox scan failed: {e}"),
-        }
+        // 1. Inbox.
+        self.scan_inbox(now).await;
+        let sh = &self.shared;
 
         // 2. Due jobs of ours, in priority / due / id order.
         let loaded = {
