@@ -11,6 +11,7 @@
 //! variables `FAXGATE_SECTION__KEY` (nested keys joined with `__`) override both. Unknown keys are
 //! an error everywhere: a misspelt key silently ignored is a fax sent to the wrong place.
 
+pub use crate::job::Resolution;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::SocketAddr;
@@ -596,18 +597,6 @@ pub enum BodyText {
     Omit,
     /// Fax the body text only when there is no attachment.
     IfNoAttachment,
-}
-
-/// Fax vertical resolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Resolution {
-    /// 3.85 lines/mm (98 lpi).
-    Standard,
-    /// 7.7 lines/mm (196 lpi).
-    Fine,
-    /// 15.4 lines/mm (391 lpi).
-    Superfine,
 }
 
 /// Paper the pages are laid out for.

@@ -479,7 +479,8 @@ mod tests {
             failure: None,
             finished: None,
             parent: None,
-            data: serde_json::Value::Null,
+            child: None,
+            data: crate::job::data::sample(kind, ""),
         }
     }
 

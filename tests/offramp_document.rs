@@ -8,9 +8,10 @@ use std::path::PathBuf;
 
 use faxgate::config::{BodyText, Config, Offramp, Resolution};
 use faxgate::image::render;
+use faxgate::job::{Child, JobData};
 use faxgate::offramp::causes::Cause;
 use faxgate::offramp::document::{self, Stamp};
-use faxgate::offramp::jobs::{self, MessageData, REPORT_CHILD, Split};
+use faxgate::offramp::jobs::{self, MessageData, Split};
 use faxgate::offramp::options::{self, SenderOptions};
 use faxgate::smtp::session::{ClientInfo, Envelope, Notify, Recipient, Ret};
 use faxgate::spool::{JobKind, NewJob, Spool, SpoolOptions};
@@ -204,10 +205,10 @@ fn split(name: &str) -> (tempfile::TempDir, Spool, faxgate::spool::JobId, Split)
         received: "2026-11-28T09:00:00Z".into(),
     };
     let id = inc
-        .commit(NewJob::new(serde_json::to_value(&data).unwrap()))
+        .commit(NewJob::new(JobData::from(data.clone())))
         .unwrap()
         .id;
-    let check = |raw: &[u8], o: &SenderOptions| document::page_count(raw, &cfg.offramp, o);
+    let check = |raw: &[u8], o: &SenderOptions| document::prepare(raw, &cfg.offramp, o);
     let s = jobs::split_message(&spool, &id, &cfg, &check, faxgate::spool::now()).unwrap();
     (dir, spool, id, s)
 }
@@ -229,12 +230,34 @@ fn split_makes_one_fax_job_per_recipient() {
         let (_, rec) = spool.get(j).unwrap();
         assert_eq!(rec.kind, JobKind::FaxOut);
         assert_eq!(rec.parent.as_ref(), Some(&id));
-        let fj: jobs::FaxOutJob = serde_json::from_value(rec.data).unwrap();
+        let fj = rec.data.as_fax_out().unwrap().clone();
         assert_eq!(fj.recipient as usize, i + 1);
         assert_eq!(fj.pages_total, 2);
-        // The fax worker renders from its own copy of the message.
-        let copy = std::fs::read(spool.payload_path(j, jobs::MESSAGE_FILE).unwrap()).unwrap();
-        assert_eq!(copy, fixture("thunderbird-pdf.eml"));
+        assert_eq!(
+            rec.child,
+            Some(faxgate::job::Child::Recipient(i as u16 + 1))
+        );
+        // Rendered once, at split: the fax job keeps the body pages, which are exactly what
+        // the document renders to without header line (and no cover page was asked for);
+        // the worker draws only the cover page and the header line at send.
+        assert_eq!(fj.pages.as_deref(), Some(jobs::PAGES_FILE));
+        let kept = std::fs::read(spool.payload_path(j, jobs::PAGES_FILE).unwrap()).unwrap();
+        let kept = faxgate::image::tiff::read_bytes(&kept, Default::default()).unwrap();
+        let raw = fixture("thunderbird-pdf.eml");
+        let want = document::build(
+            &raw,
+            &Offramp::default(),
+            &fj.options,
+            &Stamp::default(),
+            &mut render::Unlimited,
+        )
+        .unwrap()
+        .pages;
+        assert_eq!(kept, want);
+        assert!(
+            !spool.payload_path(j, jobs::MESSAGE_FILE).unwrap().exists(),
+            "no copy of the message per recipient"
+        );
     }
     let (area, _) = spool.get(&id).unwrap();
     assert_eq!(area, faxgate::spool::Area::Done);
@@ -253,9 +276,9 @@ fn docx_message_fails_with_one_report_naming_the_part() {
     };
     assert!(matches!(cause, Cause::UnsupportedAttachment { .. }));
     let rid = report.expect("a failure is reported");
-    assert_eq!(rid, id.child(REPORT_CHILD).unwrap());
+    assert_eq!(rid, id.child(Child::Report.number()).unwrap());
     let (_, rec) = spool.get(&rid).unwrap();
-    let data: jobs::MailOutJob = serde_json::from_value(rec.data).unwrap();
+    let data = rec.data.as_mail_out().unwrap().clone();
     assert_eq!(data.envelope.from, "");
     let mail = std::fs::read(spool.payload_path(&rid, &data.file).unwrap()).unwrap();
     let py = common::require_tool("python3", "python3");
@@ -301,7 +324,7 @@ fn docx_message_fails_with_one_report_naming_the_part() {
     assert_eq!(area, faxgate::spool::Area::Failed);
     // Running the split again (after a crash) makes no second report.
     let cfg = Config::default();
-    let check = |raw: &[u8], o: &SenderOptions| document::page_count(raw, &cfg.offramp, o);
+    let check = |raw: &[u8], o: &SenderOptions| document::prepare(raw, &cfg.offramp, o);
     let again = jobs::split_message(&spool, &id, &cfg, &check, faxgate::spool::now()).unwrap();
     assert!(matches!(again, Split::Failed { .. }));
     let mails = spool

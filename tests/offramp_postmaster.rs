@@ -1,5 +1,5 @@
 //! RFC 5321 §4.5.1 in the offramp: a committed `Message` with postmaster recipients becomes a
-//! `MailOut` job carrying the message unchanged to `gateway.admin` (child `POSTMASTER_CHILD`,
+//! `MailOut` job carrying the message unchanged to `gateway.admin` (child `Child::Postmaster`,
 //! once however often the split runs); fax recipients of the same message still get their fax
 //! jobs, and a message only for the postmaster is never rendered.
 
@@ -7,10 +7,12 @@ use std::cell::Cell;
 
 use faxgate::config::Config;
 use faxgate::delivery::mail_out::{self, Purpose};
+use faxgate::job::{Child, JobData};
 use faxgate::mail::address::{AddressForm, Number};
 use faxgate::mail::dialplan::Destination;
 use faxgate::offramp::causes::Cause;
-use faxgate::offramp::jobs::{self, MessageData, POSTMASTER_CHILD, Split};
+use faxgate::offramp::document::Prepared;
+use faxgate::offramp::jobs::{self, MessageData, Split};
 use faxgate::offramp::options::SenderOptions;
 use faxgate::smtp::session::{ClientInfo, Envelope, Recipient};
 use faxgate::spool::{Area, JobId, JobKind, NewJob, Spool, SpoolOptions};
@@ -75,7 +77,7 @@ fn commit_bytes(spool: &Spool, env: Envelope, eml: &[u8]) -> JobId {
         size: eml.len() as u64,
         received: "2026-11-29T00:00:00Z".into(),
     };
-    inc.commit(NewJob::new(serde_json::to_value(&data).unwrap()))
+    inc.commit(NewJob::new(JobData::from(data.clone())))
         .unwrap()
         .id
 }
@@ -83,7 +85,7 @@ fn commit_bytes(spool: &Spool, env: Envelope, eml: &[u8]) -> JobId {
 /// The forwarded job is a `MailOut` the delivery worker reads: to the admin, from the original
 /// sender, the message byte for byte.
 fn assert_forward(spool: &Spool, msg: &JobId, job: &JobId) {
-    assert_eq!(job, &msg.child(POSTMASTER_CHILD).unwrap());
+    assert_eq!(job, &msg.child(Child::Postmaster.number()).unwrap());
     let (area, rec) = spool.get(job).unwrap();
     assert_eq!(area, Area::Queue);
     assert_eq!(rec.kind, JobKind::MailOut);
@@ -118,9 +120,9 @@ fn postmaster_only_is_forwarded_without_rendering() {
         envelope(vec![], &["postmaster", "Postmaster@fax.example"]),
     );
     let renders = Cell::new(0);
-    let check = |_: &[u8], _: &SenderOptions| -> Result<u32, Cause> {
+    let check = |_: &[u8], _: &SenderOptions| -> Result<Prepared, Cause> {
         renders.set(renders.get() + 1);
-        Ok(1)
+        Ok(one_page())
     };
     let s = jobs::split_message(&spool, &id, &cfg, &check, faxgate::spool::now()).unwrap();
     let Split::Forwarded { job } = &s else {
@@ -149,7 +151,7 @@ fn fax_and_postmaster_recipients_get_both() {
         &spool,
         envelope(vec![fax("12125550123")], &["POSTMASTER@fax.example"]),
     );
-    let check = |_: &[u8], _: &SenderOptions| -> Result<u32, Cause> { Ok(1) };
+    let check = |_: &[u8], _: &SenderOptions| -> Result<Prepared, Cause> { Ok(one_page()) };
     let s = jobs::split_message(&spool, &id, &cfg, &check, faxgate::spool::now()).unwrap();
     let Split::Faxes {
         pages: 1,
@@ -174,7 +176,7 @@ fn postmaster_copy_goes_even_when_the_fax_fails() {
     let spool = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
     let cfg = config();
     let id = commit(&spool, envelope(vec![fax("12125550123")], &["postmaster"]));
-    let check = |_: &[u8], _: &SenderOptions| -> Result<u32, Cause> {
+    let check = |_: &[u8], _: &SenderOptions| -> Result<Prepared, Cause> {
         Err(Cause::GatewayError {
             detail: "test: cannot render".into(),
         })
@@ -200,7 +202,7 @@ fn no_postmaster_no_copy() {
     let spool = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
     let cfg = config();
     let id = commit(&spool, envelope(vec![fax("12125550123")], &[]));
-    let check = |_: &[u8], _: &SenderOptions| -> Result<u32, Cause> { Ok(1) };
+    let check = |_: &[u8], _: &SenderOptions| -> Result<Prepared, Cause> { Ok(one_page()) };
     let s = jobs::split_message(&spool, &id, &cfg, &check, faxgate::spool::now()).unwrap();
     assert!(
         matches!(
@@ -242,7 +244,7 @@ fn a_returning_copy_is_a_loop() {
         jobs::passes_through_us(b"Subject: x\r\n\r\nReceived: by gw (faxgate)\r\n", "gw"),
         0
     );
-    let check = |_: &[u8], _: &SenderOptions| -> Result<u32, Cause> { Ok(1) };
+    let check = |_: &[u8], _: &SenderOptions| -> Result<Prepared, Cause> { Ok(one_page()) };
     let id = commit_bytes(&spool, envelope(vec![], &["postmaster"]), &looped);
     let e = jobs::split_message(&spool, &id, &cfg, &check, faxgate::spool::now()).unwrap_err();
     assert!(matches!(e, jobs::JobsError::MailLoop(_)), "{e}");
@@ -271,5 +273,21 @@ proptest::proptest! {
     fn loop_scan_never_panics(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..2000)) {
         let n = jobs::passes_through_us(&raw, "gw");
         proptest::prop_assert!(n <= raw.len());
+    }
+}
+
+/// What the split keeps of a one-page document (a blank A4 page).
+fn one_page() -> Prepared {
+    let page = faxgate::image::Page::new(1728, 1143, faxgate::image::Resolution::FINE).unwrap();
+    let mut w = faxgate::image::tiff::Writer::new(
+        std::io::Cursor::new(Vec::new()),
+        faxgate::image::tiff::Profile::F(faxgate::image::codec::Coding::Mmr),
+    )
+    .unwrap();
+    w.write_page(&page).unwrap();
+    Prepared {
+        pages_total: 1,
+        body: w.finish().unwrap().into_inner(),
+        from: String::new(),
     }
 }

@@ -8,11 +8,10 @@ use std::path::Path;
 use std::process::Command;
 
 use faxgate::config::Config;
+use faxgate::job::{Child, JobData, MailOutData, Purpose};
 use faxgate::mail::address::{AddressForm, Number};
 use faxgate::mail::dialplan::Destination;
-use faxgate::offramp::jobs::{
-    self, FaxOutJob, FaxResult, MailOutJob, MessageData, REPORT_CHILD, Reported,
-};
+use faxgate::offramp::jobs::{self, FaxResult, MessageData, Reported};
 use faxgate::offramp::options::SenderOptions;
 use faxgate::scheduler::{CauseClass, Decision, Policy, Timestamp};
 use faxgate::smtp::session::{ClientInfo, Envelope, Notify, Recipient, Ret};
@@ -66,7 +65,7 @@ pub fn commit_message(spool: &Spool, env: Envelope, eml: &[u8]) -> JobId {
         size: 0,
         received: "2026-11-28T10:00:00Z".into(),
     };
-    inc.commit_at(NewJob::new(serde_json::to_value(&data).unwrap()), T0)
+    inc.commit_at(NewJob::new(JobData::from(data.clone())), T0)
         .unwrap()
         .id
 }
@@ -89,11 +88,11 @@ pub fn python_parse(bytes: &[u8]) -> serde_json::Value {
 }
 
 /// The report job of a message: its data and its mail.
-pub fn report_job(spool: &Spool, msg: &JobId) -> (MailOutJob, Vec<u8>) {
-    let id = msg.child(REPORT_CHILD).unwrap();
+pub fn report_job(spool: &Spool, msg: &JobId) -> (MailOutData, Vec<u8>) {
+    let id = msg.child(Child::Report.number()).unwrap();
     let (_, rec) = spool.get(&id).unwrap();
     assert_eq!(rec.kind, JobKind::MailOut);
-    let data: MailOutJob = serde_json::from_value(rec.data).unwrap();
+    let data = rec.data.as_mail_out().unwrap().clone();
     let mail = std::fs::read(spool.payload_path(&id, &data.file).unwrap()).unwrap();
     (data, mail)
 }
@@ -124,9 +123,10 @@ fn attempt(spool: &Spool, id: &JobId, now: Timestamp, cause: CauseClass, pages: 
 fn set_result(spool: &Spool, id: &JobId, r: FaxResult) {
     spool
         .update(id, |rec| {
-            let mut j: FaxOutJob = serde_json::from_value(rec.data.clone()).unwrap();
+            let JobData::FaxOut(j) = &mut rec.data else {
+                panic!("{:?}", rec.data)
+            };
             j.result = Some(r);
-            rec.data = serde_json::to_value(&j).unwrap();
             Ok(())
         })
         .unwrap();
@@ -165,11 +165,11 @@ fn mixed_outcomes_give_one_report_listing_each() {
     let mut ids = Vec::new();
     for j in jobs::fax_jobs(&msg, &env, &opts, 3) {
         let mut inc = spool
-            .begin_child(JobKind::FaxOut, &msg, j.recipient)
+            .begin_child(JobKind::FaxOut, &msg, Child::Recipient(j.recipient))
             .unwrap();
         inc.write_file(jobs::MESSAGE_FILE, eml).unwrap();
         let rec = inc
-            .commit_at(NewJob::new(serde_json::to_value(&j).unwrap()), T0)
+            .commit_at(NewJob::new(JobData::from(j.clone())), T0)
             .unwrap();
         ids.push(rec.id);
     }
@@ -252,7 +252,7 @@ fn mixed_outcomes_give_one_report_listing_each() {
         panic!("all recipients are final");
     };
     assert_eq!(outcomes.len(), 4);
-    assert_eq!(report, Some(msg.child(REPORT_CHILD).unwrap()));
+    assert_eq!(report, Some(msg.child(Child::Report.number()).unwrap()));
     // A second call (e.g. another worker finishing at the same time) makes no second report.
     jobs::on_fax_final(&spool, &ids[2], &cfg, now).unwrap();
     let all = spool.load().unwrap();
@@ -363,10 +363,12 @@ fn success_report_only_when_asked_or_by_default() {
             subject: "x".into(),
         };
         let j = &jobs::fax_jobs(&msg, &env, &opts, 1)[0];
-        let mut inc = spool.begin_child(JobKind::FaxOut, &msg, 1).unwrap();
+        let mut inc = spool
+            .begin_child(JobKind::FaxOut, &msg, Child::Recipient(1))
+            .unwrap();
         inc.write_file(jobs::MESSAGE_FILE, eml).unwrap();
         let id = inc
-            .commit_at(NewJob::new(serde_json::to_value(j).unwrap()), T0)
+            .commit_at(NewJob::new(JobData::from(j.clone())), T0)
             .unwrap()
             .id;
         attempt(&spool, &id, T0, CauseClass::Done, 1);
@@ -419,11 +421,11 @@ fn delay_report_once_when_asked() {
     let mut ids = Vec::new();
     for j in jobs::fax_jobs(&msg, &env, &opts, 2) {
         let mut inc = spool
-            .begin_child(JobKind::FaxOut, &msg, j.recipient)
+            .begin_child(JobKind::FaxOut, &msg, Child::Recipient(j.recipient))
             .unwrap();
         inc.write_file(jobs::MESSAGE_FILE, eml).unwrap();
         ids.push(
-            inc.commit_at(NewJob::new(serde_json::to_value(&j).unwrap()), T0)
+            inc.commit_at(NewJob::new(JobData::from(j.clone())), T0)
                 .unwrap()
                 .id,
         );
@@ -446,7 +448,7 @@ fn delay_report_once_when_asked() {
     let rep = jobs::on_fax_retry(&spool, &ids[0], &cfg, later)
         .unwrap()
         .expect("delay report");
-    assert_eq!(rep, msg.child(jobs::DELAY_CHILD_BASE + 1).unwrap());
+    assert_eq!(rep, msg.child(Child::DelayNotice(1).number()).unwrap());
     // Only once.
     assert_eq!(
         jobs::on_fax_retry(&spool, &ids[0], &cfg, later).unwrap(),
@@ -463,9 +465,15 @@ fn delay_report_once_when_asked() {
     );
 
     let (_, rec) = spool.get(&rep).unwrap();
-    let data: MailOutJob = serde_json::from_value(rec.data).unwrap();
+    let data = rec.data.as_mail_out().unwrap().clone();
     assert_eq!(data.envelope.from, "");
-    assert_eq!(data.report, jobs::ReportKind::Delay);
+    assert!(matches!(
+        data.purpose,
+        Purpose::Report {
+            report: jobs::ReportKind::Delay,
+            ..
+        }
+    ));
     let mail = std::fs::read(spool.payload_path(&rep, &data.file).unwrap()).unwrap();
     let p = python_parse(&mail);
     assert_eq!(p["per_message"]["Original-Envelope-Id"], "ENV-7");
@@ -498,10 +506,12 @@ fn mdn_only_when_requested_and_enabled() {
             subject: "x".into(),
         };
         let j = &jobs::fax_jobs(&msg, &env, &opts, 1)[0];
-        let mut inc = spool.begin_child(JobKind::FaxOut, &msg, 1).unwrap();
+        let mut inc = spool
+            .begin_child(JobKind::FaxOut, &msg, Child::Recipient(1))
+            .unwrap();
         inc.write_file(jobs::MESSAGE_FILE, eml).unwrap();
         let id = inc
-            .commit_at(NewJob::new(serde_json::to_value(j).unwrap()), T0)
+            .commit_at(NewJob::new(JobData::from(j.clone())), T0)
             .unwrap()
             .id;
         attempt(&spool, &id, T0, CauseClass::Done, 1);
@@ -516,15 +526,21 @@ fn mdn_only_when_requested_and_enabled() {
             assert!(mdns.is_empty());
             continue;
         }
-        assert_eq!(mdns, [msg.child(jobs::MDN_CHILD_BASE + 1).unwrap()]);
+        assert_eq!(mdns, [msg.child(Child::Mdn(1).number()).unwrap()]);
         let (_, rec) = spool.get(&mdns[0]).unwrap();
-        let data: MailOutJob = serde_json::from_value(rec.data).unwrap();
+        let data = rec.data.as_mail_out().unwrap().clone();
         assert_eq!(
             data.envelope.from, "",
             "RFC 8098 §2.1: MDNs go from the null sender"
         );
         assert_eq!(data.envelope.to, ["alice@example.org"]);
-        assert_eq!(data.report, jobs::ReportKind::Mdn);
+        assert!(matches!(
+            data.purpose,
+            Purpose::Report {
+                report: jobs::ReportKind::Mdn,
+                ..
+            }
+        ));
         let mail = std::fs::read(spool.payload_path(&mdns[0], &data.file).unwrap()).unwrap();
         let p = python_parse(&mail);
         assert_eq!(p["report_type"], "disposition-notification");

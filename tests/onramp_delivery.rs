@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use faxgate::config::{Config, RelayMode, RelaySecurity};
 use faxgate::delivery::mail_out::{self, MailOutData, Notices, Purpose};
-use faxgate::delivery::{Delivery, Envelope};
+use faxgate::delivery::{Delivery, MailEnvelope as Envelope};
 use faxgate::scheduler::{CauseClass, Decision, Policy};
 use faxgate::spool::{Area, JobKind, JobState, Spool, SpoolOptions};
 use onramp_common::{Relay, free_port};
@@ -387,12 +387,21 @@ async fn offramp_report_jobs_use_the_same_delivery() {
     let mut inc = sp.begin(JobKind::MailOut).unwrap();
     inc.write_file("mail.eml", report).unwrap();
     let rec = inc
-        .commit(faxgate::spool::NewJob::new(serde_json::json!({
-            "envelope": { "from": "", "to": ["sender@example.com"], "envid": null },
-            "file": "mail.eml",
-            "report": "dsn",
-            "message": "6b0b5a000000000000aa",
-        })))
+        .commit(faxgate::spool::NewJob::new(faxgate::job::JobData::MailOut(
+            faxgate::job::MailOutData {
+                envelope: Envelope {
+                    from: String::new(),
+                    to: vec!["sender@example.com".into()],
+                    envid: None,
+                },
+                purpose: faxgate::job::Purpose::Report {
+                    report: faxgate::job::ReportKind::Dsn,
+                    message: "6b0b5a000000000000aa".parse().ok(),
+                },
+                subject: String::new(),
+                file: "mail.eml".into(),
+            },
+        )))
         .unwrap();
     let delivery = Delivery::from_config(&c).unwrap();
     let (_, dec) = mail_out::attempt(

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use faxgate::config::{Config, RelayMode, RelaySecurity};
-use faxgate::delivery::{Delivery, DeliveryError, Envelope};
+use faxgate::delivery::{Delivery, DeliveryError};
+use faxgate::job::MailEnvelope;
 use faxgate::scheduler::CauseClass;
 use onramp_common::{Relay, free_port};
 
@@ -25,8 +26,8 @@ fn config(port: u16, security: RelaySecurity, ca: Option<&Path>) -> Config {
     c
 }
 
-fn envelope() -> Envelope {
-    Envelope {
+fn envelope() -> MailEnvelope {
+    MailEnvelope {
         from: "fax-gateway@example.com".into(),
         to: vec!["sales@example.com".into()],
         envid: None,

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Output;
 
 use faxgate::scheduler::GiveUp;
-use faxgate::spool::{Area, JobKind, JobRecord, JobState, NewJob, Spool, SpoolOptions};
+use faxgate::spool::{Area, JobData, JobKind, JobRecord, JobState, NewJob, Spool, SpoolOptions};
 use serde_json::json;
 
 fn queue(cwd: &Path, spool: &Path, args: &[&str]) -> Output {
@@ -31,8 +31,24 @@ fn text(o: &Output) -> String {
 fn commit(s: &Spool, kind: JobKind, body: &[u8]) -> JobRecord {
     let mut inc = s.begin(kind).unwrap();
     inc.write_file("message.eml", body).unwrap();
-    inc.commit(NewJob::new(json!({"to": "+12125551212"})))
-        .unwrap()
+    inc.commit(NewJob::new(data(kind))).unwrap()
+}
+
+/// Minimal data of a fax or mail job (through the version-1 reader, which takes JSON).
+fn data(kind: JobKind) -> JobData {
+    let v = match kind {
+        JobKind::FaxOut => json!({
+            "message": "6b0b5ae65504f019e0e3", "recipient": 1, "rcpt": "FAX=+12125550142@h",
+            "e164": "+12125550142", "dial": "12125550142", "pages_total": 1,
+            "options": {"resolution": "fine", "cover_page": false, "subject": ""},
+        }),
+        JobKind::FaxIn => json!({
+            "reception": {"source": "submit", "pages": 1, "received": 0,
+                          "completion": {"result": "complete"}},
+        }),
+        _ => json!({"envelope": {"from": "", "to": ["b@example.org"]}, "file": "message.eml"}),
+    };
+    JobData::from_v1(kind, v).unwrap()
 }
 
 #[test]
@@ -73,7 +89,10 @@ fn queue_commands_beside_a_running_owner() {
     let json_start = out.find('{').unwrap();
     let shown: JobRecord = serde_json::from_str(&out[json_start..]).unwrap();
     assert_eq!(shown.id, a.id);
-    assert_eq!(shown.data["to"], "+12125551212");
+    match &shown.data {
+        JobData::FaxOut(f) => assert_eq!(f.e164, "+12125550142"),
+        other => panic!("{other:?}"),
+    }
 
     // retry: due now (the owner sees the change at once: same files, same locks)
     let o = queue(tmp.path(), &dir, &["retry", a.id.as_str()]);

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHasher, SaltString};
-use faxgate::smtp::MessageJob;
+use faxgate::smtp::MessageData;
 use faxgate::spool::{Area, JobKind, Spool, SpoolOptions};
 
 const USER: &str = "alice";
@@ -110,7 +110,7 @@ impl Gateway {
     /// jobs (the `Message` job then moves to `done/` with its payload), so all areas are
     /// read — queue first, so that a job moving meanwhile is seen at least once — and only
     /// `Message` jobs are taken.
-    fn messages(&self) -> Vec<(MessageJob, Vec<u8>)> {
+    fn messages(&self) -> Vec<(MessageData, Vec<u8>)> {
         let s = self.spool();
         let mut out = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
@@ -121,7 +121,9 @@ impl Gateway {
             if rec.kind != JobKind::Message || !seen.insert(rec.id.clone()) {
                 continue;
             }
-            let job: MessageJob = serde_json::from_value(rec.data.clone()).unwrap();
+            let faxgate::job::JobData::Message(job) = rec.data.clone() else {
+                panic!("{:?}", rec.data)
+            };
             let body = std::fs::read(s.payload_path(&rec.id, &job.file).unwrap()).unwrap();
             assert_eq!(body.len() as u64, job.size);
             out.push((job, body));

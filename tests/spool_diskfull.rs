@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use faxgate::spool::{JobKind, NewJob, Spool, SpoolError, SpoolOptions};
-use serde_json::json;
 
 /// A tmpfs mounted for the test's life.
 struct Tmpfs {
@@ -63,14 +62,14 @@ fn full_disk_gives_temporary_errors_and_leaves_nothing() {
     // Room for a couple of small jobs.
     let mut kept = Vec::new();
     for _ in 0..2 {
-        let mut inc = spool.begin(JobKind::Message).unwrap();
+        let mut inc = spool.begin(JobKind::MailOut).unwrap();
         inc.write_file("message.eml", &[b'a'; 10_000]).unwrap();
-        kept.push(inc.commit(NewJob::new(json!({}))).unwrap().id);
+        kept.push(inc.commit(NewJob::new(data())).unwrap().id);
     }
     let free_before = spool.free_bytes().unwrap();
 
     // 1. The payload does not fit: the write fails, DiskFull, temporary.
-    let mut inc = spool.begin(JobKind::Message).unwrap();
+    let mut inc = spool.begin(JobKind::MailOut).unwrap();
     let e = inc
         .write_file("message.eml", &vec![b'x'; 1 << 20])
         .unwrap_err();
@@ -81,10 +80,10 @@ fn full_disk_gives_temporary_errors_and_leaves_nothing() {
     assert_eq!(spool.free_bytes().unwrap(), free_before);
 
     // 2. The payload fits but the record does not: commit fails, nothing is queued.
-    let mut inc = spool.begin(JobKind::Message).unwrap();
+    let mut inc = spool.begin(JobKind::MailOut).unwrap();
     let fill = usize::try_from(free_before).unwrap() - 100;
     inc.write_file("message.eml", &vec![b'y'; fill]).unwrap();
-    let e = inc.commit(NewJob::new(json!({}))).unwrap_err();
+    let e = inc.commit(NewJob::new(data())).unwrap_err();
     assert!(matches!(e, SpoolError::DiskFull { .. }), "{e}");
     assert!(e.is_temporary());
     assert_eq!(entries(&root.join("incoming")), 0);
@@ -116,4 +115,18 @@ fn full_disk_gives_temporary_errors_and_leaves_nothing() {
         let p = spool.payload_path(id, "message.eml").unwrap();
         assert_eq!(std::fs::read(p).unwrap(), vec![b'a'; 10_000]);
     }
+}
+
+/// The data of a small mail job (what the jobs carry does not matter here).
+fn data() -> faxgate::job::JobData {
+    faxgate::job::JobData::MailOut(faxgate::job::MailOutData {
+        envelope: faxgate::job::MailEnvelope {
+            from: String::new(),
+            to: vec!["a@example.org".into()],
+            envid: None,
+        },
+        purpose: faxgate::job::Purpose::AdminNotice,
+        subject: String::new(),
+        file: "message.eml".into(),
+    })
 }

@@ -28,10 +28,11 @@ use crate::daemon::{Notifier, Shutdown};
 use crate::fax::t30::SinkError;
 use crate::fax::t30::pages::{PagesSink, ReceivedPage};
 use crate::fax::t30::{self, Cause};
+use crate::job::JobData;
 use crate::offramp::budget as render_budget;
 use crate::offramp::causes::Cause as OfframpCause;
 use crate::offramp::document::{self, Stamp};
-use crate::offramp::jobs::{self, FaxOutJob, FaxResult, Reported, Split};
+use crate::offramp::jobs::{self, FaxOutData, FaxResult, Reported, Split};
 use crate::onramp::receiving::{CallStart, Receiving};
 use crate::scheduler::{CauseClass, Decision, GiveUp, Policy};
 use crate::spool::{Final, JobId, JobKind, JobState, Outcome, Spool, SpoolError};
@@ -148,7 +149,7 @@ pub async fn split(sh: &Shared, id: &JobId) -> bool {
     let res = blocking(move || {
         let check = |raw: &[u8], opts: &crate::offramp::options::SenderOptions| {
             let mut budget = render_budget::for_message(&cfg.offramp, &sh_cancel);
-            document::page_count_within(raw, &cfg.offramp, opts, &mut budget)
+            document::prepare_within(raw, &cfg.offramp, opts, &mut budget)
         };
         jobs::split_message(&spool, &id2, &cfg, &check, crate::spool::now())
     })
@@ -291,11 +292,8 @@ pub async fn fax_out(sh: &Shared, id: &JobId, line: &str, mut shutdown: Shutdown
     let ended = blocking(move || {
         if let Some(res) = result {
             spool.update(&id2, |r| {
-                if let Some(obj) = r.data.as_object_mut() {
-                    obj.insert(
-                        "result".into(),
-                        serde_json::to_value(&res).unwrap_or_default(),
-                    );
+                if let JobData::FaxOut(j) = &mut r.data {
+                    j.result = Some(res);
                 }
                 Ok(())
             })?;
@@ -358,20 +356,24 @@ async fn attempt(
         last_call: None,
         error: Some(format!("{}: {detail}", crate::spool::now())),
     };
-    let job: FaxOutJob = match serde_json::from_value(rec.data.clone()) {
-        Ok(j) => j,
-        Err(e) => return local(CauseClass::Fatal, format!("job data unreadable: {e}")),
-    };
-    let (spool, id2) = (sh.spool.clone(), id.clone());
-    let raw = match blocking(move || read_payload(&spool, &id2, jobs::MESSAGE_FILE)).await {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => {
+    let job: FaxOutData = match &rec.data {
+        JobData::FaxOut(j) => j.clone(),
+        other => {
             return local(
-                CauseClass::LocalTemporary,
-                format!("message unreadable: {e}"),
+                CauseClass::Fatal,
+                format!("a {} job, not fax-out", other.kind()),
             );
         }
-        None => return local(CauseClass::LocalTemporary, "message unreadable".into()),
+    };
+    // The pages rendered at split; a job split before pages were kept has the message.
+    let file = job.pages.clone().unwrap_or(jobs::MESSAGE_FILE.into());
+    let (spool, id2) = (sh.spool.clone(), id.clone());
+    let raw = match blocking(move || read_payload(&spool, &id2, &file)).await {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            return local(CauseClass::LocalTemporary, format!("pages unreadable: {e}"));
+        }
+        None => return local(CauseClass::LocalTemporary, "pages unreadable".into()),
     };
     let station = match sh.lines.get(line) {
         Some(m) => m.local_id().to_string(),
@@ -383,18 +385,29 @@ async fn attempt(
         recipient: job.e164.clone(),
     };
     let (cfg2, opts, cancel) = (cfg.clone(), job.options.clone(), sh.render_cancel.clone());
+    let (stored, from) = (job.pages.is_some(), job.from.clone());
     let built = blocking(move || {
-        document::build(
-            &raw,
-            &cfg2.offramp,
-            &opts,
-            &stamp,
-            &mut render_budget::for_message(&cfg2.offramp, &cancel),
-        )
+        if stored {
+            // Only the cover page and the header line are drawn now.
+            let body = crate::image::tiff::read_bytes(&raw, crate::image::tiff::Limits::default())
+                .map_err(|e| OfframpCause::GatewayError {
+                    detail: format!("the pages rendered at split cannot be read: {e}"),
+                })?;
+            document::finish(body, &from, &cfg2.offramp, &opts, &stamp)
+        } else {
+            document::build(
+                &raw,
+                &cfg2.offramp,
+                &opts,
+                &stamp,
+                &mut render_budget::for_message(&cfg2.offramp, &cancel),
+            )
+            .map(|d| d.pages)
+        }
     })
     .await;
     let pages = match built {
-        Some(Ok(d)) => d.pages,
+        Some(Ok(pages)) => pages,
         Some(Err(OfframpCause::Interrupted)) => {
             return local(CauseClass::Interrupted, OfframpCause::Interrupted.words());
         }
@@ -543,7 +556,7 @@ async fn attempt(
 /// The attempt of a call that reached T.30, from the sending engine's report.
 fn sent_attempt(
     id: &JobId,
-    job: &FaxOutJob,
+    job: &FaxOutData,
     sent: &t30::CallReport,
     cause: Cause,
     duration: Duration,

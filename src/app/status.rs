@@ -138,12 +138,10 @@ pub fn last_calls(records: &[JobRecord]) -> BTreeMap<String, LastCall> {
             if m.get(line).is_some_and(|c| c.ended >= ended) {
                 continue;
             }
-            let number = r
-                .data
-                .get("e164")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string();
+            let number = match &r.data {
+                crate::job::JobData::FaxOut(j) => j.e164.clone(),
+                _ => String::new(),
+            };
             m.insert(
                 line.clone(),
                 LastCall {
@@ -384,7 +382,14 @@ mod tests {
             failure: None,
             finished: None,
             parent: None,
-            data: serde_json::json!({"e164": "+12125550123"}),
+            child: None,
+            data: match crate::job::data::sample(kind, "") {
+                crate::job::JobData::FaxOut(mut j) => {
+                    j.e164 = "+12125550123".into();
+                    crate::job::JobData::FaxOut(j)
+                }
+                other => other,
+            },
         };
         let recs = vec![
             rec(

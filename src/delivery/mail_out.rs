@@ -13,17 +13,17 @@
 //! (`gateway.admin`) gets a notice as a `MailOut` of its own. Notices about notices are never
 //! made, so a dead relay cannot breed mail.
 
+pub use crate::job::{MailOutData, Purpose};
 use std::io::Read;
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::{error, info, warn};
 
 use crate::logging::untrusted;
 
-use super::{Delivery, Envelope, Refused};
+use super::{Delivery, MailEnvelope, Refused};
 use crate::scheduler::{CauseClass, Decision, Policy};
-use crate::spool::{JobId, JobKind, JobRecord, NewJob, Outcome, Spool, SpoolError};
+use crate::spool::{Child, JobData, JobId, JobKind, JobRecord, NewJob, Outcome, Spool, SpoolError};
 
 /// Payload file holding the message (RFC 5322, CRLF), unless the data names another.
 pub const MESSAGE_FILE: &str = "message.eml";
@@ -31,53 +31,6 @@ pub const MESSAGE_FILE: &str = "message.eml";
 /// Largest message read back for delivery (ours): what [`crate::onramp::message`] can build,
 /// base64-expanded, with room for headers.
 pub const MAX_MESSAGE_BYTES: u64 = 96 * 1024 * 1024;
-
-/// Why a piece of mail exists: decides whether its failure is reported to the operator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Purpose {
-    /// A received fax; `fax_job` is the `FaxIn` job it came from, if any.
-    Fax {
-        /// The fax job's id.
-        #[serde(default)]
-        fax_job: Option<String>,
-    },
-    /// A delivery report (DSN) or readable summary for an offramp sender.
-    Report,
-    /// A notice to the operator (never itself reported).
-    AdminNotice,
-}
-
-/// The record data of a `MailOut` job.
-///
-/// The contract every maker of mail follows: `envelope` (`from`, `to`, optional `envid`) and
-/// the message in the payload file named by `file`. The rest is optional, so the offramp's
-/// report jobs (`{"envelope", "file": "mail.eml", "report", "message"}`) are delivered by the
-/// same code; fields this module does not know are ignored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MailOutData {
-    /// SMTP envelope.
-    pub envelope: Envelope,
-    /// What the mail is (absent: a report, which is what other modules queue).
-    #[serde(default = "Purpose::report")]
-    pub purpose: Purpose,
-    /// The message's subject, for logs and `faxgate queue`.
-    #[serde(default)]
-    pub subject: String,
-    /// Payload file holding the message.
-    #[serde(default = "default_file")]
-    pub file: String,
-}
-
-fn default_file() -> String {
-    MESSAGE_FILE.to_owned()
-}
-
-impl Purpose {
-    fn report() -> Purpose {
-        Purpose::Report
-    }
-}
 
 /// What went wrong around (not inside) a delivery attempt.
 #[derive(Debug, Error)]
@@ -108,35 +61,32 @@ async fn blocking<T: Send + 'static>(
         .map_err(MailOutError::from)
 }
 
-/// Queues `message` for delivery: one durable spool commit. With `parent` the job id is that
-/// job's `n`-th child, so repeating the hand-over after a crash does not duplicate the mail.
+/// Queues `message` for delivery: one durable spool commit. With `parent` the job is that
+/// job's child in the given relation, whose id is fixed, so repeating the hand-over after a
+/// crash does not duplicate the mail.
 pub fn queue(
     spool: &Spool,
     data: &MailOutData,
     message: &[u8],
-    parent: Option<(&JobId, u16)>,
+    parent: Option<(&JobId, Child)>,
 ) -> Result<JobRecord, SpoolError> {
     let mut inc = match parent {
-        Some((p, n)) => spool.begin_child(JobKind::MailOut, p, n)?,
+        Some((p, child)) => spool.begin_child(JobKind::MailOut, p, child)?,
         None => spool.begin(JobKind::MailOut)?,
     };
     inc.write_file(&data.file, message)?;
-    let value = serde_json::to_value(data).unwrap_or_default();
-    inc.commit(NewJob::new(value))
+    inc.commit(NewJob::new(JobData::MailOut(data.clone())))
 }
 
-/// Reads the data of a `MailOut` record.
+/// The data of a `MailOut` record.
 pub fn data_of(rec: &JobRecord) -> Result<MailOutData, MailOutError> {
-    if rec.kind != JobKind::MailOut {
-        return Err(MailOutError::BadJob {
+    match &rec.data {
+        JobData::MailOut(d) => Ok(d.clone()),
+        _ => Err(MailOutError::BadJob {
             id: rec.id.clone(),
             reason: format!("is a {} job, not mail-out", rec.kind),
-        });
+        }),
     }
-    serde_json::from_value(rec.data.clone()).map_err(|e| MailOutError::BadJob {
-        id: rec.id.clone(),
-        reason: format!("mail-out data does not parse: {e}"),
-    })
 }
 
 fn read_message(spool: &Spool, id: &JobId, file: &str) -> Result<Vec<u8>, SpoolError> {
@@ -351,7 +301,7 @@ async fn notify_admin(
         }
     };
     let data = MailOutData {
-        envelope: Envelope {
+        envelope: MailEnvelope {
             from,
             to: vec![to],
             envid: None,

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Accepted, DeliveryError, Envelope};
+use super::{Accepted, DeliveryError, MailEnvelope};
 
 /// A Maildir on local disk.
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ impl Maildir {
     /// Delivers one message (blocking work runs on tokio's blocking pool).
     pub async fn deliver(
         &self,
-        envelope: &Envelope,
+        envelope: &MailEnvelope,
         message: &[u8],
     ) -> Result<Accepted, DeliveryError> {
         let this = self.clone();
@@ -132,7 +132,7 @@ impl Maildir {
 /// `Return-Path:` and `Delivered-To:` lines, as a local MDA writes them (RFC 5321 §4.4).
 /// Envelope addresses were checked when the job was made; anything that could break a header
 /// line is dropped here all the same.
-fn header_lines(env: &Envelope) -> Vec<u8> {
+fn header_lines(env: &MailEnvelope) -> Vec<u8> {
     let clean = |s: &str| -> String {
         s.chars()
             .filter(|c| !c.is_control() && *c != '<' && *c != '>')
@@ -154,7 +154,7 @@ mod tests {
     async fn delivers_whole_files_into_new() {
         let d = tempfile::tempdir().unwrap();
         let m = Maildir::new(d.path().join("Maildir"), "gw/x:1");
-        let env = Envelope {
+        let env = MailEnvelope {
             from: "fax-gateway@example.com".into(),
             to: vec!["a@example.com".into(), "b@example.com\r\nX: y".into()],
             envid: None,
@@ -194,7 +194,7 @@ mod tests {
         let blocker = d.path().join("file");
         fs::write(&blocker, b"x").unwrap();
         let m = Maildir::new(blocker.join("Maildir"), "gw");
-        let env = Envelope {
+        let env = MailEnvelope {
             from: String::new(),
             to: vec!["a@example.com".into()],
             envid: None,

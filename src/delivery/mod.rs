@@ -22,22 +22,11 @@ pub mod mail_out;
 pub mod maildir;
 pub mod smtp;
 
+pub use crate::job::MailEnvelope;
 use thiserror::Error;
 
 use crate::config::{Config, RelayMode};
 use crate::scheduler::CauseClass;
-
-/// The SMTP envelope of a message (RFC 5321 §2.3.1).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Envelope {
-    /// `MAIL FROM`: a bare address, or empty for the null sender `<>` (reports, RFC 3464 §2).
-    pub from: String,
-    /// `RCPT TO`: bare addresses.
-    pub to: Vec<String>,
-    /// RFC 3461 `ENVID`, sent when `relay.request_dsn` is on and the relay offers DSN.
-    #[serde(default)]
-    pub envid: Option<String>,
-}
 
 /// A recipient the relay refused while others were accepted.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -113,7 +102,7 @@ impl Delivery {
     /// Delivers `message` (RFC 5322 bytes, CRLF) with `envelope`.
     pub async fn deliver(
         &self,
-        envelope: &Envelope,
+        envelope: &MailEnvelope,
         message: &[u8],
     ) -> Result<Accepted, DeliveryError> {
         if envelope.to.is_empty() {

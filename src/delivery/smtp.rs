@@ -21,7 +21,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParam
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, MailParameter, RcptParameter};
 
-use super::{Accepted, DeliveryError, Envelope, Refused};
+use super::{Accepted, DeliveryError, MailEnvelope, Refused};
 use crate::config::{Config, RelaySecurity};
 
 /// The relay as configured in `[relay]`.
@@ -99,7 +99,7 @@ impl SmtpRelay {
     /// One SMTP session delivering `message`, bounded by `relay.timeout` as a whole.
     pub async fn deliver(
         &self,
-        envelope: &Envelope,
+        envelope: &MailEnvelope,
         message: &[u8],
     ) -> Result<Accepted, DeliveryError> {
         match tokio::time::timeout(self.timeout, self.session(envelope, message)).await {
@@ -155,7 +155,7 @@ impl SmtpRelay {
 
     async fn session(
         &self,
-        envelope: &Envelope,
+        envelope: &MailEnvelope,
         message: &[u8],
     ) -> Result<Accepted, DeliveryError> {
         let hello = ClientId::Domain(self.hello.clone());
@@ -197,7 +197,7 @@ impl SmtpRelay {
         &self,
         conn: &mut AsyncSmtpConnection,
         hello: &ClientId,
-        envelope: &Envelope,
+        envelope: &MailEnvelope,
         message: &[u8],
         stream_gone: &mut bool,
     ) -> Result<Accepted, DeliveryError> {

@@ -21,6 +21,7 @@
 //!
 //! Every limit is RFC 5321 §4.5.3.1: local part 64 octets, domain 255, path 256.
 
+pub use crate::job::{AddressForm, Number};
 use thiserror::Error;
 
 /// RFC 5321 §4.5.3.1.1: maximum local part, octets.
@@ -218,29 +219,6 @@ fn is_domain_name(d: &str) -> bool {
 pub fn is_our_domain(domain: &str, ours: &[String]) -> bool {
     let d = domain.strip_suffix('.').unwrap_or(domain);
     ours.iter().any(|o| o.eq_ignore_ascii_case(d))
-}
-
-/// A telephone number as the recipient wrote it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "digits")]
-pub enum Number {
-    /// RFC 3192 global phone: the digits after `+` (country code first), separators removed.
-    Global(String),
-    /// A site form: digits in the site's own dialling format (may start with the international
-    /// or national prefix), separators removed. Normalised by the dial plan.
-    Site(String),
-}
-
-/// Which local-part form the recipient used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AddressForm {
-    /// RFC 3192 `FAX=+…`.
-    Rfc3192,
-    /// Site form `fax=<digits>` (no `+`).
-    SiteFax,
-    /// Site form: plain digits, optionally with a leading `+`.
-    PlainDigits,
 }
 
 /// A fax recipient parsed from a local part.

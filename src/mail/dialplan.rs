@@ -34,6 +34,7 @@
 //! number inside our country code never begins with `international_prefix`, whatever the
 //! configured prefixes are.
 
+pub use crate::job::Destination;
 use thiserror::Error;
 
 use super::address::{MAX_E164_DIGITS, Number};
@@ -82,17 +83,6 @@ impl DialError {
             _ => "5.7.1",
         }
     }
-}
-
-/// Where a fax goes: its E.164 form and what to dial.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Destination {
-    /// E.164 with a leading `+`, e.g. `+12125550142`.
-    pub e164: String,
-    /// Digits (and PBX characters) for `ATD`, e.g. `9,12125550142`.
-    pub dial: String,
-    /// True when outside our country code or in one of `international_areas`.
-    pub international: bool,
 }
 
 /// What a numbering structure says about a national significant number it accepts.

@@ -6,6 +6,11 @@
 //! the time of sending in; pages, or the cause to tell the sender, out. RFC 3965 §3: "if any
 //! part cannot be processed the whole message fails", so a part that cannot be rendered fails
 //! the document, with that part named.
+//!
+//! Rendering is the expensive step, so the gateway does it once per message, when it splits
+//! the message into faxes ([`prepare_within`]): the body pages are kept in each fax job as a
+//! lossless TIFF-F, and at each attempt [`finish`] only adds what depends on the recipient and
+//! the moment — the cover page and the header line — before the line is used.
 
 use chrono::NaiveDateTime;
 
@@ -14,7 +19,9 @@ use super::mime::{self, Content, Extracted, Kind, MimeError, PartName, Role};
 use super::options::SenderOptions;
 use crate::config::{self, BodyText};
 use crate::image::Page;
+use crate::image::codec::Coding;
 use crate::image::render::{self, Budget, ErrorKind, Fields, Template};
+use crate::image::tiff::{self, Profile};
 
 /// What the header line and cover page say besides the message itself.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -180,6 +187,123 @@ pub fn build(
     stamp: &Stamp,
     budget: &mut dyn Budget,
 ) -> Result<Document, Cause> {
+    let body = render_body(raw, cfg, opts, budget)?;
+    let from = body.extracted.headers.from.clone().unwrap_or_default();
+    let pages = finish(body.pages, &from, cfg, opts, stamp)?;
+    Ok(Document { pages, ..body })
+}
+
+/// A message's body pages as the split renders them, once for every recipient and attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// Pages each fax of the message has, the cover page included.
+    pub pages_total: u32,
+    /// The body pages (every part, in order; no cover page, no header line) as a TIFF-F,
+    /// Profile F with MMR coding (RFC 3949 §4): lossless, and compact on disk.
+    pub body: Vec<u8>,
+    /// The message's `From:`, which the cover page shows.
+    pub from: String,
+}
+
+/// Renders the body of `raw` once ([`build`] without cover page and header line) and keeps it
+/// as a TIFF-F, checking the page limit the finished fax will have.
+pub fn prepare_within(
+    raw: &[u8],
+    cfg: &config::Offramp,
+    opts: &SenderOptions,
+    budget: &mut dyn Budget,
+) -> Result<Prepared, Cause> {
+    let body = render_body(raw, cfg, opts, budget)?;
+    let total = body.pages.len() + usize::from(opts.cover_page);
+    let limit = render_options(cfg, opts).limits.max_pages;
+    if total > limit as usize {
+        return Err(render_cause(
+            "the fax",
+            &ErrorKind::TooManyPages { limit },
+            cfg,
+        ));
+    }
+    let keep = |e: tiff::TiffError| Cause::GatewayError {
+        detail: format!("the rendered pages could not be kept: {e}"),
+    };
+    let mut w = tiff::Writer::new(std::io::Cursor::new(Vec::new()), Profile::F(Coding::Mmr))
+        .map_err(keep)?;
+    for p in &body.pages {
+        w.write_page(p).map_err(keep)?;
+    }
+    Ok(Prepared {
+        pages_total: u32::try_from(total).unwrap_or(u32::MAX),
+        body: w.finish().map_err(keep)?.into_inner(),
+        from: body.extracted.headers.from.clone().unwrap_or_default(),
+    })
+}
+
+/// [`prepare_within`] within the `[offramp]` rendering limits, not cancellable.
+pub fn prepare(raw: &[u8], cfg: &config::Offramp, opts: &SenderOptions) -> Result<Prepared, Cause> {
+    let mut budget = super::budget::for_message(cfg, &super::budget::Cancel::new());
+    prepare_within(raw, cfg, opts, &mut budget)
+}
+
+/// The fax as sent: the cover page (when asked for) before the `body` pages rendered at split,
+/// and the header line on every page (when `stamp.when` is set). `from` is the message's
+/// `From:` for the cover page.
+pub fn finish(
+    body: Vec<Page>,
+    from: &str,
+    cfg: &config::Offramp,
+    opts: &SenderOptions,
+    stamp: &Stamp,
+) -> Result<Vec<Page>, Cause> {
+    let ropts = render_options(cfg, opts);
+    let fields = Fields {
+        when: stamp.when,
+        station: stamp.station.clone(),
+        sender: cfg.sender_name.clone(),
+        recipient: stamp.recipient.clone(),
+        from: from.to_owned(),
+        to: stamp.recipient.clone(),
+        subject: opts.subject.clone(),
+        note: String::new(),
+    };
+    let cover_tpl = if opts.cover_page {
+        Some(
+            render::cover::template("").map_err(|e| Cause::GatewayError {
+                detail: format!("cover page template: {e}"),
+            })?,
+        )
+    } else {
+        None
+    };
+    let header_tpl = if stamp.when.is_some() && !cfg.header.trim().is_empty() {
+        Some(
+            Template::parse(&cfg.header, render::header::HEADER_FIELDS).map_err(|e| {
+                Cause::GatewayError {
+                    detail: format!("offramp.header: {e}"),
+                }
+            })?,
+        )
+    } else {
+        None
+    };
+    render::assemble(
+        vec![render::Rendered {
+            pages: body,
+            notes: Vec::new(),
+        }],
+        cover_tpl.as_ref().map(|t| (t, &fields)),
+        header_tpl.as_ref().map(|t| (t, &fields)),
+        &ropts,
+    )
+    .map_err(|e| render_cause(&e.part, &e.kind, cfg))
+}
+
+/// Every part of `raw` rendered, in order: the body pages of its fax, with what was noted.
+fn render_body(
+    raw: &[u8],
+    cfg: &config::Offramp,
+    opts: &SenderOptions,
+    budget: &mut dyn Budget,
+) -> Result<Document, Cause> {
     let extracted =
         mime::extract(raw, &mime::Policy::from_config(cfg)).map_err(|e| mime_cause(&e))?;
     let with_body = match cfg.body_text {
@@ -245,45 +369,8 @@ pub fn build(
         rendered.push(r);
         parts.push(name.clone());
     }
-    let fields = Fields {
-        when: stamp.when,
-        station: stamp.station.clone(),
-        sender: cfg.sender_name.clone(),
-        recipient: stamp.recipient.clone(),
-        from: extracted.headers.from.clone().unwrap_or_default(),
-        to: stamp.recipient.clone(),
-        subject: opts.subject.clone(),
-        note: String::new(),
-    };
-    let cover_tpl = if opts.cover_page {
-        Some(
-            render::cover::template("").map_err(|e| Cause::GatewayError {
-                detail: format!("cover page template: {e}"),
-            })?,
-        )
-    } else {
-        None
-    };
-    let header_tpl = if stamp.when.is_some() && !cfg.header.trim().is_empty() {
-        Some(
-            Template::parse(&cfg.header, render::header::HEADER_FIELDS).map_err(|e| {
-                Cause::GatewayError {
-                    detail: format!("offramp.header: {e}"),
-                }
-            })?,
-        )
-    } else {
-        None
-    };
-    let pages = render::assemble(
-        rendered,
-        cover_tpl.as_ref().map(|t| (t, &fields)),
-        header_tpl.as_ref().map(|t| (t, &fields)),
-        &ropts,
-    )
-    .map_err(|e| render_cause(&e.part, &e.kind, cfg))?;
     Ok(Document {
-        pages,
+        pages: rendered.into_iter().flat_map(|r| r.pages).collect(),
         notes,
         parts,
         extracted,

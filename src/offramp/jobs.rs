@@ -3,133 +3,43 @@
 //!
 //! The pure half ([`fax_jobs`], [`outcome_of`], [`cause_of`], [`report`]) decides; the thin
 //! spool shell ([`split_message`], [`on_fax_final`]) reads and commits jobs. Idempotence after
-//! a crash comes from the spool's deterministic child ids: recipient `i` (1-based) of message
-//! `M` is job `M.i`, its report is `M.9000`, MDNs are `M.9100+i`, delay reports `M.9400+i`,
-//! the copy for `gateway.admin` of mail to the postmaster `M.9700`; committing an id that exists
-//! fails with `Exists`, which here means "done before", so a report is never sent twice even
-//! when two fax jobs finish at the same moment.
+//! a crash comes from the spool's deterministic child ids: each child job is committed in its
+//! typed relation to the message ([`Child`]: a recipient's fax, the report, an MDN, a delay
+//! notice, the copy for `gateway.admin` of mail to the postmaster), whose id is fixed;
+//! committing an id that exists fails with `Exists`, which here means "done before", so a
+//! report is never sent twice even when two fax jobs finish at the same moment.
 //!
-//! Each `FaxOut` job carries a copy of `message.eml` and is rendered again by the fax worker at
-//! send time (the page header line holds the time of sending and "page n of m", as HylaFAX
-//! stamps it); rendering here first proves every part renders and gives the page count, so a
-//! bad attachment fails the message before any call is made (RFC 3965 §3).
+//! The split renders the message once (under the `[offramp]` time and work budget): that
+//! proves every part renders, so a bad attachment fails the message before any call is made
+//! (RFC 3965 §3), and the body pages it made are kept in each `FaxOut` job ([`PAGES_FILE`]).
+//! Every attempt of every recipient reuses them; the fax worker adds only the cover page and
+//! the header line (time of sending and "page n of m", as HylaFAX stamps it), so a line is
+//! never held while a document renders.
 
+pub use crate::job::{FaxOutData, FaxResult, MailEnvelope, ReportKind};
 use std::io::Read;
-
-use serde::{Deserialize, Serialize};
 
 use super::causes::{Action, Cause};
 use super::dsn::{self, FaxSummary, Notify, RecipientOutcome, Report, Ret};
 use super::options::SenderOptions;
 use crate::job::Child;
+use crate::job::{JobData, MailOutData, Purpose};
 use crate::scheduler::{CauseClass, GiveUp, Timestamp};
 use crate::smtp::session::{self as smtp, Envelope};
 use crate::spool::{Final, JobId, JobKind, JobRecord, JobState, NewJob, Spool, SpoolError};
 
 /// Payload file of a `Message` job, as the SMTP listener writes it.
 pub use crate::smtp::MESSAGE_FILE;
+/// Payload file of a `FaxOut` job holding its body pages as rendered at split.
+pub const PAGES_FILE: &str = "pages.tif";
 /// Payload file of a report `MailOut` job.
 pub const MAIL_FILE: &str = "mail.eml";
-/// Child number of the one delivery report of a message ([`Child::Report`]).
-pub const REPORT_CHILD: u16 = Child::Report.number();
-/// Child number base of MDNs (`+ recipient`, 1-based) ([`Child::Mdn`]).
-pub const MDN_CHILD_BASE: u16 = Child::Mdn(0).number();
-/// Child number base of delay reports (`+ recipient`, 1-based) ([`Child::DelayNotice`]).
-pub const DELAY_CHILD_BASE: u16 = Child::DelayNotice(0).number();
-/// Child number of the copy forwarded to `gateway.admin` for postmaster recipients
-/// ([`Child::Postmaster`]).
-pub const POSTMASTER_CHILD: u16 = Child::Postmaster.number();
 /// Recipients per message handled at most, so that the child number ranges stay apart
 /// (`smtp.max_recipients` defaults to 100; a message with more is refused, not truncated).
 pub const MAX_RECIPIENTS: usize = Child::MAX_RECIPIENTS as usize;
 /// Largest `message.eml` read back (ours; the listener's SIZE limit is far below).
 pub const MAX_MESSAGE_BYTES: u64 = 256 * 1024 * 1024;
-
-/// `data` of a committed `Message` job, as the SMTP listener writes it.
-pub use crate::smtp::MessageJob as MessageData;
-
-/// What the fax worker measured on the last call, stored in the `FaxOut` job by the worker
-/// before it finishes the job (all optional: the scheduler may give up without a call).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FaxResult {
-    /// The T.30 completion cause number (`fax::t30::Cause`), if a call reached T.30.
-    #[serde(default)]
-    pub t30_cause: Option<u16>,
-    /// Pages confirmed by the receiver.
-    #[serde(default)]
-    pub pages_sent: u32,
-    /// The receiver's CSI.
-    #[serde(default)]
-    pub remote_id: Option<String>,
-    /// Signalling rate of the last page, bit/s.
-    #[serde(default)]
-    pub speed_bps: Option<u32>,
-    /// Call duration, milliseconds.
-    #[serde(default)]
-    pub duration_ms: Option<u64>,
-}
-
-/// `data` of a `FaxOut` job: one recipient of one message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FaxOutJob {
-    /// The `Message` job it came from.
-    pub message: JobId,
-    /// 1-based recipient number (its child number).
-    pub recipient: u16,
-    /// The RCPT TO address.
-    pub rcpt: String,
-    /// E.164 destination.
-    pub e164: String,
-    /// What to dial (`ATD…`), from the dial plan at RCPT time.
-    pub dial: String,
-    /// RFC 3192 / T.33 subaddress.
-    #[serde(default)]
-    pub subaddress: Option<String>,
-    /// Sender options (resolution, cover page, subject).
-    pub options: SenderOptions,
-    /// Pages of the document as rendered when the message was split (cover included).
-    pub pages_total: u32,
-    /// Filled in by the fax worker.
-    #[serde(default)]
-    pub result: Option<FaxResult>,
-}
-
-/// The SMTP envelope of a report (matches the mail delivery job's envelope shape).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MailEnvelope {
-    /// `MAIL FROM`: empty for the null sender `<>`.
-    pub from: String,
-    /// `RCPT TO`.
-    pub to: Vec<String>,
-    /// No ENVID on reports.
-    #[serde(default)]
-    pub envid: Option<String>,
-}
-
-/// What kind of report a `MailOut` job carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ReportKind {
-    /// RFC 3464 DSN (final outcome of every recipient).
-    Dsn,
-    /// RFC 3464 DSN with `Action: delayed` for one recipient.
-    Delay,
-    /// RFC 8098 MDN.
-    Mdn,
-}
-
-/// `data` of a report `MailOut` job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MailOutJob {
-    /// The envelope (from `<>`).
-    pub envelope: MailEnvelope,
-    /// Payload file holding the message.
-    pub file: String,
-    /// DSN, delay DSN or MDN.
-    pub report: ReportKind,
-    /// The message it reports on.
-    pub message: JobId,
-}
+pub use crate::job::MessageData;
 
 /// Why the offramp could not process a job; the operator's or the environment's fault (the
 /// sender's faults become reports, not errors).
@@ -209,12 +119,12 @@ pub fn fax_jobs(
     env: &Envelope,
     options: &SenderOptions,
     pages_total: u32,
-) -> Vec<FaxOutJob> {
+) -> Vec<FaxOutData> {
     env.recipients
         .iter()
         .take(MAX_RECIPIENTS)
         .enumerate()
-        .map(|(i, r)| FaxOutJob {
+        .map(|(i, r)| FaxOutData {
             message: message.clone(),
             recipient: (i + 1) as u16,
             rcpt: r.address.clone(),
@@ -223,6 +133,8 @@ pub fn fax_jobs(
             subaddress: r.subaddress.clone(),
             options: options.clone(),
             pages_total,
+            pages: None,
+            from: String::new(),
             result: None,
         })
         .collect()
@@ -284,7 +196,7 @@ fn t30_cause(n: u16, page: u32, tries: u32) -> Option<Cause> {
 
 /// Why a final `FaxOut` job ended as it did, in the sender's terms: from the worker's
 /// [`FaxResult`] when it left one, else from the attempt history and the scheduler's reason.
-pub fn cause_of(rec: &JobRecord, job: &FaxOutJob) -> Cause {
+pub fn cause_of(rec: &JobRecord, job: &FaxOutData) -> Cause {
     let attempts = &rec.attempts[rec.counted_from.min(rec.attempts.len())..];
     let tries = attempts
         .iter()
@@ -328,7 +240,7 @@ pub fn cause_of(rec: &JobRecord, job: &FaxOutJob) -> Cause {
 /// The outcome of one recipient, or `None` while its job is not final.
 pub fn outcome_of(
     rec: &JobRecord,
-    job: &FaxOutJob,
+    job: &FaxOutData,
     recipient: &smtp::Recipient,
 ) -> Option<RecipientOutcome> {
     if !rec.state.is_final() {
@@ -390,7 +302,7 @@ pub fn report(
     let arrival = chrono::DateTime::parse_from_rfc3339(&data.received)
         .map(|t| t.with_timezone(&chrono::Utc))
         .unwrap_or_else(|_| to_utc(message.created));
-    let report_id = format!("{}.{REPORT_CHILD}", message.id.base());
+    let report_id = format!("{}.{}", message.id.base(), Child::Report.number());
     dsn::build(&dsn::ReportInput {
         hostname: &cfg.gateway.hostname,
         report_id: &report_id,
@@ -406,13 +318,27 @@ pub fn report(
     })
 }
 
-fn parse_data<T: for<'de> Deserialize<'de>>(
-    rec: &JobRecord,
-    what: &'static str,
-) -> Result<T, JobsError> {
-    serde_json::from_value(rec.data.clone()).map_err(|e| JobsError::BadData {
-        id: rec.id.clone(),
-        what,
+/// The data of a `Message` record.
+fn message_data(rec: &JobRecord) -> Result<&MessageData, JobsError> {
+    match &rec.data {
+        JobData::Message(d) => Ok(d),
+        _ => Err(JobsError::WrongKind(rec.id.clone(), "message")),
+    }
+}
+
+/// The data of a `FaxOut` record.
+fn fax_data(rec: &JobRecord) -> Result<&FaxOutData, JobsError> {
+    match &rec.data {
+        JobData::FaxOut(d) => Ok(d),
+        _ => Err(JobsError::WrongKind(rec.id.clone(), "fax-out")),
+    }
+}
+
+/// The id of `parent`'s child `child`.
+fn child_id(parent: &JobId, child: Child) -> Result<JobId, JobsError> {
+    child.id_of(parent).map_err(|e| JobsError::BadData {
+        id: parent.clone(),
+        what: "parent id",
         detail: e.to_string(),
     })
 }
@@ -433,19 +359,18 @@ fn read_message(spool: &Spool, id: &JobId, file: &str) -> Result<Vec<u8>, JobsEr
     Ok(buf)
 }
 
-/// Commit a child job; `Exists` means it was committed before (a repeat after a crash).
-#[allow(clippy::too_many_arguments)]
+/// Commit child `child` of `parent` with payload `file` holding `bytes`; `Ok(false)` when it
+/// was committed before (a repeat after a crash: `Exists`).
 fn commit_child(
     spool: &Spool,
-    kind: JobKind,
     parent: &JobId,
-    n: u16,
+    child: Child,
     file: &str,
     bytes: &[u8],
-    data: serde_json::Value,
+    data: JobData,
     now: Timestamp,
 ) -> Result<bool, JobsError> {
-    let mut inc = match spool.begin_child(kind, parent, n) {
+    let mut inc = match spool.begin_child(data.kind(), parent, child) {
         Ok(i) => i,
         Err(SpoolError::Exists(_)) => return Ok(false),
         Err(e) => return Err(e.into()),
@@ -490,8 +415,10 @@ pub enum Split {
 }
 
 /// The document step as the caller provides it: the raw message and the sender's options in,
-/// the page count or the cause for the sender out (normally [`super::document`]).
-pub type DocumentCheck<'a> = &'a dyn Fn(&[u8], &SenderOptions) -> Result<u32, Cause>;
+/// the rendered body pages or the cause for the sender out (normally
+/// [`super::document::prepare_within`]).
+pub type DocumentCheck<'a> =
+    &'a dyn Fn(&[u8], &SenderOptions) -> Result<super::document::Prepared, Cause>;
 
 /// Split a queued `Message` job: prove its document renders (via `check`), then commit one
 /// `FaxOut` job per recipient (each with a copy of the message) and finish the message job;
@@ -506,13 +433,10 @@ pub fn split_message(
     now: Timestamp,
 ) -> Result<Split, JobsError> {
     let (_, rec) = spool.get(id)?;
-    if rec.kind != JobKind::Message {
-        return Err(JobsError::WrongKind(id.clone(), "message"));
-    }
-    let data: MessageData = parse_data(&rec, "message job")?;
+    let data = message_data(&rec)?;
     let raw = read_message(spool, id, &data.file)?;
     let headers = super::mime::headers(&raw);
-    let forwarded = forward_to_admin(spool, cfg, id, &data, &raw, headers.subject.as_deref(), now)?;
+    let forwarded = forward_to_admin(spool, cfg, id, data, &raw, headers.subject.as_deref(), now)?;
     if let (true, Some(job)) = (data.envelope.recipients.is_empty(), &forwarded) {
         finish_if_queued(spool, id, now, Final::Done)?;
         return Ok(Split::Forwarded { job: job.clone() });
@@ -533,26 +457,23 @@ pub fn split_message(
     };
     match checked {
         Err(Cause::Interrupted) => Err(JobsError::Interrupted(id.clone())),
-        Ok(pages) => {
+        Ok(prepared) => {
+            let pages = prepared.pages_total;
             let mut jobs = Vec::new();
-            for job in fax_jobs(id, &data.envelope, &options, pages) {
-                let n = job.recipient;
-                let value = serde_json::to_value(&job).unwrap_or_default();
+            for mut job in fax_jobs(id, &data.envelope, &options, pages) {
+                let child = Child::Recipient(job.recipient);
+                job.pages = Some(PAGES_FILE.into());
+                job.from = prepared.from.clone();
                 commit_child(
                     spool,
-                    JobKind::FaxOut,
                     id,
-                    n,
-                    MESSAGE_FILE,
-                    &raw,
-                    value,
+                    child,
+                    PAGES_FILE,
+                    &prepared.body,
+                    JobData::FaxOut(job),
                     now,
                 )?;
-                jobs.push(id.child(n).map_err(|e| JobsError::BadData {
-                    id: id.clone(),
-                    what: "parent id",
-                    detail: e.to_string(),
-                })?);
+                jobs.push(child_id(id, child)?);
             }
             finish_if_queued(spool, id, now, Final::Done)?;
             Ok(Split::Faxes {
@@ -562,7 +483,7 @@ pub fn split_message(
             })
         }
         Err(cause) => {
-            let report = fail_message(spool, cfg, &rec, &data, &raw, &headers, &cause, now)?;
+            let report = fail_message(spool, cfg, &rec, data, &raw, &headers, &cause, now)?;
             Ok(Split::Failed {
                 cause,
                 report,
@@ -624,17 +545,14 @@ pub fn quarantine_message(
     now: Timestamp,
 ) -> Result<Option<JobId>, JobsError> {
     let (_, rec) = spool.get(id)?;
-    if rec.kind != JobKind::Message {
-        return Err(JobsError::WrongKind(id.clone(), "message"));
-    }
-    let data: MessageData = parse_data(&rec, "message job")?;
+    let data = message_data(&rec)?;
     let raw = read_message(spool, id, &data.file)?;
     let headers = super::mime::headers(&raw);
     fail_message(
         spool,
         cfg,
         &rec,
-        &data,
+        data,
         &raw,
         &headers,
         &Cause::Quarantined,
@@ -656,7 +574,6 @@ fn forward_to_admin(
     subject: Option<&str>,
     now: Timestamp,
 ) -> Result<Option<JobId>, JobsError> {
-    use crate::delivery::mail_out::{self, MailOutData, Purpose};
     if data.envelope.postmaster.is_empty() {
         return Ok(None);
     }
@@ -668,34 +585,20 @@ fn forward_to_admin(
         }
         return Ok(None);
     }
+    let file = crate::delivery::mail_out::MESSAGE_FILE;
     let job = MailOutData {
-        envelope: crate::delivery::Envelope {
+        envelope: MailEnvelope {
             from: data.envelope.mail_from.clone(),
             to: vec![cfg.gateway.admin.clone()],
             envid: data.envelope.envid.clone(),
         },
         purpose: Purpose::AdminNotice,
         subject: subject.unwrap_or_default().to_owned(),
-        file: mail_out::MESSAGE_FILE.to_owned(),
+        file: file.to_owned(),
     };
-    let value = serde_json::to_value(&job).unwrap_or_default();
-    commit_child(
-        spool,
-        JobKind::MailOut,
-        id,
-        POSTMASTER_CHILD,
-        &job.file,
-        raw,
-        value,
-        now,
-    )?;
-    id.child(POSTMASTER_CHILD)
-        .map(Some)
-        .map_err(|e| JobsError::BadData {
-            id: id.clone(),
-            what: "parent id",
-            detail: e.to_string(),
-        })
+    let child = Child::Postmaster;
+    commit_child(spool, id, child, file, raw, JobData::MailOut(job), now)?;
+    child_id(id, child).map(Some)
 }
 
 /// Header block read when looking for loops (ours; a header block this long is not a loop
@@ -764,28 +667,42 @@ fn queue_report(
     let Some(rep) = report(cfg, rec, data, raw, subject, outcomes, now) else {
         return Ok(None);
     };
-    let job = MailOutJob {
+    queue_report_mail(spool, &rec.id, Child::Report, ReportKind::Dsn, &rep, now)?;
+    child_id(&rec.id, Child::Report).map(Some)
+}
+
+/// Queue report `rep` (DSN, delay DSN or MDN) about message `message` as its child `child`.
+/// `Ok(false)`: an earlier run queued it already (the fixed child id says so).
+fn queue_report_mail(
+    spool: &Spool,
+    message: &JobId,
+    child: Child,
+    kind: ReportKind,
+    rep: &Report,
+    now: Timestamp,
+) -> Result<bool, JobsError> {
+    let data = MailOutData {
         envelope: MailEnvelope {
             from: rep.mail_from.clone(),
             to: vec![rep.rcpt_to.clone()],
             envid: None,
         },
+        purpose: Purpose::Report {
+            report: kind,
+            message: Some(message.clone()),
+        },
+        subject: String::new(),
         file: MAIL_FILE.into(),
-        report: ReportKind::Dsn,
-        message: rec.id.clone(),
     };
-    let value = serde_json::to_value(&job).unwrap_or_default();
     commit_child(
         spool,
-        JobKind::MailOut,
-        &rec.id,
-        REPORT_CHILD,
+        message,
+        child,
         MAIL_FILE,
         &rep.message,
-        value,
+        JobData::MailOut(data),
         now,
-    )?;
-    Ok(rec.id.child(REPORT_CHILD).ok())
+    )
 }
 
 /// What [`on_fax_final`] did.
@@ -813,12 +730,9 @@ pub fn on_fax_final(
     now: Timestamp,
 ) -> Result<Reported, JobsError> {
     let (_, fax) = spool.get(fax_id)?;
-    if fax.kind != JobKind::FaxOut {
-        return Err(JobsError::WrongKind(fax_id.clone(), "fax-out"));
-    }
-    let job: FaxOutJob = parse_data(&fax, "fax-out job")?;
+    let job = fax_data(&fax)?;
     let (_, msg) = spool.get(&job.message)?;
-    let data: MessageData = parse_data(&msg, "message job")?;
+    let data = message_data(&msg)?;
     let mut outcomes = Vec::with_capacity(data.envelope.recipients.len());
     for (i, r) in data
         .envelope
@@ -827,17 +741,9 @@ pub fn on_fax_final(
         .take(MAX_RECIPIENTS)
         .enumerate()
     {
-        let cid = msg
-            .id
-            .child((i + 1) as u16)
-            .map_err(|e| JobsError::BadData {
-                id: msg.id.clone(),
-                what: "parent id",
-                detail: e.to_string(),
-            })?;
+        let cid = child_id(&msg.id, Child::Recipient((i + 1) as u16))?;
         let (_, crec) = spool.get(&cid)?;
-        let cjob: FaxOutJob = parse_data(&crec, "fax-out job")?;
-        match outcome_of(&crec, &cjob, r) {
+        match outcome_of(&crec, fax_data(&crec)?, r) {
             Some(o) => outcomes.push(o),
             None => return Ok(Reported::Pending),
         }
@@ -848,7 +754,7 @@ pub fn on_fax_final(
         spool,
         cfg,
         &msg,
-        &data,
+        data,
         &raw,
         headers.subject.as_deref(),
         &outcomes,
@@ -860,8 +766,8 @@ pub fn on_fax_final(
             if o.action != Action::Delivered {
                 continue;
             }
-            let n = MDN_CHILD_BASE + (i + 1) as u16;
-            let report_id = format!("{}.{n}", msg.id.base());
+            let child = Child::Mdn((i + 1) as u16);
+            let report_id = format!("{}.{}", msg.id.base(), child.number());
             let Some(m) = dsn::build_mdn(&dsn::MdnInput {
                 hostname: &cfg.gateway.hostname,
                 report_id: &report_id,
@@ -874,30 +780,8 @@ pub fn on_fax_final(
             }) else {
                 continue;
             };
-            let mj = MailOutJob {
-                envelope: MailEnvelope {
-                    from: m.mail_from.clone(),
-                    to: vec![m.rcpt_to.clone()],
-                    envid: None,
-                },
-                file: MAIL_FILE.into(),
-                report: ReportKind::Mdn,
-                message: msg.id.clone(),
-            };
-            let value = serde_json::to_value(&mj).unwrap_or_default();
-            commit_child(
-                spool,
-                JobKind::MailOut,
-                &msg.id,
-                n,
-                MAIL_FILE,
-                &m.message,
-                value,
-                now,
-            )?;
-            if let Ok(id) = msg.id.child(n) {
-                mdns.push(id);
-            }
+            queue_report_mail(spool, &msg.id, child, ReportKind::Mdn, &m, now)?;
+            mdns.push(child_id(&msg.id, child)?);
         }
     }
     Ok(Reported::Done {
@@ -922,15 +806,12 @@ pub fn on_fax_retry(
         return Ok(None);
     }
     let (_, fax) = spool.get(fax_id)?;
-    if fax.kind != JobKind::FaxOut {
-        return Err(JobsError::WrongKind(fax_id.clone(), "fax-out"));
-    }
+    let job = fax_data(&fax)?;
     if fax.state.is_final() || now.since(fax.epoch) < after {
         return Ok(None);
     }
-    let job: FaxOutJob = parse_data(&fax, "fax-out job")?;
     let (_, msg) = spool.get(&job.message)?;
-    let data: MessageData = parse_data(&msg, "message job")?;
+    let data = message_data(&msg)?;
     let Some(r) = data
         .envelope
         .recipients
@@ -953,7 +834,7 @@ pub fn on_fax_retry(
         orcpt: r.orcpt.clone(),
         notify,
         action: Action::Delayed,
-        cause: cause_of(&fax, &job),
+        cause: cause_of(&fax, job),
         fax: FaxSummary {
             number: job.e164.clone(),
             pages_sent: res.pages_sent,
@@ -974,11 +855,11 @@ pub fn on_fax_retry(
     };
     let raw = read_message(spool, &msg.id, &data.file)?;
     let subject = super::mime::headers(&raw).subject;
-    let n = DELAY_CHILD_BASE + job.recipient;
+    let child = Child::DelayNotice(job.recipient);
     let arrival = chrono::DateTime::parse_from_rfc3339(&data.received)
         .map(|t| t.with_timezone(&chrono::Utc))
         .unwrap_or_else(|_| to_utc(msg.created));
-    let report_id = format!("{}.{n}", msg.id.base());
+    let report_id = format!("{}.{}", msg.id.base(), child.number());
     let Some(rep) = dsn::build(&dsn::ReportInput {
         hostname: &cfg.gateway.hostname,
         report_id: &report_id,
@@ -995,28 +876,12 @@ pub fn on_fax_retry(
     }) else {
         return Ok(None);
     };
-    let mj = MailOutJob {
-        envelope: MailEnvelope {
-            from: rep.mail_from.clone(),
-            to: vec![rep.rcpt_to.clone()],
-            envid: None,
-        },
-        file: MAIL_FILE.into(),
-        report: ReportKind::Delay,
-        message: msg.id.clone(),
-    };
-    let value = serde_json::to_value(&mj).unwrap_or_default();
-    let fresh = commit_child(
-        spool,
-        JobKind::MailOut,
-        &msg.id,
-        n,
-        MAIL_FILE,
-        &rep.message,
-        value,
-        now,
-    )?;
-    Ok(if fresh { msg.id.child(n).ok() } else { None })
+    let fresh = queue_report_mail(spool, &msg.id, child, ReportKind::Delay, &rep, now)?;
+    Ok(if fresh {
+        Some(child_id(&msg.id, child)?)
+    } else {
+        None
+    })
 }
 
 #[cfg(test)]
@@ -1052,12 +917,13 @@ mod tests {
             failure,
             finished: Some(Timestamp(9999)),
             parent: None,
-            data: serde_json::Value::Null,
+            child: None,
+            data: JobData::FaxOut(job(None)),
         }
     }
 
-    fn job(result: Option<FaxResult>) -> FaxOutJob {
-        FaxOutJob {
+    fn job(result: Option<FaxResult>) -> FaxOutData {
+        FaxOutData {
             message: "6b0b5ae65504f019e0e3".parse().unwrap(),
             recipient: 1,
             rcpt: "FAX=+1@h".into(),
@@ -1070,6 +936,8 @@ mod tests {
                 subject: String::new(),
             },
             pages_total: 4,
+            pages: None,
+            from: String::new(),
             result,
         }
     }
@@ -1085,7 +953,7 @@ mod tests {
             })
         };
         let failed = |f: GiveUp, c: &[(CauseClass, u32)]| rec(JobState::Failed, Some(f), c);
-        let table: Vec<(JobRecord, FaxOutJob, Cause)> = vec![
+        let table: Vec<(JobRecord, FaxOutData, Cause)> = vec![
             (
                 rec(JobState::Done, None, &[(Done, 4)]),
                 job(None),

@@ -14,20 +14,9 @@
 //! Anything else in brackets is left alone (it is part of the subject, like `[ticket 42]`).
 //! Superfine is sent only where the receiver offers it; the transmitter falls back to fine.
 
-use serde::{Deserialize, Serialize};
+pub use crate::job::SenderOptions;
 
 use crate::config::Resolution;
-
-/// Options asked for by the sender, over the `[offramp]` defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SenderOptions {
-    /// Vertical resolution to render and send at.
-    pub resolution: Resolution,
-    /// Whether to send a cover page.
-    pub cover_page: bool,
-    /// The subject without option keywords (for the cover page and the report).
-    pub subject: String,
-}
 
 fn resolution_word(w: &str) -> Option<Resolution> {
     match w.trim().to_ascii_lowercase().as_str() {

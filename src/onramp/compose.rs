@@ -18,11 +18,11 @@ use super::route::RouteTable;
 use super::template::{Target, Template, TemplateError};
 use super::{Completion, Reception};
 use crate::config::{AttachFormat, Route};
-use crate::delivery::Envelope;
 use crate::delivery::mail_out::{MailOutData, Purpose};
 use crate::image::Page;
 use crate::image::codec::{Coding, EncodeOptions, Encoder};
 use crate::image::tiff::{Profile, TiffError, Writer};
+use crate::job::MailEnvelope;
 
 /// The settings composing needs (from `[gateway]` and `[onramp]`).
 #[derive(Debug, Clone)]
@@ -273,13 +273,13 @@ pub fn compose(
     Ok(Outgoing {
         route: route.name.clone(),
         data: MailOutData {
-            envelope: Envelope {
+            envelope: MailEnvelope {
                 from: message::bare_address(&settings.from)?,
                 to: env_to,
                 envid: Some(job.to_owned()),
             },
             purpose: Purpose::Fax {
-                fax_job: Some(job.to_owned()),
+                fax_job: job.parse().ok(),
             },
             subject,
             file: crate::delivery::mail_out::MESSAGE_FILE.into(),

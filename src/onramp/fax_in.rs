@@ -11,19 +11,20 @@
 //! it or, if it never does, in `failed/` as a dead letter: a fax is never deleted before a
 //! relay accepted it.
 
+pub use crate::job::FaxInData;
 use std::io::Read;
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::{info, warn};
 
-use super::Reception;
 use super::compose::{self, ComposeError, Pages, Settings};
 use super::route::RouteTable;
 use crate::delivery::mail_out;
 use crate::image::tiff::{self, Limits, Profile};
 use crate::scheduler::{CauseClass, Decision, Policy};
-use crate::spool::{Incoming, JobId, JobKind, JobRecord, NewJob, Outcome, Spool, SpoolError};
+use crate::spool::{
+    Child, Incoming, JobData, JobId, JobKind, JobRecord, NewJob, Outcome, Spool, SpoolError,
+};
 
 /// Payload file holding the received pages.
 pub const FAX_FILE: &str = "fax.tif";
@@ -31,16 +32,6 @@ pub const FAX_FILE: &str = "fax.tif";
 /// Largest fax file read back (ours): 1000 pages of dense MH would be about 100 MB; the TIFF
 /// [`Limits`] bound pages and pixels on top.
 pub const MAX_FAX_BYTES: u64 = 128 * 1024 * 1024;
-
-/// The record data of a `FaxIn` job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FaxInData {
-    /// The reception.
-    pub reception: Reception,
-    /// Recipients that replace the route's (inbox sidecar `to:`, `submit --to`).
-    #[serde(default)]
-    pub to: Vec<String>,
-}
 
 /// Why a fax job could not be processed.
 #[derive(Debug, Error)]
@@ -75,7 +66,7 @@ pub fn begin_fax(spool: &Spool) -> Result<Incoming, SpoolError> {
 /// Commits a reception begun with [`begin_fax`]: from here on the fax is durable and will be
 /// routed and mailed.
 pub fn commit_fax(inc: Incoming, data: &FaxInData) -> Result<JobRecord, SpoolError> {
-    inc.commit(NewJob::new(serde_json::to_value(data).unwrap_or_default()))
+    inc.commit(NewJob::new(JobData::FaxIn(data.clone())))
 }
 
 /// Commits a received fax held in memory as a `FaxIn` job.
@@ -126,10 +117,10 @@ pub fn process(
             reason,
         });
     }
-    let data: FaxInData = match serde_json::from_value(rec.data.clone()) {
-        Ok(d) => d,
-        Err(e) => {
-            let reason = format!("fax-in data does not parse: {e}");
+    let data: FaxInData = match &rec.data {
+        JobData::FaxIn(d) => d.clone(),
+        other => {
+            let reason = format!("is a {} job, not fax-in", other.kind());
             fail(reason.clone(), CauseClass::Fatal)?;
             return Err(FaxInError::BadJob {
                 id: id.clone(),
@@ -193,7 +184,8 @@ pub fn process(
             return Err(e.into());
         }
     };
-    let mail_id = match mail_out::queue(spool, &out.data, &out.message, Some((id, 1))) {
+    let mail_id = match mail_out::queue(spool, &out.data, &out.message, Some((id, Child::Mail(1))))
+    {
         Ok(r) => r.id,
         // Queued by an earlier run that died before finishing the fax job.
         Err(SpoolError::Exists(existing)) => existing,
@@ -233,8 +225,8 @@ mod tests {
     use crate::onramp::{Completion, Source};
     use crate::spool::{Area, SpoolOptions};
 
-    fn reception() -> Reception {
-        Reception {
+    fn reception() -> crate::job::Reception {
+        crate::job::Reception {
             source: Source::Modem,
             line: Some("line1".into()),
             did: Some("5550150".into()),
@@ -305,7 +297,7 @@ mod tests {
         assert_eq!(
             md.purpose,
             Purpose::Fax {
-                fax_job: Some(rec.id.to_string())
+                fax_job: Some(rec.id.clone())
             }
         );
         let raw = std::fs::read(spool.payload_path(&mail, MESSAGE_FILE).unwrap()).unwrap();
@@ -344,7 +336,7 @@ mod tests {
         let earlier = mail_out::queue(
             &spool,
             &MailOutData {
-                envelope: crate::delivery::Envelope {
+                envelope: crate::delivery::MailEnvelope {
                     from: "a@b.example".into(),
                     to: vec!["c@d.example".into()],
                     envid: None,
@@ -354,7 +346,7 @@ mod tests {
                 file: MESSAGE_FILE.into(),
             },
             b"x",
-            Some((&rec.id, 1)),
+            Some((&rec.id, Child::Mail(1))),
         )
         .unwrap();
         let (mail, _) = process(&spool, &settings, &routes, &policy, &rec.id).unwrap();

@@ -197,11 +197,11 @@ fn commit(mut inc: Incoming, reception: Reception) -> Result<JobId, SpoolError> 
         reception,
         to: Vec::new(),
     };
-    let value = serde_json::to_value(&data).unwrap_or_default();
     // A reception must not be lost to a full disk: a failed commit leaves the directory in
     // `receiving/`, where the next start finds it again.
     inc.retain_on_failure();
-    inc.commit(NewJob::new(value)).map(|r| r.id)
+    inc.commit(NewJob::new(crate::job::JobData::FaxIn(data)))
+        .map(|r| r.id)
 }
 
 /// What start-up did with one reception left by a dead run.

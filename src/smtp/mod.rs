@@ -16,4 +16,5 @@ pub mod server;
 pub mod session;
 pub mod tls;
 
-pub use server::{AuthCounts, AuthStats, MESSAGE_FILE, MessageJob, Server, SmtpError, bind, serve};
+pub use crate::job::MessageData;
+pub use server::{AuthCounts, AuthStats, MESSAGE_FILE, Server, SmtpError, bind, serve};

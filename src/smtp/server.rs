@@ -28,7 +28,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -42,8 +41,9 @@ use super::session::{
 use super::tls::{TlsError, TlsHolder};
 use crate::config::Config;
 use crate::daemon::Shutdown;
+use crate::job::MessageData;
 use crate::logging::Untrusted;
-use crate::spool::{Incoming, JobKind, NewJob, PayloadFile, Spool, SpoolError};
+use crate::spool::{Incoming, JobData, JobKind, NewJob, PayloadFile, Spool, SpoolError};
 
 /// Name of the message file in a `Message` job.
 pub const MESSAGE_FILE: &str = "message.eml";
@@ -135,20 +135,6 @@ impl Drop for Counted<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
-}
-
-/// `data` of a committed `Message` job: what the offramp jobs need besides `message.eml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageJob {
-    /// The SMTP envelope: sender, recipients with their dial strings, DSN parameters, client,
-    /// AUTH identity, TLS.
-    pub envelope: Envelope,
-    /// Payload file holding the message (with our `Received:` first).
-    pub file: String,
-    /// Size of that file, octets.
-    pub size: u64,
-    /// When the message was accepted (RFC 3339, UTC).
-    pub received: String,
 }
 
 /// Why the listener could not start.
@@ -537,14 +523,13 @@ impl Spooling {
             f.write_bytes(&buf)?;
             let written = std::fs::metadata(f.path()).map(|m| m.len()).unwrap_or(size);
             drop(f);
-            let data = MessageJob {
+            let data = MessageData {
                 envelope: *env,
                 file: MESSAGE_FILE.into(),
                 size: written,
                 received: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             };
-            let value = serde_json::to_value(&data).unwrap_or_default();
-            let rec = inc.commit(NewJob::new(value))?;
+            let rec = inc.commit(NewJob::new(JobData::Message(data)))?;
             Ok::<_, SpoolError>(rec.id.to_string())
         })
         .await;

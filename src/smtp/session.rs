@@ -14,6 +14,7 @@
 //! HELO/EHLO replies, which the RFC exempts because their text starts with our host name.
 //! `334` AUTH challenges and the `354` go-ahead are 3xx and carry none.
 
+pub use crate::job::{Body, ClientInfo, Envelope, Notify, Recipient, Ret, TlsInfo};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -21,12 +22,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::logging::Untrusted;
-use crate::mail::address::{self, AddressForm, FaxAddress, Number};
-use crate::mail::dialplan::{Destination, DialPlan};
+use crate::mail::address::{self, FaxAddress};
+use crate::mail::dialplan::DialPlan;
 
 /// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets including CRLF. RFC 1869 §4.1.2
 /// lets each extension add to that (SIZE 14, DSN RET/ENVID/NOTIFY/ORCPT ~630, AUTH= 500), so the
@@ -113,61 +113,6 @@ impl Policy {
     }
 }
 
-/// RFC 6152 / RFC 1652 `BODY=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Body {
-    /// `BODY=7BIT`.
-    #[serde(rename = "7bit")]
-    SevenBit,
-    /// `BODY=8BITMIME`.
-    #[serde(rename = "8bitmime")]
-    EightBitMime,
-}
-
-/// RFC 3461 §4.3 `RET=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Ret {
-    /// Return the full message in a DSN.
-    Full,
-    /// Return only the headers.
-    Hdrs,
-}
-
-/// RFC 3461 §4.1 `NOTIFY=` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Notify {
-    /// No DSN at all (must stand alone).
-    Never,
-    /// DSN on successful delivery.
-    Success,
-    /// DSN on failure.
-    Failure,
-    /// DSN on delay.
-    Delay,
-}
-
-/// One accepted recipient with everything the offramp job needs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Recipient {
-    /// The forward-path as given (without angle brackets).
-    pub address: String,
-    /// The number as written.
-    pub number: Number,
-    /// The local-part form used.
-    pub form: AddressForm,
-    /// RFC 3192 `/T33S=` subaddress.
-    pub subaddress: Option<String>,
-    /// E.164 and dial string from the dial plan.
-    pub destination: Destination,
-    /// RFC 3461 `NOTIFY=`; `None` when not given (the default: failure, maybe delay).
-    pub notify: Option<Vec<Notify>>,
-    /// RFC 3461 `ORCPT=`, `addr-type;address` with xtext decoded.
-    pub orcpt: Option<String>,
-}
-
 /// What the RCPT policy accepted a forward-path as.
 #[derive(Debug)]
 enum Accepted {
@@ -175,59 +120,6 @@ enum Accepted {
     Fax(Recipient),
     /// Our postmaster (RFC 5321 §4.5.1).
     Postmaster,
-}
-
-/// TLS parameters of the connection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TlsInfo {
-    /// e.g. `TLSv1.3`.
-    pub protocol: String,
-    /// e.g. `TLS13_AES_256_GCM_SHA384`.
-    pub cipher: String,
-}
-
-/// The connecting client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClientInfo {
-    /// Peer IP address.
-    pub ip: IpAddr,
-    /// Peer port.
-    pub port: u16,
-    /// HELO/EHLO argument.
-    pub helo: String,
-    /// True after EHLO (not HELO).
-    pub esmtp: bool,
-}
-
-/// The envelope of one message: stored with it for the offramp jobs and the DSN.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Envelope {
-    /// Reverse-path (never empty: the null sender is refused).
-    pub mail_from: String,
-    /// RFC 1870 `SIZE=` declared by the client.
-    pub size: Option<u64>,
-    /// `BODY=`.
-    pub body: Option<Body>,
-    /// RFC 3461 `RET=`.
-    pub ret: Option<Ret>,
-    /// RFC 3461 `ENVID=` (xtext decoded).
-    pub envid: Option<String>,
-    /// RFC 4954 §5 `AUTH=` parameter of MAIL (xtext decoded), kept as given.
-    pub mail_auth: Option<String>,
-    /// Accepted fax recipients, in RCPT order.
-    pub recipients: Vec<Recipient>,
-    /// Accepted postmaster recipients (RFC 5321 §4.5.1: `<postmaster>` or
-    /// `postmaster@<our domain>`), forward-paths as given, in RCPT order. They pass no dial
-    /// plan; the offramp forwards the message to `gateway.admin` for them. Absent in envelopes
-    /// written before this field existed.
-    #[serde(default)]
-    pub postmaster: Vec<String>,
-    /// The client.
-    pub client: ClientInfo,
-    /// The authenticated user, if any.
-    pub auth_user: Option<String>,
-    /// TLS parameters, if the session was encrypted.
-    pub tls: Option<TlsInfo>,
 }
 
 /// What the listener must do, in order.

@@ -257,7 +257,7 @@ fn crash_child(
         };
         match pick {
             0..=4 => {
-                let mut inc = spool.begin(JobKind::FaxOut)?;
+                let mut inc = spool.begin(JobKind::MailOut)?;
                 let len = rng.below(16 * 1024) as usize;
                 let mut payload = vec![0u8; len];
                 for chunk in payload.chunks_mut(8) {
@@ -274,7 +274,18 @@ fn crash_child(
                     inc.abandon();
                     continue;
                 }
-                let rec = inc.commit_at(NewJob::new(serde_json::json!({ "sha256": sha })), now)?;
+                // The payload's digest rides in the subject, where the checker reads it back.
+                let data = crate::job::MailOutData {
+                    envelope: crate::job::MailEnvelope {
+                        from: String::new(),
+                        to: Vec::new(),
+                        envid: None,
+                    },
+                    purpose: crate::job::Purpose::AdminNotice,
+                    subject: sha.clone(),
+                    file: "fax.tif".into(),
+                };
+                let rec = inc.commit_at(NewJob::new(crate::job::JobData::MailOut(data)), now)?;
                 say(out, format!("C {} {sha}", rec.id));
                 ids.push(rec.id);
             }

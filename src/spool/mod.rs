@@ -49,6 +49,7 @@
 pub mod cli;
 mod record;
 
+pub use crate::job::{Child, JobData};
 pub use record::{
     Attempt, BadJobId, JobId, JobKind, JobRecord, JobState, MAX_RECORD_BYTES, NewJob, Outcome,
     RECORD_VERSION, RecordError,
@@ -163,6 +164,16 @@ pub enum SpoolError {
         state: JobState,
         /// What was asked.
         op: &'static str,
+    },
+    /// The data committed is of another kind than the job was begun as (caller).
+    #[error("job {id} is a {kind} job: cannot commit {data} data")]
+    WrongKind {
+        /// The job.
+        id: JobId,
+        /// Its kind.
+        kind: &'static str,
+        /// The data's kind.
+        data: &'static str,
     },
     /// A payload file name that is not allowed (caller).
     #[error("bad payload file name {0:?}")]
@@ -529,14 +540,15 @@ impl Spool {
         self.begin_with(kind, id, None)
     }
 
-    /// Start the `n`-th child job of `parent` (e.g. one fax job per recipient of a message).
-    /// Its id is deterministic, so repeating the split after a crash cannot duplicate a job:
-    /// committing an id that exists (queued or archived) fails with [`SpoolError::Exists`].
-    pub fn begin_child(&self, kind: JobKind, parent: &JobId, n: u16) -> Result<Incoming> {
-        let id = parent
-            .child(n)
-            .map_err(|_| SpoolError::BadName(format!("child {n}")))?;
-        self.begin_with(kind, id, Some(parent.clone()))
+    /// Start the child job `child` of `parent` (e.g. one fax job per recipient of a message).
+    /// Its id is fixed by the relation, so repeating the split after a crash cannot duplicate
+    /// a job: committing an id that exists (queued or archived) fails with
+    /// [`SpoolError::Exists`]. The record keeps the relation.
+    pub fn begin_child(&self, kind: JobKind, parent: &JobId, child: Child) -> Result<Incoming> {
+        let id = child
+            .id_of(parent)
+            .map_err(|_| SpoolError::BadName(format!("child {}", child.number())))?;
+        self.begin_with(kind, id, Some((parent.clone(), child)))
     }
 
     /// Start a job whose payload must survive a crash before it is committed: a fax being
@@ -604,7 +616,12 @@ impl Spool {
         Ok((found, damaged))
     }
 
-    fn begin_with(&self, kind: JobKind, id: JobId, parent: Option<JobId>) -> Result<Incoming> {
+    fn begin_with(
+        &self,
+        kind: JobKind,
+        id: JobId,
+        parent: Option<(JobId, Child)>,
+    ) -> Result<Incoming> {
         self.check_reserve()?;
         let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
         let dir = self
@@ -1074,7 +1091,7 @@ pub struct Incoming {
     spool: Spool,
     id: JobId,
     kind: JobKind,
-    parent: Option<JobId>,
+    parent: Option<(JobId, Child)>,
     dir: PathBuf,
     files: Vec<String>,
     finished: bool,
@@ -1207,6 +1224,13 @@ impl Incoming {
     /// job directory into `queue/<bb>/`, fsync the bucket. When this returns
     /// `Ok` the job survives a crash or power cut; on `Err` nothing of it is left.
     pub fn commit_at(mut self, job: NewJob, now: Timestamp) -> Result<JobRecord> {
+        if job.data.kind() != self.kind {
+            return Err(SpoolError::WrongKind {
+                id: self.id.clone(),
+                kind: self.kind.name(),
+                data: job.data.kind().name(),
+            });
+        }
         let rec = JobRecord {
             version: RECORD_VERSION,
             id: self.id.clone(),
@@ -1220,7 +1244,8 @@ impl Incoming {
             counted_from: 0,
             failure: None,
             finished: None,
-            parent: self.parent.clone(),
+            parent: self.parent.as_ref().map(|p| p.0.clone()),
+            child: self.parent.as_ref().map(|p| p.1),
             data: job.data,
         };
         let path = self.dir.join(RECORD_FILE);

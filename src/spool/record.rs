@@ -6,19 +6,21 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::{CauseClass, GiveUp, Timestamp};
+use crate::job::{CauseClass, Child, GiveUp, JobData, Timestamp};
 
 /// Largest record file read back (ours). Real records are a few KB; the cap keeps a damaged or
 /// planted file from being read whole into memory.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
-/// Record format version written into every record (ours).
-pub const RECORD_VERSION: u32 = 1;
+/// Record format version written into every record (ours). Version 2 stores typed
+/// [`JobData`] and the [`Child`] relation; version 1 (untyped `data`, relation only in the id)
+/// is still read.
+pub const RECORD_VERSION: u32 = 2;
 
 pub use crate::job::{Attempt, BadJobId, JobId, JobKind, JobState, Outcome};
 
-/// What the spool stores about a job (`job.json`). The owning module's own typed data lives in
-/// `data` (the spool is storage, not policy).
+/// What the spool stores about a job (`job.json`): its life (state, times, attempts) and its
+/// typed data (the spool is storage, not policy).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     /// Record format version ([`RECORD_VERSION`]).
@@ -53,9 +55,63 @@ pub struct JobRecord {
     /// The parent job this one was derived from, if any.
     #[serde(default)]
     pub parent: Option<JobId>,
-    /// The owning module's typed data (envelope, number, routing, …) as JSON.
+    /// What this job is to its parent (with `parent`).
     #[serde(default)]
-    pub data: serde_json::Value,
+    pub child: Option<Child>,
+    /// What the job carries: its kind's data (envelope, number, routing, …).
+    pub data: JobData,
+}
+
+/// A version-1 record: the same fields, `data` untyped, no `child`.
+#[derive(Deserialize)]
+struct V1Record {
+    id: JobId,
+    kind: JobKind,
+    state: JobState,
+    created: Timestamp,
+    epoch: Timestamp,
+    next_due: Timestamp,
+    priority: u8,
+    #[serde(default)]
+    attempts: Vec<Attempt>,
+    #[serde(default)]
+    counted_from: usize,
+    #[serde(default)]
+    failure: Option<GiveUp>,
+    #[serde(default)]
+    finished: Option<Timestamp>,
+    #[serde(default)]
+    parent: Option<JobId>,
+    #[serde(default)]
+    data: serde_json::Value,
+}
+
+impl V1Record {
+    fn upgrade(self) -> Result<JobRecord, RecordError> {
+        let data = JobData::from_v1(self.kind, self.data)
+            .map_err(|e| RecordError::Syntax(e.to_string()))?;
+        let child = match (&self.parent, self.id.child_number()) {
+            (Some(_), Some(n)) => Child::of_v1(self.kind, n),
+            _ => None,
+        };
+        Ok(JobRecord {
+            version: RECORD_VERSION,
+            id: self.id,
+            kind: self.kind,
+            state: self.state,
+            created: self.created,
+            epoch: self.epoch,
+            next_due: self.next_due,
+            priority: self.priority,
+            attempts: self.attempts,
+            counted_from: self.counted_from,
+            failure: self.failure,
+            finished: self.finished,
+            parent: self.parent,
+            child,
+            data,
+        })
+    }
 }
 
 /// What a caller provides when committing a job.
@@ -65,13 +121,13 @@ pub struct NewJob {
     pub priority: u8,
     /// Not before this time (`None`: at once).
     pub due: Option<Timestamp>,
-    /// The owning module's data.
-    pub data: serde_json::Value,
+    /// The job's data; its kind must be the kind the job was begun as.
+    pub data: JobData,
 }
 
 impl NewJob {
     /// A job with normal priority, due at once, carrying `data`.
-    pub fn new(data: serde_json::Value) -> NewJob {
+    pub fn new(data: JobData) -> NewJob {
         NewJob {
             priority: 127,
             due: None,
@@ -92,6 +148,14 @@ pub enum RecordError {
     /// A version we do not know.
     #[error("record version {0} is not supported (this build writes {RECORD_VERSION})")]
     Version(u32),
+    /// The data is of another kind than the record says.
+    #[error("record of kind {kind} carries {data} data")]
+    KindMismatch {
+        /// The record's kind.
+        kind: &'static str,
+        /// The data's kind.
+        data: &'static str,
+    },
     /// The id inside does not match the directory.
     #[error("record id {inside} does not match its directory {dir}")]
     IdMismatch {
@@ -115,10 +179,25 @@ impl JobRecord {
         if bytes.len() > MAX_RECORD_BYTES {
             return Err(RecordError::TooLarge(bytes.len()));
         }
-        let rec: JobRecord =
-            serde_json::from_slice(bytes).map_err(|e| RecordError::Syntax(e.to_string()))?;
-        if rec.version != RECORD_VERSION {
-            return Err(RecordError::Version(rec.version));
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let syntax = |e: serde_json::Error| RecordError::Syntax(e.to_string());
+        let rec: JobRecord = match serde_json::from_slice::<Version>(bytes).map_err(syntax)? {
+            Version { version: 1 } => serde_json::from_slice::<V1Record>(bytes)
+                .map_err(syntax)?
+                .upgrade()?,
+            Version {
+                version: RECORD_VERSION,
+            } => serde_json::from_slice(bytes).map_err(syntax)?,
+            Version { version } => return Err(RecordError::Version(version)),
+        };
+        if rec.data.kind() != rec.kind {
+            return Err(RecordError::KindMismatch {
+                kind: rec.kind.name(),
+                data: rec.data.kind().name(),
+            });
         }
         if let Some(id) = expect
             && *id != rec.id

@@ -1,9 +1,9 @@
 //! Spool unit tests: commit, updates, archives, recovery, limits, damaged input.
 
 use super::*;
+use crate::job::data::sample;
 use crate::scheduler::{CauseClass, GiveUp, Policy};
 use proptest::prelude::*;
-use serde_json::json;
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);
 
@@ -27,7 +27,7 @@ fn fresh() -> (tempfile::TempDir, Spool) {
 fn commit(s: &Spool, kind: JobKind, body: &[u8]) -> JobRecord {
     let mut inc = s.begin(kind).unwrap();
     inc.write_file("message.eml", body).unwrap();
-    inc.commit_at(NewJob::new(json!({"n": body.len()})), T0)
+    inc.commit_at(NewJob::new(sample(kind, &body.len().to_string())), T0)
         .unwrap()
 }
 
@@ -281,13 +281,18 @@ fn child_jobs_are_idempotent() {
     let (_d, s) = fresh();
     let parent = commit(&s, JobKind::Message, b"msg");
     let mk = |n| {
-        let mut inc = s.begin_child(JobKind::FaxOut, &parent.id, n).unwrap();
+        let mut inc = s
+            .begin_child(JobKind::FaxOut, &parent.id, Child::Recipient(n))
+            .unwrap();
         inc.write_file("fax.tif", b"t").unwrap();
-        inc.commit_at(NewJob::new(json!(null)), T0)
+        inc.commit_at(NewJob::new(sample(JobKind::FaxOut, "")), T0)
     };
     let c1 = mk(1).unwrap();
     assert_eq!(c1.id.as_str(), format!("{}.1", parent.id));
     assert_eq!(c1.parent.as_ref(), Some(&parent.id));
+    assert_eq!(c1.child, Some(Child::Recipient(1)));
+    // The relation survives the round trip through the record file.
+    assert_eq!(s.get(&c1.id).unwrap().1.child, Some(Child::Recipient(1)));
     assert_eq!(c1.id.bucket(), parent.id.bucket());
     assert!(matches!(mk(1), Err(SpoolError::Exists(_))));
     s.finish(&c1.id, at(1), Final::Done).unwrap();
@@ -340,7 +345,7 @@ fn job_ids() {
     assert!("6b0b58f1d49fa751bc16.9999".parse::<JobId>().is_ok());
 }
 
-fn sample() -> JobRecord {
+fn sample_record() -> JobRecord {
     JobRecord {
         version: RECORD_VERSION,
         id: JobId::new(T0, 42),
@@ -363,7 +368,8 @@ fn sample() -> JobRecord {
         failure: None,
         finished: None,
         parent: None,
-        data: json!({"number": "+12125551212"}),
+        child: None,
+        data: sample(JobKind::FaxOut, "FAX=+12125550142@example.org"),
     }
 }
 
@@ -377,7 +383,7 @@ proptest! {
     fn record_decoder_survives_mutated_records(
         cut in 0usize..2000, flip in 0usize..2000, byte in any::<u8>()
     ) {
-        let r = sample();
+        let r = sample_record();
         let mut b = r.to_bytes();
         if !b.is_empty() {
             let i = flip % b.len();
@@ -407,7 +413,7 @@ proptest! {
         let (_d, s) = fresh();
         let mut inc = s.begin(JobKind::MailOut).unwrap();
         inc.write_file("m", b"").unwrap();
-        let job = NewJob { priority: prio, due: Some(Timestamp(due)), data: json!({"n": n}) };
+        let job = NewJob { priority: prio, due: Some(Timestamp(due)), data: sample(JobKind::MailOut, &n.to_string()) };
         let r = inc.commit_at(job, T0).unwrap();
         prop_assert_eq!(JobRecord::from_bytes(&r.to_bytes(), Some(&r.id)).unwrap(), r);
     }
@@ -449,11 +455,11 @@ fn high_water_mark_refuses_new_jobs_but_not_children() {
     let a = s
         .begin(JobKind::Message)
         .unwrap()
-        .commit(NewJob::new(serde_json::Value::Null))
+        .commit(NewJob::new(sample(JobKind::Message, "")))
         .unwrap();
     s.begin(JobKind::Message)
         .unwrap()
-        .commit(NewJob::new(serde_json::Value::Null))
+        .commit(NewJob::new(sample(JobKind::Message, "")))
         .unwrap();
     assert_eq!(s.queued(), 2);
     match s.begin(JobKind::Message) {
@@ -463,9 +469,9 @@ fn high_water_mark_refuses_new_jobs_but_not_children() {
         other => panic!("{other:?}"),
     }
     // Work derived from accepted jobs is never refused.
-    s.begin_child(JobKind::FaxOut, &a.id, 1)
+    s.begin_child(JobKind::FaxOut, &a.id, Child::Recipient(1))
         .unwrap()
-        .commit(NewJob::new(serde_json::Value::Null))
+        .commit(NewJob::new(sample(JobKind::FaxOut, "")))
         .unwrap();
     assert_eq!(s.queued(), 3);
     // Finishing jobs lowers the count; a retried failed job raises it again.
@@ -488,7 +494,7 @@ fn high_water_mark_refuses_new_jobs_but_not_children() {
     assert_eq!(s.queued(), 3);
     s.begin(JobKind::Message)
         .unwrap()
-        .commit(NewJob::new(serde_json::Value::Null))
+        .commit(NewJob::new(sample(JobKind::Message, "")))
         .unwrap();
     assert!(matches!(
         s.begin(JobKind::Message),

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use faxgate::config::{Config, RelayMode, RelaySecurity};
-use faxgate::delivery::{Delivery, Envelope};
+use faxgate::delivery::{Delivery, MailEnvelope as Envelope};
 use faxgate::image::tiff::Profile;
 use faxgate::image::{Page, Resolution};
 use faxgate::onramp::compose::{self, Pages, Settings};

@@ -51,17 +51,36 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
 
         let spool = Spool::open(&dir, SpoolOptions::default()).expect("open spool");
+        // A message job's data as the listener writes it (one recipient).
+        let data = faxgate::job::JobData::from_v1(
+            JobKind::Message,
+            serde_json::json!({
+                "envelope": {
+                    "mail_from": "a@example.org", "size": null, "body": null, "ret": null,
+                    "envid": null, "mail_auth": null, "auth_user": null, "tls": null,
+                    "client": {"ip": "127.0.0.1", "port": 40000, "helo": "bench", "esmtp": true},
+                    "recipients": [{
+                        "address": "FAX=+12125550142@gw", "form": "rfc3192",
+                        "number": {"kind": "global", "digits": "12125550142"},
+                        "subaddress": null, "notify": null, "orcpt": null,
+                        "destination": {"e164": "+12125550142", "dial": "12125550142",
+                                        "international": false},
+                    }],
+                },
+                "file": "message.eml", "size": body.len(), "received": "2026-12-03T00:00:00Z",
+            }),
+        )
+        .expect("message data");
         let t0 = Instant::now();
         std::thread::scope(|s| {
             for _ in 0..writers {
                 let spool = spool.clone();
-                let body = &body;
+                let (body, data) = (&body, &data);
                 s.spawn(move || {
                     for _ in 0..each {
                         let mut inc = spool.begin(JobKind::Message).expect("begin");
                         inc.write_file("message.eml", body).expect("write");
-                        inc.commit(NewJob::new(serde_json::json!({"from": "a@b"})))
-                            .expect("commit");
+                        inc.commit(NewJob::new(data.clone())).expect("commit");
                     }
                 });
             }

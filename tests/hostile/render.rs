@@ -12,6 +12,7 @@ use std::time::Duration;
 use faxgate::config::{Config, Offramp};
 use faxgate::image::render::budget::{self, Budget, DEFAULT_PAGE_WORK, Limited, Recording};
 use faxgate::image::render::{ErrorKind, Kind, Options, render_part};
+use faxgate::job::{Child, JobData};
 use faxgate::offramp::budget::{Cancel, Deadline, for_message};
 use faxgate::offramp::causes::Cause;
 use faxgate::offramp::document::{self, Stamp};
@@ -580,7 +581,7 @@ fn queued_message(
         received: "2026-12-03T09:00:00Z".into(),
     };
     let id = inc
-        .commit(NewJob::new(serde_json::to_value(&data).unwrap()))
+        .commit(NewJob::new(JobData::from(data.clone())))
         .unwrap()
         .id;
     (dir, spool, id)
@@ -588,7 +589,7 @@ fn queued_message(
 
 #[test]
 fn render_split_refuses_the_bomb_with_a_report_and_keeps_a_cancelled_message() {
-    use faxgate::offramp::jobs::{self, JobsError, REPORT_CHILD, Split};
+    use faxgate::offramp::jobs::{self, JobsError, Split};
     use faxgate::spool::Area;
     let raw = message_with_pdf("plan.pdf", &segments_pdf(1, 1_000));
     let mut cfg = Config::default();
@@ -599,7 +600,7 @@ fn render_split_refuses_the_bomb_with_a_report_and_keeps_a_cancelled_message() {
     let cancel = Cancel::new();
     let check = |raw: &[u8], o: &SenderOptions| {
         let mut b = for_message(&cfg.offramp, &cancel);
-        document::page_count_within(raw, &cfg.offramp, o, &mut b)
+        document::prepare_within(raw, &cfg.offramp, o, &mut b)
     };
     let s = jobs::split_message(&spool, &id, &cfg, &check, faxgate::spool::now()).unwrap();
     let Split::Failed { cause, report, .. } = s else {
@@ -610,9 +611,9 @@ fn render_split_refuses_the_bomb_with_a_report_and_keeps_a_cancelled_message() {
         "{cause:?}"
     );
     let rid = report.expect("the sender is told");
-    assert_eq!(rid, id.child(REPORT_CHILD).unwrap());
+    assert_eq!(rid, id.child(Child::Report.number()).unwrap());
     let (_, rec) = spool.get(&rid).unwrap();
-    let data: jobs::MailOutJob = serde_json::from_value(rec.data).unwrap();
+    let data = rec.data.as_mail_out().unwrap().clone();
     let mail = std::fs::read(spool.payload_path(&rid, &data.file).unwrap()).unwrap();
     let mail = String::from_utf8_lossy(&mail);
     assert!(mail.contains("too-complex"), "{mail}");
@@ -626,10 +627,14 @@ fn render_split_refuses_the_bomb_with_a_report_and_keeps_a_cancelled_message() {
     cancelled.cancel();
     let check = |raw: &[u8], o: &SenderOptions| {
         let mut b = for_message(&cfg.offramp, &cancelled);
-        document::page_count_within(raw, &cfg.offramp, o, &mut b)
+        document::prepare_within(raw, &cfg.offramp, o, &mut b)
     };
     let e = jobs::split_message(&spool2, &id2, &cfg, &check, faxgate::spool::now()).unwrap_err();
     assert!(matches!(e, JobsError::Interrupted(_)), "{e:?}");
     assert_eq!(spool2.get(&id2).unwrap().0, Area::Queue);
-    assert!(spool2.get(&id2.child(REPORT_CHILD).unwrap()).is_err());
+    assert!(
+        spool2
+            .get(&id2.child(Child::Report.number()).unwrap())
+            .is_err()
+    );
 }

@@ -451,7 +451,7 @@ fn intake_bare_line_ends_are_stored_as_crlf() {
     let jobs = l.spool.load().unwrap().jobs;
     assert_eq!(jobs.len(), SMUGGLING.len());
     for rec in jobs {
-        let job: faxgate::smtp::MessageJob = serde_json::from_value(rec.data.clone()).unwrap();
+        let job = rec.data.as_message().unwrap().clone();
         let body = std::fs::read(l.spool.payload_path(&rec.id, &job.file).unwrap()).unwrap();
         assert!(crlf_only(&body), "{:?}", String::from_utf8_lossy(&body));
         let text = String::from_utf8_lossy(&body);
@@ -870,7 +870,7 @@ fn intake_plain_text_is_faxed_by_submit() {
     let jobs = spool.load().unwrap().jobs;
     assert_eq!(jobs.len(), 2, "two fax jobs, nothing for the blob");
     for j in jobs {
-        let pages = j.data["reception"]["pages"].as_u64().unwrap();
+        let pages = u64::from(j.data.as_fax_in().unwrap().reception.pages);
         assert!(pages >= 1, "{:?}", j.data);
     }
 }

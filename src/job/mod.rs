@@ -1,7 +1,8 @@
 //! PURE leaf: the job vocabulary every other part of the gateway speaks — what a job is
 //! ([`JobId`], [`JobKind`], [`JobState`]), how its attempts went ([`Attempt`], [`Outcome`],
 //! [`CauseClass`]), what happens next ([`Decision`], [`GiveUp`], the retry [`Policy`]), when
-//! ([`Timestamp`]), and how a job relates to the jobs made from it ([`Child`]).
+//! ([`Timestamp`]), how a job relates to the jobs made from it ([`Child`]), and what each kind
+//! of job carries ([`JobData`], in [`data`]).
 //!
 //! It imports nothing else of the crate: the spool stores records of it, the scheduler decides
 //! with it, the workers report in it, so none of them needs another's types (no import
@@ -12,6 +13,14 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+pub mod data;
+
+pub use data::{
+    AddressForm, BadData, Body, ClientInfo, Completion, Destination, Envelope, FaxInData,
+    FaxOutData, FaxResult, JobData, MailEnvelope, MailOutData, MessageData, Notify, Number,
+    Purpose, Reception, Recipient, ReportKind, Resolution, Ret, SenderOptions, Source, TlsInfo,
+};
 
 /// A point in time: milliseconds since the Unix epoch (UTC). Ours; stored in job records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -182,6 +191,11 @@ impl JobId {
     /// can be repeated after a crash without duplicating jobs).
     pub fn child(&self, n: u16) -> Result<JobId, BadJobId> {
         format!("{}.{n}", self.base()).parse()
+    }
+
+    /// The `N` of a child id `base.N`; `None` for a base id.
+    pub fn child_number(&self) -> Option<u16> {
+        self.0.get(Self::BASE_LEN + 1..)?.parse().ok()
     }
 
     /// The id without any child suffix.
@@ -413,6 +427,23 @@ impl Child {
             }
             Self::POSTMASTER => Some(Child::Postmaster),
             _ => None,
+        }
+    }
+
+    /// The relation of a child job of kind `kind` numbered `n` in a record written before
+    /// relations were stored (version 1): a fax job is a message's recipient; mail numbered in
+    /// the report ranges is that report, any other mail is a plain `Mail` child (a received
+    /// fax's email, an operator notice).
+    pub fn of_v1(kind: JobKind, n: u16) -> Option<Child> {
+        match kind {
+            JobKind::FaxOut => (1..=Self::MAX_RECIPIENTS)
+                .contains(&n)
+                .then_some(Child::Recipient(n)),
+            JobKind::MailOut => match Child::of_message_child(n) {
+                Some(Child::Recipient(_)) | None => Some(Child::Mail(n)),
+                relation => relation,
+            },
+            JobKind::Message | JobKind::FaxIn => None,
         }
     }
 
