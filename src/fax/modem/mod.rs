@@ -26,5 +26,5 @@ pub mod probe;
 pub mod profile;
 pub mod session;
 
-pub use class1::{Class1Driver, Event, LineCause, Modulation, Op, OpFailure};
+pub use class1::{Class1Driver, Event, LineCause, Op, OpFailure};
 pub use profile::Profile;

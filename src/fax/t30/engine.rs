@@ -142,19 +142,6 @@ impl Default for EngineConfig {
     }
 }
 
-impl EngineConfig {
-    /// The settings a `[[modem]]` entry gives (`local_id`, `max_rate`, `ecm`); everything else
-    /// keeps its default.
-    pub fn for_modem(m: &crate::config::Modem) -> EngineConfig {
-        EngineConfig {
-            local_id: m.local_id.clone(),
-            max_bps: m.max_rate,
-            ecm: m.ecm,
-            ..EngineConfig::default()
-        }
-    }
-}
-
 /// Which side of the call this engine is, and which way the document goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -1898,17 +1885,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_from_a_modem_entry() {
-        let m: crate::config::Modem = toml::from_str(
-            "name = 'fax0'\ndevice = '/dev/ttyS0'\nlocal_id = '+49 30 1234'\nmax_rate = 9600\necm = false\n",
-        )
-        .unwrap();
-        let c = EngineConfig::for_modem(&m);
-        assert_eq!(c.local_id, "+49 30 1234");
-        assert_eq!(c.max_bps, 9600);
-        assert!(!c.ecm);
-        assert_eq!(c.timers, Timers::default());
-        // Capabilities follow: no V.17 offered at 9600, no ECM, so no MMR.
+    fn capabilities_follow_the_options() {
+        let c = EngineConfig {
+            local_id: "+49 30 1234".into(),
+            max_bps: 9600,
+            ecm: false,
+            ..EngineConfig::default()
+        };
+        // No V.17 offered at 9600, no ECM, so no MMR.
         let e = Engine::receiver(c, Box::new(crate::fax::t30::pages::PagesSink::new()));
         let dis = e.dis_caps();
         assert!(!dis.modems.v17 && dis.modems.v29 && !dis.ecm && !dis.mmr);
