@@ -1183,11 +1183,7 @@ impl Engine {
     }
 
     /// Node D, "response received?": CFR → phase C; FTT → a lower rung; DIS → DCS again.
-    fn d_on_frames(&mut self, frames: Vec<Frame>, now: Duration, tries: u32) {
-        let Some(f) = frames.last() else {
-            self.state = Step::WaitCfr { tries };
-            return;
-        };
+    fn d_on_frames(&mut self, f: &Frame, now: Duration, tries: u32) {
         match f.fcf() {
             Some(Fcf::Cfr) => self.start_page(now),
             Some(Fcf::Ftt) => {
@@ -1294,11 +1290,7 @@ impl Engine {
     }
 
     /// Node II, "response received?" (non-ECM).
-    fn ii_on_frames(&mut self, frames: Vec<Frame>, now: Duration, sheet: Sheet, tries: u32) {
-        let Some(f) = frames.last() else {
-            self.state = Step::WaitPostResp { sheet, tries };
-            return;
-        };
+    fn ii_on_frames(&mut self, f: &Frame, now: Duration, sheet: Sheet, tries: u32) {
         match f.fcf() {
             Some(Fcf::Mcf) => {
                 self.record_sent_page(PageOutcome::Confirmed, sheet.bytes);
@@ -1404,7 +1396,7 @@ impl Engine {
     }
 
     /// Annex A "response to PPS": MCF, PPR (missing frames), RNR (wait), CTR (after CTC).
-    fn iv_on_frames(&mut self, frames: Vec<Frame>, now: Duration, step: Step) {
+    fn iv_on_frames(&mut self, f: &Frame, now: Duration, step: Step) {
         let (mut ecm, tries, wait) = match step {
             Step::WaitPpsResp { ecm, tries } => (ecm, tries, Fcf::Pps),
             Step::WaitRnr { ecm, tries } => (ecm, tries, Fcf::Rr),
@@ -1421,14 +1413,6 @@ impl Engine {
             _ => Step::SendPps { ecm, tries },
         };
         let ctc = wait == Fcf::Ctc;
-        let Some(f) = frames.last() else {
-            self.state = match wait {
-                Fcf::Rr => Step::WaitRnr { ecm, tries },
-                Fcf::Ctc => Step::WaitCtr { ecm, tries },
-                _ => Step::WaitPpsResp { ecm, tries },
-            };
-            return;
-        };
         match f.fcf() {
             Some(Fcf::Mcf) if !ctc => {
                 if ecm.block_is_last() {
@@ -1956,15 +1940,19 @@ impl Engine {
 
     /// Dispatches a complete V.21 transmission to the handler of the current state.
     fn on_frames(&mut self, frames: Vec<Frame>, now: Duration) {
+        // A transmitter's handlers act on the response, the final frame.
+        let Some(last) = frames.last() else {
+            return; // never: a transmission is complete with its final frame
+        };
         match self.take_state() {
             Step::WaitDis => {
                 self.state = Step::WaitDis;
                 self.t_on_frames(frames, now)
             }
-            Step::WaitCfr { tries } => self.d_on_frames(frames, now, tries),
-            Step::WaitPostResp { sheet, tries } => self.ii_on_frames(frames, now, sheet, tries),
+            Step::WaitCfr { tries } => self.d_on_frames(last, now, tries),
+            Step::WaitPostResp { sheet, tries } => self.ii_on_frames(last, now, sheet, tries),
             s @ (Step::WaitPpsResp { .. } | Step::WaitRnr { .. } | Step::WaitCtr { .. }) => {
-                self.iv_on_frames(frames, now, s)
+                self.iv_on_frames(last, now, s)
             }
             s @ Step::Listen(_) if self.role.is_sender() => {
                 self.state = s;
@@ -2110,5 +2098,151 @@ mod tests {
             ..v17_9600
         };
         assert!(e.accepts(&v29));
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn one_page_sender(ecm: bool) -> Engine {
+        let mut page =
+            crate::image::Page::new(1728, 40, crate::image::Resolution::STANDARD).unwrap();
+        for y in 0..40 {
+            page.set(100 + y * 7, y, true);
+        }
+        let cfg = EngineConfig {
+            ecm,
+            ..EngineConfig::default()
+        };
+        let source = crate::fax::t30::pages::PagesSource::new(vec![vec![page]]);
+        Engine::sender(cfg, Box::new(source))
+    }
+
+    /// Acknowledges the transmit commands queued now; returns the FCFs of the frames sent.
+    fn sent(e: &mut Engine, now: Duration) -> Vec<Fcf> {
+        let queued: Vec<Command> = std::iter::from_fn(|| e.next_command()).collect();
+        let mut fcfs = Vec::new();
+        for c in queued {
+            match c {
+                Command::ReceiveFrames { .. } | Command::ReceiveData { .. } | Command::HangUp => {}
+                c => {
+                    if let Command::SendFrames(f) | Command::SendEcmBlock { frames: f, .. } = &c {
+                        fcfs.extend(f.iter().filter_map(Frame::fcf));
+                    }
+                    e.handle(Event::Sent, now);
+                }
+            }
+        }
+        fcfs
+    }
+
+    fn response(fcf: Fcf, fif: &[u8]) -> Event {
+        Event::Frame(Frame::new(fcf, false, fif, true))
+    }
+
+    #[test]
+    fn the_phase_follows_the_ecm_senders_state() {
+        let mut e = one_page_sender(true);
+        assert_eq!((e.state(), e.phase()), (State::T, Phase::A));
+        e.start(ms(0));
+        assert_eq!((e.state(), e.phase()), (State::T, Phase::B));
+        let dis = Capabilities::ours(14_400, true).encode();
+        e.handle(response(Fcf::Dis, &dis), ms(100));
+        assert_eq!((e.state(), e.phase()), (State::D, Phase::B));
+        assert!(sent(&mut e, ms(200)).contains(&Fcf::Dcs));
+        assert_eq!((e.state(), e.phase()), (State::DPostTcf, Phase::B));
+        e.handle(response(Fcf::Cfr, &[]), ms(3000));
+        assert_eq!((e.state(), e.phase()), (State::IV, Phase::C));
+        assert_eq!(
+            sent(&mut e, ms(3100)),
+            [Fcf::Fcd, Fcf::Rcp, Fcf::Rcp, Fcf::Rcp]
+        );
+        assert_eq!((e.state(), e.phase()), (State::IVPps, Phase::D));
+        assert_eq!(sent(&mut e, ms(4000)), [Fcf::Pps]);
+        assert_eq!((e.state(), e.phase()), (State::IVPpsQ, Phase::D));
+        // Annex A: the corrected block after PPR is phase C again, as the first one was.
+        let mut map = [0u8; 32];
+        map[0] = 1;
+        e.handle(response(Fcf::Ppr, &map), ms(5000));
+        assert_eq!((e.state(), e.phase()), (State::IV, Phase::C));
+        assert_eq!(
+            sent(&mut e, ms(5100)),
+            [Fcf::Fcd, Fcf::Rcp, Fcf::Rcp, Fcf::Rcp]
+        );
+        assert_eq!(sent(&mut e, ms(6000)), [Fcf::Pps]);
+        e.handle(response(Fcf::Mcf, &[]), ms(7000));
+        assert_eq!((e.state(), e.phase()), (State::B, Phase::E));
+        assert_eq!(sent(&mut e, ms(7100)), [Fcf::Dcn]);
+        assert_eq!(
+            (e.state(), e.phase()),
+            (State::CallFinished, Phase::CallDone)
+        );
+        assert_eq!(e.report().cause, Some(Cause::Ok));
+        assert_eq!(e.report().ppr_count, 1);
+    }
+
+    #[test]
+    fn an_unanswered_command_is_repeated_three_times_from_its_state() {
+        let mut e = one_page_sender(false);
+        e.start(ms(0));
+        let dis = Capabilities::ours(14_400, false).encode();
+        e.handle(response(Fcf::Dis, &dis), ms(100));
+        sent(&mut e, ms(200));
+        e.handle(response(Fcf::Cfr, &[]), ms(3000));
+        assert_eq!((e.state(), e.phase()), (State::I, Phase::C));
+        assert_eq!(sent(&mut e, ms(3100)), []);
+        assert_eq!((e.state(), e.phase()), (State::II, Phase::D));
+        assert_eq!(sent(&mut e, ms(3900)), [Fcf::Eop]);
+        let mut now = ms(4000);
+        for _ in 0..MAX_REPEATS {
+            assert_eq!((e.state(), e.phase()), (State::IIQ, Phase::D));
+            now += e.cfg.timers.t4;
+            e.handle_timeout(now);
+            assert_eq!((e.state(), e.phase()), (State::II, Phase::D));
+            assert_eq!(sent(&mut e, now), [Fcf::Eop]);
+        }
+        now += e.cfg.timers.t4;
+        e.handle_timeout(now);
+        assert_eq!(sent(&mut e, now), [Fcf::Dcn]);
+        assert_eq!(e.report().cause, Some(Cause::NoResponse));
+    }
+
+    #[test]
+    fn node_f_serves_phase_d_after_page_data_so_a_damaged_command_gets_crp() {
+        let mut e = Engine::receiver(
+            EngineConfig::default(),
+            Box::new(crate::fax::t30::pages::PagesSink::new()),
+        );
+        e.start(ms(0));
+        sent(&mut e, ms(100));
+        assert_eq!((e.state(), e.phase()), (State::F, Phase::B));
+        // Phase B: a damaged frame (a DCS, TCF follows at once) gets no CRP.
+        e.handle(Event::BadFrame, ms(200));
+        e.handle(Event::CarrierEnd, ms(300));
+        assert_eq!((e.state(), e.phase()), (State::F, Phase::B));
+        let dcs = Dcs {
+            modulation: Modulation::V29_9600,
+            resolution: crate::fax::t30::VResolution::Standard,
+            coding: Coding::Mh,
+            width: crate::fax::t30::Width::A4,
+            scan_time_ms: 0,
+            ecm: false,
+            frame_64: false,
+        };
+        e.handle(response(Fcf::Dcs, &dcs.encode()), ms(400));
+        assert_eq!(e.state(), State::FTcf);
+        e.handle(Event::Connect, ms(500));
+        e.handle(Event::Data(vec![0; 1500]), ms(2000));
+        e.handle(Event::CarrierEnd, ms(2000));
+        assert_eq!(sent(&mut e, ms(2500)), [Fcf::Cfr]);
+        assert_eq!((e.state(), e.phase()), (State::FDocNonEcm, Phase::C));
+        e.handle(Event::Connect, ms(3000));
+        e.handle(Event::CarrierEnd, ms(4000));
+        assert_eq!((e.state(), e.phase()), (State::F, Phase::D));
+        e.handle(Event::BadFrame, ms(4100));
+        e.handle(Event::CarrierEnd, ms(4200));
+        assert_eq!((e.state(), e.phase()), (State::III, Phase::D));
+        assert_eq!(sent(&mut e, ms(4300)), [Fcf::Crp]);
+        assert_eq!((e.state(), e.phase()), (State::F, Phase::D));
     }
 }
