@@ -495,7 +495,7 @@ struct Link {
     /// Transmit commands issued and not yet reported `Sent`.
     outstanding: usize,
     /// The reception in progress.
-    rx: Option<Reception>,
+    reception: Option<Reception>,
     /// Frames of the current V.21 transmission, collected until the final one.
     frames: Vec<Frame>,
     /// A frame of the current V.21 reception was damaged.
@@ -587,7 +587,7 @@ impl Engine {
             link: Link {
                 commands: VecDeque::new(),
                 outstanding: 0,
-                rx: None,
+                reception: None,
                 frames: Vec::new(),
                 bad: false,
                 last_sent: Vec::new(),
@@ -628,7 +628,7 @@ impl Engine {
 
     /// When [`Engine::handle_timeout`] should be called, if the engine is waiting.
     pub fn poll_at(&self) -> Option<Duration> {
-        self.link.rx.map(|r| r.deadline)
+        self.link.reception.map(|r| r.deadline)
     }
 
     /// The current phase, derived from the state (T.30 §2).
@@ -691,11 +691,11 @@ impl Engine {
     }
 
     fn end_receive(&mut self) {
-        self.link.rx = None;
+        self.link.reception = None;
     }
 
     fn receiving(&self) -> bool {
-        self.link.rx.is_some()
+        self.link.reception.is_some()
     }
 
     /// Feeds one event from the line at `now`. Events that make no sense now (a frame when
@@ -725,19 +725,19 @@ impl Engine {
                 // Carrier detected: the wait for it is over; the receive runs to its end — but
                 // not forever: a carrier that never drops (a broken or hostile far end) ends
                 // the reception as if nothing had come, and the state's timer logic goes on.
-                if let Some(r) = self.link.rx.as_mut() {
+                if let Some(r) = self.link.reception.as_mut() {
                     r.deadline = now + r.carrier_max();
                 }
             }
             Event::Frame(f) => {
-                let Some(rx) = self.link.rx else {
+                let Some(reception) = self.link.reception else {
                     return; // a stray frame
                 };
                 if matches!(self.state, Step::BlockData) {
                     self.on_ecm_frame(f);
                     return;
                 }
-                if !rx.hdlc {
+                if !reception.hdlc {
                     // HDLC frames while TCF or non-ECM page data is expected: not what this
                     // receive can carry (a confused driver or far end); ignore them.
                     return;
@@ -818,7 +818,7 @@ impl Engine {
     fn receive_frames(&mut self, now: Duration, timeout: Duration) {
         self.link.frames.clear();
         self.link.bad = false;
-        self.link.rx = Some(Reception {
+        self.link.reception = Some(Reception {
             hdlc: true,
             deadline: now + timeout,
         });
@@ -834,7 +834,7 @@ impl Engine {
             (Side::Receive(rx), _) => rx.training,
             (Side::Send(_), _) => Training::Short,
         };
-        self.link.rx = Some(Reception {
+        self.link.reception = Some(Reception {
             hdlc: false,
             deadline: now + timeout,
         });
