@@ -274,19 +274,9 @@ impl Default for Relay {
     }
 }
 
-/// Fax service class the modem is driven in (ITU-T T.31 / T.32).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ModemClass {
-    /// Class 1 (T.31): the host runs T.30.
-    #[serde(rename = "1")]
-    Class1,
-    /// Class 1.0 (T.31 with `AT+FCLASS=1.0`).
-    #[serde(rename = "1.0")]
-    Class1_0,
-    /// Class 2.0 (T.32): the modem runs T.30.
-    #[serde(rename = "2.0")]
-    Class2_0,
-}
+/// Fax service class the modem is driven in (ITU-T T.31 / T.32): one type with the modem
+/// profiles'.
+pub use crate::fax::modem::profile::ModemClass;
 
 /// What a modem is used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -332,6 +322,20 @@ pub struct Modem {
     /// Offer and accept T.30 Annex A error correction.
     #[serde(default = "default_true")]
     pub ecm: bool,
+}
+
+impl From<&Modem> for crate::fax::t30::EngineConfig {
+    /// The T.30 options a `[[modem]]` entry gives (`local_id`, `max_rate`, `ecm`); everything
+    /// else keeps the engine's default. The engine itself never sees `config` (issue 15: pure
+    /// cores take plain options).
+    fn from(m: &Modem) -> Self {
+        crate::fax::t30::EngineConfig {
+            local_id: m.local_id.clone(),
+            max_bps: m.max_rate,
+            ecm: m.ecm,
+            ..Default::default()
+        }
+    }
 }
 
 fn default_profile() -> String {
@@ -2005,6 +2009,21 @@ mod tests {
         let s = c.to_redacted_toml();
         assert!(!s.contains("hunter2"), "{s}");
         assert!(s.contains(REDACTED));
+    }
+
+    #[test]
+    fn engine_options_from_a_modem_entry() {
+        let m: Modem = toml::from_str(
+            "name = 'fax0'\ndevice = '/dev/ttyS0'\nlocal_id = '+49 30 1234'\nmax_rate = 9600\necm = false\n",
+        )
+        .unwrap();
+        let c = crate::fax::t30::EngineConfig::from(&m);
+        assert_eq!(c.local_id, "+49 30 1234");
+        assert_eq!(c.max_bps, 9600);
+        assert!(!c.ecm);
+        let d = crate::fax::t30::EngineConfig::default();
+        assert_eq!(c.timers, d.timers);
+        assert_eq!((c.max_ftt, c.max_coding), (d.max_ftt, d.max_coding));
     }
 
     #[test]

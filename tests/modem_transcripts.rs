@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use faxgate::fax::modem::at::{AtCommand, FinalResult, ResponseParser};
 use faxgate::fax::modem::class1::{MAX_FRAME, StartError};
 use faxgate::fax::modem::dle::{self, DLE, ETX, Unstuffer};
-use faxgate::fax::modem::{Class1Driver, Event, LineCause, Modulation, Op, OpFailure};
+use faxgate::fax::modem::{Class1Driver, Event, LineCause, Op, OpFailure};
+use faxgate::fax::t30::{Modulation, Training};
 
 /// A transcript runner: the driver, a fake clock, and what it wrote.
 struct T {
@@ -63,9 +64,7 @@ fn cmd(s: &str) -> Op {
 }
 
 fn with_fcs(frame: &[u8]) -> Vec<u8> {
-    let mut v = frame.to_vec();
-    v.extend_from_slice(&dle::hdlc_fcs(frame));
-    v
+    faxgate::fax::t30::hdlc::with_fcs(frame)
 }
 
 const DIS: &[u8] = &[
@@ -287,7 +286,8 @@ fn modem_answers_error_to_a_speed_then_falls_back() {
     let mut t = T::new();
     let tcf = vec![0u8; 2700]; // 1.5 s of zeros at 14 400 bit/s
     t.op(Op::SendData {
-        modulation: Modulation::V17_14400Long,
+        modulation: Modulation::V17_14400,
+        training: Training::Long,
         data: tcf,
     });
     t.host(b"AT+FTM=145\r");
@@ -297,6 +297,7 @@ fn modem_answers_error_to_a_speed_then_falls_back() {
     let data = vec![0x00, DLE, 0x01, DLE, ETX, 0xff];
     t.op(Op::SendData {
         modulation: Modulation::V29_9600,
+        training: Training::Long,
         data,
     });
     t.host(b"AT+FTM=96\r");
@@ -329,6 +330,7 @@ fn receive_page_data_with_dle_edges_split_anywhere() {
         let mut t = T::new();
         t.op(Op::ReceiveData {
             modulation: Modulation::V29_9600,
+            training: Training::Long,
             timeout: Duration::from_secs(60),
         });
         t.host(b"AT+FRM=96\r");
@@ -353,7 +355,8 @@ fn receive_page_data_with_dle_edges_split_anywhere() {
 fn receive_data_wrong_carrier_and_error() {
     let mut t = T::new();
     t.op(Op::ReceiveData {
-        modulation: Modulation::V17_14400Long,
+        modulation: Modulation::V17_14400,
+        training: Training::Long,
         timeout: Duration::from_secs(10),
     });
     t.host(b"AT+FRM=145\r");
@@ -361,6 +364,7 @@ fn receive_data_wrong_carrier_and_error() {
     t.expect(&[Event::Failed(OpFailure::WrongCarrier)]);
     t.op(Op::ReceiveData {
         modulation: Modulation::V29_9600,
+        training: Training::Long,
         timeout: Duration::from_secs(10),
     });
     t.host(b"AT+FRM=96\r");
@@ -479,6 +483,7 @@ fn software_flow_control_pauses_and_resumes() {
     let mut t = T::with(true);
     t.op(Op::SendData {
         modulation: Modulation::V29_9600,
+        training: Training::Long,
         data: vec![0x55; 100],
     });
     t.host(b"AT+FTM=96\r");
@@ -500,6 +505,7 @@ fn transmit_that_never_finishes_times_out() {
     let mut t = T::new();
     t.op(Op::SendData {
         modulation: Modulation::V27ter2400,
+        training: Training::Long,
         data: vec![0; 300], // 1 s of line time
     });
     t.host(b"AT+FTM=24\r");
@@ -546,10 +552,12 @@ mod fuzz {
             }),
             Just(Op::SendData {
                 modulation: Modulation::V29_9600,
+                training: Training::Long,
                 data: vec![DLE; 10]
             }),
             Just(Op::ReceiveData {
-                modulation: Modulation::V17_14400Long,
+                modulation: Modulation::V17_14400,
+                training: Training::Long,
                 timeout: Duration::from_secs(30)
             }),
             Just(Op::WaitSilence { ms: 70 }),

@@ -178,7 +178,7 @@ impl ModemLine {
         let opened = Modem::open(&self.cfg.device, profile).and_then(|mut m| {
             m.init()?;
             let info = m.probe()?;
-            let mut engine = EngineConfig::for_modem(&self.cfg);
+            let mut engine = EngineConfig::from(&self.cfg);
             // Offer in DIS/DCS only what the modem modulates (T.31 +FTM=?/+FRM=?).
             if info.max_rate() > 0 {
                 engine.max_bps = engine.max_bps.min(info.max_rate());

@@ -25,86 +25,35 @@ use std::time::{Duration, Instant};
 
 use super::at::{AtCommand, FinalResult, Response, ResponseParser};
 use super::dle::{self, Unstuffer};
+use crate::fax::t30::hdlc;
+use crate::fax::t30::{Modulation, Training};
 
-/// A T.31 modulation for page data (`+FTM=n` / `+FRM=n`, T.31 Table 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Modulation {
-    /// V.27 ter 2400 bit/s (24).
-    V27ter2400,
-    /// V.27 ter 4800 bit/s (48).
-    V27ter4800,
-    /// V.29 7200 bit/s (72).
-    V29_7200,
-    /// V.29 9600 bit/s (96).
-    V29_9600,
-    /// V.17 7200 bit/s, long training (73).
-    V17_7200Long,
-    /// V.17 7200 bit/s, short training (74).
-    V17_7200Short,
-    /// V.17 9600 bit/s, long training (97).
-    V17_9600Long,
-    /// V.17 9600 bit/s, short training (98).
-    V17_9600Short,
-    /// V.17 12000 bit/s, long training (121).
-    V17_12000Long,
-    /// V.17 12000 bit/s, short training (122).
-    V17_12000Short,
-    /// V.17 14400 bit/s, long training (145).
-    V17_14400Long,
-    /// V.17 14400 bit/s, short training (146).
-    V17_14400Short,
-}
-
+/// The T.31 carrier numbers (`<MOD>` of `+FTM=n` / `+FRM=n`, T.31 Table 1): the modem
+/// layer's view of the T.30 [`Modulation`]. V.17 has a long-training and a short-training
+/// number (one more); V.27 ter and V.29 have one training, so one number each.
 impl Modulation {
-    /// Every modulation, in T.31 code order.
-    pub const ALL: [Modulation; 12] = [
-        Modulation::V27ter2400,
-        Modulation::V27ter4800,
-        Modulation::V29_7200,
-        Modulation::V17_7200Long,
-        Modulation::V17_7200Short,
-        Modulation::V29_9600,
-        Modulation::V17_9600Long,
-        Modulation::V17_9600Short,
-        Modulation::V17_12000Long,
-        Modulation::V17_12000Short,
-        Modulation::V17_14400Long,
-        Modulation::V17_14400Short,
-    ];
-
-    /// The T.31 code (`<MOD>` of `+FTM`/`+FRM`).
-    pub fn code(self) -> u32 {
+    /// The T.31 carrier number for this modulation with `training`.
+    pub fn class1_code(self, training: Training) -> u32 {
+        let short = u32::from(training == Training::Short);
         match self {
             Modulation::V27ter2400 => 24,
             Modulation::V27ter4800 => 48,
             Modulation::V29_7200 => 72,
             Modulation::V29_9600 => 96,
-            Modulation::V17_7200Long => 73,
-            Modulation::V17_7200Short => 74,
-            Modulation::V17_9600Long => 97,
-            Modulation::V17_9600Short => 98,
-            Modulation::V17_12000Long => 121,
-            Modulation::V17_12000Short => 122,
-            Modulation::V17_14400Long => 145,
-            Modulation::V17_14400Short => 146,
+            Modulation::V17_7200 => 73 + short,
+            Modulation::V17_9600 => 97 + short,
+            Modulation::V17_12000 => 121 + short,
+            Modulation::V17_14400 => 145 + short,
         }
     }
 
-    /// The modulation for a T.31 code.
-    pub fn from_code(code: u32) -> Option<Modulation> {
-        Modulation::ALL.into_iter().find(|m| m.code() == code)
-    }
-
-    /// Signalling rate in bit/s.
-    pub fn bit_rate(self) -> u32 {
-        match self.code() {
-            24 => 2400,
-            48 => 4800,
-            72..=74 => 7200,
-            96..=98 => 9600,
-            121 | 122 => 12000,
-            _ => 14400,
-        }
+    /// The modulation and training of a T.31 carrier number (`None` for numbers T.31 Table 1
+    /// has but fax pages do not use, such as V.21 channel 2 = 3).
+    pub fn from_class1_code(code: u32) -> Option<(Modulation, Training)> {
+        Modulation::LADDER
+            .into_iter()
+            .flat_map(|m| [(m, Training::Long), (m, Training::Short)])
+            .find(|&(m, t)| m.class1_code(t) == code)
     }
 }
 
@@ -166,6 +115,8 @@ pub enum Op {
     SendData {
         /// The modulation.
         modulation: Modulation,
+        /// The training (V.17 only: long for TCF and the first page after it).
+        training: Training,
         /// Raw data in line order (first bit on the line = least significant bit of the first
         /// octet). Page data comes already padded to the minimum scan-line time: the T.4
         /// encoder puts the fill before each EOL (`PageCoding::min_line_bits`).
@@ -175,6 +126,8 @@ pub enum Op {
     ReceiveData {
         /// The modulation.
         modulation: Modulation,
+        /// The training the sender uses (V.17 only).
+        training: Training,
         /// Give up if no carrier or no end within this time.
         timeout: Duration,
     },
@@ -505,9 +458,14 @@ impl Class1Driver {
                     };
                 }
             }
-            Op::SendData { modulation, data } => {
+            Op::SendData {
+                modulation,
+                training,
+                data,
+            } => {
                 self.mode = LineMode::Command;
-                self.send_raw(format!("AT+FTM={}\r", modulation.code()).as_bytes());
+                let code = modulation.class1_code(training);
+                self.send_raw(format!("AT+FTM={code}\r").as_bytes());
                 self.state = State::ExpectConnect {
                     deadline: now + TRANSMIT_MARGIN,
                     next: AfterConnect::SendData(data, modulation),
@@ -515,10 +473,12 @@ impl Class1Driver {
             }
             Op::ReceiveData {
                 modulation,
+                training,
                 timeout,
             } => {
                 self.mode = LineMode::Command;
-                self.send_raw(format!("AT+FRM={}\r", modulation.code()).as_bytes());
+                let code = modulation.class1_code(training);
+                self.send_raw(format!("AT+FRM={code}\r").as_bytes());
                 self.state = State::ExpectConnect {
                     next: AfterConnect::ReceiveData,
                     deadline: now + timeout,
@@ -791,7 +751,7 @@ impl Class1Driver {
                         self.out.extend(stuffed);
                         // The modem drains its buffer at the line rate.
                         let line_time = Duration::from_millis(
-                            (data.len() as u64 * 8 * 1000) / u64::from(modulation.bit_rate()),
+                            (data.len() as u64 * 8 * 1000) / u64::from(modulation.bps()),
                         );
                         self.state = State::ExpectDataSentOk {
                             deadline: now + line_time + TRANSMIT_MARGIN,
@@ -838,7 +798,7 @@ impl Class1Driver {
                 if self.fcs_octets {
                     if frame.len() >= 2 {
                         let body = frame.len() - 2;
-                        if dle::hdlc_fcs(&frame[..body]) != frame[body..] {
+                        if hdlc::fcs(&frame[..body]).to_le_bytes() != frame[body..] {
                             fcs_ok = false;
                         }
                         frame.truncate(body);

@@ -28,9 +28,9 @@ pub fn probe(dev: &Path, profile: Option<&Path>) -> Result<String, CliError> {
     m.init()?;
     let info = m.probe()?;
     let mut s = String::new();
-    let codes = |v: &[super::Modulation]| {
+    let codes = |v: &[(crate::fax::t30::Modulation, crate::fax::t30::Training)]| {
         v.iter()
-            .map(|m| m.code().to_string())
+            .map(|&(m, t)| m.class1_code(t).to_string())
             .collect::<Vec<_>>()
             .join(",")
     };

@@ -85,25 +85,6 @@ impl Unstuffer {
     }
 }
 
-/// HDLC frame check sequence (ISO/IEC 13239, T.30 §5.3.7): CRC-16 with polynomial
-/// x^16 + x^12 + x^5 + 1, bits reflected, initial value 0xFFFF, result complemented; sent low
-/// octet first.
-pub fn hdlc_fcs(frame: &[u8]) -> [u8; 2] {
-    let mut crc: u16 = 0xFFFF;
-    for &b in frame {
-        crc ^= u16::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x8408
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    let v = !crc;
-    [v as u8, (v >> 8) as u8]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,14 +143,5 @@ mod tests {
         u.push(&[DLE], &mut d);
         assert_eq!(d, vec![DLE]);
         assert!(!u.pending());
-    }
-
-    #[test]
-    fn fcs_of_a_frame_captured_on_the_rig() {
-        // DIS as received from iaxmodem after AT+FRH=3, FCS octets 'c' '/' included.
-        let frame = [
-            0xff, 0x13, 0x80, 0x00, 0xce, 0xf4, 0x80, 0x80, 0x81, 0x80, 0x80, 0x80, 0x18,
-        ];
-        assert_eq!(hdlc_fcs(&frame), [b'c', b'/']);
     }
 }

@@ -4,10 +4,10 @@
 //! | file | owns |
 //! |---|---|
 //! | [`at`] | PURE: result-code parser (final, information, unsolicited `RING`, caller ID), AT commands with their timeouts as values |
-//! | [`dle`] | PURE: DLE stuffing/unstuffing, `<DLE><ETX>`/`<DLE><EOT>`, the HDLC FCS |
-//! | [`class1`] | PURE: the Class 1 driver — ops (`+FTH/+FRH/+FTM/+FRM/+FTS/+FRS`, dial, answer, hang up) in, bytes and events out |
+//! | [`dle`] | PURE: DLE stuffing/unstuffing, `<DLE><ETX>`/`<DLE><EOT>` (the HDLC FCS is `fax::t30::hdlc`'s) |
+//! | [`class1`] | PURE: the Class 1 driver — ops (`+FTH/+FRH/+FTM/+FRM/+FTS/+FRS`, dial, answer, hang up) in, bytes and events out; the T.31 carrier numbers of a T.30 `Modulation` |
 //! | [`probe`] | PURE: what `ATI`, `AT+FCLASS=?`, `AT+FTM=?`, `AT+FRM=?` say about a modem |
-//! | [`profile`] | modem-family profiles (`firmware-config/modems/*.toml`) |
+//! | [`profile`] | modem-family profiles (`firmware-config/modems/*.toml`) and the fax class (`ModemClass`) |
 //! | [`port`] | I/O: the serial device (the only code that touches it), reopen after loss, per-call trace, and [`port::Modem`], the blocking shell that runs driver ops |
 //! | [`session`] | I/O: one call — the T.30 engine's commands carried out on a [`port::Modem`] |
 //! | [`cli`] | `faxgate modem probe DEV` |
@@ -26,5 +26,5 @@ pub mod probe;
 pub mod profile;
 pub mod session;
 
-pub use class1::{Class1Driver, Event, LineCause, Modulation, Op, OpFailure};
+pub use class1::{Class1Driver, Event, LineCause, Op, OpFailure};
 pub use profile::Profile;

@@ -2,7 +2,7 @@
 //! `AT+FTH=?`) and which speeds that lets us offer in DIS (T.30 Table 2 bits 11–14).
 
 use super::at::{self, AtCommand, FinalResult};
-use super::class1::Modulation;
+use crate::fax::t30::{Modulation, Training};
 
 /// The probe commands, in order, with what each answer fills in.
 pub fn commands() -> Vec<(ProbeItem, AtCommand)> {
@@ -40,10 +40,10 @@ pub struct ModemInfo {
     pub identity: String,
     /// Service classes offered (`"1"`, `"1.0"`, `"2.0"`, …).
     pub classes: Vec<String>,
-    /// Modulations `+FTM` accepts.
-    pub transmit: Vec<Modulation>,
-    /// Modulations `+FRM` accepts.
-    pub receive: Vec<Modulation>,
+    /// Carriers `+FTM` accepts (modulation and, for V.17, training; T.31 Table 1).
+    pub transmit: Vec<(Modulation, Training)>,
+    /// Carriers `+FRM` accepts.
+    pub receive: Vec<(Modulation, Training)>,
     /// `+FTH=?` includes 3 (V.21 HDLC, needed for T.30 signalling).
     pub v21_hdlc: bool,
 }
@@ -81,7 +81,7 @@ impl ModemInfo {
         self.transmit
             .iter()
             .filter(|m| self.receive.contains(m))
-            .map(|m| m.bit_rate())
+            .map(|(m, _)| m.bps())
             .max()
             .unwrap_or(0)
     }
@@ -90,14 +90,14 @@ impl ModemInfo {
     pub fn v17(&self) -> bool {
         self.transmit
             .iter()
-            .any(|m| m.code() > 72 && m.code() != 96 && self.receive.contains(m))
+            .any(|c| c.0.has_short_training() && self.receive.contains(c))
     }
 }
 
-fn modulations(list: &str) -> Vec<Modulation> {
+fn modulations(list: &str) -> Vec<(Modulation, Training)> {
     at::parse_number_list(list)
         .into_iter()
-        .filter_map(Modulation::from_code)
+        .filter_map(Modulation::from_class1_code)
         .collect()
 }
 

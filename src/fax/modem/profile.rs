@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// How the modem paces the host while it sends page data (T.31 §8.3, +FTM: "the configured
 /// flow control method will be used by the DCE as necessary to pause the DTE").
@@ -25,16 +25,17 @@ pub enum FlowControl {
     None,
 }
 
-/// Fax class named in the profile (`"1"`, `"1.0"`, `"2.0"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum ProfileClass {
-    /// Class 1 (T.31), selected with `AT+FCLASS=1`.
+/// Fax service class a modem is driven in (`"1"`, `"1.0"`, `"2.0"`), as a profile or a
+/// `[[modem]]` entry names it (`config::ModemClass` is this type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModemClass {
+    /// Class 1 (T.31): the host runs T.30; selected with `AT+FCLASS=1`.
     #[serde(rename = "1")]
     Class1,
     /// Class 1.0 (T.31 2nd edition), selected with `AT+FCLASS=1.0`.
     #[serde(rename = "1.0")]
     Class1_0,
-    /// Class 2.0 (T.32): not driven by this module yet.
+    /// Class 2.0 (T.32): the modem runs T.30; not driven by this module yet.
     #[serde(rename = "2.0")]
     Class2_0,
 }
@@ -51,7 +52,7 @@ pub struct Profile {
     pub description: String,
     /// Fax class to drive the modem in.
     #[serde(default = "default_class")]
-    pub class: ProfileClass,
+    pub class: ModemClass,
     /// Commands sent in order after opening the port and after every call; each must answer OK.
     #[serde(default = "default_init")]
     pub init: Vec<String>,
@@ -88,8 +89,8 @@ pub struct Profile {
     pub hdlc_fcs_octets: bool,
 }
 
-fn default_class() -> ProfileClass {
-    ProfileClass::Class1
+fn default_class() -> ModemClass {
+    ModemClass::Class1
 }
 fn default_init() -> Vec<String> {
     vec!["ATZ".into(), "ATE0V1Q0".into(), "ATS0=0".into()]
@@ -216,9 +217,9 @@ impl Profile {
     /// `AT+FCLASS=…` for the profile's class.
     pub fn fclass_command(&self) -> &'static str {
         match self.class {
-            ProfileClass::Class1 => "AT+FCLASS=1",
-            ProfileClass::Class1_0 => "AT+FCLASS=1.0",
-            ProfileClass::Class2_0 => "AT+FCLASS=2.0",
+            ModemClass::Class1 => "AT+FCLASS=1",
+            ModemClass::Class1_0 => "AT+FCLASS=1.0",
+            ModemClass::Class2_0 => "AT+FCLASS=2.0",
         }
     }
 

@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::class1::{Event as ModemEvent, Modulation as Mod, Op, OpFailure};
+use super::class1::{Event as ModemEvent, Op, OpFailure};
 use super::port::{Modem, ModemError};
 use crate::fax::t30::{
     self, Command, DataKind, Engine, Event, Frame, Modulation, Training,
@@ -35,12 +35,6 @@ pub const MAX_CALL_TIME: Duration = Duration::from_secs(3 * 3600);
 /// receiver's HDLC decoder lock after the training (T.30 Annex A.3.1 asks for "at least one").
 fn ecm_preamble_flags(bps: u32) -> usize {
     (bps as usize / 8 / 5).max(4)
-}
-
-/// The Class 1 code for a T.30 modulation and training.
-pub fn class1_modulation(m: Modulation, training: Training) -> Mod {
-    Mod::from_code(u32::from(m.class1_code(training)))
-        .expect("every T.30 modulation has a T.31 code")
 }
 
 /// Run `engine` on `modem` until the engine hangs up. The modem must be connected in fax mode
@@ -99,7 +93,8 @@ pub fn run_call(modem: &mut Modem, engine: &mut Engine) -> Result<(), ModemError
             } => {
                 let n = (u128::from(modulation.bps()) * duration.as_millis() / 8000) as usize;
                 let op = Op::SendData {
-                    modulation: class1_modulation(modulation, Training::Long),
+                    modulation,
+                    training: Training::Long,
                     data: vec![0; n],
                 };
                 transmit(modem, op, ModemEvent::DataSent).map(|ev| engine.handle(ev, now()))
@@ -110,7 +105,8 @@ pub fn run_call(modem: &mut Modem, engine: &mut Engine) -> Result<(), ModemError
                 data,
             } => {
                 let op = Op::SendData {
-                    modulation: class1_modulation(modulation, training),
+                    modulation,
+                    training,
                     data,
                 };
                 transmit(modem, op, ModemEvent::DataSent).map(|ev| engine.handle(ev, now()))
@@ -126,7 +122,8 @@ pub fn run_call(modem: &mut Modem, engine: &mut Engine) -> Result<(), ModemError
                     enc.frame(f.bytes());
                 }
                 let op = Op::SendData {
-                    modulation: class1_modulation(modulation, training),
+                    modulation,
+                    training,
                     data: enc.finish(),
                 };
                 transmit(modem, op, ModemEvent::DataSent).map(|ev| engine.handle(ev, now()))
@@ -137,10 +134,7 @@ pub fn run_call(modem: &mut Modem, engine: &mut Engine) -> Result<(), ModemError
                 training,
                 kind,
                 timeout,
-            } => {
-                let m = class1_modulation(modulation, training);
-                receive_data(modem, engine, m, kind, timeout, &now)
-            }
+            } => receive_data(modem, engine, (modulation, training), kind, timeout, &now),
         };
         after_receive = is_receive;
         if let Err(e) = result {
@@ -255,7 +249,7 @@ fn receive_frames(
 fn receive_data(
     modem: &mut Modem,
     engine: &mut Engine,
-    modulation: Mod,
+    (modulation, training): (Modulation, Training),
     kind: DataKind,
     timeout: Duration,
     now: &dyn Fn() -> Duration,
@@ -266,6 +260,7 @@ fn receive_data(
     let ev = modem.run_with(
         Op::ReceiveData {
             modulation,
+            training,
             timeout,
         },
         |e| match e {

@@ -96,20 +96,16 @@ impl Modulation {
         }
     }
 
-    /// Class 1 modulation code for `AT+FTM=n` / `AT+FRM=n` (T.31 Table 8). V.17 has a
-    /// long-training code and a short-training code (one more).
-    pub fn class1_code(self, training: Training) -> u8 {
-        let short = u8::from(training == Training::Short);
-        match self {
-            Modulation::V27ter2400 => 24,
-            Modulation::V27ter4800 => 48,
-            Modulation::V29_7200 => 72,
-            Modulation::V29_9600 => 96,
-            Modulation::V17_7200 => 73 + short,
-            Modulation::V17_9600 => 97 + short,
-            Modulation::V17_12000 => 121 + short,
-            Modulation::V17_14400 => 145 + short,
-        }
+    /// Whether the modulation has a short training distinct from its long one: V.17 only
+    /// (T.30 §5.3.2 / V.17 §1; V.27 ter and V.29 train one way).
+    pub fn has_short_training(self) -> bool {
+        matches!(
+            self,
+            Modulation::V17_7200
+                | Modulation::V17_9600
+                | Modulation::V17_12000
+                | Modulation::V17_14400
+        )
     }
 
     /// DCS bits 11–14 for this rate (T.30 Table 2).

@@ -142,19 +142,6 @@ impl Default for EngineConfig {
     }
 }
 
-impl EngineConfig {
-    /// The settings a `[[modem]]` entry gives (`local_id`, `max_rate`, `ecm`); everything else
-    /// keeps its default.
-    pub fn for_modem(m: &crate::config::Modem) -> EngineConfig {
-        EngineConfig {
-            local_id: m.local_id.clone(),
-            max_bps: m.max_rate,
-            ecm: m.ecm,
-            ..EngineConfig::default()
-        }
-    }
-}
-
 /// Which side of the call this engine is, and which way the document goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -278,16 +265,44 @@ impl PostMsg {
     }
 }
 
-enum Job {
-    Send(Box<dyn PageSource + Send>),
-    Receive(Box<dyn PageSink + Send>),
+/// Which procedure a receiver state belongs to: the phase its node sits in (T.30 §2). A
+/// receiver's node F and node III serve phases B and D alike; this says which, and so whether a
+/// damaged command is a post-message command to ask again for (CRP, T.30 §5.3.6.1.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Phase B: identification, DCS, training.
+    PreMessage,
+    /// Phase C: page data was expected.
+    Message,
+    /// Phase D: the post-message exchange (and the Annex A PPS exchange).
+    PostMessage,
 }
 
-/// ECM transmit state for the current page.
-#[derive(Default)]
+impl Stage {
+    fn phase(self) -> Phase {
+        match self {
+            Stage::PreMessage => Phase::B,
+            Stage::Message => Phase::C,
+            Stage::PostMessage => Phase::D,
+        }
+    }
+}
+
+/// A non-ECM page under transmission (nodes I and II).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sheet {
+    /// The command that ends it.
+    post: PostMsg,
+    /// Coded size, for the call report.
+    bytes: usize,
+}
+
+/// An ECM page under transmission (Annex A): the coded page and the block being corrected.
 struct EcmTx {
     /// The coded page.
     data: Vec<u8>,
+    /// The command that ends the page (sent inside the last block's PPS).
+    post: PostMsg,
     /// Octets per frame (256 or 64).
     frame_size: usize,
     /// Offset of the current block's first octet.
@@ -304,99 +319,252 @@ struct EcmTx {
     rnr_since: Option<Duration>,
 }
 
-/// ECM receive buffer for the current block.
-struct EcmRx {
+impl EcmTx {
+    /// The block starting at `start` becomes the current one, every frame to send.
+    fn next_block(&mut self, start: usize) {
+        self.block_start = start;
+        let left = self.data.len().saturating_sub(start);
+        self.block_frames = left.div_ceil(self.frame_size).clamp(1, 256);
+        self.to_send = (0..self.block_frames).collect();
+        self.pprs = 0;
+        self.rnr_since = None;
+    }
+
+    fn block_is_last(&self) -> bool {
+        self.block_start + self.block_frames * self.frame_size >= self.data.len()
+    }
+}
+
+/// The PPS being answered (Annex A.4.1): post-message octet, page, block, frame count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pps {
+    post: u8,
+    page: u8,
+    block: u8,
+    count: usize,
+}
+
+/// The engine's state: the T.30 flow-chart node ([`State`] names it) with the data that node
+/// needs. The phase is a function of it ([`Engine::phase`]), so the two cannot disagree.
+enum Step {
+    /// Not started yet (phase A: the modem layer sets the call up).
+    Idle,
+    // ----- transmitter -----
+    /// Node T: waiting for DIS (T1).
+    WaitDis,
+    /// Node D: DCS and TCF going out; `tries` repeats of the DCS so far.
+    SendDcs { tries: u32 },
+    /// Node D: waiting for CFR/FTT (T4).
+    WaitCfr { tries: u32 },
+    /// Node I: page data going out.
+    SendPage(Sheet),
+    /// Node II: the post-message command going out.
+    SendPostMsg { sheet: Sheet, tries: u32 },
+    /// Node II: waiting for MCF/RTP/RTN (T4).
+    WaitPostResp { sheet: Sheet, tries: u32 },
+    /// Annex A node IV: an ECM block going out.
+    SendBlock(Box<EcmTx>),
+    /// Annex A: PPS-x going out.
+    SendPps { ecm: Box<EcmTx>, tries: u32 },
+    /// Annex A: waiting for the PPS response (T4).
+    WaitPpsResp { ecm: Box<EcmTx>, tries: u32 },
+    /// Annex A: RR sent after RNR, waiting.
+    WaitRnr { ecm: Box<EcmTx>, tries: u32 },
+    /// Annex A: CTC sent, waiting for CTR.
+    WaitCtr { ecm: Box<EcmTx>, tries: u32 },
+    /// Node B: DCN going out, then hang up.
+    Release,
+    // ----- receiver (and the polled transmitter's phase B) -----
+    /// Node R: NSF/CSI/DIS (or NSC/CIG/DTC) going out.
+    SendDis,
+    /// Node F: waiting for a command.
+    Listen(Stage),
+    /// Receiving TCF: the current and the longest run of zero octets so far.
+    Tcf { stage: Stage, run: u64, best: u64 },
+    /// Sending CFR or FTT.
+    TrainResponse { stage: Stage, after: After },
+    /// Receiving non-ECM page data.
+    PageData,
+    /// Receiving an ECM block.
+    BlockData,
+    /// Node III: a response going out.
+    Respond { stage: Stage, after: After },
+    /// After MCF to EOP: waiting for DCN.
+    WaitDcn(Stage),
+    /// Call over.
+    Done,
+}
+
+impl Step {
+    /// The flow-chart node (`role` names the node before the start).
+    fn node(&self, role: Role) -> State {
+        match self {
+            Step::Idle if role.is_calling() => State::T,
+            Step::Idle => State::R,
+            Step::WaitDis => State::T,
+            Step::SendDcs { .. } => State::D,
+            Step::WaitCfr { .. } => State::DPostTcf,
+            Step::SendPage(_) => State::I,
+            Step::SendPostMsg { .. } => State::II,
+            Step::WaitPostResp { .. } => State::IIQ,
+            Step::SendBlock(_) => State::IV,
+            Step::SendPps { .. } => State::IVPps,
+            Step::WaitPpsResp { .. } => State::IVPpsQ,
+            Step::WaitRnr { .. } => State::IVPpsRnr,
+            Step::WaitCtr { .. } => State::IVCtc,
+            Step::Release => State::B,
+            Step::SendDis => State::R,
+            Step::Listen(_) => State::F,
+            Step::Tcf { .. } => State::FTcf,
+            Step::TrainResponse { .. } => State::FTrainResponse,
+            Step::PageData => State::FDocNonEcm,
+            Step::BlockData => State::FDocEcm,
+            Step::Respond { .. } => State::III,
+            Step::WaitDcn(_) => State::FEnd,
+            Step::Done => State::CallFinished,
+        }
+    }
+
+    /// T.30 §2: the phase this state belongs to.
+    fn phase(&self) -> Phase {
+        match self {
+            Step::Idle => Phase::A,
+            Step::WaitDis | Step::SendDcs { .. } | Step::WaitCfr { .. } | Step::SendDis => Phase::B,
+            // Annex A: the FCD frames of a block, first or corrected, are phase C.
+            Step::SendPage(_) | Step::SendBlock(_) | Step::PageData | Step::BlockData => Phase::C,
+            Step::SendPostMsg { .. }
+            | Step::WaitPostResp { .. }
+            | Step::SendPps { .. }
+            | Step::WaitPpsResp { .. }
+            | Step::WaitRnr { .. }
+            | Step::WaitCtr { .. } => Phase::D,
+            Step::Listen(stage)
+            | Step::Tcf { stage, .. }
+            | Step::TrainResponse { stage, .. }
+            | Step::Respond { stage, .. }
+            | Step::WaitDcn(stage) => stage.phase(),
+            Step::Release => Phase::E,
+            Step::Done => Phase::CallDone,
+        }
+    }
+}
+
+/// The transmitter's data for the whole call.
+struct Tx {
+    source: Box<dyn PageSource + Send>,
+    /// The page being sent (0-based); its low octet is the Annex A page counter.
+    page: usize,
+    /// Fallback ladder: highest modulation to try next.
+    rung: Modulation,
+    /// RTN answers to the current page so far.
+    rtn_for_page: u32,
+}
+
+/// The receiver's data for the whole call.
+struct Rx {
+    sink: Box<dyn PageSink + Send>,
+    /// Training of the next high-speed reception (V.17: long after DCS and CTC).
+    training: Training,
+    /// Bytes of the page being received, once its first data came.
+    page: Option<usize>,
+    /// The response last sent and where it led (repeated when the command is).
+    last_response: Option<(Frame, After)>,
+    /// The post-message command last answered (non-ECM), to tell a repeat from a new one.
+    last_post: Option<PostMsg>,
+    /// ECM frames of the block being received, by frame number.
     frames: Vec<Option<Vec<u8>>>,
     /// (page, block) of the last block accepted with MCF: a repeated PPS for it gets MCF again.
     last_accepted: Option<(u8, u8)>,
-    page_bytes: usize,
+    /// The PPS being answered.
+    pending: Option<Pps>,
+    /// The local side asked for a procedure interrupt (PIP/PIN at the next page end).
+    interrupt: bool,
+    /// A PIP/PIN was sent: the call ends as [`Cause::Interrupted`].
+    interrupted: bool,
+}
+
+/// Which way the document goes, with that side's data.
+enum Side {
+    Send(Tx),
+    Receive(Rx),
+}
+
+/// The line as the engine sees it: commands queued and the reception in progress.
+struct Link {
+    commands: VecDeque<Command>,
+    /// Transmit commands issued and not yet reported `Sent`.
+    outstanding: usize,
+    /// The reception in progress.
+    reception: Option<Reception>,
+    /// Frames of the current V.21 transmission, collected until the final one.
+    frames: Vec<Frame>,
+    /// A frame of the current V.21 reception was damaged.
+    bad: bool,
+    /// The last command frames sent (for repeats and CRP).
+    last_sent: Vec<Frame>,
+}
+
+/// One reception in progress.
+#[derive(Debug, Clone, Copy)]
+struct Reception {
+    /// V.21 HDLC frames (else high-speed data: TCF, a page or an ECM block).
+    hdlc: bool,
+    /// When the wait ends: first for the carrier, then for the carrier's end.
+    deadline: Duration,
+}
+
+impl Reception {
+    /// How long the carrier may last once detected.
+    fn carrier_max(self) -> Duration {
+        if self.hdlc {
+            FRAMES_CARRIER_MAX
+        } else {
+            DATA_CARRIER_MAX
+        }
+    }
 }
 
 /// One T.30 call. See the module docs for the call order.
 pub struct Engine {
     cfg: EngineConfig,
     role: Role,
-    job: Job,
     ours: Capabilities,
-    phase: Phase,
-    state: State,
-    commands: VecDeque<Command>,
-    /// Transmit commands issued and not yet reported `Sent`.
-    outstanding: usize,
-    /// A receive command is outstanding.
-    receiving: bool,
-    /// How long the carrier of the reception in progress may last once it is detected.
-    carrier_max: Duration,
-    /// The reception in progress is V.21 HDLC frames (else high-speed data: TCF or a page).
-    rx_hdlc: bool,
-    /// Deadline of the receive in progress, until its carrier is detected.
-    deadline: Option<Duration>,
+    side: Side,
+    state: Step,
+    link: Link,
+    started: Option<Duration>,
     /// End of T1 (phase B entry).
     t1_end: Option<Duration>,
-    started: Option<Duration>,
-    /// Frames of the current V.21 transmission, collected until the final one.
-    rx_frames: Vec<Frame>,
-    rx_bad: bool,
-    /// Repeats of the current command so far.
-    repeats: u32,
-    /// The last command frames sent (for repeats and CRP).
-    last_sent: Vec<Frame>,
-    x: bool,
     remote: Option<Capabilities>,
+    /// The DCS in force (sent or received).
     dcs: Option<Dcs>,
-    /// Fallback ladder: highest modulation to try next.
-    rung: Modulation,
-    ftt_count: u32,
-    training: Training,
-    // Sender.
-    page: usize,
-    page_data: Option<Vec<u8>>,
-    post: PostMsg,
-    rtn_for_page: u32,
-    ecm_tx: EcmTx,
-    page_counter: u8,
-    // Receiver.
-    tcf_run: u64,
-    tcf_best: u64,
-    page_bytes: usize,
-    page_started: bool,
-    after: After,
+    /// A DCS (or, polled, a DTC) came since the last DIS: the call is past identification.
     got_dcs: bool,
-    last_response: Option<(Frame, After)>,
-    /// The post-message command last answered (non-ECM), to tell a repeat from a new one.
-    last_post: Option<PostMsg>,
-    ecm_rx: EcmRx,
-    /// The local side asked for a procedure interrupt (PIP/PIN at the next page end).
-    interrupt: bool,
-    /// A PIP/PIN was sent or received: the call ends as [`Cause::Interrupted`].
-    interrupted: bool,
-    /// The PPS being answered: (post-message octet, page, block, frame count).
-    pending: Option<(u8, u8, u8, usize)>,
     report: CallReport,
 }
 
 impl Engine {
     /// A calling engine that sends the pages of `source`.
     pub fn sender(cfg: EngineConfig, source: Box<dyn PageSource + Send>) -> Engine {
-        Engine::new(cfg, Role::CallingSender, Job::Send(source))
+        Engine::new(cfg, Role::CallingSender, Side::send(source))
     }
 
     /// An answering engine that receives into `sink`.
     pub fn receiver(cfg: EngineConfig, sink: Box<dyn PageSink + Send>) -> Engine {
-        Engine::new(cfg, Role::AnsweringReceiver, Job::Receive(sink))
+        Engine::new(cfg, Role::AnsweringReceiver, Side::receive(sink))
     }
 
     /// A calling engine that polls the remote for its document and receives it into `sink`.
     pub fn poller(cfg: EngineConfig, sink: Box<dyn PageSink + Send>) -> Engine {
-        Engine::new(cfg, Role::CallingReceiver, Job::Receive(sink))
+        Engine::new(cfg, Role::CallingReceiver, Side::receive(sink))
     }
 
     /// An answering engine that offers `source` for polling and sends it when asked by DTC.
     pub fn polled_sender(cfg: EngineConfig, source: Box<dyn PageSource + Send>) -> Engine {
-        Engine::new(cfg, Role::AnsweringSender, Job::Send(source))
+        Engine::new(cfg, Role::AnsweringSender, Side::send(source))
     }
 
-    fn new(cfg: EngineConfig, role: Role, job: Job) -> Engine {
+    fn new(cfg: EngineConfig, role: Role, mut side: Side) -> Engine {
         let mut ours = Capabilities::ours(cfg.max_bps, cfg.ecm);
         ours.mr = cfg.max_coding >= Coding::Mr;
         ours.mmr = cfg.ecm && cfg.max_coding == Coding::Mmr;
@@ -404,62 +572,31 @@ impl Engine {
         // Polling (T.30 §5.3.6.1.2): the polled side offers a document instead of a receiver.
         ours.ready_to_transmit = role == Role::AnsweringSender;
         ours.can_receive = !role.is_sender();
-        let rung = Modulation::LADDER
-            .iter()
-            .copied()
-            .find(|m| m.bps() <= cfg.max_bps)
-            .unwrap_or(Modulation::V27ter2400);
+        if let Side::Send(tx) = &mut side {
+            tx.rung = Modulation::LADDER
+                .iter()
+                .copied()
+                .find(|m| m.bps() <= cfg.max_bps)
+                .unwrap_or(Modulation::V27ter2400);
+        }
         Engine {
             ours,
             role,
-            job,
-            phase: Phase::A,
-            state: if role.is_calling() {
-                State::T
-            } else {
-                State::R
+            side,
+            state: Step::Idle,
+            link: Link {
+                commands: VecDeque::new(),
+                outstanding: 0,
+                reception: None,
+                frames: Vec::new(),
+                bad: false,
+                last_sent: Vec::new(),
             },
-            commands: VecDeque::new(),
-            outstanding: 0,
-            receiving: false,
-            carrier_max: FRAMES_CARRIER_MAX,
-            rx_hdlc: true,
-            deadline: None,
-            t1_end: None,
             started: None,
-            rx_frames: Vec::new(),
-            rx_bad: false,
-            repeats: 0,
-            last_sent: Vec::new(),
-            // T.30 §5.3.6.1: X = 1 in frames from the station that received DIS (the caller).
-            x: role.is_calling(),
-            interrupt: false,
-            interrupted: false,
+            t1_end: None,
             remote: None,
             dcs: None,
-            rung,
-            ftt_count: 0,
-            training: Training::Long,
-            page: 0,
-            page_data: None,
-            post: PostMsg::Eop,
-            rtn_for_page: 0,
-            ecm_tx: EcmTx::default(),
-            page_counter: 0,
-            tcf_run: 0,
-            tcf_best: 0,
-            page_bytes: 0,
-            page_started: false,
-            after: After::Command,
             got_dcs: false,
-            last_response: None,
-            last_post: None,
-            pending: None,
-            ecm_rx: EcmRx {
-                frames: vec![None; 256],
-                last_accepted: None,
-                page_bytes: 0,
-            },
             report: CallReport::default(),
             cfg,
         }
@@ -471,14 +608,13 @@ impl Engine {
             return;
         }
         self.started = Some(now);
-        self.phase = Phase::B;
         self.t1_end = Some(now + self.cfg.timers.t1);
         if self.role.is_sender() && self.source_pages() == 0 {
             self.finish(now, Cause::DocumentError);
             return;
         }
         if self.role.is_calling() {
-            self.state = State::T;
+            self.state = Step::WaitDis;
             self.receive_frames(now, self.cfg.timers.t1);
         } else {
             self.send_dis();
@@ -487,22 +623,22 @@ impl Engine {
 
     /// The next command for the line, in order.
     pub fn next_command(&mut self) -> Option<Command> {
-        self.commands.pop_front()
+        self.link.commands.pop_front()
     }
 
     /// When [`Engine::handle_timeout`] should be called, if the engine is waiting.
     pub fn poll_at(&self) -> Option<Duration> {
-        self.deadline
+        self.link.reception.map(|r| r.deadline)
     }
 
-    /// The current phase.
+    /// The current phase, derived from the state (T.30 §2).
     pub fn phase(&self) -> Phase {
-        self.phase
+        self.state.phase()
     }
 
     /// The current state.
     pub fn state(&self) -> State {
-        self.state
+        self.state.node(self.role)
     }
 
     /// This engine's role.
@@ -512,7 +648,7 @@ impl Engine {
 
     /// Whether the call is over (the engine has issued [`Command::HangUp`]).
     pub fn is_finished(&self) -> bool {
-        self.state == State::CallFinished
+        matches!(self.state, Step::Done)
     }
 
     /// The call report (final once [`Engine::is_finished`]).
@@ -527,7 +663,7 @@ impl Engine {
 
     /// Time passes: if the deadline of the current wait has come, acts on it.
     pub fn handle_timeout(&mut self, now: Duration) {
-        if let Some(d) = self.deadline
+        if let Some(d) = self.poll_at()
             && now >= d
         {
             self.end_receive();
@@ -539,43 +675,48 @@ impl Engine {
     /// answered PIP (page good) or PIN (page bad) instead of MCF/RTN, and the call ends with
     /// [`Cause::Interrupted`] — faxgate has no operator to hand the line to.
     pub fn request_interrupt(&mut self) {
-        self.interrupt = true;
+        if let Side::Receive(rx) = &mut self.side {
+            rx.interrupt = true;
+        }
     }
 
     /// Aborts the call locally (shutdown): DCN, then hang up.
     pub fn abort(&mut self, now: Duration) {
-        if self.state != State::CallFinished {
-            self.commands.clear();
-            self.outstanding = 0;
+        if !self.is_finished() {
+            self.link.commands.clear();
+            self.link.outstanding = 0;
             self.end_receive();
             self.send_dcn(now, Cause::LocalAbort);
         }
     }
 
     fn end_receive(&mut self) {
-        self.receiving = false;
-        self.deadline = None;
+        self.link.reception = None;
+    }
+
+    fn receiving(&self) -> bool {
+        self.link.reception.is_some()
     }
 
     /// Feeds one event from the line at `now`. Events that make no sense now (a frame when
     /// nothing is being received, a second `Sent`) are ignored.
     pub fn handle(&mut self, event: Event, now: Duration) {
-        if self.state == State::CallFinished {
+        if self.is_finished() {
             return;
         }
         match event {
             Event::Sent => {
-                if self.outstanding == 0 {
+                if self.link.outstanding == 0 {
                     return;
                 }
-                self.outstanding -= 1;
-                if self.outstanding == 0 {
+                self.link.outstanding -= 1;
+                if self.link.outstanding == 0 {
                     self.on_sent(now);
                 }
             }
             Event::CarrierLost => {
-                self.commands.clear();
-                self.outstanding = 0;
+                self.link.commands.clear();
+                self.link.outstanding = 0;
                 self.end_receive();
                 let cause = self.cause_for_drop(Cause::CarrierLost);
                 self.finish(now, cause);
@@ -584,19 +725,19 @@ impl Engine {
                 // Carrier detected: the wait for it is over; the receive runs to its end — but
                 // not forever: a carrier that never drops (a broken or hostile far end) ends
                 // the reception as if nothing had come, and the state's timer logic goes on.
-                if self.receiving {
-                    self.deadline = Some(now + self.carrier_max);
+                if let Some(r) = self.link.reception.as_mut() {
+                    r.deadline = now + r.carrier_max();
                 }
             }
             Event::Frame(f) => {
-                if !self.receiving {
+                let Some(reception) = self.link.reception else {
                     return; // a stray frame
-                }
-                if self.state == State::FDocEcm {
+                };
+                if matches!(self.state, Step::BlockData) {
                     self.on_ecm_frame(f);
                     return;
                 }
-                if !self.rx_hdlc {
+                if !reception.hdlc {
                     // HDLC frames while TCF or non-ECM page data is expected: not what this
                     // receive can carry (a confused driver or far end); ignore them.
                     return;
@@ -604,49 +745,47 @@ impl Engine {
                 let last = f.is_final();
                 // Bounded: a V.21 transmission is a handful of frames (T.30 §5.3.6); keep the
                 // first 15 and always the final one.
-                if last || self.rx_frames.len() < 15 {
-                    self.rx_frames.push(f);
+                if last || self.link.frames.len() < 15 {
+                    self.link.frames.push(f);
                 }
                 if last {
                     self.end_receive();
-                    let frames = std::mem::take(&mut self.rx_frames);
-                    self.rx_bad = false;
+                    let frames = std::mem::take(&mut self.link.frames);
+                    self.link.bad = false;
                     self.on_frames(frames, now);
                 }
             }
             Event::BadFrame => {
-                if self.receiving {
-                    self.rx_bad = true;
+                if self.receiving() {
+                    self.link.bad = true;
                 }
             }
             Event::Data(bytes) => {
-                if self.receiving {
+                if self.receiving() {
                     self.on_data(&bytes, now);
                 }
             }
             Event::CarrierEnd => {
-                if !self.receiving {
+                if !self.receiving() {
                     return;
                 }
                 self.end_receive();
                 self.on_carrier_end(now);
             }
             Event::WrongCarrier => {
-                if !self.receiving {
+                if !self.receiving() {
                     return;
                 }
                 self.end_receive();
                 // +FCERROR: V.21 came instead of high speed — the remote repeated a command.
                 match self.state {
-                    State::FTcf | State::FDocNonEcm | State::FDocEcm => {
-                        self.state = State::F;
-                        self.receive_frames(now, self.cfg.timers.t2);
-                    }
+                    Step::Tcf { stage, .. } => self.listen(now, stage),
+                    Step::PageData | Step::BlockData => self.listen(now, Stage::Message),
                     _ => self.on_timeout(now),
                 }
             }
             Event::Timeout => {
-                if self.receiving {
+                if self.receiving() {
                     self.end_receive();
                     self.on_timeout(now);
                 }
@@ -656,43 +795,50 @@ impl Engine {
 
     // ----- plumbing -------------------------------------------------------------------------
 
+    /// The state, taken out to move its data into the next one; the caller sets the next.
+    fn take_state(&mut self) -> Step {
+        std::mem::replace(&mut self.state, Step::Done)
+    }
+
     fn source_pages(&self) -> usize {
-        match &self.job {
-            Job::Send(s) => s.page_count(),
-            Job::Receive(_) => 0,
+        match &self.side {
+            Side::Send(tx) => tx.source.page_count(),
+            Side::Receive(_) => 0,
         }
     }
 
     fn transmit(&mut self, c: Command) {
         if let Command::SendFrames(f) = &c {
-            self.last_sent = f.clone();
+            self.link.last_sent = f.clone();
         }
-        self.outstanding += 1;
-        self.commands.push_back(c);
+        self.link.outstanding += 1;
+        self.link.commands.push_back(c);
     }
 
     fn receive_frames(&mut self, now: Duration, timeout: Duration) {
-        self.rx_frames.clear();
-        self.rx_bad = false;
-        self.receiving = true;
-        self.rx_hdlc = true;
-        self.carrier_max = FRAMES_CARRIER_MAX;
-        self.deadline = Some(now + timeout);
-        self.commands.push_back(Command::ReceiveFrames { timeout });
+        self.link.frames.clear();
+        self.link.bad = false;
+        self.link.reception = Some(Reception {
+            hdlc: true,
+            deadline: now + timeout,
+        });
+        self.link
+            .commands
+            .push_back(Command::ReceiveFrames { timeout });
     }
 
     fn receive_data(&mut self, now: Duration, kind: DataKind, timeout: Duration) {
         let modulation = self.modulation();
-        let training = if kind == DataKind::Tcf {
-            Training::Long
-        } else {
-            self.training
+        let training = match (&self.side, kind) {
+            (_, DataKind::Tcf) => Training::Long,
+            (Side::Receive(rx), _) => rx.training,
+            (Side::Send(_), _) => Training::Short,
         };
-        self.receiving = true;
-        self.rx_hdlc = false;
-        self.carrier_max = DATA_CARRIER_MAX;
-        self.deadline = Some(now + timeout);
-        self.commands.push_back(Command::ReceiveData {
+        self.link.reception = Some(Reception {
+            hdlc: false,
+            deadline: now + timeout,
+        });
+        self.link.commands.push_back(Command::ReceiveData {
             modulation,
             training,
             kind,
@@ -700,8 +846,15 @@ impl Engine {
         });
     }
 
+    /// Node F: wait for a command for T2.
+    fn listen(&mut self, now: Duration, stage: Stage) {
+        self.state = Step::Listen(stage);
+        self.receive_frames(now, self.cfg.timers.t2);
+    }
+
     fn frame(&self, fcf: Fcf, fif: &[u8]) -> Frame {
-        Frame::new(fcf, self.x, fif, false)
+        // T.30 §5.3.6.1: X = 1 in frames from the station that received DIS (the caller).
+        Frame::new(fcf, self.role.is_calling(), fif, false)
     }
 
     fn send_frames(&mut self, mut frames: Vec<Frame>) {
@@ -723,16 +876,14 @@ impl Engine {
             self.report.duration = now.saturating_sub(s);
         }
         // A page whose verdict never came is recorded as unconfirmed.
-        self.commands.push_back(Command::HangUp);
+        self.link.commands.push_back(Command::HangUp);
         self.end_receive();
-        self.phase = Phase::CallDone;
-        self.state = State::CallFinished;
+        self.state = Step::Done;
     }
 
     /// Phase E: DCN (T.30 §5.3.6.1.7), then hang up with `cause`.
     fn send_dcn(&mut self, _now: Duration, cause: Cause) {
-        self.phase = Phase::E;
-        self.state = State::B;
+        self.state = Step::Release;
         self.report.cause = Some(cause);
         let f = self.frame(Fcf::Dcn, &[]);
         self.send_frames(vec![f]);
@@ -746,36 +897,41 @@ impl Engine {
         }
     }
 
+    fn interrupted(&self) -> bool {
+        matches!(&self.side, Side::Receive(rx) if rx.interrupted)
+    }
+
     fn on_sent(&mut self, now: Duration) {
-        match self.state {
-            State::D => {
-                self.state = State::DPostTcf;
+        match self.take_state() {
+            Step::SendDcs { tries } => {
+                self.state = Step::WaitCfr { tries };
                 self.receive_frames(now, self.cfg.timers.t4);
             }
-            State::I => {
+            Step::SendPage(sheet) => {
                 // Page data is out: 75 ms, then the post-message command (node II).
-                self.state = State::II;
-                self.phase = Phase::D;
-                let f = self.frame(self.post.fcf(), &[]);
+                self.state = Step::SendPostMsg { sheet, tries: 0 };
+                let f = self.frame(sheet.post.fcf(), &[]);
                 self.transmit(Command::Silence(GAP));
                 self.send_frames(vec![f]);
             }
-            State::II => {
-                self.state = State::IIQ;
+            Step::SendPostMsg { sheet, tries } => {
+                self.state = Step::WaitPostResp { sheet, tries };
                 self.receive_frames(now, self.cfg.timers.t4);
             }
-            State::IV => self.send_pps(),
-            State::IVPps => {
-                self.state = State::IVPpsQ;
+            Step::SendBlock(ecm) => self.send_pps(ecm),
+            Step::SendPps { ecm, tries } => {
+                self.state = Step::WaitPpsResp { ecm, tries };
                 self.receive_frames(now, self.cfg.timers.t4);
             }
-            State::IVPpsRnr | State::IVCtc => self.receive_frames(now, self.cfg.timers.t4),
-            State::B => {
+            s @ (Step::WaitRnr { .. } | Step::WaitCtr { .. }) => {
+                self.state = s;
+                self.receive_frames(now, self.cfg.timers.t4);
+            }
+            Step::Release => {
                 let cause = self.report.cause.unwrap_or(Cause::Ok);
                 self.finish(now, cause);
             }
-            State::R => {
-                self.state = State::F;
+            Step::SendDis => {
                 let t1_left = self
                     .t1_end
                     .map(|e| e.saturating_sub(now))
@@ -785,36 +941,42 @@ impl Engine {
                     .timers
                     .t4
                     .min(t1_left.max(Duration::from_millis(1)));
+                self.state = Step::Listen(Stage::PreMessage);
                 self.receive_frames(now, wait);
             }
-            State::FTrainResponse | State::III => {
-                let after = self.after;
-                self.go_after(now, after);
+            Step::TrainResponse { stage, after } | Step::Respond { stage, after } => {
+                self.go_after(now, stage, after)
             }
-            _ => {}
+            s => self.state = s,
         }
     }
 
-    fn go_after(&mut self, now: Duration, after: After) {
+    fn go_after(&mut self, now: Duration, stage: Stage, after: After) {
         match after {
             After::Command => {
                 // After FTT, RTN or RTP the next command is a DCS: back in phase B (T.30
                 // Figure 5-2b); after RNR, ERR or CRP the post-message exchange goes on.
-                let last = self.last_sent.last().and_then(Frame::fcf);
-                if matches!(last, Some(Fcf::Ftt | Fcf::Rtn | Fcf::Rtp)) {
-                    self.phase = Phase::B;
-                }
-                self.state = State::F;
-                self.receive_frames(now, self.cfg.timers.t2);
+                let last = self.link.last_sent.last().and_then(Frame::fcf);
+                let stage = if matches!(last, Some(Fcf::Ftt | Fcf::Rtn | Fcf::Rtp)) {
+                    Stage::PreMessage
+                } else {
+                    stage
+                };
+                self.listen(now, stage);
             }
             After::Data(kind) => {
-                self.phase = Phase::C;
                 self.state = if kind == DataKind::EcmFrames {
-                    State::FDocEcm
+                    Step::BlockData
                 } else {
-                    State::FDocNonEcm
+                    // A page that began and was not ended counts afresh.
+                    if let Side::Receive(Rx {
+                        page: Some(bytes), ..
+                    }) = &mut self.side
+                    {
+                        *bytes = 0;
+                    }
+                    Step::PageData
                 };
-                self.page_bytes = 0;
                 self.receive_data(now, kind, self.cfg.timers.t2);
             }
             After::PhaseB => {
@@ -823,26 +985,30 @@ impl Engine {
                 self.send_dis();
             }
             After::End => {
-                self.state = State::FEnd;
+                self.state = Step::WaitDcn(stage);
                 self.receive_frames(now, self.cfg.timers.t4);
             }
         }
     }
 
     fn on_timeout(&mut self, now: Duration) {
-        match self.state {
-            State::T => self.finish(now, Cause::T1Expired),
-            State::DPostTcf => self.repeat_or_fail(now, Repeat::Dcs),
-            State::IIQ => self.repeat_or_fail(now, Repeat::LastFrames(State::II)),
-            State::IVPpsQ | State::IVPpsRnr | State::IVCtc => {
-                let st = if self.state == State::IVPpsQ {
-                    State::IVPps
-                } else {
-                    self.state
-                };
-                self.repeat_or_fail(now, Repeat::LastFrames(st))
+        match self.take_state() {
+            Step::WaitDis => self.finish(now, Cause::T1Expired),
+            Step::WaitCfr { tries } => self.repeat_dcs(now, tries),
+            Step::WaitPostResp { sheet, tries } => {
+                self.repeat_frames(now, tries, |tries| Step::SendPostMsg { sheet, tries })
             }
-            State::F => {
+            Step::WaitPpsResp { ecm, tries } => {
+                self.repeat_frames(now, tries, |tries| Step::SendPps { ecm, tries })
+            }
+            Step::WaitRnr { ecm, tries } => {
+                self.repeat_frames(now, tries, |tries| Step::WaitRnr { ecm, tries })
+            }
+            Step::WaitCtr { ecm, tries } => {
+                self.repeat_frames(now, tries, |tries| Step::WaitCtr { ecm, tries })
+            }
+            s @ Step::Listen(_) => {
+                self.state = s;
                 if !self.got_dcs && self.t1_end.is_some_and(|e| now < e) {
                     // T.30 Figure 5-2: DIS is repeated every T4 until T1 expires.
                     self.send_dis();
@@ -853,46 +1019,49 @@ impl Engine {
                     self.finish(now, c);
                 }
             }
-            State::FTcf | State::FDocNonEcm | State::FDocEcm => {
-                // No high-speed carrier: the remote may be repeating a command; listen for it.
-                self.state = State::F;
-                self.receive_frames(now, self.cfg.timers.t2);
-            }
-            State::FEnd => {
+            // No high-speed carrier: the remote may be repeating a command; listen for it.
+            Step::Tcf { stage, .. } => self.listen(now, stage),
+            Step::PageData | Step::BlockData => self.listen(now, Stage::Message),
+            Step::WaitDcn(_) => {
                 // T.30: the receiver releases the call anyway after MCF to EOP.
-                let cause = if self.interrupted {
+                let cause = if self.interrupted() {
                     Cause::Interrupted
                 } else {
                     Cause::Ok
                 };
                 self.finish(now, cause);
             }
-            _ => {}
+            s => self.state = s,
         }
     }
 
-    fn repeat_or_fail(&mut self, now: Duration, what: Repeat) {
-        if self.repeats >= MAX_REPEATS {
+    /// DCS unanswered (or answered DIS/CRP) for the `tries`-th time: again, or give up.
+    fn repeat_dcs(&mut self, now: Duration, tries: u32) {
+        if tries >= MAX_REPEATS {
+            self.send_dcn(now, Cause::NoResponse);
+        } else {
+            self.send_dcs(now, tries + 1);
+        }
+    }
+
+    /// The last command frames unanswered for the `tries`-th time: send them again in the
+    /// state `then` makes, or give up.
+    fn repeat_frames(&mut self, now: Duration, tries: u32, then: impl FnOnce(u32) -> Step) {
+        if tries >= MAX_REPEATS {
             self.send_dcn(now, Cause::NoResponse);
             return;
         }
-        self.repeats += 1;
-        match what {
-            Repeat::Dcs => self.send_dcs(now),
-            Repeat::LastFrames(state) => {
-                self.state = state;
-                let f = self.last_sent.clone();
-                self.transmit(Command::SendFrames(f));
-            }
-        }
+        self.state = then(tries + 1);
+        let f = self.link.last_sent.clone();
+        self.transmit(Command::SendFrames(f));
     }
 
     // ----- transmitter (calling, sending) ---------------------------------------------------
 
-    fn source(&mut self) -> &mut Box<dyn PageSource + Send> {
-        match &mut self.job {
-            Job::Send(s) => s,
-            Job::Receive(_) => unreachable!("sender handlers run only on sending engines"),
+    fn tx(&mut self) -> &mut Tx {
+        match &mut self.side {
+            Side::Send(tx) => tx,
+            Side::Receive(_) => unreachable!("sender handlers run only on sending engines"),
         }
     }
 
@@ -927,8 +1096,7 @@ impl Engine {
             }
             Some(c) => {
                 self.remote = Some(c);
-                self.repeats = 0;
-                self.send_dcs(now);
+                self.send_dcs(now, 0);
             }
             None => {
                 let left = self
@@ -944,14 +1112,14 @@ impl Engine {
         }
     }
 
-    /// Node D: TSI (SUB, SID, PWD) DCS, 75 ms, TCF.
-    fn send_dcs(&mut self, now: Duration) {
+    /// Node D: TSI (SUB, SID, PWD) DCS, 75 ms, TCF; `tries` repeats of it so far.
+    fn send_dcs(&mut self, now: Duration, tries: u32) {
         let Some(remote) = self.remote.clone() else {
             return;
         };
-        let page = self.page;
-        let wanted = self.source().wanted(page);
-        let mut dcs = match choose_dcs(&self.ours, &remote, wanted, self.rung) {
+        let tx = self.tx();
+        let (wanted, rung) = (tx.source.wanted(tx.page), tx.rung);
+        let mut dcs = match choose_dcs(&self.ours, &remote, wanted, rung) {
             Ok(d) => d,
             Err(_) => {
                 self.send_dcn(now, Cause::Incompatible);
@@ -959,13 +1127,9 @@ impl Engine {
             }
         };
         dcs.frame_64 = dcs.ecm && self.cfg.ecm_frame_64;
-        // A new mode may change the coding or the minimum line length: code the page afresh.
-        self.page_data = None;
-        self.rung = dcs.modulation;
+        self.tx().rung = dcs.modulation;
         self.dcs = Some(dcs);
-        self.phase = Phase::B;
-        self.state = State::D;
-        self.training = Training::Long;
+        self.state = Step::SendDcs { tries };
         self.report.modulation = Some(dcs.modulation);
         self.report.resolution = Some(dcs.resolution);
         self.report.coding = Some(dcs.coding);
@@ -1006,40 +1170,35 @@ impl Engine {
         });
     }
 
+    /// The next rung of the fallback ladder both sides have, below the current one.
+    fn lower_rung(&mut self) -> Option<Modulation> {
+        let rung = self.tx().rung;
+        Modulation::LADDER
+            .iter()
+            .copied()
+            .filter(|m| *m < rung)
+            .find(|m| {
+                self.ours.modems.has(*m) && self.remote.as_ref().is_some_and(|r| r.modems.has(*m))
+            })
+    }
+
     /// Node D, "response received?": CFR → phase C; FTT → a lower rung; DIS → DCS again.
-    fn d_on_frames(&mut self, frames: Vec<Frame>, now: Duration) {
-        let Some(f) = frames.last() else { return };
+    fn d_on_frames(&mut self, f: &Frame, now: Duration, tries: u32) {
         match f.fcf() {
-            Some(Fcf::Cfr) => {
-                self.repeats = 0;
-                self.training = Training::Short;
-                self.start_page(now);
-            }
+            Some(Fcf::Cfr) => self.start_page(now),
             Some(Fcf::Ftt) => {
-                self.repeats = 0;
-                self.ftt_count += 1;
-                self.report.ftt_count = self.ftt_count;
-                let lower = Modulation::LADDER
-                    .iter()
-                    .copied()
-                    .filter(|m| *m < self.rung)
-                    .find(|m| {
-                        self.ours.modems.has(*m)
-                            && self.remote.as_ref().is_some_and(|r| r.modems.has(*m))
-                    });
-                match lower {
-                    Some(m) if self.ftt_count < self.cfg.max_ftt => {
-                        self.rung = m;
-                        self.send_dcs(now);
+                self.report.ftt_count += 1;
+                match self.lower_rung() {
+                    Some(m) if self.report.ftt_count < self.cfg.max_ftt => {
+                        self.tx().rung = m;
+                        self.send_dcs(now, 0);
                     }
                     _ => self.send_dcn(now, Cause::TrainingFailed),
                 }
             }
-            Some(Fcf::Dis | Fcf::Dtc) => {
-                // Our DCS was lost and the remote repeated DIS/DTC (T.30 Figure 5-2a).
-                self.repeat_or_fail(now, Repeat::Dcs);
-            }
-            Some(Fcf::Crp) => self.repeat_or_fail(now, Repeat::Dcs),
+            // Our DCS was lost and the remote repeated DIS/DTC (T.30 Figure 5-2a), or asked
+            // for it again.
+            Some(Fcf::Dis | Fcf::Dtc | Fcf::Crp) => self.repeat_dcs(now, tries),
             Some(Fcf::Dcn) => self.finish(now, Cause::UnexpectedDcn),
             _ => self.send_dcn(now, Cause::ProtocolError),
         }
@@ -1065,67 +1224,64 @@ impl Engine {
         }
     }
 
-    /// Phase C entry for the current page: code it (once per page and mode), then node I or IV.
+    /// Phase C entry for the current page: code it (afresh: the mode may have changed the
+    /// coding or the minimum line length), then node I or IV.
     fn start_page(&mut self, now: Duration) {
-        self.phase = Phase::C;
         let n = self.source_pages();
-        let last = self.page + 1 >= n;
-        let ends_doc = last || {
-            let p = self.page;
-            self.source().ends_document(p)
-        };
-        self.post = if last {
+        let coding = self.coding();
+        let tx = self.tx();
+        let last = tx.page + 1 >= n;
+        let ends_doc = last || tx.source.ends_document(tx.page);
+        let post = if last {
             PostMsg::Eop
         } else if ends_doc {
             PostMsg::Eom
         } else {
             PostMsg::Mps
         };
-        let coding = self.coding();
-        let page = self.page;
-        let data = match self.page_data.take() {
-            Some(d) => d,
-            None => match self.source().encode(page, &coding) {
-                Ok(d) => d,
-                Err(_) => {
-                    self.send_dcn(now, Cause::DocumentError);
-                    return;
-                }
-            },
+        let Ok(data) = tx.source.encode(tx.page, &coding) else {
+            self.send_dcn(now, Cause::DocumentError);
+            return;
         };
         if coding.ecm {
-            self.ecm_tx = EcmTx {
+            let mut ecm = Box::new(EcmTx {
                 data,
+                post,
                 frame_size: if self.dcs.is_some_and(|d| d.frame_64) {
                     64
                 } else {
                     256
                 },
-                ..EcmTx::default()
-            };
-            self.ecm_next_block(0);
-            self.send_block();
+                block_start: 0,
+                block_frames: 0,
+                block_no: 0,
+                to_send: Vec::new(),
+                pprs: 0,
+                rnr_since: None,
+            });
+            ecm.next_block(0);
+            self.send_block(ecm, Training::Short);
         } else {
-            self.state = State::I;
+            let sheet = Sheet {
+                post,
+                bytes: data.len(),
+            };
+            self.state = Step::SendPage(sheet);
             self.transmit(Command::Silence(GAP));
             self.transmit(Command::SendPage {
                 modulation: self.modulation(),
-                training: self.training,
-                data: data.clone(),
+                // TCF has just trained the receiver at this rate (V.17; V.27 ter and V.29
+                // have one training).
+                training: Training::Short,
+                data,
             });
-            self.training = Training::Short;
-            self.page_data = Some(data);
         }
     }
 
-    fn record_sent_page(&mut self, outcome: PageOutcome) {
-        let bytes = if self.report.ecm {
-            self.ecm_tx.data.len()
-        } else {
-            self.page_data.as_ref().map_or(0, Vec::len)
-        };
+    fn record_sent_page(&mut self, outcome: PageOutcome, bytes: usize) {
+        let page = self.tx().page;
         self.report.pages.push(PageRecord {
-            page: self.page,
+            page,
             outcome,
             quality: None,
             modulation: self.modulation(),
@@ -1133,66 +1289,61 @@ impl Engine {
         });
     }
 
-    /// Node II, "response received?" (non-ECM), and the page-level end of Annex A (MCF to
-    /// PPS-MPS/EOM/EOP).
-    fn ii_on_frames(&mut self, frames: Vec<Frame>, now: Duration) {
-        let Some(f) = frames.last() else { return };
+    /// Node II, "response received?" (non-ECM).
+    fn ii_on_frames(&mut self, f: &Frame, now: Duration, sheet: Sheet, tries: u32) {
         match f.fcf() {
             Some(Fcf::Mcf) => {
-                self.record_sent_page(PageOutcome::Confirmed);
-                self.page_done(now, false);
+                self.record_sent_page(PageOutcome::Confirmed, sheet.bytes);
+                self.page_done(now, sheet.post, false);
             }
             Some(Fcf::Rtp) => {
-                self.record_sent_page(PageOutcome::ConfirmedRetrain);
-                self.page_done(now, true);
+                self.record_sent_page(PageOutcome::ConfirmedRetrain, sheet.bytes);
+                self.page_done(now, sheet.post, true);
             }
             Some(Fcf::Rtn) => {
-                self.record_sent_page(PageOutcome::Rejected);
-                self.repeats = 0;
-                self.rtn_for_page += 1;
-                if self.rtn_for_page > self.cfg.max_rtn_per_page {
+                self.record_sent_page(PageOutcome::Rejected, sheet.bytes);
+                let tx = self.tx();
+                tx.rtn_for_page += 1;
+                if tx.rtn_for_page > self.cfg.max_rtn_per_page {
                     self.send_dcn(now, Cause::PageRejected);
                 } else {
                     // T.30 §5.3.6.1.5: retrain (phase B, DCS + TCF), then send the page again.
-                    self.send_dcs(now);
+                    self.send_dcs(now, 0);
                 }
             }
             Some(Fcf::Pip) => {
-                self.record_sent_page(PageOutcome::Confirmed);
+                self.record_sent_page(PageOutcome::Confirmed, sheet.bytes);
                 self.send_dcn(now, Cause::Interrupted);
             }
             Some(Fcf::Pin) => {
-                self.record_sent_page(PageOutcome::Rejected);
+                self.record_sent_page(PageOutcome::Rejected, sheet.bytes);
                 self.send_dcn(now, Cause::Interrupted);
             }
-            Some(Fcf::Crp) => self.repeat_or_fail(now, Repeat::LastFrames(State::II)),
+            Some(Fcf::Crp) => {
+                self.repeat_frames(now, tries, |tries| Step::SendPostMsg { sheet, tries })
+            }
             Some(Fcf::Dcn) => self.finish(now, Cause::UnexpectedDcn),
             _ => self.send_dcn(now, Cause::ProtocolError),
         }
     }
 
-    /// The page was accepted: next page, next document, or release.
-    fn page_done(&mut self, now: Duration, retrain: bool) {
-        self.repeats = 0;
-        self.rtn_for_page = 0;
-        self.page_data = None;
-        match self.post {
+    /// The page ending with `post` was accepted: next page, next document, or release.
+    fn page_done(&mut self, now: Duration, post: PostMsg, retrain: bool) {
+        self.tx().rtn_for_page = 0;
+        match post {
             PostMsg::Eop => self.send_dcn(now, Cause::Ok),
             PostMsg::Mps => {
-                self.page += 1;
-                self.page_counter = self.page_counter.wrapping_add(1);
+                self.tx().page += 1;
                 if retrain {
-                    self.send_dcs(now);
+                    self.send_dcs(now, 0);
                 } else {
                     self.start_page(now);
                 }
             }
             PostMsg::Eom => {
                 // T.30 §5.3.6.1.4: EOM returns to phase B; the receiver sends DIS again.
-                self.page += 1;
-                self.page_counter = self.page_counter.wrapping_add(1);
-                self.phase = Phase::B;
-                self.state = State::T;
+                self.tx().page += 1;
+                self.state = Step::WaitDis;
                 self.t1_end = Some(now + self.cfg.timers.t1);
                 self.receive_frames(now, self.cfg.timers.t1);
             }
@@ -1201,40 +1352,22 @@ impl Engine {
 
     // ----- ECM transmitter (Annex A) --------------------------------------------------------
 
-    fn ecm_next_block(&mut self, start: usize) {
-        let t = &mut self.ecm_tx;
-        t.block_start = start;
-        let left = t.data.len().saturating_sub(start);
-        t.block_frames = left.div_ceil(t.frame_size).clamp(1, 256);
-        t.to_send = (0..t.block_frames).collect();
-        t.pprs = 0;
-        t.rnr_since = None;
-    }
-
-    fn block_is_last(&self) -> bool {
-        let t = &self.ecm_tx;
-        t.block_start + t.block_frames * t.frame_size >= t.data.len()
-    }
-
     /// Node IV: 75 ms, then the frames still wanted, then three RCP (Annex A.3.4).
-    fn send_block(&mut self) {
-        self.state = State::IV;
-        let t = &self.ecm_tx;
-        let mut frames = Vec::with_capacity(t.to_send.len() + 3);
-        for &i in &t.to_send {
-            let a = t.block_start + i * t.frame_size;
-            let b = (a + t.frame_size).min(t.data.len());
-            let mut fif = Vec::with_capacity(1 + t.frame_size);
+    fn send_block(&mut self, ecm: Box<EcmTx>, training: Training) {
+        let mut frames = Vec::with_capacity(ecm.to_send.len() + 3);
+        for &i in &ecm.to_send {
+            let a = ecm.block_start + i * ecm.frame_size;
+            let b = (a + ecm.frame_size).min(ecm.data.len());
+            let mut fif = Vec::with_capacity(1 + ecm.frame_size);
             fif.push(i as u8);
-            fif.extend_from_slice(&t.data[a.min(b)..b]);
+            fif.extend_from_slice(&ecm.data[a.min(b)..b]);
             frames.push(Frame::new(Fcf::Fcd, false, &fif, false));
         }
         for _ in 0..3 {
             frames.push(Frame::new(Fcf::Rcp, false, &[], false));
         }
+        self.state = Step::SendBlock(ecm);
         let modulation = self.modulation();
-        let training = self.training;
-        self.training = Training::Short;
         self.transmit(Command::Silence(GAP));
         self.transmit(Command::SendEcmBlock {
             modulation,
@@ -1244,50 +1377,61 @@ impl Engine {
     }
 
     /// PPS-x (Annex A.4.1): FIF = post-message FCF (NULL inside a page), page, block, frames-1.
-    fn send_pps(&mut self) {
-        self.state = State::IVPps;
-        self.phase = Phase::D;
-        let post = if self.block_is_last() {
-            self.post.fcf().octet(self.x)
+    fn send_pps(&mut self, ecm: Box<EcmTx>) {
+        let post = if ecm.block_is_last() {
+            ecm.post.fcf().octet(self.role.is_calling())
         } else {
             0x00
         };
-        let t = &self.ecm_tx;
         let fif = [
             post,
-            self.page_counter,
-            t.block_no,
-            (t.block_frames - 1) as u8,
+            self.tx().page as u8,
+            ecm.block_no,
+            (ecm.block_frames - 1) as u8,
         ];
+        self.state = Step::SendPps { ecm, tries: 0 };
         let f = self.frame(Fcf::Pps, &fif);
         self.transmit(Command::Silence(GAP));
         self.send_frames(vec![f]);
     }
 
     /// Annex A "response to PPS": MCF, PPR (missing frames), RNR (wait), CTR (after CTC).
-    fn iv_on_frames(&mut self, frames: Vec<Frame>, now: Duration) {
-        let Some(f) = frames.last() else { return };
+    fn iv_on_frames(&mut self, f: &Frame, now: Duration, step: Step) {
+        let (mut ecm, tries, wait) = match step {
+            Step::WaitPpsResp { ecm, tries } => (ecm, tries, Fcf::Pps),
+            Step::WaitRnr { ecm, tries } => (ecm, tries, Fcf::Rr),
+            Step::WaitCtr { ecm, tries } => (ecm, tries, Fcf::Ctc),
+            s => {
+                self.state = s;
+                return;
+            }
+        };
+        // Which command is waiting for its response, and so what a repeat sends again.
+        let again = move |ecm, tries| match wait {
+            Fcf::Rr => Step::WaitRnr { ecm, tries },
+            Fcf::Ctc => Step::WaitCtr { ecm, tries },
+            _ => Step::SendPps { ecm, tries },
+        };
+        let ctc = wait == Fcf::Ctc;
         match f.fcf() {
-            Some(Fcf::Mcf) if self.state != State::IVCtc => {
-                self.repeats = 0;
-                if self.block_is_last() {
-                    self.record_sent_page(PageOutcome::Confirmed);
-                    self.page_done(now, false);
+            Some(Fcf::Mcf) if !ctc => {
+                if ecm.block_is_last() {
+                    let (post, bytes) = (ecm.post, ecm.data.len());
+                    self.record_sent_page(PageOutcome::Confirmed, bytes);
+                    self.page_done(now, post, false);
                 } else {
-                    let next =
-                        self.ecm_tx.block_start + self.ecm_tx.block_frames * self.ecm_tx.frame_size;
-                    self.ecm_tx.block_no = self.ecm_tx.block_no.wrapping_add(1);
-                    self.ecm_next_block(next);
-                    self.send_block();
+                    let next = ecm.block_start + ecm.block_frames * ecm.frame_size;
+                    ecm.block_no = ecm.block_no.wrapping_add(1);
+                    ecm.next_block(next);
+                    self.send_block(ecm, Training::Short);
                 }
             }
-            Some(Fcf::Ppr) if self.state != State::IVCtc => {
-                self.repeats = 0;
+            Some(Fcf::Ppr) if !ctc => {
                 self.report.ppr_count += 1;
-                self.ecm_tx.pprs += 1;
-                self.ecm_tx.rnr_since = None;
+                ecm.pprs += 1;
+                ecm.rnr_since = None;
                 let map = f.fif();
-                let n = self.ecm_tx.block_frames;
+                let n = ecm.block_frames;
                 // Annex A.4.2: bit i of the 256-bit field (LSB first) set = frame i is wanted.
                 let mut wanted: Vec<usize> = (0..n)
                     .filter(|i| map.get(i / 8).is_some_and(|o| o >> (i % 8) & 1 != 0))
@@ -1295,45 +1439,37 @@ impl Engine {
                 if wanted.is_empty() {
                     wanted = (0..n).collect();
                 }
-                self.ecm_tx.to_send = wanted;
-                if self.ecm_tx.pprs >= PPRS_BEFORE_CTC {
-                    self.send_ctc(now);
+                ecm.to_send = wanted;
+                if ecm.pprs >= PPRS_BEFORE_CTC {
+                    self.send_ctc(now, ecm);
                 } else {
-                    self.send_block();
+                    self.send_block(ecm, Training::Short);
                 }
             }
-            Some(Fcf::Ctr) if self.state == State::IVCtc => {
-                self.repeats = 0;
-                self.ecm_tx.pprs = 0;
-                self.training = Training::Long;
-                self.send_block();
+            Some(Fcf::Ctr) if ctc => {
+                ecm.pprs = 0;
+                // The new rate trains afresh (Annex A.4.1).
+                self.send_block(ecm, Training::Long);
             }
             Some(Fcf::Rnr) => {
-                let since = *self.ecm_tx.rnr_since.get_or_insert(now);
+                let since = *ecm.rnr_since.get_or_insert(now);
                 if now.saturating_sub(since) >= self.cfg.timers.t5 {
                     self.send_dcn(now, Cause::T5Expired);
                 } else {
-                    self.repeats = 0;
-                    self.state = State::IVPpsRnr;
+                    self.state = Step::WaitRnr { ecm, tries: 0 };
                     let f = self.frame(Fcf::Rr, &[]);
                     self.send_frames(vec![f]);
                 }
             }
-            Some(Fcf::Crp) => {
-                let st = if self.state == State::IVPpsQ {
-                    State::IVPps
-                } else {
-                    self.state
-                };
-                self.repeat_or_fail(now, Repeat::LastFrames(st));
-            }
+            // The command is asked for again: PPS, RR or CTC, whichever waits.
+            Some(Fcf::Crp) => self.repeat_frames(now, tries, |tries| again(ecm, tries)),
             Some(Fcf::Dcn) => self.finish(now, Cause::UnexpectedDcn),
             Some(Fcf::Pip) => {
-                self.record_sent_page(PageOutcome::Confirmed);
+                self.record_sent_page(PageOutcome::Confirmed, ecm.data.len());
                 self.send_dcn(now, Cause::Interrupted);
             }
             Some(Fcf::Pin) => {
-                self.record_sent_page(PageOutcome::Rejected);
+                self.record_sent_page(PageOutcome::Rejected, ecm.data.len());
                 self.send_dcn(now, Cause::Interrupted);
             }
             _ => self.send_dcn(now, Cause::ProtocolError),
@@ -1342,26 +1478,19 @@ impl Engine {
 
     /// Annex A.4.1: after four PPRs, continue to correct at the next lower rate (CTC, whose
     /// FIF carries DCS octets 1–2 with the new rate in bits 11–14).
-    fn send_ctc(&mut self, now: Duration) {
-        let lower = Modulation::LADDER
-            .iter()
-            .copied()
-            .filter(|m| *m < self.rung)
-            .find(|m| {
-                self.ours.modems.has(*m) && self.remote.as_ref().is_some_and(|r| r.modems.has(*m))
-            });
-        let Some(m) = lower else {
+    fn send_ctc(&mut self, now: Duration, mut ecm: Box<EcmTx>) {
+        let Some(m) = self.lower_rung() else {
             self.send_dcn(now, Cause::EcmFailed);
             return;
         };
-        self.rung = m;
+        self.tx().rung = m;
         if let Some(d) = self.dcs.as_mut() {
             d.modulation = m;
         }
         self.report.modulation = Some(m);
         self.report.ctc_count += 1;
-        self.ecm_tx.pprs = 0;
-        self.state = State::IVCtc;
+        ecm.pprs = 0;
+        self.state = Step::WaitCtr { ecm, tries: 0 };
         // Annex A: the CTC FIF is DCS octets 1–2 with only bits 11–14 (the new rate) set.
         let fif = self.dcs.map(|d| d.encode()).unwrap_or_default();
         let rate = fif.get(1).map_or(0, |o| o & 0x3C);
@@ -1371,18 +1500,26 @@ impl Engine {
 
     // ----- receiver (answering) -------------------------------------------------------------
 
-    fn sink(&mut self) -> &mut Box<dyn PageSink + Send> {
-        match &mut self.job {
-            Job::Receive(s) => s,
-            Job::Send(_) => unreachable!("receiver handlers run only on receiving engines"),
+    fn rx(&mut self) -> &mut Rx {
+        match &mut self.side {
+            Side::Receive(rx) => rx,
+            Side::Send(_) => unreachable!("receiver handlers run only on receiving engines"),
+        }
+    }
+
+    /// The stage of the receiver state in force (phase B before any).
+    fn stage(&self) -> Stage {
+        match self.state.phase() {
+            Phase::C => Stage::Message,
+            Phase::D => Stage::PostMessage,
+            _ => Stage::PreMessage,
         }
     }
 
     /// Node R: NSF, CSI, DIS (T.30 Figure 5-2b) — or, for a polling caller, NSC, CIG, DTC
     /// (T.30 §5.3.6.1.2).
     fn send_dis(&mut self) {
-        self.phase = Phase::B;
-        self.state = State::R;
+        self.state = Step::SendDis;
         let calling = self.role.is_calling();
         let mut frames = Vec::new();
         if let Some(nsf) = self.cfg.nsf.clone() {
@@ -1432,11 +1569,9 @@ impl Engine {
             Some(c) => {
                 self.got_dcs = true;
                 self.remote = Some(c);
-                self.repeats = 0;
-                self.send_dcs(now);
+                self.send_dcs(now, 0);
             }
             None => {
-                self.state = State::F;
                 let t1_left = self
                     .t1_end
                     .map_or(Duration::ZERO, |e| e.saturating_sub(now));
@@ -1449,16 +1584,34 @@ impl Engine {
         }
     }
 
-    fn respond(&mut self, fcf: Fcf, fif: &[u8], after: After) {
+    /// Node III: send a response, remember it (a repeated command gets it again), then `after`.
+    fn respond(&mut self, stage: Stage, fcf: Fcf, fif: &[u8], after: After) {
         let f = self.frame(fcf, fif);
-        self.last_response = Some((f.clone(), after));
-        self.after = after;
-        self.state = State::III;
+        self.rx().last_response = Some((f.clone(), after));
+        self.state = Step::Respond { stage, after };
         self.send_frames(vec![f]);
+    }
+
+    /// Sends the last response again (its command came again).
+    fn resend(&mut self, f: Frame, after: After) {
+        self.state = Step::Respond {
+            stage: self.stage(),
+            after,
+        };
+        self.send_frames(vec![f]);
+    }
+
+    /// Sends the last response again, or does `otherwise` when there is none.
+    fn resend_last(&mut self, now: Duration, otherwise: fn(&mut Engine, Duration)) {
+        match self.rx().last_response.clone() {
+            Some((f, after)) => self.resend(f, after),
+            None => otherwise(self, now),
+        }
     }
 
     /// Node F, "command received": the receiver's one command handler.
     fn f_on_frames(&mut self, frames: Vec<Frame>, now: Duration) {
+        let stage = self.stage();
         let mut dcs = None;
         let mut last = None;
         for f in &frames {
@@ -1486,11 +1639,14 @@ impl Engine {
                     self.report.coding = Some(d.coding);
                     self.report.width = Some(d.width);
                     self.report.ecm = d.ecm;
-                    self.last_response = None;
-                    self.training = Training::Long;
-                    self.tcf_run = 0;
-                    self.tcf_best = 0;
-                    self.state = State::FTcf;
+                    let rx = self.rx();
+                    rx.last_response = None;
+                    rx.training = Training::Long;
+                    self.state = Step::Tcf {
+                        stage,
+                        run: 0,
+                        best: 0,
+                    };
                     self.receive_data(now, DataKind::Tcf, self.cfg.timers.t4);
                 }
                 _ => self.send_dcn(now, Cause::Incompatible),
@@ -1518,58 +1674,42 @@ impl Engine {
                     (Some(new), Some(d)) => {
                         d.modulation = new.modulation;
                         self.report.modulation = Some(new.modulation);
-                        self.training = Training::Long;
-                        self.respond(Fcf::Ctr, &[], After::Data(DataKind::EcmFrames));
+                        self.rx().training = Training::Long;
+                        self.respond(stage, Fcf::Ctr, &[], After::Data(DataKind::EcmFrames));
                     }
                     _ => self.send_dcn(now, Cause::ProtocolError),
                 }
             }
             Some(Fcf::Rr) => {
                 // Annex A flow control: RR asks whether we are ready now.
-                if !self.sink().ready() {
-                    self.respond(Fcf::Rnr, &[], After::Command);
-                } else if self.pending.is_some() {
+                if !self.rx().sink.ready() {
+                    self.respond(stage, Fcf::Rnr, &[], After::Command);
+                } else if self.rx().pending.is_some() {
                     self.pending_pps(now);
-                } else if let Some((f, after)) = self.last_response.clone() {
-                    self.resend(f, after);
                 } else {
-                    self.send_dcn(now, Cause::ProtocolError);
+                    self.resend_last(now, |e, now| e.send_dcn(now, Cause::ProtocolError));
                 }
             }
             Some(Fcf::Eor) => {
-                self.ecm_rx.frames.iter_mut().for_each(|f| *f = None);
-                self.pending = None;
-                self.respond(Fcf::Err, &[], After::Command);
+                let rx = self.rx();
+                rx.frames.iter_mut().for_each(|f| *f = None);
+                rx.pending = None;
+                self.respond(stage, Fcf::Err, &[], After::Command);
             }
             Some(Fcf::Dcn) => {
-                let cause = if self.interrupted {
+                let cause = if self.interrupted() {
                     Cause::Interrupted
-                } else if matches!(self.state, State::FEnd) {
+                } else if matches!(self.state, Step::WaitDcn(_)) {
                     Cause::Ok
                 } else {
                     self.cause_for_drop(Cause::UnexpectedDcn)
                 };
                 self.finish(now, cause);
             }
-            Some(Fcf::Crp) => {
-                if let Some((f, after)) = self.last_response.clone() {
-                    self.resend(f, after);
-                } else {
-                    self.send_dis();
-                }
-            }
-            _ => {
-                // Unknown or irrelevant frames: keep listening while T2 allows.
-                self.state = State::F;
-                self.receive_frames(now, self.cfg.timers.t2);
-            }
+            Some(Fcf::Crp) => self.resend_last(now, |e, _| e.send_dis()),
+            // Unknown or irrelevant frames: keep listening while T2 allows.
+            _ => self.listen(now, stage),
         }
-    }
-
-    fn resend(&mut self, f: Frame, after: After) {
-        self.after = after;
-        self.state = State::III;
-        self.send_frames(vec![f]);
     }
 
     fn accepts(&self, d: &Dcs) -> bool {
@@ -1586,21 +1726,19 @@ impl Engine {
         if self.report.ecm {
             // Under ECM post-message commands come inside PPS; a bare one is a repeat of a
             // command we already answered.
-            if let Some((f, after)) = self.last_response.clone() {
-                self.resend(f, after);
-            } else {
-                self.send_dcn(now, Cause::ProtocolError);
-            }
+            self.resend_last(now, |e, now| e.send_dcn(now, Cause::ProtocolError));
             return;
         }
-        if !self.page_started {
-            match self.last_response.clone() {
+        let rx = self.rx();
+        let Some(bytes) = rx.page.take() else {
+            match rx.last_response.clone() {
                 // The same command again with no page between: our response was lost; repeat
                 // it (T.30 Figure 5-2b, "command repeated").
-                Some((f, after)) if self.last_post == Some(post) => self.resend(f, after),
+                Some((f, after)) if rx.last_post == Some(post) => self.resend(f, after),
                 // A different command with no page data: the page never arrived. Refuse it
                 // (RTN): the sender retrains and sends it again.
                 _ => {
+                    rx.last_post = Some(post);
                     let page = self.report.pages_confirmed();
                     self.report.pages.push(PageRecord {
                         page,
@@ -1609,19 +1747,16 @@ impl Engine {
                         modulation: self.modulation(),
                         bytes: 0,
                     });
-                    self.last_post = Some(post);
-                    self.phase = Phase::D;
-                    self.respond(Fcf::Rtn, &[], After::Command);
+                    self.respond(Stage::PostMessage, Fcf::Rtn, &[], After::Command);
                 }
             }
             return;
-        }
-        self.page_started = false;
-        self.last_post = Some(post);
-        let q = self.sink().end_page();
+        };
+        rx.last_post = Some(post);
+        let q = rx.sink.end_page();
         let verdict = self.cfg.quality.judge(&q);
         let accepted = verdict != Verdict::Bad;
-        if let Err(_e) = self.sink().finish_page(accepted) {
+        if let Err(_e) = self.rx().sink.finish_page(accepted) {
             self.send_dcn(now, Cause::SinkError);
             return;
         }
@@ -1635,15 +1770,15 @@ impl Engine {
             },
             quality: Some(q),
             modulation: self.modulation(),
-            bytes: self.page_bytes,
+            bytes,
         });
-        if self.interrupt {
+        let rx = self.rx();
+        if rx.interrupt {
             // T.30 §5.3.6.1.5: PIP (page good) / PIN (page bad) instead of MCF / RTN.
-            self.interrupt = false;
-            self.interrupted = true;
+            rx.interrupt = false;
+            rx.interrupted = true;
             let fcf = if accepted { Fcf::Pip } else { Fcf::Pin };
-            self.phase = Phase::D;
-            self.respond(fcf, &[], After::End);
+            self.respond(Stage::PostMessage, fcf, &[], After::End);
             return;
         }
         let (fcf, after) = match (verdict, post) {
@@ -1654,124 +1789,123 @@ impl Engine {
             (Verdict::Retrain, _) => (Fcf::Rtp, After::Command),
             (Verdict::Bad, _) => (Fcf::Rtn, After::Command),
         };
-        self.phase = Phase::D;
-        self.respond(fcf, &[], after);
+        self.respond(Stage::PostMessage, fcf, &[], after);
     }
 
-    /// TCF bytes: track the longest run of zero octets.
+    /// High-speed data: TCF (track the longest run of zero octets) or non-ECM page data.
     fn on_data(&mut self, bytes: &[u8], now: Duration) {
-        match self.state {
-            State::FTcf => {
+        match &mut self.state {
+            Step::Tcf { run, best, .. } => {
                 for &b in bytes {
                     if b == 0 {
-                        self.tcf_run += 1;
-                        self.tcf_best = self.tcf_best.max(self.tcf_run);
+                        *run += 1;
+                        *best = (*best).max(*run);
                     } else {
-                        self.tcf_run = 0;
+                        *run = 0;
                     }
                 }
             }
-            State::FDocNonEcm => {
-                if !self.page_started {
-                    self.page_started = true;
-                    self.page_bytes = 0;
-                    let c = self.coding();
-                    self.sink().start_page(&c);
-                }
-                self.page_bytes += bytes.len();
-                if self.page_bytes > self.cfg.max_page_bytes {
+            Step::PageData => {
+                let c = self.coding();
+                let max = self.cfg.max_page_bytes;
+                let rx = self.rx();
+                let page = match rx.page.as_mut() {
+                    Some(p) => p,
+                    None => {
+                        rx.sink.start_page(&c);
+                        rx.page.insert(0)
+                    }
+                };
+                *page += bytes.len();
+                if *page > max {
                     self.end_receive();
                     self.send_dcn(now, Cause::TooMuchData);
                     return;
                 }
-                self.sink().data(bytes);
+                rx.sink.data(bytes);
             }
             _ => {}
         }
     }
 
     fn on_carrier_end(&mut self, now: Duration) {
-        match self.state {
-            State::FTcf => {
+        match self.take_state() {
+            Step::Tcf { stage, best, .. } => {
                 // T.30 §5.3.6.1.3: the receiver judges TCF; ours: a zero run ≥ 1 s.
                 let need = u64::from(self.modulation().bps()) / 8
                     * TCF_MIN_ZERO_RUN.as_millis() as u64
                     / 1000;
-                self.state = State::FTrainResponse;
-                if self.tcf_best >= need {
-                    self.training = Training::Short;
-                    self.after = After::Data(if self.report.ecm {
+                if best >= need {
+                    let after = After::Data(if self.report.ecm {
                         DataKind::EcmFrames
                     } else {
                         DataKind::Page
                     });
+                    self.state = Step::TrainResponse { stage, after };
                     let f = self.frame(Fcf::Cfr, &[]);
-                    self.last_response = Some((f.clone(), self.after));
+                    let rx = self.rx();
+                    rx.training = Training::Short;
+                    rx.last_response = Some((f.clone(), after));
                     self.send_frames(vec![f]);
                 } else {
-                    self.after = After::Command;
+                    self.state = Step::TrainResponse {
+                        stage,
+                        after: After::Command,
+                    };
                     let f = self.frame(Fcf::Ftt, &[]);
                     self.send_frames(vec![f]);
                 }
             }
-            State::FDocNonEcm => {
-                // End of page data; the post-message command follows at V.21 (T2).
-                self.state = State::F;
-                self.phase = Phase::D;
-                self.receive_frames(now, self.cfg.timers.t2);
-            }
-            State::FDocEcm => {
-                self.state = State::F;
-                self.phase = Phase::D;
-                self.receive_frames(now, self.cfg.timers.t2);
-            }
-            _ => {
+            // End of page data or of a block; the post-message command (or PPS) follows at
+            // V.21 (T2).
+            Step::PageData | Step::BlockData => self.listen(now, Stage::PostMessage),
+            Step::Listen(stage) => {
                 // V.21 carrier ended without a final frame: a damaged command.
-                if self.state == State::F {
-                    let damaged = std::mem::take(&mut self.rx_bad);
-                    if damaged && self.phase == Phase::D {
-                        // Post-message command damaged: ask for it again (CRP, T.30
-                        // §5.3.6.1.7); the sender is listening for our response.
-                        self.state = State::III;
-                        self.after = After::Command;
-                        let f = self.frame(Fcf::Crp, &[]);
-                        self.send_frames(vec![f]);
-                    } else if damaged || self.got_dcs {
-                        // Phase B: a damaged DCS is followed at once by TCF, so a CRP would
-                        // collide with it. Stay silent; the sender repeats DCS after T4.
-                        self.receive_frames(now, self.cfg.timers.t2);
-                    } else {
-                        self.on_timeout(now);
-                    }
+                self.state = Step::Listen(stage);
+                let damaged = std::mem::take(&mut self.link.bad);
+                if damaged && stage == Stage::PostMessage {
+                    // Post-message command damaged: ask for it again (CRP, T.30
+                    // §5.3.6.1.7); the sender is listening for our response.
+                    self.state = Step::Respond {
+                        stage,
+                        after: After::Command,
+                    };
+                    let f = self.frame(Fcf::Crp, &[]);
+                    self.send_frames(vec![f]);
+                } else if damaged || self.got_dcs {
+                    // Phase B: a damaged DCS is followed at once by TCF, so a CRP would
+                    // collide with it. Stay silent; the sender repeats DCS after T4.
+                    self.receive_frames(now, self.cfg.timers.t2);
                 } else {
-                    // A damaged response: the transmitter repeats its command.
                     self.on_timeout(now);
                 }
+            }
+            s => {
+                // A damaged response: the transmitter repeats its command.
+                self.state = s;
+                self.on_timeout(now);
             }
         }
     }
 
     fn on_ecm_frame(&mut self, f: Frame) {
-        match f.fcf() {
-            Some(Fcf::Fcd) => {
-                let fif = f.fif();
-                let Some((&n, data)) = fif.split_first() else {
-                    return;
-                };
-                if data.len() > 256 {
-                    return;
-                }
-                if !self.page_started {
-                    self.page_started = true;
-                    self.ecm_rx.page_bytes = 0;
-                    let c = self.coding();
-                    self.sink().start_page(&c);
-                }
-                self.ecm_rx.frames[usize::from(n)] = Some(data.to_vec());
-            }
-            Some(Fcf::Rcp) => {}
-            _ => {}
+        if f.fcf() != Some(Fcf::Fcd) {
+            return; // RCP ends the block; the carrier's end says so too
         }
+        let fif = f.fif();
+        let Some((&n, data)) = fif.split_first() else {
+            return;
+        };
+        if data.len() > 256 {
+            return;
+        }
+        let c = self.coding();
+        let rx = self.rx();
+        if rx.page.is_none() {
+            rx.page = Some(0);
+            rx.sink.start_page(&c);
+        }
+        rx.frames[usize::from(n)] = Some(data.to_vec());
     }
 
     /// Annex A.4.1: PPS-x received: all frames 0..=count there → MCF; else PPR with the map.
@@ -1780,85 +1914,99 @@ impl Engine {
             self.send_dcn(now, Cause::ProtocolError);
             return;
         }
-        let (post, page, block, count) = (fif[0], fif[1], fif[2], usize::from(fif[3]) + 1);
-        let fresh = self.ecm_rx.frames.iter().any(Option::is_some);
-        if self.ecm_rx.last_accepted == Some((page, block))
+        let pps = Pps {
+            post: fif[0],
+            page: fif[1],
+            block: fif[2],
+            count: usize::from(fif[3]) + 1,
+        };
+        let rx = self.rx();
+        let fresh = rx.frames.iter().any(Option::is_some);
+        if rx.last_accepted == Some((pps.page, pps.block))
             && !fresh
-            && let Some((f, after)) = self.last_response.clone()
+            && let Some((f, after)) = rx.last_response.clone()
         {
             // Our MCF was lost and the PPS repeated: answer it again, keep the data once.
             self.resend(f, after);
             return;
         }
-        self.pending = Some((post, page, block, count));
-        if !self.sink().ready() {
-            self.respond(Fcf::Rnr, &[], After::Command);
+        rx.pending = Some(pps);
+        if !rx.sink.ready() {
+            self.respond(self.stage(), Fcf::Rnr, &[], After::Command);
             return;
         }
         self.pending_pps(now);
     }
-}
 
-/// What to repeat after a timeout or CRP.
-enum Repeat {
-    Dcs,
-    LastFrames(State),
-}
-impl Engine {
     /// Dispatches a complete V.21 transmission to the handler of the current state.
     fn on_frames(&mut self, frames: Vec<Frame>, now: Duration) {
-        match self.state {
-            State::T => self.t_on_frames(frames, now),
-            State::DPostTcf => self.d_on_frames(frames, now),
-            State::IIQ => self.ii_on_frames(frames, now),
-            State::IVPpsQ | State::IVPpsRnr | State::IVCtc => self.iv_on_frames(frames, now),
-            State::F if self.role.is_sender() => self.polled_on_frames(frames, now),
-            State::F | State::FEnd => self.f_on_frames(frames, now),
-            _ => {}
+        // A transmitter's handlers act on the response, the final frame.
+        let Some(last) = frames.last() else {
+            return; // never: a transmission is complete with its final frame
+        };
+        match self.take_state() {
+            Step::WaitDis => {
+                self.state = Step::WaitDis;
+                self.t_on_frames(frames, now)
+            }
+            Step::WaitCfr { tries } => self.d_on_frames(last, now, tries),
+            Step::WaitPostResp { sheet, tries } => self.ii_on_frames(last, now, sheet, tries),
+            s @ (Step::WaitPpsResp { .. } | Step::WaitRnr { .. } | Step::WaitCtr { .. }) => {
+                self.iv_on_frames(last, now, s)
+            }
+            s @ Step::Listen(_) if self.role.is_sender() => {
+                self.state = s;
+                self.polled_on_frames(frames, now)
+            }
+            s @ (Step::Listen(_) | Step::WaitDcn(_)) => {
+                self.state = s;
+                self.f_on_frames(frames, now)
+            }
+            s => self.state = s,
         }
     }
 
     /// Answers the pending PPS: PPR with the map of missing frames, or MCF and the block's
     /// data to the sink (Annex A.4.2).
     fn pending_pps(&mut self, now: Duration) {
-        let Some((post, page, block, count)) = self.pending else {
-            self.state = State::F;
-            self.receive_frames(now, self.cfg.timers.t2);
+        let stage = self.stage();
+        let Some(pps) = self.rx().pending else {
+            self.listen(now, stage);
             return;
         };
-        let missing: Vec<usize> = (0..count)
-            .filter(|&i| self.ecm_rx.frames[i].is_none())
-            .collect();
+        let max = self.cfg.max_page_bytes;
+        let rx = self.rx();
+        let missing: Vec<usize> = (0..pps.count).filter(|&i| rx.frames[i].is_none()).collect();
         if !missing.is_empty() {
             self.report.ppr_count += 1;
             let mut map = [0u8; 32];
             for i in missing {
                 map[i / 8] |= 1 << (i % 8);
             }
-            self.respond(Fcf::Ppr, &map, After::Data(DataKind::EcmFrames));
+            self.respond(stage, Fcf::Ppr, &map, After::Data(DataKind::EcmFrames));
             return;
         }
-        self.pending = None;
+        rx.pending = None;
         let mut data = Vec::new();
-        for slot in self.ecm_rx.frames.iter_mut() {
+        for slot in rx.frames.iter_mut() {
             if let Some(f) = slot.take() {
                 data.extend_from_slice(&f);
             }
         }
-        self.ecm_rx.page_bytes += data.len();
-        self.page_bytes = self.ecm_rx.page_bytes;
-        if self.ecm_rx.page_bytes > self.cfg.max_page_bytes {
+        let page = rx.page.get_or_insert(0);
+        *page += data.len();
+        if *page > max {
             self.send_dcn(now, Cause::TooMuchData);
             return;
         }
-        self.sink().data(&data);
-        self.ecm_rx.last_accepted = Some((page, block));
-        if post == 0 {
+        rx.sink.data(&data);
+        rx.last_accepted = Some((pps.page, pps.block));
+        if pps.post == 0 {
             // PPS-NULL: more blocks of this page follow.
-            self.respond(Fcf::Mcf, &[], After::Data(DataKind::EcmFrames));
+            self.respond(stage, Fcf::Mcf, &[], After::Data(DataKind::EcmFrames));
             return;
         }
-        let after = match Fcf::from_octet(post) {
+        let after = match Fcf::from_octet(pps.post) {
             Some(Fcf::Mps | Fcf::PriMps) => After::Data(DataKind::EcmFrames),
             Some(Fcf::Eom | Fcf::PriEom) => After::PhaseB,
             Some(Fcf::Eop | Fcf::PriEop) => After::End,
@@ -1867,9 +2015,10 @@ impl Engine {
                 return;
             }
         };
-        self.page_started = false;
-        let q = self.sink().end_page();
-        if self.sink().finish_page(true).is_err() {
+        let rx = self.rx();
+        let bytes = rx.page.take().unwrap_or(0);
+        let q = rx.sink.end_page();
+        if rx.sink.finish_page(true).is_err() {
             self.send_dcn(now, Cause::SinkError);
             return;
         }
@@ -1879,17 +2028,42 @@ impl Engine {
             outcome: PageOutcome::Confirmed,
             quality: Some(q),
             modulation: self.modulation(),
-            bytes: self.ecm_rx.page_bytes,
+            bytes,
         });
-        self.ecm_rx.page_bytes = 0;
-        self.phase = Phase::D;
-        if self.interrupt {
-            self.interrupt = false;
-            self.interrupted = true;
-            self.respond(Fcf::Pip, &[], After::End);
+        let rx = self.rx();
+        if rx.interrupt {
+            rx.interrupt = false;
+            rx.interrupted = true;
+            self.respond(Stage::PostMessage, Fcf::Pip, &[], After::End);
             return;
         }
-        self.respond(Fcf::Mcf, &[], after);
+        self.respond(Stage::PostMessage, Fcf::Mcf, &[], after);
+    }
+}
+
+impl Side {
+    fn send(source: Box<dyn PageSource + Send>) -> Side {
+        Side::Send(Tx {
+            source,
+            page: 0,
+            rung: Modulation::V27ter2400,
+            rtn_for_page: 0,
+        })
+    }
+
+    fn receive(sink: Box<dyn PageSink + Send>) -> Side {
+        Side::Receive(Rx {
+            sink,
+            training: Training::Long,
+            page: None,
+            last_response: None,
+            last_post: None,
+            frames: vec![None; 256],
+            last_accepted: None,
+            pending: None,
+            interrupt: false,
+            interrupted: false,
+        })
     }
 }
 
@@ -1898,17 +2072,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_from_a_modem_entry() {
-        let m: crate::config::Modem = toml::from_str(
-            "name = 'fax0'\ndevice = '/dev/ttyS0'\nlocal_id = '+49 30 1234'\nmax_rate = 9600\necm = false\n",
-        )
-        .unwrap();
-        let c = EngineConfig::for_modem(&m);
-        assert_eq!(c.local_id, "+49 30 1234");
-        assert_eq!(c.max_bps, 9600);
-        assert!(!c.ecm);
-        assert_eq!(c.timers, Timers::default());
-        // Capabilities follow: no V.17 offered at 9600, no ECM, so no MMR.
+    fn capabilities_follow_the_options() {
+        let c = EngineConfig {
+            local_id: "+49 30 1234".into(),
+            max_bps: 9600,
+            ecm: false,
+            ..EngineConfig::default()
+        };
+        // No V.17 offered at 9600, no ECM, so no MMR.
         let e = Engine::receiver(c, Box::new(crate::fax::t30::pages::PagesSink::new()));
         let dis = e.dis_caps();
         assert!(!dis.modems.v17 && dis.modems.v29 && !dis.ecm && !dis.mmr);
@@ -1927,5 +2098,151 @@ mod tests {
             ..v17_9600
         };
         assert!(e.accepts(&v29));
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn one_page_sender(ecm: bool) -> Engine {
+        let mut page =
+            crate::image::Page::new(1728, 40, crate::image::Resolution::STANDARD).unwrap();
+        for y in 0..40 {
+            page.set(100 + y * 7, y, true);
+        }
+        let cfg = EngineConfig {
+            ecm,
+            ..EngineConfig::default()
+        };
+        let source = crate::fax::t30::pages::PagesSource::new(vec![vec![page]]);
+        Engine::sender(cfg, Box::new(source))
+    }
+
+    /// Acknowledges the transmit commands queued now; returns the FCFs of the frames sent.
+    fn sent(e: &mut Engine, now: Duration) -> Vec<Fcf> {
+        let queued: Vec<Command> = std::iter::from_fn(|| e.next_command()).collect();
+        let mut fcfs = Vec::new();
+        for c in queued {
+            match c {
+                Command::ReceiveFrames { .. } | Command::ReceiveData { .. } | Command::HangUp => {}
+                c => {
+                    if let Command::SendFrames(f) | Command::SendEcmBlock { frames: f, .. } = &c {
+                        fcfs.extend(f.iter().filter_map(Frame::fcf));
+                    }
+                    e.handle(Event::Sent, now);
+                }
+            }
+        }
+        fcfs
+    }
+
+    fn response(fcf: Fcf, fif: &[u8]) -> Event {
+        Event::Frame(Frame::new(fcf, false, fif, true))
+    }
+
+    #[test]
+    fn the_phase_follows_the_ecm_senders_state() {
+        let mut e = one_page_sender(true);
+        assert_eq!((e.state(), e.phase()), (State::T, Phase::A));
+        e.start(ms(0));
+        assert_eq!((e.state(), e.phase()), (State::T, Phase::B));
+        let dis = Capabilities::ours(14_400, true).encode();
+        e.handle(response(Fcf::Dis, &dis), ms(100));
+        assert_eq!((e.state(), e.phase()), (State::D, Phase::B));
+        assert!(sent(&mut e, ms(200)).contains(&Fcf::Dcs));
+        assert_eq!((e.state(), e.phase()), (State::DPostTcf, Phase::B));
+        e.handle(response(Fcf::Cfr, &[]), ms(3000));
+        assert_eq!((e.state(), e.phase()), (State::IV, Phase::C));
+        assert_eq!(
+            sent(&mut e, ms(3100)),
+            [Fcf::Fcd, Fcf::Rcp, Fcf::Rcp, Fcf::Rcp]
+        );
+        assert_eq!((e.state(), e.phase()), (State::IVPps, Phase::D));
+        assert_eq!(sent(&mut e, ms(4000)), [Fcf::Pps]);
+        assert_eq!((e.state(), e.phase()), (State::IVPpsQ, Phase::D));
+        // Annex A: the corrected block after PPR is phase C again, as the first one was.
+        let mut map = [0u8; 32];
+        map[0] = 1;
+        e.handle(response(Fcf::Ppr, &map), ms(5000));
+        assert_eq!((e.state(), e.phase()), (State::IV, Phase::C));
+        assert_eq!(
+            sent(&mut e, ms(5100)),
+            [Fcf::Fcd, Fcf::Rcp, Fcf::Rcp, Fcf::Rcp]
+        );
+        assert_eq!(sent(&mut e, ms(6000)), [Fcf::Pps]);
+        e.handle(response(Fcf::Mcf, &[]), ms(7000));
+        assert_eq!((e.state(), e.phase()), (State::B, Phase::E));
+        assert_eq!(sent(&mut e, ms(7100)), [Fcf::Dcn]);
+        assert_eq!(
+            (e.state(), e.phase()),
+            (State::CallFinished, Phase::CallDone)
+        );
+        assert_eq!(e.report().cause, Some(Cause::Ok));
+        assert_eq!(e.report().ppr_count, 1);
+    }
+
+    #[test]
+    fn an_unanswered_command_is_repeated_three_times_from_its_state() {
+        let mut e = one_page_sender(false);
+        e.start(ms(0));
+        let dis = Capabilities::ours(14_400, false).encode();
+        e.handle(response(Fcf::Dis, &dis), ms(100));
+        sent(&mut e, ms(200));
+        e.handle(response(Fcf::Cfr, &[]), ms(3000));
+        assert_eq!((e.state(), e.phase()), (State::I, Phase::C));
+        assert_eq!(sent(&mut e, ms(3100)), []);
+        assert_eq!((e.state(), e.phase()), (State::II, Phase::D));
+        assert_eq!(sent(&mut e, ms(3900)), [Fcf::Eop]);
+        let mut now = ms(4000);
+        for _ in 0..MAX_REPEATS {
+            assert_eq!((e.state(), e.phase()), (State::IIQ, Phase::D));
+            now += e.cfg.timers.t4;
+            e.handle_timeout(now);
+            assert_eq!((e.state(), e.phase()), (State::II, Phase::D));
+            assert_eq!(sent(&mut e, now), [Fcf::Eop]);
+        }
+        now += e.cfg.timers.t4;
+        e.handle_timeout(now);
+        assert_eq!(sent(&mut e, now), [Fcf::Dcn]);
+        assert_eq!(e.report().cause, Some(Cause::NoResponse));
+    }
+
+    #[test]
+    fn node_f_serves_phase_d_after_page_data_so_a_damaged_command_gets_crp() {
+        let mut e = Engine::receiver(
+            EngineConfig::default(),
+            Box::new(crate::fax::t30::pages::PagesSink::new()),
+        );
+        e.start(ms(0));
+        sent(&mut e, ms(100));
+        assert_eq!((e.state(), e.phase()), (State::F, Phase::B));
+        // Phase B: a damaged frame (a DCS, TCF follows at once) gets no CRP.
+        e.handle(Event::BadFrame, ms(200));
+        e.handle(Event::CarrierEnd, ms(300));
+        assert_eq!((e.state(), e.phase()), (State::F, Phase::B));
+        let dcs = Dcs {
+            modulation: Modulation::V29_9600,
+            resolution: crate::fax::t30::VResolution::Standard,
+            coding: Coding::Mh,
+            width: crate::fax::t30::Width::A4,
+            scan_time_ms: 0,
+            ecm: false,
+            frame_64: false,
+        };
+        e.handle(response(Fcf::Dcs, &dcs.encode()), ms(400));
+        assert_eq!(e.state(), State::FTcf);
+        e.handle(Event::Connect, ms(500));
+        e.handle(Event::Data(vec![0; 1500]), ms(2000));
+        e.handle(Event::CarrierEnd, ms(2000));
+        assert_eq!(sent(&mut e, ms(2500)), [Fcf::Cfr]);
+        assert_eq!((e.state(), e.phase()), (State::FDocNonEcm, Phase::C));
+        e.handle(Event::Connect, ms(3000));
+        e.handle(Event::CarrierEnd, ms(4000));
+        assert_eq!((e.state(), e.phase()), (State::F, Phase::D));
+        e.handle(Event::BadFrame, ms(4100));
+        e.handle(Event::CarrierEnd, ms(4200));
+        assert_eq!((e.state(), e.phase()), (State::III, Phase::D));
+        assert_eq!(sent(&mut e, ms(4300)), [Fcf::Crp]);
+        assert_eq!((e.state(), e.phase()), (State::F, Phase::D));
     }
 }

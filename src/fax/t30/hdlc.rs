@@ -263,6 +263,15 @@ mod tests {
     }
 
     #[test]
+    fn fcs_of_a_frame_captured_on_the_rig() {
+        // DIS as received from iaxmodem after AT+FRH=3, FCS octets 'c' '/' included.
+        let frame = [
+            0xff, 0x13, 0x80, 0x00, 0xce, 0xf4, 0x80, 0x80, 0x81, 0x80, 0x80, 0x80, 0x18,
+        ];
+        assert_eq!(fcs(&frame).to_le_bytes(), [b'c', b'/']);
+    }
+
+    #[test]
     fn fcs_check_value() {
         // ISO 3309 / X.25 check: CRC-16/IBM-SDLC of "123456789" is 0x906E.
         assert_eq!(fcs(b"123456789"), 0x906E);

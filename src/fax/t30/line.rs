@@ -508,7 +508,7 @@ fn matches_listen(l: Listen, s: &Signal) -> bool {
 
 /// V.17 receivers must be told long or short training; V.27 ter and V.29 have one kind.
 fn same_train(m: Modulation, a: Training, b: Training) -> bool {
-    m.class1_code(a) == m.class1_code(b) || a == b
+    a == b || !m.has_short_training()
 }
 
 /// How long a signal occupies the line.
