@@ -48,6 +48,9 @@ struct Plan {
     cause: CauseClass,
     /// A fax machine answered (counts as a try).
     connected: bool,
+    /// Our own trouble before the attempt could start (the spool refused): the worker
+    /// touches nothing and reports false, so the dispatcher holds the job off.
+    refuse: bool,
 }
 
 impl Plan {
@@ -56,11 +59,12 @@ impl Plan {
             hold: Duration::from_secs(hold),
             cause: CauseClass::Done,
             connected: true,
+            refuse: false,
         }
     }
 }
 
-/// Chooses the plan for a job's `n`-th attempt (0-based).
+/// Chooses the plan for a job's `n`-th run (0-based).
 type Script = Arc<dyn Fn(&Dispatch, usize) -> Plan + Send + Sync>;
 
 /// One run of a fake worker.
@@ -139,13 +143,24 @@ impl JobRunner for Fake {
             Resource::Modem(l) => Some(l.as_str()),
             _ => None,
         };
-        let rec = self
-            .spool
-            .start_attempt(&job.id, start, modem)
-            .expect("the dispatcher runs queued jobs only");
-        let n = rec.attempts.len() - 1;
+        let n = self.seen().started(&job.id).len();
         let plan = (self.script)(&job, n);
         let c = class(&job.resource);
+        if plan.refuse {
+            self.seen().runs.push(Ran {
+                id: job.id.clone(),
+                kind: job.entry.kind,
+                resource: job.resource.clone(),
+                start,
+                end: Some(start),
+                saw_shutdown: shutdown.is_stopping(),
+            });
+            self.changed();
+            return false;
+        }
+        self.spool
+            .start_attempt(&job.id, start, modem)
+            .expect("the dispatcher runs queued jobs only");
         {
             let mut s = self.seen();
             let wanted = match job.entry.kind {
@@ -342,8 +357,23 @@ impl Rig {
 
 /// Commits a job of `kind` at `now`. Its data is left empty: the fakes do not read it.
 fn commit(spool: &Spool, kind: JobKind, due: Option<Timestamp>, now: Timestamp) -> JobId {
+    commit_job(spool, kind, 127, due, now)
+}
+
+/// Commits a job of `kind` with `priority`, due at once.
+fn commit_with(spool: &Spool, kind: JobKind, priority: u8, now: Timestamp) -> JobId {
+    commit_job(spool, kind, priority, None, now)
+}
+
+fn commit_job(
+    spool: &Spool,
+    kind: JobKind,
+    priority: u8,
+    due: Option<Timestamp>,
+    now: Timestamp,
+) -> JobId {
     let job = NewJob {
-        priority: 127,
+        priority,
         due,
         data: serde_json::json!({}),
     };
@@ -409,6 +439,7 @@ async fn retry_schedule_of_a_fax_follows_the_policy_and_stops_at_max_tries() {
                 hold: Duration::from_secs(30),
                 cause,
                 connected,
+                refuse: false,
             }
         }),
     );
@@ -445,6 +476,7 @@ async fn retry_schedule_of_a_busy_fax_stops_at_max_dials() {
             hold: Duration::from_secs(30),
             cause: CauseClass::Busy,
             connected: false,
+            refuse: false,
         }),
     );
     rig.start(limits(&["a"], 1));
@@ -477,6 +509,7 @@ async fn retry_schedule_of_mail_backs_off_until_the_give_up_time() {
             hold: Duration::ZERO,
             cause: CauseClass::RelayTemporary,
             connected: false,
+            refuse: false,
         }),
     );
     rig.start(limits(&[], 1));
@@ -567,6 +600,36 @@ async fn kill_time_passed_while_the_gateway_was_down() {
     rig.stop().await;
 }
 
+/// Our own trouble (the worker could not even open an attempt, so the record says nothing):
+/// the job is held off for `HOLD_AFTER_ERROR` and then runs, and its line is not held
+/// meanwhile.
+#[tokio::test(start_paused = true)]
+async fn our_own_trouble_holds_the_job_off_then_it_runs() {
+    let hold = dispatch::HOLD_AFTER_ERROR.as_secs();
+    assert_eq!(hold, 30);
+    let mut rig = Rig::new(
+        Policy::default(),
+        script(|d, n| Plan {
+            refuse: n == 0 && d.entry.priority == 127,
+            ..Plan::done(10)
+        }),
+    );
+    rig.start(limits(&["a"], 1));
+    let troubled = rig.commit(JobKind::FaxOut, None);
+    rig.until("the first run refused", |s| s.runs.len() == 1)
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Another job gets the line at once.
+    let other = commit_with(&rig.spool, JobKind::FaxOut, 100, rig.clock.now());
+    rig.until("both jobs done", |s| s.ended() == 3).await;
+
+    assert_eq!(rig.seen().started(&troubled), ats(&[0, hold]));
+    assert_eq!(rig.seen().started(&other), ats(&[1]));
+    assert_eq!(rig.record(&troubled).0, Area::Done);
+    assert_eq!(rig.record(&troubled).1.attempts.len(), 1);
+    rig.stop().await;
+}
+
 /// (c) Two sending lines, five faxes of 60 s: two calls at a time, each line carrying one
 /// call at a time, every freed line taking the next job at once (no poll delay).
 #[tokio::test(start_paused = true)]
@@ -602,8 +665,7 @@ async fn modem_leases_two_lines_carry_five_faxes_two_at_a_time() {
     rig.stop().await;
 }
 
-/// (c) A line withdrawn from the scheduler's limits gets no calls: with one line, the same
-/// five faxes run one after the other.
+/// (c) With one sending line (`b`), the same five faxes run one after the other, all on it.
 #[tokio::test(start_paused = true)]
 async fn modem_leases_one_line_runs_faxes_one_after_the_other() {
     let mut rig = Rig::new(Policy::default(), script(|_, _| Plan::done(60)));
