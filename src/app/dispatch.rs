@@ -12,6 +12,10 @@
 //! - **a timer** — the scheduler's [`Scheduler::poll_at`] (the next due retry);
 //! - **shutdown**.
 //!
+//! Two things are handed in, so that tests run the real dispatcher on paused time with fake
+//! workers (`tests/dispatch.rs`): the [`Clock`] every due time is compared with, and the
+//! [`JobRunner`] that does the work ([`Workers`], the gateway's own, in production).
+//!
 //! The spool is read once, at start-up, one record at a time. [`Live`] holds the queue counts
 //! and the most recent finished jobs for `faxgate status` and systemd's `STATUS=`, so a status
 //! request never walks the spool either. Changes made by another process (`faxgate queue
@@ -31,8 +35,8 @@ use super::runner::{self, Shared};
 use super::status::{self, KindCounts, RecentJob};
 use crate::daemon::Shutdown;
 use crate::onramp::service::Onramp;
-use crate::scheduler::{Entry, Limits, Resource, Scheduler, Timestamp};
-use crate::spool::{Area, JobId, JobKind, JobRecord, JobState, Spool};
+use crate::scheduler::{Dispatch, Entry, GiveUp, Limits, Resource, Scheduler, Timestamp};
+use crate::spool::{Area, Final, JobId, JobKind, JobRecord, JobState, Spool};
 
 /// A job whose worker failed for a reason of ours, and whose record could not say when to
 /// try again (the spool itself failed), is left alone this long.
@@ -212,6 +216,74 @@ fn entry(c: &Change) -> Entry {
     }
 }
 
+/// Where the dispatcher reads the time: every due time, retry and kill time it compares is
+/// measured on this clock.
+///
+/// Production reads the system clock. Tests use [`Clock::tokio`], which moves only with
+/// tokio's time: under `tokio::time::pause` it stands still while work is done and jumps
+/// exactly as far as the dispatcher's (or a fake worker's) `sleep` when the runtime is idle,
+/// so a day of retries runs in milliseconds and every time it reports is exact.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    /// The system clock ([`crate::spool::now`]).
+    System,
+    /// `start`, plus the tokio time elapsed since `origin`.
+    Tokio {
+        /// The time `origin` stands for.
+        start: Timestamp,
+        /// The tokio instant the clock was made at.
+        origin: tokio::time::Instant,
+    },
+}
+
+impl Clock {
+    /// A clock on tokio's time that reads `start` now.
+    pub fn tokio(start: Timestamp) -> Clock {
+        Clock::Tokio {
+            start,
+            origin: tokio::time::Instant::now(),
+        }
+    }
+
+    /// The current time.
+    pub fn now(self) -> Timestamp {
+        match self {
+            Clock::System => crate::spool::now(),
+            Clock::Tokio { start, origin } => {
+                start.plus(tokio::time::Instant::now().duration_since(origin))
+            }
+        }
+    }
+}
+
+/// The workers the dispatcher hands jobs to: the gateway's own ([`Workers`]) in production,
+/// fakes in the dispatcher's tests (`tests/dispatch.rs`).
+///
+/// A worker records what it did in the spool itself (`start_attempt` … `end_attempt` or
+/// `finish`); the spool's observer tells the dispatcher, which is how a retry's due time
+/// reaches the queue. The dispatcher only learns when the worker is done with its resource.
+pub trait JobRunner: Clone + Send + Sync + 'static {
+    /// Runs job `job.id` on the resource the scheduler leased to it (`job.resource`: a
+    /// modem for `FaxOut`, a relay session for `MailOut`, a local worker otherwise), which
+    /// is free again when this returns. `shutdown` asks a long call to end early. Returns
+    /// false when the job should be held off for [`HOLD_AFTER_ERROR`]: our own trouble that
+    /// its record could not take.
+    fn run(&self, job: Dispatch, shutdown: Shutdown) -> impl Future<Output = bool> + Send;
+
+    /// The dispatcher gave `FaxOut` job `id` up at `now` without running it (its kill time
+    /// had passed while it waited; it is in `failed/` now): tell whoever waits for it.
+    fn given_up(&self, id: JobId, now: Timestamp) -> impl Future<Output = ()> + Send;
+
+    /// The line for systemd's `STATUS=` given the queue counts; `None` when there is none
+    /// to publish.
+    fn status_line(&self, _counts: &BTreeMap<String, KindCounts>) -> Option<String> {
+        None
+    }
+
+    /// Publishes a status line that differs from the last one published.
+    fn publish_status(&self, _line: &str) {}
+}
+
 /// Everything the dispatcher runs jobs with.
 #[derive(Clone)]
 pub struct Workers {
@@ -219,6 +291,55 @@ pub struct Workers {
     pub shared: Shared,
     /// The onramp side.
     pub onramp: Onramp,
+}
+
+impl JobRunner for Workers {
+    async fn run(&self, job: Dispatch, shutdown: Shutdown) -> bool {
+        let id = &job.id;
+        match (job.entry.kind, job.resource) {
+            (JobKind::FaxOut, Resource::Modem(line)) => {
+                runner::fax_out(&self.shared, id, &line, shutdown).await
+            }
+            (JobKind::Message, _) => runner::split(&self.shared, id).await,
+            (JobKind::FaxIn, _) => self.onramp.fax_in(id).await,
+            (JobKind::MailOut, _) => self.onramp.mail_out(id).await,
+            (k, r) => {
+                error!(job = %id, "no worker for {k:?} on {r:?}");
+                true
+            }
+        }
+    }
+
+    async fn given_up(&self, id: JobId, now: Timestamp) {
+        // The message's one report lists this recipient as expired once every recipient
+        // is final (the same step a fax attempt that ends the job takes).
+        let (sp, cfg, id2) = (
+            self.shared.spool.clone(),
+            self.shared.cfg.clone(),
+            id.clone(),
+        );
+        match tokio::task::spawn_blocking(move || {
+            crate::offramp::jobs::on_fax_final(&sp, &id2, &cfg, now)
+        })
+        .await
+        {
+            Ok(Ok(_)) => {}
+            // The report is queued at the next start-up (`runner::recover`).
+            Ok(Err(e)) => error!(job = %id, "report: {e}"),
+            Err(e) => error!(job = %id, "report task: {e}"),
+        }
+    }
+
+    fn status_line(&self, counts: &BTreeMap<String, KindCounts>) -> Option<String> {
+        Some(status::summary(
+            &control::modems_now(&self.shared.board),
+            counts,
+        ))
+    }
+
+    fn publish_status(&self, line: &str) {
+        self.shared.notifier.status(line);
+    }
 }
 
 /// The limits the dispatcher schedules within.
@@ -240,10 +361,19 @@ fn apply(sched: &mut Scheduler, live: &Live, c: &Change) {
     lock(live).apply(c);
 }
 
-/// Runs until shutdown; jobs in progress are finished (or, for paced loopback calls, hung
-/// up and requeued) before it returns.
-pub async fn run(
-    w: Workers,
+/// Runs until shutdown, reading the time from `clock` and handing jobs to `runner`; jobs in
+/// progress are finished (or, for paced loopback calls, hung up and requeued) before it
+/// returns.
+///
+/// A `FaxOut` job whose kill time (`retry.kill_after` after its epoch) has passed by the time
+/// the scheduler hands it out is failed as [`GiveUp::KillTime`] without a call (HylaFAX's
+/// kill time: a job waiting for a line, or one whose gateway was down, does not dial late).
+/// Jobs of the other kinds keep their last try at the give-up time, as the policy's
+/// `decide` plans it (MTA practice, RFC 5321 §4.5.4.1).
+pub async fn run<R: JobRunner>(
+    runner: R,
+    clock: Clock,
+    spool: Spool,
     mut sched: Scheduler,
     mut events: mpsc::UnboundedReceiver<Event>,
     live: Live,
@@ -257,45 +387,44 @@ pub async fn run(
         }
         // Everything that happened since the last turn.
         while let Ok(ev) = events.try_recv() {
-            handle(&w.shared.spool, &mut sched, &live, ev).await;
+            handle(&spool, &mut sched, &live, ev).await;
         }
-        let now = crate::spool::now();
+        let now = clock.now();
         while let Some(d) = sched.next(now) {
-            let (w2, sd) = (w.clone(), shutdown.clone());
-            let (id, e) = (d.id.clone(), d.entry.clone());
+            let (r, sd, sp) = (runner.clone(), shutdown.clone(), spool.clone());
             workers.spawn(async move {
-                let ok = match (e.kind, d.resource) {
-                    (JobKind::FaxOut, Resource::Modem(line)) => {
-                        runner::fax_out(&w2.shared, &id, &line, sd).await
-                    }
-                    (JobKind::Message, _) => runner::split(&w2.shared, &id).await,
-                    (JobKind::FaxIn, _) => w2.onramp.fax_in(&id).await,
-                    (JobKind::MailOut, _) => w2.onramp.mail_out(&id).await,
-                    (k, r) => {
-                        error!(job = %id, "no worker for {k:?} on {r:?}");
+                let (id, e) = (d.id.clone(), d.entry.clone());
+                let ok = match kill_if_due(&sp, &d, now).await {
+                    Fate::Run => r.run(d, sd).await,
+                    Fate::Killed => {
+                        info!(job = %id, "fax job given up: its kill time passed while it waited");
+                        r.given_up(id.clone(), now).await;
                         true
                     }
+                    Fate::Gone => true,
+                    Fate::Hold => false,
                 };
                 (id, e, ok)
             });
         }
 
-        let line = status::summary(&control::modems_now(&w.shared.board), &lock(&live).counts());
-        if line != last_status {
-            w.shared.notifier.status(&line);
+        if let Some(line) = runner.status_line(&lock(&live).counts())
+            && line != last_status
+        {
+            runner.publish_status(&line);
             last_status = line;
         }
 
         let wait = match sched.poll_at() {
-            Some(t) => t.since(crate::spool::now()),
+            Some(t) => t.since(clock.now()),
             // Nothing waits on time: sleep until an event.
             None => Duration::from_secs(3600),
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            Some(ev) = events.recv() => handle(&w.shared.spool, &mut sched, &live, ev).await,
+            Some(ev) = events.recv() => handle(&spool, &mut sched, &live, ev).await,
             Some(res) = workers.join_next(), if !workers.is_empty() => {
-                finished(&mut sched, res);
+                finished(&mut sched, res, clock);
             }
             _ = shutdown.stopped() => break,
         }
@@ -304,17 +433,67 @@ pub async fn run(
         info!("waiting for {} job(s) in progress", workers.len());
     }
     while let Some(res) = workers.join_next().await {
-        finished(&mut sched, res);
+        finished(&mut sched, res, clock);
     }
 }
 
-fn finished(sched: &mut Scheduler, res: Result<(JobId, Entry, bool), tokio::task::JoinError>) {
+/// What the dispatcher does with a job the scheduler handed out.
+enum Fate {
+    /// Give it to its worker.
+    Run,
+    /// Its kill time had passed: it is in `failed/` now.
+    Killed,
+    /// It left the queue meanwhile (cancelled by the operator): nothing to do.
+    Gone,
+    /// Its record cannot be read or written now: try again later.
+    Hold,
+}
+
+/// Fails `FaxOut` job `d` at `now` if its kill time has passed. Reads its record (the epoch
+/// is not kept in memory: one small read per call placed, none for the other kinds).
+///
+/// An operator retry landing between the read and the write would be lost (the job fails
+/// with its old epoch); the operator sees it in `failed/` and can retry again.
+async fn kill_if_due(spool: &Spool, d: &Dispatch, now: Timestamp) -> Fate {
+    if d.entry.kind != JobKind::FaxOut {
+        return Fate::Run;
+    }
+    let (sp, id) = (spool.clone(), d.id.clone());
+    let res = tokio::task::spawn_blocking(move || {
+        let (_, rec) = sp.get(&id)?;
+        let kill = rec.epoch.plus(sp.options().policy.kill_after);
+        if rec.state != JobState::Queued || now < kill {
+            return Ok(Fate::Run);
+        }
+        sp.finish(&id, now, Final::Failed(GiveUp::KillTime))
+            .map(|_| Fate::Killed)
+    })
+    .await;
+    match res {
+        Ok(Ok(f)) => f,
+        Ok(Err(crate::spool::SpoolError::NotFound(_))) => Fate::Gone,
+        Ok(Err(e)) => {
+            warn!(job = %d.id, "cannot check the job's kill time: {e}");
+            Fate::Hold
+        }
+        Err(e) => {
+            warn!(job = %d.id, "kill time check task: {e}");
+            Fate::Hold
+        }
+    }
+}
+
+fn finished(
+    sched: &mut Scheduler,
+    res: Result<(JobId, Entry, bool), tokio::task::JoinError>,
+    clock: Clock,
+) {
     match res {
         Ok((id, mut e, ok)) => {
             sched.finished(&id);
             if !ok {
                 // Our own trouble the record could not take: try again later.
-                e.due = crate::spool::now().plus(HOLD_AFTER_ERROR);
+                e.due = clock.now().plus(HOLD_AFTER_ERROR);
                 sched.upsert(e);
             }
         }

@@ -235,6 +235,8 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     };
     let runner_task = tokio::spawn(dispatch::run(
         workers,
+        dispatch::Clock::System,
+        spool.clone(),
         sched,
         events_rx,
         live.clone(),
