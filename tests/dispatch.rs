@@ -355,7 +355,7 @@ impl Rig {
     }
 }
 
-/// Commits a job of `kind` at `now`. Its data is left empty: the fakes do not read it.
+/// Commits a job of `kind` at `now`. Its data is a minimal sample: the fakes do not read it.
 fn commit(spool: &Spool, kind: JobKind, due: Option<Timestamp>, now: Timestamp) -> JobId {
     commit_job(spool, kind, 127, due, now)
 }
@@ -375,7 +375,7 @@ fn commit_job(
     let job = NewJob {
         priority,
         due,
-        data: serde_json::json!({}),
+        data: faxgate::job::data::sample(kind, ""),
     };
     let inc = spool.begin(kind).expect("begin a job");
     inc.commit_at(job, now).expect("commit the job").id

@@ -64,7 +64,14 @@ fn full_disk_gives_temporary_errors_and_leaves_nothing() {
     for _ in 0..2 {
         let mut inc = spool.begin(JobKind::MailOut).unwrap();
         inc.write_file("message.eml", &[b'a'; 10_000]).unwrap();
-        kept.push(inc.commit(NewJob::new(data())).unwrap().id);
+        kept.push(
+            inc.commit(NewJob::new(faxgate::job::data::sample(
+                JobKind::MailOut,
+                "",
+            )))
+            .unwrap()
+            .id,
+        );
     }
     let free_before = spool.free_bytes().unwrap();
 
@@ -83,7 +90,12 @@ fn full_disk_gives_temporary_errors_and_leaves_nothing() {
     let mut inc = spool.begin(JobKind::MailOut).unwrap();
     let fill = usize::try_from(free_before).unwrap() - 100;
     inc.write_file("message.eml", &vec![b'y'; fill]).unwrap();
-    let e = inc.commit(NewJob::new(data())).unwrap_err();
+    let e = inc
+        .commit(NewJob::new(faxgate::job::data::sample(
+            JobKind::MailOut,
+            "",
+        )))
+        .unwrap_err();
     assert!(matches!(e, SpoolError::DiskFull { .. }), "{e}");
     assert!(e.is_temporary());
     assert_eq!(entries(&root.join("incoming")), 0);
@@ -115,18 +127,4 @@ fn full_disk_gives_temporary_errors_and_leaves_nothing() {
         let p = spool.payload_path(id, "message.eml").unwrap();
         assert_eq!(std::fs::read(p).unwrap(), vec![b'a'; 10_000]);
     }
-}
-
-/// The data of a small mail job (what the jobs carry does not matter here).
-fn data() -> faxgate::job::JobData {
-    faxgate::job::JobData::MailOut(faxgate::job::MailOutData {
-        envelope: faxgate::job::MailEnvelope {
-            from: String::new(),
-            to: vec!["a@example.org".into()],
-            envid: None,
-        },
-        purpose: faxgate::job::Purpose::AdminNotice,
-        subject: String::new(),
-        file: "message.eml".into(),
-    })
 }

@@ -526,10 +526,10 @@ pub enum ReportKind {
     Mdn,
 }
 
-/// Minimal data of each kind for tests, with `tag` in a text field (message file name, fax
-/// recipient, reception line, mail subject) so tests can tell jobs apart.
-#[cfg(test)]
-pub(crate) fn sample(kind: JobKind, tag: &str) -> JobData {
+/// Minimal well-formed data of each kind, with `tag` in a text field (message file name, fax
+/// recipient, reception line, mail subject) to tell jobs apart: for tests and benchmarks that
+/// exercise the spool and the dispatcher without real messages.
+pub fn sample(kind: JobKind, tag: &str) -> JobData {
     match kind {
         JobKind::Message => JobData::Message(MessageData {
             envelope: Envelope {
