@@ -999,27 +999,20 @@ impl Session {
             auth_user: self.auth_user.clone(),
             tls: self.tls.clone(),
         };
-        let mut seen = Vec::new();
-        for p in params.split_ascii_whitespace() {
-            let (k, v) = match p.split_once('=') {
-                Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
-                None => (p.to_ascii_uppercase(), None),
-            };
-            if seen.contains(&k) {
-                return self.reply(501, "5.5.4", &format!("Duplicate parameter {k}"));
-            }
-            seen.push(k.clone());
-            match (k.as_str(), v) {
+        let max_size = self.policy.max_message_size;
+        let trusted = self.auth_user.is_some();
+        let r = each_param(params, |k, v| {
+            match (k, v) {
                 ("SIZE", Some(v)) => match v.parse::<u64>() {
-                    Ok(n) if n > self.policy.max_message_size => {
-                        return self.reply(
+                    Ok(n) if n > max_size => {
+                        return Err((
                             552,
                             "5.3.4",
-                            "Message size exceeds fixed maximum message size",
-                        );
+                            "Message size exceeds fixed maximum message size".into(),
+                        ));
                     }
                     Ok(n) => env.size = Some(n),
-                    Err(_) => return self.reply(501, "5.5.4", "Bad SIZE value"),
+                    Err(_) => return Err((501, "5.5.4", "Bad SIZE value".into())),
                 },
                 ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") => {
                     env.body = Some(Body::SevenBit)
@@ -1031,24 +1024,24 @@ impl Session {
                 ("RET", Some(v)) if v.eq_ignore_ascii_case("HDRS") => env.ret = Some(Ret::Hdrs),
                 ("ENVID", Some(v)) => match xtext_decode(v) {
                     Some(s) if s.len() <= MAX_ENVID => env.envid = Some(s),
-                    _ => return self.reply(501, "5.5.4", "Bad ENVID value"),
+                    _ => return Err((501, "5.5.4", "Bad ENVID value".into())),
                 },
                 ("AUTH", Some(v)) => match xtext_decode(v) {
                     // RFC 4954 §5: recorded only for an authenticated, trusted client.
                     Some(s) if s.len() <= 500 => {
-                        if self.auth_user.is_some() {
+                        if trusted {
                             env.mail_auth = Some(s)
                         }
                     }
-                    _ => return self.reply(501, "5.5.4", "Bad AUTH value"),
+                    _ => return Err((501, "5.5.4", "Bad AUTH value".into())),
                 },
-                ("BODY" | "RET", _) => {
-                    return self.reply(501, "5.5.4", &format!("Bad {k} value"));
-                }
-                _ => {
-                    return self.reply(555, "5.5.4", &format!("Unsupported parameter {k}"));
-                }
+                ("BODY" | "RET", _) => return Err((501, "5.5.4", format!("Bad {k} value"))),
+                _ => return Err(unsupported(k)),
             }
+            Ok(())
+        });
+        if let Err((code, enh, text)) = r {
+            return self.reply(code, enh, &text);
         }
         let r = format!("Sender <{}> ok", env.mail_from);
         self.state = State::ExpectRcpt(Box::new(Transaction { env }));
@@ -1075,20 +1068,11 @@ impl Session {
         // The postmaster takes the same parameters (checked alike) but has no DSN of its own:
         // the forwarded copy is ordinary relayed mail (RFC 3461 §5.2.2 "relayed").
         let (mut notify, mut orcpt) = (None, None);
-        let mut seen = Vec::new();
-        for p in params.split_ascii_whitespace() {
-            let (k, v) = match p.split_once('=') {
-                Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
-                None => (p.to_ascii_uppercase(), None),
-            };
-            if seen.contains(&k) {
-                return self.reply(501, "5.5.4", &format!("Duplicate parameter {k}"));
-            }
-            seen.push(k.clone());
-            match (k.as_str(), v) {
+        let r = each_param(params, |k, v| {
+            match (k, v) {
                 ("NOTIFY", Some(v)) => match parse_notify(v) {
                     Some(n) => notify = Some(n),
-                    None => return self.reply(501, "5.5.4", "Bad NOTIFY value"),
+                    None => return Err((501, "5.5.4", "Bad NOTIFY value".into())),
                 },
                 ("ORCPT", Some(v)) => {
                     let ok = v.split_once(';').and_then(|(t, a)| {
@@ -1100,11 +1084,15 @@ impl Session {
                     });
                     match ok {
                         Some(o) => orcpt = Some(o),
-                        None => return self.reply(501, "5.5.4", "Bad ORCPT value"),
+                        None => return Err((501, "5.5.4", "Bad ORCPT value".into())),
                     }
                 }
-                _ => return self.reply(555, "5.5.4", &format!("Unsupported parameter {k}")),
+                _ => return Err(unsupported(k)),
             }
+            Ok(())
+        });
+        if let Err((code, enh, text)) = r {
+            return self.reply(code, enh, &text);
         }
         let State::ExpectRcpt(t) = &mut self.state else {
             unreachable!("checked above")
@@ -1130,7 +1118,7 @@ impl Session {
 
     /// The RCPT policy, decided now (not after DATA): syntax, relaying, postmaster, fax form,
     /// dial plan.
-    fn check_recipient(&self, path: &str) -> Result<Accepted, (u16, &'static str, String)> {
+    fn check_recipient(&self, path: &str) -> Result<Accepted, Refusal> {
         // RFC 5321 §4.1.1.3: the bare `<postmaster>` names the server's own postmaster.
         if address::is_bare_postmaster(path) {
             return Ok(Accepted::Postmaster);
@@ -1324,7 +1312,41 @@ impl Session {
     }
 }
 
-fn addr_reply(path: &str, e: address::AddressError) -> (u16, &'static str, String) {
+/// A refusal: reply code, enhanced code (RFC 3463), text.
+type Refusal = (u16, &'static str, String);
+
+/// Walks the ESMTP parameters of MAIL or RCPT (RFC 5321 §4.1.2: `esmtp-param = esmtp-keyword
+/// ["=" esmtp-value]`, separated by spaces), handing each to `each` in order with its keyword
+/// upper-cased (keywords are case-insensitive, §2.4) and its value as given. Stops at the
+/// first refusal: one from `each`, or `501 5.5.4` for a keyword given twice (ours: which of
+/// the two would count is ambiguous), checked when the repeat is reached so that an earlier
+/// bad value is the one reported.
+fn each_param<'a>(
+    params: &'a str,
+    mut each: impl FnMut(&str, Option<&'a str>) -> Result<(), Refusal>,
+) -> Result<(), Refusal> {
+    // At most a few parameters fit in a command line: a linear search beats a set.
+    let mut seen: Vec<String> = Vec::new();
+    for p in params.split_ascii_whitespace() {
+        let (k, v) = match p.split_once('=') {
+            Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
+            None => (p.to_ascii_uppercase(), None),
+        };
+        if seen.contains(&k) {
+            return Err((501, "5.5.4", format!("Duplicate parameter {k}")));
+        }
+        each(&k, v)?;
+        seen.push(k);
+    }
+    Ok(())
+}
+
+/// `555 5.5.4`: RFC 5321 §4.1.1.11, a parameter we do not implement.
+fn unsupported(k: &str) -> Refusal {
+    (555, "5.5.4", format!("Unsupported parameter {k}"))
+}
+
+fn addr_reply(path: &str, e: address::AddressError) -> Refusal {
     let code = match e {
         address::AddressError::Syntax(_) | address::AddressError::TooLong(_) => 553,
         _ => 550,
