@@ -126,6 +126,10 @@ pub struct Smtp {
     pub max_connections: usize,
     /// Simultaneous connections from one client IP address.
     pub max_connections_per_ip: usize,
+    /// Messages one client (an IP address; IPv6 by /64) may start per minute, a token bucket:
+    /// that many in a burst, then one per `60 s / n`; past it MAIL gets `421 4.7.0` and the
+    /// connection closes. 0: no limit.
+    pub max_messages_per_minute: u32,
     /// Largest message accepted, in octets (advertised as `SIZE`, RFC 1870).
     pub max_message_size: u64,
     /// Recipients per message (RFC 5321 §4.5.3.1.8 asks servers to take at least 100).
@@ -174,6 +178,9 @@ impl Default for Smtp {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
             max_connections: 64,
             max_connections_per_ip: 16,
+            // Far above what a person or a site's MTA sends to a fax gateway (each fax takes
+            // a line for a minute or more), far below a flood.
+            max_messages_per_minute: 60,
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 100,
             command_timeout: Duration::from_secs(300),
@@ -1264,6 +1271,13 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         c.smtp.max_connections_per_ip as u64,
         1,
         c.smtp.max_connections.max(1) as u64,
+    );
+    check_range(
+        &mut err,
+        "smtp.max_messages_per_minute",
+        u64::from(c.smtp.max_messages_per_minute),
+        0,
+        1_000_000,
     );
     check_range(
         &mut err,

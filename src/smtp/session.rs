@@ -374,6 +374,8 @@ pub struct Session {
     last_activity: Instant,
     started: Instant,
     stopping: bool,
+    /// A MAIL before this instant gets `421 4.7.0` ([`Session::hold_mail_until`]).
+    mail_hold: Option<Instant>,
 }
 
 impl Session {
@@ -393,6 +395,7 @@ impl Session {
             last_activity: now,
             started: now,
             stopping: false,
+            mail_hold: None,
         };
         let g = format!("220 {} ESMTP faxgate ready\r\n", s.policy.hostname);
         s.out.push_back(Output::Reply(g));
@@ -500,6 +503,15 @@ impl Session {
             "4.3.2",
             &format!("{h} Service shutting down, try again later"),
         );
+    }
+
+    /// The client's message rate, as the listener's per-client bucket
+    /// (`smtp.max_messages_per_minute`, [`super::rate`]) stands: a MAIL received before
+    /// `until` is answered `421 4.7.0` and the session closes; `None` lifts the hold. The
+    /// listener sets it before feeding bytes and after each commit, so the decision itself
+    /// stays here, against the `now` of the input.
+    pub fn hold_mail_until(&mut self, until: Option<Instant>) {
+        self.mail_hold = until;
     }
 
     /// Bytes from the client.
@@ -935,6 +947,19 @@ impl Session {
                 return self.reply(503, "5.5.1", "Sender already specified");
             }
             _ => {}
+        }
+        // The message rate is checked at MAIL, not at connect: it counts messages, and one
+        // connection may carry any number of them (RFC 5321 §3.3), so only MAIL sees each
+        // one; and at MAIL nothing is in flight, so refusing loses nothing (every message
+        // before it was committed and answered). RFC 5321 §3.8: a 421 may answer any command,
+        // then the server closes; 4.7.0 (RFC 3463 §3.8): a transient policy refusal.
+        if self.mail_hold.is_some_and(|t| self.last_activity < t) {
+            let h = self.policy.hostname.clone();
+            return self.close_with(
+                421,
+                "4.7.0",
+                &format!("{h} Too many messages from your address, try again later"),
+            );
         }
         let Some((path, params)) = split_path(arg, "FROM:") else {
             return self.reply(501, "5.5.4", "Syntax: MAIL FROM:<address>");
