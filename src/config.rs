@@ -22,6 +22,9 @@ use figment::{Figment, Metadata, Source};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// The pure cores' options, built from the sections below.
+mod cores;
+
 /// Environment variable naming the data directory of the embedded default (ours).
 pub const DATA_ENV: &str = "FAXGATE_DATA";
 /// Environment variable naming the config file, same as `--config` (ours).
@@ -425,41 +428,9 @@ pub struct DialPlan {
     pub allow_premium: bool,
 }
 
-/// Area codes inside the NANP (+1) that are not the United States or Canada, so a call there is
-/// billed as international (NANPA's list of NANP countries and territories): the Caribbean and
-/// Atlantic countries, Bermuda, and the US territories whose calls many carriers bill apart
-/// (Puerto Rico, the US Virgin Islands, Guam, the Northern Mariana Islands, American Samoa).
-/// The United States and Canada are domestic to each other. `dialplan.international_areas`
-/// defaults to these as `+1NPA*` patterns.
-pub const NANP_INTERNATIONAL_AREAS: [&str; 27] = [
-    "242", // Bahamas
-    "246", // Barbados
-    "264", // Anguilla
-    "268", // Antigua and Barbuda
-    "284", // British Virgin Islands
-    "340", // US Virgin Islands
-    "345", // Cayman Islands
-    "441", // Bermuda
-    "473", // Grenada
-    "649", // Turks and Caicos Islands
-    "658", // Jamaica
-    "664", // Montserrat
-    "670", // Northern Mariana Islands
-    "671", // Guam
-    "684", // American Samoa
-    "721", // Sint Maarten
-    "758", // Saint Lucia
-    "767", // Dominica
-    "784", // Saint Vincent and the Grenadines
-    "787", // Puerto Rico
-    "809", // Dominican Republic
-    "829", // Dominican Republic
-    "849", // Dominican Republic
-    "868", // Trinidad and Tobago
-    "869", // Saint Kitts and Nevis
-    "876", // Jamaica
-    "939", // Puerto Rico
-];
+/// The NANP areas billed as international (numbering-plan knowledge, kept by the dial plan);
+/// `dialplan.international_areas` defaults to these as `+1NPA*` patterns.
+pub use crate::mail::dialplan::NANP_INTERNATIONAL_AREAS;
 
 impl Default for DialPlan {
     fn default() -> Self {

@@ -23,7 +23,6 @@ use base64::Engine;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
 use crate::logging::Untrusted;
 use crate::mail::address::{self, AddressForm, FaxAddress, Number};
 use crate::mail::dialplan::{Destination, DialPlan};
@@ -47,7 +46,7 @@ pub const MAX_REPLY_TEXT: usize = 440;
 /// beyond this wait in the socket.
 pub const MAX_BUFFERED_INPUT: usize = 64 * 1024;
 
-/// Everything the session needs to decide, built once from the config.
+/// Everything the session needs to decide, built once by the shell from the config.
 #[derive(Debug, Clone)]
 pub struct Policy {
     /// Our host name (greeting, `Received:`).
@@ -85,32 +84,6 @@ pub struct Policy {
     pub max_session: Duration,
     /// The dial plan.
     pub dialplan: DialPlan,
-}
-
-impl Policy {
-    /// From a validated config; `tls_available` says whether a certificate was loaded.
-    pub fn from_config(c: &Config, tls_available: bool) -> Policy {
-        let s = &c.smtp;
-        Policy {
-            hostname: c.gateway.hostname.clone(),
-            domains: c.gateway.domains.clone(),
-            max_message_size: s.max_message_size,
-            max_recipients: s.max_recipients,
-            client_networks: s.client_networks.clone(),
-            allowed_senders: s.allowed_senders.clone(),
-            require_tls: s.require_tls,
-            require_auth: s.require_auth,
-            auth_without_tls: s.auth_without_tls,
-            auth_available: s.users_file.is_some(),
-            tls_available,
-            site_forms: s.accept_plain_digits,
-            max_auth_failures: s.max_auth_failures,
-            command_timeout: s.command_timeout,
-            data_timeout: s.data_timeout,
-            max_session: s.max_session,
-            dialplan: DialPlan::new(&c.dialplan),
-        }
-    }
 }
 
 /// RFC 6152 / RFC 1652 `BODY=`.
