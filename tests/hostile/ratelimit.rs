@@ -58,19 +58,21 @@ fn flood(port: u16, from: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// Outgoing fax jobs queued (one per accepted message, once the daemon has split it).
 fn queued(d: &Daemon) -> usize {
     let out = d.cmd().args(["queue", "list"]).output().unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .skip(1)
-        .filter(|l| !l.trim().is_empty())
+        .filter(|l| l.split_whitespace().nth(1) == Some("fax-out"))
         .count()
 }
 
-/// Waits (bounded) until `want` fax jobs are queued; returns the count last seen.
+/// Waits (bounded: 60 s, the split is slow on a loaded machine) until `want` fax jobs are
+/// queued; returns the count last seen.
 fn wait_queued(d: &Daemon, want: usize) -> usize {
     let mut n = 0;
-    for _ in 0..600 {
+    for _ in 0..1200 {
         n = queued(d);
         if n >= want {
             break;
