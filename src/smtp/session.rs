@@ -4,7 +4,9 @@
 //! client sent: syntax, sequencing (`503`), the RCPT policy (RFC 3192 address, our domains only,
 //! dial plan; `<postmaster>` and `postmaster@` our domains accepted outside the dial plan, RFC
 //! 5321 §4.5.1, and kept apart in [`Envelope::postmaster`]), who may send (client network, AUTH, allowed senders, TLS/AUTH requirements),
-//! `SIZE`, recipient and line limits, DATA dot-unstuffing and end-of-data detection, and the
+//! `SIZE`, recipient and line limits, the client's message rate (a MAIL before the hold the
+//! listener sets, [`Session::hold_mail_until`], gets `421 4.7.0`), DATA dot-unstuffing and
+//! end-of-data detection, and the
 //! reply texts with their RFC 3463 enhanced codes. It never touches a socket, a file or the
 //! clock: the listener feeds bytes and `now`, executes the [`Output`]s (write replies, start TLS,
 //! verify a password, stream data to the spool, commit), and reports each outcome back
