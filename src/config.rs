@@ -23,6 +23,9 @@ use figment::{Figment, Metadata, Source};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// The pure cores' options, built from the sections below.
+mod cores;
+
 /// Environment variable naming the data directory of the embedded default (ours).
 pub const DATA_ENV: &str = "FAXGATE_DATA";
 /// Environment variable naming the config file, same as `--config` (ours).
@@ -127,6 +130,10 @@ pub struct Smtp {
     pub max_connections: usize,
     /// Simultaneous connections from one client IP address.
     pub max_connections_per_ip: usize,
+    /// Messages one client (an IP address; IPv6 by /64) may start per minute, a token bucket:
+    /// that many in a burst, then one per `60 s / n`; past it MAIL gets `421 4.7.0` and the
+    /// connection closes. 0: no limit.
+    pub max_messages_per_minute: u32,
     /// Largest message accepted, in octets (advertised as `SIZE`, RFC 1870).
     pub max_message_size: u64,
     /// Recipients per message (RFC 5321 §4.5.3.1.8 asks servers to take at least 100).
@@ -175,6 +182,9 @@ impl Default for Smtp {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
             max_connections: 64,
             max_connections_per_ip: 16,
+            // Far above what a person or a site's MTA sends to a fax gateway (each fax takes
+            // a line for a minute or more), far below a flood.
+            max_messages_per_minute: 60,
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 100,
             command_timeout: Duration::from_secs(300),
@@ -423,41 +433,9 @@ pub struct DialPlan {
     pub allow_premium: bool,
 }
 
-/// Area codes inside the NANP (+1) that are not the United States or Canada, so a call there is
-/// billed as international (NANPA's list of NANP countries and territories): the Caribbean and
-/// Atlantic countries, Bermuda, and the US territories whose calls many carriers bill apart
-/// (Puerto Rico, the US Virgin Islands, Guam, the Northern Mariana Islands, American Samoa).
-/// The United States and Canada are domestic to each other. `dialplan.international_areas`
-/// defaults to these as `+1NPA*` patterns.
-pub const NANP_INTERNATIONAL_AREAS: [&str; 27] = [
-    "242", // Bahamas
-    "246", // Barbados
-    "264", // Anguilla
-    "268", // Antigua and Barbuda
-    "284", // British Virgin Islands
-    "340", // US Virgin Islands
-    "345", // Cayman Islands
-    "441", // Bermuda
-    "473", // Grenada
-    "649", // Turks and Caicos Islands
-    "658", // Jamaica
-    "664", // Montserrat
-    "670", // Northern Mariana Islands
-    "671", // Guam
-    "684", // American Samoa
-    "721", // Sint Maarten
-    "758", // Saint Lucia
-    "767", // Dominica
-    "784", // Saint Vincent and the Grenadines
-    "787", // Puerto Rico
-    "809", // Dominican Republic
-    "829", // Dominican Republic
-    "849", // Dominican Republic
-    "868", // Trinidad and Tobago
-    "869", // Saint Kitts and Nevis
-    "876", // Jamaica
-    "939", // Puerto Rico
-];
+/// The NANP areas billed as international (numbering-plan knowledge, kept by the dial plan);
+/// `dialplan.international_areas` defaults to these as `+1NPA*` patterns.
+pub use crate::mail::dialplan::NANP_INTERNATIONAL_AREAS;
 
 impl Default for DialPlan {
     fn default() -> Self {
@@ -1257,6 +1235,13 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         c.smtp.max_connections_per_ip as u64,
         1,
         c.smtp.max_connections.max(1) as u64,
+    );
+    check_range(
+        &mut err,
+        "smtp.max_messages_per_minute",
+        u64::from(c.smtp.max_messages_per_minute),
+        0,
+        1_000_000,
     );
     check_range(
         &mut err,

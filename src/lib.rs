@@ -14,14 +14,14 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`config`] | typed `faxgate.toml`: embedded defaults < file < `FAXGATE_*` env, validation with key and origin, redaction |
+//! | [`config`] | typed `faxgate.toml`: embedded defaults < file < `FAXGATE_*` env, validation with key and origin, redaction; builds the pure cores' plain options (`config::cores`) |
 //! | [`logging`] | tracing set-up: plain lines under systemd, timestamps otherwise, JSON on request |
 //! | [`image`] | PURE: the [`image::Page`] bitmap, T.4 MH/MR and T.6 MMR codecs (row at a time; strict and received-line decoding with copy quality), TIFF-F writer (Profile S/F), bilevel TIFF reader with limits, RFC 3949 checker |
 //! | [`image::render`] | PURE: TIFF, PDF (hayro), PNG/JPEG/GIF/BMP/WebP, text and simple HTML to fax pages; geometry, threshold/dither, header line, cover page, limits |
 //! | [`fax`] | PURE: [`fax::t30`] the T.30 engine (phases, DIS/DCS, TCF, ECM, timers, causes, call report) and its in-memory line; [`fax::modem`] the AT layer, DLE codec and Class 1 driver (PURE), `port.rs` the only serial I/O |
 //! | [`image_tools`] | I/O shell of `faxgate convert` and `faxgate tiff-check` over [`image::codec`] and [`image::tiff`] (MH/MR/MMR codecs, TIFF-F writer/reader/checker) |
 //! | [`mail`] | PURE: RFC 3192 fax addresses (relay refusal included) and the dial plan (E.164, prefixes, toll-fraud policy) |
-//! | [`smtp`] | offramp ESMTP listener: PURE session state machine; tokio listener, STARTTLS, AUTH, durable commit |
+//! | [`smtp`] | offramp ESMTP listener: PURE session state machine and per-client message rate; tokio listener, STARTTLS, AUTH, durable commit |
 //! | [`private_fs`] | files and directories created `0600` / `0700` whatever the umask (spool, data dir) |
 //! | [`job`] | PURE leaf: the job vocabulary — ids, kinds, states, attempts, cause classes, decisions, the retry policy's data, timestamps, typed child relations; imports nothing of the crate |
 //! | [`spool`] | the durable queue on disk: one commit point per job (fsync + rename), atomic record updates, receptions kept across crashes (`receiving/`), archives, start-up recovery, the `max_queued` high-water mark, an observer told of every change; `faxgate queue` |

@@ -1,6 +1,6 @@
 //! PURE: when each spooled job runs next, on which resource, and when it is given up.
 //!
-//! This module owns the retry policy ([`Policy`], from `[retry]`), the small cause-class
+//! This module owns the retry policy ([`Policy`], built by the shell from `[retry]`), the small cause-class
 //! vocabulary ([`CauseClass`]) that the fax and mail workers map their own completion causes
 //! onto, the decision taken after each attempt ([`decide`]), and the dispatcher
 //! ([`Scheduler`]) that picks the next due job by priority within the resource limits (one call
@@ -21,48 +21,6 @@ use std::time::Duration;
 use crate::spool::{JobId, JobKind, JobRecord};
 
 pub use crate::job::{CauseClass, Decision, GiveUp, Policy, Timestamp};
-
-impl Default for crate::spool::SpoolOptions {
-    fn default() -> Self {
-        crate::spool::SpoolOptions::from_config(&crate::config::Config::default())
-    }
-}
-
-impl crate::spool::SpoolOptions {
-    /// The spool options a configuration asks for, deciding with [`decide`].
-    pub fn from_config(c: &crate::config::Config) -> crate::spool::SpoolOptions {
-        crate::spool::SpoolOptions {
-            min_free_bytes: c.spool.min_free_bytes,
-            keep_done: c.spool.keep_done,
-            keep_failed: c.spool.keep_failed,
-            max_queued: c.spool.max_queued,
-            policy: Policy::from(&c.retry),
-            decide,
-        }
-    }
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy::from(&crate::config::Retry::default())
-    }
-}
-
-impl From<&crate::config::Retry> for Policy {
-    fn from(r: &crate::config::Retry) -> Self {
-        Policy {
-            busy: r.busy,
-            no_answer: r.no_answer,
-            protocol_error: r.protocol_error,
-            max_dials: r.max_dials,
-            max_tries: r.max_tries,
-            kill_after: r.kill_after,
-            relay_initial: r.relay_initial,
-            relay_max: r.relay_max,
-            relay_give_up: r.relay_give_up,
-        }
-    }
-}
 
 /// The attempts that count towards the limits: those since the last operator retry.
 fn counted(rec: &JobRecord) -> &[crate::spool::Attempt] {
@@ -215,24 +173,6 @@ pub struct Limits {
 /// Local workers when built from a config (ours): rendering and routing are CPU work, and the
 /// appliance has few cores.
 pub const LOCAL_WORKERS: usize = 2;
-
-impl Limits {
-    /// The limits a configuration implies: every `[[modem]]` with role `send` or `both`,
-    /// `relay.max_connections`, and [`LOCAL_WORKERS`].
-    pub fn from_config(c: &crate::config::Config) -> Limits {
-        use crate::config::ModemRole;
-        Limits {
-            modems: c
-                .modems
-                .iter()
-                .filter(|m| matches!(m.role, ModemRole::Send | ModemRole::Both))
-                .map(|m| m.name.clone())
-                .collect(),
-            relay_connections: c.relay.max_connections,
-            local_workers: LOCAL_WORKERS,
-        }
-    }
-}
 
 /// The dispatcher's pure core: waiting jobs, running jobs, and the resources they hold.
 ///
@@ -848,33 +788,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn limits_from_config() {
-        let c: crate::config::Config = toml::from_str(
-            r#"
-            [relay]
-            max_connections = 3
-            [[modem]]
-            name = "rx"
-            device = "/dev/ttyS0"
-            role = "receive"
-            [[modem]]
-            name = "tx"
-            device = "/dev/ttyS1"
-            role = "send"
-            [[modem]]
-            name = "both"
-            device = "/dev/ttyS2"
-            role = "both"
-            "#,
-        )
-        .unwrap();
-        let l = Limits::from_config(&c);
-        assert_eq!(l.modems, vec!["tx".to_string(), "both".to_string()]);
-        assert_eq!(l.relay_connections, 3);
-        assert_eq!(l.local_workers, LOCAL_WORKERS);
     }
 
     #[test]

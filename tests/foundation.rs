@@ -271,3 +271,77 @@ fn run_notifies_systemd_and_stops_on_sigterm() {
     assert!(status.success(), "exit {status:?}; stderr:\n{err}");
     assert!(d.path().join("data").is_dir(), "data dir created");
 }
+
+/// The pure cores (bytes, options and `now` in; decisions out) that take plain options built by
+/// the shell (`src/config/cores.rs`), never a `config` type (issue 15: "no pure module imports
+/// `config`"). Listed one by one: a new pure core is added here. Not listed: the T.30 engine
+/// (`src/fax/t30/engine.rs`, converted apart) and `src/offramp/options.rs` (the sender's
+/// options, read against the `[offramp]` defaults).
+const PURE_CORES: [&str; 9] = [
+    "src/smtp/session.rs",
+    "src/smtp/rate.rs",
+    "src/mail/dialplan.rs",
+    "src/image/render/mod.rs",
+    "src/image/render/header.rs",
+    "src/scheduler.rs",
+    "src/offramp/mime.rs",
+    "src/offramp/document.rs",
+    "src/offramp/budget.rs",
+];
+
+/// The lines of `src` (comments left out) that reach the config module: a path through
+/// `crate::` or `super::`, or `config` named inside a `use crate::{…}` group.
+fn config_imports(src: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut in_group = false;
+    for line in src.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        let t = code.trim();
+        if t.starts_with("use crate::{") {
+            in_group = true;
+        }
+        let names_config = t
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .any(|w| w == "config");
+        if t.contains("crate::config")
+            || t.contains("super::config")
+            || t.contains("faxgate::config")
+            || (in_group && names_config)
+        {
+            hits.push(line.trim().to_string());
+        }
+        if in_group && t.contains("};") {
+            in_group = false;
+        }
+    }
+    hits
+}
+
+#[test]
+fn pure_cores_do_not_import_config() {
+    // The checker sees each way of importing config (so this test can fail).
+    for bad in [
+        "use crate::config;",
+        "use crate::config::Config;",
+        "    let c = crate::config::Offramp::default();",
+        "use crate::{\n    config,\n    job::Policy,\n};",
+        "use super::super::config::DialPlan;",
+    ] {
+        assert!(!config_imports(bad).is_empty(), "not seen: {bad:?}");
+    }
+    assert!(
+        config_imports("// see crate::config\nuse crate::job;\n/// the config says").is_empty()
+    );
+    let mut found = Vec::new();
+    for f in PURE_CORES {
+        let src = std::fs::read_to_string(repo().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        for l in config_imports(&src) {
+            found.push(format!("{f}: {l}"));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "pure cores must take plain options, not config types:\n{}",
+        found.join("\n")
+    );
+}

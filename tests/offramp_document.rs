@@ -10,7 +10,7 @@ use faxgate::config::{BodyText, Config, Offramp, Resolution};
 use faxgate::image::render;
 use faxgate::job::{Child, JobData};
 use faxgate::offramp::causes::Cause;
-use faxgate::offramp::document::{self, Stamp};
+use faxgate::offramp::document::{self, Options, Stamp};
 use faxgate::offramp::jobs::{self, MessageData, Split};
 use faxgate::offramp::options::{self, SenderOptions};
 use faxgate::smtp::session::{ClientInfo, Envelope, Notify, Recipient, Ret};
@@ -36,7 +36,7 @@ fn pages(name: &str, body: BodyText, cover: bool) -> Result<u32, Cause> {
         body_text: body,
         ..Offramp::default()
     };
-    document::page_count(&fixture(name), &cfg, &opts(cover))
+    document::page_count(&fixture(name), &Options::from(&cfg), &opts(cover))
 }
 
 #[test]
@@ -103,7 +103,12 @@ fn truncated_pdf_fails_naming_it() {
     let keep = (b64.len() / 2) / 4 * 4;
     let cut = &b64[..keep];
     let broken = format!("{}{}{}", &raw[..start], cut, &raw[end..]);
-    let c = document::page_count(broken.as_bytes(), &Offramp::default(), &opts(false)).unwrap_err();
+    let c = document::page_count(
+        broken.as_bytes(),
+        &Options::from(&Offramp::default()),
+        &opts(false),
+    )
+    .unwrap_err();
     let Cause::DamagedAttachment { part, .. } = &c else {
         panic!("{c:?}")
     };
@@ -123,12 +128,32 @@ fn header_line_and_resolution_reach_the_pages() {
         resolution: Resolution::Standard,
         ..opts(false)
     };
-    let plain =
-        document::build(&raw, &cfg, &std, &Stamp::default(), &mut render::Unlimited).unwrap();
-    let stamped = document::build(&raw, &cfg, &std, &stamp, &mut render::Unlimited).unwrap();
+    let plain = document::build(
+        &raw,
+        &Options::from(&cfg),
+        &std,
+        &Stamp::default(),
+        &mut render::Unlimited,
+    )
+    .unwrap();
+    let stamped = document::build(
+        &raw,
+        &Options::from(&cfg),
+        &std,
+        &stamp,
+        &mut render::Unlimited,
+    )
+    .unwrap();
     assert_eq!(plain.pages.len(), 1);
     assert_eq!(plain.pages[0].width(), 1728);
-    let fine = document::build(&raw, &cfg, &opts(false), &stamp, &mut render::Unlimited).unwrap();
+    let fine = document::build(
+        &raw,
+        &Options::from(&cfg),
+        &opts(false),
+        &stamp,
+        &mut render::Unlimited,
+    )
+    .unwrap();
     // Fine has twice the rows of standard (T.4 §2.2: 7.7 vs 3.85 lines/mm).
     let (s, f) = (plain.pages[0].height(), fine.pages[0].height());
     assert!(f > s * 19 / 10 && f < s * 21 / 10, "standard {s}, fine {f}");
@@ -208,7 +233,8 @@ fn split(name: &str) -> (tempfile::TempDir, Spool, faxgate::spool::JobId, Split)
         .commit(NewJob::new(JobData::from(data.clone())))
         .unwrap()
         .id;
-    let check = |raw: &[u8], o: &SenderOptions| document::prepare(raw, &cfg.offramp, o);
+    let doc_opts = Options::from(&cfg.offramp);
+    let check = |raw: &[u8], o: &SenderOptions| document::prepare(raw, &doc_opts, o);
     let s = jobs::split_message(&spool, &id, &cfg, &check, faxgate::spool::now()).unwrap();
     (dir, spool, id, s)
 }
@@ -246,7 +272,7 @@ fn split_makes_one_fax_job_per_recipient() {
         let raw = fixture("thunderbird-pdf.eml");
         let want = document::build(
             &raw,
-            &Offramp::default(),
+            &Options::from(&Offramp::default()),
             &fj.options,
             &Stamp::default(),
             &mut render::Unlimited,
@@ -324,7 +350,8 @@ fn docx_message_fails_with_one_report_naming_the_part() {
     assert_eq!(area, faxgate::spool::Area::Failed);
     // Running the split again (after a crash) makes no second report.
     let cfg = Config::default();
-    let check = |raw: &[u8], o: &SenderOptions| document::prepare(raw, &cfg.offramp, o);
+    let doc_opts = Options::from(&cfg.offramp);
+    let check = |raw: &[u8], o: &SenderOptions| document::prepare(raw, &doc_opts, o);
     let again = jobs::split_message(&spool, &id, &cfg, &check, faxgate::spool::now()).unwrap();
     assert!(matches!(again, Split::Failed { .. }));
     let mails = spool
@@ -366,7 +393,7 @@ fn profile_s_tiff_pages_equal_libtiff_decoding() {
     let raw = fixture("profile-s-tiff.eml");
     let doc = document::build(
         &raw,
-        &Offramp::default(),
+        &Options::from(&Offramp::default()),
         &opts(false),
         &Stamp::default(),
         &mut render::Unlimited,

@@ -393,6 +393,87 @@ fn mail_and_rcpt_parameters_checked() {
     t.cmd("RCPT TO:<a b@fax.example>", "553 5.1.3");
 }
 
+/// The ESMTP parameter replies byte for byte, for MAIL and RCPT alike (one parameter walker
+/// serves both): keywords are case-insensitive, a repeat is refused when it is reached (an
+/// earlier bad value is reported first), an unknown keyword gets 555.
+#[test]
+fn esmtp_parameter_replies_exact() {
+    let mut t = T::new();
+    t.hello();
+    let mail = |t: &mut T, p: &str| t.send(&format!("MAIL FROM:<alice@example.org> {p}\r\n"));
+    assert_eq!(
+        mail(&mut t, "SIZE=1 size=2"),
+        "501 5.5.4 Duplicate parameter SIZE\r\n"
+    );
+    assert_eq!(
+        mail(&mut t, "SIZE=x SIZE=2"),
+        "501 5.5.4 Bad SIZE value\r\n"
+    );
+    assert_eq!(
+        mail(&mut t, "body=8bitmime Smtputf8"),
+        "555 5.5.4 Unsupported parameter SMTPUTF8\r\n"
+    );
+    assert_eq!(mail(&mut t, "BODY"), "501 5.5.4 Bad BODY value\r\n");
+    assert_eq!(
+        mail(&mut t, "SIZE=999999999999"),
+        "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
+    );
+    assert_eq!(
+        mail(&mut t, "RET=hdrs  ENVID=abc+2B"),
+        "250 2.1.0 Sender <alice@example.org> ok\r\n"
+    );
+    let rcpt =
+        |t: &mut T, p: &str| t.send(&format!("RCPT TO:<FAX=+12125550142@fax.example> {p}\r\n"));
+    assert_eq!(
+        rcpt(&mut t, "NOTIFY=NEVER notify=DELAY"),
+        "501 5.5.4 Duplicate parameter NOTIFY\r\n"
+    );
+    assert_eq!(
+        rcpt(&mut t, "ORCPT=x ORCPT=rfc822;a@b"),
+        "501 5.5.4 Bad ORCPT value\r\n"
+    );
+    assert_eq!(
+        rcpt(&mut t, "SIZE=1"),
+        "555 5.5.4 Unsupported parameter SIZE\r\n"
+    );
+    assert_eq!(
+        rcpt(
+            &mut t,
+            "NOTIFY=FAILURE,DELAY ORCPT=rfc822;bob+40example.org"
+        ),
+        "250 2.1.5 Recipient <FAX=+12125550142@fax.example> ok: fax to +12125550142\r\n"
+    );
+}
+
+/// The listener's message-rate hold: a MAIL before the instant gets `421 4.7.0` and the
+/// session closes; other commands are served; at the instant itself MAIL is accepted.
+#[test]
+fn message_rate_hold_refuses_mail_with_421() {
+    let mut t = T::new();
+    let until = t.now + Duration::from_secs(1);
+    t.s.hold_mail_until(Some(until));
+    t.cmd(
+        "MAIL FROM:<alice@example.org>",
+        "503 5.5.1 Send hello first",
+    );
+    t.hello();
+    t.cmd("NOOP", "250 2.0.0");
+    assert_eq!(
+        t.send("MAIL FROM:<alice@example.org>\r\nNOOP\r\n"),
+        "421 4.7.0 gw.fax.example Too many messages from your address, try again later\r\n"
+    );
+    assert!(t.closed && t.s.is_closed());
+    assert!(t.committed.is_empty());
+
+    let mut t = T::new();
+    t.hello();
+    t.s.hold_mail_until(Some(t.now));
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.s.hold_mail_until(None);
+    t.cmd("RSET", "250 2.0.0");
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+}
+
 #[test]
 fn relay_attempts_refused_at_rcpt() {
     let mut t = T::new();

@@ -147,9 +147,10 @@ pub async fn split(sh: &Shared, id: &JobId) -> bool {
     let (spool, cfg, id2) = (sh.spool.clone(), sh.cfg.clone(), id.clone());
     let sh_cancel = sh.render_cancel.clone();
     let res = blocking(move || {
+        let doc_opts = document::Options::from(&cfg.offramp);
         let check = |raw: &[u8], opts: &crate::offramp::options::SenderOptions| {
-            let mut budget = render_budget::for_message(&cfg.offramp, &sh_cancel);
-            document::prepare_within(raw, &cfg.offramp, opts, &mut budget)
+            let mut budget = render_budget::for_message(doc_opts.budget, &sh_cancel);
+            document::prepare_within(raw, &doc_opts, opts, &mut budget)
         };
         jobs::split_message(&spool, &id2, &cfg, &check, crate::spool::now())
     })
@@ -387,20 +388,21 @@ async fn attempt(
     let (cfg2, opts, cancel) = (cfg.clone(), job.options.clone(), sh.render_cancel.clone());
     let (stored, from) = (job.pages.is_some(), job.from.clone());
     let built = blocking(move || {
+        let doc_opts = document::Options::from(&cfg2.offramp);
         if stored {
             // Only the cover page and the header line are drawn now.
             let body = crate::image::tiff::read_bytes(&raw, crate::image::tiff::Limits::default())
                 .map_err(|e| OfframpCause::GatewayError {
                     detail: format!("the pages rendered at split cannot be read: {e}"),
                 })?;
-            document::finish(body, &from, &cfg2.offramp, &opts, &stamp)
+            document::finish(body, &from, &doc_opts, &opts, &stamp)
         } else {
             document::build(
                 &raw,
-                &cfg2.offramp,
+                &doc_opts,
                 &opts,
                 &stamp,
-                &mut render_budget::for_message(&cfg2.offramp, &cancel),
+                &mut render_budget::for_message(doc_opts.budget, &cancel),
             )
             .map(|d| d.pages)
         }

@@ -26,7 +26,7 @@
 //! international — outside our country code or inside one of `international_areas` (denied
 //! unless `allow_international`), `deny` patterns, then `allow` (when not empty, the
 //! destination must match one). Patterns are `+` digits, `X` any one digit, optional trailing
-//! `*` any rest (see `config::validate_number_pattern`); without `*` the length must match.
+//! `*` any rest (validated where the config is read); without `*` the length must match.
 //!
 //! Dial string: `outside_prefix`, then for our own country code `national_prefix` + national
 //! significant number (or just the subscriber number of our area when `strip_local_area`), for
@@ -38,7 +38,96 @@ pub use crate::job::Destination;
 use thiserror::Error;
 
 use super::address::{MAX_E164_DIGITS, Number};
-use crate::config;
+
+/// Area codes inside the NANP (+1) that are not the United States or Canada, so a call there is
+/// billed as international (NANPA's list of NANP countries and territories): the Caribbean and
+/// Atlantic countries, Bermuda, and the US territories whose calls many carriers bill apart
+/// (Puerto Rico, the US Virgin Islands, Guam, the Northern Mariana Islands, American Samoa).
+/// The United States and Canada are domestic to each other. [`Options::default`] (and
+/// so `[dialplan] international_areas`) has these as `+1NPA*` patterns.
+pub const NANP_INTERNATIONAL_AREAS: [&str; 27] = [
+    "242", // Bahamas
+    "246", // Barbados
+    "264", // Anguilla
+    "268", // Antigua and Barbuda
+    "284", // British Virgin Islands
+    "340", // US Virgin Islands
+    "345", // Cayman Islands
+    "441", // Bermuda
+    "473", // Grenada
+    "649", // Turks and Caicos Islands
+    "658", // Jamaica
+    "664", // Montserrat
+    "670", // Northern Mariana Islands
+    "671", // Guam
+    "684", // American Samoa
+    "721", // Sint Maarten
+    "758", // Saint Lucia
+    "767", // Dominica
+    "784", // Saint Vincent and the Grenadines
+    "787", // Puerto Rico
+    "809", // Dominican Republic
+    "829", // Dominican Republic
+    "849", // Dominican Republic
+    "868", // Trinidad and Tobago
+    "869", // Saint Kitts and Nevis
+    "876", // Jamaica
+    "939", // Puerto Rico
+];
+
+/// The dial plan's settings (the shell builds them from `[dialplan]`, where each is
+/// documented and validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Our country calling code (E.164), e.g. `1` for NANP, `44` for the UK.
+    pub country_code: String,
+    /// Area code used to complete short local numbers; empty: local numbers are not completed.
+    pub area_code: String,
+    /// Prefix dialled before an international number (`011` NANP, `00` most of the world).
+    pub international_prefix: String,
+    /// Prefix dialled before a national number outside the local area (`1` NANP, `0` UK).
+    pub national_prefix: String,
+    /// Dial national numbers of our own area without area code.
+    pub strip_local_area: bool,
+    /// Prefix for an outside line (PBX), e.g. `9,`; dialled first.
+    pub outside_prefix: String,
+    /// Allowed destinations (E.164 patterns); empty allows all that `deny` does not.
+    pub allow: Vec<String>,
+    /// Denied destinations; checked before `allow`.
+    pub deny: Vec<String>,
+    /// Permit destinations outside our country code or in `international_areas`.
+    pub allow_international: bool,
+    /// Destinations inside our country code billed as international calls (E.164 patterns).
+    pub international_areas: Vec<String>,
+    /// Premium-rate patterns, added to the ranges built into the NANP and UK structures.
+    pub premium: Vec<String>,
+    /// Permit premium-rate destinations.
+    pub allow_premium: bool,
+}
+
+impl Default for Options {
+    /// A North American gateway: country code 1, `011` / `1` prefixes, the NANP areas outside
+    /// the US and Canada international, 900 and 976 premium — the `[dialplan]` defaults.
+    fn default() -> Self {
+        Options {
+            country_code: "1".into(),
+            area_code: String::new(),
+            international_prefix: "011".into(),
+            national_prefix: "1".into(),
+            strip_local_area: false,
+            outside_prefix: String::new(),
+            allow: Vec::new(),
+            deny: Vec::new(),
+            allow_international: false,
+            international_areas: NANP_INTERNATIONAL_AREAS
+                .iter()
+                .map(|a| format!("+1{a}*"))
+                .collect(),
+            premium: vec!["+1900*".into(), "+1XXX976*".into()],
+            allow_premium: false,
+        }
+    }
+}
 
 /// Fewer than this many E.164 digits cannot be a country code plus a subscriber number anywhere
 /// (the shortest NSNs in service have 4 digits behind a 3-digit country code).
@@ -112,16 +201,17 @@ impl Fault {
     }
 }
 
-/// The compiled `[dialplan]`.
+/// The compiled dial plan.
 #[derive(Debug, Clone)]
 pub struct DialPlan {
-    cfg: config::DialPlan,
+    cfg: Options,
 }
 
 impl DialPlan {
-    /// Takes a validated `[dialplan]` section.
-    pub fn new(cfg: &config::DialPlan) -> DialPlan {
-        DialPlan { cfg: cfg.clone() }
+    /// Takes validated [`Options`], or anything the shell converts into them (its
+    /// `[dialplan]` section converts).
+    pub fn new(opts: impl Into<Options>) -> DialPlan {
+        DialPlan { cfg: opts.into() }
     }
 
     /// E.164 digits (no `+`) for a number, without any structure or policy check.
@@ -404,10 +494,10 @@ pub fn pattern_matches(pattern: &str, e164: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn plan(f: impl FnOnce(&mut config::DialPlan)) -> DialPlan {
-        let mut c = config::DialPlan::default();
+    fn plan(f: impl FnOnce(&mut Options)) -> DialPlan {
+        let mut c = Options::default();
         f(&mut c);
-        DialPlan::new(&c)
+        DialPlan::new(c)
     }
     fn g(d: &str) -> Number {
         Number::Global(d.into())

@@ -14,8 +14,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::config;
 use crate::image::render::budget::{Interrupt, Limited};
+
+/// The rendering limits of one message (`[offramp] render_time_limit` and
+/// `render_work_limit`; the shell converts the section).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time for the whole message; zero: no time limit.
+    pub time: Duration,
+    /// Work units per page; 0: no limit.
+    pub page_work: u64,
+}
 
 /// A cancel flag shared by the renderings in progress: set once (at shutdown), seen by each
 /// at its next check.
@@ -77,9 +86,11 @@ impl Deadline {
     }
 }
 
-/// The budget for rendering one message, per `[offramp]`, starting now.
-pub fn for_message(cfg: &config::Offramp, cancel: &Cancel) -> Limited {
-    Deadline::start(cfg.render_time_limit, cancel).budget(cfg.render_work_limit)
+/// The budget for rendering one message within `limits` (the [`Limits`] themselves, or the
+/// `[offramp]` section they are made from), starting now.
+pub fn for_message(limits: impl Into<Limits>, cancel: &Cancel) -> Limited {
+    let l = limits.into();
+    Deadline::start(l.time, cancel).budget(l.page_work)
 }
 
 #[cfg(test)]
@@ -111,13 +122,12 @@ mod tests {
     }
 
     #[test]
-    fn zero_is_no_time_limit_and_work_comes_from_config() {
-        let cfg = config::Offramp {
-            render_time_limit: Duration::ZERO,
-            render_work_limit: 10,
-            ..config::Offramp::default()
+    fn zero_is_no_time_limit_and_work_comes_from_the_limits() {
+        let l = Limits {
+            time: Duration::ZERO,
+            page_work: 10,
         };
-        let b = for_message(&cfg, &Cancel::new());
+        let b = for_message(l, &Cancel::new());
         assert_eq!(b.page_work(), 10);
         assert!(b.check(1).is_ok());
         let mut m = Meter::new(&b, 1);

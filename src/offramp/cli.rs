@@ -76,8 +76,9 @@ pub fn run(args: &CheckArgs, cfg: &Config) -> ExitCode {
         recipient: "(recipient)".into(),
     };
     // The daemon's limits, so that the check says what the gateway would do.
-    let mut budget = super::budget::for_message(&cfg.offramp, &super::budget::Cancel::new());
-    let doc = match document::build(&raw, &cfg.offramp, &opts, &stamp, &mut budget) {
+    let doc_opts = document::Options::from(&cfg.offramp);
+    let mut budget = super::budget::for_message(doc_opts.budget, &super::budget::Cancel::new());
+    let doc = match document::build(&raw, &doc_opts, &opts, &stamp, &mut budget) {
         Ok(d) => d,
         Err(cause) => {
             println!("FAIL  {}", cause.words());

@@ -2,8 +2,8 @@
 //! `offramp.body_text`), then the attachments in the order the sender attached them, rendered
 //! by [`crate::image::render`] with the page header line.
 //!
-//! PURE: the raw message, the configuration, the sender's options and (for the header line)
-//! the time of sending in; pages, or the cause to tell the sender, out. RFC 3965 §3: "if any
+//! PURE: the raw message, the [`Options`] (built by the shell from `[offramp]`), the sender's
+//! options and (for the header line) the time of sending in; pages, or the cause to tell the sender, out. RFC 3965 §3: "if any
 //! part cannot be processed the whole message fails", so a part that cannot be rendered fails
 //! the document, with that part named.
 //!
@@ -14,14 +14,43 @@
 
 use chrono::NaiveDateTime;
 
+use super::budget;
 use super::causes::Cause;
 use super::mime::{self, Content, Extracted, Kind, MimeError, PartName, Role};
 use super::options::SenderOptions;
-use crate::config::{self, BodyText};
 use crate::image::Page;
 use crate::image::codec::Coding;
 use crate::image::render::{self, Budget, ErrorKind, Fields, Template};
 use crate::image::tiff::{self, Profile};
+
+/// What to do with the body text of an email (`offramp.body_text`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyText {
+    /// Fax the body text as pages of its own.
+    Include,
+    /// Never fax the body text.
+    Omit,
+    /// Fax the body text only when there is no attachment.
+    IfNoAttachment,
+}
+
+/// How a message becomes a fax: the site's `[offramp]` settings, as the shell converts them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Rendering (site resolution, paper, page limits, PDF fonts); each sender's resolution
+    /// replaces the site's ([`render_options`]).
+    pub render: render::Options,
+    /// Which parts are faxed.
+    pub mime: mime::Policy,
+    /// The body text.
+    pub body_text: BodyText,
+    /// Time and work budget per message.
+    pub budget: budget::Limits,
+    /// Our name on the header line (`{sender}`).
+    pub sender_name: String,
+    /// Header line template; blank: no header line.
+    pub header: String,
+}
 
 /// What the header line and cover page say besides the message itself.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -75,8 +104,8 @@ pub fn mime_cause(e: &MimeError) -> Cause {
     }
 }
 
-fn render_cause(part: &str, kind: &ErrorKind, cfg: &config::Offramp) -> Cause {
-    let max = cfg.max_pages;
+fn render_cause(part: &str, kind: &ErrorKind, cfg: &Options) -> Cause {
+    let max = cfg.render.limits.max_pages;
     match kind {
         ErrorKind::TooManyPages { limit } => Cause::TooManyPages {
             pages: limit.saturating_add(1),
@@ -94,7 +123,7 @@ fn render_cause(part: &str, kind: &ErrorKind, cfg: &config::Offramp) -> Cause {
         ErrorKind::TimeBudget { page } => Cause::RenderTimeout {
             part: part.to_string(),
             page: *page,
-            seconds: cfg.render_time_limit.as_secs(),
+            seconds: cfg.budget.time.as_secs(),
         },
         ErrorKind::Cancelled { .. } => Cause::Interrupted,
         other => Cause::DamagedAttachment {
@@ -123,9 +152,9 @@ fn render_tiff(
     bytes: &[u8],
     ropts: &render::Options,
     budget: &mut dyn Budget,
-    cfg: &config::Offramp,
+    cfg: &Options,
 ) -> Result<render::Rendered, Cause> {
-    let max_pages = cfg.max_pages;
+    let max_pages = cfg.render.limits.max_pages;
     use crate::image::tiff::{self, TiffError};
     let limits = tiff::Limits {
         max_pages: ropts.limits.max_pages,
@@ -165,14 +194,12 @@ fn render_tiff(
     })
 }
 
-/// Render options from `[offramp]` with the sender's resolution.
-pub fn render_options(cfg: &config::Offramp, opts: &SenderOptions) -> render::Options {
-    let mut o = render::Options::from_config(&config::Offramp {
-        resolution: opts.resolution,
-        ..cfg.clone()
-    });
-    o.limits.max_pages = cfg.max_pages;
-    o
+/// The site's render options with the sender's resolution.
+pub fn render_options(cfg: &Options, opts: &SenderOptions) -> render::Options {
+    render::Options {
+        resolution: opts.resolution.into(),
+        ..cfg.render.clone()
+    }
 }
 
 /// Build the fax of a raw message. `budget` bounds the rendering work per page and the time
@@ -182,7 +209,7 @@ pub fn render_options(cfg: &config::Offramp, opts: &SenderOptions) -> render::Op
 /// fault: the caller keeps the message).
 pub fn build(
     raw: &[u8],
-    cfg: &config::Offramp,
+    cfg: &Options,
     opts: &SenderOptions,
     stamp: &Stamp,
     budget: &mut dyn Budget,
@@ -209,13 +236,13 @@ pub struct Prepared {
 /// as a TIFF-F, checking the page limit the finished fax will have.
 pub fn prepare_within(
     raw: &[u8],
-    cfg: &config::Offramp,
+    cfg: &Options,
     opts: &SenderOptions,
     budget: &mut dyn Budget,
 ) -> Result<Prepared, Cause> {
     let body = render_body(raw, cfg, opts, budget)?;
     let total = body.pages.len() + usize::from(opts.cover_page);
-    let limit = render_options(cfg, opts).limits.max_pages;
+    let limit = cfg.render.limits.max_pages;
     if total > limit as usize {
         return Err(render_cause(
             "the fax",
@@ -239,8 +266,8 @@ pub fn prepare_within(
 }
 
 /// [`prepare_within`] within the `[offramp]` rendering limits, not cancellable.
-pub fn prepare(raw: &[u8], cfg: &config::Offramp, opts: &SenderOptions) -> Result<Prepared, Cause> {
-    let mut budget = super::budget::for_message(cfg, &super::budget::Cancel::new());
+pub fn prepare(raw: &[u8], cfg: &Options, opts: &SenderOptions) -> Result<Prepared, Cause> {
+    let mut budget = budget::for_message(cfg.budget, &budget::Cancel::new());
     prepare_within(raw, cfg, opts, &mut budget)
 }
 
@@ -250,7 +277,7 @@ pub fn prepare(raw: &[u8], cfg: &config::Offramp, opts: &SenderOptions) -> Resul
 pub fn finish(
     body: Vec<Page>,
     from: &str,
-    cfg: &config::Offramp,
+    cfg: &Options,
     opts: &SenderOptions,
     stamp: &Stamp,
 ) -> Result<Vec<Page>, Cause> {
@@ -300,12 +327,11 @@ pub fn finish(
 /// Every part of `raw` rendered, in order: the body pages of its fax, with what was noted.
 fn render_body(
     raw: &[u8],
-    cfg: &config::Offramp,
+    cfg: &Options,
     opts: &SenderOptions,
     budget: &mut dyn Budget,
 ) -> Result<Document, Cause> {
-    let extracted =
-        mime::extract(raw, &mime::Policy::from_config(cfg)).map_err(|e| mime_cause(&e))?;
+    let extracted = mime::extract(raw, &cfg.mime).map_err(|e| mime_cause(&e))?;
     let with_body = match cfg.body_text {
         BodyText::Include => true,
         BodyText::Omit => false,
@@ -381,15 +407,15 @@ fn render_body(
 /// [`super::jobs::split_message`] runs before any fax job exists, within the `[offramp]`
 /// rendering limits ([`super::budget::for_message`], not cancellable; see
 /// [`page_count_within`]).
-pub fn page_count(raw: &[u8], cfg: &config::Offramp, opts: &SenderOptions) -> Result<u32, Cause> {
-    let mut budget = super::budget::for_message(cfg, &super::budget::Cancel::new());
+pub fn page_count(raw: &[u8], cfg: &Options, opts: &SenderOptions) -> Result<u32, Cause> {
+    let mut budget = budget::for_message(cfg.budget, &budget::Cancel::new());
     page_count_within(raw, cfg, opts, &mut budget)
 }
 
 /// [`page_count`] within `budget`.
 pub fn page_count_within(
     raw: &[u8],
-    cfg: &config::Offramp,
+    cfg: &Options,
     opts: &SenderOptions,
     budget: &mut dyn Budget,
 ) -> Result<u32, Cause> {

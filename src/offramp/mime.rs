@@ -57,23 +57,13 @@ impl Default for Limits {
     }
 }
 
-/// Extraction policy from `[offramp]`.
+/// Extraction policy (the shell builds it from `[offramp]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     /// Inline images smaller than this (octets) are signature logos and skipped.
     pub min_inline_image: u64,
     /// Limits on the message structure.
     pub limits: Limits,
-}
-
-impl Policy {
-    /// The policy from the `[offramp]` section.
-    pub fn from_config(c: &crate::config::Offramp) -> Policy {
-        Policy {
-            min_inline_image: c.min_inline_image,
-            limits: Limits::default(),
-        }
-    }
 }
 
 /// Raster formats the renderer takes (through the `image` crate).

@@ -7,11 +7,13 @@
 //! - [`server`] — the tokio I/O shell: listener, connection caps, timeouts, graceful shutdown,
 //!   STARTTLS, AUTH checks, streaming into the spool and the durable commit before `250`.
 //! - [`auth`] — users file (argon2 PHC hashes) and the failed-AUTH rate limit.
+//! - [`rate`] — PURE per-client message rate (token bucket per address, bounded map).
 //! - [`tls`] — rustls server config from PEM files, reloadable on SIGHUP.
 //!
 //! The daemon calls [`serve`] (or [`bind`] then [`Server::run`]).
 
 pub mod auth;
+pub mod rate;
 pub mod server;
 pub mod session;
 pub mod tls;

@@ -16,7 +16,9 @@
 //! them.
 //!
 //! Limits: `smtp.max_connections` in all (a semaphore; over it the client gets
-//! `421 4.3.2` and is closed), `smtp.max_connections_per_ip` per address (`421 4.7.0`), the
+//! `421 4.3.2` and is closed), `smtp.max_connections_per_ip` per address (`421 4.7.0`),
+//! `smtp.max_messages_per_minute` per client ([`MessageRate`], charged at each commit; the
+//! session answers a MAIL past it `421 4.7.0` and closes), the
 //! RFC 5321 §4.5.3.2 timeouts from the session's `poll_at()`, also applied to our writes (a
 //! client that does not read its replies is dropped). Graceful shutdown: accept stops, idle
 //! sessions get `421 4.3.2`, a message in flight is finished and committed first (bounded by
@@ -35,6 +37,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, info, warn};
 
 use super::auth::{AuthLimiter, Scratch, Users, UsersError};
+use super::rate::{self, MessageRate};
 use super::session::{
     AuthVerdict, CommitFailure, Envelope, Output, Policy, Session, TlsInfo, received_header,
 };
@@ -174,6 +177,8 @@ struct Ctx {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     max_per_ip: usize,
     conns: Arc<Semaphore>,
+    /// Messages per client per minute (`smtp.max_messages_per_minute`).
+    rate: Mutex<MessageRate>,
 }
 
 /// A bound listener, ready to [`Server::run`].
@@ -221,6 +226,10 @@ pub async fn bind(config: &Config, spool: Spool) -> Result<Server, SmtpError> {
             per_ip: Mutex::new(HashMap::new()),
             max_per_ip: s.max_connections_per_ip,
             conns: Arc::new(Semaphore::new(s.max_connections)),
+            rate: Mutex::new(MessageRate::new(
+                s.max_messages_per_minute,
+                rate::MAX_CLIENTS,
+            )),
         }),
     })
 }
@@ -599,7 +608,11 @@ impl<'a> Connection<'a> {
             tokio::select! {
                 r = self.stream.read(&mut buf) => match r {
                     Ok(0) | Err(_) => self.session.eof(),
-                    Ok(n) => self.session.feed(Instant::now(), &buf[..n]),
+                    Ok(n) => {
+                        let now = Instant::now();
+                        self.hold_mail(now);
+                        self.session.feed(now, &buf[..n]);
+                    }
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     self.session.on_timeout(Instant::now());
@@ -662,7 +675,20 @@ impl<'a> Connection<'a> {
                         }
                         None => Err(join_failure()),
                     };
-                    self.session.commit_result(Instant::now(), r);
+                    let now = Instant::now();
+                    if r.is_ok() {
+                        // Only committed messages count: a refused one cost the client
+                        // its reply, not its rate.
+                        self.ctx
+                            .rate
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .charge(self.peer.ip(), now);
+                    }
+                    // Before the reply releases pipelined commands: a MAIL right behind this
+                    // message sees the charge.
+                    self.hold_mail(now);
+                    self.session.commit_result(now, r);
                 }
                 Output::MessageAbort => {
                     if let Some(m) = self.msg.take() {
@@ -673,6 +699,18 @@ impl<'a> Connection<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Tells the session when this client may start its next message (its bucket in the
+    /// listener-wide [`MessageRate`], which other connections from it also drain).
+    fn hold_mail(&mut self, now: Instant) {
+        let until = self
+            .ctx
+            .rate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ready_at(self.peer.ip(), now);
+        self.session.hold_mail_until(until);
     }
 
     async fn starttls(&mut self) -> std::io::Result<()> {

@@ -4,7 +4,9 @@
 //! client sent: syntax, sequencing (`503`), the RCPT policy (RFC 3192 address, our domains only,
 //! dial plan; `<postmaster>` and `postmaster@` our domains accepted outside the dial plan, RFC
 //! 5321 §4.5.1, and kept apart in [`Envelope::postmaster`]), who may send (client network, AUTH, allowed senders, TLS/AUTH requirements),
-//! `SIZE`, recipient and line limits, DATA dot-unstuffing and end-of-data detection, and the
+//! `SIZE`, recipient and line limits, the client's message rate (a MAIL before the hold the
+//! listener sets, [`Session::hold_mail_until`], gets `421 4.7.0`), DATA dot-unstuffing and
+//! end-of-data detection, and the
 //! reply texts with their RFC 3463 enhanced codes. It never touches a socket, a file or the
 //! clock: the listener feeds bytes and `now`, executes the [`Output`]s (write replies, start TLS,
 //! verify a password, stream data to the spool, commit), and reports each outcome back
@@ -23,7 +25,6 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use ipnet::IpNet;
 
-use crate::config::Config;
 use crate::logging::Untrusted;
 use crate::mail::address::{self, FaxAddress};
 use crate::mail::dialplan::DialPlan;
@@ -47,7 +48,7 @@ pub const MAX_REPLY_TEXT: usize = 440;
 /// beyond this wait in the socket.
 pub const MAX_BUFFERED_INPUT: usize = 64 * 1024;
 
-/// Everything the session needs to decide, built once from the config.
+/// Everything the session needs to decide, built once by the shell from the config.
 #[derive(Debug, Clone)]
 pub struct Policy {
     /// Our host name (greeting, `Received:`).
@@ -85,32 +86,6 @@ pub struct Policy {
     pub max_session: Duration,
     /// The dial plan.
     pub dialplan: DialPlan,
-}
-
-impl Policy {
-    /// From a validated config; `tls_available` says whether a certificate was loaded.
-    pub fn from_config(c: &Config, tls_available: bool) -> Policy {
-        let s = &c.smtp;
-        Policy {
-            hostname: c.gateway.hostname.clone(),
-            domains: c.gateway.domains.clone(),
-            max_message_size: s.max_message_size,
-            max_recipients: s.max_recipients,
-            client_networks: s.client_networks.clone(),
-            allowed_senders: s.allowed_senders.clone(),
-            require_tls: s.require_tls,
-            require_auth: s.require_auth,
-            auth_without_tls: s.auth_without_tls,
-            auth_available: s.users_file.is_some(),
-            tls_available,
-            site_forms: s.accept_plain_digits,
-            max_auth_failures: s.max_auth_failures,
-            command_timeout: s.command_timeout,
-            data_timeout: s.data_timeout,
-            max_session: s.max_session,
-            dialplan: DialPlan::new(&c.dialplan),
-        }
-    }
 }
 
 /// What the RCPT policy accepted a forward-path as.
@@ -266,6 +241,8 @@ pub struct Session {
     last_activity: Instant,
     started: Instant,
     stopping: bool,
+    /// A MAIL before this instant gets `421 4.7.0` ([`Session::hold_mail_until`]).
+    mail_hold: Option<Instant>,
 }
 
 impl Session {
@@ -285,6 +262,7 @@ impl Session {
             last_activity: now,
             started: now,
             stopping: false,
+            mail_hold: None,
         };
         let g = format!("220 {} ESMTP faxgate ready\r\n", s.policy.hostname);
         s.out.push_back(Output::Reply(g));
@@ -392,6 +370,15 @@ impl Session {
             "4.3.2",
             &format!("{h} Service shutting down, try again later"),
         );
+    }
+
+    /// The client's message rate, as the listener's per-client bucket
+    /// (`smtp.max_messages_per_minute`, [`super::rate`]) stands: a MAIL received before
+    /// `until` is answered `421 4.7.0` and the session closes; `None` lifts the hold. The
+    /// listener sets it before feeding bytes and after each commit, so the decision itself
+    /// stays here, against the `now` of the input.
+    pub fn hold_mail_until(&mut self, until: Option<Instant>) {
+        self.mail_hold = until;
     }
 
     /// Bytes from the client.
@@ -828,6 +815,19 @@ impl Session {
             }
             _ => {}
         }
+        // The message rate is checked at MAIL, not at connect: it counts messages, and one
+        // connection may carry any number of them (RFC 5321 §3.3), so only MAIL sees each
+        // one; and at MAIL nothing is in flight, so refusing loses nothing (every message
+        // before it was committed and answered). RFC 5321 §3.8: a 421 may answer any command,
+        // then the server closes; 4.7.0 (RFC 3463 §3.8): a transient policy refusal.
+        if self.mail_hold.is_some_and(|t| self.last_activity < t) {
+            let h = self.policy.hostname.clone();
+            return self.close_with(
+                421,
+                "4.7.0",
+                &format!("{h} Too many messages from your address, try again later"),
+            );
+        }
         let Some((path, params)) = split_path(arg, "FROM:") else {
             return self.reply(501, "5.5.4", "Syntax: MAIL FROM:<address>");
         };
@@ -891,27 +891,20 @@ impl Session {
             auth_user: self.auth_user.clone(),
             tls: self.tls.clone(),
         };
-        let mut seen = Vec::new();
-        for p in params.split_ascii_whitespace() {
-            let (k, v) = match p.split_once('=') {
-                Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
-                None => (p.to_ascii_uppercase(), None),
-            };
-            if seen.contains(&k) {
-                return self.reply(501, "5.5.4", &format!("Duplicate parameter {k}"));
-            }
-            seen.push(k.clone());
-            match (k.as_str(), v) {
+        let max_size = self.policy.max_message_size;
+        let trusted = self.auth_user.is_some();
+        let r = each_param(params, |k, v| {
+            match (k, v) {
                 ("SIZE", Some(v)) => match v.parse::<u64>() {
-                    Ok(n) if n > self.policy.max_message_size => {
-                        return self.reply(
+                    Ok(n) if n > max_size => {
+                        return Err((
                             552,
                             "5.3.4",
-                            "Message size exceeds fixed maximum message size",
-                        );
+                            "Message size exceeds fixed maximum message size".into(),
+                        ));
                     }
                     Ok(n) => env.size = Some(n),
-                    Err(_) => return self.reply(501, "5.5.4", "Bad SIZE value"),
+                    Err(_) => return Err((501, "5.5.4", "Bad SIZE value".into())),
                 },
                 ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") => {
                     env.body = Some(Body::SevenBit)
@@ -923,24 +916,24 @@ impl Session {
                 ("RET", Some(v)) if v.eq_ignore_ascii_case("HDRS") => env.ret = Some(Ret::Hdrs),
                 ("ENVID", Some(v)) => match xtext_decode(v) {
                     Some(s) if s.len() <= MAX_ENVID => env.envid = Some(s),
-                    _ => return self.reply(501, "5.5.4", "Bad ENVID value"),
+                    _ => return Err((501, "5.5.4", "Bad ENVID value".into())),
                 },
                 ("AUTH", Some(v)) => match xtext_decode(v) {
                     // RFC 4954 §5: recorded only for an authenticated, trusted client.
                     Some(s) if s.len() <= 500 => {
-                        if self.auth_user.is_some() {
+                        if trusted {
                             env.mail_auth = Some(s)
                         }
                     }
-                    _ => return self.reply(501, "5.5.4", "Bad AUTH value"),
+                    _ => return Err((501, "5.5.4", "Bad AUTH value".into())),
                 },
-                ("BODY" | "RET", _) => {
-                    return self.reply(501, "5.5.4", &format!("Bad {k} value"));
-                }
-                _ => {
-                    return self.reply(555, "5.5.4", &format!("Unsupported parameter {k}"));
-                }
+                ("BODY" | "RET", _) => return Err((501, "5.5.4", format!("Bad {k} value"))),
+                _ => return Err(unsupported(k)),
             }
+            Ok(())
+        });
+        if let Err((code, enh, text)) = r {
+            return self.reply(code, enh, &text);
         }
         let r = format!("Sender <{}> ok", env.mail_from);
         self.state = State::ExpectRcpt(Box::new(Transaction { env }));
@@ -967,20 +960,11 @@ impl Session {
         // The postmaster takes the same parameters (checked alike) but has no DSN of its own:
         // the forwarded copy is ordinary relayed mail (RFC 3461 §5.2.2 "relayed").
         let (mut notify, mut orcpt) = (None, None);
-        let mut seen = Vec::new();
-        for p in params.split_ascii_whitespace() {
-            let (k, v) = match p.split_once('=') {
-                Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
-                None => (p.to_ascii_uppercase(), None),
-            };
-            if seen.contains(&k) {
-                return self.reply(501, "5.5.4", &format!("Duplicate parameter {k}"));
-            }
-            seen.push(k.clone());
-            match (k.as_str(), v) {
+        let r = each_param(params, |k, v| {
+            match (k, v) {
                 ("NOTIFY", Some(v)) => match parse_notify(v) {
                     Some(n) => notify = Some(n),
-                    None => return self.reply(501, "5.5.4", "Bad NOTIFY value"),
+                    None => return Err((501, "5.5.4", "Bad NOTIFY value".into())),
                 },
                 ("ORCPT", Some(v)) => {
                     let ok = v.split_once(';').and_then(|(t, a)| {
@@ -992,11 +976,15 @@ impl Session {
                     });
                     match ok {
                         Some(o) => orcpt = Some(o),
-                        None => return self.reply(501, "5.5.4", "Bad ORCPT value"),
+                        None => return Err((501, "5.5.4", "Bad ORCPT value".into())),
                     }
                 }
-                _ => return self.reply(555, "5.5.4", &format!("Unsupported parameter {k}")),
+                _ => return Err(unsupported(k)),
             }
+            Ok(())
+        });
+        if let Err((code, enh, text)) = r {
+            return self.reply(code, enh, &text);
         }
         let State::ExpectRcpt(t) = &mut self.state else {
             unreachable!("checked above")
@@ -1022,7 +1010,7 @@ impl Session {
 
     /// The RCPT policy, decided now (not after DATA): syntax, relaying, postmaster, fax form,
     /// dial plan.
-    fn check_recipient(&self, path: &str) -> Result<Accepted, (u16, &'static str, String)> {
+    fn check_recipient(&self, path: &str) -> Result<Accepted, Refusal> {
         // RFC 5321 §4.1.1.3: the bare `<postmaster>` names the server's own postmaster.
         if address::is_bare_postmaster(path) {
             return Ok(Accepted::Postmaster);
@@ -1216,7 +1204,41 @@ impl Session {
     }
 }
 
-fn addr_reply(path: &str, e: address::AddressError) -> (u16, &'static str, String) {
+/// A refusal: reply code, enhanced code (RFC 3463), text.
+type Refusal = (u16, &'static str, String);
+
+/// Walks the ESMTP parameters of MAIL or RCPT (RFC 5321 §4.1.2: `esmtp-param = esmtp-keyword
+/// ["=" esmtp-value]`, separated by spaces), handing each to `each` in order with its keyword
+/// upper-cased (keywords are case-insensitive, §2.4) and its value as given. Stops at the
+/// first refusal: one from `each`, or `501 5.5.4` for a keyword given twice (ours: which of
+/// the two would count is ambiguous), checked when the repeat is reached so that an earlier
+/// bad value is the one reported.
+fn each_param<'a>(
+    params: &'a str,
+    mut each: impl FnMut(&str, Option<&'a str>) -> Result<(), Refusal>,
+) -> Result<(), Refusal> {
+    // At most a few parameters fit in a command line: a linear search beats a set.
+    let mut seen: Vec<String> = Vec::new();
+    for p in params.split_ascii_whitespace() {
+        let (k, v) = match p.split_once('=') {
+            Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
+            None => (p.to_ascii_uppercase(), None),
+        };
+        if seen.contains(&k) {
+            return Err((501, "5.5.4", format!("Duplicate parameter {k}")));
+        }
+        each(&k, v)?;
+        seen.push(k);
+    }
+    Ok(())
+}
+
+/// `555 5.5.4`: RFC 5321 §4.1.1.11, a parameter we do not implement.
+fn unsupported(k: &str) -> Refusal {
+    (555, "5.5.4", format!("Unsupported parameter {k}"))
+}
+
+fn addr_reply(path: &str, e: address::AddressError) -> Refusal {
     let code = match e {
         address::AddressError::Syntax(_) | address::AddressError::TooLong(_) => 553,
         _ => 550,

@@ -91,6 +91,8 @@ data_dir = "$W/fg-data"
 listen = "127.0.0.1:$FG_PORT"
 max_connections = 256
 max_connections_per_ip = 256
+# The benchmark is one client sending as fast as it can: the per-client rate limit is off.
+max_messages_per_minute = 0
 [log]
 filter = "warn"
 TOML

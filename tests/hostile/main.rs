@@ -16,5 +16,6 @@ mod crashloop;
 mod dialplan;
 mod flood;
 mod mime;
+mod ratelimit;
 mod render;
 mod smtp;

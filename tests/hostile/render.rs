@@ -317,7 +317,14 @@ fn render_sender_report_names_the_budget() {
         ..Offramp::default()
     };
     let mut b = for_message(&cfg, &Cancel::new());
-    let cause = document::build(&raw, &cfg, &opts(), &Stamp::default(), &mut b).unwrap_err();
+    let cause = document::build(
+        &raw,
+        &document::Options::from(&cfg),
+        &opts(),
+        &Stamp::default(),
+        &mut b,
+    )
+    .unwrap_err();
     let Cause::TooComplex { part, page, limit } = &cause else {
         panic!("{cause:?}")
     };
@@ -342,7 +349,14 @@ fn render_sender_report_names_the_budget() {
         ..Offramp::default()
     };
     let mut t = Limited::new(0, Box::new(|| Some(budget::Interrupt::Time)));
-    let cause = document::build(&raw, &slow, &opts(), &Stamp::default(), &mut t).unwrap_err();
+    let cause = document::build(
+        &raw,
+        &document::Options::from(&slow),
+        &opts(),
+        &Stamp::default(),
+        &mut t,
+    )
+    .unwrap_err();
     let words = cause.words();
     assert!(
         words.starts_with("Page 1 of ") && words.contains("needs more than 60 s to render"),
@@ -353,7 +367,14 @@ fn render_sender_report_names_the_budget() {
     // Cancellation is no failure of the sender's: the caller keeps the message.
     let mut c = Limited::new(0, Box::new(|| Some(budget::Interrupt::Cancelled)));
     assert_eq!(
-        document::build(&raw, &cfg, &opts(), &Stamp::default(), &mut c).unwrap_err(),
+        document::build(
+            &raw,
+            &document::Options::from(&cfg),
+            &opts(),
+            &Stamp::default(),
+            &mut c
+        )
+        .unwrap_err(),
         Cause::Interrupted
     );
 }
@@ -516,8 +537,14 @@ fn render_real_documents_fit_the_default_budget() {
         let raw = std::fs::read(eml.join(f)).unwrap();
         let mut m = Recording::measuring();
         let cfg = Config::default().offramp;
-        document::build(&raw, &cfg, &opts(), &Stamp::default(), &mut m)
-            .unwrap_or_else(|c| panic!("{f}: {c}"));
+        document::build(
+            &raw,
+            &document::Options::from(&cfg),
+            &opts(),
+            &Stamp::default(),
+            &mut m,
+        )
+        .unwrap_or_else(|c| panic!("{f}: {c}"));
         println!("{f}: at most {} work units a page", m.max_page_work());
         worst = worst.max(m.max_page_work());
     }
@@ -600,7 +627,7 @@ fn render_split_refuses_the_bomb_with_a_report_and_keeps_a_cancelled_message() {
     let cancel = Cancel::new();
     let check = |raw: &[u8], o: &SenderOptions| {
         let mut b = for_message(&cfg.offramp, &cancel);
-        document::prepare_within(raw, &cfg.offramp, o, &mut b)
+        document::prepare_within(raw, &document::Options::from(&cfg.offramp), o, &mut b)
     };
     let s = jobs::split_message(&spool, &id, &cfg, &check, faxgate::spool::now()).unwrap();
     let Split::Failed { cause, report, .. } = s else {
@@ -627,7 +654,7 @@ fn render_split_refuses_the_bomb_with_a_report_and_keeps_a_cancelled_message() {
     cancelled.cancel();
     let check = |raw: &[u8], o: &SenderOptions| {
         let mut b = for_message(&cfg.offramp, &cancelled);
-        document::prepare_within(raw, &cfg.offramp, o, &mut b)
+        document::prepare_within(raw, &document::Options::from(&cfg.offramp), o, &mut b)
     };
     let e = jobs::split_message(&spool2, &id2, &cfg, &check, faxgate::spool::now()).unwrap_err();
     assert!(matches!(e, JobsError::Interrupted(_)), "{e:?}");

@@ -214,13 +214,6 @@ mod tests {
     use chrono::NaiveDate;
 
     #[test]
-    fn config_defaults_parse() {
-        let o = crate::config::Offramp::default();
-        Template::parse(&o.header, HEADER_FIELDS).unwrap();
-        crate::image::render::cover::template(&o.cover_template).unwrap();
-    }
-
-    #[test]
     fn parse_and_expand() {
         let t = Template::parse(
             "{date} {time} {{x}} FROM {sender} P.{page}/{pages}",

@@ -251,7 +251,7 @@ impl Kind {
     }
 }
 
-/// How to render.
+/// How to render (the shell builds them from `[offramp]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     /// Pixel density.
@@ -279,29 +279,6 @@ impl Default for Options {
 }
 
 impl Options {
-    /// Options from the `[offramp]` config section.
-    pub fn from_config(c: &crate::config::Offramp) -> Options {
-        use crate::config::{Paper as P, Resolution as R};
-        Options {
-            resolution: match c.resolution {
-                R::Standard => Resolution::STANDARD,
-                R::Fine => Resolution::FINE,
-                R::Superfine => Resolution::SUPERFINE,
-            },
-            paper: match c.paper {
-                P::A4 => Paper::A4,
-                P::Letter => Paper::Letter,
-            },
-            bilevel: Bilevel::Auto,
-            limits: Limits {
-                max_pages: c.max_pages,
-                max_pdf_pages: c.max_pages,
-                ..Limits::default()
-            },
-            pdf_fonts: PdfFonts::from_config(&c.pdf_font_dir),
-        }
-    }
-
     fn layout(&self) -> Layout {
         Layout {
             res: self.resolution,
