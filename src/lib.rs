@@ -37,19 +37,18 @@
 //! modules; `anyhow` is used only there.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod delivery;
 pub mod fax;
 pub mod image;
-pub mod image_tools;
 pub mod job;
 pub mod logging;
 pub mod mail;
 pub mod offramp;
 pub mod onramp;
 pub mod private_fs;
-pub mod render_cmd;
 pub mod scheduler;
 pub mod smtp;
 pub mod spool;

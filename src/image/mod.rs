@@ -31,6 +31,8 @@
 pub mod codec;
 mod page;
 pub mod render;
+mod resample;
 pub mod tiff;
 
 pub use page::{Page, PageError, Resolution};
+pub use resample::resample;

@@ -122,7 +122,7 @@ pub fn write_tiff(pages: &[Page], profile: Profile) -> Result<Vec<u8>, TiffError
         let y = p.resolution().y_dpi;
         // RFC 3949 §3: Profile S takes 98/100/196/200 lpi only; superfine goes to fine.
         if profile == Profile::S && y > 250.0 {
-            w.write_page(&crate::image_tools::resample(p, 196.0))?;
+            w.write_page(&crate::image::resample(p, 196.0))?;
         } else {
             w.write_page(p)?;
         }

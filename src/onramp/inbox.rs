@@ -348,9 +348,9 @@ fn to_fax_geometry(p: Page) -> Result<Page, String> {
     Ok(if fits {
         p
     } else if r.y_dpi > 150.0 {
-        crate::image_tools::resample(&p, 196.0)
+        crate::image::resample(&p, 196.0)
     } else {
-        crate::image_tools::resample(&p, 98.0)
+        crate::image::resample(&p, 98.0)
     })
 }
 

@@ -14,12 +14,10 @@
 //! | [`fax_in`] | the `FaxIn` spool job: commit a received fax; route and mail it |
 //! | [`inbox`] | the watched inbox folder: settle rule (PURE), sidecar (PURE), ingest |
 //! | [`service`] | the workers as one service: inbox scans, `FaxIn` routing, `MailOut` delivery |
-//! | [`cli`] | `faxgate onramp submit FILE... [--to ADDR]` |
 //!
 //! The description of one reception, [`Reception`], is what modems, the inbox and `submit`
 //! produce and what routes and templates consume.
 
-pub mod cli;
 pub mod compose;
 pub mod fax_in;
 pub mod inbox;

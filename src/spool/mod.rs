@@ -46,7 +46,6 @@
 //! critical path would need a different commit point. All calls block: async callers use
 //! `tokio::task::spawn_blocking`.
 
-pub mod cli;
 mod record;
 
 pub use record::{
@@ -473,7 +472,8 @@ impl Spool {
         &self.inner.opts
     }
 
-    fn job_dir(&self, area: Area, id: &JobId) -> PathBuf {
+    /// The directory of job `id` in `area` (whether or not it exists).
+    pub fn job_dir(&self, area: Area, id: &JobId) -> PathBuf {
         self.inner
             .root
             .join(area.dir())

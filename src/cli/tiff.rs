@@ -1,6 +1,5 @@
-//! The I/O shell behind `faxgate convert` and `faxgate tiff-check`: opens the files and hands
-//! bytes to the pure [`crate::image`] module. Argument types are clap `Args` so that the binary
-//! only names them.
+//! `faxgate convert` and `faxgate tiff-check`: the I/O shell that opens the files and hands
+//! bytes to the pure [`crate::image`] module (resampling is [`crate::image::resample`]).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -11,7 +10,7 @@ use thiserror::Error;
 
 use crate::image::codec::Coding;
 use crate::image::tiff::{self, Limits, Profile, Reader, TiffError, Writer};
-use crate::image::{Page, Resolution};
+use crate::image::{Page, resample};
 
 /// Coding choices on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -94,37 +93,6 @@ pub enum ConvertError {
 
 /// Largest file `tiff-check` reads (it holds the file in memory).
 pub const MAX_CHECK_BYTES: u64 = 512 << 20;
-
-/// Vertically resamples `page` to `y_dpi`: each output row is the OR of the input rows it
-/// covers (so thin horizontal lines survive halving), or a repeat when stretching.
-pub fn resample(page: &Page, y_dpi: f32) -> Page {
-    let src = page.resolution();
-    if (src.y_dpi - y_dpi).abs() < 0.5 {
-        return page.clone();
-    }
-    let h = page.height();
-    let ratio = f64::from(src.y_dpi) / f64::from(y_dpi);
-    let nh = ((f64::from(h) / ratio).round() as u32).max(1);
-    let res = Resolution {
-        x_dpi: src.x_dpi,
-        y_dpi,
-    };
-    let mut out = match Page::new(page.width(), nh, res) {
-        Ok(p) => p,
-        Err(_) => return page.clone(),
-    };
-    for j in 0..nh {
-        let a = ((f64::from(j) * ratio) as u32).min(h - 1);
-        let b = (((f64::from(j) + 1.0) * ratio) as u32).clamp(a + 1, h);
-        let dst = out.row_mut(j);
-        for y in a..b {
-            for (d, s) in dst.iter_mut().zip(page.row(y)) {
-                *d |= *s;
-            }
-        }
-    }
-    out
-}
 
 /// Converts `args.input` to `args.output`, one page in memory at a time. Returns pages written.
 pub fn convert(args: &ConvertArgs) -> Result<u32, ConvertError> {

@@ -1,6 +1,6 @@
 //! `faxgate offramp-check FILE.eml [--out FAX.tif]`: what the gateway would fax for an email,
-//! without sending anything. The I/O shell over [`super::mime`], [`super::options`] and
-//! [`super::document`]: it reads the file, prints the parts taken and skipped, the sender's
+//! without sending anything. The I/O shell over [`crate::offramp::mime`],
+//! [`crate::offramp::options`] and [`crate::offramp::document`]: it reads the file, prints the parts taken and skipped, the sender's
 //! options and the page count (or the cause the sender would be told), and can write the pages
 //! as an RFC 3949 TIFF-F (Profile S at standard or fine, Profile F MMR otherwise).
 
@@ -12,8 +12,8 @@ use crate::config::Config;
 use crate::image::codec::Coding;
 use crate::image::tiff::{Profile, Writer};
 
-use super::document::{self, Stamp};
-use super::{mime, options};
+use crate::offramp::document::{self, Stamp};
+use crate::offramp::{budget, causes, mime, options};
 
 /// Arguments of `faxgate offramp-check`.
 #[derive(Debug, Clone, clap::Args)]
@@ -28,8 +28,7 @@ pub struct CheckArgs {
 /// `faxgate offramp-check`: load the effective configuration (`--config`, else the usual
 /// places), then [`run`].
 pub fn main(args: &CheckArgs, config: Option<&std::path::Path>) -> ExitCode {
-    let file = crate::config::find_config_file(config);
-    match crate::config::load(file.as_deref(), std::env::vars()) {
+    match super::load(config) {
         Ok(l) => run(args, &l.config),
         Err(errs) => {
             eprintln!("faxgate: configuration has {} error(s):", errs.0.len());
@@ -43,8 +42,10 @@ pub fn main(args: &CheckArgs, config: Option<&std::path::Path>) -> ExitCode {
 /// 1 when the sender would get a failure report, 2 on a local error.
 pub fn run(args: &CheckArgs, cfg: &Config) -> ExitCode {
     let mut raw = Vec::new();
-    let read = std::fs::File::open(&args.file)
-        .and_then(|f| f.take(super::jobs::MAX_MESSAGE_BYTES).read_to_end(&mut raw));
+    let read = std::fs::File::open(&args.file).and_then(|f| {
+        f.take(crate::offramp::jobs::MAX_MESSAGE_BYTES)
+            .read_to_end(&mut raw)
+    });
     if let Err(e) = read {
         eprintln!("faxgate: cannot read {}: {e}", args.file.display());
         return ExitCode::from(2);
@@ -76,14 +77,14 @@ pub fn run(args: &CheckArgs, cfg: &Config) -> ExitCode {
         recipient: "(recipient)".into(),
     };
     // The daemon's limits, so that the check says what the gateway would do.
-    let mut budget = super::budget::for_message(&cfg.offramp, &super::budget::Cancel::new());
+    let mut budget = budget::for_message(&cfg.offramp, &budget::Cancel::new());
     let doc = match document::build(&raw, &cfg.offramp, &opts, &stamp, &mut budget) {
         Ok(d) => d,
         Err(cause) => {
             println!("FAIL  {}", cause.words());
             println!(
                 "      status {} ({})",
-                cause.status(super::causes::Action::Failed),
+                cause.status(causes::Action::Failed),
                 cause.keyword()
             );
             return ExitCode::FAILURE;
