@@ -49,6 +49,7 @@ pub mod mail;
 pub mod offramp;
 pub mod onramp;
 pub mod private_fs;
+pub mod read_limit;
 pub mod scheduler;
 pub mod smtp;
 pub mod spool;

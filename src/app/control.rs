@@ -234,8 +234,7 @@ pub fn query(path: &Path) -> std::io::Result<Snapshot> {
     s.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     s.set_write_timeout(Some(REQUEST_TIMEOUT))?;
     s.write_all(b"status\n")?;
-    let mut buf = Vec::new();
-    s.take(MAX_ANSWER).read_to_end(&mut buf)?;
+    let buf = crate::read_limit::read_from(s, path, MAX_ANSWER)?;
     serde_json::from_slice(&buf)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }

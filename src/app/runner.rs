@@ -13,7 +13,6 @@
 //! is atomic), or, when paced, is hung up and the job requeued for the next start.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -236,11 +235,7 @@ pub fn class_of(cause: Cause) -> CauseClass {
 
 fn read_payload(spool: &Spool, id: &JobId, name: &str) -> Result<Vec<u8>, SpoolError> {
     let path = spool.payload_path(id, name)?;
-    let mut buf = Vec::new();
-    std::fs::File::open(&path)
-        .and_then(|f| f.take(MAX_MESSAGE_BYTES).read_to_end(&mut buf))
-        .map_err(|e| SpoolError::io(&path, e))?;
-    Ok(buf)
+    crate::read_limit::read(&path, MAX_MESSAGE_BYTES).map_err(|e| SpoolError::io(&path, e.into()))
 }
 
 /// What a fax attempt came to, before it is recorded.

@@ -4,13 +4,13 @@
 //! options and the page count (or the cause the sender would be told), and can write the pages
 //! as an RFC 3949 TIFF-F (Profile S at standard or fine, Profile F MMR otherwise).
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::image::codec::Coding;
 use crate::image::tiff::{Profile, Writer};
+use crate::read_limit;
 
 use crate::offramp::document::{self, Stamp};
 use crate::offramp::{budget, causes, mime, options};
@@ -41,15 +41,15 @@ pub fn main(args: &CheckArgs, config: Option<&std::path::Path>) -> ExitCode {
 /// Run `offramp-check` with the configuration `cfg`. Exit 0 when the message can be faxed,
 /// 1 when the sender would get a failure report, 2 on a local error.
 pub fn run(args: &CheckArgs, cfg: &Config) -> ExitCode {
-    let mut raw = Vec::new();
-    let read = std::fs::File::open(&args.file).and_then(|f| {
-        f.take(crate::offramp::jobs::MAX_MESSAGE_BYTES)
-            .read_to_end(&mut raw)
-    });
-    if let Err(e) = read {
-        eprintln!("faxgate: cannot read {}: {e}", args.file.display());
-        return ExitCode::from(2);
-    }
+    // The daemon's own ceiling for a stored message.
+    let raw = match read_limit::read(&args.file, crate::offramp::jobs::MAX_MESSAGE_BYTES) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let e = std::io::Error::from(e);
+            eprintln!("faxgate: cannot read {}: {e}", args.file.display());
+            return ExitCode::from(2);
+        }
+    };
     match mime::extract(&raw, &mime::Policy::from_config(&cfg.offramp)) {
         Ok(x) => {
             for p in &x.parts {

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use thiserror::Error;
 
+use crate::read_limit::ReadError;
+
 use crate::image::codec::Coding;
 use crate::image::tiff::{self, Limits, Profile, Reader, TiffError, Writer};
 use crate::image::{Page, resample};
@@ -170,15 +172,9 @@ pub fn convert_main(args: &ConvertArgs) -> ExitCode {
 pub fn tiff_check(args: &CheckArgs, out: &mut impl Write) -> std::io::Result<bool> {
     let mut all_ok = true;
     for f in &args.files {
-        let data = match File::open(f).and_then(|file| {
-            let mut v = Vec::new();
-            std::io::Read::read_to_end(
-                &mut std::io::Read::take(file, MAX_CHECK_BYTES + 1),
-                &mut v,
-            )?;
-            Ok(v)
-        }) {
-            Ok(d) if d.len() as u64 > MAX_CHECK_BYTES => {
+        let data = match crate::read_limit::read(f, MAX_CHECK_BYTES) {
+            Ok(d) => d,
+            Err(ReadError::TooLarge { .. }) => {
                 writeln!(
                     out,
                     "{}: larger than {MAX_CHECK_BYTES} bytes, not checked",
@@ -187,9 +183,8 @@ pub fn tiff_check(args: &CheckArgs, out: &mut impl Write) -> std::io::Result<boo
                 all_ok = false;
                 continue;
             }
-            Ok(d) => d,
-            Err(e) => {
-                writeln!(out, "{}: {e}", f.display())?;
+            Err(ReadError::Io { source, .. }) => {
+                writeln!(out, "{}: {source}", f.display())?;
                 all_ok = false;
                 continue;
             }

@@ -13,8 +13,6 @@
 //! (`gateway.admin`) gets a notice as a `MailOut` of its own. Notices about notices are never
 //! made, so a dead relay cannot breed mail.
 
-use std::io::Read;
-
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::{error, info, warn};
@@ -141,12 +139,7 @@ pub fn data_of(rec: &JobRecord) -> Result<MailOutData, MailOutError> {
 
 fn read_message(spool: &Spool, id: &JobId, file: &str) -> Result<Vec<u8>, SpoolError> {
     let path = spool.payload_path(id, file)?;
-    let f = std::fs::File::open(&path).map_err(|e| SpoolError::io(&path, e))?;
-    let mut buf = Vec::new();
-    f.take(MAX_MESSAGE_BYTES)
-        .read_to_end(&mut buf)
-        .map_err(|e| SpoolError::io(&path, e))?;
-    Ok(buf)
+    crate::read_limit::read(&path, MAX_MESSAGE_BYTES).map_err(|e| SpoolError::io(&path, e.into()))
 }
 
 /// Who the operator notices come from and go to.

@@ -14,8 +14,6 @@
 //! stamps it); rendering here first proves every part renders and gives the page count, so a
 //! bad attachment fails the message before any call is made (RFC 3965 §3).
 
-use std::io::Read;
-
 use serde::{Deserialize, Serialize};
 
 use super::causes::{Action, Cause};
@@ -419,18 +417,10 @@ fn parse_data<T: for<'de> Deserialize<'de>>(
 
 fn read_message(spool: &Spool, id: &JobId, file: &str) -> Result<Vec<u8>, JobsError> {
     let path = spool.payload_path(id, file)?;
-    let f = std::fs::File::open(&path).map_err(|source| JobsError::Read {
+    crate::read_limit::read(&path, MAX_MESSAGE_BYTES).map_err(|e| JobsError::Read {
         id: id.clone(),
-        source,
-    })?;
-    let mut buf = Vec::new();
-    f.take(MAX_MESSAGE_BYTES)
-        .read_to_end(&mut buf)
-        .map_err(|source| JobsError::Read {
-            id: id.clone(),
-            source,
-        })?;
-    Ok(buf)
+        source: e.into(),
+    })
 }
 
 /// Commit a child job; `Exists` means it was committed before (a repeat after a crash).

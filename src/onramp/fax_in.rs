@@ -11,8 +11,6 @@
 //! it or, if it never does, in `failed/` as a dead letter: a fax is never deleted before a
 //! relay accepted it.
 
-use std::io::Read;
-
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::{info, warn};
@@ -86,12 +84,7 @@ pub fn queue_fax(spool: &Spool, data: &FaxInData, tiff: &[u8]) -> Result<JobReco
 }
 
 fn read_limited(path: &std::path::Path, max: u64) -> Result<Vec<u8>, SpoolError> {
-    let f = std::fs::File::open(path).map_err(|e| SpoolError::io(path, e))?;
-    let mut buf = Vec::new();
-    f.take(max)
-        .read_to_end(&mut buf)
-        .map_err(|e| SpoolError::io(path, e))?;
-    Ok(buf)
+    crate::read_limit::read(path, max).map_err(|e| SpoolError::io(path, e.into()))
 }
 
 fn outcome(cause: CauseClass, detail: String) -> Outcome {

@@ -54,7 +54,7 @@ pub use record::{
 };
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -356,13 +356,6 @@ fn valid_payload_name(name: &str) -> bool {
         && !name.starts_with("job")
 }
 
-fn read_limited(path: &Path) -> io::Result<Vec<u8>> {
-    let f = File::open(path)?;
-    let mut buf = Vec::new();
-    f.take(MAX_RECORD_BYTES as u64 + 1).read_to_end(&mut buf)?;
-    Ok(buf)
-}
-
 impl Spool {
     /// Open the spool as its owner (the daemon; one at a time): take `owner.lock`, create the
     /// directories, purge `incoming/` and `trash/`, recover interrupted and half-finished jobs,
@@ -626,13 +619,21 @@ impl Spool {
     }
 
     fn read_record(&self, dir: &Path, id: &JobId) -> Result<JobRecord> {
+        use crate::read_limit::ReadError;
         let path = dir.join(RECORD_FILE);
-        let bytes = match read_limited(&path) {
+        let bytes = match crate::read_limit::read(&path, MAX_RECORD_BYTES as u64) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(ReadError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 return Err(SpoolError::NotFound(id.clone()));
             }
-            Err(e) => return Err(SpoolError::io(&path, e)),
+            // Too large to be ours: damaged, like a record that does not parse.
+            Err(ReadError::TooLarge { size, .. }) => {
+                return Err(SpoolError::Damaged {
+                    path,
+                    source: RecordError::TooLarge(usize::try_from(size).unwrap_or(usize::MAX)),
+                });
+            }
+            Err(e) => return Err(SpoolError::io(&path, e.into())),
         };
         JobRecord::from_bytes(&bytes, Some(id))
             .map_err(|source| SpoolError::Damaged { path, source })
