@@ -6,7 +6,7 @@
 //!
 //! | file | verbs |
 //! |---|---|
-//! | this file | the verb table, `run`, `check-config`, `hash-password` |
+//! | this file | the verb table, `run`, `check-config` (`hash-password` is [`crate::smtp::auth`]'s) |
 //! | [`status`] | `status [--json]`: the daemon's snapshot, or the spool's when it is stopped |
 //! | [`queue`] | `queue list|show|retry|cancel|purge` over [`crate::spool`] |
 //! | [`onramp`] | `onramp submit FILE... [--to ADDR]` over [`crate::onramp::inbox`] |
