@@ -125,6 +125,11 @@ pub enum Command {
     Render(Box<render::RenderArgs>),
 }
 
+/// Largest input file a verb reads whole (ours): a document to render or send, a TIFF to
+/// check. Far above any real fax or document, and a limit all the same, so that a wrong file
+/// named by mistake (a disk image, a log) is refused instead of filling memory.
+pub const MAX_INPUT_BYTES: u64 = 512 << 20;
+
 /// Parses the command line and runs the verb; the process's exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -146,10 +146,11 @@ pub fn read_pages(files: &[PathBuf]) -> Result<Vec<crate::image::Page>, CallErro
     use crate::image::render;
     let mut pages = Vec::new();
     for f in files {
-        let bytes = std::fs::read(f).map_err(|e| CallError::Input {
-            path: f.clone(),
-            message: e.to_string(),
-        })?;
+        let bytes =
+            crate::read_limit::read(f, super::MAX_INPUT_BYTES).map_err(|e| CallError::Input {
+                path: f.clone(),
+                message: std::io::Error::from(e).to_string(),
+            })?;
         // A fax TIFF (1728-pel bilevel pages) is sent pixel for pixel; anything else — PDF,
         // pictures, text, other TIFFs — goes through the renderer, as the offramp does.
         if let Ok(p) = crate::image::tiff::read_bytes(&bytes, crate::image::tiff::Limits::default())

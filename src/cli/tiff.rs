@@ -94,7 +94,7 @@ pub enum ConvertError {
 }
 
 /// Largest file `tiff-check` reads (it holds the file in memory).
-pub const MAX_CHECK_BYTES: u64 = 512 << 20;
+pub const MAX_CHECK_BYTES: u64 = super::MAX_INPUT_BYTES;
 
 /// Converts `args.input` to `args.output`, one page in memory at a time. Returns pages written.
 pub fn convert(args: &ConvertArgs) -> Result<u32, ConvertError> {
