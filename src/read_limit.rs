@@ -128,6 +128,20 @@ mod tests {
     }
 
     #[test]
+    fn a_file_whose_length_is_over_is_refused_with_its_length() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sparse");
+        // 1 TiB, sparse: reading it would take hours, the refusal takes one fstat.
+        File::create(&p).unwrap().set_len(1 << 40).unwrap();
+        match read(&p, 1 << 20) {
+            Err(ReadError::TooLarge { limit, size, .. }) => {
+                assert_eq!((limit, size), (1 << 20, 1 << 40))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn a_stream_is_cut_one_past_the_limit() {
         let p = Path::new("<socket>");
         assert_eq!(read_from(&b"abc"[..], p, 3).unwrap(), b"abc");

@@ -218,3 +218,46 @@ pub fn tiff_check_main(args: &CheckArgs) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiff_check_refuses_a_file_over_the_limit_unread_and_reads_the_rest() {
+        let d = tempfile::tempdir().unwrap();
+        // Sparse: its length says it is too large, so it is refused without being read.
+        let huge = d.path().join("huge.tif");
+        File::create(&huge)
+            .unwrap()
+            .set_len(MAX_CHECK_BYTES + 1)
+            .unwrap();
+        let mut page = Page::new(1728, 8, crate::image::Resolution::FINE).unwrap();
+        page.set(5, 5, true);
+        let good = d.path().join("good.tif");
+        let mut w = Writer::new(BufWriter::new(File::create(&good).unwrap()), Profile::S).unwrap();
+        w.write_page(&page).unwrap();
+        w.finish().unwrap().flush().unwrap();
+        let missing = d.path().join("missing.tif");
+        let args = CheckArgs {
+            files: vec![huge.clone(), good.clone(), missing.clone()],
+            profile: ProfileArg::S,
+        };
+        let mut out = Vec::new();
+        assert!(!tiff_check(&args, &mut out).unwrap());
+        let out = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!(
+                "{}: larger than {MAX_CHECK_BYTES} bytes, not checked",
+                huge.display()
+            )
+        );
+        assert_eq!(lines[1], format!("{}: ok (Profile S)", good.display()));
+        assert!(
+            lines[2].starts_with(&format!("{}: No such file", missing.display())),
+            "{out}"
+        );
+    }
+}
