@@ -23,9 +23,6 @@ use figment::{Figment, Metadata, Source};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// The pure cores' options, built from the sections below.
-mod cores;
-
 /// Environment variable naming the data directory of the embedded default (ours).
 pub const DATA_ENV: &str = "FAXGATE_DATA";
 /// Environment variable naming the config file, same as `--config` (ours).
@@ -1579,7 +1576,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             (format!("route.{i}.body"), &r.body),
         ]
     })) {
-        if let Err(e) = crate::onramp::template::Template::parse(src) {
+        if let Err(e) = crate::mail::template::Template::parse(src) {
             err(key, e.to_string());
         }
     }

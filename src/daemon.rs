@@ -1,9 +1,10 @@
 //! The long-running process's plumbing, used by `faxgate run` ([`crate::app`]).
 //!
-//! Owns the shutdown signal that every service listens to, SIGTERM/SIGINT handling, and systemd
-//! notification (creating the data directory and starting the services is [`crate::app`]'s). With `NOTIFY_SOCKET`
-//! set (`Type=notify`) it sends `READY=1` once the services are up, `STATUS=` lines as the
-//! state changes, `WATCHDOG=1` at half of `WATCHDOG_USEC`, and `STOPPING=1` when asked to stop.
+//! Owns the shutdown signal that every service listens to ([`Shutdown`]), SIGTERM/SIGINT
+//! handling ([`termination_handler`]) and systemd notification ([`Notifier`]); creating the
+//! data directory, starting the services and deciding when to notify is [`crate::app`]'s.
+//! With `NOTIFY_SOCKET` set (`Type=notify`) the notifier sends `READY=1`, `STATUS=` lines,
+//! `WATCHDOG=1` (its interval is half of `WATCHDOG_USEC`) and `STOPPING=1` when told to.
 //! Without `NOTIFY_SOCKET` notification is a no-op.
 
 use std::time::Duration;

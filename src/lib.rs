@@ -10,46 +10,45 @@
 //!
 //! Modules marked PURE never open files, sockets or serial ports and never read the clock:
 //! bytes, events and `now` go in; outputs, commands and the next deadline come out. The I/O
-//! shells around them pump bytes and time.
+//! shells around them pump bytes and time. A module that holds both says which part is which.
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`config`] | typed `faxgate.toml`: embedded defaults < file < `FAXGATE_*` env, validation with key and origin, redaction; builds the pure cores' plain options (`config::cores`) |
-//! | [`logging`] | tracing set-up: plain lines under systemd, timestamps otherwise, JSON on request |
-//! | [`image`] | PURE: the [`image::Page`] bitmap, T.4 MH/MR and T.6 MMR codecs (row at a time; strict and received-line decoding with copy quality), TIFF-F writer (Profile S/F), bilevel TIFF reader with limits, RFC 3949 checker |
-//! | [`image::render`] | PURE: TIFF, PDF (hayro), PNG/JPEG/GIF/BMP/WebP, text and simple HTML to fax pages; geometry, threshold/dither, header line, cover page, limits |
-//! | [`fax`] | PURE: [`fax::t30`] the T.30 engine (phases, DIS/DCS, TCF, ECM, timers, causes, call report) and its in-memory line; [`fax::modem`] the AT layer, DLE codec and Class 1 driver (PURE), `port.rs` the only serial I/O |
-//! | [`image_tools`] | I/O shell of `faxgate convert` and `faxgate tiff-check` over [`image::codec`] and [`image::tiff`] (MH/MR/MMR codecs, TIFF-F writer/reader/checker) |
-//! | [`mail`] | PURE: RFC 3192 fax addresses (relay refusal included) and the dial plan (E.164, prefixes, toll-fraud policy) |
-//! | [`smtp`] | offramp ESMTP listener: PURE session state machine and per-client message rate; tokio listener, STARTTLS, AUTH, durable commit |
+//! | [`job`] | PURE leaf: the job vocabulary — ids, kinds, states, attempts, cause classes, decisions, the retry policy's data, timestamps, typed child relations, and each kind's typed data ([`job::JobData`], what the spool stores); imports nothing of the crate |
+//! | [`config`] | typed `faxgate.toml`: embedded defaults < file < `FAXGATE_*` env, validation with key and origin, redaction |
+//! | [`logging`] | tracing set-up: plain lines under systemd, timestamps otherwise, JSON on request; [`logging::Untrusted`] for outside text in logs and replies |
 //! | [`private_fs`] | files and directories created `0600` / `0700` whatever the umask (spool, data dir) |
-//! | [`job`] | PURE leaf: the job vocabulary — ids, kinds, states, attempts, cause classes, decisions, the retry policy's data, timestamps, typed child relations; imports nothing of the crate |
-//! | [`spool`] | the durable queue on disk: one commit point per job (fsync + rename), atomic record updates, receptions kept across crashes (`receiving/`), archives, start-up recovery, the `max_queued` high-water mark, an observer told of every change; `faxgate queue` |
+//! | [`read_limit`] | whole files and streams read under a size limit, a larger one refused with a typed error |
+//! | [`image`] | PURE: the [`image::Page`] bitmap and its resampling; T.4 MH/MR and T.6 MMR codecs (row at a time; strict and received-line decoding with copy quality); TIFF-F writer (Profile S/F), bilevel TIFF reader with limits, RFC 3949 checker; [`image::render`]: TIFF, PDF (hayro), PNG/JPEG/GIF/BMP/WebP, text and simple HTML to fax pages under a work budget — geometry, threshold/dither, header line, cover page |
+//! | [`fax`] | [`fax::t30`] PURE: the T.30 engine (phases, DIS/DCS, TCF, ECM, timers, causes, call report) and its in-memory line; [`fax::modem`]: the AT layer, DLE codec, Class 1 driver and probe (PURE), profiles, `port.rs` (the only serial I/O) and `session.rs` (one call on a port) |
+//! | [`mail`] | PURE: RFC 3192 fax addresses (relay refusal included), the dial plan (E.164, prefixes, toll-fraud policy), the fax email's templates |
+//! | [`smtp`] | the offramp ESMTP listener: PURE session state machine and per-client message rate; tokio listener, STARTTLS, AUTH, durable commit |
+//! | [`spool`] | the durable queue on disk: one commit point per job (fsync + rename), atomic record updates, receptions kept across crashes (`receiving/`), archives, start-up recovery, the `max_queued` high-water mark, an observer told of every change |
 //! | [`scheduler`] | PURE: retry/backoff per cause class, kill and give-up times; the dispatcher's core (priorities, due times, modem leases, relay and local limits), indexed for a large backlog |
-//! | [`onramp`] | received faxes → emails: receptions written page by page (`onramp::receiving`), routes, templates, the RFC 3965 message, the G4 PDF writer, `FaxIn` jobs, the inbox folder, `faxgate onramp submit` |
-//! | [`delivery`] | mail leaving the gateway: Maildir or SMTP relay (lettre), `MailOut` jobs, retry classes, dead letters |
-//! | [`offramp`] | offramp jobs: MIME → parts to fax, sender options, causes in plain words, RFC 3464 DSN / RFC 8098 MDN (PURE), message → fax jobs → one report |
-//! | [`render_cmd`] | I/O shell of `faxgate render`: input files to a TIFF-F and PNG previews through [`image::render`] |
-//! | [`app`] | `faxgate run`: the gateway wired from config — SMTP listener, the one event-driven dispatcher (`app::dispatch`) running every kind of job on the pure scheduler, the offramp workers (`app::runner`), modem pool and loopback line, inbox watcher; control socket and `faxgate status` |
-//! | [`daemon`] | process plumbing: signals, the shutdown signal, systemd notification (`READY`, `STOPPING`, `WATCHDOG`, `STATUS`) |
+//! | [`offramp`] | email → fax: MIME parts to fax, sender options, the document's pages, causes in plain words, RFC 3464 DSN / RFC 8098 MDN (all PURE); the render budget's clock; `Message` → `FaxOut` jobs → one report per message (spool I/O) |
+//! | [`onramp`] | received fax → email: routes, the G4 PDF writer (PURE); receptions written page by page, `FaxIn` jobs, the inbox folder, the onramp's workers |
+//! | [`delivery`] | mail leaving the gateway: the RFC 3965 / RFC 5322 message builder (PURE), Maildir or SMTP relay (lettre), `MailOut` jobs, retry classes, dead letters |
+//! | [`daemon`] | process plumbing for `faxgate run`: the shutdown signal, SIGTERM/SIGINT, systemd notification (`READY`, `STOPPING`, `WATCHDOG`, `STATUS`) |
+//! | [`app`] | `faxgate run`: the gateway wired from config — the pure cores' options (`app::cores`), SMTP listener, the one event-driven dispatcher (`app::dispatch`) running every kind of job on the pure scheduler, the offramp workers (`app::runner`), modem pool and loopback line, inbox watcher; the control socket |
+//! | [`cli`] | the command line: every verb's arguments (clap) and I/O shell — `run`, `status`, `check-config`, `queue`, `onramp submit`, `offramp-check`, `render`, `convert`, `tiff-check`, `modem probe`, `send`, `receive` (`hash-password` is dispatched to [`smtp::auth`]) |
 //!
-//! The binary (`src/main.rs`) is the CLI: it parses arguments with clap and calls into these
-//! modules; `anyhow` is used only there.
+//! The binary (`src/main.rs`) only calls [`cli::main`]. Library errors are typed (thiserror);
+//! the command line prints them with their causes.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod delivery;
 pub mod fax;
 pub mod image;
-pub mod image_tools;
 pub mod job;
 pub mod logging;
 pub mod mail;
 pub mod offramp;
 pub mod onramp;
 pub mod private_fs;
-pub mod render_cmd;
+pub mod read_limit;
 pub mod scheduler;
 pub mod smtp;
 pub mod spool;

@@ -29,7 +29,7 @@ fn config(port: u16) -> Config {
 fn message() -> Vec<u8> {
     // A fax-sized binary attachment: the test checks it comes back byte for byte.
     let tiff: Vec<u8> = (0..40_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
-    faxgate::onramp::message::build(&faxgate::onramp::message::FaxMail {
+    faxgate::delivery::message::build(&faxgate::delivery::message::FaxMail {
         from: "Fax Gateway <fax-gateway@example.com>".into(),
         to: vec!["sales@example.com".into()],
         cc: vec![],
@@ -37,7 +37,7 @@ fn message() -> Vec<u8> {
         body: "A fax was received.\n".into(),
         date: 1_796_000_000,
         message_id: "test.1@gw.example.com".into(),
-        attachment: Some(faxgate::onramp::message::Attachment::Tiff {
+        attachment: Some(faxgate::delivery::message::Attachment::Tiff {
             file_name: "fax".into(),
             bytes: tiff,
         }),

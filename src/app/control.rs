@@ -12,14 +12,15 @@
 //! The snapshot is built from memory (the modem board and the dispatcher's [`Live`]
 //! figures), never from the spool, so it answers at once under any backlog.
 //!
-//! `faxgate status` asks the socket; when nobody answers (the daemon is stopped) it reads the
-//! spool directly and says so.
+//! The client half of the protocol is here too ([`query`], [`tell_changed`]), so that the
+//! request lines are spelt in one file; `faxgate status` ([`crate::cli::status`]) asks the
+//! socket and, when nobody answers (the daemon is stopped), reads the spool directly and says
+//! so.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,11 +29,11 @@ use tokio::net::UnixListener;
 use tracing::{debug, warn};
 
 use super::dispatch::{Event, Events, Live};
-use super::status::{self, ModemState, ModemStatus, Snapshot};
+use super::status::{self, ModemStatus, Snapshot};
 use crate::config::Config;
 use crate::daemon::Shutdown;
 use crate::scheduler::Timestamp;
-use crate::spool::{Area, JobId, Spool, SpoolOptions};
+use crate::spool::{Area, JobId, Spool};
 
 /// File name of the control socket in the data directory.
 pub const SOCKET_NAME: &str = "control.sock";
@@ -125,13 +126,12 @@ pub fn spool_figures(
 /// The last call of each line from the spool's records (blocking): what `faxgate status`
 /// shows before the daemon has made a call of its own, or while it is stopped.
 pub fn remembered_calls(spool: &Spool) -> BTreeMap<String, status::LastCall> {
-    let mut all = Vec::new();
+    // One record in memory at a time: the daemon asks this at start-up, whatever the backlog.
+    let mut calls = BTreeMap::new();
     for area in [Area::Queue, Area::Done, Area::Failed] {
-        if let Ok(l) = spool.list(area) {
-            all.extend(l.jobs);
-        }
+        let _ = spool.scan(area, &mut |r| status::note_calls(&mut calls, &r));
     }
-    status::last_calls(&all)
+    calls
 }
 
 /// Serves the control socket until shutdown. A stale socket file (left by a daemon that was
@@ -233,72 +233,15 @@ pub fn query(path: &Path) -> std::io::Result<Snapshot> {
     s.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     s.set_write_timeout(Some(REQUEST_TIMEOUT))?;
     s.write_all(b"status\n")?;
-    let mut buf = Vec::new();
-    s.take(MAX_ANSWER).read_to_end(&mut buf)?;
+    let buf = crate::read_limit::read_from(s, path, MAX_ANSWER)?;
     serde_json::from_slice(&buf)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-}
-
-/// The snapshot read from the spool alone, for a stopped daemon: the configured lines are
-/// listed as stopped.
-pub fn offline(config: &Config) -> Result<Snapshot, crate::spool::SpoolError> {
-    let spool = Spool::attach(
-        &crate::spool::spool_dir(config),
-        SpoolOptions::from_config(config),
-    )?;
-    let (queue, recent, damaged) = spool_figures(&spool);
-    let calls = remembered_calls(&spool);
-    Ok(Snapshot {
-        live: false,
-        pid: None,
-        since: None,
-        modems: super::pool_lines(config)
-            .into_iter()
-            .map(|mut m| {
-                m.state = ModemState::Stopped;
-                m.last_call = calls.get(&m.name).cloned();
-                m
-            })
-            .collect(),
-        queue,
-        recent,
-        damaged,
-    })
-}
-
-/// `faxgate status [--json]`.
-pub fn status_main(config: &Config, json: bool) -> ExitCode {
-    let path = socket_path(config);
-    let snap = match query(&path) {
-        Ok(s) => s,
-        Err(e) => {
-            debug!("control socket {}: {e}", path.display());
-            match offline(config) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!(
-                        "faxgate: no daemon answers on {} and the spool cannot be read: {e}",
-                        path.display()
-                    );
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-    };
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&snap).unwrap_or_default()
-        );
-    } else {
-        print!("{}", status::format(&snap));
-    }
-    ExitCode::SUCCESS
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::status::ModemState;
     use proptest::prelude::*;
 
     proptest! {

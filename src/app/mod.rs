@@ -5,11 +5,12 @@
 //! | file | owns |
 //! |---|---|
 //! | [`mod@self`] | start-up order, the services, SIGTERM, systemd `READY`/`STATUS`/`WATCHDOG`/`STOPPING` |
-//! | [`runner`] | the offramp job runner: `Message` → `FaxOut` jobs, fax attempts on leased lines, driven by the pure scheduler |
+//! | [`dispatch`] | the one dispatcher: every kind of job through the pure scheduler, woken by events (spool changes, finished workers, timers) |
+//! | [`runner`] | the offramp's workers: `Message` → `FaxOut` jobs, fax attempts on the leased lines |
 //! | [`loopback`] | PURE: one call on the built-in loopback line (two of our T.30 engines back to back) |
 //! | [`modems`] | the real modems of the pool (`[[modem]]`): Class 1 with our T.30 engine; RING answering, leased for sending |
 //! | [`status`] | PURE: the status model, the `STATUS=` summary and the `faxgate status` text |
-//! | [`control`] | the control socket (`control.sock` in the data directory) and `faxgate status` |
+//! | [`control`] | the control socket (`control.sock` in the data directory): the server, and the client calls of `faxgate status` and `faxgate queue` ([`crate::cli`]) |
 //!
 //! Start-up: data directory → spool (owner lock, recovery of interrupted jobs) → onramp service
 //! (routes, templates, relay settings are checked here, so a bad configuration fails the start)
@@ -24,6 +25,7 @@
 //! onramp, the inbox at `inbox/`, all mail into the Maildir `maildir/` under the data dir.
 
 pub mod control;
+pub mod cores;
 pub mod dispatch;
 pub mod loopback;
 pub mod modems;

@@ -13,7 +13,6 @@
 //! is atomic), or, when paced, is hung up and the job requeued for the next start.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,36 +89,44 @@ pub fn recover(sh: &Shared) -> Result<(), SpoolError> {
     let now = crate::spool::now();
     // Receptions a dead run left half way: their confirmed pages become partial faxes.
     crate::onramp::receiving::recover(&sh.spool)?;
-    for rec in sh.spool.load()?.jobs {
-        if !jobs::split_was_interrupted(&rec) || rec.state != JobState::Queued {
-            continue;
+    // One record in memory at a time: a backlog of any size starts in flat memory.
+    let mut interrupted = Vec::new();
+    sh.spool.scan(crate::spool::Area::Queue, &mut |rec| {
+        if rec.state == JobState::Queued && jobs::split_was_interrupted(&rec) {
+            interrupted.push(rec.id);
         }
-        match jobs::quarantine_message(&sh.spool, &rec.id, &sh.cfg, now) {
+    })?;
+    for id in interrupted {
+        match jobs::quarantine_message(&sh.spool, &id, &sh.cfg, now) {
             Ok(report) => warn!(
-                job = %rec.id,
+                job = %id,
                 report = ?report.map(|r| r.to_string()),
                 "message quarantined: faxgate stopped while splitting it; the sender is told"
             ),
-            Err(e) => error!(job = %rec.id, "cannot quarantine the message: {e}"),
+            Err(e) => error!(job = %id, "cannot quarantine the message: {e}"),
         }
     }
-    let mut checked = BTreeSet::new();
+    // Faxes finished shortly before a crash whose message may still owe its report.
+    let (mut checked, mut finals) = (BTreeSet::new(), Vec::new());
     for area in [crate::spool::Area::Done, crate::spool::Area::Failed] {
-        for rec in sh.spool.list(area)?.jobs {
+        sh.spool.scan(area, &mut |rec| {
             let recent = rec
                 .finished
                 .is_some_and(|f| now.since(f) < REPORT_RECOVERY_WINDOW);
             if rec.kind != JobKind::FaxOut || !recent {
-                continue;
+                return;
             }
             if let Some(p) = &rec.parent
                 && !checked.insert(p.clone())
             {
-                continue;
+                return;
             }
-            if let Err(e) = jobs::on_fax_final(&sh.spool, &rec.id, &sh.cfg, now) {
-                warn!(job = %rec.id, "report recovery: {e}");
-            }
+            finals.push(rec.id);
+        })?;
+    }
+    for id in finals {
+        if let Err(e) = jobs::on_fax_final(&sh.spool, &id, &sh.cfg, now) {
+            warn!(job = %id, "report recovery: {e}");
         }
     }
     Ok(())
@@ -238,11 +245,7 @@ pub fn class_of(cause: Cause) -> CauseClass {
 
 fn read_payload(spool: &Spool, id: &JobId, name: &str) -> Result<Vec<u8>, SpoolError> {
     let path = spool.payload_path(id, name)?;
-    let mut buf = Vec::new();
-    std::fs::File::open(&path)
-        .and_then(|f| f.take(MAX_MESSAGE_BYTES).read_to_end(&mut buf))
-        .map_err(|e| SpoolError::io(&path, e))?;
-    Ok(buf)
+    crate::read_limit::read(&path, MAX_MESSAGE_BYTES).map_err(|e| SpoolError::io(&path, e.into()))
 }
 
 /// What a fax attempt came to, before it is recorded.

@@ -130,7 +130,16 @@ pub struct Snapshot {
 /// any `FaxOut` record that names the line (received faxes are not attempts and do not show).
 pub fn last_calls(records: &[JobRecord]) -> BTreeMap<String, LastCall> {
     let mut m: BTreeMap<String, LastCall> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.kind == JobKind::FaxOut) {
+    for r in records {
+        note_calls(&mut m, r);
+    }
+    m
+}
+
+/// Folds the calls of record `r` into `m`, the last call of each line ([`last_calls`] one
+/// record at a time, for a scan of the spool in flat memory).
+pub fn note_calls(m: &mut BTreeMap<String, LastCall>, r: &JobRecord) {
+    if r.kind == JobKind::FaxOut {
         for a in &r.attempts {
             let (Some(line), Some(ended)) = (&a.modem, a.ended) else {
                 continue;
@@ -155,7 +164,6 @@ pub fn last_calls(records: &[JobRecord]) -> BTreeMap<String, LastCall> {
             );
         }
     }
-    m
 }
 
 /// Names of the lines that may place calls (role `send` or `both`), for the scheduler.

@@ -14,7 +14,6 @@
 //! made, so a dead relay cannot breed mail.
 
 pub use crate::job::{MailOutData, Purpose};
-use std::io::Read;
 
 use thiserror::Error;
 use tracing::{error, info, warn};
@@ -28,7 +27,7 @@ use crate::spool::{Child, JobData, JobId, JobKind, JobRecord, NewJob, Outcome, S
 /// Payload file holding the message (RFC 5322, CRLF), unless the data names another.
 pub const MESSAGE_FILE: &str = "message.eml";
 
-/// Largest message read back for delivery (ours): what [`crate::onramp::message`] can build,
+/// Largest message read back for delivery (ours): what [`crate::delivery::message`] can build,
 /// base64-expanded, with room for headers.
 pub const MAX_MESSAGE_BYTES: u64 = 96 * 1024 * 1024;
 
@@ -91,12 +90,7 @@ pub fn data_of(rec: &JobRecord) -> Result<MailOutData, MailOutError> {
 
 fn read_message(spool: &Spool, id: &JobId, file: &str) -> Result<Vec<u8>, SpoolError> {
     let path = spool.payload_path(id, file)?;
-    let f = std::fs::File::open(&path).map_err(|e| SpoolError::io(&path, e))?;
-    let mut buf = Vec::new();
-    f.take(MAX_MESSAGE_BYTES)
-        .read_to_end(&mut buf)
-        .map_err(|e| SpoolError::io(&path, e))?;
-    Ok(buf)
+    crate::read_limit::read(&path, MAX_MESSAGE_BYTES).map_err(|e| SpoolError::io(&path, e.into()))
 }
 
 /// Who the operator notices come from and go to.
@@ -274,16 +268,16 @@ async fn notify_admin(
     text: &str,
     n: u16,
 ) {
-    let to = match crate::onramp::message::bare_address(&notices.admin) {
+    let to = match crate::delivery::message::bare_address(&notices.admin) {
         Ok(a) => a,
         Err(e) => {
             error!("cannot notify the operator: gateway.admin: {e}");
             return;
         }
     };
-    let from = crate::onramp::message::bare_address(&notices.from).unwrap_or_default();
+    let from = crate::delivery::message::bare_address(&notices.from).unwrap_or_default();
     let now = crate::spool::now();
-    let mail = crate::onramp::message::FaxMail {
+    let mail = crate::delivery::message::FaxMail {
         from: notices.from.clone(),
         to: vec![notices.admin.clone()],
         cc: Vec::new(),
@@ -293,7 +287,7 @@ async fn notify_admin(
         message_id: format!("{}.notice{n}.{}@{}", about, now.0, notices.hostname),
         attachment: None,
     };
-    let bytes = match crate::onramp::message::build(&mail) {
+    let bytes = match crate::delivery::message::build(&mail) {
         Ok(b) => b,
         Err(e) => {
             error!("cannot build the operator notice: {e}");

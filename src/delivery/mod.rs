@@ -17,9 +17,11 @@
 //! | [`maildir`] | delivery into a Maildir (the zero-config default): tmp → fsync → new |
 //! | [`smtp`] | SMTP relay client (lettre): implicit TLS / STARTTLS, AUTH, DSN with ENVID |
 //! | [`mail_out`] | the `MailOut` spool job: queue a message, run one attempt, dead letters |
+//! | [`message`] | PURE: the fax email (RFC 3965 / RFC 3302 / RFC 3949) and the operator notices, built with mail-builder |
 
 pub mod mail_out;
 pub mod maildir;
+pub mod message;
 pub mod smtp;
 
 pub use crate::job::MailEnvelope;

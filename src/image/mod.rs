@@ -1,5 +1,6 @@
-//! Fax images: the [`Page`] bitmap every other part of faxgate exchanges, the T.4/T.6 codecs
-//! ([`codec`]) and TIFF-F files ([`tiff`]).
+//! Fax images: the [`Page`] bitmap every other part of faxgate exchanges (and its vertical
+//! [`resample`]), the T.4/T.6 codecs ([`codec`]), TIFF-F files ([`tiff`]) and rendering of
+//! documents into pages ([`render`]).
 //!
 //! PURE: no I/O beyond `Read`/`Write` arguments. Rows are packed 1 bit per pixel, most
 //! significant bit first, **1 = black** (the fax convention: T.4 codes black runs), each row
@@ -31,6 +32,8 @@
 pub mod codec;
 mod page;
 pub mod render;
+mod resample;
 pub mod tiff;
 
 pub use page::{Page, PageError, Resolution};
+pub use resample::resample;

@@ -1,12 +1,16 @@
-//! PURE mail-side logic of the offramp: who a recipient address names and what may be dialled.
+//! PURE mail-side logic: who a recipient address names, what may be dialled, and the words of
+//! a fax email.
 //!
 //! [`address`] parses RCPT forward-paths into fax recipients (RFC 3192 `FAX=+…` plus the
 //! site forms) and refuses anything that smells of relaying; [`dialplan`] turns a number into
-//! an E.164 destination and a dial string and applies the toll-fraud policy. Neither touches
-//! files, sockets or the clock, so the SMTP session and the offramp jobs share them.
+//! an E.164 destination and a dial string and applies the toll-fraud policy; [`template`]
+//! fills the onramp's subject and body templates with a reception's fields (and lets the
+//! config check them). None touches files, sockets or the clock, so the SMTP session, the
+//! offramp jobs, the onramp and the config check share them.
 
 pub mod address;
 pub mod dialplan;
+pub mod template;
 
 use std::borrow::Cow;
 

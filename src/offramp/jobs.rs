@@ -17,7 +17,6 @@
 //! never held while a document renders.
 
 pub use crate::job::{FaxOutData, FaxResult, MailEnvelope, ReportKind};
-use std::io::Read;
 
 use super::causes::{Action, Cause};
 use super::dsn::{self, FaxSummary, Notify, RecipientOutcome, Report, Ret};
@@ -345,18 +344,10 @@ fn child_id(parent: &JobId, child: Child) -> Result<JobId, JobsError> {
 
 fn read_message(spool: &Spool, id: &JobId, file: &str) -> Result<Vec<u8>, JobsError> {
     let path = spool.payload_path(id, file)?;
-    let f = std::fs::File::open(&path).map_err(|source| JobsError::Read {
+    crate::read_limit::read(&path, MAX_MESSAGE_BYTES).map_err(|e| JobsError::Read {
         id: id.clone(),
-        source,
-    })?;
-    let mut buf = Vec::new();
-    f.take(MAX_MESSAGE_BYTES)
-        .read_to_end(&mut buf)
-        .map_err(|source| JobsError::Read {
-            id: id.clone(),
-            source,
-        })?;
-    Ok(buf)
+        source: e.into(),
+    })
 }
 
 /// Commit child `child` of `parent` with payload `file` holding `bytes`; `Ok(false)` when it

@@ -11,7 +11,6 @@
 //! | [`causes`] | PURE: outcomes in plain words, with RFC 3463 status and the `X-Fax` diagnostic |
 //! | [`budget`] | the rendering budget's clock and cancel flag (I/O half of `image::render::budget`) |
 //! | [`document`] | PURE: cover page, body text per `offramp.body_text`, attachments in order → pages; a part that fails names itself |
-//! | [`cli`] | `faxgate offramp-check FILE.eml [--out FAX.tif]`: what would be faxed (I/O shell) |
 //! | [`jobs`] | a `Message` job → one `FaxOut` job per recipient → ONE report (`MailOut`) when all are final |
 //! | [`dsn`] | PURE: RFC 3464 delivery status notifications (and RFC 8098 MDNs) from `<>` |
 //!
@@ -20,7 +19,6 @@
 
 pub mod budget;
 pub mod causes;
-pub mod cli;
 pub mod document;
 pub mod dsn;
 pub mod jobs;

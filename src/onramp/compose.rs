@@ -12,17 +12,17 @@
 
 use thiserror::Error;
 
-use super::message::{self, Attachment, FaxMail, MessageError};
 use super::pdf::{self, G4Page, PdfError};
 use super::route::RouteTable;
-use super::template::{Target, Template, TemplateError};
 use super::{Completion, Reception};
 use crate::config::{AttachFormat, Route};
 use crate::delivery::mail_out::{MailOutData, Purpose};
+use crate::delivery::message::{self, Attachment, FaxMail, MessageError};
 use crate::image::Page;
 use crate::image::codec::{Coding, EncodeOptions, Encoder};
 use crate::image::tiff::{Profile, TiffError, Writer};
 use crate::job::MailEnvelope;
+use crate::mail::template::{Target, Template, TemplateError};
 
 /// The settings composing needs (from `[gateway]` and `[onramp]`).
 #[derive(Debug, Clone)]
@@ -122,7 +122,7 @@ pub fn write_tiff(pages: &[Page], profile: Profile) -> Result<Vec<u8>, TiffError
         let y = p.resolution().y_dpi;
         // RFC 3949 §3: Profile S takes 98/100/196/200 lpi only; superfine goes to fine.
         if profile == Profile::S && y > 250.0 {
-            w.write_page(&crate::image_tools::resample(p, 196.0))?;
+            w.write_page(&crate::image::resample(p, 196.0))?;
         } else {
             w.write_page(p)?;
         }

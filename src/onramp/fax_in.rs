@@ -12,7 +12,6 @@
 //! relay accepted it.
 
 pub use crate::job::FaxInData;
-use std::io::Read;
 
 use thiserror::Error;
 use tracing::{info, warn};
@@ -77,12 +76,7 @@ pub fn queue_fax(spool: &Spool, data: &FaxInData, tiff: &[u8]) -> Result<JobReco
 }
 
 fn read_limited(path: &std::path::Path, max: u64) -> Result<Vec<u8>, SpoolError> {
-    let f = std::fs::File::open(path).map_err(|e| SpoolError::io(path, e))?;
-    let mut buf = Vec::new();
-    f.take(max)
-        .read_to_end(&mut buf)
-        .map_err(|e| SpoolError::io(path, e))?;
-    Ok(buf)
+    crate::read_limit::read(path, max).map_err(|e| SpoolError::io(path, e.into()))
 }
 
 fn outcome(cause: CauseClass, detail: String) -> Outcome {

@@ -348,9 +348,9 @@ fn to_fax_geometry(p: Page) -> Result<Page, String> {
     Ok(if fits {
         p
     } else if r.y_dpi > 150.0 {
-        crate::image_tools::resample(&p, 196.0)
+        crate::image::resample(&p, 196.0)
     } else {
-        crate::image_tools::resample(&p, 98.0)
+        crate::image::resample(&p, 98.0)
     })
 }
 
@@ -496,7 +496,7 @@ fn park(dir: &Path, path: &Path, why: &str) {
 /// Reads a regular file of at most `max` bytes (`None` when larger), not following a symlink
 /// unless `follow`. A symlink, directory or device is a document error.
 fn read_limited(path: &Path, max: u64, follow: bool) -> Result<Option<Vec<u8>>, InboxError> {
-    use std::io::Read;
+    use crate::read_limit::ReadError;
     use std::os::unix::fs::OpenOptionsExt;
     let mut o = fs::OpenOptions::new();
     o.read(true);
@@ -521,17 +521,11 @@ fn read_limited(path: &Path, max: u64, follow: bool) -> Result<Option<Vec<u8>>, 
             path.display()
         )));
     }
-    if m.len() > max {
-        return Ok(None);
+    match crate::read_limit::read_file(f, path, max) {
+        Ok(buf) => Ok(Some(buf)),
+        Err(ReadError::TooLarge { .. }) => Ok(None),
+        Err(ReadError::Io { source, .. }) => Err(io_err(path)(source)),
     }
-    let mut buf = Vec::new();
-    f.take(max + 1)
-        .read_to_end(&mut buf)
-        .map_err(io_err(path))?;
-    if buf.len() as u64 > max {
-        return Ok(None);
-    }
-    Ok(Some(buf))
 }
 
 /// `NAME.meta` beside `NAME`.

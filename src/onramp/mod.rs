@@ -7,28 +7,23 @@
 //! | file | owns |
 //! |---|---|
 //! | [`route`] | PURE: the `[[route]]` table, first match wins |
-//! | [`template`] | PURE: subject and body templates with every reception field |
-//! | [`message`] | PURE: the RFC 3965 / RFC 3302 / RFC 3949 email, built with mail-builder |
 //! | [`pdf`] | PURE: a small PDF writer embedding G4 (T.6 MMR) page data losslessly |
-//! | [`compose`] | PURE: route + template + attachment format → the email and its envelope |
+//! | [`compose`] | PURE: route + template ([`crate::mail::template`]) + attachment format → the email ([`crate::delivery::message`]) and its envelope |
 //! | [`fax_in`] | the `FaxIn` spool job: commit a received fax; route and mail it |
 //! | [`inbox`] | the watched inbox folder: settle rule (PURE), sidecar (PURE), ingest |
 //! | [`service`] | the workers as one service: inbox scans, `FaxIn` routing, `MailOut` delivery |
-//! | [`cli`] | `faxgate onramp submit FILE... [--to ADDR]` |
 //!
 //! The description of one reception, [`Reception`], is what modems, the inbox and `submit`
 //! produce and what routes and templates consume.
 
-pub mod cli;
 pub mod compose;
 pub mod fax_in;
 pub mod inbox;
-pub mod message;
+
 pub mod pdf;
 pub mod receiving;
 pub mod route;
 pub mod service;
-pub mod template;
 
 pub use crate::job::{Completion, Reception, Source};
 

@@ -46,7 +46,6 @@
 //! critical path would need a different commit point. All calls block: async callers use
 //! `tokio::task::spawn_blocking`.
 
-pub mod cli;
 mod record;
 
 pub use crate::job::{Child, JobData};
@@ -56,7 +55,7 @@ pub use record::{
 };
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -368,13 +367,6 @@ fn valid_payload_name(name: &str) -> bool {
         && !name.starts_with("job")
 }
 
-fn read_limited(path: &Path) -> io::Result<Vec<u8>> {
-    let f = File::open(path)?;
-    let mut buf = Vec::new();
-    f.take(MAX_RECORD_BYTES as u64 + 1).read_to_end(&mut buf)?;
-    Ok(buf)
-}
-
 impl Spool {
     /// Open the spool as its owner (the daemon; one at a time): take `owner.lock`, create the
     /// directories, purge `incoming/` and `trash/`, recover interrupted and half-finished jobs,
@@ -484,7 +476,8 @@ impl Spool {
         &self.inner.opts
     }
 
-    fn job_dir(&self, area: Area, id: &JobId) -> PathBuf {
+    /// The directory of job `id` in `area` (whether or not it exists).
+    pub fn job_dir(&self, area: Area, id: &JobId) -> PathBuf {
         self.inner
             .root
             .join(area.dir())
@@ -643,13 +636,21 @@ impl Spool {
     }
 
     fn read_record(&self, dir: &Path, id: &JobId) -> Result<JobRecord> {
+        use crate::read_limit::ReadError;
         let path = dir.join(RECORD_FILE);
-        let bytes = match read_limited(&path) {
+        let bytes = match crate::read_limit::read(&path, MAX_RECORD_BYTES as u64) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(ReadError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 return Err(SpoolError::NotFound(id.clone()));
             }
-            Err(e) => return Err(SpoolError::io(&path, e)),
+            // Too large to be ours: damaged, like a record that does not parse.
+            Err(ReadError::TooLarge { size, .. }) => {
+                return Err(SpoolError::Damaged {
+                    path,
+                    source: RecordError::TooLarge(usize::try_from(size).unwrap_or(usize::MAX)),
+                });
+            }
+            Err(e) => return Err(SpoolError::io(&path, e.into())),
         };
         JobRecord::from_bytes(&bytes, Some(id))
             .map_err(|source| SpoolError::Damaged { path, source })
@@ -984,25 +985,29 @@ impl Spool {
             (Area::Done, self.inner.opts.keep_done),
             (Area::Failed, self.inner.opts.keep_failed),
         ] {
-            let loaded = self.list(area)?;
-            for r in loaded.jobs {
+            // Only the ids to remove are kept while scanning (flat memory over any archive).
+            let mut old = Vec::new();
+            self.scan(area, &mut |r| {
                 let end = r.finished.unwrap_or(r.created);
                 if all || end.plus(keep) <= now {
-                    let src = self.job_dir(area, &r.id);
-                    let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
-                    let dst = self.inner.root.join("trash").join(format!(
-                        "{}-{}-{seq}",
-                        r.id,
-                        std::process::id()
-                    ));
-                    match fs::rename(&src, &dst) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(SpoolError::io(&src, e)),
-                    }
-                    fs::remove_dir_all(&dst).at(&dst)?;
-                    n += 1;
+                    old.push(r.id);
                 }
+            })?;
+            for id in old {
+                let src = self.job_dir(area, &id);
+                let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
+                let dst = self.inner.root.join("trash").join(format!(
+                    "{}-{}-{seq}",
+                    id,
+                    std::process::id()
+                ));
+                match fs::rename(&src, &dst) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(SpoolError::io(&src, e)),
+                }
+                fs::remove_dir_all(&dst).at(&dst)?;
+                n += 1;
             }
         }
         Ok(n)

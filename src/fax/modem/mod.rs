@@ -10,7 +10,6 @@
 //! | [`profile`] | modem-family profiles (`firmware-config/modems/*.toml`) and the fax class (`ModemClass`) |
 //! | [`port`] | I/O: the serial device (the only code that touches it), reopen after loss, per-call trace, and [`port::Modem`], the blocking shell that runs driver ops |
 //! | [`session`] | I/O: one call — the T.30 engine's commands carried out on a [`port::Modem`] |
-//! | [`cli`] | `faxgate modem probe DEV` |
 //!
 //! The rig facts the driver relies on (measured on iaxmodem/spandsp, and true of T.31 modems
 //! generally): frames come back with their two FCS octets, then `<DLE><ETX>`, then `OK` (good
@@ -19,7 +18,6 @@
 
 pub mod at;
 pub mod class1;
-pub mod cli;
 pub mod dle;
 pub mod port;
 pub mod probe;

@@ -243,23 +243,17 @@ fn plain_name(name: &str) -> Result<&str, ProfileError> {
 }
 
 fn read_limited(p: &Path) -> Result<String, ProfileError> {
-    use std::io::Read;
-    let err = |source| ProfileError::Read {
-        path: p.to_path_buf(),
-        source,
-    };
-    let f = std::fs::File::open(p).map_err(err)?;
-    let mut s = String::new();
-    f.take(MAX_PROFILE_BYTES + 1)
-        .read_to_string(&mut s)
-        .map_err(err)?;
-    if s.len() as u64 > MAX_PROFILE_BYTES {
-        return Err(ProfileError::Invalid {
+    use crate::read_limit::{self, ReadError};
+    read_limit::read_to_string(p, MAX_PROFILE_BYTES).map_err(|e| match e {
+        ReadError::TooLarge { .. } => ProfileError::Invalid {
             name: p.display().to_string(),
             message: format!("larger than {MAX_PROFILE_BYTES} bytes"),
-        });
-    }
-    Ok(s)
+        },
+        ReadError::Io { source, .. } => ProfileError::Read {
+            path: p.to_path_buf(),
+            source,
+        },
+    })
 }
 
 #[cfg(test)]

@@ -1,19 +1,19 @@
 //! `faxgate offramp-check FILE.eml [--out FAX.tif]`: what the gateway would fax for an email,
-//! without sending anything. The I/O shell over [`super::mime`], [`super::options`] and
-//! [`super::document`]: it reads the file, prints the parts taken and skipped, the sender's
+//! without sending anything. The I/O shell over [`crate::offramp::mime`],
+//! [`crate::offramp::options`] and [`crate::offramp::document`]: it reads the file, prints the parts taken and skipped, the sender's
 //! options and the page count (or the cause the sender would be told), and can write the pages
 //! as an RFC 3949 TIFF-F (Profile S at standard or fine, Profile F MMR otherwise).
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::image::codec::Coding;
 use crate::image::tiff::{Profile, Writer};
+use crate::read_limit;
 
-use super::document::{self, Stamp};
-use super::{mime, options};
+use crate::offramp::document::{self, Stamp};
+use crate::offramp::{budget, causes, mime, options};
 
 /// Arguments of `faxgate offramp-check`.
 #[derive(Debug, Clone, clap::Args)]
@@ -28,8 +28,7 @@ pub struct CheckArgs {
 /// `faxgate offramp-check`: load the effective configuration (`--config`, else the usual
 /// places), then [`run`].
 pub fn main(args: &CheckArgs, config: Option<&std::path::Path>) -> ExitCode {
-    let file = crate::config::find_config_file(config);
-    match crate::config::load(file.as_deref(), std::env::vars()) {
+    match super::load(config) {
         Ok(l) => run(args, &l.config),
         Err(errs) => {
             eprintln!("faxgate: configuration has {} error(s):", errs.0.len());
@@ -42,13 +41,15 @@ pub fn main(args: &CheckArgs, config: Option<&std::path::Path>) -> ExitCode {
 /// Run `offramp-check` with the configuration `cfg`. Exit 0 when the message can be faxed,
 /// 1 when the sender would get a failure report, 2 on a local error.
 pub fn run(args: &CheckArgs, cfg: &Config) -> ExitCode {
-    let mut raw = Vec::new();
-    let read = std::fs::File::open(&args.file)
-        .and_then(|f| f.take(super::jobs::MAX_MESSAGE_BYTES).read_to_end(&mut raw));
-    if let Err(e) = read {
-        eprintln!("faxgate: cannot read {}: {e}", args.file.display());
-        return ExitCode::from(2);
-    }
+    // The daemon's own ceiling for a stored message.
+    let raw = match read_limit::read(&args.file, crate::offramp::jobs::MAX_MESSAGE_BYTES) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let e = std::io::Error::from(e);
+            eprintln!("faxgate: cannot read {}: {e}", args.file.display());
+            return ExitCode::from(2);
+        }
+    };
     match mime::extract(&raw, &mime::Policy::from_config(&cfg.offramp)) {
         Ok(x) => {
             for p in &x.parts {
@@ -77,14 +78,14 @@ pub fn run(args: &CheckArgs, cfg: &Config) -> ExitCode {
     };
     // The daemon's limits, so that the check says what the gateway would do.
     let doc_opts = document::Options::from(&cfg.offramp);
-    let mut budget = super::budget::for_message(doc_opts.budget, &super::budget::Cancel::new());
+    let mut budget = budget::for_message(doc_opts.budget, &budget::Cancel::new());
     let doc = match document::build(&raw, &doc_opts, &opts, &stamp, &mut budget) {
         Ok(d) => d,
         Err(cause) => {
             println!("FAIL  {}", cause.words());
             println!(
                 "      status {} ({})",
-                cause.status(super::causes::Action::Failed),
+                cause.status(causes::Action::Failed),
                 cause.keyword()
             );
             return ExitCode::FAILURE;

@@ -7,7 +7,8 @@
 //! - TIFF (RFC 3302): `image/tiff; application=faxbw` with a `.tif` file name. RFC 3302 §2:
 //!   `application=faxbw` marks a Profile S/F (RFC 3949) black-and-white fax image and is a hint
 //!   only. One document is one multi-page TIFF (RFC 3965 §4.1 / STANDARDS.md onramp 2).
-//! - PDF: `application/pdf` with a `.pdf` file name (pages as CCITT G4, see [`super::pdf`]).
+//! - PDF: `application/pdf` with a `.pdf` file name (pages as CCITT G4, see
+//!   [`crate::onramp::pdf`]).
 //! - none: the notice alone (routes that keep the image off the mail system for privacy).
 //!
 //! The caller provides everything that varies (time, message id, rendered text), so the output
@@ -52,7 +53,7 @@ pub struct FaxMail {
     pub to: Vec<String>,
     /// `Cc:` recipients (the admin copy on failures).
     pub cc: Vec<String>,
-    /// Subject line (already one line: [`super::template::Target::Header`]).
+    /// Subject line (already one line: [`crate::mail::template::Target::Header`]).
     pub subject: String,
     /// Readable text.
     pub body: String,

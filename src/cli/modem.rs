@@ -1,10 +1,47 @@
-//! `faxgate modem …` subcommands: thin wrappers that open a modem, run, and report as text.
+//! `faxgate modem probe`, `faxgate send` and `faxgate receive`: thin wrappers that open a
+//! modem ([`crate::fax::modem::port`]), run, and report as text.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::port::{Modem, ModemError};
-use super::profile::{Profile, ProfileError};
+use clap::Subcommand;
+
+use crate::fax::modem::port::{Modem, ModemError};
+use crate::fax::modem::profile::{Profile, ProfileError};
+use crate::fax::modem::session;
+
+/// `faxgate modem …`.
+#[derive(Subcommand, Debug)]
+pub enum ModemCommand {
+    /// Initialise the modem on DEV and print what it offers (identity, classes, speeds).
+    Probe {
+        /// Serial device, e.g. /dev/ttyACM0.
+        dev: PathBuf,
+        /// Modem profile file (default: the built-in generic Class 1 profile).
+        #[arg(long, value_name = "FILE")]
+        profile: Option<PathBuf>,
+    },
+}
+
+/// Options of `send` and `receive`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CallArgs {
+    /// Modem profile file (default: the built-in generic Class 1 profile).
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// Our station ID (TSI/CSI), up to 20 characters.
+    #[arg(long, default_value = "")]
+    pub local_id: String,
+    /// Highest rate, bit/s.
+    #[arg(long, default_value_t = 14400)]
+    pub max_rate: u32,
+    /// Do not use error correction (T.30 Annex A).
+    #[arg(long)]
+    pub no_ecm: bool,
+    /// Write the call's raw trace (AT traffic and decoded frames) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+}
 
 /// Why a CLI modem command failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,21 +83,6 @@ pub fn probe(dev: &Path, profile: Option<&Path>) -> Result<String, CliError> {
     Ok(s)
 }
 
-/// Settings shared by `faxgate send` and `faxgate receive`.
-#[derive(Debug, Clone)]
-pub struct CallSettings {
-    /// Modem profile file (`None`: the generic Class 1 profile).
-    pub profile: Option<std::path::PathBuf>,
-    /// Our station ID (TSI/CSI).
-    pub local_id: String,
-    /// Highest rate to offer or use, bit/s (further capped by what the modem probes).
-    pub max_rate: u32,
-    /// Offer/use T.30 Annex A error correction.
-    pub ecm: bool,
-    /// Write the call's raw trace (AT traffic, frames) here.
-    pub trace: Option<std::path::PathBuf>,
-}
-
 /// Why a call from the CLI failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -71,7 +93,7 @@ pub enum CallError {
     #[error("{path}: {message}")]
     Input {
         /// The file.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// What is wrong with it.
         message: String,
     },
@@ -79,7 +101,7 @@ pub enum CallError {
     #[error("cannot write {path}: {message}")]
     Output {
         /// The file.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// Why.
         message: String,
     },
@@ -96,7 +118,7 @@ impl From<ModemError> for CallError {
 
 fn open_for_call(
     dev: &Path,
-    s: &CallSettings,
+    s: &CallArgs,
 ) -> Result<(Modem, crate::fax::t30::EngineConfig), CallError> {
     let profile = match &s.profile {
         Some(p) => Profile::load(p).map_err(CliError::from)?,
@@ -108,7 +130,7 @@ fn open_for_call(
     let mut cfg = crate::fax::t30::EngineConfig {
         local_id: s.local_id.clone(),
         max_bps: s.max_rate,
-        ecm: s.ecm,
+        ecm: !s.no_ecm,
         ..Default::default()
     };
     // Offer in DIS/DCS only what the modem can modulate (T.31 +FTM=?/+FRM=?).
@@ -120,14 +142,15 @@ fn open_for_call(
 
 /// Pages of the files to send. Bilevel TIFF (any compression the TIFF reader takes) for now;
 /// other formats arrive with the renderer.
-pub fn read_pages(files: &[std::path::PathBuf]) -> Result<Vec<crate::image::Page>, CallError> {
+pub fn read_pages(files: &[PathBuf]) -> Result<Vec<crate::image::Page>, CallError> {
     use crate::image::render;
     let mut pages = Vec::new();
     for f in files {
-        let bytes = std::fs::read(f).map_err(|e| CallError::Input {
-            path: f.clone(),
-            message: e.to_string(),
-        })?;
+        let bytes =
+            crate::read_limit::read(f, super::MAX_INPUT_BYTES).map_err(|e| CallError::Input {
+                path: f.clone(),
+                message: std::io::Error::from(e).to_string(),
+            })?;
         // A fax TIFF (1728-pel bilevel pages) is sent pixel for pixel; anything else — PDF,
         // pictures, text, other TIFFs — goes through the renderer, as the offramp does.
         if let Ok(p) = crate::image::tiff::read_bytes(&bytes, crate::image::tiff::Limits::default())
@@ -177,8 +200,8 @@ pub fn read_pages(files: &[std::path::PathBuf]) -> Result<Vec<crate::image::Page
 pub fn send(
     dev: &Path,
     number: &str,
-    files: &[std::path::PathBuf],
-    s: &CallSettings,
+    files: &[PathBuf],
+    s: &CallArgs,
 ) -> Result<String, CallError> {
     use crate::fax::t30::{CauseClass, Engine, pages::PagesSource};
     let pages = read_pages(files)?;
@@ -187,9 +210,9 @@ pub fn send(
     m.clear_call();
     m.dial(number)?;
     let mut engine = Engine::sender(cfg, Box::new(PagesSource::new(vec![pages])));
-    let r = super::session::run_call(&mut m, &mut engine);
+    let r = session::run_call(&mut m, &mut engine);
     finish_call(&mut m, s)?;
-    let mut text = super::session::summary(engine.report());
+    let mut text = session::summary(engine.report());
     let _ = writeln!(text, "pages-offered: {n}");
     r?;
     match engine.report().cause.map(|c| c.class()) {
@@ -205,7 +228,7 @@ pub fn receive(
     out: &Path,
     rings: u32,
     wait: std::time::Duration,
-    s: &CallSettings,
+    s: &CallArgs,
 ) -> Result<String, CallError> {
     use crate::fax::t30::{Engine, pages::PagesSink};
     let (mut m, cfg) = open_for_call(dev, s)?;
@@ -215,9 +238,9 @@ pub fn receive(
     let sink = PagesSink::new();
     let pages = sink.pages();
     let mut engine = Engine::receiver(cfg, Box::new(sink));
-    let r = super::session::run_call(&mut m, &mut engine);
+    let r = session::run_call(&mut m, &mut engine);
     finish_call(&mut m, s)?;
-    let mut text = super::session::summary(engine.report());
+    let mut text = session::summary(engine.report());
     let _ = writeln!(text, "caller: {}", caller.number.as_deref().unwrap_or(""));
     let _ = writeln!(text, "did: {}", caller.did.as_deref().unwrap_or(""));
     let received: Vec<crate::image::Page> = pages
@@ -237,7 +260,7 @@ pub fn receive(
 }
 
 /// After a call: reset the modem, keep the trace if asked.
-fn finish_call(m: &mut Modem, s: &CallSettings) -> Result<(), CallError> {
+fn finish_call(m: &mut Modem, s: &CallArgs) -> Result<(), CallError> {
     let _ = m.reset();
     if let Some(path) = &s.trace {
         std::fs::write(path, m.trace.to_text()).map_err(|e| CallError::Output {

@@ -191,9 +191,11 @@ pub fn render(args: &RenderArgs) -> Result<Summary, RenderCmdError> {
     let mut parts: Vec<Rendered> = Vec::new();
     let mut notes = Vec::new();
     for (i, path) in args.inputs.iter().enumerate() {
-        let bytes = std::fs::read(path).map_err(|err| RenderCmdError::Read {
-            path: path.clone(),
-            err,
+        let bytes = crate::read_limit::read(path, super::MAX_INPUT_BYTES).map_err(|e| {
+            RenderCmdError::Read {
+                path: path.clone(),
+                err: e.into(),
+            }
         })?;
         let name = format!("input {} ({})", i + 1, path.display());
         let kind = kind_for(path, &bytes).ok_or_else(|| {

@@ -1,19 +1,18 @@
 //! `faxgate onramp …`: the onramp's command line.
 //!
 //! `faxgate onramp submit FILE... [--to ADDR]...` commits each file (TIFF, PDF, pictures,
-//! text) as a received fax, exactly as the inbox folder would, with an optional sidecar `FILE.meta` read the same way. `--to` replaces the route's
-//! recipients. The running daemon routes and delivers the jobs; without one they wait in the
-//! spool (`faxgate queue list`).
+//! text) as a received fax, exactly as the inbox folder would, with an optional sidecar
+//! `FILE.meta` read the same way. `--to` replaces the route's recipients. The running daemon
+//! routes and delivers the jobs; without one they wait in the spool (`faxgate queue list`).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::Source;
-use super::inbox;
 use crate::config::Config;
+use crate::onramp::{Source, inbox};
 use crate::spool::{Spool, SpoolError, SpoolOptions};
 
 /// `faxgate onramp` arguments.
@@ -85,12 +84,21 @@ pub fn run(config: &Config, args: &OnrampArgs, out: &mut dyn Write, err: &mut dy
     }
 }
 
-/// `faxgate onramp …` for `main`: stdout and stderr, exit code.
-pub fn main(config: &Config, args: &OnrampArgs) -> ExitCode {
-    ExitCode::from(run(
-        config,
-        args,
-        &mut std::io::stdout(),
-        &mut std::io::stderr(),
-    ))
+/// `faxgate onramp …`: load the configuration, then [`run`] on stdout and stderr.
+pub fn main(config: Option<&Path>, args: &OnrampArgs) -> ExitCode {
+    match super::load(config) {
+        Ok(l) => ExitCode::from(run(
+            &l.config,
+            args,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )),
+        Err(errs) => {
+            eprintln!(
+                "faxgate: configuration has {} error(s):\n{errs}",
+                errs.0.len()
+            );
+            ExitCode::FAILURE
+        }
+    }
 }

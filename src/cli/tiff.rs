@@ -1,6 +1,5 @@
-//! The I/O shell behind `faxgate convert` and `faxgate tiff-check`: opens the files and hands
-//! bytes to the pure [`crate::image`] module. Argument types are clap `Args` so that the binary
-//! only names them.
+//! `faxgate convert` and `faxgate tiff-check`: the I/O shell that opens the files and hands
+//! bytes to the pure [`crate::image`] module (resampling is [`crate::image::resample`]).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -9,9 +8,11 @@ use std::process::ExitCode;
 
 use thiserror::Error;
 
+use crate::read_limit::ReadError;
+
 use crate::image::codec::Coding;
 use crate::image::tiff::{self, Limits, Profile, Reader, TiffError, Writer};
-use crate::image::{Page, Resolution};
+use crate::image::{Page, resample};
 
 /// Coding choices on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -93,38 +94,7 @@ pub enum ConvertError {
 }
 
 /// Largest file `tiff-check` reads (it holds the file in memory).
-pub const MAX_CHECK_BYTES: u64 = 512 << 20;
-
-/// Vertically resamples `page` to `y_dpi`: each output row is the OR of the input rows it
-/// covers (so thin horizontal lines survive halving), or a repeat when stretching.
-pub fn resample(page: &Page, y_dpi: f32) -> Page {
-    let src = page.resolution();
-    if (src.y_dpi - y_dpi).abs() < 0.5 {
-        return page.clone();
-    }
-    let h = page.height();
-    let ratio = f64::from(src.y_dpi) / f64::from(y_dpi);
-    let nh = ((f64::from(h) / ratio).round() as u32).max(1);
-    let res = Resolution {
-        x_dpi: src.x_dpi,
-        y_dpi,
-    };
-    let mut out = match Page::new(page.width(), nh, res) {
-        Ok(p) => p,
-        Err(_) => return page.clone(),
-    };
-    for j in 0..nh {
-        let a = ((f64::from(j) * ratio) as u32).min(h - 1);
-        let b = (((f64::from(j) + 1.0) * ratio) as u32).clamp(a + 1, h);
-        let dst = out.row_mut(j);
-        for y in a..b {
-            for (d, s) in dst.iter_mut().zip(page.row(y)) {
-                *d |= *s;
-            }
-        }
-    }
-    out
-}
+pub const MAX_CHECK_BYTES: u64 = super::MAX_INPUT_BYTES;
 
 /// Converts `args.input` to `args.output`, one page in memory at a time. Returns pages written.
 pub fn convert(args: &ConvertArgs) -> Result<u32, ConvertError> {
@@ -202,15 +172,9 @@ pub fn convert_main(args: &ConvertArgs) -> ExitCode {
 pub fn tiff_check(args: &CheckArgs, out: &mut impl Write) -> std::io::Result<bool> {
     let mut all_ok = true;
     for f in &args.files {
-        let data = match File::open(f).and_then(|file| {
-            let mut v = Vec::new();
-            std::io::Read::read_to_end(
-                &mut std::io::Read::take(file, MAX_CHECK_BYTES + 1),
-                &mut v,
-            )?;
-            Ok(v)
-        }) {
-            Ok(d) if d.len() as u64 > MAX_CHECK_BYTES => {
+        let data = match crate::read_limit::read(f, MAX_CHECK_BYTES) {
+            Ok(d) => d,
+            Err(ReadError::TooLarge { .. }) => {
                 writeln!(
                     out,
                     "{}: larger than {MAX_CHECK_BYTES} bytes, not checked",
@@ -219,9 +183,8 @@ pub fn tiff_check(args: &CheckArgs, out: &mut impl Write) -> std::io::Result<boo
                 all_ok = false;
                 continue;
             }
-            Ok(d) => d,
-            Err(e) => {
-                writeln!(out, "{}: {e}", f.display())?;
+            Err(ReadError::Io { source, .. }) => {
+                writeln!(out, "{}: {source}", f.display())?;
                 all_ok = false;
                 continue;
             }
@@ -253,5 +216,48 @@ pub fn tiff_check_main(args: &CheckArgs) -> ExitCode {
             eprintln!("faxgate tiff-check: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiff_check_refuses_a_file_over_the_limit_unread_and_reads_the_rest() {
+        let d = tempfile::tempdir().unwrap();
+        // Sparse: its length says it is too large, so it is refused without being read.
+        let huge = d.path().join("huge.tif");
+        File::create(&huge)
+            .unwrap()
+            .set_len(MAX_CHECK_BYTES + 1)
+            .unwrap();
+        let mut page = Page::new(1728, 8, crate::image::Resolution::FINE).unwrap();
+        page.set(5, 5, true);
+        let good = d.path().join("good.tif");
+        let mut w = Writer::new(BufWriter::new(File::create(&good).unwrap()), Profile::S).unwrap();
+        w.write_page(&page).unwrap();
+        w.finish().unwrap().flush().unwrap();
+        let missing = d.path().join("missing.tif");
+        let args = CheckArgs {
+            files: vec![huge.clone(), good.clone(), missing.clone()],
+            profile: ProfileArg::S,
+        };
+        let mut out = Vec::new();
+        assert!(!tiff_check(&args, &mut out).unwrap());
+        let out = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!(
+                "{}: larger than {MAX_CHECK_BYTES} bytes, not checked",
+                huge.display()
+            )
+        );
+        assert_eq!(lines[1], format!("{}: ok (Profile S)", good.display()));
+        assert!(
+            lines[2].starts_with(&format!("{}: No such file", missing.display())),
+            "{out}"
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! Inherent constructors (`Policy::from_config`, …) live here rather than in the cores, so
 //! the shell keeps calling them by the same names.
 
-use super::{BodyText, Config, DialPlan, ModemRole, Offramp, Paper, Resolution, Retry};
+use crate::config::{BodyText, Config, DialPlan, ModemRole, Offramp, Paper, Resolution, Retry};
 use crate::image::{self, render};
 use crate::job::Policy as RetryPolicy;
 use crate::mail::dialplan;

@@ -3,17 +3,22 @@
 //! Owns the queue subcommands. They attach to the spool without owning it
 //! ([`Spool::attach`]): no purge, no recovery, and every change is one of the spool's locked,
 //! atomic record operations, so they are as safe while the daemon runs as when it is stopped.
-//! (A running daemon sees a `retry` at its next queue scan; a `cancel` of a job in progress
-//! lets the call finish but its outcome is no longer recorded.)
+//! (After a `retry` or `cancel` the running daemon is told over its control socket
+//! ([`crate::app::control::tell_changed`]) and reads the job again; a `cancel` of a job in
+//! progress lets the call finish but its outcome is no longer recorded.)
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};
 
-use super::{Area, JobId, JobKind, JobRecord, JobState, NewJob, Spool, SpoolError, SpoolOptions};
 use crate::job::{CauseClass, Policy};
+use crate::spool::{
+    Area, Final, JobId, JobKind, JobRecord, JobState, NewJob, Outcome, Spool, SpoolError,
+    SpoolOptions,
+};
 
 /// `faxgate queue` arguments.
 #[derive(Args, Debug, Clone)]
@@ -69,11 +74,40 @@ pub enum QueueCommand {
     },
 }
 
+/// `faxgate queue …`: load the configuration (for the spool directory and retention), run
+/// the subcommand and tell a running daemon of each job it changed.
+pub fn main(config: Option<&Path>, args: &QueueArgs) -> ExitCode {
+    let cfg = match super::load(config) {
+        Ok(l) => l.config,
+        Err(errs) => {
+            eprintln!(
+                "faxgate: configuration has {} error(s):\n{errs}",
+                errs.0.len()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let dir = args
+        .spool
+        .clone()
+        .unwrap_or_else(|| crate::spool::spool_dir(&cfg));
+    let opts = SpoolOptions::from_config(&cfg);
+    let sock = crate::app::control::socket_path(&cfg);
+    let tell = |id: &JobId| crate::app::control::tell_changed(&sock, id);
+    match run(&dir, opts, &args.command, &mut std::io::stdout(), &tell) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("faxgate: {}", super::chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Run a queue subcommand against `dir`, printing to `out`. Returns the process exit status:
 /// 0 on success, 1 when the job was not found or the operation does not apply. `changed` is
 /// told of each job whose record this command changed (the binary tells a running daemon).
 pub fn run(
-    dir: &std::path::Path,
+    dir: &Path,
     opts: SpoolOptions,
     cmd: &QueueCommand,
     out: &mut dyn Write,
@@ -84,10 +118,10 @@ pub fn run(
         return Ok(0);
     }
     let spool = Spool::attach(dir, opts)?;
-    let now = super::now();
+    let now = crate::spool::now();
     let parse = |s: &str| s.parse::<JobId>();
     let w = |out: &mut dyn Write, s: String| -> Result<(), SpoolError> {
-        writeln!(out, "{s}").map_err(|e| SpoolError::io(std::path::Path::new("<stdout>"), e))
+        writeln!(out, "{s}").map_err(|e| SpoolError::io(Path::new("<stdout>"), e))
     };
     let outcome = |r: Result<JobRecord, SpoolError>, out: &mut dyn Write, verb: &str| match r {
         Ok(rec) => {
@@ -226,7 +260,7 @@ impl Rng {
 /// Payload bytes are random; the record's data holds their SHA-256 so any job found can be
 /// checked, acknowledged or not.
 fn crash_child(
-    dir: &std::path::Path,
+    dir: &Path,
     opts: SpoolOptions,
     seed: u64,
     actions: u64,
@@ -247,7 +281,7 @@ fn crash_child(
         let _ = out.flush();
     };
     for _ in 0..actions {
-        let now = super::now();
+        let now = crate::spool::now();
         // Ending a started attempt is as likely as anything else, so that each short-lived
         // child gets to it.
         let pick = if !running.is_empty() && rng.below(3) == 0 {
@@ -302,7 +336,7 @@ fn crash_child(
             }
             7..=8 if !running.is_empty() => {
                 let id = running.swap_remove(rng.below(running.len() as u64) as usize);
-                let outcome = super::Outcome {
+                let outcome = Outcome {
                     cause: CauseClass::Busy,
                     detail: "busy".into(),
                     pages_sent: 0,
@@ -317,7 +351,7 @@ fn crash_child(
             9 if !ids.is_empty() => {
                 let i = rng.below(ids.len() as u64) as usize;
                 let id = ids.swap_remove(i);
-                match spool.finish(&id, now, super::Final::Done) {
+                match spool.finish(&id, now, Final::Done) {
                     Ok(_) => say(out, format!("D {id}")),
                     Err(SpoolError::NotFound(_)) => {}
                     Err(e) => return Err(e),
@@ -330,6 +364,6 @@ fn crash_child(
 }
 
 /// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 use thiserror::Error;
 
-use super::{Completion, Reception};
+use crate::job::{Completion, Reception};
 
 /// Longest value substituted for one field (ours: a T.30 ID is 20 characters, a cause text a
 /// line or two).
@@ -289,7 +289,7 @@ mod tests {
 
     fn reception() -> Reception {
         Reception {
-            source: super::super::Source::Modem,
+            source: crate::job::Source::Modem,
             line: Some("modem-a".into()),
             did: Some("5550150".into()),
             caller: Some("+12125550123".into()),
