@@ -8,7 +8,8 @@
 //!   the CLI's own start included);
 //! - **RSS**: the daemon's `VmRSS` when it first answered and its `VmHWM` at the end;
 //! - **dispatch rate**: fax attempts started per second through the scheduler during a
-//!   window after start-up (default 30 s), read from the job records afterwards.
+//!   window after start-up (default 30 s), from the first to the last attempt started in it,
+//!   read from the job records afterwards.
 //!
 //! The lines are `[[modem]]`s on a device path that does not exist: the modem cannot be opened,
 //! so every attempt ends at once with a local temporary failure (`modem … is not available`)
@@ -283,7 +284,7 @@ fn run(bin: &Path, n: u32, lines: u32, window: Duration, limit: Duration) -> Res
         let _ = child.wait();
     }
     took.sort();
-    let (mut in_window, mut tried) = (0, 0);
+    let (mut in_window, mut tried) = (Vec::new(), 0);
     for area in ["queue", "done", "failed"] {
         for b in std::fs::read_dir(spool.join(area)).into_iter().flatten().flatten() {
             for j in std::fs::read_dir(b.path()).into_iter().flatten().flatten() {
@@ -301,10 +302,7 @@ fn run(bin: &Path, n: u32, lines: u32, window: Duration, limit: Duration) -> Res
                     .map(|a| a.iter().filter_map(|x| x["started"].as_u64()).collect())
                     .unwrap_or_default();
                 tried += usize::from(!starts.is_empty());
-                in_window += starts
-                    .iter()
-                    .filter(|s| **s >= live_ms && **s < end_ms)
-                    .count();
+                in_window.extend(starts.iter().filter(|s| **s >= live_ms && **s < end_ms));
             }
         }
     }
@@ -314,9 +312,13 @@ fn run(bin: &Path, n: u32, lines: u32, window: Duration, limit: Duration) -> Res
         status_max: took.last().copied().unwrap_or_default(),
         rss_up_kib: rss_up,
         hwm_kib: hwm,
-        attempts_in_window: in_window,
+        attempts_in_window: in_window.len(),
         jobs_tried: tried,
-        window: Duration::from_millis(end_ms.saturating_sub(live_ms)),
+        // From the first to the last attempt seen: a small backlog may run out before the
+        // window does.
+        window: Duration::from_millis(
+            in_window.iter().max().unwrap_or(&0) - in_window.iter().min().unwrap_or(&0),
+        ),
     })
 }
 
