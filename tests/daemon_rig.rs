@@ -6,10 +6,12 @@
 //!    gets the success report through the relay;
 //! 2. efax sends a page to modem A; faxgate answers (role `both`, one ring) and emails the fax
 //!    to the relay, its TIFF equal to what efax sent (below efax's header line);
-//! 3. `faxgate status` shows the modem and its last call; SIGTERM stops with exit status 0.
+//! 3. `faxgate status` shows the modem and its last call; SIGTERM stops with exit status 0;
+//! 4. (issue 15) efax sends 10 pages and faxgate is SIGKILLed once two are on disk: after the
+//!    restart exactly one email (Maildir) carries the confirmed pages as a partial fax.
 //!
 //! Debian packages: iaxmodem, efax, iproute2, util-linux, coreutils, swaks, ghostscript,
-//! python3-aiosmtpd. About a minute: real calls take real time.
+//! python3-aiosmtpd, libtiff-tools. About a minute each: real calls take real time.
 
 mod common;
 mod onramp_common;
@@ -492,6 +494,7 @@ fn sigkill_mid_reception_from_efax_delivers_the_confirmed_pages_once_as_a_partia
         "{kept} pages on disk at the kill:\n{}",
         log_of(&log1)
     );
+    eprintln!("{kept} pages on disk at the kill");
     assert!(
         maildir_new(&data).is_empty(),
         "nothing delivered before the kill"
@@ -514,7 +517,12 @@ fn sigkill_mid_reception_from_efax_delivers_the_confirmed_pages_once_as_a_partia
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(mails.len(), 1, "one email after the restart: {}", log_of(&log2));
+    assert_eq!(
+        mails.len(),
+        1,
+        "one email after the restart: {}",
+        log_of(&log2)
+    );
     let tiff = attachment_tiff(&mails[0]).expect("the email carries a TIFF");
     let tif_path = w.join("partial.tif");
     std::fs::write(&tif_path, &tiff).unwrap();

@@ -61,7 +61,13 @@ impl Rng {
     }
 }
 
-fn record(id: &JobId, kind: JobKind, state: JobState, at: u64, parent: Option<&JobId>) -> JobRecord {
+fn record(
+    id: &JobId,
+    kind: JobKind,
+    state: JobState,
+    at: u64,
+    parent: Option<&JobId>,
+) -> JobRecord {
     JobRecord {
         version: RECORD_VERSION,
         id: id.clone(),
@@ -81,10 +87,7 @@ fn record(id: &JobId, kind: JobKind, state: JobState, at: u64, parent: Option<&J
 }
 
 fn write_job(spool: &Path, area: &str, rec: &JobRecord, message: &[u8]) -> std::io::Result<()> {
-    let dir = spool
-        .join(area)
-        .join(rec.id.bucket())
-        .join(rec.id.as_str());
+    let dir = spool.join(area).join(rec.id.bucket()).join(rec.id.as_str());
     mkdir(&dir);
     std::fs::write(dir.join("job.json"), rec.to_bytes())?;
     std::fs::write(dir.join("message.eml"), message)
@@ -97,7 +100,8 @@ fn prefill(spool: &Path, n: u32) -> std::io::Result<()> {
     }
     let at = now_ms();
     let mut rng = Rng(at | 1);
-    let message = b"Received: from [127.0.0.1] ([127.0.0.1])\r\n\tby localhost (faxgate) with ESMTP; \
+    let message =
+        b"Received: from [127.0.0.1] ([127.0.0.1])\r\n\tby localhost (faxgate) with ESMTP; \
         Thu, 3 Dec 2026 12:00:00 +0000\r\nFrom: bench@example.org\r\nTo: backlog\r\n\
         Subject: backlog\r\n\r\nOne page in a large backlog.\r\n";
     let mut made = 0;
@@ -222,7 +226,13 @@ fn config(dir: &Path, lines: u32) -> String {
     c
 }
 
-fn run(bin: &Path, n: u32, lines: u32, window: Duration, limit: Duration) -> Result<Figures, String> {
+fn run(
+    bin: &Path,
+    n: u32,
+    lines: u32,
+    window: Duration,
+    limit: Duration,
+) -> Result<Figures, String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let dir = tmp.path();
     std::fs::write(dir.join("faxgate.toml"), config(dir, lines)).map_err(|e| e.to_string())?;
@@ -286,7 +296,11 @@ fn run(bin: &Path, n: u32, lines: u32, window: Duration, limit: Duration) -> Res
     took.sort();
     let (mut in_window, mut tried) = (Vec::new(), 0);
     for area in ["queue", "done", "failed"] {
-        for b in std::fs::read_dir(spool.join(area)).into_iter().flatten().flatten() {
+        for b in std::fs::read_dir(spool.join(area))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             for j in std::fs::read_dir(b.path()).into_iter().flatten().flatten() {
                 let Ok(bytes) = std::fs::read(j.path().join("job.json")) else {
                     continue;
@@ -346,7 +360,15 @@ fn main() {
     );
     println!(
         "{:<34} {:>7} {:>10} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10}",
-        "binary", "jobs", "start s", "status p50", "status max", "RSS MiB", "HWM MiB", "jobs/s", "tried"
+        "binary",
+        "jobs",
+        "start s",
+        "status p50",
+        "status max",
+        "RSS MiB",
+        "HWM MiB",
+        "jobs/s",
+        "tried"
     );
     let mut runs = vec![(ours, n)];
     runs.extend(other.map(|o| (o, other_n)));
