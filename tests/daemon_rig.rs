@@ -6,10 +6,12 @@
 //!    gets the success report through the relay;
 //! 2. efax sends a page to modem A; faxgate answers (role `both`, one ring) and emails the fax
 //!    to the relay, its TIFF equal to what efax sent (below efax's header line);
-//! 3. `faxgate status` shows the modem and its last call; SIGTERM stops with exit status 0.
+//! 3. `faxgate status` shows the modem and its last call; SIGTERM stops with exit status 0;
+//! 4. (issue 15) efax sends 10 pages and faxgate is SIGKILLed once two are on disk: after the
+//!    restart exactly one email (Maildir) carries the confirmed pages as a partial fax.
 //!
 //! Debian packages: iaxmodem, efax, iproute2, util-linux, coreutils, swaks, ghostscript,
-//! python3-aiosmtpd. About a minute: real calls take real time.
+//! python3-aiosmtpd, libtiff-tools. About a minute each: real calls take real time.
 
 mod common;
 mod onramp_common;
@@ -339,4 +341,227 @@ fn mail_to_efax_and_efax_to_mail_through_faxgate_run() {
     unsafe { libc::kill(gw.id() as i32, libc::SIGTERM) };
     let st = wait_child(&mut gw, Duration::from_secs(30));
     assert!(st.is_some_and(|s| s.success()), "{}", log_of(&log));
+}
+
+/// Whole pages in the reception files the daemon has in `receiving/` (the TIFF reader follows
+/// only linked pages, as recovery does).
+fn pages_on_disk(data: &Path) -> usize {
+    let dir = data.join("spool").join("receiving");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(bytes) = std::fs::read(e.path().join("fax.part.tif")) else {
+            continue;
+        };
+        let Ok(mut r) = faxgate::image::tiff::Reader::new(
+            std::io::Cursor::new(bytes),
+            faxgate::image::tiff::Limits::default(),
+        ) else {
+            continue;
+        };
+        while let Ok(Some(_)) = r.next_page() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The messages in a Maildir's `new/`.
+fn maildir_new(data: &Path) -> Vec<Vec<u8>> {
+    let mut v: Vec<_> = std::fs::read_dir(data.join("maildir").join("new"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v.iter().filter_map(|p| std::fs::read(p).ok()).collect()
+}
+
+/// `faxgate -c faxgate.toml run` in `w`, its output in `log`; waits (bounded) for the SMTP port.
+fn start_gateway(w: &Path, smtp_port: u16, log: &Path) -> Child {
+    let logf = std::fs::File::create(log).unwrap();
+    let gw = common::faxgate(w)
+        .args(["-c", "faxgate.toml", "run"])
+        .stdin(Stdio::null())
+        .stdout(logf.try_clone().unwrap())
+        .stderr(logf)
+        .spawn()
+        .unwrap();
+    let up = (0..200).any(|_| {
+        let ok = std::net::TcpStream::connect(("127.0.0.1", smtp_port)).is_ok();
+        if !ok {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ok
+    });
+    assert!(up, "faxgate run did not come up: {}", log_of(log));
+    gw
+}
+
+/// Issue 15 on the rig: efax sends 10 pages to modem A; faxgate is SIGKILLed once two pages
+/// are on disk. After the restart exactly one email carries the pages confirmed before the
+/// kill (counted by libtiff's `tiffinfo`) and says the reception is partial; a further wait
+/// and another restart deliver nothing more.
+#[test]
+fn sigkill_mid_reception_from_efax_delivers_the_confirmed_pages_once_as_a_partial_fax() {
+    let efax = common::require_tool("efax", "efax");
+    let tiffinfo = common::require_tool("tiffinfo", "libtiff-tools");
+    let line = rig::Rig::up();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let data = w.join("data");
+    let smtp_port = onramp_common::free_port();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cfg = format!(
+        "[gateway]\ndata_dir = \"{data}\"\n\
+         [smtp]\nlisten = \"127.0.0.1:{smtp_port}\"\n\
+         [relay]\nmode = \"maildir\"\n\
+         [loopback]\nenabled = false\n\
+         [log]\nfilter = \"info\"\n\
+         [[modem]]\nname = \"rigA\"\ndevice = \"{dev}\"\nprofile = \"iaxmodem\"\n\
+         profiles_dir = \"{profiles}\"\nlocal_id = \"+1 555 0001\"\nrole = \"receive\"\nrings = 1\n",
+        data = data.display(),
+        dev = line.a.display(),
+        profiles = manifest.join("firmware-config/modems").display(),
+    );
+    std::fs::write(w.join("faxgate.toml"), cfg).unwrap();
+
+    // Ten pages, each with its own block, as efix-made TIFF-F files.
+    let files: Vec<PathBuf> = (0..10u32)
+        .map(|i| {
+            let mut page = test_page();
+            for y in 1500..1560 {
+                for x in 100 + 120 * i..200 + 120 * i {
+                    page.set(x, y, true);
+                }
+            }
+            let d = w.join(format!("p{i:02}"));
+            std::fs::create_dir(&d).unwrap();
+            efix_tiff(&d, &page)
+        })
+        .collect();
+
+    let log1 = w.join("run1.log");
+    let mut gw = start_gateway(w, smtp_port, &log1);
+    let ready = (0..400).any(|_| {
+        let ok = log_of(&log1).contains("modem ready");
+        if !ok {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ok
+    });
+    assert!(ready, "modem A never got ready: {}", log_of(&log1));
+    // faxgate's ATZ on the answering modem: iaxmodem refuses calls for 5 s.
+    std::thread::sleep(rig::IAXMODEM_BUSY_OUT + Duration::from_secs(1));
+    let efax_log = w.join("efax.log");
+    let mut sender = Command::new(&efax)
+        .arg("-d")
+        .arg(&line.b)
+        .args([
+            "-o1",
+            "-iZ",
+            "-kZ",
+            "-l",
+            "+1 555 0002",
+            "-v",
+            "ewinrt",
+            "-t",
+            "5550001",
+        ])
+        .args(&files)
+        .stdout(Stdio::from(std::fs::File::create(&efax_log).unwrap()))
+        .stderr(Stdio::from(
+            std::fs::File::create(w.join("efax.err")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+
+    // Ten fine pages take minutes on the rig; two are on disk well within this bound.
+    let end = Instant::now() + Duration::from_secs(300);
+    while pages_on_disk(&data) < 2 && Instant::now() < end {
+        if let Ok(Some(st)) = sender.try_wait() {
+            panic!(
+                "efax ended ({st}) before two pages were on disk:\n{}\nfaxgate: {}",
+                log_of(&efax_log),
+                log_of(&log1)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(gw.id() as i32, libc::SIGKILL) };
+    let _ = gw.wait();
+    let kept = pages_on_disk(&data);
+    assert!(
+        (2..10).contains(&kept),
+        "{kept} pages on disk at the kill:\n{}",
+        log_of(&log1)
+    );
+    eprintln!("{kept} pages on disk at the kill");
+    assert!(
+        maildir_new(&data).is_empty(),
+        "nothing delivered before the kill"
+    );
+    // The far end notices the broken call by itself (T.30 timeouts); it is stopped if not.
+    let efax_end = wait_child(&mut sender, Duration::from_secs(90));
+    assert!(
+        !efax_end.is_some_and(|s| s.success()),
+        "efax cannot have sent all pages: {}",
+        log_of(&efax_log)
+    );
+
+    let log2 = w.join("run2.log");
+    let mut gw = start_gateway(w, smtp_port, &log2);
+    let mut mails = Vec::new();
+    for _ in 0..600 {
+        mails = maildir_new(&data);
+        if !mails.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        mails.len(),
+        1,
+        "one email after the restart: {}",
+        log_of(&log2)
+    );
+    let tiff = attachment_tiff(&mails[0]).expect("the email carries a TIFF");
+    let tif_path = w.join("partial.tif");
+    std::fs::write(&tif_path, &tiff).unwrap();
+    let info = Command::new(&tiffinfo).arg(&tif_path).output().unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert_eq!(
+        info.matches("TIFF Directory").count(),
+        kept,
+        "libtiff sees the confirmed pages: {info}"
+    );
+    let text = MessageParser::default()
+        .parse(&mails[0][..])
+        .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
+        .unwrap_or_default();
+    assert!(
+        text.contains("partial reception")
+            && text.contains(&format!("the call broke off after page {kept}"))
+            && text.contains("crash or power cut"),
+        "{text}"
+    );
+    assert_eq!(
+        pages_on_disk(&data),
+        0,
+        "nothing left in receiving/: {}",
+        log_of(&log2)
+    );
+
+    // Exactly once: nothing more after a wait, a clean stop and another start.
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(gw.id() as i32, libc::SIGTERM) };
+    let st = wait_child(&mut gw, Duration::from_secs(30));
+    assert!(st.is_some_and(|s| s.success()), "{}", log_of(&log2));
+    let log3 = w.join("run3.log");
+    let mut gw = start_gateway(w, smtp_port, &log3);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(maildir_new(&data).len(), 1, "{}", log_of(&log3));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(gw.id() as i32, libc::SIGTERM) };
+    let st = wait_child(&mut gw, Duration::from_secs(30));
+    assert!(st.is_some_and(|s| s.success()), "{}", log_of(&log3));
 }
