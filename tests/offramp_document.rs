@@ -488,3 +488,30 @@ fn offramp_check_command() {
     assert_eq!(info.matches("Image Width: 1728").count(), 1, "{info}");
     assert!(info.contains("CCITT Group 3"), "{info}");
 }
+
+/// Rendered once at split, finished at send: the pages a line sends are exactly those of a
+/// whole render at the time of sending — cover page, body, header line on every page.
+#[test]
+fn pages_kept_at_split_and_finished_at_send_equal_a_whole_render() {
+    let raw = fixture("thunderbird-pdf.eml");
+    let cfg = Options::from(&Offramp::default());
+    let o = opts(true);
+    let stamp = Stamp {
+        when: chrono::NaiveDate::from_ymd_opt(2026, 12, 3).and_then(|d| d.and_hms_opt(9, 30, 0)),
+        station: "+1 212 555 0100".into(),
+        recipient: "+12125550142".into(),
+    };
+    let whole = document::build(&raw, &cfg, &o, &stamp, &mut render::Unlimited)
+        .unwrap()
+        .pages;
+    let prepared = document::prepare(&raw, &cfg, &o).unwrap();
+    assert_eq!(prepared.pages_total as usize, whole.len());
+    let body = faxgate::image::tiff::read_bytes(&prepared.body, Default::default()).unwrap();
+    assert_eq!(
+        body.len() + 1,
+        whole.len(),
+        "the cover page is drawn at send"
+    );
+    let sent = document::finish(body, &prepared.from, &cfg, &o, &stamp).unwrap();
+    assert_eq!(sent, whole);
+}

@@ -56,14 +56,20 @@ impl LoopbackCall {
 /// `remote_id`, both with the default capabilities (V.17 14 400, ECM, MMR), as fast as the CPU
 /// allows; the far end keeps the pages in [`LoopbackCall::received`].
 pub fn call(pages: Vec<Page>, local_id: &str, remote_id: &str) -> LoopbackCall {
-    call_with(pages, local_id, remote_id, PagesSink::new(), &mut |_| true)
+    call_with(
+        PagesSource::new(vec![pages]),
+        local_id,
+        remote_id,
+        PagesSink::new(),
+        &mut |_| true,
+    )
 }
 
-/// [`call`] with the far end's page sink given (the daemon's stores each accepted page in the
+/// [`call`] with the pages from `source` (made one at a time, if it does so) and the far end's page sink given (the daemon's stores each accepted page in the
 /// spool as it is confirmed, so [`LoopbackCall::received`] stays empty) and `step` called with
 /// the line's simulated time before each event (see [`Line::run_with`]: pacing, hang-up).
 pub fn call_with(
-    pages: Vec<Page>,
+    source: PagesSource,
     local_id: &str,
     remote_id: &str,
     sink: PagesSink,
@@ -78,7 +84,7 @@ pub fn call_with(
         ..EngineConfig::default()
     };
     let received = sink.pages();
-    let a = Engine::sender(tx, Box::new(PagesSource::new(vec![pages])));
+    let a = Engine::sender(tx, Box::new(source));
     let b = Engine::receiver(rx, Box::new(sink));
     let mut line = Line::new(a, b);
     let line_error = line.run_with(MAX_STEPS, step).err();

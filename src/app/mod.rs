@@ -30,6 +30,7 @@ pub mod dispatch;
 pub mod loopback;
 pub mod modems;
 pub mod runner;
+pub mod send_pages;
 pub mod status;
 
 use std::sync::{Arc, Mutex};

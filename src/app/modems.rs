@@ -26,7 +26,7 @@ use crate::fax::modem::profile::Profile;
 use crate::fax::modem::session::run_call;
 use crate::fax::t30::pages::{PagesSink, PagesSource, ReceivedPage};
 use crate::fax::t30::{CallReport, Engine, EngineConfig, SinkError};
-use crate::image::Page;
+
 use crate::onramp::receiving::{CallStart, Receiving};
 use crate::scheduler::CauseClass;
 use crate::spool::{JobId, Spool};
@@ -204,8 +204,8 @@ impl ModemLine {
         }
     }
 
-    /// Places a call to `dial` and sends `pages` (blocking).
-    pub fn send(&self, dial: &str, pages: Vec<Page>) -> Sent {
+    /// Places a call to `dial` and sends the pages of `source` (blocking).
+    pub fn send(&self, dial: &str, source: PagesSource) -> Sent {
         let mut slot = self.lock();
         if !self.ensure_open(&mut slot) {
             return Sent::NotConnected {
@@ -238,7 +238,7 @@ impl ModemLine {
             }
             return out;
         }
-        let mut engine = Engine::sender(o.engine.clone(), Box::new(PagesSource::new(vec![pages])));
+        let mut engine = Engine::sender(o.engine.clone(), Box::new(source));
         let r = run_call(&mut o.modem, &mut engine);
         let _ = o.modem.reset();
         o.modem.clear_call();

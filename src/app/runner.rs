@@ -21,11 +21,12 @@ use tracing::{error, info, warn};
 use super::control::ModemBoard;
 use super::loopback;
 use super::modems::{ModemLine, Sent};
+use super::send_pages;
 use super::status::{self, LastCall, ModemState};
 use crate::config::Config;
 use crate::daemon::{Notifier, Shutdown};
 use crate::fax::t30::SinkError;
-use crate::fax::t30::pages::{PagesSink, ReceivedPage};
+use crate::fax::t30::pages::{PagesSink, PagesSource, ReceivedPage};
 use crate::fax::t30::{self, Cause};
 use crate::job::JobData;
 use crate::offramp::budget as render_budget;
@@ -369,16 +370,6 @@ async fn attempt(
             );
         }
     };
-    // The pages rendered at split; a job split before pages were kept has the message.
-    let file = job.pages.clone().unwrap_or(jobs::MESSAGE_FILE.into());
-    let (spool, id2) = (sh.spool.clone(), id.clone());
-    let raw = match blocking(move || read_payload(&spool, &id2, &file)).await {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => {
-            return local(CauseClass::LocalTemporary, format!("pages unreadable: {e}"));
-        }
-        None => return local(CauseClass::LocalTemporary, "pages unreadable".into()),
-    };
     let station = match sh.lines.get(line) {
         Some(m) => m.local_id().to_string(),
         None => cfg.loopback.local_id.clone(),
@@ -389,32 +380,46 @@ async fn attempt(
         recipient: job.e164.clone(),
     };
     let (cfg2, opts, cancel) = (cfg.clone(), job.options.clone(), sh.render_cancel.clone());
-    let (stored, from) = (job.pages.is_some(), job.from.clone());
-    let built = blocking(move || {
+    let (spool, id2, job2) = (sh.spool.clone(), id.clone(), job.clone());
+    let built = blocking(move || -> Result<PagesSource, OfframpCause> {
         let doc_opts = document::Options::from(&cfg2.offramp);
-        if stored {
-            // Only the cover page and the header line are drawn now.
-            let body = crate::image::tiff::read_bytes(&raw, crate::image::tiff::Limits::default())
-                .map_err(|e| OfframpCause::GatewayError {
-                    detail: format!("the pages rendered at split cannot be read: {e}"),
-                })?;
-            document::finish(body, &from, &doc_opts, &opts, &stamp)
-        } else {
-            document::build(
-                &raw,
-                &doc_opts,
-                &opts,
-                &stamp,
-                &mut render_budget::for_message(doc_opts.budget, &cancel),
-            )
-            .map(|d| d.pages)
+        let unreadable = |e: SpoolError| OfframpCause::GatewayError {
+            detail: format!("the fax job's pages cannot be read: {e}"),
+        };
+        match &job2.pages {
+            // Rendered at split: read page by page while the line sends; only the cover page
+            // and the header line are drawn now.
+            Some(file) => {
+                let path = spool.payload_path(&id2, file).map_err(unreadable)?;
+                let body = usize::try_from(job2.pages_total)
+                    .unwrap_or(usize::MAX)
+                    .saturating_sub(usize::from(opts.cover_page));
+                let finisher = document::Finisher::new(body, &job2.from, &doc_opts, &opts, &stamp)?;
+                let pages = send_pages::StoredPages::open(&path, finisher)?;
+                Ok(PagesSource::one_at_a_time(Box::new(pages)))
+            }
+            // Split before pages were kept: render from the message, as then.
+            None => {
+                let raw = read_payload(&spool, &id2, jobs::MESSAGE_FILE).map_err(unreadable)?;
+                let d = document::build(
+                    &raw,
+                    &doc_opts,
+                    &opts,
+                    &stamp,
+                    &mut render_budget::for_message(doc_opts.budget, &cancel),
+                )?;
+                Ok(PagesSource::new(vec![d.pages]))
+            }
         }
     })
     .await;
-    let pages = match built {
-        Some(Ok(pages)) => pages,
+    let source = match built {
+        Some(Ok(source)) => source,
         Some(Err(OfframpCause::Interrupted)) => {
             return local(CauseClass::Interrupted, OfframpCause::Interrupted.words());
+        }
+        Some(Err(cause @ OfframpCause::GatewayError { .. })) => {
+            return local(CauseClass::LocalTemporary, cause.words());
         }
         Some(Err(cause)) => return local(CauseClass::Fatal, cause.words()),
         None => return local(CauseClass::LocalTemporary, "rendering failed".into()),
@@ -424,7 +429,7 @@ async fn attempt(
             return local(CauseClass::LocalTemporary, format!("no line `{line}`"));
         };
         let dial = job.dial.clone();
-        let Some(sent) = blocking(move || modem.send(&dial, pages)).await else {
+        let Some(sent) = blocking(move || modem.send(&dial, source)).await else {
             return local(CauseClass::LocalTemporary, "the modem task failed".into());
         };
         return match sent {
@@ -508,7 +513,7 @@ async fn attempt(
             !stop.is_stopping()
         };
         loopback::call_with(
-            pages,
+            source,
             &local_id,
             &remote_id,
             PagesSink::storing(store),

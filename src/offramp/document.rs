@@ -273,7 +273,7 @@ pub fn prepare(raw: &[u8], cfg: &Options, opts: &SenderOptions) -> Result<Prepar
 
 /// The fax as sent: the cover page (when asked for) before the `body` pages rendered at split,
 /// and the header line on every page (when `stamp.when` is set). `from` is the message's
-/// `From:` for the cover page.
+/// `From:` for the cover page. All pages in memory; see [`Finisher`] for one at a time.
 pub fn finish(
     body: Vec<Page>,
     from: &str,
@@ -281,47 +281,113 @@ pub fn finish(
     opts: &SenderOptions,
     stamp: &Stamp,
 ) -> Result<Vec<Page>, Cause> {
-    let ropts = render_options(cfg, opts);
-    let fields = Fields {
-        when: stamp.when,
-        station: stamp.station.clone(),
-        sender: cfg.sender_name.clone(),
-        recipient: stamp.recipient.clone(),
-        from: from.to_owned(),
-        to: stamp.recipient.clone(),
-        subject: opts.subject.clone(),
-        note: String::new(),
-    };
-    let cover_tpl = if opts.cover_page {
-        Some(
-            render::cover::template("").map_err(|e| Cause::GatewayError {
+    let f = Finisher::new(body.len(), from, cfg, opts, stamp)?;
+    let mut body: Vec<Option<Page>> = body.into_iter().map(Some).collect();
+    (0..f.total())
+        .map(|n| {
+            f.page(n, &mut |i| {
+                body.get_mut(i)
+                    .and_then(Option::take)
+                    .ok_or_else(|| Cause::GatewayError {
+                        detail: format!("body page {} asked for twice", i + 1),
+                    })
+            })
+        })
+        .collect()
+}
+
+/// What is added to the body pages at send, one page at a time: the cover page before them
+/// (drawn once, at [`Finisher::new`]) and the header line on each page ("page n of m" counts
+/// the cover). With the body read page by page from disk, a fax of any length is sent in
+/// flat memory.
+pub struct Finisher {
+    cover: Option<Page>,
+    header: Option<(Template, Fields, render::Layout)>,
+    total: u32,
+}
+
+impl Finisher {
+    /// For a fax of `body_pages` body pages; `from` is the message's `From:` (cover page).
+    pub fn new(
+        body_pages: usize,
+        from: &str,
+        cfg: &Options,
+        opts: &SenderOptions,
+        stamp: &Stamp,
+    ) -> Result<Finisher, Cause> {
+        let ropts = render_options(cfg, opts);
+        let layout = ropts.layout();
+        let total = body_pages + usize::from(opts.cover_page);
+        let limit = ropts.limits.max_pages;
+        if total > limit as usize {
+            return Err(render_cause(
+                "the fax",
+                &ErrorKind::TooManyPages { limit },
+                cfg,
+            ));
+        }
+        let total = u32::try_from(total).unwrap_or(u32::MAX);
+        let fields = Fields {
+            when: stamp.when,
+            station: stamp.station.clone(),
+            sender: cfg.sender_name.clone(),
+            recipient: stamp.recipient.clone(),
+            from: from.to_owned(),
+            to: stamp.recipient.clone(),
+            subject: opts.subject.clone(),
+            note: String::new(),
+        };
+        let cover = if opts.cover_page {
+            let tpl = render::cover::template("").map_err(|e| Cause::GatewayError {
                 detail: format!("cover page template: {e}"),
-            })?,
-        )
-    } else {
-        None
-    };
-    let header_tpl = if stamp.when.is_some() && !cfg.header.trim().is_empty() {
-        Some(
-            Template::parse(&cfg.header, render::header::HEADER_FIELDS).map_err(|e| {
+            })?;
+            Some(
+                render::cover::render(&tpl, &fields, total, &layout, &ropts.limits)
+                    .map_err(|kind| render_cause("the cover page", &kind, cfg))?,
+            )
+        } else {
+            None
+        };
+        let header = if stamp.when.is_some() && !cfg.header.trim().is_empty() {
+            let tpl = Template::parse(&cfg.header, render::header::HEADER_FIELDS).map_err(|e| {
                 Cause::GatewayError {
                     detail: format!("offramp.header: {e}"),
                 }
-            })?,
-        )
-    } else {
-        None
-    };
-    render::assemble(
-        vec![render::Rendered {
-            pages: body,
-            notes: Vec::new(),
-        }],
-        cover_tpl.as_ref().map(|t| (t, &fields)),
-        header_tpl.as_ref().map(|t| (t, &fields)),
-        &ropts,
-    )
-    .map_err(|e| render_cause(&e.part, &e.kind, cfg))
+            })?;
+            Some((tpl, fields, layout))
+        } else {
+            None
+        };
+        Ok(Finisher {
+            cover,
+            header,
+            total,
+        })
+    }
+
+    /// Pages of the fax, the cover page included.
+    pub fn total(&self) -> usize {
+        self.total as usize
+    }
+
+    /// Page `n` (0-based) of the fax: the cover page, or body page `n` less the cover, which
+    /// `body` makes; with the header line.
+    pub fn page(
+        &self,
+        n: usize,
+        body: &mut dyn FnMut(usize) -> Result<Page, Cause>,
+    ) -> Result<Page, Cause> {
+        let mut page = match (&self.cover, n) {
+            (Some(c), 0) => c.clone(),
+            (Some(_), n) => body(n - 1)?,
+            (None, n) => body(n)?,
+        };
+        if let Some((tpl, fields, layout)) = &self.header {
+            let n = u32::try_from(n + 1).unwrap_or(u32::MAX);
+            render::header::stamp_page(&mut page, n, self.total, layout, tpl, fields);
+        }
+        Ok(page)
+    }
 }
 
 /// Every part of `raw` rendered, in order: the body pages of its fax, with what was noted.

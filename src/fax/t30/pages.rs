@@ -12,7 +12,12 @@ use std::sync::{Arc, Mutex};
 
 /// The vertical resolution a page was made at (by its y dpi: ≥ 300 superfine, ≥ 150 fine).
 pub fn page_resolution(p: &Page) -> VResolution {
-    let y = p.resolution().y_dpi;
+    resolution_class(p.resolution())
+}
+
+/// The T.30 vertical resolution class of `r`.
+fn resolution_class(r: Resolution) -> VResolution {
+    let y = r.y_dpi;
     if y >= 300.0 {
         VResolution::Superfine
     } else if y >= 150.0 {
@@ -58,10 +63,46 @@ fn factor(v: VResolution) -> usize {
     }
 }
 
+/// Where a [`PagesSource`] gets its pages: all in memory, or made one at a time (a long
+/// document read from disk page by page, so memory stays flat however long the fax is).
+pub trait PageProvider: Send {
+    /// Pages in all.
+    fn count(&self) -> usize;
+    /// The width (pels) and resolution page `page` will have, without making it. A provider
+    /// that cannot tell before making the page answers for the pages it has made, and for
+    /// later ones as the last (our documents are made in one layout).
+    fn shape(&self, page: usize) -> Option<(u32, Resolution)>;
+    /// Makes page `page`. The engine asks in order and may ask for the same page again
+    /// (retrain, RTN); asking for an earlier page is allowed but may be slow.
+    fn page(&mut self, page: usize) -> Result<Page, String>;
+}
+
+/// Pages held in memory.
+struct InMemory(Vec<Page>);
+
+impl PageProvider for InMemory {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    fn shape(&self, page: usize) -> Option<(u32, Resolution)> {
+        self.0.get(page).map(|p| (p.width(), p.resolution()))
+    }
+
+    fn page(&mut self, page: usize) -> Result<Page, String> {
+        self.0
+            .get(page)
+            .cloned()
+            .ok_or_else(|| "no such page".into())
+    }
+}
+
 /// Pages to send, grouped in documents (EOM between documents).
 pub struct PagesSource {
-    pages: Vec<Page>,
+    pages: Box<dyn PageProvider>,
     ends: Vec<bool>,
+    /// The page last made, kept for the engine asking again (retrain, RTN, ECM repeats).
+    current: Option<(usize, Page)>,
 }
 
 impl PagesSource {
@@ -76,13 +117,27 @@ impl PagesSource {
                 ends.push(i + 1 == n);
             }
         }
-        PagesSource { pages, ends }
+        PagesSource {
+            pages: Box::new(InMemory(pages)),
+            ends,
+            current: None,
+        }
+    }
+
+    /// One document whose pages `provider` makes one at a time.
+    pub fn one_at_a_time(provider: Box<dyn PageProvider>) -> PagesSource {
+        let n = provider.count();
+        PagesSource {
+            ends: (0..n).map(|i| i + 1 == n).collect(),
+            pages: provider,
+            current: None,
+        }
     }
 }
 
 impl PageSource for PagesSource {
     fn page_count(&self) -> usize {
-        self.pages.len()
+        self.pages.count()
     }
 
     fn ends_document(&self, page: usize) -> bool {
@@ -90,10 +145,10 @@ impl PageSource for PagesSource {
     }
 
     fn wanted(&self, page: usize) -> Wanted {
-        match self.pages.get(page) {
-            Some(p) => Wanted {
-                resolution: page_resolution(p),
-                width: width_for(p.width()),
+        match self.pages.shape(page) {
+            Some((width, res)) => Wanted {
+                resolution: resolution_class(res),
+                width: width_for(width),
             },
             None => Wanted {
                 resolution: VResolution::Standard,
@@ -106,10 +161,15 @@ impl PageSource for PagesSource {
     /// row; rows are cut or padded (white) to the negotiated width.
     fn encode(&mut self, page: usize, coding: &PageCoding) -> Result<Vec<u8>, SourceError> {
         let err = |reason: String| SourceError { page, reason };
-        let p = self
-            .pages
-            .get(page)
-            .ok_or_else(|| err("no such page".into()))?;
+        if self.current.as_ref().is_none_or(|(n, _)| *n != page) {
+            // The page before is let go first: one page in memory at a time.
+            self.current = None;
+            let made = self.pages.page(page).map_err(err)?;
+            self.current = Some((page, made));
+        }
+        let Some((_, p)) = &self.current else {
+            return Err(err("no such page".into()));
+        };
         let have = factor(page_resolution(p));
         let want = factor(coding.resolution);
         let step = (have / want).max(1);

@@ -195,17 +195,29 @@ pub fn pen_and_origin(layout: &Layout) -> (Pen, i64, i64) {
 /// text is cut to the line width.
 pub fn stamp(pages: &mut [Page], layout: &Layout, template: &Template, fields: &Fields) {
     let total = pages.len() as u32;
+    for (i, page) in pages.iter_mut().enumerate() {
+        stamp_page(page, i as u32 + 1, total, layout, template, fields);
+    }
+}
+
+/// [`stamp`] for one page, page `n` (1-based) of `total`: for pages made one at a time.
+pub fn stamp_page(
+    page: &mut Page,
+    n: u32,
+    total: u32,
+    layout: &Layout,
+    template: &Template,
+    fields: &Fields,
+) {
     let (mut pen, left, baseline) = pen_and_origin(layout);
     let band = band_rows(layout);
     let max_chars = ((SCAN_LINE as i64 - 2 * left) as f32 / pen.advance()) as usize;
-    for (i, page) in pages.iter_mut().enumerate() {
-        let text = template.expand(fields, i as u32 + 1, total);
-        let text: String = text.chars().take(max_chars).collect();
-        for y in 0..band.min(page.height()) {
-            page.row_mut(y).fill(0);
-        }
-        pen.draw_str(page, &text, left, baseline);
+    let text = template.expand(fields, n, total);
+    let text: String = text.chars().take(max_chars).collect();
+    for y in 0..band.min(page.height()) {
+        page.row_mut(y).fill(0);
     }
+    pen.draw_str(page, &text, left, baseline);
 }
 
 #[cfg(test)]

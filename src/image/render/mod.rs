@@ -279,7 +279,8 @@ impl Default for Options {
 }
 
 impl Options {
-    fn layout(&self) -> Layout {
+    /// The page geometry these options render to.
+    pub fn layout(&self) -> Layout {
         Layout {
             res: self.resolution,
             paper: self.paper,
