@@ -168,9 +168,16 @@ pub enum Decision {
 /// A job id: 8 hex digits of creation time (seconds) then 12 random hex digits, optionally
 /// `.N` (1–9999) for a child job derived from a parent (one fax job per recipient of a
 /// message). Ids sort by creation time and are safe as file names.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Held inline (26 bytes, no heap): the dispatcher keeps every queued job's id in memory,
+/// several times over in its indexes, and a backlog of 100 000 jobs must stay small. Zero
+/// padding sorts before every id character, so the derived order is the text's order.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct JobId(String);
+pub struct JobId {
+    text: [u8; JobId::MAX_LEN],
+    len: u8,
+}
 
 /// A string that is not a job id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -180,11 +187,21 @@ pub struct BadJobId(pub String);
 impl JobId {
     /// Length of the base id.
     pub const BASE_LEN: usize = 20;
+    /// Longest id: the base, a dot and four digits.
+    const MAX_LEN: usize = Self::BASE_LEN + 5;
+
+    /// An id of text already checked (ASCII, at most [`JobId::MAX_LEN`] bytes).
+    fn inline(s: &str) -> JobId {
+        let mut text = [0u8; Self::MAX_LEN];
+        let n = s.len().min(Self::MAX_LEN);
+        text[..n].copy_from_slice(&s.as_bytes()[..n]);
+        JobId { text, len: n as u8 }
+    }
 
     /// A new id from the creation time and 48 random bits.
     pub fn new(created: Timestamp, random: u64) -> JobId {
         let secs = u32::try_from(created.unix_secs()).unwrap_or(u32::MAX);
-        JobId(format!("{secs:08x}{:012x}", random & 0xffff_ffff_ffff))
+        JobId::inline(&format!("{secs:08x}{:012x}", random & 0xffff_ffff_ffff))
     }
 
     /// The `n`-th child of this id (deterministic, so that splitting a message into fax jobs
@@ -195,23 +212,26 @@ impl JobId {
 
     /// The `N` of a child id `base.N`; `None` for a base id.
     pub fn child_number(&self) -> Option<u16> {
-        self.0.get(Self::BASE_LEN + 1..)?.parse().ok()
+        self.as_str().get(Self::BASE_LEN + 1..)?.parse().ok()
     }
 
     /// The id without any child suffix.
     pub fn base(&self) -> &str {
-        &self.0[..Self::BASE_LEN]
+        self.as_str().get(..Self::BASE_LEN).unwrap_or_default()
     }
 
     /// The bucket directory name: the last two hex digits of the random part, which spread
     /// jobs evenly over 256 directories (OpenSMTPD does the same with its message ids).
     pub fn bucket(&self) -> &str {
-        &self.0[Self::BASE_LEN - 2..Self::BASE_LEN]
+        self.as_str()
+            .get(Self::BASE_LEN - 2..Self::BASE_LEN)
+            .unwrap_or_default()
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only checked ASCII is ever stored.
+        std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or_default()
     }
 }
 
@@ -239,7 +259,7 @@ impl FromStr for JobId {
                 return Err(bad());
             }
         }
-        Ok(JobId(s.to_string()))
+        Ok(JobId::inline(s))
     }
 }
 
@@ -252,13 +272,19 @@ impl TryFrom<String> for JobId {
 
 impl From<JobId> for String {
     fn from(id: JobId) -> String {
-        id.0
+        id.as_str().to_owned()
+    }
+}
+
+impl fmt::Debug for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JobId({:?})", self.as_str())
     }
 }
 
 impl fmt::Display for JobId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -456,6 +482,34 @@ impl Child {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_small_and_sort_as_their_text() {
+        assert!(std::mem::size_of::<JobId>() <= 26);
+        let texts = [
+            "6b0b5a000000000000ab",
+            "6b0b5a000000000000aa.9",
+            "6b0b5a000000000000aa.10",
+            "6b0b5a000000000000aa",
+            "6b0b5a000000000000aa.9999",
+            "6b0b59ffffffffffffff.1",
+        ];
+        let mut by_text = texts.to_vec();
+        by_text.sort();
+        let mut ids: Vec<JobId> = texts.iter().map(|t| t.parse().unwrap()).collect();
+        ids.sort();
+        let back: Vec<&str> = ids.iter().map(JobId::as_str).collect();
+        assert_eq!(back, by_text);
+        let id: JobId = "6b0b5a000000000000aa.9999".parse().unwrap();
+        assert_eq!(
+            (id.base(), id.bucket(), id.child_number()),
+            ("6b0b5a000000000000aa", "aa", Some(9999))
+        );
+        assert_eq!(
+            format!("{id} {id:?}"),
+            format!("{0} JobId({0:?})", id.as_str())
+        );
+    }
 
     #[test]
     fn child_numbers_round_trip_and_never_collide() {
