@@ -30,7 +30,7 @@
 //! | [`delivery`] | mail leaving the gateway: the RFC 3965 / RFC 5322 message builder (PURE), Maildir or SMTP relay (lettre), `MailOut` jobs, retry classes, dead letters |
 //! | [`daemon`] | process plumbing for `faxgate run`: the shutdown signal, SIGTERM/SIGINT, systemd notification (`READY`, `STOPPING`, `WATCHDOG`, `STATUS`) |
 //! | [`app`] | `faxgate run`: the gateway wired from config — the pure cores' options (`app::cores`), SMTP listener, the one event-driven dispatcher (`app::dispatch`) running every kind of job on the pure scheduler, the offramp workers (`app::runner`), modem pool and loopback line, inbox watcher; the control socket |
-//! | [`cli`] | the command line: every verb's arguments (clap) and I/O shell — `run`, `status`, `check-config`, `queue`, `onramp submit`, `offramp-check`, `render`, `convert`, `tiff-check`, `modem probe`, `send`, `receive` (`hash-password` is dispatched to [`smtp::auth`]) |
+//! | [`cli`] | the command line: every verb's arguments (clap) and I/O shell — `run`, `status`, `check-config`, `queue`, `onramp submit`, `offramp-check`, `render`, `convert`, `tiff-check`, `modem probe`, `send`, `receive`, `hash-password` |
 //!
 //! The binary (`src/main.rs`) only calls [`cli::main`]. Library errors are typed (thiserror);
 //! the command line prints them with their causes.

@@ -6,7 +6,7 @@
 //!
 //! | file | verbs |
 //! |---|---|
-//! | this file | the verb table, `run`, `check-config` (`hash-password` is [`crate::smtp::auth`]'s) |
+//! | this file | the verb table, `run`, `check-config` |
 //! | [`status`] | `status [--json]`: the daemon's snapshot, or the spool's when it is stopped |
 //! | [`queue`] | `queue list|show|retry|cancel|purge` over [`crate::spool`] |
 //! | [`onramp`] | `onramp submit FILE... [--to ADDR]` over [`crate::onramp::inbox`] |
@@ -14,6 +14,7 @@
 //! | [`render`] | `render INPUT... -o FAX.tif [--png DIR]` over [`crate::image::render`] |
 //! | [`tiff`] | `convert` and `tiff-check` over [`crate::image::tiff`] |
 //! | [`modem`] | `modem probe`, `send`, `receive` over [`crate::fax::modem`] |
+//! | [`password`] | `hash-password USER` over [`crate::smtp::auth`] |
 //!
 //! Library errors are typed; here they become one line on stderr with their causes joined by
 //! `: ` ([`chain`]) and a non-zero exit status.
@@ -21,6 +22,7 @@
 pub mod modem;
 pub mod offramp_check;
 pub mod onramp;
+pub mod password;
 pub mod queue;
 pub mod render;
 pub mod status;
@@ -137,7 +139,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Convert(a) => tiff::convert_main(&a),
         Command::TiffCheck(a) => tiff::tiff_check_main(&a),
-        Command::HashPassword { user } => crate::smtp::auth::hash_password_main(&user),
+        Command::HashPassword { user } => password::main(&user),
         Command::OfframpCheck(a) => offramp_check::main(&a, config),
         Command::Render(a) => render::render_main(&a),
         Command::CheckConfig { file } => check_config(file.as_deref().or(config)),

@@ -240,8 +240,19 @@ pub fn prepare_within(
     opts: &SenderOptions,
     budget: &mut dyn Budget,
 ) -> Result<Prepared, Cause> {
-    let body = render_body(raw, cfg, opts, budget)?;
-    let total = body.pages.len() + usize::from(opts.cover_page);
+    let keep = |e: tiff::TiffError| Cause::GatewayError {
+        detail: format!("the rendered pages could not be kept: {e}"),
+    };
+    // Each page is coded (MMR) as soon as it is drawn and let go: a long document is held
+    // compressed, never as bitmaps.
+    let mut w = tiff::Writer::new(std::io::Cursor::new(Vec::new()), Profile::F(Coding::Mmr))
+        .map_err(keep)?;
+    let mut made = 0usize;
+    let doc = render_parts(raw, cfg, opts, budget, &mut |p| {
+        made += 1;
+        w.write_page(&p).map_err(keep)
+    })?;
+    let total = made + usize::from(opts.cover_page);
     let limit = cfg.render.limits.max_pages;
     if total > limit as usize {
         return Err(render_cause(
@@ -250,18 +261,10 @@ pub fn prepare_within(
             cfg,
         ));
     }
-    let keep = |e: tiff::TiffError| Cause::GatewayError {
-        detail: format!("the rendered pages could not be kept: {e}"),
-    };
-    let mut w = tiff::Writer::new(std::io::Cursor::new(Vec::new()), Profile::F(Coding::Mmr))
-        .map_err(keep)?;
-    for p in &body.pages {
-        w.write_page(p).map_err(keep)?;
-    }
     Ok(Prepared {
         pages_total: u32::try_from(total).unwrap_or(u32::MAX),
         body: w.finish().map_err(keep)?.into_inner(),
-        from: body.extracted.headers.from.clone().unwrap_or_default(),
+        from: doc.extracted.headers.from.clone().unwrap_or_default(),
     })
 }
 
@@ -397,6 +400,23 @@ fn render_body(
     opts: &SenderOptions,
     budget: &mut dyn Budget,
 ) -> Result<Document, Cause> {
+    let mut pages = Vec::new();
+    let doc = render_parts(raw, cfg, opts, budget, &mut |p| {
+        pages.push(p);
+        Ok(())
+    })?;
+    Ok(Document { pages, ..doc })
+}
+
+/// Every part of `raw` rendered, in order, each body page handed to `sink` as soon as it is
+/// made; the [`Document`] returned has no pages.
+fn render_parts(
+    raw: &[u8],
+    cfg: &Options,
+    opts: &SenderOptions,
+    budget: &mut dyn Budget,
+    sink: &mut dyn FnMut(Page) -> Result<(), Cause>,
+) -> Result<Document, Cause> {
     let extracted = mime::extract(raw, &cfg.mime).map_err(|e| mime_cause(&e))?;
     let with_body = match cfg.body_text {
         BodyText::Include => true,
@@ -448,21 +468,40 @@ fn render_body(
         return Err(Cause::NothingToFax);
     }
     let ropts = render_options(cfg, opts);
-    let mut rendered = Vec::with_capacity(chosen.len());
     let mut notes = Vec::new();
     let mut parts = Vec::with_capacity(chosen.len());
+    // The sink's own failure (the page could not be kept) travels beside the renderer's error.
+    let mut kept: Result<(), Cause> = Ok(());
     for (label, name, kind, bytes) in &chosen {
-        let r = match kind {
-            render::Kind::Tiff => render_tiff(label, bytes, &ropts, budget, cfg)?,
-            _ => render::render_part(label, bytes, *kind, &ropts, budget)
-                .map_err(|e| render_cause(&e.part, &e.kind, cfg))?,
+        let part_notes = match kind {
+            render::Kind::Tiff => {
+                let r = render_tiff(label, bytes, &ropts, budget, cfg)?;
+                for p in r.pages {
+                    sink(p)?;
+                }
+                r.notes
+            }
+            _ => {
+                let mut each = |p: Page| {
+                    sink(p).map_err(|c| {
+                        kept = Err(c);
+                        ErrorKind::RendererFault
+                    })
+                };
+                match render::render_part_each(label, bytes, *kind, &ropts, budget, &mut each) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        std::mem::replace(&mut kept, Ok(()))?;
+                        return Err(render_cause(&e.part, &e.kind, cfg));
+                    }
+                }
+            }
         };
-        notes.extend(r.notes.iter().map(|n| format!("{label}: {n}")));
-        rendered.push(r);
+        notes.extend(part_notes.iter().map(|n| format!("{label}: {n}")));
         parts.push(name.clone());
     }
     Ok(Document {
-        pages: rendered.into_iter().flat_map(|r| r.pages).collect(),
+        pages: Vec::new(),
         notes,
         parts,
         extracted,

@@ -215,37 +215,6 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// `faxgate hash-password USER`: reads the password from the first line of standard input
-/// (so it never appears in `ps` or shell history) and prints the users-file line.
-pub fn hash_password_cli(user: &str) -> Result<String, String> {
-    if user.is_empty() || user.len() > MAX_USER || user.contains([':', ' ', '\t', '\n']) {
-        return Err("bad user name (no `:` or spaces)".into());
-    }
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
-    let pw = line.trim_end_matches(['\r', '\n']);
-    if pw.is_empty() {
-        return Err("empty password".into());
-    }
-    Ok(format!("{user}:{}", hash_password(pw)?))
-}
-
-/// The `faxgate hash-password` command: prints the line, or the error on stderr.
-pub fn hash_password_main(user: &str) -> std::process::ExitCode {
-    match hash_password_cli(user) {
-        Ok(line) => {
-            println!("{line}");
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("faxgate: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
 /// Failed AUTH attempts from one address within [`AuthLimiter::WINDOW`] before it is locked out
 /// (ours; RFC 4954 §4 asks servers to limit guessing without fixing numbers). Checks still in
 /// progress count too, so that many attempts sent at once cannot all be checked before the

@@ -306,54 +306,70 @@ pub fn render_part(
     opts: &Options,
     budget: &mut dyn Budget,
 ) -> Result<Rendered, RenderError> {
-    render_kind(bytes, kind, opts, budget).map_err(|kind| RenderError {
+    let mut pages = Vec::new();
+    let notes = render_part_each(part, bytes, kind, opts, budget, &mut |p| {
+        pages.push(p);
+        Ok(())
+    })?;
+    Ok(Rendered { pages, notes })
+}
+
+/// [`render_part`], handing each page to `sink` in order as soon as it is made, so that a
+/// long document need not be held whole (text and PDF pages come one at a time; a TIFF or a
+/// picture is made whole first); returns the notes. When this fails, pages handed out
+/// before belong to a part that failed.
+pub fn render_part_each(
+    part: &str,
+    bytes: &[u8],
+    kind: Kind,
+    opts: &Options,
+    budget: &mut dyn Budget,
+    sink: &mut dyn FnMut(Page) -> Result<(), ErrorKind>,
+) -> Result<Vec<String>, RenderError> {
+    render_kind_each(bytes, kind, opts, budget, sink).map_err(|kind| RenderError {
         part: part.to_string(),
         kind,
     })
 }
 
-fn render_kind(
+fn render_kind_each(
     bytes: &[u8],
     kind: Kind,
     opts: &Options,
     budget: &mut dyn Budget,
-) -> Result<Rendered, ErrorKind> {
+    sink: &mut dyn FnMut(Page) -> Result<(), ErrorKind>,
+) -> Result<Vec<String>, ErrorKind> {
     let layout = opts.layout();
     let limits = &opts.limits;
-    let text_result = |r: text::Rendered| {
-        let mut notes = Vec::new();
-        if r.missing_glyphs > 0 {
-            notes.push(format!(
-                "{} characters not in the font were printed as ?",
-                r.missing_glyphs
-            ));
-        }
-        Rendered {
-            pages: r.pages,
-            notes,
+    let mut count = 0usize;
+    let mut counted = |p: Page| {
+        count += 1;
+        sink(p)
+    };
+    let text_notes = |missing: u64| {
+        if missing > 0 {
+            vec![format!(
+                "{missing} characters not in the font were printed as ?"
+            )]
+        } else {
+            Vec::new()
         }
     };
-    let out = match kind {
-        Kind::Pdf => {
-            let r = pdf::render(
-                bytes,
-                &layout,
-                opts.bilevel,
-                limits,
-                &opts.pdf_fonts,
-                budget,
-            )?;
-            Rendered {
-                pages: r.pages,
-                notes: r.notes,
-            }
-        }
+    let notes = match kind {
+        Kind::Pdf => pdf::render_each(
+            bytes,
+            &layout,
+            opts.bilevel,
+            limits,
+            &opts.pdf_fonts,
+            budget,
+            &mut counted,
+        )?,
         Kind::Tiff => {
-            let pages = raster::tiff_pages(bytes, &layout, opts.bilevel, limits, budget)?;
-            Rendered {
-                pages,
-                notes: Vec::new(),
+            for p in raster::tiff_pages(bytes, &layout, opts.bilevel, limits, budget)? {
+                counted(p)?;
             }
+            Vec::new()
         }
         Kind::Image => {
             let mut meter = Meter::new(&*budget, 1);
@@ -362,27 +378,38 @@ fn render_kind(
             // Decoded already (its size was checked against the limits first); placing it is
             // the rest of the page's work.
             raster::charge_source(&mut meter, &s.gray)?;
-            Rendered {
-                pages: vec![raster::place(&s, &layout, opts.bilevel, limits)?],
-                notes: Vec::new(),
-            }
+            counted(raster::place(&s, &layout, opts.bilevel, limits)?)?;
+            Vec::new()
         }
         Kind::Text => {
             let mut meter = Meter::new(&*budget, 1);
             meter.next_page(1)?;
-            text_result(text::render(bytes, &layout, limits, &mut meter)?)
+            let text = String::from_utf8_lossy(bytes);
+            text_notes(text::render_str_each(
+                &text,
+                &layout,
+                limits,
+                &mut meter,
+                &mut counted,
+            )?)
         }
         Kind::Html => {
             let mut meter = Meter::new(&*budget, 1);
             meter.next_page(1)?;
             let t = html::to_text(&String::from_utf8_lossy(bytes));
-            text_result(text::render_str(&t, &layout, limits, &mut meter)?)
+            text_notes(text::render_str_each(
+                &t,
+                &layout,
+                limits,
+                &mut meter,
+                &mut counted,
+            )?)
         }
     };
-    if out.pages.is_empty() {
+    if count == 0 {
         return Err(ErrorKind::Empty);
     }
-    Ok(out)
+    Ok(notes)
 }
 
 /// Puts a fax together: the optional cover page first, then every part's pages, then the

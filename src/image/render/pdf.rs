@@ -280,6 +280,27 @@ pub fn render(
     fonts: &PdfFonts,
     budget: &mut dyn Budget,
 ) -> Result<Rendered, ErrorKind> {
+    let mut pages = Vec::new();
+    let notes = render_each(bytes, layout, mode, limits, fonts, budget, &mut |p| {
+        pages.push(p);
+        Ok(())
+    })?;
+    Ok(Rendered { pages, notes })
+}
+
+/// [`render`], handing each page to `sink` in order as soon as it is whole (the pages drawn
+/// meanwhile wait compressed); returns the notes. A document refused after some pages were
+/// handed out (every page blank: [`ErrorKind::PdfBlank`]) still fails: the caller discards
+/// what it got.
+pub fn render_each(
+    bytes: &[u8],
+    layout: &Layout,
+    mode: Bilevel,
+    limits: &Limits,
+    fonts: &PdfFonts,
+    budget: &mut dyn Budget,
+    sink: &mut dyn FnMut(Page) -> Result<(), ErrorKind>,
+) -> Result<Vec<String>, ErrorKind> {
     let pdf = open(bytes)?;
     let pages = pdf.pages();
     let n = pages.len();
@@ -352,7 +373,7 @@ pub fn render(
         }
     });
 
-    let mut out = Vec::with_capacity(n);
+    let mut made = 0usize;
     let mut notes = Vec::new();
     let mut blank_with_content = 0usize;
     for r in results {
@@ -360,19 +381,20 @@ pub fn render(
             Some(Ok(p)) => {
                 blank_with_content += usize::from(p.blank_with_content);
                 notes.extend(p.note);
-                out.push(p.page.expand()?);
+                sink(p.page.expand()?)?;
+                made += 1;
             }
             Some(Err(e)) => return Err(e),
             // Not handed out: the budget ran out (or an earlier page failed, returned above).
             None => return Err(stopped.unwrap_or(ErrorKind::RendererFault)),
         }
     }
-    if blank_with_content == out.len() {
+    if blank_with_content == made {
         // Every page blank although they draw: the file is damaged in a way hayro repaired
         // silently (CRATES.md trap). Refuse rather than fax white paper.
         return Err(ErrorKind::PdfBlank);
     }
-    Ok(Rendered { pages: out, notes })
+    Ok(notes)
 }
 
 /// Renders page `no` (1-based): the fast device first, hayro's general renderer when the page

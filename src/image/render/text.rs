@@ -237,8 +237,25 @@ pub fn draw_pages(
     limits: &Limits,
     meter: &mut Meter<'_>,
 ) -> Result<(Vec<Page>, u64), ErrorKind> {
-    let mut pen = Pen::new(grid.px, layout.aspect());
     let mut out = Vec::with_capacity(pages.len());
+    let missing = draw_pages_each(pages, layout, grid, limits, meter, &mut |p| {
+        out.push(p);
+        Ok(())
+    })?;
+    Ok((out, missing))
+}
+
+/// [`draw_pages`], handing each page to `sink` as soon as it is drawn (one page in memory at
+/// a time); returns how many characters the font lacked.
+pub fn draw_pages_each(
+    pages: &TextPages,
+    layout: &Layout,
+    grid: &Grid,
+    limits: &Limits,
+    meter: &mut Meter<'_>,
+    sink: &mut dyn FnMut(Page) -> Result<(), ErrorKind>,
+) -> Result<u64, ErrorKind> {
+    let mut pen = Pen::new(grid.px, layout.aspect());
     for (n, lines) in pages.iter().enumerate() {
         if n > 0 {
             meter.next_page(n as u32 + 1)?;
@@ -264,9 +281,9 @@ pub fn draw_pages(
                 }
             }
         }
-        out.push(page);
+        sink(page)?;
     }
-    Ok((out, pen.missing))
+    Ok(pen.missing)
 }
 
 /// text/plain bytes to pages: invalid UTF-8 becomes U+FFFD (drawn as `?` if need be).
@@ -295,13 +312,29 @@ pub fn render_str(
     limits: &Limits,
     meter: &mut Meter<'_>,
 ) -> Result<Rendered, ErrorKind> {
-    let grid = Grid::new(layout);
-    let pages = layout_text(text, grid.columns, grid.lines_per_page, limits.max_pages)?;
-    let (pages, missing_glyphs) = draw_pages(&pages, layout, &grid, limits, meter)?;
+    let mut pages = Vec::new();
+    let missing_glyphs = render_str_each(text, layout, limits, meter, &mut |p| {
+        pages.push(p);
+        Ok(())
+    })?;
     Ok(Rendered {
         pages,
         missing_glyphs,
     })
+}
+
+/// [`render_str`], handing each page to `sink` as soon as it is drawn; returns how many
+/// characters the font lacked.
+pub fn render_str_each(
+    text: &str,
+    layout: &Layout,
+    limits: &Limits,
+    meter: &mut Meter<'_>,
+    sink: &mut dyn FnMut(Page) -> Result<(), ErrorKind>,
+) -> Result<u64, ErrorKind> {
+    let grid = Grid::new(layout);
+    let pages = layout_text(text, grid.columns, grid.lines_per_page, limits.max_pages)?;
+    draw_pages_each(&pages, layout, &grid, limits, meter, sink)
 }
 
 #[cfg(test)]
