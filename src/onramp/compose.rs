@@ -20,7 +20,7 @@ use crate::delivery::mail_out::{MailOutData, Purpose};
 use crate::delivery::message::{self, Attachment, FaxMail, MessageError};
 use crate::image::Page;
 use crate::image::codec::{Coding, EncodeOptions, Encoder};
-use crate::image::tiff::{Profile, TiffError, Writer};
+use crate::image::tiff::{Limits, Profile, Reader, TiffError, Writer};
 use crate::job::MailEnvelope;
 use crate::mail::template::{Target, Template, TemplateError};
 
@@ -105,6 +105,14 @@ pub enum Pages<'a> {
         /// The original passed the route's profile check.
         original_is_profile_s: bool,
     },
+    /// The TIFF as stored, already found to decode; its pages are decoded again one at a time
+    /// when they must be re-coded, so a fax of any length is mailed in flat memory.
+    Stored {
+        /// The TIFF as stored.
+        original: &'a [u8],
+        /// The original passed the route's profile check.
+        original_is_profile_s: bool,
+    },
     /// The file could not be decoded; attached as it is.
     Undecodable {
         /// The file.
@@ -114,11 +122,43 @@ pub enum Pages<'a> {
     },
 }
 
+/// Calls `f` with each page in order: from memory, or decoded one at a time from the stored
+/// TIFF (one page in memory however long the fax).
+fn each_page(
+    pages: &Pages<'_>,
+    f: &mut dyn FnMut(&Page) -> Result<(), ComposeError>,
+) -> Result<(), ComposeError> {
+    match pages {
+        Pages::Decoded { pages, .. } => pages.iter().try_for_each(f),
+        Pages::Stored { original, .. } => {
+            let mut r = Reader::new(std::io::Cursor::new(*original), Limits::default())?;
+            while let Some(p) = r.next_page()? {
+                f(&p)?;
+            }
+            Ok(())
+        }
+        Pages::Undecodable { .. } => Ok(()),
+    }
+}
+
 /// Writes `pages` as a TIFF-F of `profile`. Pages Profile S cannot hold (superfine, other
 /// widths) are resampled to fine; for widths other than 1728 the caller falls back to F.
 pub fn write_tiff(pages: &[Page], profile: Profile) -> Result<Vec<u8>, TiffError> {
+    let all = Pages::Decoded {
+        pages,
+        original: &[],
+        original_is_profile_s: false,
+    };
+    tiff_of(&all, profile).map_err(|e| match e {
+        ComposeError::Tiff(t) => t,
+        other => TiffError::Profile(other.to_string()),
+    })
+}
+
+/// [`write_tiff`] over pages from memory or decoded one at a time.
+fn tiff_of(pages: &Pages<'_>, profile: Profile) -> Result<Vec<u8>, ComposeError> {
     let mut w = Writer::new(std::io::Cursor::new(Vec::new()), profile)?;
-    for p in pages {
+    each_page(pages, &mut |p| {
         let y = p.resolution().y_dpi;
         // RFC 3949 §3: Profile S takes 98/100/196/200 lpi only; superfine goes to fine.
         if profile == Profile::S && y > 250.0 {
@@ -126,14 +166,25 @@ pub fn write_tiff(pages: &[Page], profile: Profile) -> Result<Vec<u8>, TiffError
         } else {
             w.write_page(p)?;
         }
-    }
+        Ok(())
+    })?;
     Ok(w.finish()?.into_inner())
 }
 
 /// Codes `pages` as T.6 and wraps them in a PDF.
 pub fn write_g4_pdf(pages: &[Page]) -> Result<Vec<u8>, ComposeError> {
-    let mut g4 = Vec::with_capacity(pages.len());
-    for p in pages {
+    g4_pdf_of(&Pages::Decoded {
+        pages,
+        original: &[],
+        original_is_profile_s: false,
+    })
+}
+
+/// [`write_g4_pdf`] over pages from memory or decoded one at a time (only the coded pages are
+/// kept).
+fn g4_pdf_of(pages: &Pages<'_>) -> Result<Vec<u8>, ComposeError> {
+    let mut g4 = Vec::new();
+    each_page(pages, &mut |p| {
         let mut opts = EncodeOptions::new(Coding::Mmr);
         opts.end_marker = true;
         let mut enc = Encoder::new(p.width(), opts).map_err(|e| {
@@ -154,7 +205,8 @@ pub fn write_g4_pdf(pages: &[Page]) -> Result<Vec<u8>, ComposeError> {
             y_dpi: r.y_dpi,
             mmr: out,
         });
-    }
+        Ok(())
+    })?;
     Ok(pdf::write_pdf(&g4)?)
 }
 
@@ -167,38 +219,36 @@ fn attachment(
         file_name: base_name.to_owned(),
         bytes,
     };
+    let (original, is_s) = match pages {
+        Pages::Decoded {
+            original,
+            original_is_profile_s,
+            ..
+        }
+        | Pages::Stored {
+            original,
+            original_is_profile_s,
+        } => (*original, *original_is_profile_s),
+        Pages::Undecodable { original, .. } => (*original, false),
+    };
     Ok(match (route.format, pages) {
         (AttachFormat::None, _) => None,
         // Undecodable: the original travels as it is, whatever the route asked for.
         (_, Pages::Undecodable { original, .. }) => Some(tiff(original.to_vec())),
-        (
-            AttachFormat::Tiff,
-            Pages::Decoded {
-                pages,
-                original,
-                original_is_profile_s,
-            },
-        ) => {
-            if *original_is_profile_s {
-                Some(tiff(original.to_vec()))
-            } else {
-                match write_tiff(pages, Profile::S) {
-                    Ok(b) => Some(tiff(b)),
-                    // Not 1728 wide (B4/A3 fax): Profile S cannot carry it; F with MH is the
-                    // closest a T.37 recipient reads (RFC 3949 §4).
-                    Err(TiffError::Profile(_)) => {
-                        Some(tiff(write_tiff(pages, Profile::F(Coding::Mh))?))
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+        (AttachFormat::Tiff, _) if is_s => Some(tiff(original.to_vec())),
+        (AttachFormat::Tiff, _) => match tiff_of(pages, Profile::S) {
+            Ok(b) => Some(tiff(b)),
+            // Not 1728 wide (B4/A3 fax): Profile S cannot carry it; F with MH is the closest
+            // a T.37 recipient reads (RFC 3949 §4).
+            Err(ComposeError::Tiff(TiffError::Profile(_))) => {
+                Some(tiff(tiff_of(pages, Profile::F(Coding::Mh))?))
             }
-        }
-        (AttachFormat::TiffMmr, Pages::Decoded { pages, .. }) => {
-            Some(tiff(write_tiff(pages, Profile::F(Coding::Mmr))?))
-        }
-        (AttachFormat::Pdf, Pages::Decoded { pages, .. }) => Some(Attachment::Pdf {
+            Err(e) => return Err(e),
+        },
+        (AttachFormat::TiffMmr, _) => Some(tiff(tiff_of(pages, Profile::F(Coding::Mmr))?)),
+        (AttachFormat::Pdf, _) => Some(Attachment::Pdf {
             file_name: base_name.to_owned(),
-            bytes: write_g4_pdf(pages)?,
+            bytes: g4_pdf_of(pages)?,
         }),
     })
 }
@@ -345,6 +395,31 @@ mod tests {
 
     fn parse(bytes: &[u8]) -> mail_parser::Message<'_> {
         mail_parser::MessageParser::default().parse(bytes).unwrap()
+    }
+
+    /// The stored TIFF decoded one page at a time gives the same attachment, in every format,
+    /// as the pages held in memory.
+    #[test]
+    fn stored_pages_read_one_at_a_time_make_the_same_attachment() {
+        let pages = two_pages();
+        let orig = write_tiff(&pages, Profile::F(Coding::Mmr)).unwrap();
+        for format in [AttachFormat::Tiff, AttachFormat::TiffMmr, AttachFormat::Pdf] {
+            let (_, t) = setup(format, false);
+            let route = t.route(&reception(Completion::Complete).route_keys());
+            let held = Pages::Decoded {
+                pages: &pages,
+                original: &orig,
+                original_is_profile_s: false,
+            };
+            let stored = Pages::Stored {
+                original: &orig,
+                original_is_profile_s: false,
+            };
+            let a = attachment(route, &held, "fax").unwrap();
+            let b = attachment(route, &stored, "fax").unwrap();
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{format:?}");
+            assert!(a.is_some());
+        }
     }
 
     #[test]

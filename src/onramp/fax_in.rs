@@ -75,6 +75,16 @@ pub fn queue_fax(spool: &Spool, data: &FaxInData, tiff: &[u8]) -> Result<JobReco
     commit_fax(inc, data)
 }
 
+/// Pages of `tiff` that decode, each decoded and let go; the first error otherwise.
+fn count_pages(tiff: &[u8]) -> Result<usize, tiff::TiffError> {
+    let mut r = tiff::Reader::new(std::io::Cursor::new(tiff), Limits::default())?;
+    let mut n = 0;
+    while r.next_page()?.is_some() {
+        n += 1;
+    }
+    Ok(n)
+}
+
 fn read_limited(path: &std::path::Path, max: u64) -> Result<Vec<u8>, SpoolError> {
     crate::read_limit::read(path, max).map_err(|e| SpoolError::io(path, e.into()))
 }
@@ -136,12 +146,12 @@ pub fn process(
         }
     };
 
-    let decoded = tiff::read_bytes(&original, Limits::default());
+    // Checked page by page (each decoded and let go): a fax of any length in flat memory.
+    let decoded = count_pages(&original);
     let is_s = decoded.is_ok() && tiff::check(&original, Profile::S).is_empty();
     let error_text;
     let pages = match &decoded {
-        Ok(p) if !p.is_empty() => Pages::Decoded {
-            pages: p,
+        Ok(n) if *n > 0 => Pages::Stored {
             original: &original,
             original_is_profile_s: is_s,
         },
