@@ -7,6 +7,8 @@
 //! | [`mod@self`] | start-up order, the services, SIGTERM, systemd `READY`/`STATUS`/`WATCHDOG`/`STOPPING` |
 //! | [`dispatch`] | the one dispatcher: every kind of job through the pure scheduler, woken by events (spool changes, finished workers, timers) |
 //! | [`runner`] | the offramp's workers: `Message` → `FaxOut` jobs, fax attempts on the leased lines |
+//! | [`send_pages`] | the pages of one attempt, read from the fax job's `pages.tif` one at a time for the line |
+//! | [`cores`] | the pure cores' plain options built from the config (the one place config becomes them) |
 //! | [`loopback`] | PURE: one call on the built-in loopback line (two of our T.30 engines back to back) |
 //! | [`modems`] | the real modems of the pool (`[[modem]]`): Class 1 with our T.30 engine; RING answering, leased for sending |
 //! | [`status`] | PURE: the status model, the `STATUS=` summary and the `faxgate status` text |

@@ -206,6 +206,17 @@ impl ModemLine {
 
     /// Places a call to `dial` and sends the pages of `source` (blocking).
     pub fn send(&self, dial: &str, source: PagesSource) -> Sent {
+        self.send_with(dial, move || Ok(source))
+    }
+
+    /// [`ModemLine::send`] with the pages made by `make` once the modem is open and held for
+    /// this call (a line that cannot be used costs nothing more); `make`'s failure (class and
+    /// words) ends the attempt before dialling.
+    pub fn send_with(
+        &self,
+        dial: &str,
+        make: impl FnOnce() -> Result<PagesSource, (CauseClass, String)>,
+    ) -> Sent {
         let mut slot = self.lock();
         if !self.ensure_open(&mut slot) {
             return Sent::NotConnected {
@@ -213,6 +224,10 @@ impl ModemLine {
                 detail: format!("modem {} is not available", self.cfg.name),
             };
         }
+        let source = match make() {
+            Ok(s) => s,
+            Err((class, detail)) => return Sent::NotConnected { class, detail },
+        };
         let Some(o) = slot.as_mut() else {
             return Sent::NotConnected {
                 class: CauseClass::LocalTemporary,

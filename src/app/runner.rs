@@ -249,6 +249,17 @@ fn read_payload(spool: &Spool, id: &JobId, name: &str) -> Result<Vec<u8>, SpoolE
     crate::read_limit::read(&path, MAX_MESSAGE_BYTES).map_err(|e| SpoolError::io(&path, e.into()))
 }
 
+/// What a failure to make an attempt's pages means for the job: cancelled at shutdown (ours,
+/// the job stays), our own trouble reading them (retried), or the document (final).
+fn page_failure(cause: OfframpCause) -> (CauseClass, String) {
+    let class = match &cause {
+        OfframpCause::Interrupted => CauseClass::Interrupted,
+        OfframpCause::GatewayError { .. } => CauseClass::LocalTemporary,
+        _ => CauseClass::Fatal,
+    };
+    (class, cause.words())
+}
+
 /// What a fax attempt came to, before it is recorded.
 struct Attempted {
     outcome: Outcome,
@@ -381,7 +392,9 @@ async fn attempt(
     };
     let (cfg2, opts, cancel) = (cfg.clone(), job.options.clone(), sh.render_cancel.clone());
     let (spool, id2, job2) = (sh.spool.clone(), id.clone(), job.clone());
-    let built = blocking(move || -> Result<PagesSource, OfframpCause> {
+    // The pages are made once the line is held (on a modem: opened); a line that cannot be
+    // used costs nothing more.
+    let prepare = move || -> Result<PagesSource, OfframpCause> {
         let doc_opts = document::Options::from(&cfg2.offramp);
         let unreadable = |e: SpoolError| OfframpCause::GatewayError {
             detail: format!("the fax job's pages cannot be read: {e}"),
@@ -411,25 +424,14 @@ async fn attempt(
                 Ok(PagesSource::new(vec![d.pages]))
             }
         }
-    })
-    .await;
-    let source = match built {
-        Some(Ok(source)) => source,
-        Some(Err(OfframpCause::Interrupted)) => {
-            return local(CauseClass::Interrupted, OfframpCause::Interrupted.words());
-        }
-        Some(Err(cause @ OfframpCause::GatewayError { .. })) => {
-            return local(CauseClass::LocalTemporary, cause.words());
-        }
-        Some(Err(cause)) => return local(CauseClass::Fatal, cause.words()),
-        None => return local(CauseClass::LocalTemporary, "rendering failed".into()),
     };
     if line != loopback::LINE_NAME {
         let Some(modem) = sh.lines.get(line).cloned() else {
             return local(CauseClass::LocalTemporary, format!("no line `{line}`"));
         };
         let dial = job.dial.clone();
-        let Some(sent) = blocking(move || modem.send(&dial, source)).await else {
+        let made = move || prepare().map_err(page_failure);
+        let Some(sent) = blocking(move || modem.send_with(&dial, made)).await else {
             return local(CauseClass::LocalTemporary, "the modem task failed".into());
         };
         return match sent {
@@ -460,6 +462,15 @@ async fn attempt(
             }
         };
     }
+
+    let source = match blocking(prepare).await {
+        Some(Ok(source)) => source,
+        Some(Err(cause)) => {
+            let (class, detail) = page_failure(cause);
+            return local(class, detail);
+        }
+        None => return local(CauseClass::LocalTemporary, "rendering failed".into()),
+    };
 
     // The far end is our own onramp: each page it accepts goes into a reception in the spool
     // before it answers MCF, exactly as on a modem line.
