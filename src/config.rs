@@ -1854,6 +1854,27 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_onramp_templates_parse() {
+        let o = Onramp::default();
+        crate::mail::template::Template::parse(&o.subject).unwrap();
+        crate::mail::template::Template::parse(&o.body).unwrap();
+    }
+
+    #[test]
+    fn config_check_names_the_bad_template_key() {
+        let mut c = Config::default();
+        c.routes[0].subject = "Fax {from}".into();
+        c.onramp.body = "{pages".into();
+        let problems = validate(&c);
+        let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["onramp.body", "route.0.subject"], "{problems:?}");
+        assert!(
+            problems[1].1.contains("unknown field `{from}`"),
+            "{problems:?}"
+        );
+    }
     use std::io::Write;
 
     fn write(dir: &tempfile::TempDir, name: &str, body: &str) -> PathBuf {

@@ -162,7 +162,11 @@ fn header_line_and_resolution_reach_the_pages() {
 
 #[test]
 fn subject_keyword_chooses_resolution() {
-    let o = options::parse(Some("Scan [standard]"), None, &Offramp::default());
+    let o = options::parse(
+        Some("Scan [standard]"),
+        None,
+        options::Defaults::from(&Offramp::default()),
+    );
     assert_eq!(o.resolution, Resolution::Standard);
     assert_eq!(o.subject, "Scan");
 }

@@ -107,6 +107,15 @@ impl mime::Policy {
     }
 }
 
+impl From<&Offramp> for crate::offramp::options::Defaults {
+    fn from(c: &Offramp) -> Self {
+        crate::offramp::options::Defaults {
+            resolution: c.resolution,
+            cover_page: c.cover_page,
+        }
+    }
+}
+
 impl From<&Offramp> for budget::Limits {
     fn from(c: &Offramp) -> Self {
         budget::Limits {

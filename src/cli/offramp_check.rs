@@ -65,7 +65,7 @@ pub fn run(args: &CheckArgs, cfg: &Config) -> ExitCode {
     let opts = options::parse(
         headers.subject.as_deref(),
         headers.fax_resolution.as_deref(),
-        &cfg.offramp,
+        options::Defaults::from(&cfg.offramp),
     );
     println!(
         "options: resolution {:?}, cover page {}, subject {:?}",

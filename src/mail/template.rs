@@ -362,13 +362,6 @@ mod tests {
     }
 
     #[test]
-    fn default_templates_parse() {
-        let o = crate::config::Onramp::default();
-        Template::parse(&o.subject).unwrap();
-        Template::parse(&o.body).unwrap();
-    }
-
-    #[test]
     fn braces_and_errors() {
         let t = Template::parse("{{literal}} {pages}}}").unwrap();
         assert_eq!(t.render(&reception(), Target::Body), "{literal} 3}");
@@ -418,22 +411,5 @@ mod tests {
                 proptest::prop_assert!(!h.contains('\n') && !h.contains('\r'));
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod config_tests {
-    #[test]
-    fn config_check_names_the_bad_template_key() {
-        let mut c = crate::config::Config::default();
-        c.routes[0].subject = "Fax {from}".into();
-        c.onramp.body = "{pages".into();
-        let problems = crate::config::validate(&c);
-        let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["onramp.body", "route.0.subject"], "{problems:?}");
-        assert!(
-            problems[1].1.contains("unknown field `{from}`"),
-            "{problems:?}"
-        );
     }
 }

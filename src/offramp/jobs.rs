@@ -435,7 +435,7 @@ pub fn split_message(
     let options = super::options::parse(
         headers.subject.as_deref(),
         headers.fax_resolution.as_deref(),
-        &cfg.offramp,
+        super::options::Defaults::from(&cfg.offramp),
     );
     let checked = if data.envelope.recipients.len() > MAX_RECIPIENTS {
         Err(Cause::GatewayError {

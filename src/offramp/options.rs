@@ -16,7 +16,17 @@
 
 pub use crate::job::SenderOptions;
 
-use crate::config::Resolution;
+use crate::job::Resolution;
+
+/// The site's defaults the sender's keywords override (`[offramp] resolution`,
+/// `cover_page`; the shell builds them from the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Defaults {
+    /// Vertical resolution when the sender names none.
+    pub resolution: Resolution,
+    /// Whether a cover page is sent when the sender says nothing.
+    pub cover_page: bool,
+}
 
 fn resolution_word(w: &str) -> Option<Resolution> {
     match w.trim().to_ascii_lowercase().as_str() {
@@ -31,7 +41,7 @@ fn resolution_word(w: &str) -> Option<Resolution> {
 pub fn parse(
     subject: Option<&str>,
     resolution_header: Option<&str>,
-    defaults: &crate::config::Offramp,
+    defaults: Defaults,
 ) -> SenderOptions {
     let subject = subject.unwrap_or("");
     let mut resolution = defaults.resolution;
@@ -75,11 +85,16 @@ pub fn parse(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Offramp;
+
+    /// Fine, no cover page (the embedded default's `[offramp]`).
+    const SITE: Defaults = Defaults {
+        resolution: Resolution::Fine,
+        cover_page: false,
+    };
 
     #[test]
     fn subject_keywords_table() {
-        let d = Offramp::default(); // fine, no cover
+        let d = SITE;
         let cases: &[(&str, Option<&str>, Resolution, bool, &str)] = &[
             ("Invoice", None, Resolution::Fine, false, "Invoice"),
             (
@@ -126,23 +141,23 @@ mod tests {
             ),
         ];
         for (subj, hdr, res, cover, kept) in cases {
-            let o = parse(Some(subj), *hdr, &d);
+            let o = parse(Some(subj), *hdr, d);
             assert_eq!(o.resolution, *res, "{subj}");
             assert_eq!(o.cover_page, *cover, "{subj}");
             assert_eq!(o.subject, *kept, "{subj}");
         }
-        let d2 = Offramp {
+        let d2 = Defaults {
             cover_page: true,
-            ..Offramp::default()
+            ..SITE
         };
-        assert!(!parse(Some("[nocover] hi"), None, &d2).cover_page);
-        assert_eq!(parse(None, None, &d2).subject, "");
+        assert!(!parse(Some("[nocover] hi"), None, d2).cover_page);
+        assert_eq!(parse(None, None, d2).subject, "");
     }
 
     proptest::proptest! {
         #[test]
         fn never_panics(s in "\\PC{0,200}", h in "\\PC{0,20}") {
-            let _ = parse(Some(&s), Some(&h), &Offramp::default());
+            let _ = parse(Some(&s), Some(&h), SITE);
         }
     }
 }
