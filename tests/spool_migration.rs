@@ -31,6 +31,78 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// The record fields that hold a time (milliseconds since the epoch), top level and per attempt.
+const TIMES: [&str; 4] = ["created", "epoch", "next_due", "finished"];
+const ATTEMPT_TIMES: [&str; 2] = ["started", "ended"];
+
+/// Copies the fixture with every record's times moved so that its newest one lies ten minutes
+/// ago: the spool looks as if its daemon stopped ten minutes before this one starts, whatever
+/// day the test runs. Copied as written, the fixture's jobs would pass their kill time (3 h)
+/// and relay give-up time a few hours after the fixture was made, and the daemon would rightly
+/// fail them instead of finishing them.
+fn copy_tree_as_if_recent(from: &Path, to: &Path) {
+    copy_tree(from, to);
+    let mut records = Vec::new();
+    collect_records(to, &mut records);
+    let mut newest = 0u64;
+    let mut parsed = Vec::new();
+    for path in records {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        for_each_time(&v, &mut |t| newest = newest.max(t));
+        parsed.push((path, v));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let shift = (now - 600_000).saturating_sub(newest);
+    for (path, mut v) in parsed {
+        shift_times(&mut v, shift);
+        std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    }
+}
+
+fn collect_records(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            collect_records(&e.path(), out);
+        } else if e.file_name() == "job.json" {
+            out.push(e.path());
+        }
+    }
+}
+
+fn for_each_time(v: &serde_json::Value, f: &mut impl FnMut(u64)) {
+    for k in TIMES {
+        if let Some(t) = v[k].as_u64() {
+            f(t);
+        }
+    }
+    for a in v["attempts"].as_array().into_iter().flatten() {
+        for k in ATTEMPT_TIMES {
+            if let Some(t) = a[k].as_u64() {
+                f(t);
+            }
+        }
+    }
+}
+
+fn shift_times(v: &mut serde_json::Value, by: u64) {
+    for k in TIMES {
+        if let Some(t) = v[k].as_u64() {
+            v[k] = (t + by).into();
+        }
+    }
+    for a in v["attempts"].as_array_mut().into_iter().flatten() {
+        for k in ATTEMPT_TIMES {
+            if let Some(t) = a[k].as_u64() {
+                a[k] = (t + by).into();
+            }
+        }
+    }
+}
+
 fn id(s: &str) -> JobId {
     s.parse().unwrap()
 }
@@ -170,7 +242,7 @@ fn every_version_1_record_loads_typed_with_its_relation() {
 fn a_daemon_started_on_a_version_1_spool_finishes_its_work() {
     let d = tempfile::tempdir().unwrap();
     let mut gw = Daemon::new(d.path());
-    copy_tree(Path::new(FIXTURE), &gw.data().join("spool"));
+    copy_tree_as_if_recent(Path::new(FIXTURE), &gw.data().join("spool"));
     gw.start(&[]);
     // Two faxes go out over the loopback line and come back as two received faxes' emails;
     // the submitted fax becomes an email to bob; the waiting fax email and report go out.
