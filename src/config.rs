@@ -64,6 +64,8 @@ pub struct Config {
     pub spool: Spool,
     /// `[log]`: logging filter and format.
     pub log: Log,
+    /// `[http]`: the operations console, REST API and metrics.
+    pub http: Http,
 }
 
 impl Default for Config {
@@ -81,6 +83,7 @@ impl Default for Config {
             retry: Retry::default(),
             spool: Spool::default(),
             log: Log::default(),
+            http: Http::default(),
         }
     }
 }
@@ -203,6 +206,60 @@ impl Default for Smtp {
             tls_key: None,
             accept_plain_digits: true,
         }
+    }
+}
+
+/// `[http]`: the operations console (web pages), the REST API under `/api/v1/` and the
+/// Prometheus metrics at `/metrics`, served by the daemon itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Serve the console at all.
+    pub enabled: bool,
+    /// Addresses to listen on; a single string or a list. Anything but loopback needs
+    /// `users_file` and TLS (`tls_cert`/`tls_key`).
+    #[serde(deserialize_with = "one_or_many")]
+    pub listen: Vec<SocketAddr>,
+    /// Console users: lines `user:$argon2id$…:role[:scope]` — the SMTP AUTH users file format
+    /// plus a role (`admin` or `viewer`) and optionally the fax numbers (`+E.164`) and routes
+    /// (`route=NAME`) the user is limited to, comma-separated. No file: on loopback, the console
+    /// and the API need no login; with a file, everything does.
+    pub users_file: Option<PathBuf>,
+    /// API tokens, stored hashed (`faxgate token create USER` appends to it). Default:
+    /// `api-tokens` in the data directory.
+    pub tokens_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM); with `tls_key`, the console speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// How long a login lasts without use.
+    #[serde(with = "humantime_serde")]
+    pub session_idle: Duration,
+    /// Simultaneous HTTP connections in all.
+    pub max_connections: usize,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            enabled: true,
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 8025))],
+            users_file: None,
+            tokens_file: None,
+            tls_cert: None,
+            tls_key: None,
+            session_idle: Duration::from_secs(8 * 3600),
+            max_connections: 64,
+        }
+    }
+}
+
+impl Http {
+    /// Where API token hashes are kept.
+    pub fn tokens_path(&self, data_dir: &Path) -> PathBuf {
+        self.tokens_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("api-tokens"))
     }
 }
 
@@ -1291,6 +1348,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             );
         }
     }
+    validate_http(&c.http, &mut err);
     match (&c.smtp.tls_cert, &c.smtp.tls_key) {
         (Some(_), None) => err(
             "smtp.tls_key".into(),
@@ -1653,6 +1711,63 @@ fn check_range(err: &mut impl FnMut(String, String), key: &str, v: u64, lo: u64,
     if v < lo || v > hi {
         err(key.into(), format!("{v} is outside {lo} … {hi}"));
     }
+}
+
+/// `[http]`: a console reachable from the network needs logins and TLS — a bearer token or
+/// session cookie in clear text on a LAN is as good as no login.
+fn validate_http(h: &Http, err: &mut impl FnMut(String, String)) {
+    if !h.enabled {
+        return;
+    }
+    if h.listen.is_empty() {
+        err(
+            "http.listen".into(),
+            "no address to listen on (set `enabled = false` to turn the console off)".into(),
+        );
+    }
+    let tls = h.tls_cert.is_some() && h.tls_key.is_some();
+    for (i, a) in h.listen.iter().enumerate() {
+        if !a.ip().is_loopback() && (h.users_file.is_none() || !tls) {
+            err(
+                format!("http.listen.{i}"),
+                format!(
+                    "{a} is not a loopback address: the console needs `http.users_file` and \
+                     `http.tls_cert`/`http.tls_key` to listen there"
+                ),
+            );
+        }
+    }
+    match (&h.tls_cert, &h.tls_key) {
+        (Some(_), None) => err(
+            "http.tls_key".into(),
+            "tls_cert is set but tls_key is not".into(),
+        ),
+        (None, Some(_)) => err(
+            "http.tls_cert".into(),
+            "tls_key is set but tls_cert is not".into(),
+        ),
+        (Some(c), Some(k)) => {
+            check_path(err, "http.tls_cert", c);
+            check_path(err, "http.tls_key", k);
+        }
+        (None, None) => {}
+    }
+    if let Some(u) = &h.users_file {
+        check_path(err, "http.users_file", u);
+    }
+    if let Some(t) = &h.tokens_file {
+        check_path(err, "http.tokens_file", t);
+    }
+    if h.session_idle < Duration::from_secs(60) {
+        err("http.session_idle".into(), "must be at least 1m".into());
+    }
+    check_range(
+        err,
+        "http.max_connections",
+        h.max_connections as u64,
+        1,
+        10_000,
+    );
 }
 
 fn check_path(err: &mut impl FnMut(String, String), key: &str, p: &Path) {

@@ -26,6 +26,7 @@
 //! on 127.0.0.1:2525 for `localhost`, the loopback line whose far end is this gateway's own
 //! onramp, the inbox at `inbox/`, all mail into the Maildir `maildir/` under the data dir.
 
+pub mod console;
 pub mod control;
 pub mod cores;
 pub mod dispatch;
@@ -79,6 +80,9 @@ pub enum AppError {
     /// The signal handlers cannot be installed.
     #[error("signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The console cannot start (address in use, certificate, users file).
+    #[error("console: {0}")]
+    Console(#[from] console::ConsoleError),
 }
 
 /// The lines of the modem pool as configured, all idle: the loopback line (when enabled) and
@@ -153,6 +157,9 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     // The offramp listener: bound before READY so a port problem fails the start.
     let smtp = crate::smtp::bind(&config, spool.clone()).await?;
     let addrs = smtp.local_addrs();
+    // The console likewise: bound now, served once the rest is up.
+    let http = console::bind(&config).await?;
+    let http_addrs = http.as_ref().map(|b| b.local_addrs()).unwrap_or_default();
 
     let board = {
         let sp = spool.clone();
@@ -248,6 +255,18 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         shutdown.clone(),
     ));
     let onramp_task = tokio::spawn(onramp.run(shutdown.clone()));
+    let console_task = http.map(|bound| {
+        let state = console::state(
+            &bound,
+            config.clone(),
+            spool.clone(),
+            board.clone(),
+            live.clone(),
+            since,
+            shutdown.clone(),
+        );
+        tokio::spawn(console::serve(bound, state, shutdown.clone()))
+    });
     // Receiving lines wait for RING on blocking threads (serial I/O).
     let answerers: Vec<_> = config
         .modems
@@ -274,6 +293,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     info!(
         data_dir = %data_dir.display(),
         listen = ?addrs,
+        console = ?http_addrs,
         control = %sock.display(),
         "faxgate {} started",
         env!("CARGO_PKG_VERSION")
@@ -298,6 +318,9 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         let _ = a.await;
     }
     let _ = control_task.await;
+    if let Some(c) = console_task {
+        let _ = c.await;
+    }
     if let Some(w) = watchdog {
         let _ = w.await;
     }

@@ -30,6 +30,8 @@ pub struct Daemon {
     dir: PathBuf,
     /// The SMTP port.
     pub port: u16,
+    /// The console's port.
+    pub http_port: u16,
     child: Option<Child>,
     runs: u32,
 }
@@ -39,6 +41,7 @@ impl Daemon {
         Daemon {
             dir: dir.to_path_buf(),
             port: free_port(),
+            http_port: free_port(),
             child: None,
             runs: 0,
         }
@@ -60,6 +63,10 @@ impl Daemon {
         let log = std::fs::File::create(self.dir.join(format!("run{}.log", self.runs))).unwrap();
         let mut c = self.cmd();
         c.env("FAXGATE_SMTP__LISTEN", format!("127.0.0.1:{}", self.port))
+            .env(
+                "FAXGATE_HTTP__LISTEN",
+                format!("127.0.0.1:{}", self.http_port),
+            )
             .env("FAXGATE_LOG__FILTER", "info")
             .arg("run")
             .stdin(Stdio::null())
@@ -71,6 +78,7 @@ impl Daemon {
         self.child = Some(c.spawn().unwrap());
         for _ in 0..300 {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", self.http_port)).is_ok()
                 && self.data().join("control.sock").exists()
             {
                 return;

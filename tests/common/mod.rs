@@ -48,6 +48,9 @@ pub fn faxgate(dir: &Path) -> Command {
             c.env_remove(k);
         }
     }
+    // Each test daemon gets its own console port (tests run in parallel); a test of the
+    // console sets its own.
+    c.env("FAXGATE_HTTP__LISTEN", "127.0.0.1:0");
     c
 }
 

@@ -1,0 +1,2 @@
+// faxgate console: small progressive enhancements; every page works without this file.
+"use strict";
