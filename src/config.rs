@@ -1025,7 +1025,7 @@ pub fn load(
 /// Top-level keys of [`Config`], in file order.
 const SECTIONS: &[&str] = &[
     "gateway", "smtp", "relay", "modem", "loopback", "dialplan", "route", "onramp", "offramp",
-    "retry", "spool", "log",
+    "retry", "spool", "log", "http",
 ];
 
 /// The first error of each section, and every unknown top-level key.
@@ -1073,6 +1073,7 @@ fn section_errors(figment: &Figment, file: Option<&Path>) -> Vec<ConfigError> {
     one::<Retry>(figment, "retry", file, &mut out);
     one::<Spool>(figment, "spool", file, &mut out);
     one::<Log>(figment, "log", file, &mut out);
+    one::<Http>(figment, "http", file, &mut out);
     out
 }
 
@@ -2118,6 +2119,34 @@ mod tests {
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
         }
+    }
+
+    #[test]
+    fn console_off_loopback_needs_users_and_tls() {
+        let mut c = Config::default();
+        c.http.listen = vec![
+            "127.0.0.1:8025".parse().unwrap(),
+            "[::1]:8025".parse().unwrap(),
+        ];
+        assert!(validate(&c).is_empty(), "loopback needs nothing");
+        c.http.listen.push("0.0.0.0:8443".parse().unwrap());
+        let v = validate(&c);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].0, "http.listen.2");
+        assert!(v[0].1.contains("users_file"), "{v:?}");
+        // Users alone are not enough: a cookie or token in clear text on a LAN is no login.
+        c.http.users_file = Some("/etc/faxgate/console-users".into());
+        assert_eq!(validate(&c)[0].0, "http.listen.2");
+        c.http.tls_cert = Some("/etc/faxgate/c.crt".into());
+        let keys: Vec<String> = validate(&c).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["http.listen.2", "http.tls_key"]);
+        c.http.tls_key = Some("/etc/faxgate/c.key".into());
+        assert!(validate(&c).is_empty(), "{:?}", validate(&c));
+        // A console that is off needs nothing.
+        let mut off = Config::default();
+        off.http.enabled = false;
+        off.http.listen = vec!["0.0.0.0:80".parse().unwrap()];
+        assert!(validate(&off).is_empty());
     }
 
     #[test]
