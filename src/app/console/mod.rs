@@ -572,6 +572,7 @@ fn page(title: &str, body: maud::Markup) -> maud::Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " — faxgate" }
+                link rel="stylesheet" href="/static/console.css";
             }
             body { (body) }
         }
