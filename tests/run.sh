@@ -28,6 +28,9 @@ PKGS=(
   gcc
   fonts-dejavu-core
   fonts-urw-base35   # the standard-14 PDF fonts poppler and gs draw; our PDF font directory
+  chromium           # the console in a real browser (headless)
+  chromium-driver    # WebDriver for it
+  python3-selenium   # drives it (tests/fixtures/console/browser.py)
 )
 missing=()
 for p in "${PKGS[@]}"; do
