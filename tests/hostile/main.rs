@@ -15,6 +15,7 @@ mod corpus;
 mod crashloop;
 mod dialplan;
 mod flood;
+mod http;
 mod mime;
 mod ratelimit;
 mod render;
