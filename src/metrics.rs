@@ -536,11 +536,21 @@ pub fn encode(now: &Scrape, openmetrics: bool) -> Result<String, std::fmt::Error
     Ok(if openmetrics { out } else { classic(&out) })
 }
 
-/// True when an `Accept` header asks for OpenMetrics (Prometheus lists it first).
+/// True when an `Accept` header asks for OpenMetrics (Prometheus lists it first), with any
+/// weight but `q=0` ("not acceptable", RFC 9110 §12.4.2).
 pub fn wants_openmetrics(accept: &str) -> bool {
-    accept
-        .split(',')
-        .any(|t| t.trim_start().starts_with("application/openmetrics-text"))
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let is_om = parts
+            .next()
+            .is_some_and(|t| t.eq_ignore_ascii_case("application/openmetrics-text"));
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f64>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        is_om && !refused
+    })
 }
 
 /// PURE: OpenMetrics text as written by `prometheus_client`, in the classic Prometheus text
@@ -794,5 +804,10 @@ mod tests {
         ));
         assert!(!wants_openmetrics("text/plain; version=0.0.4"));
         assert!(!wants_openmetrics("*/*"));
+        assert!(wants_openmetrics("Application/OpenMetrics-Text"));
+        assert!(!wants_openmetrics(
+            "application/openmetrics-text; q=0, text/plain"
+        ));
+        assert!(!wants_openmetrics("application/openmetrics-textual"));
     }
 }
