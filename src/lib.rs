@@ -28,6 +28,7 @@
 //! | [`offramp`] | email → fax: MIME parts to fax, sender options, the document's pages, causes in plain words, RFC 3464 DSN / RFC 8098 MDN (all PURE); the render budget's clock; `Message` → `FaxOut` jobs → one report per message (spool I/O) |
 //! | [`onramp`] | received fax → email: routes, the G4 PDF writer (PURE); receptions written page by page, `FaxIn` jobs, the inbox folder, the onramp's workers |
 //! | [`delivery`] | mail leaving the gateway: the RFC 3965 / RFC 5322 message builder (PURE), Maildir or SMTP relay (lettre), `MailOut` jobs, retry classes, dead letters |
+//! | [`metrics`] | Prometheus metrics: the process's counters and histograms (fax sessions, pages, SMTP, mail delivery, latencies), each line's failure ratio over its last 32 calls, and the exposition (OpenMetrics or classic text) with the queue and line figures handed in at scrape; imports only [`job`] |
 //! | [`daemon`] | process plumbing for `faxgate run`: the shutdown signal, SIGTERM/SIGINT, systemd notification (`READY`, `STOPPING`, `WATCHDOG`, `STATUS`) |
 //! | [`app`] | `faxgate run`: the gateway wired from config — the pure cores' options (`app::cores`), SMTP listener, the one event-driven dispatcher (`app::dispatch`) running every kind of job on the pure scheduler, the offramp workers (`app::runner`), modem pool and loopback line, inbox watcher; the control socket |
 //! | [`cli`] | the command line: every verb's arguments (clap) and I/O shell — `run`, `status`, `check-config`, `queue`, `onramp submit`, `offramp-check`, `render`, `convert`, `tiff-check`, `modem probe`, `send`, `receive`, `hash-password` |
@@ -45,6 +46,7 @@ pub mod image;
 pub mod job;
 pub mod logging;
 pub mod mail;
+pub mod metrics;
 pub mod offramp;
 pub mod onramp;
 pub mod private_fs;

@@ -20,6 +20,7 @@ PKGS=(
   postfix            # smtp-sink / smtp-source (the daemon is never started)
   python3            # /usr/bin/python3: smtplib, email, aiosmtpd
   python3-aiosmtpd   # SMTP server used as a test relay and benchmark anchor
+  python3-prometheus-client  # the Prometheus text parsers /metrics is checked with
   systemd            # systemd-analyze verify
   time               # /usr/bin/time -v for peak RSS
   bc

@@ -25,7 +25,8 @@ use crate::fax::modem::port::{Modem, ModemError};
 use crate::fax::modem::profile::Profile;
 use crate::fax::modem::session::run_call;
 use crate::fax::t30::pages::{PagesSink, PagesSource, ReceivedPage};
-use crate::fax::t30::{CallReport, Engine, EngineConfig, SinkError};
+use crate::fax::t30::{CallReport, Cause, Engine, EngineConfig, SinkError};
+use crate::metrics::{self, Direction};
 
 use crate::onramp::receiving::{CallStart, Receiving};
 use crate::scheduler::CauseClass;
@@ -317,7 +318,10 @@ impl ModemLine {
             // Every confirmed page goes to the spool before MCF; a gateway that cannot store
             // pages does not take them (the caller's machine will try again).
             let receiving = match Receiving::begin(spool, call) {
-                Ok(r) => Arc::new(Mutex::new(Some(r))),
+                Ok(r) => {
+                    metrics::fax_started(Direction::In);
+                    Arc::new(Mutex::new(Some(r)))
+                }
                 Err(e) => {
                     error!(modem = %self.cfg.name, "cannot store a fax, hanging up: {e}");
                     let _ = o.modem.reset();
@@ -349,6 +353,8 @@ impl ModemLine {
                 Err(p) => p.into_inner().take(),
             };
             let n = taken.as_ref().map_or(0, |t| t.pages());
+            let class = super::runner::class_of(report.cause.unwrap_or(Cause::CarrierLost));
+            metrics::fax_ended(Direction::In, &self.cfg.name, class, n);
             let stored = match taken.map(|t| t.commit(&report, started.elapsed().as_secs())) {
                 Some(Ok(Some(job))) => Stored::Fax { job, pages: n },
                 Some(Ok(None)) | None => Stored::NoPages,

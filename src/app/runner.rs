@@ -29,6 +29,7 @@ use crate::fax::t30::SinkError;
 use crate::fax::t30::pages::{PagesSink, PagesSource, ReceivedPage};
 use crate::fax::t30::{self, Cause};
 use crate::job::JobData;
+use crate::metrics::{self, Direction};
 use crate::offramp::budget as render_budget;
 use crate::offramp::causes::Cause as OfframpCause;
 use crate::offramp::document::{self, Stamp};
@@ -271,8 +272,11 @@ struct Attempted {
 /// Sends `FaxOut` job `id` on `line`. Returns false when it should be held off.
 pub async fn fax_out(sh: &Shared, id: &JobId, line: &str, mut shutdown: Shutdown) -> bool {
     let (spool, id2, line2) = (sh.spool.clone(), id.clone(), line.to_string());
-    let rec = match blocking(move || spool.start_attempt(&id2, crate::spool::now(), Some(&line2)))
-        .await
+    let rec = match blocking(move || {
+        let r = spool.start_attempt(&id2, crate::spool::now(), Some(&line2));
+        r.inspect(|r| first_dial(&spool, r))
+    })
+    .await
     {
         Some(Ok(r)) => r,
         Some(Err(SpoolError::NotFound(_))) | Some(Err(SpoolError::WrongState { .. })) => {
@@ -288,7 +292,10 @@ pub async fn fax_out(sh: &Shared, id: &JobId, line: &str, mut shutdown: Shutdown
         m.state = ModemState::Sending;
         m.job = Some(id.to_string());
     });
+    metrics::fax_started(Direction::Out);
     let attempted = attempt(sh, id, line, &rec, &mut shutdown).await;
+    let out = &attempted.outcome;
+    metrics::fax_ended(Direction::Out, line, out.cause, out.pages_sent);
     set_line(&sh.board, line, |m| {
         m.state = ModemState::Idle;
         m.job = None;
@@ -482,7 +489,10 @@ async fn attempt(
         answered: i64::try_from(crate::spool::now().unix_secs()).unwrap_or(i64::MAX),
     };
     let receiving = match blocking(move || Receiving::begin(&spool, call_start)).await {
-        Some(Ok(r)) => Arc::new(std::sync::Mutex::new(Some(r))),
+        Some(Ok(r)) => {
+            metrics::fax_started(Direction::In);
+            Arc::new(std::sync::Mutex::new(Some(r)))
+        }
         Some(Err(e)) => {
             return local(
                 CauseClass::LocalTemporary,
@@ -547,6 +557,8 @@ async fn attempt(
     };
     if let Some(r) = taken {
         let (report, secs) = (call.receiver.clone(), call.line_time.as_secs());
+        let class = class_of(report.cause.unwrap_or(Cause::CarrierLost));
+        metrics::fax_ended(Direction::In, loopback::LINE_NAME, class, r.pages());
         match blocking(move || r.commit(&report, secs)).await {
             Some(Ok(Some(r))) => {
                 info!(job = %r, fax = %id, "loopback far end received the fax");
@@ -615,6 +627,18 @@ fn sent_attempt(
         }),
         error: (class != CauseClass::Done)
             .then(|| format!("{}: job {id}: {detail}", crate::spool::now())),
+    }
+}
+
+/// A fax job's first attempt just started: the time since its message's commit (the SMTP
+/// `250`) goes to `/metrics`. One small read, the message's record, once per fax job.
+fn first_dial(spool: &Spool, rec: &crate::spool::JobRecord) {
+    let (Some(parent), [first]) = (&rec.parent, rec.attempts.as_slice()) else {
+        return;
+    };
+    match spool.get(parent) {
+        Ok((_, message)) => metrics::accepted_to_dial(first.started.since(message.created)),
+        Err(e) => warn!(job = %rec.id, "metrics: the message's record: {e}"),
     }
 }
 

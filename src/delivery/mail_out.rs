@@ -167,6 +167,10 @@ pub async fn attempt(
         Ok(a) => outcome(CauseClass::Done, a.detail.clone()),
         Err(e) => outcome(e.class(), e.to_string()),
     };
+    crate::metrics::mail_attempt(out.cause);
+    if let (Ok(_), Purpose::Fax { fax_job: Some(f) }) = (&result, &data.purpose) {
+        fax_mail_accepted(spool, f).await;
+    }
     let (s, i, p) = (spool.clone(), id.clone(), policy.clone());
     let (rec, decision) = blocking(move || s.end_attempt(&i, crate::spool::now(), out, &p)).await?;
 
@@ -206,6 +210,23 @@ pub async fn attempt(
         (Err(_), Decision::Done) => {}
     }
     Ok((rec, decision))
+}
+
+/// The mail of received fax `fax` was just accepted: the time since its hang-up (its `FaxIn`
+/// job's commit) goes to `/metrics`. One small read, the fax's record; a fax from the inbox
+/// folder or `onramp submit` had no hang-up and is not counted.
+async fn fax_mail_accepted(spool: &Spool, fax: &JobId) {
+    let (s, f) = (spool.clone(), fax.clone());
+    match blocking(move || s.get(&f)).await {
+        Ok((_, r)) => {
+            if let JobData::FaxIn(d) = &r.data
+                && d.reception.source == crate::job::Source::Modem
+            {
+                crate::metrics::hangup_to_mail(crate::spool::now().since(r.created));
+            }
+        }
+        Err(e) => warn!(job = %fax, "metrics: the received fax's record: {e}"),
+    }
 }
 
 fn outcome(cause: CauseClass, detail: String) -> Outcome {

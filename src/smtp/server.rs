@@ -328,6 +328,7 @@ async fn accept_loop(
             },
             _ = shutdown.stopped() => return,
         };
+        crate::metrics::smtp_connection();
         let _ = stream.set_nodelay(true);
         let ctx = ctx.clone();
         let sd = shutdown.clone();
@@ -634,7 +635,10 @@ impl<'a> Connection<'a> {
     async fn effects(&mut self) -> std::io::Result<()> {
         while let Some(o) = self.session.poll_output() {
             match o {
-                Output::Reply(r) => self.out.extend_from_slice(r.as_bytes()),
+                Output::Reply(r) => {
+                    crate::metrics::smtp_reply(&r);
+                    self.out.extend_from_slice(r.as_bytes())
+                }
                 Output::StartTls => {
                     self.flush().await?;
                     self.starttls().await?;
@@ -677,6 +681,7 @@ impl<'a> Connection<'a> {
                     };
                     let now = Instant::now();
                     if r.is_ok() {
+                        crate::metrics::smtp_accepted();
                         // Only committed messages count: a refused one cost the client
                         // its reply, not its rate.
                         self.ctx

@@ -26,6 +26,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod metrics;
 pub mod pages;
 
 use std::net::SocketAddr;
@@ -237,6 +238,7 @@ pub fn router(state: Console) -> Router {
     Router::new()
         .merge(pages::routes())
         .merge(api::routes())
+        .route("/metrics", get(metrics::scrape))
         .route("/login", get(login_page).post(login))
         .route("/logout", axum::routing::post(logout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), gate))
