@@ -768,6 +768,57 @@ mod tests {
         assert_eq!(check_document(&cfg, &raw).unwrap(), 2);
     }
 
+    fn multipart(fields: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for (name, value) in fields {
+            b.extend_from_slice(b"--XyZ\r\nContent-Disposition: form-data; name=\"");
+            b.extend_from_slice(name.as_bytes());
+            b.extend_from_slice(b"\"; filename=\"f\"\r\n\r\n");
+            b.extend_from_slice(value);
+            b.extend_from_slice(b"\r\n");
+        }
+        b.extend_from_slice(b"--XyZ--\r\n");
+        b
+    }
+
+    #[tokio::test]
+    async fn the_form_is_read_within_the_limit_even_without_a_length() {
+        let ct = Some("multipart/form-data; boundary=XyZ");
+        let body = multipart(&[("to", b"+12125550123, +12125550142"), ("file", b"%PDF-1.4")]);
+        let f = read_form(Body::from(body.clone()), ct, None, 10_000)
+            .await
+            .unwrap();
+        assert_eq!(f.to, ["+12125550123", "+12125550142"]);
+        assert_eq!(f.files[0].bytes, b"%PDF-1.4");
+        // Chunked (no Content-Length): the stream is cut at the limit.
+        let big = multipart(&[("file", &vec![b'x'; 50_000])]);
+        let e = read_form(Body::from(big), ct, None, 10_000)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.status(), e.code()),
+            (StatusCode::PAYLOAD_TOO_LARGE, "too-large")
+        );
+        // A declared length over the limit: refused before reading.
+        let e = read_form(Body::from(body.clone()), ct, Some(10_001), 10_000)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "too-large");
+        let e = read_form(Body::from(body.clone()), Some("text/plain"), None, 10_000)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.status(), e.code()),
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "not-multipart")
+        );
+        let odd = multipart(&[("bcc", b"x@example.org")]);
+        let e = read_form(Body::from(odd), ct, None, 10_000)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "bad-form");
+        assert!(e.to_string().contains("unknown field `bcc`"), "{e}");
+    }
+
     #[test]
     fn resolution_words() {
         assert_eq!(resolution(None).unwrap(), None);
