@@ -567,6 +567,13 @@ fn sessions_need_csrf_logins_are_rate_limited_and_a_cancel_is_audited_with_its_u
         .find(|l| l.contains("audit") && l.contains("cancel") && l.contains(&id))
         .unwrap_or_else(|| panic!("no audit line for the cancel:\n{log}"));
     assert!(line.contains("ann"), "{line}");
+    // The report goes out for a cancel as for any other end (to gateway.admin: no notify).
+    d.wait_mail("the report of the cancelled fax", |m| {
+        m.iter().any(|x| {
+            let t = String::from_utf8_lossy(x);
+            t.contains("postmaster@localhost") && t.contains("cancelled by the operator")
+        })
+    });
     // An admin may retry it: it is queued again.
     let r = api.method("POST", Some(&ann), &format!("/api/v1/faxes/{id}/retry"));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));

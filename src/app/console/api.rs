@@ -656,9 +656,10 @@ async fn show_fax(
 
 /// What a cancel or retry did to the jobs of one fax.
 enum Change {
-    /// Jobs changed; the last fax job changed (for the report).
+    /// Jobs changed; for a cancel after the split, the last fax job cancelled (its message's
+    /// report is queued through it).
     Changed(Option<JobId>),
-    /// Nothing to do.
+    /// Nothing to do: the `409` code and sentence.
     Nothing(&'static str, &'static str),
 }
 
