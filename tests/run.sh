@@ -17,6 +17,7 @@ PKGS=(
   iaxmodem           # the soft-modem phone line rig
   iproute2           # ip: network namespace for the rig
   swaks              # real SMTP client
+  curl               # real HTTP client for the console's REST API
   postfix            # smtp-sink / smtp-source (the daemon is never started)
   python3            # /usr/bin/python3: smtplib, email, aiosmtpd
   python3-aiosmtpd   # SMTP server used as a test relay and benchmark anchor

@@ -15,6 +15,7 @@
 //! | [`tiff`] | `convert` and `tiff-check` over [`crate::image::tiff`] |
 //! | [`modem`] | `modem probe`, `send`, `receive` over [`crate::fax::modem`] |
 //! | [`password`] | `hash-password USER` over [`crate::smtp::auth`] |
+//! | [`token`] | `token create USER` over [`crate::app::console::auth::Tokens`] |
 //!
 //! Library errors are typed; here they become one line on stderr with their causes joined by
 //! `: ` ([`chain`]) and a non-zero exit status.
@@ -27,6 +28,7 @@ pub mod queue;
 pub mod render;
 pub mod status;
 pub mod tiff;
+pub mod token;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -120,6 +122,13 @@ pub enum Command {
         /// The AUTH user name.
         user: String,
     },
+    /// REST API tokens: `create USER` prints a new token once and keeps only its hash in
+    /// `http.tokens_file`.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
     /// Show what would be faxed for an email (parts taken and skipped, options, page count or
     /// the failure the sender would be told); optionally write the pages as TIFF-F.
     OfframpCheck(offramp_check::CheckArgs),
@@ -167,6 +176,7 @@ pub fn main() -> ExitCode {
             &call,
         )),
         Command::Queue(args) => queue::main(config, &args),
+        Command::Token { command } => token::main(config, &command),
         Command::Onramp(args) => onramp::main(config, &args),
         Command::Run => run(config),
     }

@@ -180,6 +180,16 @@ pub fn write_g4_pdf(pages: &[Page]) -> Result<Vec<u8>, ComposeError> {
     })
 }
 
+/// A stored fax TIFF (a `FaxIn` job's pages) as the PDF the onramp would attach: each page
+/// decoded one at a time and coded as T.6, so only the coded pages are held (the console's
+/// download of a received fax).
+pub fn pdf_of_stored(tiff: &[u8]) -> Result<Vec<u8>, ComposeError> {
+    g4_pdf_of(&Pages::Stored {
+        original: tiff,
+        original_is_profile_s: false,
+    })
+}
+
 /// [`write_g4_pdf`] over pages from memory or decoded one at a time (only the coded pages are
 /// kept).
 fn g4_pdf_of(pages: &Pages<'_>) -> Result<Vec<u8>, ComposeError> {

@@ -470,8 +470,9 @@ fn join_failure() -> CommitFailure {
     }
 }
 
-/// Opens the job and writes its Received header (blocking).
-fn open_job(
+/// Opens a `Message` job and writes its `Received:` header (blocking). The SMTP listener and
+/// the console's send API both spool messages this way, then [`commit_message`].
+pub fn open_job(
     spool: &Spool,
     env: &Envelope,
     hostname: &str,
@@ -482,6 +483,26 @@ fn open_job(
     let h = received_header(env, hostname, inc.id().as_str(), &date);
     f.write_bytes(h.as_bytes())?;
     Ok((inc, f))
+}
+
+/// Commits a `Message` job opened with [`open_job`] whose message file `f` is complete
+/// (blocking): fsync and rename, the spool's single commit point. `size` is used only when
+/// the file's length cannot be read back.
+pub fn commit_message(
+    inc: Incoming,
+    f: PayloadFile,
+    envelope: Envelope,
+    size: u64,
+) -> Result<crate::spool::JobRecord, SpoolError> {
+    let written = std::fs::metadata(f.path()).map(|m| m.len()).unwrap_or(size);
+    drop(f);
+    let data = MessageData {
+        envelope,
+        file: MESSAGE_FILE.into(),
+        size: written,
+        received: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    inc.commit(NewJob::new(JobData::Message(data)))
 }
 
 impl Spooling {
@@ -531,15 +552,7 @@ impl Spooling {
                 None => open_job(&spool, &env, &host)?,
             };
             f.write_bytes(&buf)?;
-            let written = std::fs::metadata(f.path()).map(|m| m.len()).unwrap_or(size);
-            drop(f);
-            let data = MessageData {
-                envelope: *env,
-                file: MESSAGE_FILE.into(),
-                size: written,
-                received: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            };
-            let rec = inc.commit(NewJob::new(JobData::Message(data)))?;
+            let rec = commit_message(inc, f, *env, size)?;
             Ok::<_, SpoolError>(rec.id.to_string())
         })
         .await;

@@ -88,6 +88,45 @@ pub struct Policy {
     pub dialplan: DialPlan,
 }
 
+/// Why a mailbox of ours is not a fax recipient we may dial.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecipientError {
+    /// The local part is not a fax number form (RFC 3192 or an enabled site form).
+    #[error(transparent)]
+    Address(address::AddressError),
+    /// The dial plan refuses the number (toll-fraud policy, numbering structure).
+    #[error(transparent)]
+    Dial(crate::mail::dialplan::DialError),
+}
+
+impl Policy {
+    /// The fax recipient for `mb`, a mailbox already known to be in one of our domains
+    /// (`path` is its forward-path as given): the local part's number form, then the dial
+    /// plan. The one recipient check of RCPT TO and of the console's send API, so both refuse
+    /// the same numbers for the same reasons.
+    pub fn fax_recipient(
+        &self,
+        path: &str,
+        mb: &address::Mailbox,
+    ) -> Result<Recipient, RecipientError> {
+        let fax =
+            FaxAddress::from_local_part(mb, self.site_forms).map_err(RecipientError::Address)?;
+        let dest = self
+            .dialplan
+            .resolve(&fax.number)
+            .map_err(RecipientError::Dial)?;
+        Ok(Recipient {
+            address: path.to_owned(),
+            number: fax.number,
+            form: fax.form,
+            subaddress: fax.subaddress,
+            destination: dest,
+            notify: None,
+            orcpt: None,
+        })
+    }
+}
+
 /// What the RCPT policy accepted a forward-path as.
 #[derive(Debug)]
 enum Accepted {
@@ -1026,22 +1065,11 @@ impl Session {
         if mb.is_postmaster() {
             return Ok(Accepted::Postmaster);
         }
-        let fax = FaxAddress::from_local_part(&mb, self.policy.site_forms)
-            .map_err(|e| addr_reply(path, e))?;
-        let dest = self
-            .policy
-            .dialplan
-            .resolve(&fax.number)
-            .map_err(|e| (550, e.enhanced_code(), format!("<{path}>: {e}")))?;
-        Ok(Accepted::Fax(Recipient {
-            address: path.to_owned(),
-            number: fax.number,
-            form: fax.form,
-            subaddress: fax.subaddress,
-            destination: dest,
-            notify: None,
-            orcpt: None,
-        }))
+        match self.policy.fax_recipient(path, &mb) {
+            Ok(r) => Ok(Accepted::Fax(r)),
+            Err(RecipientError::Address(e)) => Err(addr_reply(path, e)),
+            Err(RecipientError::Dial(e)) => Err((550, e.enhanced_code(), format!("<{path}>: {e}"))),
+        }
     }
 
     fn data(&mut self, arg: &str) {

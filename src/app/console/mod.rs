@@ -28,6 +28,7 @@ pub mod api;
 pub mod auth;
 pub mod metrics;
 pub mod pages;
+pub mod submit;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
