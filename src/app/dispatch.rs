@@ -150,6 +150,40 @@ impl Figures {
     pub fn recent(&self) -> Vec<RecentJob> {
         self.recent.iter().cloned().collect()
     }
+
+    /// The jobs in `queue/` that `keep` accepts, in id order (oldest first): how many there
+    /// are, and `limit` of them from `offset` on — for the console's queue page, which then
+    /// reads only those records (a page of a large backlog costs one page of reads).
+    pub fn queued_page(
+        &self,
+        keep: impl Fn(JobKind, JobState) -> bool,
+        offset: usize,
+        limit: usize,
+    ) -> (usize, Vec<(JobId, JobKind, JobState)>) {
+        let mut ids: Vec<(&JobId, JobKind, JobState)> = self
+            .jobs
+            .iter()
+            .filter(|(_, (k, s))| keep(*k, *s))
+            .map(|(id, (k, s))| (id, *k, *s))
+            .collect();
+        let total = ids.len();
+        // Only the page's ids need their order: the rest stay partitioned around them.
+        let end = offset.saturating_add(limit).min(total);
+        if offset >= total {
+            return (total, Vec::new());
+        }
+        ids.select_nth_unstable_by(end - 1, |a, b| a.0.cmp(b.0));
+        let head = &mut ids[..end];
+        if offset > 0 {
+            head.select_nth_unstable_by(offset, |a, b| a.0.cmp(b.0));
+        }
+        let mut page: Vec<_> = head[offset..]
+            .iter()
+            .map(|(id, k, s)| ((*id).clone(), *k, *s))
+            .collect();
+        page.sort_by(|a, b| a.0.cmp(&b.0));
+        (total, page)
+    }
 }
 
 /// The figures, shared between the dispatcher and the control socket.

@@ -27,6 +27,7 @@
 pub mod api;
 pub mod auth;
 pub mod pages;
+pub mod thumbs;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
