@@ -562,3 +562,56 @@ async fn reread(spool: &Spool, sched: &mut Scheduler, live: &Live, id: JobId) {
         Err(e) => warn!(job = %id, "job read task: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(n: u64, kind: JobKind, state: JobState) -> Change {
+        Change {
+            id: JobId::new(Timestamp(n * 1000), n),
+            kind,
+            state,
+            priority: 127,
+            due: Timestamp(0),
+            recent: None,
+        }
+    }
+
+    /// Pages of the queue come out in id order, whatever the map's order, and the filter
+    /// counts in the total.
+    #[test]
+    fn queued_pages_are_in_id_order_and_filtered() {
+        let mut f = Figures::default();
+        for n in (1..=250).rev() {
+            let kind = if n % 5 == 0 {
+                JobKind::MailOut
+            } else {
+                JobKind::FaxOut
+            };
+            f.apply(&change(n, kind, JobState::Queued));
+        }
+        f.apply(&change(7, JobKind::FaxOut, JobState::Done));
+        let all: Vec<JobId> = (1..=250)
+            .filter(|n| *n != 7)
+            .map(|n| JobId::new(Timestamp(n * 1000), n))
+            .collect();
+        let (total, page) = f.queued_page(|_, _| true, 100, 100);
+        assert_eq!(total, 249);
+        let ids: Vec<JobId> = page.into_iter().map(|(id, _, _)| id).collect();
+        assert_eq!(ids, all[100..200]);
+        let (_, last) = f.queued_page(|_, _| true, 200, 100);
+        assert_eq!(last.len(), 49);
+        assert!(f.queued_page(|_, _| true, 300, 100).1.is_empty());
+        let (faxes, first) = f.queued_page(|k, _| k == JobKind::FaxOut, 0, 3);
+        assert_eq!(faxes, 199);
+        let want: Vec<JobId> = [1, 2, 3]
+            .iter()
+            .map(|n| JobId::new(Timestamp(n * 1000), *n))
+            .collect();
+        assert_eq!(
+            first.into_iter().map(|(id, _, _)| id).collect::<Vec<_>>(),
+            want
+        );
+    }
+}
