@@ -70,7 +70,7 @@ pub enum Pages {
         /// The body pages (`pages.tif`).
         path: PathBuf,
         /// Adds the cover page and the header line.
-        finisher: Finisher,
+        finisher: Box<Finisher>,
     },
 }
 
@@ -109,7 +109,13 @@ pub fn pages_of(
             let finisher = Finisher::new(body, &f.from, &doc_opts, &f.options, &stamp)
                 .map_err(|c| ThumbError::Unreadable(c.words()))?;
             let total = u32::try_from(finisher.total()).unwrap_or(u32::MAX);
-            Ok((Pages::Finished { path, finisher }, total))
+            Ok((
+                Pages::Finished {
+                    path,
+                    finisher: Box::new(finisher),
+                },
+                total,
+            ))
         }
         JobData::FaxIn(d) => {
             let path = spool
@@ -147,7 +153,7 @@ pub fn page(pages: Pages, n: u32) -> Result<Page, ThumbError> {
             if index >= finisher.total() {
                 return Err(ThumbError::NoSuchPage(n));
             }
-            let mut p = StoredPages::open(&path, finisher)
+            let mut p = StoredPages::open(&path, *finisher)
                 .map_err(|c| ThumbError::Unreadable(c.words()))?;
             p.page(index).map_err(ThumbError::Unreadable)
         }
@@ -245,8 +251,8 @@ fn emit(pixels: &mut [u8], row: u32, w: u32, black: &[u32], cols: &[u32], rows: 
     };
     for ((o, &b), &c) in out.iter_mut().zip(black).zip(cols) {
         let area = u64::from(c) * u64::from(rows);
-        if area > 0 {
-            *o = (255 - u64::from(b).min(area) * 255 / area) as u8;
+        if let Some(dark) = (u64::from(b).min(area) * 255).checked_div(area) {
+            *o = (255 - dark) as u8;
         }
     }
 }

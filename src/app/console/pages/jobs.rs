@@ -364,11 +364,11 @@ pub async fn load_visible(
     }
 }
 
+/// A child job of a job: its relation, id, and record when it exists.
+type Related = (Child, JobId, Option<JobRecord>);
+
 /// Other records a job's page shows: its parent, its children.
-fn related(
-    spool: &Spool,
-    rec: &JobRecord,
-) -> (Option<JobRecord>, Vec<(Child, JobId, Option<JobRecord>)>) {
+fn related(spool: &Spool, rec: &JobRecord) -> (Option<JobRecord>, Vec<Related>) {
     let get = |id: &JobId| spool.get(id).ok().map(|(_, r)| r);
     let parent = rec.parent.as_ref().and_then(get);
     let mut children = Vec::new();
