@@ -169,7 +169,7 @@ impl Figures {
         let total = ids.len();
         // Only the page's ids need their order: the rest stay partitioned around them.
         let end = offset.saturating_add(limit).min(total);
-        if offset >= total {
+        if offset >= total || limit == 0 {
             return (total, Vec::new());
         }
         ids.select_nth_unstable_by(end - 1, |a, b| a.0.cmp(b.0));
@@ -603,6 +603,7 @@ mod tests {
         let (_, last) = f.queued_page(|_, _| true, 200, 100);
         assert_eq!(last.len(), 49);
         assert!(f.queued_page(|_, _| true, 300, 100).1.is_empty());
+        assert!(f.queued_page(|_, _| true, 0, 0).1.is_empty());
         let (faxes, first) = f.queued_page(|k, _| k == JobKind::FaxOut, 0, 3);
         assert_eq!(faxes, 199);
         let want: Vec<JobId> = [1, 2, 3]
