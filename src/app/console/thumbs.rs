@@ -12,8 +12,9 @@
 //! one asked for are decoded and let go), so a request holds one page in memory. The work is
 //! bounded: a page number past the reader's page limit is refused before any decoding, at most
 //! [`MAX_RENDERS`] pages are drawn at once (the others wait their turn), and the answer
-//! carries an `ETag` and `Cache-Control` so a browser that scrolls back asks again cheaply
-//! (`304`).
+//! carries an `ETag` (RFC 9110 §8.8.3) and `Cache-Control: private, max-age` (RFC 9111
+//! §5.2.2), so a browser that scrolls back asks again cheaply: `If-None-Match` with the same
+//! validator is answered `304` without decoding (RFC 9110 §13.1.2).
 //!
 //! The scaling ([`scale_grey`]) is PURE: each output pixel is the share of white in the box of
 //! page pixels it covers (grey averaging: thin strokes stay visible as grey), and the page's

@@ -11,8 +11,9 @@
 //! operator gives such a user a narrower view, or uses the API).
 //!
 //! Changes go through the spool ([`Spool::retry`], [`Spool::cancel`]), whose events reach the
-//! dispatcher by themselves; each is written to the audit log. Viewers see no buttons and get
-//! `403` if they post anyway.
+//! dispatcher by themselves; each is written to the audit log and answered `303 See Other`
+//! (RFC 9110 §15.4.4) to a page, so reloading it does not post again. Viewers see no buttons
+//! and get `403` if they post anyway.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -334,7 +335,6 @@ async fn queue(
 }
 
 /// Parses a job id from the path; `404` for anything else.
-#[allow(clippy::result_large_err)]
 pub fn parse_id(s: &str) -> Result<JobId, Response> {
     s.parse()
         .map_err(|_| text(StatusCode::NOT_FOUND, "no such job"))
