@@ -335,6 +335,8 @@ async fn queue(
 }
 
 /// Parses a job id from the path; `404` for anything else.
+// The error is the handler's answer, returned once per request: boxing it would gain nothing.
+#[allow(clippy::result_large_err)]
 pub fn parse_id(s: &str) -> Result<JobId, Response> {
     s.parse()
         .map_err(|_| text(StatusCode::NOT_FOUND, "no such job"))
