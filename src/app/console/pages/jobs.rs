@@ -823,6 +823,60 @@ mod tests {
         assert_eq!(when(Timestamp(now.0 + 3_720_000), now), "in 1 h 2 min");
     }
 
+    fn record(data: JobData) -> JobRecord {
+        JobRecord {
+            version: crate::spool::RECORD_VERSION,
+            id: "6b0b5a000000000000aa".parse().unwrap(),
+            kind: data.kind(),
+            state: JobState::Queued,
+            created: Timestamp(0),
+            epoch: Timestamp(0),
+            next_due: Timestamp(0),
+            priority: 127,
+            attempts: Vec::new(),
+            counted_from: 0,
+            failure: None,
+            finished: None,
+            parent: None,
+            child: None,
+            data,
+        }
+    }
+
+    #[test]
+    fn a_scope_shows_fax_jobs_by_number_and_faxes_by_route() {
+        let fax = record(crate::job::data::sample(JobKind::FaxOut, "x")); // to +12125550142
+        let mut received = record(crate::job::data::sample(JobKind::FaxIn, "line1"));
+        received.attempts.push(Attempt {
+            started: Timestamp(0),
+            ended: Some(Timestamp(1)),
+            cause: Some(crate::job::CauseClass::Done),
+            detail: "route sales → mail job 6b0b5a000000000000aa.1".into(),
+            pages_sent: 0,
+            modem: None,
+            connected: false,
+        });
+        let mail = record(crate::job::data::sample(JobKind::MailOut, "x"));
+        let all = Scope::default();
+        let mine = Scope {
+            numbers: vec!["+12125550142".into()],
+            routes: vec![],
+        };
+        let other = Scope {
+            numbers: vec!["+12125550199".into()],
+            routes: vec!["sales".into()],
+        };
+        for r in [&fax, &received, &mail] {
+            assert!(visible(&all, r, None));
+        }
+        assert!(visible(&mine, &fax, None));
+        assert!(!visible(&mine, &received, None));
+        assert!(!visible(&mine, &mail, None));
+        assert!(!visible(&other, &fax, None));
+        assert!(visible(&other, &received, None));
+        assert_eq!(route_of(&received, None).as_deref(), Some("sales"));
+    }
+
     #[test]
     fn back_never_leaves_the_console() {
         let id: JobId = "6b0b5a000000000000aa.1".parse().unwrap();
