@@ -321,6 +321,12 @@ fn console_shows_the_sent_fax_its_attempt_pages_and_the_received_fax() {
     wait_for("the fax mailed a second time", &d, || {
         (fax_mails(&d) == 2).then_some(())
     });
+    // The fax's job page lists both mail jobs.
+    let fj = get(port, &format!("/jobs/{fax_in}"), None).text();
+    assert!(
+        fj.contains(&format!("/jobs/{fax_in}.1")) && fj.contains(&format!("/jobs/{fax_in}.2")),
+        "{fj}"
+    );
     assert!(
         d.log().contains("redeliver") && d.log().contains("faxgate::audit"),
         "an audit line: {}",

@@ -395,13 +395,8 @@ fn related(spool: &Spool, rec: &JobRecord) -> (Option<JobRecord>, Vec<Related>) 
             }
         }
         JobData::FaxIn(_) => {
-            for n in 1..=super::received::MAX_MAIL_COPIES {
-                let ch = Child::Mail(n);
-                if let Ok(id) = ch.id_of(&rec.id)
-                    && let Some(r) = get(&id)
-                {
-                    children.push((ch, id, Some(r)));
-                }
+            for (n, r) in (1..).zip(super::received::mails_of(spool, &rec.id)) {
+                children.push((Child::Mail(n), r.id.clone(), Some(r)));
             }
         }
         _ => {}
