@@ -150,6 +150,40 @@ impl Figures {
     pub fn recent(&self) -> Vec<RecentJob> {
         self.recent.iter().cloned().collect()
     }
+
+    /// The jobs in `queue/` that `keep` accepts, in id order (oldest first): how many there
+    /// are, and `limit` of them from `offset` on — for the console's queue page, which then
+    /// reads only those records (a page of a large backlog costs one page of reads).
+    pub fn queued_page(
+        &self,
+        keep: impl Fn(JobKind, JobState) -> bool,
+        offset: usize,
+        limit: usize,
+    ) -> (usize, Vec<(JobId, JobKind, JobState)>) {
+        let mut ids: Vec<(&JobId, JobKind, JobState)> = self
+            .jobs
+            .iter()
+            .filter(|(_, (k, s))| keep(*k, *s))
+            .map(|(id, (k, s))| (id, *k, *s))
+            .collect();
+        let total = ids.len();
+        // Only the page's ids need their order: the rest stay partitioned around them.
+        let end = offset.saturating_add(limit).min(total);
+        if offset >= total || limit == 0 {
+            return (total, Vec::new());
+        }
+        ids.select_nth_unstable_by(end - 1, |a, b| a.0.cmp(b.0));
+        let head = &mut ids[..end];
+        if offset > 0 {
+            head.select_nth_unstable_by(offset, |a, b| a.0.cmp(b.0));
+        }
+        let mut page: Vec<_> = head[offset..]
+            .iter()
+            .map(|(id, k, s)| ((*id).clone(), *k, *s))
+            .collect();
+        page.sort_by(|a, b| a.0.cmp(&b.0));
+        (total, page)
+    }
 }
 
 /// The figures, shared between the dispatcher and the control socket.
@@ -526,5 +560,59 @@ async fn reread(spool: &Spool, sched: &mut Scheduler, live: &Live, id: JobId) {
         Ok(Err(crate::spool::SpoolError::NotFound(_))) => sched.remove(&id),
         Ok(Err(e)) => warn!(job = %id, "cannot read the changed job: {e}"),
         Err(e) => warn!(job = %id, "job read task: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(n: u64, kind: JobKind, state: JobState) -> Change {
+        Change {
+            id: JobId::new(Timestamp(n * 1000), n),
+            kind,
+            state,
+            priority: 127,
+            due: Timestamp(0),
+            recent: None,
+        }
+    }
+
+    /// Pages of the queue come out in id order, whatever the map's order, and the filter
+    /// counts in the total.
+    #[test]
+    fn queued_pages_are_in_id_order_and_filtered() {
+        let mut f = Figures::default();
+        for n in (1..=250).rev() {
+            let kind = if n % 5 == 0 {
+                JobKind::MailOut
+            } else {
+                JobKind::FaxOut
+            };
+            f.apply(&change(n, kind, JobState::Queued));
+        }
+        f.apply(&change(7, JobKind::FaxOut, JobState::Done));
+        let all: Vec<JobId> = (1..=250)
+            .filter(|n| *n != 7)
+            .map(|n| JobId::new(Timestamp(n * 1000), n))
+            .collect();
+        let (total, page) = f.queued_page(|_, _| true, 100, 100);
+        assert_eq!(total, 249);
+        let ids: Vec<JobId> = page.into_iter().map(|(id, _, _)| id).collect();
+        assert_eq!(ids, all[100..200]);
+        let (_, last) = f.queued_page(|_, _| true, 200, 100);
+        assert_eq!(last.len(), 49);
+        assert!(f.queued_page(|_, _| true, 300, 100).1.is_empty());
+        assert!(f.queued_page(|_, _| true, 0, 0).1.is_empty());
+        let (faxes, first) = f.queued_page(|k, _| k == JobKind::FaxOut, 0, 3);
+        assert_eq!(faxes, 199);
+        let want: Vec<JobId> = [1, 2, 3]
+            .iter()
+            .map(|n| JobId::new(Timestamp(n * 1000), *n))
+            .collect();
+        assert_eq!(
+            first.into_iter().map(|(id, _, _)| id).collect::<Vec<_>>(),
+            want
+        );
     }
 }

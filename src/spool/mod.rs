@@ -698,6 +698,27 @@ impl Spool {
         Ok(out)
     }
 
+    /// The ids of every job directory in `area`, without reading any record (directory
+    /// order; names that are not job ids are skipped): for lists that read only the records
+    /// they show.
+    pub fn ids(&self, area: Area) -> Result<Vec<JobId>> {
+        let base = self.inner.root.join(area.dir());
+        let mut out = Vec::new();
+        for b in fs::read_dir(&base).at(&base)?.filter_map(|e| e.ok()) {
+            let Ok(entries) = fs::read_dir(b.path()) else {
+                continue;
+            };
+            for e in entries.filter_map(|e| e.ok()) {
+                if let Ok(id) = e.file_name().to_string_lossy().parse::<JobId>()
+                    && id.bucket() == b.file_name().to_string_lossy()
+                {
+                    out.push(id);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every job in `area` handed to `f` one record at a time, in directory order (no more
     /// than one record in memory: a backlog of 100 000 jobs is read in flat memory); returns
     /// the directories whose record cannot be read.

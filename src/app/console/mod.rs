@@ -29,6 +29,7 @@ pub mod auth;
 pub mod metrics;
 pub mod pages;
 pub mod submit;
+pub mod thumbs;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};

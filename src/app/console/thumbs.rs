@@ -1,0 +1,414 @@
+//! Page images for the console: one page of a job's stored pages as a small grey PNG.
+//!
+//! - A `FaxOut` job's pages are its `pages.tif` (the body pages rendered once at split,
+//!   [`crate::offramp::jobs::PAGES_FILE`]) finished the way an attempt finishes them — cover
+//!   page and header line added by [`Finisher`] through [`StoredPages`] — so the image is the
+//!   page as it was (or will be) faxed. The header line is stamped with the time of the last
+//!   attempt (or the job's creation when it has none yet), so the same job always gives the
+//!   same image.
+//! - A received fax's pages are its TIFF-F ([`crate::onramp::fax_in::FAX_FILE`]) as stored.
+//!
+//! Both are decoded by the project's own TIFF reader one page at a time (the pages before the
+//! one asked for are decoded and let go), so a request holds one page in memory. The work is
+//! bounded: a page number past the reader's page limit is refused before any decoding, at most
+//! [`MAX_RENDERS`] pages are drawn at once (the others wait their turn), and the answer
+//! carries an `ETag` (RFC 9110 §8.8.3) and `Cache-Control: private, max-age` (RFC 9111
+//! §5.2.2), so a browser that scrolls back asks again cheaply: `If-None-Match` with the same
+//! validator is answered `304` without decoding (RFC 9110 §13.1.2).
+//!
+//! The scaling ([`scale_grey`]) is PURE: each output pixel is the share of white in the box of
+//! page pixels it covers (grey averaging: thin strokes stay visible as grey), and the page's
+//! pixel aspect (204 × 98 dpi for standard resolution) is corrected so the image has the
+//! page's real proportions.
+
+use std::path::{Path, PathBuf};
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use image::{ExtendedColorType, ImageEncoder};
+use thiserror::Error;
+use tokio::sync::Semaphore;
+
+use crate::app::send_pages::StoredPages;
+use crate::fax::t30::pages::PageProvider;
+use crate::image::Page;
+use crate::image::tiff::{Limits, Reader};
+use crate::job::{JobData, Timestamp};
+use crate::offramp::document::{self, Finisher, Stamp};
+use crate::spool::{JobRecord, Spool};
+
+/// Width of a thumbnail, pixels (a 1728-pel fax line scaled by about 1/8.6).
+pub const THUMB_WIDTH: u32 = 200;
+/// Width of a page in the received-fax viewer, pixels (half of a 1728-pel line).
+pub const VIEW_WIDTH: u32 = 864;
+/// Pages drawn at once, over all requests (ours: the box has two shared cores).
+pub const MAX_RENDERS: usize = 2;
+
+/// The permits for [`MAX_RENDERS`].
+static RENDERS: Semaphore = Semaphore::const_new(MAX_RENDERS);
+
+/// Why a page image could not be made.
+#[derive(Debug, Error)]
+pub enum ThumbError {
+    /// The job has no stored pages (yet): a message not split, a fax split before pages were
+    /// kept, mail.
+    #[error("{0}")]
+    NoPages(String),
+    /// Past the job's last page (or the reader's page limit).
+    #[error("the job has no page {0}")]
+    NoSuchPage(u32),
+    /// The stored pages could not be read or finished.
+    #[error("the pages cannot be read: {0}")]
+    Unreadable(String),
+}
+
+/// Where a job's pages come from.
+pub enum Pages {
+    /// A TIFF as stored (received faxes).
+    Tiff(PathBuf),
+    /// A fax job's body pages, finished by `finisher` (cover page, header line).
+    Finished {
+        /// The body pages (`pages.tif`).
+        path: PathBuf,
+        /// Adds the cover page and the header line.
+        finisher: Box<Finisher>,
+    },
+}
+
+/// The file a job's page images are made from, and how; the page count it claims.
+pub fn pages_of(
+    spool: &Spool,
+    cfg: &crate::config::Config,
+    rec: &JobRecord,
+) -> Result<(Pages, u32), ThumbError> {
+    let unreadable = |e: crate::spool::SpoolError| ThumbError::Unreadable(e.to_string());
+    match &rec.data {
+        JobData::FaxOut(f) => {
+            let Some(file) = &f.pages else {
+                return Err(ThumbError::NoPages(
+                    "this fax job was split before pages were kept: its pages are made from \
+                     the message at each attempt"
+                        .into(),
+                ));
+            };
+            let path = spool.payload_path(&rec.id, file).map_err(unreadable)?;
+            let when = rec
+                .attempts
+                .last()
+                .map(|a| a.started)
+                .unwrap_or(rec.created);
+            let line = rec.attempts.last().and_then(|a| a.modem.as_deref());
+            let stamp = Stamp {
+                when: local_time(when),
+                station: station_of(cfg, line),
+                recipient: f.e164.clone(),
+            };
+            let doc_opts = document::Options::from(&cfg.offramp);
+            let body = usize::try_from(f.pages_total)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(usize::from(f.options.cover_page));
+            let finisher = Finisher::new(body, &f.from, &doc_opts, &f.options, &stamp)
+                .map_err(|c| ThumbError::Unreadable(c.words()))?;
+            let total = u32::try_from(finisher.total()).unwrap_or(u32::MAX);
+            Ok((
+                Pages::Finished {
+                    path,
+                    finisher: Box::new(finisher),
+                },
+                total,
+            ))
+        }
+        JobData::FaxIn(d) => {
+            let path = spool
+                .payload_path(&rec.id, crate::onramp::fax_in::FAX_FILE)
+                .map_err(unreadable)?;
+            Ok((Pages::Tiff(path), d.reception.pages))
+        }
+        JobData::Message(_) => Err(ThumbError::NoPages(
+            "a message has no pages of its own: each recipient's fax job has them".into(),
+        )),
+        JobData::MailOut(_) => Err(ThumbError::NoPages("mail has no fax pages".into())),
+    }
+}
+
+/// The station ID the header line names: the line's own, else the loopback line's.
+fn station_of(cfg: &crate::config::Config, line: Option<&str>) -> String {
+    line.and_then(|l| cfg.modems.iter().find(|m| m.name == l))
+        .map(|m| m.local_id.clone())
+        .unwrap_or_else(|| cfg.loopback.local_id.clone())
+}
+
+fn local_time(t: Timestamp) -> Option<chrono::NaiveDateTime> {
+    let secs = i64::try_from(t.unix_secs()).ok()?;
+    chrono::DateTime::from_timestamp(secs, 0).map(|d| d.with_timezone(&chrono::Local).naive_local())
+}
+
+/// Page `n` (1-based) of `pages`, decoded (blocking).
+pub fn page(pages: Pages, n: u32) -> Result<Page, ThumbError> {
+    if n == 0 || n > Limits::default().max_pages {
+        return Err(ThumbError::NoSuchPage(n));
+    }
+    let index = (n - 1) as usize;
+    match pages {
+        Pages::Finished { path, finisher } => {
+            if index >= finisher.total() {
+                return Err(ThumbError::NoSuchPage(n));
+            }
+            let mut p = StoredPages::open(&path, *finisher)
+                .map_err(|c| ThumbError::Unreadable(c.words()))?;
+            p.page(index).map_err(ThumbError::Unreadable)
+        }
+        Pages::Tiff(path) => tiff_page(&path, n),
+    }
+}
+
+fn tiff_page(path: &Path, n: u32) -> Result<Page, ThumbError> {
+    let bad = |e: String| ThumbError::Unreadable(e);
+    let f = std::fs::File::open(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    let mut r = Reader::new(std::io::BufReader::new(f), Limits::default())
+        .map_err(|e| bad(e.to_string()))?;
+    for _ in 1..n {
+        // Decoded and let go: one page in memory at a time.
+        if r.next_page().map_err(|e| bad(e.to_string()))?.is_none() {
+            return Err(ThumbError::NoSuchPage(n));
+        }
+    }
+    r.next_page()
+        .map_err(|e| bad(e.to_string()))?
+        .ok_or(ThumbError::NoSuchPage(n))
+}
+
+/// A grey image, 8 bits per pixel, row by row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grey {
+    /// Width, pixels.
+    pub width: u32,
+    /// Height, pixels.
+    pub height: u32,
+    /// `width × height` values, 0 black to 255 white.
+    pub pixels: Vec<u8>,
+}
+
+/// `page` scaled to `width` pixels (never wider than the page) with its real proportions,
+/// each pixel the share of white in the page pixels it covers. PURE.
+pub fn scale_grey(page: &Page, width: u32) -> Grey {
+    let (pw, ph) = (page.width().max(1), page.height().max(1));
+    let res = page.resolution();
+    let w = width.clamp(1, pw);
+    // Height in output pixels: the page's height in inches at the output's pixels per inch.
+    let aspect = if res.x_dpi > 0.0 && res.y_dpi > 0.0 {
+        f64::from(res.x_dpi) / f64::from(res.y_dpi)
+    } else {
+        1.0
+    };
+    let h = ((f64::from(ph) * aspect * f64::from(w) / f64::from(pw)).round() as u32).clamp(1, ph);
+    // Which output column each page column falls in, and how many page columns each has.
+    let col: Vec<u32> = (0..pw)
+        .map(|x| (u64::from(x) * u64::from(w) / u64::from(pw)) as u32)
+        .collect();
+    let mut cols = vec![0u32; w as usize];
+    for &c in &col {
+        cols[c as usize] += 1;
+    }
+    let mut pixels = vec![255u8; (w * h) as usize];
+    let mut black = vec![0u32; w as usize];
+    let mut rows_in = 0u32;
+    let mut out_row = 0u32;
+    for y in 0..ph {
+        let target = (u64::from(y) * u64::from(h) / u64::from(ph)) as u32;
+        if target != out_row {
+            emit(&mut pixels, out_row, w, &black, &cols, rows_in);
+            black.iter_mut().for_each(|b| *b = 0);
+            rows_in = 0;
+            out_row = target;
+        }
+        rows_in += 1;
+        for (i, &byte) in page.row(y).iter().enumerate() {
+            if byte == 0 {
+                continue;
+            }
+            for bit in 0..8 {
+                if byte & (0x80 >> bit) != 0 {
+                    let x = i * 8 + bit;
+                    if let Some(&c) = col.get(x) {
+                        black[c as usize] += 1;
+                    }
+                }
+            }
+        }
+    }
+    emit(&mut pixels, out_row, w, &black, &cols, rows_in);
+    Grey {
+        width: w,
+        height: h,
+        pixels,
+    }
+}
+
+fn emit(pixels: &mut [u8], row: u32, w: u32, black: &[u32], cols: &[u32], rows: u32) {
+    let start = (row * w) as usize;
+    let Some(out) = pixels.get_mut(start..start + w as usize) else {
+        return;
+    };
+    for ((o, &b), &c) in out.iter_mut().zip(black).zip(cols) {
+        let area = u64::from(c) * u64::from(rows);
+        if let Some(dark) = (u64::from(b).min(area) * 255).checked_div(area) {
+            *o = (255 - dark) as u8;
+        }
+    }
+}
+
+/// `img` as a PNG file.
+pub fn png(img: &Grey) -> Result<Vec<u8>, ThumbError> {
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(&img.pixels, img.width, img.height, ExtendedColorType::L8)
+        .map_err(|e| ThumbError::Unreadable(format!("PNG: {e}")))?;
+    Ok(out)
+}
+
+/// The validator of page `n` at `width` of a job whose pages are in `file`: it changes when
+/// the file or the record (an attempt stamps a new header time) does.
+fn etag(rec: &JobRecord, file: &Path, n: u32, width: u32) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(file)
+        .map(|m| (m.len(), m.mtime(), m.mtime_nsec()))
+        .unwrap_or_default();
+    format!(
+        "\"{}-{}-{n}-{width}-{:x}-{:x}.{:x}\"",
+        rec.id,
+        rec.attempts.len(),
+        m.0,
+        m.1,
+        m.2
+    )
+}
+
+/// The response for page `n` of job `rec` at `width` (a PNG, `304`, or a plain-text error).
+/// Runs the decoding on a blocking thread, [`MAX_RENDERS`] at a time.
+pub async fn respond(
+    spool: Spool,
+    cfg: std::sync::Arc<crate::config::Config>,
+    rec: JobRecord,
+    n: u32,
+    width: u32,
+    headers: &HeaderMap,
+) -> Response {
+    let Ok(_permit) = RENDERS.acquire().await else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the page renderer is closed",
+        );
+    };
+    let inm = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let made = tokio::task::spawn_blocking(move || {
+        let (pages, _) = pages_of(&spool, &cfg, &rec)?;
+        let file = match &pages {
+            Pages::Tiff(p) | Pages::Finished { path: p, .. } => p.clone(),
+        };
+        let tag = etag(&rec, &file, n, width);
+        if inm.as_deref() == Some(tag.as_str()) {
+            return Ok((tag, None));
+        }
+        let p = page(pages, n)?;
+        Ok::<_, ThumbError>((tag, Some(png(&scale_grey(&p, width))?)))
+    })
+    .await;
+    match made {
+        Ok(Ok((tag, body))) => {
+            let mut r = match body {
+                Some(b) => ([(header::CONTENT_TYPE, "image/png")], b).into_response(),
+                None => StatusCode::NOT_MODIFIED.into_response(),
+            };
+            let h = r.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&tag) {
+                h.insert(header::ETAG, v);
+            }
+            // Private: scoped users see different jobs. An hour, then a cheap revalidation.
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=3600"),
+            );
+            r
+        }
+        Ok(Err(e @ (ThumbError::NoSuchPage(_) | ThumbError::NoPages(_)))) => {
+            text(StatusCode::NOT_FOUND, &e.to_string())
+        }
+        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("page task failed: {e}"),
+        ),
+    }
+}
+
+fn text(status: StatusCode, msg: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg.to_owned(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::Resolution;
+
+    #[test]
+    fn a_black_half_scales_to_black_and_white_with_the_page_proportions() {
+        // Standard resolution: 1728 × 1100 pels at 204 × 98 dpi is 8.47 × 11.2 inches.
+        let mut p = Page::new(1728, 1100, Resolution::STANDARD).unwrap();
+        for y in 0..1100 {
+            p.row_mut(y)[..108].fill(0xFF); // the left 864 pels
+        }
+        let g = scale_grey(&p, 200);
+        assert_eq!(g.width, 200);
+        let want_h = (1100.0 * 204.0 / 98.0 * 200.0 / 1728.0_f64).round() as u32;
+        assert_eq!(g.height, want_h);
+        assert_eq!(g.pixels.len(), (g.width * g.height) as usize);
+        let row = &g.pixels[..200];
+        assert!(row[..100].iter().all(|&v| v == 0), "{:?}", &row[..100]);
+        assert!(row[100..].iter().all(|&v| v == 255));
+    }
+
+    #[test]
+    fn a_thin_line_stays_visible_as_grey() {
+        let mut p = Page::new(1728, 400, Resolution::FINE).unwrap();
+        for x in 0..1728 {
+            p.set(x, 200, true);
+        }
+        let g = scale_grey(&p, 200);
+        let min = *g.pixels.iter().min().unwrap();
+        assert!(
+            min < 255 && min > 0,
+            "a one-pel line is grey, not lost: {min}"
+        );
+    }
+
+    #[test]
+    fn tiny_and_narrow_pages_do_not_panic() {
+        for (w, h) in [(1, 1), (7, 3), (1728, 1), (3, 2000)] {
+            let mut p = Page::new(w, h, Resolution::FINE).unwrap();
+            p.set(0, 0, true);
+            let g = scale_grey(&p, 200);
+            assert!(g.width >= 1 && g.height >= 1 && g.width <= w);
+            assert_eq!(g.pixels.len(), (g.width * g.height) as usize);
+            let png = png(&g).unwrap();
+            let back = image::load_from_memory(&png).unwrap();
+            assert_eq!((back.width(), back.height()), (g.width, g.height));
+        }
+    }
+
+    #[test]
+    fn page_numbers_past_the_limit_are_refused_before_reading() {
+        let e = page(Pages::Tiff(PathBuf::from("/nonexistent")), 0).unwrap_err();
+        assert!(matches!(e, ThumbError::NoSuchPage(0)));
+        let e = page(Pages::Tiff(PathBuf::from("/nonexistent")), 1_000_001).unwrap_err();
+        assert!(matches!(e, ThumbError::NoSuchPage(_)));
+    }
+}
