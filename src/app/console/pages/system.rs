@@ -284,11 +284,13 @@ mod tests {
 
     #[test]
     fn the_modems_page_shows_configuration_and_probe() {
-        let mut cfg = Config::default();
-        cfg.modems = vec![
-            toml::from_str("name = 'fax0'\ndevice = '/dev/ttyACM0'\nlocal_id = '+49 30 1'\n")
-                .unwrap(),
-        ];
+        let cfg = Config {
+            modems: vec![
+                toml::from_str("name = 'fax0'\ndevice = '/dev/ttyACM0'\nlocal_id = '+49 30 1'\n")
+                    .unwrap(),
+            ],
+            ..Config::default()
+        };
         let mut lines = crate::app::pool_lines(&cfg);
         lines[1].probe = Some(ModemProbe {
             when: crate::scheduler::Timestamp(0),
