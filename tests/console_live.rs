@@ -1,0 +1,333 @@
+//! The console's live part against a running `faxgate run` (embedded default, open mode on
+//! 127.0.0.1): the dashboard, its event stream (`/events`, Server-Sent Events) while a
+//! three-page fax goes over the loopback line, the modems page and the effective configuration.
+//!
+//! The stream is read with a plain TCP socket and decoded here (HTTP/1.1 chunked transfer,
+//! then the SSE `data:` lines), so the test sees exactly what a browser's `EventSource` gets.
+//!
+//! Debian packages: python3 (the README's send command), ghostscript (the test PDF).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::daemon::Daemon;
+use serde_json::Value;
+
+/// The relay password the daemon is given; the config page must never show it.
+const RELAY_SECRET: &str = "hunter2-console-secret";
+
+/// A PDF of `n` pages, each with its number in large type.
+fn pages_pdf(dir: &Path, n: u32) -> PathBuf {
+    let gs = common::require_tool("gs", "ghostscript");
+    let ps: String = (1..=n)
+        .map(|i| {
+            format!(
+                "/Helvetica findfont 40 scalefont setfont 72 700 moveto (Page {i} of {n}) show \
+                 72 {} 300 80 rectfill showpage ",
+                100 + 40 * i
+            )
+        })
+        .collect();
+    let pdf = dir.join("pages.pdf");
+    let out = Command::new(gs)
+        .args([
+            "-q",
+            "-dSAFER",
+            "-dBATCH",
+            "-dNOPAUSE",
+            "-sDEVICE=pdfwrite",
+            "-sPAPERSIZE=a4",
+        ])
+        .arg(format!("-sOutputFile={}", pdf.display()))
+        .args(["-c", &ps])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pdf
+}
+
+/// The status line and headers of a response (header names lower-cased).
+fn read_head(r: &mut impl BufRead) -> (u16, Vec<(String, String)>) {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {line:?}"));
+    let mut headers = Vec::new();
+    for _ in 0..100 {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+        }
+    }
+    (status, headers)
+}
+
+/// One chunk of a chunked body; `None` at the last (empty) chunk or the end of the stream.
+fn read_chunk(r: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut size = String::new();
+    if r.read_line(&mut size).ok()? == 0 {
+        return None;
+    }
+    let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+    if n == 0 {
+        return None;
+    }
+    let mut data = vec![0; n + 2];
+    r.read_exact(&mut data).ok()?;
+    data.truncate(n);
+    Some(data)
+}
+
+/// `GET path` on the console: status and body.
+fn get(port: u16, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let (status, headers) = read_head(&mut r);
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let mut body = Vec::new();
+    if chunked {
+        // Bounded: a page is far below this many chunks.
+        for _ in 0..100_000 {
+            match read_chunk(&mut r) {
+                Some(c) => body.extend(c),
+                None => break,
+            }
+        }
+    } else {
+        r.read_to_end(&mut body).unwrap();
+    }
+    (status, String::from_utf8(body).unwrap())
+}
+
+/// What the stream reader hears.
+enum Heard {
+    /// One event's JSON document.
+    Doc(Value),
+    /// The stream ended (the last chunk, or the connection closed).
+    End,
+}
+
+/// Opens `/events` and reads it on a thread: each event's document, then [`Heard::End`].
+fn open_events(port: u16) -> mpsc::Receiver<Heard> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // Keep-alive comments come every 15 s; anything longer than this is a hung stream.
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "GET /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(s);
+        let (status, headers) = read_head(&mut r);
+        assert_eq!(status, 200);
+        assert!(
+            headers
+                .iter()
+                .any(|(k, v)| k == "content-type" && v.starts_with("text/event-stream")),
+            "{headers:?}"
+        );
+        let mut text = String::new();
+        while let Some(chunk) = read_chunk(&mut r) {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            // Events end with a blank line (WHATWG HTML §9.2.6).
+            while let Some(end) = text.find("\n\n") {
+                let event: String = text.drain(..end + 2).collect();
+                let data: Vec<&str> = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                    .collect();
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                let doc = serde_json::from_str(&data.join("\n")).unwrap();
+                if tx.send(Heard::Doc(doc)).is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = tx.send(Heard::End);
+    });
+    rx
+}
+
+fn queue_total(doc: &Value) -> u64 {
+    doc["queue"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["queued"].as_u64().unwrap() + c["running"].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn the_dashboard_streams_a_call_page_by_page_and_the_stream_ends_at_shutdown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pdf = pages_pdf(tmp.path(), 3);
+    let mut d = Daemon::new(tmp.path());
+    // A paced line: each page takes a second or more on the wall clock, several of the
+    // stream's looks (every 250 ms).
+    d.start(&[
+        ("FAXGATE_LOOPBACK__PACE", "0.5"),
+        ("FAXGATE_RELAY__USERNAME", "gateway"),
+        ("FAXGATE_RELAY__PASSWORD", RELAY_SECRET),
+    ]);
+    let port = d.http_port;
+
+    let (status, page) = get(port, "/");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(r#"<tr data-line="loopback">"#), "{page}");
+    assert!(
+        page.contains(r#"class="state state-idle">idle</td>"#),
+        "{page}"
+    );
+    assert!(page.contains(r#"<script src="/static/console.js""#));
+    assert!(page.contains("Failures of the last 24 h"));
+    let (status, js) = get(port, "/static/console.js");
+    assert_eq!(status, 200);
+    assert!(js.contains(r#"new EventSource("/events")"#));
+
+    let events = open_events(port);
+    let next = |what: &str| match events.recv_timeout(Duration::from_secs(60)) {
+        Ok(Heard::Doc(v)) => v,
+        Ok(Heard::End) => panic!("the stream ended while waiting for {what}"),
+        Err(e) => panic!("nothing heard while waiting for {what}: {e}\n{}", d.log()),
+    };
+    let first = next("the first document");
+    assert_eq!(first["lines"][0]["name"], "loopback");
+    assert_eq!(first["lines"][0]["state"], "idle");
+    assert_eq!(first["lines"][0]["call"], Value::Null);
+    assert_eq!(queue_total(&first), 0);
+    assert_eq!(
+        first["queue"]["fax-out"]["queued"], 0,
+        "every kind is there"
+    );
+
+    d.send_pdf(&pdf);
+
+    // Follow the stream until the call is over and the queue is empty again.
+    let (mut pages_seen, mut phases, mut most_queued) = (Vec::new(), Vec::new(), 0);
+    let mut docs = 0;
+    let mut last = first;
+    let started = Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the call never ended:\n{}",
+            d.log()
+        );
+        let doc = next("the call");
+        docs += 1;
+        assert_ne!(doc, last, "a document is sent only when something changed");
+        most_queued = most_queued.max(queue_total(&doc));
+        let line = &doc["lines"][0];
+        if let Some(call) = line["call"].as_object() {
+            assert_eq!(line["state"], "sending", "{doc}");
+            let phase = call["phase"].as_str().unwrap().to_owned();
+            if phases.last() != Some(&phase) {
+                phases.push(phase.clone());
+            }
+            if phase == "sending page" {
+                let n = call["page"].as_u64().unwrap();
+                assert_eq!(call["pages_total"], 3, "{doc}");
+                assert_eq!(call["number"], "+12125550123");
+                assert_eq!(call["speed_bps"], 14400, "{doc}");
+                assert_eq!(call["remote_id"], "+1 212 555 0123");
+                assert!(
+                    line["call_text"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(&format!("sending page, page {n} of 3, 14400 bit/s")),
+                    "{doc}"
+                );
+                if pages_seen.last() != Some(&n) {
+                    pages_seen.push(n);
+                }
+            }
+        }
+        let over = !pages_seen.is_empty() && line["state"] == "idle" && queue_total(&doc) == 0;
+        last = doc;
+        if over {
+            break;
+        }
+    }
+    assert_eq!(pages_seen, [1, 2, 3], "phases {phases:?}");
+    for p in ["dialling", "training", "sending page", "confirming page"] {
+        assert!(phases.iter().any(|x| x == p), "{p} not in {phases:?}");
+    }
+    assert!(most_queued >= 1, "the queue counts went up");
+    assert_eq!(last["lines"][0]["call"], Value::Null);
+    assert!(
+        last["lines"][0]["last_call"]
+            .as_str()
+            .unwrap()
+            .contains("out +12125550123"),
+        "{last}"
+    );
+    eprintln!(
+        "{docs} documents for one 3-page call; phases {phases:?}; call took {:?}",
+        started.elapsed()
+    );
+
+    // After the call, the page's first render shows it too.
+    let (_, page) = get(port, "/");
+    assert!(page.contains("out +12125550123"), "{page}");
+
+    let (status, modems) = get(port, "/modems");
+    assert_eq!(status, 200, "{modems}");
+    assert!(modems.contains(r#"data-line="loopback""#), "{modems}");
+    assert!(modems.contains("built in"), "{modems}");
+    let (status, config) = get(port, "/config");
+    assert_eq!(status, 200, "{config}");
+    assert!(config.contains("[relay]") && config.contains("username = "));
+    assert!(!config.contains(RELAY_SECRET), "{config}");
+    assert!(config.contains("&lt;redacted&gt;"), "{config}");
+
+    // SIGTERM: the open stream ends and the daemon stops promptly, not held up by it.
+    let t = Instant::now();
+    let st = d.signal(libc::SIGTERM);
+    let stopped = t.elapsed();
+    assert!(st.success(), "{}", d.log());
+    let ended = loop {
+        match events.recv_timeout(Duration::from_secs(30)) {
+            Ok(Heard::End) => break true,
+            Ok(Heard::Doc(_)) => continue,
+            Err(_) => break false,
+        }
+    };
+    assert!(ended, "the event stream did not end at shutdown");
+    // Bounded generously (a loaded machine); the daemon's own grace for connections is 2 s.
+    assert!(
+        stopped < Duration::from_secs(10),
+        "stopping took {stopped:?}"
+    );
+    eprintln!("daemon stopped {stopped:?} after SIGTERM with an event stream open");
+}
