@@ -12,6 +12,7 @@ mod onramp_common;
 #[path = "../corpus/mod.rs"]
 mod corpus;
 
+mod console_events;
 mod crashloop;
 mod dialplan;
 mod flood;

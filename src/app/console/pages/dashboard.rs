@@ -21,10 +21,12 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Extension, State};
+use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -44,8 +46,37 @@ use crate::spool::JobKind;
 /// How often the event stream looks at the in-memory state (ours: a phase or page change
 /// shows within this; a look costs two short lock holds and one small JSON document).
 pub const POLL: Duration = Duration::from_millis(250);
-/// Interval of the stream's keep-alive comments (ours: below common proxy idle timeouts).
+/// Interval of the stream's keep-alive comments (ours: below common proxy idle timeouts). A
+/// client that went away is noticed at the latest at the second write after it left.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Event streams open at once at most (ours; and never more than half of `[http]
+/// max_connections`): each holds a connection for as long as the page is open. Past it a new
+/// stream is refused `503` with `Retry-After`, so the pages and the API stay reachable.
+pub const MAX_EVENT_STREAMS: usize = 16;
+
+/// Streams open now (one console per daemon process).
+static OPEN_STREAMS: AtomicUsize = AtomicUsize::new(0);
+
+/// One of the [`MAX_EVENT_STREAMS`] places, given back when the stream is dropped (the
+/// client left, or the daemon stops).
+struct StreamSlot;
+
+impl StreamSlot {
+    fn take(limit: usize) -> Option<StreamSlot> {
+        OPEN_STREAMS
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| StreamSlot)
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        OPEN_STREAMS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// The job kinds, in the order the queue table lists them (all four always shown, so the
 /// page's cells keep their places as counts come and go).
@@ -296,6 +327,7 @@ async fn dashboard(State(c): State<Console>, Extension(who): Extension<Who>) -> 
 
 /// What one event stream holds between looks.
 struct Watch {
+    _slot: StreamSlot,
     console: Console,
     who: Who,
     last: Option<String>,
@@ -313,11 +345,16 @@ pub fn changed(last: &mut Option<String>, doc: String) -> Option<String> {
 }
 
 /// The stream of [`Live`] documents for `who`: one now, then one per change, until shutdown.
-pub fn live_stream(c: Console, who: Who) -> impl Stream<Item = Result<Event, Infallible>> {
+fn live_stream(
+    c: Console,
+    who: Who,
+    slot: StreamSlot,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let shutdown = c.shutdown.clone();
     let w = Watch {
+        _slot: slot,
         console: c,
         who,
         last: None,
@@ -344,7 +381,17 @@ pub fn live_stream(c: Console, who: Who) -> impl Stream<Item = Result<Event, Inf
 
 /// `GET /events`: the dashboard's Server-Sent Events.
 async fn events(State(c): State<Console>, Extension(who): Extension<Who>) -> Response {
-    Sse::new(live_stream(c, who))
+    let limit = MAX_EVENT_STREAMS.min(c.cfg.http.max_connections / 2).max(1);
+    let Some(slot) = StreamSlot::take(limit) else {
+        tracing::warn!("console: event stream refused: {limit} are open already");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "10")],
+            "too many live views are open: close one, or reload this page later",
+        )
+            .into_response();
+    };
+    Sse::new(live_stream(c, who, slot))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()
 }
@@ -481,6 +528,21 @@ mod tests {
             &other,
         );
         assert!(render(&live).contains(r#"<span id="failures-count">3+</span>"#));
+    }
+
+    #[test]
+    fn stream_places_are_bounded_and_given_back() {
+        // Other tests of this process open no streams: the count starts at 0 here.
+        let limit = 3;
+        let held: Vec<StreamSlot> = (0..limit).map_while(|_| StreamSlot::take(limit)).collect();
+        assert_eq!(held.len(), limit);
+        assert!(StreamSlot::take(limit).is_none(), "one more is refused");
+        drop(held);
+        assert!(
+            StreamSlot::take(limit).is_some(),
+            "places come back when streams end"
+        );
+        assert_eq!(OPEN_STREAMS.load(Ordering::Acquire), 0);
     }
 
     #[test]
