@@ -222,8 +222,10 @@ impl ModemLine {
         make: impl FnOnce() -> Result<PagesSource, (CauseClass, String)>,
         call: CallProgress,
     ) -> Sent {
-        let mut watch = CallWatch::start(&self.board, &self.cfg.name, call);
         let mut slot = self.lock();
+        // Shown once the line is ours: an incoming call on a `both` line keeps the board until
+        // it ends (one watch per line at a time, each dropped before the modem is let go).
+        let mut watch = CallWatch::start(&self.board, &self.cfg.name, call);
         if !self.ensure_open(&mut slot) {
             return Sent::NotConnected {
                 class: CauseClass::LocalTemporary,
