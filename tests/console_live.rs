@@ -287,6 +287,16 @@ fn the_dashboard_streams_a_call_page_by_page_and_the_stream_ends_at_shutdown() {
     }
     assert!(most_queued >= 1, "the queue counts went up");
     assert_eq!(last["lines"][0]["call"], Value::Null);
+    let recent = last["recent"].as_array().unwrap();
+    for kind in ["message", "fax-out", "fax-in", "mail-out"] {
+        assert!(
+            recent
+                .iter()
+                .any(|j| j["kind"] == kind && j["state"] == "done"),
+            "{kind} done in {last}"
+        );
+    }
+    assert_eq!(last["failures"]["count"], 0);
     assert!(
         last["lines"][0]["last_call"]
             .as_str()
@@ -302,6 +312,10 @@ fn the_dashboard_streams_a_call_page_by_page_and_the_stream_ends_at_shutdown() {
     // After the call, the page's first render shows it too.
     let (_, page) = get(port, "/");
     assert!(page.contains("out +12125550123"), "{page}");
+    assert!(
+        page.contains(r#"<td>fax-out</td><td class="ok">done</td>"#),
+        "{page}"
+    );
 
     let (status, modems) = get(port, "/modems");
     assert_eq!(status, 200, "{modems}");

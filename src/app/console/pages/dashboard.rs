@@ -113,16 +113,18 @@ pub struct LineView {
     pub last_error: String,
 }
 
-/// A failed job as listed.
+/// A finished job as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FailureView {
+pub struct JobView {
     /// Its id.
     pub id: String,
     /// Its kind.
     pub kind: String,
-    /// When it failed, UTC.
+    /// `done` or `failed`.
+    pub state: String,
+    /// When it finished, UTC.
     pub finished: String,
-    /// Why.
+    /// The last attempt's outcome, or why it was given up.
     pub detail: String,
 }
 
@@ -134,7 +136,7 @@ pub struct FailuresView {
     /// More failed than the daemon counts.
     pub more: bool,
     /// The newest, newest first (empty for users limited to some numbers).
-    pub latest: Vec<FailureView>,
+    pub latest: Vec<JobView>,
 }
 
 /// The document the event stream sends, and what the page is first rendered from.
@@ -146,6 +148,9 @@ pub struct Live {
     pub queue: BTreeMap<String, KindCounts>,
     /// Failures of the last 24 h.
     pub failures: FailuresView,
+    /// The most recently finished jobs, done or failed, newest first (empty for users limited
+    /// to some numbers).
+    pub recent: Vec<JobView>,
 }
 
 /// PURE: line `m` as `scope` may see it.
@@ -189,11 +194,13 @@ pub fn line_view(m: &ModemStatus, scope: &Scope) -> LineView {
     }
 }
 
-/// PURE: the whole document from the board, the queue counts and the failures.
+/// PURE: the whole document from the board, the queue counts, the failures and the recent
+/// jobs.
 pub fn live_view(
     modems: &[ModemStatus],
     counts: &BTreeMap<String, KindCounts>,
     failures: &Failures,
+    recent: &[RecentJob],
     scope: &Scope,
 ) -> Live {
     let mut queue: BTreeMap<String, KindCounts> = KINDS
@@ -203,9 +210,10 @@ pub fn live_view(
     for (k, c) in counts {
         queue.insert(k.clone(), *c);
     }
-    let shown = |r: &RecentJob| FailureView {
+    let shown = |r: &RecentJob| JobView {
         id: r.id.clone(),
         kind: r.kind.clone(),
+        state: r.state.clone(),
         finished: r.finished.to_string(),
         detail: r.detail.clone(),
     };
@@ -226,17 +234,22 @@ pub fn live_view(
                 Vec::new()
             },
         },
+        recent: if scope.is_all() {
+            recent.iter().map(shown).collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 
 /// The document now, from memory.
 fn live_now(c: &Console, who: &Who, now: Timestamp) -> Live {
     let modems = modems_now(&c.board);
-    let (counts, failures) = {
+    let (counts, failures, recent) = {
         let f = c.live.lock().unwrap_or_else(|p| p.into_inner());
-        (f.counts(), f.failures(now))
+        (f.counts(), f.failures(now), f.recent())
     };
-    live_view(&modems, &counts, &failures, &who.user.scope)
+    live_view(&modems, &counts, &failures, &recent, &who.user.scope)
 }
 
 /// The words a kind's row is labelled with.
@@ -308,9 +321,26 @@ pub fn body(live: &Live) -> Markup {
                 thead { tr { th { "Failed" } th { "Kind" } th { "Job" } th { "Why" } } }
                 tbody #failures-list {
                     @for f in &live.failures.latest {
-                        tr {
+                        tr data-job=(f.id) {
                             td { (f.finished) } td { (f.kind) } td { code { (f.id) } }
                             td { (f.detail) }
+                        }
+                    }
+                }
+            }
+        }
+        section #recent {
+            h2 { "Recently finished" }
+            table #recent-table {
+                thead { tr {
+                    th { "Finished" } th { "Kind" } th { "State" } th { "Job" } th { "Outcome" }
+                } }
+                tbody #recent-list {
+                    @for j in &live.recent {
+                        tr data-job=(j.id) {
+                            td { (j.finished) } td { (j.kind) }
+                            td class=(if j.state == "done" { "ok" } else { "bad" }) { (j.state) }
+                            td { code { (j.id) } } td { (j.detail) }
                         }
                     }
                 }
@@ -464,10 +494,18 @@ mod tests {
                 detail: "<b>busy</b>".into(),
             }],
         };
+        let recent = [RecentJob {
+            id: "J4".into(),
+            kind: "fax-out".into(),
+            state: "done".into(),
+            finished: Timestamp(0),
+            detail: "T.30 cause 0 (Ok)".into(),
+        }];
         let live = live_view(
             &[sending(), line("fax0")],
             &counts,
             &failures,
+            &recent,
             &Scope::default(),
         );
         assert_eq!(live.queue.len(), 4);
@@ -483,6 +521,10 @@ mod tests {
         assert!(html.contains(r#"class="state state-idle">idle<"#), "{html}");
         assert!(html.contains(r#"<tr data-kind="fax-out">"#), "{html}");
         assert!(html.contains(r#"<td data-field="queued">2</td>"#), "{html}");
+        assert!(
+            html.contains(r#"<tr data-job="J4"><td>1970-01-01 00:00:00 UTC</td><td>fax-out</td><td class="ok">done</td>"#),
+            "{html}"
+        );
         // Text from jobs is escaped.
         assert!(html.contains("&lt;b&gt;busy"), "{html}");
         assert!(!html.contains("<b>busy"), "{html}");
@@ -525,6 +567,7 @@ mod tests {
                 more: true,
                 latest: vec![],
             },
+            &[],
             &other,
         );
         assert!(render(&live).contains(r#"<span id="failures-count">3+</span>"#));

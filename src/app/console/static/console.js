@@ -53,13 +53,14 @@
       }
     });
   }
-  function applyFailures(f) {
-    setText(document.getElementById("failures-count"), f.count + (f.more ? "+" : ""));
-    var body = document.getElementById("failures-list");
+  // Rebuilds the rows of tbody `id` from `list` when it changed: one cell per field, the
+  // job id in <code>, the state coloured; text only (never HTML from the daemon).
+  function fillRows(id, list, fields) {
+    var body = document.getElementById(id);
     if (!body) {
       return;
     }
-    var key = JSON.stringify(f.latest);
+    var key = JSON.stringify(list);
     if (body.getAttribute("data-shown") === key) {
       return;
     }
@@ -67,21 +68,29 @@
     while (body.firstChild) {
       body.removeChild(body.firstChild);
     }
-    f.latest.forEach(function (j) {
+    list.forEach(function (j) {
       var tr = document.createElement("tr");
-      [j.finished, j.kind, j.id, j.detail].forEach(function (text, i) {
+      tr.setAttribute("data-job", j.id);
+      fields.forEach(function (f) {
         var td = document.createElement("td");
-        if (i === 2) {
+        if (f === "id") {
           var code = document.createElement("code");
-          code.textContent = text;
+          code.textContent = j.id;
           td.appendChild(code);
         } else {
-          td.textContent = text;
+          td.textContent = j[f];
+          if (f === "state") {
+            td.className = j.state === "done" ? "ok" : "bad";
+          }
         }
         tr.appendChild(td);
       });
       body.appendChild(tr);
     });
+  }
+  function applyFailures(f) {
+    setText(document.getElementById("failures-count"), f.count + (f.more ? "+" : ""));
+    fillRows("failures-list", f.latest, ["finished", "kind", "id", "detail"]);
   }
   var events = new EventSource("/events");
   events.onopen = function () {
@@ -99,6 +108,9 @@
     applyQueue(doc.queue || {});
     if (doc.failures) {
       applyFailures(doc.failures);
+    }
+    if (doc.recent) {
+      fillRows("recent-list", doc.recent, ["finished", "kind", "state", "id", "detail"]);
     }
   };
   events.onerror = function () {
