@@ -1,6 +1,6 @@
 //! The dashboard (`GET /`) and its event stream (`GET /events`): each line's state and the
-//! call in progress (phase, page N of M, speed, remote ID), the queue counts by kind, and the
-//! failures of the last 24 h.
+//! call in progress (phase, page N of M, speed, remote ID), the queue counts by kind, the
+//! failures of the last 24 h and the recently finished jobs.
 //!
 //! Everything shown comes from memory — the modem board the line drivers keep up to date
 //! ([`crate::app::control::CallWatch`]) and the dispatcher's [`Figures`] — never from the
