@@ -5,14 +5,20 @@
 //! The stream is read with a plain TCP socket and decoded here (HTTP/1.1 chunked transfer,
 //! then the SSE `data:` lines), so the test sees exactly what a browser's `EventSource` gets.
 //!
-//! Debian packages: python3 (the README's send command), ghostscript (the test PDF).
+//! A second test puts a real (soft) modem on the rig behind the console: `/modems` shows what
+//! the modem said when probed, and the stream follows a real call to efax on the other modem.
+//!
+//! Debian packages: python3 (the README's send command), ghostscript (the test PDF); for the
+//! rig test also iaxmodem, efax, iproute2, util-linux, coreutils.
 
 mod common;
+#[path = "rig/rig.rs"]
+mod rig;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -346,4 +352,191 @@ fn the_dashboard_streams_a_call_page_by_page_and_the_stream_ends_at_shutdown() {
         "stopping took {stopped:?}"
     );
     eprintln!("daemon stopped {stopped:?} after SIGTERM with an event stream open");
+}
+
+/// The phases and pages the stream showed for line `name` until it was idle again with the
+/// fax-out queue empty (bounded by `limit`).
+fn follow_call(
+    events: &mpsc::Receiver<Heard>,
+    name: &str,
+    limit: Duration,
+) -> (Vec<String>, Vec<u64>, Value) {
+    let (mut phases, mut pages) = (Vec::<String>::new(), Vec::<u64>::new());
+    let started = Instant::now();
+    let mut last_call = Value::Null;
+    while started.elapsed() < limit {
+        let doc = match events.recv_timeout(limit) {
+            Ok(Heard::Doc(v)) => v,
+            _ => break,
+        };
+        let line = doc["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == name)
+            .unwrap()
+            .clone();
+        if line["call"].is_object() {
+            let phase = line["call"]["phase"].as_str().unwrap().to_owned();
+            if phases.last() != Some(&phase) {
+                phases.push(phase);
+            }
+            if let Some(n) = line["call"]["page"].as_u64()
+                && pages.last() != Some(&n)
+            {
+                pages.push(n);
+            }
+            last_call = line["call"].clone();
+        }
+        let queued = &doc["queue"]["fax-out"];
+        if !phases.is_empty()
+            && line["state"] == "idle"
+            && queued["queued"] == 0
+            && queued["running"] == 0
+        {
+            break;
+        }
+    }
+    (phases, pages, last_call)
+}
+
+#[test]
+fn a_real_modem_shows_its_probe_and_its_call_live_on_the_console() {
+    let efax = common::require_tool("efax", "efax");
+    let py = common::require_tool("python3", "python3");
+    let line = rig::Rig::up();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let pdf = pages_pdf(w, 1);
+    let (smtp_port, http_port) = (common::daemon::free_port(), common::daemon::free_port());
+    let cfg = format!(
+        "[gateway]\ndata_dir = \"{data}\"\n\
+         [smtp]\nlisten = \"127.0.0.1:{smtp_port}\"\n\
+         [loopback]\nenabled = false\n\
+         [log]\nfilter = \"info\"\n\
+         [[modem]]\nname = \"rigA\"\ndevice = \"{dev}\"\nprofile = \"iaxmodem\"\n\
+         profiles_dir = \"{profiles}\"\nlocal_id = \"+1 555 0001\"\nrole = \"both\"\nrings = 1\n",
+        data = w.join("data").display(),
+        dev = line.a.display(),
+        profiles = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("firmware-config/modems")
+            .display(),
+    );
+    std::fs::write(w.join("faxgate.toml"), cfg).unwrap();
+    let log = w.join("faxgate.log");
+    let logf = std::fs::File::create(&log).unwrap();
+    let mut gw = common::faxgate(w)
+        .env("FAXGATE_HTTP__LISTEN", format!("127.0.0.1:{http_port}"))
+        .args(["-c", "faxgate.toml", "run"])
+        .stdin(Stdio::null())
+        .stdout(logf.try_clone().unwrap())
+        .stderr(logf)
+        .spawn()
+        .unwrap();
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let up = (0..200).any(|_| {
+        let ok = TcpStream::connect(("127.0.0.1", http_port)).is_ok()
+            && TcpStream::connect(("127.0.0.1", smtp_port)).is_ok();
+        if !ok {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ok
+    });
+    assert!(up, "faxgate run did not come up:\n{}", log_text());
+
+    // The answering loop opens and probes the modem at start.
+    let mut modems = String::new();
+    let probed = (0..300).any(|_| {
+        modems = get(http_port, "/modems").1;
+        let done = modems.contains("identity (ATI)");
+        if !done {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        done
+    });
+    assert!(
+        probed,
+        "no probe on the modems page:\n{modems}\n{}",
+        log_text()
+    );
+    for want in [
+        r#"data-line="rigA""#,
+        &line.a.display().to_string(),
+        "iaxmodem (in ",
+        "V.21 HDLC</dt><dd>yes",
+        "14400",
+    ] {
+        assert!(modems.contains(want), "{want}:\n{modems}");
+    }
+
+    // efax answers on modem B; a one-page fax goes out on modem A.
+    let rx_dir = w.join("efax-rx");
+    std::fs::create_dir(&rx_dir).unwrap();
+    let mut efax_rx = Command::new(&efax)
+        .arg("-d")
+        .arg(&line.b)
+        .args([
+            "-o1",
+            "-iZ",
+            "-kZ",
+            "-jS0=1",
+            "-w",
+            "-l",
+            "+1 555 0002",
+            "-r",
+        ])
+        .arg(rx_dir.join("fax"))
+        .args(["-v", "ewinrt"])
+        .stdout(Stdio::from(
+            std::fs::File::create(rx_dir.join("efax.log")).unwrap(),
+        ))
+        .stderr(Stdio::from(
+            std::fs::File::create(rx_dir.join("efax.err")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(rig::IAXMODEM_BUSY_OUT + Duration::from_secs(1));
+    let events = open_events(http_port);
+    let out = Command::new(&py)
+        .args(["-c", common::daemon::SEND_PY, &smtp_port.to_string()])
+        .arg(&pdf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (phases, pages, call) = follow_call(&events, "rigA", Duration::from_secs(180));
+    let _ = efax_rx.kill();
+    let _ = efax_rx.wait();
+    eprintln!("modem call: phases {phases:?}, pages {pages:?}, last view {call}");
+    for p in ["dialling", "training", "sending page"] {
+        assert!(
+            phases.iter().any(|x| x == p),
+            "{p} not in {phases:?}\n{}",
+            log_text()
+        );
+    }
+    assert_eq!(pages, [1], "{phases:?}");
+    assert_eq!(call["pages_total"], 1);
+    assert_eq!(call["remote_id"], "+1 555 0002", "efax's CSI: {call}");
+    assert!(
+        call["speed_bps"].as_u64().is_some_and(|b| b >= 2400),
+        "{call}"
+    );
+
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(gw.id() as i32, libc::SIGTERM) };
+    let stopped = (0..400).any(|_| {
+        let done = gw.try_wait().unwrap().is_some();
+        if !done {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        done
+    });
+    if !stopped {
+        let _ = gw.kill();
+    }
+    assert!(stopped, "faxgate did not stop:\n{}", log_text());
 }
