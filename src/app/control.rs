@@ -90,6 +90,72 @@ pub fn modems_now(board: &ModemBoard) -> Vec<ModemStatus> {
     }
 }
 
+/// Keeps the call in progress of one line on the board, from the line driver's observer hook
+/// (the loopback line's step, a modem call's `run_call_observed`): the board is written when
+/// the phase, the page, the speed or the remote's ID changes — a few times per page, never per
+/// byte — and the call is taken off the board when the watch is dropped (however the call
+/// ended).
+pub struct CallWatch {
+    board: ModemBoard,
+    line: String,
+    shown: status::CallProgress,
+    writes: usize,
+}
+
+impl CallWatch {
+    /// Shows `call` on `line` now.
+    pub fn start(board: &ModemBoard, line: &str, call: status::CallProgress) -> CallWatch {
+        let mut w = CallWatch {
+            board: board.clone(),
+            line: line.to_owned(),
+            shown: call,
+            writes: 0,
+        };
+        w.publish();
+        w
+    }
+
+    /// Folds an engine's progress in; the board is written only when something shown changed.
+    pub fn observe(&mut self, p: &crate::fax::t30::Progress) {
+        if self.shown.update(p) {
+            self.publish();
+        }
+    }
+
+    /// The call as shown now.
+    pub fn shown(&self) -> &status::CallProgress {
+        &self.shown
+    }
+
+    /// How many times the board was written (the first showing included).
+    pub fn writes(&self) -> usize {
+        self.writes
+    }
+
+    fn publish(&mut self) {
+        self.writes += 1;
+        let call = self.shown.clone();
+        with_line(&self.board, &self.line, |m| m.call = Some(call));
+    }
+}
+
+impl Drop for CallWatch {
+    fn drop(&mut self) {
+        with_line(&self.board, &self.line, |m| m.call = None);
+    }
+}
+
+/// Changes line `name` on the board (a poisoned lock still holds the last good data).
+pub fn with_line(board: &ModemBoard, name: &str, f: impl FnOnce(&mut ModemStatus)) {
+    let mut b = match board.lock() {
+        Ok(b) => b,
+        Err(p) => p.into_inner(),
+    };
+    if let Some(m) = b.iter_mut().find(|m| m.name == name) {
+        f(m);
+    }
+}
+
 /// Reads the queue part of a snapshot from the spool (blocking).
 pub fn spool_figures(
     spool: &Spool,
@@ -254,6 +320,81 @@ mod tests {
                 prop_assert!(first.trim_ascii().ends_with(id.as_str().as_bytes()));
             }
         }
+    }
+
+    #[test]
+    fn a_call_shows_on_the_board_at_each_phase_and_page_and_leaves_it_after() {
+        use crate::app::status::{CallPhase, CallProgress};
+        use crate::fax::t30::pages::{PagesSink, PagesSource};
+        let board: ModemBoard = Arc::new(Mutex::new(super::super::pool_lines(&Config::default())));
+        let shown = |b: &ModemBoard| modems_now(b)[0].call.clone();
+        let page = || {
+            let mut p = crate::image::Page::new(1728, 200, crate::image::Resolution::FINE).unwrap();
+            p.row_mut(50).fill(0xF0);
+            p
+        };
+        let mut watch = CallWatch::start(
+            &board,
+            "loopback",
+            CallProgress::dialling("J1", "+12125550123"),
+        );
+        assert_eq!(shown(&board).unwrap().phase, CallPhase::Dialling);
+        let (mut events, mut board_seen) = (0usize, Vec::<CallProgress>::new());
+        let call = crate::app::loopback::call_with(
+            PagesSource::new(vec![vec![page(), page()]]),
+            "+1 212 555 0100",
+            "+1 212 555 0123",
+            PagesSink::new(),
+            &mut |_, e| {
+                events += 1;
+                watch.observe(&e.progress());
+                let now = shown(&board).unwrap();
+                if board_seen.last() != Some(&now) {
+                    board_seen.push(now);
+                }
+                true
+            },
+        );
+        assert_eq!(call.cause(), crate::fax::t30::Cause::Ok);
+        let texts: Vec<String> = board_seen.iter().map(|c| c.describe()).collect();
+        for want in [
+            "sending page, page 1 of 2, 14400 bit/s, to +12125550123 (remote +1 212 555 0123), job J1",
+            "sending page, page 2 of 2, 14400 bit/s",
+            "confirming page, page 2 of 2",
+            "hanging up, page 2 of 2",
+        ] {
+            assert!(
+                texts.iter().any(|t| t.starts_with(want)),
+                "{want}: {texts:#?}"
+            );
+        }
+        assert!(
+            texts.iter().any(|t| t.starts_with("training")),
+            "{texts:#?}"
+        );
+        // Written at changes only: each board write is a distinct view (the first is the
+        // dialling one), and the same view observed again writes nothing.
+        assert_eq!(watch.writes(), board_seen.len() + 1, "{texts:#?}");
+        assert!(watch.writes() <= events + 1);
+        assert_eq!(watch.shown().phase, CallPhase::HangingUp);
+        let (writes, last) = (watch.writes(), call.sender.clone());
+        let done = crate::fax::t30::Progress {
+            activity: crate::fax::t30::Activity::Finished,
+            page: Some(2),
+            pages_total: Some(2),
+            modulation: last.modulation,
+            remote_id: last.remote_id,
+        };
+        for _ in 0..100 {
+            watch.observe(&done);
+        }
+        assert_eq!(watch.writes(), writes);
+        drop(watch);
+        assert_eq!(
+            shown(&board),
+            None,
+            "the call leaves the board with its watch"
+        );
     }
 
     #[test]

@@ -89,7 +89,15 @@ pub enum Event {
 /// The sending side of the dispatcher's event channel.
 pub type Events = mpsc::UnboundedSender<Event>;
 
-/// Queue figures kept up to date by the dispatcher, read by `faxgate status`.
+/// How far back the console's failure figures reach (its dashboard: "failures of the last
+/// 24 h").
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// Failed jobs listed with their details at most (ours: the dashboard's list).
+pub const FAILURES_LISTED: usize = 20;
+/// Failure times kept at most (ours: 80 KB); past it the count reads "at least" this many.
+pub const FAILURES_COUNTED: usize = 10_000;
+
+/// Queue figures kept up to date by the dispatcher, read by `faxgate status` and the console.
 #[derive(Debug, Default)]
 pub struct Figures {
     /// Kind and state of every job in `queue/`.
@@ -98,11 +106,70 @@ pub struct Figures {
     counts: BTreeMap<String, KindCounts>,
     /// The most recently finished jobs, newest first.
     recent: VecDeque<RecentJob>,
+    /// Failed jobs of the last [`FAILURE_WINDOW`] (as far as the newest failure tells; the
+    /// reader cuts at its own `now`), newest first, at most [`FAILURES_LISTED`].
+    failed: VecDeque<RecentJob>,
+    /// When each failure of that window happened, oldest first, at most [`FAILURES_COUNTED`].
+    failure_times: VecDeque<Timestamp>,
     /// Job directories whose record could not be read at start-up.
     pub damaged: usize,
 }
 
+/// The failures of the last [`FAILURE_WINDOW`] before some `now` ([`Figures::failures`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Failures {
+    /// How many.
+    pub count: usize,
+    /// True when more failed than [`FAILURES_COUNTED`]: `count` is a lower bound.
+    pub more: bool,
+    /// The newest, newest first, at most [`FAILURES_LISTED`].
+    pub latest: Vec<RecentJob>,
+}
+
 impl Figures {
+    /// Notes failed job `r` (finished at `r.finished`). Failures arrive about in time order
+    /// (the start-up scan does not): the window is kept sorted, and trimmed to
+    /// [`FAILURE_WINDOW`] before its newest entry, so memory stays flat under any backlog.
+    pub fn note_failure(&mut self, r: &RecentJob) {
+        let t = r.finished;
+        let at = self.failure_times.partition_point(|x| *x <= t);
+        self.failure_times.insert(at, t);
+        if let Some(newest) = self.failure_times.back().copied() {
+            while self
+                .failure_times
+                .front()
+                .is_some_and(|f| newest.since(*f) > FAILURE_WINDOW)
+            {
+                self.failure_times.pop_front();
+            }
+        }
+        while self.failure_times.len() > FAILURES_COUNTED {
+            self.failure_times.pop_front();
+        }
+        self.failed.retain(|x| x.id != r.id);
+        let at = self
+            .failed
+            .partition_point(|x| (x.finished, &x.id) > (r.finished, &r.id));
+        self.failed.insert(at, r.clone());
+        self.failed.truncate(FAILURES_LISTED);
+    }
+
+    /// The failures of the [`FAILURE_WINDOW`] before `now`.
+    pub fn failures(&self, now: Timestamp) -> Failures {
+        let recent = |t: Timestamp| now.since(t) <= FAILURE_WINDOW;
+        let count = self.failure_times.iter().filter(|t| recent(**t)).count();
+        Failures {
+            count,
+            more: count >= FAILURES_COUNTED,
+            latest: self
+                .failed
+                .iter()
+                .filter(|r| recent(r.finished))
+                .cloned()
+                .collect(),
+        }
+    }
+
     fn count(&mut self, kind: JobKind, state: JobState, add: bool) {
         let c = self.counts.entry(kind.name().to_string()).or_default();
         let slot = match state {
@@ -129,6 +196,9 @@ impl Figures {
                 self.recent.retain(|x| x.id != r.id);
                 self.recent.push_front(r.clone());
                 self.recent.truncate(status::RECENT_JOBS);
+                if c.state == JobState::Failed {
+                    self.note_failure(r);
+                }
             }
         } else {
             self.jobs.insert(c.id.clone(), (c.kind, c.state));
@@ -226,7 +296,13 @@ pub fn load(
     for area in [Area::Done, Area::Failed] {
         damaged.extend(spool.scan(area, &mut |r| {
             // Keep only the newest few while scanning (flat memory over any archive).
-            recent.extend(status::recent(vec![r], 1));
+            let line = status::recent(vec![r], 1);
+            if area == Area::Failed
+                && let Some(f) = line.first()
+            {
+                figures.note_failure(f);
+            }
+            recent.extend(line);
             if recent.len() > 4 * status::RECENT_JOBS {
                 recent.sort_by(|a, b| (b.finished, &b.id).cmp(&(a.finished, &a.id)));
                 recent.truncate(status::RECENT_JOBS);
@@ -614,5 +690,64 @@ mod tests {
             first.into_iter().map(|(id, _, _)| id).collect::<Vec<_>>(),
             want
         );
+    }
+
+    const HOUR: u64 = 3600 * 1000;
+
+    fn failed(n: u64, at: u64) -> Change {
+        Change {
+            id: JobId::new(Timestamp(n), n),
+            kind: JobKind::FaxOut,
+            state: JobState::Failed,
+            priority: 127,
+            due: Timestamp(at),
+            recent: Some(RecentJob {
+                id: JobId::new(Timestamp(n), n).to_string(),
+                kind: "fax-out".into(),
+                state: "failed".into(),
+                finished: Timestamp(at),
+                detail: format!("cause {n}"),
+            }),
+        }
+    }
+
+    #[test]
+    fn failures_of_the_last_day_are_counted_and_listed_newest_first() {
+        let mut f = Figures::default();
+        let day0 = 100 * 24 * HOUR;
+        // Out of order, as the start-up scan finds them; one done job that is no failure.
+        for (n, at) in [(1, day0), (2, day0 + 30 * HOUR), (3, day0 + 20 * HOUR)] {
+            f.apply(&failed(n, at));
+        }
+        let mut done = failed(4, day0 + 31 * HOUR);
+        done.state = JobState::Done;
+        f.apply(&done);
+        let now = Timestamp(day0 + 31 * HOUR);
+        let got = f.failures(now);
+        assert_eq!(got.count, 2, "the one 31 h ago is out of the window");
+        assert!(!got.more);
+        let ids: Vec<&str> = got.latest.iter().map(|r| r.detail.as_str()).collect();
+        assert_eq!(ids, ["cause 2", "cause 3"]);
+        // A day later they are all out of the window.
+        assert_eq!(f.failures(now.plus(FAILURE_WINDOW)).count, 0);
+        assert!(f.failures(now.plus(FAILURE_WINDOW)).latest.is_empty());
+        // The same job failing again (an operator retry) is listed once.
+        f.apply(&failed(2, day0 + 31 * HOUR));
+        assert_eq!(f.failures(now).latest.len(), 2);
+    }
+
+    #[test]
+    fn a_failure_storm_keeps_memory_flat_and_says_at_least() {
+        let mut f = Figures::default();
+        let n = FAILURES_COUNTED as u64 + 500;
+        for i in 0..n {
+            f.note_failure(&failed(i, 1_000 + i).recent.unwrap());
+        }
+        let got = f.failures(Timestamp(1_000 + n));
+        assert_eq!(got.count, FAILURES_COUNTED);
+        assert!(got.more);
+        assert_eq!(got.latest.len(), FAILURES_LISTED);
+        assert_eq!(got.latest[0].finished, Timestamp(1_000 + n - 1));
+        assert!(f.failure_times.len() <= FAILURES_COUNTED);
     }
 }

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use crate::fax::t30::line::{Line, LineError};
+use crate::fax::t30::line::{Line, LineError, Side};
 use crate::fax::t30::pages::{PagesSink, PagesSource, ReceivedPage};
 use crate::fax::t30::{CallReport, Cause, Engine, EngineConfig};
 use crate::image::Page;
@@ -61,19 +61,21 @@ pub fn call(pages: Vec<Page>, local_id: &str, remote_id: &str) -> LoopbackCall {
         local_id,
         remote_id,
         PagesSink::new(),
-        &mut |_| true,
+        &mut |_, _| true,
     )
 }
 
-/// [`call`] with the pages from `source` (made one at a time, if it does so) and the far end's page sink given (the daemon's stores each accepted page in the
-/// spool as it is confirmed, so [`LoopbackCall::received`] stays empty) and `step` called with
-/// the line's simulated time before each event (see [`Line::run_with`]: pacing, hang-up).
+/// [`call`] with the pages from `source` (made one at a time, if it does so) and the far end's
+/// page sink given (the daemon's stores each accepted page in the spool as it is confirmed, so
+/// [`LoopbackCall::received`] stays empty) and `step` called with the line's simulated time and
+/// the sending engine before each event (see [`Line::run_observed`]: pacing, hang-up, and the
+/// call's progress for the status board).
 pub fn call_with(
     source: PagesSource,
     local_id: &str,
     remote_id: &str,
     sink: PagesSink,
-    step: &mut dyn FnMut(Duration) -> bool,
+    step: &mut dyn FnMut(Duration, &Engine) -> bool,
 ) -> LoopbackCall {
     let tx = EngineConfig {
         local_id: local_id.into(),
@@ -87,15 +89,11 @@ pub fn call_with(
     let a = Engine::sender(tx, Box::new(source));
     let b = Engine::receiver(rx, Box::new(sink));
     let mut line = Line::new(a, b);
-    let line_error = line.run_with(MAX_STEPS, step).err();
-    let sender = line
-        .engine(crate::fax::t30::line::Side::Caller)
-        .report()
-        .clone();
-    let receiver = line
-        .engine(crate::fax::t30::line::Side::Answerer)
-        .report()
-        .clone();
+    let line_error = line
+        .run_observed(MAX_STEPS, &mut |t, l| step(t, l.engine(Side::Caller)))
+        .err();
+    let sender = line.engine(Side::Caller).report().clone();
+    let receiver = line.engine(Side::Answerer).report().clone();
     let received = match received.lock() {
         Ok(mut v) => std::mem::take(&mut *v),
         Err(p) => std::mem::take(&mut *p.into_inner()),
@@ -112,6 +110,7 @@ pub fn call_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fax::t30::{Activity, Progress};
     use crate::image::Resolution;
 
     fn page(seed: u32) -> Page {
@@ -137,5 +136,86 @@ mod tests {
         assert_eq!(got, sent);
         // Phase B alone takes seconds on a real line; the simulated clock says so.
         assert!(c.line_time > Duration::from_secs(3), "{:?}", c.line_time);
+    }
+
+    /// The distinct (activity, page) steps `progress` went through, in order.
+    fn steps(seen: &[Progress]) -> Vec<(Activity, Option<usize>)> {
+        let mut v: Vec<(Activity, Option<usize>)> = Vec::new();
+        for p in seen {
+            if v.last() != Some(&(p.activity, p.page)) {
+                v.push((p.activity, p.page));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn the_sender_reports_training_each_page_of_the_total_and_the_release() {
+        let mut seen = Vec::new();
+        let c = call_with(
+            PagesSource::new(vec![vec![page(1), page(2), page(3)]]),
+            "+1 212 555 0100",
+            "+1 212 555 0123",
+            PagesSink::new(),
+            &mut |_, e| {
+                seen.push(e.progress());
+                true
+            },
+        );
+        assert_eq!(c.cause(), Cause::Ok);
+        let s = steps(&seen);
+        use Activity::*;
+        // Identification, then training before any page number shows.
+        let first_page = s.iter().position(|x| x.1.is_some()).unwrap();
+        assert!(s[..first_page].contains(&(Negotiating, None)), "{s:?}");
+        assert!(s[..first_page].contains(&(Training, None)), "{s:?}");
+        for n in 1..=3 {
+            assert!(s.contains(&(SendingPage, Some(n))), "page {n}: {s:?}");
+            assert!(s.contains(&(Confirming, Some(n))), "page {n}: {s:?}");
+        }
+        // Pages go up one at a time and never back.
+        let pages: Vec<usize> = s.iter().filter_map(|x| x.1).collect();
+        assert!(
+            pages.windows(2).all(|w| w[1] == w[0] || w[1] == w[0] + 1),
+            "{pages:?}"
+        );
+        assert_eq!(s.last(), Some(&(Releasing, Some(3))), "{s:?}");
+        assert!(seen.iter().all(|p| p.pages_total == Some(3)));
+        let last = seen.last().unwrap();
+        assert_eq!(last.remote_id.as_deref(), Some("+1 212 555 0123"));
+        assert_eq!(last.modulation.map(|m| m.bps()), Some(14400));
+        // Before the remote's DIS/CSI, nothing is known of it.
+        assert_eq!(seen[0].remote_id, None);
+        assert_eq!(seen[0].modulation, None);
+    }
+
+    #[test]
+    fn the_receiver_reports_each_page_without_a_total() {
+        let tx = EngineConfig {
+            local_id: "+1 212 555 0100".into(),
+            ..EngineConfig::default()
+        };
+        let a = Engine::sender(tx, Box::new(PagesSource::new(vec![vec![page(1), page(2)]])));
+        let b = Engine::receiver(EngineConfig::default(), Box::new(PagesSink::new()));
+        let mut line = Line::new(a, b);
+        let mut seen = Vec::new();
+        line.run_observed(MAX_STEPS, &mut |_, l| {
+            seen.push(l.engine(Side::Answerer).progress());
+            true
+        })
+        .unwrap();
+        let s = steps(&seen);
+        use Activity::*;
+        assert!(s.contains(&(ReceivingPage, Some(1))), "{s:?}");
+        assert!(s.contains(&(ReceivingPage, Some(2))), "{s:?}");
+        assert!(!s.iter().any(|x| x.1 == Some(3)), "{s:?}");
+        assert!(seen.iter().all(|p| p.pages_total.is_none()));
+        assert_eq!(
+            seen.last().unwrap().remote_id.as_deref(),
+            Some("+1 212 555 0100")
+        );
+        // The answerer's end: its last view before hanging up is the release (DCN awaited).
+        assert_eq!(s.last().map(|x| x.0), Some(Releasing), "{s:?}");
+        assert_eq!(line.engine(Side::Answerer).progress().activity, Finished);
     }
 }

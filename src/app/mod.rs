@@ -97,6 +97,8 @@ pub fn pool_lines(config: &Config) -> Vec<ModemStatus> {
             job: None,
             last_call: None,
             last_error: None,
+            call: None,
+            probe: None,
         });
     }
     for m in &config.modems {
@@ -112,6 +114,8 @@ pub fn pool_lines(config: &Config) -> Vec<ModemStatus> {
             job: None,
             last_call: None,
             last_error: None,
+            call: None,
+            probe: None,
         });
     }
     v

@@ -16,14 +16,14 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
-use super::control::ModemBoard;
-use super::status::{LastCall, ModemState};
+use super::control::{CallWatch, ModemBoard};
+use super::status::{CallProgress, LastCall, ModemProbe, ModemState};
 use crate::config::Modem as ModemConfig;
 use crate::daemon::Shutdown;
 use crate::fax::modem::class1::LineCause;
 use crate::fax::modem::port::{Modem, ModemError};
 use crate::fax::modem::profile::Profile;
-use crate::fax::modem::session::run_call;
+use crate::fax::modem::session::run_call_observed;
 use crate::fax::t30::pages::{PagesSink, PagesSource, ReceivedPage};
 use crate::fax::t30::{CallReport, Cause, Engine, EngineConfig, SinkError};
 use crate::metrics::{self, Direction};
@@ -185,16 +185,19 @@ impl ModemLine {
                 engine.max_bps = engine.max_bps.min(info.max_rate());
             }
             m.clear_call();
-            Ok(Opened { modem: m, engine })
+            Ok((Opened { modem: m, engine }, info))
         });
         match opened {
-            Ok(o) => {
+            Ok((o, info)) => {
                 info!(modem = %self.cfg.name, device = %self.cfg.device.display(), max_bps = o.engine.max_bps, "modem ready");
                 *slot = Some(o);
+                // What it said about itself stays on the board for the console's modems page.
+                let probe = ModemProbe::of(&info, crate::spool::now());
                 self.show(|m| {
                     if m.state == ModemState::Offline {
                         m.state = ModemState::Idle;
                     }
+                    m.probe = Some(probe);
                 });
                 true
             }
@@ -207,18 +210,23 @@ impl ModemLine {
 
     /// Places a call to `dial` and sends the pages of `source` (blocking).
     pub fn send(&self, dial: &str, source: PagesSource) -> Sent {
-        self.send_with(dial, move || Ok(source))
+        self.send_with(dial, move || Ok(source), CallProgress::dialling("", dial))
     }
 
     /// [`ModemLine::send`] with the pages made by `make` once the modem is open and held for
     /// this call (a line that cannot be used costs nothing more); `make`'s failure (class and
-    /// words) ends the attempt before dialling.
+    /// words) ends the attempt before dialling. The board shows `call` and its progress until
+    /// this returns.
     pub fn send_with(
         &self,
         dial: &str,
         make: impl FnOnce() -> Result<PagesSource, (CauseClass, String)>,
+        call: CallProgress,
     ) -> Sent {
         let mut slot = self.lock();
+        // Shown once the line is ours: an incoming call on a `both` line keeps the board until
+        // it ends (one watch per line at a time, each dropped before the modem is let go).
+        let mut watch = CallWatch::start(&self.board, &self.cfg.name, call);
         if !self.ensure_open(&mut slot) {
             return Sent::NotConnected {
                 class: CauseClass::LocalTemporary,
@@ -255,7 +263,9 @@ impl ModemLine {
             return out;
         }
         let mut engine = Engine::sender(o.engine.clone(), Box::new(source));
-        let r = run_call(&mut o.modem, &mut engine);
+        let r = run_call_observed(&mut o.modem, &mut engine, &mut |e| {
+            watch.observe(&e.progress())
+        });
         let _ = o.modem.reset();
         o.modem.clear_call();
         let error = r.as_ref().err().map(|e| e.to_string());
@@ -330,6 +340,11 @@ impl ModemLine {
                 }
             };
             self.show(|m| m.state = ModemState::Receiving);
+            let mut watch = CallWatch::start(
+                &self.board,
+                &self.cfg.name,
+                CallProgress::answering(caller.number.as_deref()),
+            );
             let rx = Arc::clone(&receiving);
             let store = Box::new(move |page: ReceivedPage| match rx.lock() {
                 Ok(mut g) => match g.as_mut() {
@@ -340,7 +355,10 @@ impl ModemLine {
             });
             let mut engine =
                 Engine::receiver(o.engine.clone(), Box::new(PagesSink::storing(store)));
-            let r = run_call(&mut o.modem, &mut engine);
+            let r = run_call_observed(&mut o.modem, &mut engine, &mut |e| {
+                watch.observe(&e.progress())
+            });
+            drop(watch);
             let _ = o.modem.reset();
             o.modem.clear_call();
             if let Err(e) = &r {

@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use tracing::{error, info, warn};
 
-use super::control::ModemBoard;
+use super::control::{CallWatch, ModemBoard};
 use super::loopback;
 use super::modems::{ModemLine, Sent};
 use super::send_pages;
-use super::status::{self, LastCall, ModemState};
+use super::status::{self, CallProgress, LastCall, ModemState};
 use crate::config::Config;
 use crate::daemon::{Notifier, Shutdown};
 use crate::fax::t30::SinkError;
@@ -438,7 +438,8 @@ async fn attempt(
         };
         let dial = job.dial.clone();
         let made = move || prepare().map_err(page_failure);
-        let Some(sent) = blocking(move || modem.send_with(&dial, made)).await else {
+        let call = CallProgress::dialling(id.as_str(), &job.e164);
+        let Some(sent) = blocking(move || modem.send_with(&dial, made, call)).await else {
             return local(CauseClass::LocalTemporary, "the modem task failed".into());
         };
         return match sent {
@@ -470,6 +471,12 @@ async fn attempt(
         };
     }
 
+    // The board shows the call from here: making the pages is part of "dialling".
+    let mut watch = CallWatch::start(
+        &sh.board,
+        line,
+        CallProgress::dialling(id.as_str(), &job.e164),
+    );
     let source = match blocking(prepare).await {
         Some(Ok(source)) => source,
         Some(Err(cause)) => {
@@ -520,7 +527,9 @@ async fn attempt(
         // Pacing: the call takes `pace` × its line time on the wall clock, page by page, so a
         // reception is on disk as far as it got; a stop request meanwhile hangs up (an unpaced
         // call is atomic and finishes).
-        let mut step = |t: Duration| {
+        let mut step = |t: Duration, engine: &t30::Engine| {
+            // Before pacing: the state shown is the one the line is in until the next event.
+            watch.observe(&engine.progress());
             if pace <= 0.0 {
                 return true;
             }

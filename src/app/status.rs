@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fax::modem::probe::ModemInfo;
+use crate::fax::t30::{Activity, Progress};
 use crate::scheduler::Timestamp;
 use crate::spool::{JobKind, JobRecord, JobState};
 
@@ -60,6 +62,253 @@ pub struct LastCall {
     pub cause: String,
 }
 
+/// Which way a call goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// We called (a fax job being sent).
+    Out,
+    /// We answered (a fax being received).
+    In,
+}
+
+impl Direction {
+    /// The word shown (as in [`LastCall::direction`]).
+    pub fn word(self) -> &'static str {
+        match self {
+            Direction::Out => "out",
+            Direction::In => "in",
+        }
+    }
+}
+
+/// The step a call in progress is at, in plain words (the serialized form is the word shown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CallPhase {
+    /// Placing the call (and, before it, making the pages): T.30 phase A.
+    #[serde(rename = "dialling")]
+    Dialling,
+    /// Answering a ringing line: T.30 phase A.
+    #[serde(rename = "answering")]
+    Answering,
+    /// Identification and capabilities (DIS/CSI): T.30 phase B.
+    #[serde(rename = "negotiating")]
+    Negotiating,
+    /// DCS, TCF and CFR/FTT: the line checked at the chosen speed (phase B).
+    #[serde(rename = "training")]
+    Training,
+    /// Page data going out: T.30 phase C.
+    #[serde(rename = "sending page")]
+    SendingPage,
+    /// Page data coming in: T.30 phase C.
+    #[serde(rename = "receiving page")]
+    ReceivingPage,
+    /// The page's confirmation (MCF/RTN, PPS/PPR): T.30 phase D.
+    #[serde(rename = "confirming page")]
+    Confirming,
+    /// Releasing the line (DCN): T.30 phase E.
+    #[serde(rename = "hanging up")]
+    HangingUp,
+}
+
+impl CallPhase {
+    /// The words shown.
+    pub fn word(self) -> &'static str {
+        match self {
+            CallPhase::Dialling => "dialling",
+            CallPhase::Answering => "answering",
+            CallPhase::Negotiating => "negotiating",
+            CallPhase::Training => "training",
+            CallPhase::SendingPage => "sending page",
+            CallPhase::ReceivingPage => "receiving page",
+            CallPhase::Confirming => "confirming page",
+            CallPhase::HangingUp => "hanging up",
+        }
+    }
+
+    /// The phase an engine's activity shows as; `None` before the engine started (the
+    /// phase set by the line — dialling or answering — stays).
+    pub fn of(a: Activity) -> Option<CallPhase> {
+        Some(match a {
+            Activity::Starting => return None,
+            Activity::Negotiating => CallPhase::Negotiating,
+            Activity::Training => CallPhase::Training,
+            Activity::SendingPage => CallPhase::SendingPage,
+            Activity::ReceivingPage => CallPhase::ReceivingPage,
+            Activity::Confirming => CallPhase::Confirming,
+            Activity::Releasing | Activity::Finished => CallPhase::HangingUp,
+        })
+    }
+}
+
+/// The call a line is carrying now, kept up to date at each change of phase or page (never
+/// per byte) by the line's driver through [`CallProgress::update`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallProgress {
+    /// `out` (sending a job) or `in` (receiving).
+    pub direction: Direction,
+    /// The step it is at.
+    pub phase: CallPhase,
+    /// The page being sent or received, 1-based, once the first one began.
+    #[serde(default)]
+    pub page: Option<u32>,
+    /// Pages in all, when known (sending).
+    #[serde(default)]
+    pub pages_total: Option<u32>,
+    /// The signalling rate of the DCS in force, bit/s.
+    #[serde(default)]
+    pub speed_bps: Option<u32>,
+    /// The remote's CSI (we called) or TSI (we answered), once heard.
+    #[serde(default)]
+    pub remote_id: Option<String>,
+    /// The number dialled (out) or the caller's number (in), when known.
+    #[serde(default)]
+    pub number: String,
+    /// The fax job (out).
+    #[serde(default)]
+    pub job: Option<String>,
+}
+
+/// Longest caller number kept for display (ours: E.164 is 15 digits; caller ID adds little).
+pub const MAX_SHOWN_NUMBER: usize = 32;
+
+impl CallProgress {
+    /// A call being placed for `job` (empty: none) to `number`.
+    pub fn dialling(job: &str, number: &str) -> CallProgress {
+        let job = (!job.is_empty()).then(|| job.to_owned());
+        CallProgress::new(Direction::Out, CallPhase::Dialling, number, job)
+    }
+
+    /// A call being answered from `caller` (when the line told).
+    pub fn answering(caller: Option<&str>) -> CallProgress {
+        CallProgress::new(
+            Direction::In,
+            CallPhase::Answering,
+            caller.unwrap_or_default(),
+            None,
+        )
+    }
+
+    fn new(direction: Direction, phase: CallPhase, number: &str, job: Option<String>) -> Self {
+        CallProgress {
+            direction,
+            phase,
+            page: None,
+            pages_total: None,
+            speed_bps: None,
+            remote_id: None,
+            // Caller ID comes from the line: printable characters only, bounded.
+            number: number
+                .chars()
+                .filter(|c| c.is_ascii_graphic() || *c == ' ')
+                .take(MAX_SHOWN_NUMBER)
+                .collect(),
+            job,
+        }
+    }
+
+    /// Folds the engine's `p` in. Returns true when anything shown changed (the caller then
+    /// writes the board; the speed and IDs settle once per call, pages change per page).
+    pub fn update(&mut self, p: &Progress) -> bool {
+        let before = self.clone();
+        if let Some(phase) = CallPhase::of(p.activity) {
+            self.phase = phase;
+        }
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        self.page = p.page.map(count);
+        self.pages_total = p.pages_total.map(count);
+        self.speed_bps = p.modulation.map(|m| m.bps());
+        if p.remote_id.as_deref().is_some_and(|r| !r.is_empty()) {
+            self.remote_id.clone_from(&p.remote_id);
+        }
+        *self != before
+    }
+
+    /// One line for people: e.g. "sending page 2 of 3, 14400 bit/s, to +12125550123 (remote
+    /// +1 212 555 0123), job …".
+    pub fn describe(&self) -> String {
+        let mut o = self.phase.word().to_string();
+        match (self.page, self.pages_total) {
+            (Some(n), Some(t)) => {
+                let _ = write!(o, ", page {n} of {t}");
+            }
+            (Some(n), None) => {
+                let _ = write!(o, ", page {n}");
+            }
+            (None, Some(t)) => {
+                let _ = write!(o, ", {}", plural(t as usize, "page", "pages"));
+            }
+            (None, None) => {}
+        }
+        if let Some(b) = self.speed_bps {
+            let _ = write!(o, ", {b} bit/s");
+        }
+        let way = match self.direction {
+            Direction::Out => "to",
+            Direction::In => "from",
+        };
+        if !self.number.is_empty() {
+            let _ = write!(o, ", {way} {}", self.number);
+        }
+        if let Some(r) = &self.remote_id {
+            let _ = write!(o, " (remote {r})");
+        }
+        if let Some(j) = &self.job {
+            let _ = write!(o, ", job {j}");
+        }
+        o
+    }
+}
+
+/// What the daemon learnt of a modem when it opened it (`ATI`, `AT+FCLASS=?`, `AT+FTM=?`,
+/// `AT+FRM=?`, `AT+FTH=?`; T.31 §8), for the console's modems page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModemProbe {
+    /// When it was probed.
+    pub when: Timestamp,
+    /// `ATI` text (printable characters only, bounded: it comes from the device).
+    pub identity: String,
+    /// Service classes offered (`1`, `1.0`, `2.0`…).
+    pub classes: Vec<String>,
+    /// Highest page-data rate usable both ways, bit/s (0: none).
+    pub max_bps: u32,
+    /// Page-data rates it can send, bit/s, highest first.
+    pub transmit_bps: Vec<u32>,
+    /// Page-data rates it can receive, bit/s, highest first.
+    pub receive_bps: Vec<u32>,
+    /// V.21 HDLC (`+FTH=3`) works: T.30 signalling is possible.
+    pub v21_hdlc: bool,
+}
+
+/// Longest `ATI` text kept (ours).
+pub const MAX_IDENTITY: usize = 200;
+
+impl ModemProbe {
+    /// The shown form of what a probe found, at `when`.
+    pub fn of(info: &ModemInfo, when: Timestamp) -> ModemProbe {
+        let rates = |v: &[(crate::fax::t30::Modulation, crate::fax::t30::Training)]| {
+            let mut r: Vec<u32> = v.iter().map(|(m, _)| m.bps()).collect();
+            r.sort_unstable_by(|a, b| b.cmp(a));
+            r.dedup();
+            r
+        };
+        ModemProbe {
+            when,
+            identity: info
+                .identity
+                .chars()
+                .filter(|c| c.is_ascii_graphic() || *c == ' ')
+                .take(MAX_IDENTITY)
+                .collect(),
+            classes: info.classes.clone(),
+            max_bps: info.max_rate(),
+            transmit_bps: rates(&info.transmit),
+            receive_bps: rates(&info.receive),
+            v21_hdlc: info.v21_hdlc,
+        }
+    }
+}
+
 /// One line of the modem pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModemStatus {
@@ -78,6 +327,12 @@ pub struct ModemStatus {
     /// The last error (call failure or device trouble), with its time.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// The call in progress, live.
+    #[serde(default)]
+    pub call: Option<CallProgress>,
+    /// What the modem said about itself when last opened (real modems only).
+    #[serde(default)]
+    pub probe: Option<ModemProbe>,
 }
 
 /// Waiting and running jobs of one kind.
@@ -285,6 +540,9 @@ pub fn format(s: &Snapshot) -> String {
                 let _ = writeln!(o, "    last call: none");
             }
         }
+        if let Some(c) = &m.call {
+            let _ = writeln!(o, "    call: {} {}", c.direction.word(), c.describe());
+        }
         if let Some(e) = &m.last_error {
             let _ = writeln!(o, "    last error: {e}");
         }
@@ -329,7 +587,86 @@ mod tests {
             job: None,
             last_call: None,
             last_error: None,
+            call: None,
+            probe: None,
         }
+    }
+
+    fn progress(activity: Activity, page: Option<usize>) -> Progress {
+        Progress {
+            activity,
+            page,
+            pages_total: Some(3),
+            modulation: Some(crate::fax::t30::Modulation::V17_14400),
+            remote_id: Some("+1 555".into()),
+        }
+    }
+
+    #[test]
+    fn call_progress_changes_only_when_something_shown_changes() {
+        let mut c = CallProgress::dialling("J1", "+12125550123");
+        assert_eq!(c.describe(), "dialling, to +12125550123, job J1");
+        // The engine not started yet: the line's own phase stays.
+        assert!(!c.update(&Progress {
+            activity: Activity::Starting,
+            page: None,
+            pages_total: None,
+            modulation: None,
+            remote_id: None,
+        }));
+        assert_eq!(c.phase, CallPhase::Dialling);
+        assert!(c.update(&progress(Activity::Training, None)));
+        assert!(
+            !c.update(&progress(Activity::Training, None)),
+            "same view again"
+        );
+        assert!(c.update(&progress(Activity::SendingPage, Some(1))));
+        assert_eq!(
+            c.describe(),
+            "sending page, page 1 of 3, 14400 bit/s, to +12125550123 (remote +1 555), job J1"
+        );
+        assert!(c.update(&progress(Activity::SendingPage, Some(2))));
+        // A remote ID once heard is kept.
+        let mut p = progress(Activity::Confirming, Some(2));
+        p.remote_id = None;
+        assert!(c.update(&p));
+        assert_eq!(c.remote_id.as_deref(), Some("+1 555"));
+        assert!(c.update(&progress(Activity::Finished, Some(3))));
+        assert_eq!(c.phase.word(), "hanging up");
+    }
+
+    #[test]
+    fn an_incoming_call_shows_its_caller_cleaned() {
+        let mut c = CallProgress::answering(Some("+1 212\x1b[31m\n555"));
+        assert_eq!(c.number, "+1 212[31m555");
+        assert!(c.update(&Progress {
+            activity: Activity::ReceivingPage,
+            page: Some(1),
+            pages_total: None,
+            modulation: None,
+            remote_id: Some("+49 30 1".into()),
+        }));
+        assert_eq!(
+            c.describe(),
+            "receiving page, page 1, from +1 212[31m555 (remote +49 30 1)"
+        );
+        assert_eq!(CallProgress::answering(None).describe(), "answering");
+    }
+
+    #[test]
+    fn a_snapshot_without_calls_or_probes_still_parses() {
+        // What a daemon from before the console answered.
+        let old = r#"{"live":true,"modems":[{"name":"loopback","role":"send","state":"idle"}],
+                      "queue":{},"recent":[]}"#;
+        let s: Snapshot = serde_json::from_str(old).unwrap();
+        assert_eq!(s.modems[0].call, None);
+        assert_eq!(s.modems[0].probe, None);
+        let mut m = modem(ModemState::Sending);
+        m.call = Some(CallProgress::dialling("J", "+1"));
+        let j = serde_json::to_value(&m).unwrap();
+        assert_eq!(j["call"]["phase"], "dialling");
+        assert_eq!(j["call"]["direction"], "out");
+        assert_eq!(serde_json::from_value::<ModemStatus>(j).unwrap(), m);
     }
 
     #[test]
@@ -423,6 +760,7 @@ mod tests {
     fn snapshot_round_trips_and_prints() {
         let mut m = modem(ModemState::Sending);
         m.job = Some("J1".into());
+        m.call = Some(CallProgress::dialling("J1", "+1212"));
         m.last_error = Some("x".into());
         m.last_call = Some(LastCall {
             ended: Timestamp(0),
@@ -447,5 +785,9 @@ mod tests {
         assert!(t.contains("running (pid 7"), "{t}");
         assert!(t.contains("sending") && t.contains("job J1"), "{t}");
         assert!(t.contains("last error: x"), "{t}");
+        assert!(
+            t.contains("    call: out dialling, to +1212, job J1\n"),
+            "{t}"
+        );
     }
 }

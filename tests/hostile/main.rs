@@ -13,6 +13,7 @@ mod onramp_common;
 mod corpus;
 
 mod console_api;
+mod console_events;
 mod console_pages;
 mod crashloop;
 mod dialplan;

@@ -41,6 +41,27 @@ fn ecm_preamble_flags(bps: u32) -> usize {
 /// (after [`Modem::dial`] or [`Modem::wait_and_answer`]). Returns the port error that ended
 /// the call early, if any (the engine's report still says what happened).
 pub fn run_call(modem: &mut Modem, engine: &mut Engine) -> Result<(), ModemError> {
+    run_call_observed(modem, engine, &mut |_| {})
+}
+
+/// [`run_call`], with `observe` shown the engine before each command is carried out (and once
+/// at the end): the hook of status displays, which read [`Engine::progress`] and keep only its
+/// changes. Called per command, never per byte of page data.
+pub fn run_call_observed(
+    modem: &mut Modem,
+    engine: &mut Engine,
+    observe: &mut dyn FnMut(&Engine),
+) -> Result<(), ModemError> {
+    let r = drive(modem, engine, observe);
+    observe(engine);
+    r
+}
+
+fn drive(
+    modem: &mut Modem,
+    engine: &mut Engine,
+    observe: &mut dyn FnMut(&Engine),
+) -> Result<(), ModemError> {
     let start = Instant::now();
     let now = || start.elapsed();
     engine.start(now());
@@ -51,6 +72,7 @@ pub fn run_call(modem: &mut Modem, engine: &mut Engine) -> Result<(), ModemError
         if now() > MAX_CALL_TIME {
             engine.abort(now());
         }
+        observe(engine);
         let Some(cmd) = engine.next_command() else {
             // Nothing to do until the engine's timer: sleep towards it in small steps.
             match engine.poll_at() {

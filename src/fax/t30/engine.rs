@@ -29,7 +29,7 @@ use super::cause::Cause;
 use super::dis::{Capabilities, Coding, Dcs, Modulation, Training, choose_dcs};
 use super::fcf::{Fcf, Frame, decode_id, encode_id};
 use super::page::{PageCoding, PageSink, PageSource, QualityThresholds, Verdict};
-use super::report::{CallReport, PageOutcome, PageRecord};
+use super::report::{Activity, CallReport, PageOutcome, PageRecord, Progress};
 use super::{Command, DataKind, Event};
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -659,6 +659,76 @@ impl Engine {
     /// The DCS in force, if any.
     pub fn dcs(&self) -> Option<&Dcs> {
         self.dcs.as_ref()
+    }
+
+    /// What the call is doing now, for status displays ([`Progress`]). Cheap (no page data is
+    /// touched): a driver may take it after every event and report only the changes.
+    pub fn progress(&self) -> Progress {
+        let activity = match &self.state {
+            Step::Idle => Activity::Starting,
+            Step::WaitDis | Step::SendDis => Activity::Negotiating,
+            Step::SendDcs { .. }
+            | Step::WaitCfr { .. }
+            | Step::Tcf { .. }
+            | Step::TrainResponse { .. } => Activity::Training,
+            // A receiver back at node F in phase B has seen a DCS when it trains again (FTT).
+            Step::Listen(Stage::PreMessage)
+            | Step::Respond {
+                stage: Stage::PreMessage,
+                ..
+            } => {
+                if self.got_dcs {
+                    Activity::Training
+                } else {
+                    Activity::Negotiating
+                }
+            }
+            Step::SendPage(_) | Step::SendBlock(_) => Activity::SendingPage,
+            Step::PageData
+            | Step::BlockData
+            | Step::Listen(Stage::Message)
+            | Step::Respond {
+                stage: Stage::Message,
+                ..
+            } => Activity::ReceivingPage,
+            Step::SendPostMsg { .. }
+            | Step::WaitPostResp { .. }
+            | Step::SendPps { .. }
+            | Step::WaitPpsResp { .. }
+            | Step::WaitRnr { .. }
+            | Step::WaitCtr { .. }
+            | Step::Listen(Stage::PostMessage)
+            | Step::Respond {
+                stage: Stage::PostMessage,
+                ..
+            } => Activity::Confirming,
+            Step::Release | Step::WaitDcn(_) => Activity::Releasing,
+            Step::Done => Activity::Finished,
+        };
+        let (page, pages_total) = match &self.side {
+            Side::Send(tx) => {
+                let total = tx.source.page_count();
+                // The first page's number shows from its phase C on (training comes before it).
+                let begun = !self.report.pages.is_empty()
+                    || tx.page > 0
+                    || matches!(self.state.phase(), Phase::C | Phase::D);
+                let page = (begun && total > 0).then(|| (tx.page + 1).min(total));
+                (page, Some(total))
+            }
+            Side::Receive(rx) => {
+                let done = self.report.pages_confirmed();
+                let busy = rx.page.is_some() || activity == Activity::ReceivingPage;
+                let n = done + usize::from(busy);
+                ((n > 0).then_some(n), None)
+            }
+        };
+        Progress {
+            activity,
+            page,
+            pages_total,
+            modulation: self.dcs.map(|d| d.modulation),
+            remote_id: self.report.remote_id.clone(),
+        }
     }
 
     /// Time passes: if the deadline of the current wait has come, acts on it.

@@ -214,6 +214,16 @@ impl Line {
         max_steps: usize,
         step: &mut dyn FnMut(Duration) -> bool,
     ) -> Result<(), LineError> {
+        self.run_observed(max_steps, &mut |t, _| step(t))
+    }
+
+    /// [`Line::run_with`], `step` also seeing the line (its engines' [`Engine::progress`]):
+    /// the observer hook of status displays, called once per event, never per byte.
+    pub fn run_observed(
+        &mut self,
+        max_steps: usize,
+        step: &mut dyn FnMut(Duration, &Line) -> bool,
+    ) -> Result<(), LineError> {
         self.engines[0].start(self.now);
         self.engines[1].start(self.now);
         for _ in 0..max_steps {
@@ -227,7 +237,7 @@ impl Line {
                 return Err(LineError::Deadlock(self.now));
             };
             self.now = self.now.max(next);
-            if !step(self.now) {
+            if !step(self.now, self) {
                 return Err(LineError::HungUp(self.now));
             }
             self.fire();

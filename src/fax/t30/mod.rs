@@ -61,7 +61,7 @@ pub use page::{
     PageCoding, PageQuality, PageSink, PageSource, QualityThresholds, SinkError, SourceError,
     Verdict,
 };
-pub use report::{CallReport, PageOutcome, PageRecord};
+pub use report::{Activity, CallReport, PageOutcome, PageRecord, Progress};
 
 use std::time::Duration;
 

@@ -94,3 +94,43 @@ impl CallReport {
             .sum()
     }
 }
+
+/// What a call is doing now, in the steps an operator follows (a coarser view of the T.30
+/// phases, T.30 §2, and flow-chart nodes, Figure 5-2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// Phase A: the engine has not started yet (the modem layer is setting the call up).
+    Starting,
+    /// Phase B before a DCS: identification and capabilities (DIS/CSI, or waiting for them).
+    Negotiating,
+    /// Phase B after a DCS: DCS, TCF and CFR/FTT — checking the line at the chosen speed.
+    Training,
+    /// Phase C on the sending side: page data (or an ECM block) going out.
+    SendingPage,
+    /// Phase C on the receiving side: page data (or an ECM block) coming in.
+    ReceivingPage,
+    /// Phase D: the post-message exchange (MPS/EOM/EOP or PPS, MCF/RTN/PPR…).
+    Confirming,
+    /// Phase E: DCN sent or awaited; the line is being released.
+    Releasing,
+    /// The engine has hung up.
+    Finished,
+}
+
+/// A live view of a call for status displays: cheap to take after each event, so a driver can
+/// compare it with the last one and tell its observer only of changes (never per byte).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// What the call is doing.
+    pub activity: Activity,
+    /// The page being handled, 1-based: the one going out (sender, from its first page's
+    /// phase C on) or coming in (receiver); a receiver between pages shows the last one
+    /// confirmed. `None` before the first page.
+    pub page: Option<usize>,
+    /// Pages in the call, when known (the sender's document; a receiver cannot know).
+    pub pages_total: Option<usize>,
+    /// The modulation of the DCS in force (sent or received).
+    pub modulation: Option<Modulation>,
+    /// CSI (when we called) or TSI (when we answered) of the remote, once heard.
+    pub remote_id: Option<String>,
+}
