@@ -62,6 +62,8 @@
       : "The fax was not accepted (HTTP " + res.status + ").";
     showError(msg);
   });
+})();
+
 // Dashboard: the lines, the queue counts and the failures follow the daemon's event stream
 // (/events, Server-Sent Events: one JSON document per change). Cells are found by their data
 // attributes and changed in place; the page is never reloaded.
