@@ -464,6 +464,19 @@ fn admins_cancel_and_retry_through_the_forms_and_viewers_may_not() {
     }
     let q = get(port, "/queue", Some(&ann)).text();
     assert!(q.contains("Nothing is waiting"), "{q}");
+    // Every recipient's fax has ended (cancelled): the sender gets the message's one report,
+    // queued by the dispatcher for a cancel as for a fax that ended by itself.
+    let mails = d.wait_mail("the report of the cancelled fax", |m| {
+        m.iter()
+            .any(|m| String::from_utf8_lossy(m).contains("multipart/report"))
+    });
+    let reports: Vec<String> = mails
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .filter(|m| m.contains("multipart/report"))
+        .collect();
+    assert_eq!(reports.len(), 1, "{reports:#?}");
+    assert!(reports[0].contains("Action: failed"), "{}", reports[0]);
 
     // The audit log names the admin for each change.
     let log = d.log();

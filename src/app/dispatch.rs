@@ -57,6 +57,8 @@ pub struct Change {
     pub due: Timestamp,
     /// Its line in the "recent" list, once final.
     pub recent: Option<RecentJob>,
+    /// An operator cancelled it (console, API or `faxgate queue cancel`).
+    pub cancelled: bool,
 }
 
 impl Change {
@@ -73,6 +75,7 @@ impl Change {
                 .is_final()
                 .then(|| status::recent(vec![rec.clone()], 1).pop())
                 .flatten(),
+            cancelled: rec.failure == Some(GiveUp::Cancelled),
         }
     }
 }
@@ -380,8 +383,9 @@ pub trait JobRunner: Clone + Send + Sync + 'static {
     /// its record could not take.
     fn run(&self, job: Dispatch, shutdown: Shutdown) -> impl Future<Output = bool> + Send;
 
-    /// The dispatcher gave `FaxOut` job `id` up at `now` without running it (its kill time
-    /// had passed while it waited; it is in `failed/` now): tell whoever waits for it.
+    /// `FaxOut` job `id` ended at `now` without its worker: the dispatcher gave it up (its
+    /// kill time had passed while it waited) or an operator cancelled it; it is in `failed/`
+    /// now. Tell whoever waits for it (the message's report).
     fn given_up(&self, id: JobId, now: Timestamp) -> impl Future<Output = ()> + Send;
 
     /// The line for systemd's `STATUS=` given the queue counts; `None` when there is none
@@ -497,7 +501,9 @@ pub async fn run<R: JobRunner>(
         }
         // Everything that happened since the last turn.
         while let Ok(ev) = events.try_recv() {
-            handle(&spool, &mut sched, &live, ev).await;
+            if let Some(id) = handle(&spool, &mut sched, &live, ev).await {
+                runner.given_up(id, clock.now()).await;
+            }
         }
         let now = clock.now();
         while let Some(d) = sched.next(now) {
@@ -532,7 +538,11 @@ pub async fn run<R: JobRunner>(
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            Some(ev) = events.recv() => handle(&spool, &mut sched, &live, ev).await,
+            Some(ev) = events.recv() => {
+                if let Some(id) = handle(&spool, &mut sched, &live, ev).await {
+                    runner.given_up(id, clock.now()).await;
+                }
+            }
             Some(res) = workers.join_next(), if !workers.is_empty() => {
                 finished(&mut sched, res, clock);
             }
@@ -611,32 +621,43 @@ fn finished(
     }
 }
 
-async fn handle(spool: &Spool, sched: &mut Scheduler, live: &Live, ev: Event) {
-    match ev {
-        Event::Changed(c) => apply(sched, live, &c),
+/// Applies one event. Returns the id of a `FaxOut` job an operator cancelled: its message's
+/// report is the dispatcher's to queue (the fax worker queues it when a job ends by itself;
+/// a cancel from the console, the API or `faxgate queue cancel` ends it elsewhere).
+async fn handle(spool: &Spool, sched: &mut Scheduler, live: &Live, ev: Event) -> Option<JobId> {
+    let c = match ev {
+        Event::Changed(c) => {
+            apply(sched, live, &c);
+            c
+        }
         Event::Reread(id) => {
-            reread(spool, sched, live, id).await;
+            let c = reread(spool, sched, live, id).await;
             // The CLI moved a job in or out of queue/ behind the spool's back: the figures
             // know the true count, which the high-water mark uses.
             spool.set_queued(lock(live).queued());
+            c?
         }
-    }
+    };
+    (c.kind == JobKind::FaxOut && c.cancelled).then_some(c.id)
 }
 
-async fn reread(spool: &Spool, sched: &mut Scheduler, live: &Live, id: JobId) {
+async fn reread(spool: &Spool, sched: &mut Scheduler, live: &Live, id: JobId) -> Option<Change> {
     let sp = spool.clone();
     let id2 = id.clone();
     match tokio::task::spawn_blocking(move || sp.get(&id2)).await {
         Ok(Ok((_, rec))) => {
             if sched.is_running(&rec.id) && rec.state == JobState::Running {
-                return;
+                return None;
             }
-            apply(sched, live, &Change::of(&rec));
+            let c = Change::of(&rec);
+            apply(sched, live, &c);
+            return Some(c);
         }
         Ok(Err(crate::spool::SpoolError::NotFound(_))) => sched.remove(&id),
         Ok(Err(e)) => warn!(job = %id, "cannot read the changed job: {e}"),
         Err(e) => warn!(job = %id, "job read task: {e}"),
     }
+    None
 }
 
 #[cfg(test)]
@@ -651,6 +672,7 @@ mod tests {
             priority: 127,
             due: Timestamp(0),
             recent: None,
+            cancelled: false,
         }
     }
 
@@ -708,6 +730,7 @@ mod tests {
                 finished: Timestamp(at),
                 detail: format!("cause {n}"),
             }),
+            cancelled: false,
         }
     }
 

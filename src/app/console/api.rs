@@ -656,9 +656,8 @@ async fn show_fax(
 
 /// What a cancel or retry did to the jobs of one fax.
 enum Change {
-    /// Jobs changed; for a cancel after the split, the last fax job cancelled (its message's
-    /// report is queued through it).
-    Changed(Option<JobId>),
+    /// Jobs changed.
+    Changed,
     /// Nothing to do: the `409` code and sentence.
     Nothing(&'static str, &'static str),
 }
@@ -672,7 +671,7 @@ async fn cancel_fax(
     if !who.is_admin() {
         return forbidden("cancelling a fax");
     }
-    let (spool, cfg, w) = (c.spool.clone(), c.cfg.clone(), who.clone());
+    let (spool, w) = (c.spool.clone(), who.clone());
     let r = blocking(move || {
         let (_, (msg, children)) = visible_fax(&spool, &w, &id)?;
         let now = crate::spool::now();
@@ -684,7 +683,7 @@ async fn cancel_fax(
                 "the fax is being prepared for sending: try again in a moment",
             ),
             JobState::Queued => match spool.cancel(&msg.id, now) {
-                Ok(_) => Change::Changed(None),
+                Ok(_) => Change::Changed,
                 Err(SpoolError::NotFound(_) | SpoolError::WrongState { .. }) => {
                     Change::Nothing("already-final", "the fax is no longer queued")
                 }
@@ -692,27 +691,23 @@ async fn cancel_fax(
             },
             JobState::Failed => Change::Nothing("already-final", "the fax has already ended"),
             JobState::Done => {
-                let mut last = None;
+                let mut any = false;
                 for ch in children.iter().flatten().filter(|c| !c.state.is_final()) {
                     match spool.cancel(&ch.id, now) {
-                        Ok(_) => last = Some(ch.id.clone()),
+                        Ok(_) => any = true,
                         Err(SpoolError::NotFound(_) | SpoolError::WrongState { .. }) => {}
                         Err(e) => return Err(spool_error(&e)),
                     }
                 }
-                match last {
-                    Some(l) => Change::Changed(Some(l)),
-                    None => Change::Nothing("already-final", "every recipient's fax has ended"),
+                if any {
+                    Change::Changed
+                } else {
+                    Change::Nothing("already-final", "every recipient's fax has ended")
                 }
             }
         };
-        if let Change::Changed(Some(fax)) = &change {
-            // The fax worker queues the report when a fax job ends by itself; a cancel ends it
-            // here, so the report (one per message, idempotent) is queued here too.
-            if let Err(e) = crate::offramp::jobs::on_fax_final(&spool, fax, &cfg, now) {
-                warn!(job = %fax, "console: report after cancel: {e}");
-            }
-        }
+        // The message's report follows from the cancel: the dispatcher queues it for every
+        // fax job an operator cancels (`dispatch::handle`), whoever cancelled it.
         let view = visible_fax(&spool, &w, msg.id.as_str()).map(|(v, ..)| v)?;
         Ok((change, view))
     })
@@ -754,7 +749,7 @@ async fn retry_fax(
             }
         }
         let change = if changed {
-            Change::Changed(None)
+            Change::Changed
         } else {
             Change::Nothing(
                 "nothing-to-retry",
@@ -775,7 +770,7 @@ fn finish_change(
     r: Result<(Change, FaxView), ApiError>,
 ) -> Response {
     match r {
-        Ok((Change::Changed(_), v)) => {
+        Ok((Change::Changed, v)) => {
             audit(who, action, &v.id, peer.as_ref().map(|p| &p.0));
             json_ok(StatusCode::OK, &v)
         }
