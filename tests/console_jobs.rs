@@ -383,6 +383,8 @@ fn admins_cancel_and_retry_through_the_forms_and_viewers_may_not() {
     d.start(&[
         ("FAXGATE_HTTP__USERS_FILE", users.to_str().unwrap()),
         ("FAXGATE_LOOPBACK__PACE", "1"),
+        // Failed jobs are kept a second: the purge below has something to remove.
+        ("FAXGATE_SPOOL__KEEP_FAILED", "1s"),
     ]);
     let port = d.http_port;
     assert_eq!(
@@ -478,6 +480,19 @@ fn admins_cancel_and_retry_through_the_forms_and_viewers_may_not() {
     assert_eq!(reports.len(), 1, "{reports:#?}");
     assert!(reports[0].contains("Action: failed"), "{}", reports[0]);
 
+    // Purge: a viewer may not; the admin removes the finished jobs past their retention, so
+    // the cancelled faxes leave failed/.
+    let purge = "/queue/purge";
+    assert_eq!(
+        post(port, &format!("{purge}?csrf={vic_csrf}"), Some(&vic)).status,
+        403
+    );
+    assert!(!jobs_in(&data, "failed", "fax-out").is_empty());
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let r = post(port, &format!("{purge}?csrf={ann_csrf}"), Some(&ann));
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(jobs_in(&data, "failed", "fax-out").is_empty());
+
     // The audit log names the admin for each change.
     let log = d.log();
     let audits: Vec<&str> = log
@@ -496,6 +511,11 @@ fn admins_cancel_and_retry_through_the_forms_and_viewers_may_not() {
         audits
             .iter()
             .any(|l| l.contains("ann") && l.contains("retry"))
+    );
+    assert!(
+        audits
+            .iter()
+            .any(|l| l.contains("ann") && l.contains("purge"))
     );
     assert!(!audits.iter().any(|l| l.contains("vic")), "{audits:?}");
 }

@@ -97,6 +97,13 @@ impl Daemon {
             .join("\n----\n")
     }
 
+    /// Sends `sig` to the running daemon without waiting for anything (SIGHUP).
+    pub fn notify(&self, sig: i32) {
+        let child = self.child.as_ref().expect("running");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, sig) };
+    }
+
     pub fn signal(&mut self, sig: i32) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
         // SAFETY: kill(2) on our own child's pid.

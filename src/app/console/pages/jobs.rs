@@ -1,7 +1,9 @@
 //! The queue and one job: `GET /queue` (every job waiting or running, a page at a time),
 //! `GET /jobs/{id}` (its attempts with their T.30 causes, sender, recipients, page
 //! thumbnails), `GET /jobs/{id}/pages/{n}.png` (a page image, [`crate::app::console::thumbs`]),
-//! and the admin's `POST /jobs/{id}/retry` and `POST /jobs/{id}/cancel`.
+//! and the admin's `POST /jobs/{id}/retry`, `POST /jobs/{id}/cancel` and `POST /queue/purge`
+//! (finished jobs past their retention, `[spool] keep_done`/`keep_failed`, removed now rather
+//! than at the daemon's next hourly purge — what `faxgate queue purge` does).
 //!
 //! **A page of a large queue costs a page of reads.** The ids, kinds and states of the queued
 //! jobs come from the dispatcher's in-memory figures ([`crate::app::dispatch::Figures`]); only
@@ -46,6 +48,7 @@ pub fn routes() -> Router<Console> {
         .route("/jobs/{id}/pages/{file}", get(page_image))
         .route("/jobs/{id}/retry", post(retry))
         .route("/jobs/{id}/cancel", post(cancel))
+        .route("/queue/purge", post(purge))
 }
 
 /// `?page=` of a list (1-based).
@@ -330,6 +333,17 @@ async fn queue(
             }
         }
         (pager("/queue", page, total))
+        @if who.is_admin() {
+            h2 { "Finished jobs" }
+            p.muted {
+                "Done jobs are kept " (humantime::format_duration(c.cfg.spool.keep_done))
+                ", failed ones " (humantime::format_duration(c.cfg.spool.keep_failed))
+                " ([spool] keep_done, keep_failed), then removed."
+            }
+            form.inline method="post" action=(csrf_action("/queue/purge", &who)) {
+                button #purge type="submit" { "Remove finished jobs past their retention now" }
+            }
+        }
     };
     layout("Queue", "/queue", &who, body).into_response()
 }
@@ -787,6 +801,35 @@ async fn cancel(
     Query(back): Query<BackQuery>,
 ) -> Response {
     change(c, who, peer.map(|p| p.0), id, back, Change::Cancel).await
+}
+
+/// `POST /queue/purge` (admin): removes the finished jobs whose retention has passed.
+async fn purge(
+    State(c): State<Console>,
+    axum::Extension(who): axum::Extension<Who>,
+    peer: Option<axum::Extension<Peer>>,
+) -> Response {
+    if !who.is_admin() {
+        return text(
+            StatusCode::FORBIDDEN,
+            "only an admin may purge finished jobs",
+        );
+    }
+    let sp = c.spool.clone();
+    let now = crate::spool::now();
+    match blocking(move || sp.purge_archives(now, false)).await {
+        Some(Ok(n)) => {
+            audit(
+                &who,
+                "purge",
+                &format!("{n} finished job(s)"),
+                peer.as_ref().map(|p| &p.0),
+            );
+            Redirect::to("/queue").into_response()
+        }
+        Some(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        None => text(StatusCode::INTERNAL_SERVER_ERROR, "spool task failed"),
+    }
 }
 
 #[cfg(test)]
