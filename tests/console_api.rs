@@ -130,34 +130,6 @@ impl Api {
     }
 }
 
-fn make_pdf(dir: &Path) -> PathBuf {
-    let gs = common::require_tool("gs", "ghostscript");
-    let pdf = dir.join("doc.pdf");
-    let out = Command::new(gs)
-        .args([
-            "-q",
-            "-dSAFER",
-            "-dBATCH",
-            "-dNOPAUSE",
-            "-sDEVICE=pdfwrite",
-            "-sPAPERSIZE=a4",
-        ])
-        .arg(format!("-sOutputFile={}", pdf.display()))
-        .args([
-            "-c",
-            "/Helvetica findfont 28 scalefont setfont 72 700 moveto (Sent through the API) show \
-             72 300 200 120 rectfill showpage",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    pdf
-}
-
 /// A users file: `ann` admin, `vic` viewer limited to the loopback number, `val` viewer
 /// limited to the route `sales`.
 fn users_file(dir: &Path) -> PathBuf {
@@ -648,4 +620,13 @@ fn open_mode_api_needs_no_token() {
     let r = api.get(None, "/api/v1/openapi.json");
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["openapi"], "3.1.0");
+}
+
+fn make_pdf(dir: &Path) -> PathBuf {
+    common::gs_pdf(
+        dir,
+        "doc.pdf",
+        "/Helvetica findfont 28 scalefont setfont 72 700 moveto (Sent through the API) show \
+         72 300 200 120 rectfill showpage",
+    )
 }

@@ -10,7 +10,6 @@
 mod common;
 
 use std::io::Write as _;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::daemon::Daemon;
@@ -53,26 +52,6 @@ fn user_line(d: &Daemon, user: &str, password: &str, role: &str) -> String {
     format!("{}:{role}", String::from_utf8(out.stdout).unwrap().trim())
 }
 
-fn gs_pdf(dir: &Path) -> std::path::PathBuf {
-    let gs = common::require_tool("gs", "ghostscript");
-    let pdf = dir.join("order.pdf");
-    let ps = "/Helvetica findfont 28 scalefont setfont 72 700 moveto (Purchase order 4711) show \
-              72 640 moveto (sent from the console) show 72 300 200 120 rectfill showpage";
-    let out = Command::new(gs)
-        .args(["-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=pdfwrite"])
-        .arg("-sPAPERSIZE=a4")
-        .arg(format!("-sOutputFile={}", pdf.display()))
-        .args(["-c", ps])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    pdf
-}
-
 #[test]
 fn a_person_logs_in_sends_a_pdf_watches_the_call_and_downloads_the_received_fax() {
     require_browser();
@@ -84,7 +63,12 @@ fn a_person_logs_in_sends_a_pdf_watches_the_call_and_downloads_the_received_fax(
         user_line(&gw, "ann", "correct horse", "admin") + "\n",
     )
     .unwrap();
-    let pdf = gs_pdf(d.path());
+    let pdf = common::gs_pdf(
+        d.path(),
+        "order.pdf",
+        "/Helvetica findfont 28 scalefont setfont 72 700 moveto (Purchase order 4711) show \
+         72 640 moveto (sent from the console) show 72 300 200 120 rectfill showpage",
+    );
     gw.start(&[
         ("FAXGATE_HTTP__USERS_FILE", users.to_str().unwrap()),
         // A tenth of real line time: a one-page call lasts seconds, long enough to watch.

@@ -17,7 +17,7 @@ mod rig;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -27,40 +27,6 @@ use serde_json::Value;
 
 /// The relay password the daemon is given; the config page must never show it.
 const RELAY_SECRET: &str = "hunter2-console-secret";
-
-/// A PDF of `n` pages, each with its number in large type.
-fn pages_pdf(dir: &Path, n: u32) -> PathBuf {
-    let gs = common::require_tool("gs", "ghostscript");
-    let ps: String = (1..=n)
-        .map(|i| {
-            format!(
-                "/Helvetica findfont 40 scalefont setfont 72 700 moveto (Page {i} of {n}) show \
-                 72 {} 300 80 rectfill showpage ",
-                100 + 40 * i
-            )
-        })
-        .collect();
-    let pdf = dir.join("pages.pdf");
-    let out = Command::new(gs)
-        .args([
-            "-q",
-            "-dSAFER",
-            "-dBATCH",
-            "-dNOPAUSE",
-            "-sDEVICE=pdfwrite",
-            "-sPAPERSIZE=a4",
-        ])
-        .arg(format!("-sOutputFile={}", pdf.display()))
-        .args(["-c", &ps])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    pdf
-}
 
 /// The status line and headers of a response (header names lower-cased).
 fn read_head(r: &mut impl BufRead) -> (u16, Vec<(String, String)>) {
@@ -197,7 +163,7 @@ fn queue_total(doc: &Value) -> u64 {
 #[test]
 fn the_dashboard_streams_a_call_page_by_page_and_the_stream_ends_at_shutdown() {
     let tmp = tempfile::tempdir().unwrap();
-    let pdf = pages_pdf(tmp.path(), 3);
+    let pdf = common::pages_pdf(tmp.path(), 3);
     let mut d = Daemon::new(tmp.path());
     // A paced line: each page takes a second or more on the wall clock, several of the
     // stream's looks (every 250 ms).
@@ -407,7 +373,7 @@ fn a_real_modem_shows_its_probe_and_its_call_live_on_the_console() {
     let line = rig::Rig::up();
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let pdf = pages_pdf(w, 1);
+    let pdf = common::pages_pdf(w, 1);
     let (smtp_port, http_port) = (common::daemon::free_port(), common::daemon::free_port());
     let cfg = format!(
         "[gateway]\ndata_dir = \"{data}\"\n\

@@ -28,45 +28,7 @@ fn make_pdf(dir: &Path) -> PathBuf {
     let ps = "/Helvetica findfont 28 scalefont setfont 72 700 moveto (Purchase order 4711) show \
               72 640 moveto (12 boxes of fax paper) show 72 300 200 120 rectfill \
               0.5 setgray 320 300 200 120 rectfill showpage";
-    gs_pdf(dir, "doc.pdf", ps)
-}
-
-/// A PDF of `n` pages, each with its number in large type.
-fn make_pages_pdf(dir: &Path, n: u32) -> PathBuf {
-    let ps: String = (1..=n)
-        .map(|i| {
-            format!(
-                "/Helvetica findfont 40 scalefont setfont 72 700 moveto (Page {i} of {n}) show \
-                 72 {} 300 80 rectfill showpage ",
-                100 + 40 * i
-            )
-        })
-        .collect();
-    gs_pdf(dir, "pages.pdf", &ps)
-}
-
-fn gs_pdf(dir: &Path, name: &str, ps: &str) -> PathBuf {
-    let gs = common::require_tool("gs", "ghostscript");
-    let pdf = dir.join(name);
-    let out = Command::new(gs)
-        .args([
-            "-q",
-            "-dSAFER",
-            "-dBATCH",
-            "-dNOPAUSE",
-            "-sDEVICE=pdfwrite",
-            "-sPAPERSIZE=a4",
-        ])
-        .arg(format!("-sOutputFile={}", pdf.display()))
-        .args(["-c", ps])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    pdf
+    common::gs_pdf(dir, "doc.pdf", ps)
 }
 
 fn is_fax_mail(m: &[u8]) -> bool {
@@ -330,7 +292,7 @@ fn text_of(m: &[u8]) -> String {
 #[test]
 fn sigkill_mid_reception_delivers_the_confirmed_pages_once_as_a_partial_fax() {
     let tmp = tempfile::tempdir().unwrap();
-    let pdf = make_pages_pdf(tmp.path(), 10);
+    let pdf = common::pages_pdf(tmp.path(), 10);
     let mut d = Daemon::new(tmp.path());
     d.start(&[("FAXGATE_LOOPBACK__PACE", "0.3")]);
     d.send_pdf(&pdf);

@@ -54,6 +54,40 @@ pub fn faxgate(dir: &Path) -> Command {
     c
 }
 
+/// A PDF written by Ghostscript from PostScript `ps` (A4), as `dir/name`: the test documents
+/// come from an independent PDF writer.
+pub fn gs_pdf(dir: &Path, name: &str, ps: &str) -> PathBuf {
+    let gs = require_tool("gs", "ghostscript");
+    let pdf = dir.join(name);
+    let out = Command::new(gs)
+        .args(["-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=pdfwrite"])
+        .arg("-sPAPERSIZE=a4")
+        .arg(format!("-sOutputFile={}", pdf.display()))
+        .args(["-c", ps])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pdf
+}
+
+/// A PDF of `n` pages, each with its number in large type.
+pub fn pages_pdf(dir: &Path, n: u32) -> PathBuf {
+    let ps: String = (1..=n)
+        .map(|i| {
+            format!(
+                "/Helvetica findfont 40 scalefont setfont 72 700 moveto (Page {i} of {n}) show \
+                 72 {} 300 80 rectfill showpage ",
+                100 + 40 * i
+            )
+        })
+        .collect();
+    gs_pdf(dir, "pages.pdf", &ps)
+}
+
 /// A test CA and a leaf for `localhost`/127.0.0.1 signed by it, made with the openssl CLI in
 /// `dir`; returns (CA, leaf certificate, leaf key). rustls refuses a lone self-signed
 /// certificate, so the tests need a CA plus a leaf.
