@@ -133,3 +133,64 @@ fn ratelimit_one_client_gets_421_past_its_rate_and_keeps_what_was_accepted() {
     assert_eq!(wait_queued(&d, want), want, "{}", d.log());
     assert!(d.log().contains("message queued"), "{}", d.log());
 }
+
+/// POSTs a one-line text fax to the console's API from 127.0.0.1 with curl; returns the
+/// status code and the body.
+fn api_send(port: u16, note: &std::path::Path) -> (u16, String) {
+    let curl = common::require_tool("curl", "curl");
+    let out = Command::new(curl)
+        .args([
+            "-s",
+            "--noproxy",
+            "*",
+            "-w",
+            "\n%{http_code}",
+            "-F",
+            "to=+12125550123",
+        ])
+        .arg("-F")
+        .arg(format!("file=@{};type=text/plain", note.display()))
+        .arg(format!("http://127.0.0.1:{port}/api/v1/faxes"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or((&text, "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn ratelimit_a_console_client_gets_429_past_the_same_rate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let note = tmp.path().join("note.txt");
+    std::fs::write(&note, "one more page\n").unwrap();
+    let mut d = Daemon::new(tmp.path());
+    d.start(&[
+        ("FAXGATE_LOOPBACK__ENABLED", "false"),
+        ("FAXGATE_SMTP__MAX_MESSAGES_PER_MINUTE", &LIMIT.to_string()),
+    ]);
+    let started = Instant::now();
+    let answers: Vec<(u16, String)> = (0..LIMIT + 3)
+        .map(|_| api_send(d.http_port, &note))
+        .collect();
+    let earned = (started.elapsed().as_secs() / 20) as usize;
+    let sent = answers.iter().filter(|(c, _)| *c == 201).count();
+    assert!(
+        sent >= LIMIT && sent <= LIMIT + earned,
+        "{answers:#?}\n{}",
+        d.log()
+    );
+    // Past the rate: 429 with the stable code, and nothing queued for it.
+    let (code, body) = &answers[sent];
+    assert_eq!(*code, 429, "{answers:#?}");
+    assert!(body.contains("\"rate-limit\""), "{body}");
+    assert!(
+        answers[sent..].iter().all(|(c, _)| *c == 429),
+        "{answers:#?}"
+    );
+    assert_eq!(wait_queued(&d, sent), sent, "{}", d.log());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(queued(&d), sent, "nothing queued past the rate");
+    // Mail is counted apart: the same client's SMTP message is still taken.
+    let mail = flood(d.port, "127.0.0.1", 1);
+    assert!(mail[0].starts_with("250 "), "{mail:#?}");
+}

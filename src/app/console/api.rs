@@ -573,6 +573,10 @@ fn visible_fax(spool: &Spool, who: &Who, id: &str) -> Result<(FaxView, Loaded), 
     }
 }
 
+fn lock_sends(c: &Console) -> std::sync::MutexGuard<'_, crate::smtp::rate::MessageRate> {
+    c.sends.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn json_ok(status: StatusCode, v: &impl Serialize) -> Response {
     (status, Json(v)).into_response()
 }
@@ -591,6 +595,36 @@ async fn create_fax(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // The same per-client message rate as SMTP (`[smtp] max_messages_per_minute`): a token
+    // cannot queue faxes faster than a mail client could. Checked before the upload is read,
+    // charged once a fax is queued.
+    let client_ip = peer
+        .as_ref()
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |p| p.0.0.ip());
+    let ready = lock_sends(&c).ready_at(client_ip, std::time::Instant::now());
+    if let Some(at) = ready {
+        let wait = at
+            .saturating_duration_since(std::time::Instant::now())
+            .as_secs()
+            + 1;
+        info!(
+            user = %crate::logging::Untrusted::new(&who.user.name),
+            client = %client_ip,
+            "console: fax refused: sending too fast"
+        );
+        let mut r = super::api_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limit",
+            format!(
+                "more faxes than [smtp] max_messages_per_minute allows from this client: \
+                 try again in {wait} s"
+            ),
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     let limit = c.cfg.smtp.max_message_size;
     let form = match submit::read_form(body, ct, len, limit).await {
         Ok(f) => f,
@@ -617,6 +651,7 @@ async fn create_fax(
         Ok(Err(e)) => return refused(&who, &e),
         Err(_) => return task_error().into_response(),
     };
+    lock_sends(&c).charge(client_ip, std::time::Instant::now());
     audit(&who, "send", id.as_str(), peer.as_ref().map(|p| &p.0));
     info!(id = %id, user = %crate::logging::Untrusted::new(&who.user.name), "console: fax queued");
     let mut r = match view {

@@ -105,6 +105,9 @@ pub struct Inner {
     pub sessions: Mutex<Sessions>,
     /// Failed logins per address.
     pub logins: Mutex<AuthLimiter>,
+    /// Faxes sent through the console per client, at the SMTP listener's rate
+    /// (`[smtp] max_messages_per_minute`), counted apart from its mail.
+    pub sends: Mutex<crate::smtp::rate::MessageRate>,
     /// Open mode's CSRF token (random per start).
     pub open_csrf: String,
     /// True when served over TLS (cookies get `Secure`).
@@ -219,6 +222,10 @@ pub fn state(
     since: Timestamp,
     shutdown: Shutdown,
 ) -> Console {
+    let sends = crate::smtp::rate::MessageRate::new(
+        cfg.smtp.max_messages_per_minute,
+        crate::smtp::rate::MAX_CLIENTS,
+    );
     Console(Arc::new(Inner {
         cfg,
         spool,
@@ -229,6 +236,7 @@ pub fn state(
         tokens: Mutex::new((Tokens::default(), None)),
         sessions: Mutex::new(Sessions::default()),
         logins: Mutex::new(AuthLimiter::default()),
+        sends: Mutex::new(sends),
         open_csrf: auth::random_hex(32),
         tls: bound.tls.is_some(),
         shutdown,
