@@ -75,29 +75,12 @@ fn same_below(sent: &Page, got: &Page, band: u32, max_shift: u32) -> Result<(), 
 }
 
 fn make_pdf(dir: &Path) -> PathBuf {
-    let gs = common::require_tool("gs", "ghostscript");
-    let pdf = dir.join("doc.pdf");
-    let ps = "/Helvetica findfont 28 scalefont setfont 72 700 moveto (Rig test order 4711) show \
-              72 300 200 120 rectfill showpage";
-    let out = Command::new(gs)
-        .args([
-            "-q",
-            "-dSAFER",
-            "-dBATCH",
-            "-dNOPAUSE",
-            "-sDEVICE=pdfwrite",
-            "-sPAPERSIZE=a4",
-        ])
-        .arg(format!("-sOutputFile={}", pdf.display()))
-        .args(["-c", ps])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    pdf
+    common::gs_pdf(
+        dir,
+        "doc.pdf",
+        "/Helvetica findfont 28 scalefont setfont 72 700 moveto (Rig test order 4711) show \
+         72 300 200 120 rectfill showpage",
+    )
 }
 
 /// A fine test page that efax can send: frame and blocks inside the margins.

@@ -47,7 +47,7 @@ use crate::daemon::{Notifier, Shutdown};
 use crate::scheduler::{Policy, Scheduler};
 use crate::spool::{Spool, SpoolError, SpoolOptions};
 use modems::Stored;
-use status::{ModemState, ModemStatus};
+use status::ModemStatus;
 
 /// Why the gateway could not start (or stopped with an error). Each names what is at fault.
 #[derive(Debug, Error)]
@@ -90,33 +90,15 @@ pub enum AppError {
 pub fn pool_lines(config: &Config) -> Vec<ModemStatus> {
     let mut v = Vec::new();
     if config.loopback.enabled {
-        v.push(ModemStatus {
-            name: loopback::LINE_NAME.into(),
-            role: "send".into(),
-            state: ModemState::Idle,
-            job: None,
-            last_call: None,
-            last_error: None,
-            call: None,
-            probe: None,
-        });
+        v.push(ModemStatus::idle(loopback::LINE_NAME, "send"));
     }
     for m in &config.modems {
-        v.push(ModemStatus {
-            name: m.name.clone(),
-            role: match m.role {
-                ModemRole::Send => "send",
-                ModemRole::Receive => "receive",
-                ModemRole::Both => "both",
-            }
-            .into(),
-            state: ModemState::Idle,
-            job: None,
-            last_call: None,
-            last_error: None,
-            call: None,
-            probe: None,
-        });
+        let role = match m.role {
+            ModemRole::Send => "send",
+            ModemRole::Receive => "receive",
+            ModemRole::Both => "both",
+        };
+        v.push(ModemStatus::idle(&m.name, role));
     }
     v
 }

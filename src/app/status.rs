@@ -335,6 +335,22 @@ pub struct ModemStatus {
     pub probe: Option<ModemProbe>,
 }
 
+impl ModemStatus {
+    /// A line as configured, idle, with nothing known of it yet.
+    pub fn idle(name: &str, role: &str) -> ModemStatus {
+        ModemStatus {
+            name: name.into(),
+            role: role.into(),
+            state: ModemState::Idle,
+            job: None,
+            last_call: None,
+            last_error: None,
+            call: None,
+            probe: None,
+        }
+    }
+}
+
 /// Waiting and running jobs of one kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KindCounts {
@@ -581,14 +597,8 @@ mod tests {
 
     fn modem(state: ModemState) -> ModemStatus {
         ModemStatus {
-            name: "m".into(),
-            role: "both".into(),
             state,
-            job: None,
-            last_call: None,
-            last_error: None,
-            call: None,
-            probe: None,
+            ..ModemStatus::idle("m", "both")
         }
     }
 

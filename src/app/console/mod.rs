@@ -36,7 +36,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -687,11 +686,6 @@ fn serde_urlencoded_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<
         return None;
     }
     serde_urlencoded::from_bytes(body).ok()
-}
-
-/// An empty body, for handlers that answer with status only.
-pub fn empty() -> Body {
-    Body::empty()
 }
 
 #[cfg(test)]

@@ -433,16 +433,7 @@ mod tests {
     use crate::fax::t30::{Activity, Modulation, Progress};
 
     fn line(name: &str) -> ModemStatus {
-        ModemStatus {
-            name: name.into(),
-            role: "send".into(),
-            state: ModemState::Idle,
-            job: None,
-            last_call: None,
-            last_error: None,
-            call: None,
-            probe: None,
-        }
+        ModemStatus::idle(name, "send")
     }
 
     fn sending() -> ModemStatus {
