@@ -250,6 +250,17 @@ fn read_payload(spool: &Spool, id: &JobId, name: &str) -> Result<Vec<u8>, SpoolE
     crate::read_limit::read(&path, MAX_MESSAGE_BYTES).map_err(|e| SpoolError::io(&path, e.into()))
 }
 
+/// Makes the attempt opened by [`fax_out`] durable before its line dials (the spool's
+/// "Attempts" protocol); a failure means no call.
+fn durable(spool: &Spool, id: &JobId) -> Result<(), (CauseClass, String)> {
+    spool.attempt_durable(id).map_err(|e| {
+        (
+            CauseClass::LocalTemporary,
+            format!("the attempt cannot be recorded: {e}"),
+        )
+    })
+}
+
 /// What a failure to make an attempt's pages means for the job: cancelled at shutdown (ours,
 /// the job stays), our own trouble reading them (retried), or the document (final).
 fn page_failure(cause: OfframpCause) -> (CauseClass, String) {
@@ -273,7 +284,8 @@ struct Attempted {
 pub async fn fax_out(sh: &Shared, id: &JobId, line: &str, mut shutdown: Shutdown) -> bool {
     let (spool, id2, line2) = (sh.spool.clone(), id.clone(), line.to_string());
     let rec = match blocking(move || {
-        let r = spool.start_attempt(&id2, crate::spool::now(), Some(&line2));
+        // Made durable by `attempt` once the line is held, before it dials.
+        let r = spool.open_attempt(&id2, crate::spool::now(), Some(&line2));
         r.inspect(|r| first_dial(&spool, r))
     })
     .await
@@ -307,21 +319,17 @@ pub async fn fax_out(sh: &Shared, id: &JobId, line: &str, mut shutdown: Shutdown
         }
     });
 
-    // Record: the figures first (the job must still be in queue/ to be updated), then the
-    // attempt's end, which may move the job to its archive.
+    // Record the call's figures and the attempt's end in one write (which may move the job to
+    // its archive).
     let (spool, id2, policy) = (sh.spool.clone(), id.clone(), sh.policy.clone());
     let result = attempted.result.clone();
     let outcome = attempted.outcome.clone();
     let ended = blocking(move || {
-        if let Some(res) = result {
-            spool.update(&id2, |r| {
-                if let JobData::FaxOut(j) = &mut r.data {
-                    j.result = Some(res);
-                }
-                Ok(())
-            })?;
-        }
-        spool.end_attempt(&id2, crate::spool::now(), outcome, &policy)
+        spool.end_attempt_with(&id2, crate::spool::now(), outcome, &policy, |r| {
+            if let (Some(res), JobData::FaxOut(j)) = (result, &mut r.data) {
+                j.result = Some(res);
+            }
+        })
     })
     .await;
     let decision = match ended {
@@ -437,7 +445,11 @@ async fn attempt(
             return local(CauseClass::LocalTemporary, format!("no line `{line}`"));
         };
         let dial = job.dial.clone();
-        let made = move || prepare().map_err(page_failure);
+        let (spool, id2) = (sh.spool.clone(), id.clone());
+        let made = move || {
+            durable(&spool, &id2)?;
+            prepare().map_err(page_failure)
+        };
         let call = CallProgress::dialling(id.as_str(), &job.e164);
         let Some(sent) = blocking(move || modem.send_with(&dial, made, call)).await else {
             return local(CauseClass::LocalTemporary, "the modem task failed".into());
@@ -477,7 +489,13 @@ async fn attempt(
         line,
         CallProgress::dialling(id.as_str(), &job.e164),
     );
-    let source = match blocking(prepare).await {
+    let (spool, id2) = (sh.spool.clone(), id.clone());
+    let source = match blocking(move || {
+        durable(&spool, &id2).map_err(|(_, detail)| OfframpCause::GatewayError { detail })?;
+        prepare()
+    })
+    .await
+    {
         Some(Ok(source)) => source,
         Some(Err(cause)) => {
             let (class, detail) = page_failure(cause);

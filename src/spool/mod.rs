@@ -20,6 +20,13 @@
 //! * **Record updates** ([`Spool::update`]): under an `flock` on the job directory (so the
 //!   CLI and the daemon can both change records), write `job.json.tmp`, fsync, rename over
 //!   `job.json`, fsync the directory.
+//! * **Attempts** ([`Spool::start_attempt`] … [`Spool::end_attempt`]): the start is written as
+//!   any update. A fax attempt instead *opens* its attempt with [`Spool::open_attempt`], which
+//!   renames the record in without the two fsyncs, and makes it durable with
+//!   [`Spool::attempt_durable`] once its line is held, before anything is dialled: a line that
+//!   fails at once then costs one durable write (the end), not two. A power cut before
+//!   `attempt_durable` finds either record (the rename is atomic), and either is right, since
+//!   nothing left the gateway.
 //! * **Finishing** ([`Spool::finish`]): record the final state, then rename the directory into
 //!   `done/` or `failed/`. A final-state record still in `queue/` (the process died between the
 //!   two steps) is moved at start-up.
@@ -658,14 +665,25 @@ impl Spool {
 
     /// Write `rec` as `dir/job.json` atomically (temp → fsync → rename → fsync dir).
     fn write_record(dir: &Path, rec: &JobRecord) -> Result<()> {
+        Self::write_record_as(dir, rec, true)
+    }
+
+    /// [`Spool::write_record`], with the fsyncs only when `durable` (see "Attempts" in the
+    /// module doc for the one caller that defers them).
+    fn write_record_as(dir: &Path, rec: &JobRecord, durable: bool) -> Result<()> {
         let tmp = dir.join(RECORD_TMP);
         let mut f = private_fs::create(&tmp).at(&tmp)?;
         f.write_all(&rec.to_bytes()).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
+        if durable {
+            f.sync_all().at(&tmp)?;
+        }
         drop(f);
         let path = dir.join(RECORD_FILE);
         fs::rename(&tmp, &path).at(&path)?;
-        fsync_dir(dir)
+        if durable {
+            fsync_dir(dir)?;
+        }
+        Ok(())
     }
 
     /// Find a job in `queue/`, `done/` or `failed/`.
@@ -847,10 +865,20 @@ impl Spool {
         id: &JobId,
         f: impl FnOnce(&mut JobRecord) -> Result<()>,
     ) -> Result<JobRecord> {
+        self.update_as(id, true, f)
+    }
+
+    /// [`Spool::update`], durable or not (only [`Spool::open_attempt`] defers).
+    fn update_as(
+        &self,
+        id: &JobId,
+        durable: bool,
+        f: impl FnOnce(&mut JobRecord) -> Result<()>,
+    ) -> Result<JobRecord> {
         let (_lock, dir, mut rec) = self.lock(Area::Queue, id)?;
         f(&mut rec)?;
         rec.id = id.clone();
-        Self::write_record(&dir, &rec)?;
+        Self::write_record_as(&dir, &rec, durable || rec.state.is_final())?;
         if rec.state.is_final() {
             self.move_job(id, Area::Queue, Area::of(rec.state))?;
         }
@@ -867,7 +895,45 @@ impl Spool {
         now: Timestamp,
         modem: Option<&str>,
     ) -> Result<JobRecord> {
-        self.update(id, |r| {
+        self.start_attempt_as(id, now, modem, true)
+    }
+
+    /// [`Spool::start_attempt`] without making it durable yet: the caller must call
+    /// [`Spool::attempt_durable`] before the attempt does anything outside the gateway
+    /// (dialling), and need not if it ends first ("Attempts" in the module doc).
+    pub fn open_attempt(
+        &self,
+        id: &JobId,
+        now: Timestamp,
+        modem: Option<&str>,
+    ) -> Result<JobRecord> {
+        self.start_attempt_as(id, now, modem, false)
+    }
+
+    /// Makes an attempt opened with [`Spool::open_attempt`] durable: fsync the record and its
+    /// directory (the record may since have been replaced by a later, durable write: then
+    /// this costs two fsyncs of clean files).
+    pub fn attempt_durable(&self, id: &JobId) -> Result<()> {
+        let dir = self.job_dir(Area::Queue, id);
+        let path = dir.join(RECORD_FILE);
+        match File::open(&path) {
+            Ok(f) => f.sync_all().at(&path)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(SpoolError::NotFound(id.clone()));
+            }
+            Err(e) => return Err(SpoolError::io(&path, e)),
+        }
+        fsync_dir(&dir)
+    }
+
+    fn start_attempt_as(
+        &self,
+        id: &JobId,
+        now: Timestamp,
+        modem: Option<&str>,
+        durable: bool,
+    ) -> Result<JobRecord> {
+        self.update_as(id, durable, |r| {
             if r.state != JobState::Queued {
                 return Err(SpoolError::WrongState {
                     id: r.id.clone(),
@@ -900,6 +966,20 @@ impl Spool {
         outcome: Outcome,
         policy: &Policy,
     ) -> Result<(JobRecord, Decision)> {
+        self.end_attempt_with(id, now, outcome, policy, |_| {})
+    }
+
+    /// [`Spool::end_attempt`] that also lets `also` change the record (e.g. store the call's
+    /// figures) before the decision, in the same atomic write: one record write per attempt's
+    /// end instead of two, which is what bounds the dispatch rate of lines that fail at once.
+    pub fn end_attempt_with(
+        &self,
+        id: &JobId,
+        now: Timestamp,
+        outcome: Outcome,
+        policy: &Policy,
+        also: impl FnOnce(&mut JobRecord),
+    ) -> Result<(JobRecord, Decision)> {
         let mut decision = Decision::Done;
         let rec = self.update(id, |r| {
             let open = r.attempts.last_mut().filter(|a| a.cause.is_none());
@@ -915,6 +995,7 @@ impl Spool {
             a.detail = outcome.detail;
             a.pages_sent = outcome.pages_sent;
             a.connected = outcome.connected;
+            also(r);
             decision = (self.inner.opts.decide)(policy, r, now);
             apply(r, &decision, now);
             Ok(())

@@ -501,3 +501,34 @@ fn high_water_mark_refuses_new_jobs_but_not_children() {
         Err(SpoolError::QueueFull { .. })
     ));
 }
+
+#[test]
+fn an_opened_attempt_is_one_like_any_and_its_figures_go_with_its_end() {
+    let (_d, s) = fresh();
+    let p = Policy::default();
+    let r = commit(&s, JobKind::FaxOut, b"page");
+    // Opened without the fsyncs: the record says running all the same, and a second start
+    // is refused as for a durable one.
+    let r1 = s.open_attempt(&r.id, at(0), Some("m0")).unwrap();
+    assert_eq!(r1.state, JobState::Running);
+    assert_eq!(s.get(&r.id).unwrap().1.state, JobState::Running);
+    assert!(matches!(
+        s.open_attempt(&r.id, at(0), None),
+        Err(SpoolError::WrongState { .. })
+    ));
+    s.attempt_durable(&r.id).unwrap();
+    // The end and whatever the caller adds are one write, and the decision sees the addition.
+    let (r2, dec) = s
+        .end_attempt_with(&r.id, at(30), busy(), &p, |rec| rec.priority = 7)
+        .unwrap();
+    assert_eq!(dec, Decision::RetryAt(at(210)));
+    assert_eq!(r2.priority, 7);
+    assert_eq!(s.get(&r.id).unwrap(), (Area::Queue, r2));
+    // A job gone (cancelled) between the opening and the dial: no call, a clear NotFound.
+    s.finish(&r.id, at(40), Final::Failed(GiveUp::Cancelled))
+        .unwrap();
+    assert!(matches!(
+        s.attempt_durable(&r.id),
+        Err(SpoolError::NotFound(_))
+    ));
+}

@@ -277,7 +277,7 @@ struct Figures {
 fn config(dir: &Path, lines: u32) -> String {
     let mut c = format!(
         "[gateway]\ndata_dir = \"{}\"\n[smtp]\nlisten = \"127.0.0.1:{}\"\n[relay]\nmode = \"maildir\"\n\
-         [loopback]\nenabled = false\n[log]\nfilter = \"warn\"\n",
+         [loopback]\nenabled = false\n[http]\nenabled = false\n[log]\nfilter = \"warn\"\n",
         dir.join("data").display(),
         std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

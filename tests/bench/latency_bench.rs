@@ -104,6 +104,8 @@ fn run(bin: &Path, n: usize) -> Result<Figures, String> {
         .env("FAXGATE_DATA", &data)
         .env("FAXGATE_SMTP__LISTEN", format!("127.0.0.1:{port}"))
         .env("FAXGATE_LOG__FILTER", "warn")
+        // The console would take the fixed default port, which a test may hold.
+        .env("FAXGATE_HTTP__ENABLED", "false")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

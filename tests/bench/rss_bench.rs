@@ -108,6 +108,8 @@ fn run(bin: &Path, pages: u32, pace: &str) -> Result<Figures, String> {
         .env("FAXGATE_DATA", &data)
         .env("FAXGATE_SMTP__LISTEN", format!("127.0.0.1:{port}"))
         .env("FAXGATE_LOG__FILTER", "warn")
+        // The console would take the fixed default port, which a test may hold.
+        .env("FAXGATE_HTTP__ENABLED", "false")
         .env("FAXGATE_LOOPBACK__PACE", pace)
         .env("FAXGATE_OFFRAMP__MAX_PAGES", (pages + 10).to_string())
         .arg("run")
