@@ -198,7 +198,8 @@ fn ehlo_advertises_extensions() {
     assert_eq!(
         r,
         "250-gw.fax.example Hello client.example [127.0.0.1]\r\n250-PIPELINING\r\n\
-         250-SIZE 26214400\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n250 HELP\r\n"
+         250-SIZE 26214400\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n\
+         250-SMTPUTF8\r\n250-CHUNKING\r\n250 HELP\r\n"
     );
     // HELO: no extensions.
     assert_eq!(t.send("HELO client.example\r\n"), "250 gw.fax.example\r\n");
@@ -272,7 +273,9 @@ fn simple_commands() {
     t.cmd("RSET x", "501 5.5.4");
     t.cmd("VRFY alice", "252 2.0.0");
     t.cmd("EXPN list", "502 5.5.1");
-    t.cmd("BDAT 10", "502 5.5.1");
+    // A BDAT's octets are read whatever the answer (RFC 3030 §2): these 3 are not a command.
+    t.send("BDAT 3\r\n");
+    assert_eq!(t.send("FOO"), "503 5.5.1 Send hello first\r\n");
     t.cmd("FOO bar", "500 5.5.2 Command unrecognized");
     t.cmd("", "500 5.5.2");
     t.cmd("EHLO", "501 5.5.4");
@@ -355,7 +358,8 @@ fn mail_and_rcpt_parameters_checked() {
     t.cmd("MAIL TO:<alice@example.org>", "501 5.5.4");
     t.cmd("MAIL FROM:<alice@example.org>X", "501 5.5.4");
     t.cmd("MAIL FROM:<alice>", "553 5.1.7");
-    t.cmd("MAIL FROM:<alice@example.org> SMTPUTF8", "555 5.5.4");
+    t.cmd("MAIL FROM:<alice@example.org> SMTPUTF8=yes", "501 5.5.4");
+    t.cmd("MAIL FROM:<ålice@example.org>", "553 5.6.7");
     t.cmd("MAIL FROM:<alice@example.org> SIZE=abc", "501 5.5.4");
     t.cmd("MAIL FROM:<alice@example.org> SIZE=1 SIZE=2", "501 5.5.4");
     t.cmd("MAIL FROM:<alice@example.org> BODY=BINARYMIME", "501 5.5.4");
@@ -366,7 +370,6 @@ fn mail_and_rcpt_parameters_checked() {
         &format!("MAIL FROM:<alice@example.org> ENVID={long}"),
         "501 5.5.4",
     );
-    t.cmd("MAIL FROM:<> ", "550 5.7.1 The null sender");
     t.cmd(
         "MAIL FROM:<@relay.example:alice@example.org> AUTH=<>",
         "250 2.1.0",
@@ -410,8 +413,8 @@ fn esmtp_parameter_replies_exact() {
         "501 5.5.4 Bad SIZE value\r\n"
     );
     assert_eq!(
-        mail(&mut t, "body=8bitmime Smtputf8"),
-        "555 5.5.4 Unsupported parameter SMTPUTF8\r\n"
+        mail(&mut t, "body=8bitmime Binarymime"),
+        "555 5.5.4 Unsupported parameter BINARYMIME\r\n"
     );
     assert_eq!(mail(&mut t, "BODY"), "501 5.5.4 Bad BODY value\r\n");
     assert_eq!(
