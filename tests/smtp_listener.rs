@@ -828,3 +828,314 @@ print("OK")
             .any(|m| m.contains("X-Test: smtplib-postmaster\r\n"))
     );
 }
+
+// ---- issue 18: SMTP as MTAs speak it ----
+
+/// A Postfix-style recipient verification callout with swaks (`--from '<>'`, stopping after
+/// RCPT) gets its 250s; the same null sender sending a message is refused at DATA with a
+/// reply that says why, and nothing is queued.
+#[test]
+fn swaks_null_sender_callout_and_refused_data() {
+    let g = Gateway::start("");
+    let server = g.addr.to_string();
+    let (ok, out) = swaks(&[
+        "--server",
+        &server,
+        "--from",
+        "<>",
+        "--to",
+        "FAX=+12125550142@fax.test",
+        "--quit-after",
+        "RCPT",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("<-  250 2.1.0 Sender <> ok"), "{out}");
+    assert!(
+        out.contains("<-  250 2.1.5 Recipient <FAX=+12125550142@fax.test> ok"),
+        "{out}"
+    );
+    assert!(out.contains("<-  221 2.0.0"), "{out}");
+    // A callout for an address that is not a fax number gets its 550, as any sender would.
+    let (ok, out) = swaks(&[
+        "--server",
+        &server,
+        "--from",
+        "<>",
+        "--to",
+        "alice@fax.test",
+        "--quit-after",
+        "RCPT",
+    ]);
+    assert!(
+        !ok && out.contains("<** 550 5.1.1 <alice@fax.test>: not a fax address"),
+        "{out}"
+    );
+    let (ok, out) = swaks(&[
+        "--server",
+        &server,
+        "--from",
+        "<>",
+        "--to",
+        "FAX=+12125550142@fax.test",
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("<** 550 5.7.1 The null sender <> cannot send a fax: the fax's outcome would have no one to be reported to"),
+        "{out}"
+    );
+    assert!(g.messages().is_empty());
+}
+
+/// The BDAT exchange written over a raw socket (swaks and smtplib speak no CHUNKING), all
+/// pipelined in one write as Exchange does: chunk replies in order, the message spooled byte
+/// for byte (no dot-unstuffing); then the size limit across chunks, and the chunks pipelined
+/// after the refused one discarded.
+#[test]
+fn bdat_over_a_raw_socket() {
+    let g = Gateway::start("max_message_size = 200000\n");
+    let mut c = Raw::connect(g.addr);
+    let ehlo = c.cmd("EHLO exchange.test");
+    assert!(
+        ehlo.contains("250-CHUNKING\r\n") && ehlo.contains("250-PIPELINING\r\n"),
+        "{ehlo}"
+    );
+    let c1 = format!(
+        "Subject: chunked\r\n\r\n..first\r\n{}\r\n",
+        "a".repeat(150_000)
+    );
+    let c2 = ".\r\nlast line\r\n";
+    let batch = format!(
+        "MAIL FROM:<ex@example.org>\r\nRCPT TO:<FAX=+12125550142@fax.test>\r\nBDAT {}\r\n{c1}BDAT {} LAST\r\n{c2}",
+        c1.len(),
+        c2.len()
+    );
+    c.w.write_all(batch.as_bytes()).unwrap();
+    assert!(c.reply().starts_with("250 2.1.0"));
+    assert!(c.reply().starts_with("250 2.1.5"));
+    assert_eq!(
+        c.reply(),
+        format!("250 2.0.0 {} octets received\r\n", c1.len())
+    );
+    let r = c.reply();
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    // Past the limit over two chunks: 552 for the second, 503 for the one behind it, and the
+    // session carries on.
+    let x = "x".repeat(120_000);
+    let batch = format!(
+        "MAIL FROM:<ex@example.org>\r\nRCPT TO:<FAX=+12125550142@fax.test>\r\nBDAT 120000\r\n{x}BDAT 120000\r\n{x}BDAT 3 LAST\r\nabcNOOP\r\n"
+    );
+    c.w.write_all(batch.as_bytes()).unwrap();
+    assert!(c.reply().starts_with("250 2.1.0"));
+    assert!(c.reply().starts_with("250 2.1.5"));
+    assert_eq!(c.reply(), "250 2.0.0 120000 octets received\r\n");
+    assert!(c.reply().starts_with("552 5.3.4"));
+    assert!(c.reply().starts_with("503 5.5.1 No mail transaction"));
+    assert_eq!(c.reply(), "250 2.0.0 Ok\r\n");
+    assert!(c.cmd("QUIT").starts_with("221"));
+    let msgs = g.messages();
+    assert_eq!(msgs.len(), 1, "{}", g.log());
+    let body = &msgs[0].1;
+    assert!(
+        body.ends_with(format!("{c1}{c2}").as_bytes()),
+        "message differs"
+    );
+    let incoming = std::fs::read_dir(g.path("data/spool/incoming"))
+        .unwrap()
+        .count();
+    assert_eq!(incoming, 0, "the refused message left nothing in incoming/");
+}
+
+/// Python's smtplib with `mail_options=['SMTPUTF8']` (it checks the server advertises it)
+/// sends a UTF-8 sender and header; without SMTPUTF8 the same sender is refused 553 5.6.7.
+#[test]
+fn python_smtplib_smtputf8() {
+    let python = common::require_tool("python3", "python3");
+    let g = Gateway::start("");
+    let script = r#"
+import smtplib, sys
+port = int(sys.argv[1])
+msg = ("From: Jürgen <jürgen@bücher.example>\r\nTo: FAX=+12125550142@fax.test\r\n"
+       "Subject: Grüße aus Köln\r\nContent-Type: text/plain; charset=utf-8\r\n"
+       "Content-Transfer-Encoding: 8bit\r\n\r\nÄrger mit der Bestellung\r\n").encode()
+s = smtplib.SMTP("127.0.0.1", port, local_hostname="py.test", timeout=30)
+s.ehlo()
+assert s.has_extn("smtputf8"), s.esmtp_features
+refused = s.sendmail("jürgen@bücher.example", ["FAX=+12125550142@fax.test"], msg,
+                     mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+assert refused == {}, refused
+s.command_encoding = "utf-8"
+code, text = s.docmd("MAIL", "FROM:<jürgen@bücher.example>")
+assert code == 553 and text.startswith(b"5.6.7"), (code, text)
+s.quit()
+print("OK")
+"#;
+    let o = Command::new(python)
+        .args(["-c", script, &g.addr.port().to_string()])
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.status.success() && out.contains("OK"),
+        "{out}\n{}",
+        g.log()
+    );
+    let msgs = g.messages();
+    assert_eq!(msgs.len(), 1);
+    let (job, body) = &msgs[0];
+    assert_eq!(job.envelope.mail_from, "jürgen@bücher.example");
+    let text = String::from_utf8(body.clone()).expect("UTF-8 kept");
+    assert!(text.contains("\r\nSubject: Grüße aus Köln\r\n"), "{text}");
+}
+
+/// `[offramp] subject_address`: smtplib sends to `fax@fax.test` with the number in the
+/// Subject; a Subject without one is refused at the end of data, naming the problem.
+#[test]
+fn subject_addressing_with_smtplib() {
+    let python = common::require_tool("python3", "python3");
+    let g = Gateway::start("[offramp]\nsubject_address = \"fax\"\n");
+    let script = r#"
+import smtplib, sys
+from email.message import EmailMessage
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30)
+m = EmailMessage()
+m["From"] = "py@example.org"; m["To"] = "fax@fax.test"; m["Subject"] = "Fax: +1 212 555 0142 - Invoice 42"
+m.set_content("Please find the invoice.\n")
+assert s.send_message(m) == {}
+m.replace_header("Subject", "Invoice 42")
+try:
+    s.send_message(m)
+    raise SystemExit("accepted without a number")
+except smtplib.SMTPDataError as e:
+    assert e.smtp_code == 550 and b"no fax number in the Subject" in e.smtp_error, e
+s.quit()
+print("OK")
+"#;
+    let o = Command::new(python)
+        .args(["-c", script, &g.addr.port().to_string()])
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.status.success() && out.contains("OK"),
+        "{out}\n{}",
+        g.log()
+    );
+    let msgs = g.messages();
+    assert_eq!(msgs.len(), 1);
+    let r = &msgs[0].0.envelope.recipients;
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].address, "fax@fax.test");
+    assert_eq!(r[0].destination.e164, "+12125550142");
+}
+
+// ---- end to end on the loopback fax line (the embedded default) ----
+
+fn is_report(m: &[u8]) -> bool {
+    use mail_parser::MimeHeaders;
+    let p = mail_parser::MessageParser::default().parse(m).unwrap();
+    p.content_type()
+        .is_some_and(|c| c.c_type == "multipart" && c.subtype() == Some("report"))
+}
+
+fn is_fax_mail(m: &[u8]) -> bool {
+    use mail_parser::MimeHeaders;
+    let p = mail_parser::MessageParser::default().parse(m).unwrap();
+    p.attachments().any(|a| {
+        a.content_type()
+            .is_some_and(|c| c.c_type == "image" && c.subtype() == Some("tiff"))
+    })
+}
+
+/// Waits for one received fax and one report; returns the report as text.
+fn fax_and_report(d: &common::daemon::Daemon) -> String {
+    let mails = d.wait_mail("the fax email and the report", |m| {
+        m.iter().any(|x| is_fax_mail(x)) && m.iter().any(|x| is_report(x))
+    });
+    assert_eq!(mails.iter().filter(|m| is_fax_mail(m)).count(), 1);
+    let reports: Vec<_> = mails.iter().filter(|m| is_report(m)).collect();
+    assert_eq!(reports.len(), 1);
+    String::from_utf8_lossy(reports[0]).into_owned()
+}
+
+/// A BDAT transfer (as Exchange sends it) becomes a fax on the loopback line and a success
+/// report (RFC 3464 `Action: delivered`) to the sender.
+#[test]
+fn bdat_message_becomes_a_fax_and_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = common::daemon::Daemon::new(dir.path());
+    d.start(&[]);
+    let addr: SocketAddr = format!("127.0.0.1:{}", d.port).parse().unwrap();
+    let mut c = Raw::connect(addr);
+    assert!(c.cmd("EHLO exchange.test").contains("250-CHUNKING"));
+    let c1 =
+        "From: ex@example.org\r\nTo: FAX=+12125550123@localhost\r\nSubject: chunked order\r\n\r\n";
+    let c2 = "Purchase order 4711\r\n12 boxes of fax paper\r\n";
+    let batch = format!(
+        "MAIL FROM:<ex@example.org>\r\nRCPT TO:<FAX=+12125550123@localhost> NOTIFY=SUCCESS\r\n\
+         BDAT {}\r\n{c1}BDAT {} LAST\r\n{c2}QUIT\r\n",
+        c1.len(),
+        c2.len()
+    );
+    c.w.write_all(batch.as_bytes()).unwrap();
+    let mut replies = String::new();
+    for _ in 0..5 {
+        replies.push_str(&c.reply());
+    }
+    assert!(
+        replies.contains("250 2.0.0 Ok: queued as ") && replies.contains("\r\n221 2.0.0 "),
+        "{replies}"
+    );
+    let report = fax_and_report(&d);
+    assert!(report.contains("Action: delivered"), "{report}");
+    assert!(
+        report.contains("To: ex@example.org") || report.contains("To: <ex@example.org>"),
+        "{report}"
+    );
+}
+
+/// An SMTPUTF8 sender (Python smtplib) gets its fax sent on the loopback line and its
+/// success report, addressed to its UTF-8 address.
+#[test]
+fn smtputf8_sender_gets_its_fax_and_report() {
+    let python = common::require_tool("python3", "python3");
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = common::daemon::Daemon::new(dir.path());
+    d.start(&[]);
+    let script = r#"
+import smtplib, sys
+msg = ("From: Jürgen <jürgen@bücher.example>\r\nTo: FAX=+12125550123@localhost\r\n"
+       "Subject: Bestellung für Köln\r\nContent-Type: text/plain; charset=utf-8\r\n"
+       "Content-Transfer-Encoding: 8bit\r\n\r\nSehr geehrte Damen und Herren,\r\n"
+       "anbei die Bestellung: 12 Kartons Faxpapier.\r\n").encode()
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30)
+assert s.sendmail("jürgen@bücher.example", ["FAX=+12125550123@localhost"], msg,
+                  mail_options=["SMTPUTF8", "BODY=8BITMIME"], rcpt_options=["NOTIFY=SUCCESS"]) == {}
+s.quit()
+print("OK")
+"#;
+    let o = Command::new(python)
+        .args(["-c", script, &d.port.to_string()])
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.status.success() && out.contains("OK"),
+        "{out}\n{}",
+        d.log()
+    );
+    let report = fax_and_report(&d);
+    assert!(report.contains("Action: delivered"), "{report}");
+    assert!(report.contains("jürgen@bücher.example"), "{report}");
+}
