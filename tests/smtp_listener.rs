@@ -5,6 +5,8 @@
 //! Debian packages: swaks, python3, openssl (test CA and leaf certificate).
 
 mod common;
+#[path = "onramp_common/mod.rs"]
+mod onramp_common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -1138,4 +1140,93 @@ print("OK")
     let report = fax_and_report(&d);
     assert!(report.contains("Action: delivered"), "{report}");
     assert!(report.contains("jürgen@bücher.example"), "{report}");
+}
+
+/// The sender's report through an SMTP relay (RFC 6531 §3.2): to a relay that offers
+/// SMTPUTF8 it goes with the MAIL parameter to the UTF-8 address; to one that does not, it
+/// cannot go as addressed, so it is kept as a dead letter and the admin gets a notice naming
+/// the missing extension — never silently lost.
+#[test]
+fn smtputf8_report_through_a_relay_with_and_without_smtputf8() {
+    let python = common::require_tool("python3", "python3");
+    let send = r#"
+import smtplib, sys
+msg = ("From: <jürgen@bücher.example>\r\nTo: FAX=+12125550123@localhost\r\n"
+       "Subject: Bestellung\r\nContent-Type: text/plain; charset=utf-8\r\n"
+       "Content-Transfer-Encoding: 8bit\r\n\r\n12 Kartons Faxpapier.\r\n").encode()
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30)
+assert s.sendmail("jürgen@bücher.example", ["FAX=+12125550123@localhost"], msg,
+                  mail_options=["SMTPUTF8", "BODY=8BITMIME"], rcpt_options=["NOTIFY=SUCCESS"]) == {}
+s.quit()
+"#;
+    for utf8_relay in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = onramp_common::free_port();
+        let args: &[&str] = if utf8_relay {
+            &["--auth", "gateway:relay-secret"]
+        } else {
+            &["--auth", "gateway:relay-secret", "--no-smtputf8"]
+        };
+        let relay = onramp_common::Relay::start(port, &dir.path().join("relay"), args);
+        let mut d = common::daemon::Daemon::new(dir.path());
+        let port_s = port.to_string();
+        d.start(&[
+            ("FAXGATE_RELAY__MODE", "smtp"),
+            ("FAXGATE_RELAY__HOST", "127.0.0.1"),
+            ("FAXGATE_RELAY__PORT", &port_s),
+            ("FAXGATE_RELAY__SECURITY", "none"),
+            // The embedded default logs in to its relay: so does this one.
+            ("FAXGATE_RELAY__USERNAME", "gateway"),
+            ("FAXGATE_RELAY__PASSWORD", "relay-secret"),
+        ]);
+        let o = Command::new(&python)
+            .args(["-c", send, &d.port.to_string()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let want = |m: &[(serde_json::Value, Vec<u8>)]| {
+            m.iter().any(|(env, body)| {
+                if utf8_relay {
+                    env["rcpt_tos"][0] == "jürgen@bücher.example" && is_report(body)
+                } else {
+                    String::from_utf8_lossy(body).contains("does not offer SMTPUTF8")
+                }
+            })
+        };
+        let mut got = Vec::new();
+        for _ in 0..600 {
+            got = relay.messages();
+            if want(&got) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let envs: Vec<_> = got.iter().map(|m| &m.0).collect();
+        assert!(
+            want(&got),
+            "relay smtputf8={utf8_relay}: {envs:?}\n{}",
+            d.log()
+        );
+        if utf8_relay {
+            let (env, body) = got
+                .iter()
+                .find(|(e, _)| e["rcpt_tos"][0] == "jürgen@bücher.example")
+                .unwrap();
+            let opts = env["mail_options"].to_string();
+            assert!(opts.contains("SMTPUTF8"), "{opts}");
+            assert_eq!(env["mail_from"], "<>", "reports go from the null sender");
+            assert!(String::from_utf8_lossy(body).contains("Action: delivered"));
+        } else {
+            let (env, body) = got
+                .iter()
+                .find(|(_, b)| String::from_utf8_lossy(b).contains("does not offer SMTPUTF8"))
+                .unwrap();
+            assert!(
+                !env["rcpt_tos"].to_string().contains("rgen@"),
+                "the notice goes to the admin: {env}"
+            );
+            assert!(String::from_utf8_lossy(body).contains("RFC 6531"));
+            assert!(d.log().contains("dead-lettered"), "{}", d.log());
+        }
+    }
 }

@@ -907,10 +907,12 @@ impl Session {
                 State::ExpectHello
                     | State::ExpectMail
                     | State::ExpectRcpt(_)
+                    | State::ExpectBdat(_)
                     | State::ExpectAuthResponse(_)
             )
         {
-            // Shutting down and back at a command boundary (the message in flight is done).
+            // Shutting down and back at a command boundary (the message in flight is done;
+            // between BDAT chunks the rest could take any time, so it is dropped).
             self.close_shutting_down();
         }
         if self.is_closed() {
