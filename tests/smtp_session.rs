@@ -1252,8 +1252,8 @@ fn smtputf8_sender_and_header_accepted() {
     // RFC 6531 §3.5: non-ASCII without SMTPUTF8 is 553 5.6.7.
     assert_eq!(
         t.send("MAIL FROM:<jürgen@bücher.example>\r\n"),
-        "553 5.6.7 Non-ASCII addresses not permitted for that sender/recipient without \
-         SMTPUTF8\r\n"
+        "553 5.6.7 <j\\u{00fc}rgen@b\\u{00fc}cher.example>: Non-ASCII addresses not permitted \
+         for that sender/recipient without SMTPUTF8\r\n"
     );
     t.cmd(
         "MAIL FROM:<jürgen@bücher.example> SMTPUTF8 BODY=8BITMIME",

@@ -1236,7 +1236,9 @@ impl Session {
             .any(|p| p.eq_ignore_ascii_case("SMTPUTF8"));
         let sender = match parse_reverse_path(path, smtputf8) {
             Ok(s) => s,
-            Err(PathError::NeedsUtf8) => return self.reply(553, "5.6.7", NON_ASCII),
+            Err(PathError::NeedsUtf8) => {
+                return self.reply(553, "5.6.7", &format!("<{path}>: {NON_ASCII}"));
+            }
             Err(PathError::Bad(why)) => {
                 return self.reply(553, "5.1.7", &format!("Bad sender address: {why}"));
             }
@@ -1370,7 +1372,7 @@ impl Session {
             // RFC 6531 §3.5: a non-ASCII address without SMTPUTF8 is 553 5.6.7. With it, the
             // address is read but cannot be a fax number (those are ASCII).
             if !smtputf8 {
-                return self.reply(553, "5.6.7", NON_ASCII);
+                return self.reply(553, "5.6.7", &format!("<{path}>: {NON_ASCII}"));
             }
             return self.reply(
                 550,
