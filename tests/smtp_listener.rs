@@ -1230,3 +1230,48 @@ s.quit()
         }
     }
 }
+
+/// Subject addressing end to end (`FAXGATE_OFFRAMP__SUBJECT_ADDRESS=fax`): smtplib to
+/// `fax@localhost` with `Fax: +1 212 555 0123 - Invoice 42` becomes a fax on the loopback
+/// line and a success report; the fax job's subject is what follows the number.
+#[test]
+fn subject_addressed_mail_becomes_a_fax_with_the_rest_as_its_subject() {
+    let python = common::require_tool("python3", "python3");
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = common::daemon::Daemon::new(dir.path());
+    d.start(&[("FAXGATE_OFFRAMP__SUBJECT_ADDRESS", "fax")]);
+    let script = r#"
+import smtplib, sys
+from email.message import EmailMessage
+m = EmailMessage()
+m["From"] = "you@example.org"; m["To"] = "fax@localhost"
+m["Subject"] = "Fax: +1 212 555 0123 - Invoice 42"
+m.set_content("Invoice 42\n12 boxes of fax paper\n")
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30)
+assert s.send_message(m, rcpt_options=["NOTIFY=SUCCESS"]) == {}
+s.quit()
+"#;
+    let o = Command::new(python)
+        .args(["-c", script, &d.port.to_string()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = fax_and_report(&d);
+    assert!(report.contains("Action: delivered"), "{report}");
+    assert!(
+        report.contains("Final-Recipient: rfc822; fax@localhost"),
+        "{report}"
+    );
+    let spool = Spool::attach(&d.data().join("spool"), SpoolOptions::default()).unwrap();
+    let jobs: Vec<_> = [Area::Queue, Area::Done]
+        .into_iter()
+        .flat_map(|a| spool.list(a).unwrap().jobs)
+        .filter_map(|r| match r.data {
+            faxgate::job::JobData::FaxOut(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].options.subject, "Invoice 42");
+    assert_eq!(jobs[0].e164, "+12125550123");
+}
