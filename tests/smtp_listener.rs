@@ -1,8 +1,14 @@
 //! Real SMTP clients against a running `faxgate run` on 127.0.0.1: swaks (attachment,
 //! STARTTLS, AUTH), Python smtplib, lettre; relay attempts; connection caps; graceful
 //! shutdown; SIGKILL right after `250` (the message must be in the queue after restart).
+//! Issue 18: the null sender's recipient callout (swaks), BDAT over a raw socket (neither
+//! swaks nor smtplib speaks CHUNKING), SMTPUTF8 (smtplib), subject addressing; end to end on
+//! the loopback fax line, a BDAT message, an SMTPUTF8 sender and a subject-addressed mail each
+//! become a fax and a report, and a report to a UTF-8 sender through an aiosmtpd relay with
+//! and without SMTPUTF8.
 //!
-//! Debian packages: swaks, python3, openssl (test CA and leaf certificate).
+//! Debian packages: swaks, python3, openssl (test CA and leaf certificate), python3-aiosmtpd
+//! (the test relay).
 
 mod common;
 #[path = "onramp_common/mod.rs"]

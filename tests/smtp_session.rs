@@ -1,5 +1,6 @@
 //! Transcript tests of the pure SMTP session (`faxgate::smtp::session`): every command and
-//! extension, sequencing, pipelining, limits, SIZE, SMTP smuggling, AUTH and STARTTLS flows.
+//! extension, sequencing, pipelining, limits, SIZE, SMTP smuggling, AUTH and STARTTLS flows,
+//! the null sender's callouts, SMTPUTF8, CHUNKING/BDAT and subject addressing.
 //! No sockets: bytes in, replies and effects out, time passed in.
 
 use std::net::SocketAddr;
