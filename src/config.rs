@@ -693,6 +693,10 @@ pub struct Offramp {
     /// (`image::render::budget::units`); a page past it fails the message with a report.
     /// `0`: no limit.
     pub render_work_limit: u64,
+    /// Subject addressing: mail to this local part at any of our domains (e.g. `fax` for
+    /// `fax@gateway`) takes the fax number from the start of its Subject, through the dial
+    /// plan like a `FAX=` recipient. Empty: off.
+    pub subject_address: String,
 }
 
 impl Default for Offramp {
@@ -714,6 +718,7 @@ impl Default for Offramp {
             pdf_font_dir: crate::image::render::pdf_fonts::DEFAULT_DIR.into(),
             render_time_limit: Duration::from_secs(DEFAULT_RENDER_TIME_LIMIT_SECS),
             render_work_limit: crate::image::render::budget::DEFAULT_PAGE_WORK,
+            subject_address: String::new(),
         }
     }
 }
@@ -1655,6 +1660,19 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             "offramp.pdf_font_dir".into(),
             "must be an absolute directory path, or \"\" for the built-in fonts".into(),
         );
+    }
+    let sa = &c.offramp.subject_address;
+    if !sa.is_empty() {
+        // A plain local part of ours (RFC 5321 §4.1.2 dot-string), not the postmaster.
+        let probe = format!("{sa}@{}", c.gateway.hostname);
+        let mb = crate::mail::address::parse_forward_path(&probe);
+        if sa.contains('@') || !mb.is_ok_and(|m| !m.quoted && !m.is_postmaster()) {
+            err(
+                "offramp.subject_address".into(),
+                "must be a plain local part such as \"fax\" (not postmaster), or \"\" for off"
+                    .into(),
+            );
+        }
     }
     check_range(
         &mut err,

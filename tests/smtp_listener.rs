@@ -1,10 +1,18 @@
 //! Real SMTP clients against a running `faxgate run` on 127.0.0.1: swaks (attachment,
 //! STARTTLS, AUTH), Python smtplib, lettre; relay attempts; connection caps; graceful
 //! shutdown; SIGKILL right after `250` (the message must be in the queue after restart).
+//! Issue 18: the null sender's recipient callout (swaks), BDAT over a raw socket (neither
+//! swaks nor smtplib speaks CHUNKING), SMTPUTF8 (smtplib), subject addressing; end to end on
+//! the loopback fax line, a BDAT message, an SMTPUTF8 sender and a subject-addressed mail each
+//! become a fax and a report, and a report to a UTF-8 sender through an aiosmtpd relay with
+//! and without SMTPUTF8.
 //!
-//! Debian packages: swaks, python3, openssl (test CA and leaf certificate).
+//! Debian packages: swaks, python3, openssl (test CA and leaf certificate), python3-aiosmtpd
+//! (the test relay).
 
 mod common;
+#[path = "onramp_common/mod.rs"]
+mod onramp_common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -827,4 +835,449 @@ print("OK")
             .iter()
             .any(|m| m.contains("X-Test: smtplib-postmaster\r\n"))
     );
+}
+
+// ---- issue 18: SMTP as MTAs speak it ----
+
+/// A Postfix-style recipient verification callout with swaks (`--from '<>'`, stopping after
+/// RCPT) gets its 250s; the same null sender sending a message is refused at DATA with a
+/// reply that says why, and nothing is queued.
+#[test]
+fn swaks_null_sender_callout_and_refused_data() {
+    let g = Gateway::start("");
+    let server = g.addr.to_string();
+    let (ok, out) = swaks(&[
+        "--server",
+        &server,
+        "--from",
+        "<>",
+        "--to",
+        "FAX=+12125550142@fax.test",
+        "--quit-after",
+        "RCPT",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("<-  250 2.1.0 Sender <> ok"), "{out}");
+    assert!(
+        out.contains("<-  250 2.1.5 Recipient <FAX=+12125550142@fax.test> ok"),
+        "{out}"
+    );
+    assert!(out.contains("<-  221 2.0.0"), "{out}");
+    // A callout for an address that is not a fax number gets its 550, as any sender would.
+    let (ok, out) = swaks(&[
+        "--server",
+        &server,
+        "--from",
+        "<>",
+        "--to",
+        "alice@fax.test",
+        "--quit-after",
+        "RCPT",
+    ]);
+    assert!(
+        !ok && out.contains("<** 550 5.1.1 <alice@fax.test>: not a fax address"),
+        "{out}"
+    );
+    let (ok, out) = swaks(&[
+        "--server",
+        &server,
+        "--from",
+        "<>",
+        "--to",
+        "FAX=+12125550142@fax.test",
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("<** 550 5.7.1 The null sender <> cannot send a fax: the fax's outcome would have no one to be reported to"),
+        "{out}"
+    );
+    assert!(g.messages().is_empty());
+}
+
+/// The BDAT exchange written over a raw socket (swaks and smtplib speak no CHUNKING), all
+/// pipelined in one write as Exchange does: chunk replies in order, the message spooled byte
+/// for byte (no dot-unstuffing); then the size limit across chunks, and the chunks pipelined
+/// after the refused one discarded.
+#[test]
+fn bdat_over_a_raw_socket() {
+    let g = Gateway::start("max_message_size = 200000\n");
+    let mut c = Raw::connect(g.addr);
+    let ehlo = c.cmd("EHLO exchange.test");
+    assert!(
+        ehlo.contains("250-CHUNKING\r\n") && ehlo.contains("250-PIPELINING\r\n"),
+        "{ehlo}"
+    );
+    let c1 = format!(
+        "Subject: chunked\r\n\r\n..first\r\n{}\r\n",
+        "a".repeat(150_000)
+    );
+    let c2 = ".\r\nlast line\r\n";
+    let batch = format!(
+        "MAIL FROM:<ex@example.org>\r\nRCPT TO:<FAX=+12125550142@fax.test>\r\nBDAT {}\r\n{c1}BDAT {} LAST\r\n{c2}",
+        c1.len(),
+        c2.len()
+    );
+    c.w.write_all(batch.as_bytes()).unwrap();
+    assert!(c.reply().starts_with("250 2.1.0"));
+    assert!(c.reply().starts_with("250 2.1.5"));
+    assert_eq!(
+        c.reply(),
+        format!("250 2.0.0 {} octets received\r\n", c1.len())
+    );
+    let r = c.reply();
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    // Past the limit over two chunks: 552 for the second, 503 for the one behind it, and the
+    // session carries on.
+    let x = "x".repeat(120_000);
+    let batch = format!(
+        "MAIL FROM:<ex@example.org>\r\nRCPT TO:<FAX=+12125550142@fax.test>\r\nBDAT 120000\r\n{x}BDAT 120000\r\n{x}BDAT 3 LAST\r\nabcNOOP\r\n"
+    );
+    c.w.write_all(batch.as_bytes()).unwrap();
+    assert!(c.reply().starts_with("250 2.1.0"));
+    assert!(c.reply().starts_with("250 2.1.5"));
+    assert_eq!(c.reply(), "250 2.0.0 120000 octets received\r\n");
+    assert!(c.reply().starts_with("552 5.3.4"));
+    assert!(c.reply().starts_with("503 5.5.1 No mail transaction"));
+    assert_eq!(c.reply(), "250 2.0.0 Ok\r\n");
+    assert!(c.cmd("QUIT").starts_with("221"));
+    let msgs = g.messages();
+    assert_eq!(msgs.len(), 1, "{}", g.log());
+    let body = &msgs[0].1;
+    assert!(
+        body.ends_with(format!("{c1}{c2}").as_bytes()),
+        "message differs"
+    );
+    let incoming = std::fs::read_dir(g.path("data/spool/incoming"))
+        .unwrap()
+        .count();
+    assert_eq!(incoming, 0, "the refused message left nothing in incoming/");
+}
+
+/// Python's smtplib with `mail_options=['SMTPUTF8']` (it checks the server advertises it)
+/// sends a UTF-8 sender and header; without SMTPUTF8 the same sender is refused 553 5.6.7.
+#[test]
+fn python_smtplib_smtputf8() {
+    let python = common::require_tool("python3", "python3");
+    let g = Gateway::start("");
+    let script = r#"
+import smtplib, sys
+port = int(sys.argv[1])
+msg = ("From: Jürgen <jürgen@bücher.example>\r\nTo: FAX=+12125550142@fax.test\r\n"
+       "Subject: Grüße aus Köln\r\nContent-Type: text/plain; charset=utf-8\r\n"
+       "Content-Transfer-Encoding: 8bit\r\n\r\nÄrger mit der Bestellung\r\n").encode()
+s = smtplib.SMTP("127.0.0.1", port, local_hostname="py.test", timeout=30)
+s.ehlo()
+assert s.has_extn("smtputf8"), s.esmtp_features
+refused = s.sendmail("jürgen@bücher.example", ["FAX=+12125550142@fax.test"], msg,
+                     mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+assert refused == {}, refused
+s.command_encoding = "utf-8"
+code, text = s.docmd("MAIL", "FROM:<jürgen@bücher.example>")
+assert code == 553 and text.startswith(b"5.6.7"), (code, text)
+s.quit()
+print("OK")
+"#;
+    let o = Command::new(python)
+        .args(["-c", script, &g.addr.port().to_string()])
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.status.success() && out.contains("OK"),
+        "{out}\n{}",
+        g.log()
+    );
+    let msgs = g.messages();
+    assert_eq!(msgs.len(), 1);
+    let (job, body) = &msgs[0];
+    assert_eq!(job.envelope.mail_from, "jürgen@bücher.example");
+    let text = String::from_utf8(body.clone()).expect("UTF-8 kept");
+    assert!(text.contains("\r\nSubject: Grüße aus Köln\r\n"), "{text}");
+}
+
+/// `[offramp] subject_address`: smtplib sends to `fax@fax.test` with the number in the
+/// Subject; a Subject without one is refused at the end of data, naming the problem.
+#[test]
+fn subject_addressing_with_smtplib() {
+    let python = common::require_tool("python3", "python3");
+    let g = Gateway::start("[offramp]\nsubject_address = \"fax\"\n");
+    let script = r#"
+import smtplib, sys
+from email.message import EmailMessage
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30)
+m = EmailMessage()
+m["From"] = "py@example.org"; m["To"] = "fax@fax.test"; m["Subject"] = "Fax: +1 212 555 0142 - Invoice 42"
+m.set_content("Please find the invoice.\n")
+assert s.send_message(m) == {}
+m.replace_header("Subject", "Invoice 42")
+try:
+    s.send_message(m)
+    raise SystemExit("accepted without a number")
+except smtplib.SMTPDataError as e:
+    assert e.smtp_code == 550 and b"no fax number in the Subject" in e.smtp_error, e
+s.quit()
+print("OK")
+"#;
+    let o = Command::new(python)
+        .args(["-c", script, &g.addr.port().to_string()])
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.status.success() && out.contains("OK"),
+        "{out}\n{}",
+        g.log()
+    );
+    let msgs = g.messages();
+    assert_eq!(msgs.len(), 1);
+    let r = &msgs[0].0.envelope.recipients;
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].address, "fax@fax.test");
+    assert_eq!(r[0].destination.e164, "+12125550142");
+}
+
+// ---- end to end on the loopback fax line (the embedded default) ----
+
+fn is_report(m: &[u8]) -> bool {
+    use mail_parser::MimeHeaders;
+    let p = mail_parser::MessageParser::default().parse(m).unwrap();
+    p.content_type()
+        .is_some_and(|c| c.c_type == "multipart" && c.subtype() == Some("report"))
+}
+
+fn is_fax_mail(m: &[u8]) -> bool {
+    use mail_parser::MimeHeaders;
+    let p = mail_parser::MessageParser::default().parse(m).unwrap();
+    p.attachments().any(|a| {
+        a.content_type()
+            .is_some_and(|c| c.c_type == "image" && c.subtype() == Some("tiff"))
+    })
+}
+
+/// Waits for one received fax and one report; returns the report as text.
+fn fax_and_report(d: &common::daemon::Daemon) -> String {
+    let mails = d.wait_mail("the fax email and the report", |m| {
+        m.iter().any(|x| is_fax_mail(x)) && m.iter().any(|x| is_report(x))
+    });
+    assert_eq!(mails.iter().filter(|m| is_fax_mail(m)).count(), 1);
+    let reports: Vec<_> = mails.iter().filter(|m| is_report(m)).collect();
+    assert_eq!(reports.len(), 1);
+    String::from_utf8_lossy(reports[0]).into_owned()
+}
+
+/// A BDAT transfer (as Exchange sends it) becomes a fax on the loopback line and a success
+/// report (RFC 3464 `Action: delivered`) to the sender.
+#[test]
+fn bdat_message_becomes_a_fax_and_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = common::daemon::Daemon::new(dir.path());
+    d.start(&[]);
+    let addr: SocketAddr = format!("127.0.0.1:{}", d.port).parse().unwrap();
+    let mut c = Raw::connect(addr);
+    assert!(c.cmd("EHLO exchange.test").contains("250-CHUNKING"));
+    let c1 =
+        "From: ex@example.org\r\nTo: FAX=+12125550123@localhost\r\nSubject: chunked order\r\n\r\n";
+    let c2 = "Purchase order 4711\r\n12 boxes of fax paper\r\n";
+    let batch = format!(
+        "MAIL FROM:<ex@example.org>\r\nRCPT TO:<FAX=+12125550123@localhost> NOTIFY=SUCCESS\r\n\
+         BDAT {}\r\n{c1}BDAT {} LAST\r\n{c2}QUIT\r\n",
+        c1.len(),
+        c2.len()
+    );
+    c.w.write_all(batch.as_bytes()).unwrap();
+    let mut replies = String::new();
+    for _ in 0..5 {
+        replies.push_str(&c.reply());
+    }
+    assert!(
+        replies.contains("250 2.0.0 Ok: queued as ") && replies.contains("\r\n221 2.0.0 "),
+        "{replies}"
+    );
+    let report = fax_and_report(&d);
+    assert!(report.contains("Action: delivered"), "{report}");
+    assert!(
+        report.contains("To: ex@example.org") || report.contains("To: <ex@example.org>"),
+        "{report}"
+    );
+}
+
+/// An SMTPUTF8 sender (Python smtplib) gets its fax sent on the loopback line and its
+/// success report, addressed to its UTF-8 address.
+#[test]
+fn smtputf8_sender_gets_its_fax_and_report() {
+    let python = common::require_tool("python3", "python3");
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = common::daemon::Daemon::new(dir.path());
+    d.start(&[]);
+    let script = r#"
+import smtplib, sys
+msg = ("From: Jürgen <jürgen@bücher.example>\r\nTo: FAX=+12125550123@localhost\r\n"
+       "Subject: Bestellung für Köln\r\nContent-Type: text/plain; charset=utf-8\r\n"
+       "Content-Transfer-Encoding: 8bit\r\n\r\nSehr geehrte Damen und Herren,\r\n"
+       "anbei die Bestellung: 12 Kartons Faxpapier.\r\n").encode()
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30)
+assert s.sendmail("jürgen@bücher.example", ["FAX=+12125550123@localhost"], msg,
+                  mail_options=["SMTPUTF8", "BODY=8BITMIME"], rcpt_options=["NOTIFY=SUCCESS"]) == {}
+s.quit()
+print("OK")
+"#;
+    let o = Command::new(python)
+        .args(["-c", script, &d.port.to_string()])
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.status.success() && out.contains("OK"),
+        "{out}\n{}",
+        d.log()
+    );
+    let report = fax_and_report(&d);
+    assert!(report.contains("Action: delivered"), "{report}");
+    assert!(report.contains("jürgen@bücher.example"), "{report}");
+}
+
+/// The sender's report through an SMTP relay (RFC 6531 §3.2): to a relay that offers
+/// SMTPUTF8 it goes with the MAIL parameter to the UTF-8 address; to one that does not, it
+/// cannot go as addressed, so it is kept as a dead letter and the admin gets a notice naming
+/// the missing extension — never silently lost.
+#[test]
+fn smtputf8_report_through_a_relay_with_and_without_smtputf8() {
+    let python = common::require_tool("python3", "python3");
+    let send = r#"
+import smtplib, sys
+msg = ("From: <jürgen@bücher.example>\r\nTo: FAX=+12125550123@localhost\r\n"
+       "Subject: Bestellung\r\nContent-Type: text/plain; charset=utf-8\r\n"
+       "Content-Transfer-Encoding: 8bit\r\n\r\n12 Kartons Faxpapier.\r\n").encode()
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30)
+assert s.sendmail("jürgen@bücher.example", ["FAX=+12125550123@localhost"], msg,
+                  mail_options=["SMTPUTF8", "BODY=8BITMIME"], rcpt_options=["NOTIFY=SUCCESS"]) == {}
+s.quit()
+"#;
+    for utf8_relay in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = onramp_common::free_port();
+        let args: &[&str] = if utf8_relay {
+            &["--auth", "gateway:relay-secret"]
+        } else {
+            &["--auth", "gateway:relay-secret", "--no-smtputf8"]
+        };
+        let relay = onramp_common::Relay::start(port, &dir.path().join("relay"), args);
+        let mut d = common::daemon::Daemon::new(dir.path());
+        let port_s = port.to_string();
+        d.start(&[
+            ("FAXGATE_RELAY__MODE", "smtp"),
+            ("FAXGATE_RELAY__HOST", "127.0.0.1"),
+            ("FAXGATE_RELAY__PORT", &port_s),
+            ("FAXGATE_RELAY__SECURITY", "none"),
+            // The embedded default logs in to its relay: so does this one.
+            ("FAXGATE_RELAY__USERNAME", "gateway"),
+            ("FAXGATE_RELAY__PASSWORD", "relay-secret"),
+        ]);
+        let o = Command::new(&python)
+            .args(["-c", send, &d.port.to_string()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let want = |m: &[(serde_json::Value, Vec<u8>)]| {
+            m.iter().any(|(env, body)| {
+                if utf8_relay {
+                    env["rcpt_tos"][0] == "jürgen@bücher.example" && is_report(body)
+                } else {
+                    String::from_utf8_lossy(body).contains("does not offer SMTPUTF8")
+                }
+            })
+        };
+        let mut got = Vec::new();
+        for _ in 0..600 {
+            got = relay.messages();
+            if want(&got) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let envs: Vec<_> = got.iter().map(|m| &m.0).collect();
+        assert!(
+            want(&got),
+            "relay smtputf8={utf8_relay}: {envs:?}\n{}",
+            d.log()
+        );
+        if utf8_relay {
+            let (env, body) = got
+                .iter()
+                .find(|(e, _)| e["rcpt_tos"][0] == "jürgen@bücher.example")
+                .unwrap();
+            let opts = env["mail_options"].to_string();
+            assert!(opts.contains("SMTPUTF8"), "{opts}");
+            assert_eq!(env["mail_from"], "<>", "reports go from the null sender");
+            assert!(String::from_utf8_lossy(body).contains("Action: delivered"));
+        } else {
+            let (env, body) = got
+                .iter()
+                .find(|(_, b)| String::from_utf8_lossy(b).contains("does not offer SMTPUTF8"))
+                .unwrap();
+            assert!(
+                !env["rcpt_tos"].to_string().contains("rgen@"),
+                "the notice goes to the admin: {env}"
+            );
+            assert!(String::from_utf8_lossy(body).contains("RFC 6531"));
+            assert!(d.log().contains("dead-lettered"), "{}", d.log());
+        }
+    }
+}
+
+/// Subject addressing end to end (`FAXGATE_OFFRAMP__SUBJECT_ADDRESS=fax`): smtplib to
+/// `fax@localhost` with `Fax: +1 212 555 0123 - Invoice 42` becomes a fax on the loopback
+/// line and a success report; the fax job's subject is what follows the number.
+#[test]
+fn subject_addressed_mail_becomes_a_fax_with_the_rest_as_its_subject() {
+    let python = common::require_tool("python3", "python3");
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = common::daemon::Daemon::new(dir.path());
+    d.start(&[("FAXGATE_OFFRAMP__SUBJECT_ADDRESS", "fax")]);
+    let script = r#"
+import smtplib, sys
+from email.message import EmailMessage
+m = EmailMessage()
+m["From"] = "you@example.org"; m["To"] = "fax@localhost"
+m["Subject"] = "Fax: +1 212 555 0123 - Invoice 42"
+m.set_content("Invoice 42\n12 boxes of fax paper\n")
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30)
+assert s.send_message(m, rcpt_options=["NOTIFY=SUCCESS"]) == {}
+s.quit()
+"#;
+    let o = Command::new(python)
+        .args(["-c", script, &d.port.to_string()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = fax_and_report(&d);
+    assert!(report.contains("Action: delivered"), "{report}");
+    assert!(
+        report.contains("Final-Recipient: rfc822; fax@localhost"),
+        "{report}"
+    );
+    let spool = Spool::attach(&d.data().join("spool"), SpoolOptions::default()).unwrap();
+    let jobs: Vec<_> = [Area::Queue, Area::Done]
+        .into_iter()
+        .flat_map(|a| spool.list(a).unwrap().jobs)
+        .filter_map(|r| match r.data {
+            faxgate::job::JobData::FaxOut(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].options.subject, "Invoice 42");
+    assert_eq!(jobs[0].e164, "+12125550123");
 }

@@ -1,5 +1,6 @@
 //! Transcript tests of the pure SMTP session (`faxgate::smtp::session`): every command and
-//! extension, sequencing, pipelining, limits, SIZE, SMTP smuggling, AUTH and STARTTLS flows.
+//! extension, sequencing, pipelining, limits, SIZE, SMTP smuggling, AUTH and STARTTLS flows,
+//! the null sender's callouts, SMTPUTF8, CHUNKING/BDAT and subject addressing.
 //! No sockets: bytes in, replies and effects out, time passed in.
 
 use std::net::SocketAddr;
@@ -140,7 +141,11 @@ impl T {
     }
 
     fn send(&mut self, bytes: &str) -> String {
-        self.s.feed(self.now, bytes.as_bytes());
+        self.send_bytes(bytes.as_bytes())
+    }
+
+    fn send_bytes(&mut self, bytes: &[u8]) -> String {
+        self.s.feed(self.now, bytes);
         self.drain()
     }
 
@@ -198,7 +203,8 @@ fn ehlo_advertises_extensions() {
     assert_eq!(
         r,
         "250-gw.fax.example Hello client.example [127.0.0.1]\r\n250-PIPELINING\r\n\
-         250-SIZE 26214400\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n250 HELP\r\n"
+         250-SIZE 26214400\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n\
+         250-SMTPUTF8\r\n250-CHUNKING\r\n250 HELP\r\n"
     );
     // HELO: no extensions.
     assert_eq!(t.send("HELO client.example\r\n"), "250 gw.fax.example\r\n");
@@ -272,7 +278,9 @@ fn simple_commands() {
     t.cmd("RSET x", "501 5.5.4");
     t.cmd("VRFY alice", "252 2.0.0");
     t.cmd("EXPN list", "502 5.5.1");
-    t.cmd("BDAT 10", "502 5.5.1");
+    // A BDAT's octets are read whatever the answer (RFC 3030 §2): these 3 are not a command.
+    t.send("BDAT 3\r\n");
+    assert_eq!(t.send("FOO"), "503 5.5.1 Send hello first\r\n");
     t.cmd("FOO bar", "500 5.5.2 Command unrecognized");
     t.cmd("", "500 5.5.2");
     t.cmd("EHLO", "501 5.5.4");
@@ -355,7 +363,8 @@ fn mail_and_rcpt_parameters_checked() {
     t.cmd("MAIL TO:<alice@example.org>", "501 5.5.4");
     t.cmd("MAIL FROM:<alice@example.org>X", "501 5.5.4");
     t.cmd("MAIL FROM:<alice>", "553 5.1.7");
-    t.cmd("MAIL FROM:<alice@example.org> SMTPUTF8", "555 5.5.4");
+    t.cmd("MAIL FROM:<alice@example.org> SMTPUTF8=yes", "501 5.5.4");
+    t.cmd("MAIL FROM:<ålice@example.org>", "553 5.6.7");
     t.cmd("MAIL FROM:<alice@example.org> SIZE=abc", "501 5.5.4");
     t.cmd("MAIL FROM:<alice@example.org> SIZE=1 SIZE=2", "501 5.5.4");
     t.cmd("MAIL FROM:<alice@example.org> BODY=BINARYMIME", "501 5.5.4");
@@ -366,7 +375,6 @@ fn mail_and_rcpt_parameters_checked() {
         &format!("MAIL FROM:<alice@example.org> ENVID={long}"),
         "501 5.5.4",
     );
-    t.cmd("MAIL FROM:<> ", "550 5.7.1 The null sender");
     t.cmd(
         "MAIL FROM:<@relay.example:alice@example.org> AUTH=<>",
         "250 2.1.0",
@@ -410,8 +418,8 @@ fn esmtp_parameter_replies_exact() {
         "501 5.5.4 Bad SIZE value\r\n"
     );
     assert_eq!(
-        mail(&mut t, "body=8bitmime Smtputf8"),
-        "555 5.5.4 Unsupported parameter SMTPUTF8\r\n"
+        mail(&mut t, "body=8bitmime Binarymime"),
+        "555 5.5.4 Unsupported parameter BINARYMIME\r\n"
     );
     assert_eq!(mail(&mut t, "BODY"), "501 5.5.4 Bad BODY value\r\n");
     assert_eq!(
@@ -1182,4 +1190,476 @@ proptest::proptest! {
             t.send(&format!("{v}{a}\r\n"));
         }
     }
+}
+
+// ---- MAIL FROM:<> (RFC 5321 §4.5.5): recipient callouts answered, no fax without a sender ----
+
+/// A Postfix-style recipient verification callout (`MAIL FROM:<>`, `RCPT TO:`, `QUIT`) gets
+/// the same RCPT answers as any sender; the null sender's DATA and BDAT are refused with a
+/// reply that says why, the BDAT's octets read (not taken for commands), nothing spooled.
+#[test]
+fn null_sender_callout_answered_and_its_data_refused() {
+    let mut t = T::policy(
+        |c| c.smtp.allowed_senders = vec!["@example.org".into()],
+        false,
+        "127.0.0.1:1",
+    );
+    t.hello();
+    t.cmd("MAIL FROM:<>", "250 2.1.0 Sender <> ok");
+    t.cmd(
+        "RCPT TO:<FAX=+12125550142@fax.example>",
+        "250 2.1.5 Recipient <FAX=+12125550142@fax.example> ok: fax to +12125550142",
+    );
+    t.cmd(
+        "RCPT TO:<alice@fax.example>",
+        "550 5.1.1 <alice@fax.example>: not a fax address",
+    );
+    t.cmd("RCPT TO:<FAX=+12125550142@elsewhere.example>", "550 5.7.1");
+    t.cmd("RCPT TO:<postmaster>", "250 2.1.5");
+    assert_eq!(
+        t.send("DATA\r\n"),
+        "550 5.7.1 The null sender <> cannot send a fax: the fax's outcome would have no one \
+         to be reported to (recipients can be checked with MAIL FROM:<>)\r\n"
+    );
+    let r = t.send("BDAT 6 LAST\r\nRSET\r\n");
+    assert!(
+        r.starts_with("550 5.7.1 The null sender <> cannot send a fax"),
+        "{r}"
+    );
+    assert_eq!(r.lines().count(), 1, "the 6 octets were the chunk: {r}");
+    t.cmd("NOOP", "250 2.0.0");
+    assert!(t.current.is_none() && t.committed.is_empty() && t.aborted == 0);
+    t.cmd("QUIT", "221 2.0.0");
+    // Pipelined, as an MTA's callout is sent.
+    let mut t = T::new();
+    let r = t.send(
+        "EHLO mta.example\r\nMAIL FROM:<>\r\nRCPT TO:<FAX=+12125550142@fax.example>\r\nQUIT\r\n",
+    );
+    let codes: Vec<&str> = r
+        .lines()
+        .map(|l| &l[..4])
+        .filter(|c| c.ends_with(' '))
+        .collect();
+    assert_eq!(codes, ["250 ", "250 ", "250 ", "221 "], "{r}");
+}
+
+// ---- SMTPUTF8 (RFC 6531) ----
+
+#[test]
+fn smtputf8_sender_and_header_accepted() {
+    let mut t = T::new();
+    let r = t.send("EHLO client.example\r\n");
+    assert!(r.contains("250-SMTPUTF8\r\n"), "{r}");
+    // RFC 6531 §3.5: non-ASCII without SMTPUTF8 is 553 5.6.7.
+    assert_eq!(
+        t.send("MAIL FROM:<jürgen@bücher.example>\r\n"),
+        "553 5.6.7 <j\\u{00fc}rgen@b\\u{00fc}cher.example>: Non-ASCII addresses not permitted \
+         for that sender/recipient without SMTPUTF8\r\n"
+    );
+    t.cmd(
+        "MAIL FROM:<jürgen@bücher.example> SMTPUTF8 BODY=8BITMIME",
+        "250 2.1.0",
+    );
+    t.cmd("RCPT TO:<FAX=+12125550142@fax.example>", "250 2.1.5");
+    // A UTF-8 forward-path is read (SMTPUTF8) but is no fax number.
+    t.cmd(
+        "RCPT TO:<FAX=+12125550142@fäx.example>",
+        "550 5.1.1 <FAX=+12125550142@f\\u{00e4}x.example>: not a fax address",
+    );
+    t.cmd("DATA", "354");
+    let msg = "From: Jürgen <jürgen@bücher.example>\r\nSubject: Grüße\r\n\r\nÄrger\r\n";
+    assert_eq!(
+        t.send(&format!("{msg}.\r\n")),
+        "250 2.0.0 Ok: queued as Q1\r\n"
+    );
+    let (env, body) = &t.committed[0];
+    assert_eq!(env.mail_from, "jürgen@bücher.example");
+    assert_eq!(
+        body.as_slice(),
+        msg.as_bytes(),
+        "UTF-8 header stored as sent"
+    );
+    // The next transaction without SMTPUTF8: a non-ASCII RCPT is 553 5.6.7.
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd("RCPT TO:<FAX=+12125550142@fäx.example>", "553 5.6.7");
+    // The reply never echoes non-ASCII (RFC 5321 §4.2): it is escaped.
+    let mut t = T::new();
+    t.hello();
+    let r = t.send("MAIL FROM:<ümlaut\u{0085}@example.org> SMTPUTF8\r\n");
+    assert!(r.starts_with("553 5.1.7 Bad sender address: bad character") && r.is_ascii());
+}
+
+/// Bytes that are not UTF-8 in an SMTPUTF8 address are refused, never stored.
+#[test]
+fn smtputf8_refuses_bytes_that_are_not_utf8() {
+    let mut t = T::new();
+    t.hello();
+    let r = t.send_bytes(b"MAIL FROM:<j\xfcrgen@example.org> SMTPUTF8\r\n");
+    assert_eq!(r, "553 5.1.7 Bad sender address: bad character\r\n");
+    let r = t.send_bytes(b"MAIL FROM:<j\xc3rgen@b\xff.example> SMTPUTF8\r\n");
+    assert!(r.starts_with("553 5.1.7"), "{r}");
+    t.cmd("MAIL FROM:<jürgen@example.org> SMTPUTF8", "250 2.1.0");
+}
+
+// ---- CHUNKING / BDAT (RFC 3030) ----
+
+fn bdat_ready(f: impl FnOnce(&mut Config)) -> T {
+    let mut t = T::policy(f, false, "127.0.0.1:1");
+    let r = t.send("EHLO client.example\r\n");
+    assert!(
+        r.contains("250-CHUNKING\r\n") && !r.contains("BINARYMIME"),
+        "{r}"
+    );
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd("RCPT TO:<FAX=+12125550142@fax.example>", "250 2.1.5");
+    t
+}
+
+#[test]
+fn bdat_chunks_make_the_message_exactly() {
+    let mut t = bdat_ready(|_| {});
+    // No dot-stuffing in BDAT: ".." and "." lines are data. A CR at the end of one chunk and
+    // the LF at the start of the next are one CRLF; bare LF and bare CR become CRLF.
+    let c1 = "Subject: chunks\r\n\r\n..two dots\r\n.\r";
+    let c2 = "\nbare lf\nbare cr\rend";
+    assert_eq!(
+        t.send(&format!("BDAT {}\r\n{c1}", c1.len())),
+        format!("250 2.0.0 {} octets received\r\n", c1.len())
+    );
+    assert!(t.current.is_some(), "message started at the first chunk");
+    assert_eq!(
+        t.send(&format!("BDAT {} LAST\r\n{c2}", c2.len())),
+        "250 2.0.0 Ok: queued as Q1\r\n"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&t.committed[0].1),
+        "Subject: chunks\r\n\r\n..two dots\r\n.\r\nbare lf\r\nbare cr\r\nend"
+    );
+    // BDAT 0 LAST ends a message; a trailing CR is stored as a line end.
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd("RCPT TO:<FAX=+12125550142@fax.example>", "250 2.1.5");
+    assert_eq!(t.send("BDAT 3\r\nab\r"), "250 2.0.0 3 octets received\r\n");
+    assert_eq!(t.send("bdat 0 last\r\n"), "250 2.0.0 Ok: queued as Q2\r\n");
+    assert_eq!(t.committed[1].1, b"ab\r\n");
+}
+
+/// The whole exchange pipelined in one write, and the same bytes fed one at a time: the
+/// same replies, the same message.
+#[test]
+fn bdat_pipelined_and_split_at_every_byte_is_the_same() {
+    let body = "Subject: p\r\n\r\nline one\r\nline two\r\n";
+    let (a, b) = body.split_at(11);
+    let input = format!(
+        "EHLO c\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<FAX=+12125550142@fax.example>\r\n\
+         BDAT {}\r\n{a}BDAT {} LAST\r\n{b}NOOP\r\n",
+        a.len(),
+        b.len()
+    );
+    let mut whole = T::new();
+    let r1 = whole.send(&input);
+    let mut bytes = T::new();
+    let mut r2 = String::new();
+    for c in input.as_bytes() {
+        r2.push_str(&bytes.send_bytes(&[*c]));
+    }
+    assert_eq!(r1, r2);
+    assert!(
+        r1.ends_with(
+            "250 2.0.0 11 octets received\r\n250 2.0.0 Ok: queued as Q1\r\n250 2.0.0 Ok\r\n"
+        ),
+        "{r1}"
+    );
+    assert_eq!(whole.committed[0].1, body.as_bytes());
+    assert_eq!(bytes.committed[0].1, body.as_bytes());
+}
+
+/// RFC 3030 §2 with RFC 1870: the size limit holds across chunks; a chunk that cannot fit is
+/// refused (its octets read, not stored); BDATs pipelined behind a failed one are read and
+/// answered 503; the session goes on.
+#[test]
+fn bdat_size_limit_across_chunks() {
+    let mut t = bdat_ready(|c| c.smtp.max_message_size = 50);
+    let x30 = "x".repeat(30);
+    assert_eq!(
+        t.send(&format!("BDAT 30\r\n{x30}")),
+        "250 2.0.0 30 octets received\r\n"
+    );
+    let r = t.send(&format!("BDAT 30\r\n{x30}BDAT 5 LAST\r\nhelloNOOP\r\n"));
+    assert_eq!(
+        r,
+        "552 5.3.4 Message size exceeds fixed maximum message size\r\n\
+         503 5.5.1 No mail transaction (chunk discarded): send MAIL first\r\n250 2.0.0 Ok\r\n"
+    );
+    assert_eq!(t.aborted, 1);
+    assert!(t.current.is_none() && t.committed.is_empty());
+    // One chunk bigger than the whole limit: refused before anything is spooled.
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd("RCPT TO:<FAX=+12125550142@fax.example>", "250 2.1.5");
+    let x60 = "y".repeat(60);
+    assert_eq!(
+        t.send(&format!("BDAT 60 LAST\r\n{x60}")),
+        "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
+    );
+    assert!(t.current.is_none() && t.committed.is_empty());
+    // Bare LFs grow the stored size: the limit counts what is stored, as for DATA.
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd("RCPT TO:<FAX=+12125550142@fax.example>", "250 2.1.5");
+    let lfs = "\n".repeat(40);
+    assert_eq!(
+        t.send(&format!("BDAT 40 LAST\r\n{lfs}")),
+        "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
+    );
+    assert_eq!(t.aborted, 2);
+    // Exactly at the limit is fine.
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd("RCPT TO:<FAX=+12125550142@fax.example>", "250 2.1.5");
+    let x50 = "z".repeat(50);
+    assert_eq!(
+        t.send(&format!("BDAT 50 LAST\r\n{x50}")),
+        "250 2.0.0 Ok: queued as Q1\r\n"
+    );
+}
+
+#[test]
+fn bdat_sequencing() {
+    let mut t = T::new();
+    t.hello();
+    // No transaction: refused, octets read all the same.
+    assert_eq!(
+        t.send("BDAT 4 LAST\r\nQUIT"),
+        "503 5.5.1 No mail transaction (chunk discarded): send MAIL first\r\n"
+    );
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    assert_eq!(
+        t.send("BDAT 4 LAST\r\nQUIT"),
+        "554 5.5.1 No valid recipients\r\n"
+    );
+    t.cmd("RCPT TO:<FAX=+12125550142@fax.example>", "250 2.1.5");
+    assert_eq!(t.send("BDAT 2\r\nab"), "250 2.0.0 2 octets received\r\n");
+    // RFC 3030 §3: no DATA in a BDAT transaction; RCPT, MAIL, STARTTLS, AUTH neither. The
+    // transaction goes on.
+    t.cmd("DATA", "503 5.5.1 DATA not allowed after BDAT");
+    t.cmd("RCPT TO:<FAX=+12125550143@fax.example>", "503 5.5.1");
+    t.cmd(
+        "MAIL FROM:<bob@example.org>",
+        "503 5.5.1 Sender already specified",
+    );
+    t.cmd("NOOP", "250 2.0.0");
+    assert_eq!(
+        t.send("BDAT 2 LAST\r\ncd"),
+        "250 2.0.0 Ok: queued as Q1\r\n"
+    );
+    assert_eq!(t.committed[0].1, b"abcd");
+    assert_eq!(t.committed[0].0.recipients.len(), 1);
+    // DATA transactions are unchanged, and BDAT text inside DATA is data.
+    t.envelope();
+    t.cmd("DATA", "354");
+    assert_eq!(t.send("BDAT 3\r\n.\r\n"), "250 2.0.0 Ok: queued as Q2\r\n");
+    assert_eq!(t.committed[1].1, b"BDAT 3\r\n");
+    // RSET between chunks drops the message.
+    t.envelope();
+    assert_eq!(t.send("BDAT 1\r\nz"), "250 2.0.0 1 octets received\r\n");
+    t.cmd("RSET", "250 2.0.0");
+    assert_eq!(t.aborted, 1);
+    t.cmd("DATA", "503 5.5.1 Need MAIL");
+    // EHLO between chunks too.
+    t.envelope();
+    assert_eq!(t.send("BDAT 1\r\nz"), "250 2.0.0 1 octets received\r\n");
+    t.hello();
+    assert_eq!(t.aborted, 2);
+    assert!(t.current.is_none());
+}
+
+/// A BDAT whose size cannot be read leaves no way to find the chunk's end: 501 and the
+/// session ends (its octets must never run as commands).
+#[test]
+fn bdat_bad_size_closes() {
+    for bad in [
+        "BDAT",
+        "BDAT x",
+        "BDAT -1",
+        "BDAT 1.5",
+        "BDAT 123456789012345678901",
+        "BDAT 99999999999999999999",
+        "BDAT 5 FIRST",
+        "BDAT 5 LAST more",
+    ] {
+        let mut t = bdat_ready(|_| {});
+        let r = t.send(&format!("{bad}\r\nRSET\r\n"));
+        assert_eq!(
+            r,
+            "501 5.5.4 Syntax: BDAT chunk-size [LAST]; cannot find the end of the chunk, \
+             closing\r\n",
+            "{bad}"
+        );
+        assert!(t.closed, "{bad}");
+    }
+}
+
+#[test]
+fn bdat_timeout_eof_and_shutdown_drop_the_message() {
+    let mut t = bdat_ready(|_| {});
+    t.send("BDAT 10\r\nabc");
+    assert!(t.s.in_data(), "inside a chunk the data timeout applies");
+    let at = t.s.poll_at().unwrap();
+    t.now = at;
+    t.s.on_timeout(at);
+    let r = t.drain();
+    assert!(r.starts_with("421 4.4.2"), "{r}");
+    assert_eq!(t.aborted, 1);
+    let mut t = bdat_ready(|_| {});
+    t.send("BDAT 3\r\nabc");
+    assert!(!t.s.in_data(), "between chunks: a command is awaited");
+    t.s.eof();
+    t.drain();
+    assert_eq!(t.aborted, 1);
+    let mut t = bdat_ready(|_| {});
+    t.send("BDAT 3\r\nabc");
+    t.s.shutdown();
+    assert!(t.drain().starts_with("421 4.3.2"));
+    assert_eq!(t.aborted, 1);
+    assert!(t.closed && t.committed.is_empty());
+}
+
+// ---- Subject addressing ([offramp] subject_address) ----
+
+fn subject_policy(c: &mut Config) {
+    c.offramp.subject_address = "fax".into();
+}
+
+fn subject_message(t: &mut T, subject: &str) -> String {
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd(
+        "RCPT TO:<Fax@fax.example> NOTIFY=SUCCESS",
+        "250 2.1.5 Recipient <Fax@fax.example> ok: fax to the number at the start of the Subject",
+    );
+    t.cmd("DATA", "354");
+    t.send(&format!(
+        "From: a@example.org\r\nSubject: {subject}\r\n\r\nbody\r\n.\r\n"
+    ))
+}
+
+#[test]
+fn subject_address_takes_the_number_from_the_subject() {
+    let mut t = T::policy(subject_policy, false, "127.0.0.1:1");
+    t.hello();
+    let r = subject_message(&mut t, "Fax: +1 212 555 0142 - Invoice 42");
+    assert_eq!(r, "250 2.0.0 Ok: queued as Q1\r\n");
+    let (env, body) = &t.committed[0];
+    assert_eq!(env.recipients.len(), 1);
+    let rc = &env.recipients[0];
+    assert_eq!(rc.address, "Fax@fax.example");
+    assert_eq!(rc.destination.e164, "+12125550142");
+    assert_eq!(rc.form, faxgate::mail::address::AddressForm::Subject);
+    assert_eq!(rc.notify, Some(vec![Notify::Success]));
+    assert!(body.starts_with(b"From: a@example.org\r\nSubject: Fax: +1 212"));
+    // An RFC 2047 encoded Subject is decoded first.
+    let r = subject_message(&mut t, "=?UTF-8?Q?+12125550143_R=C3=A9sum=C3=A9?=");
+    assert_eq!(r, "250 2.0.0 Ok: queued as Q2\r\n");
+    assert_eq!(
+        t.committed[1].0.recipients[0].destination.e164,
+        "+12125550143"
+    );
+    // Together with a FAX= recipient: both.
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd("RCPT TO:<FAX=+12125550144@fax.example>", "250 2.1.5");
+    t.cmd("RCPT TO:<fax@fax2.example>", "250 2.1.5");
+    t.cmd("DATA", "354");
+    let r = t.send("Subject: +12125550145 x\r\n\r\n.\r\n");
+    assert_eq!(r, "250 2.0.0 Ok: queued as Q3\r\n");
+    let e164: Vec<&str> = (t.committed[2].0.recipients.iter())
+        .map(|r| r.destination.e164.as_str())
+        .collect();
+    assert_eq!(e164, ["+12125550144", "+12125550145"]);
+}
+
+/// A Subject without a usable number: refused at the end of the data, naming the problem;
+/// nothing is spooled. The dial plan applies as to `FAX=` recipients.
+#[test]
+fn subject_address_without_a_number_is_refused_at_end_of_data() {
+    let mut t = T::policy(
+        |c| {
+            subject_policy(c);
+            c.smtp.accept_plain_digits = false;
+        },
+        false,
+        "127.0.0.1:1",
+    );
+    t.hello();
+    let r = subject_message(&mut t, "Invoice 42");
+    assert_eq!(
+        r,
+        "550 5.1.1 <Fax@fax.example>: no fax number in the Subject: bad fax number: the \
+         Subject must start with the fax number, e.g. \"+12125550123 Invoice\"\r\n"
+    );
+    let r = subject_message(&mut t, "2125550142 Invoice");
+    assert!(r.contains("needs + and the country code"), "{r}");
+    let r = subject_message(&mut t, "+1 900 555 0100 premium");
+    assert!(
+        r.starts_with("550 5.7.1 <Fax@fax.example>: the number in the Subject: "),
+        "{r}"
+    );
+    // No Subject at all; a header that never ends.
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd("RCPT TO:<fax@fax.example>", "250 2.1.5");
+    t.cmd("DATA", "354");
+    assert!(t.send("X: y\r\n.\r\n").starts_with("550 5.1.1"));
+    assert!(t.committed.is_empty() && t.current.is_none() && t.aborted == 0);
+    // The number at the top of a header bigger than the look-ahead is still found; the
+    // message is spooled whole.
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd("RCPT TO:<fax@fax.example>", "250 2.1.5");
+    t.cmd("DATA", "354");
+    let mut head = String::from("Subject: +12125550142\r\n");
+    while head.len() < 70_000 {
+        head.push_str("X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+    }
+    assert_eq!(
+        t.send(&format!("{head}\r\nbody\r\n.\r\n")),
+        "250 2.0.0 Ok: queued as Q1\r\n"
+    );
+    assert_eq!(t.committed[0].1.len(), head.len() + 8);
+    // Off by default: the same address is no fax address.
+    let mut t = T::new();
+    t.hello();
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd("RCPT TO:<fax@fax.example>", "550 5.1.1");
+}
+
+#[test]
+fn subject_address_by_bdat() {
+    let mut t = T::policy(subject_policy, false, "127.0.0.1:1");
+    t.hello();
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd("RCPT TO:<fax@fax.example>", "250 2.1.5");
+    // The Subject is split between chunks: nothing is spooled until the header is in.
+    assert_eq!(
+        t.send("BDAT 12\r\nSubject: +12"),
+        "250 2.0.0 12 octets received\r\n"
+    );
+    assert!(t.current.is_none());
+    let rest = "125550142 x\r\n\r\nhi\r\n";
+    assert_eq!(
+        t.send(&format!("BDAT {} LAST\r\n{rest}", rest.len())),
+        "250 2.0.0 Ok: queued as Q1\r\n"
+    );
+    assert_eq!(
+        t.committed[0].0.recipients[0].destination.e164,
+        "+12125550142"
+    );
+    assert_eq!(t.committed[0].1, format!("Subject: +12{rest}").as_bytes());
+    // Refused at the chunk where the header ended without a number (RFC 3030 §2: any chunk
+    // may be refused); pipelined chunks behind it get 503.
+    t.cmd("MAIL FROM:<alice@example.org>", "250 2.1.0");
+    t.cmd("RCPT TO:<fax@fax.example>", "250 2.1.5");
+    let r = t.send("BDAT 16\r\nSubject: hi\r\n\r\nxBDAT 1 LAST\r\ny");
+    assert!(
+        r.starts_with("550 5.1.1 <fax@fax.example>: no fax number in the Subject"),
+        "{r}"
+    );
+    assert!(
+        r.ends_with("503 5.5.1 No mail transaction (chunk discarded): send MAIL first\r\n"),
+        "{r}"
+    );
+    assert_eq!(t.committed.len(), 1);
 }

@@ -57,6 +57,7 @@ impl SmtpPolicy {
             data_timeout: s.data_timeout,
             max_session: s.max_session,
             dialplan: dialplan::DialPlan::new(&c.dialplan),
+            subject_address: c.offramp.subject_address.clone(),
         }
     }
 }

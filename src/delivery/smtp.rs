@@ -267,6 +267,26 @@ impl SmtpRelay {
                 lettre::transport::smtp::extension::MailBodyParameter::EightBitMime,
             ));
         }
+        // RFC 6531 §3.2: a UTF-8 address (a report to an SMTPUTF8 sender) goes only to a
+        // relay that offers SMTPUTF8, with the MAIL parameter. Without it the mail cannot be
+        // sent as addressed (an ASCII downgrade of a local part is not ours to invent): a
+        // permanent failure, so the job is kept in `failed/` and the admin told.
+        if let Some(addr) = std::iter::once(&envelope.from)
+            .chain(&envelope.to)
+            .find(|a| !a.is_ascii())
+        {
+            if !conn
+                .server_info()
+                .supports_feature(lettre::transport::smtp::extension::Extension::SmtpUtfEight)
+            {
+                return Err(DeliveryError::Permanent(format!(
+                    "relay {} does not offer SMTPUTF8, which the internationalised address \
+                     <{addr}> needs (RFC 6531 §3.2)",
+                    self.describe()
+                )));
+            }
+            mail_params.push(MailParameter::SmtpUtfEight);
+        }
         conn.command(Mail::new(sender, mail_params))
             .await
             .map_err(classify)?;

@@ -229,6 +229,9 @@ pub enum AddressForm {
     SiteFax,
     /// Site form: plain digits, optionally with a leading `+`.
     PlainDigits,
+    /// The number came from the Subject of mail to `[offramp] subject_address`
+    /// ([`crate::mail::subject`]).
+    Subject,
 }
 
 /// Where a fax goes: its E.164 form and what to dial.

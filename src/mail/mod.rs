@@ -3,13 +3,15 @@
 //!
 //! [`address`] parses RCPT forward-paths into fax recipients (RFC 3192 `FAX=+…` plus the
 //! site forms) and refuses anything that smells of relaying; [`dialplan`] turns a number into
-//! an E.164 destination and a dial string and applies the toll-fraud policy; [`template`]
+//! an E.164 destination and a dial string and applies the toll-fraud policy; [`subject`] reads
+//! a number from a Subject (subject addressing); [`template`]
 //! fills the onramp's subject and body templates with a reception's fields (and lets the
 //! config check them). None touches files, sockets or the clock, so the SMTP session, the
 //! offramp jobs, the onramp and the config check share them.
 
 pub mod address;
 pub mod dialplan;
+pub mod subject;
 pub mod template;
 
 use std::borrow::Cow;

@@ -432,8 +432,19 @@ pub fn split_message(
         finish_if_queued(spool, id, now, Final::Done)?;
         return Ok(Split::Forwarded { job: job.clone() });
     }
+    // Subject addressing: the number at the start of the Subject is the recipient's; the rest
+    // is the fax's subject.
+    let by_subject = (data.envelope.recipients.iter())
+        .any(|r| r.form == crate::mail::address::AddressForm::Subject);
+    let fax_subject = match headers.subject.as_deref() {
+        Some(s) if by_subject => Some(crate::mail::subject::rest_of_subject(
+            s,
+            cfg.smtp.accept_plain_digits,
+        )),
+        s => s,
+    };
     let options = super::options::parse(
-        headers.subject.as_deref(),
+        fax_subject,
         headers.fax_resolution.as_deref(),
         super::options::Defaults::from(&cfg.offramp),
     );

@@ -15,6 +15,24 @@
 //! Enhanced codes (RFC 2034 §3): on every 2xx/4xx/5xx reply except the greeting and the
 //! HELO/EHLO replies, which the RFC exempts because their text starts with our host name.
 //! `334` AUTH challenges and the `354` go-ahead are 3xx and carry none.
+//!
+//! Extensions beyond RFC 5321 and what each changes here:
+//! - The null reverse-path `MAIL FROM:<>` (RFC 5321 §4.5.5) is accepted and its RCPTs are
+//!   checked as any others, so an MTA's recipient verification callout (`MAIL FROM:<>`,
+//!   `RCPT TO:<FAX=…>`, `QUIT`) gets its answer; its DATA or BDAT is refused, because a fax job
+//!   must report its outcome to somebody.
+//! - SMTPUTF8 (RFC 6531): `MAIL … SMTPUTF8` allows UTF-8 in the reverse-path (local part and
+//!   domain) and in the message's header; without it a non-ASCII address gets `553 5.6.7`
+//!   (RFC 6531 §3.5). Fax recipients stay ASCII (a number at one of our domains).
+//! - CHUNKING (RFC 3030): `BDAT n [LAST]`; exactly `n` octets follow each command and are
+//!   always read, even when the chunk is refused, so a refused chunk's octets are never taken
+//!   for commands. No dot-stuffing; bare CR and LF are stored as CRLF as with DATA. BINARYMIME
+//!   is not offered (a fax renders text and MIME parts, and binary bodies would need a
+//!   binary-clean relay for the reports that quote them).
+//! - Subject addressing ([`Policy::subject_address`]): mail to that fixed local part at one
+//!   of our domains takes its number from the start of the Subject ([`crate::mail::subject`]),
+//!   through [`Policy::fax_recipient`]'s dial plan; the number is read once the header is in,
+//!   and a Subject without a usable number is refused at the end of the data (`550`).
 
 pub use crate::job::{Body, ClientInfo, Envelope, Notify, Recipient, Ret, TlsInfo};
 use std::collections::VecDeque;
@@ -47,6 +65,12 @@ pub const MAX_REPLY_TEXT: usize = 440;
 /// Input bytes buffered before the session stops asking for more (ours): pipelined commands
 /// beyond this wait in the socket.
 pub const MAX_BUFFERED_INPUT: usize = 64 * 1024;
+/// Header octets held back, for a Subject-addressed message, while its header is read (ours):
+/// the Subject is looked for in at most this much; the message is spooled only once its
+/// recipient is known.
+pub const MAX_SUBJECT_HEAD: usize = 64 * 1024;
+/// Digits in a `BDAT` chunk size (ours): 20 digits hold any `u64`; more is not a size.
+const MAX_CHUNK_DIGITS: usize = 20;
 
 /// Everything the session needs to decide, built once by the shell from the config.
 #[derive(Debug, Clone)]
@@ -86,6 +110,9 @@ pub struct Policy {
     pub max_session: Duration,
     /// The dial plan.
     pub dialplan: DialPlan,
+    /// `[offramp] subject_address`: the fixed local part (at any of our domains) whose mail
+    /// takes its fax number from the Subject; empty: off.
+    pub subject_address: String,
 }
 
 /// Why a mailbox of ours is not a fax recipient we may dial.
@@ -125,6 +152,38 @@ impl Policy {
             orcpt: None,
         })
     }
+
+    /// The fax recipient for mail to the subject address `path` (see
+    /// [`Policy::subject_address`]) with this Subject: the number at its start
+    /// ([`crate::mail::subject`]), then the same dial plan as [`Policy::fax_recipient`].
+    pub fn subject_recipient(
+        &self,
+        path: &str,
+        subject: &str,
+    ) -> Result<Recipient, RecipientError> {
+        let (fax, _) = crate::mail::subject::number_from_subject(subject, self.site_forms)
+            .map_err(RecipientError::Address)?;
+        let dest = self
+            .dialplan
+            .resolve(&fax.number)
+            .map_err(RecipientError::Dial)?;
+        Ok(Recipient {
+            address: path.to_owned(),
+            number: fax.number,
+            form: fax.form,
+            subaddress: None,
+            destination: dest,
+            notify: None,
+            orcpt: None,
+        })
+    }
+
+    /// True when `mb` (a mailbox at one of our domains) is the subject address.
+    fn is_subject_address(&self, mb: &address::Mailbox) -> bool {
+        !self.subject_address.is_empty()
+            && !mb.quoted
+            && mb.local.eq_ignore_ascii_case(&self.subject_address)
+    }
 }
 
 /// What the RCPT policy accepted a forward-path as.
@@ -134,6 +193,8 @@ enum Accepted {
     Fax(Recipient),
     /// Our postmaster (RFC 5321 §4.5.1).
     Postmaster,
+    /// The subject address: the number is in the Subject, read after the header.
+    BySubject,
 }
 
 /// What the listener must do, in order.
@@ -214,19 +275,226 @@ enum DotState {
     DotCr,
 }
 
-/// What the message being received is turning into.
+/// A message being received by DATA: its dot-unstuffing state and what is stored of it.
 #[derive(Debug)]
 struct DataPhase {
     dots: DotState,
+    body: Incoming,
+}
+
+/// A recipient at the subject address, waiting for the Subject (RFC 3461 parameters kept).
+#[derive(Debug)]
+struct SubjectRcpt {
+    path: String,
+    notify: Option<Vec<Notify>>,
+    orcpt: Option<String>,
+}
+
+/// The message being received, by DATA or BDAT: what is stored of it so far. Every byte
+/// goes through [`Incoming::push`], so the size limit, the held-back header of a
+/// subject-addressed message and the data handed to the shell are the same for both.
+#[derive(Debug)]
+struct Incoming {
+    /// The envelope until [`Output::MessageStart`] is sent: at once, or for a
+    /// subject-addressed message once its header is in and the number resolved.
+    unstarted: Option<Box<Envelope>>,
+    /// The subject address among the recipients.
+    by_subject: Option<SubjectRcpt>,
+    /// Stored octets so far (after line-end normalisation).
     size: u64,
+    /// Past `max_message_size`: the rest is drained, then `552`.
     too_big: bool,
+    /// The Subject gave no usable number: the rest is drained, then this reply.
+    refused: Option<Refusal>,
+    /// Octets not yet handed to the shell (the held-back header, until started).
     chunk: Vec<u8>,
+    /// Where to look on for the end of the header in `chunk`.
+    head_scan: usize,
+}
+
+impl Incoming {
+    /// A message for `env`; started now unless a recipient waits for the Subject.
+    fn new(env: Envelope, by_subject: Option<SubjectRcpt>, out: &mut VecDeque<Output>) -> Self {
+        let mut unstarted = Some(Box::new(env));
+        if by_subject.is_none()
+            && let Some(env) = unstarted.take()
+        {
+            out.push_back(Output::MessageStart(env));
+        }
+        Incoming {
+            unstarted,
+            by_subject,
+            size: 0,
+            too_big: false,
+            refused: None,
+            chunk: Vec::new(),
+            head_scan: 0,
+        }
+    }
+
+    /// True once the shell has an open message for it.
+    fn started(&self) -> bool {
+        self.unstarted.is_none() && self.refused.is_none()
+    }
+
+    /// Stores `bytes` (already unstuffed and normalised), within the size limit (RFC 1870 §6.3:
+    /// past it, keep reading to the end, then `552`).
+    fn push(&mut self, policy: &Policy, out: &mut VecDeque<Output>, bytes: &[u8]) {
+        if self.too_big || self.refused.is_some() {
+            return;
+        }
+        self.size += bytes.len() as u64;
+        if self.size > policy.max_message_size {
+            self.too_big = true;
+            self.chunk = Vec::new();
+            self.unstarted = None;
+            // Announced once, when the limit is first crossed; the rest is drained.
+            if self.by_subject.take().is_none() {
+                out.push_back(Output::MessageAbort);
+            }
+            return;
+        }
+        self.chunk.extend_from_slice(bytes);
+        if self.unstarted.is_some() {
+            let from = self.head_scan.saturating_sub(3);
+            let end = self.chunk[from..]
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|i| from + i + 4);
+            self.head_scan = self.chunk.len();
+            if let Some(end) = end {
+                self.resolve(policy, out, end);
+            } else if self.chunk.len() >= MAX_SUBJECT_HEAD {
+                self.resolve(policy, out, self.chunk.len());
+            }
+        } else if self.chunk.len() >= DATA_CHUNK {
+            out.push_back(Output::MessageData(std::mem::take(&mut self.chunk)));
+        }
+    }
+
+    /// The header (`chunk[..head]`) is in: the subject recipient's number, then start the
+    /// message, or refuse it at its end.
+    fn resolve(&mut self, policy: &Policy, out: &mut VecDeque<Output>, head: usize) {
+        let (Some(mut env), Some(rcpt)) = (self.unstarted.take(), self.by_subject.take()) else {
+            return;
+        };
+        let subject = mail_parser::MessageParser::new()
+            .parse_headers(&self.chunk[..head])
+            .and_then(|m| m.subject().map(str::to_owned))
+            .unwrap_or_default();
+        let path = rcpt.path;
+        match policy.subject_recipient(&path, &subject) {
+            Ok(mut r) => {
+                r.notify = rcpt.notify;
+                r.orcpt = rcpt.orcpt;
+                env.recipients.push(r);
+                out.push_back(Output::MessageStart(env));
+            }
+            Err(RecipientError::Address(e)) => {
+                self.chunk = Vec::new();
+                self.refused = Some((
+                    550,
+                    "5.1.1",
+                    format!("<{path}>: no fax number in the Subject: {e}"),
+                ));
+            }
+            Err(RecipientError::Dial(e)) => {
+                self.chunk = Vec::new();
+                self.refused = Some((
+                    550,
+                    e.enhanced_code(),
+                    format!("<{path}>: the number in the Subject: {e}"),
+                ));
+            }
+        }
+    }
+
+    /// Hands what is held to the shell, if the message is open.
+    fn flush(&mut self, out: &mut VecDeque<Output>) {
+        if self.started() && !self.too_big && !self.chunk.is_empty() {
+            out.push_back(Output::MessageData(std::mem::take(&mut self.chunk)));
+        }
+    }
 }
 
 /// One mail transaction (RFC 5321 §3.3), from MAIL to end of data.
 #[derive(Debug)]
 struct Transaction {
     env: Envelope,
+    /// `MAIL … SMTPUTF8` (RFC 6531 §3.4): UTF-8 allowed in the addresses.
+    smtputf8: bool,
+    /// The subject address, when it was a recipient.
+    by_subject: Option<SubjectRcpt>,
+}
+
+impl Transaction {
+    fn recipient_count(&self) -> usize {
+        self.env.recipients.len()
+            + self.env.postmaster.len()
+            + usize::from(self.by_subject.is_some())
+    }
+}
+
+/// A message arriving in BDAT chunks (RFC 3030): what is stored, and a CR at the end of the
+/// last chunk that may yet be the first half of a CRLF.
+#[derive(Debug)]
+struct Chunked {
+    body: Incoming,
+    cr: bool,
+}
+
+impl Chunked {
+    /// Stores chunk octets with every bare CR and bare LF made CRLF, as DATA does (see
+    /// [`DotState`]), across chunk boundaries.
+    fn push(&mut self, policy: &Policy, out: &mut VecDeque<Output>, bytes: &[u8]) {
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if self.cr {
+                // The pending CR, with its LF or bare: stored as CRLF either way.
+                self.cr = false;
+                self.body.push(policy, out, b"\r\n");
+                if b == b'\n' {
+                    start = i + 1;
+                    continue;
+                }
+            }
+            match b {
+                b'\r' => {
+                    self.body.push(policy, out, &bytes[start..i]);
+                    self.cr = true;
+                    start = i + 1;
+                }
+                b'\n' => {
+                    self.body.push(policy, out, &bytes[start..i]);
+                    self.body.push(policy, out, b"\r\n");
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        self.body.push(policy, out, &bytes[start..]);
+    }
+}
+
+/// What happens to the octets of one `BDAT` chunk.
+#[derive(Debug)]
+enum ChunkFate {
+    /// Part of the message.
+    Keep(Box<Chunked>),
+    /// Refused: read and dropped, then this reply and this state.
+    Discard(Refusal, Box<State>),
+}
+
+/// A `BDAT` chunk being read (RFC 3030 §2).
+#[derive(Debug)]
+struct Chunk {
+    /// Octets still to read.
+    left: u64,
+    /// Octets announced.
+    octets: u64,
+    /// `LAST` given.
+    last: bool,
+    fate: ChunkFate,
 }
 
 /// Progress of an AUTH exchange (RFC 4954 §4).
@@ -252,6 +520,10 @@ enum State {
     ExpectRcpt(Box<Transaction>),
     /// After `354`: message data until CRLF.CRLF.
     ExpectDataEnd(DataPhase),
+    /// After `BDAT n`: its `n` octets (RFC 3030 §2).
+    ExpectChunk(Box<Chunk>),
+    /// Between the chunks of a BDAT message: `BDAT` (or RSET, NOOP, QUIT).
+    ExpectBdat(Box<Chunked>),
     /// End of data seen; waiting for the spool commit.
     ExpectCommit,
     /// AUTH exchange: waiting for the client's next base64 line.
@@ -334,7 +606,34 @@ impl Session {
 
     /// True while message data is being received (the data timeout applies).
     pub fn in_data(&self) -> bool {
-        matches!(self.state, State::ExpectDataEnd(..))
+        matches!(self.state, State::ExpectDataEnd(..) | State::ExpectChunk(_))
+    }
+
+    /// True while the shell holds an open message ([`Output::MessageStart`] sent, neither
+    /// ended nor aborted).
+    fn message_open(&self) -> bool {
+        match &self.state {
+            State::ExpectDataEnd(d) => d.body.started() && !d.body.too_big,
+            State::ExpectChunk(c) => match &c.fate {
+                ChunkFate::Keep(k) => k.body.started() && !k.body.too_big,
+                ChunkFate::Discard(..) => false,
+            },
+            State::ExpectBdat(k) => k.body.started() && !k.body.too_big,
+            _ => false,
+        }
+    }
+
+    /// Drops the message in progress, if any (the shell discards its spool job).
+    fn abandon_message(&mut self) {
+        if self.message_open() {
+            self.out.push_back(Output::MessageAbort);
+        }
+        if matches!(
+            self.state,
+            State::ExpectDataEnd(_) | State::ExpectChunk(_) | State::ExpectBdat(_)
+        ) {
+            self.state = State::ExpectMail;
+        }
     }
 
     /// When the session times out unless more input arrives: RFC 5321 §4.5.3.2.7 (command,
@@ -348,10 +647,13 @@ impl Session {
 
     fn idle_deadline(&self) -> Option<Instant> {
         match self.state {
-            State::ExpectDataEnd(..) => Some(self.last_activity + self.policy.data_timeout),
+            State::ExpectDataEnd(..) | State::ExpectChunk(_) => {
+                Some(self.last_activity + self.policy.data_timeout)
+            }
             State::ExpectHello
             | State::ExpectMail
             | State::ExpectRcpt(_)
+            | State::ExpectBdat(_)
             | State::ExpectAuthResponse(_) => {
                 Some(self.last_activity + self.policy.command_timeout)
             }
@@ -363,9 +665,7 @@ impl Session {
     pub fn on_timeout(&mut self, now: Instant) {
         match self.poll_at() {
             Some(t) if now >= t => {
-                if self.in_data() {
-                    self.out.push_back(Output::MessageAbort);
-                }
+                self.abandon_message();
                 let h = self.policy.hostname.clone();
                 let why = if now >= self.started + self.policy.max_session {
                     "session time limit exceeded"
@@ -380,9 +680,7 @@ impl Session {
 
     /// The client closed its side: abort any message in progress and close.
     pub fn eof(&mut self) {
-        if self.in_data() {
-            self.out.push_back(Output::MessageAbort);
-        }
+        self.abandon_message();
         if !self.is_closed() {
             self.state = State::Closed;
             self.out.push_back(Output::Close);
@@ -398,11 +696,15 @@ impl Session {
                 self.close_shutting_down()
             }
             State::ExpectAuthResponse(_) => self.close_shutting_down(),
+            // Between BDAT chunks nothing says when the rest will come: the message is
+            // dropped (the client gets the 421 and sends it again later).
+            State::ExpectBdat(_) => self.close_shutting_down(),
             _ => {}
         }
     }
 
     fn close_shutting_down(&mut self) {
+        self.abandon_message();
         let h = self.policy.hostname.clone();
         self.close_with(
             421,
@@ -551,6 +853,10 @@ impl Session {
                 pos += self.take_data(pos);
                 continue;
             }
+            if let State::ExpectChunk(_) = self.state {
+                pos += self.take_chunk(pos);
+                continue;
+            }
             let limit = match self.state {
                 State::ExpectAuthResponse(_) => MAX_AUTH_LINE,
                 _ => MAX_COMMAND_LINE,
@@ -601,21 +907,100 @@ impl Session {
                 State::ExpectHello
                     | State::ExpectMail
                     | State::ExpectRcpt(_)
+                    | State::ExpectBdat(_)
                     | State::ExpectAuthResponse(_)
             )
         {
-            // Shutting down and back at a command boundary (the message in flight is done).
+            // Shutting down and back at a command boundary (the message in flight is done;
+            // between BDAT chunks the rest could take any time, so it is dropped).
             self.close_shutting_down();
         }
         if self.is_closed() {
             self.inbuf.clear();
         }
-        if let State::ExpectDataEnd(d) = &mut self.state
-            && !d.chunk.is_empty()
-        {
-            let chunk = std::mem::take(&mut d.chunk);
-            self.out.push_back(Output::MessageData(chunk));
+        match &mut self.state {
+            State::ExpectDataEnd(d) => d.body.flush(&mut self.out),
+            State::ExpectChunk(c) => {
+                if let ChunkFate::Keep(k) = &mut c.fate {
+                    k.body.flush(&mut self.out)
+                }
+            }
+            _ => {}
         }
+    }
+
+    /// Consumes chunk octets from `inbuf[pos..]`; returns bytes consumed.
+    fn take_chunk(&mut self, pos: usize) -> usize {
+        let State::ExpectChunk(c) = &mut self.state else {
+            return 0;
+        };
+        let input = &self.inbuf[pos..];
+        let n = usize::try_from(c.left)
+            .unwrap_or(usize::MAX)
+            .min(input.len());
+        if let ChunkFate::Keep(k) = &mut c.fate {
+            k.push(&self.policy, &mut self.out, &input[..n]);
+        }
+        c.left -= n as u64;
+        if c.left == 0 {
+            self.chunk_done();
+        }
+        n
+    }
+
+    /// All octets of the current chunk are in: answer it (RFC 3030 §2, one reply per BDAT).
+    fn chunk_done(&mut self) {
+        let State::ExpectChunk(c) = std::mem::replace(&mut self.state, State::ExpectMail) else {
+            return;
+        };
+        let Chunk {
+            octets, last, fate, ..
+        } = *c;
+        let mut k = match fate {
+            ChunkFate::Discard((code, enh, text), then) => {
+                self.state = *then;
+                return self.reply(code, enh, &text);
+            }
+            ChunkFate::Keep(k) => k,
+        };
+        if last {
+            if k.cr {
+                k.body.push(&self.policy, &mut self.out, b"\r\n");
+                k.cr = false;
+            }
+            return self.end_message(k.body);
+        }
+        if k.body.too_big || k.body.refused.is_some() {
+            // RFC 3030 §2: a refused chunk fails the transaction; BDATs the client pipelined
+            // behind it are read and answered 503 (no transaction).
+            return self.end_message(k.body);
+        }
+        k.body.flush(&mut self.out);
+        self.state = State::ExpectBdat(k);
+        self.reply(250, "2.0.0", &format!("{octets} octets received"));
+    }
+
+    /// The whole message is in (CRLF.CRLF, or the LAST chunk): commit it, or answer why not.
+    fn end_message(&mut self, mut body: Incoming) {
+        self.state = State::ExpectMail;
+        if body.unstarted.is_some() && !body.too_big && body.refused.is_none() {
+            // A header without its blank line (or no body): the Subject is what there is.
+            let n = body.chunk.len();
+            body.resolve(&self.policy, &mut self.out, n);
+        }
+        if body.too_big {
+            return self.reply(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            );
+        }
+        if let Some((code, enh, text)) = body.refused.take() {
+            return self.reply(code, enh, &text);
+        }
+        body.flush(&mut self.out);
+        self.out.push_back(Output::MessageEnd);
+        self.state = State::ExpectCommit;
     }
 
     /// Consumes message data from `inbuf[pos..]`; returns bytes consumed.
@@ -623,10 +1008,8 @@ impl Session {
         let State::ExpectDataEnd(d) = &mut self.state else {
             return 0;
         };
-        let max = self.policy.max_message_size;
         let input = &self.inbuf[pos..];
         let mut ended = None;
-        let mut crossed = false;
         for (i, &b) in input.iter().enumerate() {
             use DotState::*;
             // Bare CR and bare LF are stored as CRLF (see [`DotState`]): at most the pending
@@ -685,45 +1068,17 @@ impl Session {
                     Mid
                 }
             };
-            if n > 0 && !d.too_big {
-                d.size += n as u64;
-                if d.size > max {
-                    // RFC 1870 §6.3: keep reading to the end, then 552.
-                    d.too_big = true;
-                    crossed = true;
-                    d.chunk = Vec::new();
-                } else {
-                    d.chunk.extend_from_slice(&emit[..n]);
-                }
+            if n > 0 {
+                d.body.push(&self.policy, &mut self.out, &emit[..n]);
             }
         }
         let consumed = ended.unwrap_or(input.len());
-        if d.chunk.len() >= DATA_CHUNK {
-            let chunk = std::mem::take(&mut d.chunk);
-            self.out.push_back(Output::MessageData(chunk));
-        }
-        if crossed {
-            // Announced once, when the limit is first crossed; the rest is drained.
-            self.out.push_back(Output::MessageAbort);
-        }
         if ended.is_some() {
             let State::ExpectDataEnd(d) = std::mem::replace(&mut self.state, State::ExpectMail)
             else {
                 unreachable!("checked above")
             };
-            if d.too_big {
-                self.reply(
-                    552,
-                    "5.3.4",
-                    "Message size exceeds fixed maximum message size",
-                );
-            } else {
-                if !d.chunk.is_empty() {
-                    self.out.push_back(Output::MessageData(d.chunk));
-                }
-                self.out.push_back(Output::MessageEnd);
-                self.state = State::ExpectCommit;
-            }
+            self.end_message(d.body);
         }
         consumed
     }
@@ -759,6 +1114,7 @@ impl Session {
             }
             "NOOP" => self.reply(250, "2.0.0", "Ok"),
             "QUIT" => {
+                self.abandon_message();
                 let h = self.policy.hostname.clone();
                 self.close_with(221, "2.0.0", &format!("{h} Bye"));
             }
@@ -772,20 +1128,21 @@ impl Session {
             "HELP" => {
                 self.out.push_back(Output::Reply(
                     "214-2.0.0 faxgate: mail to FAX=+<international number>@<our domain>\r\n\
-                     214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH\r\n\
+                     214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH\r\n\
                      214 2.0.0 End of HELP info\r\n"
                         .into(),
                 ));
             }
             "STARTTLS" => return self.starttls(arg),
             "AUTH" => self.auth(arg),
-            "BDAT" => self.reply(502, "5.5.1", "CHUNKING not supported"),
+            "BDAT" => self.bdat(arg),
             _ => self.reply(500, "5.5.2", "Command unrecognized"),
         }
         false
     }
 
     fn reset_transaction(&mut self) {
+        self.abandon_message();
         if let State::ExpectRcpt(_) = self.state {
             self.state = State::ExpectMail;
         }
@@ -801,6 +1158,7 @@ impl Session {
             return;
         }
         // RFC 5321 §4.1.4: EHLO in a transaction resets it.
+        self.abandon_message();
         self.helo = Some((printable(arg, 255), esmtp));
         self.state = State::ExpectMail;
         let p = &self.policy;
@@ -821,6 +1179,8 @@ impl Session {
             "8BITMIME".into(),
             "ENHANCEDSTATUSCODES".into(),
             "DSN".into(),
+            "SMTPUTF8".into(),
+            "CHUNKING".into(),
         ];
         if p.tls_available && self.tls.is_none() {
             lines.push("STARTTLS".into());
@@ -849,7 +1209,7 @@ impl Session {
     fn mail(&mut self, arg: &str) {
         match self.state {
             State::ExpectHello => return self.reply(503, "5.5.1", "Send hello first"),
-            State::ExpectRcpt(_) => {
+            State::ExpectRcpt(_) | State::ExpectBdat(_) => {
                 return self.reply(503, "5.5.1", "Sender already specified");
             }
             _ => {}
@@ -870,9 +1230,18 @@ impl Session {
         let Some((path, params)) = split_path(arg, "FROM:") else {
             return self.reply(501, "5.5.4", "Syntax: MAIL FROM:<address>");
         };
-        let sender = match parse_reverse_path(path) {
+        // RFC 6531 §3.4: SMTPUTF8 is a MAIL parameter, so the path is judged after them.
+        let smtputf8 = params
+            .split_ascii_whitespace()
+            .any(|p| p.eq_ignore_ascii_case("SMTPUTF8"));
+        let sender = match parse_reverse_path(path, smtputf8) {
             Ok(s) => s,
-            Err(why) => return self.reply(553, "5.1.7", &format!("Bad sender address: {why}")),
+            Err(PathError::NeedsUtf8) => {
+                return self.reply(553, "5.6.7", &format!("<{path}>: {NON_ASCII}"));
+            }
+            Err(PathError::Bad(why)) => {
+                return self.reply(553, "5.1.7", &format!("Bad sender address: {why}"));
+            }
         };
         // Who may send: TLS and AUTH requirements first, then network or AUTH, then sender.
         if self.policy.require_tls && self.tls.is_none() {
@@ -898,14 +1267,10 @@ impl Session {
                 &format!("Client [{ip}] is not in a network allowed to send fax mail"),
             );
         }
-        if sender.is_empty() {
-            return self.reply(
-                550,
-                "5.7.1",
-                "The null sender cannot send faxes: there is no one to report the outcome to",
-            );
-        }
-        if !sender_allowed(&sender, &self.policy.allowed_senders) {
+        // The null sender (RFC 5321 §4.5.5: bounces, and MTAs' recipient callouts) may check
+        // recipients; its DATA/BDAT is refused (see [`NULL_SENDER_DATA`]). `allowed_senders`
+        // applies to those who may send a fax, so not here.
+        if !sender.is_empty() && !sender_allowed(&sender, &self.policy.allowed_senders) {
             return self.reply(
                 550,
                 "5.7.1",
@@ -966,7 +1331,11 @@ impl Session {
                     }
                     _ => return Err((501, "5.5.4", "Bad AUTH value".into())),
                 },
-                ("BODY" | "RET", _) => return Err((501, "5.5.4", format!("Bad {k} value"))),
+                // RFC 6531 §3.4: no value.
+                ("SMTPUTF8", None) => {}
+                ("BODY" | "RET" | "SMTPUTF8", _) => {
+                    return Err((501, "5.5.4", format!("Bad {k} value")));
+                }
                 _ => return Err(unsupported(k)),
             }
             Ok(())
@@ -975,14 +1344,21 @@ impl Session {
             return self.reply(code, enh, &text);
         }
         let r = format!("Sender <{}> ok", env.mail_from);
-        self.state = State::ExpectRcpt(Box::new(Transaction { env }));
+        self.state = State::ExpectRcpt(Box::new(Transaction {
+            env,
+            smtputf8,
+            by_subject: None,
+        }));
         self.reply(250, "2.1.0", &r);
     }
 
     fn rcpt(&mut self, arg: &str) {
-        let count = match &self.state {
+        let (count, smtputf8) = match &self.state {
             State::ExpectHello => return self.reply(503, "5.5.1", "Send hello first"),
-            State::ExpectRcpt(t) => t.env.recipients.len() + t.env.postmaster.len(),
+            State::ExpectRcpt(t) => (t.recipient_count(), t.smtputf8),
+            State::ExpectBdat(_) => {
+                return self.reply(503, "5.5.1", "RCPT not allowed after BDAT (RFC 3030)");
+            }
             _ => return self.reply(503, "5.5.1", "Need MAIL command first"),
         };
         let Some((path, params)) = split_path(arg, "TO:") else {
@@ -991,6 +1367,18 @@ impl Session {
         if count >= self.policy.max_recipients {
             // RFC 5321 §4.5.3.1.10: 452 for too many recipients.
             return self.reply(452, "4.5.3", "Too many recipients");
+        }
+        if !path.is_ascii() {
+            // RFC 6531 §3.5: a non-ASCII address without SMTPUTF8 is 553 5.6.7. With it, the
+            // address is read but cannot be a fax number (those are ASCII).
+            if !smtputf8 {
+                return self.reply(553, "5.6.7", &format!("<{path}>: {NON_ASCII}"));
+            }
+            return self.reply(
+                550,
+                "5.1.1",
+                &format!("<{path}>: not a fax address (use FAX=+<international number>@<domain>)"),
+            );
         }
         let accepted = match self.check_recipient(path) {
             Ok(r) => r,
@@ -1043,6 +1431,17 @@ impl Session {
                 t.env.postmaster.push(path.to_owned());
                 format!("Recipient <{path}> ok: postmaster")
             }
+            Accepted::BySubject => {
+                // One fax per message from the Subject: the same address twice is one.
+                if t.by_subject.is_none() {
+                    t.by_subject = Some(SubjectRcpt {
+                        path: path.to_owned(),
+                        notify,
+                        orcpt,
+                    });
+                }
+                format!("Recipient <{path}> ok: fax to the number at the start of the Subject")
+            }
         };
         self.reply(250, "2.1.5", &text);
     }
@@ -1065,6 +1464,9 @@ impl Session {
         if mb.is_postmaster() {
             return Ok(Accepted::Postmaster);
         }
+        if self.policy.is_subject_address(&mb) {
+            return Ok(Accepted::BySubject);
+        }
         match self.policy.fax_recipient(path, &mb) {
             Ok(r) => Ok(Accepted::Fax(r)),
             Err(RecipientError::Address(e)) => Err(addr_reply(path, e)),
@@ -1073,31 +1475,111 @@ impl Session {
     }
 
     fn data(&mut self, arg: &str) {
-        let n = match &self.state {
+        let t = match &self.state {
             State::ExpectHello => return self.reply(503, "5.5.1", "Send hello first"),
-            State::ExpectRcpt(t) => t.env.recipients.len() + t.env.postmaster.len(),
+            State::ExpectRcpt(t) => t,
+            // RFC 3030 §3: DATA and BDAT do not mix in one transaction; the transaction
+            // goes on.
+            State::ExpectBdat(_) => {
+                return self.reply(503, "5.5.1", "DATA not allowed after BDAT (RFC 3030)");
+            }
             _ => return self.reply(503, "5.5.1", "Need MAIL command first"),
         };
         if !arg.is_empty() {
             return self.reply(501, "5.5.4", "Syntax: DATA");
         }
-        if n == 0 {
-            // RFC 5321 §3.3: 554 when no recipient was accepted.
-            return self.reply(554, "5.5.1", "No valid recipients");
+        if let Err((code, enh, text)) = transaction_ready(t) {
+            return self.reply(code, enh, &text);
         }
         let State::ExpectRcpt(t) = std::mem::replace(&mut self.state, State::ExpectMail) else {
             unreachable!("checked above")
         };
-        self.out.push_back(Output::MessageStart(Box::new(t.env)));
+        let t = *t;
+        let body = Incoming::new(t.env, t.by_subject, &mut self.out);
         self.out.push_back(Output::Reply(
             "354 End data with <CR><LF>.<CR><LF>\r\n".into(),
         ));
         self.state = State::ExpectDataEnd(DataPhase {
             dots: DotState::LineStart,
-            size: 0,
-            too_big: false,
-            chunk: Vec::new(),
+            body,
         });
+    }
+
+    /// `BDAT n [LAST]` (RFC 3030 §2). Whatever the answer, the `n` octets behind the command
+    /// are read before it is given: they are the client's data, never commands.
+    fn bdat(&mut self, arg: &str) {
+        let mut words = arg.split_ascii_whitespace();
+        let size = words.next().filter(|w| {
+            !w.is_empty() && w.len() <= MAX_CHUNK_DIGITS && w.bytes().all(|b| b.is_ascii_digit())
+        });
+        let last = match words.next() {
+            None => Some(false),
+            Some(w) if w.eq_ignore_ascii_case("LAST") => Some(true),
+            Some(_) => None,
+        };
+        let (Some(octets), Some(last), None) =
+            (size.and_then(|w| w.parse::<u64>().ok()), last, words.next())
+        else {
+            // Without a size the chunk's end is unknown: its octets would be read as
+            // commands. Nothing sane can follow, so the session ends.
+            return self.close_with(
+                501,
+                "5.5.4",
+                "Syntax: BDAT chunk-size [LAST]; cannot find the end of the chunk, closing",
+            );
+        };
+        let max = self.policy.max_message_size;
+        let state = std::mem::replace(&mut self.state, State::ExpectMail);
+        let fate = match state {
+            State::ExpectHello => {
+                ChunkFate::Discard((503, "5.5.1", "Send hello first".into()), Box::new(state))
+            }
+            State::ExpectRcpt(t) => match transaction_ready(&t) {
+                Err(r) => ChunkFate::Discard(r, Box::new(State::ExpectRcpt(t))),
+                Ok(()) if octets > max => {
+                    ChunkFate::Discard(too_big(), Box::new(State::ExpectMail))
+                }
+                Ok(()) => {
+                    let t = *t;
+                    ChunkFate::Keep(Box::new(Chunked {
+                        body: Incoming::new(t.env, t.by_subject, &mut self.out),
+                        cr: false,
+                    }))
+                }
+            },
+            State::ExpectBdat(k) => {
+                // Stored octets never shrink (line ends only grow), so a chunk that cannot
+                // fit is known to be too big now: refused unread, not spooled and dropped.
+                if k.body.size.saturating_add(octets) > max {
+                    self.state = State::ExpectBdat(k);
+                    self.abandon_message();
+                    ChunkFate::Discard(too_big(), Box::new(State::ExpectMail))
+                } else {
+                    ChunkFate::Keep(k)
+                }
+            }
+            other => {
+                // No transaction (never begun, or failed at an earlier chunk): RFC 3030 §2,
+                // the octets of BDATs pipelined after a failed one are read and dropped.
+                ChunkFate::Discard(
+                    (
+                        503,
+                        "5.5.1",
+                        "No mail transaction (chunk discarded): send MAIL first".into(),
+                    ),
+                    Box::new(other),
+                )
+            }
+        };
+        self.state = State::ExpectChunk(Box::new(Chunk {
+            left: octets,
+            octets,
+            last,
+            fate,
+        }));
+        if octets == 0 {
+            self.chunk_done();
+        }
     }
 
     fn starttls(&mut self, arg: &str) -> bool {
@@ -1118,7 +1600,7 @@ impl Session {
                 self.reply(503, "5.5.1", "Send hello first");
                 false
             }
-            State::ExpectRcpt(_) => {
+            State::ExpectRcpt(_) | State::ExpectBdat(_) => {
                 self.reply(503, "5.5.1", "Mail transaction in progress");
                 false
             }
@@ -1134,7 +1616,7 @@ impl Session {
     fn auth(&mut self, arg: &str) {
         match self.state {
             State::ExpectHello => return self.reply(503, "5.5.1", "Send hello first"),
-            State::ExpectRcpt(_) => {
+            State::ExpectRcpt(_) | State::ExpectBdat(_) => {
                 return self.reply(503, "5.5.1", "AUTH not permitted during a mail transaction");
             }
             _ => {}
@@ -1235,6 +1717,35 @@ impl Session {
 /// A refusal: reply code, enhanced code (RFC 3463), text.
 type Refusal = (u16, &'static str, String);
 
+/// RFC 6531 §3.5 reply text for a non-ASCII address without `SMTPUTF8` (`553 5.6.7`).
+const NON_ASCII: &str =
+    "Non-ASCII addresses not permitted for that sender/recipient without SMTPUTF8";
+
+/// Reply text refusing the null sender's DATA or BDAT.
+pub const NULL_SENDER_DATA: &str = "The null sender <> cannot send a fax: the fax's outcome \
+     would have no one to be reported to (recipients can be checked with MAIL FROM:<>)";
+
+/// RFC 1870 §6.1 / RFC 3030 §2: the message is bigger than `max_message_size`.
+fn too_big() -> Refusal {
+    (
+        552,
+        "5.3.4",
+        "Message size exceeds fixed maximum message size".into(),
+    )
+}
+
+/// Whether the transaction may carry a message: a recipient (RFC 5321 §3.3: `554` with
+/// none), and a sender to report to.
+fn transaction_ready(t: &Transaction) -> Result<(), Refusal> {
+    if t.recipient_count() == 0 {
+        return Err((554, "5.5.1", "No valid recipients".into()));
+    }
+    if t.env.mail_from.is_empty() {
+        return Err((550, "5.7.1", NULL_SENDER_DATA.into()));
+    }
+    Ok(())
+}
+
 /// Walks the ESMTP parameters of MAIL or RCPT (RFC 5321 §4.1.2: `esmtp-param = esmtp-keyword
 /// ["=" esmtp-value]`, separated by spaces), handing each to `each` in order with its keyword
 /// upper-cased (keywords are case-insensitive, §2.4) and its value as given. Stops at the
@@ -1321,9 +1832,20 @@ fn split_path<'a>(arg: &'a str, keyword: &str) -> Option<(&'a str, &'a str)> {
     None
 }
 
+/// Why a reverse-path was refused.
+#[derive(Debug, PartialEq, Eq)]
+enum PathError {
+    /// Malformed (`553 5.1.7`).
+    Bad(&'static str),
+    /// Non-ASCII without `SMTPUTF8` (RFC 6531 §3.5: `553 5.6.7`).
+    NeedsUtf8,
+}
+
 /// Reverse-path: `""` for the null sender, else `local@domain`. A source route is dropped
-/// (RFC 5321 §4.1.1.2 / Appendix C: servers may ignore it).
-fn parse_reverse_path(path: &str) -> Result<String, &'static str> {
+/// (RFC 5321 §4.1.1.2 / Appendix C: servers may ignore it). With `utf8` (RFC 6531 §3.3:
+/// `MAIL … SMTPUTF8`), local part and domain may hold UTF-8 beyond ASCII, still without
+/// spaces or controls; a byte that was not UTF-8 (read as U+FFFD) is refused.
+fn parse_reverse_path(path: &str, utf8: bool) -> Result<String, PathError> {
     if path.is_empty() {
         return Ok(String::new());
     }
@@ -1331,20 +1853,27 @@ fn parse_reverse_path(path: &str) -> Result<String, &'static str> {
         Some(_) => path
             .split_once(':')
             .map(|x| x.1)
-            .ok_or("bad source route")?,
+            .ok_or(PathError::Bad("bad source route"))?,
         None => path,
     };
     if p.len() > address::MAX_PATH {
-        return Err("too long");
+        return Err(PathError::Bad("too long"));
     }
     let Some((local, domain)) = p.rsplit_once('@') else {
-        return Err("user@domain needed");
+        return Err(PathError::Bad("user@domain needed"));
     };
     if local.is_empty() || domain.is_empty() {
-        return Err("user@domain needed");
+        return Err(PathError::Bad("user@domain needed"));
     }
-    if !p.chars().all(|c| ('!'..='~').contains(&c)) {
-        return Err("bad character");
+    if !p.is_ascii() && !utf8 {
+        return Err(PathError::NeedsUtf8);
+    }
+    let ok = |c: char| {
+        ('!'..='~').contains(&c)
+            || (!c.is_ascii() && !c.is_control() && !c.is_whitespace() && c != '\u{FFFD}')
+    };
+    if !p.chars().all(ok) {
+        return Err(PathError::Bad("bad character"));
     }
     Ok(p.to_owned())
 }

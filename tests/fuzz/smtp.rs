@@ -6,6 +6,8 @@
 //!   line is a line; bytes pipelined after an accepted STARTTLS are discarded, RFC 3207 §4.2);
 //! - no reply inside DATA; exactly one when the data ends, and the data ends where
 //!   RFC 5321 §4.1.1.4 says: at the first `CRLF . CRLF` (the DATA line's CRLF counts);
+//! - a `BDAT n` line (RFC 3030) is answered once, only after its `n` octets, which are never
+//!   taken for commands; a `BDAT` whose size cannot be read is answered and the session ends;
 //! - nothing after the connection is closed;
 //! - the session's input buffer holds at most one partial line ([`MAX_AUTH_LINE`]).
 
@@ -44,6 +46,9 @@ const TOKENS: &[&[u8]] = &[
     b"YQ==\r\n",
     b"*\r\n",
     b"BDAT 10 LAST\r\n",
+    b"BDAT 3\r\n",
+    b"BDAT 0 LAST\r\n",
+    b"MAIL FROM:<j\xc3\xbcrgen@example.org> SMTPUTF8\r\n",
     b"VRFY a\r\n",
     b"\0",
     b"\xff\xfe",
@@ -90,6 +95,32 @@ struct Model {
     pos: usize,
     phase: Phase,
     replies: usize,
+    /// The last reply was a `334` AUTH challenge: the next line is a response, no command.
+    auth_response: bool,
+}
+
+/// The chunk size of a `BDAT` command line as RFC 3030 §2 writes it (`BDAT` SP 1*DIGIT
+/// [SP `LAST`]), or `None` when the line is no BDAT with a readable size.
+fn chunk_len(line: &[u8]) -> Option<u64> {
+    let line = String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line)).into_owned();
+    let (verb, arg) = match line.find(' ') {
+        Some(i) => (&line[..i], line[i + 1..].trim()),
+        None => (line.as_str(), ""),
+    };
+    if !verb.eq_ignore_ascii_case("BDAT") {
+        return None;
+    }
+    let mut w = arg.split_ascii_whitespace();
+    let n = w
+        .next()
+        .filter(|n| n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()))?
+        .parse()
+        .ok()?;
+    match (w.next(), w.next()) {
+        (None, _) => Some(n),
+        (Some(l), None) if l.eq_ignore_ascii_case("LAST") => Some(n),
+        _ => None,
+    }
 }
 
 impl Model {
@@ -111,7 +142,20 @@ impl Model {
                         String::from_utf8_lossy(rest)
                     )
                 });
+                let line = &rest[..i];
                 self.pos += i + 1;
+                let is_response = std::mem::replace(&mut self.auth_response, r.starts_with("334"));
+                if !is_response
+                    && line.len() < faxgate::smtp::session::MAX_COMMAND_LINE
+                    && let Some(n) = chunk_len(line)
+                {
+                    let end = self.pos as u64 + n;
+                    assert!(
+                        self.fed.len() as u64 >= end,
+                        "reply {r:?} before the BDAT chunk's {n} octets were in"
+                    );
+                    self.pos = end as usize;
+                }
                 if r.starts_with("354") {
                     self.phase = Phase::Data(self.pos);
                 }
@@ -123,7 +167,18 @@ impl Model {
     /// Lines the session still owes a reply for.
     fn unanswered(&self) -> bool {
         match self.phase {
-            Phase::Command => self.fed[self.pos..].contains(&b'\n'),
+            Phase::Command => {
+                let rest = &self.fed[self.pos..];
+                match rest.iter().position(|&b| b == b'\n') {
+                    None => false,
+                    Some(i) if self.auth_response => i < rest.len(),
+                    Some(i) if i + 1 >= faxgate::smtp::session::MAX_COMMAND_LINE => true,
+                    Some(i) => match chunk_len(&rest[..i]) {
+                        Some(n) => (rest.len() - i - 1) as u64 >= n,
+                        None => true,
+                    },
+                }
+            }
             Phase::Data(start) => data_end(&self.fed, start).is_some(),
             Phase::Closed => false,
         }
@@ -193,6 +248,7 @@ fn session(input: &[u8], cuts: &[u16], mut verdict_bits: u32) {
         pos: 0,
         phase: Phase::Command,
         replies: 0,
+        auth_response: false,
     };
     drain(&mut s, &mut m, now, &mut verdict_bits);
     let mut at = 0;

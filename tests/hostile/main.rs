@@ -23,3 +23,4 @@ mod mime;
 mod ratelimit;
 mod render;
 mod smtp;
+mod smtp_chunking;
