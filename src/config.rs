@@ -693,6 +693,14 @@ pub struct Offramp {
     /// (`image::render::budget::units`); a page past it fails the message with a report.
     /// `0`: no limit.
     pub render_work_limit: u64,
+    /// Office documents (Word, Excel, PowerPoint, OpenDocument, RTF) are converted to PDF by
+    /// LibreOffice: `auto` (`soffice` or `libreoffice` on `PATH`, refused when neither is
+    /// there), `off`, or the absolute path of the program.
+    pub office_converter: String,
+    /// Wall-clock time converting one office document may take; the converter is killed past
+    /// it and the sender told.
+    #[serde(with = "humantime_serde")]
+    pub office_time_limit: Duration,
 }
 
 impl Default for Offramp {
@@ -714,6 +722,10 @@ impl Default for Offramp {
             pdf_font_dir: crate::image::render::pdf_fonts::DEFAULT_DIR.into(),
             render_time_limit: Duration::from_secs(DEFAULT_RENDER_TIME_LIMIT_SECS),
             render_work_limit: crate::image::render::budget::DEFAULT_PAGE_WORK,
+            office_converter: "auto".into(),
+            office_time_limit: Duration::from_secs(
+                crate::offramp::office::DEFAULT_TIME_LIMIT_SECS,
+            ),
         }
     }
 }
@@ -1656,6 +1668,20 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             "must be an absolute directory path, or \"\" for the built-in fonts".into(),
         );
     }
+    let oc = c.offramp.office_converter.as_str();
+    if !matches!(oc, "auto" | "off") && !Path::new(oc).is_absolute() {
+        err(
+            "offramp.office_converter".into(),
+            "must be \"auto\", \"off\" or the absolute path of LibreOffice's soffice".into(),
+        );
+    }
+    check_range(
+        &mut err,
+        "offramp.office_time_limit",
+        c.offramp.office_time_limit.as_secs(),
+        1,
+        3600,
+    );
     check_range(
         &mut err,
         "offramp.max_pages",
