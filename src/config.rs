@@ -723,9 +723,7 @@ impl Default for Offramp {
             render_time_limit: Duration::from_secs(DEFAULT_RENDER_TIME_LIMIT_SECS),
             render_work_limit: crate::image::render::budget::DEFAULT_PAGE_WORK,
             office_converter: "auto".into(),
-            office_time_limit: Duration::from_secs(
-                crate::offramp::office::DEFAULT_TIME_LIMIT_SECS,
-            ),
+            office_time_limit: Duration::from_secs(crate::offramp::office::DEFAULT_TIME_LIMIT_SECS),
         }
     }
 }

@@ -171,6 +171,10 @@ pub fn main() -> ExitCode {
         } => report(modem::receive(
             &modem,
             &out,
+            &load(config).map_or_else(
+                |_| config::Gateway::default().data_dir,
+                |l| l.config.gateway.data_dir,
+            ),
             rings,
             std::time::Duration::from_secs(wait),
             &call,

@@ -204,9 +204,7 @@ pub fn detect(declared: &str, filename: Option<&str>, data: &[u8]) -> Option<For
         let ext = filename?.rsplit_once('.')?.1.to_ascii_lowercase();
         Format::ALL.into_iter().find(|f| f.extension() == ext)
     };
-    by_type
-        .or_else(by_name)
-        .filter(|f| f.container() == found)
+    by_type.or_else(by_name).filter(|f| f.container() == found)
 }
 
 /// Which converter `[offramp] office_converter` names, once looked up.
@@ -382,8 +380,17 @@ impl Drop for Scratch {
 /// The converter's arguments: headless, no first-start wizard, no crash recovery, the private
 /// profile at `profile`, the PDF written into `out`.
 fn arguments(profile: &Path, out: &Path, input: &Path) -> Vec<std::ffi::OsString> {
-    let mut url = std::ffi::OsString::from("-env:UserInstallation=file://");
-    url.push(profile);
+    // RFC 8089 file URL, RFC 3986 §2.1 percent-encoding for anything but unreserved
+    // characters and `/` (a space in it makes soffice hang; TMPDIR may hold one).
+    use std::os::unix::ffi::OsStrExt;
+    let mut url = String::from("-env:UserInstallation=file://");
+    for &b in profile.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'.' | b'_' | b'~') {
+            url.push(char::from(b));
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
     vec![
         "--headless".into(),
         "--invisible".into(),
@@ -391,7 +398,7 @@ fn arguments(profile: &Path, out: &Path, input: &Path) -> Vec<std::ffi::OsString
         "--nologo".into(),
         "--nolockcheck".into(),
         "--norestore".into(),
-        url,
+        url.into(),
         "--convert-to".into(),
         "pdf".into(),
         "--outdir".into(),
@@ -605,10 +612,7 @@ fn log_tail(path: &Path) -> String {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.contains("javaldx") && !l.contains("dconf"))
         .unwrap_or("it printed nothing");
-    line.chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect()
+    line.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 #[cfg(test)]
@@ -689,11 +693,19 @@ mod tests {
         let at = a.iter().position(|x| x == "--convert-to").unwrap();
         assert_eq!(a[at + 1], "pdf");
         assert_eq!(a.last().unwrap(), "/tmp/x/document.docx");
+        let a = arguments(
+            Path::new("/tmp/my dir/p:1"),
+            Path::new("/o"),
+            Path::new("/i"),
+        );
+        assert!(a.contains(&"-env:UserInstallation=file:///tmp/my%20dir/p%3A1".into()));
     }
 
     #[test]
     fn causes_name_the_part_and_why() {
-        let c = OfficeError::Off.cause("part 2 \"a.docx\"", Format::Docx).unwrap();
+        let c = OfficeError::Off
+            .cause("part 2 \"a.docx\"", Format::Docx)
+            .unwrap();
         let Cause::UnsupportedAttachment { part, what } = &c else {
             panic!("{c:?}")
         };
