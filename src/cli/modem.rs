@@ -379,6 +379,45 @@ fn write_tiff(path: &Path, pages: &[crate::image::Page]) -> Result<(), CallError
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_fax_that_cannot_be_written_is_kept_in_failed() {
+        let d = tempfile::tempdir().unwrap();
+        let mut page = Page::new(1728, 20, Resolution::FINE).unwrap();
+        page.set(5, 5, true);
+        // The output's parent is a file: even root cannot write there.
+        std::fs::write(d.path().join("afile"), b"x").unwrap();
+        let bad = d.path().join("afile/fax.tif");
+        let data = d.path().join("data");
+        let Kept::Failed { error, kept } = keep_received(&bad, &data, &[page.clone()]) else {
+            panic!("not kept")
+        };
+        assert!(error.contains("afile"), "{error}");
+        assert!(
+            kept.starts_with(data.join(FAILED_DIR)),
+            "{}",
+            kept.display()
+        );
+        let back =
+            crate::image::tiff::read_bytes(&std::fs::read(&kept).unwrap(), Default::default())
+                .unwrap();
+        assert_eq!(back, vec![page.clone()]);
+        // A data directory that cannot hold it either: said, not hidden.
+        let r = keep_received(&bad, &d.path().join("afile/data"), &[page]);
+        assert!(matches!(r, Kept::Lost { .. }), "{r:?}");
+    }
+
+    #[test]
+    fn the_output_directory_is_made_and_checked_before_answering() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("not/yet/there");
+        prepare_out(&out).unwrap();
+        assert!(out.is_dir());
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "probe removed");
+        std::fs::write(d.path().join("afile"), b"x").unwrap();
+        let e = prepare_out(&d.path().join("afile/out")).unwrap_err();
+        assert!(e.to_string().contains("no call was taken"), "{e}");
+    }
+
     use super::*;
     use crate::image::{Page, Resolution};
 
