@@ -358,7 +358,8 @@ fn docx_message_fails_with_one_report_naming_the_part() {
     let (area, _) = spool.get(&id).unwrap();
     assert_eq!(area, faxgate::spool::Area::Failed);
     // Running the split again (after a crash) makes no second report.
-    let cfg = Config::default();
+    let mut cfg = Config::default();
+    cfg.offramp.office_converter = "off".into();
     let doc_opts = Options::from(&cfg.offramp);
     let check = |raw: &[u8], o: &SenderOptions| document::prepare(raw, &doc_opts, o);
     let again = jobs::split_message(&spool, &id, &cfg, &check, faxgate::spool::now()).unwrap();
