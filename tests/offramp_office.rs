@@ -10,9 +10,11 @@
 //! - A converter that never finishes (a script that sleeps, given as the path) is killed with
 //!   everything it started past `office_time_limit`, and the cause says so; the message's
 //!   cancel flag (shutdown) stops one too.
+//! - The converter sees no network interface but a loopback one, and a clean environment;
+//!   where the kernel refuses it the namespaces, no document is converted (fail closed).
 //!
 //! Debian packages: libreoffice-writer-nogui, libreoffice-calc-nogui (soffice), poppler-utils
-//! (pdfinfo), python3.
+//! (pdfinfo), python3, util-linux (unshare).
 
 mod common;
 
@@ -461,4 +463,80 @@ fn office_converter_has_no_network() {
     let mut vars = vars;
     vars.sort();
     assert_eq!(vars, ["HOME", "LANG", "PATH", "TMPDIR"], "{s}");
+}
+
+#[test]
+fn office_converter_without_namespaces_fails_closed() {
+    // A user namespace of the test's own in which no further one may be made
+    // (user.max_user_namespaces is per namespace, user_namespaces(7)): the kernel refuses the
+    // converter's namespaces there, as on a system that disables them. Nothing else is touched.
+    let unshare = common::require_tool("unshare", "util-linux");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("letter.txt"), "Dear sir\n").unwrap();
+    let docx = convert(dir, &dir.join("letter.txt"), "docx:MS Word 2007 XML");
+    let eml = dir.join("m.eml");
+    let py = common::require_tool("python3", "python3");
+    let out = Command::new(py)
+        .args([
+            "-c",
+            "import sys, email.message as e
+m = e.EmailMessage(); m['From'] = 'a@example.org'; m['To'] = 'FAX=+12125550123@localhost'
+m['Subject'] = 't'
+m.add_attachment(open(sys.argv[1], 'rb').read(), 'application', 'octet-stream', filename='letter.docx')
+open(sys.argv[2], 'wb').write(bytes(m))",
+        ])
+        .arg(&docx)
+        .arg(&eml)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = common::faxgate(dir)
+        .env("FAXGATE_DATA", dir.join("data"))
+        .env("FAXGATE_OFFRAMP__OFFICE_CONVERTER", soffice())
+        .output_in(&unshare, &eml);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("letter.docx"), "{text}");
+    assert!(
+        text.contains("cannot convert office documents safely"),
+        "{text}"
+    );
+    assert!(!text.contains("pages:"), "{text}");
+}
+
+/// Runs `faxgate offramp-check eml` (the command's program and environment) inside a new user
+/// namespace that may make no other.
+trait InNoNamespaces {
+    fn output_in(&mut self, unshare: &Path, eml: &Path) -> std::process::Output;
+}
+
+impl InNoNamespaces for Command {
+    fn output_in(&mut self, unshare: &Path, eml: &Path) -> std::process::Output {
+        let faxgate = self.get_program().to_owned();
+        let mut c = Command::new(unshare);
+        c.args(["--user", "--map-root-user", "sh", "-c"])
+            .arg("echo 0 > /proc/sys/user/max_user_namespaces && exec \"$0\" offramp-check \"$1\"")
+            .arg(faxgate)
+            .arg(eml);
+        for (k, v) in self.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        if let Some(d) = self.get_current_dir() {
+            c.current_dir(d);
+        }
+        c.output().unwrap()
+    }
 }
