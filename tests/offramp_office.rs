@@ -117,13 +117,19 @@ fn pages_of(m: &[u8]) -> Vec<Page> {
 fn fax_of(d: &Daemon, file: &Path, ctype: &str) -> Vec<Page> {
     let before: Vec<Vec<u8>> = d.mails().into_iter().filter(|m| is_fax_mail(m)).collect();
     send(d, file, ctype);
-    let mails = d.wait_mail(&format!("the fax of {}", file.display()), |m| {
-        m.iter().filter(|x| is_fax_mail(x)).count() > before.len()
-    });
+    // Bounded (a few minutes): LibreOffice's start on a loaded machine takes its time.
+    let mut mails = Vec::new();
+    for _ in 0..2400 {
+        mails = d.mails();
+        if mails.iter().filter(|x| is_fax_mail(x)).count() > before.len() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let new = mails
         .iter()
         .find(|m| is_fax_mail(m) && !before.contains(m))
-        .unwrap();
+        .unwrap_or_else(|| panic!("never got the fax of {}:\n{}", file.display(), d.log()));
     pages_of(new)
 }
 
