@@ -697,6 +697,14 @@ pub struct Offramp {
     /// `fax@gateway`) takes the fax number from the start of its Subject, through the dial
     /// plan like a `FAX=` recipient. Empty: off.
     pub subject_address: String,
+    /// Office documents (Word, Excel, PowerPoint, OpenDocument, RTF) are converted to PDF by
+    /// LibreOffice: `auto` (`soffice` or `libreoffice` on `PATH`, refused when neither is
+    /// there), `off`, or the absolute path of the program.
+    pub office_converter: String,
+    /// Wall-clock time converting one office document may take; the converter is killed past
+    /// it and the sender told.
+    #[serde(with = "humantime_serde")]
+    pub office_time_limit: Duration,
 }
 
 impl Default for Offramp {
@@ -719,6 +727,8 @@ impl Default for Offramp {
             render_time_limit: Duration::from_secs(DEFAULT_RENDER_TIME_LIMIT_SECS),
             render_work_limit: crate::image::render::budget::DEFAULT_PAGE_WORK,
             subject_address: String::new(),
+            office_converter: "auto".into(),
+            office_time_limit: Duration::from_secs(crate::offramp::office::DEFAULT_TIME_LIMIT_SECS),
         }
     }
 }
@@ -1674,6 +1684,20 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             );
         }
     }
+    let oc = c.offramp.office_converter.as_str();
+    if !matches!(oc, "auto" | "off") && !Path::new(oc).is_absolute() {
+        err(
+            "offramp.office_converter".into(),
+            "must be \"auto\", \"off\" or the absolute path of LibreOffice's soffice".into(),
+        );
+    }
+    check_range(
+        &mut err,
+        "offramp.office_time_limit",
+        c.offramp.office_time_limit.as_secs(),
+        1,
+        3600,
+    );
     check_range(
         &mut err,
         "offramp.max_pages",

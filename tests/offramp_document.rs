@@ -32,8 +32,11 @@ fn opts(cover: bool) -> SenderOptions {
 }
 
 fn pages(name: &str, body: BodyText, cover: bool) -> Result<u32, Cause> {
+    // No office converter: the .docx fixture is refused the way a gateway without
+    // LibreOffice refuses it (tests/offramp_office.rs converts real ones).
     let cfg = Offramp {
         body_text: body,
+        office_converter: "off".into(),
         ..Offramp::default()
     };
     document::page_count(&fixture(name), &Options::from(&cfg), &opts(cover))
@@ -78,6 +81,7 @@ fn docx_fails_naming_the_part() {
     };
     assert!(part.contains("report.docx"), "{part}");
     assert!(what.contains("Word document"), "{what}");
+    assert!(what.contains("office_converter"), "{what}");
 }
 
 #[test]
@@ -224,7 +228,8 @@ fn envelope(n: &str) -> Envelope {
 fn split(name: &str) -> (tempfile::TempDir, Spool, faxgate::spool::JobId, Split) {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
-    let cfg = Config::default();
+    let mut cfg = Config::default();
+    cfg.offramp.office_converter = "off".into();
     let mut inc = spool.begin(JobKind::Message).unwrap();
     inc.write_file(jobs::MESSAGE_FILE, &fixture(name)).unwrap();
     let data = MessageData {
@@ -353,7 +358,8 @@ fn docx_message_fails_with_one_report_naming_the_part() {
     let (area, _) = spool.get(&id).unwrap();
     assert_eq!(area, faxgate::spool::Area::Failed);
     // Running the split again (after a crash) makes no second report.
-    let cfg = Config::default();
+    let mut cfg = Config::default();
+    cfg.offramp.office_converter = "off".into();
     let doc_opts = Options::from(&cfg.offramp);
     let check = |raw: &[u8], o: &SenderOptions| document::prepare(raw, &doc_opts, o);
     let again = jobs::split_message(&spool, &id, &cfg, &check, faxgate::spool::now()).unwrap();
@@ -451,6 +457,7 @@ fn offramp_check_command() {
     };
     let out = common::faxgate(dir.path())
         .args(["offramp-check"])
+        .env("FAXGATE_OFFRAMP__OFFICE_CONVERTER", "off")
         .arg(eml("docx-attachment.eml"))
         .output()
         .unwrap();

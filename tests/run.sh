@@ -33,6 +33,9 @@ PKGS=(
   chromium           # the console in a real browser (headless)
   chromium-driver    # WebDriver for it
   python3-selenium   # drives it (tests/fixtures/console/browser.py)
+  libreoffice-writer-nogui   # soffice: the office converter and its test documents (.docx, .odt)
+  libreoffice-calc-nogui     # .xlsx
+  libreoffice-impress-nogui  # .pptx
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -145,6 +145,10 @@ impl From<&Offramp> for document::Options {
             budget: c.into(),
             sender_name: c.sender_name.clone(),
             header: c.header.clone(),
+            office: crate::offramp::office::Settings {
+                converter: crate::offramp::office::resolve(&c.office_converter),
+                time_limit: c.office_time_limit,
+            },
         }
     }
 }

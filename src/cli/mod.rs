@@ -94,7 +94,9 @@ pub enum Command {
         /// Serial device of the modem.
         #[arg(long, value_name = "DEV")]
         modem: PathBuf,
-        /// Directory for the received fax.
+        /// Directory for the received fax: created when missing and checked writable before
+        /// the call is answered; if writing there fails all the same, the fax is kept in the
+        /// data directory's `failed/` and the path printed.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
         /// Answer after this many rings.
@@ -171,6 +173,10 @@ pub fn main() -> ExitCode {
         } => report(modem::receive(
             &modem,
             &out,
+            &load(config).map_or_else(
+                |_| config::Gateway::default().data_dir,
+                |l| l.config.gateway.data_dir,
+            ),
             rings,
             std::time::Duration::from_secs(wait),
             &call,

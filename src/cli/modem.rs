@@ -223,14 +223,21 @@ pub fn send(
 
 /// `faxgate receive --modem DEV --out DIR`: answer one call and write `DIR/fax.tif`
 /// (RFC 3949 Profile S when the pages allow, else Profile F MH).
+///
+/// A fax is never lost to a write error: `DIR` is created and checked writable before the
+/// call is answered (a caller is not kept on the line for a fax that cannot be kept), and if
+/// writing `DIR/fax.tif` fails all the same (disk full, `DIR` removed), the pages are kept in
+/// `failed/` of the data directory `data_dir` and the message says where.
 pub fn receive(
     dev: &Path,
     out: &Path,
+    data_dir: &Path,
     rings: u32,
     wait: std::time::Duration,
     s: &CallArgs,
 ) -> Result<String, CallError> {
     use crate::fax::t30::{Engine, pages::PagesSink};
+    prepare_out(out)?;
     let (mut m, cfg) = open_for_call(dev, s)?;
     m.clear_call();
     m.wait_and_answer(rings, wait)?;
@@ -249,14 +256,88 @@ pub fn receive(
         .unwrap_or_default();
     if !received.is_empty() {
         let path = out.join("fax.tif");
-        write_tiff(&path, &received)?;
-        let _ = writeln!(text, "file: {}", path.display());
+        match keep_received(&path, data_dir, &received) {
+            Kept::Written => {
+                let _ = writeln!(text, "file: {}", path.display());
+            }
+            Kept::Failed { error, kept } => {
+                let _ = writeln!(text, "file: {}", kept.display());
+                return Err(CallError::Output {
+                    path,
+                    message: format!("{error}; the fax is kept in {}\n{text}", kept.display()),
+                });
+            }
+            Kept::Lost { error, failed } => {
+                return Err(CallError::Output {
+                    path,
+                    message: format!(
+                        "{error}; it could not be kept in {} either ({failed})\n{text}",
+                        data_dir.join(FAILED_DIR).display()
+                    ),
+                });
+            }
+        }
     }
     r?;
     if received.is_empty() {
         return Err(CallError::Failed(text));
     }
     Ok(text)
+}
+
+/// Where in the data directory a received fax that could not be written is kept.
+pub const FAILED_DIR: &str = "failed";
+
+/// Creates `out` (and its parents) and checks that a file can be made in it, before a call
+/// is answered.
+fn prepare_out(out: &Path) -> Result<(), CallError> {
+    let err = |e: std::io::Error| CallError::Output {
+        path: out.to_path_buf(),
+        message: format!("{e} (checked before answering: no call was taken)"),
+    };
+    crate::private_fs::create_dir_all(out).map_err(err)?;
+    let probe = out.join(format!(".faxgate-write-check-{}", std::process::id()));
+    crate::private_fs::options()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(err)?;
+    std::fs::remove_file(&probe).map_err(err)
+}
+
+/// What became of the received pages.
+#[derive(Debug)]
+enum Kept {
+    /// In the file asked for.
+    Written,
+    /// Not there (`error`), but in `kept`.
+    Failed { error: String, kept: PathBuf },
+    /// Neither there nor in the data directory's `failed/`.
+    Lost { error: String, failed: String },
+}
+
+/// Writes `pages` to `path`, else into `data_dir/failed/` under a name of its own.
+fn keep_received(path: &Path, data_dir: &Path, pages: &[crate::image::Page]) -> Kept {
+    let error = match write_tiff(path, pages) {
+        Ok(()) => return Kept::Written,
+        Err(e) => e.to_string(),
+    };
+    let dir = data_dir.join(FAILED_DIR);
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let kept = dir.join(format!("received-{stamp}-{}.tif", std::process::id()));
+    match crate::private_fs::create_dir_all(&dir)
+        .map_err(|e| CallError::Output {
+            path: dir.clone(),
+            message: e.to_string(),
+        })
+        .and_then(|()| write_tiff(&kept, pages))
+    {
+        Ok(()) => Kept::Failed { error, kept },
+        Err(e) => Kept::Lost {
+            error,
+            failed: e.to_string(),
+        },
+    }
 }
 
 /// After a call: reset the modem, keep the trace if asked.
@@ -280,7 +361,7 @@ fn write_tiff(path: &Path, pages: &[crate::image::Page]) -> Result<(), CallError
     };
     let write = |profile: TiffProfile| -> Result<(), String> {
         let tmp = path.with_extension("tif.part");
-        let f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+        let f = crate::private_fs::create(&tmp).map_err(|e| e.to_string())?;
         let mut w = Writer::new(std::io::BufWriter::new(f), profile).map_err(|e| e.to_string())?;
         for p in pages {
             w.write_page(p).map_err(|e| e.to_string())?;
@@ -298,6 +379,45 @@ fn write_tiff(path: &Path, pages: &[crate::image::Page]) -> Result<(), CallError
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_fax_that_cannot_be_written_is_kept_in_failed() {
+        let d = tempfile::tempdir().unwrap();
+        let mut page = Page::new(1728, 20, Resolution::FINE).unwrap();
+        page.set(5, 5, true);
+        // The output's parent is a file: even root cannot write there.
+        std::fs::write(d.path().join("afile"), b"x").unwrap();
+        let bad = d.path().join("afile/fax.tif");
+        let data = d.path().join("data");
+        let Kept::Failed { error, kept } = keep_received(&bad, &data, &[page.clone()]) else {
+            panic!("not kept")
+        };
+        assert!(error.contains("afile"), "{error}");
+        assert!(
+            kept.starts_with(data.join(FAILED_DIR)),
+            "{}",
+            kept.display()
+        );
+        let back =
+            crate::image::tiff::read_bytes(&std::fs::read(&kept).unwrap(), Default::default())
+                .unwrap();
+        assert_eq!(back, vec![page.clone()]);
+        // A data directory that cannot hold it either: said, not hidden.
+        let r = keep_received(&bad, &d.path().join("afile/data"), &[page]);
+        assert!(matches!(r, Kept::Lost { .. }), "{r:?}");
+    }
+
+    #[test]
+    fn the_output_directory_is_made_and_checked_before_answering() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("not/yet/there");
+        prepare_out(&out).unwrap();
+        assert!(out.is_dir());
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "probe removed");
+        std::fs::write(d.path().join("afile"), b"x").unwrap();
+        let e = prepare_out(&d.path().join("afile/out")).unwrap_err();
+        assert!(e.to_string().contains("no call was taken"), "{e}");
+    }
+
     use super::*;
     use crate::image::{Page, Resolution};
 

@@ -17,6 +17,7 @@ use chrono::NaiveDateTime;
 use super::budget;
 use super::causes::Cause;
 use super::mime::{self, Content, Extracted, Kind, MimeError, PartName, Role};
+use super::office;
 use super::options::SenderOptions;
 use crate::image::Page;
 use crate::image::codec::Coding;
@@ -50,6 +51,8 @@ pub struct Options {
     pub sender_name: String,
     /// Header line template; blank: no header line.
     pub header: String,
+    /// The office document converter (`offramp.office_converter`).
+    pub office: office::Settings,
 }
 
 /// What the header line and cover page say besides the message itself.
@@ -139,6 +142,8 @@ fn render_kind(k: Kind) -> render::Kind {
         Kind::Pdf => render::Kind::Pdf,
         Kind::Raster(_) => render::Kind::Image,
         Kind::Text => render::Kind::Text,
+        // Converted to PDF first (render_parts).
+        Kind::Office(_) => render::Kind::Pdf,
     }
 }
 
@@ -453,10 +458,17 @@ fn render_parts(
         .iter()
         .filter(|p| p.role == Role::Attachment)
     {
-        let bytes = match &p.content {
+        let mut bytes = match &p.content {
             Content::Bytes(b) => b.clone(),
             Content::Text(t) => t.clone().into_bytes(),
         };
+        if let Kind::Office(f) = p.kind {
+            let label = p.name.to_string();
+            bytes = office::to_pdf(&cfg.office, f, &bytes, budget).map_err(|e| match e {
+                office::OfficeError::Stopped(k) => render_cause(&label, &k, cfg),
+                e => e.cause(&label, f).unwrap_or(Cause::Interrupted),
+            })?;
+        }
         chosen.push((
             p.name.to_string(),
             p.name.clone(),

@@ -96,6 +96,8 @@ pub enum Kind {
     Raster(RasterFormat),
     /// Plain text (already decoded from its charset).
     Text,
+    /// An office document, faxed through the converter ([`super::office`]).
+    Office(super::office::Format),
 }
 
 impl Kind {
@@ -111,6 +113,7 @@ impl Kind {
             Kind::Raster(RasterFormat::Webp) => "WebP image",
             Kind::Raster(RasterFormat::Pnm) => "PNM image",
             Kind::Text => "text",
+            Kind::Office(f) => f.label(),
         }
     }
 }
@@ -725,7 +728,8 @@ impl Walker<'_, '_> {
     ) -> Result<(), MimeError> {
         let is_text_type = name.declared.starts_with("text/");
         self.check_encoding(part, &name, (!is_text_type).then_some(bytes.len()))?;
-        let Some(kind) = sniff(&bytes) else {
+        let office = || super::office::detect(&name.declared, name.filename.as_deref(), &bytes);
+        let Some(kind) = sniff(&bytes).or_else(|| office().map(Kind::Office)) else {
             let declared = name.declared.as_str();
             // Only a type we would render can "lie"; an image format we do not read (HEIC,
             // SVG, …) is unsupported, not damaged.
@@ -982,7 +986,8 @@ mod tests {
         let m = mixed(&[(
             "Content-Type: application/msword; name=\"letter.doc\"",
             "base64",
-            &b64(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]),
+            // Not a whole OLE2 signature: not taken as an office document (office.rs).
+            &b64(&[0xD0, 0xCF, 0x11, 0xE0]),
         )]);
         let e = extract(&m, &policy()).unwrap_err();
         assert!(matches!(e, MimeError::Unsupported { .. }));

@@ -11,6 +11,7 @@
 //! | [`causes`] | PURE: outcomes in plain words, with RFC 3463 status and the `X-Fax` diagnostic |
 //! | [`budget`] | the rendering budget's clock and cancel flag (I/O half of `image::render::budget`) |
 //! | [`document`] | PURE: cover page, body text per `offramp.body_text`, attachments in order → pages; a part that fails names itself |
+//! | [`office`] | office documents → PDF through LibreOffice, one fenced-in process per document (the one I/O step of rendering) |
 //! | [`jobs`] | a `Message` job → one `FaxOut` job per recipient → ONE report (`MailOut`) when all are final |
 //! | [`dsn`] | PURE: RFC 3464 delivery status notifications (and RFC 8098 MDNs) from `<>` |
 //!
@@ -24,4 +25,5 @@ pub mod dsn;
 pub mod jobs;
 pub mod mime;
 pub mod mime_guard;
+pub mod office;
 pub mod options;

@@ -201,10 +201,9 @@ impl OnrampService {
             }
             let s = self.shared.clone();
             set.spawn(async move {
-                if let Err(e) =
-                    mail_out::attempt(&s.spool, &s.delivery, &s.policy, &s.notices, &id).await
-                {
-                    warn!(job = %id, "mail job: {e}");
+                match mail_out::attempt(&s.spool, &s.delivery, &s.policy, &s.notices, &id).await {
+                    Ok((rec, decision)) => parked_alert(&rec, &decision, &s.delivery),
+                    Err(e) => warn!(job = %id, "mail job: {e}"),
                 }
             });
         }
@@ -267,11 +266,58 @@ impl Onramp {
     pub async fn mail_out(&self, id: &JobId) -> bool {
         let s = &self.0;
         match mail_out::attempt(&s.spool, &s.delivery, &s.policy, &s.notices, id).await {
-            Ok(_) => true,
+            Ok((rec, decision)) => {
+                parked_alert(&rec, &decision, &s.delivery);
+                true
+            }
             Err(e) => {
                 warn!(job = %id, "mail job: {e}");
                 !matches!(e, mail_out::MailOutError::Spool(_))
             }
         }
+    }
+}
+
+/// A received fax whose email could not be handed to its destination through our own fault
+/// (the Maildir not writable, the disk full) is parked: its mail job stays in the spool's
+/// `queue/` with the fax inside and is retried with backoff, then kept in `failed/` with a
+/// notice to `gateway.admin` at give-up. The first failure is logged at error at once, naming
+/// the destination and the job, because a notice by mail may have to go the same broken way:
+/// the log is the alert that always arrives.
+fn parked_alert(
+    rec: &crate::spool::JobRecord,
+    decision: &crate::scheduler::Decision,
+    delivery: &Delivery,
+) {
+    let crate::scheduler::Decision::RetryAt(at) = decision else {
+        return;
+    };
+    let crate::job::JobData::MailOut(d) = &rec.data else {
+        return;
+    };
+    if !matches!(d.purpose, mail_out::Purpose::Fax { .. }) {
+        return;
+    }
+    let Some(last) = rec.attempts.last() else {
+        return;
+    };
+    if last.cause != Some(crate::scheduler::CauseClass::LocalTemporary) {
+        return;
+    }
+    // Once per job: at its first local failure (later ones are logged as retries).
+    let local_failures = rec
+        .attempts
+        .iter()
+        .filter(|a| a.cause == Some(crate::scheduler::CauseClass::LocalTemporary))
+        .count();
+    if local_failures == 1 {
+        error!(
+            job = %rec.id,
+            "a received fax could not be delivered to {}: {}; the fax is parked in the spool's \
+             queue/ and retried at {at} (`faxgate queue retry {}` tries now)",
+            delivery.describe(),
+            crate::logging::untrusted(&last.detail),
+            rec.id
+        );
     }
 }

@@ -404,6 +404,7 @@ fn kind_of(i: usize, f: &Upload) -> Result<(Kind, &'static str), SubmitError> {
         Kind::Raster(mime::RasterFormat::Webp) => "image/webp",
         Kind::Raster(mime::RasterFormat::Pnm) => "image/x-portable-anymap",
         Kind::Text => "text/plain",
+        Kind::Office(f) => f.content_type(),
     };
     Ok((kind, ct))
 }
