@@ -13,6 +13,14 @@
 //! - skipped by policy, because people do not mean to fax them: small inline images (signature
 //!   logos, under `offramp.min_inline_image` octets), vCards, S/MIME and PGP signatures and
 //!   keys, calendar invites;
+//! - a forwarded message (`message/rfc822`, RFC 2046 §5.2.1, or `message/global` with UTF-8
+//!   headers, RFC 6532 §3.7), attached or inline, nested too, is faxed in its place as the
+//!   message it is: a block with its From, Date, To and Subject above its text, then its own
+//!   attachments;
+//! - `format=flowed` text (RFC 3676) is re-joined into the paragraphs it was, so that it
+//!   wraps to the page instead of to the sender's 72 columns;
+//! - HTML is read by an HTML5 parser ([`crate::image::render::html`]); a picture it shows by
+//!   `cid:` (RFC 2392) from its `multipart/related` (RFC 2387) is faxed where it is shown;
 //! - the declared type is not trusted: content is sniffed by its magic bytes, so a PDF sent as
 //!   `application/octet-stream` is faxed as a PDF;
 //! - RFC 3965 §3: a part that cannot be processed fails the whole message, naming the part.
@@ -138,8 +146,12 @@ impl fmt::Debug for Content {
 pub enum Role {
     /// Inline body text (subject to `offramp.body_text`).
     Body,
-    /// An attachment, or an inline picture/document the sender put in the message.
+    /// An attachment, or an inline picture/document the sender put in the message, or a
+    /// forwarded message and what it holds.
     Attachment,
+    /// A picture the HTML body shows in its text (`cid:`), faxed where it is shown, between
+    /// the body's text parts.
+    Inline,
 }
 
 /// Where a part sits in the message, for naming it to the sender.
@@ -286,6 +298,14 @@ pub enum MimeError {
         /// What is wrong.
         detail: String,
     },
+    /// An HTML text past the limits of [`crate::image::render::html::Limits`].
+    #[error("{part}: the HTML cannot be laid out ({detail})")]
+    HtmlTooComplex {
+        /// The part.
+        part: PartName,
+        /// Which limit.
+        detail: String,
+    },
     /// Declared as a picture or document but its content is not one we recognise.
     #[error("{part}: the content is not a valid {declared_as}")]
     NotWhatItSays {
@@ -302,6 +322,7 @@ impl MimeError {
         match self {
             MimeError::Unsupported { part, .. }
             | MimeError::BadEncoding { part, .. }
+            | MimeError::HtmlTooComplex { part, .. }
             | MimeError::NotWhatItSays { part, .. } => Some(part),
             _ => None,
         }
@@ -405,12 +426,13 @@ fn check_base64(encoded: &[u8]) -> Result<usize, String> {
         .map_err(|e| format!("invalid base64: {e}"))
 }
 
-struct Walker<'a, 'm> {
-    msg: &'a Message<'m>,
+struct Walker<'a> {
     policy: &'a Policy,
     out: Extracted,
     visited: usize,
     leaves: usize,
+    /// Parts (by address) already faxed in the place their HTML shows them.
+    shown: std::collections::HashSet<usize>,
 }
 
 /// The header fields of interest of a raw message (empty when it does not parse), also when
@@ -458,7 +480,6 @@ pub fn extract(raw: &[u8], policy: &Policy) -> Result<Extracted, MimeError> {
     }
     let headers = headers_of(&msg);
     let mut w = Walker {
-        msg: &msg,
         policy,
         out: Extracted {
             headers,
@@ -466,8 +487,9 @@ pub fn extract(raw: &[u8], policy: &Policy) -> Result<Extracted, MimeError> {
         },
         visited: 0,
         leaves: 0,
+        shown: Default::default(),
     };
-    w.walk(0, 0, TextChoice::All)?;
+    w.walk(&msg, 0, 0, TextChoice::All)?;
     Ok(w.out)
 }
 
@@ -516,13 +538,18 @@ fn is_attachment(part: &MessagePart<'_>) -> bool {
         .is_some_and(|d| d.is_attachment())
 }
 
-impl Walker<'_, '_> {
-    fn walk(&mut self, id: usize, depth: usize, choice: TextChoice) -> Result<(), MimeError> {
+impl Walker<'_> {
+    fn walk(
+        &mut self,
+        msg: &Message<'_>,
+        id: usize,
+        depth: usize,
+        choice: TextChoice,
+    ) -> Result<(), MimeError> {
         self.visited += 1;
         if self.visited > self.policy.limits.max_parts {
             return Err(MimeError::TooManyParts(self.policy.limits.max_parts));
         }
-        let msg = self.msg;
         let Some(part) = msg.parts.get(id) else {
             return Ok(());
         };
@@ -553,13 +580,13 @@ impl Walker<'_, '_> {
                         choice
                     };
                     for c in children {
-                        self.walk(c, depth + 1, want)?;
+                        self.walk(msg, c, depth + 1, want)?;
                     }
                 }
                 "signed" => {
                     // RFC 1847 §2.1: the first part is the content, the second the signature.
                     for c in children {
-                        self.walk(c, depth + 1, choice)?;
+                        self.walk(msg, c, depth + 1, choice)?;
                     }
                 }
                 "encrypted" => {
@@ -571,15 +598,85 @@ impl Walker<'_, '_> {
                 }
                 _ => {
                     for c in children {
-                        self.walk(c, depth + 1, choice)?;
+                        self.walk(msg, c, depth + 1, choice)?;
                     }
                 }
             }
             return Ok(());
         }
         self.leaves += 1;
+        if self.shown.contains(&(std::ptr::from_ref(part) as usize)) {
+            // Faxed already, where the HTML shows it.
+            return Ok(());
+        }
         let name = self.name(part, &ctype, &sub);
-        self.leaf(part, name, &ctype, &sub, choice)
+        if let PartType::Message(inner) = &part.body {
+            return self.forwarded(inner, name, depth);
+        }
+        self.leaf(msg, part, name, &ctype, &sub, choice)
+    }
+
+    /// A forwarded message (RFC 2046 §5.2.1 `message/rfc822`; RFC 6532 §3.7 `message/global`):
+    /// its header block and text, then its attachments, in its place among the parts.
+    fn forwarded(
+        &mut self,
+        inner: &Message<'_>,
+        name: PartName,
+        depth: usize,
+    ) -> Result<(), MimeError> {
+        // The nested message is one level deeper than the part holding it (the raw check in
+        // `mime_guard` counts it the same way).
+        if depth + 1 > self.policy.limits.max_depth {
+            return Err(MimeError::TooDeep(self.policy.limits.max_depth));
+        }
+        let start = self.out.parts.len();
+        if !inner.parts.is_empty() {
+            self.walk(inner, 0, depth + 1, TextChoice::All)?;
+        }
+        let held = self.out.parts.split_off(start);
+        let block = forward_block(inner);
+        // Its text (the body parts, with pictures shown in them in their place) follows the
+        // header block; each piece is faxed as a part of its own, in order.
+        let mut text = block;
+        let mut pending_text = true;
+        for p in held {
+            match (&p.role, &p.content) {
+                (Role::Body, Content::Text(t)) => {
+                    if !text.ends_with("\n\n") {
+                        text.push('\n');
+                    }
+                    text.push_str(t.trim_end());
+                    text.push('\n');
+                    pending_text = true;
+                }
+                _ => {
+                    if pending_text {
+                        self.push_forward_text(&name, std::mem::take(&mut text));
+                        pending_text = false;
+                    }
+                    self.out.parts.push(Part {
+                        role: Role::Attachment,
+                        ..p
+                    });
+                }
+            }
+        }
+        if pending_text && !text.trim().is_empty() {
+            self.push_forward_text(&name, text);
+        }
+        Ok(())
+    }
+
+    fn push_forward_text(&mut self, name: &PartName, text: String) {
+        if text.trim().is_empty() {
+            return;
+        }
+        self.out.parts.push(Part {
+            name: name.clone(),
+            kind: Kind::Text,
+            role: Role::Attachment,
+            content: Content::Text(text),
+        });
     }
 
     fn name(&self, part: &MessagePart<'_>, ctype: &str, sub: &str) -> PartName {
@@ -604,6 +701,7 @@ impl Walker<'_, '_> {
 
     fn leaf(
         &mut self,
+        msg: &Message<'_>,
         part: &MessagePart<'_>,
         name: PartName,
         ctype: &str,
@@ -650,11 +748,13 @@ impl Walker<'_, '_> {
                             return self.skip(name, SkipReason::Alternative);
                         }
                     }
-                    self.check_encoding(part, &name, None)?;
-                    let text: Cow<'_, str> = if is_html {
-                        Cow::Owned(mail_parser::decoders::html::html_to_text(text))
-                    } else {
-                        Cow::Borrowed(text.as_ref())
+                    self.check_encoding(msg, part, &name, None)?;
+                    if is_html {
+                        return self.html(msg, part, name, role, text);
+                    }
+                    let text: Cow<'_, str> = match flowed(part) {
+                        Some(delsp) => Cow::Owned(unflow(text, delsp)),
+                        None => Cow::Borrowed(text.as_ref()),
                     };
                     if text.trim().is_empty() {
                         return self.skip(name, SkipReason::Empty);
@@ -670,16 +770,13 @@ impl Walker<'_, '_> {
                 // Some other text/* type (text/csv, text/rtf, …), or a binary part that
                 // mail-parser took for text: treat its bytes like any binary.
                 let bytes = text.as_bytes().to_vec();
-                self.binary(part, name, bytes, attached)
+                self.binary(msg, part, name, bytes, attached, Role::Attachment)
             }
             PartType::Binary(b) | PartType::InlineBinary(b) => {
-                self.binary(part, name, b.to_vec(), attached)
+                self.binary(msg, part, name, b.to_vec(), attached, Role::Attachment)
             }
-            PartType::Message(_) => Err(MimeError::Unsupported {
-                part: name,
-                what: "a forwarded email (message/rfc822); attach its documents instead".into(),
-            }),
-            PartType::Multipart(_) => Ok(()),
+            // Forwarded messages are taken in `walk`; a multipart is not a leaf.
+            PartType::Message(_) | PartType::Multipart(_) => Ok(()),
         }
     }
 
@@ -687,6 +784,7 @@ impl Walker<'_, '_> {
     /// broken base64 silently).
     fn check_encoding(
         &self,
+        msg: &Message<'_>,
         part: &MessagePart<'_>,
         name: &PartName,
         decoded_len: Option<usize>,
@@ -697,7 +795,9 @@ impl Walker<'_, '_> {
         if !is_b64 {
             return Ok(());
         }
-        let raw = self.msg.raw_message();
+        // The whole buffer the offsets count in (for a nested message too: mail-parser keeps
+        // the outer octets, or the decoded ones of an encoded message, with its offsets).
+        let raw: &[u8] = msg.raw_message.as_ref();
         let (start, end) = (part.offset_body as usize, part.offset_end as usize);
         let encoded = raw.get(start..end.min(raw.len())).unwrap_or_default();
         let strict = check_base64(encoded).map_err(|detail| MimeError::BadEncoding {
@@ -716,15 +816,18 @@ impl Walker<'_, '_> {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn binary(
         &mut self,
+        msg: &Message<'_>,
         part: &MessagePart<'_>,
         name: PartName,
         bytes: Vec<u8>,
         attached: bool,
+        role: Role,
     ) -> Result<(), MimeError> {
         let is_text_type = name.declared.starts_with("text/");
-        self.check_encoding(part, &name, (!is_text_type).then_some(bytes.len()))?;
+        self.check_encoding(msg, part, &name, (!is_text_type).then_some(bytes.len()))?;
         let Some(kind) = sniff(&bytes) else {
             let declared = name.declared.as_str();
             // Only a type we would render can "lie"; an image format we do not read (HEIC,
@@ -764,11 +867,210 @@ impl Walker<'_, '_> {
         self.out.parts.push(Part {
             name,
             kind,
-            role: Role::Attachment,
+            role,
             content: Content::Bytes(bytes),
         });
         Ok(())
     }
+
+    /// An HTML text part: its text, and the `cid:` pictures it shows in their place.
+    fn html(
+        &mut self,
+        msg: &Message<'_>,
+        part: &MessagePart<'_>,
+        name: PartName,
+        role: Role,
+        html: &str,
+    ) -> Result<(), MimeError> {
+        use crate::image::render::html::{self, Block};
+        let blocks = html::to_blocks(html, &html::Limits::default()).map_err(|e| {
+            MimeError::HtmlTooComplex {
+                part: name.clone(),
+                detail: e.to_string(),
+            }
+        })?;
+        let here = msg
+            .parts
+            .iter()
+            .position(|p| std::ptr::eq(p, part))
+            .unwrap_or(0);
+        let before = self.out.parts.len();
+        for b in blocks {
+            match b {
+                Block::Text(t) => self.out.parts.push(Part {
+                    name: name.clone(),
+                    kind: Kind::Text,
+                    role,
+                    content: Content::Text(t),
+                }),
+                Block::Image { cid, alt } => {
+                    let Some((id, img)) = find_cid(msg, &cid) else {
+                        // A picture the message does not hold: its alt text, as a browser does.
+                        if !alt.is_empty() {
+                            self.out.parts.push(Part {
+                                name: name.clone(),
+                                kind: Kind::Text,
+                                role,
+                                content: Content::Text(format!("[{alt}]\n")),
+                            });
+                        }
+                        continue;
+                    };
+                    let key = std::ptr::from_ref(img) as usize;
+                    if self.shown.contains(&key) {
+                        continue;
+                    }
+                    let bytes = match &img.body {
+                        PartType::Binary(b) | PartType::InlineBinary(b) => b.to_vec(),
+                        _ => continue,
+                    };
+                    // Its number among the leaves, as the walk will count it.
+                    let ahead = msg
+                        .parts
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, p)| {
+                            *i > here && *i <= id && !matches!(p.body, PartType::Multipart(_))
+                        })
+                        .count();
+                    let (ctype, sub) = content_type(img);
+                    let mut img_name = self.name(img, &ctype, &sub);
+                    img_name.index = self.leaves + ahead;
+                    let role = if role == Role::Body {
+                        Role::Inline
+                    } else {
+                        role
+                    };
+                    self.binary(msg, img, img_name, bytes, false, role)?;
+                    self.shown.insert(key);
+                }
+            }
+        }
+        if self.out.parts.len() == before {
+            return self.skip(name, SkipReason::Empty);
+        }
+        Ok(())
+    }
+}
+
+/// The part of `msg` whose Content-ID (RFC 2045 §7, angle brackets dropped) is `cid`.
+fn find_cid<'p, 'x>(msg: &'p Message<'x>, cid: &str) -> Option<(usize, &'p MessagePart<'x>)> {
+    msg.parts.iter().enumerate().find(|(_, p)| {
+        p.content_id()
+            .is_some_and(|id| id.trim().trim_start_matches('<').trim_end_matches('>') == cid)
+    })
+}
+
+/// The header block of a forwarded message, as mail clients write it above a forwarded text.
+fn forward_block(m: &Message<'_>) -> String {
+    let addrs = |a: Option<&mail_parser::Address<'_>>| {
+        a.map(|a| {
+            a.iter()
+                .map(|a| match (a.name(), a.address()) {
+                    (Some(n), Some(ad)) => format!("{n} <{ad}>"),
+                    (None, Some(ad)) => ad.to_string(),
+                    (Some(n), None) => n.to_string(),
+                    (None, None) => String::new(),
+                })
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .filter(|s| !s.is_empty())
+    };
+    // The Date field as the sender wrote it (unfolded): a parsed and re-printed date could
+    // differ from what the recipient's client showed.
+    let date = m
+        .header_raw("Date")
+        .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|d| !d.is_empty());
+    let mut out = String::from("---------- Forwarded message ----------\n");
+    let fields = [
+        ("From:", addrs(m.from())),
+        ("Date:", date),
+        ("To:", addrs(m.to())),
+        ("Subject:", m.subject().map(str::to_string)),
+    ];
+    for (label, value) in fields {
+        if let Some(v) = value {
+            // One line per field: control characters would break the block's layout.
+            let v: String = v.chars().filter(|c| !c.is_control()).collect();
+            out.push_str(&format!("{label:<9}{v}\n"));
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// `Some(delsp)` for a `format=flowed` text part (RFC 3676 §4.1; `DelSp=yes`, §4.2).
+fn flowed(part: &MessagePart<'_>) -> Option<bool> {
+    let ct = part.content_type()?;
+    let format = ct.attribute("format")?;
+    if !format.trim().eq_ignore_ascii_case("flowed") {
+        return None;
+    }
+    Some(
+        ct.attribute("delsp")
+            .is_some_and(|d| d.trim().eq_ignore_ascii_case("yes")),
+    )
+}
+
+/// Re-joins `format=flowed` text (RFC 3676 §4): a line ending in a space is continued by the
+/// next line of the same quote depth (§4.2; with `DelSp=yes` that space is deleted, §4.2);
+/// space-stuffing is undone (§4.4); quote marks are kept, one `>` per level and a space
+/// (§4.5); the signature separator `-- ` is never flowed (§4.3).
+pub fn unflow(text: &str, delsp: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    // The paragraph being joined and its quote depth.
+    let mut para: Option<(usize, String)> = None;
+    for raw in text.split('\n') {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let depth = line.chars().take_while(|&c| c == '>').count();
+        let mut body = &line[depth..];
+        // §4.4/§4.5: one space after the quote marks (or at the start) is stuffing.
+        if let Some(b) = body.strip_prefix(' ') {
+            body = b;
+        }
+        let is_sig = body == "-- ";
+        let soft = !is_sig && body.ends_with(' ');
+        let content = if soft && delsp {
+            &body[..body.len() - 1]
+        } else {
+            body
+        };
+        match &mut para {
+            Some((d, p)) if *d == depth => p.push_str(content),
+            _ => {
+                if let Some((d, p)) = para.take() {
+                    // §4.2: a flowed line followed by one of another depth ends there.
+                    push_line(&mut out, d, &p);
+                }
+                para = Some((depth, content.to_string()));
+            }
+        }
+        if !soft && let Some((d, p)) = para.take() {
+            push_line(&mut out, d, &p);
+        }
+    }
+    if let Some((d, p)) = para.take() {
+        push_line(&mut out, d, &p);
+    }
+    // The split gives one empty piece after a final line break: not a line of its own.
+    if text.ends_with('\n') && out.ends_with("\n\n") {
+        out.pop();
+    } else if !text.ends_with('\n') && out.ends_with('\n') {
+        out.pop();
+    }
+    out
+}
+
+fn push_line(out: &mut String, depth: usize, text: &str) {
+    if depth > 0 {
+        out.push_str(&">".repeat(depth));
+        out.push(' ');
+    }
+    out.push_str(text.trim_end_matches(' '));
+    out.push('\n');
 }
 
 #[cfg(test)]
