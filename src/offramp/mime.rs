@@ -1069,7 +1069,13 @@ fn push_line(out: &mut String, depth: usize, text: &str) {
         out.push_str(&">".repeat(depth));
         out.push(' ');
     }
-    out.push_str(text.trim_end_matches(' '));
+    // A flowed line cut short by a change of depth keeps no trailing space; the signature
+    // separator keeps its own.
+    if text == "-- " {
+        out.push_str(text);
+    } else {
+        out.push_str(text.trim_end_matches(' '));
+    }
     out.push('\n');
 }
 
@@ -1347,6 +1353,144 @@ mod tests {
         }
         let r = extract(s.as_bytes(), &policy());
         assert!(matches!(r, Err(MimeError::TooDeep(_))), "{r:?}");
+    }
+
+    #[test]
+    fn unflow_cases() {
+        let cases = [
+            // §4.2: a trailing space continues the line; the space stays (DelSp=no).
+            ("one \r\ntwo\r\nthree\r\n", false, "one two\nthree\n"),
+            // DelSp=yes: the space is deleted (a word broken for a language without spaces).
+            ("Lang \r\nwort\r\n", true, "Langwort\n"),
+            // §4.4: space-stuffing undone.
+            (
+                "  indented\r\n From here\r\n",
+                false,
+                " indented\nFrom here\n",
+            ),
+            // §4.5: quote depth kept; a change of depth ends the paragraph.
+            ("> a \r\n> b\r\n>> c \r\nd\r\n", false, "> a b\n>> c\nd\n"),
+            // §4.3: the signature separator is not flowed.
+            ("text\r\n-- \r\nsig\r\n", false, "text\n-- \nsig\n"),
+            ("no final break", false, "no final break"),
+        ];
+        for (input, delsp, want) in cases {
+            assert_eq!(unflow(input, delsp), want, "{input:?}");
+        }
+    }
+
+    fn forward(inner: &str, disposition: &str) -> String {
+        format!(
+            "From: a@example.org\r\nSubject: fw\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"F\"\r\n\r\n\
+             --F\r\nContent-Type: text/plain\r\n\r\nsee below\r\n\
+             --F\r\nContent-Type: message/rfc822\r\nContent-Disposition: {disposition}\r\n\r\n\
+             {inner}\r\n--F--\r\n"
+        )
+    }
+
+    #[test]
+    fn forwarded_message_block_text_then_attachments() {
+        let pdf = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n";
+        let inner = format!(
+            "From: Bo <bo@example.net>\r\nTo: a@example.org, c@example.org\r\n\
+             Date: Mon, 30 Nov 2026\r\n 16:40:11 +0000\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\
+             MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"I\"\r\n\r\n\
+             --I\r\nContent-Type: text/plain\r\n\r\nthe text\r\n\
+             --I\r\nContent-Type: application/pdf; name=\"x.pdf\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--I--",
+            b64(pdf)
+        );
+        for disposition in ["attachment", "inline"] {
+            let x = extract(forward(&inner, disposition).as_bytes(), &policy()).unwrap();
+            assert_eq!(x.parts.len(), 3, "{x:?}");
+            assert_eq!(x.parts[0].content, Content::Text("see below".into()));
+            assert_eq!(x.parts[0].role, Role::Body);
+            let Content::Text(t) = &x.parts[1].content else {
+                panic!("{x:?}")
+            };
+            assert_eq!(
+                t,
+                "---------- Forwarded message ----------\n\
+                 From:    Bo <bo@example.net>\n\
+                 Date:    Mon, 30 Nov 2026 16:40:11 +0000\n\
+                 To:      a@example.org, c@example.org\n\
+                 Subject: Grüße\n\nthe text\n"
+            );
+            assert_eq!(x.parts[1].role, Role::Attachment);
+            assert_eq!(x.parts[1].name.declared, "message/rfc822");
+            assert_eq!(x.parts[2].kind, Kind::Pdf);
+            assert_eq!(x.parts[2].content, Content::Bytes(pdf.to_vec()));
+            assert!(x.has_attachment());
+        }
+    }
+
+    #[test]
+    fn base64_forwarded_message_checks_its_own_parts() {
+        // mail-parser parses an encoded message from its decoded octets: the strict base64
+        // check of a part inside must look there, not in the outer message.
+        let pdf = b"%PDF-1.4\n%%EOF\n";
+        let inner = format!(
+            "Subject: inner\r\nContent-Type: multipart/mixed; boundary=I\r\n\r\n\
+             --I\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+             {}\r\n--I--\r\n",
+            b64(pdf)
+        );
+        let m = mixed(&[(
+            "Content-Type: message/rfc822",
+            "base64",
+            &b64(inner.as_bytes()),
+        )]);
+        let x = extract(&m, &policy()).unwrap();
+        assert_eq!(x.parts.len(), 2, "{x:?}");
+        assert_eq!(x.parts[1].content, Content::Bytes(pdf.to_vec()));
+    }
+
+    #[test]
+    fn forwarded_nesting_is_bounded() {
+        let mut inner = String::from("Subject: last\r\n\r\ninnermost\r\n");
+        for i in 0..20 {
+            inner = format!("Subject: level {i}\r\nContent-Type: message/rfc822\r\n\r\n{inner}");
+        }
+        let r = extract(inner.as_bytes(), &policy());
+        assert_eq!(r, Err(MimeError::TooDeep(16)));
+        // Within the limit: every level a block of its own, innermost text last.
+        let mut inner = String::from("Subject: last\r\n\r\ninnermost\r\n");
+        for i in 0..5 {
+            inner = format!("Subject: level {i}\r\nContent-Type: message/rfc822\r\n\r\n{inner}");
+        }
+        let x = extract(inner.as_bytes(), &policy()).unwrap();
+        assert_eq!(x.parts.len(), 5, "{x:?}");
+        let Content::Text(t) = &x.parts[4].content else {
+            panic!()
+        };
+        assert!(
+            t.contains("Subject: last") && t.ends_with("innermost\n"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn html_cid_picture_in_place_once() {
+        let png = {
+            let mut p = b"\x89PNG\r\n\x1a\n".to_vec();
+            p.resize(2000, 0);
+            p
+        };
+        let m = format!(
+            "From: a@example.org\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/related; boundary=\"R\"\r\n\r\n\
+             --R\r\nContent-Type: text/html\r\n\r\n\
+             <p>before</p><img src=\"cid:pic@x\" alt=\"P\"><p>after</p>\r\n\
+             --R\r\nContent-Type: image/png\r\nContent-ID: <pic@x>\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--R--\r\n",
+            b64(&png)
+        );
+        let x = extract(m.as_bytes(), &policy()).unwrap();
+        let roles: Vec<_> = x.parts.iter().map(|p| p.role).collect();
+        assert_eq!(roles, [Role::Body, Role::Inline, Role::Body], "{x:?}");
+        assert_eq!(x.parts[1].name.index, 2);
+        assert!(!x.has_attachment());
     }
 
     proptest::proptest! {
