@@ -1056,9 +1056,12 @@ pub fn unflow(text: &str, delsp: bool) -> String {
         push_line(&mut out, d, &p);
     }
     // The split gives one empty piece after a final line break: not a line of its own.
-    if text.ends_with('\n') && out.ends_with("\n\n") {
-        out.pop();
-    } else if !text.ends_with('\n') && out.ends_with('\n') {
+    let extra = if text.ends_with('\n') {
+        out.ends_with("\n\n")
+    } else {
+        out.ends_with('\n')
+    };
+    if extra {
         out.pop();
     }
     out
