@@ -1498,6 +1498,11 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn unflow_never_panics(s in "[ >a-z\\r\\n-]{0,200}", delsp in proptest::bool::ANY) {
+            let _ = unflow(&s, delsp);
+        }
+
+        #[test]
         fn never_panics_on_any_bytes(data in proptest::collection::vec(proptest::num::u8::ANY, 0..2000)) {
             let _ = extract(&data, &policy());
         }

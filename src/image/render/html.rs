@@ -1211,4 +1211,29 @@ mod tests {
         let t = to_text(&format!("{}deep", "<div><span>".repeat(250)));
         assert_eq!(t, "deep\n");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(s in "\\PC{0,400}") {
+            let _ = to_blocks(&s, &Limits::default());
+        }
+
+        #[test]
+        fn never_panics_on_tag_soup(tags in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "<table>", "<tr>", "<td>", "</td>", "<th>", "</table>", "<p>", "</p>", "<b>",
+                "</b>", "<i id=1>", "<ul>", "<li>", "</ul>", "<ol>", "<pre>", "</pre>", "<br>",
+                "<img src=cid:a alt=x>", "<a href=h>", "</a>", "<blockquote>", "x ", "&amp;",
+                "<template>", "</template>", "<svg><foreignObject>", "<select><option>",
+                "<frameset>", "<!--c-->", "\n", "<hr>", "<script>", "</script>",
+            ]),
+            0..200,
+        )) {
+            let h: String = tags.concat();
+            let tight = Limits { max_nodes: 50, max_depth: 8, max_formatting: 5, ..Limits::default() };
+            let _ = to_blocks(&h, &tight);
+            let _ = to_blocks(&h, &Limits::default());
+            let _ = to_text(&h);
+        }
+    }
 }
