@@ -431,7 +431,7 @@ struct Walker<'a> {
     out: Extracted,
     visited: usize,
     leaves: usize,
-    /// Parts (by address) already faxed in the place their HTML shows them.
+    /// Parts (by address) already taken: walked, or faxed in the place their HTML shows them.
     shown: std::collections::HashSet<usize>,
 }
 
@@ -605,8 +605,9 @@ impl Walker<'_> {
             return Ok(());
         }
         self.leaves += 1;
-        if self.shown.contains(&(std::ptr::from_ref(part) as usize)) {
-            // Faxed already, where the HTML shows it.
+        // Faxed already where the HTML shows it; else marked as taken, so that an HTML part
+        // after it that shows it too does not fax it twice.
+        if !self.shown.insert(std::ptr::from_ref(part) as usize) {
             return Ok(());
         }
         let name = self.name(part, &ctype, &sub);
@@ -1494,6 +1495,23 @@ mod tests {
         assert_eq!(roles, [Role::Body, Role::Inline, Role::Body], "{x:?}");
         assert_eq!(x.parts[1].name.index, 2);
         assert!(!x.has_attachment());
+        // The picture before the HTML that shows it (and shown twice): faxed once.
+        let m = format!(
+            "From: a@example.org\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/related; boundary=\"R\"\r\n\r\n\
+             --R\r\nContent-Type: image/png\r\nContent-ID: <pic@x>\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n\
+             --R\r\nContent-Type: text/html\r\n\r\n\
+             <p>text</p><img src=\"cid:pic@x\"><img src=\"cid:pic@x\">\r\n--R--\r\n",
+            b64(&png)
+        );
+        let x = extract(m.as_bytes(), &policy()).unwrap();
+        let kinds: Vec<_> = x.parts.iter().map(|p| p.kind).collect();
+        assert_eq!(
+            kinds,
+            [Kind::Raster(RasterFormat::Png), Kind::Text],
+            "{x:?}"
+        );
     }
 
     proptest::proptest! {
