@@ -1,6 +1,8 @@
 //! The fax document of an email: optional cover page, the body text (per
-//! `offramp.body_text`), then the attachments in the order the sender attached them, rendered
-//! by [`crate::image::render`] with the page header line.
+//! `offramp.body_text`; broken only by the pictures its HTML shows in place), then the
+//! attachments in the order the sender attached them — a forwarded message among them as its
+//! header block and text, then its own attachments — rendered by [`crate::image::render`]
+//! with the page header line.
 //!
 //! PURE: the raw message, the [`Options`] (built by the shell from `[offramp]`), the sender's
 //! options and (for the header line) the time of sending in; pages, or the cause to tell the sender, out. RFC 3965 §3: "if any
