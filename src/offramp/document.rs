@@ -1,6 +1,8 @@
 //! The fax document of an email: optional cover page, the body text (per
-//! `offramp.body_text`), then the attachments in the order the sender attached them, rendered
-//! by [`crate::image::render`] with the page header line.
+//! `offramp.body_text`; broken only by the pictures its HTML shows in place), then the
+//! attachments in the order the sender attached them — a forwarded message among them as its
+//! header block and text, then its own attachments — rendered by [`crate::image::render`]
+//! with the page header line.
 //!
 //! PURE: the raw message, the [`Options`] (built by the shell from `[offramp]`), the sender's
 //! options and (for the header line) the time of sending in; pages, or the cause to tell the sender, out. RFC 3965 §3: "if any
@@ -90,6 +92,10 @@ pub fn mime_cause(e: &MimeError) -> Cause {
         MimeError::BadEncoding { part, detail } => Cause::DamagedAttachment {
             part: part.to_string(),
             detail: format!("the attachment is damaged ({detail})"),
+        },
+        MimeError::HtmlTooComplex { part, detail } => Cause::DamagedAttachment {
+            part: part.to_string(),
+            detail: format!("the HTML cannot be laid out: {detail}"),
         },
         MimeError::NotWhatItSays { part, declared_as } => Cause::DamagedAttachment {
             part: part.to_string(),
@@ -428,35 +434,59 @@ fn render_parts(
         BodyText::Omit => false,
         BodyText::IfNoAttachment => !extracted.has_attachment(),
     };
-    // The body text parts go first as one text (Apple Mail splits it around pictures), then
+    // The body goes first: its text parts as one text (Apple Mail splits it around
+    // pictures), broken only by the pictures its HTML shows in place (`Role::Inline`); then
     // every attachment in message order.
-    let body: Vec<&mime::Part> = extracted
-        .parts
-        .iter()
-        .filter(|p| p.role == Role::Body)
-        .collect();
     let mut chosen: Vec<(String, PartName, render::Kind, Vec<u8>)> = Vec::new();
-    if with_body && !body.is_empty() {
-        let text = body
+    if with_body {
+        let mut text: Option<(PartName, String)> = None;
+        let flush =
+            |text: &mut Option<(PartName, String)>,
+             chosen: &mut Vec<(String, PartName, render::Kind, Vec<u8>)>| {
+                if let Some((name, t)) = text.take() {
+                    chosen.push((
+                        "the message text".into(),
+                        name,
+                        render::Kind::Text,
+                        t.into_bytes(),
+                    ));
+                }
+            };
+        for p in extracted
+            .parts
             .iter()
-            .filter_map(|p| match &p.content {
-                Content::Text(t) => Some(t.trim_end().to_string()),
-                Content::Bytes(_) => None,
-            })
-            .collect::<Vec<_>>()
-            .join("\n\n");
-        let name = body[0].name.clone();
-        chosen.push((
-            "the message text".into(),
-            name,
-            render::Kind::Text,
-            text.into_bytes(),
-        ));
+            .filter(|p| matches!(p.role, Role::Body | Role::Inline))
+        {
+            match (&p.role, &p.content) {
+                (Role::Body, Content::Text(t)) => match &mut text {
+                    Some((_, so_far)) => {
+                        so_far.push_str("\n\n");
+                        so_far.push_str(t.trim_end());
+                    }
+                    None => text = Some((p.name.clone(), t.trim_end().to_string())),
+                },
+                (Role::Body, Content::Bytes(_)) => {}
+                _ => {
+                    flush(&mut text, &mut chosen);
+                    chosen.push((
+                        p.name.to_string(),
+                        p.name.clone(),
+                        render_kind(p.kind),
+                        match &p.content {
+                            Content::Bytes(b) => b.clone(),
+                            Content::Text(t) => t.clone().into_bytes(),
+                        },
+                    ));
+                }
+            }
+        }
+        flush(&mut text, &mut chosen);
     }
+    // Without the body text, the pictures it showed are still faxed, as attachments.
     for p in extracted
         .parts
         .iter()
-        .filter(|p| p.role == Role::Attachment)
+        .filter(|p| p.role == Role::Attachment || (p.role == Role::Inline && !with_body))
     {
         let mut bytes = match &p.content {
             Content::Bytes(b) => b.clone(),

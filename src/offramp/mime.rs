@@ -13,6 +13,14 @@
 //! - skipped by policy, because people do not mean to fax them: small inline images (signature
 //!   logos, under `offramp.min_inline_image` octets), vCards, S/MIME and PGP signatures and
 //!   keys, calendar invites;
+//! - a forwarded message (`message/rfc822`, RFC 2046 §5.2.1, or `message/global` with UTF-8
+//!   headers, RFC 6532 §3.7), attached or inline, nested too, is faxed in its place as the
+//!   message it is: a block with its From, Date, To and Subject above its text, then its own
+//!   attachments;
+//! - `format=flowed` text (RFC 3676) is re-joined into the paragraphs it was, so that it
+//!   wraps to the page instead of to the sender's 72 columns;
+//! - HTML is read by an HTML5 parser ([`crate::image::render::html`]); a picture it shows by
+//!   `cid:` (RFC 2392) from its `multipart/related` (RFC 2387) is faxed where it is shown;
 //! - the declared type is not trusted: content is sniffed by its magic bytes, so a PDF sent as
 //!   `application/octet-stream` is faxed as a PDF;
 //! - RFC 3965 §3: a part that cannot be processed fails the whole message, naming the part.
@@ -141,8 +149,12 @@ impl fmt::Debug for Content {
 pub enum Role {
     /// Inline body text (subject to `offramp.body_text`).
     Body,
-    /// An attachment, or an inline picture/document the sender put in the message.
+    /// An attachment, or an inline picture/document the sender put in the message, or a
+    /// forwarded message and what it holds.
     Attachment,
+    /// A picture the HTML body shows in its text (`cid:`), faxed where it is shown, between
+    /// the body's text parts.
+    Inline,
 }
 
 /// Where a part sits in the message, for naming it to the sender.
@@ -289,6 +301,14 @@ pub enum MimeError {
         /// What is wrong.
         detail: String,
     },
+    /// An HTML text past the limits of [`crate::image::render::html::Limits`].
+    #[error("{part}: the HTML cannot be laid out ({detail})")]
+    HtmlTooComplex {
+        /// The part.
+        part: PartName,
+        /// Which limit.
+        detail: String,
+    },
     /// Declared as a picture or document but its content is not one we recognise.
     #[error("{part}: the content is not a valid {declared_as}")]
     NotWhatItSays {
@@ -305,6 +325,7 @@ impl MimeError {
         match self {
             MimeError::Unsupported { part, .. }
             | MimeError::BadEncoding { part, .. }
+            | MimeError::HtmlTooComplex { part, .. }
             | MimeError::NotWhatItSays { part, .. } => Some(part),
             _ => None,
         }
@@ -408,12 +429,13 @@ fn check_base64(encoded: &[u8]) -> Result<usize, String> {
         .map_err(|e| format!("invalid base64: {e}"))
 }
 
-struct Walker<'a, 'm> {
-    msg: &'a Message<'m>,
+struct Walker<'a> {
     policy: &'a Policy,
     out: Extracted,
     visited: usize,
     leaves: usize,
+    /// Parts (by address) already taken: walked, or faxed in the place their HTML shows them.
+    shown: std::collections::HashSet<usize>,
 }
 
 /// The header fields of interest of a raw message (empty when it does not parse), also when
@@ -461,7 +483,6 @@ pub fn extract(raw: &[u8], policy: &Policy) -> Result<Extracted, MimeError> {
     }
     let headers = headers_of(&msg);
     let mut w = Walker {
-        msg: &msg,
         policy,
         out: Extracted {
             headers,
@@ -469,8 +490,9 @@ pub fn extract(raw: &[u8], policy: &Policy) -> Result<Extracted, MimeError> {
         },
         visited: 0,
         leaves: 0,
+        shown: Default::default(),
     };
-    w.walk(0, 0, TextChoice::All)?;
+    w.walk(&msg, 0, 0, TextChoice::All)?;
     Ok(w.out)
 }
 
@@ -519,13 +541,18 @@ fn is_attachment(part: &MessagePart<'_>) -> bool {
         .is_some_and(|d| d.is_attachment())
 }
 
-impl Walker<'_, '_> {
-    fn walk(&mut self, id: usize, depth: usize, choice: TextChoice) -> Result<(), MimeError> {
+impl Walker<'_> {
+    fn walk(
+        &mut self,
+        msg: &Message<'_>,
+        id: usize,
+        depth: usize,
+        choice: TextChoice,
+    ) -> Result<(), MimeError> {
         self.visited += 1;
         if self.visited > self.policy.limits.max_parts {
             return Err(MimeError::TooManyParts(self.policy.limits.max_parts));
         }
-        let msg = self.msg;
         let Some(part) = msg.parts.get(id) else {
             return Ok(());
         };
@@ -556,13 +583,13 @@ impl Walker<'_, '_> {
                         choice
                     };
                     for c in children {
-                        self.walk(c, depth + 1, want)?;
+                        self.walk(msg, c, depth + 1, want)?;
                     }
                 }
                 "signed" => {
                     // RFC 1847 §2.1: the first part is the content, the second the signature.
                     for c in children {
-                        self.walk(c, depth + 1, choice)?;
+                        self.walk(msg, c, depth + 1, choice)?;
                     }
                 }
                 "encrypted" => {
@@ -574,15 +601,86 @@ impl Walker<'_, '_> {
                 }
                 _ => {
                     for c in children {
-                        self.walk(c, depth + 1, choice)?;
+                        self.walk(msg, c, depth + 1, choice)?;
                     }
                 }
             }
             return Ok(());
         }
         self.leaves += 1;
+        // Faxed already where the HTML shows it; else marked as taken, so that an HTML part
+        // after it that shows it too does not fax it twice.
+        if !self.shown.insert(std::ptr::from_ref(part) as usize) {
+            return Ok(());
+        }
         let name = self.name(part, &ctype, &sub);
-        self.leaf(part, name, &ctype, &sub, choice)
+        if let PartType::Message(inner) = &part.body {
+            return self.forwarded(inner, name, depth);
+        }
+        self.leaf(msg, part, name, &ctype, &sub, choice)
+    }
+
+    /// A forwarded message (RFC 2046 §5.2.1 `message/rfc822`; RFC 6532 §3.7 `message/global`):
+    /// its header block and text, then its attachments, in its place among the parts.
+    fn forwarded(
+        &mut self,
+        inner: &Message<'_>,
+        name: PartName,
+        depth: usize,
+    ) -> Result<(), MimeError> {
+        // The nested message is one level deeper than the part holding it (the raw check in
+        // `mime_guard` counts it the same way).
+        if depth + 1 > self.policy.limits.max_depth {
+            return Err(MimeError::TooDeep(self.policy.limits.max_depth));
+        }
+        let start = self.out.parts.len();
+        if !inner.parts.is_empty() {
+            self.walk(inner, 0, depth + 1, TextChoice::All)?;
+        }
+        let held = self.out.parts.split_off(start);
+        let block = forward_block(inner);
+        // Its text (the body parts, with pictures shown in them in their place) follows the
+        // header block; each piece is faxed as a part of its own, in order.
+        let mut text = block;
+        let mut pending_text = true;
+        for p in held {
+            match (&p.role, &p.content) {
+                (Role::Body, Content::Text(t)) => {
+                    if !text.ends_with("\n\n") {
+                        text.push('\n');
+                    }
+                    text.push_str(t.trim_end());
+                    text.push('\n');
+                    pending_text = true;
+                }
+                _ => {
+                    if pending_text {
+                        self.push_forward_text(&name, std::mem::take(&mut text));
+                        pending_text = false;
+                    }
+                    self.out.parts.push(Part {
+                        role: Role::Attachment,
+                        ..p
+                    });
+                }
+            }
+        }
+        if pending_text && !text.trim().is_empty() {
+            self.push_forward_text(&name, text);
+        }
+        Ok(())
+    }
+
+    fn push_forward_text(&mut self, name: &PartName, text: String) {
+        if text.trim().is_empty() {
+            return;
+        }
+        self.out.parts.push(Part {
+            name: name.clone(),
+            kind: Kind::Text,
+            role: Role::Attachment,
+            content: Content::Text(text),
+        });
     }
 
     fn name(&self, part: &MessagePart<'_>, ctype: &str, sub: &str) -> PartName {
@@ -607,6 +705,7 @@ impl Walker<'_, '_> {
 
     fn leaf(
         &mut self,
+        msg: &Message<'_>,
         part: &MessagePart<'_>,
         name: PartName,
         ctype: &str,
@@ -653,11 +752,13 @@ impl Walker<'_, '_> {
                             return self.skip(name, SkipReason::Alternative);
                         }
                     }
-                    self.check_encoding(part, &name, None)?;
-                    let text: Cow<'_, str> = if is_html {
-                        Cow::Owned(mail_parser::decoders::html::html_to_text(text))
-                    } else {
-                        Cow::Borrowed(text.as_ref())
+                    self.check_encoding(msg, part, &name, None)?;
+                    if is_html {
+                        return self.html(msg, part, name, role, text);
+                    }
+                    let text: Cow<'_, str> = match flowed(part) {
+                        Some(delsp) => Cow::Owned(unflow(text, delsp)),
+                        None => Cow::Borrowed(text.as_ref()),
                     };
                     if text.trim().is_empty() {
                         return self.skip(name, SkipReason::Empty);
@@ -673,16 +774,13 @@ impl Walker<'_, '_> {
                 // Some other text/* type (text/csv, text/rtf, …), or a binary part that
                 // mail-parser took for text: treat its bytes like any binary.
                 let bytes = text.as_bytes().to_vec();
-                self.binary(part, name, bytes, attached)
+                self.binary(msg, part, name, bytes, attached, Role::Attachment)
             }
             PartType::Binary(b) | PartType::InlineBinary(b) => {
-                self.binary(part, name, b.to_vec(), attached)
+                self.binary(msg, part, name, b.to_vec(), attached, Role::Attachment)
             }
-            PartType::Message(_) => Err(MimeError::Unsupported {
-                part: name,
-                what: "a forwarded email (message/rfc822); attach its documents instead".into(),
-            }),
-            PartType::Multipart(_) => Ok(()),
+            // Forwarded messages are taken in `walk`; a multipart is not a leaf.
+            PartType::Message(_) | PartType::Multipart(_) => Ok(()),
         }
     }
 
@@ -690,6 +788,7 @@ impl Walker<'_, '_> {
     /// broken base64 silently).
     fn check_encoding(
         &self,
+        msg: &Message<'_>,
         part: &MessagePart<'_>,
         name: &PartName,
         decoded_len: Option<usize>,
@@ -700,7 +799,9 @@ impl Walker<'_, '_> {
         if !is_b64 {
             return Ok(());
         }
-        let raw = self.msg.raw_message();
+        // The whole buffer the offsets count in (for a nested message too: mail-parser keeps
+        // the outer octets, or the decoded ones of an encoded message, with its offsets).
+        let raw: &[u8] = msg.raw_message.as_ref();
         let (start, end) = (part.offset_body as usize, part.offset_end as usize);
         let encoded = raw.get(start..end.min(raw.len())).unwrap_or_default();
         let strict = check_base64(encoded).map_err(|detail| MimeError::BadEncoding {
@@ -719,15 +820,18 @@ impl Walker<'_, '_> {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn binary(
         &mut self,
+        msg: &Message<'_>,
         part: &MessagePart<'_>,
         name: PartName,
         bytes: Vec<u8>,
         attached: bool,
+        role: Role,
     ) -> Result<(), MimeError> {
         let is_text_type = name.declared.starts_with("text/");
-        self.check_encoding(part, &name, (!is_text_type).then_some(bytes.len()))?;
+        self.check_encoding(msg, part, &name, (!is_text_type).then_some(bytes.len()))?;
         let office = || super::office::detect(&name.declared, name.filename.as_deref(), &bytes);
         let Some(kind) = sniff(&bytes).or_else(|| office().map(Kind::Office)) else {
             let declared = name.declared.as_str();
@@ -768,11 +872,219 @@ impl Walker<'_, '_> {
         self.out.parts.push(Part {
             name,
             kind,
-            role: Role::Attachment,
+            role,
             content: Content::Bytes(bytes),
         });
         Ok(())
     }
+
+    /// An HTML text part: its text, and the `cid:` pictures it shows in their place.
+    fn html(
+        &mut self,
+        msg: &Message<'_>,
+        part: &MessagePart<'_>,
+        name: PartName,
+        role: Role,
+        html: &str,
+    ) -> Result<(), MimeError> {
+        use crate::image::render::html::{self, Block};
+        let blocks = html::to_blocks(html, &html::Limits::default()).map_err(|e| {
+            MimeError::HtmlTooComplex {
+                part: name.clone(),
+                detail: e.to_string(),
+            }
+        })?;
+        let here = msg
+            .parts
+            .iter()
+            .position(|p| std::ptr::eq(p, part))
+            .unwrap_or(0);
+        let before = self.out.parts.len();
+        for b in blocks {
+            match b {
+                Block::Text(t) => self.out.parts.push(Part {
+                    name: name.clone(),
+                    kind: Kind::Text,
+                    role,
+                    content: Content::Text(t),
+                }),
+                Block::Image { cid, alt } => {
+                    let Some((id, img)) = find_cid(msg, &cid) else {
+                        // A picture the message does not hold: its alt text, as a browser does.
+                        if !alt.is_empty() {
+                            self.out.parts.push(Part {
+                                name: name.clone(),
+                                kind: Kind::Text,
+                                role,
+                                content: Content::Text(format!("[{alt}]\n")),
+                            });
+                        }
+                        continue;
+                    };
+                    let key = std::ptr::from_ref(img) as usize;
+                    if self.shown.contains(&key) {
+                        continue;
+                    }
+                    let bytes = match &img.body {
+                        PartType::Binary(b) | PartType::InlineBinary(b) => b.to_vec(),
+                        _ => continue,
+                    };
+                    // Its number among the leaves, as the walk will count it.
+                    let ahead = msg
+                        .parts
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, p)| {
+                            *i > here && *i <= id && !matches!(p.body, PartType::Multipart(_))
+                        })
+                        .count();
+                    let (ctype, sub) = content_type(img);
+                    let mut img_name = self.name(img, &ctype, &sub);
+                    img_name.index = self.leaves + ahead;
+                    let role = if role == Role::Body {
+                        Role::Inline
+                    } else {
+                        role
+                    };
+                    self.binary(msg, img, img_name, bytes, false, role)?;
+                    self.shown.insert(key);
+                }
+            }
+        }
+        if self.out.parts.len() == before {
+            return self.skip(name, SkipReason::Empty);
+        }
+        Ok(())
+    }
+}
+
+/// The part of `msg` whose Content-ID (RFC 2045 §7, angle brackets dropped) is `cid`.
+fn find_cid<'p, 'x>(msg: &'p Message<'x>, cid: &str) -> Option<(usize, &'p MessagePart<'x>)> {
+    msg.parts.iter().enumerate().find(|(_, p)| {
+        p.content_id()
+            .is_some_and(|id| id.trim().trim_start_matches('<').trim_end_matches('>') == cid)
+    })
+}
+
+/// The header block of a forwarded message, as mail clients write it above a forwarded text.
+fn forward_block(m: &Message<'_>) -> String {
+    let addrs = |a: Option<&mail_parser::Address<'_>>| {
+        a.map(|a| {
+            a.iter()
+                .map(|a| match (a.name(), a.address()) {
+                    (Some(n), Some(ad)) => format!("{n} <{ad}>"),
+                    (None, Some(ad)) => ad.to_string(),
+                    (Some(n), None) => n.to_string(),
+                    (None, None) => String::new(),
+                })
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .filter(|s| !s.is_empty())
+    };
+    // The Date field as the sender wrote it (unfolded): a parsed and re-printed date could
+    // differ from what the recipient's client showed.
+    let date = m
+        .header_raw("Date")
+        .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|d| !d.is_empty());
+    let mut out = String::from("---------- Forwarded message ----------\n");
+    let fields = [
+        ("From:", addrs(m.from())),
+        ("Date:", date),
+        ("To:", addrs(m.to())),
+        ("Subject:", m.subject().map(str::to_string)),
+    ];
+    for (label, value) in fields {
+        if let Some(v) = value {
+            // One line per field: control characters would break the block's layout.
+            let v: String = v.chars().filter(|c| !c.is_control()).collect();
+            out.push_str(&format!("{label:<9}{v}\n"));
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// `Some(delsp)` for a `format=flowed` text part (RFC 3676 §4.1; `DelSp=yes`, §4.2).
+fn flowed(part: &MessagePart<'_>) -> Option<bool> {
+    let ct = part.content_type()?;
+    let format = ct.attribute("format")?;
+    if !format.trim().eq_ignore_ascii_case("flowed") {
+        return None;
+    }
+    Some(
+        ct.attribute("delsp")
+            .is_some_and(|d| d.trim().eq_ignore_ascii_case("yes")),
+    )
+}
+
+/// Re-joins `format=flowed` text (RFC 3676 §4): a line ending in a space is continued by the
+/// next line of the same quote depth (§4.2; with `DelSp=yes` that space is deleted, §4.2);
+/// space-stuffing is undone (§4.4); quote marks are kept, one `>` per level and a space
+/// (§4.5); the signature separator `-- ` is never flowed (§4.3).
+pub fn unflow(text: &str, delsp: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    // The paragraph being joined and its quote depth.
+    let mut para: Option<(usize, String)> = None;
+    for raw in text.split('\n') {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let depth = line.chars().take_while(|&c| c == '>').count();
+        let mut body = &line[depth..];
+        // §4.4/§4.5: one space after the quote marks (or at the start) is stuffing.
+        if let Some(b) = body.strip_prefix(' ') {
+            body = b;
+        }
+        let is_sig = body == "-- ";
+        let soft = !is_sig && body.ends_with(' ');
+        let content = if soft && delsp {
+            &body[..body.len() - 1]
+        } else {
+            body
+        };
+        match &mut para {
+            Some((d, p)) if *d == depth => p.push_str(content),
+            _ => {
+                if let Some((d, p)) = para.take() {
+                    // §4.2: a flowed line followed by one of another depth ends there.
+                    push_line(&mut out, d, &p);
+                }
+                para = Some((depth, content.to_string()));
+            }
+        }
+        if !soft && let Some((d, p)) = para.take() {
+            push_line(&mut out, d, &p);
+        }
+    }
+    if let Some((d, p)) = para.take() {
+        push_line(&mut out, d, &p);
+    }
+    // The split gives one empty piece after a final line break: not a line of its own.
+    let extra = if text.ends_with('\n') {
+        out.ends_with("\n\n")
+    } else {
+        out.ends_with('\n')
+    };
+    if extra {
+        out.pop();
+    }
+    out
+}
+
+fn push_line(out: &mut String, depth: usize, text: &str) {
+    if depth > 0 {
+        out.push_str(&">".repeat(depth));
+        out.push(' ');
+    }
+    // A flowed line cut short by a change of depth keeps no trailing space; the signature
+    // separator keeps its own.
+    if text == "-- " {
+        out.push_str(text);
+    } else {
+        out.push_str(text.trim_end_matches(' '));
+    }
+    out.push('\n');
 }
 
 #[cfg(test)]
@@ -1052,7 +1364,167 @@ mod tests {
         assert!(matches!(r, Err(MimeError::TooDeep(_))), "{r:?}");
     }
 
+    #[test]
+    fn unflow_cases() {
+        let cases = [
+            // §4.2: a trailing space continues the line; the space stays (DelSp=no).
+            ("one \r\ntwo\r\nthree\r\n", false, "one two\nthree\n"),
+            // DelSp=yes: the space is deleted (a word broken for a language without spaces).
+            ("Lang \r\nwort\r\n", true, "Langwort\n"),
+            // §4.4: space-stuffing undone.
+            (
+                "  indented\r\n From here\r\n",
+                false,
+                " indented\nFrom here\n",
+            ),
+            // §4.5: quote depth kept; a change of depth ends the paragraph.
+            ("> a \r\n> b\r\n>> c \r\nd\r\n", false, "> a b\n>> c\nd\n"),
+            // §4.3: the signature separator is not flowed.
+            ("text\r\n-- \r\nsig\r\n", false, "text\n-- \nsig\n"),
+            ("no final break", false, "no final break"),
+        ];
+        for (input, delsp, want) in cases {
+            assert_eq!(unflow(input, delsp), want, "{input:?}");
+        }
+    }
+
+    fn forward(inner: &str, disposition: &str) -> String {
+        format!(
+            "From: a@example.org\r\nSubject: fw\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"F\"\r\n\r\n\
+             --F\r\nContent-Type: text/plain\r\n\r\nsee below\r\n\
+             --F\r\nContent-Type: message/rfc822\r\nContent-Disposition: {disposition}\r\n\r\n\
+             {inner}\r\n--F--\r\n"
+        )
+    }
+
+    #[test]
+    fn forwarded_message_block_text_then_attachments() {
+        let pdf = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n";
+        let inner = format!(
+            "From: Bo <bo@example.net>\r\nTo: a@example.org, c@example.org\r\n\
+             Date: Mon, 30 Nov 2026\r\n 16:40:11 +0000\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\
+             MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"I\"\r\n\r\n\
+             --I\r\nContent-Type: text/plain\r\n\r\nthe text\r\n\
+             --I\r\nContent-Type: application/pdf; name=\"x.pdf\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--I--",
+            b64(pdf)
+        );
+        for disposition in ["attachment", "inline"] {
+            let x = extract(forward(&inner, disposition).as_bytes(), &policy()).unwrap();
+            assert_eq!(x.parts.len(), 3, "{x:?}");
+            assert_eq!(x.parts[0].content, Content::Text("see below".into()));
+            assert_eq!(x.parts[0].role, Role::Body);
+            let Content::Text(t) = &x.parts[1].content else {
+                panic!("{x:?}")
+            };
+            assert_eq!(
+                t,
+                "---------- Forwarded message ----------\n\
+                 From:    Bo <bo@example.net>\n\
+                 Date:    Mon, 30 Nov 2026 16:40:11 +0000\n\
+                 To:      a@example.org, c@example.org\n\
+                 Subject: Grüße\n\nthe text\n"
+            );
+            assert_eq!(x.parts[1].role, Role::Attachment);
+            assert_eq!(x.parts[1].name.declared, "message/rfc822");
+            assert_eq!(x.parts[2].kind, Kind::Pdf);
+            assert_eq!(x.parts[2].content, Content::Bytes(pdf.to_vec()));
+            assert!(x.has_attachment());
+        }
+    }
+
+    #[test]
+    fn base64_forwarded_message_checks_its_own_parts() {
+        // mail-parser parses an encoded message from its decoded octets: the strict base64
+        // check of a part inside must look there, not in the outer message.
+        let pdf = b"%PDF-1.4\n%%EOF\n";
+        let inner = format!(
+            "Subject: inner\r\nContent-Type: multipart/mixed; boundary=I\r\n\r\n\
+             --I\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+             {}\r\n--I--\r\n",
+            b64(pdf)
+        );
+        let m = mixed(&[(
+            "Content-Type: message/rfc822",
+            "base64",
+            &b64(inner.as_bytes()),
+        )]);
+        let x = extract(&m, &policy()).unwrap();
+        assert_eq!(x.parts.len(), 2, "{x:?}");
+        assert_eq!(x.parts[1].content, Content::Bytes(pdf.to_vec()));
+    }
+
+    #[test]
+    fn forwarded_nesting_is_bounded() {
+        let mut inner = String::from("Subject: last\r\n\r\ninnermost\r\n");
+        for i in 0..20 {
+            inner = format!("Subject: level {i}\r\nContent-Type: message/rfc822\r\n\r\n{inner}");
+        }
+        let r = extract(inner.as_bytes(), &policy());
+        assert_eq!(r, Err(MimeError::TooDeep(16)));
+        // Within the limit: every level a block of its own, innermost text last.
+        let mut inner = String::from("Subject: last\r\n\r\ninnermost\r\n");
+        for i in 0..5 {
+            inner = format!("Subject: level {i}\r\nContent-Type: message/rfc822\r\n\r\n{inner}");
+        }
+        let x = extract(inner.as_bytes(), &policy()).unwrap();
+        assert_eq!(x.parts.len(), 5, "{x:?}");
+        let Content::Text(t) = &x.parts[4].content else {
+            panic!()
+        };
+        assert!(
+            t.contains("Subject: last") && t.ends_with("innermost\n"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn html_cid_picture_in_place_once() {
+        let png = {
+            let mut p = b"\x89PNG\r\n\x1a\n".to_vec();
+            p.resize(2000, 0);
+            p
+        };
+        let m = format!(
+            "From: a@example.org\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/related; boundary=\"R\"\r\n\r\n\
+             --R\r\nContent-Type: text/html\r\n\r\n\
+             <p>before</p><img src=\"cid:pic@x\" alt=\"P\"><p>after</p>\r\n\
+             --R\r\nContent-Type: image/png\r\nContent-ID: <pic@x>\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--R--\r\n",
+            b64(&png)
+        );
+        let x = extract(m.as_bytes(), &policy()).unwrap();
+        let roles: Vec<_> = x.parts.iter().map(|p| p.role).collect();
+        assert_eq!(roles, [Role::Body, Role::Inline, Role::Body], "{x:?}");
+        assert_eq!(x.parts[1].name.index, 2);
+        assert!(!x.has_attachment());
+        // The picture before the HTML that shows it (and shown twice): faxed once.
+        let m = format!(
+            "From: a@example.org\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/related; boundary=\"R\"\r\n\r\n\
+             --R\r\nContent-Type: image/png\r\nContent-ID: <pic@x>\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n\
+             --R\r\nContent-Type: text/html\r\n\r\n\
+             <p>text</p><img src=\"cid:pic@x\"><img src=\"cid:pic@x\">\r\n--R--\r\n",
+            b64(&png)
+        );
+        let x = extract(m.as_bytes(), &policy()).unwrap();
+        let kinds: Vec<_> = x.parts.iter().map(|p| p.kind).collect();
+        assert_eq!(
+            kinds,
+            [Kind::Raster(RasterFormat::Png), Kind::Text],
+            "{x:?}"
+        );
+    }
+
     proptest::proptest! {
+        #[test]
+        fn unflow_never_panics(s in "[ >a-z\\r\\n-]{0,200}", delsp in proptest::bool::ANY) {
+            let _ = unflow(&s, delsp);
+        }
+
         #[test]
         fn never_panics_on_any_bytes(data in proptest::collection::vec(proptest::num::u8::ANY, 0..2000)) {
             let _ = extract(&data, &policy());

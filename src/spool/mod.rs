@@ -663,13 +663,9 @@ impl Spool {
             .map_err(|source| SpoolError::Damaged { path, source })
     }
 
-    /// Write `rec` as `dir/job.json` atomically (temp → fsync → rename → fsync dir).
-    fn write_record(dir: &Path, rec: &JobRecord) -> Result<()> {
-        Self::write_record_as(dir, rec, true)
-    }
-
-    /// [`Spool::write_record`], with the fsyncs only when `durable` (see "Attempts" in the
-    /// module doc for the one caller that defers them).
+    /// Write `rec` as `dir/job.json` atomically (temp → fsync → rename → fsync dir), the
+    /// fsyncs only when `durable` (see "Attempts" in the module doc for the one caller that
+    /// defers them).
     fn write_record_as(dir: &Path, rec: &JobRecord, durable: bool) -> Result<()> {
         let tmp = dir.join(RECORD_TMP);
         let mut f = private_fs::create(&tmp).at(&tmp)?;

@@ -19,6 +19,7 @@ mod crashloop;
 mod dialplan;
 mod flood;
 mod http;
+mod mail_parts;
 mod mime;
 mod ratelimit;
 mod render;
