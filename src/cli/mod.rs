@@ -16,16 +16,20 @@
 //! | [`modem`] | `modem probe`, `send`, `receive` over [`crate::fax::modem`] |
 //! | [`password`] | `hash-password USER` over [`crate::smtp::auth`] |
 //! | [`token`] | `token create USER` over [`crate::app::console::auth::Tokens`] |
+//! | [`setup`] | `setup`: first-run configuration (modem probe, questions, checked write) |
+//! | [`docs`] | hidden `generate-docs DIR`: man pages and completions for the package |
 //!
 //! Library errors are typed; here they become one line on stderr with their causes joined by
 //! `: ` ([`chain`]) and a non-zero exit status.
 
+pub mod docs;
 pub mod modem;
 pub mod offramp_check;
 pub mod onramp;
 pub mod password;
 pub mod queue;
 pub mod render;
+pub mod setup;
 pub mod status;
 pub mod tiff;
 pub mod token;
@@ -134,6 +138,15 @@ pub enum Command {
     OfframpCheck(offramp_check::CheckArgs),
     /// Render PDF, TIFF, pictures, text and HTML into fax pages: a TIFF-F (and PNG previews).
     Render(Box<render::RenderArgs>),
+    /// First run: find the fax modems, ask for the mail domain, relay and admin address, and
+    /// write a checked configuration (shown as a diff; never replaced without a yes).
+    Setup(Box<setup::SetupArgs>),
+    /// Write the man pages and shell completions under DIR (packaging; see README).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Output directory.
+        dir: PathBuf,
+    },
 }
 
 /// Largest input file a verb reads whole (ours): a document to render or send, a TIFF to
@@ -179,6 +192,8 @@ pub fn main() -> ExitCode {
         Command::Token { command } => token::main(config, &command),
         Command::Onramp(args) => onramp::main(config, &args),
         Command::Run => run(config),
+        Command::Setup(args) => setup::main(config, &args),
+        Command::GenerateDocs { dir } => docs::main(&dir),
     }
 }
 
