@@ -95,12 +95,16 @@ pub fn man_pages() -> Result<Vec<Generated>, DocsError> {
             contents: buf,
         })
     };
-    let mut out = vec![render(cmd.clone(), "faxgate".into())?];
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let name = format!("faxgate-{}", sub.get_name());
-        // The page's title and NAME line use the display name, as `man faxgate-queue` expects.
-        out.push(render(sub.clone().display_name(name.clone()), name)?);
+    // Every visible command at any depth (`faxgate-queue-list(8)`), as the SUBCOMMANDS lists
+    // name them; `build` gave each its display name. Depth-first, bounded by clap's tree.
+    let mut out = Vec::new();
+    let mut todo = vec![cmd];
+    while let Some(c) = todo.pop() {
+        let name = c.get_display_name().unwrap_or(c.get_name()).to_string();
+        todo.extend(c.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+        out.push(render(c, name)?);
     }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
 
@@ -272,9 +276,11 @@ pub fn config_man_page(text: &str) -> Result<String, DocsError> {
         paragraph(&mut m, &s.intro);
         for k in &s.keys {
             m.push_str(".TP\n");
-            let _ = writeln!(m, ".B {}", roff(&k.lines[0]));
-            for l in &k.lines[1..] {
-                let _ = writeln!(m, ".TQ\n.B {}", roff(l));
+            for (i, l) in k.lines.iter().enumerate() {
+                if i > 0 {
+                    m.push_str(".TQ\n");
+                }
+                m.push_str(&tag(l));
             }
             paragraph(&mut m, &k.text);
         }
@@ -291,16 +297,22 @@ pub fn config_man_page(text: &str) -> Result<String, DocsError> {
     Ok(m)
 }
 
-/// Comment lines as roff text: lines kept as lines (`.br`), since the file's comments are
-/// written line by line and some are lists.
-fn paragraph(m: &mut String, lines: &[String]) {
-    if lines.is_empty() {
-        return;
-    }
-    for (i, l) in lines.iter().enumerate() {
-        if i > 0 {
-            m.push_str(".br\n");
+/// A key line as a `.TP` tag: the key in bold, the value as written (quotes kept).
+fn tag(line: &str) -> String {
+    match key_of(line) {
+        Some(k) => {
+            let rest = line.split_once('=').map_or("", |(_, v)| v);
+            format!("\\fB{}\\fR = {}\n", roff(k), roff(rest.trim()))
         }
+        None => format!("{}\n", roff(line)),
+    }
+}
+
+/// Comment lines as roff text: filled as a paragraph, except that an indented line (a list
+/// or continuation in the file) starts a new line as it does in the file, and an empty
+/// comment line leaves a blank line.
+fn paragraph(m: &mut String, lines: &[String]) {
+    for l in lines {
         if l.is_empty() {
             m.push_str(".sp\n");
         } else {
@@ -377,7 +389,7 @@ mod tests {
                         "[{section}] {key} is not documented in the page"
                     );
                     assert!(
-                        page.contains(&format!(".B {}", roff(key))),
+                        page.contains(&format!("\\fB{}\\fR = ", roff(key))),
                         "{section}.{key}"
                     );
                     seen += 1;
