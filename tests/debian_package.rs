@@ -7,7 +7,8 @@
 //!    completes `faxgate qu` to `queue`; faxgate.toml(5) is the page made from the shipped
 //!    config;
 //! 3. an upgrade over an edited conffile keeps the edit without asking (stdin closed);
-//! 4. `dpkg -r` keeps the config and the spool; `dpkg -P` removes them.
+//! 4. `dpkg -r` keeps the config and the spool; `dpkg -P` removes them;
+//! 5. a first install over a config that fails `check-config` leaves the unit disabled.
 //!
 //! Also: the man pages and completions checked in under systemd/debian/ are exactly what
 //! `faxgate generate-docs` makes from the current sources.
@@ -276,6 +277,19 @@ fn debian_package_installs_upgrades_removes_and_purges_the_debian_way() {
         );
     }
     assert!(!dpkg_knows("faxgate"));
+
+    // 5. A first install over a config that does not check (an admin's file kept with
+    //    --force-confold) installs, but leaves the unit disabled and says what to do.
+    std::fs::create_dir_all("/etc/faxgate").unwrap();
+    std::fs::write("/etc/faxgate/faxgate.toml", "[gateway]\nno_such_key = 1\n").unwrap();
+    let out = run(Command::new("dpkg")
+        .args(["-i", "--force-confold"])
+        .arg(&deb1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("faxgate setup"), "{said}");
+    assert!(!wants.is_symlink(), "enabled with a config that fails check-config");
+    run(Command::new("dpkg").args(["-P", "faxgate"]));
+    assert!(!Path::new("/etc/faxgate").exists());
 }
 
 /// The checked-in man pages and completions (packaged from systemd/debian/) are exactly what
