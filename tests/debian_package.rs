@@ -287,7 +287,10 @@ fn debian_package_installs_upgrades_removes_and_purges_the_debian_way() {
         .arg(&deb1));
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("faxgate setup"), "{said}");
-    assert!(!wants.is_symlink(), "enabled with a config that fails check-config");
+    assert!(
+        !wants.is_symlink(),
+        "enabled with a config that fails check-config"
+    );
     run(Command::new("dpkg").args(["-P", "faxgate"]));
     assert!(!Path::new("/etc/faxgate").exists());
 }

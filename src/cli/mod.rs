@@ -17,7 +17,7 @@
 //! | [`password`] | `hash-password USER` over [`crate::smtp::auth`] |
 //! | [`token`] | `token create USER` over [`crate::app::console::auth::Tokens`] |
 //! | [`setup`] | `setup`: first-run configuration (modem probe, questions, checked write) |
-//! | [`docs`] | hidden `generate-docs DIR`: man pages and completions for the package |
+//! | [`docs`] | `generate-docs DIR`: man pages and completions for the package |
 //!
 //! Library errors are typed; here they become one line on stderr with their causes joined by
 //! `: ` ([`chain`]) and a non-zero exit status.
@@ -141,8 +141,8 @@ pub enum Command {
     /// First run: find the fax modems, ask for the mail domain, relay and admin address, and
     /// write a checked configuration (shown as a diff; never replaced without a yes).
     Setup(Box<setup::SetupArgs>),
-    /// Write the man pages and shell completions under DIR (packaging; see README).
-    #[command(hide = true)]
+    /// Write the man pages and the bash/zsh/fish completions under DIR (the Debian package's
+    /// are made with `generate-docs systemd/debian`).
     GenerateDocs {
         /// Output directory.
         dir: PathBuf,
