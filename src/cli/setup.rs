@@ -796,6 +796,56 @@ mod tests {
     }
 
     #[test]
+    fn setup_asks_for_what_the_flags_leave_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("faxgate.toml");
+        let args = SetupArgs {
+            yes: false,
+            force: false,
+            mail_domain: None,
+            relay: None,
+            relay_security: None,
+            admin: None,
+            hostname: Some("h.test".into()),
+            devices: vec![dir.path().join("no-such-tty")],
+            profile: "generic-class1".into(),
+            profiles_dir: dir.path().into(),
+            local_id: None,
+            listen: vec![],
+            data_dir: Some(dir.path().join("data")),
+        };
+        // Domain, relay (an empty line first: no default, asked again), admin.
+        let mut out = Vec::new();
+        let answers = b"fax.site.test\n\nmail.site.test:587\nops@site.test\n";
+        let code = run(Some(&f), &args, &mut &answers[..], &mut out).unwrap();
+        let said = String::from_utf8(out).unwrap();
+        assert_eq!(code, ExitCode::SUCCESS, "{said}");
+        assert!(said.contains("no-such-tty … no ("), "{said}");
+        assert!(said.contains("no fax modem found"), "{said}");
+        let c: toml::Table = toml::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        assert_eq!(c["relay"]["host"].as_str(), Some("mail.site.test"));
+        assert_eq!(c["relay"]["port"].as_integer(), Some(587));
+        assert_eq!(c["gateway"]["admin"].as_str(), Some("ops@site.test"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o640,
+            "may name secrets' files: not world-readable"
+        );
+        // A closed input ends the questions with an error, never a loop.
+        std::fs::remove_file(&f).unwrap();
+        let e = run(
+            Some(&f),
+            &args,
+            &mut &b"fax.site.test\n"[..],
+            &mut Vec::new(),
+        );
+        assert!(matches!(e, Err(SetupError::NoAnswer(_))));
+        assert!(!f.exists());
+    }
+
+    #[test]
     fn setup_never_overwrites_without_a_yes() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("faxgate.toml");
