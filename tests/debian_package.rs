@@ -10,6 +10,11 @@
 //! 4. `dpkg -r` keeps the config and the spool; `dpkg -P` removes them;
 //! 5. a first install over a config that fails `check-config` leaves the unit disabled.
 //!
+//! The maintainer scripts also run against stand-ins for systemd's tools in a private mount
+//! namespace where `/run/systemd/system` exists (systemd is not PID 1 on the test machine): a
+//! first install starts the unit, an upgrade restarts it, a failing config starts nothing,
+//! removal stops it.
+//!
 //! Also: the man pages and completions checked in under systemd/debian/ are exactly what
 //! `faxgate generate-docs` makes from the current sources.
 //!
@@ -336,4 +341,98 @@ fn debian_package_docs_are_generated_from_the_current_sources() {
         }
     }
     assert!(n > 20, "{n} files");
+}
+
+/// Runs the maintainer script `script` with `args` as if systemd were PID 1: in a private mount
+/// namespace with `/run/systemd/system` present, and with stand-ins for the tools it calls
+/// (each logs its arguments); `enabled` is what `deb-systemd-helper is-enabled/was-enabled`
+/// answers, `config_ok` what `faxgate check-config` does. Returns the log.
+fn script_under_systemd(script: &str, args: &[&str], enabled: bool, config_ok: bool) -> String {
+    common::require_tool("unshare", "util-linux");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let log = dir.path().join("log");
+    let stub = |name: &str, body: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let p = bin.join(name);
+        std::fs::write(
+            &p,
+            format!("#!/bin/sh\necho \"{name} $*\" >> \"$STUB_LOG\"\n{body}\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let answer = |yes: bool| if yes { "exit 0" } else { "exit 1" };
+    stub(
+        "deb-systemd-helper",
+        &format!(
+            "case \"$*\" in *is-enabled*|*was-enabled*) {};; esac",
+            answer(enabled)
+        ),
+    );
+    stub("deb-systemd-invoke", "");
+    stub("systemctl", "");
+    stub("systemd-sysusers", "");
+    stub("systemd-tmpfiles", "");
+    stub("faxgate", answer(config_ok));
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let script_path = Path::new(MANIFEST).join("systemd/debian").join(script);
+    run(Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(
+            "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && \
+             exec sh \"$0\" \"$@\"",
+        )
+        .arg(&script_path)
+        .args(args)
+        .env("PATH", path)
+        .env("STUB_LOG", &log));
+    std::fs::read_to_string(&log).unwrap_or_default()
+}
+
+#[test]
+fn debian_package_scripts_start_restart_and_stop_the_unit_under_systemd() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test needs a private mount namespace: run it as root (CI does)"
+    );
+    // First install, config valid: user, directories, enabled, started.
+    let log = script_under_systemd("postinst", &["configure", ""], true, true);
+    for want in [
+        "systemd-sysusers /usr/lib/sysusers.d/faxgate.conf",
+        "systemd-tmpfiles --create /usr/lib/tmpfiles.d/faxgate.conf",
+        "deb-systemd-helper enable faxgate.service",
+        "systemctl --system daemon-reload",
+        "deb-systemd-invoke start faxgate.service",
+    ] {
+        assert!(log.contains(want), "{want:?} missing:\n{log}");
+    }
+    assert!(!log.contains("restart"), "{log}");
+    // First install, config failing check-config: not enabled, nothing started.
+    let log = script_under_systemd("postinst", &["configure", ""], false, false);
+    assert!(!log.contains("helper enable"), "{log}");
+    assert!(!log.contains("deb-systemd-invoke"), "{log}");
+    // Upgrade of an enabled unit: restarted.
+    let log = script_under_systemd("postinst", &["configure", "0.1.0-1"], true, true);
+    assert!(
+        log.contains("deb-systemd-invoke restart faxgate.service"),
+        "{log}"
+    );
+    // Upgrade of a unit the admin disabled: stays disabled and stopped.
+    let log = script_under_systemd("postinst", &["configure", "0.1.0-1"], false, true);
+    assert!(!log.contains("helper enable"), "{log}");
+    assert!(!log.contains("deb-systemd-invoke"), "{log}");
+    // Removal stops it; an upgrade's prerm does not (postinst restarts it once).
+    let log = script_under_systemd("prerm", &["remove"], true, true);
+    assert!(
+        log.contains("deb-systemd-invoke stop faxgate.service"),
+        "{log}"
+    );
+    let log = script_under_systemd("prerm", &["upgrade", "0.1.0-2"], true, true);
+    assert!(!log.contains("stop"), "{log}");
 }
