@@ -139,7 +139,8 @@ pub enum Command {
     /// Render PDF, TIFF, pictures, text and HTML into fax pages: a TIFF-F (and PNG previews).
     Render(Box<render::RenderArgs>),
     /// First run: find the fax modems, ask for the mail domain, relay and admin address, and
-    /// write a checked configuration (shown as a diff; never replaced without a yes).
+    /// write a checked configuration to /etc/faxgate/faxgate.toml (or --config FILE), shown as
+    /// a diff and never replaced without a yes.
     Setup(Box<setup::SetupArgs>),
     /// Write the man pages and the bash/zsh/fish completions under DIR (the Debian package's
     /// are made with `generate-docs systemd/debian`).
