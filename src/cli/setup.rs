@@ -28,6 +28,12 @@ const PROBE_PREFIXES: &[&str] = &["ttyACM", "ttyUSB", "faxmodem"];
 /// At most this many devices are probed: each takes up to the modem's AT timeouts.
 const MAX_PROBED: usize = 16;
 
+/// Longest answer read from standard input: a domain, address or host name is far shorter.
+const MAX_ANSWER_BYTES: u64 = 4096;
+
+/// Largest existing config file setup reads and edits (ours is ~20 KiB).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// Longest file [`diff`] compares line by line (its table is lines × lines); our config is
 /// ~350 lines.
 const MAX_DIFF_LINES: usize = 4000;
@@ -433,13 +439,10 @@ impl Ask<'_> {
             };
             let _ = self.out.flush();
             let mut line = String::new();
-            let n = self
-                .input
-                .read_line(&mut line)
-                .map_err(|source| SetupError::Io {
-                    path: "standard input".into(),
-                    source,
-                })?;
+            let n = read_answer(self.input, &mut line).map_err(|source| SetupError::Io {
+                path: "standard input".into(),
+                source,
+            })?;
             if n == 0 {
                 return Err(SetupError::NoAnswer(what));
             }
@@ -466,13 +469,10 @@ impl Ask<'_> {
         );
         let _ = self.out.flush();
         let mut line = String::new();
-        let n = self
-            .input
-            .read_line(&mut line)
-            .map_err(|source| SetupError::Io {
-                path: "standard input".into(),
-                source,
-            })?;
+        let n = read_answer(self.input, &mut line).map_err(|source| SetupError::Io {
+            path: "standard input".into(),
+            source,
+        })?;
         if n == 0 {
             return Err(SetupError::NoAnswer("confirmation"));
         }
@@ -481,6 +481,13 @@ impl Ask<'_> {
             s => s == "y" || s == "yes",
         })
     }
+}
+
+/// One answer line, at most [`MAX_ANSWER_BYTES`] of it (the rest of an overlong line is
+/// read as the next answer, and fails there as any wrong answer does).
+fn read_answer(input: &mut dyn BufRead, line: &mut String) -> std::io::Result<usize> {
+    use std::io::Read as _;
+    input.take(MAX_ANSWER_BYTES).read_line(line)
 }
 
 /// A string value of `section.key` in `doc`, unless it is one of the shipped examples.
@@ -527,6 +534,16 @@ fn run(
         let p = path.display().to_string();
         move |source| SetupError::Io { path: p, source }
     };
+    let too_big = std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_CONFIG_BYTES);
+    if too_big {
+        return Err(SetupError::Answer {
+            what: "config",
+            message: format!(
+                "{} is larger than {MAX_CONFIG_BYTES} bytes: not a faxgate config",
+                path.display()
+            ),
+        });
+    }
     let old = match std::fs::read_to_string(&path) {
         Ok(s) => Some(s),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -833,6 +850,11 @@ mod tests {
             0o640,
             "may name secrets' files: not world-readable"
         );
+        // An existing file far larger than any config is refused, not read.
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, vec![b'#'; MAX_CONFIG_BYTES as usize + 1]).unwrap();
+        let e = run(Some(&big), &args, &mut &answers[..], &mut Vec::new());
+        assert!(matches!(e, Err(SetupError::Answer { what: "config", .. })));
         // A closed input ends the questions with an error, never a loop.
         std::fs::remove_file(&f).unwrap();
         let e = run(
