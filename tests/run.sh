@@ -36,6 +36,9 @@ PKGS=(
   libreoffice-writer-nogui   # soffice: the office converter and its test documents (.docx, .odt)
   libreoffice-calc-nogui     # .xlsx
   libreoffice-impress-nogui  # .pptx
+  lintian            # checks the Debian package (tests/debian_package.rs)
+  man-db             # man -w finds the installed pages
+  bash-completion    # the installed completion, loaded as an interactive shell does
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -52,6 +55,12 @@ fi
 getent passwd uucp >/dev/null || useradd -r -s /usr/sbin/nologin uucp   # iaxmodem runs as uucp
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# cargo-deb builds the Debian package (tests/debian_package.rs); pinned, builds on Rust 1.95.
+CARGO_DEB_VERSION=3.8.0
+if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ]; then
+  echo "== installing cargo-deb $CARGO_DEB_VERSION"
+  cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION"
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -16,16 +16,20 @@
 //! | [`modem`] | `modem probe`, `send`, `receive` over [`crate::fax::modem`] |
 //! | [`password`] | `hash-password USER` over [`crate::smtp::auth`] |
 //! | [`token`] | `token create USER` over [`crate::app::console::auth::Tokens`] |
+//! | [`setup`] | `setup`: first-run configuration (modem probe, questions, checked write) |
+//! | [`docs`] | `generate-docs DIR`: man pages and completions for the package |
 //!
 //! Library errors are typed; here they become one line on stderr with their causes joined by
 //! `: ` ([`chain`]) and a non-zero exit status.
 
+pub mod docs;
 pub mod modem;
 pub mod offramp_check;
 pub mod onramp;
 pub mod password;
 pub mod queue;
 pub mod render;
+pub mod setup;
 pub mod status;
 pub mod tiff;
 pub mod token;
@@ -136,6 +140,16 @@ pub enum Command {
     OfframpCheck(offramp_check::CheckArgs),
     /// Render PDF, TIFF, pictures, text and HTML into fax pages: a TIFF-F (and PNG previews).
     Render(Box<render::RenderArgs>),
+    /// First run: find the fax modems, ask for the mail domain, relay and admin address, and
+    /// write a checked configuration to /etc/faxgate/faxgate.toml (or --config FILE), shown as
+    /// a diff and never replaced without a yes.
+    Setup(Box<setup::SetupArgs>),
+    /// Write the man pages and the bash/zsh/fish completions under DIR (the Debian package's
+    /// are made with `generate-docs systemd/debian`).
+    GenerateDocs {
+        /// Output directory.
+        dir: PathBuf,
+    },
 }
 
 /// Largest input file a verb reads whole (ours): a document to render or send, a TIFF to
@@ -185,6 +199,8 @@ pub fn main() -> ExitCode {
         Command::Token { command } => token::main(config, &command),
         Command::Onramp(args) => onramp::main(config, &args),
         Command::Run => run(config),
+        Command::Setup(args) => setup::main(config, &args),
+        Command::GenerateDocs { dir } => docs::main(&dir),
     }
 }
 
