@@ -69,7 +69,7 @@ complete -c faxgate -n "__fish_faxgate_using_subcommand send" -s c -l config -d 
 complete -c faxgate -n "__fish_faxgate_using_subcommand send" -l no-ecm -d 'Do not use error correction (T.30 Annex A)'
 complete -c faxgate -n "__fish_faxgate_using_subcommand send" -s h -l help -d 'Print help'
 complete -c faxgate -n "__fish_faxgate_using_subcommand receive" -l modem -d 'Serial device of the modem' -r -F
-complete -c faxgate -n "__fish_faxgate_using_subcommand receive" -l out -d 'Directory for the received fax' -r -F
+complete -c faxgate -n "__fish_faxgate_using_subcommand receive" -l out -d 'Directory for the received fax: created when missing and checked writable before the call is answered; if writing there fails all the same, the fax is kept in the data directory\'s `failed/` and the path printed' -r -F
 complete -c faxgate -n "__fish_faxgate_using_subcommand receive" -l rings -d 'Answer after this many rings' -r
 complete -c faxgate -n "__fish_faxgate_using_subcommand receive" -l wait -d 'Give up when no call comes within this many seconds' -r
 complete -c faxgate -n "__fish_faxgate_using_subcommand receive" -l profile -d 'Modem profile file (default: the built-in generic Class 1 profile)' -r -F
