@@ -1251,6 +1251,36 @@ fn span_in_item(item: &toml_edit::Item, path: &[String], best: Span) -> Span {
     }
 }
 
+/// The files `faxgate run` reads at start that cannot be read now, as `(dotted key, problem)`
+/// pairs: `faxgate check-config` reports them, so that "the config checks" means "the daemon
+/// starts with it" (the Debian postinst enables the unit on that answer). Not part of
+/// [`load`]: a config may be checked on another box than the one it runs on, and the
+/// commands that do not start the daemon do not need these files.
+pub fn unreadable_files(c: &Config) -> Vec<(String, String)> {
+    let relay = c.relay.mode == RelayMode::Smtp;
+    let http = c.http.enabled;
+    let named: [(&str, &Option<PathBuf>, bool); 8] = [
+        ("smtp.users_file", &c.smtp.users_file, true),
+        ("smtp.tls_cert", &c.smtp.tls_cert, true),
+        ("smtp.tls_key", &c.smtp.tls_key, true),
+        ("relay.password_file", &c.relay.password_file, relay),
+        ("relay.tls_ca_file", &c.relay.tls_ca_file, relay),
+        ("http.users_file", &c.http.users_file, http),
+        ("http.tls_cert", &c.http.tls_cert, http),
+        ("http.tls_key", &c.http.tls_key, http),
+    ];
+    named
+        .into_iter()
+        .filter(|(_, _, used)| *used)
+        .filter_map(|(key, p, _)| {
+            let path = c.data_path(p.as_ref()?);
+            std::fs::File::open(&path)
+                .err()
+                .map(|e| (key.to_string(), format!("{}: {e}", path.display())))
+        })
+        .collect()
+}
+
 /// Checks made after loading. Returns `(dotted key, problem)` pairs; empty when all is well.
 pub fn validate(c: &Config) -> Vec<(String, String)> {
     let mut p: Vec<(String, String)> = Vec::new();

@@ -2,8 +2,10 @@
 //!
 //! 1. lintian (Debian's checker) reports no errors;
 //! 2. `dpkg -i`: the files are where Debian policy puts them, the service user and its
-//!    directories exist, the unit is enabled (the shipped config passes `check-config`) and
-//!    `systemd-analyze verify` finds nothing; `man -w faxgate` finds the page; bash completion
+//!    directories exist; the unit is not enabled, because the shipped config names the site's
+//!    secrets and certificate, which a fresh box lacks (`check-config` says which and points
+//!    at `faxgate setup`); once they exist `check-config` passes on the installed config and
+//!    the unit is enabled as an admin would; `systemd-analyze verify` finds nothing; `man -w faxgate` finds the page; bash completion
 //!    completes `faxgate qu` to `queue`; faxgate.toml(5) is the page made from the shipped
 //!    config;
 //! 3. an upgrade over an edited conffile keeps the edit without asking (stdin closed);
@@ -154,7 +156,9 @@ fn debian_package_installs_upgrades_removes_and_purges_the_debian_way() {
 
     // 2. Install.
     let _purge = Purge;
-    run(Command::new("dpkg").arg("-i").arg(&deb1));
+    let installed = run(Command::new("dpkg").arg("-i").arg(&deb1));
+    let said = String::from_utf8_lossy(&installed.stderr);
+    assert!(said.contains("faxgate setup"), "{said}");
     for f in [
         "/usr/bin/faxgate",
         "/etc/faxgate/faxgate.toml",
@@ -202,11 +206,30 @@ fn debian_package_installs_upgrades_removes_and_purges_the_debian_way() {
         assert_eq!(owner, "faxgate:faxgate\nroot:faxgate\n");
         assert!(spool.uid() != 0);
     }
-    // Enabled: the shipped config passes check-config (systemd is not PID 1 here, so nothing
-    // is started; deb-systemd-helper enables offline).
+    // Not enabled: the shipped config names files a fresh box lacks, and check-config says
+    // which (a daemon started now would only fail and restart).
     let wants = Path::new("/etc/systemd/system/multi-user.target.wants/faxgate.service");
-    assert!(wants.is_symlink(), "the unit is not enabled");
+    assert!(!wants.is_symlink(), "enabled with files missing");
+    let check = Command::new("/usr/bin/faxgate")
+        .args(["check-config", "/etc/faxgate/faxgate.toml"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        said.contains("relay.password_file: /etc/faxgate/relay-password"),
+        "{said}"
+    );
+    // The admin puts them in place (contents are not checked here), the check passes on the
+    // installed config, and the admin enables the unit (offline: systemd is not PID 1 here).
+    std::fs::create_dir_all("/etc/faxgate/tls").unwrap();
+    for f in ["users", "tls/cert.pem", "tls/key.pem", "relay-password"] {
+        std::fs::write(Path::new("/etc/faxgate").join(f), b"placeholder\n").unwrap();
+    }
     run(Command::new("/usr/bin/faxgate").args(["check-config", "/etc/faxgate/faxgate.toml"]));
+    run(Command::new("systemctl").args(["enable", "faxgate.service"]));
+    assert!(wants.is_symlink(), "the unit is not enabled");
     let verify = run(
         Command::new("systemd-analyze").args(["verify", "/lib/systemd/system/faxgate.service"])
     );

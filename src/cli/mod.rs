@@ -68,7 +68,8 @@ pub enum Command {
         json: bool,
     },
     /// Check a config file (or the effective one): print it with secrets redacted, or every
-    /// error with its key and origin. Exit 0 when valid, 1 otherwise.
+    /// error with its key and origin, and every file it names that cannot be read (users,
+    /// TLS, relay password). Exit 0 when `faxgate run` would start with it, 1 otherwise.
     CheckConfig {
         /// File to check (default: the one `run` would use).
         file: Option<PathBuf>,
@@ -231,6 +232,18 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 fn check_config(explicit: Option<&Path>) -> ExitCode {
     match load(explicit) {
         Ok(l) => {
+            let unreadable = crate::config::unreadable_files(&l.config);
+            if !unreadable.is_empty() {
+                eprintln!(
+                    "faxgate: configuration names {} file(s) `faxgate run` cannot read:",
+                    unreadable.len()
+                );
+                for (key, problem) in &unreadable {
+                    eprintln!("  {key}: {problem}");
+                }
+                eprintln!("  (create them, or run `faxgate setup` to leave them out)");
+                return ExitCode::FAILURE;
+            }
             match &l.file {
                 Some(f) => {
                     println!("# effective configuration: {} + environment", f.display())
