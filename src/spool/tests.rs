@@ -229,7 +229,7 @@ fn final_record_left_in_queue_is_moved_and_tmp_removed_at_open() {
     let mut fin = r.clone();
     fin.state = JobState::Done;
     fin.finished = Some(at(1));
-    Spool::write_record(&dir, &fin).unwrap();
+    Spool::write_record_as(&dir, &fin, true).unwrap();
     fs::write(dir.join(RECORD_TMP), b"{half").unwrap();
     drop(s);
     let s = Spool::open_at(d.path(), opts(), at(2)).unwrap();
