@@ -659,6 +659,9 @@ pub struct Offramp {
     pub cover_page: bool,
     /// Page header line template (TCPA: sender identity on every page).
     pub header: String,
+    /// `shift` (content scaled into the rows below the header band, nothing covered) or
+    /// `overlay` (header printed over the page's top).
+    pub header_placement: crate::image::render::header::Placement,
     /// Sender name printed in the header line.
     pub sender_name: String,
     /// Default resolution (a sender may ask otherwise).
@@ -702,6 +705,7 @@ impl Default for Offramp {
             cover_page: false,
             header: "{date} {time}  FROM: {station} {sender}  TO: {recipient}  P. {page}/{pages}"
                 .into(),
+            header_placement: crate::image::render::header::Placement::Shift,
             sender_name: "faxgate".into(),
             resolution: Resolution::Fine,
             paper: Paper::A4,
