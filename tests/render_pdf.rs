@@ -3,8 +3,9 @@
 //! write, rendered by faxgate at 204×196 and by `pdftoppm -mono -rx 204 -ry 196`; black-pixel
 //! intersection-over-union on every page after aligning to the same canvas: ≥ 0.95 strict
 //! (pixel for pixel; 0.96–0.99 is measured, so one lost line of text fails it) outside the
-//! photos, whose dither is compared by tone instead. Both with the fonts embedded and with the standard 14 left out (then both renderers draw the URW
-//! base-35 outlines from fonts-urw-base35).
+//! photos, whose dither is compared by tone instead. Both with the fonts embedded and with
+//! the standard 14 left out (then both renderers draw the URW base-35 outlines from
+//! fonts-urw-base35).
 //!
 //! Needs ghostscript (`gs`), poppler-utils (`pdftoppm`) and fonts-urw-base35.
 
