@@ -672,6 +672,9 @@ pub struct Offramp {
     pub min_inline_image: u64,
     /// Send a success report when the envelope did not say (RFC 3461 NOTIFY absent).
     pub notify_success_by_default: bool,
+    /// Show a small picture of the first page sent in the delivery report (and list each
+    /// page's result), like a fax machine's transmission report.
+    pub report_thumbnail: bool,
     /// Honour requests for MDNs (RFC 8098) at all.
     pub mdn: bool,
     /// Pages per document at most.
@@ -711,6 +714,7 @@ impl Default for Offramp {
             paper: Paper::A4,
             min_inline_image: 16 * 1024,
             notify_success_by_default: false,
+            report_thumbnail: true,
             mdn: false,
             max_pages: 100,
             delay_report_after: Duration::from_secs(30 * 60),
