@@ -3,8 +3,13 @@
 //! PURE: the outcome of every recipient of one message, the envelope and `now` in; the bytes of
 //! one report and its envelope out. The report is an RFC 6522 `multipart/report;
 //! report-type=delivery-status` with three parts: a readable summary (pages sent of total,
-//! duration, remote station ID, speed, attempts, the cause in plain words), the
-//! `message/delivery-status` fields, and the original message or its headers (RET).
+//! each page's result on the last call, duration, remote station ID, speed, attempts, the
+//! cause in plain words), the `message/delivery-status` fields, and the original message or
+//! its headers (RET). With a picture of the first page sent ([`Thumbnail`], when a page went)
+//! the readable part is `multipart/alternative` of the same text and an HTML version showing
+//! it (RFC 6522 §3: the first part "may be in any MIME standards-track content type … Where a
+//! description of the error is desired in several languages or several media, a
+//! multipart/alternative construct MAY be used").
 //!
 //! Rules applied here (RFC 3461 §4.1–4.4, §6.2; RFC 3464 §2; RFC 5321 §4.5.5):
 //! - a report goes from the null sender `<>` to the envelope's MAIL FROM, and never to a
