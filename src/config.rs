@@ -606,6 +606,9 @@ pub struct Onramp {
     pub subject: String,
     /// Default body template.
     pub body: String,
+    /// Pages shown as pictures in the HTML version of a fax email (for clients that cannot
+    /// open a multi-page TIFF); 0: no HTML version.
+    pub html_previews: u32,
 }
 
 impl Default for Onramp {
@@ -619,6 +622,7 @@ impl Default for Onramp {
                    Pages: {pages}\nDuration: {duration}\nSpeed: {speed}\nResolution: {resolution}\n\
                    Bad lines: {bad_lines}\nReceived: {time}\nResult: {cause}\n"
                 .into(),
+            html_previews: 10,
         }
     }
 }
