@@ -1652,6 +1652,15 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         }
     }
 
+    // Pictures in one fax email at most (`onramp::compose::MAX_PREVIEWS`).
+    check_range(
+        &mut err,
+        "onramp.html_previews",
+        u64::from(c.onramp.html_previews),
+        0,
+        u64::from(crate::onramp::compose::MAX_PREVIEWS),
+    );
+
     // [offramp]
     if let Err(e) = crate::image::render::header::Template::parse(
         &c.offramp.header,

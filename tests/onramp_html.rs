@@ -177,3 +177,13 @@ fn received_fax_email_shows_its_pages_in_a_browser() {
     assert!(tiff::check(&original, Profile::S).is_empty());
     assert_eq!(b.attachments().count(), 1, "no previews when off");
 }
+
+#[test]
+fn html_previews_is_validated_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("faxgate.toml");
+    std::fs::write(&f, "[onramp]\nhtml_previews = 51\n").unwrap();
+    let e = faxgate::config::load(Some(&f), Vec::new()).unwrap_err();
+    assert!(e.0.iter().any(|e| e.key == "onramp.html_previews"), "{e}");
+    assert_eq!(Config::default().onramp.html_previews, 10);
+}
