@@ -401,22 +401,6 @@ pub fn page_words(p: PageResult) -> &'static str {
     }
 }
 
-/// `s` as HTML text.
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Base64 (RFC 2045 §6.8) in lines of 76 characters.
 fn base64_lines(data: &[u8]) -> String {
     use base64::Engine as _;
@@ -444,7 +428,7 @@ fn readable_with_picture(text: &str, pic: &Thumbnail<'_>, id: &str, host: &str) 
          style=\"border:1px solid #888\"></p>\n<pre>{text}</pre>\n</body></html>\n",
         w = pic.width,
         h = pic.height,
-        text = html_escape(text),
+        text = crate::mail::html_text(text),
     );
     let mut m = String::new();
     m.push_str(&format!(

@@ -320,22 +320,6 @@ fn previews(pages: &Pages<'_>, n: u32) -> Vec<(Vec<u8>, u32, u32)> {
     out
 }
 
-/// `s` as HTML text.
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The HTML alternative: the pages as pictures, then the same facts as the text part.
 fn html_body(
     subject: &str,
@@ -361,7 +345,7 @@ fn html_body(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{}</title></head>\n<body style=\"font-family:sans-serif;margin:8px\">\n",
-        html_escape(subject)
+        crate::mail::html_text(subject)
     );
     let shown = pics.len() as u32;
     let mut images = Vec::with_capacity(pics.len());
@@ -387,7 +371,7 @@ fn html_body(
     }
     html.push_str(&format!(
         "<pre style=\"white-space:pre-wrap\">{}</pre>\n</body></html>\n",
-        html_escape(body)
+        crate::mail::html_text(body)
     ));
     HtmlBody { html, images }
 }
