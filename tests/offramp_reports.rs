@@ -558,6 +558,16 @@ fn report_shows_the_first_page_and_each_page_result() {
             .unwrap()
             .contains("FAILED: the call ended while it was being sent")
     );
+    // And for machines, in the delivery-status fields (RFC 3464 §2.4 extension field).
+    let r = p["recipients"].as_array().unwrap();
+    assert_eq!(
+        r[0]["X-Fax-Page-Results"],
+        "1=confirmed 2=retransmitted 3=confirmed"
+    );
+    assert_eq!(
+        r[1]["X-Fax-Page-Results"],
+        "1=confirmed 2=confirmed 3=interrupted"
+    );
 
     // With the option off: the plain report, page lines still there.
     let mut off = cfg.clone();

@@ -401,6 +401,35 @@ pub fn page_words(p: PageResult) -> &'static str {
     }
 }
 
+/// One page's result as a keyword for the machine-readable report.
+pub fn page_keyword(p: PageResult) -> &'static str {
+    match p {
+        PageResult::Confirmed => "confirmed",
+        PageResult::Retransmitted => "retransmitted",
+        PageResult::Refused => "refused",
+        PageResult::Interrupted => "interrupted",
+        PageResult::NotSent => "not-sent",
+    }
+}
+
+/// Words joined by spaces, folded (RFC 5322 §2.2.3) so no line passes 78 characters.
+fn fold(words: &[String]) -> String {
+    let mut out = String::new();
+    let mut col = 20;
+    for w in words {
+        if col + w.len() + 1 > 76 && !out.is_empty() {
+            out.push_str("\r\n\t");
+            col = 1;
+        } else if !out.is_empty() {
+            out.push(' ');
+            col += 1;
+        }
+        out.push_str(w);
+        col += w.len();
+    }
+    out
+}
+
 /// Base64 (RFC 2045 §6.8) in lines of 76 characters.
 fn base64_lines(data: &[u8]) -> String {
     use base64::Engine as _;
@@ -590,6 +619,19 @@ pub fn build(input: &ReportInput<'_>) -> Option<Report> {
         if let Some(id) = &r.fax.remote_id {
             m.push_str(&format!("X-Fax-Remote-Id: {}\r\n", field(id, 40)));
         }
+        if !r.fax.page_results.is_empty() {
+            // Each page's result on the last call, `page=result` in page order (at most
+            // MAX_PAGE_LINES: a header field stays a readable length).
+            let list: Vec<String> = r
+                .fax
+                .page_results
+                .iter()
+                .take(MAX_PAGE_LINES)
+                .enumerate()
+                .map(|(i, p)| format!("{}={}", i + 1, page_keyword(*p)))
+                .collect();
+            m.push_str(&format!("X-Fax-Page-Results: {}\r\n", fold(&list)));
+        }
         m.push_str(&format!("X-Fax-Attempts: {}\r\n", r.fax.attempts));
     }
 
@@ -767,6 +809,57 @@ mod tests {
             success_by_default: false,
             thumbnail: None,
         }
+    }
+
+    #[test]
+    fn many_page_results_fold_and_a_picture_needs_a_page_sent() {
+        let mut r = outcome(
+            "FAX=+1@h",
+            Action::Failed,
+            Cause::LineFailed { page: 60, tries: 1 },
+            Notify::UNSPECIFIED,
+        );
+        r.fax.page_results = vec![PageResult::Confirmed; 59];
+        r.fax.page_results.push(PageResult::Interrupted);
+        let png = [0x89, b'P', b'N', b'G'];
+        let mut i = input(std::slice::from_ref(&r), b"Subject: x\r\n\r\nbody");
+        i.thumbnail = Some(Thumbnail {
+            png: &png,
+            width: 1,
+            height: 1,
+        });
+        // No page confirmed: no picture, plain text first part.
+        let m = String::from_utf8(build(&i).unwrap().message).unwrap();
+        assert!(!m.contains("image/png") && !m.contains("multipart/alternative"));
+        assert!(
+            m.lines()
+                .filter(|l| l.starts_with("X-Fax-Page-Results") || l.starts_with('\t'))
+                .all(|l| l.len() <= 78),
+            "{m}"
+        );
+        let field = m
+            .split("X-Fax-Page-Results: ")
+            .nth(1)
+            .unwrap()
+            .split("\r\nX-Fax-Attempts")
+            .next()
+            .unwrap()
+            .replace("\r\n\t", " ");
+        assert!(field.starts_with("1=confirmed 2=confirmed "), "{field}");
+        assert!(field.ends_with(" 59=confirmed 60=interrupted"), "{field}");
+        assert!(m.contains("    page 60   FAILED: the call ended while it was being sent"));
+        // With a page confirmed the picture is there, named by the HTML.
+        r.fax.pages_sent = 59;
+        let rs = [r];
+        let mut i = input(&rs, b"Subject: x\r\n\r\nbody");
+        i.thumbnail = Some(Thumbnail {
+            png: &png,
+            width: 1,
+            height: 1,
+        });
+        let m = String::from_utf8(build(&i).unwrap().message).unwrap();
+        assert!(m.contains("Content-ID: <page1.0000abcd00112233aabb@fax.example.org>"));
+        assert!(m.contains("cid:page1.0000abcd00112233aabb@fax.example.org"));
     }
 
     #[test]
