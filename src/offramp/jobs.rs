@@ -321,8 +321,8 @@ pub fn first_page_png(
         let Ok(page) = thumbs::page(pages, 1) else {
             continue;
         };
-        let grey = thumbs::scale_grey(&page, REPORT_THUMB_WIDTH);
-        if let Ok(png) = thumbs::png(&grey) {
+        let grey = crate::image::preview::scale_grey(&page, REPORT_THUMB_WIDTH);
+        if let Ok(png) = crate::image::preview::png(&grey) {
             return Some((png, grey.width, grey.height));
         }
     }

@@ -283,16 +283,17 @@ const PREVIEW_LEVELS: u8 = 4;
 /// The first `n` pages as PNG pictures [`PREVIEW_WIDTH`] wide (page proportions kept), or
 /// fewer when a page cannot be read (previews are an extra: the attachment carries the fax).
 fn previews(pages: &Pages<'_>, n: u32) -> Vec<(Vec<u8>, u32, u32)> {
-    use crate::app::console::thumbs;
     let n = n.min(MAX_PREVIEWS) as usize;
     let mut out = Vec::new();
     let add = |p: &Page| {
-        let mut g = thumbs::scale_grey(p, PREVIEW_WIDTH);
+        let mut g = crate::image::preview::scale_grey(p, PREVIEW_WIDTH);
         let step = 255 / u16::from(PREVIEW_LEVELS - 1);
         for v in &mut g.pixels {
             *v = (((u16::from(*v) + step / 2) / step) * step).min(255) as u8;
         }
-        thumbs::png(&g).map(|png| (png, g.width, g.height)).ok()
+        crate::image::preview::png(&g)
+            .map(|png| (png, g.width, g.height))
+            .ok()
     };
     match pages {
         Pages::Decoded { pages, .. } => {
