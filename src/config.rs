@@ -591,6 +591,10 @@ impl Route {
     }
 }
 
+/// Most pages `[onramp] html_previews` may show (ours): a 100-page fax would otherwise make a
+/// mail of many megabytes of pictures.
+pub const MAX_HTML_PREVIEWS: u32 = 50;
+
 /// `[onramp]`: received faxes to email.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -1652,13 +1656,12 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         }
     }
 
-    // Pictures in one fax email at most (`onramp::compose::MAX_PREVIEWS`).
     check_range(
         &mut err,
         "onramp.html_previews",
         u64::from(c.onramp.html_previews),
         0,
-        u64::from(crate::onramp::compose::MAX_PREVIEWS),
+        u64::from(MAX_HTML_PREVIEWS),
     );
 
     // [offramp]

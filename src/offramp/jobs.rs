@@ -293,6 +293,47 @@ fn to_utc(t: Timestamp) -> chrono::DateTime<chrono::Utc> {
 /// 1/5.8: the text of a letter stays recognisable as such, the file stays a few kB).
 pub const REPORT_THUMB_WIDTH: u32 = 300;
 
+/// What finishes the stored body pages of fax job `rec` (`job` its data) the way its last
+/// attempt finished them — cover page, and the header line stamped with that attempt's start
+/// (or the job's creation before any attempt) and the station ID of its line — so a picture
+/// of a page (console, report) is the page as it was, or will be, faxed; the same job always
+/// gives the same pages.
+pub fn finisher_of(
+    cfg: &crate::config::Config,
+    rec: &JobRecord,
+    job: &FaxOutData,
+) -> Result<super::document::Finisher, Cause> {
+    use super::document::{self, Finisher, Stamp};
+    let when = rec
+        .attempts
+        .last()
+        .map(|a| a.started)
+        .unwrap_or(rec.created);
+    let line = rec.attempts.last().and_then(|a| a.modem.as_deref());
+    let station = line
+        .and_then(|l| cfg.modems.iter().find(|m| m.name == l))
+        .map(|m| m.local_id.clone())
+        .unwrap_or_else(|| cfg.loopback.local_id.clone());
+    let stamp = Stamp {
+        when: i64::try_from(when.unix_secs())
+            .ok()
+            .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+            .map(|d| d.with_timezone(&chrono::Local).naive_local()),
+        station,
+        recipient: job.e164.clone(),
+    };
+    let body = usize::try_from(job.pages_total)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(usize::from(job.options.cover_page));
+    Finisher::new(
+        body,
+        &job.from,
+        &document::Options::from(&cfg.offramp),
+        &job.options,
+        &stamp,
+    )
+}
+
 /// The first page as it was faxed (cover page and header line included, from the stored
 /// pages of the first recipient with a page confirmed) as a PNG, for the report; `None` when
 /// no page went or the pages cannot be read (the report goes without the picture: it is an
@@ -303,7 +344,7 @@ pub fn first_page_png(
     message: &JobId,
     recipients: usize,
 ) -> Option<(Vec<u8>, u32, u32)> {
-    use crate::app::console::thumbs;
+    use crate::image::tiff::{Limits, Reader};
     for i in 0..recipients.min(MAX_RECIPIENTS) {
         let cid = child_id(message, Child::Recipient((i + 1) as u16)).ok()?;
         let Ok((_, rec)) = spool.get(&cid) else {
@@ -312,15 +353,26 @@ pub fn first_page_png(
         let Ok(job) = fax_data(&rec) else { continue };
         let sent =
             job.result.as_ref().is_some_and(|r| r.pages_sent > 0) || rec.state == JobState::Done;
-        if !sent || job.pages.is_none() {
-            continue;
-        }
-        let Ok((pages, _)) = thumbs::pages_of(spool, cfg, &rec) else {
+        let Some(file) = job.pages.as_ref().filter(|_| sent) else {
             continue;
         };
-        let Ok(page) = thumbs::page(pages, 1) else {
+        let (Ok(path), Ok(finisher)) = (
+            spool.payload_path(&rec.id, file),
+            finisher_of(cfg, &rec, job),
+        ) else {
             continue;
         };
+        // Page 1 is the cover page (made by the finisher) or body page 1, the first in the
+        // file: one page decoded.
+        let page = finisher.page(0, &mut |_| {
+            let unreadable = |e: String| Cause::GatewayError { detail: e };
+            let f = std::fs::File::open(&path).map_err(|e| unreadable(e.to_string()))?;
+            Reader::new(std::io::BufReader::new(f), Limits::default())
+                .and_then(|mut r| r.next_page())
+                .map_err(|e| unreadable(e.to_string()))?
+                .ok_or_else(|| unreadable("no pages".into()))
+        });
+        let Ok(page) = page else { continue };
         let grey = crate::image::preview::scale_grey(&page, REPORT_THUMB_WIDTH);
         if let Ok(png) = crate::image::preview::png(&grey) {
             return Some((png, grey.width, grey.height));

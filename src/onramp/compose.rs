@@ -271,9 +271,8 @@ fn attachment(
 /// scrolling), a 1728-pel fax line scaled by about 1/2.9 — body text stays legible.
 pub const PREVIEW_WIDTH: u32 = 600;
 
-/// Most previews whatever `onramp.html_previews` says (ours): a 100-page fax would otherwise
-/// make a mail of many megabytes of pictures.
-pub const MAX_PREVIEWS: u32 = 50;
+/// Most previews whatever `onramp.html_previews` says (the configuration refuses more).
+pub const MAX_PREVIEWS: u32 = crate::config::MAX_HTML_PREVIEWS;
 
 /// Grey levels a preview keeps: black, two greys (thin strokes averaged by the scaling),
 /// white. Four values instead of 256 make the PNG's rows repeat, so it compresses to a few

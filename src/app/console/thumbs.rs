@@ -32,8 +32,8 @@ use crate::app::send_pages::StoredPages;
 use crate::fax::t30::pages::PageProvider;
 use crate::image::Page;
 use crate::image::tiff::{Limits, Reader};
-use crate::job::{JobData, Timestamp};
-use crate::offramp::document::{self, Finisher, Stamp};
+use crate::job::JobData;
+use crate::offramp::document::Finisher;
 use crate::spool::{JobRecord, Spool};
 
 /// Width of a thumbnail, pixels (a 1728-pel fax line scaled by about 1/8.6).
@@ -91,22 +91,7 @@ pub fn pages_of(
                 ));
             };
             let path = spool.payload_path(&rec.id, file).map_err(unreadable)?;
-            let when = rec
-                .attempts
-                .last()
-                .map(|a| a.started)
-                .unwrap_or(rec.created);
-            let line = rec.attempts.last().and_then(|a| a.modem.as_deref());
-            let stamp = Stamp {
-                when: local_time(when),
-                station: station_of(cfg, line),
-                recipient: f.e164.clone(),
-            };
-            let doc_opts = document::Options::from(&cfg.offramp);
-            let body = usize::try_from(f.pages_total)
-                .unwrap_or(usize::MAX)
-                .saturating_sub(usize::from(f.options.cover_page));
-            let finisher = Finisher::new(body, &f.from, &doc_opts, &f.options, &stamp)
+            let finisher = crate::offramp::jobs::finisher_of(cfg, rec, f)
                 .map_err(|c| ThumbError::Unreadable(c.words()))?;
             let total = u32::try_from(finisher.total()).unwrap_or(u32::MAX);
             Ok((
@@ -128,18 +113,6 @@ pub fn pages_of(
         )),
         JobData::MailOut(_) => Err(ThumbError::NoPages("mail has no fax pages".into())),
     }
-}
-
-/// The station ID the header line names: the line's own, else the loopback line's.
-fn station_of(cfg: &crate::config::Config, line: Option<&str>) -> String {
-    line.and_then(|l| cfg.modems.iter().find(|m| m.name == l))
-        .map(|m| m.local_id.clone())
-        .unwrap_or_else(|| cfg.loopback.local_id.clone())
-}
-
-fn local_time(t: Timestamp) -> Option<chrono::NaiveDateTime> {
-    let secs = i64::try_from(t.unix_secs()).ok()?;
-    chrono::DateTime::from_timestamp(secs, 0).map(|d| d.with_timezone(&chrono::Local).naive_local())
 }
 
 /// Page `n` (1-based) of `pages`, decoded (blocking).
