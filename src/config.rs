@@ -591,6 +591,10 @@ impl Route {
     }
 }
 
+/// Most pages `[onramp] html_previews` may show (ours): a 100-page fax would otherwise make a
+/// mail of many megabytes of pictures.
+pub const MAX_HTML_PREVIEWS: u32 = 50;
+
 /// `[onramp]`: received faxes to email.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -606,6 +610,9 @@ pub struct Onramp {
     pub subject: String,
     /// Default body template.
     pub body: String,
+    /// Pages shown as pictures in the HTML version of a fax email (for clients that cannot
+    /// open a multi-page TIFF); 0: no HTML version.
+    pub html_previews: u32,
 }
 
 impl Default for Onramp {
@@ -619,6 +626,7 @@ impl Default for Onramp {
                    Pages: {pages}\nDuration: {duration}\nSpeed: {speed}\nResolution: {resolution}\n\
                    Bad lines: {bad_lines}\nReceived: {time}\nResult: {cause}\n"
                 .into(),
+            html_previews: 10,
         }
     }
 }
@@ -659,6 +667,9 @@ pub struct Offramp {
     pub cover_page: bool,
     /// Page header line template (TCPA: sender identity on every page).
     pub header: String,
+    /// `shift` (content scaled into the rows below the header band, nothing covered) or
+    /// `overlay` (header printed over the page's top).
+    pub header_placement: crate::image::render::header::Placement,
     /// Sender name printed in the header line.
     pub sender_name: String,
     /// Default resolution (a sender may ask otherwise).
@@ -669,6 +680,9 @@ pub struct Offramp {
     pub min_inline_image: u64,
     /// Send a success report when the envelope did not say (RFC 3461 NOTIFY absent).
     pub notify_success_by_default: bool,
+    /// Show a small picture of the first page sent in the delivery report (and list each
+    /// page's result), like a fax machine's transmission report.
+    pub report_thumbnail: bool,
     /// Honour requests for MDNs (RFC 8098) at all.
     pub mdn: bool,
     /// Pages per document at most.
@@ -714,11 +728,13 @@ impl Default for Offramp {
             cover_page: false,
             header: "{date} {time}  FROM: {station} {sender}  TO: {recipient}  P. {page}/{pages}"
                 .into(),
+            header_placement: crate::image::render::header::Placement::Shift,
             sender_name: "faxgate".into(),
             resolution: Resolution::Fine,
             paper: Paper::A4,
             min_inline_image: 16 * 1024,
             notify_success_by_default: false,
+            report_thumbnail: true,
             mdn: false,
             max_pages: 100,
             delay_report_after: Duration::from_secs(30 * 60),
@@ -1684,6 +1700,14 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             err(key, e.to_string());
         }
     }
+
+    check_range(
+        &mut err,
+        "onramp.html_previews",
+        u64::from(c.onramp.html_previews),
+        0,
+        u64::from(MAX_HTML_PREVIEWS),
+    );
 
     // [offramp]
     if let Err(e) = crate::image::render::header::Template::parse(

@@ -187,6 +187,7 @@ fn mixed_outcomes_give_one_report_listing_each() {
             remote_id: Some("+1 212 555 0102".into()),
             speed_bps: Some(14400),
             duration_ms: Some(95_000),
+            ..FaxResult::default()
         },
     );
     assert_eq!(
@@ -392,6 +393,194 @@ fn success_report_only_when_asked_or_by_default() {
             );
         }
     }
+}
+
+/// A 3-page fine A4 body whose first page has a black block in its upper left quarter.
+fn block_pages() -> Vec<faxgate::image::Page> {
+    (0..3)
+        .map(|k| {
+            let mut p =
+                faxgate::image::Page::new(1728, 2292, faxgate::image::Resolution::FINE).unwrap();
+            let (x0, y0) = if k == 0 { (200, 300) } else { (900, 1500) };
+            for y in y0..y0 + 500 {
+                for x in x0..x0 + 600 {
+                    p.set(x, y, true);
+                }
+            }
+            p
+        })
+        .collect()
+}
+
+/// Two recipients of a 3-page fax whose pages are stored: one confirmed every page (page 2
+/// after an RTN), the other lost the line during page 3. Returns the report as Python parsed it.
+fn report_with_pages(cfg: &Config) -> serde_json::Value {
+    use faxgate::job::PageResult;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open_at(dir.path(), SpoolOptions::default(), T0).unwrap();
+    let both = Some(vec![Notify::Success, Notify::Failure]);
+    let env = envelope(
+        vec![
+            recipient("12125550111", both.clone(), None),
+            recipient("12125550112", both, None),
+        ],
+        None,
+        None,
+    );
+    let eml = b"From: Alice <alice@example.org>\r\nSubject: Plans\r\n\r\nsee attached\r\n";
+    let msg = commit_message(&spool, env.clone(), eml);
+    let opts = SenderOptions {
+        resolution: faxgate::config::Resolution::Fine,
+        cover_page: false,
+        subject: "Plans".into(),
+    };
+    let tif =
+        faxgate::onramp::compose::write_tiff(&block_pages(), faxgate::image::tiff::Profile::S)
+            .unwrap();
+    let mut ids = Vec::new();
+    for mut j in jobs::fax_jobs(&msg, &env, &opts, 3) {
+        j.pages = Some(jobs::PAGES_FILE.into());
+        let mut inc = spool
+            .begin_child(JobKind::FaxOut, &msg, Child::Recipient(j.recipient))
+            .unwrap();
+        inc.write_file(jobs::MESSAGE_FILE, eml).unwrap();
+        inc.write_file(jobs::PAGES_FILE, &tif).unwrap();
+        ids.push(inc.commit_at(NewJob::new(JobData::from(j)), T0).unwrap().id);
+    }
+    spool.finish(&msg, T0, faxgate::spool::Final::Done).unwrap();
+    let now = T0.plus(std::time::Duration::from_secs(60));
+    // Recipient 1: all three confirmed, page 2 after one RTN.
+    set_result(
+        &spool,
+        &ids[0],
+        FaxResult {
+            t30_cause: Some(0),
+            pages_sent: 3,
+            page_results: vec![
+                PageResult::Confirmed,
+                PageResult::Retransmitted,
+                PageResult::Confirmed,
+            ],
+            ..FaxResult::default()
+        },
+    );
+    attempt(&spool, &ids[0], now, CauseClass::Done, 3);
+    assert_eq!(
+        jobs::on_fax_final(&spool, &ids[0], cfg, now).unwrap(),
+        Reported::Pending
+    );
+    // Recipient 2: the line broke during page 3 (cause 10), given up after one call.
+    set_result(
+        &spool,
+        &ids[1],
+        FaxResult {
+            t30_cause: Some(10),
+            pages_sent: 2,
+            page_results: vec![
+                PageResult::Confirmed,
+                PageResult::Confirmed,
+                PageResult::Interrupted,
+            ],
+            ..FaxResult::default()
+        },
+    );
+    spool.start_attempt(&ids[1], now, Some("modem0")).unwrap();
+    spool
+        .end_attempt(
+            &ids[1],
+            now,
+            Outcome {
+                cause: CauseClass::Fatal,
+                detail: "line".into(),
+                pages_sent: 2,
+                connected: true,
+            },
+            &Policy::default(),
+        )
+        .unwrap();
+    let Reported::Done { report, .. } = jobs::on_fax_final(&spool, &ids[1], cfg, now).unwrap()
+    else {
+        panic!("all final")
+    };
+    assert!(report.is_some());
+    let (_, mail) = report_job(&spool, &msg);
+    if std::env::var_os("SHOW_REPORT").is_some() {
+        eprintln!("{}", String::from_utf8_lossy(&mail));
+    }
+    python_parse(&mail)
+}
+
+#[test]
+fn report_shows_the_first_page_and_each_page_result() {
+    let cfg = Config::default();
+    assert!(cfg.offramp.report_thumbnail, "on by default");
+    let p = report_with_pages(&cfg);
+    assert_eq!(p["report_type"], "delivery-status");
+    assert_eq!(
+        p["parts"],
+        serde_json::json!([
+            "multipart/alternative",
+            "message/delivery-status",
+            "text/rfc822-headers"
+        ])
+    );
+    let pic = &p["picture"];
+    assert!(pic["html"].as_str().unwrap().contains("First page as sent"));
+    let images = pic["images"].as_array().unwrap();
+    assert_eq!(images.len(), 1);
+    let im = &images[0];
+    // 300 px wide, the page's real proportions: 2292 rows at 196 lpi against 1728 columns at
+    // 204 dpi.
+    let want_h = (2292.0 * 204.0 / 196.0 * 300.0 / 1728.0_f64).round() as u64;
+    assert_eq!(im["width"], 300);
+    assert_eq!(im["height"].as_u64().unwrap(), want_h);
+    assert!(im["bytes"].as_u64().unwrap() < 30_000, "{}", im["bytes"]);
+    // Page 1's block (columns 200–800, rows 300–800 of the page) is dark in the picture, the
+    // lower right (where only pages 2 and 3 have theirs) is white: it is the first page.
+    let rows: Vec<Vec<u64>> = serde_json::from_value(im["rows"].clone()).unwrap();
+    let (sx, sy) = (300.0 / 1728.0, want_h as f64 / 2292.0);
+    let px = |x: f64, y: f64| rows[(y * sy) as usize][(x * sx) as usize];
+    assert!(px(500.0, 550.0) < 40, "block centre {}", px(500.0, 550.0));
+    assert!(px(1200.0, 1750.0) > 215, "page 2's block shows");
+    // The header line was stamped on the page sent: dark pixels in the top rows.
+    assert!(rows[..4].iter().flatten().any(|&v| v < 128));
+    // Each page's result, per recipient, in the text (and in the HTML version).
+    let summary = p["summary"].as_str().unwrap().replace("\r\n", "\n");
+    for line in [
+        "    page 1    sent, confirmed by the receiver\n    page 2    sent again after the receiver refused it, then confirmed\n    page 3    sent, confirmed by the receiver\n",
+        "    page 1    sent, confirmed by the receiver\n    page 2    sent, confirmed by the receiver\n    page 3    FAILED: the call ended while it was being sent\n",
+    ] {
+        assert!(summary.contains(line), "{summary}");
+    }
+    assert!(
+        pic["html"]
+            .as_str()
+            .unwrap()
+            .contains("FAILED: the call ended while it was being sent")
+    );
+    // And for machines, in the delivery-status fields (RFC 3464 §2.4 extension field).
+    let r = p["recipients"].as_array().unwrap();
+    assert_eq!(
+        r[0]["X-Fax-Page-Results"],
+        "1=confirmed 2=retransmitted 3=confirmed"
+    );
+    assert_eq!(
+        r[1]["X-Fax-Page-Results"],
+        "1=confirmed 2=confirmed 3=interrupted"
+    );
+
+    // With the option off: the plain report, page lines still there.
+    let mut off = cfg.clone();
+    off.offramp.report_thumbnail = false;
+    let p = report_with_pages(&off);
+    assert_eq!(p["parts"][0], "text/plain");
+    assert!(p["picture"].is_null());
+    assert!(
+        p["summary"]
+            .as_str()
+            .unwrap()
+            .contains("page 3    FAILED: the call ended")
+    );
 }
 
 #[test]

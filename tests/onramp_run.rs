@@ -65,7 +65,12 @@ fn run_mails_inbox_files_into_the_maildir() {
     let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
     assert_eq!(m.subject(), Some("Fax from unknown (1 pages)"));
     assert!(m.body_text(0).unwrap().contains("Caller: +1 212 555 0199"));
-    let att = m.attachment(0).unwrap().contents();
+    // The fax file (the HTML version's page pictures are parts too).
+    let att = m
+        .attachments()
+        .find(|a| mail_parser::MimeHeaders::is_content_type(*a, "image", "tiff"))
+        .unwrap()
+        .contents();
     assert!(tiff::check(att, Profile::S).is_empty());
     assert_eq!(
         tiff::read_bytes(att, Limits::default()).unwrap(),

@@ -1,14 +1,18 @@
 //! PDF rendering against poppler: a multi-page PDF with text (embedded and standard fonts),
 //! vector lines and an embedded JPEG photo, made here with Ghostscript from PostScript we
 //! write, rendered by faxgate at 204×196 and by `pdftoppm -mono -rx 204 -ry 196`; black-pixel
-//! intersection-over-union ≥ 0.90 on every page after aligning to the same canvas, strict
-//! (pixel for pixel) outside the photos, whose dither is compared by tone instead. Both with
-//! the fonts embedded and with the standard 14 left out (then both renderers draw the URW
-//! base-35 outlines from fonts-urw-base35).
+//! intersection-over-union on every page after aligning to the same canvas: ≥ 0.95 strict
+//! (pixel for pixel; 0.96–0.99 is measured, so one lost line of text fails it) outside the
+//! photos, whose dither is compared by tone instead. Both with the fonts embedded and with
+//! the standard 14 left out (then both renderers draw the URW base-35 outlines from
+//! fonts-urw-base35).
 //!
 //! Needs ghostscript (`gs`), poppler-utils (`pdftoppm`) and fonts-urw-base35.
 
 mod common;
+
+/// Strict line-art IoU every page must reach against poppler.
+const STRICT_IOU_FLOOR: f64 = 0.95;
 
 use std::path::Path;
 use std::process::Command;
@@ -407,8 +411,9 @@ fn compare_with_poppler(embed: bool) {
         // the standard 14 — poppler through fontconfig, we through `[offramp] pdf_font_dir`),
         // and ours follows Splash's monochrome rules (glyph bitmaps at floored origins,
         // any-coverage fills, stroke adjustment, thin strokes), so it must match poppler at
-        // 0.90 pixel for pixel. Ghostscript's score is printed as the anchor.
-        if art < 0.90 {
+        // 0.95 pixel for pixel (0.96–0.99 is measured; a lost line of text on a page costs
+        // more than the margin). Ghostscript's score is printed as the anchor.
+        if art < STRICT_IOU_FLOOR {
             failures.push(format!("page {}: strict line-art IoU {art:.4}", i + 1));
         }
         if art < gs_art - 0.05 {

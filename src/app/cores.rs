@@ -94,6 +94,7 @@ impl render::Options {
                 ..render::Limits::default()
             },
             pdf_fonts: render::PdfFonts::from_config(&c.pdf_font_dir),
+            header_placement: c.header_placement,
         }
     }
 }

@@ -613,6 +613,33 @@ async fn attempt(
     sent_attempt(id, &job, &call.sender, call.cause(), call.line_time)
 }
 
+/// Each of the fax's `total` pages as the call report saw it (its records are every transfer
+/// of a page, in order: a page refused with RTN and sent again appears twice).
+fn page_results(sent: &t30::CallReport, total: u32) -> Vec<crate::job::PageResult> {
+    use crate::fax::t30::report::PageOutcome as O;
+    use crate::job::PageResult as R;
+    (0..total as usize)
+        .map(|n| {
+            let mut tries = sent.pages.iter().filter(|p| p.page == n);
+            let Some(first) = tries.next() else {
+                return R::NotSent;
+            };
+            let mut refused = first.outcome == O::Rejected;
+            let mut last = first.outcome;
+            for p in tries {
+                refused |= p.outcome == O::Rejected;
+                last = p.outcome;
+            }
+            match last {
+                O::Confirmed | O::ConfirmedRetrain if refused => R::Retransmitted,
+                O::Confirmed | O::ConfirmedRetrain => R::Confirmed,
+                O::Rejected => R::Refused,
+                O::Unconfirmed => R::Interrupted,
+            }
+        })
+        .collect()
+}
+
 /// The attempt of a call that reached T.30, from the sending engine's report.
 fn sent_attempt(
     id: &JobId,
@@ -643,6 +670,7 @@ fn sent_attempt(
             remote_id: sent.remote_id.clone(),
             speed_bps: sent.modulation.map(|m| m.bps()),
             duration_ms: u64::try_from(duration.as_millis()).ok(),
+            page_results: page_results(sent, job.pages_total),
         }),
         last_call: Some(LastCall {
             ended: crate::spool::now(),
@@ -671,4 +699,45 @@ fn first_dial(spool: &Spool, rec: &crate::spool::JobRecord) {
 
 fn cause_name(c: Cause) -> String {
     format!("{c:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fax::t30::dis::Modulation;
+    use crate::fax::t30::report::{PageOutcome as O, PageRecord};
+    use crate::job::PageResult as R;
+
+    #[test]
+    fn page_results_follow_the_call_report() {
+        let rec = |page, outcome| PageRecord {
+            page,
+            outcome,
+            quality: None,
+            modulation: Modulation::V29_7200,
+            bytes: 0,
+        };
+        let report = t30::CallReport {
+            pages: vec![
+                rec(0, O::Confirmed),
+                rec(1, O::Rejected),
+                rec(1, O::ConfirmedRetrain),
+                rec(2, O::ConfirmedRetrain),
+                rec(3, O::Rejected),
+                rec(4, O::Unconfirmed),
+            ],
+            ..t30::CallReport::default()
+        };
+        assert_eq!(
+            page_results(&report, 6),
+            [
+                R::Confirmed,
+                R::Retransmitted,
+                R::Confirmed,
+                R::Refused,
+                R::Interrupted,
+                R::NotSent
+            ]
+        );
+    }
 }

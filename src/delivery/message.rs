@@ -65,6 +65,28 @@ pub struct FaxMail {
     pub attachment: Option<Attachment>,
 }
 
+/// An HTML version of the readable text with pictures of the pages (inline `cid:` images,
+/// RFC 2392), offered as an alternative to the text (RFC 2046 §5.1.4): clients that cannot show
+/// a multi-page TIFF (webmail, phones) still show the fax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HtmlBody {
+    /// The HTML document (UTF-8); names each image as `cid:<its content_id>`.
+    pub html: String,
+    /// The images, in the order the HTML shows them.
+    pub images: Vec<InlineImage>,
+}
+
+/// One inline picture of an [`HtmlBody`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineImage {
+    /// Content-ID without angle brackets (`left@right`).
+    pub content_id: String,
+    /// File name offered when saved (`page1.png`).
+    pub file_name: String,
+    /// The PNG file.
+    pub png: Vec<u8>,
+}
+
 /// A message that cannot be built: every case is the caller's (configuration or code) fault.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum MessageError {
@@ -130,6 +152,16 @@ fn with_ext(name: &str, ext: &str) -> String {
 
 /// Builds the email as RFC 5322 bytes with CRLF line ends.
 pub fn build(m: &FaxMail) -> Result<Vec<u8>, MessageError> {
+    build_with_html(m, None)
+}
+
+/// [`build`], with an HTML alternative of the text when `html` is given: the readable part
+/// becomes `multipart/alternative` [text/plain, `multipart/related; type="text/html"`
+/// (RFC 2387 §3.1) [text/html, image/png…]], the fax file stays the `multipart/mixed`
+/// attachment beside it, unchanged. RFC 3965 §2.2 asks for a MIME message carrying the fax as
+/// one multi-page TIFF; the alternative adds a rendering of the text part, and a simple-mode
+/// receiver that shows only text picks the plain text alternative (RFC 2046 §5.1.4).
+pub fn build_with_html(m: &FaxMail, html: Option<&HtmlBody>) -> Result<Vec<u8>, MessageError> {
     if m.to.is_empty() {
         return Err(MessageError::NoRecipients);
     }
@@ -161,7 +193,28 @@ pub fn build(m: &FaxMail) -> Result<Vec<u8>, MessageError> {
     if !cc.is_empty() {
         b = b.cc(Address::new_list(cc));
     }
-    let text = MimePart::new("text/plain", m.body.clone());
+    let mut text = MimePart::new("text/plain", m.body.clone());
+    if let Some(h) = html {
+        for i in &h.images {
+            if i.png.len() > MAX_ATTACHMENT_BYTES {
+                return Err(MessageError::TooLarge(i.png.len()));
+            }
+        }
+        let mut related = vec![MimePart::new("text/html", h.html.clone())];
+        related.extend(h.images.iter().map(|i| {
+            MimePart::new(
+                ContentType::new("image/png").attribute("name", i.file_name.clone()),
+                i.png.clone(),
+            )
+            .inline()
+            .cid(i.content_id.clone())
+        }));
+        let related = MimePart::new(
+            ContentType::new("multipart/related").attribute("type", "text/html"),
+            related,
+        );
+        text = MimePart::new("multipart/alternative", vec![text, related]);
+    }
     let body = match &m.attachment {
         None => text,
         Some(a) => {

@@ -31,6 +31,7 @@
 
 pub mod codec;
 mod page;
+pub mod preview;
 pub mod render;
 mod resample;
 pub mod tiff;

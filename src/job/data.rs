@@ -380,6 +380,27 @@ pub struct FaxResult {
     /// Call duration, milliseconds.
     #[serde(default)]
     pub duration_ms: Option<u64>,
+    /// Each page of the document on the last call, in order (empty when no call reached
+    /// T.30, and in records written before it was kept).
+    #[serde(default)]
+    pub page_results: Vec<PageResult>,
+}
+
+/// What became of one page on a call, from the T.30 call report (post-message responses,
+/// T.30 §5.3.6.1.6: MCF/RTP confirm a page, RTN refuses it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageResult {
+    /// Confirmed (MCF, or RTP) the first time it was sent.
+    Confirmed,
+    /// Confirmed after the receiver refused it (RTN) and it was sent again.
+    Retransmitted,
+    /// Refused (RTN) and never confirmed.
+    Refused,
+    /// Sending began but the call ended before the receiver's verdict.
+    Interrupted,
+    /// Not reached on the call.
+    NotSent,
 }
 
 // ---- FaxIn ----

@@ -19,7 +19,8 @@ pub mod data;
 pub use data::{
     AddressForm, BadData, Body, ClientInfo, Completion, Destination, Envelope, FaxInData,
     FaxOutData, FaxResult, JobData, MailEnvelope, MailOutData, MessageData, Notify, Number,
-    Purpose, Reception, Recipient, ReportKind, Resolution, Ret, SenderOptions, Source, TlsInfo,
+    PageResult, Purpose, Reception, Recipient, ReportKind, Resolution, Ret, SenderOptions, Source,
+    TlsInfo,
 };
 
 /// A point in time: milliseconds since the Unix epoch (UTC). Ours; stored in job records.

@@ -55,9 +55,34 @@ pub fn crlf_line_ends(data: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+/// `s` as HTML text: the five characters with a meaning in HTML as character references, so
+/// outside text (a caller's station ID, a mail subject) shows as text in an HTML mail part.
+pub fn html_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::crlf_line_ends;
+    use super::{crlf_line_ends, html_text};
+
+    #[test]
+    fn html_text_escapes_markup() {
+        assert_eq!(
+            html_text("<img src=x onerror='a'> & \"b\" ü"),
+            "&lt;img src=x onerror=&#39;a&#39;&gt; &amp; &quot;b&quot; ü"
+        );
+    }
 
     #[test]
     fn bare_cr_and_lf_become_crlf() {

@@ -316,7 +316,7 @@ pub fn finish(
 /// flat memory.
 pub struct Finisher {
     cover: Option<Page>,
-    header: Option<(Template, Fields, render::Layout)>,
+    header: Option<(Template, Fields, render::Layout, render::header::Placement)>,
     total: u32,
 }
 
@@ -368,7 +368,7 @@ impl Finisher {
                     detail: format!("offramp.header: {e}"),
                 }
             })?;
-            Some((tpl, fields, layout))
+            Some((tpl, fields, layout, ropts.header_placement))
         } else {
             None
         };
@@ -396,9 +396,9 @@ impl Finisher {
             (Some(_), n) => body(n - 1)?,
             (None, n) => body(n)?,
         };
-        if let Some((tpl, fields, layout)) = &self.header {
+        if let Some((tpl, fields, layout, placement)) = &self.header {
             let n = u32::try_from(n + 1).unwrap_or(u32::MAX);
-            render::header::stamp_page(&mut page, n, self.total, layout, tpl, fields);
+            render::header::stamp_page(&mut page, n, self.total, layout, tpl, fields, *placement);
         }
         Ok(page)
     }

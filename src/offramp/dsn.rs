@@ -3,8 +3,13 @@
 //! PURE: the outcome of every recipient of one message, the envelope and `now` in; the bytes of
 //! one report and its envelope out. The report is an RFC 6522 `multipart/report;
 //! report-type=delivery-status` with three parts: a readable summary (pages sent of total,
-//! duration, remote station ID, speed, attempts, the cause in plain words), the
-//! `message/delivery-status` fields, and the original message or its headers (RET).
+//! each page's result on the last call, duration, remote station ID, speed, attempts, the
+//! cause in plain words), the `message/delivery-status` fields, and the original message or
+//! its headers (RET). With a picture of the first page sent ([`Thumbnail`], when a page went)
+//! the readable part is `multipart/alternative` of the same text and an HTML version showing
+//! it (RFC 6522 §3: the first part "may be in any MIME standards-track content type … Where a
+//! description of the error is desired in several languages or several media, a
+//! multipart/alternative construct MAY be used").
 //!
 //! Rules applied here (RFC 3461 §4.1–4.4, §6.2; RFC 3464 §2; RFC 5321 §4.5.5):
 //! - a report goes from the null sender `<>` to the envelope's MAIL FROM, and never to a
@@ -24,6 +29,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::causes::{Action, Cause};
+pub use crate::job::PageResult;
 
 /// Largest original returned whole with `RET=FULL` (ours); a bigger one is returned as headers
 /// so that the report itself does not bounce for size.
@@ -134,7 +140,27 @@ pub struct FaxSummary {
     pub attempts: u32,
     /// When the last attempt ended, in Unix seconds.
     pub last_attempt: Option<i64>,
+    /// Each page on the last call (empty when unknown).
+    #[serde(default)]
+    pub page_results: Vec<PageResult>,
 }
+
+/// A small picture of the first page sent, shown in the report the way a fax machine's
+/// transmission report shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thumbnail<'a> {
+    /// The PNG file.
+    pub png: &'a [u8],
+    /// Its width in pixels (the HTML gives it, so a client lays the report out before the
+    /// picture is decoded).
+    pub width: u32,
+    /// Its height in pixels.
+    pub height: u32,
+}
+
+/// Most page lines listed per recipient in the readable summary (ours; the pages past it are
+/// counted in one line).
+pub const MAX_PAGE_LINES: usize = 200;
 
 /// One recipient's line in a report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,6 +204,9 @@ pub struct ReportInput<'a> {
     pub recipients: &'a [RecipientOutcome],
     /// `offramp.notify_success_by_default`.
     pub success_by_default: bool,
+    /// The first page sent (`offramp.report_thumbnail`); shown only when some listed
+    /// recipient had a page confirmed.
+    pub thumbnail: Option<Thumbnail<'a>>,
 }
 
 /// A report ready to go out as a `MailOut` job.
@@ -347,8 +376,115 @@ fn summary(input: &ReportInput<'_>, listed: &[&RecipientOutcome]) -> String {
             s.push_str(&format!("  Speed:        {bps} bit/s\n"));
         }
         s.push_str(&format!("  Attempts:     {}\n", r.fax.attempts));
+        if !r.fax.page_results.is_empty() {
+            s.push_str("  Pages on the last call:\n");
+            for (i, p) in r.fax.page_results.iter().enumerate().take(MAX_PAGE_LINES) {
+                s.push_str(&format!("    page {:<4} {}\n", i + 1, page_words(*p)));
+            }
+            let more = r.fax.page_results.len().saturating_sub(MAX_PAGE_LINES);
+            if more > 0 {
+                s.push_str(&format!("    ... and {more} more pages\n"));
+            }
+        }
     }
     s
+}
+
+/// One page's result in the sender's words.
+pub fn page_words(p: PageResult) -> &'static str {
+    match p {
+        PageResult::Confirmed => "sent, confirmed by the receiver",
+        PageResult::Retransmitted => "sent again after the receiver refused it, then confirmed",
+        PageResult::Refused => "FAILED: refused by the receiver",
+        PageResult::Interrupted => "FAILED: the call ended while it was being sent",
+        PageResult::NotSent => "not sent",
+    }
+}
+
+/// One page's result as a keyword for the machine-readable report.
+pub fn page_keyword(p: PageResult) -> &'static str {
+    match p {
+        PageResult::Confirmed => "confirmed",
+        PageResult::Retransmitted => "retransmitted",
+        PageResult::Refused => "refused",
+        PageResult::Interrupted => "interrupted",
+        PageResult::NotSent => "not-sent",
+    }
+}
+
+/// Words joined by spaces, folded (RFC 5322 §2.2.3) so no line passes 78 characters.
+fn fold(words: &[String]) -> String {
+    let mut out = String::new();
+    let mut col = 20;
+    for w in words {
+        if col + w.len() + 1 > 76 && !out.is_empty() {
+            out.push_str("\r\n\t");
+            col = 1;
+        } else if !out.is_empty() {
+            out.push(' ');
+            col += 1;
+        }
+        out.push_str(w);
+        col += w.len();
+    }
+    out
+}
+
+/// Base64 (RFC 2045 §6.8) in lines of 76 characters.
+fn base64_lines(data: &[u8]) -> String {
+    use base64::Engine as _;
+    let b = base64::engine::general_purpose::STANDARD.encode(data);
+    let mut out = String::with_capacity(b.len() + b.len() / 38 + 2);
+    for chunk in b.as_bytes().chunks(76) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// The readable first part with the picture: RFC 6522 §3 (RFC 3462 §2) lets the first part
+/// be of any standards-track type and names `multipart/alternative` for several media; the
+/// plain text comes first (the fallback), then a `multipart/related` (RFC 2387) HTML version
+/// showing the picture as an inline `cid:` image (RFC 2392).
+fn readable_with_picture(text: &str, pic: &Thumbnail<'_>, id: &str, host: &str) -> String {
+    let alt = format!("=_faxgate-alt-{id}");
+    let rel = format!("=_faxgate-rel-{id}");
+    let cid = format!("page1.{id}@{host}");
+    let html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Fax report</title></head>\n\
+         <body>\n<p>First page as sent:</p>\n\
+         <p><img src=\"cid:{cid}\" width=\"{w}\" height=\"{h}\" alt=\"First page of the fax as sent\" \
+         style=\"border:1px solid #888\"></p>\n<pre>{text}</pre>\n</body></html>\n",
+        w = pic.width,
+        h = pic.height,
+        text = crate::mail::html_text(text),
+    );
+    let mut m = String::new();
+    m.push_str(&format!(
+        "Content-Type: multipart/alternative; boundary=\"{alt}\"\r\n"
+    ));
+    m.push_str("Content-Description: Notification\r\n\r\n");
+    m.push_str(&format!("--{alt}\r\n"));
+    m.push_str("Content-Type: text/plain; charset=utf-8\r\n");
+    m.push_str("Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+    m.push_str(&quoted_printable(text));
+    m.push_str(&format!("\r\n--{alt}\r\n"));
+    m.push_str(&format!(
+        "Content-Type: multipart/related; type=\"text/html\"; boundary=\"{rel}\"\r\n\r\n"
+    ));
+    m.push_str(&format!("--{rel}\r\n"));
+    m.push_str("Content-Type: text/html; charset=utf-8\r\n");
+    m.push_str("Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+    m.push_str(&quoted_printable(&html));
+    m.push_str(&format!("\r\n--{rel}\r\n"));
+    m.push_str("Content-Type: image/png; name=\"page1.png\"\r\n");
+    m.push_str("Content-Transfer-Encoding: base64\r\n");
+    m.push_str(&format!("Content-ID: <{cid}>\r\n"));
+    m.push_str("Content-Disposition: inline; filename=\"page1.png\"\r\n\r\n");
+    m.push_str(&base64_lines(pic.png));
+    m.push_str(&format!("\r\n--{rel}--\r\n"));
+    m.push_str(&format!("\r\n--{alt}--\r\n"));
+    m
 }
 
 /// Build the DSN for the recipients whose NOTIFY asks for it, or `None` when nobody does (or
@@ -400,12 +536,32 @@ pub fn build(input: &ReportInput<'_>) -> Option<Report> {
     ));
     m.push_str("This is a delivery status notification (RFC 3464) in MIME format.\r\n\r\n");
 
-    // Part 1: readable summary.
+    // Part 1: readable summary, with the first page's picture when there is one and a page
+    // went (a report of nothing sent shows no page).
     m.push_str(&format!("--{b}\r\n"));
-    m.push_str("Content-Type: text/plain; charset=utf-8\r\n");
-    m.push_str("Content-Transfer-Encoding: quoted-printable\r\n");
-    m.push_str("Content-Description: Notification\r\n\r\n");
-    m.push_str(&quoted_printable(&summary(input, &listed)));
+    let text = summary(input, &listed);
+    match input
+        .thumbnail
+        .filter(|_| listed.iter().any(|r| r.fax.pages_sent > 0))
+    {
+        Some(pic) => {
+            let id: String = one_line(input.report_id, 40)
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+                .collect();
+            let cid_host: String = host
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+                .collect();
+            m.push_str(&readable_with_picture(&text, &pic, &id, &cid_host));
+        }
+        None => {
+            m.push_str("Content-Type: text/plain; charset=utf-8\r\n");
+            m.push_str("Content-Transfer-Encoding: quoted-printable\r\n");
+            m.push_str("Content-Description: Notification\r\n\r\n");
+            m.push_str(&quoted_printable(&text));
+        }
+    }
 
     // Part 2: message/delivery-status (RFC 3464 §2.1): per-message fields, then one block
     // per recipient, blocks separated by an empty line.
@@ -462,6 +618,19 @@ pub fn build(input: &ReportInput<'_>) -> Option<Report> {
         }
         if let Some(id) = &r.fax.remote_id {
             m.push_str(&format!("X-Fax-Remote-Id: {}\r\n", field(id, 40)));
+        }
+        if !r.fax.page_results.is_empty() {
+            // Each page's result on the last call, `page=result` in page order (at most
+            // MAX_PAGE_LINES: a header field stays a readable length).
+            let list: Vec<String> = r
+                .fax
+                .page_results
+                .iter()
+                .take(MAX_PAGE_LINES)
+                .enumerate()
+                .map(|(i, p)| format!("{}={}", i + 1, page_keyword(*p)))
+                .collect();
+            m.push_str(&format!("X-Fax-Page-Results: {}\r\n", fold(&list)));
         }
         m.push_str(&format!("X-Fax-Attempts: {}\r\n", r.fax.attempts));
     }
@@ -638,7 +807,59 @@ mod tests {
             subject: Some("Invoice"),
             recipients,
             success_by_default: false,
+            thumbnail: None,
         }
+    }
+
+    #[test]
+    fn many_page_results_fold_and_a_picture_needs_a_page_sent() {
+        let mut r = outcome(
+            "FAX=+1@h",
+            Action::Failed,
+            Cause::LineFailed { page: 60, tries: 1 },
+            Notify::UNSPECIFIED,
+        );
+        r.fax.page_results = vec![PageResult::Confirmed; 59];
+        r.fax.page_results.push(PageResult::Interrupted);
+        let png = [0x89, b'P', b'N', b'G'];
+        let mut i = input(std::slice::from_ref(&r), b"Subject: x\r\n\r\nbody");
+        i.thumbnail = Some(Thumbnail {
+            png: &png,
+            width: 1,
+            height: 1,
+        });
+        // No page confirmed: no picture, plain text first part.
+        let m = String::from_utf8(build(&i).unwrap().message).unwrap();
+        assert!(!m.contains("image/png") && !m.contains("multipart/alternative"));
+        assert!(
+            m.lines()
+                .filter(|l| l.starts_with("X-Fax-Page-Results") || l.starts_with('\t'))
+                .all(|l| l.len() <= 78),
+            "{m}"
+        );
+        let field = m
+            .split("X-Fax-Page-Results: ")
+            .nth(1)
+            .unwrap()
+            .split("\r\nX-Fax-Attempts")
+            .next()
+            .unwrap()
+            .replace("\r\n\t", " ");
+        assert!(field.starts_with("1=confirmed 2=confirmed "), "{field}");
+        assert!(field.ends_with(" 59=confirmed 60=interrupted"), "{field}");
+        assert!(m.contains("    page 60   FAILED: the call ended while it was being sent"));
+        // With a page confirmed the picture is there, named by the HTML.
+        r.fax.pages_sent = 59;
+        let rs = [r];
+        let mut i = input(&rs, b"Subject: x\r\n\r\nbody");
+        i.thumbnail = Some(Thumbnail {
+            png: &png,
+            width: 1,
+            height: 1,
+        });
+        let m = String::from_utf8(build(&i).unwrap().message).unwrap();
+        assert!(m.contains("Content-ID: <page1.0000abcd00112233aabb@fax.example.org>"));
+        assert!(m.contains("cid:page1.0000abcd00112233aabb@fax.example.org"));
     }
 
     #[test]

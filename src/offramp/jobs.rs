@@ -270,6 +270,7 @@ pub fn outcome_of(
             duration: r.duration_ms.map(std::time::Duration::from_millis),
             remote_id: r.remote_id,
             speed_bps: r.speed_bps,
+            page_results: r.page_results,
             attempts: attempts
                 .iter()
                 .filter(|a| a.cause.is_none_or(CauseClass::is_dial))
@@ -288,7 +289,101 @@ fn to_utc(t: Timestamp) -> chrono::DateTime<chrono::Utc> {
         .unwrap_or_default()
 }
 
-/// The one report for a message, if anybody's NOTIFY asks for it.
+/// Width of the first page's picture in a report, pixels (a 1728-pel line scaled by about
+/// 1/5.8: the text of a letter stays recognisable as such, the file stays a few kB).
+pub const REPORT_THUMB_WIDTH: u32 = 300;
+
+/// What finishes the stored body pages of fax job `rec` (`job` its data) the way its last
+/// attempt finished them — cover page, and the header line stamped with that attempt's start
+/// (or the job's creation before any attempt) and the station ID of its line — so a picture
+/// of a page (console, report) is the page as it was, or will be, faxed; the same job always
+/// gives the same pages.
+pub fn finisher_of(
+    cfg: &crate::config::Config,
+    rec: &JobRecord,
+    job: &FaxOutData,
+) -> Result<super::document::Finisher, Cause> {
+    use super::document::{self, Finisher, Stamp};
+    let when = rec
+        .attempts
+        .last()
+        .map(|a| a.started)
+        .unwrap_or(rec.created);
+    let line = rec.attempts.last().and_then(|a| a.modem.as_deref());
+    let station = line
+        .and_then(|l| cfg.modems.iter().find(|m| m.name == l))
+        .map(|m| m.local_id.clone())
+        .unwrap_or_else(|| cfg.loopback.local_id.clone());
+    let stamp = Stamp {
+        when: i64::try_from(when.unix_secs())
+            .ok()
+            .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+            .map(|d| d.with_timezone(&chrono::Local).naive_local()),
+        station,
+        recipient: job.e164.clone(),
+    };
+    let body = usize::try_from(job.pages_total)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(usize::from(job.options.cover_page));
+    Finisher::new(
+        body,
+        &job.from,
+        &document::Options::from(&cfg.offramp),
+        &job.options,
+        &stamp,
+    )
+}
+
+/// The first page as it was faxed (cover page and header line included, from the stored
+/// pages of the first recipient with a page confirmed) as a PNG, for the report; `None` when
+/// no page went or the pages cannot be read (the report goes without the picture: it is an
+/// extra, never a reason to hold the report back).
+pub fn first_page_png(
+    spool: &Spool,
+    cfg: &crate::config::Config,
+    message: &JobId,
+    recipients: usize,
+) -> Option<(Vec<u8>, u32, u32)> {
+    use crate::image::tiff::{Limits, Reader};
+    for i in 0..recipients.min(MAX_RECIPIENTS) {
+        let cid = child_id(message, Child::Recipient((i + 1) as u16)).ok()?;
+        let Ok((_, rec)) = spool.get(&cid) else {
+            continue;
+        };
+        let Ok(job) = fax_data(&rec) else { continue };
+        let sent =
+            job.result.as_ref().is_some_and(|r| r.pages_sent > 0) || rec.state == JobState::Done;
+        let Some(file) = job.pages.as_ref().filter(|_| sent) else {
+            continue;
+        };
+        let (Ok(path), Ok(finisher)) = (
+            spool.payload_path(&rec.id, file),
+            finisher_of(cfg, &rec, job),
+        ) else {
+            continue;
+        };
+        // Page 1 is the cover page (made by the finisher) or body page 1, the first in the
+        // file: one page decoded.
+        let page = finisher.page(0, &mut |_| {
+            let unreadable = |e: String| Cause::GatewayError { detail: e };
+            let f = std::fs::File::open(&path).map_err(|e| unreadable(e.to_string()))?;
+            Reader::new(std::io::BufReader::new(f), Limits::default())
+                .and_then(|mut r| r.next_page())
+                .map_err(|e| unreadable(e.to_string()))?
+                .ok_or_else(|| unreadable("no pages".into()))
+        });
+        let Ok(page) = page else { continue };
+        let grey = crate::image::preview::scale_grey(&page, REPORT_THUMB_WIDTH);
+        if let Ok(png) = crate::image::preview::png(&grey) {
+            return Some((png, grey.width, grey.height));
+        }
+    }
+    None
+}
+
+/// The one report for a message, if anybody's NOTIFY asks for it; `thumbnail` is the first
+/// page sent ([`first_page_png`]).
+#[allow(clippy::too_many_arguments)]
 pub fn report(
     cfg: &crate::config::Config,
     message: &JobRecord,
@@ -297,6 +392,7 @@ pub fn report(
     subject: Option<&str>,
     outcomes: &[RecipientOutcome],
     now: Timestamp,
+    thumbnail: Option<dsn::Thumbnail<'_>>,
 ) -> Option<Report> {
     let arrival = chrono::DateTime::parse_from_rfc3339(&data.received)
         .map(|t| t.with_timezone(&chrono::Utc))
@@ -314,6 +410,7 @@ pub fn report(
         subject,
         recipients: outcomes,
         success_by_default: cfg.offramp.notify_success_by_default,
+        thumbnail,
     })
 }
 
@@ -666,7 +763,17 @@ fn queue_report(
     outcomes: &[RecipientOutcome],
     now: Timestamp,
 ) -> Result<Option<JobId>, JobsError> {
-    let Some(rep) = report(cfg, rec, data, raw, subject, outcomes, now) else {
+    let pic = if cfg.offramp.report_thumbnail {
+        first_page_png(spool, cfg, &rec.id, data.envelope.recipients.len())
+    } else {
+        None
+    };
+    let thumbnail = pic.as_ref().map(|(png, width, height)| dsn::Thumbnail {
+        png,
+        width: *width,
+        height: *height,
+    });
+    let Some(rep) = report(cfg, rec, data, raw, subject, outcomes, now, thumbnail) else {
         return Ok(None);
     };
     queue_report_mail(spool, &rec.id, Child::Report, ReportKind::Dsn, &rep, now)?;
@@ -844,6 +951,7 @@ pub fn on_fax_retry(
             duration: None,
             remote_id: res.remote_id,
             speed_bps: None,
+            page_results: Vec::new(),
             attempts: attempts
                 .iter()
                 .filter(|a| a.cause.is_none_or(CauseClass::is_dial))
@@ -875,6 +983,7 @@ pub fn on_fax_retry(
         subject: subject.as_deref(),
         recipients: std::slice::from_ref(&outcome),
         success_by_default: false,
+        thumbnail: None,
     }) else {
         return Ok(None);
     };

@@ -17,7 +17,7 @@ use super::route::RouteTable;
 use super::{Completion, Reception};
 use crate::config::{AttachFormat, Route};
 use crate::delivery::mail_out::{MailOutData, Purpose};
-use crate::delivery::message::{self, Attachment, FaxMail, MessageError};
+use crate::delivery::message::{self, Attachment, FaxMail, HtmlBody, InlineImage, MessageError};
 use crate::image::Page;
 use crate::image::codec::{Coding, EncodeOptions, Encoder};
 use crate::image::tiff::{Limits, Profile, Reader, TiffError, Writer};
@@ -37,6 +37,8 @@ pub struct Settings {
     pub subject: Template,
     /// `onramp.body`, parsed.
     pub body: Template,
+    /// `onramp.html_previews`: pages shown as pictures in the HTML alternative; 0: none.
+    pub html_previews: u32,
 }
 
 impl Settings {
@@ -54,6 +56,7 @@ impl Settings {
             hostname: c.gateway.hostname.clone(),
             subject: t("onramp.subject", &c.onramp.subject)?,
             body: t("onramp.body", &c.onramp.body)?,
+            html_previews: c.onramp.html_previews,
         })
     }
 }
@@ -263,6 +266,116 @@ fn attachment(
     })
 }
 
+/// Width of a page preview in the HTML alternative, pixels: a phone screen's width in CSS
+/// pixels at about 1.5× (the HTML shows it at most 100 % wide, so it never needs sideways
+/// scrolling), a 1728-pel fax line scaled by about 1/2.9 — body text stays legible.
+pub const PREVIEW_WIDTH: u32 = 600;
+
+/// Most previews whatever `onramp.html_previews` says (the configuration refuses more).
+pub const MAX_PREVIEWS: u32 = crate::config::MAX_HTML_PREVIEWS;
+
+/// Grey levels a preview keeps: black, two greys (thin strokes averaged by the scaling),
+/// white. Four values instead of 256 make the PNG's rows repeat, so it compresses to a few
+/// tens of kB per page.
+const PREVIEW_LEVELS: u8 = 4;
+
+/// The first `n` pages as PNG pictures [`PREVIEW_WIDTH`] wide (page proportions kept), or
+/// fewer when a page cannot be read (previews are an extra: the attachment carries the fax).
+fn previews(pages: &Pages<'_>, n: u32) -> Vec<(Vec<u8>, u32, u32)> {
+    let n = n.min(MAX_PREVIEWS) as usize;
+    let mut out = Vec::new();
+    let add = |p: &Page| {
+        let mut g = crate::image::preview::scale_grey(p, PREVIEW_WIDTH);
+        let step = 255 / u16::from(PREVIEW_LEVELS - 1);
+        for v in &mut g.pixels {
+            *v = (((u16::from(*v) + step / 2) / step) * step).min(255) as u8;
+        }
+        crate::image::preview::png(&g)
+            .map(|png| (png, g.width, g.height))
+            .ok()
+    };
+    match pages {
+        Pages::Decoded { pages, .. } => {
+            for p in pages.iter().take(n) {
+                match add(p) {
+                    Some(x) => out.push(x),
+                    None => break,
+                }
+            }
+        }
+        Pages::Stored { original, .. } => {
+            let Ok(mut r) = Reader::new(std::io::Cursor::new(*original), Limits::default()) else {
+                return out;
+            };
+            while out.len() < n {
+                let Ok(Some(p)) = r.next_page() else { break };
+                match add(&p) {
+                    Some(x) => out.push(x),
+                    None => break,
+                }
+            }
+        }
+        Pages::Undecodable { .. } => {}
+    }
+    out
+}
+
+/// The HTML alternative: the pages as pictures, then the same facts as the text part.
+fn html_body(
+    subject: &str,
+    body: &str,
+    pics: Vec<(Vec<u8>, u32, u32)>,
+    total: u32,
+    job: &str,
+    host: &str,
+) -> HtmlBody {
+    // Content-IDs are `left@right` in printable ASCII (RFC 2392, RFC 5322 msg-id).
+    let clean = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            .collect()
+    };
+    let (job_id, host) = (clean(job), clean(host));
+    let host = if host.is_empty() {
+        "faxgate".into()
+    } else {
+        host
+    };
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{}</title></head>\n<body style=\"font-family:sans-serif;margin:8px\">\n",
+        crate::mail::html_text(subject)
+    );
+    let shown = pics.len() as u32;
+    let mut images = Vec::with_capacity(pics.len());
+    for (i, (png, w, h)) in pics.into_iter().enumerate() {
+        let n = i + 1;
+        let content_id = format!("page{n}.{job_id}@{host}");
+        html.push_str(&format!(
+            "<p style=\"margin:12px 0 4px\">Page {n} of {total}</p>\n\
+             <img src=\"cid:{content_id}\" width=\"{w}\" height=\"{h}\" alt=\"Page {n} of the fax\" \
+             style=\"max-width:100%;height:auto;border:1px solid #999\">\n"
+        ));
+        images.push(InlineImage {
+            content_id,
+            file_name: format!("page{n}.png"),
+            png,
+        });
+    }
+    if shown < total {
+        html.push_str(&format!(
+            "<p>Pages {} to {total} are in the attached file.</p>\n",
+            shown + 1
+        ));
+    }
+    html.push_str(&format!(
+        "<pre style=\"white-space:pre-wrap\">{}</pre>\n</body></html>\n",
+        crate::mail::html_text(body)
+    ));
+    HtmlBody { html, images }
+}
+
 /// The email for reception `r` of fax job `job` (its id, used in file names, Message-IDs and
 /// ENVIDs). `recipients`, when given (inbox sidecar, `submit --to`), replace the route's.
 pub fn compose(
@@ -319,6 +432,16 @@ pub fn compose(
         _ => "-partial",
     };
     let base_name = format!("fax-{job}{received}");
+    let attachment = attachment(route, pages, &base_name)?;
+    // Pictures only where the fax itself travels in the mail: a notice-only route keeps the
+    // image off the mail system, and an undecodable file has no pages to show.
+    let pics = if attachment.is_some() && settings.html_previews > 0 {
+        previews(pages, settings.html_previews)
+    } else {
+        Vec::new()
+    };
+    let html = (!pics.is_empty())
+        .then(|| html_body(&subject, &body, pics, r.pages, job, &settings.hostname));
     let mail = FaxMail {
         from: settings.from.clone(),
         to,
@@ -327,9 +450,9 @@ pub fn compose(
         body,
         date: r.received,
         message_id: format!("{job}.1@{}", settings.hostname),
-        attachment: attachment(route, pages, &base_name)?,
+        attachment,
     };
-    let bytes = message::build(&mail)?;
+    let bytes = message::build_with_html(&mail, html.as_ref())?;
     Ok(Outgoing {
         route: route.name.clone(),
         data: MailOutData {
@@ -407,6 +530,16 @@ mod tests {
         mail_parser::MessageParser::default().parse(bytes).unwrap()
     }
 
+    /// The fax file: the one attachment that is not an inline page preview.
+    fn fax_file<'a>(m: &'a mail_parser::Message<'a>) -> &'a mail_parser::MessagePart<'a> {
+        let files: Vec<_> = m
+            .attachments()
+            .filter(|a| a.content_type().is_none_or(|c| c.subtype() != Some("png")))
+            .collect();
+        assert_eq!(files.len(), 1);
+        files[0]
+    }
+
     /// The stored TIFF decoded one page at a time gives the same attachment, in every format,
     /// as the pages held in memory.
     #[test]
@@ -468,7 +601,7 @@ mod tests {
             m.body_text(0).unwrap().trim_end(),
             "2 pages, partial reception: line failed on page 3"
         );
-        let a = m.attachment(0).unwrap();
+        let a = fax_file(&m);
         assert_eq!(
             a.attachment_name(),
             Some("fax-6b0b5a000000000000aa-partial.tif")
@@ -503,7 +636,15 @@ mod tests {
         let m = parse(&o.message);
         assert!(m.cc().is_none());
         // Already Profile S: attached byte for byte.
-        assert_eq!(m.attachment(0).unwrap().contents(), &orig[..]);
+        assert_eq!(fax_file(&m).contents(), &orig[..]);
+        // The HTML version shows both pages.
+        let html = m.body_html(0).unwrap();
+        assert!(html.contains("Page 2 of 2"), "{html}");
+        let pngs = m
+            .attachments()
+            .filter(|a| a.content_type().is_some_and(|c| c.subtype() == Some("png")))
+            .count();
+        assert_eq!(pngs, 2);
     }
 
     #[test]

@@ -313,7 +313,12 @@ mod tests {
             "{body}"
         );
         assert!(body.contains("Bad lines: 3"), "{body}");
-        let tif = m.attachment(0).unwrap().contents();
+        // The fax file (the HTML version's page pictures are parts too).
+        let tif = m
+            .attachments()
+            .find(|a| mail_parser::MimeHeaders::is_content_type(*a, "image", "tiff"))
+            .unwrap()
+            .contents();
         assert!(tiff::check(tif, Profile::S).is_empty());
         assert_eq!(
             tiff::read_bytes(tif, Limits::default()).unwrap(),

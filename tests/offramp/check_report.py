@@ -3,7 +3,9 @@
 and print what it found as JSON, or exit 1 saying what is wrong.
 
 Checks the RFC 3464 / RFC 6522 shape: multipart/report; report-type=delivery-status (or
-disposition-notification for an MDN), first part text/plain, second part
+disposition-notification for an MDN), first part text/plain (or, with the first page's
+picture, multipart/alternative of text/plain and multipart/related [text/html, image/png]
+whose HTML names the picture by cid:, the PNG decoded here), second part
 message/delivery-status (or message/disposition-notification), and for a DSN a third part
 message/rfc822 or text/rfc822-headers.
 
@@ -12,7 +14,9 @@ Usage: check_report.py FILE
 import email
 import email.policy
 import json
+import struct
 import sys
+import zlib
 
 
 def fail(msg):
@@ -35,6 +39,76 @@ if not isinstance(parts, list) or len(parts) < 2:
 for p in msg.walk():
     if p.defects:
         fail(f"part defects: {p.defects}")
+def decode_png(data):
+    """Width, height and rows of an 8-bit greyscale PNG (PNG spec §11.2.2, §9 filters)."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        fail("picture is not a PNG")
+    pos, idat, ihdr = 8, b"", None
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
+        if zlib.crc32(kind + body) != struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])[0]:
+            fail(f"PNG chunk {kind} CRC wrong")
+        if kind == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    w, h, depth, color = ihdr[0], ihdr[1], ihdr[2], ihdr[3]
+    if (depth, color) != (8, 0):
+        fail(f"PNG is not 8-bit grey: depth {depth} colour type {color}")
+    raw = zlib.decompress(idat)
+    rows, prev, i = [], bytearray(w), 0
+    for _ in range(h):
+        f, line = raw[i], bytearray(raw[i + 1:i + 1 + w])
+        i += 1 + w
+        for x in range(w):
+            a = line[x - 1] if x else 0
+            b, c = prev[x], prev[x - 1] if x else 0
+            if f == 1:
+                line[x] = (line[x] + a) & 255
+            elif f == 2:
+                line[x] = (line[x] + b) & 255
+            elif f == 3:
+                line[x] = (line[x] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(line)
+        prev = line
+    return w, h, rows
+
+
+def readable(part):
+    """The summary text and, with a picture, the HTML and the decoded images."""
+    if part.get_content_type() == "text/plain":
+        return part.get_payload(decode=True).decode("utf-8"), None
+    if part.get_content_type() != "multipart/alternative":
+        fail(f"first part is {part.get_content_type()}")
+    alts = part.get_payload()
+    if alts[0].get_content_type() != "text/plain":
+        fail("the alternative does not start with text/plain")
+    rel = alts[-1]
+    if rel.get_content_type() != "multipart/related" or rel.get_param("type") != "text/html":
+        fail("the last alternative is not multipart/related; type=text/html")
+    html_part, *images = rel.get_payload()
+    if html_part.get_content_type() != "text/html":
+        fail("multipart/related does not start with its text/html root")
+    html = html_part.get_payload(decode=True).decode("utf-8")
+    pics = []
+    for im in images:
+        cid = (im["Content-ID"] or "").strip("<>")
+        if im.get_content_type() != "image/png" or f'src="cid:{cid}"' not in html:
+            fail(f"image part {im.get_content_type()} {cid} is not a PNG named by the HTML")
+        data = im.get_payload(decode=True)
+        w, h, rows = decode_png(data)
+        pics.append({"cid": cid, "width": w, "height": h, "bytes": len(data),
+                     "rows": [list(r) for r in rows]})
+    return alts[0].get_payload(decode=True).decode("utf-8"), {"html": html, "images": pics}
+
+
+summary, picture = readable(parts[0])
 out = {
     "report_type": rtype,
     "from": msg["From"],
@@ -42,10 +116,9 @@ out = {
     "subject": str(email.header.make_header(email.header.decode_header(msg["Subject"] or ""))),
     "auto_submitted": msg["Auto-Submitted"],
     "parts": [p.get_content_type() for p in parts],
-    "summary": parts[0].get_payload(decode=True).decode("utf-8"),
+    "summary": summary,
+    "picture": picture,
 }
-if parts[0].get_content_type() != "text/plain":
-    fail("first part is not text/plain")
 if rtype == "delivery-status":
     if parts[1].get_content_type() != "message/delivery-status":
         fail("second part is not message/delivery-status")

@@ -16,16 +16,15 @@
 //! §5.2.2), so a browser that scrolls back asks again cheaply: `If-None-Match` with the same
 //! validator is answered `304` without decoding (RFC 9110 §13.1.2).
 //!
-//! The scaling ([`scale_grey`]) is PURE: each output pixel is the share of white in the box of
-//! page pixels it covers (grey averaging: thin strokes stay visible as grey), and the page's
-//! pixel aspect (204 × 98 dpi for standard resolution) is corrected so the image has the
-//! page's real proportions.
+//! The scaling ([`scale_grey`], in [`crate::image::preview`]) is PURE: each output pixel is the
+//! share of white in the box of page pixels it covers (grey averaging: thin strokes stay
+//! visible as grey), and the page's pixel aspect (204 × 98 dpi for standard resolution) is
+//! corrected so the image has the page's real proportions.
 
 use std::path::{Path, PathBuf};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use image::{ExtendedColorType, ImageEncoder};
 use thiserror::Error;
 use tokio::sync::Semaphore;
 
@@ -33,8 +32,8 @@ use crate::app::send_pages::StoredPages;
 use crate::fax::t30::pages::PageProvider;
 use crate::image::Page;
 use crate::image::tiff::{Limits, Reader};
-use crate::job::{JobData, Timestamp};
-use crate::offramp::document::{self, Finisher, Stamp};
+use crate::job::JobData;
+use crate::offramp::document::Finisher;
 use crate::spool::{JobRecord, Spool};
 
 /// Width of a thumbnail, pixels (a 1728-pel fax line scaled by about 1/8.6).
@@ -92,22 +91,7 @@ pub fn pages_of(
                 ));
             };
             let path = spool.payload_path(&rec.id, file).map_err(unreadable)?;
-            let when = rec
-                .attempts
-                .last()
-                .map(|a| a.started)
-                .unwrap_or(rec.created);
-            let line = rec.attempts.last().and_then(|a| a.modem.as_deref());
-            let stamp = Stamp {
-                when: local_time(when),
-                station: station_of(cfg, line),
-                recipient: f.e164.clone(),
-            };
-            let doc_opts = document::Options::from(&cfg.offramp);
-            let body = usize::try_from(f.pages_total)
-                .unwrap_or(usize::MAX)
-                .saturating_sub(usize::from(f.options.cover_page));
-            let finisher = Finisher::new(body, &f.from, &doc_opts, &f.options, &stamp)
+            let finisher = crate::offramp::jobs::finisher_of(cfg, rec, f)
                 .map_err(|c| ThumbError::Unreadable(c.words()))?;
             let total = u32::try_from(finisher.total()).unwrap_or(u32::MAX);
             Ok((
@@ -129,18 +113,6 @@ pub fn pages_of(
         )),
         JobData::MailOut(_) => Err(ThumbError::NoPages("mail has no fax pages".into())),
     }
-}
-
-/// The station ID the header line names: the line's own, else the loopback line's.
-fn station_of(cfg: &crate::config::Config, line: Option<&str>) -> String {
-    line.and_then(|l| cfg.modems.iter().find(|m| m.name == l))
-        .map(|m| m.local_id.clone())
-        .unwrap_or_else(|| cfg.loopback.local_id.clone())
-}
-
-fn local_time(t: Timestamp) -> Option<chrono::NaiveDateTime> {
-    let secs = i64::try_from(t.unix_secs()).ok()?;
-    chrono::DateTime::from_timestamp(secs, 0).map(|d| d.with_timezone(&chrono::Local).naive_local())
 }
 
 /// Page `n` (1-based) of `pages`, decoded (blocking).
@@ -178,93 +150,11 @@ fn tiff_page(path: &Path, n: u32) -> Result<Page, ThumbError> {
         .ok_or(ThumbError::NoSuchPage(n))
 }
 
-/// A grey image, 8 bits per pixel, row by row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grey {
-    /// Width, pixels.
-    pub width: u32,
-    /// Height, pixels.
-    pub height: u32,
-    /// `width × height` values, 0 black to 255 white.
-    pub pixels: Vec<u8>,
-}
-
-/// `page` scaled to `width` pixels (never wider than the page) with its real proportions,
-/// each pixel the share of white in the page pixels it covers. PURE.
-pub fn scale_grey(page: &Page, width: u32) -> Grey {
-    let (pw, ph) = (page.width().max(1), page.height().max(1));
-    let res = page.resolution();
-    let w = width.clamp(1, pw);
-    // Height in output pixels: the page's height in inches at the output's pixels per inch.
-    let aspect = if res.x_dpi > 0.0 && res.y_dpi > 0.0 {
-        f64::from(res.x_dpi) / f64::from(res.y_dpi)
-    } else {
-        1.0
-    };
-    let h = ((f64::from(ph) * aspect * f64::from(w) / f64::from(pw)).round() as u32).clamp(1, ph);
-    // Which output column each page column falls in, and how many page columns each has.
-    let col: Vec<u32> = (0..pw)
-        .map(|x| (u64::from(x) * u64::from(w) / u64::from(pw)) as u32)
-        .collect();
-    let mut cols = vec![0u32; w as usize];
-    for &c in &col {
-        cols[c as usize] += 1;
-    }
-    let mut pixels = vec![255u8; (w * h) as usize];
-    let mut black = vec![0u32; w as usize];
-    let mut rows_in = 0u32;
-    let mut out_row = 0u32;
-    for y in 0..ph {
-        let target = (u64::from(y) * u64::from(h) / u64::from(ph)) as u32;
-        if target != out_row {
-            emit(&mut pixels, out_row, w, &black, &cols, rows_in);
-            black.iter_mut().for_each(|b| *b = 0);
-            rows_in = 0;
-            out_row = target;
-        }
-        rows_in += 1;
-        for (i, &byte) in page.row(y).iter().enumerate() {
-            if byte == 0 {
-                continue;
-            }
-            for bit in 0..8 {
-                if byte & (0x80 >> bit) != 0 {
-                    let x = i * 8 + bit;
-                    if let Some(&c) = col.get(x) {
-                        black[c as usize] += 1;
-                    }
-                }
-            }
-        }
-    }
-    emit(&mut pixels, out_row, w, &black, &cols, rows_in);
-    Grey {
-        width: w,
-        height: h,
-        pixels,
-    }
-}
-
-fn emit(pixels: &mut [u8], row: u32, w: u32, black: &[u32], cols: &[u32], rows: u32) {
-    let start = (row * w) as usize;
-    let Some(out) = pixels.get_mut(start..start + w as usize) else {
-        return;
-    };
-    for ((o, &b), &c) in out.iter_mut().zip(black).zip(cols) {
-        let area = u64::from(c) * u64::from(rows);
-        if let Some(dark) = (u64::from(b).min(area) * 255).checked_div(area) {
-            *o = (255 - dark) as u8;
-        }
-    }
-}
+pub use crate::image::preview::{Grey, scale_grey};
 
 /// `img` as a PNG file.
 pub fn png(img: &Grey) -> Result<Vec<u8>, ThumbError> {
-    let mut out = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(&img.pixels, img.width, img.height, ExtendedColorType::L8)
-        .map_err(|e| ThumbError::Unreadable(format!("PNG: {e}")))?;
-    Ok(out)
+    crate::image::preview::png(img).map_err(|e| ThumbError::Unreadable(format!("PNG: {e}")))
 }
 
 /// The validator of page `n` at `width` of a job whose pages are in `file`: it changes when

@@ -190,13 +190,95 @@ pub fn pen_and_origin(layout: &Layout) -> (Pen, i64, i64) {
     (pen, x, y)
 }
 
+/// Where the header line goes relative to what is already on the page
+/// (`[offramp] header_placement`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    /// The page's content is scaled down (aspect kept, centred) into the rows below the
+    /// header band, so nothing of it is covered: a letterhead or a title that reaches the top
+    /// edge stays whole. A page whose band is blank already (our own text, images and cover
+    /// page keep [`super::geometry::TOP_MARGIN_MM`] free) is left exactly as it is.
+    #[default]
+    Shift,
+    /// The band is cleared and the header printed over the page's top, as fax machines do.
+    Overlay,
+}
+
+impl std::str::FromStr for Placement {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "shift" => Ok(Placement::Shift),
+            "overlay" => Ok(Placement::Overlay),
+            _ => Err(format!("`{s}` is not a header placement (shift, overlay)")),
+        }
+    }
+}
+
+/// `page`'s content fitted into the rows from `band` down: scaled by `(height − band) /
+/// height` both ways (so the pixel aspect, and with it the content's proportions, is kept),
+/// centred horizontally, rows `0..band` white. Each output pixel is the OR of the page pixels
+/// that land in it: shrinking by a few percent merges neighbouring rows and columns, and a
+/// one-pixel line is never dropped (every black page pixel lands on a black output pixel).
+/// A page with nothing in rows `0..band` comes back unchanged. PURE.
+pub fn fit_below(page: &Page, band: u32) -> Page {
+    let (w, h) = (page.width(), page.height());
+    let band_blank = (0..band.min(h)).all(|y| page.row(y).iter().all(|&b| b == 0));
+    if band_blank || band >= h {
+        return page.clone();
+    }
+    let avail = h - band;
+    let nw = ((u64::from(w) * u64::from(avail) / u64::from(h)) as u32).max(1);
+    let left = (w - nw) / 2;
+    let col: Vec<u32> = (0..w)
+        .map(|x| left + (u64::from(x) * u64::from(nw) / u64::from(w)) as u32)
+        .collect();
+    let mut out = match Page::new(w, h, page.resolution()) {
+        Ok(p) => p,
+        // Same size as a page that exists: cannot fail; keep the page rather than panic.
+        Err(_) => return page.clone(),
+    };
+    for y in 0..h {
+        let ty = band + (u64::from(y) * u64::from(avail) / u64::from(h)) as u32;
+        for (i, &byte) in page.row(y).iter().enumerate() {
+            if byte == 0 {
+                continue;
+            }
+            for bit in 0..8 {
+                if byte & (0x80 >> bit) != 0
+                    && let Some(&tx) = col.get(i * 8 + bit)
+                {
+                    out.set(tx, ty, true);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Prints the header line on every page: the band is cleared to white first (a fax page has
-/// no transparency; overprinting a PDF's own top margin is how fax machines do it too), the
-/// text is cut to the line width.
-pub fn stamp(pages: &mut [Page], layout: &Layout, template: &Template, fields: &Fields) {
+/// no transparency), after the content was moved below it ([`Placement::Shift`]) or over it
+/// ([`Placement::Overlay`]: overprinting a PDF's own top margin is how fax machines do it);
+/// the text is cut to the line width.
+pub fn stamp(
+    pages: &mut [Page],
+    layout: &Layout,
+    template: &Template,
+    fields: &Fields,
+    placement: Placement,
+) {
     let total = pages.len() as u32;
     for (i, page) in pages.iter_mut().enumerate() {
-        stamp_page(page, i as u32 + 1, total, layout, template, fields);
+        stamp_page(
+            page,
+            i as u32 + 1,
+            total,
+            layout,
+            template,
+            fields,
+            placement,
+        );
     }
 }
 
@@ -208,9 +290,13 @@ pub fn stamp_page(
     layout: &Layout,
     template: &Template,
     fields: &Fields,
+    placement: Placement,
 ) {
     let (mut pen, left, baseline) = pen_and_origin(layout);
     let band = band_rows(layout);
+    if placement == Placement::Shift {
+        *page = fit_below(page, band);
+    }
     let max_chars = ((SCAN_LINE as i64 - 2 * left) as f32 / pen.advance()) as usize;
     let text = template.expand(fields, n, total);
     let text: String = text.chars().take(max_chars).collect();
@@ -254,5 +340,39 @@ mod tests {
         assert!(Template::parse("{subject}", HEADER_FIELDS).is_err());
         assert!(Template::parse("{subject} {ü}x", COVER_FIELDS).is_err());
         assert!(Template::parse("{subject} ü", COVER_FIELDS).is_ok());
+    }
+
+    fn page_with_top_bar(h: u32) -> Page {
+        let mut p = Page::new(SCAN_LINE, h, crate::image::Resolution::FINE).unwrap();
+        for x in 100..1600 {
+            p.set(x, 0, true);
+            p.set(x, h - 1, true);
+        }
+        p
+    }
+
+    #[test]
+    fn fit_below_keeps_every_black_pixel_below_the_band() {
+        let p = page_with_top_bar(1000);
+        let band = 40;
+        let f = fit_below(&p, band);
+        assert_eq!((f.width(), f.height()), (p.width(), p.height()));
+        assert!((0..band).all(|y| f.row(y).iter().all(|&b| b == 0)));
+        // The top bar lands on the first row below the band, the bottom one on the last row.
+        assert!(f.row(band).iter().any(|&b| b != 0));
+        assert!(f.row(999).iter().any(|&b| b != 0));
+        // Scaled by 960/1000 both ways and centred: 1500 px become about 1440, centred.
+        let black: u64 = f.row(band).iter().map(|b| u64::from(b.count_ones())).sum();
+        assert!((1435..=1445).contains(&black), "{black}");
+        let first = (0..SCAN_LINE).find(|&x| f.get(x, band)).unwrap();
+        let last = (0..SCAN_LINE).rev().find(|&x| f.get(x, band)).unwrap();
+        assert_eq!(first, (1728 - 1658) / 2 + 100 * 1658 / 1728);
+        assert!(last > 1500 && last < 1600, "{last}");
+        // A page whose band is blank is left alone.
+        let mut q = p.clone();
+        q.row_mut(0).fill(0);
+        assert_eq!(fit_below(&q, band), q);
+        assert_eq!("Overlay".parse::<Placement>(), Ok(Placement::Overlay));
+        assert!("top".parse::<Placement>().is_err());
     }
 }

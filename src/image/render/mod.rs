@@ -264,6 +264,8 @@ pub struct Options {
     pub limits: Limits,
     /// Fonts for PDFs that name a standard font without embedding it.
     pub pdf_fonts: PdfFonts,
+    /// Where the header line goes ([`assemble`], and the offramp's finisher).
+    pub header_placement: header::Placement,
 }
 
 impl Default for Options {
@@ -274,6 +276,7 @@ impl Default for Options {
             bilevel: Bilevel::Auto,
             limits: Limits::default(),
             pdf_fonts: PdfFonts::default(),
+            header_placement: header::Placement::default(),
         }
     }
 }
@@ -446,7 +449,7 @@ pub fn assemble(
         pages.extend(p.pages);
     }
     if let Some((tpl, fields)) = header {
-        header::stamp(&mut pages, &layout, tpl, fields);
+        header::stamp(&mut pages, &layout, tpl, fields, opts.header_placement);
     }
     Ok(pages)
 }
