@@ -5,7 +5,7 @@
 //! files, as a mail client shows it — is opened in headless Chromium
 //! (`tests/fixtures/onramp/html_preview.py`): the first page picture is loaded and a
 //! screenshot is dark where it is. The Profile S attachment and the text part are the same
-//! bytes as without the HTML version (RFC 3965 §2.2).
+//! bytes as without the HTML version (RFC 3965 simple mode).
 //!
 //! Debian packages: chromium, chromium-driver, python3-selenium (Debian's /usr/bin/python3),
 //! ghostscript (the test PDF).

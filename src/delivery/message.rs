@@ -158,7 +158,7 @@ pub fn build(m: &FaxMail) -> Result<Vec<u8>, MessageError> {
 /// [`build`], with an HTML alternative of the text when `html` is given: the readable part
 /// becomes `multipart/alternative` [text/plain, `multipart/related; type="text/html"`
 /// (RFC 2387 §3.1) [text/html, image/png…]], the fax file stays the `multipart/mixed`
-/// attachment beside it, unchanged. RFC 3965 §2.2 asks for a MIME message carrying the fax as
+/// attachment beside it, unchanged. RFC 3965 (simple mode) asks for a MIME message carrying the fax as
 /// one multi-page TIFF; the alternative adds a rendering of the text part, and a simple-mode
 /// receiver that shows only text picks the plain text alternative (RFC 2046 §5.1.4).
 pub fn build_with_html(m: &FaxMail, html: Option<&HtmlBody>) -> Result<Vec<u8>, MessageError> {
