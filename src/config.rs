@@ -657,6 +657,11 @@ pub enum Paper {
 /// measured figures behind it).
 pub const DEFAULT_RENDER_TIME_LIMIT_SECS: u64 = 120;
 
+/// Default `[offramp] office_time_limit`, seconds: LibreOffice starts with a fresh profile
+/// each time (about 2–5 s on the appliance) and converts a few pages a second. Kept here, not
+/// in `offramp::office`, so that `config` imports no module that imports it.
+pub const DEFAULT_OFFICE_TIME_LIMIT_SECS: u64 = 60;
+
 /// `[offramp]`: email to fax.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -744,7 +749,7 @@ impl Default for Offramp {
             render_work_limit: crate::image::render::budget::DEFAULT_PAGE_WORK,
             subject_address: String::new(),
             office_converter: "auto".into(),
-            office_time_limit: Duration::from_secs(crate::offramp::office::DEFAULT_TIME_LIMIT_SECS),
+            office_time_limit: Duration::from_secs(DEFAULT_OFFICE_TIME_LIMIT_SECS),
         }
     }
 }

@@ -44,9 +44,8 @@ use super::causes::Cause;
 /// writes). A 1000-page text document is about 5 MB.
 pub const MAX_PDF_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Default `[offramp] office_time_limit`, seconds: LibreOffice starts with a fresh profile
-/// each time (about 2–5 s on the appliance) and converts a few pages a second.
-pub const DEFAULT_TIME_LIMIT_SECS: u64 = 60;
+/// Default `[offramp] office_time_limit`, seconds (the value lives in `config`).
+pub const DEFAULT_TIME_LIMIT_SECS: u64 = crate::config::DEFAULT_OFFICE_TIME_LIMIT_SECS;
 
 /// How often the running converter is checked against its time limit and the message's
 /// budget. Short enough that shutdown is not held up, long enough to cost nothing.
