@@ -57,6 +57,17 @@ fn console_api_numbers_cannot_smuggle_addresses_or_dial_around_the_plan() {
     }
 }
 
+/// A national number, with the separators people type, gets the global form in its address
+/// (found by the property below: it was `FAX=9888871646@localhost`).
+#[test]
+fn console_api_national_number_gets_a_global_address() {
+    let p = policy();
+    let to = ".. (98  -8(8-8((7-16()46".to_string();
+    let r = submit::recipients(&p, &admin(), std::slice::from_ref(&to), &[]).unwrap();
+    assert_eq!(r[0].address, "FAX=+19888871646@localhost");
+    assert_eq!(r[0].destination.e164, "+19888871646");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 

@@ -73,43 +73,45 @@ fn small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 }
 
 /// `faxgate offramp-check FILE` as a child: its exit code, its output and its peak RSS in KiB.
-// The child is reaped by wait4(2), which also returns its rusage; std's `wait` cannot.
-#[allow(clippy::zombie_processes)]
+///
+/// The peak comes from GNU time, not from our own wait4(2): Linux carries the high-water RSS of
+/// the memory image a process had before exec(2) into its `ru_maxrss`, so a checker forked
+/// straight from this test binary (hundreds of MiB while the other hostile tests run beside it)
+/// would report the test's size, not its own. `time` is small, so its child's figure is the
+/// checker's.
 fn offramp_check(dir: &Path, eml: &[u8]) -> (i32, String, i64) {
+    const MARK: &str = "offramp-check-peak-kib ";
+    let time = common::require_tool("time", "time");
     let file = dir.join("attack.eml");
     std::fs::write(&file, eml).unwrap();
-    let child = common::faxgate(dir)
-        .env("FAXGATE_DATA", dir.join("data"))
+    let fg = common::faxgate(dir);
+    let mut cmd = Command::new(time);
+    cmd.arg("-f")
+        .arg(format!("{MARK}%M"))
+        .arg(fg.get_program())
         .arg("offramp-check")
         .arg(&file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut out = String::new();
-    let mut err = String::new();
-    let mut stdout = child.stdout.unwrap();
-    let mut stderr = child.stderr.unwrap();
-    let t = std::thread::spawn(move || {
-        let mut e = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut e).unwrap();
-        e
-    });
-    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
-    err.push_str(&t.join().unwrap());
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4(2) to overwrite.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child; the Child handle is never waited on afterwards.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status),
-        "offramp-check died (status {status:#x}):\n{out}\n{err}"
-    );
-    (libc::WEXITSTATUS(status), out + &err, usage.ru_maxrss)
+        .current_dir(dir)
+        .env("FAXGATE_DATA", dir.join("data"))
+        .stdin(Stdio::null());
+    for (k, v) in fg.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let peak = err
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(MARK)?.trim().parse::<i64>().ok())
+        .unwrap_or_else(|| panic!("no peak from time(1):\n{err}"));
+    // GNU time exits with its child's status, or 128+N when a signal N ended it.
+    let code = out.status.code().expect("time(1) itself was killed");
+    assert!(code < 128, "offramp-check died (status {code}):\n{err}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &err;
+    (code, text, peak)
 }
 
 /// The attack through `offramp-check`: refused as the sender would be told, in bounded memory.

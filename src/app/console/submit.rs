@@ -341,6 +341,10 @@ pub fn recipients(
                 number: r.destination.e164,
             });
         }
+        // The address the job and its report carry is the RFC 3192 minimal form, whose
+        // number is always global (`FAX=+…`, RFC 3192 §3 / RFC 2303): a national number as
+        // the person typed it stays in `number`, the address gets the dial plan's E.164.
+        r.address = format!("FAX={}@{}", r.destination.e164, policy.hostname);
         r.notify = Some(notify.to_vec());
         out.push(r);
     }
