@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::at::{AtCommand, FinalResult};
 use super::class1::{Class1Driver, Event, LineCause, Op, OpFailure};
+use super::class2::{self, Class2Driver, HangupMeaning, Report, SessionParams};
 use super::probe::{self, ModemInfo};
 use super::profile::{FlowControl, Profile};
 
@@ -304,11 +305,40 @@ impl CallerInfo {
     }
 }
 
-/// A Class 1 modem on a port: the blocking shell around [`Class1Driver`].
+/// What a Class 2.0 modem reported while setting a call up (`+FCI`/`+FTI`, `+FIS`, `+FCS`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Class2Call {
+    /// The remote's ID (CSI when we called, TSI when we answered).
+    pub remote_id: Option<String>,
+    /// The remote's capabilities (its DIS), when we called.
+    pub remote_caps: Option<SessionParams>,
+    /// The session parameters in force (the DCS), when we answered.
+    pub session: Option<SessionParams>,
+}
+
+impl Class2Call {
+    fn note(&mut self, ev: &class2::Event) {
+        if let class2::Event::Report(r) = ev {
+            match r {
+                Report::CalledId(id) | Report::CallingId(id) => self.remote_id = Some(id.clone()),
+                Report::RemoteCapabilities(p) => self.remote_caps = Some(*p),
+                Report::Session(p) => self.session = Some(*p),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A fax modem on a port: the blocking shell around the pure drivers — [`Class1Driver`] for
+/// commands and Class 1 calls, [`Class2Driver`] for calls when the profile's class is 2.0.
 #[derive(Debug)]
 pub struct Modem {
     port: Port,
     driver: Class1Driver,
+    c2: Class2Driver,
+    /// `+FLI` and `+FCC` for Class 2.0 calls (from the call settings; see [`Modem::set_station`]).
+    station: (String, SessionParams),
+    c2_call: Class2Call,
     profile: Profile,
     /// The current call's trace.
     pub trace: Trace,
@@ -326,6 +356,12 @@ impl Modem {
                 profile.flow_control == FlowControl::Software,
                 profile.hdlc_fcs_octets,
             ),
+            c2: Class2Driver::new(profile.class2_wait_xon),
+            station: (
+                String::new(),
+                SessionParams::ours(14400, true, crate::fax::t30::Coding::Mmr),
+            ),
+            c2_call: Class2Call::default(),
             profile,
             trace: Trace::new(Instant::now()),
             caller: CallerInfo::default(),
@@ -348,8 +384,28 @@ impl Modem {
         self.rings
     }
 
+    /// The modem is driven in Class 2.0 (the profile's `class`): it runs T.30 itself.
+    pub fn is_class2(&self) -> bool {
+        self.profile.class == super::profile::ModemClass::Class2_0
+    }
+
+    /// Our ID and capabilities for the next Class 2.0 calls (`+FLI`, `+FCC`), from the same
+    /// settings the T.30 engine takes on a Class 1 modem. Class 1 ignores them.
+    pub fn set_station(&mut self, cfg: &crate::fax::t30::EngineConfig) {
+        self.station = (
+            cfg.local_id.clone(),
+            SessionParams::ours(cfg.max_bps, cfg.ecm, cfg.max_coding),
+        );
+    }
+
+    /// What the Class 2.0 modem reported while setting up the current call.
+    pub fn class2_call(&self) -> &Class2Call {
+        &self.c2_call
+    }
+
     /// Forget the last call's caller info, ring count and trace.
     pub fn clear_call(&mut self) {
+        self.c2_call = Class2Call::default();
         self.caller = CallerInfo::default();
         self.rings = 0;
         self.trace.clear(Instant::now());
@@ -416,6 +472,96 @@ impl Modem {
         }
     }
 
+    /// Run one Class 2.0 op to its end, handing every event to `on_event` (reports, page data,
+    /// rings), and return the op's final event.
+    pub fn run2_with(
+        &mut self,
+        op: class2::Op,
+        mut on_event: impl FnMut(&class2::Event),
+    ) -> Result<class2::Event, ModemError> {
+        self.c2.start(op, Instant::now())?;
+        let mut buf = [0u8; 4096];
+        loop {
+            let pending = self.c2.pending_output();
+            if !pending.is_empty() {
+                let n = self.port.write(pending, POLL_SLICE)?;
+                if n > 0 {
+                    let written = self.c2.pending_output()[..n].to_vec();
+                    self.trace.record(Instant::now(), '>', &written);
+                    self.c2.consume_output(n);
+                }
+            }
+            let wait = match self.c2.poll_at() {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(POLL_SLICE),
+                None => POLL_SLICE,
+            };
+            let wait = if self.c2.pending_output().is_empty() {
+                wait
+            } else {
+                Duration::from_millis(1)
+            };
+            let n = self.port.read(&mut buf, wait)?;
+            let now = Instant::now();
+            if n > 0 {
+                self.trace.record(now, '<', &buf[..n]);
+                self.c2.on_input(&buf[..n], now);
+            }
+            self.c2.on_timeout(Instant::now());
+            while let Some(ev) = self.c2.poll_event() {
+                match &ev {
+                    class2::Event::Ring => self.rings = self.rings.saturating_add(1),
+                    class2::Event::CallInfo { tag, value } => self.caller.note(tag, value),
+                    _ => {}
+                }
+                self.c2_call.note(&ev);
+                on_event(&ev);
+                let ongoing = matches!(
+                    ev,
+                    class2::Event::Ring
+                        | class2::Event::CallInfo { .. }
+                        | class2::Event::Report(_)
+                        | class2::Event::Data(_)
+                );
+                if self.c2.is_idle() && !ongoing {
+                    return Ok(ev);
+                }
+            }
+        }
+    }
+
+    /// Class 2.0: our ID and capabilities, sent before each dial or answer.
+    fn send_station(&mut self) -> Result<(), ModemError> {
+        let (id, caps) = self.station.clone();
+        for c in class2::station_commands(&id, &caps) {
+            self.command(&c.text)?;
+        }
+        Ok(())
+    }
+
+    /// Class 2.0: a dial or answer's final event as the result of [`Modem::dial`] /
+    /// [`Modem::wait_and_answer`].
+    fn class2_call_result(&mut self, ev: class2::Event) -> Result<(), ModemError> {
+        match ev {
+            class2::Event::Connected => Ok(()),
+            class2::Event::CallFailed(LineCause::Timeout) => {
+                self.run2_with(class2::Op::Hangup, |_| {})?;
+                Err(ModemError::Call(LineCause::Timeout))
+            }
+            class2::Event::CallFailed(c) => Err(ModemError::Call(c)),
+            class2::Event::Ended(code) => {
+                tracing::debug!(code = %code.text(), "class 2.0 call not set up");
+                // The modem ends phase A/B itself: anything but a phase-A verdict means a
+                // line that answered without a usable fax, as NO CARRIER does in Class 1.
+                Err(ModemError::Call(match code.meaning() {
+                    HangupMeaning::Line(c) => c,
+                    _ => LineCause::NoCarrier,
+                }))
+            }
+            class2::Event::Failed(f) => Err(ModemError::Op(f)),
+            _ => Err(ModemError::Op(OpFailure::Protocol)),
+        }
+    }
+
     /// Run one op and return its final event.
     pub fn run(&mut self, op: Op) -> Result<Event, ModemError> {
         self.run_with(op, |_| {})
@@ -449,6 +595,11 @@ impl Modem {
             self.command(&c)?;
         }
         self.command(self.profile.fclass_command())?;
+        if self.is_class2() {
+            for c in class2::setup_commands(self.profile.flow_control) {
+                self.command(&c.text)?;
+            }
+        }
         if let Some(c) = self.profile.caller_id.clone() {
             match self.command(&c) {
                 Ok(_) | Err(ModemError::Command { .. }) => {}
@@ -475,6 +626,16 @@ impl Modem {
 
     /// Dial `number`; `Ok` once connected (the modem is then receiving V.21 HDLC).
     pub fn dial(&mut self, number: &str) -> Result<(), ModemError> {
+        if self.is_class2() {
+            self.send_station()?;
+            let op = class2::Op::Dial {
+                prefix: self.profile.dial.clone(),
+                number: number.to_owned(),
+                timeout: self.profile.dial_timeout(),
+            };
+            let ev = self.run2_with(op, |_| {})?;
+            return self.class2_call_result(ev);
+        }
         let op = Op::Dial {
             prefix: self.profile.dial.clone(),
             number: number.to_owned(),
@@ -531,6 +692,11 @@ impl Modem {
                 self.profile.answer_delay_ms,
             )));
         }
+        if self.is_class2() {
+            self.send_station()?;
+            let ev = self.run2_with(class2::Op::Answer, |_| {})?;
+            return self.class2_call_result(ev);
+        }
         match self.run(Op::Answer)? {
             Event::Connected => Ok(()),
             Event::CallFailed(c) => Err(ModemError::Call(c)),
@@ -540,6 +706,10 @@ impl Modem {
 
     /// Hang up (`ATH0`), tolerating a modem that has already dropped the line.
     pub fn hangup(&mut self) -> Result<(), ModemError> {
+        if self.is_class2() {
+            self.run2_with(class2::Op::Hangup, |_| {})?;
+            return Ok(());
+        }
         self.run(Op::Hangup)?;
         Ok(())
     }
@@ -563,6 +733,7 @@ impl Modem {
             self.profile.flow_control == FlowControl::Software,
             self.profile.hdlc_fcs_octets,
         );
+        self.c2 = Class2Driver::new(self.profile.class2_wait_xon);
         self.init()
     }
 

@@ -35,7 +35,8 @@ pub enum ModemClass {
     /// Class 1.0 (T.31 2nd edition), selected with `AT+FCLASS=1.0`.
     #[serde(rename = "1.0")]
     Class1_0,
-    /// Class 2.0 (T.32): the modem runs T.30; not driven by this module yet.
+    /// Class 2.0 (T.32): the modem runs T.30 (`fax::modem::class2`), selected with
+    /// `AT+FCLASS=2.0`.
     #[serde(rename = "2.0")]
     Class2_0,
 }
@@ -87,6 +88,10 @@ pub struct Profile {
     /// set `false` for them.
     #[serde(default = "default_true")]
     pub hdlc_fcs_octets: bool,
+    /// Quirk (Class 2.0, ours): after `CONNECT` to `+FDT` hold page data until the modem sends
+    /// XON (DC1), as Class 2 (EIA-592) modems ask; T.32 modems take data at once.
+    #[serde(default)]
+    pub class2_wait_xon: bool,
 }
 
 fn default_class() -> ModemClass {

@@ -52,6 +52,10 @@ pub fn run_call_observed(
     engine: &mut Engine,
     observe: &mut dyn FnMut(&Engine),
 ) -> Result<(), ModemError> {
+    if modem.is_class2() {
+        // The modem runs T.30 itself (T.32): the engine lends it its pages.
+        return super::class2_session::run_call_observed(modem, engine, observe);
+    }
     let r = drive(modem, engine, observe);
     observe(engine);
     r

@@ -541,6 +541,17 @@ pub struct Engine {
     /// A DCS (or, polled, a DTC) came since the last DIS: the call is past identification.
     got_dcs: bool,
     report: CallReport,
+    /// Set while a modem that runs T.30 itself carries the call ([`Engine::hand_over`]).
+    handed_over: Option<Progress>,
+}
+
+/// The engine's pages, lent to a modem that runs T.30 itself (Class 2.0, ITU-T T.32): the
+/// modem layer moves them and writes the report back with [`Engine::finish_handed_over`].
+pub enum HandedOver<'a> {
+    /// Pages to send (the sending roles).
+    Send(&'a mut (dyn PageSource + Send)),
+    /// Where received pages go (the receiving roles).
+    Receive(&'a mut (dyn PageSink + Send)),
 }
 
 impl Engine {
@@ -598,7 +609,48 @@ impl Engine {
             dcs: None,
             got_dcs: false,
             report: CallReport::default(),
+            handed_over: None,
             cfg,
+        }
+    }
+
+    /// The call's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Hands the call to a modem that runs T.30 itself (Class 2.0): the settings and the pages.
+    /// From now on [`Engine::progress`] shows what [`Engine::set_handed_over_progress`] last
+    /// set, and the engine issues no commands until [`Engine::finish_handed_over`].
+    pub fn hand_over(&mut self) -> (&EngineConfig, HandedOver<'_>) {
+        self.handed_over.get_or_insert(Progress {
+            activity: Activity::Starting,
+            page: None,
+            pages_total: None,
+            modulation: None,
+            remote_id: None,
+        });
+        let pages = match &mut self.side {
+            Side::Send(tx) => HandedOver::Send(tx.source.as_mut()),
+            Side::Receive(rx) => HandedOver::Receive(rx.sink.as_mut()),
+        };
+        (&self.cfg, pages)
+    }
+
+    /// What a handed-over call is doing now (for status displays).
+    pub fn set_handed_over_progress(&mut self, p: Progress) {
+        self.handed_over = Some(p);
+    }
+
+    /// A handed-over call ended: `report` (its cause set) becomes the engine's report and the
+    /// engine is finished.
+    pub fn finish_handed_over(&mut self, report: CallReport) {
+        self.report = report;
+        self.link.commands.clear();
+        self.end_receive();
+        self.state = Step::Done;
+        if let Some(p) = self.handed_over.as_mut() {
+            p.activity = Activity::Finished;
         }
     }
 
@@ -664,6 +716,9 @@ impl Engine {
     /// What the call is doing now, for status displays ([`Progress`]). Cheap (no page data is
     /// touched): a driver may take it after every event and report only the changes.
     pub fn progress(&self) -> Progress {
+        if let Some(p) = &self.handed_over {
+            return p.clone();
+        }
         let activity = match &self.state {
             Step::Idle => Activity::Starting,
             Step::WaitDis | Step::SendDis => Activity::Negotiating,

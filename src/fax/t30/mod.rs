@@ -54,7 +54,8 @@ pub mod report;
 pub use cause::{Cause, CauseClass};
 pub use dis::{Capabilities, Coding, Dcs, Modulation, Training, VResolution, Wanted, Width};
 pub use engine::{
-    DATA_CARRIER_MAX, Engine, EngineConfig, FRAMES_CARRIER_MAX, Phase, Role, State, Timers,
+    DATA_CARRIER_MAX, Engine, EngineConfig, FRAMES_CARRIER_MAX, HandedOver, Phase, Role, State,
+    Timers,
 };
 pub use fcf::{Fcf, Frame};
 pub use page::{
