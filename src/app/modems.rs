@@ -184,6 +184,8 @@ impl ModemLine {
             if info.max_rate() > 0 {
                 engine.max_bps = engine.max_bps.min(info.max_rate());
             }
+            // A Class 2.0 modem runs T.30 itself: our ID and capabilities go to it (+FLI/+FCC).
+            m.set_station(&engine);
             m.clear_call();
             Ok((Opened { modem: m, engine }, info))
         });

@@ -137,6 +137,8 @@ fn open_for_call(
     if info.max_rate() > 0 {
         cfg.max_bps = cfg.max_bps.min(info.max_rate());
     }
+    // A Class 2.0 modem runs T.30 itself: it gets our ID and capabilities as +FLI/+FCC.
+    m.set_station(&cfg);
     Ok((m, cfg))
 }
 

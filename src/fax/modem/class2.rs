@@ -1005,6 +1005,10 @@ impl Class2Driver {
                 }
             }
             State::ExpectAnswer { status, hangup, .. } => {
+                if let (None, Some(code)) = (status, hangup) {
+                    // Only a hang-up: the modem gave up on the post-page exchange.
+                    return self.events.push_back(Event::Ended(code));
+                }
                 let response = match (fin, status) {
                     (FinalResult::Ok | FinalResult::Error, Some(s)) => s,
                     // Class 2.0 says OK for MCF/RTP/PIP and ERROR for RTN/PIN (T.32
