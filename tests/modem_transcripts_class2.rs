@@ -513,3 +513,349 @@ fn receive_timeout_cancels_and_too_much_garbage_is_bounded() {
         assert!(t.d.is_idle());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Whole Class 2.0 calls through the I/O shell (`port::Modem` + `class2_session`) on a pty, with
+// a scripted T.32 modem on the master side (as `tests/modem_port.rs` does for Class 1). Real
+// time, no timed assertions: the script answers each command at once.
+
+mod pty_calls {
+    use std::io::{Read, Write};
+    use std::path::Path;
+    use std::thread::JoinHandle;
+    use std::time::Duration;
+
+    use faxgate::fax::modem::class2::SessionParams;
+    use faxgate::fax::modem::port::Modem;
+    use faxgate::fax::modem::{Profile, session};
+    use faxgate::fax::t30::page::PageSource;
+    use faxgate::fax::t30::pages::{PagesSink, PagesSource};
+    use faxgate::fax::t30::{Cause, Engine, EngineConfig, PageOutcome};
+    use faxgate::image::{Page, Resolution};
+    use serialport::{SerialPort, TTYPort};
+
+    const DLE: u8 = 0x10;
+    const ETX: u8 = 0x03;
+
+    /// What the scripted modem does with one command line.
+    enum Act {
+        /// Reply with these bytes.
+        Reply(Vec<u8>),
+        /// Reply, then a moment later send the second bytes unasked (a RING): they wait in
+        /// the pty for the host's next read whenever that comes.
+        ReplyThenLater(Vec<u8>, Vec<u8>),
+        /// Reply (ending in CONNECT), take DLE-stuffed page data to <DLE><ETX>, then reply
+        /// with the second bytes.
+        TakePage(Vec<u8>, Vec<u8>),
+        /// Reply CONNECT, wait for <DC2>, send the page data (stuffed here), then the tail.
+        GivePage(Vec<u8>, Vec<u8>),
+    }
+
+    struct Fake {
+        /// Commands seen, in order.
+        seen: Vec<String>,
+        /// Page data taken (unstuffed), in order.
+        pages: Vec<Vec<u8>>,
+    }
+
+    fn read_byte(m: &mut TTYPort) -> Option<u8> {
+        let mut b = [0u8; 1];
+        // Bounded: 20 s of silence ends the script (the test then fails on what it lacks).
+        for _ in 0..1000 {
+            match m.read(&mut b) {
+                Ok(1) => return Some(b[0]),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        None
+    }
+
+    fn stuff(data: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for &b in data {
+            v.push(b);
+            if b == DLE {
+                v.push(DLE);
+            }
+        }
+        v.extend_from_slice(&[DLE, ETX]);
+        v
+    }
+
+    /// Runs `script` for each command until it returns `None` (the end of the call).
+    fn fake_modem(
+        mut master: TTYPort,
+        mut script: impl FnMut(&str) -> Option<Act> + Send + 'static,
+    ) -> JoinHandle<Fake> {
+        std::thread::spawn(move || {
+            master.set_timeout(Duration::from_millis(20)).unwrap();
+            let mut fake = Fake {
+                seen: Vec::new(),
+                pages: Vec::new(),
+            };
+            let mut line = Vec::new();
+            while let Some(b) = read_byte(&mut master) {
+                if b != b'\r' {
+                    line.push(b);
+                    continue;
+                }
+                let cmd = String::from_utf8_lossy(&line).trim().to_string();
+                line.clear();
+                if cmd.is_empty() {
+                    continue;
+                }
+                fake.seen.push(cmd.clone());
+                let Some(act) = script(&cmd) else {
+                    let _ = master.write_all(b"\r\nOK\r\n");
+                    break;
+                };
+                match act {
+                    Act::Reply(r) => master.write_all(&r).unwrap(),
+                    Act::ReplyThenLater(r, later) => {
+                        master.write_all(&r).unwrap();
+                        std::thread::sleep(Duration::from_millis(200));
+                        master.write_all(&later).unwrap();
+                    }
+                    Act::TakePage(connect, after) => {
+                        master.write_all(&connect).unwrap();
+                        let mut data = Vec::new();
+                        let mut dle = false;
+                        while let Some(b) = read_byte(&mut master) {
+                            if dle {
+                                dle = false;
+                                match b {
+                                    ETX => break,
+                                    DLE => data.push(DLE),
+                                    _ => {}
+                                }
+                            } else if b == DLE {
+                                dle = true;
+                            } else {
+                                data.push(b);
+                            }
+                        }
+                        fake.pages.push(data);
+                        master.write_all(&after).unwrap();
+                    }
+                    Act::GivePage(data, tail) => {
+                        master.write_all(b"\r\nCONNECT\r\n").unwrap();
+                        // T.32 §8.3.4: nothing before the host's <DC2>.
+                        while let Some(b) = read_byte(&mut master) {
+                            if b == 0x12 {
+                                break;
+                            }
+                        }
+                        master.write_all(&stuff(&data)).unwrap();
+                        master.write_all(&tail).unwrap();
+                    }
+                }
+            }
+            fake
+        })
+    }
+
+    fn pty_at(link: &Path) -> TTYPort {
+        let (master, slave) = TTYPort::pair().expect("pty pair");
+        let name = slave.name().expect("slave name");
+        drop(slave);
+        let _ = std::fs::remove_file(link);
+        std::os::unix::fs::symlink(name, link).unwrap();
+        master
+    }
+
+    fn profile() -> Profile {
+        Profile::from_toml_chain(&[(
+            "test",
+            "class = \"2.0\"\ninit = [\"ATZ\", \"ATE0V1Q0\"]\nflow_control = \"none\"\n",
+        )])
+        .unwrap()
+    }
+
+    fn test_page(seed: u32) -> Page {
+        let mut p = Page::new(1728, 120, Resolution::FINE).unwrap();
+        for y in 0..120 {
+            for x in (0..1728).step_by(((y + seed) % 7 + 2) as usize) {
+                if (x / 40 + y / 10) % 2 == 0 {
+                    p.set(x, y, true);
+                }
+            }
+        }
+        p
+    }
+
+    fn ok() -> Option<Act> {
+        Some(Act::Reply(b"\r\nOK\r\n".to_vec()))
+    }
+
+    /// A 2-page send on a modem that says ECM (+FCS EC=1) and then reports RTN for the first
+    /// page: the page goes again with the same coding (ST fill included), both pages are
+    /// confirmed, and the report says ECM was not in use.
+    #[test]
+    fn pty_send_two_pages_through_a_modem_that_lies_about_ecm() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("class2modem");
+        let fcs = "0,3,0,2,0,1,0,5";
+        let mut fets = 0;
+        let fake = fake_modem(pty_at(&link), move |cmd| match cmd {
+            "ATDT5550002" => Some(Act::Reply(
+                b"\r\n+FCO\r\n\r\n+FCI:\"+1 555 0002\"\r\n\r\n+FIS:1,5,0,2,1,1,0,0\r\n\r\nOK\r\n"
+                    .to_vec(),
+            )),
+            "AT+FDT" => Some(Act::TakePage(
+                format!("\r\n+FCS:{fcs}\r\n\r\nCONNECT\r\n").into_bytes(),
+                b"\r\nOK\r\n".to_vec(),
+            )),
+            c if c.starts_with("AT+FET=") => {
+                fets += 1;
+                Some(Act::Reply(match (fets, c) {
+                    (1, _) => b"\r\n+FPS:2\r\n\r\nOK\r\n".to_vec(),
+                    (_, "AT+FET=2") => b"\r\n+FPS:1\r\n\r\n+FHS:00\r\n\r\nOK\r\n".to_vec(),
+                    _ => b"\r\n+FPS:1\r\n\r\nOK\r\n".to_vec(),
+                }))
+            }
+            "ATH0" | "AT+FKS" => None,
+            _ => ok(),
+        });
+        let mut m = Modem::open(&link, profile()).unwrap();
+        m.init().unwrap();
+        let cfg = EngineConfig {
+            local_id: "+1 555 0001".into(),
+            max_bps: 9600,
+            ..Default::default()
+        };
+        m.set_station(&cfg);
+        m.clear_call();
+        m.dial("5550002").unwrap();
+        let pages = vec![test_page(1), test_page(2)];
+        let mut engine = Engine::sender(cfg, Box::new(PagesSource::new(vec![pages.clone()])));
+        session::run_call(&mut m, &mut engine).unwrap();
+        let r = engine.report().clone();
+        // The modem hung up itself (+FHS:00): nothing more is written; end the script.
+        let _ = m.command("ATH0");
+        let fake = fake.join().unwrap();
+
+        assert_eq!(r.cause, Some(Cause::Ok), "{r:?}");
+        assert_eq!(r.pages_confirmed(), 2);
+        let outcomes: Vec<_> = r.pages.iter().map(|p| (p.page, p.outcome)).collect();
+        assert_eq!(
+            outcomes,
+            [
+                (0, PageOutcome::Rejected),
+                (0, PageOutcome::Confirmed),
+                (1, PageOutcome::Confirmed)
+            ]
+        );
+        assert!(!r.ecm, "RTN under a claimed ECM: the claim is withdrawn");
+        assert_eq!(r.remote_id.as_deref(), Some("+1 555 0002"));
+        // The set-up and the page exchange, in order.
+        let from_init: Vec<&str> = fake.seen.iter().map(String::as_str).collect();
+        assert_eq!(
+            from_init,
+            [
+                "ATZ",
+                "ATE0V1Q0",
+                "AT+FCLASS=2.0",
+                "AT+FLO=0",
+                "AT+FCR=1",
+                "AT+FBO=0",
+                "AT+FNR=1,1,1,0",
+                "AT+FIE=0",
+                "AT+FLI=\"+1 555 0001\"",
+                "AT+FCC=1,3,0,2,3,1,0,0",
+                "ATDT5550002",
+                "AT+FDT",
+                "AT+FET=0",
+                "AT+FDT",
+                "AT+FET=0",
+                "AT+FDT",
+                "AT+FET=2",
+                "ATH0",
+            ]
+        );
+        // Byte-exact page data: coded as +FCS says, the ST fill kept though EC claims ECM.
+        let coding = SessionParams::parse(fcs).unwrap().page_coding().unwrap();
+        assert_eq!(coding.min_line_bits, 192);
+        let mut src = PagesSource::new(vec![pages]);
+        let p0 = src.encode(0, &coding).unwrap();
+        let p1 = src.encode(1, &coding).unwrap();
+        assert_eq!(fake.pages.len(), 3);
+        assert!(fake.pages[0] == p0 && fake.pages[1] == p0, "page 1 twice");
+        assert!(fake.pages[2] == p1, "page 2");
+    }
+
+    /// A receive where the modem says ECM and passes a garbled first page as good (+FPS:1):
+    /// faxgate's own decode refuses it with +FPS=2, takes the page sent again, and ends
+    /// normally at +FHS:00 with the exact page.
+    #[test]
+    fn pty_receive_overrules_the_modem_on_a_bad_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("class2modem");
+        let fcs = "1,3,0,2,0,1,0,0";
+        let page = test_page(3);
+        let coding = SessionParams::parse(fcs).unwrap().page_coding().unwrap();
+        let good = PagesSource::new(vec![vec![page.clone()]])
+            .encode(0, &coding)
+            .unwrap();
+        let garbage: Vec<u8> = (0..3000u32).map(|i| (i * 97 % 251) as u8).collect();
+        let mut fdrs = 0;
+        let fake = fake_modem(pty_at(&link), move |cmd| match cmd {
+            // RING comes after the last init command.
+            "AT+FIE=0" => Some(Act::ReplyThenLater(
+                b"\r\nOK\r\n".to_vec(),
+                b"\r\nRING\r\n".to_vec(),
+            )),
+            "ATA" => Some(Act::Reply(
+                format!("\r\n+FCO\r\n\r\n+FTI:\"+1 555 0009\"\r\n\r\n+FCS:{fcs}\r\n\r\nOK\r\n")
+                    .into_bytes(),
+            )),
+            "AT+FDR" => {
+                fdrs += 1;
+                let tail = b"\r\n+FPS:1,78,0,0,0\r\n\r\n+FET:2\r\n\r\nOK\r\n".to_vec();
+                Some(match fdrs {
+                    1 => Act::GivePage(garbage.clone(), tail),
+                    2 => Act::GivePage(good.clone(), tail),
+                    _ => Act::Reply(b"\r\n+FHS:00\r\n\r\nOK\r\n".to_vec()),
+                })
+            }
+            "ATH0" | "AT+FKS" => None,
+            _ => ok(),
+        });
+        let mut m = Modem::open(&link, profile()).unwrap();
+        m.clear_call();
+        m.init().unwrap();
+        let cfg = EngineConfig::default();
+        m.set_station(&cfg);
+        m.wait_and_answer(1, Duration::from_secs(10)).unwrap();
+        let sink = PagesSink::new();
+        let got = sink.pages();
+        let mut engine = Engine::receiver(cfg, Box::new(sink));
+        session::run_call(&mut m, &mut engine).unwrap();
+        let r = engine.report().clone();
+        let _ = m.command("ATH0");
+        let fake = fake.join().unwrap();
+
+        assert_eq!(r.cause, Some(Cause::Ok), "{r:?}");
+        assert_eq!(r.pages_confirmed(), 1);
+        assert_eq!(r.pages[0].outcome, PageOutcome::Rejected);
+        assert!(
+            !r.ecm,
+            "a bad page under a claimed ECM: the claim is withdrawn"
+        );
+        assert_eq!(r.remote_id.as_deref(), Some("+1 555 0009"));
+        let after_answer: Vec<&str> = fake
+            .seen
+            .iter()
+            .map(String::as_str)
+            .skip_while(|c| *c != "ATA")
+            .collect();
+        assert_eq!(
+            after_answer,
+            ["ATA", "AT+FDR", "AT+FPS=2", "AT+FDR", "AT+FDR", "ATH0"]
+        );
+        let got = got.lock().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].page, page, "the exact page");
+    }
+}

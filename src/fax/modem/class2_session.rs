@@ -53,6 +53,8 @@ struct Call {
     session: Option<SessionParams>,
     /// The modem has reported `+FHS` (it is on hook already).
     ended: bool,
+    /// The line showed that ECM was not in use, whatever `+FCS` says.
+    not_ecm: bool,
 }
 
 impl Call {
@@ -78,8 +80,13 @@ impl Call {
             self.report.coding = Some(c.coding);
             self.report.width = Some(c.width);
         }
-        // Claimed by the modem; withdrawn below if the line shows otherwise.
-        self.report.ecm = p.ecm();
+        // Claimed by the modem; withdrawn for good once the line shows otherwise.
+        self.report.ecm = p.ecm() && !self.not_ecm;
+    }
+
+    fn not_ecm(&mut self) {
+        self.not_ecm = true;
+        self.report.ecm = false;
     }
 
     fn modulation(&self) -> Modulation {
@@ -113,6 +120,7 @@ pub fn run_call_observed(
         },
         session: None,
         ended: false,
+        not_ecm: false,
     };
     if let Some(p) = setup.session {
         call.use_session(p);
@@ -274,7 +282,7 @@ fn send(
             }
             PageResponse::Rtn => {
                 // Annex A has no RTN: a modem that said ECM did not use it.
-                call.report.ecm = false;
+                call.not_ecm();
                 rtn += 1;
                 if rtn > max_rtn {
                     return Ok(Cause::PageRejected);
@@ -381,7 +389,7 @@ fn receive(
                 if ours != PageResponse::Mcf {
                     // An ECM page is error-free by construction (Annex A): a bad one means the
                     // modem's "EC on" was not true.
-                    call.report.ecm = false;
+                    call.not_ecm();
                 }
                 let modem_says = status.map_or(PageResponse::Mcf, |s| s.response);
                 if ours != modem_says && hangup.is_none() {
