@@ -243,7 +243,8 @@ fn normal_two_page_receive() {
 #[test]
 fn hangup_statuses_end_ops_with_their_causes() {
     // (op, host bytes, modem hang-up line, code, meaning)
-    let cases: &[(Op, &[u8], &[u8], u8, HangupMeaning)] = &[
+    type Case = (Op, &'static [u8], &'static [u8], u8, HangupMeaning);
+    let cases: &[Case] = &[
         (
             Op::Dial {
                 prefix: "ATDT".into(),
@@ -558,14 +559,18 @@ mod pty_calls {
         pages: Vec<Vec<u8>>,
     }
 
-    fn read_byte(m: &mut TTYPort) -> Option<u8> {
+    /// The next byte from the host. Bounded: 20 s of silence ends the script (the test then
+    /// fails on what it lacks); once the host has talked (`opened`), the slave side closing
+    /// (EIO on the master) ends it at once.
+    fn read_byte(m: &mut TTYPort, opened: bool) -> Option<u8> {
         let mut b = [0u8; 1];
-        // Bounded: 20 s of silence ends the script (the test then fails on what it lacks).
         for _ in 0..1000 {
             match m.read(&mut b) {
                 Ok(1) => return Some(b[0]),
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) if opened => return None,
+                // EIO before the host has opened the slave: keep waiting.
                 Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
         }
@@ -596,7 +601,7 @@ mod pty_calls {
                 pages: Vec::new(),
             };
             let mut line = Vec::new();
-            while let Some(b) = read_byte(&mut master) {
+            while let Some(b) = read_byte(&mut master, !fake.seen.is_empty()) {
                 if b != b'\r' {
                     line.push(b);
                     continue;
@@ -622,7 +627,7 @@ mod pty_calls {
                         master.write_all(&connect).unwrap();
                         let mut data = Vec::new();
                         let mut dle = false;
-                        while let Some(b) = read_byte(&mut master) {
+                        while let Some(b) = read_byte(&mut master, true) {
                             if dle {
                                 dle = false;
                                 match b {
@@ -642,7 +647,7 @@ mod pty_calls {
                     Act::GivePage(data, tail) => {
                         master.write_all(b"\r\nCONNECT\r\n").unwrap();
                         // T.32 §8.3.4: nothing before the host's <DC2>.
-                        while let Some(b) = read_byte(&mut master) {
+                        while let Some(b) = read_byte(&mut master, true) {
                             if b == 0x12 {
                                 break;
                             }
@@ -857,5 +862,88 @@ mod pty_calls {
         let got = got.lock().unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].page, page, "the exact page");
+    }
+
+    /// `faxgate send` with a Class 2.0 profile drives the modem as Class 2.0 (the command line
+    /// the operator uses), and `faxgate modem probe` says which classes a modem offers.
+    #[test]
+    fn pty_cli_send_with_a_class2_profile_and_probe_picks_a_class() {
+        use faxgate::image::tiff::{Profile as TiffProfile, Writer};
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("class2modem");
+        let tif = dir.path().join("two.tif");
+        let mut w = Writer::new(std::fs::File::create(&tif).unwrap(), TiffProfile::S).unwrap();
+        w.write_page(&test_page(4)).unwrap();
+        w.write_page(&test_page(5)).unwrap();
+        w.finish().unwrap();
+        let prof = dir.path().join("c2.toml");
+        std::fs::write(
+            &prof,
+            "class = \"2.0\"\ninit = [\"ATZ\", \"ATE0V1Q0\"]\nflow_control = \"none\"\n",
+        )
+        .unwrap();
+        let fake = fake_modem(pty_at(&link), move |cmd| match cmd {
+            "AT+FCLASS=?" => Some(Act::Reply(b"\r\n0,1,2,2.0\r\n\r\nOK\r\n".to_vec())),
+            // In Class 2.0 the Class 1 queries are errors, as on real modems.
+            "AT+FTM=?" | "AT+FRM=?" | "AT+FTH=?" => Some(Act::Reply(b"\r\nERROR\r\n".to_vec())),
+            "ATDT5550002" => Some(Act::Reply(
+                b"\r\n+FCO\r\n\r\n+FCI:\"+1 555 0002\"\r\n\r\n+FIS:1,5,0,2,1,0,0,0\r\n\r\nOK\r\n"
+                    .to_vec(),
+            )),
+            "AT+FDT" => Some(Act::TakePage(
+                b"\r\n+FCS:1,5,0,2,1,0,0,0\r\n\r\nCONNECT\r\n".to_vec(),
+                b"\r\nOK\r\n".to_vec(),
+            )),
+            "AT+FET=0" => Some(Act::Reply(b"\r\n+FPS:1\r\n\r\nOK\r\n".to_vec())),
+            "AT+FET=2" => Some(Act::Reply(
+                b"\r\n+FPS:1\r\n\r\n+FHS:00\r\n\r\nOK\r\n".to_vec(),
+            )),
+            _ => ok(),
+        });
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_faxgate"))
+            .arg("send")
+            .arg("--modem")
+            .arg(&link)
+            .arg("--profile")
+            .arg(&prof)
+            .args(["--local-id", "+1 555 0001", "5550002"])
+            .arg(&tif)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("pages: 2"), "{text}");
+        assert!(text.contains("remote-id: +1 555 0002"), "{text}");
+        assert!(text.contains("modulation: V.17 14400"), "{text}");
+        // The fake ends when the port closes (20 s of silence at most).
+        let fake = fake.join().unwrap();
+        assert_eq!(fake.pages.len(), 2);
+        let seen = fake.seen.join(" | ");
+        assert!(seen.contains("AT+FCLASS=2.0 | AT+FLO=0"), "{seen}");
+        assert!(seen.contains("ATDT5550002 | AT+FDT"), "{seen}");
+        assert!(
+            !seen.contains("AT+FRH") && !seen.contains("AT+FTH=3"),
+            "{seen}"
+        );
+
+        // probe: the classes offered and the best one.
+        let link2 = dir.path().join("probe0");
+        let fake = fake_modem(pty_at(&link2), move |cmd| match cmd {
+            "AT+FCLASS=?" => Some(Act::Reply(b"\r\n0,2,2.0\r\n\r\nOK\r\n".to_vec())),
+            _ => ok(),
+        });
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_faxgate"))
+            .args(["modem", "probe"])
+            .arg(&link2)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("classes: 0,2,2.0"), "{text}");
+        assert!(text.contains("class2.0: yes"), "{text}");
+        assert!(text.contains("best-class: 2.0"), "{text}");
+        drop(fake);
     }
 }

@@ -162,6 +162,11 @@ impl ModemLine {
             return false;
         }
         let profile = match Profile::load_named(&self.cfg.profiles_dir, &self.cfg.profile) {
+            // A `[[modem]]` class other than the default "1" overrides the profile's.
+            Ok(mut p) if self.cfg.class != crate::config::ModemClass::Class1 => {
+                p.class = self.cfg.class;
+                p
+            }
             Ok(p) => p,
             Err(e) => {
                 let msg = format!("{}: profile: {e}", crate::spool::now());

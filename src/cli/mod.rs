@@ -80,7 +80,8 @@ pub enum Command {
         #[command(subcommand)]
         command: modem::ModemCommand,
     },
-    /// Send one fax through a Class 1 modem: dial NUMBER, send the pages of FILEs (TIFF).
+    /// Send one fax through a Class 1 or Class 2.0 modem (the profile's `class`): dial NUMBER,
+    /// send the pages of FILEs (TIFF).
     Send {
         /// Serial device of the modem.
         #[arg(long, value_name = "DEV")]
@@ -94,7 +95,8 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Answer one fax call on a Class 1 modem and write the pages to DIR/fax.tif.
+    /// Answer one fax call on a Class 1 or Class 2.0 modem (the profile's `class`) and write the
+    /// pages to DIR/fax.tif.
     Receive {
         /// Serial device of the modem.
         #[arg(long, value_name = "DEV")]

@@ -75,6 +75,16 @@ pub fn probe(dev: &Path, profile: Option<&Path>) -> Result<String, CliError> {
     let _ = writeln!(s, "identity: {}", info.identity);
     let _ = writeln!(s, "classes: {}", info.classes.join(","));
     let _ = writeln!(s, "class1: {}", if info.class1() { "yes" } else { "no" });
+    let _ = writeln!(
+        s,
+        "class2.0: {}",
+        if info.class2_0() { "yes" } else { "no" }
+    );
+    let _ = writeln!(
+        s,
+        "best-class: {}",
+        info.best_class().map_or("none", |c| c.name())
+    );
     let _ = writeln!(s, "v21-hdlc: {}", if info.v21_hdlc { "yes" } else { "no" });
     let _ = writeln!(s, "transmit: {}", codes(&info.transmit));
     let _ = writeln!(s, "receive: {}", codes(&info.receive));

@@ -714,10 +714,22 @@ impl Modem {
         Ok(())
     }
 
-    /// Put the modem back to a known state after a call: the profile's reset commands
-    /// (each tolerated to fail: the next call's init will complain if the modem is wedged).
+    /// Put the modem back to a known state after a call: the profile's reset commands, then
+    /// the fax class again (`ATZ` returns a modem to class 0, V.250 §6.1.1 and T.31/T.32
+    /// `+FCLASS` default) and, in Class 2.0, the T.32 set-up — the next call on the same open
+    /// port needs them. Each is tolerated to fail: the next call will complain if the modem is
+    /// wedged.
     pub fn reset(&mut self) -> Result<(), ModemError> {
-        for c in self.profile.reset.clone() {
+        let mut cmds = self.profile.reset.clone();
+        cmds.push(self.profile.fclass_command().to_owned());
+        if self.is_class2() {
+            cmds.extend(
+                class2::setup_commands(self.profile.flow_control)
+                    .into_iter()
+                    .map(|c| c.text),
+            );
+        }
+        for c in cmds {
             match self.command(&c) {
                 Ok(_) | Err(ModemError::Command { .. }) | Err(ModemError::Op(_)) => {}
                 Err(e) => return Err(e),

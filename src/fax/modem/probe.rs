@@ -2,6 +2,7 @@
 //! `AT+FTH=?`) and which speeds that lets us offer in DIS (T.30 Table 2 bits 11–14).
 
 use super::at::{self, AtCommand, FinalResult};
+use super::profile::ModemClass;
 use crate::fax::t30::{Modulation, Training};
 
 /// The probe commands, in order, with what each answer fills in.
@@ -76,6 +77,29 @@ impl ModemInfo {
         self.classes.iter().any(|c| c == "1" || c == "1.0") && self.v21_hdlc
     }
 
+    /// Class 2.0 (T.32) is offered.
+    pub fn class2_0(&self) -> bool {
+        self.classes.iter().any(|c| c == "2.0")
+    }
+
+    /// The class faxgate drives this modem best in, of those it offers: Class 1.0, then 1
+    /// (faxgate runs T.30 itself — its own ECM, fallback, copy-quality verdicts and full call
+    /// report), then 2.0 (the modem runs T.30 and reports only what T.32 carries). `None`
+    /// when it offers none of them (Class 2 without the ".0" is EIA-592, which faxgate does
+    /// not select).
+    pub fn best_class(&self) -> Option<ModemClass> {
+        let has = |c: &str| self.classes.iter().any(|x| x == c);
+        if has("1.0") {
+            Some(ModemClass::Class1_0)
+        } else if has("1") {
+            Some(ModemClass::Class1)
+        } else if has("2.0") {
+            Some(ModemClass::Class2_0)
+        } else {
+            None
+        }
+    }
+
     /// Highest page-data rate usable in both directions, bit/s (0 if none).
     pub fn max_rate(&self) -> u32 {
         self.transmit
@@ -118,6 +142,21 @@ mod tests {
         assert_eq!(m.transmit.len(), 12);
         assert_eq!(m.max_rate(), 14400);
         assert!(m.v17());
+    }
+
+    #[test]
+    fn best_class_of_what_is_offered() {
+        let with = |list: &str| {
+            let mut m = ModemInfo::default();
+            m.record(ProbeItem::Classes, FinalResult::Ok, &[list.into()]);
+            m
+        };
+        assert_eq!(with("0,1,1.0").best_class(), Some(ModemClass::Class1_0));
+        assert_eq!(with("(0,1,2,2.0)").best_class(), Some(ModemClass::Class1));
+        let c2 = with("0,2,2.0,8");
+        assert_eq!(c2.best_class(), Some(ModemClass::Class2_0));
+        assert!(c2.class2_0() && !c2.class1());
+        assert_eq!(with("0,2").best_class(), None);
     }
 
     #[test]

@@ -41,6 +41,17 @@ pub enum ModemClass {
     Class2_0,
 }
 
+impl ModemClass {
+    /// The value `AT+FCLASS=` takes and `AT+FCLASS=?` lists for this class.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModemClass::Class1 => "1",
+            ModemClass::Class1_0 => "1.0",
+            ModemClass::Class2_0 => "2.0",
+        }
+    }
+}
+
 /// One modem family's profile.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -274,6 +285,29 @@ mod tests {
         assert_eq!(p.init, vec!["ATZ".to_string()]);
         assert_eq!(p.frame_turnaround_ms, 70);
         assert!(p.hdlc_fcs_octets);
+    }
+
+    #[test]
+    fn shipped_profiles_load_and_class2_ones_say_so() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/modems");
+        let mut class2 = Vec::new();
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let p = Profile::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            if p.class == ModemClass::Class2_0 {
+                // The driver sends +FCLASS and the T.32 set-up itself, after `init`: a +F
+                // command in `init` would reach the modem before it is in Class 2.0.
+                assert!(
+                    p.init
+                        .iter()
+                        .all(|c| !c.to_ascii_uppercase().contains("+F")),
+                    "{}",
+                    path.display()
+                );
+                class2.push(path);
+            }
+        }
+        assert!(class2.len() >= 3, "{class2:?}");
     }
 
     #[test]
