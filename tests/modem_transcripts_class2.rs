@@ -947,3 +947,96 @@ mod pty_calls {
         drop(fake);
     }
 }
+
+/// Any bytes in any op: the driver and the report parsers never panic, and time alone always
+/// brings the driver back to idle (no state waits forever).
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ops() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            Just(Op::Answer),
+            Just(Op::SendPage),
+            Just(Op::ReceivePage),
+            Just(Op::EndPage(PostPage::Eop)),
+            Just(Op::Abort),
+            Just(Op::Cancel),
+            Just(Op::Hangup),
+            proptest::collection::vec(any::<u8>(), 0..40).prop_map(Op::PageData),
+            Just(Op::Dial {
+                prefix: "ATDT".into(),
+                number: "1".into(),
+                timeout: Duration::from_secs(60),
+            }),
+        ]
+    }
+
+    /// Modem bytes built from the tokens a Class 2.0 modem sends, cut anywhere, plus noise.
+    fn modem_bytes() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        let token = prop_oneof![
+            Just(b"\r\nOK\r\n".to_vec()),
+            Just(b"\r\nERROR\r\n".to_vec()),
+            Just(b"\r\nCONNECT\r\n".to_vec()),
+            Just(b"\r\nNO CARRIER\r\n".to_vec()),
+            Just(b"\r\n+FCO\r\n".to_vec()),
+            Just(b"\r\n+FHS:".to_vec()),
+            Just(b"\r\n+FCS:1,5,0,2,1,1,0,".to_vec()),
+            Just(b"\r\n+FPS:".to_vec()),
+            Just(b"\r\n+FET:".to_vec()),
+            Just(vec![DLE]),
+            Just(vec![DLE, ETX]),
+            Just(vec![0x11]),
+            Just(vec![0x13]),
+            proptest::collection::vec(any::<u8>(), 0..32),
+        ];
+        proptest::collection::vec(
+            proptest::collection::vec(token, 0..8).prop_map(|v| v.concat()),
+            0..8,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn driver_never_panics_and_always_ends(op_list in proptest::collection::vec(ops(), 1..4),
+                                               chunks in modem_bytes(),
+                                               wait_xon in any::<bool>()) {
+            let mut d = Class2Driver::new(wait_xon);
+            let mut now = Instant::now();
+            for op in op_list {
+                if d.start(op, now).is_err() {
+                    continue;
+                }
+                for c in &chunks {
+                    let n = d.pending_output().len();
+                    d.consume_output(n);
+                    d.on_input(c, now);
+                    while d.poll_event().is_some() {}
+                    if d.is_idle() { break; }
+                }
+                for _ in 0..3 {
+                    if d.is_idle() { break; }
+                    now += Duration::from_secs(4000);
+                    d.on_timeout(now);
+                    let n = d.pending_output().len();
+                    d.consume_output(n);
+                    while d.poll_event().is_some() {}
+                }
+                prop_assert!(d.is_idle());
+            }
+        }
+
+        #[test]
+        fn report_parsers_never_panic(s in "\\PC{0,60}", tail in "[0-9A-Fa-f,: ]{0,30}") {
+            for name in ["+FCS:", "+FIS:", "+FPS:", "+FPTS:", "+FHS:", "+FHNG:", "+FET:", "+FCI:"] {
+                let _ = class2::parse_report(&format!("{name}{tail}"));
+            }
+            let _ = class2::parse_report(&s);
+            let _ = SessionParams::parse(&s).map(|p| (p.page_coding(), p.scan_time_ms()));
+            let _ = HangupCode::parse(&s, true);
+            let _ = HangupCode::parse(&s, false);
+        }
+    }
+}
