@@ -864,6 +864,80 @@ mod pty_calls {
         assert_eq!(got[0].page, page, "the exact page");
     }
 
+    /// `faxgate receive` with a Class 2.0 profile answers as Class 2.0 and writes the exact
+    /// 2 pages to DIR/fax.tif.
+    #[test]
+    fn pty_cli_receive_two_pages_with_a_class2_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("class2modem");
+        let out_dir = dir.path().join("out");
+        let prof = dir.path().join("c2.toml");
+        std::fs::write(
+            &prof,
+            "class = \"2.0\"\ninit = [\"ATZ\", \"ATE0V1Q0\"]\nflow_control = \"none\"\n",
+        )
+        .unwrap();
+        let fcs = "1,3,0,2,1,0,0,0";
+        let coding = SessionParams::parse(fcs).unwrap().page_coding().unwrap();
+        let pages = [test_page(6), test_page(7)];
+        let mut src = PagesSource::new(vec![pages.to_vec()]);
+        let data = [
+            src.encode(0, &coding).unwrap(),
+            src.encode(1, &coding).unwrap(),
+        ];
+        let mut fdrs = 0;
+        let fake = fake_modem(pty_at(&link), move |cmd| match cmd {
+            // The last probe command; the call rings a moment later.
+            "AT+FTH=?" => Some(Act::ReplyThenLater(
+                b"\r\nERROR\r\n".to_vec(),
+                b"\r\nRING\r\n".to_vec(),
+            )),
+            "ATA" => Some(Act::Reply(
+                format!("\r\n+FCO\r\n\r\n+FTI:\"+1 555 0007\"\r\n\r\n+FCS:{fcs}\r\n\r\nOK\r\n")
+                    .into_bytes(),
+            )),
+            "AT+FDR" => {
+                fdrs += 1;
+                Some(match fdrs {
+                    1 => Act::GivePage(
+                        data[0].clone(),
+                        b"\r\n+FPS:1\r\n\r\n+FET:0\r\n\r\nOK\r\n".to_vec(),
+                    ),
+                    2 => Act::GivePage(
+                        data[1].clone(),
+                        b"\r\n+FPS:1\r\n\r\n+FET:2\r\n\r\nOK\r\n".to_vec(),
+                    ),
+                    _ => Act::Reply(b"\r\n+FHS:00\r\n\r\nOK\r\n".to_vec()),
+                })
+            }
+            _ => ok(),
+        });
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_faxgate"))
+            .arg("receive")
+            .arg("--modem")
+            .arg(&link)
+            .arg("--profile")
+            .arg(&prof)
+            .arg("--out")
+            .arg(&out_dir)
+            .args(["--wait", "20"])
+            .env("FAXGATE_DATA", dir.path().join("data"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        let fake = fake.join().unwrap();
+        assert!(out.status.success(), "{text}\n{:?}", fake.seen);
+        assert!(text.contains("pages: 2"), "{text}");
+        assert!(text.contains("cause: all pages transferred"), "{text}");
+        let got = faxgate::image::tiff::read_bytes(
+            &std::fs::read(out_dir.join("fax.tif")).unwrap(),
+            Default::default(),
+        )
+        .unwrap();
+        assert_eq!(got, pages.to_vec(), "the exact pages");
+    }
+
     /// `faxgate send` with a Class 2.0 profile drives the modem as Class 2.0 (the command line
     /// the operator uses), and `faxgate modem probe` says which classes a modem offers.
     #[test]
