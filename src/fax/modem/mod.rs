@@ -1,5 +1,5 @@
-//! Fax modems: the AT layer, the Class 1 (ITU-T T.31) driver, modem profiles and the serial
-//! port.
+//! Fax modems: the AT layer, the Class 1 (ITU-T T.31) and Class 2.0 (ITU-T T.32) drivers, modem
+//! profiles and the serial port.
 //!
 //! | file | owns |
 //! |---|---|

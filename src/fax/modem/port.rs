@@ -1,5 +1,6 @@
 //! I/O: the serial device — the only code in faxgate that touches a modem — and [`Modem`], the
-//! blocking shell that pumps bytes and time through the pure [`Class1Driver`].
+//! blocking shell that pumps bytes and time through the pure [`Class1Driver`] (and, for a
+//! profile with `class = "2.0"`, the pure [`Class2Driver`] for dial, answer and the call).
 //!
 //! The port is opened raw (no echo, no line editing, 8N1) with `CLOCAL`: modem control lines
 //! (DCD, DSR, CTS, RI) are never read, so a pty (the iaxmodem rig) works like a real modem;
