@@ -938,6 +938,135 @@ mod pty_calls {
         assert_eq!(got, pages.to_vec(), "the exact pages");
     }
 
+    /// `faxgate run` with one Class 2.0 line sends an email as a fax: the daemon's modem line
+    /// takes the `[[modem]]` profile's class 2.0, dials with ATD and moves the page with
+    /// +FDT/+FET, and the job ends done.
+    #[test]
+    fn pty_daemon_sends_an_email_on_a_class2_line() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let py = "/usr/bin/python3";
+        assert!(
+            Path::new(py).exists(),
+            "needs /usr/bin/python3 (Debian package python3)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let w = dir.path();
+        let link = w.join("class2modem");
+        std::fs::create_dir(w.join("profiles")).unwrap();
+        std::fs::write(
+            w.join("profiles/c2.toml"),
+            "class = \"2.0\"\ninit = [\"ATZ\", \"ATE0V1Q0\"]\nflow_control = \"none\"\n",
+        )
+        .unwrap();
+        let eop = Arc::new(AtomicBool::new(false));
+        let eop2 = Arc::clone(&eop);
+        let fake = fake_modem(pty_at(&link), move |cmd| {
+            match cmd {
+            c if c.starts_with("ATDT") => Some(Act::Reply(
+                b"\r\n+FCO\r\n\r\n+FCI:\"+1 212 555 0002\"\r\n\r\n+FIS:1,5,0,2,1,0,0,0\r\n\r\nOK\r\n"
+                    .to_vec(),
+            )),
+            "AT+FDT" => Some(Act::TakePage(
+                b"\r\n+FCS:1,5,0,2,1,0,0,0\r\n\r\nCONNECT\r\n".to_vec(),
+                b"\r\nOK\r\n".to_vec(),
+            )),
+            "AT+FET=0" => Some(Act::Reply(b"\r\n+FPS:1\r\n\r\nOK\r\n".to_vec())),
+            "AT+FET=2" => {
+                eop2.store(true, Ordering::SeqCst);
+                Some(Act::Reply(
+                    b"\r\n+FPS:1\r\n\r\n+FHS:00\r\n\r\nOK\r\n".to_vec(),
+                ))
+            }
+            _ => ok(),
+        }
+        });
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = format!(
+            "[gateway]\ndata_dir = \"{data}\"\n[smtp]\nlisten = \"127.0.0.1:{port}\"\n\
+             [http]\nenabled = false\n[loopback]\nenabled = false\n[log]\nfilter = \"info\"\n\
+             [[modem]]\nname = \"c2\"\ndevice = \"{dev}\"\nprofile = \"c2\"\n\
+             profiles_dir = \"{profiles}\"\nlocal_id = \"+1 555 0001\"\nrole = \"send\"\n",
+            data = w.join("data").display(),
+            dev = link.display(),
+            profiles = w.join("profiles").display(),
+        );
+        std::fs::write(w.join("faxgate.toml"), cfg).unwrap();
+        let log = w.join("run.log");
+        let logf = std::fs::File::create(&log).unwrap();
+        let mut gw = std::process::Command::new(env!("CARGO_BIN_EXE_faxgate"))
+            .current_dir(w)
+            .args(["-c", "faxgate.toml", "run"])
+            .stdin(std::process::Stdio::null())
+            .stdout(logf.try_clone().unwrap())
+            .stderr(logf)
+            .spawn()
+            .unwrap();
+        let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+        let mut up = false;
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                up = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(up, "faxgate run did not come up: {}", log_text());
+        let send = "import smtplib, email.message as e, sys
+m = e.EmailMessage()
+m['From'] = 'you@example.org'; m['To'] = 'FAX=+12125550002@localhost'; m['Subject'] = 'class 2.0'
+m.set_content('A fax through a Class 2.0 modem.')
+smtplib.SMTP('127.0.0.1', int(sys.argv[1])).send_message(m)
+";
+        let out = std::process::Command::new(py)
+            .args(["-c", send, &port.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Bounded wait for the job to end done.
+        let fax_done = |listed: &str| {
+            listed.lines().any(|l| {
+                l.contains("fax-out") && l.contains(" done ") && l.contains("T.30 cause 0 (Ok)")
+            })
+        };
+        let mut listed = String::new();
+        for _ in 0..600 {
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_faxgate"))
+                .current_dir(w)
+                .args(["-c", "faxgate.toml", "queue", "list", "--all"])
+                .output()
+                .unwrap();
+            listed = String::from_utf8_lossy(&o.stdout).to_string();
+            if eop.load(Ordering::SeqCst) && fax_done(&listed) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(gw.id() as i32, libc::SIGTERM) };
+        let _ = gw.wait();
+        let fake = fake.join().unwrap();
+        assert!(
+            fax_done(&listed),
+            "{listed}\n{}\n{:?}",
+            log_text(),
+            fake.seen
+        );
+        assert!(!fake.pages.is_empty());
+        let seen = fake.seen.join(" | ");
+        assert!(seen.contains("AT+FCLASS=2.0"), "{seen}");
+        assert!(seen.contains("AT+FLI=\"+1 555 0001\""), "{seen}");
+        assert!(!seen.contains("AT+FRH"), "{seen}");
+    }
+
     /// `faxgate send` with a Class 2.0 profile drives the modem as Class 2.0 (the command line
     /// the operator uses), and `faxgate modem probe` says which classes a modem offers.
     #[test]
