@@ -282,6 +282,30 @@ fn lost_cfr_makes_the_sender_repeat_dcs_and_tcf() {
     );
 }
 
+#[test]
+fn damaged_first_dis_is_waited_out_until_the_repeat() {
+    // The answerer's first NSF/CSI/DIS reaches the caller with every FCS spoiled; the caller
+    // must keep listening within T1 and take the repeated DIS (found against spandsp over T.38).
+    let mut c = plain(vec![vec![test_page(VResolution::Fine, 1)]], false);
+    c.line = take_line(c.line).with_tamper(one_shot(
+        |t| t.from == Side::Answerer && t.has(Fcf::Dis),
+        |t| {
+            let n = match &t.signal {
+                Signal::Frames(f) => f.len(),
+                _ => 0,
+            };
+            for i in 0..n {
+                corrupt_frame(t, i);
+            }
+            t.note = Some("every frame damaged".into());
+            Fate::Deliver
+        },
+    ));
+    run(&mut c);
+    assert_reports_agree(&c, Cause::Ok);
+    assert_pixel_exact(&c);
+}
+
 /// Lets a test install a tamper hook on a line built by [`call`].
 fn take_line(l: Line) -> Line {
     l

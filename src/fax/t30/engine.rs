@@ -2005,6 +2005,16 @@ impl Engine {
                     self.on_timeout(now);
                 }
             }
+            Step::WaitDis => {
+                // A damaged DIS (or a V.21 burst we could not read) ends no call: the answerer
+                // repeats DIS until T1 (T.30 §5.2, Figure 5-2a node T; §5.4.3.1: T1 35 s), so
+                // keep listening for what is left of T1 instead of giving up on the first one.
+                self.state = Step::WaitDis;
+                match self.t1_end.filter(|&end| end > now) {
+                    Some(end) => self.receive_frames(now, end - now),
+                    None => self.on_timeout(now),
+                }
+            }
             s => {
                 // A damaged response: the transmitter repeats its command.
                 self.state = s;
