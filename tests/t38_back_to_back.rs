@@ -107,13 +107,13 @@ fn simulate(p: &mut Pair, params: &T38Params, drop: &dyn Fn(u64) -> bool) -> (u6
     p.receiver.start(now);
     let mut out = Vec::new();
     for _ in 0..2_000_000 {
-        for side in 0..2 {
+        for (side, end) in ends.iter_mut().enumerate() {
             let engine = if side == 0 {
                 &mut p.sender
             } else {
                 &mut p.receiver
             };
-            ends[side].step(engine, now, &mut out);
+            end.step(engine, now, &mut out);
             for d in out.drain(..) {
                 sent += 1;
                 if drop(sent) {
