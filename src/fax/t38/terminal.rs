@@ -6,9 +6,10 @@
 //! - V.21 frames: the `v21-preamble` indicator, then after the 1 s flag preamble (T.30 §5.3.1)
 //!   each frame as `hdlc-data` + `hdlc-fcs-OK` when its last bit would have left a modem at
 //!   300 bit/s; the final frame closes with `hdlc-fcs-OK-sig-end`.
-//! - TCF: the modulation's training indicator, then (transferred TCF, T.38 §8.4) zeros as
-//!   `t4-non-ecm-data` paced at the bit rate and `t4-non-ecm-sig-end`; with local TCF only the
-//!   indicator and, after the TCF's time, the sig-end.
+//! - TCF: the modulation's training indicator, then zeros as `t4-non-ecm-data` paced at the
+//!   bit rate and `t4-non-ecm-sig-end` — with transferred TCF (T.38 §8.4) and also with local
+//!   TCF, where terminals still check TCF from the data (spandsp does; a gateway ignores it).
+//!   Received with local TCF and no data, TCF is heard as 1.5 s of zeros.
 //! - A non-ECM page: the training indicator, the page as `t4-non-ecm-data` chunks sized to the
 //!   far end's datagram limit, paced at the bit rate, then `t4-non-ecm-sig-end`.
 //! - An ECM block: the training indicator, each frame as `hdlc-data` + `hdlc-fcs-OK` at the
@@ -317,19 +318,11 @@ impl Terminal {
                 let mut t = self.begin_tx(now);
                 self.indicator(t, training_indicator(modulation, Training::Long));
                 t += training_time(modulation, Training::Long);
-                let dt = data_type(modulation);
-                match self.rate {
-                    RateManagement::TransferredTcf => {
-                        let n =
-                            (u128::from(modulation.bps()) * duration.as_millis() / 8000) as usize;
-                        t = self.non_ecm(t, dt, modulation.bps(), &vec![0; n]);
-                    }
-                    RateManagement::LocalTcf => {
-                        t += duration;
-                        let p = Ifp::Data(dt, vec![Field::bare(FieldType::T4NonEcmSigEnd)]);
-                        self.tx.push_back((t, p, false));
-                    }
-                }
+                // The zeros go out with local TCF too: a gateway doing its own TCF ignores
+                // them, and terminals (spandsp's among them) check TCF from the data
+                // whatever the SDP said.
+                let n = (u128::from(modulation.bps()) * duration.as_millis() / 8000) as usize;
+                t = self.non_ecm(t, data_type(modulation), modulation.bps(), &vec![0; n]);
                 self.end_tx(t, true);
             }
             Command::SendPage {
@@ -807,15 +800,7 @@ mod tests {
             },
             ms(0),
         );
-        let got = transcript(&mut l, 5000);
-        assert_eq!(
-            &got[..3],
-            [
-                "0 V29_9600Training",
-                "1753 V29_9600 T4NonEcmSigEnd[0]",
-                "1753 NoSignal"
-            ]
-        );
+        assert_eq!(transcript(&mut l, 5000), got);
     }
 
     fn wire(b: &[u8]) -> Vec<u8> {
