@@ -2,12 +2,12 @@
 //! onto Class 1: engine [`Command`]s become IFP packets with the times they are due, received
 //! IFP packets become engine [`Event`]s. Time is an input; no clock, no socket.
 //!
-//! Sending (T.38 §§5, 7, 8):
+//! Sending (T.38 clauses 7 and 8):
 //! - V.21 frames: the `v21-preamble` indicator, then after the 1 s flag preamble (T.30 §5.3.1)
 //!   each frame as `hdlc-data` + `hdlc-fcs-OK` when its last bit would have left a modem at
 //!   300 bit/s; the final frame closes with `hdlc-fcs-OK-sig-end`.
 //! - TCF: the modulation's training indicator, then zeros as `t4-non-ecm-data` paced at the
-//!   bit rate and `t4-non-ecm-sig-end` — with transferred TCF (T.38 §8.4) and also with local
+//!   bit rate and `t4-non-ecm-sig-end` — with transferred TCF (T.38 clause 8) and also with local
 //!   TCF, where terminals still check TCF from the data (spandsp does; a gateway ignores it).
 //!   Received with local TCF and no data, TCF is heard as 1.5 s of zeros.
 //! - A non-ECM page: the training indicator, the page as `t4-non-ecm-data` chunks sized to the
@@ -55,7 +55,7 @@ pub const TRAILERS: usize = 3;
 /// end talking while we transmit; more is dropped and the signal marked damaged).
 pub const MAX_HELD: usize = 1 << 20;
 
-/// Training time of a high-speed modulation before its data (ours, rounded from V.17 §1.3,
+/// Training time of a high-speed modulation before its data (ours, rounded from V.17,
 /// V.29 and V.27 ter; the same figures as `fax::t30::line`).
 pub fn training_time(m: Modulation, t: Training) -> Duration {
     Duration::from_micros(match (m, t) {
@@ -465,10 +465,16 @@ impl Terminal {
     pub fn receive(&mut self, ifp: Ifp, now: Duration) {
         match ifp {
             Ifp::Indicator(i) => {
+                let sig = sig_of_indicator(i);
+                if sig.is_some() && self.open().is_some_and(|s| Some(s.sig) == sig) {
+                    // The same indicator again while its signal goes on: a repeat (some
+                    // peers send them between HDLC frames); T.38 has it ignored.
+                    return;
+                }
                 if let Some(s) = self.open() {
                     s.end(now);
                 }
-                if let Some(sig) = sig_of_indicator(i) {
+                if let Some(sig) = sig {
                     self.new_signal(sig);
                 }
             }
@@ -583,7 +589,7 @@ impl Terminal {
                     && self.rate == RateManagement::LocalTcf
                     && l.data == 0
                 {
-                    // Local TCF (T.38 §8.4): the far end's gateway checked the training; we
+                    // Local TCF (T.38 clause 8): the far end's gateway checked the training; we
                     // hear the 1.5 s of zeros it stands for.
                     if let Want::High(m, _) = l.want {
                         l.data = 1;
@@ -859,6 +865,8 @@ mod tests {
         t.start(Command::ReceiveFrames { timeout: ms(3000) }, ms(5000));
         feed(&mut t, Ifp::Indicator(Indicator::V21Preamble), 5100);
         feed(&mut t, data(&csi, FieldType::HdlcFcsOk), 5800);
+        // A repeated preamble indicator between frames does not end the signal.
+        feed(&mut t, Ifp::Indicator(Indicator::V21Preamble), 5900);
         feed(&mut t, data(&dis, FieldType::HdlcFcsOkSigEnd), 6000);
         assert_eq!(
             events(&mut t, 6000),
