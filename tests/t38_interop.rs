@@ -336,3 +336,54 @@ fn ten_percent_loss_ends_by_a_cause_or_exact_pages() {
     matrix_with(true, 0, 10, false, &clean_end);
     matrix_with(false, 0, 10, false, &clean_end);
 }
+
+/// spandsp stops dead after its first page (no DCN, as when its side hangs up without a BYE
+/// reaching us): faxgate's receiver keeps the confirmed page and ends by its own timers with a
+/// named cause, not a hang.
+#[test]
+fn spandsp_vanishing_after_one_page() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let s = Setup {
+        fine: false,
+        ecm: true,
+        version: 0,
+        loss: 0,
+        local_tcf: false,
+    };
+    let sent = document(false, 77);
+    let input = dir.join("vanish-in.tif");
+    let mut w = Writer::new(std::io::Cursor::new(Vec::new()), Profile::S).unwrap();
+    for p in &sent {
+        w.write_page(p).unwrap();
+    }
+    std::fs::write(&input, w.finish().unwrap().into_inner()).unwrap();
+    let fg_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let fg_addr = fg_sock.local_addr().unwrap();
+    let peer_addr = free_udp_addr();
+    let sink = PagesSink::new();
+    let got = sink.pages();
+    let mut engine = Engine::receiver(
+        EngineConfig {
+            local_id: "faxgate rx".into(),
+            ..EngineConfig::default()
+        },
+        Box::new(sink),
+    );
+    let mut m = media(fg_sock, peer_addr, s);
+    let peer = PeerBuilder::send(&input, peer_addr, fg_addr)
+        .ident("spandsp tx")
+        .bye_after_pages(1)
+        .max_seconds(150)
+        .spawn();
+    run_call(&mut m, &mut engine).unwrap();
+    let r = peer.wait();
+    let cause = engine.report().cause;
+    eprintln!("vanish: faxgate {cause:?}; spandsp {r}");
+    assert!(cause.is_some() && cause != Some(Cause::Ok), "{cause:?}");
+    let got = got.lock().unwrap();
+    assert!(
+        !got.is_empty(),
+        "the first page was confirmed before the peer vanished"
+    );
+    assert!(got[0].page == sent[0], "page 1 exact");
+}
