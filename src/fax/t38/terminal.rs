@@ -189,6 +189,15 @@ impl Signal {
         self.items.push_back(item);
     }
 
+    fn pop(&mut self) -> Option<Item> {
+        let item = self.items.pop_front()?;
+        self.held -= match &item {
+            Item::Data(d) => d.len(),
+            _ => MAX_FRAME,
+        };
+        Some(item)
+    }
+
     fn close_frame(&mut self, good: bool) {
         let bytes = std::mem::take(&mut self.frame);
         let item = match (good && !self.damaged, Frame::parse(&bytes)) {
@@ -558,7 +567,7 @@ impl Terminal {
             return Some(Event::Connect);
         }
         let s = self.signals.front_mut()?;
-        match s.items.pop_front() {
+        match s.pop() {
             Some(item) => {
                 let ev = match (l.want, item) {
                     (Want::High(_, DataKind::Tcf | DataKind::Page), Item::Data(d)) => {
@@ -936,6 +945,42 @@ mod tests {
                 Event::CarrierEnd
             ]
         );
+    }
+
+    #[test]
+    fn held_signal_is_bounded_but_a_listened_one_is_not() {
+        let chunk = vec![0x55u8; 1000];
+        let dt = DataType::V29_9600;
+        let data = |c: &[u8]| Ifp::Data(dt, vec![Field::new(FieldType::T4NonEcmData, c)]);
+        // Nobody listens: at most MAX_HELD octets are kept.
+        let mut t = Terminal::new(&T38Params::default());
+        t.receive(Ifp::Indicator(Indicator::V29_9600Training), ms(0));
+        for _ in 0..2 * MAX_HELD / chunk.len() {
+            t.receive(data(&chunk), ms(1));
+        }
+        assert!(t.signals[0].held <= MAX_HELD);
+        // A receive takes them as they come: a page longer than MAX_HELD goes through whole.
+        let mut t = Terminal::new(&T38Params::default());
+        t.start(
+            Command::ReceiveData {
+                modulation: Modulation::V29_9600,
+                training: Training::Long,
+                kind: DataKind::Page,
+                timeout: ms(6000),
+            },
+            ms(0),
+        );
+        t.receive(Ifp::Indicator(Indicator::V29_9600Training), ms(0));
+        let mut total = 0;
+        for _ in 0..2 * MAX_HELD / chunk.len() {
+            t.receive(data(&chunk), ms(1));
+            for e in events(&mut t, 1) {
+                if let Event::Data(d) = e {
+                    total += d.len();
+                }
+            }
+        }
+        assert_eq!(total, 2 * MAX_HELD / chunk.len() * chunk.len());
     }
 
     #[test]
