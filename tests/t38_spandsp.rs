@@ -375,6 +375,33 @@ fn spandsp_to_spandsp_five_percent_loss_without_redundancy() {
     }
 }
 
+/// `--bye-after-pages`: the receiving peer stops dead after the first page (as a SIP BYE would
+/// cut the media); the sender ends by its own T.30 timers with a cause, not by the backstop.
+#[test]
+fn spandsp_peer_hangs_up_mid_fax_when_asked() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let sent = document(false, 9);
+    let input = dir.join("bye-in.tif");
+    let output = dir.join("bye-out.tif");
+    write_tiff(&input, &sent);
+    let (tx_addr, rx_addr) = (free_udp_addr(), free_udp_addr());
+    let rx = PeerBuilder::receive(&output, rx_addr, tx_addr)
+        .bye_after_pages(1)
+        .max_seconds(100)
+        .spawn();
+    let tx = PeerBuilder::send(&input, tx_addr, rx_addr)
+        .max_seconds(100)
+        .spawn();
+    let (tx, rx) = (tx.wait(), rx.wait());
+    eprintln!("bye: tx {tx}\nbye: rx {rx}");
+    assert_eq!(rx.result, "hangup", "{rx}");
+    assert!(rx.exit_ok, "{rx}");
+    assert_eq!(rx.pages_rx, 1, "{rx}");
+    assert_eq!(tx.result, "fail", "{tx}");
+    assert!(tx.code > 0 && !tx.exit_ok, "{tx}");
+    assert!(tx.pages_tx < PAGES, "{tx}");
+}
+
 #[test]
 fn result_line_parses() {
     let r = t38peer::parse_result(
