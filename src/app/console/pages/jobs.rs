@@ -893,6 +893,7 @@ mod tests {
             pages_sent: 0,
             modem: None,
             connected: false,
+            fax_options: None,
         });
         let mail = record(crate::job::data::sample(JobKind::MailOut, "x"));
         let all = Scope::default();
