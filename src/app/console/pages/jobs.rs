@@ -550,7 +550,8 @@ fn facts(rec: &JobRecord, parent: Option<&JobRecord>, routes: Option<&RouteTable
                         dt { "Last call" } dd {
                             (res.pages_sent) " page(s) confirmed"
                             @if let Some(id) = &res.remote_id { ", remote " (id) }
-                            @if let Some(b) = res.speed_bps { ", " (b) " bit/s" }
+                            @if let Some(m) = &res.modulation { ", " (m) } @else if let Some(b) = res.speed_bps { ", " (b) " bit/s" }
+                            @if let Some(e) = res.ecm { @if e { ", ECM" } @else { ", no ECM" } }
                             @if let Some(c) = res.t30_cause.and_then(Cause::from_number) {
                                 ", T.30 cause " (c.number()) ": " (c.meaning())
                             }
@@ -645,7 +646,7 @@ fn timeline(rec: &JobRecord) -> Markup {
             table.timeline {
                 thead { tr {
                     th { "#" } th { "Started" } th { "Ended" } th { "Line" } th { "Outcome" }
-                    th { "T.30 cause" } th { "Pages sent" } th { "Detail" }
+                    th { "T.30 cause" } th { "Pages sent" } th { "Fax options" } th { "Detail" }
                 } }
                 tbody {
                     @for (i, a) in rec.attempts.iter().enumerate() {
@@ -661,6 +662,11 @@ fn timeline(rec: &JobRecord) -> Markup {
                                 } @else { "—" }
                             }
                             td { (a.pages_sent) }
+                            td.fax-options {
+                                @if let Some(o) = &a.fax_options {
+                                    (crate::offramp::fax_options::summary(o)) br; small.muted { (o.why) }
+                                } @else { "—" }
+                            }
                             td { (a.detail) }
                         }
                     }
