@@ -528,68 +528,23 @@ impl Default for DialPlan {
     }
 }
 
-/// The T.30 signalling rates `max_speed` and `max_rate` take (T.30 Table 2, bits 11–14).
-pub const FAX_SPEEDS: [u32; 6] = [2400, 4800, 7200, 9600, 12000, 14400];
+/// `[fax_options]`, `[[fax_route]]` and their limits: the pure resolution's own types
+/// (`mail::fax_options`).
+pub use crate::mail::fax_options::{
+    FAX_SPEEDS, FaxOptions, FaxRoute, MAX_FAX_ROUTES, MAX_RETRY_THRESHOLD,
+};
 
-/// Most `[[fax_route]]` entries (ours): each outgoing attempt scans them in order.
-pub const MAX_FAX_ROUTES: usize = 1000;
-
-/// Largest `disable_*_after_retry` threshold: `retry.max_dials`' own upper bound, past which
-/// no attempt is made.
-pub const MAX_RETRY_THRESHOLD: u32 = 1000;
-
-/// `[fax_options]`: the T.30 options every outgoing fax is sent with, on every kind of line,
-/// unless a `[[fax_route]]` for its destination or the line's `[[modem]]` entry says otherwise
-/// (resolved per attempt by `offramp::fax_options`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FaxOptions {
-    /// Use T.30 Annex A error correction when the far end offers it.
-    pub ecm: bool,
-    /// Highest signalling rate to send at, bit/s (one of [`FAX_SPEEDS`]); the line's own
-    /// limit (`[[modem]] max_rate`, what the modem modulates) still applies.
-    pub max_speed: u32,
-    /// From attempt N+1 on, send without ECM (a far end or line that fails in ECM often gets
-    /// the fax through without it); 0: never.
-    pub disable_ecm_after_retry: u32,
-    /// From attempt N+1 on, send without V.17, so at V.29 9600 at most (a line that trains at
-    /// 14400 but loses pages often carries V.29); 0: never.
-    pub disable_v17_after_retry: u32,
-}
-
-impl Default for FaxOptions {
-    fn default() -> Self {
-        FaxOptions {
-            ecm: true,
-            max_speed: 14400,
-            disable_ecm_after_retry: 0,
-            disable_v17_after_retry: 0,
+impl From<&Modem> for crate::mail::fax_options::LineOptions {
+    /// A `[[modem]]`'s ceiling (`ecm`, `max_rate`) and per-retry settings for outgoing faxes.
+    fn from(m: &Modem) -> Self {
+        crate::mail::fax_options::LineOptions {
+            label: format!("[[modem]] {}", m.name),
+            ecm: m.ecm,
+            max_bps: m.max_rate,
+            disable_ecm_after_retry: m.disable_ecm_after_retry,
+            disable_v17_after_retry: m.disable_v17_after_retry,
         }
     }
-}
-
-/// One `[[fax_route]]`: outgoing faxes to `numbers` get these options over `[fax_options]`
-/// and the line's (absent keys keep those). The first entry whose pattern matches the fax's
-/// E.164 destination applies.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FaxRoute {
-    /// Name shown in logs and in the attempt's options.
-    pub name: String,
-    /// E.164 patterns of the destinations (as `dialplan.allow`: `+`, digits, `X`, `*` last).
-    pub numbers: Vec<String>,
-    /// Use ECM.
-    #[serde(default)]
-    pub ecm: Option<bool>,
-    /// Highest signalling rate, bit/s.
-    #[serde(default)]
-    pub max_speed: Option<u32>,
-    /// From attempt N+1 on, no ECM; 0: never.
-    #[serde(default)]
-    pub disable_ecm_after_retry: Option<u32>,
-    /// From attempt N+1 on, no V.17; 0: never.
-    #[serde(default)]
-    pub disable_v17_after_retry: Option<u32>,
 }
 
 /// Attachment format of an onramp email.

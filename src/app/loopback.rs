@@ -85,7 +85,7 @@ pub fn call_with(
 }
 
 /// [`call_with`] from a sending engine with the options `tx` (its station ID, and the
-/// attempt's ECM and speed: `crate::offramp::fax_options`); the far end keeps the defaults.
+/// attempt's ECM and speed: `crate::mail::fax_options`); the far end keeps the defaults.
 pub fn call_from(
     source: PagesSource,
     tx: EngineConfig,

@@ -227,7 +227,7 @@ impl ModemLine {
     /// this call (a line that cannot be used costs nothing more); `make`'s failure (class and
     /// words) ends the attempt before dialling. The board shows `call` and its progress until
     /// this returns. `tune` narrows the line's engine options for this call (the attempt's ECM
-    /// and speed, `offramp::fax_options`).
+    /// and speed, `mail::fax_options`).
     pub fn send_with(
         &self,
         dial: &str,

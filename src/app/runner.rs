@@ -29,11 +29,11 @@ use crate::fax::t30::SinkError;
 use crate::fax::t30::pages::{PagesSink, PagesSource, ReceivedPage};
 use crate::fax::t30::{self, Cause};
 use crate::job::JobData;
+use crate::mail::fax_options::{self, LineOptions};
 use crate::metrics::{self, Direction};
 use crate::offramp::budget as render_budget;
 use crate::offramp::causes::Cause as OfframpCause;
 use crate::offramp::document::{self, Stamp};
-use crate::offramp::fax_options::{self, LineOptions};
 use crate::offramp::jobs::{self, FaxOutData, FaxResult, Reported, Split};
 use crate::onramp::receiving::{CallStart, Receiving};
 use crate::scheduler::{CauseClass, Decision, GiveUp, Policy};
@@ -375,7 +375,7 @@ pub async fn fax_out(sh: &Shared, id: &JobId, line: &str, mut shutdown: Shutdown
     true
 }
 
-/// The T.30 options of the attempt `rec` just opened on `line` (`offramp::fax_options`): its
+/// The T.30 options of the attempt `rec` just opened on `line` (`mail::fax_options`): its
 /// number is the job's dials since the last operator retry, this one included.
 fn attempt_options(
     sh: &Shared,

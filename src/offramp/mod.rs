@@ -7,7 +7,6 @@
 //! |---|---|
 //! | [`mime`] | PURE: which MIME parts are faxed, in order; skip policy; content sniffing; strict base64 |
 //! | [`mime_guard`] | PURE: parts, nesting and header fields counted on the raw octets before mail-parser builds anything |
-//! | [`fax_options`] | PURE: ECM, speed and V.17 of an outgoing attempt from `[fax_options]`, `[[fax_route]]`, the line and the attempt number |
 //! | [`options`] | PURE: what a sender may ask for (resolution) in the subject or a header |
 //! | [`causes`] | PURE: outcomes in plain words, with RFC 3463 status and the `X-Fax` diagnostic |
 //! | [`budget`] | the rendering budget's clock and cancel flag (I/O half of `image::render::budget`) |
@@ -23,7 +22,6 @@ pub mod budget;
 pub mod causes;
 pub mod document;
 pub mod dsn;
-pub mod fax_options;
 pub mod jobs;
 pub mod mime;
 pub mod mime_guard;

@@ -664,7 +664,7 @@ fn timeline(rec: &JobRecord) -> Markup {
                             td { (a.pages_sent) }
                             td.fax-options {
                                 @if let Some(o) = &a.fax_options {
-                                    (crate::offramp::fax_options::summary(o)) br; small.muted { (o.why) }
+                                    (crate::mail::fax_options::summary(o)) br; small.muted { (o.why) }
                                 } @else { "—" }
                             }
                             td { (a.detail) }
