@@ -923,6 +923,72 @@ mod tests {
     }
 
     #[test]
+    fn the_timeline_shows_each_attempts_fax_options_and_the_facts_the_last_calls_ecm() {
+        let mut fax = record(crate::job::data::sample(JobKind::FaxOut, "x"));
+        let opts = |attempt, ecm, why: &str| crate::job::FaxAttemptOptions {
+            attempt,
+            ecm,
+            max_bps: 14400,
+            v17: true,
+            route: None,
+            why: why.into(),
+        };
+        for (n, o) in [
+            (
+                1,
+                opts(
+                    1,
+                    true,
+                    "attempt 1: ECM on, up to 14400 bit/s (the defaults)",
+                ),
+            ),
+            (
+                2,
+                opts(
+                    2,
+                    false,
+                    "attempt 2: ECM off: attempt 2 is past [fax_options] disable_ecm_after_retry = 1",
+                ),
+            ),
+        ] {
+            fax.attempts.push(Attempt {
+                started: Timestamp(n),
+                ended: Some(Timestamp(n + 1)),
+                cause: Some(crate::job::CauseClass::ProtocolError),
+                detail: String::new(),
+                pages_sent: 0,
+                modem: Some("loopback".into()),
+                connected: true,
+                fax_options: Some(o),
+            });
+        }
+        // A record from before the options were kept shows a dash.
+        fax.attempts.push(Attempt {
+            fax_options: None,
+            ..fax.attempts[0].clone()
+        });
+        if let JobData::FaxOut(f) = &mut fax.data {
+            f.result = Some(crate::job::FaxResult {
+                ecm: Some(false),
+                modulation: Some("V.29 9600".into()),
+                speed_bps: Some(9600),
+                ..Default::default()
+            });
+        }
+        let html = timeline(&fax).into_string();
+        assert!(html.contains("<th>Fax options</th>"), "{html}");
+        assert!(html.contains("ECM on, at most 14400 bit/s"), "{html}");
+        assert!(html.contains("ECM off, at most 14400 bit/s"), "{html}");
+        assert!(
+            html.contains("attempt 2 is past [fax_options] disable_ecm_after_retry = 1"),
+            "{html}"
+        );
+        assert!(html.contains("<td class=\"fax-options\">—</td>"), "{html}");
+        let facts = facts(&fax, None, None).into_string();
+        assert!(facts.contains(", V.29 9600, no ECM"), "{facts}");
+    }
+
+    #[test]
     fn back_never_leaves_the_console() {
         let id: JobId = "6b0b5a000000000000aa.1".parse().unwrap();
         let t = |b: &str| {
