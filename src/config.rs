@@ -51,6 +51,11 @@ pub struct Config {
     pub loopback: Loopback,
     /// `[dialplan]`: number normalisation and toll-fraud policy.
     pub dialplan: DialPlan,
+    /// `[fax_options]`: T.30 options of every outgoing fax (ECM, speed, per-retry fallbacks).
+    pub fax_options: FaxOptions,
+    /// `[[fax_route]]`: per-destination overrides of `[fax_options]`, first match wins.
+    #[serde(rename = "fax_route")]
+    pub fax_routes: Vec<FaxRoute>,
     /// `[[route]]`: onramp routing table, first match wins.
     #[serde(rename = "route")]
     pub routes: Vec<Route>,
@@ -77,6 +82,8 @@ impl Default for Config {
             modems: Vec::new(),
             loopback: Loopback::default(),
             dialplan: DialPlan::default(),
+            fax_options: FaxOptions::default(),
+            fax_routes: Vec::new(),
             routes: vec![Route::default_route()],
             onramp: Onramp::default(),
             offramp: Offramp::default(),
@@ -386,6 +393,13 @@ pub struct Modem {
     /// Offer and accept T.30 Annex A error correction.
     #[serde(default = "default_true")]
     pub ecm: bool,
+    /// Outgoing faxes on this line: from attempt N+1 on, send without ECM (0: never);
+    /// overrides `[fax_options]`, a `[[fax_route]]` overrides it. Absent: `[fax_options]`'s.
+    #[serde(default)]
+    pub disable_ecm_after_retry: Option<u32>,
+    /// Outgoing faxes on this line: from attempt N+1 on, no V.17 (V.29 9600 at most; 0: never).
+    #[serde(default)]
+    pub disable_v17_after_retry: Option<u32>,
 }
 
 impl From<&Modem> for crate::fax::t30::EngineConfig {
@@ -510,6 +524,25 @@ impl Default for DialPlan {
             // NANP premium and chargeable services: 900 and 976 exchanges.
             premium: vec!["+1900*".into(), "+1XXX976*".into()],
             allow_premium: false,
+        }
+    }
+}
+
+/// `[fax_options]`, `[[fax_route]]` and their limits: the pure resolution's own types
+/// (`mail::fax_options`).
+pub use crate::mail::fax_options::{
+    FAX_SPEEDS, FaxOptions, FaxRoute, MAX_FAX_ROUTES, MAX_RETRY_THRESHOLD,
+};
+
+impl From<&Modem> for crate::mail::fax_options::LineOptions {
+    /// A `[[modem]]`'s ceiling (`ecm`, `max_rate`) and per-retry settings for outgoing faxes.
+    fn from(m: &Modem) -> Self {
+        crate::mail::fax_options::LineOptions {
+            label: format!("[[modem]] {}", m.name),
+            ecm: m.ecm,
+            max_bps: m.max_rate,
+            disable_ecm_after_retry: m.disable_ecm_after_retry,
+            disable_v17_after_retry: m.disable_v17_after_retry,
         }
     }
 }
@@ -1060,8 +1093,21 @@ pub fn load(
 
 /// Top-level keys of [`Config`], in file order.
 const SECTIONS: &[&str] = &[
-    "gateway", "smtp", "relay", "modem", "loopback", "dialplan", "route", "onramp", "offramp",
-    "retry", "spool", "log", "http",
+    "gateway",
+    "smtp",
+    "relay",
+    "modem",
+    "loopback",
+    "dialplan",
+    "fax_options",
+    "fax_route",
+    "route",
+    "onramp",
+    "offramp",
+    "retry",
+    "spool",
+    "log",
+    "http",
 ];
 
 /// The first error of each section, and every unknown top-level key.
@@ -1103,6 +1149,8 @@ fn section_errors(figment: &Figment, file: Option<&Path>) -> Vec<ConfigError> {
     one::<Vec<Modem>>(figment, "modem", file, &mut out);
     one::<Loopback>(figment, "loopback", file, &mut out);
     one::<DialPlan>(figment, "dialplan", file, &mut out);
+    one::<FaxOptions>(figment, "fax_options", file, &mut out);
+    one::<Vec<FaxRoute>>(figment, "fax_route", file, &mut out);
     one::<Vec<Route>>(figment, "route", file, &mut out);
     one::<Onramp>(figment, "onramp", file, &mut out);
     one::<Offramp>(figment, "offramp", file, &mut out);
@@ -1549,7 +1597,15 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             );
         }
         check_range(&mut err, &k("rings"), m.rings as u64, 1, 20);
-        if ![2400, 4800, 7200, 9600, 12000, 14400].contains(&m.max_rate) {
+        for (key, v) in [
+            ("disable_ecm_after_retry", m.disable_ecm_after_retry),
+            ("disable_v17_after_retry", m.disable_v17_after_retry),
+        ] {
+            if let Some(v) = v {
+                check_range(&mut err, &k(key), v.into(), 0, MAX_RETRY_THRESHOLD.into());
+            }
+        }
+        if !FAX_SPEEDS.contains(&m.max_rate) {
             err(
                 k("max_rate"),
                 format!(
@@ -1626,6 +1682,9 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             }
         }
     }
+
+    // [fax_options], [[fax_route]]
+    validate_fax_options(c, &mut err);
 
     // [[route]]
     for (i, r) in c.routes.iter().enumerate() {
@@ -1807,6 +1866,87 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         err("log.filter".into(), format!("not a valid filter: {e}"));
     }
     p
+}
+
+fn validate_fax_options(c: &Config, err: &mut impl FnMut(String, String)) {
+    let speed = |err: &mut dyn FnMut(String, String), key: String, v: u32| {
+        if !FAX_SPEEDS.contains(&v) {
+            err(
+                key,
+                format!(
+                    "{v} is not a T.30 signalling rate (2400, 4800, 7200, 9600, 12000 or 14400)"
+                ),
+            );
+        }
+    };
+    let o = &c.fax_options;
+    speed(err, "fax_options.max_speed".into(), o.max_speed);
+    for (key, v) in [
+        ("disable_ecm_after_retry", o.disable_ecm_after_retry),
+        ("disable_v17_after_retry", o.disable_v17_after_retry),
+    ] {
+        check_range(
+            err,
+            &format!("fax_options.{key}"),
+            v.into(),
+            0,
+            MAX_RETRY_THRESHOLD.into(),
+        );
+    }
+    if c.fax_routes.len() > MAX_FAX_ROUTES {
+        err(
+            "fax_route".into(),
+            format!(
+                "{} entries: at most {MAX_FAX_ROUTES} (use `*` patterns)",
+                c.fax_routes.len()
+            ),
+        );
+    }
+    let mut names = BTreeSet::new();
+    for (i, r) in c.fax_routes.iter().enumerate() {
+        let k = |f: &str| format!("fax_route.{i}.{f}");
+        if r.name.is_empty() {
+            err(k("name"), "a fax route needs a name".into());
+        } else if !names.insert(r.name.as_str()) {
+            err(k("name"), format!("fax route name `{}` used twice", r.name));
+        }
+        if r.numbers.is_empty() {
+            err(
+                k("numbers"),
+                "a fax route needs at least one number pattern (`+*` matches every number)".into(),
+            );
+        }
+        for (j, p) in r.numbers.iter().enumerate() {
+            if let Err(m) = validate_number_pattern(p, true) {
+                err(format!("fax_route.{i}.numbers.{j}"), m);
+            }
+        }
+        if let Some(v) = r.max_speed {
+            speed(err, k("max_speed"), v);
+        }
+        for (key, v) in [
+            ("disable_ecm_after_retry", r.disable_ecm_after_retry),
+            ("disable_v17_after_retry", r.disable_v17_after_retry),
+        ] {
+            if let Some(v) = v {
+                check_range(err, &k(key), v.into(), 0, MAX_RETRY_THRESHOLD.into());
+            }
+        }
+        if r.ecm.is_none()
+            && r.max_speed.is_none()
+            && r.disable_ecm_after_retry.is_none()
+            && r.disable_v17_after_retry.is_none()
+        {
+            err(
+                k("name"),
+                format!(
+                    "fax route `{}` sets no option (ecm, max_speed, disable_ecm_after_retry, \
+                     disable_v17_after_retry)",
+                    r.name
+                ),
+            );
+        }
+    }
 }
 
 fn check_range(err: &mut impl FnMut(String, String), key: &str, v: u64, lo: u64, hi: u64) {
@@ -2208,6 +2348,8 @@ mod tests {
             role: ModemRole::Both,
             max_rate: 1234,
             ecm: true,
+            disable_ecm_after_retry: Some(1001),
+            disable_v17_after_retry: None,
         });
         let keys: Vec<String> = validate(&c).into_iter().map(|(k, _)| k).collect();
         for k in [
@@ -2217,6 +2359,7 @@ mod tests {
             "modem.0.local_id",
             "modem.0.rings",
             "modem.0.max_rate",
+            "modem.0.disable_ecm_after_retry",
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
         }
@@ -2272,6 +2415,88 @@ mod tests {
         let d = crate::fax::t30::EngineConfig::default();
         assert_eq!(c.timers, d.timers);
         assert_eq!((c.max_ftt, c.max_coding), (d.max_ftt, d.max_coding));
+    }
+
+    #[test]
+    fn fax_options_and_routes_load_and_bad_values_name_their_key() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write(
+            &d,
+            "c.toml",
+            "[fax_options]\necm = true\nmax_speed = 12000\ndisable_ecm_after_retry = 1\n\n\
+             [[fax_route]]\nname = 'old-machines'\nnumbers = ['+4930*', '+1212555XXXX']\n\
+             ecm = false\nmax_speed = 9600\n\n\
+             [[modem]]\nname = 'fax0'\ndevice = '/dev/ttyS0'\ndisable_v17_after_retry = 2\n",
+        );
+        let c = load(Some(&f), Vec::new()).unwrap().config;
+        assert_eq!(c.fax_options.max_speed, 12000);
+        assert_eq!(c.fax_options.disable_ecm_after_retry, 1);
+        assert_eq!(c.fax_options.disable_v17_after_retry, 0);
+        assert_eq!(c.fax_routes.len(), 1);
+        assert_eq!(c.fax_routes[0].ecm, Some(false));
+        assert_eq!(c.fax_routes[0].max_speed, Some(9600));
+        assert_eq!(c.fax_routes[0].disable_ecm_after_retry, None);
+        assert_eq!(c.modems[0].disable_v17_after_retry, Some(2));
+        assert_eq!(c.modems[0].disable_ecm_after_retry, None);
+
+        let mut c = Config::default();
+        c.fax_options.max_speed = 10000;
+        c.fax_options.disable_v17_after_retry = 5000;
+        let ok = FaxRoute {
+            name: "a".into(),
+            numbers: vec!["+1*".into()],
+            ecm: Some(false),
+            max_speed: None,
+            disable_ecm_after_retry: None,
+            disable_v17_after_retry: None,
+        };
+        c.fax_routes = vec![
+            ok.clone(),
+            FaxRoute {
+                numbers: vec!["1212*".into()],
+                max_speed: Some(14000),
+                disable_ecm_after_retry: Some(1001),
+                ..ok.clone()
+            },
+            FaxRoute {
+                name: String::new(),
+                numbers: Vec::new(),
+                ecm: None,
+                ..ok.clone()
+            },
+        ];
+        let keys: Vec<String> = validate(&c).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "fax_options.max_speed",
+                "fax_options.disable_v17_after_retry",
+                "fax_route.1.name",
+                "fax_route.1.numbers.0",
+                "fax_route.1.max_speed",
+                "fax_route.1.disable_ecm_after_retry",
+                "fax_route.2.name",
+                "fax_route.2.numbers",
+                "fax_route.2.name",
+            ]
+        );
+        let v = validate(&c);
+        assert!(
+            v[0].1.contains("10000 is not a T.30 signalling rate"),
+            "{v:?}"
+        );
+        assert!(v[2].1.contains("`a` used twice"), "{v:?}");
+        assert!(v[8].1.contains("sets no option"), "{v:?}");
+
+        // An unknown key inside a fax route is named with its file line.
+        let f = write(
+            &d,
+            "bad.toml",
+            "[[fax_route]]\nname = 'x'\nnumbers = ['+1*']\nmax_sped = 9600\n",
+        );
+        let e = load(Some(&f), Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("max_sped"), "{e}");
+        assert!(e.to_string().contains("fax_route"), "{e}");
     }
 
     #[test]

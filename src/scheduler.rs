@@ -443,6 +443,7 @@ mod tests {
                 pages_sent: 0,
                 modem: None,
                 connected,
+                fax_options: None,
             });
             let d = decide(p, &r, now);
             if let Decision::RetryAt(t) = d {
@@ -543,6 +544,7 @@ mod tests {
             pages_sent: 0,
             modem: None,
             connected: false,
+            fax_options: None,
         });
         assert_eq!(
             decide(&p, &r, at(3 * 3600 + 5)),
@@ -624,6 +626,7 @@ mod tests {
                 pages_sent: 0,
                 modem: None,
                 connected: false,
+                fax_options: None,
             });
         }
         assert_eq!(
@@ -774,6 +777,7 @@ mod tests {
                     pages_sent: 0,
                     modem: None,
                     connected,
+                    fax_options: None,
                 });
                 match decide(&p, &r, now) {
                     Decision::RetryAt(t) => {

@@ -303,7 +303,8 @@ fn run_notifies_systemd_and_stops_on_sigterm() {
 /// The pure cores (bytes, options and `now` in; decisions out) that take plain options built by
 /// the shell (`src/app/cores.rs`), never a `config` type (issue 15: "no pure module imports
 /// `config`"). Listed one by one: a new pure core is added here.
-const PURE_CORES: [&str; 16] = [
+const PURE_CORES: [&str; 17] = [
+    "src/mail/fax_options.rs",
     "src/job/data.rs",
     "src/mail/address.rs",
     "src/offramp/dsn.rs",

@@ -81,6 +81,18 @@ pub fn call_with(
         local_id: local_id.into(),
         ..EngineConfig::default()
     };
+    call_from(source, tx, remote_id, sink, step)
+}
+
+/// [`call_with`] from a sending engine with the options `tx` (its station ID, and the
+/// attempt's ECM and speed: `crate::mail::fax_options`); the far end keeps the defaults.
+pub fn call_from(
+    source: PagesSource,
+    tx: EngineConfig,
+    remote_id: &str,
+    sink: PagesSink,
+    step: &mut dyn FnMut(Duration, &Engine) -> bool,
+) -> LoopbackCall {
     let rx = EngineConfig {
         local_id: remote_id.into(),
         ..EngineConfig::default()
@@ -136,6 +148,52 @@ mod tests {
         assert_eq!(got, sent);
         // Phase B alone takes seconds on a real line; the simulated clock says so.
         assert!(c.line_time > Duration::from_secs(3), "{:?}", c.line_time);
+    }
+
+    /// The sender's options decide the call: no ECM and no V.17 give a non-ECM call at V.29
+    /// 9600 although the far end offers both; a 4800 limit gives V.27 ter.
+    #[test]
+    fn the_senders_options_limit_ecm_and_modulation() {
+        use crate::fax::t30::dis::Modulation;
+        let run = |ecm: bool, v17: bool, max_bps: u32| {
+            let tx = EngineConfig {
+                local_id: "+1 212 555 0100".into(),
+                ecm,
+                v17,
+                max_bps,
+                ..EngineConfig::default()
+            };
+            let c = call_from(
+                PagesSource::new(vec![vec![page(1)]]),
+                tx,
+                "+1 212 555 0123",
+                PagesSink::new(),
+                &mut |_, _| true,
+            );
+            assert_eq!(c.cause(), Cause::Ok);
+            assert_eq!(c.received.len(), 1);
+            (c.sender.ecm, c.sender.modulation, c.receiver.ecm)
+        };
+        assert_eq!(
+            run(true, true, 14400),
+            (true, Some(Modulation::V17_14400), true)
+        );
+        assert_eq!(
+            run(false, false, 14400),
+            (false, Some(Modulation::V29_9600), false)
+        );
+        assert_eq!(
+            run(true, true, 9600),
+            (true, Some(Modulation::V17_9600), true)
+        );
+        assert_eq!(
+            run(true, false, 12000),
+            (true, Some(Modulation::V29_9600), true)
+        );
+        assert_eq!(
+            run(true, true, 4800),
+            (true, Some(Modulation::V27ter4800), true)
+        );
     }
 
     /// The distinct (activity, page) steps `progress` went through, in order.

@@ -120,6 +120,11 @@ impl ModemLine {
         &self.cfg.local_id
     }
 
+    /// The `[[modem]]` entry (its ECM, rate and per-retry settings for outgoing faxes).
+    pub fn config(&self) -> &ModemConfig {
+        &self.cfg
+    }
+
     fn show(&self, f: impl FnOnce(&mut super::status::ModemStatus)) {
         let mut b = match self.board.lock() {
             Ok(b) => b,
@@ -217,18 +222,25 @@ impl ModemLine {
 
     /// Places a call to `dial` and sends the pages of `source` (blocking).
     pub fn send(&self, dial: &str, source: PagesSource) -> Sent {
-        self.send_with(dial, move || Ok(source), CallProgress::dialling("", dial))
+        self.send_with(
+            dial,
+            move || Ok(source),
+            CallProgress::dialling("", dial),
+            |_| {},
+        )
     }
 
     /// [`ModemLine::send`] with the pages made by `make` once the modem is open and held for
     /// this call (a line that cannot be used costs nothing more); `make`'s failure (class and
     /// words) ends the attempt before dialling. The board shows `call` and its progress until
-    /// this returns.
+    /// this returns. `tune` narrows the line's engine options for this call (the attempt's ECM
+    /// and speed, `mail::fax_options`).
     pub fn send_with(
         &self,
         dial: &str,
         make: impl FnOnce() -> Result<PagesSource, (CauseClass, String)>,
         call: CallProgress,
+        tune: impl FnOnce(&mut EngineConfig),
     ) -> Sent {
         let mut slot = self.lock();
         // Shown once the line is ours: an incoming call on a `both` line keeps the board until
@@ -269,7 +281,9 @@ impl ModemLine {
             }
             return out;
         }
-        let mut engine = Engine::sender(o.engine.clone(), Box::new(source));
+        let mut engine_cfg = o.engine.clone();
+        tune(&mut engine_cfg);
+        let mut engine = Engine::sender(engine_cfg, Box::new(source));
         let r = run_call_observed(&mut o.modem, &mut engine, &mut |e| {
             watch.observe(&e.progress())
         });

@@ -29,6 +29,7 @@ use crate::fax::t30::SinkError;
 use crate::fax::t30::pages::{PagesSink, PagesSource, ReceivedPage};
 use crate::fax::t30::{self, Cause};
 use crate::job::JobData;
+use crate::mail::fax_options::{self, LineOptions};
 use crate::metrics::{self, Direction};
 use crate::offramp::budget as render_budget;
 use crate::offramp::causes::Cause as OfframpCause;
@@ -305,7 +306,11 @@ pub async fn fax_out(sh: &Shared, id: &JobId, line: &str, mut shutdown: Shutdown
         m.job = Some(id.to_string());
     });
     metrics::fax_started(Direction::Out);
-    let attempted = attempt(sh, id, line, &rec, &mut shutdown).await;
+    let options = attempt_options(sh, line, &rec);
+    if let Some(o) = &options {
+        info!(job = %id, modem = line, options = %fax_options::summary(o), "fax attempt options: {}", o.why);
+    }
+    let attempted = attempt(sh, id, line, &rec, options.as_ref(), &mut shutdown).await;
     let out = &attempted.outcome;
     metrics::fax_ended(Direction::Out, line, out.cause, out.pages_sent);
     set_line(&sh.board, line, |m| {
@@ -326,6 +331,9 @@ pub async fn fax_out(sh: &Shared, id: &JobId, line: &str, mut shutdown: Shutdown
     let outcome = attempted.outcome.clone();
     let ended = blocking(move || {
         spool.end_attempt_with(&id2, crate::spool::now(), outcome, &policy, |r| {
+            if let Some(a) = r.attempts.last_mut() {
+                a.fax_options = options;
+            }
             if let (Some(res), JobData::FaxOut(j)) = (result, &mut r.data) {
                 j.result = Some(res);
             }
@@ -367,14 +375,40 @@ pub async fn fax_out(sh: &Shared, id: &JobId, line: &str, mut shutdown: Shutdown
     true
 }
 
-/// One attempt: render, call, hand the received pages to the onramp.
+/// The T.30 options of the attempt `rec` just opened on `line` (`mail::fax_options`): its
+/// number is the job's dials since the last operator retry, this one included.
+fn attempt_options(
+    sh: &Shared,
+    line: &str,
+    rec: &crate::spool::JobRecord,
+) -> Option<crate::job::FaxAttemptOptions> {
+    let JobData::FaxOut(job) = &rec.data else {
+        return None;
+    };
+    let line_opts = match sh.lines.get(line) {
+        Some(m) => LineOptions::from(m.config()),
+        None => LineOptions::full("the loopback line"),
+    };
+    let (dials, _) = rec.dials_and_tries();
+    Some(fax_options::resolve(
+        &sh.cfg.fax_options,
+        &sh.cfg.fax_routes,
+        &line_opts,
+        &job.e164,
+        u32::try_from(dials).unwrap_or(u32::MAX).max(1),
+    ))
+}
+
+/// One attempt: render, call with `options`, hand the received pages to the onramp.
 async fn attempt(
     sh: &Shared,
     id: &JobId,
     line: &str,
     rec: &crate::spool::JobRecord,
+    options: Option<&crate::job::FaxAttemptOptions>,
     shutdown: &mut Shutdown,
 ) -> Attempted {
+    let options = options.cloned();
     let cfg = &sh.cfg;
     let local = |cause: CauseClass, detail: String| Attempted {
         outcome: Outcome {
@@ -451,7 +485,12 @@ async fn attempt(
             prepare().map_err(page_failure)
         };
         let call = CallProgress::dialling(id.as_str(), &job.e164);
-        let Some(sent) = blocking(move || modem.send_with(&dial, made, call)).await else {
+        let tune = move |e: &mut t30::EngineConfig| {
+            if let Some(o) = &options {
+                fax_options::apply(o, e);
+            }
+        };
+        let Some(sent) = blocking(move || modem.send_with(&dial, made, call, tune)).await else {
             return local(CauseClass::LocalTemporary, "the modem task failed".into());
         };
         return match sent {
@@ -526,10 +565,14 @@ async fn attempt(
         }
         None => return local(CauseClass::LocalTemporary, "the line task failed".into()),
     };
-    let (local_id, remote_id) = (
-        cfg.loopback.local_id.clone(),
-        cfg.loopback.remote_id.clone(),
-    );
+    let mut tx = t30::EngineConfig {
+        local_id: cfg.loopback.local_id.clone(),
+        ..t30::EngineConfig::default()
+    };
+    if let Some(o) = &options {
+        fax_options::apply(o, &mut tx);
+    }
+    let remote_id = cfg.loopback.remote_id.clone();
     let pace = cfg.loopback.pace;
     let stop = shutdown.clone();
     let rx = Arc::clone(&receiving);
@@ -560,13 +603,7 @@ async fn attempt(
             }
             !stop.is_stopping()
         };
-        loopback::call_with(
-            source,
-            &local_id,
-            &remote_id,
-            PagesSink::storing(store),
-            &mut step,
-        )
+        loopback::call_from(source, tx, &remote_id, PagesSink::storing(store), &mut step)
     })
     .await
     else {
@@ -671,6 +708,9 @@ fn sent_attempt(
             speed_bps: sent.modulation.map(|m| m.bps()),
             duration_ms: u64::try_from(duration.as_millis()).ok(),
             page_results: page_results(sent, job.pages_total),
+            // Set with the DCS, as the modulation is.
+            ecm: sent.modulation.map(|_| sent.ecm),
+            modulation: sent.modulation.map(|m| m.name().to_string()),
         }),
         last_call: Some(LastCall {
             ended: crate::spool::now(),

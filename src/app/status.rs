@@ -722,6 +722,7 @@ mod tests {
             pages_sent: 2,
             modem: Some(modem.into()),
             connected: true,
+            fax_options: None,
         };
         let rec = |n: u64, kind: JobKind, attempts: Vec<Attempt>| JobRecord {
             version: RECORD_VERSION,

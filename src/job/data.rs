@@ -384,6 +384,33 @@ pub struct FaxResult {
     /// T.30, and in records written before it was kept).
     #[serde(default)]
     pub page_results: Vec<PageResult>,
+    /// Whether the last call used T.30 Annex A error correction (DCS bit 27); `None` when no
+    /// DCS was sent (and in records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecm: Option<bool>,
+    /// The modulation of the last call's DCS, e.g. `V.29 9600`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modulation: Option<String>,
+}
+
+/// The T.30 options one outgoing fax attempt was sent with, as resolved from `[fax_options]`,
+/// the destination's `[[fax_route]]`, the line and the attempt number, and why: kept in the
+/// attempt so an operator sees why attempt 3 went without ECM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxAttemptOptions {
+    /// The attempt's number as the per-retry thresholds counted it (1-based).
+    pub attempt: u32,
+    /// ECM offered.
+    pub ecm: bool,
+    /// Highest signalling rate offered, bit/s.
+    pub max_bps: u32,
+    /// V.17 offered.
+    pub v17: bool,
+    /// The `[[fax_route]]` that applied, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// In words, with the key that decided each option that is not the default.
+    pub why: String,
 }
 
 /// What became of one page on a call, from the T.30 call report (post-message responses,

@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 pub mod data;
 
 pub use data::{
-    AddressForm, BadData, Body, ClientInfo, Completion, Destination, Envelope, FaxInData,
-    FaxOutData, FaxResult, JobData, MailEnvelope, MailOutData, MessageData, Notify, Number,
-    PageResult, Purpose, Reception, Recipient, ReportKind, Resolution, Ret, SenderOptions, Source,
-    TlsInfo,
+    AddressForm, BadData, Body, ClientInfo, Completion, Destination, Envelope, FaxAttemptOptions,
+    FaxInData, FaxOutData, FaxResult, JobData, MailEnvelope, MailOutData, MessageData, Notify,
+    Number, PageResult, Purpose, Reception, Recipient, ReportKind, Resolution, Ret, SenderOptions,
+    Source, TlsInfo,
 };
 
 /// A point in time: milliseconds since the Unix epoch (UTC). Ours; stored in job records.
@@ -384,6 +384,9 @@ pub struct Attempt {
     /// A fax machine answered (HylaFAX counts these as "tries").
     #[serde(default)]
     pub connected: bool,
+    /// The T.30 options a fax attempt was sent with (`[fax_options]`, `[[fax_route]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fax_options: Option<FaxAttemptOptions>,
 }
 
 /// How an attempt ended, as reported by a worker.

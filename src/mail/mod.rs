@@ -6,11 +6,13 @@
 //! an E.164 destination and a dial string and applies the toll-fraud policy; [`subject`] reads
 //! a number from a Subject (subject addressing); [`template`]
 //! fills the onramp's subject and body templates with a reception's fields (and lets the
-//! config check them). None touches files, sockets or the clock, so the SMTP session, the
+//! config check them); [`fax_options`] chooses an outgoing attempt's ECM, speed and V.17 from
+//! the defaults, the destination's fax route, the line and the attempt number. None touches files, sockets or the clock, so the SMTP session, the
 //! offramp jobs, the onramp and the config check share them.
 
 pub mod address;
 pub mod dialplan;
+pub mod fax_options;
 pub mod subject;
 pub mod template;
 

@@ -1022,6 +1022,7 @@ mod tests {
                     pages_sent: *p,
                     modem: None,
                     connected: false,
+                    fax_options: None,
                 })
                 .collect(),
             counted_from: 0,

@@ -946,6 +946,7 @@ impl Spool {
                 pages_sent: 0,
                 modem: modem.map(str::to_string),
                 connected: false,
+                fax_options: None,
             });
             Ok(())
         })
@@ -1157,6 +1158,7 @@ impl Spool {
                             pages_sent: 0,
                             modem: None,
                             connected: false,
+                            fax_options: None,
                         }),
                     }
                     let d = (self.inner.opts.decide)(&policy, r, now);

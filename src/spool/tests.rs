@@ -363,6 +363,7 @@ fn sample_record() -> JobRecord {
             pages_sent: 0,
             modem: Some("m0".into()),
             connected: false,
+            fax_options: None,
         }],
         counted_from: 0,
         failure: None,

@@ -90,6 +90,10 @@ pub struct EngineConfig {
     pub max_bps: u32,
     /// Offer / use Annex A error correction.
     pub ecm: bool,
+    /// Offer / use V.17 (7200–14400 bit/s). Off, the fastest rate is V.29 9600: some lines and
+    /// remote machines train at V.17 but lose pages in it (per-retry option
+    /// `disable_v17_after_retry`).
+    pub v17: bool,
     /// Best coding offered or used: MMR > MR > MH (MMR only with ECM). Lower it for remotes
     /// that claim more than they decode.
     pub max_coding: Coding,
@@ -126,6 +130,7 @@ impl Default for EngineConfig {
             local_id: String::new(),
             max_bps: 14400,
             ecm: true,
+            v17: true,
             max_coding: Coding::Mmr,
             ecm_frame_64: false,
             subaddress: None,
@@ -577,6 +582,8 @@ impl Engine {
 
     fn new(cfg: EngineConfig, role: Role, mut side: Side) -> Engine {
         let mut ours = Capabilities::ours(cfg.max_bps, cfg.ecm);
+        // DIS/DCS bits 11–14 (T.30 Table 2): without V.17 the ladder starts at V.29.
+        ours.modems.v17 &= cfg.v17;
         ours.mr = cfg.max_coding >= Coding::Mr;
         ours.mmr = cfg.ecm && cfg.max_coding == Coding::Mmr;
         ours.scan_time.standard_ms = cfg.scan_time_ms;
@@ -587,7 +594,7 @@ impl Engine {
             tx.rung = Modulation::LADDER
                 .iter()
                 .copied()
-                .find(|m| m.bps() <= cfg.max_bps)
+                .find(|m| m.bps() <= cfg.max_bps && ours.modems.has(*m))
                 .unwrap_or(Modulation::V27ter2400);
         }
         Engine {

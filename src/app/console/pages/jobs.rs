@@ -550,7 +550,8 @@ fn facts(rec: &JobRecord, parent: Option<&JobRecord>, routes: Option<&RouteTable
                         dt { "Last call" } dd {
                             (res.pages_sent) " page(s) confirmed"
                             @if let Some(id) = &res.remote_id { ", remote " (id) }
-                            @if let Some(b) = res.speed_bps { ", " (b) " bit/s" }
+                            @if let Some(m) = &res.modulation { ", " (m) } @else if let Some(b) = res.speed_bps { ", " (b) " bit/s" }
+                            @if let Some(e) = res.ecm { @if e { ", ECM" } @else { ", no ECM" } }
                             @if let Some(c) = res.t30_cause.and_then(Cause::from_number) {
                                 ", T.30 cause " (c.number()) ": " (c.meaning())
                             }
@@ -645,7 +646,7 @@ fn timeline(rec: &JobRecord) -> Markup {
             table.timeline {
                 thead { tr {
                     th { "#" } th { "Started" } th { "Ended" } th { "Line" } th { "Outcome" }
-                    th { "T.30 cause" } th { "Pages sent" } th { "Detail" }
+                    th { "T.30 cause" } th { "Pages sent" } th { "Fax options" } th { "Detail" }
                 } }
                 tbody {
                     @for (i, a) in rec.attempts.iter().enumerate() {
@@ -661,6 +662,11 @@ fn timeline(rec: &JobRecord) -> Markup {
                                 } @else { "—" }
                             }
                             td { (a.pages_sent) }
+                            td.fax-options {
+                                @if let Some(o) = &a.fax_options {
+                                    (crate::mail::fax_options::summary(o)) br; small.muted { (o.why) }
+                                } @else { "—" }
+                            }
                             td { (a.detail) }
                         }
                     }
@@ -893,6 +899,7 @@ mod tests {
             pages_sent: 0,
             modem: None,
             connected: false,
+            fax_options: None,
         });
         let mail = record(crate::job::data::sample(JobKind::MailOut, "x"));
         let all = Scope::default();
@@ -913,6 +920,72 @@ mod tests {
         assert!(!visible(&other, &fax, None));
         assert!(visible(&other, &received, None));
         assert_eq!(route_of(&received, None).as_deref(), Some("sales"));
+    }
+
+    #[test]
+    fn the_timeline_shows_each_attempts_fax_options_and_the_facts_the_last_calls_ecm() {
+        let mut fax = record(crate::job::data::sample(JobKind::FaxOut, "x"));
+        let opts = |attempt, ecm, why: &str| crate::job::FaxAttemptOptions {
+            attempt,
+            ecm,
+            max_bps: 14400,
+            v17: true,
+            route: None,
+            why: why.into(),
+        };
+        for (n, o) in [
+            (
+                1,
+                opts(
+                    1,
+                    true,
+                    "attempt 1: ECM on, up to 14400 bit/s (the defaults)",
+                ),
+            ),
+            (
+                2,
+                opts(
+                    2,
+                    false,
+                    "attempt 2: ECM off: attempt 2 is past [fax_options] disable_ecm_after_retry = 1",
+                ),
+            ),
+        ] {
+            fax.attempts.push(Attempt {
+                started: Timestamp(n),
+                ended: Some(Timestamp(n + 1)),
+                cause: Some(crate::job::CauseClass::ProtocolError),
+                detail: String::new(),
+                pages_sent: 0,
+                modem: Some("loopback".into()),
+                connected: true,
+                fax_options: Some(o),
+            });
+        }
+        // A record from before the options were kept shows a dash.
+        fax.attempts.push(Attempt {
+            fax_options: None,
+            ..fax.attempts[0].clone()
+        });
+        if let JobData::FaxOut(f) = &mut fax.data {
+            f.result = Some(crate::job::FaxResult {
+                ecm: Some(false),
+                modulation: Some("V.29 9600".into()),
+                speed_bps: Some(9600),
+                ..Default::default()
+            });
+        }
+        let html = timeline(&fax).into_string();
+        assert!(html.contains("<th>Fax options</th>"), "{html}");
+        assert!(html.contains("ECM on, at most 14400 bit/s"), "{html}");
+        assert!(html.contains("ECM off, at most 14400 bit/s"), "{html}");
+        assert!(
+            html.contains("attempt 2 is past [fax_options] disable_ecm_after_retry = 1"),
+            "{html}"
+        );
+        assert!(html.contains("<td class=\"fax-options\">—</td>"), "{html}");
+        let facts = facts(&fax, None, None).into_string();
+        assert!(facts.contains(", V.29 9600, no ECM"), "{facts}");
     }
 
     #[test]
