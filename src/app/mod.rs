@@ -11,6 +11,7 @@
 //! | [`cores`] | the pure cores' plain options built from the config (the one place config becomes them) |
 //! | [`loopback`] | PURE: one call on the built-in loopback line (two of our T.30 engines back to back) |
 //! | [`modems`] | the real modems of the pool (`[[modem]]`): Class 1 with our T.30 engine; RING answering, leased for sending |
+//! | [`rtp`] | the audio leg of a SIP call before T.38: RTP with G.711 silence (answering) or CNG (calling) |
 //! | [`status`] | PURE: the status model, the `STATUS=` summary and the `faxgate status` text |
 //! | [`control`] | the control socket (`control.sock` in the data directory): the server, and the client calls of `faxgate status` and `faxgate queue` ([`crate::cli`]) |
 //!
@@ -32,6 +33,7 @@ pub mod cores;
 pub mod dispatch;
 pub mod loopback;
 pub mod modems;
+pub mod rtp;
 pub mod runner;
 pub mod send_pages;
 pub mod status;
