@@ -12,6 +12,7 @@
 //! | [`loopback`] | PURE: one call on the built-in loopback line (two of our T.30 engines back to back) |
 //! | [`modems`] | the real modems of the pool (`[[modem]]`): Class 1 with our T.30 engine; RING answering, leased for sending |
 //! | [`rtp`] | the audio leg of a SIP call before T.38: RTP with G.711 silence (answering) or CNG (calling) |
+//! | [`sip_line`] | the SIP lines (`[[sip]]`): T.38 calls through the trunk, leased in slots of one call each |
 //! | [`status`] | PURE: the status model, the `STATUS=` summary and the `faxgate status` text |
 //! | [`control`] | the control socket (`control.sock` in the data directory): the server, and the client calls of `faxgate status` and `faxgate queue` ([`crate::cli`]) |
 //!
@@ -36,6 +37,7 @@ pub mod modems;
 pub mod rtp;
 pub mod runner;
 pub mod send_pages;
+pub mod sip_line;
 pub mod status;
 
 use std::sync::{Arc, Mutex};
@@ -87,8 +89,8 @@ pub enum AppError {
     Console(#[from] console::ConsoleError),
 }
 
-/// The lines of the modem pool as configured, all idle: the loopback line (when enabled) and
-/// one per `[[modem]]`.
+/// The lines of the pool as configured, all idle: the loopback line (when enabled), one per
+/// `[[modem]]`, and each `[[sip]]` line's call slots.
 pub fn pool_lines(config: &Config) -> Vec<ModemStatus> {
     let mut v = Vec::new();
     if config.loopback.enabled {
@@ -101,6 +103,11 @@ pub fn pool_lines(config: &Config) -> Vec<ModemStatus> {
             ModemRole::Both => "both",
         };
         v.push(ModemStatus::idle(&m.name, role));
+    }
+    for s in &config.sips {
+        for slot in sip_line::slot_names(s) {
+            v.push(ModemStatus::idle(&slot, sip_line::role_word(s.role)));
+        }
     }
     v
 }

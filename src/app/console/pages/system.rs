@@ -127,6 +127,9 @@ fn configured(cfg: &Config, name: &str) -> Vec<(&'static str, String)> {
             ),
         ];
     }
+    if let Some(s) = crate::app::sip_line::config_of(cfg, name) {
+        return crate::app::sip_line::configured(s);
+    }
     let Some(m) = cfg.modems.iter().find(|m| m.name == name) else {
         return vec![("device", "not in the configuration".into())];
     };
@@ -192,7 +195,11 @@ pub fn modems_body(cfg: &Config, lines: &[ModemStatus], all: bool) -> Markup {
                         @for (k, v) in configured(cfg, &m.name) {
                             tr { th { (k) } td { (v) } }
                         }
-                        tr { th { "probe" } td { (probe_view(m.probe.as_ref())) } }
+                        @if let Some(r) = &m.registration {
+                            tr { th { "SIP registration" } td data-field="registration" { (r) } }
+                        } @else {
+                            tr { th { "probe" } td { (probe_view(m.probe.as_ref())) } }
+                        }
                         tr { th { "call in progress" } td data-field="call" {
                             @match (&m.call, all) {
                                 (Some(c), true) => (c.describe()),
