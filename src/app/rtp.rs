@@ -230,8 +230,9 @@ pub fn parse_header(p: &[u8]) -> Option<Header> {
 }
 
 /// The I/O shell: a thread sending an [`AudioSource`]'s packets every 20 ms to the far end's
-/// RTP address until stopped. What arrives on the socket is read and dropped (audio is not
-/// faxed; reading keeps the socket's buffer from filling).
+/// RTP address until stopped. RTP arriving on the socket is read and dropped (audio is not
+/// faxed; reading keeps the socket's buffer from filling); anything else stays for whoever
+/// reads the socket next (the T.38 session: the same port carries UDPTL after the switch).
 pub struct AudioLeg {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<u64>>,
@@ -266,10 +267,18 @@ impl AudioLeg {
                         n += 1;
                         continue;
                     }
-                    // Sleep by reading: arriving packets are drained meanwhile.
-                    let _ =
-                        socket.set_read_timeout(Some((due - now).max(Duration::from_millis(1))));
-                    let _ = socket.recv_from(&mut buf);
+                    // Sleep by reading: arriving RTP is drained meanwhile. Anything else (the
+                    // far end's first UDPTL datagrams, once it switched to T.38) is left in
+                    // the socket for the T.38 session, and we just sleep.
+                    let wait = (due - now).max(Duration::from_millis(1));
+                    let _ = socket.set_read_timeout(Some(wait));
+                    match socket.peek_from(&mut buf) {
+                        Ok((n, _)) if parse_header(&buf[..n]).is_some() => {
+                            let _ = socket.recv_from(&mut buf);
+                        }
+                        Ok(_) => std::thread::sleep(wait),
+                        Err(_) => {}
+                    }
                 }
                 n
             })?;
@@ -389,29 +398,56 @@ mod tests {
     }
 
     #[test]
-    fn audio_leg_sends_consecutive_packets_and_drains_what_arrives() {
+    fn audio_leg_sends_consecutive_packets_drops_rtp_and_leaves_udptl() {
         let far = UdpSocket::bind("127.0.0.1:0").unwrap();
         far.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
         let ours_addr = ours.local_addr().unwrap();
+        let after = ours.try_clone().unwrap();
         let src = AudioSource::new(AudioCodec::Pcmu, Tone::Cng, 42, 100, 0);
         let leg = AudioLeg::start(ours, far.local_addr().unwrap(), src).unwrap();
+        let far_rtp = AudioSource::new(AudioCodec::Pcmu, Tone::Silence, 9, 0, 0);
         let mut buf = [0u8; 1500];
         let mut seqs = Vec::new();
-        for _ in 0..5 {
-            // Noise from the far end is read and dropped, never echoed or fatal.
-            far.send_to(b"not rtp", ours_addr).unwrap();
-            let (n, from) = far.recv_from(&mut buf).unwrap();
+        for n in 0..5 {
+            // The far end's audio is read and dropped.
+            far.send_to(&far_rtp.packet(n), ours_addr).unwrap();
+            let (len, from) = far.recv_from(&mut buf).unwrap();
             assert_eq!(from, ours_addr);
-            assert_eq!(n, HEADER_LEN + SAMPLES_PER_PACKET);
-            let h = parse_header(&buf[..n]).unwrap();
+            assert_eq!(len, HEADER_LEN + SAMPLES_PER_PACKET);
+            let h = parse_header(&buf[..len]).unwrap();
             assert_eq!((h.payload_type, h.ssrc), (0, 42));
             seqs.push(h.seq);
         }
-        assert!(leg.stop() >= 5);
+        // A UDPTL datagram (sequence number 0: first octet 0, not RTP version 2) arrives
+        // before the switch is seen: it stays for the T.38 session.
+        let udptl = [0x00, 0x00, 0x01, 0x80, 0x00];
+        far.send_to(&udptl, ours_addr).unwrap();
+        // The leg keeps sending meanwhile (two more packets: it looked at the socket since).
+        for _ in 0..2 {
+            far.recv_from(&mut buf).unwrap();
+        }
+        assert!(leg.stop() >= 7);
         // In order from the first; a thread stalled over a second skips late slots.
         assert_eq!(seqs[0], 100);
         assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
+        after
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        // RTP that arrived after the leg's last read is the T.38 session's to ignore.
+        let mut found = None;
+        for _ in 0..10 {
+            let (len, _) = after.recv_from(&mut buf).unwrap();
+            if parse_header(&buf[..len]).is_none() {
+                found = Some(buf[..len].to_vec());
+                break;
+            }
+        }
+        assert_eq!(
+            found.as_deref(),
+            Some(&udptl[..]),
+            "the UDPTL datagram is still there"
+        );
     }
 
     #[test]
