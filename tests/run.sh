@@ -28,6 +28,8 @@ PKGS=(
   openssl            # test CA and leaf certificates for the TLS tests
   perl
   gcc
+  libspandsp-dev     # the T.38 test peer (tests/fixtures/t38/spandsp_t38.c, built with gcc)
+  pkg-config         # its compiler flags
   fonts-dejavu-core
   fonts-urw-base35   # the standard-14 PDF fonts poppler and gs draw; our PDF font directory
   chromium           # the console in a real browser (headless)

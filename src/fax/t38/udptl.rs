@@ -572,8 +572,8 @@ mod tests {
         assert_eq!(packets(&out), vec![0, 2]);
         // 4 missing, 5..9 come: the window (4) passes and 4 is given up by itself.
         out.clear();
-        for i in 5..10 {
-            rx.push(&sent[i], &mut out).unwrap();
+        for d in &sent[5..10] {
+            rx.push(d, &mut out).unwrap();
         }
         let lost: Vec<(u16, u64)> = out
             .iter()
