@@ -108,9 +108,40 @@ struct PairRun {
     tx: PeerResult,
     rx: PeerResult,
     relay: RelayStats,
+    /// The datagrams each side sent (sender's, receiver's), as the relay saw them.
+    captured: (Vec<Vec<u8>>, Vec<Vec<u8>>),
 }
 
-fn spandsp_pair(dir: &Path, name: &str, fine: bool, ecm: bool, loss: u32, seed: u64) -> PairRun {
+/// How one spandsp ↔ spandsp call is set up.
+#[derive(Debug, Clone, Copy)]
+struct Setup {
+    fine: bool,
+    ecm: bool,
+    loss: u32,
+    redundancy: u8,
+    version: u8,
+}
+
+impl Setup {
+    fn new(fine: bool, ecm: bool, loss: u32) -> Setup {
+        Setup {
+            fine,
+            ecm,
+            loss,
+            redundancy: 3,
+            version: 0,
+        }
+    }
+}
+
+fn spandsp_pair(dir: &Path, name: &str, setup: Setup, seed: u64) -> PairRun {
+    let Setup {
+        fine,
+        ecm,
+        loss,
+        redundancy,
+        version,
+    } = setup;
     let sent = document(fine, seed as u32);
     let input = dir.join(format!("{name}-in.tif"));
     let output = dir.join(format!("{name}-out.tif"));
@@ -127,11 +158,15 @@ fn spandsp_pair(dir: &Path, name: &str, fine: bool, ecm: bool, loss: u32, seed: 
     let rx = PeerBuilder::receive(&output, rx_addr, relay.for_b())
         .ecm(ecm)
         .ident("spandsp rx")
+        .redundancy(redundancy)
+        .version(version)
         .max_seconds(150)
         .spawn();
     let tx = PeerBuilder::send(&input, tx_addr, relay.for_a())
         .ecm(ecm)
         .ident("spandsp tx")
+        .redundancy(redundancy)
+        .version(version)
         .max_seconds(150)
         .spawn();
     let tx = tx.wait();
@@ -140,6 +175,7 @@ fn spandsp_pair(dir: &Path, name: &str, fine: bool, ecm: bool, loss: u32, seed: 
         tx,
         rx,
         relay: relay.stats(),
+        captured: relay.captured(),
     };
     eprintln!(
         "{name}: tx {}\n{name}: rx {}\n{name}: relay {:?}",
@@ -166,7 +202,7 @@ fn matrix(loss: u32) -> Vec<(String, bool, PairRun, Vec<Page>, std::path::PathBu
                 if ecm { "ecm" } else { "noecm" }
             );
             let seed = 1000 + u64::from(loss) * 10 + k as u64;
-            let run = spandsp_pair(&dir, &name, fine, ecm, loss, seed);
+            let run = spandsp_pair(&dir, &name, Setup::new(fine, ecm, loss), seed);
             let sent = document(fine, seed as u32);
             let out = dir.join(format!("{name}-out.tif"));
             (name, ecm, run, sent, out)
@@ -261,6 +297,50 @@ fn spandsp_to_spandsp_ten_percent_loss_ends_cleanly() {
                 run.rx
             );
         }
+    }
+}
+
+/// Without redundancy loss reaches spandsp's T.30 (the counters prove the relay and the
+/// UDPTL bookkeeping are live): T.30 repeats commands, ECM asks for lost frames again (PPR),
+/// and the pages arrive exact — or the call ends by a named cause, never by the backstop.
+#[test]
+fn spandsp_to_spandsp_five_percent_loss_without_redundancy() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let name = "loss5-red0-fine-ecm";
+    let setup = Setup {
+        redundancy: 0,
+        ..Setup::new(true, true, 5)
+    };
+    let seed = 77;
+    let run = spandsp_pair(&dir, name, setup, seed);
+    assert_eq!(
+        run.tx.recovered + run.rx.recovered,
+        0,
+        "no secondaries to recover from"
+    );
+    assert!(
+        run.rx.lost + run.tx.lost > 0,
+        "no loss seen: {} / {}",
+        run.tx,
+        run.rx
+    );
+    for r in [&run.tx, &run.rx] {
+        assert_ne!(r.result, "timeout", "{name}: {r}");
+    }
+    if run.tx.result == "ok" {
+        assert_clean(
+            name,
+            true,
+            &run,
+            &document(true, seed as u32),
+            &dir.join(format!("{name}-out.tif")),
+        );
+    } else {
+        assert!(
+            run.tx.code > 0,
+            "{name}: failed without a cause: {}",
+            run.tx
+        );
     }
 }
 

@@ -11,8 +11,8 @@
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,13 @@ struct Counters {
     forwarded: AtomicU64,
     dropped: AtomicU64,
     foreign: AtomicU64,
+    /// Every datagram received from the endpoint (dropped or not), in order, up to
+    /// [`CAPTURE_LIMIT`]: what a test decodes with another implementation.
+    captured: Mutex<Vec<Vec<u8>>>,
 }
+
+/// Most datagrams kept per direction (a 3-page fax is a few hundred).
+pub const CAPTURE_LIMIT: usize = 20_000;
 
 /// Counts for both directions at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -150,6 +156,12 @@ impl Relay {
                         counters.foreign.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
+                    {
+                        let mut c = counters.captured.lock().unwrap();
+                        if c.len() < CAPTURE_LIMIT {
+                            c.push(buf[..len].to_vec());
+                        }
+                    }
                     if block[n] {
                         counters.dropped.fetch_add(1, Ordering::Relaxed);
                     } else {
@@ -184,6 +196,14 @@ impl Relay {
     /// The address endpoint B sends to.
     pub fn for_b(&self) -> SocketAddr {
         self.for_b
+    }
+
+    /// The datagrams each endpoint sent so far (A's, B's), dropped ones included.
+    pub fn captured(&self) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        (
+            self.ab.captured.lock().unwrap().clone(),
+            self.ba.captured.lock().unwrap().clone(),
+        )
     }
 
     /// The counts so far.
