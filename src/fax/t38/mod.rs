@@ -12,6 +12,8 @@
 //! it can receive, so in the parameters a media session uses they are the far end's values.
 
 pub mod ifp;
+pub mod session;
+pub mod terminal;
 pub mod udptl;
 
 /// How TCF is handled (T.38 §8.4 and Annex D `T38FaxRateManagement`).
