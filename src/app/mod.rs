@@ -87,6 +87,9 @@ pub enum AppError {
     /// The console cannot start (address in use, certificate, users file).
     #[error("console: {0}")]
     Console(#[from] console::ConsoleError),
+    /// A SIP line cannot start (its address in use, its password file).
+    #[error("{0}")]
+    Sip(#[from] sip_line::SipLineError),
 }
 
 /// The lines of the pool as configured, all idle: the loopback line (when enabled), one per
@@ -187,16 +190,25 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     };
 
     let config = Arc::new(config);
-    let lines: std::collections::HashMap<String, Arc<modems::ModemLine>> = config
+    let mut lines: std::collections::HashMap<String, runner::Line> = config
         .modems
         .iter()
         .map(|m| {
             (
                 m.name.clone(),
-                modems::ModemLine::new(m.clone(), board.clone()),
+                runner::Line::Modem(modems::ModemLine::new(m.clone(), board.clone())),
             )
         })
         .collect();
+    // SIP lines: bound and registering before READY (an address in use fails the start).
+    let mut sip_lines = Vec::new();
+    for s in &config.sips {
+        let line = sip_line::SipLine::start(s.clone(), board.clone(), shutdown.clone()).await?;
+        for slot in sip_line::slot_names(s) {
+            lines.insert(slot, runner::Line::Sip(line.clone()));
+        }
+        sip_lines.push(line);
+    }
     let shared = runner::Shared {
         cfg: config.clone(),
         spool: spool.clone(),
@@ -267,7 +279,10 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         .modems
         .iter()
         .filter(|m| matches!(m.role, ModemRole::Receive | ModemRole::Both))
-        .filter_map(|m| shared.lines.get(&m.name).cloned())
+        .filter_map(|m| match shared.lines.get(&m.name) {
+            Some(runner::Line::Modem(l)) => Some(l.clone()),
+            _ => None,
+        })
         .map(|line| {
             let (sh, sd) = (shared.clone(), shutdown.clone());
             tokio::task::spawn_blocking(move || {
@@ -282,6 +297,26 @@ pub async fn run(config: Config) -> Result<(), AppError> {
                     ),
                 })
             })
+        })
+        .collect();
+
+    // Receiving SIP lines take incoming calls as tasks (each call on a blocking thread).
+    let sip_answerers: Vec<_> = sip_lines
+        .iter()
+        .filter(|l| matches!(l.role(), ModemRole::Receive | ModemRole::Both))
+        .map(|line| {
+            let on_fax: Arc<dyn Fn(&sip_line::SipLine, Stored) + Send + Sync> =
+                Arc::new(|l, stored| match stored {
+                    Stored::Fax { job, pages } => {
+                        info!(job = %job, line = l.name(), "received a fax of {pages} page(s)");
+                    }
+                    Stored::NoPages => info!(line = l.name(), "incoming call without pages"),
+                    Stored::Kept(e) => error!(
+                        line = l.name(),
+                        "received fax kept in the spool, to be delivered at the next start: {e}"
+                    ),
+                });
+            tokio::spawn(line.clone().serve(shutdown.clone(), spool.clone(), on_fax))
         })
         .collect();
 
@@ -312,6 +347,10 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     for a in answerers {
         let _ = a.await;
     }
+    for a in sip_answerers {
+        let _ = a.await;
+    }
+    drop(sip_lines);
     let _ = control_task.await;
     if let Some(c) = console_task {
         let _ = c.await;
