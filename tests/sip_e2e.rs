@@ -155,7 +155,13 @@ fn media_range() -> u16 {
 
 fn start(dir: &Path, cfg: &Path) -> Daemon {
     let mut d = Daemon::new(dir);
-    d.start(&[("FAXGATE_CONFIG", cfg.to_str().unwrap())]);
+    d.start(&[
+        ("FAXGATE_CONFIG", cfg.to_str().unwrap()),
+        (
+            "FAXGATE_LOG__FILTER",
+            "info,faxgate::sip=debug,faxgate::fax::t38=debug",
+        ),
+    ]);
     d
 }
 
@@ -446,12 +452,28 @@ fn sip_488_to_the_reinvite_is_a_clear_cause_retried_per_policy() {
     let mut sipp = Sipp::start(dir, "e2e_uas_488.xml", sipp_port, None, &keys);
     let d = start(dir, &cfg);
     d.send_pdf(&pdf);
-    let mails = d.wait_mail("the failure report", |m| m.iter().any(|x| is_report(x)));
-    let report = String::from_utf8_lossy(mails.iter().find(|m| is_report(m)).unwrap());
-    assert!(report.contains("Action: failed"), "{report}");
-    assert!(
-        report.contains("does not accept T.38"),
-        "the cause in the report:\n{report}"
+    // The sender asked for success notices only (NOTIFY=SUCCESS): the outcome is in the
+    // queue. Two dials (the retry a second after the first), then failed with the cause.
+    let mut s = String::new();
+    for _ in 0..600 {
+        s = d.status(false);
+        if s.contains("fax-out  failed") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let failed = s
+        .lines()
+        .find(|l| l.contains("fax-out  failed"))
+        .unwrap_or_else(|| panic!("the fax job failed:\n{s}\n{}", d.log()));
+    assert!(failed.contains("does not accept T.38"), "{failed}");
+    assert_eq!(
+        d.log()
+            .matches("fax attempt: the far end does not accept T.38")
+            .count(),
+        2,
+        "one retry per [retry] max_dials = 2:\n{}",
+        d.log()
     );
     assert!(
         sipp.wait(),

@@ -305,17 +305,16 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         .iter()
         .filter(|l| matches!(l.role(), ModemRole::Receive | ModemRole::Both))
         .map(|line| {
-            let on_fax: Arc<dyn Fn(&sip_line::SipLine, Stored) + Send + Sync> =
-                Arc::new(|l, stored| match stored {
-                    Stored::Fax { job, pages } => {
-                        info!(job = %job, line = l.name(), "received a fax of {pages} page(s)");
-                    }
-                    Stored::NoPages => info!(line = l.name(), "incoming call without pages"),
-                    Stored::Kept(e) => error!(
-                        line = l.name(),
-                        "received fax kept in the spool, to be delivered at the next start: {e}"
-                    ),
-                });
+            let on_fax: sip_line::OnFax = Arc::new(|l, stored| match stored {
+                Stored::Fax { job, pages } => {
+                    info!(job = %job, line = l.name(), "received a fax of {pages} page(s)");
+                }
+                Stored::NoPages => info!(line = l.name(), "incoming call without pages"),
+                Stored::Kept(e) => error!(
+                    line = l.name(),
+                    "received fax kept in the spool, to be delivered at the next start: {e}"
+                ),
+            });
             tokio::spawn(line.clone().serve(shutdown.clone(), spool.clone(), on_fax))
         })
         .collect();

@@ -67,7 +67,7 @@ pub fn linear_to_ulaw(sample: i16) -> u8 {
         .find(|e| magnitude & (0x80 << e) != 0)
         .unwrap_or(0);
     let mantissa = (magnitude >> (exponent + 3)) & 0x0F;
-    !(sign | ((exponent as i32) << 4) | mantissa) as u8
+    !(sign | (exponent << 4) | mantissa) as u8
 }
 
 /// The 16-bit linear value of a µ-law code word (the middle of its step).

@@ -276,6 +276,9 @@ fn random_u32() -> u32 {
     u32::from_le_bytes(b)
 }
 
+/// Hears what became of each incoming call's pages (logging, in the daemon).
+pub type OnFax = Arc<dyn Fn(&SipLine, Stored) + Send + Sync>;
+
 /// One `[[sip]]` line: its user agent and the board slots it shows calls on.
 pub struct SipLine {
     cfg: Sip,
@@ -483,12 +486,7 @@ impl SipLine {
     /// Takes incoming calls until shutdown; each is received on a blocking thread, its
     /// pages into a reception in `spool` as they are confirmed (as a modem line's), and
     /// `on_fax` hears what became of them.
-    pub async fn serve(
-        self: Arc<Self>,
-        mut shutdown: Shutdown,
-        spool: Spool,
-        on_fax: Arc<dyn Fn(&SipLine, Stored) + Send + Sync>,
-    ) {
+    pub async fn serve(self: Arc<Self>, mut shutdown: Shutdown, spool: Spool, on_fax: OnFax) {
         let mut calls = tokio::task::JoinSet::new();
         loop {
             let next = tokio::select! {
