@@ -25,3 +25,4 @@ mod ratelimit;
 mod render;
 mod smtp;
 mod smtp_chunking;
+mod t38;

@@ -410,32 +410,32 @@ impl Terminal {
         self.tx.push_back((t, Ifp::Indicator(i), false));
     }
 
-    /// One HDLC frame as hdlc-data chunks and an FCS-OK (with sig-end when `last`).
+    /// One HDLC frame as hdlc-data chunks, then an FCS-OK (with sig-end when `last`) in a
+    /// packet of its own: a receiver that drops a repeated field type (spandsp takes an
+    /// fcs-OK right after an fcs-OK for a repeat) sees hdlc-data in between.
     fn hdlc(&mut self, t: Duration, dt: DataType, frame: &[u8], last: bool) {
         let end = if last {
             FieldType::HdlcFcsOkSigEnd
         } else {
             FieldType::HdlcFcsOk
         };
-        let chunks: Vec<&[u8]> = frame.chunks(self.chunk).collect();
-        for (i, c) in chunks.iter().enumerate() {
-            let mut fields = vec![Field::new(FieldType::HdlcData, c)];
-            if i + 1 == chunks.len() {
-                fields.push(Field::bare(end));
-            }
-            self.tx.push_back((t, Ifp::Data(dt, fields), false));
+        let wire = line_order(frame);
+        for c in wire.chunks(self.chunk) {
+            let p = Ifp::Data(dt, vec![Field::new(FieldType::HdlcData, c)]);
+            self.tx.push_back((t, p, false));
         }
-        if chunks.is_empty() {
-            self.tx
-                .push_back((t, Ifp::Data(dt, vec![Field::bare(end)]), false));
-        }
+        self.tx
+            .push_back((t, Ifp::Data(dt, vec![Field::bare(end)]), false));
     }
 
     /// Non-ECM data from `t` at `bps`, chunked and paced; then the sig-end. Returns the end.
     fn non_ecm(&mut self, mut t: Duration, dt: DataType, bps: u32, data: &[u8]) -> Duration {
         for c in data.chunks(self.chunk) {
             t += bits_time(c.len() as u64 * 8, bps);
-            let p = Ifp::Data(dt, vec![Field::new(FieldType::T4NonEcmData, c)]);
+            let p = Ifp::Data(
+                dt,
+                vec![Field::new(FieldType::T4NonEcmData, &line_order(c))],
+            );
             self.tx.push_back((t, p, false));
         }
         let p = Ifp::Data(dt, vec![Field::bare(FieldType::T4NonEcmSigEnd)]);
@@ -627,11 +627,12 @@ impl Signal {
                 if self.frame.len() + f.data.len() > MAX_FRAME + 2 {
                     self.damaged = true;
                 } else {
-                    self.frame.extend_from_slice(&f.data);
+                    self.frame.extend(f.data.iter().map(|x| x.reverse_bits()));
                 }
             }
             FieldType::HdlcFcsOk | FieldType::HdlcFcsOkSigEnd => {
-                self.frame.extend_from_slice(&f.data);
+                // Data in an fcs-OK field is against T.38; taken as the frame's tail.
+                self.frame.extend(f.data.iter().map(|x| x.reverse_bits()));
                 self.close_frame(true);
                 if f.kind == FieldType::HdlcFcsOkSigEnd {
                     self.end(now);
@@ -646,18 +647,25 @@ impl Signal {
             FieldType::HdlcSigEnd => self.end(now),
             FieldType::T4NonEcmData => {
                 if !f.data.is_empty() {
-                    self.push(Item::Data(f.data));
+                    self.push(Item::Data(line_order(&f.data)));
                 }
             }
             FieldType::T4NonEcmSigEnd => {
                 if !f.data.is_empty() {
-                    self.push(Item::Data(f.data));
+                    self.push(Item::Data(line_order(&f.data)));
                 }
                 self.end(now);
             }
             FieldType::Extension(_) => {}
         }
     }
+}
+
+/// T.38 field-data holds the line's bits first-bit-in-MSB (each octet as it would be shifted
+/// out MSB first); the engine's frames and page data are LSB first (T.30 §5.3.1, T.4): every
+/// octet is bit-reversed on the way in and out (spandsp's terminal does the same).
+fn line_order(b: &[u8]) -> Vec<u8> {
+    b.iter().map(|x| x.reverse_bits()).collect()
 }
 
 /// Bits an HDLC frame of `len` octets (without FCS) takes: the FCS and one closing flag
@@ -722,15 +730,42 @@ mod tests {
         let want = [
             "0 V21Preamble",
             // CSI: 23 octets + FCS + flag = 26 octets = 208 bits at 300 bit/s = 693 ms.
-            "1693 V21 HdlcData[23] HdlcFcsOk[0]",
+            "1693 V21 HdlcData[23]",
+            "1693 V21 HdlcFcsOk[0]",
             // DIS: 6 octets → 9 × 8 = 72 bits = 240 ms.
-            "1933 V21 HdlcData[6] HdlcFcsOkSigEnd[0]",
+            "1933 V21 HdlcData[6]",
+            "1933 V21 HdlcFcsOkSigEnd[0]",
             "1933 NoSignal",
             "1933 event Sent",
             "1953 NoSignal",
             "1973 NoSignal",
         ];
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn field_data_is_in_line_order_msb_first() {
+        // DIS's address, control (final) and FCF as the engine has them (LSB first: FF 13 80)
+        // go out as FF C8 01; page octets likewise.
+        let mut t = Terminal::new(&T38Params::default());
+        let dis = Frame::new(Fcf::Dis, false, &[], true);
+        assert_eq!(dis.bytes(), &[0xFF, 0x13, 0x80]);
+        t.start(Command::SendFrames(vec![dis]), ms(0));
+        t.poll_transmit(ms(0));
+        let p = t.poll_transmit(ms(5000)).unwrap();
+        assert_eq!(p.fields()[0].data, vec![0xFF, 0xC8, 0x01]);
+        let mut t = Terminal::new(&T38Params::default());
+        t.start(
+            Command::SendPage {
+                modulation: Modulation::V29_9600,
+                training: Training::Long,
+                data: vec![0x01, 0x80, 0x0F],
+            },
+            ms(0),
+        );
+        t.poll_transmit(ms(0));
+        let p = t.poll_transmit(ms(5000)).unwrap();
+        assert_eq!(p.fields()[0].data, vec![0x80, 0x01, 0xF0]);
     }
 
     #[test]
@@ -783,6 +818,10 @@ mod tests {
         );
     }
 
+    fn wire(b: &[u8]) -> Vec<u8> {
+        line_order(b)
+    }
+
     fn feed(t: &mut Terminal, p: Ifp, now: u64) {
         t.receive(p, ms(now));
     }
@@ -807,7 +846,10 @@ mod tests {
         let data = |f: &Frame, end| {
             Ifp::Data(
                 DataType::V21,
-                vec![Field::new(FieldType::HdlcData, f.bytes()), Field::bare(end)],
+                vec![
+                    Field::new(FieldType::HdlcData, &wire(f.bytes())),
+                    Field::bare(end),
+                ],
             )
         };
         // The CSI packet's tail went missing: the frame is spoilt.
@@ -815,7 +857,7 @@ mod tests {
             &mut t,
             Ifp::Data(
                 DataType::V21,
-                vec![Field::new(FieldType::HdlcData, &csi.bytes()[..10])],
+                vec![Field::new(FieldType::HdlcData, &wire(&csi.bytes()[..10]))],
             ),
             1100,
         );
@@ -896,8 +938,8 @@ mod tests {
             events(&mut t, 3100),
             vec![
                 Event::Connect,
-                Event::Data(vec![1, 2, 3]),
-                Event::Data(vec![4]),
+                Event::Data(vec![0x80, 0x40, 0xC0]),
+                Event::Data(vec![0x20]),
                 Event::CarrierEnd
             ]
         );

@@ -300,6 +300,11 @@ impl Receiver {
         self.next.map(|n| n as u16)
     }
 
+    /// Packets held (waiting behind a gap, or kept for FEC): at most `window` + [`HISTORY`].
+    pub fn held(&self) -> usize {
+        self.known.len()
+    }
+
     /// Whether packets wait behind a missing one.
     pub fn has_gap(&self) -> bool {
         self.next
