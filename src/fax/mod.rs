@@ -6,3 +6,4 @@
 
 pub mod modem;
 pub mod t30;
+pub mod t38;
