@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use faxgate::fax::t38::UdpEc;
 use faxgate::sip::{
     Agent, CallProgress, Cause, Codec, RegState, RegisterError, SipSettings, Transport,
 };
@@ -305,9 +306,9 @@ async fn call_to_t38(transport: Transport) {
         SocketAddr::new(IpAddr::from([127, 0, 0, 1]), sipp.media_port + 2)
     );
     // SIPp answered 9600 bit/s and 272-octet datagrams: the lower of both ends is agreed.
-    assert_eq!(media.params.max_bit_rate, 9600);
+    assert_eq!(media.params.max_bitrate, 9600);
     assert_eq!(media.params.max_datagram, 272);
-    assert!(media.params.redundancy);
+    assert_eq!(media.params.udp_ec, UdpEc::Redundancy);
     assert!(matches!(
         &*progress.borrow_and_update(),
         CallProgress::T38(_)
