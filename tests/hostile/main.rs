@@ -23,5 +23,6 @@ mod mail_parts;
 mod mime;
 mod ratelimit;
 mod render;
+mod sip;
 mod smtp;
 mod smtp_chunking;
