@@ -692,3 +692,30 @@ fn far_end_bye_ends_the_call_with_remote_hangup() {
     );
     assert_eq!(r.ua.call_count(), 0);
 }
+
+#[test]
+fn calls_past_the_line_limit_end_at_once() {
+    let mut r = Run::new(cfg());
+    r.ua.call("+12125550100", 40000, r.now);
+    r.ua.call("+12125550101", 40002, r.now);
+    let third = r.ua.call("+12125550102", 40004, r.now);
+    r.pump();
+    assert_eq!(
+        r.take_sent()
+            .iter()
+            .filter(|m| method(m) == "INVITE")
+            .count(),
+        2
+    );
+    let ev = r.take_events();
+    assert!(
+        matches!(ev.as_slice(), [Event::Ended { call, cause: Cause::Local(_) }] if *call == third),
+        "{ev:?}"
+    );
+    // And an incoming call then gets 486.
+    r.feed(server(), &incoming_invite("z9hG4bKbusy", AUDIO_OFFER));
+    assert_eq!(
+        r.take_sent().iter().map(method).collect::<Vec<_>>(),
+        vec!["486"]
+    );
+}

@@ -339,6 +339,35 @@ async fn sip_call_answered_then_our_reinvite_to_t38_tcp() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_call_far_end_reinvites_to_t38_first() {
+    let sipp = Sipp::start(
+        "callee_their_reinvite.xml",
+        "127.0.0.1",
+        Transport::Udp,
+        None,
+        &[],
+    );
+    let mut s = settings(Some(sipp.addr), Transport::Udp);
+    // Ours would come only after this; SIPp's comes first (a re-INVITE of ours fails the scenario).
+    s.reinvite_wait = Duration::from_secs(20);
+    let agent = Agent::start(s).await.unwrap();
+    let mut call = agent.call("+12125550123").unwrap();
+    let media = guard(call.t38())
+        .await
+        .expect("T.38 agreed on their re-INVITE");
+    assert_eq!(
+        media.remote,
+        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), sipp.media_port + 2)
+    );
+    assert_eq!(
+        media.params.max_datagram, 320,
+        "the far end's receive limit"
+    );
+    call.hangup();
+    sipp.passed().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sip_call_far_end_bye_sets_the_flag() {
     let sipp = Sipp::start("callee_t38_bye.xml", "127.0.0.1", Transport::Udp, None, &[]);
     let agent = Agent::start(settings(Some(sipp.addr), Transport::Udp))

@@ -78,7 +78,7 @@ pub struct UaConfig {
     pub reinvite_wait: Duration,
     /// Longest an outgoing INVITE rings before we CANCEL it.
     pub answer_timeout: Duration,
-    /// Calls at once; more incoming get 486.
+    /// Calls at once; more incoming get 486, more outgoing end at once with [`Cause::Local`].
     pub max_calls: usize,
     /// What we offer and accept for T.38.
     pub t38: T38Params,
@@ -624,6 +624,16 @@ impl UserAgent {
             });
             return id;
         };
+        if self.calls.len() >= self.cfg.max_calls {
+            self.event(Event::Ended {
+                call: id,
+                cause: Cause::Local(format!(
+                    "all {} calls of the line are in use",
+                    self.cfg.max_calls
+                )),
+            });
+            return id;
+        }
         let valid = !number.is_empty()
             && number.len() <= 64
             && number
