@@ -193,6 +193,15 @@ fn outgoing_call_answers_407_with_digest_then_reinvites_to_t38() {
         sent[0].top_via().unwrap().branch(),
         invite.top_via().unwrap().branch()
     );
+    assert_eq!(
+        sent[0].start,
+        StartLine::Request {
+            method: Method::Ack,
+            uri: "sip:+12125550100@pbx.test".into()
+        }
+    );
+    assert_eq!(sent[0].to().unwrap().param("tag"), Some("p1"));
+    assert_eq!(sent[0].cseq().unwrap(), (1, Method::Ack));
     let invite2 = &sent[1];
     assert_eq!(invite2.cseq().unwrap().0, 2);
     let auth = invite2.header("Proxy-Authorization").unwrap();
