@@ -442,12 +442,21 @@ async fn sip_call_cancelled_while_ringing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sip_incoming_call_answered_g711_then_t38_and_far_end_bye() {
-    let agent = Agent::start(settings(None, Transport::Udp)).await.unwrap();
+    incoming_call(Transport::Udp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_incoming_call_over_tcp() {
+    incoming_call(Transport::Tcp).await;
+}
+
+async fn incoming_call(transport: Transport) {
+    let agent = Agent::start(settings(None, transport)).await.unwrap();
     let local = agent.local_addr();
     let sipp = Sipp::start(
         "caller_t38.xml",
         "127.0.0.1",
-        Transport::Udp,
+        transport,
         Some(local),
         &["-s", "12125550199"],
     );
