@@ -42,6 +42,7 @@ PKGS=(
   lintian            # checks the Debian package (tests/debian_package.rs)
   man-db             # man -w finds the installed pages
   bash-completion    # the installed completion, loaded as an interactive shell does
+  sip-tester         # sipp: the SIP peer (registrar, caller, callee) of tests/sip_sipp.rs
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -2,7 +2,7 @@
 //! out, and the switch of each call from G.711 audio to T.38 (ITU-T T.38 Annex D, RFC 3362).
 //!
 //! PURE parts: [`message`] (strict bounded parser/builder), [`sdp`] (RFC 4566/3264),
-//! [`t38sdp`] (the T.38 stream's offer/answer), [`digest`] (RFC 2617/7616), [`transaction`]
+//! [`t38sdp`] (the T.38 stream's offer/answer over [`crate::fax::t38::T38Params`]), [`digest`] (RFC 2617/7616), [`transaction`]
 //! (RFC 3261 §17 on an injected clock), [`ua`] (registration, dialogs, calls; bytes and `now`
 //! in, messages and events out), [`cause`]. I/O shell: [`agent`] (tokio: one task owning the
 //! UDP socket or the TCP listener and connections, the timers and the media sockets).

@@ -1,89 +1,87 @@
-//! PURE: the T.38 stream's offer/answer (ITU-T T.38 Annex D.2.3, RFC 3264) on top of
-//! [`T38Params`] and its SDP attributes.
+//! PURE: the T.38 stream's offer/answer (ITU-T T.38 Annex D.2.3, RFC 3264) between the SDP
+//! media section ([`super::sdp::Media`]) and [`T38Params`], whose attribute form and answer
+//! rule live in [`crate::fax::t38`].
 //!
-//! Until the T.38 module (`crate::fax::t38`) lands, the parameters are read here from the
-//! attribute lines; the negotiation rules are Annex D's: the answer's version and bit rate are
-//! at most the offer's, rate management and error correction follow the offer when we can do
-//! what it says, the options we do not implement are left out of the answer.
+//! We run UDPTL only, so an offer or answer asking for `localTCF` (meant for TCP transport of
+//! T.38) or with attribute values we cannot read is refused (488 to an offer; a BYE with
+//! [`super::Cause::NoT38`] after an answer).
 
-/// The T.38 session parameters both ends agreed (T.38 Annex D.2.3 attributes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct T38Params {
-    /// `T38FaxVersion`.
-    pub version: u8,
-    /// `T38MaxBitRate`, bit/s.
-    pub max_bit_rate: u32,
-    /// `T38FaxMaxDatagram`, octets.
-    pub max_datagram: u32,
-    /// `T38FaxUdpEC: t38UDPRedundancy` (else none).
-    pub redundancy: bool,
+use crate::fax::t38::RateManagement;
+pub use crate::fax::t38::T38Params;
+
+use super::sdp::Media;
+
+/// `a=` attributes as name and optional value.
+pub type Attrs = Vec<(String, Option<String>)>;
+
+fn theirs(m: &Media) -> Option<T38Params> {
+    let p = T38Params::from_sdp_attributes(m.attrs.iter().map(|(n, v)| (n.as_str(), v.as_deref())))
+        .ok()?;
+    (p.rate_management == RateManagement::TransferredTcf).then_some(p)
 }
 
-impl Default for T38Params {
-    fn default() -> Self {
-        T38Params {
-            version: 0,
-            max_bit_rate: 14_400,
-            max_datagram: 400,
-            redundancy: true,
-        }
-    }
-}
-
-type Attrs = Vec<(String, Option<String>)>;
-
-fn attrs_of(p: &T38Params) -> Attrs {
-    let mut a: Attrs = vec![
-        ("T38FaxVersion".into(), Some(p.version.to_string())),
-        ("T38MaxBitRate".into(), Some(p.max_bit_rate.to_string())),
-        // T.38 Annex D: over UDP the training check is transferred (TCF sent as data).
-        ("T38FaxRateManagement".into(), Some("transferredTCF".into())),
-        ("T38FaxMaxBuffer".into(), Some("2000".into())),
-        ("T38FaxMaxDatagram".into(), Some(p.max_datagram.to_string())),
-    ];
-    if p.redundancy {
-        a.push(("T38FaxUdpEC".into(), Some("t38UDPRedundancy".into())));
-    }
-    a
+fn attrs(p: &T38Params) -> Attrs {
+    p.sdp_attributes()
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v))
+        .collect()
 }
 
 /// Our offer's attribute lines.
 pub fn offer_attrs(ours: &T38Params) -> Attrs {
-    attrs_of(ours)
+    attrs(ours)
 }
 
-fn read(m: &super::sdp::Media, ours: &T38Params) -> Option<T38Params> {
-    if let Some(rm) = m.attr("T38FaxRateManagement")
-        && !rm.eq_ignore_ascii_case("transferredTCF")
-    {
-        // localTCF is for TCP transport of T.38 (Annex D.2.3); we only run UDPTL.
-        return None;
+/// Answer a T.38 offer: the parameters the media session uses and our answer's attribute
+/// lines, or `None` when we cannot run what it asks (we answer 488).
+pub fn answer_offer(ours: &T38Params, offer: &Media) -> Option<(T38Params, Attrs)> {
+    let remote = theirs(offer)?;
+    let answer = ours.answer(&remote);
+    Some((T38Params::session(&answer, &remote), attrs(&answer)))
+}
+
+/// Read the far end's answer to our offer: the parameters the media session uses.
+pub fn accept_answer(ours: &T38Params, answer: &Media) -> Option<T38Params> {
+    let remote = theirs(answer)?;
+    Some(T38Params::session(ours, &remote))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::sdp::{self, Origin, Sdp};
+
+    fn media(lines: &str) -> Media {
+        let body = format!("v=0\r\nc=IN IP4 127.0.0.1\r\nm=image 5000 udptl t38\r\n{lines}");
+        Sdp::parse(body.as_bytes()).unwrap().media.remove(0)
     }
-    let num = |n: &str| m.attr(n).and_then(|v| v.trim().parse::<u32>().ok());
-    let version = num("T38FaxVersion").unwrap_or(0).min(ours.version as u32) as u8;
-    let max_bit_rate = num("T38MaxBitRate").map_or(ours.max_bit_rate, |r| r.min(ours.max_bit_rate));
-    let max_datagram =
-        num("T38FaxMaxDatagram").map_or(ours.max_datagram, |d| d.clamp(32, ours.max_datagram));
-    let redundancy = ours.redundancy
-        && m.attr("T38FaxUdpEC")
-            .is_some_and(|v| v.eq_ignore_ascii_case("t38UDPRedundancy"));
-    Some(T38Params {
-        version,
-        max_bit_rate,
-        max_datagram,
-        redundancy,
-    })
-}
 
-/// Answer a T.38 offer: the agreed parameters and our answer's attribute lines, or `None`
-/// when we cannot run what it asks (we answer 488).
-pub fn answer_offer(ours: &T38Params, offer: &super::sdp::Media) -> Option<(T38Params, Attrs)> {
-    let agreed = read(offer, ours)?;
-    let attrs = attrs_of(&agreed);
-    Some((agreed, attrs))
-}
+    #[test]
+    fn answer_takes_the_lower_rate_and_their_datagram_limit() {
+        let ours = T38Params::default();
+        let offer = media(
+            "a=T38FaxVersion:3\r\na=T38MaxBitRate:9600\r\na=T38FaxRateManagement:transferredTCF\r\na=T38FaxMaxDatagram:272\r\n",
+        );
+        let (session, answer) = answer_offer(&ours, &offer).unwrap();
+        assert_eq!(session.max_bitrate, 9600);
+        assert_eq!(session.max_datagram, 272);
+        assert_eq!(session.version, 0);
+        // Our answer declares our own receive limit (Annex D.2.3).
+        let o = Origin {
+            session_id: 1,
+            version: 1,
+            addr: "127.0.0.1".parse().unwrap(),
+        };
+        let back = Sdp::parse(&sdp::image(&o, 4000, &answer)).unwrap();
+        assert_eq!(back.media[0].attr("T38FaxMaxDatagram"), Some("400"));
+        assert_eq!(back.media[0].attr("T38MaxBitRate"), Some("9600"));
+    }
 
-/// Read the far end's answer to our offer.
-pub fn accept_answer(ours: &T38Params, answer: &super::sdp::Media) -> Option<T38Params> {
-    read(answer, ours)
+    #[test]
+    fn local_tcf_and_bad_values_are_refused() {
+        let ours = T38Params::default();
+        assert!(answer_offer(&ours, &media("a=T38FaxRateManagement:localTCF\r\n")).is_none());
+        assert!(answer_offer(&ours, &media("a=T38MaxBitRate:fast\r\n")).is_none());
+        assert!(accept_answer(&ours, &media("a=T38FaxUdpEC:t38UDPFEC\r\n")).is_some());
+    }
 }

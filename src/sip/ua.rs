@@ -24,7 +24,7 @@ use ipnet::IpNet;
 
 use super::cause::{Cause, RegisterError};
 use super::digest::Challenge;
-use super::message::{Message, Method, NameAddr, StartLine, Uri, Via};
+use super::message::{Message, Method, NameAddr, StartLine, Uri};
 use super::sdp::{self, Codec, Origin, Sdp};
 use super::t38sdp::{self, T38Params};
 use super::transaction::{ClientOut, ClientTx, Delivery, Kind, ServerOut, ServerTx, Timers};
@@ -78,7 +78,7 @@ pub struct UaConfig {
     pub reinvite_wait: Duration,
     /// Longest an outgoing INVITE rings before we CANCEL it.
     pub answer_timeout: Duration,
-    /// Calls at once; more incoming get 486.
+    /// Calls at once; more incoming get 486, more outgoing end at once with [`Cause::Local`].
     pub max_calls: usize,
     /// What we offer and accept for T.38.
     pub t38: T38Params,
@@ -319,7 +319,9 @@ pub struct UserAgent {
     cfg: UaConfig,
     rng: u64,
     out: VecDeque<Output>,
-    clients: HashMap<(String, String), (ClientTx, Owner, Peer)>,
+    /// Client transactions by (branch, method), with their owner, peer and request (an INVITE's
+    /// is needed for the ACK to a non-2xx).
+    clients: HashMap<(String, String), (ClientTx, Owner, Peer, Message)>,
     servers: HashMap<(String, String), (ServerTx, Peer)>,
     calls: HashMap<CallId, Call>,
     next_call: CallId,
@@ -460,7 +462,8 @@ impl UserAgent {
         let reliable = to.transport == Transport::Tcp;
         let tx = ClientTx::new(kind, reliable, bytes.clone(), self.cfg.timers, now);
         let method = msg.method().unwrap_or(Method::Invite);
-        self.clients.insert(key(branch, &method), (tx, owner, to));
+        self.clients
+            .insert(key(branch, &method), (tx, owner, to, msg.clone()));
         self.send(to, bytes);
     }
 
@@ -624,6 +627,16 @@ impl UserAgent {
             });
             return id;
         };
+        if self.calls.len() >= self.cfg.max_calls {
+            self.event(Event::Ended {
+                call: id,
+                cause: Cause::Local(format!(
+                    "all {} calls of the line are in use",
+                    self.cfg.max_calls
+                )),
+            });
+            return id;
+        }
         let valid = !number.is_empty()
             && number.len() <= 64
             && number
@@ -1237,7 +1250,6 @@ impl UserAgent {
             Method::Bye => match self.find_dialog(&req) {
                 Some(id) => {
                     self.respond_tx(&tx, &req, 200, "OK", None, now);
-                    // An INVITE of theirs still open gets 487 (§15.1.2).
                     self.end(id, Cause::RemoteHangup);
                 }
                 None => {
@@ -1538,13 +1550,12 @@ impl UserAgent {
         let Ok((_, method)) = resp.cseq() else { return };
         let k = key(branch, &method);
         let code = resp.code().unwrap_or(0);
-        let Some((tx, owner, peer)) = self.clients.get_mut(&k) else {
+        let Some((tx, owner, peer, req)) = self.clients.get_mut(&k) else {
             return;
         };
         let owner = *owner;
         let peer = *peer;
-        let ack_for = |resp: &Message, via_v: &Via| ack_non2xx(resp, via_v);
-        let (delivery, ack) = tx.on_response(code, now, || ack_for(&resp, &via));
+        let (delivery, ack) = tx.on_response(code, now, || ack_non2xx(req, &resp));
         if let Some(a) = ack {
             self.send(peer, a);
         }
@@ -1577,7 +1588,7 @@ impl UserAgent {
         // Client transactions.
         let mut timed_out = Vec::new();
         let mut sends = Vec::new();
-        for (k, (tx, owner, peer)) in self.clients.iter_mut() {
+        for (k, (tx, owner, peer, _)) in self.clients.iter_mut() {
             if tx.deadline().is_some_and(|d| d <= now) {
                 for o in tx.on_timer(now) {
                     match o {
@@ -1587,7 +1598,7 @@ impl UserAgent {
                 }
             }
         }
-        self.clients.retain(|_, (tx, _, _)| !tx.is_terminated());
+        self.clients.retain(|_, (tx, _, _, _)| !tx.is_terminated());
         let mut no_ack = Vec::new();
         for (k, (tx, peer)) in self.servers.iter_mut() {
             if tx.deadline().is_some_and(|d| d <= now) {
@@ -1699,7 +1710,10 @@ impl UserAgent {
 
     /// When [`UserAgent::handle_timeout`] next has work.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let tx = self.clients.values().filter_map(|(t, _, _)| t.deadline());
+        let tx = self
+            .clients
+            .values()
+            .filter_map(|(t, _, _, _)| t.deadline());
         let stx = self.servers.values().filter_map(|(t, _)| t.deadline());
         let reg = match &self.reg {
             Reg::Failed { retry_at, .. } => Some(*retry_at),
@@ -1748,28 +1762,26 @@ fn reason(resp: &Message) -> &str {
 }
 
 /// The ACK for a non-2xx final (RFC 3261 §17.1.1.3): the INVITE's Request-URI, top Via,
-/// From, Call-ID, CSeq number; the response's To.
-fn ack_non2xx(resp: &Message, via: &Via) -> Vec<u8> {
-    // The Request-URI is not in the response; the To URI is what we sent there in every
-    // INVITE we originate (out-of-dialog) and good enough for the transaction match, which
-    // goes by branch (§17.2.3).
-    let uri = resp.to().map(|t| t.uri).unwrap_or_default();
+/// Route, From, Call-ID and CSeq number; the response's To (with the far end's tag).
+fn ack_non2xx(invite: &Message, resp: &Message) -> Vec<u8> {
+    let uri = match &invite.start {
+        StartLine::Request { uri, .. } => uri.clone(),
+        StartLine::Response { .. } => String::new(),
+    };
     let mut m = Message::request(Method::Ack, &uri);
-    let mut v = format!("SIP/2.0/{} {}", via.transport, via.host);
-    if let Some(p) = via.port {
-        v.push_str(&format!(":{p}"));
+    if let Some(v) = invite.header("Via") {
+        m.push("Via", v.to_string());
     }
-    if let Some(b) = via.branch() {
-        v.push_str(&format!(";branch={b}"));
-    }
-    m.push("Via", v);
     m.push("Max-Forwards", "70");
-    for h in ["From", "To", "Call-ID"] {
-        if let Some(x) = resp.header(h) {
+    for r in invite.headers.iter().filter(|(n, _)| n == "Route") {
+        m.push("Route", r.1.clone());
+    }
+    for (h, from) in [("From", invite), ("To", resp), ("Call-ID", invite)] {
+        if let Some(x) = from.header(h) {
             m.push(h, x.to_string());
         }
     }
-    let n = resp.cseq().map(|c| c.0).unwrap_or(1);
+    let n = invite.cseq().map(|c| c.0).unwrap_or(1);
     m.push("CSeq", format!("{n} ACK"));
     m.to_bytes()
 }
