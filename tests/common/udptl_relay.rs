@@ -64,6 +64,10 @@ pub struct RelayStats {
     pub foreign: u64,
 }
 
+/// A rewrite applied to each forwarded datagram of one direction (e.g. a test's translation
+/// between two readings of the spec, to show what one difference alone changes).
+pub type Rewrite = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
+
 /// The running relay.
 pub struct Relay {
     for_a: SocketAddr,
@@ -107,6 +111,19 @@ impl Relay {
     /// Starts a relay between endpoint `a` and endpoint `b` (their own addresses). A must
     /// send to [`Relay::for_a`], B to [`Relay::for_b`]. Lives at most `lifetime`.
     pub fn start(a: SocketAddr, b: SocketAddr, loss: Loss, seed: u64, lifetime: Duration) -> Relay {
+        Relay::start_rewriting(a, b, loss, seed, lifetime, None, None)
+    }
+
+    /// [`Relay::start`], with each direction's forwarded datagrams (A → B, B → A) rewritten.
+    pub fn start_rewriting(
+        a: SocketAddr,
+        b: SocketAddr,
+        loss: Loss,
+        seed: u64,
+        lifetime: Duration,
+        a_to_b: Option<Rewrite>,
+        b_to_a: Option<Rewrite>,
+    ) -> Relay {
         let sock_a = UdpSocket::bind("127.0.0.1:0").unwrap();
         let sock_b = UdpSocket::bind("127.0.0.1:0").unwrap();
         for s in [&sock_a, &sock_b] {
@@ -122,7 +139,7 @@ impl Relay {
         let sock_b = Arc::new(sock_b);
         let mut threads = Vec::new();
         // A → B: received on A's socket, sent from B's socket (B sees the relay as its peer).
-        for (rx, tx, from, to, percent, counters, seed) in [
+        for (rx, tx, from, to, percent, counters, seed, rewrite) in [
             (
                 sock_a.clone(),
                 sock_b.clone(),
@@ -131,6 +148,7 @@ impl Relay {
                 loss.a_to_b,
                 ab.clone(),
                 seed,
+                a_to_b,
             ),
             (
                 sock_b.clone(),
@@ -140,6 +158,7 @@ impl Relay {
                 loss.b_to_a,
                 ba.clone(),
                 seed ^ 0xA5A5_A5A5_5A5A_5A5A,
+                b_to_a,
             ),
         ] {
             let stop = stop.clone();
@@ -167,7 +186,10 @@ impl Relay {
                     } else {
                         // A send error (the far end not bound yet) is a lost datagram, as on
                         // a network.
-                        let _ = tx.send_to(&buf[..len], to);
+                        let _ = match &rewrite {
+                            Some(f) => tx.send_to(&f(&buf[..len]), to),
+                            None => tx.send_to(&buf[..len], to),
+                        };
                         counters.forwarded.fetch_add(1, Ordering::Relaxed);
                     }
                     n += 1;
