@@ -202,33 +202,21 @@ pub fn settings(s: &Sip, password: String) -> SipSettings {
     }
 }
 
-/// What a SIP line offers for T.38 (T.38 Annex D.2.3), from its `t38_*`/`udptl_*` keys.
-pub fn t38_offer(s: &Sip) -> crate::sip::T38Params {
-    crate::sip::T38Params {
-        version: s.t38_version,
-        max_bit_rate: s.t38_max_bit_rate,
-        max_datagram: u32::from(s.udptl_max_datagram),
-        redundancy: s.udptl_redundancy > 0,
-    }
-}
-
-/// The media session's parameters for what was agreed on line `s`.
-fn session_params(s: &Sip, agreed: &crate::sip::T38Params) -> crate::fax::t38::T38Params {
+/// What a SIP line offers for T.38 (T.38 Annex D.2.3), from its `t38_*`/`udptl_*` keys: the
+/// user agent answers and accepts with these, and the agreed session parameters it hands
+/// back ([`crate::fax::t38::T38Params::session`]) are what the media session runs with.
+pub fn t38_offer(s: &Sip) -> crate::fax::t38::T38Params {
     use crate::fax::t38::{T38Params, UdpEc};
     T38Params {
-        version: agreed.version,
-        max_bitrate: agreed.max_bit_rate,
-        max_datagram: agreed.max_datagram,
-        udp_ec: if agreed.redundancy {
+        version: s.t38_version,
+        max_bitrate: s.t38_max_bit_rate,
+        max_datagram: u32::from(s.udptl_max_datagram),
+        udp_ec: if s.udptl_redundancy > 0 {
             UdpEc::Redundancy
         } else {
             UdpEc::None
         },
-        redundancy_depth: if agreed.redundancy {
-            s.udptl_redundancy
-        } else {
-            0
-        },
+        redundancy_depth: s.udptl_redundancy,
         ..T38Params::default()
     }
 }
@@ -412,7 +400,7 @@ impl SipLine {
         Ok(crate::fax::t38::session::Media {
             socket: call.socket().try_clone()?,
             remote: agreed.remote,
-            params: session_params(&self.cfg, &agreed.params),
+            params: agreed.params.clone(),
             hangup: call.remote_bye(),
         })
     }
@@ -707,8 +695,7 @@ mod tests {
         assert!(st.register);
         assert_eq!(st.auth_user.as_deref(), Some("a1"));
         assert_eq!(st.transport, crate::sip::Transport::Tcp);
-        assert_eq!((st.t38.max_bit_rate, st.t38.redundancy), (9600, false));
-        let p = session_params(&s, &st.t38);
+        let p = &st.t38;
         assert_eq!((p.max_bitrate, p.redundancy_depth), (9600, 0));
         assert_eq!(p.udp_ec, crate::fax::t38::UdpEc::None);
         // No registrar: no REGISTER, the trunk's domain.
