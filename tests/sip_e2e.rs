@@ -504,7 +504,12 @@ fn sip_bye_mid_document_leaves_a_partial_fax() {
     let sipp_port = free_udp_port();
     let audio = UdpSocket::bind("127.0.0.1:0").unwrap();
     let peer_addr = free_udp_addr();
-    let cfg = config(dir, &line, "role = \"receive\"", "");
+    let cfg = config(
+        dir,
+        &line,
+        "role = \"receive\"\nallow_from = [\"127.0.0.1/32\"]",
+        "",
+    );
     let sent: Vec<Page> = (0..3).map(|i| test_page(true, 70 + i)).collect();
     let input = dir.join("send.tif");
     write_tiff(&input, &sent);
