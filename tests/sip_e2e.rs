@@ -7,7 +7,8 @@
 //!   our re-INVITE to T.38 after `reinvite_wait`) to the spandsp peer: its pages arrive
 //!   pixel-exact (below the header line) and the sender gets the usual success DSN.
 //! - spandsp calls faxgate over SIP: faxgate answers with G.711 silence and re-INVITEs to
-//!   T.38; the fax becomes the usual fax email, pages pixel-exact, DID and caller from SIP.
+//!   T.38; the fax becomes the usual fax email, pages pixel-exact (fine and standard, ECM on
+//!   and off), DID and caller from SIP.
 //! - The far end answers 488 to the re-INVITE: the attempt ends with "the far end does not
 //!   accept T.38", is retried per `[retry]`, and the sender's failure DSN says why.
 //! - The far end hangs up (BYE) mid-document: the confirmed pages become a partial fax.
@@ -281,6 +282,17 @@ fn rtp_payload_types(sock: &UdpSocket, n: usize) -> Vec<u8> {
 
 #[test]
 fn sip_fax_out_reaches_spandsp_pages_exact_with_a_success_dsn() {
+    fax_out(true);
+}
+
+#[test]
+fn sip_fax_out_without_ecm_reaches_spandsp_pages_exact() {
+    fax_out(false);
+}
+
+/// An email to `FAX=+12125550123@localhost` goes out over the SIP line to the spandsp peer
+/// (which offers ECM or not).
+fn fax_out(ecm: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let pdf = common::pages_pdf(dir, 3);
@@ -318,6 +330,7 @@ fn sip_fax_out_reaches_spandsp_pages_exact_with_a_success_dsn() {
         SocketAddr::from(([127, 0, 0, 1], line.media)),
     )
     .ident("spandsp rx")
+    .ecm(ecm)
     .max_seconds(200)
     .spawn();
     let d = start(dir, &cfg);
@@ -331,6 +344,7 @@ fn sip_fax_out_reaches_spandsp_pages_exact_with_a_success_dsn() {
         "spandsp: {r}\n{}",
         d.log()
     );
+    assert_eq!(r.ecm, ecm, "spandsp: {r}");
     assert_eq!(r.remote_ident, "+1 555 0100", "our TSI");
     let mails = d.wait_mail("the success report", |m| m.iter().any(|x| is_report(x)));
     let report = String::from_utf8_lossy(mails.iter().find(|m| is_report(m)).unwrap());
@@ -351,6 +365,16 @@ fn sip_fax_out_reaches_spandsp_pages_exact_with_a_success_dsn() {
 
 #[test]
 fn sip_fax_in_from_spandsp_becomes_the_fax_email() {
+    fax_in(true);
+}
+
+#[test]
+fn sip_fax_in_without_ecm_becomes_the_fax_email() {
+    fax_in(false);
+}
+
+/// spandsp calls faxgate over SIP with 3 pages (fine, standard, fine), ECM as asked.
+fn fax_in(ecm: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let line = Line {
@@ -377,6 +401,7 @@ fn sip_fax_in_from_spandsp_becomes_the_fax_email() {
         SocketAddr::from(([127, 0, 0, 1], line.media)),
     )
     .ident("+1 212 555 0199")
+    .ecm(ecm)
     .max_seconds(200)
     .spawn();
     let mut sipp = Sipp::start(
@@ -404,6 +429,7 @@ fn sip_fax_in_from_spandsp_becomes_the_fax_email() {
         "spandsp: {r}\n{}",
         d.log()
     );
+    assert_eq!(r.ecm, ecm, "spandsp: {r}");
     let mails = d.wait_mail("the fax email", |m| m.iter().any(|x| is_fax_mail(x)));
     let fax = mails.iter().find(|m| is_fax_mail(m)).unwrap();
     let text = String::from_utf8_lossy(fax);
