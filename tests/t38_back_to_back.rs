@@ -322,3 +322,16 @@ fn udp_ecm_standard_and_non_ecm_fine() {
 fn udp_relay_dropping_two_percent() {
     udp_call(true, VResolution::Fine, Some(50));
 }
+
+/// Issue 17's load goal: 30 calls at once on this box (60 faxgate endpoints, one process,
+/// 3 fine pages each, ECM on for even calls): every one delivers its pages exactly. (CPU is
+/// measured outside the test: `/usr/bin/time` on this test alone; see the README.)
+#[test]
+fn udp_thirty_concurrent_calls() {
+    let calls: Vec<_> = (0..30)
+        .map(|k| std::thread::spawn(move || udp_call(k % 2 == 0, VResolution::Fine, None)))
+        .collect();
+    for c in calls {
+        c.join().unwrap();
+    }
+}

@@ -12,8 +12,8 @@ mod udptl_relay;
 
 use faxgate::fax::t30::pages::{PagesSink, PagesSource};
 use faxgate::fax::t30::{Cause, Engine, EngineConfig};
-use faxgate::fax::t38::T38Params;
 use faxgate::fax::t38::session::{Media, run_call};
+use faxgate::fax::t38::{RateManagement, T38Params};
 use faxgate::image::tiff::{Limits, Profile, Writer, read_bytes};
 use faxgate::image::{Page, Resolution};
 use std::net::UdpSocket;
@@ -83,21 +83,32 @@ struct Setup {
     ecm: bool,
     version: u8,
     loss: u32,
+    /// Local TCF (T.38 §8.4) instead of transferred.
+    local_tcf: bool,
 }
 
-fn params(version: u8) -> T38Params {
-    T38Params {
-        version,
-        ..T38Params::default()
+fn media(socket: UdpSocket, remote: std::net::SocketAddr, s: Setup) -> Media {
+    Media {
+        socket,
+        remote,
+        params: T38Params {
+            version: s.version,
+            rate_management: if s.local_tcf {
+                RateManagement::LocalTcf
+            } else {
+                RateManagement::TransferredTcf
+            },
+            ..T38Params::default()
+        },
+        hangup: Arc::new(AtomicBool::new(false)),
     }
 }
 
-fn media(remote: std::net::SocketAddr, version: u8) -> Media {
-    Media {
-        socket: UdpSocket::bind("127.0.0.1:0").unwrap(),
-        remote,
-        params: params(version),
-        hangup: Arc::new(AtomicBool::new(false)),
+fn peer_rate(s: Setup) -> t38peer::RateManagement {
+    if s.local_tcf {
+        t38peer::RateManagement::Local
+    } else {
+        t38peer::RateManagement::Transferred
     }
 }
 
@@ -119,10 +130,20 @@ fn faxgate_to_spandsp(dir: &Path, name: &str, s: Setup, seed: u32) -> (PeerResul
         .ecm(s.ecm)
         .ident("spandsp rx")
         .version(s.version)
+        .rate_management(peer_rate(s))
+        .log(if std::env::var_os("T38_PEER_LOG").is_some() {
+            6
+        } else {
+            0
+        })
         .max_seconds(150)
+        .log(if std::env::var_os("T38_PEER_LOG").is_some() {
+            6
+        } else {
+            0
+        })
         .spawn();
-    let mut m = media(relay.for_a(), s.version);
-    m.socket = fg_sock;
+    let mut m = media(fg_sock, relay.for_a(), s);
     let mut engine = Engine::sender(
         EngineConfig {
             local_id: "faxgate tx".into(),
@@ -177,12 +198,17 @@ fn spandsp_to_faxgate(dir: &Path, name: &str, s: Setup, seed: u32) -> (PeerResul
         },
         Box::new(sink),
     );
-    let mut m = media(relay.for_b(), s.version);
-    m.socket = fg_sock;
+    let mut m = media(fg_sock, relay.for_b(), s);
     let peer = PeerBuilder::send(&input, peer_addr, relay.for_a())
         .ecm(s.ecm)
         .ident("spandsp tx")
         .version(s.version)
+        .rate_management(peer_rate(s))
+        .log(if std::env::var_os("T38_PEER_LOG").is_some() {
+            6
+        } else {
+            0
+        })
         .max_seconds(150)
         .spawn();
     run_call(&mut m, &mut engine).unwrap();
@@ -218,6 +244,18 @@ fn assert_ok(name: &str, r: &PeerResult, e: &Engine, ecm: bool) {
 
 /// Runs the four (fine/standard × ECM on/off) calls of one direction side by side.
 fn matrix(to_spandsp: bool, version: u8, loss: u32) {
+    matrix_with(to_spandsp, version, loss, false, &assert_ok);
+}
+
+type Verdict = dyn Fn(&str, &PeerResult, &Engine, bool) + Sync;
+
+fn matrix_with(
+    to_spandsp: bool,
+    version: u8,
+    loss: u32,
+    local_tcf: bool,
+    verdict: &'static Verdict,
+) {
     let dir = tempfile::tempdir().unwrap().keep();
     let mut hs = Vec::new();
     for (k, (fine, ecm)) in [(true, true), (false, true), (true, false), (false, false)]
@@ -231,10 +269,12 @@ fn matrix(to_spandsp: bool, version: u8, loss: u32) {
                 ecm,
                 version,
                 loss,
+                local_tcf,
             };
             let name = format!(
-                "{}-v{version}-loss{loss}-{}-{}",
+                "{}-v{version}-loss{loss}{}-{}-{}",
                 if to_spandsp { "fg2sp" } else { "sp2fg" },
+                if local_tcf { "-localtcf" } else { "" },
                 if fine { "fine" } else { "std" },
                 if ecm { "ecm" } else { "noecm" }
             );
@@ -244,7 +284,7 @@ fn matrix(to_spandsp: bool, version: u8, loss: u32) {
             } else {
                 spandsp_to_faxgate(&dir, &name, s, seed)
             };
-            assert_ok(&name, &r, &e, ecm);
+            verdict(&name, &r, &e, ecm);
         }));
     }
     for h in hs {
@@ -270,4 +310,80 @@ fn faxgate_to_spandsp_version_3_with_two_percent_loss() {
 #[test]
 fn spandsp_to_faxgate_version_3_with_two_percent_loss() {
     matrix(false, 3, 2);
+}
+
+#[test]
+fn local_tcf_both_ways() {
+    matrix_with(true, 0, 0, true, &assert_ok);
+    matrix_with(false, 0, 0, true, &assert_ok);
+}
+
+/// At 10 % loss redundancy no longer recovers everything: the call either succeeds (pages
+/// exact, checked in the runner) or ends by a named cause on both sides, and never hangs (the
+/// peer's own limit and faxgate's timers bound it; the runner returns).
+fn clean_end(name: &str, r: &PeerResult, e: &Engine, _ecm: bool) {
+    let cause = e.report().cause;
+    assert!(cause.is_some(), "{name}: faxgate unfinished");
+    assert_ne!(r.result, "timeout", "{name}: spandsp hung: {r}");
+    if cause == Some(Cause::Ok) {
+        assert_eq!(e.report().pages_confirmed(), PAGES as usize, "{name}");
+    }
+    eprintln!("{name}: ended with {:?} / spandsp {}", cause, r.result);
+}
+
+#[test]
+fn ten_percent_loss_ends_by_a_cause_or_exact_pages() {
+    matrix_with(true, 0, 10, false, &clean_end);
+    matrix_with(false, 0, 10, false, &clean_end);
+}
+
+/// spandsp stops dead after its first page (no DCN, as when its side hangs up without a BYE
+/// reaching us): faxgate's receiver keeps the confirmed page and ends by its own timers with a
+/// named cause, not a hang.
+#[test]
+fn spandsp_vanishing_after_one_page() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let s = Setup {
+        fine: false,
+        ecm: true,
+        version: 0,
+        loss: 0,
+        local_tcf: false,
+    };
+    let sent = document(false, 77);
+    let input = dir.join("vanish-in.tif");
+    let mut w = Writer::new(std::io::Cursor::new(Vec::new()), Profile::S).unwrap();
+    for p in &sent {
+        w.write_page(p).unwrap();
+    }
+    std::fs::write(&input, w.finish().unwrap().into_inner()).unwrap();
+    let fg_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let fg_addr = fg_sock.local_addr().unwrap();
+    let peer_addr = free_udp_addr();
+    let sink = PagesSink::new();
+    let got = sink.pages();
+    let mut engine = Engine::receiver(
+        EngineConfig {
+            local_id: "faxgate rx".into(),
+            ..EngineConfig::default()
+        },
+        Box::new(sink),
+    );
+    let mut m = media(fg_sock, peer_addr, s);
+    let peer = PeerBuilder::send(&input, peer_addr, fg_addr)
+        .ident("spandsp tx")
+        .bye_after_pages(1)
+        .max_seconds(150)
+        .spawn();
+    run_call(&mut m, &mut engine).unwrap();
+    let r = peer.wait();
+    let cause = engine.report().cause;
+    eprintln!("vanish: faxgate {cause:?}; spandsp {r}");
+    assert!(cause.is_some() && cause != Some(Cause::Ok), "{cause:?}");
+    let got = got.lock().unwrap();
+    assert!(
+        !got.is_empty(),
+        "the first page was confirmed before the peer vanished"
+    );
+    assert!(got[0].page == sent[0], "page 1 exact");
 }

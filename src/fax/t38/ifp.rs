@@ -33,7 +33,7 @@ pub const MAX_IFP: usize = 16383;
 /// Most data-field elements accepted in one packet (ours: real terminals send one to three).
 pub const MAX_FIELDS: usize = 256;
 
-/// A T.30 indicator (T.38 §7.2 / Annex A `t30-indicator`): a signal began.
+/// A T.30 indicator (T.38 clause 7, Annex A `t30-indicator`): a signal began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Indicator {
     /// No signal: the line went quiet.
@@ -131,7 +131,7 @@ const ROOT_DATA: [DataType; 9] = [
     DataType::V17_14400,
 ];
 
-/// What one data-field element carries (Annex A `field-type`, T.38 §7.4).
+/// What one data-field element carries (T.38 clause 7, Annex A `field-type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FieldType {
     /// HDLC frame octets (flags and inserted zeros removed, FCS not included).

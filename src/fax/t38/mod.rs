@@ -16,14 +16,14 @@ pub mod session;
 pub mod terminal;
 pub mod udptl;
 
-/// How TCF is handled (T.38 §8.4 and Annex D `T38FaxRateManagement`).
+/// How TCF is handled (T.38 clause 8 and Annex D `T38FaxRateManagement`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RateManagement {
     /// `localTCF`: each gateway checks training on its own PSTN leg; TCF is not sent over IP
     /// (meant for TCP).
     LocalTcf,
     /// `transferredTCF`: TCF travels as `t4-non-ecm-data` and the receiving terminal checks it
-    /// (required for UDPTL, T.38 §8.4).
+    /// (the method meant for UDPTL, T.38 clause 8).
     TransferredTcf,
 }
 

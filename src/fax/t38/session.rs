@@ -199,8 +199,9 @@ pub fn run_call(media: &mut Media, engine: &mut Engine) -> Result<(), T38Error> 
     run_call_observed(media, engine, &mut |_| {})
 }
 
-/// [`run_call`], with `observe` shown the engine after each step that did something (and once
-/// at the end): the hook of status displays, as in `fax::modem::session`.
+/// [`run_call`], with `observe` shown the engine after each step (and once at the end): the
+/// hook of status displays, as in `fax::modem::session`, which read [`Engine::progress`] and
+/// keep only its changes. Steps come per packet or datagram burst, never per octet.
 pub fn run_call_observed(
     media: &mut Media,
     engine: &mut Engine,
@@ -221,6 +222,7 @@ fn drive(
     let mut ep = Endpoint::new(&media.params);
     let mut out = Vec::new();
     let mut buf = vec![0u8; RECV_BUFFER];
+    let mut aborted = false;
     engine.start(now());
     loop {
         let t = now();
@@ -230,8 +232,15 @@ fn drive(
             drain(engine, t);
             return Ok(());
         }
-        if t > MAX_CALL_TIME && !engine.is_finished() {
+        if t > MAX_CALL_TIME && !aborted {
+            // Once: the engine's DCN and hang-up then run their course.
+            aborted = true;
             engine.abort(t);
+        }
+        if t > MAX_CALL_TIME + Duration::from_secs(60) {
+            // The DCN after the abort could not even be sent: stop regardless.
+            drain(engine, t);
+            return Ok(());
         }
         ep.step(engine, t, &mut out);
         for d in out.drain(..) {

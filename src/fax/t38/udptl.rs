@@ -10,7 +10,7 @@
 //!         fec-info SEQUENCE { fec-npackets INTEGER, fec-data SEQUENCE OF OCTET STRING } } }
 //! ```
 //!
-//! Redundancy (T.38 §9.1.2.2 / Annex A): each datagram repeats the previous IFP packets, most
+//! Redundancy (T.38 §9.1, Annex A): each datagram repeats the previous IFP packets, most
 //! recent first, so a lost datagram is rebuilt from any of the next few. FEC: each `fec-data`
 //! entry `m` of the datagram with sequence number `s` is the XOR (over packets padded with zeros
 //! to the longest) of the `fec-npackets` packets `s + m - n·E + k·E` (k = 0..n, E entries), the
