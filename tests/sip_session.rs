@@ -728,3 +728,52 @@ fn calls_past_the_line_limit_end_at_once() {
         vec!["486"]
     );
 }
+
+#[test]
+fn unregister_sends_expires_zero_and_stops_refreshing() {
+    let mut c = cfg();
+    c.register = true;
+    let mut r = Run::new(c);
+    r.advance_to(r.now);
+    let reg = r.take_sent().remove(0);
+    r.feed(
+        server(),
+        &reply(&reg, "200 OK", Some("r"), "Expires: 300\n", ""),
+    );
+    r.take_events();
+    r.ua.unregister(r.now);
+    r.pump();
+    let bye = r.take_sent().remove(0);
+    assert_eq!(method(&bye), "REGISTER");
+    assert_eq!(bye.header("Expires"), Some("0"));
+    assert!(r.ua.registering());
+    // A challenge on the removal is answered like any other.
+    r.feed(
+        server(),
+        &reply(
+            &bye,
+            "401 Unauthorized",
+            Some("r"),
+            "WWW-Authenticate: Digest realm=\"pbx\", nonce=\"u\"\n",
+            "",
+        ),
+    );
+    let bye2 = r.take_sent().remove(0);
+    assert_eq!(bye2.header("Expires"), Some("0"));
+    assert!(bye2.header("Authorization").is_some());
+    r.feed(server(), &reply(&bye2, "200 OK", Some("r"), "", ""));
+    assert_eq!(
+        r.take_events().last(),
+        Some(&Event::Registration(RegState::Disabled))
+    );
+    assert!(!r.ua.registering());
+    // Nothing more is due once the transactions' wait timers are over: no refresh.
+    for _ in 0..10 {
+        match r.ua.next_deadline() {
+            Some(d) => r.advance_to(d),
+            None => break,
+        }
+    }
+    assert_eq!(r.ua.next_deadline(), None);
+    assert!(r.take_sent().is_empty());
+}

@@ -460,7 +460,8 @@ impl Agent {
         self.incoming.lock().await.recv().await
     }
 
-    /// Hang up every call (waiting up to a few seconds for the BYEs) and stop.
+    /// Hang up every call and remove our registration (waiting up to a few seconds for the
+    /// BYEs and the REGISTER), then stop.
     pub async fn shutdown(mut self) {
         let _ = self.cmd.send(Cmd::Shutdown);
         if let Some(t) = self.task.take() {
@@ -506,7 +507,8 @@ impl Task {
         loop {
             self.flush(&net_tx).await;
             if let Some(t) = stopping
-                && (self.core.call_count() == 0 || Instant::now() >= t)
+                && ((self.core.call_count() == 0 && !self.core.registering())
+                    || Instant::now() >= t)
             {
                 break;
             }
@@ -564,6 +566,7 @@ impl Task {
                             for id in ids {
                                 self.core.hangup(id, Instant::now());
                             }
+                            self.core.unregister(Instant::now());
                             stopping = Some(Instant::now() + SHUTDOWN_GRACE);
                         }
                     }

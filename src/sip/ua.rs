@@ -503,6 +503,12 @@ impl UserAgent {
     }
 
     fn reg_failed(&mut self, error: RegisterError, now: Instant) {
+        if matches!(self.reg, Reg::Sending { expires: 0, .. }) {
+            // A failed removal is not retried: the binding expires on its own.
+            self.reg = Reg::Off;
+            self.event(Event::Registration(RegState::Disabled));
+            return;
+        }
         let retry = if matches!(error, RegisterError::AuthRejected(_)) {
             REGISTER_AUTH_RETRY
         } else {
@@ -528,6 +534,11 @@ impl UserAgent {
         let code = resp.code().unwrap_or(0);
         match code {
             100..=199 => {}
+            200..=299 if expires == 0 => {
+                // Our removal (§10.2.2) went through.
+                self.reg = Reg::Off;
+                self.event(Event::Registration(RegState::Disabled));
+            }
             200..=299 => {
                 // §10.2.4: the binding's expiry is our Contact's expires, else Expires.
                 let ours = self.contact();
@@ -1730,6 +1741,21 @@ impl UserAgent {
             _ => None,
         });
         tx.chain(stx).chain(reg).chain(calls).min()
+    }
+
+    /// Remove our binding (REGISTER with `Expires: 0`, RFC 3261 §10.2.2) when we have one;
+    /// no further REGISTER follows. Answered challenges as any REGISTER.
+    pub fn unregister(&mut self, now: Instant) {
+        match self.reg {
+            Reg::Bound { .. } => self.send_register(0, None, 0, now),
+            Reg::Failed { .. } => self.reg = Reg::Off,
+            Reg::Off | Reg::Sending { .. } => {}
+        }
+    }
+
+    /// A REGISTER is out (the shell waits for it before it stops).
+    pub fn registering(&self) -> bool {
+        matches!(self.reg, Reg::Sending { .. })
     }
 
     /// The registration as of now.
