@@ -307,10 +307,15 @@ impl Agent {
         }
         let server = match &s.server {
             Some(h) => {
-                let with_port = if h.parse::<SocketAddr>().is_ok()
-                    || h.rsplit_once(':')
-                        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-                        && !h.contains("::")
+                // `host`, `host:port`, an IP literal, or `[v6]:port`; 5060 when no port
+                // (RFC 3261 §19.1.2).
+                let with_port = if h.parse::<SocketAddr>().is_ok() {
+                    h.clone()
+                } else if let Ok(ip) = h.trim_matches(['[', ']']).parse::<IpAddr>() {
+                    SocketAddr::new(ip, 5060).to_string()
+                } else if h
+                    .rsplit_once(':')
+                    .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
                 {
                     h.clone()
                 } else {
