@@ -728,3 +728,81 @@ fn calls_past_the_line_limit_end_at_once() {
         vec!["486"]
     );
 }
+
+#[test]
+fn unregister_sends_expires_zero_and_stops_refreshing() {
+    let mut c = cfg();
+    c.register = true;
+    let mut r = Run::new(c);
+    r.advance_to(r.now);
+    let reg = r.take_sent().remove(0);
+    r.feed(
+        server(),
+        &reply(&reg, "200 OK", Some("r"), "Expires: 300\n", ""),
+    );
+    r.take_events();
+    r.ua.unregister(r.now);
+    r.pump();
+    let bye = r.take_sent().remove(0);
+    assert_eq!(method(&bye), "REGISTER");
+    assert_eq!(bye.header("Expires"), Some("0"));
+    assert!(r.ua.registering());
+    // A challenge on the removal is answered like any other.
+    r.feed(
+        server(),
+        &reply(
+            &bye,
+            "401 Unauthorized",
+            Some("r"),
+            "WWW-Authenticate: Digest realm=\"pbx\", nonce=\"u\"\n",
+            "",
+        ),
+    );
+    let bye2 = r.take_sent().remove(0);
+    assert_eq!(bye2.header("Expires"), Some("0"));
+    assert!(bye2.header("Authorization").is_some());
+    r.feed(server(), &reply(&bye2, "200 OK", Some("r"), "", ""));
+    assert_eq!(
+        r.take_events().last(),
+        Some(&Event::Registration(RegState::Disabled))
+    );
+    assert!(!r.ua.registering());
+    // Nothing more is due once the transactions' wait timers are over: no refresh.
+    for _ in 0..10 {
+        match r.ua.next_deadline() {
+            Some(d) => r.advance_to(d),
+            None => break,
+        }
+    }
+    assert_eq!(r.ua.next_deadline(), None);
+    assert!(r.take_sent().is_empty());
+}
+
+#[test]
+fn incoming_invite_offering_t38_is_answered_with_t38_at_once() {
+    let mut r = Run::new(cfg());
+    let offer = "v=0\no=gw 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 8000 RTP/AVP 0\nm=image 8002 udptl t38\na=T38FaxVersion:0\na=T38MaxBitRate:9600\na=T38FaxRateManagement:transferredTCF\na=T38FaxMaxDatagram:200\n";
+    r.feed(server(), &incoming_invite("z9hG4bKd1", offer));
+    r.take_sent();
+    let Some(Event::Incoming { call, .. }) = r.take_events().first().cloned() else {
+        panic!()
+    };
+    r.ua.answer(call, 40200, r.now);
+    r.pump();
+    let ok = r.take_sent().remove(0);
+    let sdp = Sdp::parse(&ok.body).unwrap();
+    // RFC 3264 §6: both offered streams answered in order, the audio one refused.
+    assert_eq!(sdp.media.len(), 2);
+    assert!(sdp.media[0].is_audio() && sdp.media[0].port == 0);
+    assert!(sdp.media[1].is_t38() && sdp.media[1].port == 40200);
+    let ev = r.take_events();
+    let Some(Event::T38 { remote, params, .. }) = ev.first() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(*remote, "127.0.0.1:8002".parse::<SocketAddr>().unwrap());
+    assert_eq!((params.max_bitrate, params.max_datagram), (9600, 200));
+    let tag = ok.to().unwrap().param("tag").unwrap().to_string();
+    r.feed(server(), &format!("ACK sip:fax@{ME} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKa9\nFrom: <sip:+15550001111@pbx.test>;tag=c1\nTo: <sip:12125550199@pbx.test>;tag={tag}\nCall-ID: in1@pbx\nCSeq: 5 ACK\nContent-Length: 0\n\n"));
+    assert!(r.take_sent().is_empty(), "no re-INVITE: T.38 is already up");
+    assert!(matches!(r.ua.call_state(call), Some(CallState::T38 { .. })));
+}

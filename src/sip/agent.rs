@@ -307,10 +307,15 @@ impl Agent {
         }
         let server = match &s.server {
             Some(h) => {
-                let with_port = if h.parse::<SocketAddr>().is_ok()
-                    || h.rsplit_once(':')
-                        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-                        && !h.contains("::")
+                // `host`, `host:port`, an IP literal, or `[v6]:port`; 5060 when no port
+                // (RFC 3261 §19.1.2).
+                let with_port = if h.parse::<SocketAddr>().is_ok() {
+                    h.clone()
+                } else if let Ok(ip) = h.trim_matches(['[', ']']).parse::<IpAddr>() {
+                    SocketAddr::new(ip, 5060).to_string()
+                } else if h
+                    .rsplit_once(':')
+                    .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
                 {
                     h.clone()
                 } else {
@@ -460,7 +465,8 @@ impl Agent {
         self.incoming.lock().await.recv().await
     }
 
-    /// Hang up every call (waiting up to a few seconds for the BYEs) and stop.
+    /// Hang up every call and remove our registration (waiting up to a few seconds for the
+    /// BYEs and the REGISTER), then stop.
     pub async fn shutdown(mut self) {
         let _ = self.cmd.send(Cmd::Shutdown);
         if let Some(t) = self.task.take() {
@@ -506,7 +512,8 @@ impl Task {
         loop {
             self.flush(&net_tx).await;
             if let Some(t) = stopping
-                && (self.core.call_count() == 0 || Instant::now() >= t)
+                && ((self.core.call_count() == 0 && !self.core.registering())
+                    || Instant::now() >= t)
             {
                 break;
             }
@@ -564,6 +571,7 @@ impl Task {
                             for id in ids {
                                 self.core.hangup(id, Instant::now());
                             }
+                            self.core.unregister(Instant::now());
                             stopping = Some(Instant::now() + SHUTDOWN_GRACE);
                         }
                     }

@@ -258,6 +258,37 @@ pub fn image(o: &Origin, port: u16, attrs: &[(String, Option<String>)]) -> Vec<u
     s.into_bytes()
 }
 
+/// Our answer to `offer` (RFC 3264 §6): as many m-lines as the offer, in its order. `ours` is a
+/// one-stream description from [`audio`] or [`image`]; its stream answers the first offered
+/// stream `taken` accepts, and every other offered stream is refused with port 0.
+pub fn answer(ours: Vec<u8>, offer: &Sdp, taken: impl Fn(&Media) -> bool) -> Vec<u8> {
+    let text = String::from_utf8_lossy(&ours).into_owned();
+    let Some(split) = text.find("m=") else {
+        return ours;
+    };
+    let (head, stream) = text.split_at(split);
+    let mut out = head.to_string();
+    let mut used = false;
+    for m in &offer.media {
+        if !used && taken(m) {
+            out.push_str(stream);
+            used = true;
+        } else {
+            let _ = write!(
+                out,
+                "m={} 0 {} {}\r\n",
+                m.kind,
+                m.proto,
+                m.formats.join(" ")
+            );
+        }
+    }
+    if !used {
+        out.push_str(stream);
+    }
+    out.into_bytes()
+}
+
 /// The first audio stream of an offer we can take: the codec we answer with (the offer's
 /// first of PCMU/PCMA) and where to send.
 pub fn pick_audio(offer: &Sdp) -> Option<(Codec, std::net::SocketAddr)> {
@@ -307,6 +338,21 @@ mod tests {
         assert_eq!(addr, "127.0.0.1:4002".parse().unwrap());
         assert_eq!(m.attr("t38faxversion"), Some("0"));
         assert_eq!(m.attr("T38FaxFillBitRemoval"), Some(""));
+    }
+
+    #[test]
+    fn answer_keeps_the_offers_streams_in_order() {
+        let offer = Sdp::parse(b"v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 5000 RTP/AVP 0 101\r\nm=image 5002 udptl t38\r\n").unwrap();
+        let o = Origin {
+            session_id: 1,
+            version: 2,
+            addr: "127.0.0.1".parse().unwrap(),
+        };
+        let body = answer(image(&o, 4000, &[]), &offer, Media::is_t38);
+        let a = Sdp::parse(&body).unwrap();
+        assert_eq!(a.media.len(), 2);
+        assert_eq!((a.media[0].kind.as_str(), a.media[0].port), ("audio", 0));
+        assert_eq!((a.media[1].kind.as_str(), a.media[1].port), ("image", 4000));
     }
 
     #[test]

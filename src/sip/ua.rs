@@ -503,6 +503,12 @@ impl UserAgent {
     }
 
     fn reg_failed(&mut self, error: RegisterError, now: Instant) {
+        if matches!(self.reg, Reg::Sending { expires: 0, .. }) {
+            // A failed removal is not retried: the binding expires on its own.
+            self.reg = Reg::Off;
+            self.event(Event::Registration(RegState::Disabled));
+            return;
+        }
         let retry = if matches!(error, RegisterError::AuthRejected(_)) {
             REGISTER_AUTH_RETRY
         } else {
@@ -528,6 +534,11 @@ impl UserAgent {
         let code = resp.code().unwrap_or(0);
         match code {
             100..=199 => {}
+            200..=299 if expires == 0 => {
+                // Our removal (§10.2.2) went through.
+                self.reg = Reg::Off;
+                self.event(Event::Registration(RegState::Disabled));
+            }
             200..=299 => {
                 // §10.2.4: the binding's expiry is our Contact's expires, else Expires.
                 let ours = self.contact();
@@ -1076,30 +1087,57 @@ impl UserAgent {
 
     // ---- incoming requests ----
 
-    /// Answer an incoming call (after [`Event::Incoming`]) with G.711 on `media_port`.
+    /// Answer an incoming call (after [`Event::Incoming`]) on `media_port`: with G.711 (our
+    /// T.38 re-INVITE follows the ACK), or with T.38 at once when the INVITE offers it.
     pub fn answer(&mut self, id: CallId, media_port: u16, now: Instant) {
+        let t38 = self.cfg.t38.clone();
+        let contact = self.contact();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         let CallState::Offered { invite, tx, offer } = call.state.clone() else {
             return;
         };
+        call.media_port = media_port;
+        let tag = call.dialog.local_tag.clone();
+        let mut r = Message::response_to(&invite, 200, "OK", Some(&tag));
+        r.push("Contact", contact);
+        r.push("Allow", ALLOW);
+        // A gateway may offer T.38 in its first INVITE (T.38 Annex D.2.2): take it then.
+        let direct = sdp::pick_t38(&offer)
+            .and_then(|(m, addr)| Some((addr, t38sdp::answer_offer(&t38, m)?)));
+        if let Some((remote, (params, attrs))) = direct {
+            let body = sdp::answer(sdp::image(&call.origin, media_port, &attrs), &offer, |m| {
+                m.is_t38() && m.port != 0
+            });
+            r.set_body("application/sdp", body);
+            call.state = CallState::Answered {
+                tx: tx.clone(),
+                t38: Some((remote, params.clone())),
+                hangup: None,
+            };
+            self.respond_msg(&tx, r, now);
+            return self.event(Event::T38 {
+                call: id,
+                remote,
+                params,
+            });
+        }
         let Some((codec, remote)) = sdp::pick_audio(&offer) else {
             self.respond_tx(&tx, &invite, 488, "Not Acceptable Here", None, now);
             return self.end(id, Cause::NoAudio);
         };
-        call.media_port = media_port;
         call.codec = Some(codec);
-        let body = sdp::audio(&call.origin, media_port, &[codec]);
+        let body = sdp::answer(
+            sdp::audio(&call.origin, media_port, &[codec]),
+            &offer,
+            |m| m.is_audio() && m.port != 0,
+        );
         call.state = CallState::Answered {
             tx: tx.clone(),
             t38: None,
             hangup: None,
         };
-        let tag = call.dialog.local_tag.clone();
-        let mut r = Message::response_to(&invite, 200, "OK", Some(&tag));
-        r.push("Contact", self.contact());
-        r.push("Allow", ALLOW);
         r.set_body("application/sdp", body);
         self.respond_msg(&tx, r, now);
         self.event(Event::Audio {
@@ -1338,7 +1376,7 @@ impl UserAgent {
             return self.respond_tx(&tx, &req, 486, "Busy Here", None, now);
         }
         let offer = match Sdp::parse(&req.body) {
-            Ok(s) if sdp::pick_audio(&s).is_some() => s,
+            Ok(s) if sdp::pick_audio(&s).is_some() || sdp::pick_t38(&s).is_some() => s,
             // No offer (RFC 3261 §13.2.1 lets the 200 carry it) or no G.711: we need the far
             // end's audio address before T.38, so we refuse.
             _ => return self.respond_tx(&tx, &req, 488, "Not Acceptable Here", None, now),
@@ -1475,7 +1513,11 @@ impl UserAgent {
                 call.origin.version += 1;
                 r.set_body(
                     "application/sdp",
-                    sdp::image(&call.origin, call.media_port, &attrs),
+                    sdp::answer(
+                        sdp::image(&call.origin, call.media_port, &attrs),
+                        offer.as_ref().expect("a T.38 offer was read"),
+                        |m| m.is_t38() && m.port != 0,
+                    ),
                 );
                 call.state = CallState::Answered {
                     tx: tx.clone(),
@@ -1499,7 +1541,11 @@ impl UserAgent {
                 call.origin.version += 1;
                 r.set_body(
                     "application/sdp",
-                    sdp::audio(&call.origin, call.media_port, &[codec]),
+                    sdp::answer(
+                        sdp::audio(&call.origin, call.media_port, &[codec]),
+                        offer.as_ref().expect("an audio offer was read"),
+                        |m| m.is_audio() && m.port != 0,
+                    ),
                 );
                 let prev = call.state.clone();
                 call.state = CallState::Answered {
@@ -1730,6 +1776,21 @@ impl UserAgent {
             _ => None,
         });
         tx.chain(stx).chain(reg).chain(calls).min()
+    }
+
+    /// Remove our binding (REGISTER with `Expires: 0`, RFC 3261 §10.2.2) when we have one;
+    /// no further REGISTER follows. Answered challenges as any REGISTER.
+    pub fn unregister(&mut self, now: Instant) {
+        match self.reg {
+            Reg::Bound { .. } => self.send_register(0, None, 0, now),
+            Reg::Failed { .. } => self.reg = Reg::Off,
+            Reg::Off | Reg::Sending { .. } => {}
+        }
+    }
+
+    /// A REGISTER is out (the shell waits for it before it stops).
+    pub fn registering(&self) -> bool {
+        matches!(self.reg, Reg::Sending { .. })
     }
 
     /// The registration as of now.

@@ -229,3 +229,53 @@ proptest! {
         let _ = Sdp::parse(sdp.as_bytes());
     }
 }
+
+/// A TCP peer that sends a head without end, or a Content-Length past the limit, is
+/// disconnected (RFC 3261 §18.3 gives no way to resynchronise); the agent keeps answering others.
+#[test]
+fn sip_tcp_oversized_stream_is_disconnected() {
+    use faxgate::sip::{Agent, SipSettings};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let settings = SipSettings {
+            server: None,
+            register: false,
+            local_addr: "127.0.0.1:0".parse().unwrap(),
+            transport: Transport::Tcp,
+            media_ip: "127.0.0.1".parse().unwrap(),
+            media_ports: (43_000, 43_099),
+            allowed_networks: vec!["127.0.0.1/32".parse().unwrap()],
+            ..SipSettings::default()
+        };
+        let agent = Agent::start(settings).await.unwrap();
+        let addr = agent.local_addr();
+        let guard = Duration::from_secs(60);
+        for attack in [
+            format!("OPTIONS sip:a@b SIP/2.0\r\nX: {}", "y".repeat(message::MAX_MESSAGE + 10)),
+            "OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 999999\r\n\r\n".to_string(),
+        ] {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            // The write may fail once the agent has closed its end; either way the read ends.
+            let _ = s.write_all(attack.as_bytes()).await;
+            let mut buf = vec![0u8; 1024];
+            let n = tokio::time::timeout(guard, s.read(&mut buf)).await.expect("closed, not hung");
+            assert!(matches!(n, Ok(0) | Err(_)), "the connection is closed");
+        }
+        // A well-formed OPTIONS on a new connection still gets its 200.
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"OPTIONS sip:fax@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKok\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:fax@127.0.0.1>\r\nCall-ID: ok\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tokio::time::timeout(guard, s.read(&mut buf)).await.expect("an answer").unwrap();
+            assert!(n > 0, "closed without an answer");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got.starts_with(b"SIP/2.0 200 OK\r\n"), "{}", String::from_utf8_lossy(&got));
+    });
+}
