@@ -610,15 +610,13 @@ fn sip_register_with_a_wrong_password_is_a_line_error_in_status() {
         media: media_range(),
     };
     let registrar = free_udp_port();
-    let pw = dir.join("sip-password");
-    std::fs::write(&pw, "wrong-pw\n").unwrap();
+    // A relative password file is under the data directory.
+    std::fs::create_dir_all(dir.join("faxgate-data")).unwrap();
+    std::fs::write(dir.join("faxgate-data/sip-password"), "wrong-pw\n").unwrap();
     let cfg = config(
         dir,
         &line,
-        &format!(
-            "registrar = \"127.0.0.1:{registrar}\"\npassword_file = \"{}\"",
-            pw.display()
-        ),
+        &format!("registrar = \"127.0.0.1:{registrar}\"\npassword_file = \"sip-password\""),
         "",
     );
     let mut sipp = Sipp::start(

@@ -203,7 +203,10 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     // SIP lines: bound and registering before READY (an address in use fails the start).
     let mut sip_lines = Vec::new();
     for s in &config.sips {
-        let line = sip_line::SipLine::start(s.clone(), board.clone(), shutdown.clone()).await?;
+        // A relative password file is under the data directory, as `check-config` reads it.
+        let mut cfg = s.clone();
+        cfg.password_file = cfg.password_file.map(|p| config.data_path(&p));
+        let line = sip_line::SipLine::start(cfg, board.clone(), shutdown.clone()).await?;
         for slot in sip_line::slot_names(s) {
             lines.insert(slot, runner::Line::Sip(line.clone()));
         }
