@@ -474,8 +474,8 @@ pub struct Sip {
     /// printed. Absent: requests are not authenticated (a 401/407 is then a line error).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
-    /// Local SIP address and port we listen on and send from.
-    #[serde(default = "default_sip_listen")]
+    /// Local SIP address and port we listen on and send from: an address peers reach (it goes
+    /// into Via and Contact, RFC 3261 §8.1.1.8), so required.
     pub listen: SocketAddr,
     /// `udp` or `tcp`.
     #[serde(default = "default_sip_transport")]
@@ -592,9 +592,6 @@ pub fn sip_host_port(s: &str) -> Option<(String, u16)> {
     (h.parse::<std::net::Ipv4Addr>().is_ok() || is_domain(h)).then(|| (h.to_string(), port))
 }
 
-fn default_sip_listen() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 5060))
-}
 fn default_sip_transport() -> SipTransport {
     SipTransport::Udp
 }
@@ -2078,7 +2075,12 @@ fn validate_sip(sips: &[Sip], names: &mut BTreeSet<String>, err: &mut impl FnMut
         if let Some(pf) = &s.password_file {
             check_path(err, &k("password_file"), pf);
         }
-        if s.listen.port() == 0 {
+        if s.listen.ip().is_unspecified() {
+            err(
+                k("listen"),
+                "an address peers reach, not 0.0.0.0 or :: (it goes into Via and Contact)".into(),
+            );
+        } else if s.listen.port() == 0 {
             err(k("listen"), "port 0 is not a port".into());
         } else if !listens.insert(s.listen) {
             err(
@@ -2086,10 +2088,10 @@ fn validate_sip(sips: &[Sip], names: &mut BTreeSet<String>, err: &mut impl FnMut
                 format!("{} is used by two SIP lines", s.listen),
             );
         }
-        if s.media_ip().is_unspecified() {
+        if s.media_address.is_some_and(|a| a.is_unspecified()) {
             err(
                 k("media_address"),
-                "the address announced in SDP cannot be 0.0.0.0 or ::: set `media_address`".into(),
+                "the address announced in SDP cannot be 0.0.0.0 or ::".into(),
             );
         }
         if s.media_port_min == 0 || s.media_port_min > s.media_port_max {
@@ -2655,6 +2657,7 @@ mod tests {
             "c.toml",
             "[[modem]]\nname = \"line\"\ndevice = \"/dev/ttyS0\"\n\n\
              [[sip]]\nname = \"line\"\nuser = \"a b\"\nregistrar = \"bad host:99999\"\n\
+             listen = \"0.0.0.0:5060\"\nmedia_address = \"0.0.0.0\"\n\
              media_port_min = 20000\nmedia_port_max = 20003\nmax_calls = 3\n\
              t38_version = 4\nt38_max_bit_rate = 1000\nudptl_redundancy = 9\n\
              udptl_max_datagram = 100\nlocal_id = \"far far too long a station id\"\n\
@@ -2668,6 +2671,7 @@ mod tests {
             "sip.0.name",
             "sip.0.user",
             "sip.0.registrar",
+            "sip.0.listen",
             "sip.0.media_address",
             "sip.0.media_port_max",
             "sip.0.t38_version",
@@ -2687,7 +2691,8 @@ mod tests {
         let f = write(
             &d,
             "t.toml",
-            "[[sip]]\nname = \"x\"\nuser = \"u\"\ntransport = \"tls\"\n",
+            "[[sip]]\nname = \"x\"\nuser = \"u\"\nlisten = \"127.0.0.1:5060\"\n\
+             transport = \"tls\"\n",
         );
         let e = load(Some(&f), Vec::new()).unwrap_err();
         assert_eq!(e.0[0].key, "sip.0.transport", "{e}");

@@ -623,7 +623,12 @@ mod tests {
     use super::*;
 
     fn line(toml: &str) -> Sip {
-        toml::from_str(&format!("name = \"trunk\"\nuser = \"fax\"\n{toml}")).unwrap()
+        let listen = if toml.contains("listen") {
+            ""
+        } else {
+            "listen = \"127.0.0.1:5060\"\n"
+        };
+        toml::from_str(&format!("name = \"trunk\"\nuser = \"fax\"\n{listen}{toml}")).unwrap()
     }
 
     #[test]
