@@ -47,6 +47,9 @@ pub struct Config {
     /// `[[modem]]`: one entry per fax modem.
     #[serde(rename = "modem")]
     pub modems: Vec<Modem>,
+    /// `[[sip]]`: one entry per SIP line (a trunk or PBX account carrying fax as T.38).
+    #[serde(rename = "sip")]
+    pub sips: Vec<Sip>,
     /// `[loopback]`: the built-in in-memory line of the embedded default.
     pub loopback: Loopback,
     /// `[dialplan]`: number normalisation and toll-fraud policy.
@@ -80,6 +83,7 @@ impl Default for Config {
             smtp: Smtp::default(),
             relay: Relay::default(),
             modems: Vec::new(),
+            sips: Vec::new(),
             loopback: Loopback::default(),
             dialplan: DialPlan::default(),
             fax_options: FaxOptions::default(),
@@ -436,6 +440,218 @@ fn default_max_rate() -> u32 {
 }
 fn default_true() -> bool {
     true
+}
+
+/// SIP transport of a `[[sip]]` line (RFC 3261 §18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SipTransport {
+    /// UDP (RFC 3261 §18.1.1: every UA must support it).
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+/// G.711 law offered on the audio leg before T.38 (ITU-T G.711; RTP payload types 0 and 8,
+/// RFC 3551 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioCodec {
+    /// µ-law, payload type 0.
+    Pcmu,
+    /// A-law, payload type 8.
+    Pcma,
+}
+
+/// One `[[sip]]` entry: a SIP user agent whose calls carry fax as T.38 over UDPTL (T.38
+/// Annex D, RFC 3362) instead of a modem. Same roles, routes and job engine as a `[[modem]]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sip {
+    /// Short name, used in logs, routes (`line`) and the status display; shared with the
+    /// `[[modem]]` names (one namespace of lines).
+    pub name: String,
+    /// Registrar, `host` or `host:port` (default port 5060): REGISTER goes here and it is the
+    /// domain of our address-of-record. Absent: no registration (a PBX that knows us by IP).
+    #[serde(default)]
+    pub registrar: Option<String>,
+    /// Outbound proxy, `host` or `host:port`: every request outside a dialog goes here (the
+    /// trunk). Absent: the registrar. Outbound calls go only through this trunk.
+    #[serde(default)]
+    pub proxy: Option<String>,
+    /// Our user part: `sip:user@registrar`, and the From of our requests.
+    pub user: String,
+    /// Digest authentication user name (RFC 3261 §22.4); empty: `user`.
+    #[serde(default)]
+    pub auth_user: String,
+    /// File whose first line is the digest password (like `relay.password_file`). Never
+    /// printed. Absent: requests are not authenticated (a 401/407 is then a line error).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Local SIP address and port we listen on and send from: an address peers reach (it goes
+    /// into Via and Contact, RFC 3261 §8.1.1.8), so required.
+    pub listen: SocketAddr,
+    /// `udp` or `tcp`.
+    #[serde(default = "default_sip_transport")]
+    pub transport: SipTransport,
+    /// Address put in SDP `c=` and bound for RTP and UDPTL; absent: the `listen` address.
+    #[serde(default)]
+    pub media_address: Option<std::net::IpAddr>,
+    /// Lowest UDP port for media (RTP audio and UDPTL), inclusive.
+    #[serde(default = "default_media_port_min")]
+    pub media_port_min: u16,
+    /// Highest UDP port for media, inclusive; the range must hold two ports per call.
+    #[serde(default = "default_media_port_max")]
+    pub media_port_max: u16,
+    /// `receive`, `send` or `both`.
+    #[serde(default = "default_role")]
+    pub role: ModemRole,
+    /// Calls carried at the same time (in and out together); more INVITEs get 486 Busy Here.
+    #[serde(default = "default_max_calls")]
+    pub max_calls: u32,
+    /// Networks (CIDR) INVITEs and OPTIONS are accepted from; others get no answer. Empty
+    /// (the default): the registrar's and proxy's addresses only.
+    #[serde(default)]
+    pub allow_from: Vec<IpNet>,
+    /// REGISTER expiry asked for (RFC 3261 §10.2.1); refreshed before it runs out.
+    #[serde(default = "default_register_expires", with = "humantime_serde")]
+    pub register_expires: Duration,
+    /// Calling: how long we wait for the far end's re-INVITE to T.38 before we send our own.
+    #[serde(default = "default_reinvite_wait", with = "humantime_serde")]
+    pub reinvite_wait: Duration,
+    /// Audio codecs offered before T.38, in order of preference (`pcmu`, `pcma`).
+    #[serde(default = "default_codecs")]
+    pub codecs: Vec<AudioCodec>,
+    /// `T38FaxVersion` offered (T.38 Annex D.2.3: 0 … 3).
+    #[serde(default)]
+    pub t38_version: u8,
+    /// `T38MaxBitRate`, bit/s (2400 … 14400); also the highest rate our T.30 engine offers.
+    #[serde(default = "default_max_rate")]
+    pub t38_max_bit_rate: u32,
+    /// UDPTL redundancy depth: earlier IFP packets repeated in each datagram (T.38 §9.1,
+    /// `T38FaxUdpEC:t38UDPRedundancy`); 0 sends none.
+    #[serde(default = "default_udptl_redundancy")]
+    pub udptl_redundancy: u8,
+    /// `T38FaxMaxDatagram`: the largest UDPTL datagram we send and announce, bytes.
+    #[serde(default = "default_udptl_max_datagram")]
+    pub udptl_max_datagram: u16,
+    /// Our station ID sent as TSI/CSI (T.30 §5.3.6.2.4).
+    #[serde(default)]
+    pub local_id: String,
+    /// Offer and accept T.30 Annex A error correction.
+    #[serde(default = "default_true")]
+    pub ecm: bool,
+    /// Outgoing faxes on this line: from attempt N+1 on, send without ECM (0: never);
+    /// overrides `[fax_options]`, a `[[fax_route]]` overrides it. Absent: `[fax_options]`'s.
+    #[serde(default)]
+    pub disable_ecm_after_retry: Option<u32>,
+    /// Outgoing faxes on this line: from attempt N+1 on, no V.17 (V.29 9600 at most; 0: never).
+    #[serde(default)]
+    pub disable_v17_after_retry: Option<u32>,
+}
+
+impl From<&Sip> for crate::mail::fax_options::LineOptions {
+    /// A `[[sip]]` line's ceiling (`ecm`, `t38_max_bit_rate`) and per-retry settings.
+    fn from(s: &Sip) -> Self {
+        crate::mail::fax_options::LineOptions {
+            label: format!("[[sip]] {}", s.name),
+            ecm: s.ecm,
+            max_bps: s.t38_max_bit_rate,
+            disable_ecm_after_retry: s.disable_ecm_after_retry,
+            disable_v17_after_retry: s.disable_v17_after_retry,
+        }
+    }
+}
+
+impl From<&Sip> for crate::fax::t30::EngineConfig {
+    /// The T.30 options a `[[sip]]` entry gives (`local_id`, `t38_max_bit_rate`, `ecm`).
+    fn from(s: &Sip) -> Self {
+        crate::fax::t30::EngineConfig {
+            local_id: s.local_id.clone(),
+            max_bps: s.t38_max_bit_rate,
+            ecm: s.ecm,
+            ..Default::default()
+        }
+    }
+}
+
+impl Sip {
+    /// The digest password: the first line of `password_file`, `None` without one.
+    pub fn password(&self) -> std::io::Result<Option<String>> {
+        match &self.password_file {
+            Some(f) => {
+                let s = std::fs::read_to_string(f)?;
+                Ok(Some(s.lines().next().unwrap_or("").to_owned()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The digest user name: `auth_user`, else `user`.
+    pub fn auth_name(&self) -> &str {
+        if self.auth_user.is_empty() {
+            &self.user
+        } else {
+            &self.auth_user
+        }
+    }
+
+    /// Where requests outside a dialog go: `proxy`, else `registrar`.
+    pub fn trunk(&self) -> Option<&str> {
+        self.proxy.as_deref().or(self.registrar.as_deref())
+    }
+
+    /// The address media is bound to and announced in SDP.
+    pub fn media_ip(&self) -> std::net::IpAddr {
+        self.media_address.unwrap_or(self.listen.ip())
+    }
+}
+
+/// Splits `host` or `host:port` (`[v6]:port` for IPv6 literals); the port defaults to 5060
+/// (RFC 3261 §19.1.2). `None` when it is neither.
+pub fn sip_host_port(s: &str) -> Option<(String, u16)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (h, tail) = rest.split_once(']')?;
+        h.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match tail {
+            "" => 5060,
+            t => t.strip_prefix(':')?.parse().ok().filter(|p| *p != 0)?,
+        };
+        return Some((h.to_string(), port));
+    }
+    let (h, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().ok().filter(|p| *p != 0)?),
+        None => (s, 5060),
+    };
+    (h.parse::<std::net::Ipv4Addr>().is_ok() || is_domain(h)).then(|| (h.to_string(), port))
+}
+
+fn default_sip_transport() -> SipTransport {
+    SipTransport::Udp
+}
+fn default_media_port_min() -> u16 {
+    10000
+}
+fn default_media_port_max() -> u16 {
+    10999
+}
+fn default_max_calls() -> u32 {
+    4
+}
+fn default_register_expires() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_reinvite_wait() -> Duration {
+    Duration::from_secs(3)
+}
+fn default_codecs() -> Vec<AudioCodec> {
+    vec![AudioCodec::Pcmu, AudioCodec::Pcma]
+}
+fn default_udptl_redundancy() -> u8 {
+    3
+}
+fn default_udptl_max_datagram() -> u16 {
+    400
 }
 
 /// `[loopback]`: the built-in line of the embedded default.
@@ -1097,6 +1313,7 @@ const SECTIONS: &[&str] = &[
     "smtp",
     "relay",
     "modem",
+    "sip",
     "loopback",
     "dialplan",
     "fax_options",
@@ -1147,6 +1364,7 @@ fn section_errors(figment: &Figment, file: Option<&Path>) -> Vec<ConfigError> {
     one::<Smtp>(figment, "smtp", file, &mut out);
     one::<Relay>(figment, "relay", file, &mut out);
     one::<Vec<Modem>>(figment, "modem", file, &mut out);
+    one::<Vec<Sip>>(figment, "sip", file, &mut out);
     one::<Loopback>(figment, "loopback", file, &mut out);
     one::<DialPlan>(figment, "dialplan", file, &mut out);
     one::<FaxOptions>(figment, "fax_options", file, &mut out);
@@ -1338,14 +1556,20 @@ pub fn unreadable_files(c: &Config) -> Vec<(String, String)> {
         ("http.tls_cert", &c.http.tls_cert, http),
         ("http.tls_key", &c.http.tls_key, http),
     ];
+    let sip =
+        c.sips.iter().enumerate().filter_map(|(i, s)| {
+            Some((format!("sip.{i}.password_file"), s.password_file.as_ref()?))
+        });
     named
         .into_iter()
         .filter(|(_, _, used)| *used)
-        .filter_map(|(key, p, _)| {
-            let path = c.data_path(p.as_ref()?);
+        .filter_map(|(key, p, _)| Some((key.to_string(), p.as_ref()?)))
+        .chain(sip)
+        .filter_map(|(key, p)| {
+            let path = c.data_path(p);
             std::fs::File::open(&path)
                 .err()
-                .map(|e| (key.to_string(), format!("{}: {e}", path.display())))
+                .map(|e| (key, format!("{}: {e}", path.display())))
         })
         .collect()
 }
@@ -1615,6 +1839,8 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             );
         }
     }
+
+    validate_sip(&c.sips, &mut names, &mut err);
 
     // [loopback]
     if !is_station_id(&c.loopback.remote_id) {
@@ -1945,6 +2171,170 @@ fn validate_fax_options(c: &Config, err: &mut impl FnMut(String, String)) {
                     r.name
                 ),
             );
+        }
+    }
+}
+
+/// `[[sip]]`: each line's keys, its name unique among all lines (`names` holds the modems').
+fn validate_sip(sips: &[Sip], names: &mut BTreeSet<String>, err: &mut impl FnMut(String, String)) {
+    let mut listens = BTreeSet::new();
+    let mut ranges: Vec<(usize, u16, u16)> = Vec::new();
+    for (i, s) in sips.iter().enumerate() {
+        let k = |f: &str| format!("sip.{i}.{f}");
+        if s.name.is_empty()
+            || !s
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            err(
+                k("name"),
+                format!("`{}`: use letters, digits, `-` and `_`", s.name),
+            );
+        } else if !names.insert(s.name.clone()) {
+            err(k("name"), format!("line name `{}` used twice", s.name));
+        }
+        for (key, v) in [("registrar", &s.registrar), ("proxy", &s.proxy)] {
+            if let Some(v) = v
+                && sip_host_port(v).is_none()
+            {
+                err(
+                    k(key),
+                    format!("`{v}` is not `host` or `host:port` (RFC 3261 §19.1.1)"),
+                );
+            }
+        }
+        if s.registrar.is_none() && s.proxy.is_none() && s.role != ModemRole::Receive {
+            // Outbound calls go only through the configured trunk (toll fraud, issue 17).
+            err(
+                k("proxy"),
+                "a line that sends needs `registrar` or `proxy`: calls go only through the trunk"
+                    .into(),
+            );
+        }
+        // RFC 3261 §25.1 `user`: unreserved characters and user-unreserved; no escapes.
+        let user_ok = |u: &str| {
+            !u.is_empty()
+                && u.len() <= 64
+                && u.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b))
+        };
+        if !user_ok(&s.user) {
+            err(
+                k("user"),
+                format!("`{}` is not a SIP user part (RFC 3261 §25.1)", s.user),
+            );
+        }
+        if !s.auth_user.is_empty()
+            && (s.auth_user.len() > 128 || s.auth_user.chars().any(|c| c.is_control() || c == '"'))
+        {
+            err(
+                k("auth_user"),
+                "at most 128 characters, no controls or `\"`".into(),
+            );
+        }
+        if let Some(pf) = &s.password_file {
+            check_path(err, &k("password_file"), pf);
+        }
+        if s.listen.ip().is_unspecified() {
+            err(
+                k("listen"),
+                "an address peers reach, not 0.0.0.0 or :: (it goes into Via and Contact)".into(),
+            );
+        } else if s.listen.port() == 0 {
+            err(k("listen"), "port 0 is not a port".into());
+        } else if !listens.insert(s.listen) {
+            err(
+                k("listen"),
+                format!("{} is used by two SIP lines", s.listen),
+            );
+        }
+        if s.media_address.is_some_and(|a| a.is_unspecified()) {
+            err(
+                k("media_address"),
+                "the address announced in SDP cannot be 0.0.0.0 or ::".into(),
+            );
+        }
+        if s.media_port_min == 0 || s.media_port_min > s.media_port_max {
+            err(
+                k("media_port_min"),
+                format!(
+                    "{} … {} is not a port range",
+                    s.media_port_min, s.media_port_max
+                ),
+            );
+        } else {
+            let span = u32::from(s.media_port_max) - u32::from(s.media_port_min) + 1;
+            if span < 2 * s.max_calls {
+                err(
+                    k("media_port_max"),
+                    format!(
+                        "{span} ports hold fewer than 2 per call for max_calls = {}",
+                        s.max_calls
+                    ),
+                );
+            }
+            for (j, lo, hi) in &ranges {
+                if s.media_port_min <= *hi && *lo <= s.media_port_max {
+                    err(
+                        k("media_port_min"),
+                        format!("the media ports overlap those of sip.{j}"),
+                    );
+                }
+            }
+            ranges.push((i, s.media_port_min, s.media_port_max));
+        }
+        check_range(err, &k("max_calls"), u64::from(s.max_calls), 1, 256);
+        if s.register_expires < Duration::from_secs(60)
+            || s.register_expires > Duration::from_secs(86_400)
+        {
+            err(k("register_expires"), "must be from 1m to 1day".into());
+        }
+        if s.reinvite_wait > Duration::from_secs(60) {
+            err(k("reinvite_wait"), "at most 60s".into());
+        }
+        if s.codecs.is_empty() {
+            err(k("codecs"), "offer at least one of pcmu, pcma".into());
+        }
+        check_range(err, &k("t38_version"), u64::from(s.t38_version), 0, 3);
+        if ![2400, 4800, 7200, 9600, 12000, 14400].contains(&s.t38_max_bit_rate) {
+            err(
+                k("t38_max_bit_rate"),
+                format!(
+                    "{} is not a T.30 signalling rate (2400 … 14400)",
+                    s.t38_max_bit_rate
+                ),
+            );
+        }
+        check_range(
+            err,
+            &k("udptl_redundancy"),
+            u64::from(s.udptl_redundancy),
+            0,
+            7,
+        );
+        // Smaller than one ECM frame with its IFP and UDPTL headers is not usable; larger
+        // than an Ethernet MTU fragments.
+        check_range(
+            err,
+            &k("udptl_max_datagram"),
+            u64::from(s.udptl_max_datagram),
+            272,
+            1400,
+        );
+        if !is_station_id(&s.local_id) {
+            err(
+                k("local_id"),
+                "T.30 §5.3.6.2.4: at most 20 characters, digits, `+` and spaces".into(),
+            );
+        }
+        for (key, v) in [
+            ("disable_ecm_after_retry", s.disable_ecm_after_retry),
+            ("disable_v17_after_retry", s.disable_v17_after_retry),
+        ] {
+            if let Some(v) = v {
+                check_range(err, &k(key), v.into(), 0, MAX_RETRY_THRESHOLD.into());
+            }
         }
     }
 }
@@ -2400,6 +2790,153 @@ mod tests {
         let s = c.to_redacted_toml();
         assert!(!s.contains("hunter2"), "{s}");
         assert!(s.contains(REDACTED));
+    }
+
+    #[test]
+    fn sip_line_loads_with_defaults_and_a_password_file() {
+        let d = tempfile::tempdir().unwrap();
+        let pw = write(&d, "sip.pw", "s3cret\nignored\n");
+        let f = write(
+            &d,
+            "c.toml",
+            &format!(
+                "[[sip]]\nname = \"trunk\"\nregistrar = \"127.0.0.1:5070\"\nuser = \"fax\"\n\
+                 password_file = \"{}\"\nlisten = \"127.0.0.1:5090\"\nlocal_id = \"+1 212 555 0100\"\n",
+                pw.display()
+            ),
+        );
+        let c = load(Some(&f), Vec::new()).unwrap().config;
+        let s = &c.sips[0];
+        assert_eq!(s.password().unwrap().as_deref(), Some("s3cret"));
+        assert_eq!(s.auth_name(), "fax");
+        assert_eq!(s.trunk(), Some("127.0.0.1:5070"));
+        assert_eq!(s.transport, SipTransport::Udp);
+        assert_eq!(s.role, ModemRole::Both);
+        assert_eq!((s.t38_version, s.t38_max_bit_rate), (0, 14400));
+        assert_eq!(s.media_ip(), std::net::IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(validate(&c), Vec::<(String, String)>::new());
+        assert_eq!(unreadable_files(&c), Vec::<(String, String)>::new());
+        std::fs::remove_file(&pw).unwrap();
+        let missing: Vec<String> = unreadable_files(&c).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(missing, ["sip.0.password_file"]);
+    }
+
+    #[test]
+    fn sip_validation_names_each_key() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write(
+            &d,
+            "c.toml",
+            "[[modem]]\nname = \"line\"\ndevice = \"/dev/ttyS0\"\n\n\
+             [[sip]]\nname = \"line\"\nuser = \"a b\"\nregistrar = \"bad host:99999\"\n\
+             listen = \"0.0.0.0:5060\"\nmedia_address = \"0.0.0.0\"\n\
+             media_port_min = 20000\nmedia_port_max = 20003\nmax_calls = 3\n\
+             t38_version = 4\nt38_max_bit_rate = 1000\nudptl_redundancy = 9\n\
+             udptl_max_datagram = 100\nlocal_id = \"far far too long a station id\"\n\
+             codecs = []\nregister_expires = \"10s\"\nreinvite_wait = \"2m\"\n\n\
+             [[sip]]\nname = \"out\"\nuser = \"fax\"\nlisten = \"127.0.0.1:5060\"\n\
+             media_port_min = 20002\nmedia_port_max = 20100\n",
+        );
+        let e = load(Some(&f), Vec::new()).unwrap_err();
+        let keys: Vec<&str> = e.0.iter().map(|e| e.key.as_str()).collect();
+        for k in [
+            "sip.0.name",
+            "sip.0.user",
+            "sip.0.registrar",
+            "sip.0.listen",
+            "sip.0.media_address",
+            "sip.0.media_port_max",
+            "sip.0.t38_version",
+            "sip.0.t38_max_bit_rate",
+            "sip.0.udptl_redundancy",
+            "sip.0.udptl_max_datagram",
+            "sip.0.local_id",
+            "sip.0.codecs",
+            "sip.0.register_expires",
+            "sip.0.reinvite_wait",
+            // Sends without a trunk; its media ports overlap the first line's.
+            "sip.1.proxy",
+            "sip.1.media_port_min",
+        ] {
+            assert!(keys.contains(&k), "{k} missing in {keys:?}");
+        }
+        let f = write(
+            &d,
+            "t.toml",
+            "[[sip]]\nname = \"x\"\nuser = \"u\"\nlisten = \"127.0.0.1:5060\"\n\
+             transport = \"tls\"\n",
+        );
+        let e = load(Some(&f), Vec::new()).unwrap_err();
+        assert_eq!(e.0[0].key, "sip.0.transport", "{e}");
+    }
+
+    #[test]
+    fn sip_example_of_the_appliance_config_loads() {
+        // The commented [[sip]] example in firmware-config/faxgate.toml, uncommented, is a
+        // valid line: every key it documents exists and its values pass validation.
+        let doc = include_str!("../firmware-config/faxgate.toml");
+        let start = doc.find("# [[sip]]").expect("the [[sip]] example");
+        let end = start + doc[start..].find("\n[loopback]").unwrap();
+        let body: String = doc[start..end]
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.starts_with("[[") || l.contains(" = "))
+            .filter(|l| !l.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let d = tempfile::tempdir().unwrap();
+        let f = write(&d, "c.toml", &body);
+        let c = load(Some(&f), Vec::new())
+            .unwrap_or_else(|e| panic!("{e}\n{body}"))
+            .config;
+        assert_eq!(c.sips.len(), 1);
+        assert_eq!(c.sips[0].name, "trunk");
+        for key in [
+            "registrar",
+            "proxy",
+            "user",
+            "auth_user",
+            "password_file",
+            "listen",
+            "transport",
+            "media_address",
+            "media_port_min",
+            "media_port_max",
+            "role",
+            "max_calls",
+            "allow_from",
+            "register_expires",
+            "reinvite_wait",
+            "codecs",
+            "t38_version",
+            "t38_max_bit_rate",
+            "udptl_redundancy",
+            "udptl_max_datagram",
+            "local_id",
+            "ecm",
+        ] {
+            assert!(
+                body.contains(&format!("\n{key} = ")),
+                "{key} not documented"
+            );
+        }
+    }
+
+    #[test]
+    fn sip_host_port_forms() {
+        assert_eq!(
+            sip_host_port("pbx.example"),
+            Some(("pbx.example".into(), 5060))
+        );
+        assert_eq!(
+            sip_host_port("127.0.0.1:5070"),
+            Some(("127.0.0.1".into(), 5070))
+        );
+        assert_eq!(sip_host_port("[::1]:5080"), Some(("::1".into(), 5080)));
+        assert_eq!(sip_host_port("[::1]"), Some(("::1".into(), 5060)));
+        for bad in ["", "a b", "h:0", "h:x", "[::1", "[nothost]:5", "h:70000"] {
+            assert_eq!(sip_host_port(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! | [`image`] | PURE: the [`image::Page`] bitmap and its resampling; T.4 MH/MR and T.6 MMR codecs (row at a time; strict and received-line decoding with copy quality); TIFF-F writer (Profile S/F), bilevel TIFF reader with limits, RFC 3949 checker; [`image::render`]: TIFF, PDF (hayro), PNG/JPEG/GIF/BMP/WebP, text and simple HTML to fax pages under a work budget — geometry, threshold/dither, header line, cover page |
 //! | [`fax`] | [`fax::t30`] PURE: the T.30 engine (phases, DIS/DCS, TCF, ECM, timers, causes, call report) and its in-memory line; [`fax::modem`]: the AT layer, DLE codec, Class 1 driver and probe (PURE), profiles, `port.rs` (the only serial I/O) and `session.rs` (one call on a port); [`fax::t38`]: IFP/UDPTL codecs, SDP parameters and the terminal mapping the engine onto IFP (PURE), `session.rs` (one call on a UDP socket) |
 //! | [`mail`] | PURE: RFC 3192 fax addresses (relay refusal included), the dial plan (E.164, prefixes, toll-fraud policy), the fax email's templates |
+//! | [`sip`] | the SIP lines' user agent (RFC 3261): PURE message/SDP parsers, digest, transactions, registration and calls to T.38 (`sip::ua`); the tokio shell `sip::agent` (UDP/TCP, media ports) |
 //! | [`smtp`] | the offramp ESMTP listener: PURE session state machine and per-client message rate; tokio listener, STARTTLS, AUTH, durable commit |
 //! | [`spool`] | the durable queue on disk: one commit point per job (fsync + rename), atomic record updates, receptions kept across crashes (`receiving/`), archives, start-up recovery, the `max_queued` high-water mark, an observer told of every change |
 //! | [`scheduler`] | PURE: retry/backoff per cause class, kill and give-up times; the dispatcher's core (priorities, due times, modem leases, relay and local limits), indexed for a large backlog |
@@ -52,5 +53,6 @@ pub mod onramp;
 pub mod private_fs;
 pub mod read_limit;
 pub mod scheduler;
+pub mod sip;
 pub mod smtp;
 pub mod spool;

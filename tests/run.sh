@@ -30,6 +30,7 @@ PKGS=(
   gcc
   libspandsp-dev     # the T.38 test peer (tests/fixtures/t38/spandsp_t38.c, built with gcc)
   pkg-config         # its compiler flags
+  sip-tester         # sipp: the SIP far ends of tests/sip_e2e.rs (tests/fixtures/sip/e2e_*.xml)
   fonts-dejavu-core
   fonts-urw-base35   # the standard-14 PDF fonts poppler and gs draw; our PDF font directory
   chromium           # the console in a real browser (headless)
@@ -41,6 +42,7 @@ PKGS=(
   lintian            # checks the Debian package (tests/debian_package.rs)
   man-db             # man -w finds the installed pages
   bash-completion    # the installed completion, loaded as an interactive shell does
+  sip-tester         # sipp: the SIP peer (registrar, caller, callee) of tests/sip_sipp.rs
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -11,6 +11,8 @@
 //! | [`cores`] | the pure cores' plain options built from the config (the one place config becomes them) |
 //! | [`loopback`] | PURE: one call on the built-in loopback line (two of our T.30 engines back to back) |
 //! | [`modems`] | the real modems of the pool (`[[modem]]`): Class 1 with our T.30 engine; RING answering, leased for sending |
+//! | [`rtp`] | the audio leg of a SIP call before T.38: RTP with G.711 silence (answering) or CNG (calling) |
+//! | [`sip_line`] | the SIP lines (`[[sip]]`): T.38 calls through the trunk, leased in slots of one call each |
 //! | [`status`] | PURE: the status model, the `STATUS=` summary and the `faxgate status` text |
 //! | [`control`] | the control socket (`control.sock` in the data directory): the server, and the client calls of `faxgate status` and `faxgate queue` ([`crate::cli`]) |
 //!
@@ -32,8 +34,10 @@ pub mod cores;
 pub mod dispatch;
 pub mod loopback;
 pub mod modems;
+pub mod rtp;
 pub mod runner;
 pub mod send_pages;
+pub mod sip_line;
 pub mod status;
 
 use std::sync::{Arc, Mutex};
@@ -83,10 +87,13 @@ pub enum AppError {
     /// The console cannot start (address in use, certificate, users file).
     #[error("console: {0}")]
     Console(#[from] console::ConsoleError),
+    /// A SIP line cannot start (its address in use, its password file).
+    #[error("{0}")]
+    Sip(#[from] sip_line::SipLineError),
 }
 
-/// The lines of the modem pool as configured, all idle: the loopback line (when enabled) and
-/// one per `[[modem]]`.
+/// The lines of the pool as configured, all idle: the loopback line (when enabled), one per
+/// `[[modem]]`, and each `[[sip]]` line's call slots.
 pub fn pool_lines(config: &Config) -> Vec<ModemStatus> {
     let mut v = Vec::new();
     if config.loopback.enabled {
@@ -99,6 +106,11 @@ pub fn pool_lines(config: &Config) -> Vec<ModemStatus> {
             ModemRole::Both => "both",
         };
         v.push(ModemStatus::idle(&m.name, role));
+    }
+    for s in &config.sips {
+        for slot in sip_line::slot_names(s) {
+            v.push(ModemStatus::idle(&slot, sip_line::role_word(s.role)));
+        }
     }
     v
 }
@@ -178,16 +190,28 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     };
 
     let config = Arc::new(config);
-    let lines: std::collections::HashMap<String, Arc<modems::ModemLine>> = config
+    let mut lines: std::collections::HashMap<String, runner::Line> = config
         .modems
         .iter()
         .map(|m| {
             (
                 m.name.clone(),
-                modems::ModemLine::new(m.clone(), board.clone()),
+                runner::Line::Modem(modems::ModemLine::new(m.clone(), board.clone())),
             )
         })
         .collect();
+    // SIP lines: bound and registering before READY (an address in use fails the start).
+    let mut sip_lines = Vec::new();
+    for s in &config.sips {
+        // A relative password file is under the data directory, as `check-config` reads it.
+        let mut cfg = s.clone();
+        cfg.password_file = cfg.password_file.map(|p| config.data_path(&p));
+        let line = sip_line::SipLine::start(cfg, board.clone(), shutdown.clone()).await?;
+        for slot in sip_line::slot_names(s) {
+            lines.insert(slot, runner::Line::Sip(line.clone()));
+        }
+        sip_lines.push(line);
+    }
     let shared = runner::Shared {
         cfg: config.clone(),
         spool: spool.clone(),
@@ -258,7 +282,10 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         .modems
         .iter()
         .filter(|m| matches!(m.role, ModemRole::Receive | ModemRole::Both))
-        .filter_map(|m| shared.lines.get(&m.name).cloned())
+        .filter_map(|m| match shared.lines.get(&m.name) {
+            Some(runner::Line::Modem(l)) => Some(l.clone()),
+            _ => None,
+        })
         .map(|line| {
             let (sh, sd) = (shared.clone(), shutdown.clone());
             tokio::task::spawn_blocking(move || {
@@ -273,6 +300,25 @@ pub async fn run(config: Config) -> Result<(), AppError> {
                     ),
                 })
             })
+        })
+        .collect();
+
+    // Receiving SIP lines take incoming calls as tasks (each call on a blocking thread).
+    let sip_answerers: Vec<_> = sip_lines
+        .iter()
+        .filter(|l| matches!(l.role(), ModemRole::Receive | ModemRole::Both))
+        .map(|line| {
+            let on_fax: sip_line::OnFax = Arc::new(|l, stored| match stored {
+                Stored::Fax { job, pages } => {
+                    info!(job = %job, line = l.name(), "received a fax of {pages} page(s)");
+                }
+                Stored::NoPages => info!(line = l.name(), "incoming call without pages"),
+                Stored::Kept(e) => error!(
+                    line = l.name(),
+                    "received fax kept in the spool, to be delivered at the next start: {e}"
+                ),
+            });
+            tokio::spawn(line.clone().serve(shutdown.clone(), spool.clone(), on_fax))
         })
         .collect();
 
@@ -303,6 +349,10 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     for a in answerers {
         let _ = a.await;
     }
+    for a in sip_answerers {
+        let _ = a.await;
+    }
+    drop(sip_lines);
     let _ = control_task.await;
     if let Some(c) = console_task {
         let _ = c.await;

@@ -22,6 +22,7 @@ use super::control::{CallWatch, ModemBoard};
 use super::loopback;
 use super::modems::{ModemLine, Sent};
 use super::send_pages;
+use super::sip_line::SipLine;
 use super::status::{self, CallProgress, LastCall, ModemState};
 use crate::config::Config;
 use crate::daemon::{Notifier, Shutdown};
@@ -45,6 +46,25 @@ pub const MAX_MESSAGE_BYTES: u64 = jobs::MAX_MESSAGE_BYTES;
 /// queued (the process died between finishing the job and queuing its report).
 pub const REPORT_RECOVERY_WINDOW: Duration = Duration::from_secs(2 * 24 * 3600);
 
+/// A line fax jobs are sent on: a modem or a SIP line (the loopback line is the runner's own).
+#[derive(Clone)]
+pub enum Line {
+    /// A `[[modem]]`.
+    Modem(Arc<ModemLine>),
+    /// A `[[sip]]` line, under each of its call slots' names.
+    Sip(Arc<SipLine>),
+}
+
+impl Line {
+    /// Our station ID on the line (TSI/CSI, the header line).
+    pub fn local_id(&self) -> &str {
+        match self {
+            Line::Modem(m) => m.local_id(),
+            Line::Sip(s) => s.local_id(),
+        }
+    }
+}
+
 /// What the runner shares with the rest of the daemon.
 #[derive(Clone)]
 pub struct Shared {
@@ -58,8 +78,9 @@ pub struct Shared {
     pub board: ModemBoard,
     /// systemd notification.
     pub notifier: Notifier,
-    /// The real modems by name (the loopback line is not among them).
-    pub lines: Arc<HashMap<String, Arc<ModemLine>>>,
+    /// The real lines by lease name: modems by name, SIP lines by each call slot's name
+    /// (the loopback line is not among them).
+    pub lines: Arc<HashMap<String, Line>>,
     /// Set at shutdown: renderings in progress stop (their jobs are done at the next start).
     pub render_cancel: render_budget::Cancel,
 }
@@ -386,7 +407,8 @@ fn attempt_options(
         return None;
     };
     let line_opts = match sh.lines.get(line) {
-        Some(m) => LineOptions::from(m.config()),
+        Some(Line::Modem(m)) => LineOptions::from(m.config()),
+        Some(Line::Sip(s)) => LineOptions::from(s.config()),
         None => LineOptions::full("the loopback line"),
     };
     let (dials, _) = rec.dials_and_tries();
@@ -475,7 +497,7 @@ async fn attempt(
         }
     };
     if line != loopback::LINE_NAME {
-        let Some(modem) = sh.lines.get(line).cloned() else {
+        let Some(chosen) = sh.lines.get(line).cloned() else {
             return local(CauseClass::LocalTemporary, format!("no line `{line}`"));
         };
         let dial = job.dial.clone();
@@ -490,8 +512,15 @@ async fn attempt(
                 fax_options::apply(o, e);
             }
         };
-        let Some(sent) = blocking(move || modem.send_with(&dial, made, call, tune)).await else {
-            return local(CauseClass::LocalTemporary, "the modem task failed".into());
+        // A SIP line dials the dial plan's E.164 number through its trunk.
+        let (slot, e164) = (line.to_string(), job.e164.clone());
+        let Some(sent) = blocking(move || match chosen {
+            Line::Modem(modem) => modem.send_with(&dial, made, call, tune),
+            Line::Sip(sip) => sip.send_with(&slot, &e164, made, call, tune),
+        })
+        .await
+        else {
+            return local(CauseClass::LocalTemporary, "the line task failed".into());
         };
         return match sent {
             Sent::NotConnected { class, detail } => Attempted {
@@ -514,7 +543,7 @@ async fn attempt(
             },
             Sent::Call { report, error } => {
                 if let Some(e) = error {
-                    warn!(job = %id, modem = line, "call: {e}");
+                    warn!(job = %id, line, "call: {e}");
                 }
                 let cause = report.cause.unwrap_or(Cause::CarrierLost);
                 sent_attempt(id, &job, &report, cause, report.duration)

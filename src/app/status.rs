@@ -333,6 +333,10 @@ pub struct ModemStatus {
     /// What the modem said about itself when last opened (real modems only).
     #[serde(default)]
     pub probe: Option<ModemProbe>,
+    /// A SIP line's registration, in words ("registered with … until …", "not registering");
+    /// `None` for modems. A refused REGISTER is the line's `last_error` and `offline` state.
+    #[serde(default)]
+    pub registration: Option<String>,
 }
 
 impl ModemStatus {
@@ -347,6 +351,7 @@ impl ModemStatus {
             last_error: None,
             call: None,
             probe: None,
+            registration: None,
         }
     }
 }
@@ -558,6 +563,9 @@ pub fn format(s: &Snapshot) -> String {
         }
         if let Some(c) = &m.call {
             let _ = writeln!(o, "    call: {} {}", c.direction.word(), c.describe());
+        }
+        if let Some(r) = &m.registration {
+            let _ = writeln!(o, "    sip: {r}");
         }
         if let Some(e) = &m.last_error {
             let _ = writeln!(o, "    last error: {e}");

@@ -23,6 +23,7 @@ mod mail_parts;
 mod mime;
 mod ratelimit;
 mod render;
+mod sip;
 mod smtp;
 mod smtp_chunking;
 mod t38;

@@ -127,6 +127,9 @@ fn configured(cfg: &Config, name: &str) -> Vec<(&'static str, String)> {
             ),
         ];
     }
+    if let Some(s) = crate::app::sip_line::config_of(cfg, name) {
+        return crate::app::sip_line::configured(s);
+    }
     let Some(m) = cfg.modems.iter().find(|m| m.name == name) else {
         return vec![("device", "not in the configuration".into())];
     };
@@ -192,7 +195,11 @@ pub fn modems_body(cfg: &Config, lines: &[ModemStatus], all: bool) -> Markup {
                         @for (k, v) in configured(cfg, &m.name) {
                             tr { th { (k) } td { (v) } }
                         }
-                        tr { th { "probe" } td { (probe_view(m.probe.as_ref())) } }
+                        @if let Some(r) = &m.registration {
+                            tr { th { "SIP registration" } td data-field="registration" { (r) } }
+                        } @else {
+                            tr { th { "probe" } td { (probe_view(m.probe.as_ref())) } }
+                        }
                         tr { th { "call in progress" } td data-field="call" {
                             @match (&m.call, all) {
                                 (Some(c), true) => (c.describe()),
@@ -319,5 +326,38 @@ mod tests {
         }
         let scoped = modems_body(&cfg, &lines, false).into_string();
         assert!(!scoped.contains("open failed"), "{scoped}");
+    }
+
+    #[test]
+    fn the_lines_page_shows_a_sip_line_and_its_registration() {
+        let cfg = Config {
+            sips: vec![
+                toml::from_str(
+                    "name = 'trunk'\nuser = 'fax'\nregistrar = 'pbx.example'\nmax_calls = 2\n\
+                     listen = '127.0.0.1:5060'",
+                )
+                .unwrap(),
+            ],
+            ..Config::default()
+        };
+        let mut lines = crate::app::pool_lines(&cfg);
+        let names: Vec<&str> = lines.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["loopback", "trunk", "trunk:2"]);
+        lines[1].state = ModemState::Offline;
+        lines[1].registration = Some("not registered".into());
+        lines[1].last_error = Some("REGISTER as fax failed: wrong password?".into());
+        let html = modems_body(&cfg, &lines, true).into_string();
+        for want in [
+            r#"data-line="trunk""#,
+            r#"data-line="trunk:2""#,
+            "SIP line, UDP on 127.0.0.1:5060",
+            "pbx.example",
+            r#"data-field="registration""#,
+            "not registered",
+            "wrong password?",
+            "state-offline",
+        ] {
+            assert!(html.contains(want), "{want}:\n{html}");
+        }
     }
 }
