@@ -29,6 +29,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::class2::{DC2, HangupCode, PageResponse, PostPage, SessionParams, XON};
 use super::dle::{DLE, ETX};
+use crate::fax::t30::dis::{Capabilities, Dcs};
+use crate::fax::t30::{Cause, Coding, VResolution, Width};
 
 /// Longest command line kept (ours; V.250 §5.2.1 asks for at least 40 characters). A longer
 /// line is answered `ERROR`.
@@ -136,6 +138,8 @@ pub struct Dce {
     page_done: bool,
     /// `+FHS` of the call that ended, for `AT+FHS?`.
     last_hangup: HangupCode,
+    /// The engine wants a page (coded so) before the host asked with `+FDT`.
+    ready: Option<SessionParams>,
 }
 
 impl Default for Dce {
@@ -220,6 +224,7 @@ impl Dce {
             after_dle: false,
             page_done: false,
             last_hangup: HangupCode(0),
+            ready: None,
         }
     }
 
@@ -298,16 +303,11 @@ impl Dce {
                     DialFailure::NoAnswer => Final::NoAnswer,
                 });
             }
-            (CallEvent::PageReady(p), Mode::AwaitPage) => {
-                self.mode = Mode::Data;
-                self.page.clear();
-                self.page_overflow = false;
-                self.after_dle = false;
-                self.info(&format!("+FCS:{}", p.to_args()));
-                self.result(Final::Connect);
-                // T.32 §8.3.3: the DCE signals with <DC1> that it is ready for page data.
-                self.out.push(XON);
+            (CallEvent::PageReady(p), Mode::Online | Mode::AwaitResult(_)) => {
+                // Early: kept for the host's +FDT.
+                self.ready = Some(p);
             }
+            (CallEvent::PageReady(p), Mode::AwaitPage) => self.start_data(p),
             (CallEvent::PageResult(r), Mode::AwaitResult(post)) => {
                 self.info(&format!("+FPS:{:X}", r.value()));
                 if post == PostPage::Eop && r.accepted() {
@@ -321,6 +321,7 @@ impl Dce {
             (CallEvent::Ended(code), mode) => {
                 self.last_hangup = code;
                 self.page_done = false;
+                self.ready = None;
                 match mode {
                     Mode::Idle => {}
                     Mode::Dialling => {
@@ -344,6 +345,17 @@ impl Dce {
             // nothing the host asked for waits on it.
             _ => {}
         }
+    }
+
+    fn start_data(&mut self, p: SessionParams) {
+        self.mode = Mode::Data;
+        self.page.clear();
+        self.page_overflow = false;
+        self.after_dle = false;
+        self.info(&format!("+FCS:{}", p.to_args()));
+        self.result(Final::Connect);
+        // T.32 §8.3.3: the DCE signals with <DC1> that it is ready for page data.
+        self.out.push(XON);
     }
 
     fn data_byte(&mut self, b: u8) {
@@ -495,7 +507,7 @@ impl Dce {
                 Ok(None) => {}
                 Err(()) => return self.result(Final::Error),
             }
-            if self.mode == Mode::Dialling || self.mode == Mode::AwaitPage {
+            if matches!(self.mode, Mode::Dialling | Mode::AwaitPage | Mode::Data) {
                 // The final result comes with the call's events.
                 return;
             }
@@ -555,6 +567,7 @@ impl Dce {
         self.requests.push_back(Request::Dial(number));
         self.mode = Mode::Dialling;
         self.page_done = false;
+        self.ready = None;
         Ok(None)
     }
 
@@ -640,7 +653,10 @@ impl Dce {
                 if self.mode != Mode::Online || self.page_done {
                     return Err(());
                 }
-                self.mode = Mode::AwaitPage;
+                match self.ready.take() {
+                    Some(p) => self.start_data(p),
+                    None => self.mode = Mode::AwaitPage,
+                }
                 Ok(None)
             }
             ("FET", Form::Set(v)) => {
@@ -709,6 +725,88 @@ impl Dce {
             self.out.push(b'\r');
         }
     }
+}
+
+/// A DIS in T.32 terms (Table 21), for `+FIS:` after dialling.
+pub fn params_of_dis(c: &Capabilities) -> SessionParams {
+    let br = if c.modems.v17 {
+        5
+    } else if c.modems.v29 {
+        3
+    } else if c.modems.v27ter {
+        1
+    } else {
+        0
+    };
+    SessionParams {
+        vr: u8::from(c.fine) | (u8::from(c.superfine) << 1),
+        br,
+        wd: width_code(c.width),
+        ln: if c.unlimited_length { 2 } else { 0 },
+        df: if c.mmr && c.ecm { 3 } else { u8::from(c.mr) },
+        ec: u8::from(c.ecm),
+        bf: 0,
+        st: 0,
+    }
+}
+
+/// A DCS in T.32 terms, for `+FCS:` (the parameters the host must code its page in).
+pub fn params_of_dcs(d: &Dcs) -> SessionParams {
+    SessionParams {
+        vr: match d.resolution {
+            VResolution::Standard => 0,
+            VResolution::Fine => 1,
+            VResolution::Superfine => 2,
+        },
+        br: u8::try_from((d.modulation.bps() / 2400).saturating_sub(1))
+            .unwrap_or(5)
+            .min(5),
+        wd: width_code(d.width),
+        ln: 2,
+        df: match d.coding {
+            Coding::Mh => 0,
+            Coding::Mr => 1,
+            Coding::Mmr => 3,
+        },
+        ec: u8::from(d.ecm),
+        bf: 0,
+        // T.32 Table 21 ST codes by the time for normal resolution.
+        st: match d.scan_time_ms {
+            0 => 0,
+            1..=5 => 1,
+            6..=10 => 3,
+            11..=20 => 5,
+            _ => 7,
+        },
+    }
+}
+
+fn width_code(w: Width) -> u8 {
+    match w {
+        Width::A4 => 0,
+        Width::B4 => 1,
+        Width::A3 => 2,
+    }
+}
+
+/// The `+FHS` code (T.32 Table 23) for how the engine ended a sending call: the inverse of
+/// [`HangupCode::meaning`] for the causes a sender can meet.
+pub fn hangup_for(cause: Option<Cause>) -> HangupCode {
+    HangupCode(match cause {
+        Some(Cause::Ok) => 0x00,
+        Some(Cause::T1Expired) => 0x11,
+        Some(Cause::Incompatible) => 0x21,
+        Some(Cause::NoResponse) => 0x25,
+        Some(Cause::TrainingFailed) => 0x27,
+        Some(Cause::DocumentError) => 0x41,
+        Some(Cause::T2Expired) => 0x73,
+        Some(Cause::EcmFailed) => 0x92,
+        Some(Cause::LocalAbort) => 0x02,
+        Some(Cause::Interrupted) => 0x58,
+        Some(Cause::ProtocolError | Cause::UnexpectedDcn | Cause::PageRejected) => 0x50,
+        // Carrier lost, local trouble, or no cause at all: unspecified phase C error.
+        _ => 0x40,
+    })
 }
 
 /// A number 0..=max.
