@@ -362,7 +362,12 @@ impl Dce {
         if self.after_dle {
             self.after_dle = false;
             match b {
-                ETX => self.page_end(),
+                ETX => self.page_end(None),
+                // T.32 §8.3.3.3: <DLE>, / <DLE>; / <DLE>. end the page and stand for
+                // +FET=0/1/2 (mgetty's sendfax ends its pages so).
+                b',' => self.page_end(Some(PostPage::Mps)),
+                b';' => self.page_end(Some(PostPage::Eom)),
+                b'.' => self.page_end(Some(PostPage::Eop)),
                 DLE => self.page_push(&[DLE]),
                 SUB => self.page_push(&[DLE, DLE]),
                 // Other DLE pairs carry nothing for a sending DCE (T.32 §8.3.3.3).
@@ -383,7 +388,7 @@ impl Dce {
         }
     }
 
-    fn page_end(&mut self) {
+    fn page_end(&mut self, post: Option<PostPage>) {
         if self.page_overflow {
             self.page.clear();
             self.requests.push_back(Request::HangUp);
@@ -398,9 +403,18 @@ impl Dce {
                 *b = b.reverse_bits();
             }
         }
-        self.mode = Mode::Online;
-        self.page_done = true;
-        self.result(Final::Ok);
+        match post {
+            Some(post) => {
+                let data = std::mem::take(&mut self.page);
+                self.requests.push_back(Request::SendPage { data, post });
+                self.mode = Mode::AwaitResult(post);
+            }
+            None => {
+                self.mode = Mode::Online;
+                self.page_done = true;
+                self.result(Final::Ok);
+            }
+        }
     }
 
     fn command_byte(&mut self, b: u8) {
@@ -933,6 +947,32 @@ mod tests {
         assert!(!d.in_call());
         assert_eq!(say(&mut d, "AT+FHS?"), "\r\n00\r\n\r\nOK\r\n");
         assert_eq!(d.poll_request(), None);
+    }
+
+    #[test]
+    fn in_band_post_page_message() {
+        let mut d = Dce::new();
+        say(&mut d, "ATE0;+FCLASS=2.0");
+        say(&mut d, "ATD1");
+        d.on_call(CallEvent::Connected {
+            remote_id: None,
+            remote: params("0,1,0,0,0,0,0,0"),
+        });
+        say(&mut d, "AT+FDT");
+        d.on_call(CallEvent::PageReady(params("0,1,0,0,0,0,0,0")));
+        out(&mut d);
+        d.on_input(&[0x55, DLE, b',']);
+        assert_eq!(out(&mut d), "");
+        assert_eq!(d.poll_request(), Some(Request::Dial("1".into())));
+        assert_eq!(
+            d.poll_request(),
+            Some(Request::SendPage {
+                data: vec![0x55],
+                post: PostPage::Mps
+            })
+        );
+        d.on_call(CallEvent::PageResult(PageResponse::Mcf));
+        assert_eq!(out(&mut d), "\r\n+FPS:1\r\n\r\nOK\r\n");
     }
 
     #[test]
