@@ -973,6 +973,25 @@ mod tests {
         );
         d.on_call(CallEvent::PageResult(PageResponse::Mcf));
         assert_eq!(out(&mut d), "\r\n+FPS:1\r\n\r\nOK\r\n");
+        // The engine wants page 2 before the host asks: +FDT connects at once.
+        d.on_call(CallEvent::PageReady(params("0,1,0,0,0,0,0,0")));
+        assert_eq!(out(&mut d), "");
+        assert_eq!(
+            say(&mut d, "AT+FDT"),
+            "\r\n+FCS:0,1,0,0,0,0,0,0\r\n\r\nCONNECT\r\n\x11"
+        );
+        d.on_input(&[0xAA, DLE, b'.']);
+        assert_eq!(
+            d.poll_request(),
+            Some(Request::SendPage {
+                data: vec![0xAA],
+                post: PostPage::Eop
+            })
+        );
+        d.on_call(CallEvent::PageResult(PageResponse::Mcf));
+        d.on_call(CallEvent::Ended(HangupCode(0)));
+        assert_eq!(out(&mut d), "\r\n+FPS:1\r\n\r\n+FHS:00\r\n\r\nOK\r\n");
+        assert!(!d.in_call());
     }
 
     #[test]
