@@ -654,6 +654,7 @@ fn emulated_call(
     };
     let mut engine = Engine::sender(cfg, Box::new(source));
     let mut connected = false;
+    let observed = state.clone();
     let r = session::run_call_observed(&mut m, &mut engine, &mut |e| {
         if !connected && let Some(c) = e.remote_capabilities() {
             connected = true;
@@ -664,6 +665,10 @@ fn emulated_call(
         }
         if let (Some(d), Ok(mut slot)) = (e.dcs(), dcs.lock()) {
             *slot = Some(params_of_dcs(d));
+        }
+        if let Ok(mut st) = observed.lock() {
+            st.recorded = e.report().pages.len();
+            st.last_outcome = e.report().pages.last().map(|p| p.outcome);
         }
     });
     let _ = m.hangup();
@@ -703,6 +708,12 @@ struct HostPagesState {
     got: Vec<(Vec<u8>, crate::fax::modem::class2::PostPage)>,
     /// Pages whose answer went to the host.
     reported: usize,
+    /// Pages the engine has coded (sent or about to be), repeats included.
+    encoded: usize,
+    /// Pages with an answer in the engine's report, and the last answer, as the observer
+    /// last saw them.
+    recorded: usize,
+    last_outcome: Option<crate::fax::t30::report::PageOutcome>,
 }
 
 /// The engine's page source: pages come from the host one at a time, as `+FET` hands them
@@ -735,9 +746,26 @@ impl crate::fax::t30::page::PageSource for HostPages {
             return more(&st);
         }
         if st.got.len() > st.reported {
-            // A new page begins: the one before was confirmed (MCF).
+            // A page begins after one the host has no answer for yet. After RTN or RTP the
+            // engine retrains (DCS) first, and the observer has seen the answer in its report;
+            // straight after MCF it has not: the page before was confirmed.
+            use crate::fax::t30::report::PageOutcome;
+            let answer = if st.recorded == st.encoded {
+                match st.last_outcome {
+                    Some(PageOutcome::Rejected) => PageResponse::Rtn,
+                    Some(PageOutcome::ConfirmedRetrain) => PageResponse::Rtp,
+                    _ => PageResponse::Mcf,
+                }
+            } else {
+                PageResponse::Mcf
+            };
+            if answer == PageResponse::Rtn {
+                // T.32 §8.3.3: after +FPS:2 the host sends the page again (or the next one):
+                // whatever it sends next takes the rejected page's place.
+                st.got.pop();
+            }
             st.reported = st.got.len();
-            let _ = self.ev.send(CallEvent::PageResult(PageResponse::Mcf));
+            let _ = self.ev.send(CallEvent::PageResult(answer));
         }
         let dcs = self.dcs.lock().ok().and_then(|d| *d);
         if let Some(p) = dcs {
@@ -794,7 +822,10 @@ impl crate::fax::t30::page::PageSource for HostPages {
         self.state
             .lock()
             .ok()
-            .and_then(|s| s.got.get(page).map(|(d, _)| d.clone()))
+            .and_then(|mut s| {
+                s.encoded += 1;
+                s.got.get(page).map(|(d, _)| d.clone())
+            })
             .ok_or(crate::fax::t30::page::SourceError {
                 page,
                 reason: "the host sent no page".into(),
