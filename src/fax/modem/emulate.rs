@@ -15,8 +15,11 @@
 //!    `NO CARRIER`, … (V.250 §6.3.1).
 //! 3. `+FDT` → waits for [`CallEvent::PageReady`] (the engine negotiated and wants a page),
 //!    reports `+FCS:…`, `CONNECT` and `<DC1>` (ready for data). The page data is DLE-unstuffed
-//!    (`<DLE><DLE>` is one DLE, `<DLE><SUB>` two, T.32 §8.3.3.3) up to `<DLE><ETX>` → `OK`.
-//! 4. `+FET=n` → [`Request::SendPage`] with the page and its post-page message; on
+//!    (`<DLE><DLE>` is one DLE, `<DLE><SUB>` two, T.32 §8.3.3.3) up to `<DLE><ETX>` → `OK`,
+//!    or up to `<DLE>,` / `<DLE>;` / `<DLE>.`, which end the page and stand for `+FET=0/1/2`
+//!    (mgetty's `sendfax` ends its pages so).
+//! 4. `+FET=n` (or the in-band end) → [`Request::SendPage`] with the page and its post-page
+//!    message; on
 //!    [`CallEvent::PageResult`] the DCE reports `+FPS:n,…` and `OK` (after EOP, once the call
 //!    has ended, `+FHS:xx` before the final result).
 //! 5. [`CallEvent::Ended`] at any time ends the call with `+FHS:xx`.
