@@ -15,6 +15,7 @@ PKGS=(
   netpbm             # pnmtotiff for the corpus
   efax               # efix (second MH oracle), efax (independent fax machine on the rig)
   iaxmodem           # the soft-modem phone line rig
+  mgetty-fax         # sendfax: independent Class 2.0 software driving `faxgate modem emulate`
   iproute2           # ip: network namespace for the rig
   swaks              # real SMTP client
   curl               # real HTTP client for the console's REST API

@@ -175,6 +175,15 @@ pub fn main() -> ExitCode {
         Command::Modem {
             command: modem::ModemCommand::Probe { dev, profile },
         } => report(modem::probe(&dev, profile.as_deref())),
+        Command::Modem {
+            command:
+                modem::ModemCommand::Emulate {
+                    class: _,
+                    line,
+                    pty,
+                    call,
+                },
+        } => report(modem::emulate(&line, &pty, &call)),
         Command::Send {
             modem,
             call,

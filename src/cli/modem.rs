@@ -21,6 +21,24 @@ pub enum ModemCommand {
         #[arg(long, value_name = "FILE")]
         profile: Option<PathBuf>,
     },
+    /// Be a Class 2.0 (T.32) fax modem on a pseudo-terminal linked at PATH, carrying its
+    /// calls out through the Class 1 modem on DEV with faxgate's T.30 engine. Host software
+    /// (mgetty's sendfax, HylaFAX) opens PATH as its modem. Sending only, for now; runs until
+    /// killed.
+    Emulate {
+        /// Fax class to offer: only 2.0.
+        #[arg(long, value_name = "CLASS", value_parser = ["2.0"])]
+        class: String,
+        /// The Class 1 modem that carries the calls, e.g. /dev/ttyACM0.
+        #[arg(long, value_name = "DEV")]
+        line: PathBuf,
+        /// Where to link the pseudo-terminal (replaced if it exists).
+        #[arg(long, value_name = "PATH")]
+        pty: PathBuf,
+        /// Options of the Class 1 calls.
+        #[command(flatten)]
+        call: CallArgs,
+    },
 }
 
 /// Options of `send` and `receive`.
@@ -459,5 +477,358 @@ mod tests {
         let junk = d.path().join("junk.bin");
         std::fs::write(&junk, [0u8, 1, 2, 3]).unwrap();
         assert!(matches!(read_pages(&[junk]), Err(CallError::Input { .. })));
+    }
+}
+
+/// `faxgate modem emulate --class 2.0 --line DEV --pty PATH`: the I/O shell around
+/// [`crate::fax::modem::emulate::Dce`]. The pty's master is polled every 100 ms; each call
+/// runs in its own thread (a blocking Class 1 call, [`session::run_call_observed`]) and talks
+/// to the DCE through channels. Runs until the process is killed or the pty fails.
+pub fn emulate(line: &Path, pty: &Path, s: &CallArgs) -> Result<String, CallError> {
+    use crate::fax::modem::emulate::{CallEvent, Dce, Request};
+    use serialport::SerialPort as _;
+    use std::io::{Read as _, Write as _};
+    use std::sync::mpsc;
+
+    let port_err = |e: std::io::Error| {
+        CallError::from(ModemError::Port(crate::fax::modem::port::PortError::Open {
+            path: pty.to_path_buf(),
+            message: e.to_string(),
+        }))
+    };
+    let (mut master, slave) =
+        serialport::TTYPort::pair().map_err(|e| port_err(std::io::Error::other(e.to_string())))?;
+    let name = slave
+        .name()
+        .ok_or_else(|| port_err(std::io::Error::other("pty without a name")))?;
+    // The host opens the slave by name; ours would keep it busy (TIOCEXCL).
+    drop(slave);
+    let _ = std::fs::remove_file(pty);
+    std::os::unix::fs::symlink(&name, pty).map_err(port_err)?;
+    master
+        .set_timeout(std::time::Duration::from_millis(100))
+        .map_err(|e| port_err(std::io::Error::other(e.to_string())))?;
+    eprintln!("faxgate: Class 2.0 modem at {} ({name})", pty.display());
+
+    let mut dce = Dce::new();
+    let (ev_tx, ev_rx) = mpsc::channel::<CallEvent>();
+    let mut call: Option<EmulatedCall> = None;
+    let mut buf = [0u8; 4096];
+    loop {
+        match master.read(&mut buf) {
+            Ok(n) => dce.on_input(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            // EIO: no host has the pty open; wait for one.
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+        while let Ok(ev) = ev_rx.try_recv() {
+            dce.on_call(ev);
+        }
+        while let Some(r) = dce.poll_request() {
+            match r {
+                Request::Dial(number) => {
+                    if let Some(c) = call.take() {
+                        c.abort.store(true, std::sync::atomic::Ordering::Relaxed);
+                        let _ = c.thread.join();
+                    }
+                    call = Some(EmulatedCall::start(
+                        line.to_path_buf(),
+                        s.clone(),
+                        number,
+                        dce.local_id().to_string(),
+                        dce.capabilities(),
+                        ev_tx.clone(),
+                    ));
+                }
+                Request::SendPage { data, post } => {
+                    if let Some(c) = &call {
+                        let _ = c.pages.send((data, post));
+                    }
+                }
+                Request::HangUp => {
+                    if let Some(c) = &call {
+                        c.abort.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        if call.as_ref().is_some_and(|c| c.thread.is_finished())
+            && let Some(c) = call.take()
+        {
+            let _ = c.thread.join();
+        }
+        let out = dce.take_output();
+        if !out.is_empty() {
+            // A host that went away loses its answers; the next one starts afresh.
+            let _ = master.write_all(&out);
+        }
+    }
+}
+
+/// One emulated call: its thread and the channels to it.
+struct EmulatedCall {
+    pages: std::sync::mpsc::Sender<(Vec<u8>, crate::fax::modem::class2::PostPage)>,
+    abort: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl EmulatedCall {
+    fn start(
+        line: PathBuf,
+        args: CallArgs,
+        number: String,
+        local_id: String,
+        caps: crate::fax::modem::class2::SessionParams,
+        ev: std::sync::mpsc::Sender<crate::fax::modem::emulate::CallEvent>,
+    ) -> EmulatedCall {
+        let (pages_tx, pages_rx) = std::sync::mpsc::channel();
+        let abort = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let a = abort.clone();
+        let thread = std::thread::spawn(move || {
+            emulated_call(&line, &args, &number, &local_id, caps, pages_rx, a, &ev)
+        });
+        EmulatedCall {
+            pages: pages_tx,
+            abort,
+            thread,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn emulated_call(
+    line: &Path,
+    args: &CallArgs,
+    number: &str,
+    local_id: &str,
+    caps: crate::fax::modem::class2::SessionParams,
+    pages: std::sync::mpsc::Receiver<(Vec<u8>, crate::fax::modem::class2::PostPage)>,
+    abort: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ev: &std::sync::mpsc::Sender<crate::fax::modem::emulate::CallEvent>,
+) {
+    use crate::fax::modem::class1::LineCause;
+    use crate::fax::modem::emulate::{
+        CallEvent, DialFailure, hangup_for, params_of_dcs, params_of_dis,
+    };
+    use crate::fax::t30::{Coding, Engine, report::PageOutcome};
+    use std::sync::{Arc, Mutex};
+
+    let (mut m, mut cfg) = match open_for_call(line, args) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "emulate: the line modem cannot be used");
+            let _ = ev.send(CallEvent::DialFailed(DialFailure::NoDialtone));
+            return;
+        }
+    };
+    // The host's +FLI and +FCC/+FIS bound what the engine offers: the host codes the pages.
+    if !local_id.is_empty() {
+        cfg.local_id = local_id.to_string();
+    }
+    cfg.max_bps = cfg.max_bps.min((u32::from(caps.br) + 1) * 2400);
+    cfg.ecm = cfg.ecm && caps.ec != 0;
+    cfg.max_coding = match caps.df {
+        0 => Coding::Mh,
+        1 => Coding::Mr,
+        _ => Coding::Mmr,
+    };
+    m.clear_call();
+    if let Err(e) = m.dial(number) {
+        let _ = ev.send(CallEvent::DialFailed(match e {
+            ModemError::Call(LineCause::Busy) => DialFailure::Busy,
+            ModemError::Call(LineCause::NoAnswer) => DialFailure::NoAnswer,
+            ModemError::Call(LineCause::NoDialtone) => DialFailure::NoDialtone,
+            _ => DialFailure::NoCarrier,
+        }));
+        return;
+    }
+    let dcs = Arc::new(Mutex::new(None));
+    let state = Arc::new(Mutex::new(HostPagesState::default()));
+    let source = HostPages {
+        state: state.clone(),
+        pages: Mutex::new(pages),
+        ev: ev.clone(),
+        dcs: dcs.clone(),
+        abort,
+        fine: caps.vr & 1 == 1,
+    };
+    let mut engine = Engine::sender(cfg, Box::new(source));
+    let mut connected = false;
+    let observed = state.clone();
+    let r = session::run_call_observed(&mut m, &mut engine, &mut |e| {
+        if !connected && let Some(c) = e.remote_capabilities() {
+            connected = true;
+            let _ = ev.send(CallEvent::Connected {
+                remote_id: e.report().remote_id.clone(),
+                remote: params_of_dis(c),
+            });
+        }
+        if let (Some(d), Ok(mut slot)) = (e.dcs(), dcs.lock()) {
+            *slot = Some(params_of_dcs(d));
+        }
+        if let Ok(mut st) = observed.lock() {
+            st.recorded = e.report().pages.len();
+            st.last_outcome = e.report().pages.last().map(|p| p.outcome);
+        }
+    });
+    let _ = m.hangup();
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "emulate: the call ended on a modem error");
+    }
+    let report = engine.report();
+    // The last page's answer (earlier ones went out as the next page began).
+    let unreported = state
+        .lock()
+        .map(|s| s.got.len() > s.reported)
+        .unwrap_or(false);
+    if unreported && let Some(p) = report.pages.last() {
+        use crate::fax::modem::class2::PageResponse;
+        let answer = match p.outcome {
+            PageOutcome::Confirmed => Some(PageResponse::Mcf),
+            PageOutcome::ConfirmedRetrain => Some(PageResponse::Rtp),
+            PageOutcome::Rejected => Some(PageResponse::Rtn),
+            PageOutcome::Unconfirmed => None,
+        };
+        if let Some(a) = answer {
+            let _ = ev.send(CallEvent::PageResult(a));
+        }
+    }
+    let _ = ev.send(CallEvent::Ended(hangup_for(report.cause)));
+}
+
+/// Longest wait for the host's next page once the engine wants it (ours): T.30's receiver
+/// waits T2 (6 s) after CFR or MCF; a host slower than that has lost the call anyway.
+const HOST_PAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(6);
+
+#[derive(Default)]
+struct HostPagesState {
+    /// The engine's calls of `page_count` so far.
+    counts: usize,
+    /// Pages the host gave, with their post-page messages.
+    got: Vec<(Vec<u8>, crate::fax::modem::class2::PostPage)>,
+    /// Pages whose answer went to the host.
+    reported: usize,
+    /// Pages the engine has coded (sent or about to be), repeats included.
+    encoded: usize,
+    /// Pages with an answer in the engine's report, and the last answer, as the observer
+    /// last saw them.
+    recorded: usize,
+    last_outcome: Option<crate::fax::t30::report::PageOutcome>,
+}
+
+/// The engine's page source: pages come from the host one at a time, as `+FET` hands them
+/// over. The engine asks `page_count` once at its start and once as each page begins
+/// (`Engine::start_page`): the second and later asks are where the host is told the page
+/// before was confirmed and that the next may come (`+FCS`/`CONNECT`), and where this waits
+/// for it — the host's `+FET` says whether more follow.
+struct HostPages {
+    state: std::sync::Arc<std::sync::Mutex<HostPagesState>>,
+    pages:
+        std::sync::Mutex<std::sync::mpsc::Receiver<(Vec<u8>, crate::fax::modem::class2::PostPage)>>,
+    ev: std::sync::mpsc::Sender<crate::fax::modem::emulate::CallEvent>,
+    dcs: std::sync::Arc<std::sync::Mutex<Option<crate::fax::modem::class2::SessionParams>>>,
+    abort: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    fine: bool,
+}
+
+impl crate::fax::t30::page::PageSource for HostPages {
+    fn page_count(&self) -> usize {
+        use crate::fax::modem::class2::{PageResponse, PostPage};
+        use crate::fax::modem::emulate::CallEvent;
+        let Ok(mut st) = self.state.lock() else {
+            return 0;
+        };
+        let more = |st: &HostPagesState| {
+            st.got.len() + usize::from(st.got.last().is_none_or(|(_, p)| *p != PostPage::Eop))
+        };
+        st.counts += 1;
+        if st.counts == 1 || st.got.last().is_some_and(|(_, p)| *p == PostPage::Eop) {
+            return more(&st);
+        }
+        if st.got.len() > st.reported {
+            // A page begins after one the host has no answer for yet. After RTN or RTP the
+            // engine retrains (DCS) first, and the observer has seen the answer in its report;
+            // straight after MCF it has not: the page before was confirmed.
+            use crate::fax::t30::report::PageOutcome;
+            let answer = if st.recorded == st.encoded {
+                match st.last_outcome {
+                    Some(PageOutcome::Rejected) => PageResponse::Rtn,
+                    Some(PageOutcome::ConfirmedRetrain) => PageResponse::Rtp,
+                    _ => PageResponse::Mcf,
+                }
+            } else {
+                PageResponse::Mcf
+            };
+            if answer == PageResponse::Rtn {
+                // T.32 §8.3.3: after +FPS:2 the host sends the page again (or the next one):
+                // whatever it sends next takes the rejected page's place.
+                st.got.pop();
+            }
+            st.reported = st.got.len();
+            let _ = self.ev.send(CallEvent::PageResult(answer));
+        }
+        let dcs = self.dcs.lock().ok().and_then(|d| *d);
+        if let Some(p) = dcs {
+            let _ = self.ev.send(CallEvent::PageReady(p));
+        }
+        let Ok(rx) = self.pages.lock() else {
+            return st.got.len();
+        };
+        let deadline = std::time::Instant::now() + HOST_PAGE_WAIT;
+        // Bounded: at most HOST_PAGE_WAIT in 100 ms steps.
+        while std::time::Instant::now() < deadline
+            && !self.abort.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(page) => {
+                    st.got.push(page);
+                    return more(&st);
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        // No page: the engine finds none to code and ends the call (DCN).
+        st.got.len() + 1
+    }
+
+    fn ends_document(&self, page: usize) -> bool {
+        use crate::fax::modem::class2::PostPage;
+        self.state
+            .lock()
+            .ok()
+            .and_then(|s| s.got.get(page).map(|(_, p)| *p != PostPage::Mps))
+            .unwrap_or(true)
+    }
+
+    fn wanted(&self, _page: usize) -> crate::fax::t30::dis::Wanted {
+        use crate::fax::t30::{VResolution, Width};
+        crate::fax::t30::dis::Wanted {
+            resolution: if self.fine {
+                VResolution::Fine
+            } else {
+                VResolution::Standard
+            },
+            width: Width::A4,
+        }
+    }
+
+    fn encode(
+        &mut self,
+        page: usize,
+        _coding: &crate::fax::t30::page::PageCoding,
+    ) -> Result<Vec<u8>, crate::fax::t30::page::SourceError> {
+        // The host coded the page as +FCS told it: it goes to the line as it is.
+        self.state
+            .lock()
+            .ok()
+            .and_then(|mut s| {
+                s.encoded += 1;
+                s.got.get(page).map(|(d, _)| d.clone())
+            })
+            .ok_or(crate::fax::t30::page::SourceError {
+                page,
+                reason: "the host sent no page".into(),
+            })
     }
 }

@@ -23,6 +23,7 @@ pub mod class1;
 pub mod class2;
 pub mod class2_session;
 pub mod dle;
+pub mod emulate;
 pub mod port;
 pub mod probe;
 pub mod profile;

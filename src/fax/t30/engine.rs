@@ -715,6 +715,11 @@ impl Engine {
         &self.report
     }
 
+    /// The remote's capabilities (its DIS or DTC), once received.
+    pub fn remote_capabilities(&self) -> Option<&Capabilities> {
+        self.remote.as_ref()
+    }
+
     /// The DCS in force, if any.
     pub fn dcs(&self) -> Option<&Dcs> {
         self.dcs.as_ref()

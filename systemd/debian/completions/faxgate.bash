@@ -118,6 +118,9 @@ _faxgate() {
             faxgate__subcmd__help,token)
                 cmd="faxgate__subcmd__help__subcmd__token"
                 ;;
+            faxgate__subcmd__help__subcmd__modem,emulate)
+                cmd="faxgate__subcmd__help__subcmd__modem__subcmd__emulate"
+                ;;
             faxgate__subcmd__help__subcmd__modem,probe)
                 cmd="faxgate__subcmd__help__subcmd__modem__subcmd__probe"
                 ;;
@@ -145,11 +148,17 @@ _faxgate() {
             faxgate__subcmd__help__subcmd__token,create)
                 cmd="faxgate__subcmd__help__subcmd__token__subcmd__create"
                 ;;
+            faxgate__subcmd__modem,emulate)
+                cmd="faxgate__subcmd__modem__subcmd__emulate"
+                ;;
             faxgate__subcmd__modem,help)
                 cmd="faxgate__subcmd__modem__subcmd__help"
                 ;;
             faxgate__subcmd__modem,probe)
                 cmd="faxgate__subcmd__modem__subcmd__probe"
+                ;;
+            faxgate__subcmd__modem__subcmd__help,emulate)
+                cmd="faxgate__subcmd__modem__subcmd__help__subcmd__emulate"
                 ;;
             faxgate__subcmd__modem__subcmd__help,help)
                 cmd="faxgate__subcmd__modem__subcmd__help__subcmd__help"
@@ -432,8 +441,22 @@ _faxgate() {
             return 0
             ;;
         faxgate__subcmd__help__subcmd__modem)
-            opts="probe"
+            opts="probe emulate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        faxgate__subcmd__help__subcmd__modem__subcmd__emulate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -726,7 +749,7 @@ _faxgate() {
             return 0
             ;;
         faxgate__subcmd__modem)
-            opts="-c -h --config --help probe help"
+            opts="-c -h --config --help probe emulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -747,9 +770,73 @@ _faxgate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        faxgate__subcmd__modem__subcmd__help)
-            opts="probe help"
+        faxgate__subcmd__modem__subcmd__emulate)
+            opts="-c -h --class --line --pty --profile --local-id --max-rate --no-ecm --trace --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --class)
+                    COMPREPLY=($(compgen -W "2.0" -- "${cur}"))
+                    return 0
+                    ;;
+                --line)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pty)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --local-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        faxgate__subcmd__modem__subcmd__help)
+            opts="probe emulate help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        faxgate__subcmd__modem__subcmd__help__subcmd__emulate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

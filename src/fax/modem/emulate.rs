@@ -1,0 +1,1099 @@
+//! PURE: a Class 2.0 (ITU-T T.32) fax modem of our own — the DCE side of the AT dialogue.
+//!
+//! `faxgate modem emulate` puts this on a pseudo-terminal so that Class 2.0 host software
+//! (mgetty's `sendfax`, HylaFAX) can fax through a Class 1 modem driven by faxgate's T.30
+//! engine. This module is sans-IO: bytes from the host go in ([`Dce::on_input`]), bytes for
+//! the host come out ([`Dce::take_output`]), and the call's T.30 side is reached through
+//! [`Request`]s (polled with [`Dce::poll_request`]) and [`CallEvent`]s (fed with
+//! [`Dce::on_call`]). Nothing here reads a clock or touches a device.
+//!
+//! Sending, as the DCE sees it (T.32 §8.3.3, Figure 8-1):
+//!
+//! 1. Command state: `+FCLASS=2.0`, `+FLI`, `+FCC`, `+FIS`, `+FLO`, `+FBO`, … are stored.
+//! 2. `ATD<number>` → [`Request::Dial`]; on [`CallEvent::Connected`] the DCE reports `+FCO`,
+//!    `+FCI:"id"`, `+FIS:…` (the remote's DIS) and `OK`; a failed dial gives `BUSY`,
+//!    `NO CARRIER`, … (V.250 §6.3.1).
+//! 3. `+FDT` → waits for [`CallEvent::PageReady`] (the engine negotiated and wants a page),
+//!    reports `+FCS:…`, `CONNECT` and `<DC1>` (ready for data). The page data is DLE-unstuffed
+//!    (`<DLE><DLE>` is one DLE, `<DLE><SUB>` two, T.32 §8.3.3.3) up to `<DLE><ETX>` → `OK`,
+//!    or up to `<DLE>,` / `<DLE>;` / `<DLE>.`, which end the page and stand for `+FET=0/1/2`
+//!    (mgetty's `sendfax` ends its pages so).
+//! 4. `+FET=n` (or the in-band end) → [`Request::SendPage`] with the page and its post-page
+//!    message; on
+//!    [`CallEvent::PageResult`] the DCE reports `+FPS:n,…` and `OK` (after EOP, once the call
+//!    has ended, `+FHS:xx` before the final result).
+//! 5. [`CallEvent::Ended`] at any time ends the call with `+FHS:xx`.
+//!
+//! Flow control (`+FLO`): pages are held whole in memory (up to [`MAX_PAGE_BYTES`]), so the
+//! DCE never has to send XOFF; a page beyond the limit ends the call (`ERROR`, then `+FHS`).
+//! Receiving (`+FDR`, `ATA`) is not offered yet: those commands answer `ERROR`.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::class2::{DC2, HangupCode, PageResponse, PostPage, SessionParams, XON};
+use super::dle::{DLE, ETX};
+use crate::fax::t30::dis::{Capabilities, Dcs};
+use crate::fax::t30::{Cause, Coding, VResolution, Width};
+
+/// Longest command line kept (ours; V.250 §5.2.1 asks for at least 40 characters). A longer
+/// line is answered `ERROR`.
+pub const MAX_LINE: usize = 512;
+/// Largest page accepted from the host (ours): a dense fine A4 page in MH is well under 1 MB.
+pub const MAX_PAGE_BYTES: usize = 8 << 20;
+/// Longest local ID (`+FLI`, `+FPI`): T.30 §5.3.6.2.4's 20 digits.
+pub const MAX_ID_CHARS: usize = 20;
+/// Most other `+F` parameters remembered (ours): enough for every T.32 parameter.
+pub const MAX_PARAMS: usize = 64;
+/// `<SUB>`: `<DLE><SUB>` stands for two DLEs in Class 2.0 page data (T.32 §8.3.3.3).
+const SUB: u8 = 0x1A;
+/// `+FHS` code when the host's page overflowed our buffer (T.32 Table 23: 40, unspecified
+/// phase C transmit error).
+pub const HANGUP_PAGE_TOO_BIG: HangupCode = HangupCode(0x40);
+
+/// What the DCE asks of the call's T.30 side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Place a fax call to this number (dial modifiers removed).
+    Dial(String),
+    /// Send this page (T.4 data, bit order as on the line) followed by `post`.
+    SendPage {
+        /// The page, unstuffed.
+        data: Vec<u8>,
+        /// MPS, EOM or EOP.
+        post: PostPage,
+    },
+    /// End the call now (`ATH`, `+FKS`, an aborted dial).
+    HangUp,
+}
+
+/// Why a dial failed (V.250 §6.3.1 result codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialFailure {
+    /// `BUSY`.
+    Busy,
+    /// `NO CARRIER`: no fax answer.
+    NoCarrier,
+    /// `NO DIALTONE`.
+    NoDialtone,
+    /// `NO ANSWER`.
+    NoAnswer,
+}
+
+/// What the call's T.30 side tells the DCE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// The remote answered as a fax: its ID (CSI) and capabilities (DIS).
+    Connected {
+        /// The called station's ID, if it sent one.
+        remote_id: Option<String>,
+        /// Its DIS, in T.32 terms.
+        remote: SessionParams,
+    },
+    /// The dial failed before any fax handshake.
+    DialFailed(DialFailure),
+    /// The engine has negotiated (DCS) and wants the next page, coded so.
+    PageReady(SessionParams),
+    /// The receiver's answer to the last page.
+    PageResult(PageResponse),
+    /// The call is over (`+FHS` code; 00 is a normal end).
+    Ended(HangupCode),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    /// Command state, no call.
+    Idle,
+    /// `ATD` given; waiting for the call to connect.
+    Dialling,
+    /// A call is up; the DCE takes commands.
+    Online,
+    /// `+FDT` given; waiting for the engine to want a page.
+    AwaitPage,
+    /// Taking page data.
+    Data,
+    /// `+FET` given; waiting for the receiver's answer.
+    AwaitResult(PostPage),
+    /// EOP answered; waiting for the call to end.
+    AwaitEnd,
+}
+
+/// The emulated Class 2.0 modem (one per pseudo-terminal).
+#[derive(Debug)]
+pub struct Dce {
+    mode: Mode,
+    out: Vec<u8>,
+    requests: VecDeque<Request>,
+    line: Vec<u8>,
+    line_overflow: bool,
+    echo: bool,
+    quiet: bool,
+    verbose: bool,
+    fax_class: bool,
+    local_id: String,
+    caps: SessionParams,
+    flow: u8,
+    bit_order: u8,
+    params: BTreeMap<String, String>,
+    page: Vec<u8>,
+    page_overflow: bool,
+    after_dle: bool,
+    /// A page has been taken (data ended by `<DLE><ETX>`) and awaits `+FET`.
+    page_done: bool,
+    /// `+FHS` of the call that ended, for `AT+FHS?`.
+    last_hangup: HangupCode,
+    /// The engine wants a page (coded so) before the host asked with `+FDT`.
+    ready: Option<SessionParams>,
+}
+
+impl Default for Dce {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A final result code (V.250 §5.7.1; numeric forms of Table 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Final {
+    Ok,
+    Connect,
+    NoCarrier,
+    Error,
+    NoDialtone,
+    Busy,
+    NoAnswer,
+}
+
+impl Final {
+    fn text(self) -> &'static str {
+        match self {
+            Final::Ok => "OK",
+            Final::Connect => "CONNECT",
+            Final::NoCarrier => "NO CARRIER",
+            Final::Error => "ERROR",
+            Final::NoDialtone => "NO DIALTONE",
+            Final::Busy => "BUSY",
+            Final::NoAnswer => "NO ANSWER",
+        }
+    }
+    fn number(self) -> u8 {
+        match self {
+            Final::Ok => 0,
+            Final::Connect => 1,
+            Final::NoCarrier => 3,
+            Final::Error => 4,
+            Final::NoDialtone => 6,
+            Final::Busy => 7,
+            Final::NoAnswer => 8,
+        }
+    }
+}
+
+/// Our default capabilities (T.32 Table 21): fine, 14 400 bit/s, A4, unlimited length, MR,
+/// no ECM (the page data passes through as the host coded it), no BFT, 0 ms scan time.
+fn default_caps() -> SessionParams {
+    SessionParams {
+        vr: 1,
+        br: 5,
+        wd: 0,
+        ln: 2,
+        df: 1,
+        ec: 0,
+        bf: 0,
+        st: 0,
+    }
+}
+
+impl Dce {
+    /// A modem in command state after power-on: echo on, verbose results (V.250 defaults),
+    /// data class until `+FCLASS=2.0`.
+    pub fn new() -> Dce {
+        Dce {
+            mode: Mode::Idle,
+            out: Vec::new(),
+            requests: VecDeque::new(),
+            line: Vec::new(),
+            line_overflow: false,
+            echo: true,
+            quiet: false,
+            verbose: true,
+            fax_class: false,
+            local_id: String::new(),
+            caps: default_caps(),
+            flow: 1,
+            bit_order: 0,
+            params: BTreeMap::new(),
+            page: Vec::new(),
+            page_overflow: false,
+            after_dle: false,
+            page_done: false,
+            last_hangup: HangupCode(0),
+            ready: None,
+        }
+    }
+
+    /// The local ID the host set (`+FLI`), for the engine's TSI.
+    pub fn local_id(&self) -> &str {
+        &self.local_id
+    }
+
+    /// The capabilities the host set (`+FCC`/`+FIS`).
+    pub fn capabilities(&self) -> SessionParams {
+        self.caps
+    }
+
+    /// Whether a call is in progress (from `ATD` until it ended).
+    pub fn in_call(&self) -> bool {
+        self.mode != Mode::Idle
+    }
+
+    /// Bytes for the host, taken.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// The next request for the call's T.30 side.
+    pub fn poll_request(&mut self) -> Option<Request> {
+        self.requests.pop_front()
+    }
+
+    /// Bytes from the host. Any bytes are taken; none make the DCE panic.
+    pub fn on_input(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            match self.mode {
+                Mode::Data => self.data_byte(b),
+                Mode::Dialling => {
+                    // V.250 §6.3.1: any character from the DTE aborts a dial in progress.
+                    if b != b'\r' && b != b'\n' {
+                        self.requests.push_back(Request::HangUp);
+                        self.mode = Mode::Idle;
+                        self.result(Final::NoCarrier);
+                    }
+                }
+                Mode::AwaitPage | Mode::AwaitResult(_) | Mode::AwaitEnd => {
+                    // T.32 §8.3.3: <CAN> while the DCE works on a command aborts the call.
+                    if b == super::class2::CAN {
+                        self.requests.push_back(Request::HangUp);
+                    }
+                }
+                Mode::Idle | Mode::Online => self.command_byte(b),
+            }
+        }
+    }
+
+    /// What the call's T.30 side reports.
+    pub fn on_call(&mut self, ev: CallEvent) {
+        match (ev, self.mode.clone()) {
+            (CallEvent::Connected { remote_id, remote }, Mode::Dialling) => {
+                self.mode = Mode::Online;
+                self.info("+FCO");
+                if let Some(id) = remote_id {
+                    let id: String = id
+                        .chars()
+                        .filter(|c| *c != '"')
+                        .take(MAX_ID_CHARS)
+                        .collect();
+                    self.info(&format!("+FCI:\"{id}\""));
+                }
+                self.info(&format!("+FIS:{}", remote.to_args()));
+                self.result(Final::Ok);
+            }
+            (CallEvent::DialFailed(f), Mode::Dialling) => {
+                self.mode = Mode::Idle;
+                self.result(match f {
+                    DialFailure::Busy => Final::Busy,
+                    DialFailure::NoCarrier => Final::NoCarrier,
+                    DialFailure::NoDialtone => Final::NoDialtone,
+                    DialFailure::NoAnswer => Final::NoAnswer,
+                });
+            }
+            (CallEvent::PageReady(p), Mode::Online | Mode::AwaitResult(_)) => {
+                // Early: kept for the host's +FDT.
+                self.ready = Some(p);
+            }
+            (CallEvent::PageReady(p), Mode::AwaitPage) => self.start_data(p),
+            (CallEvent::PageResult(r), Mode::AwaitResult(post)) => {
+                self.info(&format!("+FPS:{:X}", r.value()));
+                if post == PostPage::Eop && r.accepted() {
+                    // The engine ends the call after EOP-MCF; the final result waits for it.
+                    self.mode = Mode::AwaitEnd;
+                } else {
+                    self.mode = Mode::Online;
+                    self.result(Final::Ok);
+                }
+            }
+            (CallEvent::Ended(code), mode) => {
+                self.last_hangup = code;
+                self.page_done = false;
+                self.ready = None;
+                match mode {
+                    Mode::Idle => {}
+                    Mode::Dialling => {
+                        self.mode = Mode::Idle;
+                        self.info(&format!("+FHS:{}", code.text()));
+                        self.result(Final::NoCarrier);
+                    }
+                    Mode::Online => {
+                        // Unsolicited: the remote hung up between commands.
+                        self.mode = Mode::Idle;
+                        self.info(&format!("+FHS:{}", code.text()));
+                    }
+                    Mode::AwaitPage | Mode::Data | Mode::AwaitResult(_) | Mode::AwaitEnd => {
+                        self.mode = Mode::Idle;
+                        self.info(&format!("+FHS:{}", code.text()));
+                        self.result(if code.0 == 0 { Final::Ok } else { Final::Error });
+                    }
+                }
+            }
+            // An event that does not fit the state (late, or from a call already given up):
+            // nothing the host asked for waits on it.
+            _ => {}
+        }
+    }
+
+    fn start_data(&mut self, p: SessionParams) {
+        self.mode = Mode::Data;
+        self.page.clear();
+        self.page_overflow = false;
+        self.after_dle = false;
+        self.info(&format!("+FCS:{}", p.to_args()));
+        self.result(Final::Connect);
+        // T.32 §8.3.3: the DCE signals with <DC1> that it is ready for page data.
+        self.out.push(XON);
+    }
+
+    fn data_byte(&mut self, b: u8) {
+        if self.after_dle {
+            self.after_dle = false;
+            match b {
+                ETX => self.page_end(None),
+                // T.32 §8.3.3.3: <DLE>, / <DLE>; / <DLE>. end the page and stand for
+                // +FET=0/1/2 (mgetty's sendfax ends its pages so).
+                b',' => self.page_end(Some(PostPage::Mps)),
+                b';' => self.page_end(Some(PostPage::Eom)),
+                b'.' => self.page_end(Some(PostPage::Eop)),
+                DLE => self.page_push(&[DLE]),
+                SUB => self.page_push(&[DLE, DLE]),
+                // Other DLE pairs carry nothing for a sending DCE (T.32 §8.3.3.3).
+                _ => {}
+            }
+        } else if b == DLE {
+            self.after_dle = true;
+        } else {
+            self.page_push(&[b]);
+        }
+    }
+
+    fn page_push(&mut self, bytes: &[u8]) {
+        if self.page.len() + bytes.len() > MAX_PAGE_BYTES {
+            self.page_overflow = true;
+        } else {
+            self.page.extend_from_slice(bytes);
+        }
+    }
+
+    fn page_end(&mut self, post: Option<PostPage>) {
+        if self.page_overflow {
+            self.page.clear();
+            self.requests.push_back(Request::HangUp);
+            self.mode = Mode::AwaitEnd;
+            self.last_hangup = HANGUP_PAGE_TOO_BIG;
+            self.result(Final::Error);
+            return;
+        }
+        if self.bit_order & 1 == 1 {
+            // +FBO=1: the host's octets are in reversed bit order (T.32 §8.5.1.4).
+            for b in &mut self.page {
+                *b = b.reverse_bits();
+            }
+        }
+        match post {
+            Some(post) => {
+                let data = std::mem::take(&mut self.page);
+                self.requests.push_back(Request::SendPage { data, post });
+                self.mode = Mode::AwaitResult(post);
+            }
+            None => {
+                self.mode = Mode::Online;
+                self.page_done = true;
+                self.result(Final::Ok);
+            }
+        }
+    }
+
+    fn command_byte(&mut self, b: u8) {
+        if self.echo && b != DC2 {
+            self.out.push(b);
+        }
+        match b {
+            b'\r' => {
+                let line = std::mem::take(&mut self.line);
+                let overflow = std::mem::replace(&mut self.line_overflow, false);
+                let text = String::from_utf8_lossy(&line).into_owned();
+                let t = text.trim();
+                // Byte-wise check: the line may hold any bytes (no slicing inside a char).
+                if let Some(body) = t
+                    .get(2..)
+                    .filter(|_| t.as_bytes()[..2].eq_ignore_ascii_case(b"AT"))
+                {
+                    if overflow {
+                        self.result(Final::Error);
+                    } else {
+                        let body = body.to_string();
+                        self.command_line(&body);
+                    }
+                }
+            }
+            b'\n' => {}
+            0x08 => {
+                self.line.pop();
+            }
+            _ => {
+                if self.line.len() < MAX_LINE {
+                    self.line.push(b);
+                } else {
+                    self.line_overflow = true;
+                }
+            }
+        }
+    }
+
+    /// One command line after `AT`: basic commands and `+F` commands, `;`-separated
+    /// (V.250 §5.2–5.4). The first failing command ends the line with `ERROR`.
+    fn command_line(&mut self, body: &str) {
+        let chars: Vec<char> = body.chars().collect();
+        let mut i = 0;
+        // Each step consumes at least one character: the loop ends.
+        while i < chars.len() {
+            let c = chars[i].to_ascii_uppercase();
+            i += 1;
+            let step = match c {
+                ' ' | ';' => Ok(None),
+                '+' => {
+                    let start = i;
+                    let mut in_quotes = false;
+                    while i < chars.len() && (in_quotes || chars[i] != ';') {
+                        if chars[i] == '"' {
+                            in_quotes = !in_quotes;
+                        }
+                        i += 1;
+                    }
+                    let cmd: String = chars[start..i].iter().collect();
+                    self.extended(&cmd)
+                }
+                'D' => {
+                    let number: String = chars[i..]
+                        .iter()
+                        .filter(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | '+'))
+                        .take(40)
+                        .collect();
+                    i = chars.len();
+                    self.dial(number)
+                }
+                '&' => {
+                    let sub = chars.get(i).map(|c| c.to_ascii_uppercase());
+                    i += 1;
+                    let _ = self.number_at(&chars, &mut i);
+                    if sub == Some('F') {
+                        self.reset();
+                    }
+                    Ok(None)
+                }
+                'S' => {
+                    // S-registers are taken and ignored: nothing here depends on them.
+                    let _ = self.number_at(&chars, &mut i);
+                    if chars.get(i) == Some(&'?') {
+                        i += 1;
+                        Ok(Some("000".to_string()))
+                    } else {
+                        if chars.get(i) == Some(&'=') {
+                            i += 1;
+                            let _ = self.number_at(&chars, &mut i);
+                        }
+                        Ok(None)
+                    }
+                }
+                'A' => Err(()),
+                _ if c.is_ascii_alphabetic() => {
+                    let n = self.number_at(&chars, &mut i).unwrap_or(0);
+                    self.basic(c, n)
+                }
+                _ => Err(()),
+            };
+            match step {
+                Ok(Some(text)) => self.info(&text),
+                Ok(None) => {}
+                Err(()) => return self.result(Final::Error),
+            }
+            if matches!(self.mode, Mode::Dialling | Mode::AwaitPage | Mode::Data) {
+                // The final result comes with the call's events.
+                return;
+            }
+            if matches!(self.mode, Mode::AwaitResult(_)) {
+                return;
+            }
+        }
+        self.result(Final::Ok);
+    }
+
+    fn number_at(&self, chars: &[char], i: &mut usize) -> Option<u32> {
+        let start = *i;
+        while *i < chars.len() && chars[*i].is_ascii_digit() && *i - start < 9 {
+            *i += 1;
+        }
+        let s: String = chars[start..*i].iter().collect();
+        s.parse().ok()
+    }
+
+    fn basic(&mut self, c: char, n: u32) -> Result<Option<String>, ()> {
+        match c {
+            'E' => self.echo = n != 0,
+            'Q' => self.quiet = n != 0,
+            'V' => self.verbose = n != 0,
+            'Z' => self.reset(),
+            'H' => {
+                if self.mode != Mode::Idle {
+                    self.requests.push_back(Request::HangUp);
+                    self.mode = Mode::Idle;
+                }
+            }
+            'I' => return Ok(Some("faxgate Class 2.0 emulator".to_string())),
+            // Speaker, result set, pulse/tone, … : nothing to emulate.
+            'L' | 'M' | 'X' | 'T' | 'P' | 'B' | 'C' | 'W' => {}
+            _ => return Err(()),
+        }
+        Ok(None)
+    }
+
+    fn reset(&mut self) {
+        self.echo = true;
+        self.quiet = false;
+        self.verbose = true;
+        if self.mode == Mode::Idle {
+            self.fax_class = false;
+            self.caps = default_caps();
+            self.flow = 1;
+            self.bit_order = 0;
+            self.params.clear();
+        }
+    }
+
+    fn dial(&mut self, number: String) -> Result<Option<String>, ()> {
+        if !self.fax_class || self.mode != Mode::Idle || number.is_empty() {
+            return Err(());
+        }
+        self.requests.push_back(Request::Dial(number));
+        self.mode = Mode::Dialling;
+        self.page_done = false;
+        self.ready = None;
+        Ok(None)
+    }
+
+    /// An extended command after `+` (T.32 §8.5; V.250 §5.4): `NAME`, `NAME=v`, `NAME?`,
+    /// `NAME=?`.
+    fn extended(&mut self, cmd: &str) -> Result<Option<String>, ()> {
+        let name_end = cmd
+            .find(|c: char| !(c.is_ascii_alphanumeric()))
+            .unwrap_or(cmd.len());
+        let name = cmd[..name_end].to_ascii_uppercase();
+        let rest = cmd[name_end..].trim();
+        enum Form<'a> {
+            Action,
+            Set(&'a str),
+            Read,
+            Test,
+        }
+        let form = if rest.is_empty() {
+            Form::Action
+        } else if rest == "?" {
+            Form::Read
+        } else if rest == "=?" {
+            Form::Test
+        } else if let Some(v) = rest.strip_prefix('=') {
+            Form::Set(v.trim())
+        } else {
+            return Err(());
+        };
+        let quoted = |v: &str| -> Result<String, ()> {
+            let s = v.trim().trim_matches('"');
+            if s.chars().count() > MAX_ID_CHARS || s.contains('"') {
+                return Err(());
+            }
+            Ok(s.to_string())
+        };
+        match (name.as_str(), form) {
+            ("FCLASS", Form::Test) => Ok(Some("0,2.0".to_string())),
+            ("FCLASS", Form::Read) => Ok(Some(if self.fax_class { "2.0" } else { "0" }.into())),
+            ("FCLASS", Form::Set(v)) => match v {
+                "2.0" => {
+                    self.fax_class = true;
+                    Ok(None)
+                }
+                "0" => {
+                    self.fax_class = false;
+                    Ok(None)
+                }
+                _ => Err(()),
+            },
+            ("FLI" | "FPI", Form::Set(v)) => {
+                let id = quoted(v)?;
+                if name == "FLI" {
+                    self.local_id = id;
+                }
+                Ok(None)
+            }
+            ("FLI", Form::Read) => Ok(Some(format!("\"{}\"", self.local_id))),
+            ("FCC" | "FIS", Form::Set(v)) => {
+                self.caps = merge_params(self.caps, v).ok_or(())?;
+                Ok(None)
+            }
+            ("FCC" | "FIS", Form::Read) => Ok(Some(self.caps.to_args())),
+            ("FCC" | "FIS", Form::Test) => {
+                Ok(Some("(0,1),(0-5),(0),(0-2),(0,1),(0),(0),(0-7)".into()))
+            }
+            ("FLO", Form::Set(v)) => {
+                self.flow = small(v, 2)?;
+                Ok(None)
+            }
+            ("FLO", Form::Read) => Ok(Some(self.flow.to_string())),
+            ("FBO", Form::Set(v)) => {
+                self.bit_order = small(v, 3)?;
+                Ok(None)
+            }
+            ("FBO", Form::Read) => Ok(Some(self.bit_order.to_string())),
+            ("FHS", Form::Read) => Ok(Some(self.last_hangup.text())),
+            ("FMI" | "GMI", Form::Read | Form::Action) => Ok(Some("faxgate".into())),
+            ("FMM" | "GMM", Form::Read | Form::Action) => Ok(Some("Class 2.0 emulator".into())),
+            ("FMR" | "GMR", Form::Read | Form::Action) => {
+                Ok(Some(env!("CARGO_PKG_VERSION").to_string()))
+            }
+            ("FDT", Form::Action) => {
+                if self.mode != Mode::Online || self.page_done {
+                    return Err(());
+                }
+                match self.ready.take() {
+                    Some(p) => self.start_data(p),
+                    None => self.mode = Mode::AwaitPage,
+                }
+                Ok(None)
+            }
+            ("FET", Form::Set(v)) => {
+                if self.mode != Mode::Online || !self.page_done {
+                    return Err(());
+                }
+                let post = match small(v, 5)? {
+                    0 | 3 => PostPage::Mps,
+                    1 | 4 => PostPage::Eom,
+                    _ => PostPage::Eop,
+                };
+                self.page_done = false;
+                let data = std::mem::take(&mut self.page);
+                self.requests.push_back(Request::SendPage { data, post });
+                self.mode = Mode::AwaitResult(post);
+                Ok(None)
+            }
+            ("FKS" | "FK", Form::Action) => {
+                if self.mode != Mode::Idle {
+                    self.requests.push_back(Request::HangUp);
+                    self.mode = Mode::Idle;
+                }
+                Ok(None)
+            }
+            // Receiving is not offered yet.
+            ("FDR", _) => Err(()),
+            // Other T.32 parameters (+FCR, +FNR, +FIE, +FPS, +FCQ, +FAP, +FCT, +FMS, …) are
+            // remembered and read back; none changes how this DCE sends.
+            (n, Form::Set(v)) if n.starts_with('F') && n.len() <= 8 => {
+                if v.len() > 64 || (self.params.len() >= MAX_PARAMS && !self.params.contains_key(n))
+                {
+                    return Err(());
+                }
+                self.params.insert(n.to_string(), v.to_string());
+                Ok(None)
+            }
+            (n, Form::Read) if n.starts_with('F') => {
+                self.params.get(n).cloned().map(Some).ok_or(())
+            }
+            _ => Err(()),
+        }
+    }
+
+    fn info(&mut self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        if self.verbose {
+            self.out.extend_from_slice(b"\r\n");
+        }
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    fn result(&mut self, r: Final) {
+        if self.quiet {
+            return;
+        }
+        if self.verbose {
+            self.out.extend_from_slice(b"\r\n");
+            self.out.extend_from_slice(r.text().as_bytes());
+            self.out.extend_from_slice(b"\r\n");
+        } else {
+            self.out
+                .extend_from_slice(r.number().to_string().as_bytes());
+            self.out.push(b'\r');
+        }
+    }
+}
+
+/// A DIS in T.32 terms (Table 21), for `+FIS:` after dialling.
+pub fn params_of_dis(c: &Capabilities) -> SessionParams {
+    let br = if c.modems.v17 {
+        5
+    } else if c.modems.v29 {
+        3
+    } else if c.modems.v27ter {
+        1
+    } else {
+        0
+    };
+    SessionParams {
+        vr: u8::from(c.fine) | (u8::from(c.superfine) << 1),
+        br,
+        wd: width_code(c.width),
+        ln: if c.unlimited_length { 2 } else { 0 },
+        df: if c.mmr && c.ecm { 3 } else { u8::from(c.mr) },
+        ec: u8::from(c.ecm),
+        bf: 0,
+        st: 0,
+    }
+}
+
+/// A DCS in T.32 terms, for `+FCS:` (the parameters the host must code its page in).
+pub fn params_of_dcs(d: &Dcs) -> SessionParams {
+    SessionParams {
+        vr: match d.resolution {
+            VResolution::Standard => 0,
+            VResolution::Fine => 1,
+            VResolution::Superfine => 2,
+        },
+        br: u8::try_from((d.modulation.bps() / 2400).saturating_sub(1))
+            .unwrap_or(5)
+            .min(5),
+        wd: width_code(d.width),
+        ln: 2,
+        df: match d.coding {
+            Coding::Mh => 0,
+            Coding::Mr => 1,
+            Coding::Mmr => 3,
+        },
+        ec: u8::from(d.ecm),
+        bf: 0,
+        // T.32 Table 21 ST codes by the time for normal resolution.
+        st: match d.scan_time_ms {
+            0 => 0,
+            1..=5 => 1,
+            6..=10 => 3,
+            11..=20 => 5,
+            _ => 7,
+        },
+    }
+}
+
+fn width_code(w: Width) -> u8 {
+    match w {
+        Width::A4 => 0,
+        Width::B4 => 1,
+        Width::A3 => 2,
+    }
+}
+
+/// The `+FHS` code (T.32 Table 23) for how the engine ended a sending call: the inverse of
+/// [`HangupCode::meaning`] for the causes a sender can meet.
+pub fn hangup_for(cause: Option<Cause>) -> HangupCode {
+    HangupCode(match cause {
+        Some(Cause::Ok) => 0x00,
+        Some(Cause::T1Expired) => 0x11,
+        Some(Cause::Incompatible) => 0x21,
+        Some(Cause::NoResponse) => 0x25,
+        Some(Cause::TrainingFailed) => 0x27,
+        Some(Cause::DocumentError) => 0x41,
+        Some(Cause::T2Expired) => 0x73,
+        Some(Cause::EcmFailed) => 0x92,
+        Some(Cause::LocalAbort) => 0x02,
+        Some(Cause::Interrupted) => 0x58,
+        Some(Cause::ProtocolError | Cause::UnexpectedDcn | Cause::PageRejected) => 0x50,
+        // Carrier lost, local trouble, or no cause at all: unspecified phase C error.
+        _ => 0x40,
+    })
+}
+
+/// A number 0..=max.
+fn small(v: &str, max: u8) -> Result<u8, ()> {
+    v.trim().parse::<u8>().ok().filter(|n| *n <= max).ok_or(())
+}
+
+/// `+FCC=`/`+FIS=` values over `base`: hexadecimal, empty or missing ones keep their value
+/// (T.32 §8.5.1.1 lets the DTE give only the leading subparameters).
+fn merge_params(base: SessionParams, v: &str) -> Option<SessionParams> {
+    let mut vals = [
+        base.vr, base.br, base.wd, base.ln, base.df, base.ec, base.bf, base.st,
+    ];
+    for (slot, item) in vals.iter_mut().zip(v.split(',')) {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        if item.len() > 2 {
+            return None;
+        }
+        *slot = u8::from_str_radix(item, 16).ok()?;
+    }
+    SessionParams::parse(&format!(
+        "{:X},{:X},{:X},{:X},{:X},{:X},{:X},{:X}",
+        vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6], vals[7]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(s: &str) -> SessionParams {
+        SessionParams::parse(s).unwrap()
+    }
+
+    /// Send `line` + CR, return what the DCE answered, as text.
+    fn say(d: &mut Dce, line: &str) -> String {
+        d.on_input(line.as_bytes());
+        d.on_input(b"\r");
+        String::from_utf8_lossy(&d.take_output()).into_owned()
+    }
+
+    fn out(d: &mut Dce) -> String {
+        String::from_utf8_lossy(&d.take_output()).into_owned()
+    }
+
+    #[test]
+    fn setup_as_sendfax_does_it() {
+        let mut d = Dce::new();
+        assert_eq!(say(&mut d, "ATE0"), "ATE0\r\r\nOK\r\n");
+        assert_eq!(say(&mut d, "AT+FCLASS=?"), "\r\n0,2.0\r\n\r\nOK\r\n");
+        assert_eq!(say(&mut d, "AT+FCLASS=2.0"), "\r\nOK\r\n");
+        assert_eq!(say(&mut d, "AT+FLI=\"+1 555 0100\""), "\r\nOK\r\n");
+        assert_eq!(d.local_id(), "+1 555 0100");
+        assert_eq!(say(&mut d, "AT+FCC=0,3,0,2;+FLO=1;+FBO=0"), "\r\nOK\r\n");
+        assert_eq!(d.capabilities(), params("0,3,0,2,1,0,0,0"));
+        assert_eq!(say(&mut d, "AT+FCR=1;+FNR=1,1,1,0"), "\r\nOK\r\n");
+        assert_eq!(say(&mut d, "AT+FNR?"), "\r\n1,1,1,0\r\n\r\nOK\r\n");
+        assert_eq!(
+            say(&mut d, "AT+FLI=\"012345678901234567890\""),
+            "\r\nERROR\r\n"
+        );
+        assert_eq!(say(&mut d, "AT+FDR"), "\r\nERROR\r\n");
+        assert_eq!(say(&mut d, "ATV0"), "0\r");
+        assert_eq!(say(&mut d, "ATX"), "0\r");
+        assert_eq!(say(&mut d, "ATV1"), "\r\nOK\r\n");
+        assert_eq!(d.poll_request(), None);
+    }
+
+    #[test]
+    fn two_page_send_transcript() {
+        let mut d = Dce::new();
+        say(&mut d, "ATE0");
+        say(&mut d, "AT+FCLASS=2.0");
+        // Dial modifiers and spaces go; digits stay.
+        assert_eq!(say(&mut d, "ATDT 555-0123"), "");
+        assert_eq!(d.poll_request(), Some(Request::Dial("5550123".into())));
+        d.on_call(CallEvent::Connected {
+            remote_id: Some("EFAX".into()),
+            remote: params("1,3,0,2,0,0,0,0"),
+        });
+        assert_eq!(
+            out(&mut d),
+            "\r\n+FCO\r\n\r\n+FCI:\"EFAX\"\r\n\r\n+FIS:1,3,0,2,0,0,0,0\r\n\r\nOK\r\n"
+        );
+        // +FET before any page is refused.
+        assert_eq!(say(&mut d, "AT+FET=0"), "\r\nERROR\r\n");
+        for (n, post) in [(0u8, PostPage::Mps), (2, PostPage::Eop)] {
+            assert_eq!(say(&mut d, "AT+FDT"), "");
+            d.on_call(CallEvent::PageReady(params("1,3,0,2,0,0,0,0")));
+            assert_eq!(
+                out(&mut d),
+                "\r\n+FCS:1,3,0,2,0,0,0,0\r\n\r\nCONNECT\r\n\x11"
+            );
+            // One DLE doubled, one <DLE><SUB> pair, a stray <DLE>x dropped, then the end.
+            d.on_input(&[0x00, DLE, DLE, 0x80, DLE, SUB, DLE, b'x', 0x11, 0x13, DLE]);
+            assert_eq!(out(&mut d), "");
+            d.on_input(&[ETX]);
+            assert_eq!(out(&mut d), "\r\nOK\r\n");
+            assert_eq!(
+                say(&mut d, "AT+FDT"),
+                "\r\nERROR\r\n",
+                "page waits for +FET"
+            );
+            assert_eq!(say(&mut d, &format!("AT+FET={n}")), "");
+            assert_eq!(
+                d.poll_request(),
+                Some(Request::SendPage {
+                    data: vec![0x00, DLE, 0x80, DLE, DLE, 0x11, 0x13],
+                    post
+                })
+            );
+            d.on_call(CallEvent::PageResult(PageResponse::Mcf));
+            if post == PostPage::Mps {
+                assert_eq!(out(&mut d), "\r\n+FPS:1\r\n\r\nOK\r\n");
+            } else {
+                assert_eq!(out(&mut d), "\r\n+FPS:1\r\n");
+                d.on_call(CallEvent::Ended(HangupCode(0)));
+                assert_eq!(out(&mut d), "\r\n+FHS:00\r\n\r\nOK\r\n");
+            }
+        }
+        assert!(!d.in_call());
+        assert_eq!(say(&mut d, "AT+FHS?"), "\r\n00\r\n\r\nOK\r\n");
+        assert_eq!(d.poll_request(), None);
+    }
+
+    #[test]
+    fn in_band_post_page_message() {
+        let mut d = Dce::new();
+        say(&mut d, "ATE0;+FCLASS=2.0");
+        say(&mut d, "ATD1");
+        d.on_call(CallEvent::Connected {
+            remote_id: None,
+            remote: params("0,1,0,0,0,0,0,0"),
+        });
+        say(&mut d, "AT+FDT");
+        d.on_call(CallEvent::PageReady(params("0,1,0,0,0,0,0,0")));
+        out(&mut d);
+        d.on_input(&[0x55, DLE, b',']);
+        assert_eq!(out(&mut d), "");
+        assert_eq!(d.poll_request(), Some(Request::Dial("1".into())));
+        assert_eq!(
+            d.poll_request(),
+            Some(Request::SendPage {
+                data: vec![0x55],
+                post: PostPage::Mps
+            })
+        );
+        d.on_call(CallEvent::PageResult(PageResponse::Mcf));
+        assert_eq!(out(&mut d), "\r\n+FPS:1\r\n\r\nOK\r\n");
+        // The engine wants page 2 before the host asks: +FDT connects at once.
+        d.on_call(CallEvent::PageReady(params("0,1,0,0,0,0,0,0")));
+        assert_eq!(out(&mut d), "");
+        assert_eq!(
+            say(&mut d, "AT+FDT"),
+            "\r\n+FCS:0,1,0,0,0,0,0,0\r\n\r\nCONNECT\r\n\x11"
+        );
+        d.on_input(&[0xAA, DLE, b'.']);
+        assert_eq!(
+            d.poll_request(),
+            Some(Request::SendPage {
+                data: vec![0xAA],
+                post: PostPage::Eop
+            })
+        );
+        d.on_call(CallEvent::PageResult(PageResponse::Mcf));
+        d.on_call(CallEvent::Ended(HangupCode(0)));
+        assert_eq!(out(&mut d), "\r\n+FPS:1\r\n\r\n+FHS:00\r\n\r\nOK\r\n");
+        assert!(!d.in_call());
+    }
+
+    #[test]
+    fn failed_dials_and_hangups() {
+        let mut d = Dce::new();
+        say(&mut d, "ATE0");
+        assert_eq!(say(&mut d, "ATD123"), "\r\nERROR\r\n", "not in fax class");
+        say(&mut d, "AT+FCLASS=2.0");
+        say(&mut d, "ATD123");
+        d.on_call(CallEvent::DialFailed(DialFailure::Busy));
+        assert_eq!(out(&mut d), "\r\nBUSY\r\n");
+        assert_eq!(d.poll_request(), Some(Request::Dial("123".into())));
+        // A key pressed while dialling aborts the dial.
+        say(&mut d, "ATD123");
+        d.on_input(b"x");
+        assert_eq!(out(&mut d), "\r\nNO CARRIER\r\n");
+        assert_eq!(d.poll_request(), Some(Request::Dial("123".into())));
+        assert_eq!(d.poll_request(), Some(Request::HangUp));
+        // The remote gives up during +FDT: +FHS and ERROR.
+        say(&mut d, "ATD123");
+        d.on_call(CallEvent::Connected {
+            remote_id: None,
+            remote: params("0,1,0,0,0,0,0,0"),
+        });
+        out(&mut d);
+        say(&mut d, "AT+FDT");
+        d.on_call(CallEvent::Ended(HangupCode(0x25)));
+        assert_eq!(out(&mut d), "\r\n+FHS:25\r\n\r\nERROR\r\n");
+        assert!(!d.in_call());
+        // A late event changes nothing.
+        d.on_call(CallEvent::PageResult(PageResponse::Mcf));
+        assert_eq!(out(&mut d), "");
+    }
+
+    #[test]
+    fn reversed_bit_order_and_rtn() {
+        let mut d = Dce::new();
+        say(&mut d, "ATE0;+FCLASS=2.0;+FBO=1");
+        say(&mut d, "ATD1");
+        d.on_call(CallEvent::Connected {
+            remote_id: None,
+            remote: params("0,1,0,0,0,0,0,0"),
+        });
+        say(&mut d, "AT+FDT");
+        d.on_call(CallEvent::PageReady(params("0,1,0,0,0,0,0,0")));
+        d.on_input(&[0x01, 0x80, DLE, ETX]);
+        say(&mut d, "AT+FET=2");
+        assert_eq!(d.poll_request(), Some(Request::Dial("1".into())));
+        assert_eq!(
+            d.poll_request(),
+            Some(Request::SendPage {
+                data: vec![0x80, 0x01],
+                post: PostPage::Eop
+            })
+        );
+        out(&mut d);
+        // RTN: the host hears it and may send the page again.
+        d.on_call(CallEvent::PageResult(PageResponse::Rtn));
+        assert_eq!(out(&mut d), "\r\n+FPS:2\r\n\r\nOK\r\n");
+        assert!(d.in_call());
+    }
+
+    #[test]
+    fn long_lines_and_garbage_are_errors() {
+        let mut d = Dce::new();
+        say(&mut d, "ATE0");
+        let long = format!("AT{}", "Z".repeat(MAX_LINE + 10));
+        assert_eq!(say(&mut d, &long), "\r\nERROR\r\n");
+        assert_eq!(say(&mut d, "AT+FCC=1,ZZZ"), "\r\nERROR\r\n");
+        assert_eq!(say(&mut d, "AT%%%"), "\r\nERROR\r\n");
+        assert_eq!(say(&mut d, "hello"), "", "not a command line");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_and_events_never_panic(
+            chunks in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 0..32),
+            events in proptest::collection::vec(0u8..6, 0..32),
+        ) {
+            let mut d = Dce::new();
+            d.on_input(b"AT+FCLASS=2.0\rATD1\r");
+            let p = default_caps();
+            for (i, c) in chunks.iter().enumerate() {
+                d.on_input(c);
+                let _ = d.take_output();
+                while d.poll_request().is_some() {}
+                if let Some(e) = events.get(i) {
+                    d.on_call(match e {
+                        0 => CallEvent::Connected { remote_id: Some("\"x".into()), remote: p },
+                        1 => CallEvent::PageReady(p),
+                        2 => CallEvent::PageResult(PageResponse::Mcf),
+                        3 => CallEvent::Ended(HangupCode(0)),
+                        4 => CallEvent::DialFailed(DialFailure::NoCarrier),
+                        _ => CallEvent::PageResult(PageResponse::Rtn),
+                    });
+                }
+                proptest::prop_assert!(d.line.len() <= MAX_LINE);
+                proptest::prop_assert!(d.page.len() <= MAX_PAGE_BYTES);
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! `faxgate modem emulate` against independent Class 2.0 software, on the rig: mgetty's
+//! `sendfax` (Debian `mgetty-fax`) sends two fine pages (G3 files made by mgetty's `pbm2g3`)
+//! through the emulated Class 2.0 modem; the emulator carries the call out through the Class 1
+//! soft modem A; `efax` answers on soft modem B and must receive exactly the pages sent.
+//!
+//! Needs the Debian packages mgetty-fax, iaxmodem, efax, iproute2, util-linux. sendfax only
+//! takes devices under /dev, so the pty is linked at /dev/ttyFGemu<pid> (the rig runs as root).
+
+mod common;
+#[path = "rig/rig.rs"]
+mod rig;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use faxgate::image::{Page, Resolution};
+
+const FINE_ROWS: u32 = 2156;
+
+/// A light test page: a frame, `n` bars and a diagonal.
+fn test_page(n: u32) -> Page {
+    let rows = FINE_ROWS;
+    let mut p = Page::new(1728, rows, Resolution::FINE).unwrap();
+    let mut rect = |x0: u32, y0: u32, x1: u32, y1: u32| {
+        for y in y0..y1 {
+            for x in x0..x1 {
+                p.set(x, y, true);
+            }
+        }
+    };
+    rect(100, 100, 1628, 106);
+    rect(100, rows - 106, 1628, rows - 100);
+    rect(100, 100, 106, rows - 100);
+    rect(1622, 100, 1628, rows - 100);
+    for i in 0..n {
+        rect(200 + i * 60, 200, 230 + i * 60, 400);
+    }
+    for y in 106..rows - 106 {
+        let x = 106 + (y - 106) * 1500 / (rows - 212);
+        p.set(x, y, true);
+    }
+    p
+}
+
+fn wait_child(c: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if let Some(s) = c.try_wait().unwrap() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+    None
+}
+
+fn log_of(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+#[test]
+fn sendfax_through_the_emulator_to_efax() {
+    let sendfax = common::require_tool("sendfax", "mgetty-fax");
+    let pbm2g3 = common::require_tool("pbm2g3", "mgetty-fax");
+    let efax = common::require_tool("efax", "efax");
+    let line = rig::Rig::up();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let pages: Vec<Page> = (1..=2).map(test_page).collect();
+    let mut g3 = Vec::new();
+    for (i, p) in pages.iter().enumerate() {
+        let mut pbm = format!("P4\n{} {}\n", p.width(), p.height()).into_bytes();
+        for y in 0..p.height() {
+            pbm.extend_from_slice(p.row(y));
+        }
+        let pbm_path = w.join(format!("p{i}.pbm"));
+        std::fs::write(&pbm_path, pbm).unwrap();
+        let out = Command::new(&pbm2g3).arg(&pbm_path).output().unwrap();
+        assert!(out.status.success(), "pbm2g3: {out:?}");
+        let f = w.join(format!("p{i}.g3"));
+        std::fs::write(&f, out.stdout).unwrap();
+        g3.push(f);
+    }
+
+    // efax answers on B.
+    let rx = w.join("rx");
+    std::fs::create_dir(&rx).unwrap();
+    let efax_log = rx.join("efax.log");
+    let mut efax_rx = Command::new(efax)
+        .arg("-d")
+        .arg(&line.b)
+        .args([
+            "-o1",
+            "-iZ",
+            "-kZ",
+            "-jS0=1",
+            "-w",
+            "-l",
+            "+1 555 0002",
+            "-r",
+        ])
+        .arg(rx.join("fax"))
+        .args(["-v", "ewinrt"])
+        .stdout(Stdio::from(std::fs::File::create(&efax_log).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&efax_log).unwrap()))
+        .spawn()
+        .unwrap();
+
+    // The emulator on A.
+    let tty = format!("ttyFGemu{}", std::process::id());
+    let dev = Path::new("/dev").join(&tty);
+    let emu_log = w.join("emulate.log");
+    let mut emu = common::faxgate(w)
+        .args(["modem", "emulate", "--class", "2.0", "--line"])
+        .arg(&line.a)
+        .arg("--pty")
+        .arg(&dev)
+        .arg("--profile")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/modems/iaxmodem.toml"))
+        .stdout(Stdio::from(std::fs::File::create(&emu_log).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&emu_log).unwrap()))
+        .spawn()
+        .unwrap();
+    // efax's ATZ on B refuses calls for a while; the link appears meanwhile.
+    std::thread::sleep(rig::IAXMODEM_BUSY_OUT + Duration::from_secs(1));
+    assert!(dev.exists(), "emulator pty: {}", log_of(&emu_log));
+
+    let t = Instant::now();
+    let mut sf = Command::new(sendfax)
+        .args(["-v", "-x", "5", "-l"])
+        .arg(&tty)
+        .arg("5550002")
+        .args(&g3)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sf_status = wait_child(&mut sf, Duration::from_secs(150));
+    let sf_out = sf.wait_with_output().unwrap();
+    let efax_status = wait_child(&mut efax_rx, Duration::from_secs(20));
+    let _ = emu.kill();
+    let _ = emu.wait();
+    let _ = std::fs::remove_file(&dev);
+    eprintln!(
+        "sendfax -> emulator -> efax: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let logs = format!(
+        "sendfax: {}{}\nemulator: {}\nefax: {}",
+        String::from_utf8_lossy(&sf_out.stdout),
+        String::from_utf8_lossy(&sf_out.stderr),
+        log_of(&emu_log),
+        log_of(&efax_log)
+    );
+    assert!(
+        sf_status.is_some_and(|s| s.success()),
+        "sendfax failed\n{logs}"
+    );
+    assert!(
+        efax_status.is_some_and(|s| s.success()),
+        "efax failed\n{logs}"
+    );
+    for (i, sent) in pages.iter().enumerate() {
+        let f = rx.join(format!("fax.{:03}", i + 1));
+        let bytes = std::fs::read(&f).unwrap_or_else(|e| panic!("{}: {e}\n{logs}", f.display()));
+        let got = faxgate::image::tiff::read_bytes(&bytes, Default::default()).unwrap();
+        assert_eq!(got.len(), 1, "page {}", i + 1);
+        let g = &got[0];
+        assert_eq!(
+            (g.width(), g.height()),
+            (sent.width(), sent.height()),
+            "page {}",
+            i + 1
+        );
+        for y in 0..sent.height() {
+            assert_eq!(sent.row(y), g.row(y), "page {} row {y}\n{logs}", i + 1);
+        }
+    }
+    assert!(!rx.join("fax.003").exists(), "exactly two pages");
+}
