@@ -1,7 +1,9 @@
 //! faxgate's T.38 (engine + `fax::t38` session over UDPTL) against the independent peer:
 //! spandsp's T.38 terminal behind the harness's own UDPTL (`tests/common/t38peer.rs`), on
-//! loopback. faxgate sends to spandsp and spandsp sends to faxgate, 3 pages, fine and
-//! standard, ECM on and off, T.38 versions 0 and 3; pages compared pixel by pixel.
+//! loopback, for what `tests/t38_spandsp.rs` (version 0 at 0/2/10 % loss, with a watchdog)
+//! does not cover: T.38 version 3 at 2 % loss both ways, local TCF both ways, and a peer that
+//! vanishes after one page. 3 pages, fine and standard, ECM on and off; pages compared pixel
+//! by pixel.
 //!
 //! Debian packages: libspandsp-dev, libtiff-dev, pkg-config, gcc (the peer is built from C).
 
@@ -293,16 +295,6 @@ fn matrix_with(
 }
 
 #[test]
-fn faxgate_to_spandsp_version_0() {
-    matrix(true, 0, 0);
-}
-
-#[test]
-fn spandsp_to_faxgate_version_0() {
-    matrix(false, 0, 0);
-}
-
-#[test]
 fn faxgate_to_spandsp_version_3_with_two_percent_loss() {
     matrix(true, 3, 2);
 }
@@ -316,25 +308,6 @@ fn spandsp_to_faxgate_version_3_with_two_percent_loss() {
 fn local_tcf_both_ways() {
     matrix_with(true, 0, 0, true, &assert_ok);
     matrix_with(false, 0, 0, true, &assert_ok);
-}
-
-/// At 10 % loss redundancy no longer recovers everything: the call either succeeds (pages
-/// exact, checked in the runner) or ends by a named cause on both sides, and never hangs (the
-/// peer's own limit and faxgate's timers bound it; the runner returns).
-fn clean_end(name: &str, r: &PeerResult, e: &Engine, _ecm: bool) {
-    let cause = e.report().cause;
-    assert!(cause.is_some(), "{name}: faxgate unfinished");
-    assert_ne!(r.result, "timeout", "{name}: spandsp hung: {r}");
-    if cause == Some(Cause::Ok) {
-        assert_eq!(e.report().pages_confirmed(), PAGES as usize, "{name}");
-    }
-    eprintln!("{name}: ended with {:?} / spandsp {}", cause, r.result);
-}
-
-#[test]
-fn ten_percent_loss_ends_by_a_cause_or_exact_pages() {
-    matrix_with(true, 0, 10, false, &clean_end);
-    matrix_with(false, 0, 10, false, &clean_end);
 }
 
 /// spandsp stops dead after its first page (no DCN, as when its side hangs up without a BYE
