@@ -16,6 +16,7 @@ PKGS=(
   efax               # efix (second MH oracle), efax (independent fax machine on the rig)
   iaxmodem           # the soft-modem phone line rig
   mgetty-fax         # sendfax: independent Class 2.0 software driving `faxgate modem emulate`
+  hylafax-server     # faxgetty: independent Class 2.0 receiver on `faxgate modem emulate` (run by the test on a private spool; the system service is kept off)
   iproute2           # ip: network namespace for the rig
   swaks              # real SMTP client
   curl               # real HTTP client for the console's REST API
@@ -56,6 +57,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
+  # hylafax-server's postinst starts faxq and hfaxd (TCP 4559) where systemd runs; the tests run
+  # faxgetty themselves on a private spool, so the system's HylaFAX is stopped and kept off.
+  if [[ " ${missing[*]} " == *" hylafax-server "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now hylafax.service faxq.service hfaxd.service >/dev/null 2>&1 || true
+  fi
 fi
 getent passwd uucp >/dev/null || useradd -r -s /usr/sbin/nologin uucp   # iaxmodem runs as uucp
 

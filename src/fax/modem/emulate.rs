@@ -713,6 +713,7 @@ impl Dce {
             (n, Form::Read) if n.starts_with('F') => {
                 self.params.get(n).cloned().map(Some).ok_or(())
             }
+            (n, Form::Test) => param_range(n).map(|r| Some(r.to_string())).ok_or(()),
             _ => Err(()),
         }
     }
@@ -826,6 +827,32 @@ pub fn hangup_for(cause: Option<Cause>) -> HangupCode {
     })
 }
 
+/// What `AT+F<name>=?` answers (T.32 §8.5, V.250 §5.3.5 range syntax): the values this DCE
+/// takes. Host software probes these at initialisation (HylaFAX's faxgetty asks +FCQ, +FAP and
+/// +FSP) to learn which features to use. Features this DCE does not offer answer their "off"
+/// value only: no copy-quality checking or correction
+/// (+FCQ), no subaddress/selective-polling/password frames (+FAP), nothing to be polled for
+/// (+FSP).
+fn param_range(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "FCQ" => "(0),(0)",
+        "FAP" => "(0),(0),(0)",
+        "FSP" => "(0)",
+        "FCR" => "(0,1)",
+        "FLO" => "(0-2)",
+        "FBO" => "(0-3)",
+        "FPP" => "(0)",
+        "FNR" => "(0,1),(0,1),(0,1),(0,1)",
+        "FIE" => "(0,1)",
+        "FBU" => "(0,1)",
+        "FCT" => "(0-FF)",
+        "FPS" => "(1-5)",
+        "FET" => "(0-2)",
+        "FLI" | "FPI" => "(20-7E)",
+        _ => return None,
+    })
+}
+
 /// A number 0..=max.
 fn small(v: &str, max: u8) -> Result<u8, ()> {
     v.trim().parse::<u8>().ok().filter(|n| *n <= max).ok_or(())
@@ -893,6 +920,61 @@ mod tests {
         assert_eq!(say(&mut d, "ATX"), "0\r");
         assert_eq!(say(&mut d, "ATV1"), "\r\nOK\r\n");
         assert_eq!(d.poll_request(), None);
+    }
+
+    /// The initialisation HylaFAX's `faxgetty` (ModemType Class2.0, the package's stock Class 2.0
+    /// commands) sends, recorded with strace on the emulator's pty; every command must be
+    /// taken, and the capability queries answered in T.32 form.
+    #[test]
+    fn faxgetty_init_dialogue() {
+        let mut d = Dce::new();
+        let steps: &[(&[u8], &[u8])] = &[
+            (b"ATZ\r", b"ATZ\r\r\nOK\r\n"),
+            (b"ATS0=0\r", b"ATS0=0\r\r\nOK\r\n"),
+            (b"ATE0\r", b"ATE0\r\r\nOK\r\n"),
+            (b"ATV1\r", b"\r\nOK\r\n"),
+            (b"ATQ0\r", b"\r\nOK\r\n"),
+            (b"ATS8=2\r", b"\r\nOK\r\n"),
+            (b"ATS7=60\r", b"\r\nOK\r\n"),
+            (b"AT+FCLASS=?\r", b"\r\n0,2.0\r\n\r\nOK\r\n"),
+            (b"AT+FCLASS=2.0\r", b"\r\nOK\r\n"),
+            (b"AT+FMI?\r", b"\r\nfaxgate\r\n\r\nOK\r\n"),
+            (b"AT+FMM?\r", b"\r\nClass 2.0 emulator\r\n\r\nOK\r\n"),
+            (
+                b"AT+FCC=?\r",
+                b"\r\n(0,1),(0-5),(0),(0-2),(0,1),(0),(0),(0-7)\r\n\r\nOK\r\n",
+            ),
+            (b"AT+FCQ=?\r", b"\r\n(0),(0)\r\n\r\nOK\r\n"),
+            (b"AT+FAP=?\r", b"\r\n(0),(0),(0)\r\n\r\nOK\r\n"),
+            (b"AT+FSP=?\r", b"\r\n(0)\r\n\r\nOK\r\n"),
+            (b"AT+FLO=1\r", b"\r\nOK\r\n"),
+            (b"AT+FPP=0\r", b"\r\nOK\r\n"),
+            (b"AT+FBO=0\r", b"\r\nOK\r\n"),
+            (b"AT+FCT=30\r", b"\r\nOK\r\n"),
+            (b"AT+FNR=1,1,1,1\r", b"\r\nOK\r\n"),
+            (b"AT+FIE=0\r", b"\r\nOK\r\n"),
+            (b"AT+FBU=1\r", b"\r\nOK\r\n"),
+            (b"AT+FCC=1,5,0,2,1,0,0,0\r", b"\r\nOK\r\n"),
+            (b"ATL0M1\r", b"\r\nOK\r\n"),
+            (b"AT+FLI=\"+1 555 0001         \"\r", b"\r\nOK\r\n"),
+            (b"AT+FCR=1\r", b"\r\nOK\r\n"),
+        ];
+        for (host, dce) in steps {
+            d.on_input(host);
+            assert_eq!(
+                String::from_utf8_lossy(&d.take_output()),
+                String::from_utf8_lossy(dce),
+                "after {}",
+                String::from_utf8_lossy(host)
+            );
+        }
+        assert_eq!(d.capabilities(), params("1,5,0,2,1,0,0,0"));
+        // The ID is stored as given (T.30 pads it to 20 characters anyway).
+        assert_eq!(d.local_id(), "+1 555 0001         ");
+        assert_eq!(d.poll_request(), None);
+        // Other capability queries a host may make.
+        assert_eq!(say(&mut d, "AT+FCR=?"), "\r\n(0,1)\r\n\r\nOK\r\n");
+        assert_eq!(say(&mut d, "AT+FXYZ=?"), "\r\nERROR\r\n");
     }
 
     #[test]
