@@ -180,3 +180,77 @@ fn sendfax_through_the_emulator_to_efax() {
     }
     assert!(!rx.join("fax.003").exists(), "exactly two pages");
 }
+
+// ---------------------------------------------------------------------------------------------
+// HylaFAX faxgetty on the emulator (issue 20: "efax sends to a HylaFAX faxgetty configured for
+// Class 2.0 on the emulator, and HylaFAX receives the exact pages"). faxgetty (Debian
+// `hylafax-server`) runs on a private spool (tests/faxgetty/mod.rs); it, too, only takes devices
+// under /dev, so the pty is linked at /dev/ttyFGhfx<pid>.
+// ---------------------------------------------------------------------------------------------
+
+#[path = "faxgetty/mod.rs"]
+mod faxgetty;
+
+/// The emulator on `line` with its pty at `/dev/<devid>`; its output goes to `log`.
+fn hylafax_emulator(w: &Path, line: &Path, devid: &str, log: &Path) -> Child {
+    common::faxgate(w)
+        .args(["modem", "emulate", "--class", "2.0", "--line"])
+        .arg(line)
+        .arg("--pty")
+        .arg(Path::new("/dev").join(devid))
+        .arg("--profile")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/modems/iaxmodem.toml"))
+        .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
+        .spawn()
+        .unwrap()
+}
+
+/// Wait (bounded) for the emulator's pty link to appear.
+fn wait_link(dev: &Path, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if dev.exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// faxgetty takes the emulated modem through its whole Class 2.0 set-up (reset, +FCLASS=?,
+/// +FCLASS=2.0, identity and capability queries, +FCC/+FLI/+FCR …) and reports it ready for
+/// calls: every command was accepted the way a Class 2.0 modem accepts it.
+#[test]
+fn hylafax_faxgetty_initializes_the_emulated_modem() {
+    common::require_tool("faxgetty", "hylafax-server");
+    let line = rig::Rig::up();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let devid = format!("ttyFGhfx{}", std::process::id());
+    let dev = Path::new("/dev").join(&devid);
+    let emu_log = w.join("emulate.log");
+    let mut emu = hylafax_emulator(w, &line.a, &devid, &emu_log);
+    let linked = wait_link(&dev, Duration::from_secs(20));
+    let t = Instant::now();
+    let mut fg = linked.then(|| faxgetty::Faxgetty::start(w, &devid, "+1 555 0001"));
+    let ready = fg
+        .as_mut()
+        .is_some_and(|f| f.wait_status("Running and idle", Duration::from_secs(60)));
+    eprintln!(
+        "faxgetty: modem ready in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let alive = fg.as_mut().is_some_and(|f| f.running());
+    let logs = fg.as_ref().map(|f| f.logs()).unwrap_or_default();
+    drop(fg);
+    let _ = emu.kill();
+    let _ = emu.wait();
+    let _ = std::fs::remove_file(&dev);
+    assert!(linked, "emulator pty: {}", log_of(&emu_log));
+    assert!(
+        ready && alive,
+        "faxgetty did not get the modem ready\n{logs}\nemulator: {}",
+        log_of(&emu_log)
+    );
+}
