@@ -545,6 +545,12 @@ pub fn emulate(line: &Path, pty: &Path, s: &CallArgs) -> Result<String, CallErro
                         let _ = c.pages.send((data, post));
                     }
                 }
+                // Not carried by this shell yet: the line cannot answer (T.32 Table 23:
+                // 10, unspecified phase A error).
+                Request::Answer => dce.on_call(CallEvent::Ended(
+                    crate::fax::modem::class2::HangupCode(0x10),
+                )),
+                Request::Release(_) => {}
                 Request::HangUp => {
                     if let Some(c) = &call {
                         c.abort.store(true, std::sync::atomic::Ordering::Relaxed);
