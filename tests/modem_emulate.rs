@@ -3,6 +3,11 @@
 //! through the emulated Class 2.0 modem; the emulator carries the call out through the Class 1
 //! soft modem A; `efax` answers on soft modem B and must receive exactly the pages sent.
 //!
+//! Receiving, the other way round: `efax` sends two fine pages from soft modem B; the emulator
+//! answers on A and hands the pages to `faxgate receive` driving the emulated modem with the
+//! Class 2.0 profile (`firmware-config/modems/generic-class2.0.toml`): this proves the
+//! emulator's receive half and faxgate's Class 2.0 driver together.
+//!
 //! Needs the Debian packages mgetty-fax, iaxmodem, efax, iproute2, util-linux. sendfax only
 //! takes devices under /dev, so the pty is linked at /dev/ttyFGemu<pid> (the rig runs as root).
 
@@ -179,6 +184,175 @@ fn sendfax_through_the_emulator_to_efax() {
         }
     }
     assert!(!rx.join("fax.003").exists(), "exactly two pages");
+}
+
+/// Pages as TIFF G3 files made by efix (the efax package's converter), one file per page.
+fn efix_pages(dir: &Path, pages: &[Page]) -> Vec<std::path::PathBuf> {
+    let efix = common::require_tool("efix", "efax");
+    let mut pbms = Vec::new();
+    for (i, p) in pages.iter().enumerate() {
+        let mut pbm = format!("P4\n{} {}\n", p.width(), p.height()).into_bytes();
+        for y in 0..p.height() {
+            pbm.extend_from_slice(p.row(y));
+        }
+        let f = dir.join(format!("efax{i}.pbm"));
+        std::fs::write(&f, pbm).unwrap();
+        pbms.push(f);
+    }
+    let out = Command::new(efix)
+        .args([
+            "-i", "pbm", "-o", "tiffg3", "-R", "204x196", "-r", "204x196", "-n",
+        ])
+        .arg(dir.join("efax.%03d"))
+        .args(&pbms)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "efix: {out:?}");
+    (1..=pages.len())
+        .map(|i| dir.join(format!("efax.{i:03}")))
+        .collect()
+}
+
+/// `got` is `sent` exactly, below the blank band efax puts on top of each page it sends (its
+/// header, set to a blank line here): some `band` rows, all white, then every row of `sent`,
+/// then nothing but white.
+fn assert_exact_below_band(sent: &Page, got: &Page, what: &str) {
+    assert_eq!(got.width(), sent.width(), "{what}: width");
+    let white = |p: &Page, y: u32| p.row(y).iter().all(|b| *b == 0);
+    let band = (0..got.height().min(80))
+        .find(|&s| {
+            s + sent.height() <= got.height()
+                && (0..sent.height()).all(|y| sent.row(y) == got.row(y + s))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{what}: the sent page is not in the received one at any shift up to 80 rows \
+                 (sent {}x{}, got {}x{})",
+                sent.width(),
+                sent.height(),
+                got.width(),
+                got.height()
+            )
+        });
+    assert!(
+        (0..band).all(|y| white(got, y)),
+        "{what}: the {band}-row top band is blank"
+    );
+    assert!(
+        (band + sent.height()..got.height()).all(|y| white(got, y)),
+        "{what}: nothing below the page"
+    );
+}
+
+#[test]
+fn efax_through_the_emulator_to_faxgate_receive_class2() {
+    let efax = common::require_tool("efax", "efax");
+    let line = rig::Rig::up();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let pages: Vec<Page> = (1..=2).map(test_page).collect();
+    let files = efix_pages(w, &pages);
+
+    // The emulator on A: it answers when faxgate (its host) says ATA.
+    let pty = w.join("ttyFGrcv");
+    let emu_log = w.join("emulate.log");
+    let mut emu = common::faxgate(w)
+        .args(["modem", "emulate", "--class", "2.0", "--line"])
+        .arg(&line.a)
+        .arg("--pty")
+        .arg(&pty)
+        .arg("--profile")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/modems/iaxmodem.toml"))
+        .stdout(Stdio::from(std::fs::File::create(&emu_log).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&emu_log).unwrap()))
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    while !pty.exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(pty.exists(), "emulator pty: {}", log_of(&emu_log));
+
+    // faxgate receive drives the emulated modem as Class 2.0.
+    let rx = w.join("rx");
+    let rx_log = w.join("receive.log");
+    let trace = w.join("receive.trace");
+    let mut receiver = common::faxgate(w)
+        .arg("receive")
+        .arg("--modem")
+        .arg(&pty)
+        .arg("--out")
+        .arg(&rx)
+        .arg("--profile")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("firmware-config/modems/generic-class2.0.toml"),
+        )
+        .args(["--local-id", "+1 555 0001", "--wait", "120"])
+        .arg("--trace")
+        .arg(&trace)
+        .stdout(Stdio::from(std::fs::File::create(&rx_log).unwrap()))
+        .stderr(Stdio::from(
+            std::fs::File::create(w.join("receive.err")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    // The emulator's ATZ on A refuses calls for a while.
+    std::thread::sleep(rig::IAXMODEM_BUSY_OUT + Duration::from_secs(1));
+
+    let t = Instant::now();
+    let efax_log = w.join("efax.log");
+    let mut sender = Command::new(efax)
+        .arg("-d")
+        .arg(&line.b)
+        .args(["-o1", "-iZ", "-kZ", "-l", "+1 555 0002", "-h", " "])
+        .args(["-v", "ewinrt", "-t", "5550001"])
+        .args(&files)
+        .stdout(Stdio::from(std::fs::File::create(&efax_log).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&efax_log).unwrap()))
+        .spawn()
+        .unwrap();
+    let efax_status = wait_child(&mut sender, Duration::from_secs(150));
+    let rx_status = wait_child(&mut receiver, Duration::from_secs(30));
+    let _ = emu.kill();
+    let _ = emu.wait();
+    eprintln!(
+        "efax -> emulator -> faxgate receive (Class 2.0): {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let logs = format!(
+        "efax: {}\nemulator: {}\nfaxgate receive: {}{}\ntrace: {}",
+        log_of(&efax_log),
+        log_of(&emu_log),
+        log_of(&rx_log),
+        log_of(&w.join("receive.err")),
+        log_of(&trace).chars().take(6000).collect::<String>()
+    );
+    assert!(
+        efax_status.is_some_and(|s| s.success()),
+        "efax failed\n{logs}"
+    );
+    assert!(
+        rx_status.is_some_and(|s| s.success()),
+        "faxgate receive failed\n{logs}"
+    );
+    let report = log_of(&rx_log);
+    assert!(
+        report.contains("remote-id: +1 555 0002"),
+        "the caller's TSI came through +FTI\n{logs}"
+    );
+    let bytes =
+        std::fs::read(rx.join("fax.tif")).unwrap_or_else(|e| panic!("fax.tif: {e}\n{logs}"));
+    let got = faxgate::image::tiff::read_bytes(&bytes, Default::default()).unwrap();
+    assert_eq!(got.len(), 2, "exactly two pages\n{logs}");
+    for (i, (s, g)) in pages.iter().zip(&got).enumerate() {
+        assert!(
+            g.resolution().y_dpi > 150.0,
+            "page {}: fine resolution kept",
+            i + 1
+        );
+        assert_exact_below_band(s, g, &format!("page {}", i + 1));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
+use crate::fax::modem::class2::HangupCode;
 use crate::fax::modem::port::{Modem, ModemError};
 use crate::fax::modem::profile::{Profile, ProfileError};
 use crate::fax::modem::session;
@@ -481,14 +482,17 @@ mod tests {
 }
 
 /// `faxgate modem emulate --class 2.0 --line DEV --pty PATH`: the I/O shell around
-/// [`crate::fax::modem::emulate::Dce`]. The pty's master is polled every 100 ms; each call
-/// runs in its own thread (a blocking Class 1 call, [`session::run_call_observed`]) and talks
-/// to the DCE through channels. Runs until the process is killed or the pty fails.
+/// [`crate::fax::modem::emulate::Dce`]. The pty's master is polled every 100 ms (10 ms while
+/// received page data waits for the host). One line thread owns the Class 1 modem: while no
+/// call is up it watches the line for `RING`, and it carries each call the DCE asks for (a
+/// blocking Class 1 call, [`session::run_call_observed`]), talking to the DCE through
+/// channels. Runs until the process is killed or the pty fails.
 pub fn emulate(line: &Path, pty: &Path, s: &CallArgs) -> Result<String, CallError> {
     use crate::fax::modem::emulate::{CallEvent, Dce, Request};
     use serialport::SerialPort as _;
     use std::io::{Read as _, Write as _};
-    use std::sync::mpsc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, mpsc};
 
     let port_err = |e: std::io::Error| {
         CallError::from(ModemError::Port(crate::fax::modem::port::PortError::Open {
@@ -505,126 +509,221 @@ pub fn emulate(line: &Path, pty: &Path, s: &CallArgs) -> Result<String, CallErro
     drop(slave);
     let _ = std::fs::remove_file(pty);
     std::os::unix::fs::symlink(&name, pty).map_err(port_err)?;
+    let slow = std::time::Duration::from_millis(100);
+    let fast = std::time::Duration::from_millis(10);
     master
-        .set_timeout(std::time::Duration::from_millis(100))
+        .set_timeout(slow)
         .map_err(|e| port_err(std::io::Error::other(e.to_string())))?;
     eprintln!("faxgate: Class 2.0 modem at {} ({name})", pty.display());
 
     let mut dce = Dce::new();
     let (ev_tx, ev_rx) = mpsc::channel::<CallEvent>();
-    let mut call: Option<EmulatedCall> = None;
+    let (cmd_tx, cmd_rx) = mpsc::channel::<LineCommand>();
+    let abort = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let (line, args, abort) = (line.to_path_buf(), s.clone(), abort.clone());
+        std::thread::spawn(move || line_thread(&line, &args, &cmd_rx, &ev_tx, &abort))
+    };
+    let mut pages: Option<mpsc::Sender<(Vec<u8>, crate::fax::modem::class2::PostPage)>> = None;
+    let mut releases: Option<mpsc::Sender<crate::fax::modem::class2::PageResponse>> = None;
+    let mut timeout = slow;
     let mut buf = [0u8; 4096];
     loop {
         match master.read(&mut buf) {
             Ok(n) => dce.on_input(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
             // EIO: no host has the pty open; wait for one.
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+            Err(_) => std::thread::sleep(slow),
         }
         while let Ok(ev) = ev_rx.try_recv() {
             dce.on_call(ev);
         }
         while let Some(r) = dce.poll_request() {
-            match r {
+            let call = Station {
+                local_id: dce.local_id().to_string(),
+                caps: dce.capabilities(),
+            };
+            let sent = match r {
                 Request::Dial(number) => {
-                    if let Some(c) = call.take() {
-                        c.abort.store(true, std::sync::atomic::Ordering::Relaxed);
-                        let _ = c.thread.join();
-                    }
-                    call = Some(EmulatedCall::start(
-                        line.to_path_buf(),
-                        s.clone(),
+                    abort.store(false, Ordering::Relaxed);
+                    let (tx, rx) = mpsc::channel();
+                    pages = Some(tx);
+                    cmd_tx.send(LineCommand::Dial {
                         number,
-                        dce.local_id().to_string(),
-                        dce.capabilities(),
-                        ev_tx.clone(),
-                    ));
+                        call,
+                        pages: rx,
+                    })
+                }
+                Request::Answer => {
+                    abort.store(false, Ordering::Relaxed);
+                    let (tx, rx) = mpsc::channel();
+                    releases = Some(tx);
+                    cmd_tx.send(LineCommand::Answer { call, releases: rx })
                 }
                 Request::SendPage { data, post } => {
-                    if let Some(c) = &call {
-                        let _ = c.pages.send((data, post));
+                    if let Some(p) = &pages {
+                        let _ = p.send((data, post));
                     }
+                    Ok(())
+                }
+                Request::Release(answer) => {
+                    if let Some(r) = &releases {
+                        let _ = r.send(answer);
+                    }
+                    Ok(())
                 }
                 Request::HangUp => {
-                    if let Some(c) = &call {
-                        c.abort.store(true, std::sync::atomic::Ordering::Relaxed);
-                    }
+                    abort.store(true, Ordering::Relaxed);
+                    Ok(())
                 }
+            };
+            if sent.is_err() || thread.is_finished() {
+                // Not reached while the line thread lives: it only returns when this loop
+                // drops its command channel.
+                return Err(CallError::Failed("the line thread ended".into()));
             }
-        }
-        if call.as_ref().is_some_and(|c| c.thread.is_finished())
-            && let Some(c) = call.take()
-        {
-            let _ = c.thread.join();
         }
         let out = dce.take_output();
         if !out.is_empty() {
             // A host that went away loses its answers; the next one starts afresh.
             let _ = master.write_all(&out);
         }
-    }
-}
-
-/// One emulated call: its thread and the channels to it.
-struct EmulatedCall {
-    pages: std::sync::mpsc::Sender<(Vec<u8>, crate::fax::modem::class2::PostPage)>,
-    abort: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl EmulatedCall {
-    fn start(
-        line: PathBuf,
-        args: CallArgs,
-        number: String,
-        local_id: String,
-        caps: crate::fax::modem::class2::SessionParams,
-        ev: std::sync::mpsc::Sender<crate::fax::modem::emulate::CallEvent>,
-    ) -> EmulatedCall {
-        let (pages_tx, pages_rx) = std::sync::mpsc::channel();
-        let abort = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let a = abort.clone();
-        let thread = std::thread::spawn(move || {
-            emulated_call(&line, &args, &number, &local_id, caps, pages_rx, a, &ev)
-        });
-        EmulatedCall {
-            pages: pages_tx,
-            abort,
-            thread,
+        let want = if dce.has_page_data() { fast } else { slow };
+        if want != timeout && master.set_timeout(want).is_ok() {
+            timeout = want;
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn emulated_call(
+/// The host's `+FLI` and `+FCC`/`+FIS` at the moment it dialled or answered.
+struct Station {
+    local_id: String,
+    caps: crate::fax::modem::class2::SessionParams,
+}
+
+/// What the pty side asks of the line thread.
+enum LineCommand {
+    /// Dial out; pages come from the host one at a time.
+    Dial {
+        number: String,
+        call: Station,
+        pages: std::sync::mpsc::Receiver<(Vec<u8>, crate::fax::modem::class2::PostPage)>,
+    },
+    /// Answer the ringing line; the host's `+FDR` releases each page's answer.
+    Answer {
+        call: Station,
+        releases: std::sync::mpsc::Receiver<crate::fax::modem::class2::PageResponse>,
+    },
+}
+
+/// The line goes quiet this long after a `RING` before the DCE's ring count starts again
+/// (ours; V.250 §6.3.8 counts the rings of one call, and a ring cadence repeats every 6 s).
+const RING_GAP: std::time::Duration = std::time::Duration::from_secs(8);
+
+/// How long `ATA` waits for the line to ring when the host answers before any `RING` (ours).
+const ANSWER_RING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The line thread: owns the Class 1 modem, reports rings while idle, carries the calls.
+fn line_thread(
     line: &Path,
     args: &CallArgs,
-    number: &str,
-    local_id: &str,
-    caps: crate::fax::modem::class2::SessionParams,
-    pages: std::sync::mpsc::Receiver<(Vec<u8>, crate::fax::modem::class2::PostPage)>,
-    abort: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    commands: &std::sync::mpsc::Receiver<LineCommand>,
     ev: &std::sync::mpsc::Sender<crate::fax::modem::emulate::CallEvent>,
+    abort: &std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) {
-    use crate::fax::modem::class1::LineCause;
-    use crate::fax::modem::emulate::{
-        CallEvent, DialFailure, hangup_for, params_of_dcs, params_of_dis,
-    };
-    use crate::fax::t30::{Coding, Engine, report::PageOutcome};
-    use std::sync::{Arc, Mutex};
+    use crate::fax::modem::emulate::{CallEvent, DialFailure};
+    use std::sync::mpsc::TryRecvError;
+    use std::time::{Duration, Instant};
 
-    let (mut m, mut cfg) = match open_for_call(line, args) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(error = %e, "emulate: the line modem cannot be used");
-            let _ = ev.send(CallEvent::DialFailed(DialFailure::NoDialtone));
-            return;
+    let mut modem: Option<(Modem, crate::fax::t30::EngineConfig)> = None;
+    let mut last_ring: Option<Instant> = None;
+    let mut warned = false;
+    loop {
+        let open = |modem: &mut Option<_>, warned: &mut bool| {
+            if modem.is_none() {
+                match open_for_call(line, args) {
+                    Ok(v) => {
+                        *modem = Some(v);
+                        *warned = false;
+                    }
+                    Err(e) if !*warned => {
+                        tracing::warn!(error = %e, "emulate: the line modem cannot be used");
+                        *warned = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+        };
+        match commands.try_recv() {
+            Ok(cmd) => {
+                open(&mut modem, &mut warned);
+                let Some((mut m, cfg)) = modem.take() else {
+                    let _ = ev.send(match cmd {
+                        LineCommand::Dial { .. } => CallEvent::DialFailed(DialFailure::NoDialtone),
+                        // T.32 Table 23: 10, unspecified phase A error.
+                        LineCommand::Answer { .. } => CallEvent::Ended(HangupCode(0x10)),
+                    });
+                    continue;
+                };
+                match cmd {
+                    LineCommand::Dial {
+                        number,
+                        call,
+                        pages,
+                    } => emulated_call(&mut m, cfg.clone(), &number, &call, pages, abort, ev),
+                    LineCommand::Answer { call, releases } => {
+                        answered_call(&mut m, cfg.clone(), &call, releases, abort, ev)
+                    }
+                }
+                last_ring = None;
+                // Back to watching the line; a modem that does not come back is opened again.
+                if m.reset().is_ok() {
+                    m.clear_call();
+                    modem = Some((m, cfg));
+                }
+                continue;
+            }
+            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => return,
         }
-    };
-    // The host's +FLI and +FCC/+FIS bound what the engine offers: the host codes the pages.
-    if !local_id.is_empty() {
-        cfg.local_id = local_id.to_string();
+        open(&mut modem, &mut warned);
+        let Some((m, _)) = modem.as_mut() else {
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        };
+        let seen = m.rings();
+        match m.wait_for_rings(seen + 1, Duration::from_millis(200)) {
+            Ok(()) => {
+                last_ring = Some(Instant::now());
+                let _ = ev.send(CallEvent::Ring);
+            }
+            Err(ModemError::NoCall(_)) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "emulate: the line modem failed; opening it again");
+                modem = None;
+            }
+        }
+        if last_ring.is_some_and(|t| t.elapsed() > RING_GAP) {
+            last_ring = None;
+            if let Some((m, _)) = modem.as_mut() {
+                m.clear_call();
+            }
+            let _ = ev.send(CallEvent::RingingStopped);
+        }
     }
+}
+
+/// The host's `+FLI` and `+FCC`/`+FIS` bound what the engine offers: the host takes (or
+/// codes) the pages, so nothing it cannot handle may be negotiated.
+fn station_config(
+    mut cfg: crate::fax::t30::EngineConfig,
+    call: &Station,
+) -> crate::fax::t30::EngineConfig {
+    use crate::fax::t30::Coding;
+    if !call.local_id.is_empty() {
+        cfg.local_id = call.local_id.clone();
+    }
+    let caps = call.caps;
     cfg.max_bps = cfg.max_bps.min((u32::from(caps.br) + 1) * 2400);
     cfg.ecm = cfg.ecm && caps.ec != 0;
     cfg.max_coding = match caps.df {
@@ -632,6 +731,174 @@ fn emulated_call(
         1 => Coding::Mr,
         _ => Coding::Mmr,
     };
+    cfg
+}
+
+/// Longest the engine holds a received page's answer for the host's `+FDR` (ours): the sender
+/// repeats its post-page message after T4 = 3 s (T.30 §5.2), and an answer later than that
+/// would collide with the repeat; past it, the DCE's own verdict goes out.
+const HOST_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_millis(2500);
+
+/// One answered call: the engine as the called station; pages go to the host as they come.
+fn answered_call(
+    m: &mut Modem,
+    cfg: crate::fax::t30::EngineConfig,
+    call: &Station,
+    releases: std::sync::mpsc::Receiver<crate::fax::modem::class2::PageResponse>,
+    abort: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ev: &std::sync::mpsc::Sender<crate::fax::modem::emulate::CallEvent>,
+) {
+    use crate::fax::modem::class1::LineCause;
+    use crate::fax::modem::emulate::{CallEvent, hangup_for, params_of_dcs};
+    use crate::fax::t30::Engine;
+
+    let cfg = station_config(cfg, call);
+    if let Err(e) = m.wait_and_answer(1, ANSWER_RING_WAIT) {
+        tracing::warn!(error = %e, "emulate: the call could not be answered");
+        // T.32 Table 23: 01 ring without a fax handshake, 05 answered without one, 10 other.
+        let _ = ev.send(CallEvent::Ended(HangupCode(match e {
+            ModemError::NoCall(_) => 0x01,
+            ModemError::Call(LineCause::NoCarrier) => 0x05,
+            _ => 0x10,
+        })));
+        return;
+    }
+    let sink = HostSink {
+        decoder: crate::fax::t30::pages::PagesSink::storing(Box::new(|_| Ok(()))),
+        quality: Default::default(),
+        releases,
+        ev: ev.clone(),
+        abort: abort.clone(),
+    };
+    let mut engine = Engine::receiver(cfg, Box::new(sink));
+    let mut last = None;
+    let r = session::run_call_observed(m, &mut engine, &mut |e| {
+        // Each new DCS (the first, after EOM, after a fallback) goes to the host as +FCS.
+        if let Some(d) = e.dcs() {
+            let p = params_of_dcs(d);
+            if last != Some(p) {
+                last = Some(p);
+                let _ = ev.send(CallEvent::Negotiated {
+                    remote_id: e.report().remote_id.clone(),
+                    session: p,
+                });
+            }
+        }
+    });
+    let _ = m.hangup();
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "emulate: the call ended on a modem error");
+    }
+    let _ = ev.send(CallEvent::Ended(hangup_for(engine.report().cause)));
+}
+
+/// The engine's sink on an answered call: each page's data goes to the host as it comes (the
+/// DCE stuffs and paces it); the page is decoded too, for the DCE's own copy-quality verdict
+/// (T.32 +FCQ), which the host's `+FDR` releases or its `+FPS=n` overrules.
+struct HostSink {
+    decoder: crate::fax::t30::pages::PagesSink,
+    quality: crate::fax::t30::page::PageQuality,
+    releases: std::sync::mpsc::Receiver<crate::fax::modem::class2::PageResponse>,
+    ev: std::sync::mpsc::Sender<crate::fax::modem::emulate::CallEvent>,
+    abort: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl crate::fax::t30::page::PageSink for HostSink {
+    fn start_page(&mut self, coding: &crate::fax::t30::page::PageCoding) {
+        self.decoder.start_page(coding);
+    }
+
+    fn data(&mut self, bytes: &[u8]) {
+        use crate::fax::modem::emulate::CallEvent;
+        self.decoder.data(bytes);
+        let _ = self.ev.send(CallEvent::PageData(bytes.to_vec()));
+    }
+
+    fn end_page(&mut self) -> crate::fax::t30::page::PageQuality {
+        self.quality = self.decoder.end_page();
+        self.quality
+    }
+
+    fn review(
+        &mut self,
+        post: crate::fax::t30::Fcf,
+        verdict: crate::fax::t30::page::Verdict,
+    ) -> crate::fax::t30::page::Verdict {
+        use crate::fax::modem::class2::{PageResponse, PageStatus, PostPage};
+        use crate::fax::modem::emulate::CallEvent;
+        use crate::fax::t30::Fcf;
+        use crate::fax::t30::page::Verdict;
+        use std::sync::mpsc::RecvTimeoutError;
+        let post = match post {
+            Fcf::Mps | Fcf::PriMps => PostPage::Mps,
+            Fcf::Eom | Fcf::PriEom => PostPage::Eom,
+            _ => PostPage::Eop,
+        };
+        let response = match verdict {
+            Verdict::Good => PageResponse::Mcf,
+            Verdict::Retrain => PageResponse::Rtp,
+            Verdict::Bad => PageResponse::Rtn,
+        };
+        // A release that came too late for the page before is not this page's.
+        while self.releases.try_recv().is_ok() {}
+        let _ = self.ev.send(CallEvent::PageEnd {
+            post,
+            status: PageStatus {
+                response,
+                lines: Some(self.quality.rows),
+                bad_lines: Some(self.quality.bad_rows),
+            },
+        });
+        let end = std::time::Instant::now() + HOST_RELEASE_WAIT;
+        // Bounded: at most HOST_RELEASE_WAIT in 100 ms steps.
+        while std::time::Instant::now() < end
+            && !self.abort.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            match self
+                .releases
+                .recv_timeout(std::time::Duration::from_millis(100))
+            {
+                Ok(PageResponse::Mcf | PageResponse::Pip) => return Verdict::Good,
+                Ok(PageResponse::Rtp) => return Verdict::Retrain,
+                Ok(PageResponse::Rtn | PageResponse::Pin) => return Verdict::Bad,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        if self.abort.load(std::sync::atomic::Ordering::Relaxed) {
+            return Verdict::Bad;
+        }
+        verdict
+    }
+
+    fn finish_page(&mut self, accepted: bool) -> Result<(), crate::fax::t30::page::SinkError> {
+        if self.abort.load(std::sync::atomic::Ordering::Relaxed) {
+            // The host hung up (ATH, +FKS, <CAN>): the engine ends the call (DCN).
+            return Err(crate::fax::t30::page::SinkError("the host hung up".into()));
+        }
+        self.decoder.finish_page(accepted)
+    }
+}
+
+fn emulated_call(
+    m: &mut Modem,
+    cfg: crate::fax::t30::EngineConfig,
+    number: &str,
+    call: &Station,
+    pages: std::sync::mpsc::Receiver<(Vec<u8>, crate::fax::modem::class2::PostPage)>,
+    abort: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ev: &std::sync::mpsc::Sender<crate::fax::modem::emulate::CallEvent>,
+) {
+    use crate::fax::modem::class1::LineCause;
+    use crate::fax::modem::emulate::{
+        CallEvent, DialFailure, hangup_for, params_of_dcs, params_of_dis,
+    };
+    use crate::fax::t30::{Engine, report::PageOutcome};
+    use std::sync::{Arc, Mutex};
+
+    let caps = call.caps;
+    let cfg = station_config(cfg, call);
+    let abort = abort.clone();
     m.clear_call();
     if let Err(e) = m.dial(number) {
         let _ = ev.send(CallEvent::DialFailed(match e {
@@ -655,7 +922,7 @@ fn emulated_call(
     let mut engine = Engine::sender(cfg, Box::new(source));
     let mut connected = false;
     let observed = state.clone();
-    let r = session::run_call_observed(&mut m, &mut engine, &mut |e| {
+    let r = session::run_call_observed(m, &mut engine, &mut |e| {
         if !connected && let Some(c) = e.remote_capabilities() {
             connected = true;
             let _ = ev.send(CallEvent::Connected {

@@ -30,7 +30,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::class2::{DC2, HangupCode, PageResponse, PostPage, SessionParams, XON};
+use super::class2::{
+    CAN, DC2, HangupCode, PageResponse, PageStatus, PostPage, SessionParams, XOFF, XON,
+};
 use super::dle::{DLE, ETX};
 use crate::fax::t30::dis::{Capabilities, Dcs};
 use crate::fax::t30::{Cause, Coding, VResolution, Width};
@@ -49,6 +51,13 @@ const SUB: u8 = 0x1A;
 /// `+FHS` code when the host's page overflowed our buffer (T.32 Table 23: 40, unspecified
 /// phase C transmit error).
 pub const HANGUP_PAGE_TOO_BIG: HangupCode = HangupCode(0x40);
+/// `+FHS` code when a received page overflowed our buffer toward the host (T.32 Table 23: 93,
+/// DCE to DTE buffer overflow).
+pub const HANGUP_RX_OVERFLOW: HangupCode = HangupCode(0x93);
+/// Most received page data handed to the host per [`Dce::take_output`] (ours): small enough
+/// that the host's XOFF (`+FLO=1`) stops the flow within one chunk, large enough to outrun
+/// the line (14 400 bit/s is 1.8 kB/s).
+pub const RX_CHUNK: usize = 4096;
 
 /// What the DCE asks of the call's T.30 side.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +73,11 @@ pub enum Request {
     },
     /// End the call now (`ATH`, `+FKS`, an aborted dial).
     HangUp,
+    /// Answer the ringing line as the called fax station (`ATA`, or `S0` rings counted).
+    Answer,
+    /// The host's `+FDR` released the post-page response held for the last received page:
+    /// send this answer (the DCE's own copy-quality verdict, or the host's `+FPS=n`).
+    Release(PageResponse),
 }
 
 /// Why a dial failed (V.250 §6.3.1 result codes).
@@ -97,6 +111,28 @@ pub enum CallEvent {
     PageResult(PageResponse),
     /// The call is over (`+FHS` code; 00 is a normal end).
     Ended(HangupCode),
+    /// The line rings (an incoming call, while no call is up).
+    Ring,
+    /// The line stopped ringing without being answered: the ring count starts again.
+    RingingStopped,
+    /// Receiving: the caller's DCS arrived (first after `ATA`, again after EOM or a retrain):
+    /// its ID (TSI) and the session it chose, in T.32 terms.
+    Negotiated {
+        /// The calling station's ID, if it sent one.
+        remote_id: Option<String>,
+        /// The session parameters (its DCS).
+        session: SessionParams,
+    },
+    /// Receiving: page data as it came off the line (T.4/T.6, bit order as on the line).
+    PageData(Vec<u8>),
+    /// Receiving: the page's data ended and the sender's post-page message came; `status` is
+    /// the DCE's own copy-quality view (the answer it would send).
+    PageEnd {
+        /// MPS, EOM or EOP.
+        post: PostPage,
+        /// The DCE's verdict and line counts.
+        status: PageStatus,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +151,34 @@ enum Mode {
     AwaitResult(PostPage),
     /// EOP answered; waiting for the call to end.
     AwaitEnd,
+    /// `ATA` given (or auto-answer); waiting for the caller's DCS.
+    Answering,
+    /// `+FDR` given; waiting for page data (→ `CONNECT`) or the call's end (→ `+FHS`).
+    RecvWait,
+    /// `CONNECT` sent for a received page; waiting for the host's `<DC2>`.
+    RecvReady,
+    /// Handing received page data to the host.
+    RecvData,
+}
+
+/// The receive side of a call (T.32 §8.3.4).
+#[derive(Debug, Default)]
+struct Rx {
+    /// The session in force (the last DCS), and whether `+FCS` has not reported it yet.
+    session: Option<SessionParams>,
+    session_new: bool,
+    /// Page data not yet handed to the host, as on the line.
+    buf: VecDeque<u8>,
+    /// The page outgrew [`MAX_PAGE_BYTES`].
+    overflow: bool,
+    /// The page's end (post-page message and our verdict), once the data is complete.
+    end: Option<(PostPage, PageStatus)>,
+    /// The post-page response held until the host's `+FDR`, and the message it answers.
+    release: Option<PageResponse>,
+    /// The call ended while the host still had something to take.
+    ended: Option<HangupCode>,
+    /// The host sent XOFF (`+FLO=1`).
+    paused: bool,
 }
 
 /// The emulated Class 2.0 modem (one per pseudo-terminal).
@@ -143,6 +207,19 @@ pub struct Dce {
     last_hangup: HangupCode,
     /// The engine wants a page (coded so) before the host asked with `+FDT`.
     ready: Option<SessionParams>,
+    /// The call is a reception (`ATA`), not a dial.
+    receiving: bool,
+    rx: Rx,
+    /// `+FCR`: the host can take received pages (T.32 §8.5.1; default 0).
+    fcr: bool,
+    /// `S0`: answer after this many rings, 0 never (V.250 §6.3.8).
+    s0: u8,
+    /// Rings of the current incoming call.
+    rings: u32,
+    /// `+FPS=n` from the host: the answer for the held post-page response.
+    host_fps: Option<PageResponse>,
+    /// The command just run gave its final result itself.
+    final_sent: bool,
 }
 
 impl Default for Dce {
@@ -161,6 +238,7 @@ enum Final {
     NoDialtone,
     Busy,
     NoAnswer,
+    Ring,
 }
 
 impl Final {
@@ -173,6 +251,7 @@ impl Final {
             Final::NoDialtone => "NO DIALTONE",
             Final::Busy => "BUSY",
             Final::NoAnswer => "NO ANSWER",
+            Final::Ring => "RING",
         }
     }
     fn number(self) -> u8 {
@@ -184,6 +263,7 @@ impl Final {
             Final::NoDialtone => 6,
             Final::Busy => 7,
             Final::NoAnswer => 8,
+            Final::Ring => 2,
         }
     }
 }
@@ -228,6 +308,13 @@ impl Dce {
             page_done: false,
             last_hangup: HangupCode(0),
             ready: None,
+            receiving: false,
+            rx: Rx::default(),
+            fcr: false,
+            s0: 0,
+            rings: 0,
+            host_fps: None,
+            final_sent: false,
         }
     }
 
@@ -246,9 +333,16 @@ impl Dce {
         self.mode != Mode::Idle
     }
 
-    /// Bytes for the host, taken.
+    /// Bytes for the host, taken. While a received page is handed over, each call adds up
+    /// to [`RX_CHUNK`] bytes of it (none while the host has sent XOFF).
     pub fn take_output(&mut self) -> Vec<u8> {
+        self.pump();
         std::mem::take(&mut self.out)
+    }
+
+    /// Whether received page data waits for the host (the shell then polls sooner).
+    pub fn has_page_data(&self) -> bool {
+        self.mode == Mode::RecvData && !self.rx.paused && !self.rx.buf.is_empty()
     }
 
     /// The next request for the call's T.30 side.
@@ -261,6 +355,33 @@ impl Dce {
         for &b in bytes {
             match self.mode {
                 Mode::Data => self.data_byte(b),
+                Mode::RecvReady => match b {
+                    // T.32 §8.3.4: the host says it is ready with <DC2>; Class 2 hosts send
+                    // <DC1> (HylaFAX's Class2RecvDataTrigger): either will do.
+                    DC2 | XON => {
+                        self.mode = Mode::RecvData;
+                        self.rx.paused = false;
+                    }
+                    CAN => self.abort_reception(),
+                    _ => {}
+                },
+                Mode::RecvData => match b {
+                    // T.32 §8.5.2.3 +FLO=1: DC3/DC1 from the host hold and release the data.
+                    XOFF if self.flow == 1 => self.rx.paused = true,
+                    XON if self.flow == 1 => self.rx.paused = false,
+                    // T.32 §8.3.4: <CAN> from the host ends the reception.
+                    CAN => self.abort_reception(),
+                    _ => {}
+                },
+                Mode::RecvWait | Mode::Answering => {
+                    // V.250 §6.3.5: a character aborts an answer in progress; T.32 §8.3.4:
+                    // <CAN> aborts +FDR.
+                    if b == CAN || (self.mode == Mode::Answering && b != b'\r' && b != b'\n') {
+                        self.requests.push_back(Request::HangUp);
+                        self.mode = Mode::Idle;
+                        self.result(Final::NoCarrier);
+                    }
+                }
                 Mode::Dialling => {
                     // V.250 §6.3.1: any character from the DTE aborts a dial in progress.
                     if b != b'\r' && b != b'\n' {
@@ -282,6 +403,17 @@ impl Dce {
 
     /// What the call's T.30 side reports.
     pub fn on_call(&mut self, ev: CallEvent) {
+        let ev = match ev {
+            CallEvent::Ended(code) if self.receiving && self.mode != Mode::Idle => {
+                return self.receive_ended(code);
+            }
+            CallEvent::Ring
+            | CallEvent::RingingStopped
+            | CallEvent::Negotiated { .. }
+            | CallEvent::PageData(_)
+            | CallEvent::PageEnd { .. } => return self.on_receive_event(ev),
+            ev => ev,
+        };
         match (ev, self.mode.clone()) {
             (CallEvent::Connected { remote_id, remote }, Mode::Dialling) => {
                 self.mode = Mode::Online;
@@ -337,7 +469,14 @@ impl Dce {
                         self.mode = Mode::Idle;
                         self.info(&format!("+FHS:{}", code.text()));
                     }
-                    Mode::AwaitPage | Mode::Data | Mode::AwaitResult(_) | Mode::AwaitEnd => {
+                    Mode::AwaitPage
+                    | Mode::Data
+                    | Mode::AwaitResult(_)
+                    | Mode::AwaitEnd
+                    | Mode::Answering
+                    | Mode::RecvWait
+                    | Mode::RecvReady
+                    | Mode::RecvData => {
                         self.mode = Mode::Idle;
                         self.info(&format!("+FHS:{}", code.text()));
                         self.result(if code.0 == 0 { Final::Ok } else { Final::Error });
@@ -348,6 +487,220 @@ impl Dce {
             // nothing the host asked for waits on it.
             _ => {}
         }
+    }
+
+    /// Incoming calls and received pages (T.32 §8.3.4, Figure 8-2).
+    fn on_receive_event(&mut self, ev: CallEvent) {
+        match ev {
+            CallEvent::Ring if self.mode == Mode::Idle => {
+                self.rings = self.rings.saturating_add(1);
+                self.result(Final::Ring);
+                // V.250 §6.3.8: S0 rings answer the call, as ATA would.
+                if self.s0 > 0 && self.rings >= u32::from(self.s0) && self.answer().is_ok() {
+                    self.rings = 0;
+                }
+            }
+            CallEvent::RingingStopped => self.rings = 0,
+            CallEvent::Negotiated { remote_id, session } if self.receiving => {
+                self.rx.session = Some(session);
+                if self.mode == Mode::Answering {
+                    // T.32 §8.3.4: ATA ends with the caller's ID and session, then OK.
+                    self.mode = Mode::Online;
+                    self.rx.session_new = false;
+                    self.info("+FCO");
+                    if let Some(id) = remote_id {
+                        let id: String = id
+                            .chars()
+                            .filter(|c| *c != '"' && !c.is_control())
+                            .take(MAX_ID_CHARS)
+                            .collect();
+                        self.info(&format!("+FTI:\"{id}\""));
+                    }
+                    self.info(&format!("+FCS:{}", session.to_args()));
+                    self.result(Final::Ok);
+                } else {
+                    // A new DCS (after EOM or a retrain): +FCS comes with the next CONNECT.
+                    self.rx.session_new = true;
+                }
+            }
+            CallEvent::PageData(bytes) if self.receiving && self.mode != Mode::Answering => {
+                if self.rx.end.is_some() || self.rx.overflow {
+                    return;
+                }
+                if self.rx.buf.len() + bytes.len() > MAX_PAGE_BYTES {
+                    // What is buffered still goes to the host; then the call ends.
+                    self.rx.overflow = true;
+                } else {
+                    self.rx.buf.extend(bytes);
+                }
+                if self.mode == Mode::RecvWait {
+                    self.connect();
+                }
+            }
+            CallEvent::PageEnd { post, status } if self.receiving => {
+                if self.rx.end.is_some() || self.mode == Mode::Answering {
+                    return;
+                }
+                self.rx.end = Some((post, status));
+                if self.mode == Mode::RecvWait {
+                    self.connect();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `ATA` (or `S0`): answer as the called station, if the host can take pages.
+    fn answer(&mut self) -> Result<Option<String>, ()> {
+        // T.32 §8.5.1: +FCR=0, the DCE takes no message data.
+        if !self.fax_class || !self.fcr || self.mode != Mode::Idle {
+            return Err(());
+        }
+        self.requests.push_back(Request::Answer);
+        self.mode = Mode::Answering;
+        self.receiving = true;
+        self.rx = Rx::default();
+        self.host_fps = None;
+        self.page_done = false;
+        self.ready = None;
+        Ok(None)
+    }
+
+    /// `+FDR` (T.32 §8.3.4): release the held post-page response, then wait for the next
+    /// page or the call's end.
+    fn receive_page(&mut self) -> Result<Option<String>, ()> {
+        if self.mode != Mode::Online || !self.receiving {
+            return Err(());
+        }
+        if let Some(ours) = self.rx.release.take() {
+            let answer = self.host_fps.take().unwrap_or(ours);
+            self.requests.push_back(Request::Release(answer));
+        }
+        self.mode = Mode::RecvWait;
+        if self.rx.overflow || !self.rx.buf.is_empty() || self.rx.end.is_some() {
+            self.connect();
+        } else if let Some(code) = self.rx.ended.take() {
+            self.finish_receive(code);
+        }
+        self.final_sent = true;
+        Ok(None)
+    }
+
+    /// A page begins toward the host: `+FCS` if the session is new, `CONNECT`.
+    fn connect(&mut self) {
+        if self.rx.session_new
+            && let Some(p) = self.rx.session
+        {
+            self.info(&format!("+FCS:{}", p.to_args()));
+        }
+        self.rx.session_new = false;
+        self.mode = Mode::RecvReady;
+        self.result(Final::Connect);
+    }
+
+    /// Page data to the host, DLE doubled (T.32 §8.3.4), then the page's end and reports.
+    fn pump(&mut self) {
+        if self.mode != Mode::RecvData || self.rx.paused {
+            return;
+        }
+        let reverse = self.bit_order & 1 == 1;
+        let n = self.rx.buf.len().min(RX_CHUNK);
+        for b in self.rx.buf.drain(..n) {
+            // +FBO=1: the host takes its octets in reversed bit order (T.32 §8.5.1.4).
+            let b = if reverse { b.reverse_bits() } else { b };
+            self.out.push(b);
+            if b == DLE {
+                self.out.push(DLE);
+            }
+        }
+        if !self.rx.buf.is_empty() {
+            return;
+        }
+        if self.rx.overflow {
+            self.out.extend_from_slice(&[DLE, ETX]);
+            self.rx.overflow = false;
+            self.requests.push_back(Request::HangUp);
+            self.last_hangup = HANGUP_RX_OVERFLOW;
+            self.mode = Mode::AwaitEnd;
+            return;
+        }
+        if let Some((post, status)) = self.rx.end.take() {
+            self.out.extend_from_slice(&[DLE, ETX]);
+            // T.32 §8.3.4: the DCE's copy-quality answer (ppr, lines, bad lines, … hex),
+            // the sender's post-page message, OK; the answer waits for the next +FDR.
+            self.info(&format!(
+                "+FPS:{:X},{:X},{:X},0,0",
+                status.response.value(),
+                status.lines.unwrap_or(0),
+                status.bad_lines.unwrap_or(0)
+            ));
+            self.info(&format!("+FET:{}", post.value()));
+            self.result(Final::Ok);
+            self.rx.release = Some(status.response);
+            self.mode = Mode::Online;
+        }
+    }
+
+    /// The call ended during a reception.
+    fn receive_ended(&mut self, code: HangupCode) {
+        if self.mode == Mode::AwaitEnd && self.last_hangup == HANGUP_RX_OVERFLOW {
+            // Our own reason beats the engine's view of the hang-up we asked for.
+            return self.finish_receive(HANGUP_RX_OVERFLOW);
+        }
+        self.last_hangup = code;
+        match self.mode {
+            Mode::Answering => {
+                self.mode = Mode::Idle;
+                self.receiving = false;
+                self.info(&format!("+FHS:{}", code.text()));
+                self.result(Final::NoCarrier);
+            }
+            Mode::RecvWait => self.finish_receive(code),
+            Mode::RecvReady | Mode::RecvData => {
+                // Whatever came is handed over whole (the host is reading), then the end.
+                self.rx.paused = false;
+                self.mode = Mode::RecvData;
+                let mut guard = 0;
+                while !self.rx.buf.is_empty() && guard <= MAX_PAGE_BYTES / RX_CHUNK {
+                    self.pump();
+                    guard += 1;
+                }
+                if self.rx.end.is_some() {
+                    self.pump();
+                    self.rx.ended = Some(code);
+                } else {
+                    self.out.extend_from_slice(&[DLE, ETX]);
+                    self.finish_receive(code);
+                }
+            }
+            Mode::Online if self.rx.release.is_some() => {
+                // The host has yet to take the last page's end: its +FDR gets the +FHS.
+                self.rx.ended = Some(code);
+            }
+            _ => self.finish_receive(code),
+        }
+    }
+
+    /// `+FHS:xx` and the final result; the call is over.
+    fn finish_receive(&mut self, code: HangupCode) {
+        let solicited = self.mode != Mode::Online;
+        self.mode = Mode::Idle;
+        self.receiving = false;
+        self.rx = Rx::default();
+        self.last_hangup = code;
+        self.info(&format!("+FHS:{}", code.text()));
+        if solicited {
+            self.result(if code.0 == 0 { Final::Ok } else { Final::Error });
+        }
+    }
+
+    /// `<CAN>` from the host during a reception: hang up; the end reports +FHS.
+    fn abort_reception(&mut self) {
+        self.out.extend_from_slice(&[DLE, ETX]);
+        self.rx.buf.clear();
+        self.rx.end = None;
+        self.requests.push_back(Request::HangUp);
+        self.mode = Mode::AwaitEnd;
     }
 
     fn start_data(&mut self, p: SessionParams) {
@@ -499,20 +852,31 @@ impl Dce {
                     Ok(None)
                 }
                 'S' => {
-                    // S-registers are taken and ignored: nothing here depends on them.
-                    let _ = self.number_at(&chars, &mut i);
+                    // S0 (auto-answer rings, V.250 §6.3.8) is kept; other S-registers are
+                    // taken and ignored: nothing here depends on them.
+                    let reg = self.number_at(&chars, &mut i);
                     if chars.get(i) == Some(&'?') {
                         i += 1;
-                        Ok(Some("000".to_string()))
+                        Ok(Some(format!(
+                            "{:03}",
+                            if reg == Some(0) { self.s0 } else { 0 }
+                        )))
                     } else {
                         if chars.get(i) == Some(&'=') {
                             i += 1;
-                            let _ = self.number_at(&chars, &mut i);
+                            let v = self.number_at(&chars, &mut i);
+                            if reg == Some(0) {
+                                self.s0 = u8::try_from(v.unwrap_or(0)).unwrap_or(u8::MAX);
+                            }
                         }
                         Ok(None)
                     }
                 }
-                'A' => Err(()),
+                // V.250 §6.3.5: answer; the rest of the line is ignored.
+                'A' => {
+                    i = chars.len();
+                    self.answer()
+                }
                 _ if c.is_ascii_alphabetic() => {
                     let n = self.number_at(&chars, &mut i).unwrap_or(0);
                     self.basic(c, n)
@@ -524,7 +888,19 @@ impl Dce {
                 Ok(None) => {}
                 Err(()) => return self.result(Final::Error),
             }
-            if matches!(self.mode, Mode::Dialling | Mode::AwaitPage | Mode::Data) {
+            if std::mem::take(&mut self.final_sent) {
+                return;
+            }
+            if matches!(
+                self.mode,
+                Mode::Dialling
+                    | Mode::AwaitPage
+                    | Mode::Data
+                    | Mode::Answering
+                    | Mode::RecvWait
+                    | Mode::RecvReady
+                    | Mode::RecvData
+            ) {
                 // The final result comes with the call's events.
                 return;
             }
@@ -554,6 +930,8 @@ impl Dce {
                 if self.mode != Mode::Idle {
                     self.requests.push_back(Request::HangUp);
                     self.mode = Mode::Idle;
+                    self.receiving = false;
+                    self.rx = Rx::default();
                 }
             }
             'I' => return Ok(Some("faxgate Class 2.0 emulator".to_string())),
@@ -570,6 +948,9 @@ impl Dce {
         self.verbose = true;
         if self.mode == Mode::Idle {
             self.fax_class = false;
+            self.fcr = false;
+            self.s0 = 0;
+            self.host_fps = None;
             self.caps = default_caps();
             self.flow = 1;
             self.bit_order = 0;
@@ -581,6 +962,8 @@ impl Dce {
         if !self.fax_class || self.mode != Mode::Idle || number.is_empty() {
             return Err(());
         }
+        self.receiving = false;
+        self.rx = Rx::default();
         self.requests.push_back(Request::Dial(number));
         self.mode = Mode::Dialling;
         self.page_done = false;
@@ -667,7 +1050,7 @@ impl Dce {
                 Ok(Some(env!("CARGO_PKG_VERSION").to_string()))
             }
             ("FDT", Form::Action) => {
-                if self.mode != Mode::Online || self.page_done {
+                if self.mode != Mode::Online || self.page_done || self.receiving {
                     return Err(());
                 }
                 match self.ready.take() {
@@ -695,11 +1078,30 @@ impl Dce {
                 if self.mode != Mode::Idle {
                     self.requests.push_back(Request::HangUp);
                     self.mode = Mode::Idle;
+                    self.receiving = false;
+                    self.rx = Rx::default();
                 }
                 Ok(None)
             }
-            // Receiving is not offered yet.
-            ("FDR", _) => Err(()),
+            ("FDR", Form::Action) => self.receive_page(),
+            ("FCR", Form::Set(v)) => {
+                self.fcr = small(v, 1)? == 1;
+                Ok(None)
+            }
+            ("FCR", Form::Read) => Ok(Some(u8::from(self.fcr).to_string())),
+            ("FCR", Form::Test) => Ok(Some("(0,1)".into())),
+            // T.32 §8.3.4: the host may change the held post-page response before +FDR.
+            ("FPS", Form::Set(v)) => {
+                let n = small(v, 5)?;
+                self.host_fps = Some(PageResponse::from_value(u32::from(n)).ok_or(())?);
+                Ok(None)
+            }
+            ("FPS", Form::Read) => Ok(Some(
+                self.host_fps
+                    .or(self.rx.release)
+                    .map_or(0, |r| r.value())
+                    .to_string(),
+            )),
             // Other T.32 parameters (+FCR, +FNR, +FIE, +FPS, +FCQ, +FAP, +FCT, +FMS, …) are
             // remembered and read back; none changes how this DCE sends.
             (n, Form::Set(v)) if n.starts_with('F') && n.len() <= 8 => {
@@ -915,7 +1317,7 @@ mod tests {
             say(&mut d, "AT+FLI=\"012345678901234567890\""),
             "\r\nERROR\r\n"
         );
-        assert_eq!(say(&mut d, "AT+FDR"), "\r\nERROR\r\n");
+        assert_eq!(say(&mut d, "AT+FDR"), "\r\nERROR\r\n", "no call to receive");
         assert_eq!(say(&mut d, "ATV0"), "0\r");
         assert_eq!(say(&mut d, "ATX"), "0\r");
         assert_eq!(say(&mut d, "ATV1"), "\r\nOK\r\n");
@@ -1150,14 +1552,222 @@ mod tests {
         assert_eq!(say(&mut d, "hello"), "", "not a command line");
     }
 
+    fn status(response: PageResponse, lines: u32, bad: u32) -> PageStatus {
+        PageStatus {
+            response,
+            lines: Some(lines),
+            bad_lines: Some(bad),
+        }
+    }
+
+    /// A call answered with ATA, up to the caller's DCS.
+    fn answered(d: &mut Dce, session: &str) {
+        say(d, "ATE0;+FCLASS=2.0;+FCR=1");
+        assert_eq!(say(d, "ATA"), "");
+        assert_eq!(d.poll_request(), Some(Request::Answer));
+        d.on_call(CallEvent::Negotiated {
+            remote_id: Some("EFAX \"1\"".into()),
+            session: params(session),
+        });
+        assert_eq!(
+            out(d),
+            format!("\r\n+FCO\r\n\r\n+FTI:\"EFAX 1\"\r\n\r\n+FCS:{session}\r\n\r\nOK\r\n")
+        );
+    }
+
+    #[test]
+    fn two_page_receive_transcript() {
+        let mut d = Dce::new();
+        say(&mut d, "ATE0;+FCLASS=2.0;+FCR=1");
+        d.on_call(CallEvent::Ring);
+        assert_eq!(out(&mut d), "\r\nRING\r\n");
+        assert_eq!(d.poll_request(), None, "S0=0: the host answers");
+        answered(&mut d, "1,5,0,2,0,0,0,0");
+        // Page data may come before the host's +FDR: it waits.
+        d.on_call(CallEvent::PageData(vec![0x00, DLE, 0x80]));
+        assert_eq!(out(&mut d), "");
+        assert_eq!(say(&mut d, "AT+FDR"), "\r\nCONNECT\r\n");
+        // T.32 §8.3.4: nothing before the host's <DC2>.
+        assert_eq!(out(&mut d), "");
+        d.on_input(&[DC2]);
+        assert_eq!(d.take_output(), [0x00, DLE, DLE, 0x80]);
+        d.on_call(CallEvent::PageData(vec![DLE, 0x01]));
+        assert_eq!(d.take_output(), [DLE, DLE, 0x01]);
+        d.on_call(CallEvent::PageEnd {
+            post: PostPage::Mps,
+            status: status(PageResponse::Mcf, 2200, 0),
+        });
+        assert_eq!(
+            d.take_output(),
+            b"\x10\x03\r\n+FPS:1,898,0,0,0\r\n\r\n+FET:0\r\n\r\nOK\r\n"
+        );
+        // The answer (MCF) is held until the next +FDR.
+        assert_eq!(d.poll_request(), None);
+        assert_eq!(say(&mut d, "AT+FPS?"), "\r\n1\r\n\r\nOK\r\n");
+        assert_eq!(say(&mut d, "AT+FDR"), "");
+        assert_eq!(d.poll_request(), Some(Request::Release(PageResponse::Mcf)));
+        d.on_call(CallEvent::PageData(vec![0x55]));
+        assert_eq!(out(&mut d), "\r\nCONNECT\r\n");
+        d.on_input(&[DC2]);
+        d.on_call(CallEvent::PageEnd {
+            post: PostPage::Eop,
+            status: status(PageResponse::Mcf, 16, 0),
+        });
+        assert_eq!(
+            d.take_output(),
+            b"\x55\x10\x03\r\n+FPS:1,10,0,0,0\r\n\r\n+FET:2\r\n\r\nOK\r\n"
+        );
+        // After EOP, +FDR releases the MCF and ends with the call.
+        assert_eq!(say(&mut d, "AT+FDR"), "");
+        assert_eq!(d.poll_request(), Some(Request::Release(PageResponse::Mcf)));
+        assert!(d.in_call());
+        d.on_call(CallEvent::Ended(HangupCode(0)));
+        assert_eq!(out(&mut d), "\r\n+FHS:00\r\n\r\nOK\r\n");
+        assert!(!d.in_call());
+        assert_eq!(say(&mut d, "AT+FDR"), "\r\nERROR\r\n", "no call");
+        assert_eq!(d.poll_request(), None);
+    }
+
+    #[test]
+    fn auto_answer_and_refusal_without_fcr() {
+        let mut d = Dce::new();
+        say(&mut d, "ATE0;+FCLASS=2.0");
+        assert_eq!(say(&mut d, "ATS0=2"), "\r\nOK\r\n");
+        assert_eq!(say(&mut d, "ATS0?"), "\r\n002\r\n\r\nOK\r\n");
+        // +FCR=0 (the default, T.32 §8.5.1): rings are reported, nothing is answered.
+        assert_eq!(say(&mut d, "AT+FCR?"), "\r\n0\r\n\r\nOK\r\n");
+        for _ in 0..3 {
+            d.on_call(CallEvent::Ring);
+            assert_eq!(out(&mut d), "\r\nRING\r\n");
+        }
+        assert_eq!(d.poll_request(), None);
+        assert_eq!(say(&mut d, "ATA"), "\r\nERROR\r\n");
+        assert_eq!(d.poll_request(), None);
+        // +FCR=1: the second ring of a new call answers.
+        say(&mut d, "AT+FCR=1");
+        d.on_call(CallEvent::RingingStopped);
+        d.on_call(CallEvent::Ring);
+        assert_eq!(d.poll_request(), None);
+        d.on_call(CallEvent::Ring);
+        assert_eq!(out(&mut d), "\r\nRING\r\n\r\nRING\r\n");
+        assert_eq!(d.poll_request(), Some(Request::Answer));
+        d.on_call(CallEvent::Negotiated {
+            remote_id: None,
+            session: params("0,3,0,2,0,0,0,0"),
+        });
+        assert_eq!(
+            out(&mut d),
+            "\r\n+FCO\r\n\r\n+FCS:0,3,0,2,0,0,0,0\r\n\r\nOK\r\n"
+        );
+        // The caller gives up before any page: unsolicited +FHS.
+        d.on_call(CallEvent::Ended(HangupCode(0x73)));
+        assert_eq!(out(&mut d), "\r\n+FHS:73\r\n");
+        assert!(!d.in_call());
+        // An answer that finds no fax caller: +FHS and NO CARRIER; a key aborts an answer.
+        say(&mut d, "ATA");
+        d.on_call(CallEvent::Ended(HangupCode(0x11)));
+        assert_eq!(out(&mut d), "\r\n+FHS:11\r\n\r\nNO CARRIER\r\n");
+        say(&mut d, "ATA");
+        d.on_input(b"x");
+        assert_eq!(out(&mut d), "\r\nNO CARRIER\r\n");
+        assert_eq!(d.poll_request(), Some(Request::Answer));
+        assert_eq!(d.poll_request(), Some(Request::Answer));
+        assert_eq!(d.poll_request(), Some(Request::HangUp));
+        assert!(!d.in_call());
+    }
+
+    #[test]
+    fn host_rtn_flow_control_bit_order_and_cancel() {
+        let mut d = Dce::new();
+        say(&mut d, "ATE0;+FLO=1;+FBO=1");
+        answered(&mut d, "1,5,0,2,0,0,0,0");
+        assert_eq!(say(&mut d, "AT+FDT"), "\r\nERROR\r\n", "a receive call");
+        assert_eq!(say(&mut d, "AT+FDR"), "");
+        d.on_call(CallEvent::PageData(vec![0x01, 0x02]));
+        assert_eq!(out(&mut d), "\r\nCONNECT\r\n");
+        // Class 2 hosts send <DC1> for <DC2>; then XOFF holds the data until XON.
+        d.on_input(&[XON, XOFF]);
+        assert_eq!(out(&mut d), "");
+        assert!(!d.has_page_data());
+        d.on_input(&[XON]);
+        assert!(d.has_page_data());
+        // +FBO=1: reversed bit order toward the host.
+        assert_eq!(d.take_output(), [0x80, 0x40]);
+        d.on_call(CallEvent::PageEnd {
+            post: PostPage::Mps,
+            status: status(PageResponse::Mcf, 1, 0),
+        });
+        out(&mut d);
+        // The host's copy-quality check overrules: RTN (T.32 §8.3.4).
+        assert_eq!(say(&mut d, "AT+FPS=2"), "\r\nOK\r\n");
+        assert_eq!(say(&mut d, "AT+FPS?"), "\r\n2\r\n\r\nOK\r\n");
+        assert_eq!(say(&mut d, "AT+FDR"), "");
+        assert_eq!(d.poll_request(), Some(Request::Release(PageResponse::Rtn)));
+        // The sender retrains (a new DCS): +FCS comes with the next CONNECT.
+        d.on_call(CallEvent::Negotiated {
+            remote_id: None,
+            session: params("1,3,0,2,0,0,0,0"),
+        });
+        assert_eq!(out(&mut d), "");
+        d.on_call(CallEvent::PageData(vec![0xFF]));
+        assert_eq!(out(&mut d), "\r\n+FCS:1,3,0,2,0,0,0,0\r\n\r\nCONNECT\r\n");
+        // <CAN> from the host ends the reception.
+        d.on_input(&[DC2, CAN]);
+        assert_eq!(d.take_output(), [DLE, ETX]);
+        assert_eq!(d.poll_request(), Some(Request::HangUp));
+        d.on_call(CallEvent::Ended(HangupCode(0x02)));
+        assert_eq!(out(&mut d), "\r\n+FHS:02\r\n\r\nERROR\r\n");
+        assert!(!d.in_call());
+    }
+
+    #[test]
+    fn call_lost_mid_page_and_page_too_big() {
+        let mut d = Dce::new();
+        answered(&mut d, "0,1,0,2,0,0,0,0");
+        say(&mut d, "AT+FDR");
+        d.on_call(CallEvent::PageData(vec![1, 2, 3]));
+        d.on_input(&[DC2]);
+        out(&mut d);
+        d.on_call(CallEvent::PageData(vec![4]));
+        d.on_call(CallEvent::Ended(HangupCode(0x90)));
+        assert_eq!(d.take_output(), b"\x04\x10\x03\r\n+FHS:90\r\n\r\nERROR\r\n");
+        assert!(!d.in_call());
+
+        answered(&mut d, "0,1,0,2,0,0,0,0");
+        say(&mut d, "AT+FDR");
+        d.on_call(CallEvent::PageData(vec![0; MAX_PAGE_BYTES]));
+        out(&mut d);
+        d.on_input(&[DC2]);
+        d.on_call(CallEvent::PageData(vec![0; 1]));
+        let mut got = 0;
+        // Bounded: the page drains in RX_CHUNK steps.
+        for _ in 0..=MAX_PAGE_BYTES / RX_CHUNK + 1 {
+            got += d.take_output().len();
+        }
+        assert_eq!(
+            got,
+            MAX_PAGE_BYTES + 2,
+            "the page, cut short, then <DLE><ETX>"
+        );
+        assert_eq!(d.poll_request(), Some(Request::HangUp));
+        d.on_call(CallEvent::Ended(HangupCode(0x02)));
+        assert_eq!(out(&mut d), "\r\n+FHS:93\r\n\r\nERROR\r\n");
+    }
+
     proptest::proptest! {
         #[test]
         fn any_bytes_and_events_never_panic(
+            answer in proptest::bool::ANY,
             chunks in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 0..32),
-            events in proptest::collection::vec(0u8..6, 0..32),
+            events in proptest::collection::vec(0u8..12, 0..32),
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
         ) {
             let mut d = Dce::new();
-            d.on_input(b"AT+FCLASS=2.0\rATD1\r");
+            if answer {
+                d.on_input(b"AT+FCLASS=2.0;+FCR=1;S0=1\rATA\r");
+            } else {
+                d.on_input(b"AT+FCLASS=2.0\rATD1\r");
+            }
             let p = default_caps();
             for (i, c) in chunks.iter().enumerate() {
                 d.on_input(c);
@@ -1170,11 +1780,21 @@ mod tests {
                         2 => CallEvent::PageResult(PageResponse::Mcf),
                         3 => CallEvent::Ended(HangupCode(0)),
                         4 => CallEvent::DialFailed(DialFailure::NoCarrier),
-                        _ => CallEvent::PageResult(PageResponse::Rtn),
+                        5 => CallEvent::PageResult(PageResponse::Rtn),
+                        6 => CallEvent::Ring,
+                        7 => CallEvent::RingingStopped,
+                        8 => CallEvent::Negotiated { remote_id: Some("\u{7}\"".into()), session: p },
+                        9 => CallEvent::PageData(data.clone()),
+                        10 => CallEvent::PageEnd {
+                            post: PostPage::Eop,
+                            status: status(PageResponse::Rtn, 0, 0),
+                        },
+                        _ => CallEvent::Ended(HangupCode(0x90)),
                     });
                 }
                 proptest::prop_assert!(d.line.len() <= MAX_LINE);
                 proptest::prop_assert!(d.page.len() <= MAX_PAGE_BYTES);
+                proptest::prop_assert!(d.rx.buf.len() <= MAX_PAGE_BYTES);
             }
         }
     }

@@ -1892,6 +1892,7 @@ impl Engine {
         rx.last_post = Some(post);
         let q = rx.sink.end_page();
         let verdict = self.cfg.quality.judge(&q);
+        let verdict = self.rx().sink.review(post.fcf(), verdict);
         let accepted = verdict != Verdict::Bad;
         if let Err(_e) = self.rx().sink.finish_page(accepted) {
             self.send_dcn(now, Cause::SinkError);
@@ -2165,6 +2166,10 @@ impl Engine {
         let rx = self.rx();
         let bytes = rx.page.take().unwrap_or(0);
         let q = rx.sink.end_page();
+        // Annex A: the page arrived whole; the sink's view can only delay the MCF.
+        let _ = rx
+            .sink
+            .review(Fcf::from_octet(pps.post).unwrap_or(Fcf::Eop), Verdict::Good);
         if rx.sink.finish_page(true).is_err() {
             self.send_dcn(now, Cause::SinkError);
             return;

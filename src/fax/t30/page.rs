@@ -8,6 +8,7 @@
 //! ours are [`QualityThresholds`]).
 
 use super::dis::{Coding, VResolution, Wanted, Width};
+use super::fcf::Fcf;
 
 /// How a page must be (or was) coded on this call: fixed by the DCS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +102,16 @@ pub trait PageSink {
     /// was refused (RTN) and will be sent again or lost. An error refuses the page and ends the
     /// call with [`super::Cause::SinkError`].
     fn finish_page(&mut self, accepted: bool) -> Result<(), SinkError>;
+    /// The engine's verdict on a page and the post-message command that ended it (MPS, EOM,
+    /// EOP or their PRI-Q forms, T.30 §5.3.6.1.4), before the answer goes out: called after
+    /// `end_page`, before `finish_page`, which gets the verdict returned. A sink that stands
+    /// for a Class 2.0 host (`faxgate modem emulate`, where T.32 §8.3.4 holds the post-page
+    /// response until the host's `+FDR` and lets `+FPS=n` overrule it) may change it; the
+    /// others keep the default. Under ECM the page is complete by construction (Annex A has no
+    /// RTN): a `Bad` answer there is not taken.
+    fn review(&mut self, _post: Fcf, verdict: Verdict) -> Verdict {
+        verdict
+    }
 }
 
 /// Copy-quality thresholds for the receive verdict. T.30 gives none; these are ours.
