@@ -6,10 +6,13 @@
 //! Receiving, the other way round: `efax` sends two fine pages from soft modem B; the emulator
 //! answers on A and hands the pages to `faxgate receive` driving the emulated modem with the
 //! Class 2.0 profile (`firmware-config/modems/generic-class2.0.toml`): this proves the
-//! emulator's receive half and faxgate's Class 2.0 driver together.
+//! emulator's receive half and faxgate's Class 2.0 driver together. And to independent
+//! receiving software: HylaFAX's `faxgetty` (Debian `hylafax-server`) on the emulated modem
+//! answers efax's call and must file exactly the pages sent.
 //!
-//! Needs the Debian packages mgetty-fax, iaxmodem, efax, iproute2, util-linux. sendfax only
-//! takes devices under /dev, so the pty is linked at /dev/ttyFGemu<pid> (the rig runs as root).
+//! Needs the Debian packages mgetty-fax, hylafax-server, iaxmodem, efax, iproute2, util-linux.
+//! sendfax and faxgetty only take devices under /dev, so the pty is linked at
+//! /dev/ttyFGemu<pid> / /dev/ttyFGhfx<pid> (the rig runs as root).
 
 mod common;
 #[path = "rig/rig.rs"]
@@ -392,39 +395,100 @@ fn wait_link(dev: &Path, limit: Duration) -> bool {
     false
 }
 
-/// faxgetty takes the emulated modem through its whole Class 2.0 set-up (reset, +FCLASS=?,
-/// +FCLASS=2.0, identity and capability queries, +FCC/+FLI/+FCR …) and reports it ready for
-/// calls: every command was accepted the way a Class 2.0 modem accepts it.
+/// efax (line B) sends two fine pages; the emulator on line A reports RING to faxgetty, which
+/// answers (ATA), receives with +FDR/<DC2> and writes the fax into its spool's recvq: two pages,
+/// each exactly the page sent below the blank band efax puts on top of every page it sends
+/// (efax(1), HEADERS: the header is set to a blank line). On the way, faxgetty's whole Class 2.0
+/// set-up of the modem (reset, +FCLASS=?, identity and capability queries, +FCC, +FLI, +FCR …)
+/// must bring it to "Running and idle".
 #[test]
-fn hylafax_faxgetty_initializes_the_emulated_modem() {
+fn efax_sends_to_hylafax_faxgetty_on_the_emulator() {
     common::require_tool("faxgetty", "hylafax-server");
+    let efax = common::require_tool("efax", "efax");
     let line = rig::Rig::up();
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
+    let pages: Vec<Page> = (1..=2).map(test_page).collect();
+    let files = efix_pages(w, &pages);
+
     let devid = format!("ttyFGhfx{}", std::process::id());
     let dev = Path::new("/dev").join(&devid);
     let emu_log = w.join("emulate.log");
     let mut emu = hylafax_emulator(w, &line.a, &devid, &emu_log);
     let linked = wait_link(&dev, Duration::from_secs(20));
-    let t = Instant::now();
     let mut fg = linked.then(|| faxgetty::Faxgetty::start(w, &devid, "+1 555 0001"));
     let ready = fg
         .as_mut()
         .is_some_and(|f| f.wait_status("Running and idle", Duration::from_secs(60)));
+    let t = Instant::now();
+    let mut sent = None;
+    let mut received = Vec::new();
+    let efax_log = w.join("efax-send.log");
+    if ready && let Some(f) = fg.as_mut() {
+        // A modem reset on A (the emulator's or faxgetty's) refuses calls for a while.
+        std::thread::sleep(rig::IAXMODEM_BUSY_OUT + Duration::from_secs(1));
+        let mut tx = Command::new(&efax)
+            .arg("-d")
+            .arg(&line.b)
+            .args([
+                "-o1",
+                "-iZ",
+                "-kZ",
+                "-l",
+                "+1 555 0002",
+                // efax always adds a header band (20 rows at fine resolution) on top of each
+                // page; a blank header keeps it white, so the whole page is known.
+                "-h",
+                " ",
+                "-v",
+                "ewinrt",
+                "-t",
+                "5550001",
+            ])
+            .args(&files)
+            .stdout(Stdio::from(std::fs::File::create(&efax_log).unwrap()))
+            .stderr(Stdio::from(std::fs::File::create(&efax_log).unwrap()))
+            .spawn()
+            .unwrap();
+        sent = wait_child(&mut tx, Duration::from_secs(150));
+        // faxgetty files the fax and goes back to waiting for calls.
+        let end = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < end {
+            received = f.received();
+            if !received.is_empty() && f.status() == "Running and idle" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
     eprintln!(
-        "faxgetty: modem ready in {:.1} s",
+        "efax -> emulator -> faxgetty: {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let alive = fg.as_mut().is_some_and(|f| f.running());
-    let logs = fg.as_ref().map(|f| f.logs()).unwrap_or_default();
+    let fg_logs = fg.as_ref().map(|f| f.logs()).unwrap_or_default();
     drop(fg);
     let _ = emu.kill();
     let _ = emu.wait();
     let _ = std::fs::remove_file(&dev);
-    assert!(linked, "emulator pty: {}", log_of(&emu_log));
-    assert!(
-        ready && alive,
-        "faxgetty did not get the modem ready\n{logs}\nemulator: {}",
+    let logs = format!(
+        "efax: {}\nemulator: {}\n{fg_logs}",
+        log_of(&efax_log),
         log_of(&emu_log)
     );
+    assert!(linked, "emulator pty: {}", log_of(&emu_log));
+    assert!(ready, "faxgetty did not get the modem ready\n{logs}");
+    assert!(sent.is_some_and(|s| s.success()), "efax failed\n{logs}");
+    assert_eq!(received.len(), 1, "one fax in recvq\n{logs}");
+    let bytes = std::fs::read(&received[0]).unwrap();
+    let got = faxgate::image::tiff::read_bytes(&bytes, Default::default())
+        .unwrap_or_else(|e| panic!("{}: {e}\n{logs}", received[0].display()));
+    assert_eq!(got.len(), 2, "two pages\n{logs}");
+    for (i, (s, g)) in pages.iter().zip(&got).enumerate() {
+        assert!(
+            g.resolution().y_dpi > 150.0,
+            "page {}: fine resolution kept",
+            i + 1
+        );
+        assert_exact_below_band(s, g, &format!("HylaFAX page {}", i + 1));
+    }
 }
