@@ -10,7 +10,8 @@
 //! receiving software: HylaFAX's `faxgetty` (Debian `hylafax-server`) on the emulated modem
 //! answers efax's call and must file exactly the pages sent.
 //!
-//! Needs the Debian packages mgetty-fax, hylafax-server, iaxmodem, efax, iproute2, util-linux.
+//! Needs the Debian packages mgetty-fax, iaxmodem, efax, iproute2, util-linux, and
+//! hylafax-server unpacked beside mgetty-fax (tests/run.sh; see tests/faxgetty/mod.rs).
 //! sendfax and faxgetty only take devices under /dev, so the pty is linked at
 //! /dev/ttyFGemu<pid> / /dev/ttyFGhfx<pid> (the rig runs as root).
 
@@ -403,7 +404,7 @@ fn wait_link(dev: &Path, limit: Duration) -> bool {
 /// must bring it to "Running and idle".
 #[test]
 fn efax_sends_to_hylafax_faxgetty_on_the_emulator() {
-    common::require_tool("faxgetty", "hylafax-server");
+    faxgetty::faxgetty_bin();
     let efax = common::require_tool("efax", "efax");
     let line = rig::Rig::up();
     let work = tempfile::tempdir().unwrap();

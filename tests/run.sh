@@ -16,7 +16,6 @@ PKGS=(
   efax               # efix (second MH oracle), efax (independent fax machine on the rig)
   iaxmodem           # the soft-modem phone line rig
   mgetty-fax         # sendfax: independent Class 2.0 software driving `faxgate modem emulate`
-  hylafax-server     # faxgetty: independent Class 2.0 receiver on `faxgate modem emulate` (run by the test on a private spool; the system service is kept off)
   iproute2           # ip: network namespace for the rig
   swaks              # real SMTP client
   curl               # real HTTP client for the console's REST API
@@ -57,13 +56,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
-  # hylafax-server's postinst starts faxq and hfaxd (TCP 4559) where systemd runs; the tests run
-  # faxgetty themselves on a private spool, so the system's HylaFAX is stopped and kept off.
-  if [[ " ${missing[*]} " == *" hylafax-server "* ]] && [ -d /run/systemd/system ]; then
-    systemctl disable --now hylafax.service faxq.service hfaxd.service >/dev/null 2>&1 || true
-  fi
 fi
 getent passwd uucp >/dev/null || useradd -r -s /usr/sbin/nologin uucp   # iaxmodem runs as uucp
+
+# HylaFAX's faxgetty: independent Class 2.0 receiving software on `faxgate modem emulate`
+# (tests/modem_emulate.rs). Debian's hylafax-server conflicts with mgetty-fax (both ship a
+# sendfax), so it is unpacked, not installed: no maintainer scripts, no services (faxq, hfaxd),
+# no system spool; the test runs faxgetty on a private spool. Its libraries come with
+# libtiff-tools (libtiff6, libjbig0).
+HYLAFAX_PEER=/opt/faxgate-peers/hylafax   # tests/faxgetty/mod.rs looks here
+if [ ! -x "$HYLAFAX_PEER/usr/sbin/faxgetty" ]; then
+  echo "== unpacking hylafax-server (faxgetty) into $HYLAFAX_PEER"
+  debs=$(mktemp -d)
+  (cd "$debs" && { apt-get download hylafax-server hylafax-client >/dev/null 2>&1 \
+     || { apt-get update -qq && apt-get download hylafax-server hylafax-client >/dev/null; }; })
+  mkdir -p "$HYLAFAX_PEER"
+  for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$HYLAFAX_PEER"; done
+  rm -rf "$debs"
+fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # cargo-deb builds the Debian package (tests/debian_package.rs); pinned, builds on Rust 1.95.

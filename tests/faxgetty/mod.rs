@@ -1,6 +1,7 @@
 //! HylaFAX's `faxgetty` (Debian `hylafax-server`) as a test peer: one faxgetty on one modem
 //! device, with a private spool in the test's temporary directory, so no system daemon, no
-//! system spool and no file outside that directory is used.
+//! system spool and no file outside that directory is used. faxgetty comes unpacked from the
+//! Debian packages ([`PEER_ROOT`], see `tests/run.sh`), or installed where mgetty-fax is not.
 //!
 //! What faxgetty needs of a spool, found by running it (strace) against the emulated modem:
 //! `etc/config.<devid>` (the device's configuration; devid is the device's name under /dev),
@@ -16,6 +17,33 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Where `tests/run.sh` unpacks Debian's hylafax-server and hylafax-client (`dpkg-deb -x`):
+/// hylafax-server conflicts with mgetty-fax (both ship a `sendfax`), which the sendfax test
+/// needs installed, so HylaFAX is unpacked instead — no maintainer scripts, no services.
+pub const PEER_ROOT: &str = "/opt/faxgate-peers/hylafax";
+
+/// faxgetty and the library directory it needs (the unpacked copy), or an installed one;
+/// fails naming the package otherwise.
+pub fn faxgetty_bin() -> (PathBuf, Option<PathBuf>) {
+    let root = Path::new(PEER_ROOT);
+    let unpacked = root.join("usr/sbin/faxgetty");
+    if unpacked.is_file() {
+        return (unpacked, Some(root.join("usr/lib/hylafax")));
+    }
+    if let Some(p) = super::common::which("faxgetty").or_else(|| {
+        let p = Path::new("/usr/sbin/faxgetty");
+        p.is_file().then(|| p.to_path_buf())
+    }) {
+        return (p, None);
+    }
+    panic!(
+        "this test needs `faxgetty` from the Debian package `hylafax-server` (with \
+         `hylafax-client`), unpacked at {PEER_ROOT} since it conflicts with mgetty-fax: \
+         run tests/run.sh, or `apt-get download hylafax-server hylafax-client` and \
+         `dpkg-deb -x` each into {PEER_ROOT}"
+    );
+}
 
 /// The device configuration: a Class 2.0 modem as HylaFAX drives real ones (hylafax-config(5F)),
 /// with the stock Class 2.0 commands of HylaFAX's `config/class2.0` left at their defaults.
@@ -63,7 +91,7 @@ impl Faxgetty {
     /// Make the spool under `dir` and start faxgetty on `/dev/<devid>` (fails naming the
     /// package when faxgetty is missing).
     pub fn start(dir: &Path, devid: &str, local_id: &str) -> Faxgetty {
-        let bin = super::common::require_tool("faxgetty", "hylafax-server");
+        let (bin, libs) = faxgetty_bin();
         let spool = dir.join("hylafax");
         for d in ["etc", "status", "log", "recvq", "tmp", "info", "lock"] {
             std::fs::create_dir_all(spool.join(d)).unwrap();
@@ -92,7 +120,11 @@ impl Faxgetty {
         assert!(st.success(), "chown the spool to uucp");
         let out = dir.join("faxgetty.out");
         let log = std::fs::File::create(&out).unwrap();
-        let child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        if let Some(libs) = libs {
+            cmd.env("LD_LIBRARY_PATH", libs);
+        }
+        let child = cmd
             .arg("-q")
             .arg(&spool)
             .arg(Path::new("/dev").join(devid))

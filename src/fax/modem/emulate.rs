@@ -1240,7 +1240,6 @@ fn param_range(name: &str) -> Option<&'static str> {
         "FCQ" => "(0),(0)",
         "FAP" => "(0),(0),(0)",
         "FSP" => "(0)",
-        "FCR" => "(0,1)",
         "FLO" => "(0-2)",
         "FBO" => "(0-3)",
         "FPP" => "(0)",
