@@ -480,6 +480,11 @@ fn efax_sends_to_hylafax_faxgetty_on_the_emulator() {
     assert!(ready, "faxgetty did not get the modem ready\n{logs}");
     assert!(sent.is_some_and(|s| s.success()), "efax failed\n{logs}");
     assert_eq!(received.len(), 1, "one fax in recvq\n{logs}");
+    // The caller's TSI reached HylaFAX through the emulator's +FTI (its session log).
+    assert!(
+        fg_logs.contains("REMOTE TSI \"+1 555 0002\""),
+        "efax's TSI in faxgetty's session log\n{logs}"
+    );
     let bytes = std::fs::read(&received[0]).unwrap();
     let got = faxgate::image::tiff::read_bytes(&bytes, Default::default())
         .unwrap_or_else(|e| panic!("{}: {e}\n{logs}", received[0].display()));
