@@ -579,8 +579,8 @@ pub fn emulate(line: &Path, pty: &Path, s: &CallArgs) -> Result<String, CallErro
                 }
             };
             if sent.is_err() || thread.is_finished() {
-                // Not reached while the line thread lives: it only returns when this loop
-                // drops its command channel.
+                // The line thread returns only when this loop drops its command channel: it
+                // ended by panicking, and nothing carries calls any more.
                 return Err(CallError::Failed("the line thread ended".into()));
             }
         }

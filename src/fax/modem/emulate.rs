@@ -1227,8 +1227,8 @@ fn width_code(w: Width) -> u8 {
     }
 }
 
-/// The `+FHS` code (T.32 Table 23) for how the engine ended a sending call: the inverse of
-/// [`HangupCode::meaning`] for the causes a sender can meet.
+/// The `+FHS` code (T.32 Table 23) for how the engine ended a call, sending or receiving: the
+/// inverse of [`HangupCode::meaning`] for the causes T.30 can meet.
 pub fn hangup_for(cause: Option<Cause>) -> HangupCode {
     HangupCode(match cause {
         Some(Cause::Ok) => 0x00,
