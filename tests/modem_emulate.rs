@@ -6,9 +6,10 @@
 //! Receiving, the other way round: `efax` sends two fine pages from soft modem B; the emulator
 //! answers on A and hands the pages to `faxgate receive` driving the emulated modem with the
 //! Class 2.0 profile (`firmware-config/modems/generic-class2.0.toml`): this proves the
-//! emulator's receive half and faxgate's Class 2.0 driver together. And to independent
-//! receiving software: HylaFAX's `faxgetty` (Debian `hylafax-server`) on the emulated modem
-//! answers efax's call and must file exactly the pages sent.
+//! emulator's receive half and faxgate's Class 2.0 driver together. Then the same under T.30
+//! Annex A: faxgate sends from B with ECM and MMR, and the pages must arrive pixel for pixel.
+//! And to independent receiving software: HylaFAX's `faxgetty` (Debian `hylafax-server`) on the
+//! emulated modem answers efax's call and must file exactly the pages sent.
 //!
 //! Needs the Debian packages mgetty-fax, iaxmodem, efax, iproute2, util-linux, and
 //! hylafax-server unpacked beside mgetty-fax (tests/run.sh; see tests/faxgetty/mod.rs).
@@ -260,22 +261,7 @@ fn efax_through_the_emulator_to_faxgate_receive_class2() {
     // The emulator on A: it answers when faxgate (its host) says ATA.
     let pty = w.join("ttyFGrcv");
     let emu_log = w.join("emulate.log");
-    let mut emu = common::faxgate(w)
-        .args(["modem", "emulate", "--class", "2.0", "--line"])
-        .arg(&line.a)
-        .arg("--pty")
-        .arg(&pty)
-        .arg("--profile")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/modems/iaxmodem.toml"))
-        .stdout(Stdio::from(std::fs::File::create(&emu_log).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(&emu_log).unwrap()))
-        .spawn()
-        .unwrap();
-    let end = Instant::now() + Duration::from_secs(10);
-    while !pty.exists() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(pty.exists(), "emulator pty: {}", log_of(&emu_log));
+    let mut emu = start_emulator(w, &line.a, &pty, &emu_log);
 
     // faxgate receive drives the emulated modem as Class 2.0.
     let rx = w.join("rx");
@@ -356,6 +342,103 @@ fn efax_through_the_emulator_to_faxgate_receive_class2() {
             i + 1
         );
         assert_exact_below_band(s, g, &format!("page {}", i + 1));
+    }
+}
+
+/// The emulator on `line` at `pty`, logging to `log`.
+fn start_emulator(w: &Path, line: &Path, pty: &Path, log: &Path) -> Child {
+    let emu = common::faxgate(w)
+        .args(["modem", "emulate", "--class", "2.0", "--line"])
+        .arg(line)
+        .arg("--pty")
+        .arg(pty)
+        .arg("--profile")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/modems/iaxmodem.toml"))
+        .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    while !pty.exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(pty.exists(), "emulator pty: {}", log_of(log));
+    emu
+}
+
+/// Under T.30 Annex A the emulator hands the host each page as its ECM blocks complete and
+/// holds the MCF to the last PPS for the host's `+FDR`: faxgate (Class 1, ECM and MMR) sends
+/// two fine pages from B; faxgate receive (Class 2.0) on the emulator must get them exactly.
+#[test]
+fn ecm_mmr_through_the_emulator_to_faxgate_receive_class2() {
+    let line = rig::Rig::up();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let pages: Vec<Page> = (1..=2).map(test_page).collect();
+    let files = efix_pages(w, &pages);
+    let pty = w.join("ttyFGecm");
+    let emu_log = w.join("emulate.log");
+    let mut emu = start_emulator(w, &line.a, &pty, &emu_log);
+    let rx = w.join("rx");
+    let rx_log = w.join("receive.log");
+    let mut receiver = common::faxgate(w)
+        .arg("receive")
+        .arg("--modem")
+        .arg(&pty)
+        .arg("--out")
+        .arg(&rx)
+        .arg("--profile")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("firmware-config/modems/generic-class2.0.toml"),
+        )
+        .args(["--local-id", "+1 555 0001", "--wait", "120"])
+        .stdout(Stdio::from(std::fs::File::create(&rx_log).unwrap()))
+        .stderr(Stdio::from(
+            std::fs::File::create(w.join("receive.err")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(rig::IAXMODEM_BUSY_OUT + Duration::from_secs(1));
+    let sent = common::faxgate(w)
+        .arg("send")
+        .arg("--modem")
+        .arg(&line.b)
+        .arg("--profile")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/modems/iaxmodem.toml"))
+        .args(["--local-id", "+1 555 0002", "5550001"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let rx_status = wait_child(&mut receiver, Duration::from_secs(30));
+    let _ = emu.kill();
+    let _ = emu.wait();
+    let logs = format!(
+        "faxgate send: {}{}\nemulator: {}\nfaxgate receive: {}{}",
+        String::from_utf8_lossy(&sent.stdout),
+        String::from_utf8_lossy(&sent.stderr),
+        log_of(&emu_log),
+        log_of(&rx_log),
+        log_of(&w.join("receive.err"))
+    );
+    assert!(sent.status.success(), "faxgate send failed\n{logs}");
+    assert!(
+        rx_status.is_some_and(|s| s.success()),
+        "faxgate receive failed\n{logs}"
+    );
+    let report = log_of(&rx_log);
+    assert!(report.contains("ecm: yes"), "ECM was used\n{logs}");
+    let bytes =
+        std::fs::read(rx.join("fax.tif")).unwrap_or_else(|e| panic!("fax.tif: {e}\n{logs}"));
+    let got = faxgate::image::tiff::read_bytes(&bytes, Default::default()).unwrap();
+    assert_eq!(got.len(), 2, "exactly two pages\n{logs}");
+    for (i, (s, g)) in pages.iter().zip(&got).enumerate() {
+        assert_eq!(
+            s,
+            g,
+            "page {} is what was sent, pixel for pixel\n{logs}",
+            i + 1
+        );
     }
 }
 

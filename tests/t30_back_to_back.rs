@@ -1055,3 +1055,93 @@ fn wide_pages_keep_their_width() {
         assert_pixel_exact(&c);
     }
 }
+
+/// A sink that stands for a Class 2.0 host overruling the DCE's copy-quality answer (T.32
+/// §8.3.4 `+FPS=2` before `+FDR`): the first page it reviews is refused.
+struct Overruling {
+    inner: PagesSink,
+    seen: Arc<Mutex<Vec<Fcf>>>,
+}
+
+impl faxgate::fax::t30::PageSink for Overruling {
+    fn start_page(&mut self, coding: &faxgate::fax::t30::PageCoding) {
+        self.inner.start_page(coding);
+    }
+    fn data(&mut self, bytes: &[u8]) {
+        self.inner.data(bytes);
+    }
+    fn end_page(&mut self) -> faxgate::fax::t30::PageQuality {
+        self.inner.end_page()
+    }
+    fn review(
+        &mut self,
+        post: Fcf,
+        verdict: faxgate::fax::t30::Verdict,
+    ) -> faxgate::fax::t30::Verdict {
+        let mut seen = self.seen.lock().unwrap();
+        seen.push(post);
+        if seen.len() == 1 {
+            faxgate::fax::t30::Verdict::Bad
+        } else {
+            verdict
+        }
+    }
+    fn finish_page(&mut self, accepted: bool) -> Result<(), faxgate::fax::t30::SinkError> {
+        self.inner.finish_page(accepted)
+    }
+}
+
+#[test]
+fn a_sink_can_overrule_the_verdict_except_under_ecm() {
+    for ecm in [false, true] {
+        let pages = vec![
+            test_page(VResolution::Fine, 1),
+            test_page(VResolution::Fine, 2),
+        ];
+        let inner = PagesSink::new();
+        let received = inner.pages();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Overruling {
+            inner,
+            seen: seen.clone(),
+        };
+        let source = faxgate::fax::t30::pages::PagesSource::new(vec![pages.clone()]);
+        let mut c = Call {
+            line: Line::new(
+                Engine::sender(config("+1 555 0199", ecm), Box::new(source)),
+                Engine::receiver(config("+1 555 0100", ecm), Box::new(sink)),
+            ),
+            received,
+            sent: pages,
+        };
+        run(&mut c);
+        assert_reports_agree(&c, Cause::Ok);
+        let outcomes: Vec<_> = c
+            .line
+            .engine(Side::Caller)
+            .report()
+            .pages
+            .iter()
+            .map(|p| p.outcome)
+            .collect();
+        if ecm {
+            // Annex A has no RTN: the page arrived whole and is confirmed all the same.
+            assert_eq!(*seen.lock().unwrap(), [Fcf::Mps, Fcf::Eop]);
+            assert_eq!(outcomes, [PageOutcome::Confirmed; 2]);
+        } else {
+            assert_eq!(*seen.lock().unwrap(), [Fcf::Mps, Fcf::Mps, Fcf::Eop]);
+            assert_eq!(
+                outcomes,
+                [
+                    PageOutcome::Rejected,
+                    PageOutcome::Confirmed,
+                    PageOutcome::Confirmed
+                ],
+                "{}",
+                c.line.transcript()
+            );
+            assert_eq!(count(&c, "RTN"), 1);
+        }
+        assert_pixel_exact(&c);
+    }
+}

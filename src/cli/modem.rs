@@ -23,9 +23,10 @@ pub enum ModemCommand {
         profile: Option<PathBuf>,
     },
     /// Be a Class 2.0 (T.32) fax modem on a pseudo-terminal linked at PATH, carrying its
-    /// calls out through the Class 1 modem on DEV with faxgate's T.30 engine. Host software
-    /// (mgetty's sendfax, HylaFAX) opens PATH as its modem. Sending only, for now; runs until
-    /// killed.
+    /// calls through the Class 1 modem on DEV with faxgate's T.30 engine. Host software
+    /// (mgetty's sendfax, HylaFAX, faxgate with a Class 2.0 profile) opens PATH as its modem
+    /// and sends (ATD, +FDT) or receives: DEV's rings are reported as RING and answered on
+    /// ATA (or after ATS0=n rings) when the host has set AT+FCR=1. Runs until killed.
     Emulate {
         /// Fax class to offer: only 2.0.
         #[arg(long, value_name = "CLASS", value_parser = ["2.0"])]
@@ -578,8 +579,8 @@ pub fn emulate(line: &Path, pty: &Path, s: &CallArgs) -> Result<String, CallErro
                 }
             };
             if sent.is_err() || thread.is_finished() {
-                // Not reached while the line thread lives: it only returns when this loop
-                // drops its command channel.
+                // The line thread returns only when this loop drops its command channel: it
+                // ended by panicking, and nothing carries calls any more.
                 return Err(CallError::Failed("the line thread ended".into()));
             }
         }

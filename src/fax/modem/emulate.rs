@@ -24,9 +24,28 @@
 //!    has ended, `+FHS:xx` before the final result).
 //! 5. [`CallEvent::Ended`] at any time ends the call with `+FHS:xx`.
 //!
-//! Flow control (`+FLO`): pages are held whole in memory (up to [`MAX_PAGE_BYTES`]), so the
-//! DCE never has to send XOFF; a page beyond the limit ends the call (`ERROR`, then `+FHS`).
-//! Receiving (`+FDR`, `ATA`) is not offered yet: those commands answer `ERROR`.
+//! Receiving, as the DCE sees it (T.32 §8.3.4, Figure 8-2):
+//!
+//! 1. While no call is up, the shell watches the Class 1 line: [`CallEvent::Ring`] → `RING`.
+//!    `ATA`, or the `S0`-th ring (V.250 §6.3.8), → [`Request::Answer`] — only with `+FCR=1`
+//!    (T.32 §8.5.1; the default 0 refuses: `ATA` answers `ERROR`, rings are only reported).
+//!    The DIS offered follows `+FCC`/`+FIS`, the CSI is `+FLI`.
+//! 2. [`CallEvent::Negotiated`] (the caller's DCS) → `+FCO`, `+FTI:"id"`, `+FCS:…`, `OK`.
+//! 3. `+FDR` → on the first [`CallEvent::PageData`] `CONNECT` (after `+FCS:` when a new DCS
+//!    came since); the host's `<DC2>` (or a Class 2 host's `<DC1>`) starts the page data, DLE
+//!    doubled, handed over as it arrives; [`CallEvent::PageEnd`] → `<DLE><ETX>`,
+//!    `+FPS:ppr,lc,blc,0,0` (our own copy-quality verdict, +FCQ), `+FET:n`, `OK`.
+//! 4. The post-page response is held until the host's next `+FDR` (T.32 §8.3.4), which sends
+//!    [`Request::Release`] with our verdict or the host's `+FPS=n` (so `AT+FPS=2` gets RTN);
+//!    then the next page, or after EOP the call's end: `+FHS:00`, `OK`. The shell holds the
+//!    engine's answer for it only as long as T.30 allows (the sender repeats its message after
+//!    T4, 3 s); a later `+FDR` finds our own verdict already sent.
+//!
+//! Flow control (`+FLO`): pages from the host are held whole in memory (up to
+//! [`MAX_PAGE_BYTES`]), so the DCE never has to send XOFF; a page beyond the limit ends the
+//! call (`ERROR`, then `+FHS`). Toward the host, received data goes out in [`RX_CHUNK`] steps
+//! and stops while the host's XOFF holds (`+FLO=1`); a received page beyond
+//! [`MAX_PAGE_BYTES`] ends the call (`+FHS:93`).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -1209,8 +1228,8 @@ fn width_code(w: Width) -> u8 {
     }
 }
 
-/// The `+FHS` code (T.32 Table 23) for how the engine ended a sending call: the inverse of
-/// [`HangupCode::meaning`] for the causes a sender can meet.
+/// The `+FHS` code (T.32 Table 23) for how the engine ended a call, sending or receiving: the
+/// inverse of [`HangupCode::meaning`] for the causes T.30 can meet.
 pub fn hangup_for(cause: Option<Cause>) -> HangupCode {
     HangupCode(match cause {
         Some(Cause::Ok) => 0x00,
