@@ -180,3 +180,153 @@ fn sendfax_through_the_emulator_to_efax() {
     }
     assert!(!rx.join("fax.003").exists(), "exactly two pages");
 }
+
+// ---------------------------------------------------------------------------------------------
+// faxgate's own Class 2.0 driver against the emulator (helper `send2`): `faxgate send` and
+// `faxgate run` with a Class 2.0 profile on the emulator's pty → Class 1 modem A → rig →
+// efax on modem B. Debian packages: iaxmodem, efax, iproute2, util-linux, python3-aiosmtpd.
+// ---------------------------------------------------------------------------------------------
+
+/// efax answering on the rig's modem B, writing `dir/fax.001`, … (its log in `dir/efax.log`).
+fn efax_answer(b: &Path, dir: &Path) -> Child {
+    let efax = common::require_tool("efax", "efax");
+    let log = dir.join("efax.log");
+    Command::new(efax)
+        .arg("-d")
+        .arg(b)
+        .args([
+            "-o1",
+            "-iZ",
+            "-kZ",
+            "-jS0=1",
+            "-w",
+            "-l",
+            "+1 555 0002",
+            "-r",
+        ])
+        .arg(dir.join("fax"))
+        .args(["-v", "ewinrt"])
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap()
+}
+
+/// `faxgate modem emulate --class 2.0` on modem A, its pty linked at `pty`.
+fn emulator(w: &Path, a: &Path, pty: &Path, log: &Path) -> Child {
+    common::faxgate(w)
+        .args(["modem", "emulate", "--class", "2.0", "--line"])
+        .arg(a)
+        .arg("--pty")
+        .arg(pty)
+        .arg("--profile")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/modems/iaxmodem.toml"))
+        .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
+        .spawn()
+        .unwrap()
+}
+
+/// The shipped profile for any Class 2.0 modem.
+fn class2_profile() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/modems/generic-class2.0.toml")
+}
+
+/// `pages` as a TIFF-F file (RFC 3949 §4 Profile F, MR coded).
+fn tiff_f(path: &Path, pages: &[Page]) {
+    use faxgate::image::tiff::{Profile as TiffProfile, Writer};
+    let mut w = Writer::new(
+        std::fs::File::create(path).unwrap(),
+        TiffProfile::F(faxgate::image::codec::Coding::Mr { k: 4 }),
+    )
+    .unwrap();
+    for p in pages {
+        w.write_page(p).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// efax's received files `dir/fax.001`, … must be exactly `sent`, one page each, no more.
+fn assert_efax_pages(dir: &Path, sent: &[Page], logs: &str) {
+    for (i, sent) in sent.iter().enumerate() {
+        let f = dir.join(format!("fax.{:03}", i + 1));
+        let bytes = std::fs::read(&f).unwrap_or_else(|e| panic!("{}: {e}\n{logs}", f.display()));
+        let got = faxgate::image::tiff::read_bytes(&bytes, Default::default()).unwrap();
+        assert_eq!(got.len(), 1, "page {}", i + 1);
+        let g = &got[0];
+        assert_eq!(
+            (g.width(), g.height()),
+            (sent.width(), sent.height()),
+            "page {}\n{logs}",
+            i + 1
+        );
+        for y in 0..sent.height() {
+            assert_eq!(sent.row(y), g.row(y), "page {} row {y}\n{logs}", i + 1);
+        }
+    }
+    let extra = dir.join(format!("fax.{:03}", sent.len() + 1));
+    assert!(!extra.exists(), "exactly {} pages\n{logs}", sent.len());
+}
+
+#[test]
+fn faxgate_send_class2_through_the_emulator_to_efax() {
+    common::require_tool("efax", "efax");
+    let line = rig::Rig::up();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let pages: Vec<Page> = (3..=4).map(test_page).collect();
+    let doc = w.join("two.tif");
+    tiff_f(&doc, &pages);
+
+    let rx = w.join("rx");
+    std::fs::create_dir(&rx).unwrap();
+    let mut efax_rx = efax_answer(&line.b, &rx);
+    let pty = w.join("class2modem");
+    let emu_log = w.join("emulate.log");
+    let mut emu = emulator(w, &line.a, &pty, &emu_log);
+    // efax's ATZ on B refuses calls for a while; the link appears meanwhile.
+    std::thread::sleep(rig::IAXMODEM_BUSY_OUT + Duration::from_secs(1));
+    assert!(pty.exists(), "emulator pty: {}", log_of(&emu_log));
+
+    let t = Instant::now();
+    let trace = w.join("send.trace");
+    let out = common::faxgate(w)
+        .args(["send", "--modem"])
+        .arg(&pty)
+        .arg("--profile")
+        .arg(class2_profile())
+        .arg("--trace")
+        .arg(&trace)
+        .args(["--local-id", "+1 555 0001", "5550002"])
+        .arg(&doc)
+        .output()
+        .unwrap();
+    let efax_status = wait_child(&mut efax_rx, Duration::from_secs(30));
+    let _ = emu.kill();
+    let _ = emu.wait();
+    eprintln!(
+        "faxgate send (Class 2.0) -> emulator -> efax: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let logs = format!(
+        "faxgate send: {text}\ntrace: {}\nemulator: {}\nefax: {}",
+        log_of(&trace),
+        log_of(&emu_log),
+        log_of(&rx.join("efax.log"))
+    );
+    assert!(out.status.success(), "faxgate send failed\n{logs}");
+    eprintln!("{text}");
+    // The report is the Class 2.0 modem's view of the call: efax's CSI, both pages confirmed.
+    assert!(text.contains("cause: "), "{logs}");
+    assert!(text.contains("pages: 2\n"), "{logs}");
+    assert!(text.contains("pages-offered: 2"), "{logs}");
+    assert!(text.contains("remote-id: +1 555 0002"), "{logs}");
+    assert!(!text.contains("modulation: -"), "{logs}");
+    assert!(
+        efax_status.is_some_and(|s| s.success()),
+        "efax failed\n{logs}"
+    );
+    assert_efax_pages(&rx, &pages, &logs);
+}
