@@ -319,7 +319,10 @@ fn faxgate_send_class2_through_the_emulator_to_efax() {
     assert!(out.status.success(), "faxgate send failed\n{logs}");
     eprintln!("{text}");
     // The report is the Class 2.0 modem's view of the call: efax's CSI, both pages confirmed.
-    assert!(text.contains("cause: "), "{logs}");
+    assert!(
+        text.contains("cause: all pages transferred and confirmed (0)"),
+        "{logs}"
+    );
     assert!(text.contains("pages: 2\n"), "{logs}");
     assert!(text.contains("pages-offered: 2"), "{logs}");
     assert!(text.contains("remote-id: +1 555 0002"), "{logs}");
