@@ -333,3 +333,118 @@ fn faxgate_send_class2_through_the_emulator_to_efax() {
     );
     assert_efax_pages(&rx, &pages, &logs);
 }
+
+mod onramp_common;
+
+#[test]
+fn faxgate_run_with_a_class2_line_sends_an_email_as_a_fax() {
+    let swaks = common::require_tool("swaks", "swaks");
+    common::require_tool("efax", "efax");
+    let line = rig::Rig::up();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // A TIFF-F attachment of two known pages; no header line, so the pages go out as they are.
+    let pages: Vec<Page> = (5..=6).map(test_page).collect();
+    let doc = w.join("order.tif");
+    tiff_f(&doc, &pages);
+    let mut offramp = faxgate::config::Config::default().offramp;
+    offramp.header = String::new();
+    let want = faxgate::image::render::render_part(
+        "order.tif",
+        &std::fs::read(&doc).unwrap(),
+        faxgate::image::render::Kind::Tiff,
+        &faxgate::image::render::Options::from_config(&offramp),
+        &mut faxgate::image::render::Unlimited,
+    )
+    .unwrap()
+    .pages;
+    assert_eq!(want, pages, "a fine A4 TIFF page is faxed as it is");
+
+    let relay_out = w.join("relay");
+    std::fs::create_dir(&relay_out).unwrap();
+    let relay = onramp_common::Relay::start(onramp_common::free_port(), &relay_out, &[]);
+    let rx = w.join("rx");
+    std::fs::create_dir(&rx).unwrap();
+    let mut efax_rx = efax_answer(&line.b, &rx);
+    let pty = w.join("class2modem");
+    let emu_log = w.join("emulate.log");
+    let mut emu = emulator(w, &line.a, &pty, &emu_log);
+    std::thread::sleep(rig::IAXMODEM_BUSY_OUT + Duration::from_secs(1));
+    assert!(pty.exists(), "emulator pty: {}", log_of(&emu_log));
+
+    // One Class 2.0 line (the shipped generic profile) on the emulator's pty; the embedded
+    // default for everything else (./faxgate.toml is merged over it).
+    let dir = w.join("gw");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("faxgate.toml"),
+        format!(
+            "[relay]\nmode = \"smtp\"\nhost = \"127.0.0.1\"\nport = {relay}\nsecurity = \"none\"\n\
+             [loopback]\nenabled = false\n\
+             [offramp]\nnotify_success_by_default = true\nheader = \"\"\n\
+             [[modem]]\nname = \"c2\"\ndevice = \"{dev}\"\nprofile = \"generic-class2.0\"\n\
+             profiles_dir = \"{profiles}\"\nclass = \"2.0\"\nlocal_id = \"+1 555 0001\"\n\
+             role = \"send\"\n",
+            relay = relay.port,
+            dev = pty.display(),
+            profiles = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("firmware-config/modems")
+                .display(),
+        ),
+    )
+    .unwrap();
+    let mut gw = common::daemon::Daemon::new(&dir);
+    gw.start(&[]);
+    let t = Instant::now();
+    let out = Command::new(&swaks)
+        .args(["--server", &format!("127.0.0.1:{}", gw.port)])
+        .args([
+            "--from",
+            "you@example.org",
+            "--to",
+            "FAX=+12125550002@localhost",
+        ])
+        .args(["--attach-type", "image/tiff", "--attach"])
+        .arg(format!("@{}", doc.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "swaks: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let efax_status = wait_child(&mut efax_rx, Duration::from_secs(150));
+    // The success report (RFC 3464 DSN) reaches the sender through the relay.
+    let mut report = None;
+    for _ in 0..300 {
+        report = relay.messages().into_iter().find(|(env, eml)| {
+            env.to_string().contains("you@example.org")
+                && String::from_utf8_lossy(eml).contains("Action: delivered")
+        });
+        if report.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "email -> faxgate run (Class 2.0) -> emulator -> efax: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    gw.signal(libc::SIGTERM);
+    let _ = emu.kill();
+    let _ = emu.wait();
+    let logs = format!(
+        "faxgate run: {}\nemulator: {}\nefax: {}",
+        gw.log(),
+        log_of(&emu_log),
+        log_of(&rx.join("efax.log"))
+    );
+    assert!(
+        efax_status.is_some_and(|s| s.success()),
+        "efax failed\n{logs}"
+    );
+    assert_efax_pages(&rx, &want, &logs);
+    let (_, dsn) = report.unwrap_or_else(|| panic!("no success report at the relay\n{logs}"));
+    let dsn = String::from_utf8_lossy(&dsn);
+    assert!(dsn.contains("Status: 2."), "{dsn}");
+}
