@@ -373,7 +373,9 @@ fn faxgate_run_with_a_class2_line_sends_an_email_as_a_fax() {
     assert!(pty.exists(), "emulator pty: {}", log_of(&emu_log));
 
     // One Class 2.0 line (the shipped generic profile) on the emulator's pty; the embedded
-    // default for everything else (./faxgate.toml is merged over it).
+    // default for everything else (./faxgate.toml is merged over it). The emulator speaks
+    // only Class 2.0 (`+FCLASS=1` is an error there): a fax that arrives went through the
+    // Class 2.0 driver.
     let dir = w.join("gw");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(
@@ -430,7 +432,7 @@ fn faxgate_run_with_a_class2_line_sends_an_email_as_a_fax() {
         "email -> faxgate run (Class 2.0) -> emulator -> efax: {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    gw.signal(libc::SIGTERM);
+    let stopped = gw.signal(libc::SIGTERM);
     let _ = emu.kill();
     let _ = emu.wait();
     let logs = format!(
@@ -444,6 +446,7 @@ fn faxgate_run_with_a_class2_line_sends_an_email_as_a_fax() {
         "efax failed\n{logs}"
     );
     assert_efax_pages(&rx, &want, &logs);
+    assert!(stopped.success(), "faxgate run stops cleanly\n{logs}");
     let (_, dsn) = report.unwrap_or_else(|| panic!("no success report at the relay\n{logs}"));
     let dsn = String::from_utf8_lossy(&dsn);
     assert!(dsn.contains("Status: 2."), "{dsn}");
