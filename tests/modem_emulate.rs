@@ -74,7 +74,6 @@ fn log_of(p: &Path) -> String {
 fn sendfax_through_the_emulator_to_efax() {
     let sendfax = common::require_tool("sendfax", "mgetty-fax");
     let pbm2g3 = common::require_tool("pbm2g3", "mgetty-fax");
-    let efax = common::require_tool("efax", "efax");
     let line = rig::Rig::up();
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
@@ -97,42 +96,14 @@ fn sendfax_through_the_emulator_to_efax() {
     // efax answers on B.
     let rx = w.join("rx");
     std::fs::create_dir(&rx).unwrap();
+    let mut efax_rx = efax_answer(&line.b, &rx);
     let efax_log = rx.join("efax.log");
-    let mut efax_rx = Command::new(efax)
-        .arg("-d")
-        .arg(&line.b)
-        .args([
-            "-o1",
-            "-iZ",
-            "-kZ",
-            "-jS0=1",
-            "-w",
-            "-l",
-            "+1 555 0002",
-            "-r",
-        ])
-        .arg(rx.join("fax"))
-        .args(["-v", "ewinrt"])
-        .stdout(Stdio::from(std::fs::File::create(&efax_log).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(&efax_log).unwrap()))
-        .spawn()
-        .unwrap();
 
     // The emulator on A.
     let tty = format!("ttyFGemu{}", std::process::id());
     let dev = Path::new("/dev").join(&tty);
     let emu_log = w.join("emulate.log");
-    let mut emu = common::faxgate(w)
-        .args(["modem", "emulate", "--class", "2.0", "--line"])
-        .arg(&line.a)
-        .arg("--pty")
-        .arg(&dev)
-        .arg("--profile")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/modems/iaxmodem.toml"))
-        .stdout(Stdio::from(std::fs::File::create(&emu_log).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(&emu_log).unwrap()))
-        .spawn()
-        .unwrap();
+    let mut emu = emulator(w, &line.a, &dev, &emu_log);
     // efax's ATZ on B refuses calls for a while; the link appears meanwhile.
     std::thread::sleep(rig::IAXMODEM_BUSY_OUT + Duration::from_secs(1));
     assert!(dev.exists(), "emulator pty: {}", log_of(&emu_log));
@@ -267,26 +238,7 @@ fn efax_through_the_emulator_to_faxgate_receive_class2() {
     let rx = w.join("rx");
     let rx_log = w.join("receive.log");
     let trace = w.join("receive.trace");
-    let mut receiver = common::faxgate(w)
-        .arg("receive")
-        .arg("--modem")
-        .arg(&pty)
-        .arg("--out")
-        .arg(&rx)
-        .arg("--profile")
-        .arg(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("firmware-config/modems/generic-class2.0.toml"),
-        )
-        .args(["--local-id", "+1 555 0001", "--wait", "120"])
-        .arg("--trace")
-        .arg(&trace)
-        .stdout(Stdio::from(std::fs::File::create(&rx_log).unwrap()))
-        .stderr(Stdio::from(
-            std::fs::File::create(w.join("receive.err")).unwrap(),
-        ))
-        .spawn()
-        .unwrap();
+    let mut receiver = class2_receiver(w, &pty, &rx, &rx_log, Some(&trace));
     // The emulator's ATZ on A refuses calls for a while.
     std::thread::sleep(rig::IAXMODEM_BUSY_OUT + Duration::from_secs(1));
 
@@ -345,24 +297,36 @@ fn efax_through_the_emulator_to_faxgate_receive_class2() {
     }
 }
 
+/// `faxgate receive` driving the emulated modem at `pty` with the Class 2.0 profile, writing
+/// into `rx`; stdout to `log`, stderr to `w/receive.err`, its AT trace to `trace` if given.
+fn class2_receiver(w: &Path, pty: &Path, rx: &Path, log: &Path, trace: Option<&Path>) -> Child {
+    let mut c = common::faxgate(w);
+    c.args(["receive", "--modem"])
+        .arg(pty)
+        .arg("--out")
+        .arg(rx)
+        .arg("--profile")
+        .arg(class2_profile())
+        .args(["--local-id", "+1 555 0001", "--wait", "120"]);
+    if let Some(t) = trace {
+        c.arg("--trace").arg(t);
+    }
+    c.stdout(Stdio::from(std::fs::File::create(log).unwrap()))
+        .stderr(Stdio::from(
+            std::fs::File::create(w.join("receive.err")).unwrap(),
+        ))
+        .spawn()
+        .unwrap()
+}
+
 /// The emulator on `line` at `pty`, logging to `log`.
 fn start_emulator(w: &Path, line: &Path, pty: &Path, log: &Path) -> Child {
-    let emu = common::faxgate(w)
-        .args(["modem", "emulate", "--class", "2.0", "--line"])
-        .arg(line)
-        .arg("--pty")
-        .arg(pty)
-        .arg("--profile")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/modems/iaxmodem.toml"))
-        .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
-        .spawn()
-        .unwrap();
-    let end = Instant::now() + Duration::from_secs(10);
-    while !pty.exists() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(pty.exists(), "emulator pty: {}", log_of(log));
+    let emu = emulator(w, line, pty, log);
+    assert!(
+        wait_link(pty, Duration::from_secs(10)),
+        "emulator pty: {}",
+        log_of(log)
+    );
     emu
 }
 
@@ -381,24 +345,7 @@ fn ecm_mmr_through_the_emulator_to_faxgate_receive_class2() {
     let mut emu = start_emulator(w, &line.a, &pty, &emu_log);
     let rx = w.join("rx");
     let rx_log = w.join("receive.log");
-    let mut receiver = common::faxgate(w)
-        .arg("receive")
-        .arg("--modem")
-        .arg(&pty)
-        .arg("--out")
-        .arg(&rx)
-        .arg("--profile")
-        .arg(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("firmware-config/modems/generic-class2.0.toml"),
-        )
-        .args(["--local-id", "+1 555 0001", "--wait", "120"])
-        .stdout(Stdio::from(std::fs::File::create(&rx_log).unwrap()))
-        .stderr(Stdio::from(
-            std::fs::File::create(w.join("receive.err")).unwrap(),
-        ))
-        .spawn()
-        .unwrap();
+    let mut receiver = class2_receiver(w, &pty, &rx, &rx_log, None);
     std::thread::sleep(rig::IAXMODEM_BUSY_OUT + Duration::from_secs(1));
     let sent = common::faxgate(w)
         .arg("send")
@@ -452,21 +399,6 @@ fn ecm_mmr_through_the_emulator_to_faxgate_receive_class2() {
 #[path = "faxgetty/mod.rs"]
 mod faxgetty;
 
-/// The emulator on `line` with its pty at `/dev/<devid>`; its output goes to `log`.
-fn hylafax_emulator(w: &Path, line: &Path, devid: &str, log: &Path) -> Child {
-    common::faxgate(w)
-        .args(["modem", "emulate", "--class", "2.0", "--line"])
-        .arg(line)
-        .arg("--pty")
-        .arg(Path::new("/dev").join(devid))
-        .arg("--profile")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/modems/iaxmodem.toml"))
-        .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
-        .spawn()
-        .unwrap()
-}
-
 /// Wait (bounded) for the emulator's pty link to appear.
 fn wait_link(dev: &Path, limit: Duration) -> bool {
     let end = Instant::now() + limit;
@@ -498,7 +430,7 @@ fn efax_sends_to_hylafax_faxgetty_on_the_emulator() {
     let devid = format!("ttyFGhfx{}", std::process::id());
     let dev = Path::new("/dev").join(&devid);
     let emu_log = w.join("emulate.log");
-    let mut emu = hylafax_emulator(w, &line.a, &devid, &emu_log);
+    let mut emu = emulator(w, &line.a, &dev, &emu_log);
     let linked = wait_link(&dev, Duration::from_secs(20));
     let mut fg = linked.then(|| faxgetty::Faxgetty::start(w, &devid, "+1 555 0001"));
     let ready = fg
@@ -580,4 +512,275 @@ fn efax_sends_to_hylafax_faxgetty_on_the_emulator() {
         );
         assert_exact_below_band(s, g, &format!("HylaFAX page {}", i + 1));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// faxgate's own Class 2.0 driver against the emulator (helper `send2`): `faxgate send` and
+// `faxgate run` with a Class 2.0 profile on the emulator's pty → Class 1 modem A → rig →
+// efax on modem B. Debian packages: iaxmodem, efax, iproute2, util-linux, python3-aiosmtpd.
+// ---------------------------------------------------------------------------------------------
+
+/// efax answering on the rig's modem B, writing `dir/fax.001`, … (its log in `dir/efax.log`).
+fn efax_answer(b: &Path, dir: &Path) -> Child {
+    let efax = common::require_tool("efax", "efax");
+    let log = dir.join("efax.log");
+    Command::new(efax)
+        .arg("-d")
+        .arg(b)
+        .args([
+            "-o1",
+            "-iZ",
+            "-kZ",
+            "-jS0=1",
+            "-w",
+            "-l",
+            "+1 555 0002",
+            "-r",
+        ])
+        .arg(dir.join("fax"))
+        .args(["-v", "ewinrt"])
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap()
+}
+
+/// `faxgate modem emulate --class 2.0` on modem A, its pty linked at `pty`.
+fn emulator(w: &Path, a: &Path, pty: &Path, log: &Path) -> Child {
+    common::faxgate(w)
+        .args(["modem", "emulate", "--class", "2.0", "--line"])
+        .arg(a)
+        .arg("--pty")
+        .arg(pty)
+        .arg("--profile")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/modems/iaxmodem.toml"))
+        .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
+        .spawn()
+        .unwrap()
+}
+
+/// The shipped profile for any Class 2.0 modem.
+fn class2_profile() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/modems/generic-class2.0.toml")
+}
+
+/// `pages` as a TIFF-F file (RFC 3949 §4 Profile F, MR coded).
+fn tiff_f(path: &Path, pages: &[Page]) {
+    use faxgate::image::tiff::{Profile as TiffProfile, Writer};
+    let mut w = Writer::new(
+        std::fs::File::create(path).unwrap(),
+        TiffProfile::F(faxgate::image::codec::Coding::Mr { k: 4 }),
+    )
+    .unwrap();
+    for p in pages {
+        w.write_page(p).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// efax's received files `dir/fax.001`, … must be exactly `sent`, one page each, no more.
+fn assert_efax_pages(dir: &Path, sent: &[Page], logs: &str) {
+    for (i, sent) in sent.iter().enumerate() {
+        let f = dir.join(format!("fax.{:03}", i + 1));
+        let bytes = std::fs::read(&f).unwrap_or_else(|e| panic!("{}: {e}\n{logs}", f.display()));
+        let got = faxgate::image::tiff::read_bytes(&bytes, Default::default()).unwrap();
+        assert_eq!(got.len(), 1, "page {}", i + 1);
+        let g = &got[0];
+        assert_eq!(
+            (g.width(), g.height()),
+            (sent.width(), sent.height()),
+            "page {}\n{logs}",
+            i + 1
+        );
+        for y in 0..sent.height() {
+            assert_eq!(sent.row(y), g.row(y), "page {} row {y}\n{logs}", i + 1);
+        }
+    }
+    let extra = dir.join(format!("fax.{:03}", sent.len() + 1));
+    assert!(!extra.exists(), "exactly {} pages\n{logs}", sent.len());
+}
+
+#[test]
+fn faxgate_send_class2_through_the_emulator_to_efax() {
+    common::require_tool("efax", "efax");
+    let line = rig::Rig::up();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let pages: Vec<Page> = (3..=4).map(test_page).collect();
+    let doc = w.join("two.tif");
+    tiff_f(&doc, &pages);
+
+    let rx = w.join("rx");
+    std::fs::create_dir(&rx).unwrap();
+    let mut efax_rx = efax_answer(&line.b, &rx);
+    let pty = w.join("class2modem");
+    let emu_log = w.join("emulate.log");
+    let mut emu = emulator(w, &line.a, &pty, &emu_log);
+    // efax's ATZ on B refuses calls for a while; the link appears meanwhile.
+    std::thread::sleep(rig::IAXMODEM_BUSY_OUT + Duration::from_secs(1));
+    assert!(pty.exists(), "emulator pty: {}", log_of(&emu_log));
+
+    let t = Instant::now();
+    let trace = w.join("send.trace");
+    let out = common::faxgate(w)
+        .args(["send", "--modem"])
+        .arg(&pty)
+        .arg("--profile")
+        .arg(class2_profile())
+        .arg("--trace")
+        .arg(&trace)
+        .args(["--local-id", "+1 555 0001", "5550002"])
+        .arg(&doc)
+        .output()
+        .unwrap();
+    let efax_status = wait_child(&mut efax_rx, Duration::from_secs(30));
+    let _ = emu.kill();
+    let _ = emu.wait();
+    eprintln!(
+        "faxgate send (Class 2.0) -> emulator -> efax: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let logs = format!(
+        "faxgate send: {text}\ntrace: {}\nemulator: {}\nefax: {}",
+        log_of(&trace),
+        log_of(&emu_log),
+        log_of(&rx.join("efax.log"))
+    );
+    assert!(out.status.success(), "faxgate send failed\n{logs}");
+    eprintln!("{text}");
+    // The report is the Class 2.0 modem's view of the call: efax's CSI, both pages confirmed.
+    assert!(
+        text.contains("cause: all pages transferred and confirmed (0)"),
+        "{logs}"
+    );
+    assert!(text.contains("pages: 2\n"), "{logs}");
+    assert!(text.contains("pages-offered: 2"), "{logs}");
+    assert!(text.contains("remote-id: +1 555 0002"), "{logs}");
+    assert!(!text.contains("modulation: -"), "{logs}");
+    assert!(
+        efax_status.is_some_and(|s| s.success()),
+        "efax failed\n{logs}"
+    );
+    assert_efax_pages(&rx, &pages, &logs);
+}
+
+mod onramp_common;
+
+#[test]
+fn faxgate_run_with_a_class2_line_sends_an_email_as_a_fax() {
+    let swaks = common::require_tool("swaks", "swaks");
+    common::require_tool("efax", "efax");
+    let line = rig::Rig::up();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // A TIFF-F attachment of two known pages; no header line, so the pages go out as they are.
+    let pages: Vec<Page> = (5..=6).map(test_page).collect();
+    let doc = w.join("order.tif");
+    tiff_f(&doc, &pages);
+    let mut offramp = faxgate::config::Config::default().offramp;
+    offramp.header = String::new();
+    let want = faxgate::image::render::render_part(
+        "order.tif",
+        &std::fs::read(&doc).unwrap(),
+        faxgate::image::render::Kind::Tiff,
+        &faxgate::image::render::Options::from_config(&offramp),
+        &mut faxgate::image::render::Unlimited,
+    )
+    .unwrap()
+    .pages;
+    assert_eq!(want, pages, "a fine A4 TIFF page is faxed as it is");
+
+    let relay_out = w.join("relay");
+    std::fs::create_dir(&relay_out).unwrap();
+    let relay = onramp_common::Relay::start(onramp_common::free_port(), &relay_out, &[]);
+    let rx = w.join("rx");
+    std::fs::create_dir(&rx).unwrap();
+    let mut efax_rx = efax_answer(&line.b, &rx);
+    let pty = w.join("class2modem");
+    let emu_log = w.join("emulate.log");
+    let mut emu = emulator(w, &line.a, &pty, &emu_log);
+    std::thread::sleep(rig::IAXMODEM_BUSY_OUT + Duration::from_secs(1));
+    assert!(pty.exists(), "emulator pty: {}", log_of(&emu_log));
+
+    // One Class 2.0 line (the shipped generic profile) on the emulator's pty; the embedded
+    // default for everything else (./faxgate.toml is merged over it). The emulator speaks
+    // only Class 2.0 (`+FCLASS=1` is an error there): a fax that arrives went through the
+    // Class 2.0 driver.
+    let dir = w.join("gw");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("faxgate.toml"),
+        format!(
+            "[relay]\nmode = \"smtp\"\nhost = \"127.0.0.1\"\nport = {relay}\nsecurity = \"none\"\n\
+             [loopback]\nenabled = false\n\
+             [offramp]\nnotify_success_by_default = true\nheader = \"\"\n\
+             [[modem]]\nname = \"c2\"\ndevice = \"{dev}\"\nprofile = \"generic-class2.0\"\n\
+             profiles_dir = \"{profiles}\"\nclass = \"2.0\"\nlocal_id = \"+1 555 0001\"\n\
+             role = \"send\"\n",
+            relay = relay.port,
+            dev = pty.display(),
+            profiles = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("firmware-config/modems")
+                .display(),
+        ),
+    )
+    .unwrap();
+    let mut gw = common::daemon::Daemon::new(&dir);
+    gw.start(&[]);
+    let t = Instant::now();
+    let out = Command::new(&swaks)
+        .args(["--server", &format!("127.0.0.1:{}", gw.port)])
+        .args([
+            "--from",
+            "you@example.org",
+            "--to",
+            "FAX=+12125550002@localhost",
+        ])
+        .args(["--attach-type", "image/tiff", "--attach"])
+        .arg(format!("@{}", doc.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "swaks: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let efax_status = wait_child(&mut efax_rx, Duration::from_secs(150));
+    // The success report (RFC 3464 DSN) reaches the sender through the relay.
+    let mut report = None;
+    for _ in 0..300 {
+        report = relay.messages().into_iter().find(|(env, eml)| {
+            env.to_string().contains("you@example.org")
+                && String::from_utf8_lossy(eml).contains("Action: delivered")
+        });
+        if report.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "email -> faxgate run (Class 2.0) -> emulator -> efax: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let stopped = gw.signal(libc::SIGTERM);
+    let _ = emu.kill();
+    let _ = emu.wait();
+    let logs = format!(
+        "faxgate run: {}\nemulator: {}\nefax: {}",
+        gw.log(),
+        log_of(&emu_log),
+        log_of(&rx.join("efax.log"))
+    );
+    assert!(
+        efax_status.is_some_and(|s| s.success()),
+        "efax failed\n{logs}"
+    );
+    assert_efax_pages(&rx, &want, &logs);
+    assert!(stopped.success(), "faxgate run stops cleanly\n{logs}");
+    let (_, dsn) = report.unwrap_or_else(|| panic!("no success report at the relay\n{logs}"));
+    let dsn = String::from_utf8_lossy(&dsn);
+    assert!(dsn.contains("Status: 2."), "{dsn}");
 }

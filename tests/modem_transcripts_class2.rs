@@ -1,6 +1,7 @@
 //! Class 2.0 (ITU-T T.32) exchanges as byte transcripts (host ↔ modem) through the pure driver
 //! on a fake clock: the normal 2-page send and receive, hang-up statuses and their causes, no
-//! carrier, busy, time-outs, flow control, and a modem that lies about ECM. The modem side is
+//! carrier, busy, time-outs, flow control, a modem that lies about ECM, and one that reports
+//! `+FCS` only at connect, never, or again between pages. The modem side is
 //! what T.32 §8.3 has a DCE send (and, for `+FHNG`/`+FPTS`, what Class 2 (EIA-592) modems send).
 
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use faxgate::fax::modem::at::{AtCommand, FinalResult};
 use faxgate::fax::modem::class1::{LineCause, OpFailure};
 use faxgate::fax::modem::class2::{
     self, Class2Driver, Event, HangupCode, HangupMeaning, Op, PageResponse, PageStatus, PostPage,
-    Report, SessionParams,
+    Report, SessionParams, SessionSource,
 };
 use faxgate::fax::modem::dle::{DLE, ETX};
 use faxgate::fax::modem::profile::FlowControl;
@@ -513,6 +514,192 @@ fn receive_timeout_cancels_and_too_much_garbage_is_bounded() {
         let _ = t.events();
         assert!(t.d.is_idle());
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The session parameters a page is coded with when the modem does not report `+FCS` for it
+// (T.32 §8.5.1: `+FCS` holds the DCS in force; the DCE makes it from `+FIS`, which follows
+// `+FCC`, and the remote's DIS), and `+FCS` reported again between pages.
+
+impl T {
+    /// `+FCC=caps` (or any command) answered with `reply`.
+    fn command(&mut self, text: &str, reply: &[u8]) {
+        self.op(Op::Command(AtCommand::new(text).unwrap()));
+        self.host(format!("{text}\r").as_bytes());
+        self.modem(reply);
+        self.events();
+        assert!(self.d.is_idle());
+    }
+    /// Dial; the modem connects with `reports` (each a line) and `OK`.
+    fn connect(&mut self, reports: &[&str]) {
+        self.op(Op::Dial {
+            prefix: "ATDT".into(),
+            number: "5550002".into(),
+            timeout: Duration::from_secs(60),
+        });
+        self.host(b"ATDT5550002\r");
+        for r in reports {
+            self.modem(format!("\r\n{r}\r\n").as_bytes());
+        }
+        self.modem(b"\r\nOK\r\n");
+        assert_eq!(self.events().last(), Some(&Event::Connected));
+        assert!(self.d.is_idle());
+    }
+    /// `+FDT` answered with `reports` and `CONNECT`: the driver is ready for data.
+    fn fdt(&mut self, reports: &[&str]) {
+        self.op(Op::SendPage);
+        self.host(b"AT+FDT\r");
+        for r in reports {
+            self.modem(format!("\r\n{r}\r\n").as_bytes());
+        }
+        self.modem(b"\r\nCONNECT\r\n");
+        assert_eq!(self.events().last(), Some(&Event::ReadyForData));
+    }
+    /// The page's data and `+FET=post`, answered with `answer`.
+    fn page_and_fet(&mut self, n: u8, post: PostPage, answer: &[u8]) -> Vec<Event> {
+        self.op(Op::PageData(page(n)));
+        self.host(&stuffed(&page(n)));
+        self.modem(b"\r\nOK\r\n");
+        self.expect(&[Event::PageSent]);
+        self.op(Op::EndPage(post));
+        self.host(format!("AT+FET={}\r", post.value()).as_bytes());
+        self.modem(answer);
+        let evs = self.events();
+        assert!(self.d.is_idle());
+        evs
+    }
+}
+
+#[test]
+fn no_fcs_after_fdt_codes_the_page_with_what_the_call_knows() {
+    // A modem that never reports +FCS: the DCS it makes from our +FCC and the remote's DIS.
+    let mut t = T::new();
+    assert_eq!(t.d.page_session(), None, "nothing known yet");
+    t.command("AT+FCC=1,5,0,2,3,1,0,0", b"\r\nOK\r\n");
+    assert_eq!(
+        t.d.page_session(),
+        Some((params("1,5,0,2,3,1,0,0"), SessionSource::Assumed))
+    );
+    // The remote: fine, 9600, MR, no ECM, 10/5 ms scan time.
+    t.connect(&["+FCO", "+FCI:\"+1 555 0002\"", "+FIS:1,3,0,2,1,0,0,2"]);
+    t.fdt(&[]);
+    // MMR falls with ECM; the remote's rate, resolution and scan time rule.
+    let (p, source) = t.d.page_session().unwrap();
+    assert_eq!(
+        (p, source),
+        (params("1,3,0,2,1,0,0,2"), SessionSource::Assumed)
+    );
+    let coding = p.page_coding().unwrap();
+    assert_eq!(
+        (coding.coding, coding.k, coding.min_line_bits, coding.ecm),
+        (Coding::Mr, 4, 48, false)
+    );
+    let evs = t.page_and_fet(1, PostPage::Eop, b"\r\n+FPS:1\r\n\r\n+FHS:00\r\n\r\nOK\r\n");
+    assert_eq!(
+        evs.last(),
+        Some(&Event::PageAnswered {
+            response: PageResponse::Mcf,
+            hangup: Some(HangupCode(0))
+        })
+    );
+
+    // A remote that offers less than we do in every field, MMR and ECM included.
+    let mut t = T::new();
+    t.command("AT+FCC=1,5,0,2,3,1,0,0", b"\r\nOK\r\n");
+    t.connect(&["+FCO", "+FIS:3,1,0,0,3,2,0,7"]);
+    t.fdt(&[]);
+    assert_eq!(
+        t.d.page_session(),
+        Some((params("1,1,0,0,3,1,0,7"), SessionSource::Assumed))
+    );
+
+    // A +FCC the modem refused is not ours; without a DIS, our own +FCC (one resolution).
+    let mut t = T::new();
+    t.command("AT+FCC=1,5,0,2,3,1,0,0", b"\r\nOK\r\n");
+    t.command("AT+FCC=3,3,0,2,0,0,0,0", b"\r\nERROR\r\n");
+    t.command("AT+FIS=3,3,0,2,0,0,0,0", b"\r\nOK\r\n");
+    t.connect(&["+FCO"]);
+    t.fdt(&[]);
+    assert_eq!(
+        t.d.page_session(),
+        Some((params("2,3,0,2,0,0,0,0"), SessionSource::Assumed))
+    );
+
+    // A modem that reports +FCS only at connect: that one, for every page.
+    let mut t = T::new();
+    t.command("AT+FCC=1,5,0,2,3,1,0,0", b"\r\nOK\r\n");
+    t.connect(&["+FCO", "+FIS:1,5,0,2,1,0,0,0", "+FCS:0,3,0,2,0,0,0,0"]);
+    for (n, post) in [(1, PostPage::Mps), (2, PostPage::Eop)] {
+        t.fdt(&[]);
+        assert_eq!(
+            t.d.page_session(),
+            Some((params("0,3,0,2,0,0,0,0"), SessionSource::Earlier))
+        );
+        t.page_and_fet(n, post, b"\r\n+FPS:1\r\n\r\nOK\r\n");
+    }
+}
+
+#[test]
+fn fcs_reported_again_between_pages_takes_over() {
+    let mut t = T::new();
+    t.command("AT+FCC=1,5,0,2,3,1,0,0", b"\r\nOK\r\n");
+    t.connect(&["+FCO", "+FIS:1,5,0,2,1,0,0,0"]);
+    // Page 1 at 14 400 MR; the receiver answers RTN.
+    t.fdt(&["+FCS:1,5,0,2,1,0,0,0"]);
+    assert_eq!(
+        t.d.page_session(),
+        Some((params("1,5,0,2,1,0,0,0"), SessionSource::Reported))
+    );
+    let evs = t.page_and_fet(1, PostPage::Mps, b"\r\n+FPS:2\r\n\r\nOK\r\n");
+    assert_eq!(
+        evs.last(),
+        Some(&Event::PageAnswered {
+            response: PageResponse::Rtn,
+            hangup: None
+        })
+    );
+    // The modem retrains lower for the page sent again and says so with +FCS.
+    t.fdt(&["+FCS:1,3,0,2,0,0,0,0"]);
+    assert_eq!(
+        t.d.page_session(),
+        Some((params("1,3,0,2,0,0,0,0"), SessionSource::Reported))
+    );
+    // RTP, with the new DCS reported in the post-page exchange…
+    let evs = t.page_and_fet(
+        1,
+        PostPage::Mps,
+        b"\r\n+FCS:0,1,0,2,0,0,0,0\r\n\r\n+FPS:3\r\n\r\nOK\r\n",
+    );
+    assert_eq!(
+        evs,
+        [
+            Event::Report(Report::Session(params("0,1,0,2,0,0,0,0"))),
+            Event::Report(Report::PageStatus(PageStatus {
+                response: PageResponse::Rtp,
+                lines: None,
+                bad_lines: None
+            })),
+            Event::PageAnswered {
+                response: PageResponse::Rtp,
+                hangup: None
+            }
+        ]
+    );
+    // …which is in force for the next +FDT that reports none.
+    t.fdt(&[]);
+    assert_eq!(
+        t.d.page_session(),
+        Some((params("0,1,0,2,0,0,0,0"), SessionSource::Earlier))
+    );
+    t.page_and_fet(2, PostPage::Eop, b"\r\n+FPS:1\r\n\r\n+FHS:00\r\n\r\nOK\r\n");
+    // A new call forgets the last one's session (T.32 resets +FCS at a session's end); our
+    // +FCC stays.
+    t.connect(&["+FCO", "+FIS:1,5,0,2,1,0,0,0"]);
+    t.fdt(&[]);
+    assert_eq!(
+        t.d.page_session(),
+        Some((params("1,5,0,2,1,0,0,0"), SessionSource::Assumed))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1148,6 +1335,82 @@ smtplib.SMTP('127.0.0.1', int(sys.argv[1])).send_message(m)
         assert!(text.contains("class2.0: yes"), "{text}");
         assert!(text.contains("best-class: 2.0"), "{text}");
         drop(fake);
+    }
+
+    /// A modem that never reports `+FCS` on its own, then reports a renegotiated one with the
+    /// first page's answer: page 1 is coded as the modem makes its DCS from our `+FCC` and the
+    /// remote's DIS, page 2 as the `+FCS` reported between the pages; the call succeeds and
+    /// the report names each page's rate.
+    #[test]
+    fn pty_send_without_fcs_after_fdt_codes_as_negotiated() {
+        use faxgate::fax::t30::Modulation;
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("class2modem");
+        let dis = "1,3,0,2,1,0,0,2";
+        let renegotiated = "0,1,0,2,0,0,0,0";
+        let fake = fake_modem(pty_at(&link), move |cmd| match cmd {
+            "ATDT5550002" => Some(Act::Reply(
+                format!("\r\n+FCO\r\n\r\n+FCI:\"+1 555 0002\"\r\n\r\n+FIS:{dis}\r\n\r\nOK\r\n")
+                    .into_bytes(),
+            )),
+            "AT+FDT" => Some(Act::TakePage(
+                b"\r\nCONNECT\r\n".to_vec(),
+                b"\r\nOK\r\n".to_vec(),
+            )),
+            "AT+FET=0" => Some(Act::Reply(
+                format!("\r\n+FCS:{renegotiated}\r\n\r\n+FPS:1\r\n\r\nOK\r\n").into_bytes(),
+            )),
+            "AT+FET=2" => Some(Act::Reply(
+                b"\r\n+FPS:1\r\n\r\n+FHS:00\r\n\r\nOK\r\n".to_vec(),
+            )),
+            "ATH0" | "AT+FKS" => None,
+            _ => ok(),
+        });
+        let mut m = Modem::open(&link, profile()).unwrap();
+        m.init().unwrap();
+        let cfg = EngineConfig {
+            local_id: "+1 555 0001".into(),
+            ..Default::default()
+        };
+        m.set_station(&cfg);
+        m.clear_call();
+        m.dial("5550002").unwrap();
+        let pages = vec![test_page(3), test_page(4)];
+        let mut engine = Engine::sender(cfg, Box::new(PagesSource::new(vec![pages.clone()])));
+        session::run_call(&mut m, &mut engine).unwrap();
+        let r = engine.report().clone();
+        let _ = m.command("ATH0");
+        let fake = fake.join().unwrap();
+
+        assert_eq!(r.cause, Some(Cause::Ok), "{r:?}");
+        let seen = fake.seen.join(" | ");
+        assert!(
+            seen.contains(
+                "AT+FCC=1,5,0,2,3,1,0,0 | ATDT5550002 | AT+FDT | AT+FET=0 | AT+FDT | AT+FET=2"
+            ),
+            "{seen}"
+        );
+        let rates: Vec<_> = r.pages.iter().map(|p| (p.outcome, p.modulation)).collect();
+        assert_eq!(
+            rates,
+            [
+                (PageOutcome::Confirmed, Modulation::V29_9600),
+                (PageOutcome::Confirmed, Modulation::V27ter4800)
+            ]
+        );
+        // Byte-exact: page 1 in MR fine with the remote's 5 ms (fine) scan time, page 2 in
+        // MH standard as renegotiated.
+        let first = SessionParams::parse(dis).unwrap().page_coding().unwrap();
+        let second = SessionParams::parse(renegotiated)
+            .unwrap()
+            .page_coding()
+            .unwrap();
+        assert_eq!(first.min_line_bits, 48);
+        let mut src = PagesSource::new(vec![pages]);
+        assert_eq!(fake.pages.len(), 2);
+        assert!(fake.pages[0] == src.encode(0, &first).unwrap(), "page 1");
+        assert!(fake.pages[1] == src.encode(1, &second).unwrap(), "page 2");
+        assert!(fake.pages[0] != src.encode(0, &second).unwrap());
     }
 }
 

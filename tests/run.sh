@@ -31,7 +31,7 @@ PKGS=(
   gcc
   libspandsp-dev     # the T.38 test peer (tests/fixtures/t38/spandsp_t38.c, built with gcc)
   pkg-config         # its compiler flags
-  sip-tester         # sipp: the SIP far ends of tests/sip_e2e.rs (tests/fixtures/sip/e2e_*.xml)
+  sip-tester         # sipp: the SIP peers of tests/sip_sipp.rs and tests/sip_e2e.rs (tests/fixtures/sip/)
   fonts-dejavu-core
   fonts-urw-base35   # the standard-14 PDF fonts poppler and gs draw; our PDF font directory
   chromium           # the console in a real browser (headless)
@@ -43,7 +43,6 @@ PKGS=(
   lintian            # checks the Debian package (tests/debian_package.rs)
   man-db             # man -w finds the installed pages
   bash-completion    # the installed completion, loaded as an interactive shell does
-  sip-tester         # sipp: the SIP peer (registrar, caller, callee) of tests/sip_sipp.rs
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -16,7 +16,10 @@
 //! 3. Sending, per page: `SendPage` (`+FDT`) → `+FCS:…` (what the modem negotiated) and
 //!    `CONNECT`; `PageData` → the T.4 data DLE-stuffed, `<DLE><ETX>`, `OK`; `EndPage`
 //!    (`+FET=0/1/2`: MPS/EOM/EOP) → `+FPS:n` (the receiver's answer) and `OK`; after EOP also
-//!    `+FHS:00`.
+//!    `+FHS:00`. A modem that reports no `+FCS` for a page (some report it only at connect,
+//!    some never) leaves the coding to [`Class2Driver::page_session`]: the call's last `+FCS`,
+//!    else the DCS it makes from our `+FCC` and the remote's DIS. A `+FCS` reported again
+//!    (a retrain between pages) is in force from then on.
 //! 4. Receiving, per page: `ReceivePage` (`+FDR`) → `+FCS:…` and `CONNECT`, the host sends
 //!    `<DC2>`, page data to `<DLE><ETX>`, `+FPS:…` (the modem's copy-quality view), `+FET:n`
 //!    (the sender's post-page message), `OK`. The host may overrule the answer with `+FPS=n`
@@ -149,6 +152,55 @@ impl SessionParams {
             bf: 0,
             st: 0,
         }
+    }
+
+    /// The session a T.32 DCE composes from these parameters (our `+FIS`, which follows
+    /// `+FCC` when the host never sets it, T.32 §8.5.1.2) and the remote's DIS (`+FIS:`
+    /// reported at connect): the best of each that both offer, as T.30 §5.3.6.1 has the
+    /// sender choose DCS within DIS. Used only when the modem does not report `+FCS`.
+    pub fn dcs_for(&self, dis: &SessionParams) -> SessionParams {
+        let ec = if self.ec != 0 && dis.ec != 0 {
+            self.ec.min(dis.ec)
+        } else {
+            0
+        };
+        // DF ranks MH < MR < MMR (2, uncompressed mode, counts as MR: it needs 2-D too);
+        // MMR only under ECM (T.4 §4.3).
+        let rank = |df: u8| match df {
+            0 => 0,
+            1 | 2 => 1,
+            _ => 2,
+        };
+        let df = match rank(self.df).min(rank(dis.df)) {
+            2 if ec != 0 => 3,
+            0 => 0,
+            _ => 1,
+        };
+        let mut dcs = SessionParams {
+            vr: self.vr & dis.vr,
+            br: self.br.min(dis.br),
+            wd: self.wd.min(dis.wd),
+            ln: self.ln.min(dis.ln),
+            df,
+            ec,
+            bf: 0,
+            st: dis.st,
+        }
+        .single();
+        // The receiver's scan-line time rules; a longer one of ours (if set) too.
+        let theirs = dcs.scan_time_ms();
+        dcs.st = self.st;
+        if dcs.scan_time_ms() < theirs {
+            dcs.st = dis.st;
+        }
+        dcs
+    }
+
+    /// These capabilities as one session's parameters: the VR bit map reduced to its best
+    /// resolution (a DCS names one, T.32 Table 21).
+    pub fn single(mut self) -> SessionParams {
+        self.vr = if self.vr & 2 != 0 { 2 } else { self.vr & 1 };
+        self
     }
 
     /// The values as `+FCC=`/`+FIS=` arguments.
@@ -633,6 +685,33 @@ pub enum Event {
 /// Why an op cannot start.
 pub use super::class1::StartError;
 
+/// Where the parameters for the page being sent come from ([`Class2Driver::page_session`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionSource {
+    /// `+FCS` reported during this `+FDT` (T.32 §8.3.3: the normal case).
+    Reported,
+    /// No `+FCS` this time: the last one of the call (at connect, with an earlier page, or
+    /// after a retrain between pages). The modem keeps its DCS until it renegotiates, and
+    /// T.32 has it report every renegotiation.
+    Earlier,
+    /// No `+FCS` in the whole call: what the modem composes from our `+FCC`/`+FIS` and the
+    /// remote's DIS ([`SessionParams::dcs_for`]), or ours alone if it reported no DIS.
+    Assumed,
+}
+
+/// What the current call has said about its session parameters (T.32 §8.5.1).
+#[derive(Debug, Clone, Copy, Default)]
+struct Known {
+    /// Our `+FCC`/`+FIS` as the modem took it (kept across calls, like the modem's).
+    local: Option<SessionParams>,
+    /// The remote's DIS (`+FIS:` after dialling).
+    remote: Option<SessionParams>,
+    /// The last `+FCS:` of the call.
+    session: Option<SessionParams>,
+    /// `+FCS:` came during the current `+FDT`.
+    fcs_this_page: bool,
+}
+
 #[derive(Debug)]
 enum State {
     Idle,
@@ -640,6 +719,8 @@ enum State {
     ExpectFinal {
         hangup_op: bool,
         info: Vec<String>,
+        /// `+FCC=`/`+FIS=` values that become ours when the modem says `OK`.
+        sets_local: Option<SessionParams>,
         deadline: Instant,
     },
     /// `ATD`/`ATA`: reports, then `OK`.
@@ -704,6 +785,7 @@ pub struct Class2Driver {
     wait_xon: bool,
     /// An XON came since the last `+FDT` `CONNECT`.
     xon_seen: bool,
+    known: Known,
 }
 
 impl Class2Driver {
@@ -717,7 +799,32 @@ impl Class2Driver {
             paused: false,
             wait_xon,
             xon_seen: false,
+            known: Known::default(),
         }
+    }
+
+    /// The session parameters the page of the current `+FDT` must be coded with, and where
+    /// they come from: the `+FCS` of this `+FDT`; else, for a modem that reports `+FCS` only
+    /// at connect or after a renegotiation, the call's last one; else, for one that never
+    /// reports it, the DCS it composes from our `+FCC`/`+FIS` and the remote's DIS (T.32
+    /// §8.5.1.2–8.5.1.3: `+FCS` holds the DCS in force; the DCE makes it from `+FIS` and the
+    /// DIS). `None` when nothing is known (no `+FCC` was given on this driver).
+    pub fn page_session(&self) -> Option<(SessionParams, SessionSource)> {
+        let k = &self.known;
+        if let Some(p) = k.session {
+            let source = if k.fcs_this_page {
+                SessionSource::Reported
+            } else {
+                SessionSource::Earlier
+            };
+            return Some((p, source));
+        }
+        let local = k.local?;
+        let p = match k.remote {
+            Some(dis) => local.dcs_for(&dis),
+            None => local.single(),
+        };
+        Some((p, SessionSource::Assumed))
     }
 
     /// True when no op is running.
@@ -733,9 +840,19 @@ impl Class2Driver {
         match op {
             Op::Command(c) => {
                 self.command(&c.to_bytes());
+                let sets_local = ["AT+FCC=", "AT+FIS="]
+                    .iter()
+                    .find_map(|p| {
+                        c.text
+                            .get(..p.len())
+                            .filter(|h| h.eq_ignore_ascii_case(p))
+                            .map(|_| &c.text[p.len()..])
+                    })
+                    .and_then(SessionParams::parse);
                 self.state = State::ExpectFinal {
                     hangup_op: false,
                     info: Vec::new(),
+                    sets_local,
                     deadline: now + c.timeout,
                 };
             }
@@ -754,6 +871,7 @@ impl Class2Driver {
                     .filter(|_| ok)
                     .ok_or_else(|| StartError::Invalid(format!("bad dial string {number:?}")))?;
                 self.command(&cmd.to_bytes());
+                self.new_call();
                 self.state = State::ExpectCall {
                     fax: false,
                     hangup: None,
@@ -762,6 +880,7 @@ impl Class2Driver {
             }
             Op::Answer => {
                 self.command(b"ATA\r");
+                self.new_call();
                 self.state = State::ExpectCall {
                     fax: false,
                     hangup: None,
@@ -771,6 +890,7 @@ impl Class2Driver {
             Op::SendPage => {
                 self.command(b"AT+FDT\r");
                 self.xon_seen = false;
+                self.known.fcs_this_page = false;
                 self.state = State::ExpectFdtConnect {
                     hangup: None,
                     deadline: now + FDT_TIMEOUT,
@@ -810,6 +930,7 @@ impl Class2Driver {
                 self.state = State::ExpectFinal {
                     hangup_op: true,
                     info: Vec::new(),
+                    sets_local: None,
                     deadline: now + FET_TIMEOUT,
                 };
             }
@@ -818,6 +939,7 @@ impl Class2Driver {
                 self.state = State::ExpectFinal {
                     hangup_op: true,
                     info: Vec::new(),
+                    sets_local: None,
                     deadline: now + ABORT_GRACE,
                 };
             }
@@ -826,6 +948,7 @@ impl Class2Driver {
                 self.state = State::ExpectFinal {
                     hangup_op: true,
                     info: Vec::new(),
+                    sets_local: None,
                     deadline: now + super::at::DEFAULT_COMMAND_TIMEOUT,
                 };
             }
@@ -971,8 +1094,14 @@ impl Class2Driver {
             // A late result with no op running (after an abort): nothing waits for it.
             State::Idle => return,
             State::ExpectFinal {
-                hangup_op, info, ..
+                hangup_op,
+                info,
+                sets_local,
+                ..
             } => {
+                if let (FinalResult::Ok, Some(p)) = (fin, sets_local) {
+                    self.known.local = Some(p);
+                }
                 if hangup_op {
                     Event::HungUp
                 } else {
@@ -1078,6 +1207,18 @@ impl Class2Driver {
         let Some(report) = parse_report(&text) else {
             return;
         };
+        match &report {
+            // +FCS may come again at any point of the call (a renegotiation after RTN/RTP,
+            // or at connect only): the last one is in force.
+            Report::Session(p) => {
+                self.known.session = Some(*p);
+                if matches!(self.state, State::ExpectFdtConnect { .. }) {
+                    self.known.fcs_this_page = true;
+                }
+            }
+            Report::RemoteCapabilities(p) => self.known.remote = Some(*p),
+            _ => {}
+        }
         match (&mut self.state, &report) {
             (State::ExpectCall { fax, .. }, Report::FaxConnection) => *fax = true,
             (
@@ -1097,6 +1238,15 @@ impl Class2Driver {
             _ => {}
         }
         self.events.push_back(Event::Report(report));
+    }
+
+    /// A dial or answer starts a new session: what the last one negotiated is gone (T.32
+    /// §8.5.1.3 resets `+FCS` at the end of a session); our `+FCC` stays.
+    fn new_call(&mut self) {
+        self.known = Known {
+            local: self.known.local,
+            ..Known::default()
+        };
     }
 
     fn command(&mut self, bytes: &[u8]) {

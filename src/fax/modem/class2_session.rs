@@ -8,7 +8,10 @@
 //! What faxgate decides that the modem does not:
 //!
 //! - **Page coding** follows the `+FCS` the modem reports after `+FDT`; the scan-line fill of
-//!   its ST value is put in even when it says ECM is on ([`SessionParams::page_coding`]).
+//!   its ST value is put in even when it says ECM is on ([`SessionParams::page_coding`]). A
+//!   modem that reports no `+FCS` for a page (some firmware only at connect, some never) gets
+//!   the page coded with the call's last `+FCS`, else with what it composes from our `+FCC`
+//!   and the remote's DIS ([`super::class2::Class2Driver::page_session`]).
 //! - **Receive verdicts** are faxgate's own: every page is decoded as it comes and judged with
 //!   the call's [`crate::fax::t30::QualityThresholds`]; when the modem's `+FPS` disagrees, `+FPS=n`
 //!   overrules it before the next `+FDR` (T.32 §8.3.4).
@@ -22,6 +25,7 @@ use std::time::Instant;
 use super::class1::OpFailure;
 use super::class2::{
     Event, HangupCode, HangupMeaning, Op, PageResponse, PostPage, Report, SessionParams,
+    SessionSource,
 };
 use super::port::{Modem, ModemError};
 use crate::fax::t30::page::Verdict;
@@ -214,7 +218,16 @@ fn send(
             Event::Failed(f) => return Ok(failed(f)),
             _ => return Ok(Cause::ProtocolError),
         }
-        let coding = match call.session.map(|p| p.page_coding()) {
+        // Without +FCS for this page: the call's last one, else what the modem makes of our
+        // +FCC and the remote's DIS (a modem that reports +FCS only at connect, or never).
+        let session = modem.class2_page_session();
+        if let Some((p, source)) = session {
+            if source != SessionSource::Reported {
+                tracing::info!(params = %p.to_args(), ?source, "class 2.0 modem sent no +FCS for this page");
+            }
+            call.use_session(p);
+        }
+        let coding = match session.map(|(p, _)| p.page_coding()) {
             Some(Ok(c)) => c,
             other => {
                 tracing::warn!(?other, "class 2.0 modem negotiated no usable page coding");
@@ -235,6 +248,8 @@ fn send(
             }
         };
         let bytes = data.len();
+        // The rate this page goes at: a +FCS with the page's answer is for the next one.
+        let modulation = call.modulation();
         show(engine, call, Activity::SendingPage, observe);
         match modem.run2_with(Op::PageData(data), |e| call.note(e))? {
             Event::PageSent => {}
@@ -269,7 +284,7 @@ fn send(
             page,
             outcome,
             quality: None,
-            modulation: call.modulation(),
+            modulation,
             bytes,
         });
         match response {

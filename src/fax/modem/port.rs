@@ -530,13 +530,34 @@ impl Modem {
         }
     }
 
-    /// Class 2.0: our ID and capabilities, sent before each dial or answer.
+    /// Class 2.0: our ID and capabilities, sent before each dial or answer — through the
+    /// Class 2.0 driver, which keeps the `+FCC` the modem took ([`Self::class2_page_session`]).
     fn send_station(&mut self) -> Result<(), ModemError> {
         let (id, caps) = self.station.clone();
         for c in class2::station_commands(&id, &caps) {
-            self.command(&c.text)?;
+            let text = c.text.clone();
+            match self.run2_with(class2::Op::Command(c), |_| {})? {
+                class2::Event::CommandDone {
+                    result: FinalResult::Ok,
+                    ..
+                } => {}
+                class2::Event::CommandDone { result, .. } => {
+                    return Err(ModemError::Command {
+                        command: text,
+                        result,
+                    });
+                }
+                class2::Event::Failed(f) => return Err(ModemError::Op(f)),
+                _ => return Err(ModemError::Op(OpFailure::Protocol)),
+            }
         }
         Ok(())
+    }
+
+    /// Class 2.0: the session parameters the page of the current `+FDT` is coded with, and
+    /// where they come from ([`Class2Driver::page_session`]).
+    pub fn class2_page_session(&self) -> Option<(SessionParams, class2::SessionSource)> {
+        self.c2.page_session()
     }
 
     /// Class 2.0: a dial or answer's final event as the result of [`Modem::dial`] /
