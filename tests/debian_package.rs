@@ -79,15 +79,39 @@ fn build_deb(out: &Path, version: &str) -> PathBuf {
     deb
 }
 
+/// Written before this test installs its package and removed once it is purged: a run that
+/// was killed (SIGKILL, a CI timeout) never reaches [`Purge`]'s `drop`, and the package and its
+/// /etc/faxgate it leaves behind would make every later daemon test read that config (the
+/// daemon falls back to /etc/faxgate/faxgate.toml). The marker tells such a leftover from a
+/// package someone installed: tests/run.sh and this test purge only a marked one.
+const MARKER: &str = "/var/lib/faxgate-package-test.installed";
+
 /// Purges the package when dropped: the machine is left as it was, panics included.
 struct Purge;
 
+impl Purge {
+    /// Marks the install about to happen as this test's own (see [`MARKER`]).
+    fn arm() -> Purge {
+        std::fs::write(
+            MARKER,
+            "faxgate's tests/debian_package.rs installed the faxgate package; \
+             tests/run.sh purges it if this file outlives the test\n",
+        )
+        .unwrap();
+        Purge
+    }
+}
+
 impl Drop for Purge {
     fn drop(&mut self) {
-        let _ = Command::new("dpkg")
+        let purged = Command::new("dpkg")
             .args(["--purge", "faxgate"])
             .stdin(Stdio::null())
-            .output();
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if purged {
+            let _ = std::fs::remove_file(MARKER);
+        }
     }
 }
 
@@ -133,6 +157,10 @@ fn debian_package_installs_upgrades_removes_and_purges_the_debian_way() {
         cargo_deb.is_ok_and(|o| o.status.success()),
         "this test needs cargo-deb: tests/run.sh installs it (cargo install cargo-deb --locked)"
     );
+    if Path::new(MARKER).exists() {
+        // A killed earlier run of this test left its package behind: purge it first.
+        drop(Purge);
+    }
     assert!(
         !dpkg_knows("faxgate"),
         "a faxgate package is already on this machine: this test would replace and purge it"
@@ -155,7 +183,7 @@ fn debian_package_installs_upgrades_removes_and_purges_the_debian_way() {
     );
 
     // 2. Install.
-    let _purge = Purge;
+    let _purge = Purge::arm();
     let installed = run(Command::new("dpkg").arg("-i").arg(&deb1));
     let said = String::from_utf8_lossy(&installed.stderr);
     assert!(said.contains("faxgate setup"), "{said}");

@@ -74,6 +74,14 @@ if [ ! -x "$HYLAFAX_PEER/usr/sbin/faxgetty" ]; then
   rm -rf "$debs"
 fi
 
+# A package test killed mid-run (SIGKILL, a timeout) cannot purge what it installed, and every
+# daemon test after it would read that /etc/faxgate/faxgate.toml. Its marker says the package
+# is the test's own, not one someone installed (tests/debian_package.rs).
+if [ -e /var/lib/faxgate-package-test.installed ]; then
+  echo "== purging the faxgate package an interrupted package test left behind"
+  dpkg --purge faxgate >/dev/null && rm -f /var/lib/faxgate-package-test.installed
+fi
+
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # cargo-deb builds the Debian package (tests/debian_package.rs); pinned, builds on Rust 1.95.
 CARGO_DEB_VERSION=3.8.0

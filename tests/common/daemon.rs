@@ -85,7 +85,13 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("faxgate run did not come up:\n{}", self.log());
+        let hint = if std::path::Path::new("/etc/faxgate/faxgate.toml").is_file() {
+            "\n(/etc/faxgate/faxgate.toml exists: a daemon without -c reads it over the \
+             embedded default; run the tests on a machine without an installed faxgate)"
+        } else {
+            ""
+        };
+        panic!("faxgate run did not come up:\n{}{hint}", self.log());
     }
 
     pub fn log(&self) -> String {
