@@ -177,3 +177,31 @@ fn damaged_fixture_variants_fail_with_the_part_named() {
     assert!(matches!(e, MimeError::BadEncoding { .. }), "{e:?}");
     assert_eq!(e.part().unwrap().filename.as_deref(), Some("contract.pdf"));
 }
+
+/// A forwarded message whose body is itself a bare `message/rfc822` (no headers of its own):
+/// mail-parser's recovery from it ends in a debug assertion (Cargo.toml keeps assertions off
+/// for it, as in the release build); the walk must end with a verdict, never a panic.
+#[test]
+fn rfc822_inside_a_headerless_rfc822_is_walked() {
+    let raw = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/fuzz/mime/rfc822-in-rfc822-no-headers.eml"),
+    )
+    .unwrap();
+    let x = mime::extract(&raw, &mime::Policy::from_config(&Offramp::default())).unwrap();
+    assert_eq!(
+        shape(&x),
+        [
+            (Kind::Text, Role::Attachment, None),
+            (Kind::Text, Role::Attachment, None),
+        ]
+    );
+    // The innermost message is faxed as the forwarded text it is.
+    let Content::Text(inner) = &x.parts[1].content else {
+        panic!("text")
+    };
+    assert_eq!(
+        inner.as_str(),
+        "---------- Forwarded message ----------\nSubject: x\n\nx\n"
+    );
+}
