@@ -86,6 +86,18 @@ fn build_deb(out: &Path, version: &str) -> PathBuf {
 /// package someone installed: tests/run.sh and this test purge only a marked one.
 const MARKER: &str = "/var/lib/faxgate-package-test.installed";
 
+/// `dpkg --purge faxgate`; once it succeeded the marker goes too.
+fn purge() {
+    let purged = Command::new("dpkg")
+        .args(["--purge", "faxgate"])
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if purged {
+        let _ = std::fs::remove_file(MARKER);
+    }
+}
+
 /// Purges the package when dropped: the machine is left as it was, panics included.
 struct Purge;
 
@@ -104,14 +116,7 @@ impl Purge {
 
 impl Drop for Purge {
     fn drop(&mut self) {
-        let purged = Command::new("dpkg")
-            .args(["--purge", "faxgate"])
-            .stdin(Stdio::null())
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if purged {
-            let _ = std::fs::remove_file(MARKER);
-        }
+        purge();
     }
 }
 
@@ -159,7 +164,7 @@ fn debian_package_installs_upgrades_removes_and_purges_the_debian_way() {
     );
     if Path::new(MARKER).exists() {
         // A killed earlier run of this test left its package behind: purge it first.
-        drop(Purge);
+        purge();
     }
     assert!(
         !dpkg_knows("faxgate"),

@@ -77,9 +77,10 @@ fi
 # A package test killed mid-run (SIGKILL, a timeout) cannot purge what it installed, and every
 # daemon test after it would read that /etc/faxgate/faxgate.toml. Its marker says the package
 # is the test's own, not one someone installed (tests/debian_package.rs).
-if [ -e /var/lib/faxgate-package-test.installed ]; then
+PACKAGE_TEST_MARKER=/var/lib/faxgate-package-test.installed   # MARKER in tests/debian_package.rs
+if [ -e "$PACKAGE_TEST_MARKER" ]; then
   echo "== purging the faxgate package an interrupted package test left behind"
-  dpkg --purge faxgate >/dev/null && rm -f /var/lib/faxgate-package-test.installed
+  dpkg --purge faxgate >/dev/null && rm -f "$PACKAGE_TEST_MARKER"
 fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -141,20 +142,20 @@ run_lane() { # lane letter; runs its binaries in cargo's order (unit tests, then
   done <"$work/binaries"
 }
 echo "== cargo test (three lanes: ${REALTIME_LANE_A[*]} | ${REALTIME_LANE_B[*]} | the rest)"
+declare -A lane_pid
 run_lane a >"$work/lane-a.log" 2>&1 &
-lane_a=$!
+lane_pid[a]=$!
 run_lane b >"$work/lane-b.log" 2>&1 &
-lane_b=$!
+lane_pid[b]=$!
 {
   renice -n 10 -p "$BASHPID" >/dev/null
   run_lane c
   echo "   Doc-tests"
   cargo test --locked --doc 2>&1 || echo "--doc" >>"$work/failed"
 } >"$work/lane-c.log" 2>&1 &
-lane_c=$!
+lane_pid[c]=$!
 for lane in c a b; do
-  pid_var=lane_$lane
-  wait "${!pid_var}" || true
+  wait "${lane_pid[$lane]}" || true
   echo "== lane $lane"
   cat "$work/lane-$lane.log"
 done

@@ -85,11 +85,14 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let hint = if std::path::Path::new("/etc/faxgate/faxgate.toml").is_file() {
-            "\n(/etc/faxgate/faxgate.toml exists: a daemon without -c reads it over the \
-             embedded default; run the tests on a machine without an installed faxgate)"
+        let system = faxgate::config::SYSTEM_CONFIG;
+        let hint = if Path::new(system).is_file() {
+            format!(
+                "\n({system} exists: a daemon without -c reads it over the embedded default; \
+                 run the tests on a machine without an installed faxgate)"
+            )
         } else {
-            ""
+            String::new()
         };
         panic!("faxgate run did not come up:\n{}{hint}", self.log());
     }
