@@ -206,11 +206,14 @@ fn lock_live(c: &Console) -> std::sync::MutexGuard<'_, crate::app::dispatch::Fig
     c.live.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Reads the records of `ids` (those that left the queue meanwhile are read where they went;
-/// those gone or damaged are left out).
-fn read_all(spool: &Spool, ids: &[JobId]) -> Vec<JobRecord> {
+/// Reads the records of `ids` that are still waiting or running. The dispatcher's figures
+/// learn of a cancel or a finished call only when it handles the spool's wake-up, so a job
+/// the figures still list may already be in done/ or failed/; such a job, like one gone or
+/// damaged, is left out rather than shown as waiting.
+fn read_waiting(spool: &Spool, ids: &[JobId]) -> Vec<JobRecord> {
     ids.iter()
         .filter_map(|id| spool.get(id).ok().map(|(_, r)| r))
+        .filter(|r| matches!(r.state, JobState::Queued | JobState::Running))
         .collect()
 }
 
@@ -223,9 +226,12 @@ async fn queue_page(c: &Console, who: &Who, page: usize) -> (Vec<JobRecord>, usi
         let (total, ids) = lock_live(c).queued_page(|_, _| true, offset, PER_PAGE);
         let ids: Vec<JobId> = ids.into_iter().map(|(id, _, _)| id).collect();
         let sp = c.spool.clone();
-        let recs = blocking(move || read_all(&sp, &ids))
+        let asked = ids.len();
+        let recs = blocking(move || read_waiting(&sp, &ids))
             .await
             .unwrap_or_default();
+        // The ones that left the queue meanwhile are not counted either.
+        let total = total.saturating_sub(asked - recs.len());
         return (recs, total, false);
     }
     // Scoped: only fax jobs can be in scope; their numbers are in the records.
@@ -236,7 +242,8 @@ async fn queue_page(c: &Console, who: &Who, page: usize) -> (Vec<JobRecord>, usi
         let mut out = Vec::new();
         for (id, _, _) in ids {
             let Ok((_, r)) = sp.get(&id) else { continue };
-            if visible(&scope, &r, None) {
+            let waiting = matches!(r.state, JobState::Queued | JobState::Running);
+            if waiting && visible(&scope, &r, None) {
                 if seen >= offset && out.len() < PER_PAGE {
                     out.push(r);
                 }
@@ -856,6 +863,33 @@ mod tests {
         ] {
             assert_eq!(t30_cause(none), None, "{none}");
         }
+    }
+
+    #[test]
+    fn a_job_that_left_the_queue_is_not_listed_as_waiting() {
+        // The dispatcher's figures may still list a job the console has just cancelled: the
+        // queue page reads the records, and those must decide.
+        let d = tempfile::tempdir().unwrap();
+        let opts = crate::spool::SpoolOptions {
+            min_free_bytes: 0,
+            ..Default::default()
+        };
+        let sp = Spool::open(d.path(), opts).unwrap();
+        let job = |tag: &str| {
+            let mut inc = sp.begin(JobKind::FaxOut).unwrap();
+            inc.write_file("message.eml", b"m").unwrap();
+            let data = crate::job::data::sample(JobKind::FaxOut, tag);
+            inc.commit(crate::spool::NewJob::new(data)).unwrap().id
+        };
+        let (kept, cancelled) = (job("+12125550123"), job("+12125550124"));
+        sp.cancel(&cancelled, crate::spool::now()).unwrap();
+        let ids = [
+            kept.clone(),
+            cancelled,
+            "6b0b5a000000000000aa".parse().unwrap(),
+        ];
+        let listed: Vec<JobId> = read_waiting(&sp, &ids).into_iter().map(|r| r.id).collect();
+        assert_eq!(listed, vec![kept]);
     }
 
     #[test]
