@@ -213,7 +213,7 @@ fn lock_live(c: &Console) -> std::sync::MutexGuard<'_, crate::app::dispatch::Fig
 fn read_waiting(spool: &Spool, ids: &[JobId]) -> Vec<JobRecord> {
     ids.iter()
         .filter_map(|id| spool.get(id).ok().map(|(_, r)| r))
-        .filter(|r| matches!(r.state, JobState::Queued | JobState::Running))
+        .filter(|r| !r.state.is_final())
         .collect()
 }
 
@@ -242,8 +242,7 @@ async fn queue_page(c: &Console, who: &Who, page: usize) -> (Vec<JobRecord>, usi
         let mut out = Vec::new();
         for (id, _, _) in ids {
             let Ok((_, r)) = sp.get(&id) else { continue };
-            let waiting = matches!(r.state, JobState::Queued | JobState::Running);
-            if waiting && visible(&scope, &r, None) {
+            if !r.state.is_final() && visible(&scope, &r, None) {
                 if seen >= offset && out.len() < PER_PAGE {
                     out.push(r);
                 }
